@@ -1,0 +1,44 @@
+//! The broker's own settings (listener identity, limits, topic defaults).
+
+use std::collections::BTreeMap;
+
+/// Settings of one Runnel broker. Topic-level defaults live in
+/// [`BrokerConfig::topic_defaults`] and are handed to the log.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// The node id this broker reports in Metadata.
+    pub node_id: i32,
+    /// Host clients are told to connect to.
+    pub advertised_host: String,
+    /// Port clients are told to connect to.
+    pub advertised_port: i32,
+    /// Cluster id reported in Metadata and DescribeCluster.
+    pub cluster_id: String,
+    /// Create a topic when a client asks Metadata for one that does not exist.
+    pub auto_create_topics: bool,
+    /// Partition count of topics created without an explicit count.
+    pub default_partitions: i32,
+    /// Largest request frame accepted (`socket.request.max.bytes`); larger
+    /// frames close the connection.
+    pub max_request_bytes: usize,
+    /// Server-wide defaults for topic configs (Kafka topic config keys).
+    pub topic_defaults: BTreeMap<String, String>,
+    /// How often retention, segment age rolls and interval flushes run.
+    pub maintenance_interval_ms: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            node_id: 1,
+            advertised_host: "localhost".to_string(),
+            advertised_port: 9092,
+            cluster_id: "runnel-cluster".to_string(),
+            auto_create_topics: true,
+            default_partitions: 1,
+            max_request_bytes: 100 * 1024 * 1024,
+            topic_defaults: BTreeMap::new(),
+            maintenance_interval_ms: 5_000,
+        }
+    }
+}

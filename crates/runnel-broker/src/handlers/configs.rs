@@ -1,0 +1,247 @@
+//! DescribeConfigs and IncrementalAlterConfigs for topics and the broker.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{
+    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::ResponseError;
+use runnel_log::{ConfigEntry, LogError};
+
+use super::{blocking, str_bytes};
+use crate::error::{log_error_code, BrokerError};
+use crate::Broker;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+/// Config sources as Kafka numbers them.
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// Config types as Kafka numbers them (DescribeConfigs v3+).
+fn config_type(name: &str) -> i8 {
+    const BOOLEAN: i8 = 1;
+    const STRING: i8 = 2;
+    const INT: i8 = 3;
+    const LONG: i8 = 5;
+    const LIST: i8 = 7;
+    match name {
+        "cleanup.policy" => LIST,
+        "max.message.bytes" | "index.interval.bytes" | "min.insync.replicas" | "segment.bytes"
+        | "segment.index.bytes" | "num.partitions" | "broker.id" | "socket.request.max.bytes" => {
+            INT
+        }
+        "auto.create.topics.enable" => BOOLEAN,
+        n if n.ends_with(".ms") || n.ends_with(".bytes") || n.ends_with(".messages") => LONG,
+        _ => STRING,
+    }
+}
+
+fn entry(name: &str, value: &str, source: i8, version: i16) -> DescribeConfigsResourceResult {
+    let mut e = DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(name))
+        .with_value(Some(str_bytes(value)))
+        .with_config_source(source);
+    if version >= 3 {
+        e.config_type = config_type(name);
+    }
+    e
+}
+
+fn broker_entries(broker: &Broker) -> Vec<(String, String)> {
+    let cfg = broker.config();
+    let mut out = vec![
+        ("broker.id".to_string(), cfg.node_id.to_string()),
+        (
+            "advertised.listeners".to_string(),
+            format!("PLAINTEXT://{}:{}", cfg.advertised_host, cfg.advertised_port),
+        ),
+        ("auto.create.topics.enable".to_string(), cfg.auto_create_topics.to_string()),
+        ("num.partitions".to_string(), cfg.default_partitions.to_string()),
+        ("socket.request.max.bytes".to_string(), cfg.max_request_bytes.to_string()),
+    ];
+    out.extend(cfg.topic_defaults.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
+}
+
+pub(crate) fn describe_configs(
+    broker: &Arc<Broker>,
+    req: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let results = req
+        .resources
+        .into_iter()
+        .map(|res| {
+            let mut r = DescribeConfigsResult::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            let wanted = |name: &str| {
+                res.configuration_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|k| &**k == name))
+            };
+            match res.resource_type {
+                RESOURCE_TOPIC => match broker.log().topic(&res.resource_name) {
+                    None => {
+                        r.error_code = ResponseError::UnknownTopicOrPartition.code();
+                        r.error_message =
+                            Some(str_bytes(&format!("unknown topic {}", &*res.resource_name)));
+                    }
+                    Some(topic) => {
+                        r.configs = topic
+                            .describe_configs()
+                            .into_iter()
+                            .filter(|e: &ConfigEntry| wanted(&e.name))
+                            .map(|e| {
+                                let source = if e.is_topic_override {
+                                    SOURCE_DYNAMIC_TOPIC
+                                } else if broker.config().topic_defaults.contains_key(&e.name) {
+                                    SOURCE_STATIC_BROKER
+                                } else {
+                                    SOURCE_DEFAULT
+                                };
+                                entry(&e.name, &e.value, source, version)
+                            })
+                            .collect();
+                    }
+                },
+                RESOURCE_BROKER => {
+                    let name = &*res.resource_name;
+                    if !name.is_empty() && name != broker.config().node_id.to_string() {
+                        r.error_code = ResponseError::InvalidRequest.code();
+                        r.error_message = Some(str_bytes(&format!("unknown broker {name}")));
+                    } else {
+                        r.configs = broker_entries(broker)
+                            .iter()
+                            .filter(|(k, _)| wanted(k))
+                            .map(|(k, v)| entry(k, v, SOURCE_STATIC_BROKER, version))
+                            .collect();
+                    }
+                }
+                other => {
+                    r.error_code = ResponseError::InvalidRequest.code();
+                    r.error_message =
+                        Some(str_bytes(&format!("unsupported config resource type {other}")));
+                }
+            }
+            r
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+/// IncrementalAlterConfigs operations.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+pub(crate) async fn incremental_alter_configs(
+    broker: &Arc<Broker>,
+    req: IncrementalAlterConfigsRequest,
+) -> Result<IncrementalAlterConfigsResponse, BrokerError> {
+    let b = broker.clone();
+    blocking(move || {
+        let responses = req
+            .resources
+            .into_iter()
+            .map(|res| {
+                let mut r = AlterConfigsResourceResponse::default()
+                    .with_resource_type(res.resource_type)
+                    .with_resource_name(res.resource_name.clone());
+                let outcome = match res.resource_type {
+                    RESOURCE_TOPIC => alter_topic(&b, &res.resource_name, &res.configs, req.validate_only),
+                    RESOURCE_BROKER => Err((
+                        ResponseError::InvalidRequest,
+                        "broker settings are static: set them with runnel serve flags or its config file".to_string(),
+                    )),
+                    other => Err((
+                        ResponseError::InvalidRequest,
+                        format!("unsupported config resource type {other}"),
+                    )),
+                };
+                if let Err((code, message)) = outcome {
+                    r.error_code = code.code();
+                    r.error_message = Some(str_bytes(&message));
+                }
+                r
+            })
+            .collect();
+        IncrementalAlterConfigsResponse::default().with_responses(responses)
+    })
+    .await
+}
+
+type AlterOp = kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
+
+fn alter_topic(
+    broker: &Broker,
+    name: &str,
+    ops: &[AlterOp],
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    let log_err = |e: LogError| (log_error_code(&e), e.to_string());
+    let topic = broker
+        .log()
+        .topic(name)
+        .ok_or_else(|| log_err(LogError::UnknownTopic(name.to_string())))?;
+    let effective: BTreeMap<String, String> = topic
+        .describe_configs()
+        .into_iter()
+        .map(|e| (e.name, e.value))
+        .collect();
+    let mut changes: Vec<(String, Option<String>)> = Vec::with_capacity(ops.len());
+    for op in ops {
+        let key = op.name.to_string();
+        let value = op.value.as_ref().map(|v| v.to_string());
+        let change = match op.config_operation {
+            OP_SET => match value {
+                Some(v) => Some(v),
+                None => return Err((ResponseError::InvalidConfig, format!("SET {key} needs a value"))),
+            },
+            OP_DELETE => None,
+            OP_APPEND | OP_SUBTRACT if key == "cleanup.policy" => {
+                let mut items: Vec<String> = effective
+                    .get(&key)
+                    .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+                    .unwrap_or_default();
+                for item in value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if op.config_operation == OP_APPEND {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                Some(items.join(","))
+            }
+            OP_APPEND | OP_SUBTRACT => {
+                return Err((ResponseError::InvalidConfig, format!("{key} is not a list config")));
+            }
+            other => return Err((ResponseError::InvalidRequest, format!("unknown config operation {other}"))),
+        };
+        changes.push((key, change));
+    }
+    if validate_only {
+        let mut merged = topic.overrides();
+        for (k, v) in &changes {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        broker.log().validate_configs(&merged).map(|_| ()).map_err(log_err)
+    } else {
+        topic.alter_configs(&changes).map_err(log_err)
+    }
+}

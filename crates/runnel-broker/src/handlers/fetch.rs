@@ -1,0 +1,156 @@
+//! Fetch (long poll over whole batches) and ListOffsets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::error::log_error_code;
+use crate::Broker;
+
+/// Longest a fetch may wait, whatever the client asks.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+pub(crate) async fn fetch(
+    broker: &Arc<Broker>,
+    req: FetchRequest,
+    stop: &watch::Receiver<bool>,
+) -> FetchResponse {
+    let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+    let deadline = Instant::now() + wait;
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let mut appended = broker.appended.subscribe();
+    let mut stop = stop.clone();
+    loop {
+        appended.borrow_and_update();
+        let (response, bytes, failed) = fetch_once(broker, &req);
+        if bytes >= min_bytes.max(1) || failed || Instant::now() >= deadline || *stop.borrow() {
+            return response;
+        }
+        tokio::select! {
+            changed = appended.changed() => if changed.is_err() { return response },
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    }
+}
+
+/// Reads every requested partition once: (response, bytes returned, any error).
+fn fetch_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+    let mut budget = if req.max_bytes <= 0 { i32::MAX as usize } else { req.max_bytes as usize };
+    let mut total = 0usize;
+    let mut failed = false;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for ft in &req.topics {
+        let topic = broker.log().topic(&ft.topic.0);
+        let mut partitions = Vec::with_capacity(ft.partitions.len());
+        for fp in &ft.partitions {
+            let mut pd = PartitionData::default()
+                .with_partition_index(fp.partition)
+                .with_high_watermark(-1)
+                .with_aborted_transactions(Some(Vec::new()))
+                .with_records(Some(Bytes::new()));
+            match topic.as_ref().and_then(|t| t.partition(fp.partition)) {
+                None => {
+                    pd.error_code = ResponseError::UnknownTopicOrPartition.code();
+                    failed = true;
+                }
+                Some(partition) => {
+                    let limit = (fp.partition_max_bytes.max(0) as usize).min(budget);
+                    let min_one = total == 0;
+                    if limit == 0 && !min_one {
+                        pd.high_watermark = partition.high_watermark();
+                        pd.last_stable_offset = pd.high_watermark;
+                        pd.log_start_offset = partition.log_start_offset();
+                    } else {
+                        match partition.read(fp.fetch_offset, limit, min_one) {
+                            Ok(read) => {
+                                let n = read.bytes.len();
+                                total += n;
+                                budget = budget.saturating_sub(n);
+                                pd.high_watermark = read.high_watermark;
+                                pd.last_stable_offset = read.high_watermark;
+                                pd.log_start_offset = read.log_start_offset;
+                                pd.records = Some(Bytes::from(read.bytes));
+                            }
+                            Err(err) => {
+                                pd.error_code = log_error_code(&err).code();
+                                pd.high_watermark = partition.high_watermark();
+                                pd.last_stable_offset = pd.high_watermark;
+                                pd.log_start_offset = partition.log_start_offset();
+                                failed = true;
+                            }
+                        }
+                    }
+                }
+            }
+            partitions.push(pd);
+        }
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(ft.topic.clone())
+                .with_topic_id(ft.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    (FetchResponse::default().with_responses(topics), total, failed)
+}
+
+/// Kafka's special ListOffsets timestamps.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub(crate) fn list_offsets(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|lt| {
+            let topic = broker.log().topic(&lt.name.0);
+            let partitions = lt
+                .partitions
+                .iter()
+                .map(|lp| {
+                    let mut r = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(lp.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(0);
+                    match topic.as_ref().and_then(|t| t.partition(lp.partition_index)) {
+                        None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                        Some(p) => match lp.timestamp {
+                            LATEST => r.offset = p.high_watermark(),
+                            EARLIEST => r.offset = p.log_start_offset(),
+                            MAX_TIMESTAMP => {
+                                if let Some((ts, off)) = p.max_timestamp() {
+                                    r.timestamp = ts;
+                                    r.offset = off;
+                                }
+                            }
+                            ts if ts >= 0 => {
+                                if let Some((off, found_ts)) = p.offset_for_timestamp(ts) {
+                                    r.offset = off;
+                                    r.timestamp = found_ts;
+                                }
+                            }
+                            _ => r.error_code = ResponseError::InvalidRequest.code(),
+                        },
+                    }
+                    r
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(lt.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,102 @@
+//! One module per group of Kafka APIs; [`handle`] routes a decoded request.
+
+mod admin;
+mod configs;
+mod fetch;
+mod metadata;
+mod produce;
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiVersionsResponse, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::watch;
+
+use crate::error::BrokerError;
+use crate::{versions, Broker};
+
+/// Runs one request. `Ok(None)` means no response is sent (acks=0 produce).
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    header: &RequestHeader,
+    request: RequestKind,
+    stop: &watch::Receiver<bool>,
+) -> Result<Option<ResponseKind>, BrokerError> {
+    let v = header.request_api_version;
+    let response = match request {
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions_body(0)),
+        RequestKind::Metadata(req) => {
+            ResponseKind::Metadata(metadata::metadata(broker, req, v).await)
+        }
+        RequestKind::Produce(req) => match produce::produce(broker, req).await? {
+            Some(resp) => ResponseKind::Produce(resp),
+            None => return Ok(None),
+        },
+        RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::fetch(broker, req, stop).await),
+        RequestKind::ListOffsets(req) => {
+            ResponseKind::ListOffsets(fetch::list_offsets(broker, req))
+        }
+        RequestKind::CreateTopics(req) => {
+            ResponseKind::CreateTopics(admin::create_topics(broker, req, v).await?)
+        }
+        RequestKind::DeleteTopics(req) => {
+            ResponseKind::DeleteTopics(admin::delete_topics(broker, req).await?)
+        }
+        RequestKind::CreatePartitions(req) => {
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, req).await?)
+        }
+        RequestKind::DeleteRecords(req) => {
+            ResponseKind::DeleteRecords(admin::delete_records(broker, req).await?)
+        }
+        RequestKind::DescribeCluster(req) => {
+            ResponseKind::DescribeCluster(metadata::describe_cluster(broker, req))
+        }
+        RequestKind::DescribeConfigs(req) => {
+            ResponseKind::DescribeConfigs(configs::describe_configs(broker, req, v))
+        }
+        RequestKind::IncrementalAlterConfigs(req) => ResponseKind::IncrementalAlterConfigs(
+            configs::incremental_alter_configs(broker, req).await?,
+        ),
+        other => {
+            // versions::accepted() let it through, so this is a routing bug.
+            return Err(BrokerError::Malformed(format!(
+                "no handler for {:?}",
+                std::mem::discriminant(&other)
+            )));
+        }
+    };
+    Ok(Some(response))
+}
+
+/// The ApiVersions body listing every supported API.
+pub(crate) fn api_versions_body(error_code: i16) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(
+            versions::SUPPORTED
+                .iter()
+                .map(|s| {
+                    ApiVersion::default()
+                        .with_api_key(s.key as i16)
+                        .with_min_version(s.min)
+                        .with_max_version(s.max)
+                })
+                .collect(),
+        )
+}
+
+/// Runs blocking log work (file IO, fsync) off the async workers.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, BrokerError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BrokerError::Io(std::io::Error::other(e)))
+}
+
+pub(crate) fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}

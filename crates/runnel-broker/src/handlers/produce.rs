@@ -1,0 +1,107 @@
+//! Produce: validate and append record batches as received.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::ResponseError;
+use tracing::warn;
+
+use super::{blocking, str_bytes};
+use crate::error::{log_error_code, BrokerError};
+use crate::Broker;
+
+/// Appends every partition's batches; `None` when acks=0 (no response).
+pub(crate) async fn produce(
+    broker: &Arc<Broker>,
+    req: ProduceRequest,
+) -> Result<Option<ProduceResponse>, BrokerError> {
+    let acks = req.acks;
+    let response = if !matches!(acks, -1..=1) {
+        reject_all(&req, ResponseError::InvalidRequiredAcks, "acks must be -1, 0 or 1")
+    } else if req.transactional_id.is_some() {
+        reject_all(
+            &req,
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "transactions are not supported yet",
+        )
+    } else {
+        let b = broker.clone();
+        let response = blocking(move || append_all(&b, req)).await?;
+        broker.notify_appended();
+        response
+    };
+    Ok((acks != 0).then_some(response))
+}
+
+fn append_all(broker: &Broker, req: ProduceRequest) -> ProduceResponse {
+    let now = crate::now_ms();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic_data in req.topic_data {
+        let topic = broker.log().topic(&topic_data.name.0);
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for pd in topic_data.partition_data {
+            let mut resp = PartitionProduceResponse::default()
+                .with_index(pd.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let partition = topic.as_ref().and_then(|t| t.partition(pd.index));
+            match (partition, pd.records) {
+                (None, _) => {
+                    resp.error_code = ResponseError::UnknownTopicOrPartition.code();
+                }
+                (Some(_), None) => {
+                    resp.error_code = ResponseError::CorruptMessage.code();
+                    resp.error_message = Some(str_bytes("produce request without records"));
+                }
+                (Some(partition), Some(records)) => {
+                    let mut data = records.to_vec();
+                    match partition.append(&mut data, now) {
+                        Ok(info) => {
+                            resp.base_offset = info.base_offset;
+                            resp.log_append_time_ms = info.log_append_time;
+                            resp.log_start_offset = info.log_start_offset;
+                        }
+                        Err(err) => {
+                            warn!(topic = %topic_data.name.0, partition = pd.index, %err, "produce rejected");
+                            resp.error_code = log_error_code(&err).code();
+                            resp.error_message = Some(str_bytes(&err.to_string()));
+                        }
+                    }
+                }
+            }
+            partitions.push(resp);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_partition_responses(partitions),
+        );
+    }
+    ProduceResponse::default().with_responses(responses)
+}
+
+fn reject_all(req: &ProduceRequest, code: ResponseError, message: &str) -> ProduceResponse {
+    let responses = req
+        .topic_data
+        .iter()
+        .map(|t| {
+            TopicProduceResponse::default()
+                .with_name(t.name.clone())
+                .with_partition_responses(
+                    t.partition_data
+                        .iter()
+                        .map(|p| {
+                            PartitionProduceResponse::default()
+                                .with_index(p.index)
+                                .with_error_code(code.code())
+                                .with_error_message(Some(str_bytes(message)))
+                                .with_base_offset(-1)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}

@@ -1,0 +1,73 @@
+//! Runnel's Kafka wire-protocol server over the runnel-log.
+//!
+//! A [`Broker`] owns the shared state (the log, settings, an "appended"
+//! signal for long-polling fetches); [`serve`] accepts TCP connections and
+//! answers Kafka requests on each one in order, the way a Kafka broker does.
+//!
+//! Message encoding and decoding is the `kafka-protocol` crate's; this crate
+//! frames requests, checks versions, and implements each API's semantics in
+//! `handlers`. Produced record batches are handed to the log as bytes and
+//! fetched as bytes: records are never decoded on the hot path.
+
+mod config;
+mod error;
+mod handlers;
+mod server;
+pub mod versions;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use config::BrokerConfig;
+pub use error::{log_error_code, BrokerError};
+pub use runnel_log::Log;
+pub use server::serve;
+use tokio::sync::watch;
+
+/// Shared state of one broker: the log and what every connection needs.
+pub struct Broker {
+    log: Arc<Log>,
+    config: BrokerConfig,
+    /// Bumped after every append so waiting fetches re-check their partitions.
+    appended: watch::Sender<u64>,
+}
+
+impl Broker {
+    /// Opens (or creates) the log under `data_dir` and builds a broker on it.
+    pub fn open(data_dir: &Path, config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
+        let log = Log::open(data_dir, config.topic_defaults.clone())?;
+        Ok(Broker::with_log(Arc::new(log), config))
+    }
+
+    /// Builds a broker on an already opened log.
+    pub fn with_log(log: Arc<Log>, config: BrokerConfig) -> Arc<Broker> {
+        let (appended, _) = watch::channel(0);
+        Arc::new(Broker {
+            log,
+            config,
+            appended,
+        })
+    }
+
+    /// The log this broker serves.
+    pub fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
+    /// The broker's settings.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    fn notify_appended(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

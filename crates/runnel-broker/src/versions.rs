@@ -1,0 +1,69 @@
+//! The API versions this broker advertises in ApiVersions.
+//!
+//! Maxima stop below versions that identify topics by id only (Fetch 13+,
+//! Produce 13) and follow what librdkafka, KafkaJS, kafka-python and the
+//! Java client use. Produce advertises a minimum of 0 even though versions
+//! below 3 are refused: librdkafka turns compression off when the advertised
+//! minimum is higher.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One supported API with its advertised version range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Supported {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+const fn s(key: ApiKey, min: i16, max: i16) -> Supported {
+    Supported { key, min, max }
+}
+
+/// Every API the broker answers, in api-key order.
+pub const SUPPORTED: &[Supported] = &[
+    s(ApiKey::Produce, 0, 11),
+    s(ApiKey::Fetch, 4, 12),
+    s(ApiKey::ListOffsets, 1, 7),
+    s(ApiKey::Metadata, 0, 12),
+    s(ApiKey::ApiVersions, 0, 3),
+    s(ApiKey::CreateTopics, 2, 7),
+    s(ApiKey::DeleteTopics, 1, 6),
+    s(ApiKey::DeleteRecords, 0, 2),
+    s(ApiKey::DescribeConfigs, 1, 4),
+    s(ApiKey::CreatePartitions, 0, 3),
+    s(ApiKey::IncrementalAlterConfigs, 0, 1),
+    s(ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The lowest version the broker actually decodes for `key` (Produce below 3
+/// is advertised for librdkafka's sake but refused).
+pub fn accepted(key: ApiKey, version: i16) -> bool {
+    let Some(entry) = SUPPORTED.iter().find(|e| e.key == key) else {
+        return false;
+    };
+    let min = if key == ApiKey::Produce { 3 } else { entry.min };
+    version >= min && version <= entry.max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_ranges_are_decodable_by_the_codec() {
+        for e in SUPPORTED {
+            let codec = e.key.valid_versions();
+            let min = if e.key == ApiKey::Produce { 3 } else { e.min };
+            assert!(codec.min <= min && e.max <= codec.max, "{:?}", e.key);
+        }
+    }
+
+    #[test]
+    fn produce_below_three_is_refused_but_advertised() {
+        assert!(!accepted(ApiKey::Produce, 2));
+        assert!(accepted(ApiKey::Produce, 3));
+        assert!(SUPPORTED.iter().any(|e| e.key == ApiKey::Produce && e.min == 0));
+        assert!(!accepted(ApiKey::Fetch, 13));
+    }
+}

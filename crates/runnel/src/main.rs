@@ -1,0 +1,56 @@
+//! The runnel command: serve the broker, administer topics, produce and consume.
+
+mod admin;
+mod client;
+mod config;
+mod consume;
+mod produce;
+mod serve;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Runnel: an event-streaming platform that speaks the Kafka protocol.
+#[derive(Parser, Debug)]
+#[command(name = "runnel", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the broker (Kafka protocol on 9092, data in ./runnel-data by default).
+    Serve(serve::ServeArgs),
+    /// Create, list, describe, delete and configure topics on any Kafka-compatible broker.
+    Topic(admin::TopicArgs),
+    /// Produce records read from stdin, one per line (kcat -P style).
+    Produce(produce::ProduceArgs),
+    /// Consume records and print them (kcat -C style).
+    Consume(consume::ConsumeArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Topic(args) => admin::run(args).await,
+            Command::Produce(args) => produce::run(args).await,
+            Command::Consume(args) => consume::run(args).await,
+        }
+    })
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUNNEL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,227 @@
+"""Fixtures for the third-party client compatibility suite.
+
+One `runnel serve` process is started for the whole session (on a free
+loopback port, with a temporary data dir and `--flush-messages 1`) and
+stopped with SIGTERM at the end; the teardown fails the run unless the
+broker exits 0. Tests that need their own broker (restart/durability) use
+`RunnelServer` directly.
+
+The binary comes from $RUNNEL_BIN (default: target/debug/runnel under the
+repository root). It is never built here: build it first (scripts/test.sh
+does `cargo build -p runnel`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# How long the broker gets to open its port and to exit after SIGTERM.
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 20.0
+
+
+def runnel_bin() -> Path:
+    raw = os.environ.get("RUNNEL_BIN", "target/debug/runnel")
+    path = Path(raw)
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class RunnelServer:
+    """One `runnel serve` process on its own port and data dir."""
+
+    def __init__(self, binary: Path, data_dir: Path, log_path: Path, extra_args=()):
+        self.binary = binary
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.extra_args = list(extra_args)
+        self.port: int | None = None
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    @property
+    def bootstrap(self) -> str:
+        assert self.port is not None, "server not started"
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "RunnelServer":
+        if not self.binary.exists():
+            raise FileNotFoundError(
+                f"runnel binary not found at {self.binary}; build it with "
+                "`cargo build -p runnel` or point RUNNEL_BIN at it"
+            )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        addr = f"127.0.0.1:{self.port}"
+        cmd = [
+            str(self.binary),
+            "serve",
+            "--data-dir", str(self.data_dir),
+            "--listen", addr,
+            "--advertised-listener", addr,
+            "--flush-messages", "1",
+            *self.extra_args,
+        ]
+        self._log = open(self.log_path, "ab")
+        self._log.write(f"\n===== {' '.join(cmd)}\n".encode())
+        self._log.flush()
+        env = dict(os.environ)
+        env.setdefault("RUNNEL_LOG", "info")
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            env=env,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            code = self.proc.poll()
+            if code is not None:
+                raise RuntimeError(
+                    f"runnel serve exited with {code} before listening; log:\n{tail(self.log_path)}"
+                )
+            if port_open(self.port):
+                return self
+            time.sleep(0.05)
+        self.proc.kill()
+        self.proc.wait()
+        raise RuntimeError(
+            f"runnel serve did not open {addr} within {START_TIMEOUT_S}s; log:\n{tail(self.log_path)}"
+        )
+
+    def stop(self) -> int:
+        """SIGTERM the broker and return its exit code (kills it after a timeout)."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                if self._log:
+                    self._log.close()
+                raise AssertionError(
+                    f"runnel serve did not exit within {STOP_TIMEOUT_S}s of SIGTERM; log:\n"
+                    f"{tail(self.log_path)}"
+                )
+        if self._log:
+            self._log.close()
+            self._log = None
+        return self.proc.returncode
+
+
+_SESSION_SERVER: RunnelServer | None = None
+
+
+@pytest.fixture(scope="session")
+def runnel_server(tmp_path_factory) -> RunnelServer:
+    global _SESSION_SERVER
+    base = tmp_path_factory.mktemp("runnel-session")
+    server = RunnelServer(runnel_bin(), base / "data", base / "runnel.log")
+    server.start()
+    _SESSION_SERVER = server
+    yield server
+    _SESSION_SERVER = None
+    code = server.stop()
+    assert code == 0, (
+        f"runnel serve exited with {code} after SIGTERM (expected 0); log:\n{tail(server.log_path)}"
+    )
+
+
+@pytest.fixture(scope="session")
+def bootstrap(runnel_server) -> str:
+    """host:port of the session broker."""
+    return runnel_server.bootstrap
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Factory for private brokers; every one still running at teardown is stopped."""
+    servers: list[RunnelServer] = []
+
+    def make(data_dir: Path | None = None, extra_args=()) -> RunnelServer:
+        d = data_dir or (tmp_path / f"data-{len(servers)}")
+        s = RunnelServer(runnel_bin(), d, tmp_path / "runnel-private.log", extra_args)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        if s.proc is not None and s.proc.poll() is None:
+            s.stop()
+
+
+@pytest.fixture
+def topic(request) -> str:
+    """A topic name unique to this test (and this run)."""
+    base = re.sub(r"[^a-zA-Z0-9._-]+", "-", request.node.name).strip("-")
+    return f"{base[:80]}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def unique_name(request):
+    """Makes further unique topic names for tests that need more than one."""
+    base = re.sub(r"[^a-zA-Z0-9._-]+", "-", request.node.name).strip("-")[:60]
+
+    def make(suffix: str = "") -> str:
+        return f"{base}{'-' + suffix if suffix else ''}-{uuid.uuid4().hex[:8]}"
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def kcat_bin() -> str:
+    path = shutil.which("kcat") or shutil.which("kafkacat")
+    if path is None:
+        pytest.fail("kcat is not installed (apt-get install kcat); .ci/run installs it")
+    return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the tail of the broker log to every failing test's report."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed and _SESSION_SERVER is not None:
+        rep.sections.append(("runnel serve log (tail)", tail(_SESSION_SERVER.log_path, 40)))
+
+
+def pytest_report_header(config):
+    return f"runnel binary: {runnel_bin()}"
