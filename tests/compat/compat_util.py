@@ -28,8 +28,12 @@ def wait_until(pred, timeout: float = 10.0, interval: float = 0.05, what: str = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-def sample_records(n: int, base_ts: int):
-    """Varied records: null/empty/binary keys and values, duplicate and null headers."""
+def sample_records(n: int, base_ts: int, null_headers: bool = True):
+    """Varied records: null/empty/binary keys and values, duplicate and null headers.
+
+    kafka-python refuses to send a header whose value is None (it reads them
+    fine): pass null_headers=False for its producer.
+    """
     out = []
     for i in range(n):
         key = None if i % 7 == 3 else (b"" if i % 7 == 4 else f"key-{i}".encode())
@@ -42,7 +46,7 @@ def sample_records(n: int, base_ts: int):
         headers = [("seq", str(i).encode())]
         if i % 3 == 0:
             headers += [("dup", b"a"), ("dup", b"b"), ("bin", bytes([0, 255, 1, 254]))]
-        if i % 5 == 0:
+        if i % 5 == 0 and null_headers:
             headers.append(("nullhdr", None))
         if i % 4 == 0:
             headers.append(("emptyhdr", b""))

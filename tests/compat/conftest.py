@@ -102,6 +102,7 @@ class RunnelServer:
         self._log.flush()
         env = dict(os.environ)
         env.setdefault("RUNNEL_LOG", "info")
+        env.setdefault("NO_COLOR", "1")  # plain text in the log files
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,

@@ -3,7 +3,7 @@ own data dir, stopped with SIGTERM and started again)."""
 
 from __future__ import annotations
 
-from confluent_kafka import TIMESTAMP_CREATE_TIME, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_CREATE_TIME, TopicPartition
 from confluent_kafka.admin import ConfigResource
 from kafka import KafkaProducer
 
@@ -23,7 +23,7 @@ from compat_util import (
 
 def _consume_all(bootstrap, topic, partitions, total):
     c = ck_consumer(bootstrap)
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     msgs = ck_consume(c, total)
     marks = [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
              for p in range(partitions)]

@@ -29,9 +29,7 @@ pub fn log_error_code(err: &LogError) -> ResponseError {
         LogError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
         LogError::InvalidTopicName(..) => ResponseError::InvalidTopicException,
         LogError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
-        LogError::InvalidConfig { .. } | LogError::UnknownConfig(_) => {
-            ResponseError::InvalidConfig
-        }
+        LogError::InvalidConfig { .. } | LogError::UnknownConfig(_) => ResponseError::InvalidConfig,
         LogError::CorruptBatch(_) => ResponseError::CorruptMessage,
         LogError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
         LogError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
-};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -55,7 +53,10 @@ pub async fn serve(
             _ = &mut shutdown => break,
         }
     }
-    info!("shutting down: no new connections, draining {} open ones", connections.len());
+    info!(
+        "shutting down: no new connections, draining {} open ones",
+        connections.len()
+    );
     let _ = stop_tx.send(true);
     drop(listener);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -63,7 +64,10 @@ pub async fn serve(
     })
     .await;
     if drained.is_err() {
-        warn!("connections still open after {:?}; closing them", DRAIN_TIMEOUT);
+        warn!(
+            "connections still open after {:?}; closing them",
+            DRAIN_TIMEOUT
+        );
         connections.abort_all();
     }
     maintenance.abort();

@@ -63,7 +63,9 @@ mod tests {
     fn produce_below_three_is_refused_but_advertised() {
         assert!(!accepted(ApiKey::Produce, 2));
         assert!(accepted(ApiKey::Produce, 3));
-        assert!(SUPPORTED.iter().any(|e| e.key == ApiKey::Produce && e.min == 0));
+        assert!(SUPPORTED
+            .iter()
+            .any(|e| e.key == ApiKey::Produce && e.min == 0));
         assert!(!accepted(ApiKey::Fetch, 13));
     }
 }

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
     RequestHeader, ResponseHeader,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use runnel_broker::{Broker, BrokerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -40,7 +40,12 @@ async fn start() -> Running {
         .await
         .unwrap();
     });
-    Running { addr, _dir: dir, stop: Some(tx), task }
+    Running {
+        addr,
+        _dir: dir,
+        stop: Some(tx),
+        task,
+    }
 }
 
 fn frame<R: Request>(req: &R, version: i16, correlation_id: i32) -> BytesMut {
@@ -60,7 +65,10 @@ fn frame<R: Request>(req: &R, version: i16, correlation_id: i32) -> BytesMut {
 }
 
 async fn read_response(stream: &mut TcpStream) -> Option<Bytes> {
-    let size = tokio::time::timeout(Duration::from_secs(5), stream.read_i32()).await.ok()?.ok()?;
+    let size = tokio::time::timeout(Duration::from_secs(5), stream.read_i32())
+        .await
+        .ok()?
+        .ok()?;
     let mut body = vec![0u8; size as usize];
     stream.read_exact(&mut body).await.ok()?;
     Some(Bytes::from(body))
@@ -68,14 +76,20 @@ async fn read_response(stream: &mut TcpStream) -> Option<Bytes> {
 
 async fn connection_closed(stream: &mut TcpStream) -> bool {
     let mut b = [0u8; 1];
-    matches!(tokio::time::timeout(Duration::from_secs(5), stream.read(&mut b)).await, Ok(Ok(0)) | Ok(Err(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), stream.read(&mut b)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
 }
 
 async fn still_serving(addr: std::net::SocketAddr) {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(&frame(&MetadataRequest::default().with_topics(None), 9, 7)).await.unwrap();
+    s.write_all(&frame(&MetadataRequest::default().with_topics(None), 9, 7))
+        .await
+        .unwrap();
     let mut body = read_response(&mut s).await.expect("metadata response");
-    let header = ResponseHeader::decode(&mut body, ApiKey::Metadata.response_header_version(9)).unwrap();
+    let header =
+        ResponseHeader::decode(&mut body, ApiKey::Metadata.response_header_version(9)).unwrap();
     assert_eq!(header.correlation_id, 7);
     let resp = MetadataResponse::decode(&mut body, 9).unwrap();
     assert_eq!(resp.brokers.len(), 1);
@@ -85,7 +99,9 @@ async fn still_serving(addr: std::net::SocketAddr) {
 async fn api_versions_v3_header_has_no_tagged_fields() {
     let r = start().await;
     let mut s = TcpStream::connect(r.addr).await.unwrap();
-    s.write_all(&frame(&ApiVersionsRequest::default(), 3, 42)).await.unwrap();
+    s.write_all(&frame(&ApiVersionsRequest::default(), 3, 42))
+        .await
+        .unwrap();
     let mut body = read_response(&mut s).await.unwrap();
     // A v0 response header is exactly the correlation id.
     assert_eq!(&body[..4], &42i32.to_be_bytes());
@@ -93,7 +109,10 @@ async fn api_versions_v3_header_has_no_tagged_fields() {
     let resp = ApiVersionsResponse::decode(&mut body, 3).unwrap();
     assert_eq!(resp.error_code, 0);
     let produce = resp.api_keys.iter().find(|k| k.api_key == 0).unwrap();
-    assert_eq!(produce.min_version, 0, "Produce must advertise min version 0");
+    assert_eq!(
+        produce.min_version, 0,
+        "Produce must advertise min version 0"
+    );
     assert!(body.is_empty(), "trailing bytes after ApiVersions body");
 }
 
@@ -131,18 +150,44 @@ async fn hostile_frames_close_only_their_connection() {
         // Negative size.
         (-5i32).to_be_bytes().to_vec(),
         // Unknown api key 9999.
-        [&10i32.to_be_bytes()[..], &9999i16.to_be_bytes(), &0i16.to_be_bytes(), &1i32.to_be_bytes(), &(-1i16).to_be_bytes()].concat(),
+        [
+            &10i32.to_be_bytes()[..],
+            &9999i16.to_be_bytes(),
+            &0i16.to_be_bytes(),
+            &1i32.to_be_bytes(),
+            &(-1i16).to_be_bytes(),
+        ]
+        .concat(),
         // Produce v2 (advertised for librdkafka, refused).
-        [&10i32.to_be_bytes()[..], &0i16.to_be_bytes(), &2i16.to_be_bytes(), &1i32.to_be_bytes(), &(-1i16).to_be_bytes()].concat(),
+        [
+            &10i32.to_be_bytes()[..],
+            &0i16.to_be_bytes(),
+            &2i16.to_be_bytes(),
+            &1i32.to_be_bytes(),
+            &(-1i16).to_be_bytes(),
+        ]
+        .concat(),
         // Metadata v9 with a body of garbage.
-        [&20i32.to_be_bytes()[..], &3i16.to_be_bytes(), &9i16.to_be_bytes(), &1i32.to_be_bytes(), &[0u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]].concat(),
+        [
+            &20i32.to_be_bytes()[..],
+            &3i16.to_be_bytes(),
+            &9i16.to_be_bytes(),
+            &1i32.to_be_bytes(),
+            &[
+                0u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+        ]
+        .concat(),
         // Too short for a header.
         [&3i32.to_be_bytes()[..], &[0u8, 1, 2]].concat(),
     ];
     for (i, bytes) in cases.iter().enumerate() {
         let mut s = TcpStream::connect(r.addr).await.unwrap();
         s.write_all(bytes).await.unwrap();
-        assert!(connection_closed(&mut s).await, "case {i}: connection stayed open");
+        assert!(
+            connection_closed(&mut s).await,
+            "case {i}: connection stayed open"
+        );
         still_serving(r.addr).await;
     }
 }
@@ -152,6 +197,12 @@ async fn graceful_shutdown_finishes_and_returns() {
     let mut r = start().await;
     still_serving(r.addr).await;
     r.stop.take().unwrap().send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(15), &mut r.task).await.unwrap().unwrap();
-    assert!(TcpStream::connect(r.addr).await.is_err(), "listener still open after shutdown");
+    tokio::time::timeout(Duration::from_secs(15), &mut r.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        TcpStream::connect(r.addr).await.is_err(),
+        "listener still open after shutdown"
+    );
 }

@@ -44,6 +44,10 @@ pub const BASE_SEQUENCE_OFFSET: usize = 53;
 pub const RECORD_COUNT_OFFSET: usize = 57;
 pub const RECORDS_OFFSET: usize = 61;
 
+/// Smallest possible encoded record (all varints one byte, no key, value
+/// or headers).
+pub const MIN_RECORD_LEN: usize = 7;
+
 /// attributes bits 0-2.
 pub const COMPRESSION_MASK: i16 = 0x07;
 /// attributes bit 3: 1 = LogAppendTime.
@@ -388,6 +392,18 @@ fn validate_payload_inner(
                 "recordCount {} does not match lastOffsetDelta+1 ({})",
                 h.record_count(),
                 h.offset_count()
+            )));
+        }
+        // Cheap sanity check without per-record work: an uncompressed
+        // record takes at least 7 bytes.
+        if h.compression() == 0
+            && (b.len() - RECORDS_OFFSET)
+                < (h.record_count() as usize).saturating_mul(MIN_RECORD_LEN)
+        {
+            return Err(LogError::CorruptBatch(format!(
+                "{} records cannot fit in {} bytes",
+                h.record_count(),
+                b.len() - RECORDS_OFFSET
             )));
         }
         if let Some(v) = records_crcs.as_deref_mut() {

@@ -139,7 +139,9 @@ impl Indexes {
     /// segment of `seg_size` bytes (torn entries, non-monotonic entries,
     /// positions past the end, or empty while the segment is not).
     pub fn parse(idx: &[u8], tidx: &[u8], seg_size: u64) -> Option<Indexes> {
-        if idx.len() % OFFSET_ENTRY != 0 || tidx.len() % TIME_ENTRY != 0 {
+        if !idx.chunks_exact(OFFSET_ENTRY).remainder().is_empty()
+            || !tidx.chunks_exact(TIME_ENTRY).remainder().is_empty()
+        {
             return None;
         }
         if seg_size > 0 && (idx.is_empty() || tidx.is_empty()) {

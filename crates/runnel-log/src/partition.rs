@@ -512,13 +512,14 @@ impl Partition {
         }
         // Retention.
         let mut doomed = Vec::new();
-        if cfg.retention_ms >= 0 {
+        let delete_policy = cfg.cleanup_policy.contains("delete");
+        if delete_policy && cfg.retention_ms >= 0 {
             let limit = now_ms.saturating_sub(cfg.retention_ms);
             while st.segments.len() > 1 && st.segments[0].retention_timestamp() < limit {
                 doomed.push(st.segments.remove(0).base);
             }
         }
-        if cfg.retention_bytes >= 0 {
+        if delete_policy && cfg.retention_bytes >= 0 {
             let mut total: u64 = st.segments.iter().map(|s| s.size).sum();
             while st.segments.len() > 1 && total - st.segments[0].size >= cfg.retention_bytes as u64
             {

@@ -24,7 +24,13 @@ use crate::config::parse_kv;
 #[derive(Args, Debug)]
 pub struct TopicArgs {
     /// Broker address(es), comma separated.
-    #[arg(short, long, global = true, env = "RUNNEL_BOOTSTRAP", default_value = "localhost:9092")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "RUNNEL_BOOTSTRAP",
+        default_value = "localhost:9092"
+    )]
     bootstrap: String,
     #[command(subcommand)]
     command: TopicCommand,
@@ -80,20 +86,35 @@ fn check(code: i16, message: Option<&StrBytes>, what: &str) -> Result<()> {
 pub async fn run(args: TopicArgs) -> Result<()> {
     let mut client = Client::connect(&args.bootstrap).await?;
     match args.command {
-        TopicCommand::Create { name, partitions, replication_factor, configs } => {
+        TopicCommand::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+        } => {
             let mut topic = CreatableTopic::default()
                 .with_name(TopicName(s(&name)))
                 .with_num_partitions(partitions.unwrap_or(-1))
                 .with_replication_factor(replication_factor.unwrap_or(-1));
             for kv in &configs {
                 let (k, v) = parse_kv(kv)?;
-                topic.configs.push(CreatableTopicConfig::default().with_name(s(&k)).with_value(Some(s(&v))));
+                topic.configs.push(
+                    CreatableTopicConfig::default()
+                        .with_name(s(&k))
+                        .with_value(Some(s(&v))),
+                );
             }
             let v = client.version(ApiKey::CreateTopics, 5)?;
-            let req = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000);
+            let req = CreateTopicsRequest::default()
+                .with_topics(vec![topic])
+                .with_timeout_ms(30_000);
             let resp = client.send(&req, v).await?;
             for t in &resp.topics {
-                check(t.error_code, t.error_message.as_ref(), &format!("cannot create topic {name}"))?;
+                check(
+                    t.error_code,
+                    t.error_message.as_ref(),
+                    &format!("cannot create topic {name}"),
+                )?;
             }
             println!("created topic {name}");
         }
@@ -102,7 +123,11 @@ pub async fn run(args: TopicArgs) -> Result<()> {
             let mut names: Vec<(String, usize)> = meta
                 .topics
                 .iter()
-                .filter_map(|t| t.name.as_ref().map(|n| (n.0.to_string(), t.partitions.len())))
+                .filter_map(|t| {
+                    t.name
+                        .as_ref()
+                        .map(|n| (n.0.to_string(), t.partitions.len()))
+                })
                 .collect();
             names.sort();
             for (name, partitions) in names {
@@ -114,16 +139,24 @@ pub async fn run(args: TopicArgs) -> Result<()> {
             let v = client.version(ApiKey::DeleteTopics, 5)?;
             let req = if v >= 6 {
                 DeleteTopicsRequest::default().with_topics(
-                    names.iter().map(|n| DeleteTopicState::default().with_name(Some(TopicName(s(n))))).collect(),
+                    names
+                        .iter()
+                        .map(|n| DeleteTopicState::default().with_name(Some(TopicName(s(n)))))
+                        .collect(),
                 )
             } else {
-                DeleteTopicsRequest::default().with_topic_names(names.iter().map(|n| TopicName(s(n))).collect())
+                DeleteTopicsRequest::default()
+                    .with_topic_names(names.iter().map(|n| TopicName(s(n))).collect())
             }
             .with_timeout_ms(30_000);
             let resp = client.send(&req, v).await?;
             for r in &resp.responses {
                 let n = r.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
-                check(r.error_code, r.error_message.as_ref(), &format!("cannot delete topic {n}"))?;
+                check(
+                    r.error_code,
+                    r.error_message.as_ref(),
+                    &format!("cannot delete topic {n}"),
+                )?;
                 println!("deleted topic {n}");
             }
         }
@@ -134,19 +167,34 @@ pub async fn run(args: TopicArgs) -> Result<()> {
             let mut configs = Vec::new();
             for kv in &set {
                 let (k, v) = parse_kv(kv)?;
-                configs.push(AlterableConfig::default().with_name(s(&k)).with_config_operation(0).with_value(Some(s(&v))));
+                configs.push(
+                    AlterableConfig::default()
+                        .with_name(s(&k))
+                        .with_config_operation(0)
+                        .with_value(Some(s(&v))),
+                );
             }
             for k in &delete {
-                configs.push(AlterableConfig::default().with_name(s(k)).with_config_operation(1));
+                configs.push(
+                    AlterableConfig::default()
+                        .with_name(s(k))
+                        .with_config_operation(1),
+                );
             }
             let v = client.version(ApiKey::IncrementalAlterConfigs, 1)?;
-            let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-                .with_resource_type(2)
-                .with_resource_name(s(&name))
-                .with_configs(configs)]);
+            let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+                AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s(&name))
+                    .with_configs(configs),
+            ]);
             let resp = client.send(&req, v).await?;
             for r in &resp.responses {
-                check(r.error_code, r.error_message.as_ref(), &format!("cannot alter configs of {name}"))?;
+                check(
+                    r.error_code,
+                    r.error_message.as_ref(),
+                    &format!("cannot alter configs of {name}"),
+                )?;
             }
             println!("altered configs of topic {name}");
         }
@@ -157,26 +205,40 @@ pub async fn run(args: TopicArgs) -> Result<()> {
 async fn metadata(client: &mut Client, topic: Option<&str>) -> Result<MetadataResponse> {
     let v = client.version(ApiKey::Metadata, 9)?;
     let req = MetadataRequest::default()
-        .with_topics(topic.map(|t| vec![MetadataRequestTopic::default().with_name(Some(TopicName(s(t))))]))
+        .with_topics(
+            topic.map(|t| vec![MetadataRequestTopic::default().with_name(Some(TopicName(s(t))))]),
+        )
         .with_allow_auto_topic_creation(false);
     client.send(&req, v).await
 }
 
 async fn describe(client: &mut Client, name: &str) -> Result<()> {
     let meta = metadata(client, Some(name)).await?;
-    let Some(topic) = meta.topics.first() else { bail!("no metadata for topic {name}") };
-    check(topic.error_code, None, &format!("cannot describe topic {name}"))?;
+    let Some(topic) = meta.topics.first() else {
+        bail!("no metadata for topic {name}")
+    };
+    check(
+        topic.error_code,
+        None,
+        &format!("cannot describe topic {name}"),
+    )?;
     let mut partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition_index).collect();
     partitions.sort_unstable();
     let offsets = |ts: i64| {
-        ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(vec![ListOffsetsTopic::default()
-            .with_name(TopicName(s(name)))
-            .with_partitions(
-                partitions
-                    .iter()
-                    .map(|p| ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(ts))
-                    .collect(),
-            )])
+        ListOffsetsRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(s(name)))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|p| {
+                            ListOffsetsPartition::default()
+                                .with_partition_index(*p)
+                                .with_timestamp(ts)
+                        })
+                        .collect(),
+                )])
     };
     let v = client.version(ApiKey::ListOffsets, 7)?;
     let earliest = client.send(&offsets(-2), v).await?;
@@ -189,21 +251,39 @@ async fn describe(client: &mut Client, name: &str) -> Result<()> {
             .map(|x| x.offset)
             .unwrap_or(-1)
     };
-    println!("Topic: {name}\tPartitionCount: {}\tTopicId: {}", partitions.len(), topic.topic_id);
+    println!(
+        "Topic: {name}\tPartitionCount: {}\tTopicId: {}",
+        partitions.len(),
+        topic.topic_id
+    );
     println!("PARTITION\tLEADER\tLOG-START-OFFSET\tLOG-END-OFFSET");
     for p in &partitions {
-        let leader = topic.partitions.iter().find(|x| x.partition_index == *p).map(|x| x.leader_id.0).unwrap_or(-1);
-        println!("{p}\t{leader}\t{}\t{}", find(&earliest, *p), find(&latest, *p));
+        let leader = topic
+            .partitions
+            .iter()
+            .find(|x| x.partition_index == *p)
+            .map(|x| x.leader_id.0)
+            .unwrap_or(-1);
+        println!(
+            "{p}\t{leader}\t{}\t{}",
+            find(&earliest, *p),
+            find(&latest, *p)
+        );
     }
     let v = client.version(ApiKey::DescribeConfigs, 4)?;
-    let req = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-        .with_resource_type(2)
-        .with_resource_name(s(name))
-        .with_configuration_keys(None)]);
+    let req =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s(name))
+            .with_configuration_keys(None)]);
     let resp = client.send(&req, v).await?;
     println!("CONFIG\tVALUE\tSOURCE");
     for r in &resp.results {
-        check(r.error_code, r.error_message.as_ref(), &format!("cannot describe configs of {name}"))?;
+        check(
+            r.error_code,
+            r.error_message.as_ref(),
+            &format!("cannot describe configs of {name}"),
+        )?;
         for c in &r.configs {
             let source = match c.config_source {
                 1 => "topic",
@@ -211,7 +291,11 @@ async fn describe(client: &mut Client, name: &str) -> Result<()> {
                 5 => "default",
                 _ => "other",
             };
-            println!("{}\t{}\t{source}", &*c.name, c.value.as_deref().unwrap_or(""));
+            println!(
+                "{}\t{}\t{source}",
+                &*c.name,
+                c.value.as_deref().unwrap_or("")
+            );
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -24,7 +24,11 @@ impl Client {
     /// Connects to the first reachable address of a comma-separated bootstrap list.
     pub async fn connect(bootstrap: &str) -> Result<Client> {
         let mut last = None;
-        for addr in bootstrap.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        for addr in bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
             match TcpStream::connect(addr).await {
                 Ok(stream) => {
                     stream.set_nodelay(true)?;
@@ -40,7 +44,10 @@ impl Client {
                         )));
                     let resp = client.send(&req, 3).await?;
                     if resp.error_code != 0 {
-                        bail!("broker {addr} refused ApiVersions (error {})", resp.error_code);
+                        bail!(
+                            "broker {addr} refused ApiVersions (error {})",
+                            resp.error_code
+                        );
                     }
                     client.versions = resp
                         .api_keys

@@ -71,8 +71,14 @@ mod tests {
 
     #[test]
     fn host_port() {
-        assert_eq!(split_host_port("localhost:9092").unwrap(), ("localhost".into(), 9092));
-        assert_eq!(split_host_port("[::1]:19092").unwrap(), ("::1".into(), 19092));
+        assert_eq!(
+            split_host_port("localhost:9092").unwrap(),
+            ("localhost".into(), 9092)
+        );
+        assert_eq!(
+            split_host_port("[::1]:19092").unwrap(),
+            ("::1".into(), 19092)
+        );
         assert!(split_host_port("nohost").is_err());
         assert!(split_host_port(":9092").is_err());
         assert!(split_host_port("h:99999").is_err());

@@ -21,7 +21,12 @@ pub struct ConsumeArgs {
     /// Topic to read.
     topic: String,
     /// Broker address(es), comma separated.
-    #[arg(short, long, env = "RUNNEL_BOOTSTRAP", default_value = "localhost:9092")]
+    #[arg(
+        short,
+        long,
+        env = "RUNNEL_BOOTSTRAP",
+        default_value = "localhost:9092"
+    )]
     bootstrap: String,
     /// Partition(s) to read [default: all] (repeatable).
     #[arg(short, long)]
@@ -61,7 +66,9 @@ fn parse_start(s: &str) -> Result<Start> {
     Ok(match s {
         "beginning" => Start::Beginning,
         "end" => Start::End,
-        _ if s.starts_with("s@") => Start::Time(s[2..].parse().context("invalid timestamp in -o s@TS")?),
+        _ if s.starts_with("s@") => {
+            Start::Time(s[2..].parse().context("invalid timestamp in -o s@TS")?)
+        }
         _ if s.starts_with('-') => Start::Tail(s[1..].parse().context("invalid -o -N")?),
         _ => Start::At(s.parse().with_context(|| format!("invalid offset {s:?}"))?),
     })
@@ -114,10 +121,14 @@ fn consume(args: ConsumeArgs) -> Result<()> {
         tpl = consumer
             .offsets_for_times(tpl, Duration::from_secs(10))
             .context("cannot look up offsets by timestamp")?;
-        for e in tpl.elements() {
-            if e.offset() == Offset::Invalid {
-                tpl.set_partition_offset(e.topic(), e.partition(), Offset::End)?;
-            }
+        let none: Vec<i32> = tpl
+            .elements()
+            .iter()
+            .filter(|e| e.offset() == Offset::Invalid || e.offset() == Offset::End)
+            .map(|e| e.partition())
+            .collect();
+        for p in none {
+            tpl.set_partition_offset(&args.topic, p, Offset::End)?;
         }
     }
     consumer.assign(&tpl).context("cannot assign partitions")?;
@@ -158,7 +169,11 @@ fn consume(args: ConsumeArgs) -> Result<()> {
 
 fn headers_of<M: Message>(msg: &M) -> Vec<(String, Option<Vec<u8>>)> {
     msg.headers()
-        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec()))).collect())
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -193,13 +208,35 @@ fn render<M: Message>(format: &str, msg: &M) -> Vec<u8> {
                     'o' => out.extend_from_slice(msg.offset().to_string().as_bytes()),
                     'k' => out.extend_from_slice(msg.key().unwrap_or_default()),
                     's' => out.extend_from_slice(msg.payload().unwrap_or_default()),
-                    'K' => out.extend_from_slice(msg.key().map_or(-1, |k| k.len() as i64).to_string().as_bytes()),
-                    'S' => out.extend_from_slice(msg.payload().map_or(-1, |v| v.len() as i64).to_string().as_bytes()),
-                    'T' => out.extend_from_slice(msg.timestamp().to_millis().unwrap_or(-1).to_string().as_bytes()),
+                    'K' => out.extend_from_slice(
+                        msg.key()
+                            .map_or(-1, |k| k.len() as i64)
+                            .to_string()
+                            .as_bytes(),
+                    ),
+                    'S' => out.extend_from_slice(
+                        msg.payload()
+                            .map_or(-1, |v| v.len() as i64)
+                            .to_string()
+                            .as_bytes(),
+                    ),
+                    'T' => out.extend_from_slice(
+                        msg.timestamp()
+                            .to_millis()
+                            .unwrap_or(-1)
+                            .to_string()
+                            .as_bytes(),
+                    ),
                     'h' => {
                         let hs: Vec<String> = headers_of(msg)
                             .into_iter()
-                            .map(|(k, v)| format!("{k}={}", v.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default()))
+                            .map(|(k, v)| {
+                                format!(
+                                    "{k}={}",
+                                    v.map(|v| String::from_utf8_lossy(&v).into_owned())
+                                        .unwrap_or_default()
+                                )
+                            })
                             .collect();
                         out.extend_from_slice(hs.join(",").as_bytes());
                     }
@@ -237,7 +274,10 @@ mod tests {
         assert_eq!(parse_start("end").unwrap(), Start::End);
         assert_eq!(parse_start("42").unwrap(), Start::At(42));
         assert_eq!(parse_start("-3").unwrap(), Start::Tail(3));
-        assert_eq!(parse_start("s@1700000000000").unwrap(), Start::Time(1_700_000_000_000));
+        assert_eq!(
+            parse_start("s@1700000000000").unwrap(),
+            Start::Time(1_700_000_000_000)
+        );
         assert!(parse_start("s@x").is_err());
         assert!(parse_start("middle").is_err());
     }

@@ -16,7 +16,12 @@ pub struct ProduceArgs {
     /// Topic to produce to.
     topic: String,
     /// Broker address(es), comma separated.
-    #[arg(short, long, env = "RUNNEL_BOOTSTRAP", default_value = "localhost:9092")]
+    #[arg(
+        short,
+        long,
+        env = "RUNNEL_BOOTSTRAP",
+        default_value = "localhost:9092"
+    )]
     bootstrap: String,
     /// Partition to write to [default: chosen by the key's hash].
     #[arg(short, long)]
@@ -73,7 +78,10 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
         };
         let mut owned = OwnedHeaders::new_with_capacity(headers.len());
         for (k, v) in &headers {
-            owned = owned.insert(Header { key: k, value: Some(v.as_bytes()) });
+            owned = owned.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
         }
         let mut record = FutureRecord::<String, String>::to(&args.topic)
             .payload(&value)

@@ -76,10 +76,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr()?;
-    let (advertised_host, advertised_port) = match args.advertised_listener.or(file.advertised_listener) {
-        Some(a) => split_host_port(&a)?,
-        None => (advertised_for(bound), bound.port()),
-    };
+    let (advertised_host, advertised_port) =
+        match args.advertised_listener.or(file.advertised_listener) {
+            Some(a) => split_host_port(&a)?,
+            None => (advertised_for(bound), bound.port()),
+        };
     let defaults = BrokerConfig::default();
     let config = BrokerConfig {
         node_id: args.node_id.or(file.node_id).unwrap_or(defaults.node_id),

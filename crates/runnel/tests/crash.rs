@@ -21,7 +21,10 @@ const KILLS: usize = 5;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Arc::new(Mutex::new(Server::start(&dir.path().join("data"), &["--flush-messages", "1"])));
+    let server = Arc::new(Mutex::new(Server::start(
+        &dir.path().join("data"),
+        &["--flush-messages", "1"],
+    )));
     let bootstrap = server.lock().unwrap().bootstrap();
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
@@ -66,12 +69,20 @@ async fn acknowledged_records_survive_sigkill() {
     let mut next = 0u64;
     let started = Instant::now();
     while !done.load(Ordering::SeqCst) {
-        assert!(started.elapsed() < Duration::from_secs(120), "crash test ran too long");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "crash test ran too long"
+        );
         let window: Vec<_> = (0..20)
             .map(|_| {
                 let v = next.to_string();
                 next += 1;
-                (v.clone(), producer.send_result(FutureRecord::<(), _>::to("crash").payload(&v)).unwrap())
+                (
+                    v.clone(),
+                    producer
+                        .send_result(FutureRecord::<(), _>::to("crash").payload(&v))
+                        .unwrap(),
+                )
             })
             .collect();
         for (v, delivery) in window {
@@ -82,7 +93,11 @@ async fn acknowledged_records_survive_sigkill() {
     }
     killer.join().unwrap();
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 100, "too few acknowledged records: {}", acked.len());
+    assert!(
+        acked.len() > 100,
+        "too few acknowledged records: {}",
+        acked.len()
+    );
 
     // Read the whole log back.
     let consumer: BaseConsumer = ClientConfig::new()
@@ -91,32 +106,55 @@ async fn acknowledged_records_survive_sigkill() {
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
-    let (_, high) = consumer.fetch_watermarks("crash", 0, Duration::from_secs(20)).unwrap();
+    let (_, high) = consumer
+        .fetch_watermarks("crash", 0, Duration::from_secs(20))
+        .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("crash", 0, Offset::Beginning).unwrap();
+    tpl.add_partition_offset("crash", 0, Offset::Beginning)
+        .unwrap();
     consumer.assign(&tpl).unwrap();
     let mut values = Vec::new();
     let mut expected_offset = 0i64;
     let deadline = Instant::now() + Duration::from_secs(60);
     while expected_offset < high {
-        assert!(Instant::now() < deadline, "read only up to offset {expected_offset} of {high}");
+        assert!(
+            Instant::now() < deadline,
+            "read only up to offset {expected_offset} of {high}"
+        );
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {
             let m = m.unwrap();
             assert_eq!(m.offset(), expected_offset, "gap or reorder in offsets");
             expected_offset += 1;
-            values.push(std::str::from_utf8(m.payload().unwrap()).unwrap().parse::<u64>().unwrap());
+            values.push(
+                std::str::from_utf8(m.payload().unwrap())
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap(),
+            );
         }
     }
     // Every acknowledged record is there, and first appearances keep the
     // order in which they were acknowledged. (Retries after a kill may write
     // a record twice until idempotent producers land.)
     let present: HashSet<u64> = values.iter().copied().collect();
-    let lost: Vec<u64> = acked.iter().copied().filter(|v| !present.contains(v)).collect();
-    assert!(lost.is_empty(), "{} acknowledged records lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(10)]);
+    let lost: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|v| !present.contains(v))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged records lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
     let mut seen = HashSet::new();
     let first_order: Vec<u64> = values.iter().copied().filter(|v| seen.insert(*v)).collect();
     let acked_set: HashSet<u64> = acked.iter().copied().collect();
-    let acked_in_log: Vec<u64> = first_order.into_iter().filter(|v| acked_set.contains(v)).collect();
+    let acked_in_log: Vec<u64> = first_order
+        .into_iter()
+        .filter(|v| acked_set.contains(v))
+        .collect();
     assert_eq!(acked_in_log, acked, "acknowledged records out of order");
     eprintln!(
         "{} acknowledged, {} records in the log, {} duplicates from retries",

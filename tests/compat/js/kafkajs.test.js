@@ -249,7 +249,13 @@ describe('KafkaJS', () => {
     const { topics } = await admin.fetchTopicMetadata({ topics: [TOPIC] })
     assert.equal(topics[0].partitions.length, 5)
 
-    const res = await producer.send({ topic: TOPIC, messages: [{ partition: 4, value: 'new-partition' }] })
+    // A fresh producer: KafkaJS silently drops messages for partitions its
+    // cached metadata does not know yet.
+    const fresh = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
+    await fresh.connect()
+    const res = await fresh.send({ topic: TOPIC, messages: [{ partition: 4, value: 'new-partition' }] })
+    await fresh.disconnect()
+    assert.equal(res.length, 1)
     assert.equal(res[0].partition, 4)
     assert.equal(res[0].baseOffset, '0')
 

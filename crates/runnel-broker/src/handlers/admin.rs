@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -54,7 +56,11 @@ pub(crate) async fn create_topics(
             let configs: BTreeMap<String, String> = t
                 .configs
                 .iter()
-                .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                .filter_map(|c| {
+                    c.value
+                        .as_ref()
+                        .map(|v| (c.name.to_string(), v.to_string()))
+                })
                 .collect();
             let partitions = if !t.assignments.is_empty() {
                 t.assignments.len() as i32
@@ -65,36 +71,53 @@ pub(crate) async fn create_topics(
             };
             let node = b.config().node_id;
             let outcome: Result<(), (i16, Option<String>)> = if duplicated.contains(&name) {
-                Err(fail(ResponseError::InvalidRequest, format!("topic {name} appears twice in the request")))
+                Err(fail(
+                    ResponseError::InvalidRequest,
+                    format!("topic {name} appears twice in the request"),
+                ))
             } else if t.replication_factor != -1 && t.replication_factor != 1 {
                 Err(fail(
                     ResponseError::InvalidReplicationFactor,
-                    format!("replication factor {} is larger than the 1 available broker", t.replication_factor),
+                    format!(
+                        "replication factor {} is larger than the 1 available broker",
+                        t.replication_factor
+                    ),
                 ))
-            } else if t.assignments.iter().any(|a| a.broker_ids.iter().any(|id| id.0 != node)) {
-                Err(fail(ResponseError::InvalidReplicaAssignment, format!("only broker {node} exists")))
+            } else if t
+                .assignments
+                .iter()
+                .any(|a| a.broker_ids.iter().any(|id| id.0 != node))
+            {
+                Err(fail(
+                    ResponseError::InvalidReplicaAssignment,
+                    format!("only broker {node} exists"),
+                ))
             } else if req.validate_only {
                 match (log.topic(&name), log.validate_configs(&configs)) {
                     (Some(_), _) => Err(log_fail(&LogError::TopicExists(name.clone()))),
                     (None, Err(e)) => Err(log_fail(&e)),
-                    (None, Ok(_)) if partitions < 1 => Err(log_fail(&LogError::InvalidPartitions(partitions as i64))),
+                    (None, Ok(_)) if partitions < 1 => {
+                        Err(log_fail(&LogError::InvalidPartitions(partitions as i64)))
+                    }
                     (None, Ok(_)) => Ok(()),
                 }
             } else {
                 match log.create_topic(&name, partitions, configs) {
                     Ok(topic) => {
                         info!(topic = %name, partitions, "created topic");
-                        result.topic_id = Uuid::from_bytes(topic.id());
+                        if version >= 7 {
+                            result.topic_id = Uuid::from_bytes(topic.id());
+                        }
                         Ok(())
                     }
                     Err(e) => Err(log_fail(&e)),
                 }
             };
             match outcome {
-                Ok(()) => {
+                Ok(()) if version >= 5 => {
                     result.num_partitions = partitions;
                     result.replication_factor = 1;
-                    if version >= 5 {
+                    {
                         if let Some(topic) = log.topic(&name) {
                             result.configs = Some(
                                 topic
@@ -104,18 +127,21 @@ pub(crate) async fn create_topics(
                                         CreatableTopicConfigs::default()
                                             .with_name(str_bytes(&e.name))
                                             .with_value(Some(str_bytes(&e.value)))
-                                            .with_config_source(if e.is_topic_override { 1 } else { 5 })
+                                            .with_config_source(if e.is_topic_override {
+                                                1
+                                            } else {
+                                                5
+                                            })
                                     })
                                     .collect(),
                             );
                         }
                     }
                 }
+                Ok(()) => {}
                 Err((code, message)) => {
                     result.error_code = code;
                     result.error_message = message.map(|m| str_bytes(&m));
-                    result.num_partitions = -1;
-                    result.replication_factor = -1;
                 }
             }
             results.push(result);
@@ -128,14 +154,22 @@ pub(crate) async fn create_topics(
 pub(crate) async fn delete_topics(
     broker: &Arc<Broker>,
     req: DeleteTopicsRequest,
+    version: i16,
 ) -> Result<DeleteTopicsResponse, BrokerError> {
     let b = broker.clone();
     blocking(move || {
         let log = b.log();
         // v0-5 name topics in topic_names, v6 in topics (by name or id).
-        let mut targets: Vec<(Option<String>, Uuid)> =
-            req.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect();
-        targets.extend(req.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)));
+        let mut targets: Vec<(Option<String>, Uuid)> = req
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+            .collect();
+        targets.extend(
+            req.topics
+                .iter()
+                .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
+        );
         let responses = targets
             .into_iter()
             .map(|(name, id)| {
@@ -150,14 +184,16 @@ pub(crate) async fn delete_topics(
                     None => r.error_code = ResponseError::UnknownTopicId.code(),
                     Some(name) => {
                         r.name = Some(TopicName(str_bytes(&name)));
-                        if let Some(topic) = log.topic(&name) {
+                        if let Some(topic) = log.topic(&name).filter(|_| version >= 6) {
                             r.topic_id = Uuid::from_bytes(topic.id());
                         }
                         match log.delete_topic(&name) {
                             Ok(()) => info!(topic = %name, "deleted topic"),
                             Err(e) => {
                                 r.error_code = log_error_code(&e).code();
-                                r.error_message = Some(str_bytes(&e.to_string()));
+                                if version >= 5 {
+                                    r.error_message = Some(str_bytes(&e.to_string()));
+                                }
                             }
                         }
                     }

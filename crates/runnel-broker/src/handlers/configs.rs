@@ -35,10 +35,14 @@ fn config_type(name: &str) -> i8 {
     const LIST: i8 = 7;
     match name {
         "cleanup.policy" => LIST,
-        "max.message.bytes" | "index.interval.bytes" | "min.insync.replicas" | "segment.bytes"
-        | "segment.index.bytes" | "num.partitions" | "broker.id" | "socket.request.max.bytes" => {
-            INT
-        }
+        "max.message.bytes"
+        | "index.interval.bytes"
+        | "min.insync.replicas"
+        | "segment.bytes"
+        | "segment.index.bytes"
+        | "num.partitions"
+        | "broker.id"
+        | "socket.request.max.bytes" => INT,
         "auto.create.topics.enable" => BOOLEAN,
         n if n.ends_with(".ms") || n.ends_with(".bytes") || n.ends_with(".messages") => LONG,
         _ => STRING,
@@ -62,13 +66,29 @@ fn broker_entries(broker: &Broker) -> Vec<(String, String)> {
         ("broker.id".to_string(), cfg.node_id.to_string()),
         (
             "advertised.listeners".to_string(),
-            format!("PLAINTEXT://{}:{}", cfg.advertised_host, cfg.advertised_port),
+            format!(
+                "PLAINTEXT://{}:{}",
+                cfg.advertised_host, cfg.advertised_port
+            ),
         ),
-        ("auto.create.topics.enable".to_string(), cfg.auto_create_topics.to_string()),
-        ("num.partitions".to_string(), cfg.default_partitions.to_string()),
-        ("socket.request.max.bytes".to_string(), cfg.max_request_bytes.to_string()),
+        (
+            "auto.create.topics.enable".to_string(),
+            cfg.auto_create_topics.to_string(),
+        ),
+        (
+            "num.partitions".to_string(),
+            cfg.default_partitions.to_string(),
+        ),
+        (
+            "socket.request.max.bytes".to_string(),
+            cfg.max_request_bytes.to_string(),
+        ),
     ];
-    out.extend(cfg.topic_defaults.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out.extend(
+        cfg.topic_defaults
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     out
 }
 
@@ -129,8 +149,9 @@ pub(crate) fn describe_configs(
                 }
                 other => {
                     r.error_code = ResponseError::InvalidRequest.code();
-                    r.error_message =
-                        Some(str_bytes(&format!("unsupported config resource type {other}")));
+                    r.error_message = Some(str_bytes(&format!(
+                        "unsupported config resource type {other}"
+                    )));
                 }
             }
             r
@@ -206,15 +227,30 @@ fn alter_topic(
         let change = match op.config_operation {
             OP_SET => match value {
                 Some(v) => Some(v),
-                None => return Err((ResponseError::InvalidConfig, format!("SET {key} needs a value"))),
+                None => {
+                    return Err((
+                        ResponseError::InvalidConfig,
+                        format!("SET {key} needs a value"),
+                    ))
+                }
             },
             OP_DELETE => None,
             OP_APPEND | OP_SUBTRACT if key == "cleanup.policy" => {
                 let mut items: Vec<String> = effective
                     .get(&key)
-                    .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+                    .map(|v| {
+                        v.split(',')
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
                     .unwrap_or_default();
-                for item in value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                for item in value
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
                     if op.config_operation == OP_APPEND {
                         if !items.iter().any(|i| i == item) {
                             items.push(item.to_string());
@@ -226,9 +262,17 @@ fn alter_topic(
                 Some(items.join(","))
             }
             OP_APPEND | OP_SUBTRACT => {
-                return Err((ResponseError::InvalidConfig, format!("{key} is not a list config")));
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("{key} is not a list config"),
+                ));
             }
-            other => return Err((ResponseError::InvalidRequest, format!("unknown config operation {other}"))),
+            other => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("unknown config operation {other}"),
+                ))
+            }
         };
         changes.push((key, change));
     }
@@ -240,7 +284,11 @@ fn alter_topic(
                 None => merged.remove(k),
             };
         }
-        broker.log().validate_configs(&merged).map(|_| ()).map_err(log_err)
+        broker
+            .log()
+            .validate_configs(&merged)
+            .map(|_| ())
+            .map_err(log_err)
     } else {
         topic.alter_configs(&changes).map_err(log_err)
     }

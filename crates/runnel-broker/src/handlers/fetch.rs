@@ -8,7 +8,9 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::messages::{
+    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -22,6 +24,7 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 pub(crate) async fn fetch(
     broker: &Arc<Broker>,
     req: FetchRequest,
+    version: i16,
     stop: &watch::Receiver<bool>,
 ) -> FetchResponse {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
@@ -31,7 +34,7 @@ pub(crate) async fn fetch(
     let mut stop = stop.clone();
     loop {
         appended.borrow_and_update();
-        let (response, bytes, failed) = fetch_once(broker, &req);
+        let (response, bytes, failed) = fetch_once(broker, &req, version);
         if bytes >= min_bytes.max(1) || failed || Instant::now() >= deadline || *stop.borrow() {
             return response;
         }
@@ -44,8 +47,12 @@ pub(crate) async fn fetch(
 }
 
 /// Reads every requested partition once: (response, bytes returned, any error).
-fn fetch_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, bool) {
-    let mut budget = if req.max_bytes <= 0 { i32::MAX as usize } else { req.max_bytes as usize };
+fn fetch_once(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+    let mut budget = if req.max_bytes <= 0 {
+        i32::MAX as usize
+    } else {
+        req.max_bytes as usize
+    };
     let mut total = 0usize;
     let mut failed = false;
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -92,6 +99,9 @@ fn fetch_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, boo
                     }
                 }
             }
+            if version < 5 {
+                pd.log_start_offset = -1;
+            }
             partitions.push(pd);
         }
         topics.push(
@@ -101,7 +111,11 @@ fn fetch_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, boo
                 .with_partitions(partitions),
         );
     }
-    (FetchResponse::default().with_responses(topics), total, failed)
+    (
+        FetchResponse::default().with_responses(topics),
+        total,
+        failed,
+    )
 }
 
 /// Kafka's special ListOffsets timestamps.
@@ -109,7 +123,11 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-pub(crate) fn list_offsets(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub(crate) fn list_offsets(
+    broker: &Broker,
+    req: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -123,7 +141,7 @@ pub(crate) fn list_offsets(broker: &Broker, req: ListOffsetsRequest) -> ListOffs
                         .with_partition_index(lp.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1)
-                        .with_leader_epoch(0);
+                        .with_leader_epoch(if version >= 4 { 0 } else { -1 });
                     match topic.as_ref().and_then(|t| t.partition(lp.partition_index)) {
                         None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
                         Some(p) => match lp.timestamp {

@@ -41,7 +41,11 @@ pub(crate) async fn metadata(
         for t in req.topics.unwrap_or_default() {
             let name = match &t.name {
                 Some(n) => n.0.to_string(),
-                None => match log.topics().into_iter().find(|x| Uuid::from_bytes(x.id()) == t.topic_id) {
+                None => match log
+                    .topics()
+                    .into_iter()
+                    .find(|x| Uuid::from_bytes(x.id()) == t.topic_id)
+                {
                     Some(topic) => {
                         wanted.push((topic.name().to_string(), Ok(topic)));
                         continue;
@@ -58,18 +62,16 @@ pub(crate) async fn metadata(
                     let l = log.clone();
                     let n = name.clone();
                     let partitions = cfg.default_partitions;
-                    let created = blocking(move || {
-                        l.create_topic(&n, partitions, Default::default())
-                    })
-                    .await;
+                    let created =
+                        blocking(move || l.create_topic(&n, partitions, Default::default())).await;
                     match created {
                         Ok(Ok(topic)) => {
                             info!(topic = %name, partitions, "auto-created topic");
                             Ok(topic)
                         }
-                        Ok(Err(LogError::TopicExists(_))) => {
-                            log.topic(&name).ok_or(ResponseError::UnknownTopicOrPartition.code())
-                        }
+                        Ok(Err(LogError::TopicExists(_))) => log
+                            .topic(&name)
+                            .ok_or(ResponseError::UnknownTopicOrPartition.code()),
                         Ok(Err(e)) => Err(log_error_code(&e).code()),
                         Err(_) => Err(ResponseError::UnknownServerError.code()),
                     }
@@ -85,22 +87,30 @@ pub(crate) async fn metadata(
         .map(|(name, found)| match found {
             Ok(topic) => MetadataResponseTopic::default()
                 .with_name(Some(TopicName(str_bytes(&name))))
-                .with_topic_id(Uuid::from_bytes(topic.id()))
-                .with_is_internal(name.starts_with("__"))
+                .with_topic_id(if version >= 10 {
+                    Uuid::from_bytes(topic.id())
+                } else {
+                    Uuid::nil()
+                })
+                .with_is_internal(version >= 1 && name.starts_with("__"))
                 .with_partitions(
                     (0..topic.partition_count())
                         .map(|p| {
                             MetadataResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_leader_id(node)
-                                .with_leader_epoch(0)
+                                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
                                 .with_replica_nodes(vec![node])
                                 .with_isr_nodes(vec![node])
                         })
                         .collect(),
                 ),
             Err(code) => MetadataResponseTopic::default()
-                .with_name(if name.is_empty() { None } else { Some(TopicName(str_bytes(&name))) })
+                .with_name(if name.is_empty() {
+                    None
+                } else {
+                    Some(TopicName(str_bytes(&name)))
+                })
                 .with_error_code(code),
         })
         .collect();
@@ -109,8 +119,8 @@ pub(crate) async fn metadata(
             .with_node_id(node)
             .with_host(str_bytes(&cfg.advertised_host))
             .with_port(cfg.advertised_port)])
-        .with_cluster_id(Some(str_bytes(&cfg.cluster_id)))
-        .with_controller_id(node)
+        .with_cluster_id((version >= 2).then(|| str_bytes(&cfg.cluster_id)))
+        .with_controller_id(if version >= 1 { node } else { BrokerId(-1) })
         .with_topics(topics)
 }
 

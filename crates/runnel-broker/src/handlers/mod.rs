@@ -29,19 +29,19 @@ pub(crate) async fn handle(
         RequestKind::Metadata(req) => {
             ResponseKind::Metadata(metadata::metadata(broker, req, v).await)
         }
-        RequestKind::Produce(req) => match produce::produce(broker, req).await? {
+        RequestKind::Produce(req) => match produce::produce(broker, req, v).await? {
             Some(resp) => ResponseKind::Produce(resp),
             None => return Ok(None),
         },
-        RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::fetch(broker, req, stop).await),
+        RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::fetch(broker, req, v, stop).await),
         RequestKind::ListOffsets(req) => {
-            ResponseKind::ListOffsets(fetch::list_offsets(broker, req))
+            ResponseKind::ListOffsets(fetch::list_offsets(broker, req, v))
         }
         RequestKind::CreateTopics(req) => {
             ResponseKind::CreateTopics(admin::create_topics(broker, req, v).await?)
         }
         RequestKind::DeleteTopics(req) => {
-            ResponseKind::DeleteTopics(admin::delete_topics(broker, req).await?)
+            ResponseKind::DeleteTopics(admin::delete_topics(broker, req, v).await?)
         }
         RequestKind::CreatePartitions(req) => {
             ResponseKind::CreatePartitions(admin::create_partitions(broker, req).await?)

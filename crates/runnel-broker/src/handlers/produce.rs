@@ -15,26 +15,33 @@ use crate::Broker;
 pub(crate) async fn produce(
     broker: &Arc<Broker>,
     req: ProduceRequest,
+    version: i16,
 ) -> Result<Option<ProduceResponse>, BrokerError> {
     let acks = req.acks;
     let response = if !matches!(acks, -1..=1) {
-        reject_all(&req, ResponseError::InvalidRequiredAcks, "acks must be -1, 0 or 1")
+        reject_all(
+            &req,
+            ResponseError::InvalidRequiredAcks,
+            "acks must be -1, 0 or 1",
+            version,
+        )
     } else if req.transactional_id.is_some() {
         reject_all(
             &req,
             ResponseError::TransactionalIdAuthorizationFailed,
             "transactions are not supported yet",
+            version,
         )
     } else {
         let b = broker.clone();
-        let response = blocking(move || append_all(&b, req)).await?;
+        let response = blocking(move || append_all(&b, req, version)).await?;
         broker.notify_appended();
         response
     };
     Ok((acks != 0).then_some(response))
 }
 
-fn append_all(broker: &Broker, req: ProduceRequest) -> ProduceResponse {
+fn append_all(broker: &Broker, req: ProduceRequest, version: i16) -> ProduceResponse {
     let now = crate::now_ms();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
@@ -53,7 +60,9 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> ProduceResponse {
                 }
                 (Some(_), None) => {
                     resp.error_code = ResponseError::CorruptMessage.code();
-                    resp.error_message = Some(str_bytes("produce request without records"));
+                    if version >= 8 {
+                        resp.error_message = Some(str_bytes("produce request without records"));
+                    }
                 }
                 (Some(partition), Some(records)) => {
                     let mut data = records.to_vec();
@@ -61,12 +70,16 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> ProduceResponse {
                         Ok(info) => {
                             resp.base_offset = info.base_offset;
                             resp.log_append_time_ms = info.log_append_time;
-                            resp.log_start_offset = info.log_start_offset;
+                            if version >= 5 {
+                                resp.log_start_offset = info.log_start_offset;
+                            }
                         }
                         Err(err) => {
                             warn!(topic = %topic_data.name.0, partition = pd.index, %err, "produce rejected");
                             resp.error_code = log_error_code(&err).code();
-                            resp.error_message = Some(str_bytes(&err.to_string()));
+                            if version >= 8 {
+                                resp.error_message = Some(str_bytes(&err.to_string()));
+                            }
                         }
                     }
                 }
@@ -82,7 +95,12 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> ProduceResponse {
     ProduceResponse::default().with_responses(responses)
 }
 
-fn reject_all(req: &ProduceRequest, code: ResponseError, message: &str) -> ProduceResponse {
+fn reject_all(
+    req: &ProduceRequest,
+    code: ResponseError,
+    message: &str,
+    version: i16,
+) -> ProduceResponse {
     let responses = req
         .topic_data
         .iter()
@@ -96,7 +114,7 @@ fn reject_all(req: &ProduceRequest, code: ResponseError, message: &str) -> Produ
                             PartitionProduceResponse::default()
                                 .with_index(p.index)
                                 .with_error_code(code.code())
-                                .with_error_message(Some(str_bytes(message)))
+                                .with_error_message((version >= 8).then(|| str_bytes(message)))
                                 .with_base_offset(-1)
                         })
                         .collect(),

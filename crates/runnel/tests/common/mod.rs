@@ -55,7 +55,11 @@ impl Server {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "server did not start; see {}", self.log_path().display());
+            assert!(
+                Instant::now() < deadline,
+                "server did not start; see {}",
+                self.log_path().display()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -85,7 +89,10 @@ impl Server {
     /// SIGTERMs the server and returns its exit code.
     pub fn terminate(&mut self) -> Option<i32> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = c.try_wait() {
