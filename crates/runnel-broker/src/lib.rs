@@ -13,6 +13,7 @@ mod config;
 mod error;
 mod handlers;
 mod server;
+pub mod shape;
 pub mod versions;
 
 use std::path::Path;

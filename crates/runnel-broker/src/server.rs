@@ -173,6 +173,10 @@ pub(crate) async fn handle_frame(
     }
     let header = RequestHeader::decode(&mut buf, key.request_header_version(version))
         .map_err(|e| BrokerError::Malformed(format!("{key:?} v{version} header: {e:#}")))?;
+    // The codec sizes arrays from wire counts before reading them; refuse
+    // bodies whose counts and lengths are not backed by bytes in the frame.
+    crate::shape::check_request_body(api, version, &buf)
+        .map_err(|e| BrokerError::Malformed(format!("{key:?} v{version}: {e}")))?;
     let request = RequestKind::decode(key, &mut buf, version)
         .map_err(|e| BrokerError::Malformed(format!("{key:?} v{version}: {e:#}")))?;
     let response = handlers::handle(broker, &header, request, stop).await?;
