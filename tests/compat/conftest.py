@@ -126,6 +126,16 @@ class RunnelServer:
             f"runnel serve did not open {addr} within {START_TIMEOUT_S}s; log:\n{tail(self.log_path)}"
         )
 
+    def kill(self) -> int:
+        """SIGKILL the broker (a crash) and return its exit code."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        if self._log:
+            self._log.close()
+            self._log = None
+        return self.proc.returncode
+
     def stop(self) -> int:
         """SIGTERM the broker and return its exit code (kills it after a timeout)."""
         assert self.proc is not None

@@ -10,6 +10,7 @@ from collections import defaultdict
 
 import pytest
 from confluent_kafka import (
+    OFFSET_BEGINNING,
     OFFSET_END,
     TIMESTAMP_CREATE_TIME,
     KafkaError,
@@ -86,9 +87,10 @@ def test_compression_roundtrip(bootstrap, topic, codec):
         # Compressible and incompressible values, so codecs really work.
         value = (f"{codec}-record-{i:05d}-" * 8).encode() if i % 2 else os.urandom(64)
         p.produce(topic, key=f"k{i % 13}".encode(), value=value, partition=i % 2,
-                  headers=[("i", str(i).encode())], timestamp=base_ts + i)
+                  headers=[("i", str(i).encode())], timestamp=base_ts + i, on_delivery=dr)
     p.poll(0)
     ck_flush(p)
+    assert len(dr.ok()) == n
 
     c = ck_consumer(bootstrap)
     c.assign([TopicPartition(topic, 0, 0), TopicPartition(topic, 1, 0)])
@@ -110,6 +112,15 @@ def test_compression_roundtrip(bootstrap, topic, codec):
             assert m.value() == (f"{codec}-record-{i:05d}-" * 8).encode()
         else:
             assert len(m.value()) == 64
+
+    # Start in the middle of a (compressed) batch: the records before the
+    # requested offset must not be delivered.
+    c = ck_consumer(bootstrap)
+    c.assign([TopicPartition(topic, 1, 77)])
+    msgs = ck_consume(c, 5)
+    c.close()
+    assert [m.offset() for m in msgs] == [77, 78, 79, 80, 81]
+    assert [int(dict(m.headers())["i"]) for m in msgs] == [155, 157, 159, 161, 163]
 
 
 def test_many_partitions_keyed(bootstrap, topic):
@@ -405,3 +416,262 @@ def test_message_size_limit(bootstrap, topic):
     (got,) = ck_consume(c, 1)
     c.close()
     assert got.value() == near
+
+
+def test_log_append_time_topic(bootstrap, topic):
+    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
+
+    admin = ck_admin(bootstrap)
+    ck_create_topic(admin, topic, partitions=1,
+                    config={"message.timestamp.type": "LogAppendTime"})
+    p = ck_producer(bootstrap)
+    before = now_ms()
+    for i in range(5):
+        # The client's timestamp is a year off: the broker must replace it.
+        p.produce(topic, value=f"lat{i}".encode(), partition=0,
+                  timestamp=before - 365 * 24 * 3600 * 1000)
+    ck_flush(p)
+    after = now_ms()
+    c = ck_consumer(bootstrap)
+    c.assign([TopicPartition(topic, 0, 0)])
+    msgs = ck_consume(c, 5)
+    c.close()
+    for m in msgs:
+        ts_type, ts = m.timestamp()
+        assert ts_type == TIMESTAMP_LOG_APPEND_TIME
+        assert before - 1_000 <= ts <= after + 1_000, (before, ts, after)
+    assert [m.value() for m in msgs] == [f"lat{i}".encode() for i in range(5)]
+
+
+@pytest.mark.parametrize("acks", ["0", "1", "all"])
+def test_producer_acks(bootstrap, topic, acks):
+    admin = ck_admin(bootstrap)
+    ck_create_topic(admin, topic, partitions=1)
+    p = ck_producer(bootstrap, acks=acks)
+    dr = DeliveryCollector()
+    for i in range(30):
+        p.produce(topic, value=f"a{i}".encode(), partition=0, on_delivery=dr)
+    ck_flush(p)
+    assert len(dr.ok()) == 30
+    # acks=0 gets no response at all; the records must be there all the same,
+    # and the connection must stay usable for the next request.
+    c = ck_consumer(bootstrap)
+    wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic, 0), timeout=5,
+                                               cached=False) == (0, 30),
+               what="30 records stored")
+    c.assign([TopicPartition(topic, 0, 0)])
+    msgs = ck_consume(c, 30)
+    c.close()
+    assert [m.value() for m in msgs] == [f"a{i}".encode() for i in range(30)]
+
+
+def _create_error(admin, new_topic) -> int:
+    futs = admin.create_topics([new_topic], request_timeout=10)
+    with pytest.raises(KafkaException) as ei:
+        futs[new_topic.topic].result(timeout=10)
+    return ei.value.args[0].code()
+
+
+def test_admin_error_codes(bootstrap, unique_name, topic):
+    admin = ck_admin(bootstrap)
+    assert _create_error(admin, NewTopic(unique_name("badval"), 1, 1,
+                                         config={"retention.ms": "not-a-number"})) \
+        == KafkaError.INVALID_CONFIG
+    assert _create_error(admin, NewTopic(unique_name("badkey"), 1, 1,
+                                         config={"no.such.topic.config": "1"})) \
+        == KafkaError.INVALID_CONFIG
+    assert _create_error(admin, NewTopic(unique_name("rf"), 1, replication_factor=3)) \
+        == KafkaError.INVALID_REPLICATION_FACTOR
+    assert _create_error(admin, NewTopic("bad/topic:name", 1, 1)) == KafkaError.TOPIC_EXCEPTION
+    assert _create_error(admin, NewTopic("x" * 250, 1, 1)) == KafkaError.TOPIC_EXCEPTION
+    # Names that would be directory traversal in a data dir.
+    assert _create_error(admin, NewTopic("..", 1, 1)) == KafkaError.TOPIC_EXCEPTION
+    assert _create_error(admin, NewTopic(".", 1, 1)) == KafkaError.TOPIC_EXCEPTION
+    # None of the refused topics exists afterwards.
+    names = admin.list_topics(timeout=10).topics
+    assert not [n for n in names if n.startswith("test_admin_error_codes-")]
+
+    # Partitions can only grow.
+    ck_create_topic(admin, topic, partitions=3)
+    futs = admin.create_partitions([NewPartitions(topic, 2)], request_timeout=10)
+    with pytest.raises(KafkaException) as ei:
+        futs[topic].result(timeout=10)
+    assert ei.value.args[0].code() == KafkaError.INVALID_PARTITIONS
+    assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 3
+
+    # Unknown topics.
+    missing = unique_name("missing")
+    res = ConfigResource(ConfigResource.Type.TOPIC, missing)
+    futs = admin.describe_configs([res], request_timeout=10)
+    with pytest.raises(KafkaException) as ei:
+        futs[res].result(timeout=10)
+    assert ei.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+    futs = admin.delete_topics([missing], request_timeout=10)
+    with pytest.raises(KafkaException) as ei:
+        futs[missing].result(timeout=10)
+    assert ei.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_describe_broker_configs(bootstrap):
+    admin = ck_admin(bootstrap)
+    node_id = admin.describe_cluster(request_timeout=10).result(timeout=10).nodes[0].id
+    res = ConfigResource(ConfigResource.Type.BROKER, str(node_id))
+    cfg = admin.describe_configs([res], request_timeout=10)[res].result(timeout=10)
+    assert cfg["broker.id"].value == str(node_id)
+    assert cfg["advertised.listeners"].value == f"PLAINTEXT://{bootstrap}"
+    assert cfg["auto.create.topics.enable"].value == "true"
+    # The suite starts the broker with --flush-messages 1.
+    assert cfg["flush.messages"].value == "1"
+
+
+def test_pipelined_produce_and_fetch(bootstrap, topic):
+    """Many small produce requests in flight on one connection (librdkafka
+    pipelines them): all acknowledged in order, nothing lost or duplicated."""
+    partitions = 4
+    n = 20_000
+    admin = ck_admin(bootstrap)
+    ck_create_topic(admin, topic, partitions=partitions)
+    p = ck_producer(bootstrap, **{"batch.num.messages": 50, "linger.ms": 1,
+                                  "max.in.flight.requests.per.connection": 100,
+                                  "queue.buffering.max.messages": 100_000})
+    dr = DeliveryCollector()
+    for i in range(n):
+        p.produce(topic, value=i.to_bytes(4, "big"), partition=i % partitions, on_delivery=dr)
+        if i % 1000 == 0:
+            p.poll(0)
+    ck_flush(p, timeout=60)
+    delivered = dr.ok()
+    assert len(delivered) == n
+    for part in range(partitions):
+        offs = sorted(m.offset() for m in delivered if m.partition() == part)
+        assert offs == list(range(n // partitions)), f"partition {part}: offsets not dense"
+
+    c = ck_consumer(bootstrap, **{"max.partition.fetch.bytes": 16_384})
+    c.assign([TopicPartition(topic, i, 0) for i in range(partitions)])
+    msgs = ck_consume(c, n, timeout=60)
+    c.close()
+    seen = defaultdict(list)
+    for m in msgs:
+        seen[m.partition()].append(int.from_bytes(m.value(), "big"))
+    for part in range(partitions):
+        assert seen[part] == list(range(part, n, partitions)), f"partition {part} order"
+
+
+def test_tail_consumer_gets_new_records_promptly(bootstrap, topic):
+    """A consumer waiting at the end of a partition (long-poll Fetch) is
+    neither failed nor stalled: a new record arrives within a few seconds
+    (fetch.wait.max.ms is 500 ms), not after a request timeout."""
+    import time
+
+    admin = ck_admin(bootstrap)
+    ck_create_topic(admin, topic, partitions=1)
+    c = ck_consumer(bootstrap, **{"fetch.wait.max.ms": 500})
+    c.assign([TopicPartition(topic, 0, 0)])
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.5:  # several empty long polls
+        m = c.poll(0.3)
+        assert m is None or (m.error() is not None
+                             and m.error().code() == KafkaError._PARTITION_EOF), m
+    p = ck_producer(bootstrap, **{"linger.ms": 0})
+    sent = time.monotonic()
+    p.produce(topic, value=b"wake-up", partition=0)
+    ck_flush(p)
+    (m,) = ck_consume(c, 1, timeout=5)
+    latency = time.monotonic() - sent
+    c.close()
+    assert m.value() == b"wake-up"
+    assert latency < 3.0, f"record took {latency:.2f}s to reach a waiting consumer"
+
+
+def test_recreated_topic_starts_empty(bootstrap, topic):
+    """Deleting a topic deletes its data: a new topic of the same name starts
+    at offset 0 with none of the old records (both by CreateTopics and by
+    auto-creation)."""
+    admin = ck_admin(bootstrap)
+    for round_ in range(3):
+        if round_ < 2:
+            ck_create_topic(admin, topic, partitions=2)
+        # round 2: auto-created by the produce below
+        p = ck_producer(bootstrap)
+        dr = DeliveryCollector()
+        for i in range(5):
+            p.produce(topic, value=f"round{round_}-{i}".encode(), partition=0, on_delivery=dr)
+        ck_flush(p)
+        assert [m.offset() for m in dr.ok()] == [0, 1, 2, 3, 4], f"round {round_}"
+        c = ck_consumer(bootstrap)
+        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10,
+                                       cached=False) == (0, 5)
+        c.assign([TopicPartition(topic, 0, 0)])
+        msgs = ck_consume(c, 5)
+        ck_assert_nothing_more(c, wait=0.3)
+        c.close()
+        assert [m.value() for m in msgs] == [f"round{round_}-{i}".encode() for i in range(5)]
+        futs = admin.delete_topics([topic], request_timeout=10)
+        futs[topic].result(timeout=10)
+        wait_until(lambda: topic not in admin.list_topics(timeout=10).topics,
+                   what="topic deleted")
+
+
+@pytest.mark.parametrize("topic_codec", ["gzip", "zstd", "uncompressed", "producer"])
+def test_topic_compression_type(bootstrap, topic, topic_codec):
+    """Whatever the topic's compression.type (the broker may recompress),
+    records produced with another codec come back intact."""
+    admin = ck_admin(bootstrap)
+    ck_create_topic(admin, topic, partitions=1, config={"compression.type": topic_codec})
+    base_ts = now_ms() - 5_000
+    p = ck_producer(bootstrap, **{"compression.type": "lz4", "linger.ms": 20})
+    dr = DeliveryCollector()
+    for i in range(200):
+        p.produce(topic, key=f"k{i}".encode(), value=(f"tc-{i}-" * 30).encode(), partition=0,
+                  headers=[("i", str(i).encode())], timestamp=base_ts + i, on_delivery=dr)
+    ck_flush(p)
+    assert sorted(m.offset() for m in dr.ok()) == list(range(200))
+    c = ck_consumer(bootstrap)
+    c.assign([TopicPartition(topic, 0, 0)])
+    msgs = ck_consume(c, 200)
+    c.close()
+    assert [m.offset() for m in msgs] == list(range(200))
+    assert [m.key() for m in msgs] == [f"k{i}".encode() for i in range(200)]
+    assert [m.value() for m in msgs] == [(f"tc-{i}-" * 30).encode() for i in range(200)]
+    assert [m.headers() for m in msgs] == [[("i", str(i).encode())] for i in range(200)]
+    assert [m.timestamp()[1] for m in msgs] == [base_ts + i for i in range(200)]
+
+
+def test_many_small_segments(bootstrap, topic):
+    """A tiny segment.bytes rolls a new segment every few batches: reads,
+    timestamp lookups, seeks and DeleteRecords all cross segment boundaries."""
+    admin = ck_admin(bootstrap)
+    ck_create_topic(admin, topic, partitions=1, config={"segment.bytes": "4096"})
+    base_ts = now_ms() - 100_000
+    n = 400
+    p = ck_producer(bootstrap, **{"linger.ms": 0})
+    for start in range(0, n, 10):  # 40 batches of ~1.2 KB
+        for i in range(start, start + 10):
+            p.produce(topic, value=f"seg-{i:04d}-".encode() * 8, partition=0,
+                      timestamp=base_ts + i * 100)
+        ck_flush(p)
+
+    c = ck_consumer(bootstrap)
+    tp0 = TopicPartition(topic, 0)
+    assert c.get_watermark_offsets(tp0, timeout=10, cached=False) == (0, n)
+    c.assign([TopicPartition(topic, 0, 0)])
+    msgs = ck_consume(c, n)
+    assert [m.offset() for m in msgs] == list(range(n))
+    assert all(m.value() == f"seg-{m.offset():04d}-".encode() * 8 for m in msgs)
+
+    for target in (5, 123, 250, 399):
+        (r,) = c.offsets_for_times([TopicPartition(topic, 0, base_ts + target * 100 - 50)],
+                                   timeout=10)
+        assert r.offset == target
+    for start in (37, 201, 398):
+        c.seek(TopicPartition(topic, 0, start))
+        got = ck_consume(c, n - start)
+        assert got[0].offset() == start and got[-1].offset() == n - 1
+
+    fut = admin.delete_records([TopicPartition(topic, 0, 257)], request_timeout=10)
+    assert next(iter(fut.values())).result(timeout=10).low_watermark == 257
+    assert c.get_watermark_offsets(tp0, timeout=10, cached=False) == (257, n)
+    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    got = ck_consume(c, n - 257)
+    c.close()
+    assert [m.offset() for m in got] == list(range(257, n))

@@ -1,5 +1,6 @@
 """Data, topics and configs survive a broker restart (a private broker on its
-own data dir, stopped with SIGTERM and started again)."""
+own data dir, stopped with SIGTERM and started again) and acknowledged
+records survive a crash (SIGKILL) under --flush-messages 1."""
 
 from __future__ import annotations
 
@@ -94,3 +95,32 @@ def test_data_survives_restart(make_server, unique_name):
     (m,) = dr2.ok()
     assert m.offset() == marks_before[0][1]
     assert server2.stop() == 0, "restarted broker did not exit 0 on SIGTERM"
+
+
+def test_acknowledged_records_survive_a_crash(make_server, unique_name):
+    """With --flush-messages 1 every acknowledged (acks=all) record is on disk:
+    SIGKILL the broker right after the acks and find them all after restart."""
+    server = make_server().start()
+    topic = unique_name("crash")
+    admin = ck_admin(server.bootstrap)
+    ck_create_topic(admin, topic, partitions=3)
+    p = ck_producer(server.bootstrap, **{"compression.type": "gzip"})
+    dr = DeliveryCollector()
+    n = 600
+    for i in range(n):
+        p.produce(topic, key=str(i).encode(), value=f"crash-{i}".encode(), partition=i % 3,
+                  on_delivery=dr)
+        if i % 100 == 99:
+            p.poll(0)
+    ck_flush(p)
+    acked = {(m.partition(), m.offset()): m.value() for m in dr.ok()}
+    assert len(acked) == n
+    server.kill()
+
+    server2 = make_server(data_dir=server.data_dir).start()
+    c = ck_consumer(server2.bootstrap)
+    c.assign([TopicPartition(topic, i, OFFSET_BEGINNING) for i in range(3)])
+    msgs = ck_consume(c, n)
+    c.close()
+    assert {(m.partition(), m.offset()): m.value() for m in msgs} == acked
+    assert server2.stop() == 0

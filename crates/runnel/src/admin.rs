@@ -203,7 +203,7 @@ pub async fn run(args: TopicArgs) -> Result<()> {
 }
 
 async fn metadata(client: &mut Client, topic: Option<&str>) -> Result<MetadataResponse> {
-    let v = client.version(ApiKey::Metadata, 9)?;
+    let v = client.version(ApiKey::Metadata, 12)?;
     let req = MetadataRequest::default()
         .with_topics(
             topic.map(|t| vec![MetadataRequestTopic::default().with_name(Some(TopicName(s(t))))]),

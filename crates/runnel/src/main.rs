@@ -32,7 +32,13 @@ enum Command {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_tracing();
+    // Client commands report librdkafka's errors themselves; its own log of
+    // them (e.g. a "global error" per partition end) would only repeat them.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn,librdkafka=off,rdkafka::client=off",
+    };
+    init_tracing(default_filter);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -46,11 +52,14 @@ fn main() -> Result<()> {
     })
 }
 
-fn init_tracing() {
+fn init_tracing(default_filter: &str) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RUNNEL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("RUNNEL_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

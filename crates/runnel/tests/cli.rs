@@ -39,7 +39,19 @@ fn ok(server: &Server, args: &[&str], stdin: Option<&str>) -> String {
 fn topic_commands_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
-    ok(&server, &["topic", "create", "orders", "-p", "3", "-c", "retention.ms=60000"], None);
+    ok(
+        &server,
+        &[
+            "topic",
+            "create",
+            "orders",
+            "-p",
+            "3",
+            "-c",
+            "retention.ms=60000",
+        ],
+        None,
+    );
     let list = ok(&server, &["topic", "list"], None);
     assert!(list.contains("orders\t3 partition(s)"), "{list}");
 
@@ -47,13 +59,41 @@ fn topic_commands_round_trip() {
     assert!(!dup.status.success());
     assert!(String::from_utf8_lossy(&dup.stderr).contains("TopicAlreadyExists"));
 
-    ok(&server, &["topic", "alter-config", "orders", "--set", "retention.bytes=1048576", "--delete", "retention.ms"], None);
+    ok(
+        &server,
+        &[
+            "topic",
+            "alter-config",
+            "orders",
+            "--set",
+            "retention.bytes=1048576",
+            "--delete",
+            "retention.ms",
+        ],
+        None,
+    );
     let described = ok(&server, &["topic", "describe", "orders"], None);
     assert!(described.contains("PartitionCount: 3"), "{described}");
-    assert!(described.contains("retention.bytes\t1048576\ttopic"), "{described}");
-    assert!(described.contains("retention.ms\t604800000\tdefault"), "{described}");
+    assert!(
+        described.contains("retention.bytes\t1048576\ttopic"),
+        "{described}"
+    );
+    assert!(
+        described.contains("retention.ms\t604800000\tdefault"),
+        "{described}"
+    );
 
-    let bad = runnel(&server, &["topic", "alter-config", "orders", "--set", "retention.ms=later"], None);
+    let bad = runnel(
+        &server,
+        &[
+            "topic",
+            "alter-config",
+            "orders",
+            "--set",
+            "retention.ms=later",
+        ],
+        None,
+    );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("InvalidConfig"));
 
@@ -68,21 +108,66 @@ fn produce_and_consume_like_kcat() {
     ok(&server, &["topic", "create", "greetings", "-p", "1"], None);
     ok(
         &server,
-        &["produce", "greetings", "-K", ":", "-H", "source=cli", "--timestamp", "1700000000000", "-z", "lz4"],
+        &[
+            "produce",
+            "greetings",
+            "-K",
+            ":",
+            "-H",
+            "source=cli",
+            "--timestamp",
+            "1700000000000",
+            "-z",
+            "lz4",
+        ],
         Some("alice:hello\nbob:hi\ncarol:hey\n"),
     );
-    let all = ok(&server, &["consume", "greetings", "-o", "beginning", "-e", "-f", "%o %k=%s %h %T\\n"], None);
+    let all = ok(
+        &server,
+        &[
+            "consume",
+            "greetings",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%o %k=%s %h %T\\n",
+        ],
+        None,
+    );
     assert_eq!(
         all,
         "0 alice=hello source=cli 1700000000000\n1 bob=hi source=cli 1700000000000\n2 carol=hey source=cli 1700000000000\n"
     );
     let tail = ok(&server, &["consume", "greetings", "-o", "-1", "-e"], None);
     assert_eq!(tail, "hey\n");
-    let from = ok(&server, &["consume", "greetings", "-o", "1", "-e", "-c", "1", "-f", "%s\\n"], None);
+    let from = ok(
+        &server,
+        &[
+            "consume",
+            "greetings",
+            "-o",
+            "1",
+            "-e",
+            "-c",
+            "1",
+            "-f",
+            "%s\\n",
+        ],
+        None,
+    );
     assert_eq!(from, "hi\n");
-    let by_time = ok(&server, &["consume", "greetings", "-o", "s@1700000000000", "-e"], None);
+    let by_time = ok(
+        &server,
+        &["consume", "greetings", "-o", "s@1700000000000", "-e"],
+        None,
+    );
     assert_eq!(by_time.lines().count(), 3);
-    let json = ok(&server, &["consume", "greetings", "-o", "beginning", "-e", "-J"], None);
+    let json = ok(
+        &server,
+        &["consume", "greetings", "-o", "beginning", "-e", "-J"],
+        None,
+    );
     let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
     assert_eq!(first["key"], "alice");
     assert_eq!(first["payload"], "hello");
