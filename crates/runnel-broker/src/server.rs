@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::error::BrokerError;
+use crate::handlers::PendingSync;
 use crate::{handlers, versions, Broker};
 
 /// How long shutdown waits for open connections to finish their request.
@@ -105,20 +106,83 @@ async fn connection(
     let mut reader = BufReader::with_capacity(256 * 1024, read);
     let mut writer = BufWriter::with_capacity(256 * 1024, write);
     let max = broker.config.max_request_bytes;
+    // Group commit: responses waiting for an fsync (and every response after
+    // them, to keep order) are held while more pipelined requests are already
+    // here, then one fsync per partition covers them all.
+    let mut held: Vec<BytesMut> = Vec::new();
+    let mut syncs: Vec<PendingSync> = Vec::new();
     loop {
         let frame = tokio::select! {
             frame = read_frame(&mut reader, max) => frame?,
             _ = stop.wait_for(|s| *s) => None,
         };
         let Some(frame) = frame else { break };
-        if let Some(response) = handle_frame(&broker, frame, &stop).await? {
+        let response = handle_frame(&broker, frame, &stop, &mut syncs).await?;
+        if let Some(response) = response {
+            if syncs.is_empty() && held.is_empty() {
+                writer.write_all(&response).await?;
+            } else {
+                held.push(response);
+            }
+        }
+        if !reader.buffer().is_empty() && held.len() < MAX_HELD {
+            continue;
+        }
+        if !syncs.is_empty() && held.len() < MAX_HELD && more_pending(&mut reader).await {
+            continue;
+        }
+        complete_syncs(&mut syncs).await?;
+        for response in held.drain(..) {
             writer.write_all(&response).await?;
         }
-        if reader.buffer().is_empty() {
-            writer.flush().await?;
-        }
+        writer.flush().await?;
+    }
+    // Whatever was appended must be durable before its response goes out.
+    complete_syncs(&mut syncs).await?;
+    for response in held.drain(..) {
+        writer.write_all(&response).await?;
     }
     writer.flush().await?;
+    Ok(())
+}
+
+/// Most responses held back for one group commit.
+const MAX_HELD: usize = 64;
+
+/// True when another request has already arrived (without waiting for one).
+async fn more_pending<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> bool {
+    use tokio::io::AsyncBufReadExt;
+    matches!(
+        tokio::time::timeout(Duration::ZERO, reader.fill_buf()).await,
+        Ok(Ok(buf)) if !buf.is_empty()
+    )
+}
+
+/// fsyncs each partition once up to the highest offset any held response
+/// needs. On failure the connection closes without acknowledging anything
+/// that may be lost; the partition refuses further appends.
+async fn complete_syncs(syncs: &mut Vec<PendingSync>) -> Result<(), BrokerError> {
+    if syncs.is_empty() {
+        return Ok(());
+    }
+    let mut needed: Vec<PendingSync> = Vec::with_capacity(syncs.len());
+    for s in syncs.drain(..) {
+        match needed
+            .iter_mut()
+            .find(|n| Arc::ptr_eq(&n.partition, &s.partition))
+        {
+            Some(n) => n.offset = n.offset.max(s.offset),
+            None => needed.push(s),
+        }
+    }
+    tokio::task::spawn_blocking(move || {
+        let now = crate::now_ms();
+        needed
+            .iter()
+            .try_for_each(|n| n.partition.sync_to(n.offset, now))
+    })
+    .await
+    .map_err(|e| BrokerError::Io(std::io::Error::other(e)))??;
     Ok(())
 }
 
@@ -151,6 +215,7 @@ pub(crate) async fn handle_frame(
     broker: &Arc<Broker>,
     frame: BytesMut,
     stop: &watch::Receiver<bool>,
+    syncs: &mut Vec<PendingSync>,
 ) -> Result<Option<BytesMut>, BrokerError> {
     let mut buf: Bytes = frame.freeze();
     if buf.len() < 8 {
@@ -179,7 +244,7 @@ pub(crate) async fn handle_frame(
         .map_err(|e| BrokerError::Malformed(format!("{key:?} v{version}: {e}")))?;
     let request = RequestKind::decode(key, &mut buf, version)
         .map_err(|e| BrokerError::Malformed(format!("{key:?} v{version}: {e:#}")))?;
-    let response = handlers::handle(broker, &header, request, stop).await?;
+    let response = handlers::handle(broker, &header, request, stop, syncs).await?;
     match response {
         None => Ok(None),
         Some(resp) => encode_response(

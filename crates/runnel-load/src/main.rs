@@ -33,6 +33,32 @@ enum Cmd {
     Consume(ConsumeArgs),
     /// Produce at a fixed rate and measure produce-to-consume latency.
     Latency(LatencyArgs),
+    /// The BENCHMARKS.md set: produce (100 B and 1 KiB, acks=1 and all),
+    /// consume, and latency at a fixed rate, one JSON line each.
+    Suite(SuiteArgs),
+}
+
+#[derive(Args)]
+struct SuiteArgs {
+    /// Bootstrap address of any Kafka-compatible broker.
+    #[arg(short, long, default_value = "localhost:9092")]
+    bootstrap: String,
+    /// Run against librdkafka's in-process mock broker (in memory, not
+    /// durable) instead, as a same-run baseline for the client's own cost.
+    #[arg(long)]
+    mock: bool,
+    /// Records per 100-byte produce run (1 KiB runs use a quarter).
+    #[arg(short = 'n', long, default_value_t = 2_000_000)]
+    records: u64,
+    /// Rate of the latency run, records per second.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Seconds of the latency run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Prefix of the topics the suite creates.
+    #[arg(long, default_value = "load")]
+    prefix: String,
 }
 
 #[derive(Args, Clone)]
@@ -105,7 +131,72 @@ fn main() -> Result<()> {
         Cmd::Produce(a) => produce(a),
         Cmd::Consume(a) => consume(a),
         Cmd::Latency(a) => latency(a),
+        Cmd::Suite(a) => suite(a),
     }
+}
+
+fn suite(a: SuiteArgs) -> Result<()> {
+    let run = format!("{}-{}", a.prefix, now_nanos() / 1_000_000);
+    let mock = if a.mock {
+        let cluster =
+            rdkafka::mocking::MockCluster::new(1).context("cannot start the mock cluster")?;
+        for t in [
+            "p100-acks1",
+            "p100-acksall",
+            "p1k-acks1",
+            "p1k-acksall",
+            "latency",
+        ] {
+            cluster.create_topic(&format!("{run}-{t}"), 1, 1)?;
+        }
+        Some(cluster)
+    } else {
+        None
+    };
+    let bootstrap = mock
+        .as_ref()
+        .map(|c| c.bootstrap_servers())
+        .unwrap_or(a.bootstrap);
+    let common = |t: &str| Common {
+        bootstrap: bootstrap.clone(),
+        topic: format!("{run}-{t}"),
+        properties: Vec::new(),
+    };
+    for (t, size, acks, n) in [
+        ("p100-acks1", 100, "1", a.records),
+        ("p100-acksall", 100, "all", a.records),
+        ("p1k-acks1", 1024, "1", a.records / 4),
+        ("p1k-acksall", 1024, "all", a.records / 4),
+    ] {
+        info!(test = t, records = n, "starting");
+        produce(ProduceArgs {
+            common: common(t),
+            records: n,
+            size,
+            acks: acks.to_string(),
+            linger_ms: 5,
+        })?;
+    }
+    info!("consuming the 100-byte acks=1 topic");
+    consume(ConsumeArgs {
+        common: common("p100-acks1"),
+        records: a.records,
+    })?;
+    info!("consuming the 1 KiB acks=1 topic");
+    consume(ConsumeArgs {
+        common: common("p1k-acks1"),
+        records: a.records / 4,
+    })?;
+    info!(rate = a.rate, seconds = a.seconds, "latency run");
+    latency(LatencyArgs {
+        common: common("latency"),
+        rate: a.rate,
+        seconds: a.seconds,
+        size: 100,
+        acks: "all".into(),
+    })?;
+    drop(mock);
+    Ok(())
 }
 
 fn config(common: &Common) -> Result<ClientConfig> {

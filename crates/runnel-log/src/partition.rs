@@ -139,6 +139,23 @@ impl Partition {
     /// batches' baseOffset fields (and LogAppendTime stamped if configured),
     /// so `batches` holds the stored bytes afterwards.
     pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        let (info, sync) = self.append_deferred(batches, now_ms)?;
+        if let Some(offset) = sync {
+            self.sync_to(offset, now_ms)?;
+        }
+        Ok(info)
+    }
+
+    /// Like [`Partition::append`], but when the flush policy asks for an
+    /// fsync it is not done here: the returned offset must be passed to
+    /// [`Partition::sync_to`] before the append is acknowledged. This lets
+    /// a caller append several payloads and cover them with one fsync
+    /// (group commit).
+    pub fn append_deferred(
+        &self,
+        batches: &mut [u8],
+        now_ms: i64,
+    ) -> Result<(AppendInfo, Option<i64>), LogError> {
         let cfg = self.config();
         let lat = (cfg.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
         let summary = batch::validate_payload_mut(batches, cfg.max_message_bytes, lat)?;
@@ -195,15 +212,29 @@ impl Partition {
         let unflushed = (off - st.recovery_point).max(0) as u64;
         let need_flush = unflushed >= cfg.flush_messages;
         drop(st);
-        if need_flush {
-            self.sync_data(now_ms)?;
-        }
-        Ok(AppendInfo {
+        let info = AppendInfo {
             base_offset,
             last_offset,
             log_append_time: lat.unwrap_or(-1),
             log_start_offset: self.start.load(Ordering::Acquire),
-        })
+        };
+        Ok((info, need_flush.then_some(off)))
+    }
+
+    /// Makes every offset below `offset` durable: returns at once when an
+    /// earlier fsync already covered it, otherwise fsyncs the data files.
+    /// A failure marks the partition failed (no further appends).
+    pub fn sync_to(&self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        {
+            let st = self.lock();
+            if let Some(f) = &st.failed {
+                return Err(LogError::StorageFailed(f.clone()));
+            }
+            if st.recovery_point >= offset {
+                return Ok(());
+            }
+        }
+        self.sync_data(now_ms)
     }
 
     /// Rolls a new active segment at the log end offset.

@@ -1155,3 +1155,35 @@ mod props {
         }
     }
 }
+
+#[test]
+fn deferred_appends_share_one_sync() {
+    let d = tempfile::tempdir().unwrap();
+    let log = Log::open(d.path(), cfg(&[("flush.messages", "1")])).unwrap();
+    log.create_topic("g", 1, BTreeMap::new()).unwrap();
+    let p = part(&log, "g");
+    let mut a = simple_batch(0, 3, 10);
+    let mut b = simple_batch(0, 2, 10);
+    let (ia, sa) = p.append_deferred(&mut a, 0).unwrap();
+    let (ib, sb) = p.append_deferred(&mut b, 0).unwrap();
+    assert_eq!((ia.base_offset, ib.base_offset), (0, 3));
+    assert_eq!(
+        (sa, sb),
+        (Some(3), Some(5)),
+        "flush.messages=1 asks for a sync per append"
+    );
+    p.sync_to(5, 0).unwrap();
+    // The later sync covered the earlier append: nothing left to do.
+    p.sync_to(3, 0).unwrap();
+    assert_eq!(read_all(&p).len(), 2);
+
+    // Without a flush policy no sync is requested.
+    let log2 = Log::open(&d.path().join("other"), BTreeMap::new()).unwrap();
+    let q = log2
+        .create_topic("os", 1, BTreeMap::new())
+        .unwrap()
+        .partition(0)
+        .unwrap();
+    let mut c = simple_batch(0, 1, 10);
+    assert_eq!(q.append_deferred(&mut c, 0).unwrap().1, None);
+}

@@ -16,12 +16,20 @@ use tokio::sync::watch;
 use crate::error::BrokerError;
 use crate::{versions, Broker};
 
+/// An append that the flush policy wants fsynced before its produce
+/// response may be sent (see `server::connection`, which groups them).
+pub(crate) struct PendingSync {
+    pub partition: Arc<runnel_log::Partition>,
+    pub offset: i64,
+}
+
 /// Runs one request. `Ok(None)` means no response is sent (acks=0 produce).
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
     header: &RequestHeader,
     request: RequestKind,
     stop: &watch::Receiver<bool>,
+    syncs: &mut Vec<PendingSync>,
 ) -> Result<Option<ResponseKind>, BrokerError> {
     let v = header.request_api_version;
     let response = match request {
@@ -29,7 +37,7 @@ pub(crate) async fn handle(
         RequestKind::Metadata(req) => {
             ResponseKind::Metadata(metadata::metadata(broker, req, v).await)
         }
-        RequestKind::Produce(req) => match produce::produce(broker, req, v).await? {
+        RequestKind::Produce(req) => match produce::produce(broker, req, v, syncs).await? {
             Some(resp) => ResponseKind::Produce(resp),
             None => return Ok(None),
         },

@@ -7,7 +7,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 use tracing::warn;
 
-use super::{blocking, str_bytes};
+use super::{blocking, str_bytes, PendingSync};
 use crate::error::{log_error_code, BrokerError};
 use crate::Broker;
 
@@ -16,6 +16,7 @@ pub(crate) async fn produce(
     broker: &Arc<Broker>,
     req: ProduceRequest,
     version: i16,
+    syncs: &mut Vec<PendingSync>,
 ) -> Result<Option<ProduceResponse>, BrokerError> {
     let acks = req.acks;
     let response = if !matches!(acks, -1..=1) {
@@ -34,15 +35,22 @@ pub(crate) async fn produce(
         )
     } else {
         let b = broker.clone();
-        let response = blocking(move || append_all(&b, req, version)).await?;
+        let (response, needed) = blocking(move || append_all(&b, req, version)).await?;
         broker.notify_appended();
+        syncs.extend(needed);
         response
     };
     Ok((acks != 0).then_some(response))
 }
 
-fn append_all(broker: &Broker, req: ProduceRequest, version: i16) -> ProduceResponse {
+/// Appends without fsyncing; returns the syncs the flush policy asks for.
+fn append_all(
+    broker: &Broker,
+    req: ProduceRequest,
+    version: i16,
+) -> (ProduceResponse, Vec<PendingSync>) {
     let now = crate::now_ms();
+    let mut syncs = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
         let topic = broker.log().topic(&topic_data.name.0);
@@ -66,8 +74,14 @@ fn append_all(broker: &Broker, req: ProduceRequest, version: i16) -> ProduceResp
                 }
                 (Some(partition), Some(records)) => {
                     let mut data = records.to_vec();
-                    match partition.append(&mut data, now) {
-                        Ok(info) => {
+                    match partition.append_deferred(&mut data, now) {
+                        Ok((info, sync)) => {
+                            if let Some(offset) = sync {
+                                syncs.push(PendingSync {
+                                    partition: partition.clone(),
+                                    offset,
+                                });
+                            }
                             resp.base_offset = info.base_offset;
                             resp.log_append_time_ms = info.log_append_time;
                             if version >= 5 {
@@ -92,7 +106,7 @@ fn append_all(broker: &Broker, req: ProduceRequest, version: i16) -> ProduceResp
                 .with_partition_responses(partitions),
         );
     }
-    ProduceResponse::default().with_responses(responses)
+    (ProduceResponse::default().with_responses(responses), syncs)
 }
 
 fn reject_all(
