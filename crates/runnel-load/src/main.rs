@@ -177,6 +177,12 @@ fn suite(a: SuiteArgs) -> Result<()> {
             linger_ms: 5,
         })?;
     }
+    if mock.is_some() {
+        // librdkafka's mock cluster stops serving a consumer after some tens
+        // of thousands of records, so the mock baseline covers produce only.
+        info!("mock baseline: produce runs only");
+        return Ok(());
+    }
     info!("consuming the 100-byte acks=1 topic");
     consume(ConsumeArgs {
         common: common("p100-acks1"),
@@ -392,7 +398,11 @@ fn latency(a: LatencyArgs) -> Result<()> {
     let mut tpl = TopicPartitionList::new();
     for t in meta.topics().iter().filter(|t| t.name() == a.common.topic) {
         for part in t.partitions() {
-            tpl.add_partition_offset(&a.common.topic, part.id(), Offset::End)?;
+            // Resolve the end now: a lazily resolved Offset::End could land
+            // after the first measured records.
+            let (_, high) =
+                c.fetch_watermarks(&a.common.topic, part.id(), Duration::from_secs(10))?;
+            tpl.add_partition_offset(&a.common.topic, part.id(), Offset::Offset(high))?;
         }
     }
     c.assign(&tpl)?;
