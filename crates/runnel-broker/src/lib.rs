@@ -12,6 +12,7 @@
 mod config;
 mod error;
 mod handlers;
+pub mod producers;
 mod server;
 pub mod shape;
 pub mod versions;
@@ -31,23 +32,28 @@ pub struct Broker {
     config: BrokerConfig,
     /// Bumped after every append so waiting fetches re-check their partitions.
     appended: watch::Sender<u64>,
+    /// Idempotent producers: ids and per-partition sequence state.
+    producers: producers::Producers,
 }
 
 impl Broker {
     /// Opens (or creates) the log under `data_dir` and builds a broker on it.
     pub fn open(data_dir: &Path, config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
         let log = Log::open(data_dir, config.topic_defaults.clone())?;
-        Ok(Broker::with_log(Arc::new(log), config))
+        Broker::with_log(Arc::new(log), config)
     }
 
-    /// Builds a broker on an already opened log.
-    pub fn with_log(log: Arc<Log>, config: BrokerConfig) -> Arc<Broker> {
+    /// Builds a broker on an already opened log (rebuilding producer state
+    /// from it).
+    pub fn with_log(log: Arc<Log>, config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
         let (appended, _) = watch::channel(0);
-        Arc::new(Broker {
+        let producers = producers::Producers::open(log.dir(), &log)?;
+        Ok(Arc::new(Broker {
             log,
             config,
             appended,
-        })
+            producers,
+        }))
     }
 
     /// The log this broker serves.

@@ -33,6 +33,7 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::DescribeConfigs, 1, 4),
     s(ApiKey::CreatePartitions, 0, 3),
     s(ApiKey::IncrementalAlterConfigs, 0, 1),
+    s(ApiKey::InitProducerId, 0, 4),
     s(ApiKey::DescribeCluster, 0, 1),
 ];
 

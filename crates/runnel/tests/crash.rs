@@ -20,6 +20,18 @@ const KILLS: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_sigkill() {
+    run(false).await;
+}
+
+/// An idempotent producer (5 requests in flight) whose connections are cut
+/// by the kills: its retries must not write anything twice, and the
+/// sequence state must survive the restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_producer_writes_no_duplicates_across_kills() {
+    run(true).await;
+}
+
+async fn run(idempotent: bool) {
     let dir = tempfile::tempdir().unwrap();
     let server = Arc::new(Mutex::new(Server::start(
         &dir.path().join("data"),
@@ -29,7 +41,14 @@ async fn acknowledged_records_survive_sigkill() {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("acks", "all")
-        .set("max.in.flight.requests.per.connection", "1")
+        .set(
+            "enable.idempotence",
+            if idempotent { "true" } else { "false" },
+        )
+        .set(
+            "max.in.flight.requests.per.connection",
+            if idempotent { "5" } else { "1" },
+        )
         .set("linger.ms", "2")
         .set("retries", "1000000")
         .set("retry.backoff.ms", "20")
@@ -156,6 +175,13 @@ async fn acknowledged_records_survive_sigkill() {
         .filter(|v| acked_set.contains(v))
         .collect();
     assert_eq!(acked_in_log, acked, "acknowledged records out of order");
+    if idempotent {
+        assert_eq!(
+            values.len(),
+            seen.len(),
+            "the idempotent producer wrote duplicates"
+        );
+    }
     eprintln!(
         "{} acknowledged, {} records in the log, {} duplicates from retries",
         acked.len(),

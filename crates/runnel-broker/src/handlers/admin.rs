@@ -188,7 +188,10 @@ pub(crate) async fn delete_topics(
                             r.topic_id = Uuid::from_bytes(topic.id());
                         }
                         match log.delete_topic(&name) {
-                            Ok(()) => info!(topic = %name, "deleted topic"),
+                            Ok(()) => {
+                                b.producers.forget_topic(&name);
+                                info!(topic = %name, "deleted topic")
+                            }
                             Err(e) => {
                                 r.error_code = log_error_code(&e).code();
                                 if version >= 5 {

@@ -5,6 +5,7 @@ mod configs;
 mod fetch;
 mod metadata;
 mod produce;
+mod producer_ids;
 
 use std::sync::Arc;
 
@@ -56,6 +57,9 @@ pub(crate) async fn handle(
         }
         RequestKind::DeleteRecords(req) => {
             ResponseKind::DeleteRecords(admin::delete_records(broker, req).await?)
+        }
+        RequestKind::InitProducerId(req) => {
+            ResponseKind::InitProducerId(producer_ids::init_producer_id(broker, req).await?)
         }
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(metadata::describe_cluster(broker, req))

@@ -9,6 +9,7 @@ use tracing::warn;
 
 use super::{blocking, str_bytes, PendingSync};
 use crate::error::{log_error_code, BrokerError};
+use crate::producers::{lock, ProducerBatch, SequenceError, Verdict};
 use crate::Broker;
 
 /// Appends every partition's batches; `None` when acks=0 (no response).
@@ -74,7 +75,51 @@ fn append_all(
                 }
                 (Some(partition), Some(records)) => {
                     let mut data = records.to_vec();
-                    match partition.append_deferred(&mut data, now) {
+                    let producer = ProducerBatch::of_payload(&data);
+                    let state =
+                        producer.map(|_| broker.producers.partition(&topic_data.name.0, pd.index));
+                    let mut state = state.as_deref().map(lock);
+                    let verdict = match (producer, state.as_deref()) {
+                        (Some(p), Some(s)) => s.check(&p),
+                        _ => Ok(Verdict::Append),
+                    };
+                    let appended = match verdict {
+                        Ok(Verdict::Append) => partition.append_deferred(&mut data, now),
+                        Ok(Verdict::Duplicate { base_offset }) => {
+                            resp.base_offset = base_offset;
+                            if version >= 5 {
+                                resp.log_start_offset = partition.log_start_offset();
+                            }
+                            partitions.push(resp);
+                            continue;
+                        }
+                        Err(e) => {
+                            let (code, why) = match e {
+                                SequenceError::StaleEpoch => (
+                                    ResponseError::InvalidProducerEpoch,
+                                    "producer epoch is older than the partition's".to_string(),
+                                ),
+                                SequenceError::OutOfOrder { expected, got } => (
+                                    ResponseError::OutOfOrderSequenceNumber,
+                                    format!("expected sequence {expected}, got {got}"),
+                                ),
+                            };
+                            warn!(topic = %topic_data.name.0, partition = pd.index, %why, "idempotent batch refused");
+                            resp.error_code = code.code();
+                            if version >= 8 {
+                                resp.error_message = Some(str_bytes(&why));
+                            }
+                            partitions.push(resp);
+                            continue;
+                        }
+                    };
+                    if let (Ok((info, _)), Some(p), Some(s)) =
+                        (&appended, producer, state.as_deref_mut())
+                    {
+                        s.record(&p, info.base_offset);
+                    }
+                    drop(state);
+                    match appended {
                         Ok((info, sync)) => {
                             if let Some(offset) = sync {
                                 syncs.push(PendingSync {

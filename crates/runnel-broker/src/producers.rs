@@ -1,0 +1,394 @@
+//! Idempotent producers: producer id allocation and per-partition sequence
+//! tracking, so a retried batch is acknowledged without being written twice.
+//!
+//! Rules (Kafka's): per (partition, producer id) the broker remembers the
+//! current epoch and the last [`CACHED_BATCHES`] batches' sequence ranges
+//! and offsets. A batch whose sequence range equals a cached one is a
+//! duplicate: it is acknowledged with the original offset and not appended.
+//! Otherwise its first sequence must follow the last one (wrapping at
+//! `i32::MAX`), or the producer gets OUT_OF_ORDER_SEQUENCE_NUMBER. An older
+//! epoch is fenced (INVALID_PRODUCER_EPOCH); a newer epoch must start at
+//! sequence 0. A producer the partition has no state for (new, or its state
+//! aged out) may start at any sequence.
+//!
+//! Durability: producer ids come from blocks reserved in `producer-ids`
+//! (a decimal number, written atomically) so ids are never reused after a
+//! restart; sequence state is rebuilt on start by reading the batch headers
+//! of the newest [`REPLAY_RECORDS`] records of every partition.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use runnel_log::batch::{BatchHeader, BatchIter};
+use runnel_log::{Log, LogError};
+use tracing::{info, warn};
+
+/// Batches remembered per producer and partition (Kafka's in-flight limit).
+pub const CACHED_BATCHES: usize = 5;
+/// Records per partition read back on start to rebuild sequence state.
+pub const REPLAY_RECORDS: i64 = 200_000;
+/// Producer ids reserved per write of the `producer-ids` file.
+const ID_BLOCK: i64 = 1000;
+
+/// Why an idempotent batch is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceError {
+    /// The producer's epoch is older than the partition has seen.
+    StaleEpoch,
+    /// The first sequence does not follow the last one.
+    OutOfOrder { expected: i32, got: i32 },
+}
+
+/// One remembered batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CachedBatch {
+    first_seq: i32,
+    last_seq: i32,
+    base_offset: i64,
+}
+
+#[derive(Debug, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<CachedBatch>,
+}
+
+/// The verdict on an idempotent batch before it is appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not idempotent, or in sequence: append it.
+    Append,
+    /// Already written at this base offset: acknowledge, don't append.
+    Duplicate { base_offset: i64 },
+}
+
+/// Sequence state of one partition. Hold the guard across check, append and
+/// record so two requests cannot interleave.
+#[derive(Debug, Default)]
+pub struct PartitionProducers {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+/// The producer fields of a payload's batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerBatch {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub first_seq: i32,
+    pub last_seq: i32,
+}
+
+impl ProducerBatch {
+    /// Reads producer id, epoch and the sequence range of a produce payload;
+    /// `None` when the batches carry no producer id.
+    pub fn of_payload(payload: &[u8]) -> Option<ProducerBatch> {
+        let mut iter = BatchIter::unchecked_crc(payload);
+        let first = iter.next()?.ok()?;
+        if first.producer_id() < 0 {
+            return None;
+        }
+        let mut last = first;
+        for h in iter.flatten() {
+            last = h;
+        }
+        Some(ProducerBatch {
+            producer_id: first.producer_id(),
+            epoch: first.producer_epoch(),
+            first_seq: first.base_sequence(),
+            last_seq: last_sequence(&last),
+        })
+    }
+}
+
+fn last_sequence(h: &BatchHeader<'_>) -> i32 {
+    let seq = h.base_sequence() as i64 + h.last_offset_delta() as i64;
+    if seq > i32::MAX as i64 {
+        (seq - i32::MAX as i64 - 1) as i32
+    } else {
+        seq as i32
+    }
+}
+
+fn next_seq(seq: i32) -> i32 {
+    if seq == i32::MAX {
+        0
+    } else {
+        seq + 1
+    }
+}
+
+impl PartitionProducers {
+    /// Decides what to do with a batch of producer `b`.
+    pub fn check(&self, b: &ProducerBatch) -> Result<Verdict, SequenceError> {
+        let Some(entry) = self.producers.get(&b.producer_id) else {
+            return Ok(Verdict::Append);
+        };
+        if b.epoch < entry.epoch {
+            return Err(SequenceError::StaleEpoch);
+        }
+        if b.epoch > entry.epoch {
+            return if b.first_seq == 0 {
+                Ok(Verdict::Append)
+            } else {
+                Err(SequenceError::OutOfOrder {
+                    expected: 0,
+                    got: b.first_seq,
+                })
+            };
+        }
+        if let Some(dup) = entry
+            .batches
+            .iter()
+            .find(|c| c.first_seq == b.first_seq && c.last_seq == b.last_seq)
+        {
+            return Ok(Verdict::Duplicate {
+                base_offset: dup.base_offset,
+            });
+        }
+        match entry.batches.back() {
+            Some(last) if b.first_seq != next_seq(last.last_seq) => {
+                Err(SequenceError::OutOfOrder {
+                    expected: next_seq(last.last_seq),
+                    got: b.first_seq,
+                })
+            }
+            _ => Ok(Verdict::Append),
+        }
+    }
+
+    /// Records an appended batch.
+    pub fn record(&mut self, b: &ProducerBatch, base_offset: i64) {
+        let entry = self.producers.entry(b.producer_id).or_default();
+        if b.epoch != entry.epoch {
+            entry.epoch = b.epoch;
+            entry.batches.clear();
+        }
+        entry.batches.push_back(CachedBatch {
+            first_seq: b.first_seq,
+            last_seq: b.last_seq,
+            base_offset,
+        });
+        while entry.batches.len() > CACHED_BATCHES {
+            entry.batches.pop_front();
+        }
+    }
+}
+
+/// Sequence state by (topic, partition).
+type PartitionMap = HashMap<(String, i32), Arc<Mutex<PartitionProducers>>>;
+
+/// Producer ids and the sequence state of every partition.
+pub struct Producers {
+    ids_file: PathBuf,
+    ids: Mutex<IdBlock>,
+    partitions: Mutex<PartitionMap>,
+}
+
+#[derive(Debug)]
+struct IdBlock {
+    next: i64,
+    reserved_until: i64,
+}
+
+impl Producers {
+    /// Loads the id counter under `dir` and rebuilds sequence state from the
+    /// newest batches of every partition of `log`.
+    pub fn open(dir: &Path, log: &Log) -> Result<Producers, LogError> {
+        let ids_file = dir.join("producer-ids");
+        let start = match fs::read_to_string(&ids_file) {
+            Ok(text) => text.trim().parse::<i64>().unwrap_or_else(|_| {
+                warn!(file = %ids_file.display(), "unreadable producer id counter; starting past the log's ids");
+                0
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e.into()),
+        };
+        let producers = Producers {
+            ids_file,
+            ids: Mutex::new(IdBlock {
+                next: start,
+                reserved_until: start,
+            }),
+            partitions: Mutex::new(HashMap::new()),
+        };
+        let mut max_seen = start - 1;
+        let mut rebuilt = 0usize;
+        for topic in log.topics() {
+            for (index, partition) in topic.partitions().into_iter().enumerate() {
+                let state = producers.partition(topic.name(), index as i32);
+                let mut state = lock(&state);
+                let end = partition.high_watermark();
+                let mut offset = (end - REPLAY_RECORDS).max(partition.log_start_offset());
+                while offset < end {
+                    let read = match partition.read(offset, 1 << 20, true) {
+                        Ok(r) if !r.bytes.is_empty() => r,
+                        _ => break,
+                    };
+                    for h in BatchIter::unchecked_crc(&read.bytes).flatten() {
+                        offset = h.next_offset();
+                        if h.producer_id() >= 0 && !h.is_control() {
+                            max_seen = max_seen.max(h.producer_id());
+                            let b = ProducerBatch {
+                                producer_id: h.producer_id(),
+                                epoch: h.producer_epoch(),
+                                first_seq: h.base_sequence(),
+                                last_seq: last_sequence(&h),
+                            };
+                            state.record(&b, h.base_offset());
+                            rebuilt += 1;
+                        }
+                    }
+                }
+            }
+        }
+        if max_seen >= start {
+            let mut ids = lock(&producers.ids);
+            ids.next = max_seen + 1;
+            ids.reserved_until = ids.next;
+        }
+        if rebuilt > 0 {
+            info!(
+                batches = rebuilt,
+                "rebuilt idempotent producer state from the log"
+            );
+        }
+        Ok(producers)
+    }
+
+    /// The sequence state of one partition.
+    pub fn partition(&self, topic: &str, partition: i32) -> Arc<Mutex<PartitionProducers>> {
+        lock(&self.partitions)
+            .entry((topic.to_string(), partition))
+            .or_default()
+            .clone()
+    }
+
+    /// Forgets a deleted topic's state.
+    pub fn forget_topic(&self, topic: &str) {
+        lock(&self.partitions).retain(|(t, _), _| t != topic);
+    }
+
+    /// A new producer id, never handed out before (also across restarts).
+    pub fn allocate_id(&self) -> Result<i64, LogError> {
+        let mut ids = lock(&self.ids);
+        if ids.next >= ids.reserved_until {
+            let until = ids.next + ID_BLOCK;
+            write_atomically(&self.ids_file, until.to_string().as_bytes())?;
+            ids.reserved_until = until;
+        }
+        let id = ids.next;
+        ids.next += 1;
+        Ok(id)
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(pid: i64, epoch: i16, first: i32, last: i32) -> ProducerBatch {
+        ProducerBatch {
+            producer_id: pid,
+            epoch,
+            first_seq: first,
+            last_seq: last,
+        }
+    }
+
+    #[test]
+    fn in_order_duplicate_gap_and_epochs() {
+        let mut p = PartitionProducers::default();
+        assert_eq!(
+            p.check(&b(7, 0, 5, 9)),
+            Ok(Verdict::Append),
+            "unknown producer starts anywhere"
+        );
+        p.record(&b(7, 0, 5, 9), 100);
+        assert_eq!(p.check(&b(7, 0, 10, 12)), Ok(Verdict::Append));
+        p.record(&b(7, 0, 10, 12), 105);
+        assert_eq!(
+            p.check(&b(7, 0, 5, 9)),
+            Ok(Verdict::Duplicate { base_offset: 100 })
+        );
+        assert_eq!(
+            p.check(&b(7, 0, 10, 12)),
+            Ok(Verdict::Duplicate { base_offset: 105 })
+        );
+        assert_eq!(
+            p.check(&b(7, 0, 14, 15)),
+            Err(SequenceError::OutOfOrder {
+                expected: 13,
+                got: 14
+            })
+        );
+        assert_eq!(
+            p.check(&b(7, 1, 3, 4)),
+            Err(SequenceError::OutOfOrder {
+                expected: 0,
+                got: 3
+            })
+        );
+        assert_eq!(p.check(&b(7, 1, 0, 4)), Ok(Verdict::Append));
+        p.record(&b(7, 1, 0, 4), 200);
+        assert_eq!(p.check(&b(7, 0, 13, 13)), Err(SequenceError::StaleEpoch));
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered() {
+        let mut p = PartitionProducers::default();
+        for i in 0..7 {
+            p.record(&b(1, 0, i, i), i as i64);
+        }
+        assert_eq!(
+            p.check(&b(1, 0, 6, 6)),
+            Ok(Verdict::Duplicate { base_offset: 6 })
+        );
+        assert_eq!(
+            p.check(&b(1, 0, 2, 2)),
+            Ok(Verdict::Duplicate { base_offset: 2 })
+        );
+        assert!(p.check(&b(1, 0, 1, 1)).is_err(), "aged out of the cache");
+    }
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        let mut p = PartitionProducers::default();
+        p.record(&b(1, 0, i32::MAX - 1, i32::MAX), 0);
+        assert_eq!(p.check(&b(1, 0, 0, 3)), Ok(Verdict::Append));
+    }
+
+    #[test]
+    fn ids_are_not_reused_after_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let log = Log::open(d.path(), Default::default()).unwrap();
+        let first = Producers::open(d.path(), &log).unwrap();
+        let a = first.allocate_id().unwrap();
+        let b2 = first.allocate_id().unwrap();
+        assert_eq!(b2, a + 1);
+        drop(first);
+        let again = Producers::open(d.path(), &log).unwrap();
+        assert!(again.allocate_id().unwrap() > b2);
+    }
+}
