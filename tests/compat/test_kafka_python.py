@@ -1,8 +1,8 @@
 """kafka-python (pure-Python client, 3.x) against runnel.
 
-Producers set enable_idempotence=False: kafka-python 3 turns idempotence on
-by default, which needs InitProducerId, an API runnel does not offer yet.
-Consumers have group_id=None (no consumer groups yet) and use assign().
+Most producers set enable_idempotence=False to keep each test about one
+thing; test_default_idempotent_producer covers kafka-python 3's default
+(idempotence on, through InitProducerId). Consumers have group_id=None (no consumer groups yet) and use assign().
 """
 
 from __future__ import annotations
@@ -103,6 +103,28 @@ def test_produce_consume_keys_headers_timestamps(bootstrap, topic):
         assert r.timestamp == ts, f"record {i}"
         assert r.timestamp_type == 0, f"record {i}: CreateTime expected"
         assert list(r.headers) == h, f"record {i}"
+
+
+def test_default_idempotent_producer(bootstrap, topic):
+    admin = kp_admin(bootstrap)
+    kp_create_topic(admin, topic, partitions=2)
+    admin.close()
+    p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)  # idempotent by default
+    futures = [p.send(topic, key=b"k%d" % (i % 2), value=b"v%d" % i) for i in range(200)]
+    metas = [f.get(timeout=20) for f in futures]
+    p.close()
+    per_partition = defaultdict(list)
+    for m in metas:
+        per_partition[m.partition].append(m.offset)
+    for offsets in per_partition.values():
+        assert offsets == list(range(len(offsets)))
+    c = kp_consumer(bootstrap)
+    tps = [TopicPartition(topic, i) for i in range(2)]
+    c.assign(tps)
+    c.seek_to_beginning()
+    got = kp_consume(c, 200)
+    c.close()
+    assert sorted(r.value for r in got) == sorted(b"v%d" % i for i in range(200))
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=lambda c: c or "none")
