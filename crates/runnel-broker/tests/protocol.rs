@@ -206,3 +206,65 @@ async fn graceful_shutdown_finishes_and_returns() {
         "listener still open after shutdown"
     );
 }
+
+async fn produce(
+    s: &mut TcpStream,
+    topic: &str,
+    records: Bytes,
+    correlation_id: i32,
+) -> kafka_protocol::messages::ProduceResponse {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    s.write_all(&frame(&req, 9, correlation_id)).await.unwrap();
+    let mut body = read_response(s).await.expect("produce response");
+    let _ = ResponseHeader::decode(&mut body, ApiKey::Produce.response_header_version(9)).unwrap();
+    ProduceResponse::decode(&mut body, 9).unwrap()
+}
+
+#[tokio::test]
+async fn bad_crc_is_corrupt_message_and_nothing_is_appended() {
+    let r = start().await;
+    let mut s = TcpStream::connect(r.addr).await.unwrap();
+    // Metadata auto-creates the topic.
+    let topics = vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(
+            Some(kafka_protocol::messages::TopicName(
+                StrBytes::from_static_str("crc"),
+            )),
+        ),
+    ];
+    s.write_all(&frame(
+        &MetadataRequest::default()
+            .with_topics(Some(topics))
+            .with_allow_auto_topic_creation(true),
+        9,
+        1,
+    ))
+    .await
+    .unwrap();
+    read_response(&mut s).await.unwrap();
+
+    let good = runnel_log::batch::testing::simple_batch(1_000, 3, 20);
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff; // a flipped record byte breaks the CRC-32C
+    let resp = produce(&mut s, "crc", Bytes::from(bad), 2).await;
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 2, "CORRUPT_MESSAGE");
+
+    let resp = produce(&mut s, "crc", Bytes::from(good), 3).await;
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(
+        (p.error_code, p.base_offset),
+        (0, 0),
+        "the corrupt batch took no offsets"
+    );
+}
