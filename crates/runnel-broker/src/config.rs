@@ -25,6 +25,16 @@ pub struct BrokerConfig {
     pub topic_defaults: BTreeMap<String, String>,
     /// How often retention, segment age rolls and interval flushes run.
     pub maintenance_interval_ms: u64,
+    /// Consumer group coordinator settings (initial rebalance delay,
+    /// session timeout bounds).
+    pub group: crate::group::GroupConfig,
+    /// Partitions of `__consumer_offsets` when it is created.
+    pub offsets_topic_partitions: i32,
+    /// `offsets.retention.minutes`: committed offsets of groups without
+    /// members are deleted this long after their last commit.
+    pub offsets_retention_ms: i64,
+    /// How often the group timer checks sessions and rebalance deadlines.
+    pub group_tick_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -39,6 +49,10 @@ impl Default for BrokerConfig {
             max_request_bytes: 100 * 1024 * 1024,
             topic_defaults: BTreeMap::new(),
             maintenance_interval_ms: 5_000,
+            group: crate::group::GroupConfig::default(),
+            offsets_topic_partitions: 1,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            group_tick_ms: 100,
         }
     }
 }

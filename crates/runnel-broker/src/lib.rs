@@ -11,10 +11,12 @@
 
 mod config;
 mod error;
+pub mod group;
 mod handlers;
 pub mod producers;
 mod server;
 pub mod shape;
+pub mod txn;
 pub mod versions;
 
 use std::path::Path;
@@ -34,6 +36,10 @@ pub struct Broker {
     appended: watch::Sender<u64>,
     /// Idempotent producers: ids and per-partition sequence state.
     producers: producers::Producers,
+    /// Consumer groups and committed offsets.
+    groups: group::Coordinator,
+    /// Transactional ids and their transactions.
+    txn: txn::Coordinator,
 }
 
 impl Broker {
@@ -48,11 +54,22 @@ impl Broker {
     pub fn with_log(log: Arc<Log>, config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
         let (appended, _) = watch::channel(0);
         let producers = producers::Producers::open(log.dir(), &log)?;
+        let offsets = group::OffsetStore::open(&log, config.offsets_topic_partitions)?;
+        let txn = txn::Coordinator::open(
+            log.clone(),
+            txn::Deps {
+                producers: &producers,
+                offsets: &offsets,
+            },
+        )?;
+        let groups = group::Coordinator::new(config.group.clone(), offsets);
         Ok(Arc::new(Broker {
             log,
             config,
             appended,
             producers,
+            groups,
+            txn,
         }))
     }
 
@@ -64,6 +81,19 @@ impl Broker {
     /// The broker's settings.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// The consumer group coordinator.
+    pub fn groups(&self) -> &group::Coordinator {
+        &self.groups
+    }
+
+    /// What completing a transaction writes to besides its own state.
+    pub(crate) fn txn_deps(&self) -> txn::Deps<'_> {
+        txn::Deps {
+            producers: &self.producers,
+            offsets: self.groups.offsets(),
+        }
     }
 
     fn notify_appended(&self) {

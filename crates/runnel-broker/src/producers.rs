@@ -65,11 +65,24 @@ pub enum Verdict {
     Duplicate { base_offset: i64 },
 }
 
-/// Sequence state of one partition. Hold the guard across check, append and
-/// record so two requests cannot interleave.
+/// Sequence and transaction state of one partition. Hold the guard across
+/// check, append and record so two requests cannot interleave.
 #[derive(Debug, Default)]
 pub struct PartitionProducers {
     producers: HashMap<i64, ProducerEntry>,
+    /// First offset of each producer's ongoing transaction.
+    ongoing: HashMap<i64, i64>,
+    /// Aborted transactions, oldest first.
+    aborted: Vec<AbortedTxn>,
+}
+
+/// The offsets of an aborted transaction on one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// The offset of the abort marker.
+    pub last_offset: i64,
 }
 
 /// The producer fields of a payload's batches.
@@ -79,6 +92,7 @@ pub struct ProducerBatch {
     pub epoch: i16,
     pub first_seq: i32,
     pub last_seq: i32,
+    pub transactional: bool,
 }
 
 impl ProducerBatch {
@@ -99,6 +113,7 @@ impl ProducerBatch {
             epoch: first.producer_epoch(),
             first_seq: first.base_sequence(),
             last_seq: last_sequence(&last),
+            transactional: first.is_transactional(),
         })
     }
 }
@@ -159,8 +174,44 @@ impl PartitionProducers {
         }
     }
 
+    /// The last stable offset: the first offset of the oldest ongoing
+    /// transaction, or the high watermark when none is open.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.ongoing
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(high_watermark)
+            .min(high_watermark)
+    }
+
+    /// Aborted transactions with records in `[from, to)`.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|a| a.last_offset >= from && a.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Closes a producer's transaction at its marker's offset.
+    pub fn end_transaction(&mut self, producer_id: i64, marker_offset: i64, commit: bool) {
+        if let Some(first_offset) = self.ongoing.remove(&producer_id) {
+            if !commit {
+                self.aborted.push(AbortedTxn {
+                    producer_id,
+                    first_offset,
+                    last_offset: marker_offset,
+                });
+            }
+        }
+    }
+
     /// Records an appended batch.
     pub fn record(&mut self, b: &ProducerBatch, base_offset: i64) {
+        if b.transactional {
+            self.ongoing.entry(b.producer_id).or_insert(base_offset);
+        }
         let entry = self.producers.entry(b.producer_id).or_default();
         if b.epoch != entry.epoch {
             entry.epoch = b.epoch;
@@ -229,13 +280,18 @@ impl Producers {
                     };
                     for h in BatchIter::unchecked_crc(&read.bytes).flatten() {
                         offset = h.next_offset();
-                        if h.producer_id() >= 0 && !h.is_control() {
+                        if h.producer_id() >= 0 && h.is_control() {
+                            if let Some(commit) = crate::txn::marker_is_commit(&h) {
+                                state.end_transaction(h.producer_id(), h.base_offset(), commit);
+                            }
+                        } else if h.producer_id() >= 0 {
                             max_seen = max_seen.max(h.producer_id());
                             let b = ProducerBatch {
                                 producer_id: h.producer_id(),
                                 epoch: h.producer_epoch(),
                                 first_seq: h.base_sequence(),
                                 last_seq: last_sequence(&h),
+                                transactional: h.is_transactional(),
                             };
                             state.record(&b, h.base_offset());
                             rebuilt += 1;
@@ -264,6 +320,13 @@ impl Producers {
             .entry((topic.to_string(), partition))
             .or_default()
             .clone()
+    }
+
+    /// The state of one partition, if any producer wrote to it.
+    pub fn existing(&self, topic: &str, partition: i32) -> Option<Arc<Mutex<PartitionProducers>>> {
+        lock(&self.partitions)
+            .get(&(topic.to_string(), partition))
+            .cloned()
     }
 
     /// Forgets a deleted topic's state.
@@ -314,6 +377,7 @@ mod tests {
             epoch,
             first_seq: first,
             last_seq: last,
+            transactional: false,
         }
     }
 

@@ -30,6 +30,7 @@ pub async fn serve(
 ) -> Result<(), BrokerError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let maintenance = tokio::spawn(maintenance_loop(broker.clone(), stop_rx.clone()));
+    let group_timer = tokio::spawn(crate::group::run_timer(broker.clone(), stop_rx.clone()));
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -72,6 +73,7 @@ pub async fn serve(
         connections.abort_all();
     }
     maintenance.abort();
+    group_timer.abort();
     let log = broker.log.clone();
     tokio::task::spawn_blocking(move || log.flush_all())
         .await
@@ -86,6 +88,13 @@ async fn maintenance_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.wait_for(|s| *s) => return,
+        }
+        let b = broker.clone();
+        let aborted =
+            tokio::task::spawn_blocking(move || b.txn.abort_expired(crate::now_ms(), b.txn_deps()))
+                .await;
+        if matches!(aborted, Ok(n) if n > 0) {
+            broker.notify_appended();
         }
         let log = broker.log.clone();
         match tokio::task::spawn_blocking(move || log.maintenance(crate::now_ms())).await {

@@ -529,9 +529,12 @@ pub fn records<'a>(h: &BatchHeader<'a>) -> Option<Vec<Record<'a>>> {
     Some(out)
 }
 
-/// Helpers to build valid v2 batches (used by this crate's tests and
-/// available to other crates' tests).
-pub mod testing {
+/// The older name of [`build`], kept for tests.
+pub use build as testing;
+
+/// Builders of valid uncompressed v2 batches: the broker's control batches
+/// and internal-topic records, and test data.
+pub mod build {
     use super::*;
 
     /// A record to encode with [`build_batch`].

@@ -4,6 +4,7 @@ mod admin;
 mod client;
 mod config;
 mod consume;
+mod group;
 mod produce;
 mod serve;
 
@@ -24,6 +25,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Create, list, describe, delete and configure topics on any Kafka-compatible broker.
     Topic(admin::TopicArgs),
+    /// List, describe (offsets and lag) and delete consumer groups.
+    Group(group::GroupArgs),
     /// Produce records read from stdin, one per line (kcat -P style).
     Produce(produce::ProduceArgs),
     /// Consume records and print them (kcat -C style).
@@ -46,6 +49,7 @@ fn main() -> Result<()> {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Topic(args) => admin::run(args).await,
+            Command::Group(args) => group::run(args).await,
             Command::Produce(args) => produce::run(args).await,
             Command::Consume(args) => consume::run(args).await,
         }

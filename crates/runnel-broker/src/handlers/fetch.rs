@@ -16,7 +16,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::log_error_code;
+use crate::producers::lock;
 use crate::Broker;
+use kafka_protocol::messages::fetch_response::AbortedTransaction;
+use kafka_protocol::messages::ProducerId;
+use runnel_log::batch::BatchIter;
 
 /// Longest a fetch may wait, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -79,13 +83,35 @@ fn fetch_once(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchRespon
                         pd.log_start_offset = partition.log_start_offset();
                     } else {
                         match partition.read(fp.fetch_offset, limit, min_one) {
-                            Ok(read) => {
-                                let n = read.bytes.len();
-                                total += n;
-                                budget = budget.saturating_sub(n);
+                            Ok(mut read) => {
                                 pd.high_watermark = read.high_watermark;
                                 pd.last_stable_offset = read.high_watermark;
                                 pd.log_start_offset = read.log_start_offset;
+                                if let Some(state) =
+                                    broker.producers.existing(&ft.topic.0, fp.partition)
+                                {
+                                    let state = lock(&state);
+                                    let lso = state.last_stable_offset(read.high_watermark);
+                                    pd.last_stable_offset = lso;
+                                    if req.isolation_level == READ_COMMITTED {
+                                        let (kept, end) = below(&read.bytes, lso);
+                                        read.bytes.truncate(kept);
+                                        pd.aborted_transactions = Some(
+                                            state
+                                                .aborted_between(fp.fetch_offset, end)
+                                                .into_iter()
+                                                .map(|a| {
+                                                    AbortedTransaction::default()
+                                                        .with_producer_id(ProducerId(a.producer_id))
+                                                        .with_first_offset(a.first_offset)
+                                                })
+                                                .collect(),
+                                        );
+                                    }
+                                }
+                                let n = read.bytes.len();
+                                total += n;
+                                budget = budget.saturating_sub(n);
                                 pd.records = Some(Bytes::from(read.bytes));
                             }
                             Err(err) => {
@@ -118,6 +144,24 @@ fn fetch_once(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchRespon
     )
 }
 
+const READ_COMMITTED: i8 = 1;
+
+/// The length of the leading whole batches of `bytes` that start below
+/// `limit`, and the offset after the last of them.
+fn below(bytes: &[u8], limit: i64) -> (usize, i64) {
+    let mut iter = BatchIter::unchecked_crc(bytes);
+    let mut end_offset = i64::MIN;
+    let mut kept = 0;
+    while let Some(Ok(h)) = iter.next() {
+        if h.base_offset() >= limit {
+            break;
+        }
+        kept = iter.position();
+        end_offset = h.next_offset();
+    }
+    (kept, end_offset)
+}
+
 /// Kafka's special ListOffsets timestamps.
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -145,6 +189,13 @@ pub(crate) fn list_offsets(
                     match topic.as_ref().and_then(|t| t.partition(lp.partition_index)) {
                         None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
                         Some(p) => match lp.timestamp {
+                            LATEST if req.isolation_level == READ_COMMITTED => {
+                                let hw = p.high_watermark();
+                                r.offset = broker
+                                    .producers
+                                    .existing(&lt.name.0, lp.partition_index)
+                                    .map_or(hw, |s| lock(&s).last_stable_offset(hw));
+                            }
                             LATEST => r.offset = p.high_watermark(),
                             EARLIEST => r.offset = p.log_start_offset(),
                             MAX_TIMESTAMP => {

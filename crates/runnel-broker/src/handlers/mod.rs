@@ -3,9 +3,11 @@
 mod admin;
 mod configs;
 mod fetch;
+mod groups;
 mod metadata;
 mod produce;
 mod producer_ids;
+mod txn;
 
 use std::sync::Arc;
 
@@ -61,6 +63,47 @@ pub(crate) async fn handle(
         RequestKind::InitProducerId(req) => {
             ResponseKind::InitProducerId(producer_ids::init_producer_id(broker, req).await?)
         }
+        RequestKind::FindCoordinator(req) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(broker, req, v))
+        }
+        RequestKind::JoinGroup(req) => {
+            ResponseKind::JoinGroup(groups::join_group(broker, header, req, v, stop).await)
+        }
+        RequestKind::SyncGroup(req) => {
+            ResponseKind::SyncGroup(groups::sync_group(broker, req, v, stop).await)
+        }
+        RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(groups::heartbeat(broker, req)),
+        RequestKind::LeaveGroup(req) => {
+            ResponseKind::LeaveGroup(groups::leave_group(broker, req, v))
+        }
+        RequestKind::OffsetCommit(req) => {
+            ResponseKind::OffsetCommit(groups::offset_commit(broker, req, v).await)
+        }
+        RequestKind::OffsetFetch(req) => {
+            ResponseKind::OffsetFetch(groups::offset_fetch(broker, req, v))
+        }
+        RequestKind::DescribeGroups(req) => {
+            ResponseKind::DescribeGroups(groups::describe_groups(broker, req, v))
+        }
+        RequestKind::ListGroups(req) => {
+            ResponseKind::ListGroups(groups::list_groups(broker, req, v))
+        }
+        RequestKind::DeleteGroups(req) => {
+            ResponseKind::DeleteGroups(groups::delete_groups(broker, req).await)
+        }
+        RequestKind::OffsetDelete(req) => {
+            ResponseKind::OffsetDelete(groups::offset_delete(broker, req).await)
+        }
+        RequestKind::AddPartitionsToTxn(req) => {
+            ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn(broker, req).await?)
+        }
+        RequestKind::AddOffsetsToTxn(req) => {
+            ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn(broker, req).await?)
+        }
+        RequestKind::TxnOffsetCommit(req) => {
+            ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(broker, req).await?)
+        }
+        RequestKind::EndTxn(req) => ResponseKind::EndTxn(txn::end_txn(broker, req).await?),
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(metadata::describe_cluster(broker, req))
         }

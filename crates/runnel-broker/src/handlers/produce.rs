@@ -27,13 +27,6 @@ pub(crate) async fn produce(
             "acks must be -1, 0 or 1",
             version,
         )
-    } else if req.transactional_id.is_some() {
-        reject_all(
-            &req,
-            ResponseError::TransactionalIdAuthorizationFailed,
-            "transactions are not supported yet",
-            version,
-        )
     } else {
         let b = broker.clone();
         let (response, needed) = blocking(move || append_all(&b, req, version)).await?;
@@ -79,6 +72,21 @@ fn append_all(
                     let state =
                         producer.map(|_| broker.producers.partition(&topic_data.name.0, pd.index));
                     let mut state = state.as_deref().map(lock);
+                    let in_txn = match producer.filter(|p| p.transactional) {
+                        Some(p) => broker.txn.may_write(
+                            p.producer_id,
+                            p.epoch,
+                            &topic_data.name.0,
+                            pd.index,
+                        ),
+                        None => Ok(()),
+                    };
+                    if let Err(e) = in_txn {
+                        warn!(topic = %topic_data.name.0, partition = pd.index, %e, "transactional batch refused");
+                        resp.error_code = super::txn::txn_error_code(&e);
+                        partitions.push(resp);
+                        continue;
+                    }
                     let verdict = match (producer, state.as_deref()) {
                         (Some(p), Some(s)) => s.check(&p),
                         _ => Ok(Verdict::Append),

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
-use kafka_protocol::ResponseError;
 use tracing::debug;
 
 use super::blocking;
@@ -17,9 +16,18 @@ pub(crate) async fn init_producer_id(
     let mut resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
-        resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
-        return Ok(resp);
+    if let Some(id) = req.transactional_id.as_ref().map(|t| t.0.to_string()) {
+        let b = broker.clone();
+        let timeout = req.transaction_timeout_ms;
+        return blocking(
+            move || match b.txn.init_producer(&id, timeout, b.txn_deps()) {
+                Ok(meta) => resp
+                    .with_producer_id(ProducerId(meta.producer_id))
+                    .with_producer_epoch(meta.epoch),
+                Err(e) => resp.with_error_code(super::txn::txn_error_code(&e)),
+            },
+        )
+        .await;
     }
     // KIP-360: a producer that knows its id asks for a bumped epoch.
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
