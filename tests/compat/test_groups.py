@@ -111,3 +111,29 @@ def test_librdkafka_and_kafka_python_share_a_group(bootstrap):
     assert len(positions) == len(set(positions)), "a record was consumed twice"
     assert len(set(positions)) == n
     assert owners["ck"] and owners["kp"], owners
+
+
+def test_kafkajs_consumer_group(bootstrap):
+    """KafkaJS's consumer.run in a group (js/groups.test.js)."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import pytest
+
+    js_dir = Path(__file__).parent / "js"
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed")
+    if not (js_dir / "node_modules" / "kafkajs").is_dir():
+        pytest.fail(f"kafkajs is not installed: run `npm ci` in {js_dir}")
+    proc = subprocess.run(
+        [node, "--test", "--test-reporter=tap", "groups.test.js"],
+        cwd=js_dir,
+        env={**os.environ, "RUNNEL_BOOTSTRAP": bootstrap},
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

@@ -41,7 +41,9 @@ pub async fn serve(
                     let broker = broker.clone();
                     let stop = stop_rx.clone();
                     connections.spawn(async move {
-                        if let Err(err) = connection(broker, stream, stop).await {
+                        let client_host = format!("/{}", peer.ip());
+                        let conn = connection(broker, stream, stop);
+                        if let Err(err) = crate::group::CLIENT_HOST.scope(client_host, conn).await {
                             debug!(%peer, %err, "connection closed");
                         }
                     });

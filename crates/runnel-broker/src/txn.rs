@@ -118,6 +118,11 @@ const CONTROL_ATTRIBUTES: i16 = 0x10 | 0x20;
 pub struct Coordinator {
     log: Arc<Log>,
     state: Mutex<BTreeMap<String, TxnMeta>>,
+    /// Serializes read-modify-persist of transaction state: the APIs of one
+    /// producer arrive on several connections (e.g. AddPartitionsToTxn to
+    /// the transaction coordinator, TxnOffsetCommit to the group
+    /// coordinator) and must not overwrite each other's changes.
+    writer: Mutex<()>,
 }
 
 impl Coordinator {
@@ -158,6 +163,7 @@ impl Coordinator {
         let coordinator = Coordinator {
             log,
             state: Mutex::new(state),
+            writer: Mutex::new(()),
         };
         let open: Vec<(String, TxnMeta)> = lock(&coordinator.state)
             .iter()
@@ -211,6 +217,7 @@ impl Coordinator {
         timeout_ms: i32,
         deps: Deps<'_>,
     ) -> Result<TxnMeta, TxnError> {
+        let _writer = lock(&self.writer);
         if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
             return Err(TxnError::InvalidTimeout(timeout_ms));
         }
@@ -278,6 +285,7 @@ impl Coordinator {
         partitions: &[(String, i32)],
         group: Option<&str>,
     ) -> Result<(), TxnError> {
+        let _writer = lock(&self.writer);
         let mut meta = self.check(id, producer_id, epoch)?;
         let before = meta.clone();
         if meta.state != TxnState::Ongoing {
@@ -334,6 +342,7 @@ impl Coordinator {
         epoch: i16,
         offsets: Vec<PendingOffset>,
     ) -> Result<(), TxnError> {
+        let _writer = lock(&self.writer);
         let mut meta = self.check(id, producer_id, epoch)?;
         if let Some(o) = offsets
             .iter()
@@ -364,6 +373,7 @@ impl Coordinator {
         commit: bool,
         deps: Deps<'_>,
     ) -> Result<TxnMeta, TxnError> {
+        let _writer = lock(&self.writer);
         let meta = self.check(id, producer_id, epoch)?;
         match (meta.state, commit) {
             (TxnState::Ongoing, _) => Ok(self.complete(id, meta, commit, deps)?),
@@ -378,6 +388,7 @@ impl Coordinator {
 
     /// Aborts transactions that outlived their timeout; returns how many.
     pub fn abort_expired(&self, now_ms: i64, deps: Deps<'_>) -> usize {
+        let _writer = lock(&self.writer);
         let expired: Vec<(String, TxnMeta)> = lock(&self.state)
             .iter()
             .filter(|(_, m)| {

@@ -160,6 +160,7 @@ async fn join_sync_heartbeat_describe_leave_at_every_version() {
         assert_eq!(d.groups[0].protocol_data.as_str(), "range");
         assert_eq!(d.groups[0].members.len(), 1);
         assert_eq!(d.groups[0].members[0].client_id.as_str(), "proto-test");
+        assert_eq!(d.groups[0].members[0].client_host.as_str(), "/127.0.0.1");
         assert_eq!(&d.groups[0].members[0].member_assignment[..], b"assigned");
 
         let lv = v.min(5);

@@ -1,5 +1,5 @@
 //! `runnel group …`: consumer group administration over the Kafka protocol
-//! (list, describe with lag, delete).
+//! (list, describe with lag, reset offsets, delete).
 
 use std::collections::BTreeMap;
 
@@ -7,9 +7,14 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use kafka_protocol::error::ParseResponseErrorCode;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
-    ListOffsetsRequest, OffsetFetchRequest, TopicName,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -38,6 +43,38 @@ enum GroupCommand {
     Describe { group: String },
     /// Delete groups without members (and their committed offsets).
     Delete { groups: Vec<String> },
+    /// Move a group's committed offsets (the group must have no members).
+    /// Prints the plan; commits only with --execute.
+    ResetOffsets {
+        group: String,
+        /// Topic to reset, optionally with partitions: `orders` or
+        /// `orders:0,2` (repeatable).
+        #[arg(long = "topic", required = true)]
+        topics: Vec<String>,
+        #[command(flatten)]
+        to: ResetTo,
+        /// Commit the new offsets (default: dry run).
+        #[arg(long)]
+        execute: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+struct ResetTo {
+    /// The log start offset.
+    #[arg(long)]
+    to_earliest: bool,
+    /// The log end offset.
+    #[arg(long)]
+    to_latest: bool,
+    /// An absolute offset (clamped to the log's range).
+    #[arg(long, value_name = "OFFSET")]
+    to_offset: Option<i64>,
+    /// The first offset at or after a time: epoch milliseconds or UTC
+    /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z`.
+    #[arg(long, value_name = "DATETIME")]
+    to_datetime: Option<String>,
 }
 
 fn s(v: &str) -> StrBytes {
@@ -67,6 +104,12 @@ pub async fn run(args: GroupArgs) -> Result<()> {
             }
         }
         GroupCommand::Describe { group } => describe(&mut client, &group).await?,
+        GroupCommand::ResetOffsets {
+            group,
+            topics,
+            to,
+            execute,
+        } => reset_offsets(&mut client, &group, &topics, &to, execute).await?,
         GroupCommand::Delete { groups } => {
             let v = client.version(ApiKey::DeleteGroups, 2)?;
             let req = DeleteGroupsRequest::default()
@@ -239,8 +282,256 @@ async fn describe(client: &mut Client, group: &str) -> Result<()> {
     Ok(())
 }
 
+/// Offsets of `partitions` of `topic` for a ListOffsets timestamp
+/// (-2 earliest, -1 latest); -1 where the broker has none.
+async fn list_offsets(
+    client: &mut Client,
+    topic: &str,
+    partitions: &[i32],
+    timestamp: i64,
+) -> Result<BTreeMap<i32, i64>> {
+    let v = client.version(ApiKey::ListOffsets, 7)?;
+    let req = ListOffsetsRequest::default()
+        .with_replica_id((-1).into())
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(s(topic)))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|p| {
+                        ListOffsetsPartition::default()
+                            .with_partition_index(*p)
+                            .with_timestamp(timestamp)
+                    })
+                    .collect(),
+            )]);
+    let resp = client.send(&req, v).await?;
+    let mut out = BTreeMap::new();
+    for t in resp.topics {
+        for p in t.partitions {
+            check(
+                p.error_code,
+                &format!("offsets of {topic}-{}", p.partition_index),
+            )?;
+            out.insert(p.partition_index, p.offset);
+        }
+    }
+    Ok(out)
+}
+
+/// Parses epoch milliseconds or `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (UTC).
+fn parse_datetime(text: &str) -> Result<i64> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let bad = || anyhow::anyhow!("{text:?} is neither epoch ms nor YYYY-MM-DDTHH:MM:SS[.mmm]Z");
+    let body = text.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = body.split_once('T').ok_or_else(bad)?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let (hms, millis) = match time.split_once('.') {
+        Some((hms, frac)) => {
+            let mut f = frac.to_string();
+            f.truncate(3);
+            while f.len() < 3 {
+                f.push('0');
+            }
+            (hms, f.parse::<i64>().map_err(|_| bad())?)
+        }
+        None => (time, 0),
+    };
+    let t: Vec<i64> = hms
+        .split(':')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let ([y, mo, da], [h, mi, se]) = (
+        <[i64; 3]>::try_from(d).map_err(|_| bad())?,
+        <[i64; 3]>::try_from(t).map_err(|_| bad())?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || h > 23 || mi > 59 || se > 60 {
+        return Err(bad());
+    }
+    // Days from the civil date (proleptic Gregorian), epoch 1970-01-01.
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + da - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(((days * 24 + h) * 60 + mi) * 60_000 + se * 1000 + millis)
+}
+
+async fn reset_offsets(
+    client: &mut Client,
+    group: &str,
+    topics: &[String],
+    to: &ResetTo,
+    execute: bool,
+) -> Result<()> {
+    let datetime = to.to_datetime.as_deref().map(parse_datetime).transpose()?;
+    // (topic, partitions) with partitions from the spec or the metadata.
+    let mut wanted: Vec<(String, Vec<i32>)> = Vec::new();
+    for spec in topics {
+        let (topic, parts) = match spec.split_once(':') {
+            Some((t, p)) => {
+                let parts = p
+                    .split(',')
+                    .map(|x| x.trim().parse::<i32>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| anyhow::anyhow!("bad partition list in {spec:?}"))?;
+                (t.to_string(), parts)
+            }
+            None => {
+                let v = client.version(ApiKey::Metadata, 12)?;
+                let req = MetadataRequest::default()
+                    .with_topics(Some(vec![
+                        MetadataRequestTopic::default().with_name(Some(TopicName(s(spec))))
+                    ]))
+                    .with_allow_auto_topic_creation(false);
+                let md = client.send(&req, v).await?;
+                let Some(t) = md.topics.first() else {
+                    bail!("no metadata for topic {spec}");
+                };
+                check(t.error_code, &format!("topic {spec}"))?;
+                (
+                    spec.clone(),
+                    t.partitions.iter().map(|p| p.partition_index).collect(),
+                )
+            }
+        };
+        wanted.push((topic, parts));
+    }
+    let fv = client.version(ApiKey::OffsetFetch, 7)?;
+    let fetched = client
+        .send(
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(s(group)))
+                .with_topics(Some(
+                    wanted
+                        .iter()
+                        .map(|(t, ps)| {
+                            OffsetFetchRequestTopic::default()
+                                .with_name(TopicName(s(t)))
+                                .with_partition_indexes(ps.clone())
+                        })
+                        .collect(),
+                )),
+            fv,
+        )
+        .await?;
+    check(fetched.error_code, "fetch committed offsets")?;
+    let current = |topic: &str, p: i32| {
+        fetched
+            .topics
+            .iter()
+            .filter(|t| t.name.0.as_str() == topic)
+            .flat_map(|t| t.partitions.iter())
+            .find(|x| x.partition_index == p)
+            .map_or(-1, |x| x.committed_offset)
+    };
+    let mut plan: Vec<(String, i32, i64, i64)> = Vec::new();
+    for (topic, parts) in &wanted {
+        let earliest = list_offsets(client, topic, parts, -2).await?;
+        let latest = list_offsets(client, topic, parts, -1).await?;
+        let by_time = match datetime {
+            Some(ts) => Some(list_offsets(client, topic, parts, ts).await?),
+            None => None,
+        };
+        for p in parts {
+            let lo = earliest.get(p).copied().unwrap_or(0);
+            let hi = latest.get(p).copied().unwrap_or(lo);
+            let target = if to.to_earliest {
+                lo
+            } else if to.to_latest {
+                hi
+            } else if let Some(o) = to.to_offset {
+                o.clamp(lo, hi)
+            } else {
+                by_time
+                    .as_ref()
+                    .and_then(|m| m.get(p).copied())
+                    .filter(|o| *o >= 0)
+                    .unwrap_or(hi)
+            };
+            plan.push((topic.clone(), *p, current(topic, *p), target));
+        }
+    }
+    println!("TOPIC\tPARTITION\tCURRENT-OFFSET\tNEW-OFFSET");
+    for (t, p, cur, new) in &plan {
+        let cur = if *cur < 0 {
+            "-".to_string()
+        } else {
+            cur.to_string()
+        };
+        println!("{t}\t{p}\t{cur}\t{new}");
+    }
+    if !execute {
+        println!("(dry run: add --execute to commit these offsets)");
+        return Ok(());
+    }
+    let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+    for (t, p, _, new) in &plan {
+        let part = OffsetCommitRequestPartition::default()
+            .with_partition_index(*p)
+            .with_committed_offset(*new)
+            .with_committed_leader_epoch(-1);
+        match topics.iter_mut().find(|x| x.name.0.as_str() == t) {
+            Some(x) => x.partitions.push(part),
+            None => topics.push(
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s(t)))
+                    .with_partitions(vec![part]),
+            ),
+        }
+    }
+    let cv = client.version(ApiKey::OffsetCommit, 7)?;
+    let resp = client
+        .send(
+            &OffsetCommitRequest::default()
+                .with_group_id(GroupId(s(group)))
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(topics),
+            cv,
+        )
+        .await?;
+    for t in resp.topics {
+        for p in t.partitions {
+            if let Some(e) = p.error_code.err() {
+                bail!(
+                    "commit {}-{}: {e:?} (a group with members cannot be reset)",
+                    t.name.0,
+                    p.partition_index
+                );
+            }
+        }
+    }
+    println!("committed {} offsets for group {group}", plan.len());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn datetimes_parse() {
+        assert_eq!(parse_datetime("1700000000000").unwrap(), 1_700_000_000_000);
+        assert_eq!(parse_datetime("1970-01-01T00:00:00Z").unwrap(), 0);
+        assert_eq!(
+            parse_datetime("2023-11-14T22:13:20.5Z").unwrap(),
+            1_700_000_000_500
+        );
+        assert_eq!(
+            parse_datetime("2000-03-01T00:00:00Z").unwrap(),
+            951_868_800_000
+        );
+        assert!(parse_datetime("yesterday").is_err());
+        assert!(parse_datetime("2023-13-01T00:00:00Z").is_err());
+    }
+
     use super::*;
 
     #[test]

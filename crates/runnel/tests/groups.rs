@@ -15,6 +15,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -96,7 +97,20 @@ impl Member {
         name: &str,
         seen: Arc<Mutex<Seen>>,
     ) -> Member {
-        let consumer = group_consumer(server, group, &[("client.id", name)]);
+        Member::start_with(server, group, topic, name, seen, &[])
+    }
+
+    fn start_with(
+        server: &Server,
+        group: &str,
+        topic: &str,
+        name: &str,
+        seen: Arc<Mutex<Seen>>,
+        extra: &[(&str, &str)],
+    ) -> Member {
+        let mut config = vec![("client.id", name)];
+        config.extend_from_slice(extra);
+        let consumer = group_consumer(server, group, &config);
         consumer.subscribe(&[topic]).expect("subscribe");
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -111,8 +125,22 @@ impl Member {
                             .push((m.partition(), m.offset(), value.into_owned()));
                         s.by.push(name.clone());
                         drop(s);
-                        if let Err(e) = consumer.commit_message(&m, CommitMode::Sync) {
-                            seen.lock().unwrap().commit_errors.push(e.to_string());
+                        // A commit between a JoinGroup and the leader's
+                        // SyncGroup gets REBALANCE_IN_PROGRESS (as from
+                        // Kafka); with cooperative-sticky the member still
+                        // owns the partition, so retry as an app would.
+                        let mut tries = 0;
+                        while let Err(e) = consumer.commit_message(&m, CommitMode::Sync) {
+                            tries += 1;
+                            let retriable = matches!(
+                                e.rdkafka_error_code(),
+                                Some(RDKafkaErrorCode::RebalanceInProgress)
+                            );
+                            if !retriable || tries > 100 {
+                                seen.lock().unwrap().commit_errors.push(e.to_string());
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(50));
                         }
                     }
                     Some(Err(e)) => eprintln!("consumer error: {e}"),
@@ -154,22 +182,37 @@ fn wait_for(seen: &Arc<Mutex<Seen>>, n: usize) {
 /// Asserted: with a synchronous commit after every processed record, every
 /// produced record is consumed exactly once across the group — no
 /// (partition, offset) twice, none missing — while a third member joins
-/// mid-stream and another leaves mid-stream, and no commit fails.
+/// mid-stream and another leaves mid-stream, and no commit fails for good
+/// (REBALANCE_IN_PROGRESS between JoinGroup and SyncGroup is retried).
 #[tokio::test(flavor = "multi_thread")]
 async fn three_consumers_share_partitions_exactly_once_through_rebalances() {
+    members_join_and_leave_mid_stream(&[]).await;
+}
+
+/// The same with librdkafka's incremental cooperative-sticky assignor
+/// (members keep consuming their partitions through each rebalance).
+#[tokio::test(flavor = "multi_thread")]
+async fn cooperative_sticky_members_share_partitions_exactly_once() {
+    members_join_and_leave_mid_stream(&[("partition.assignment.strategy", "cooperative-sticky")])
+        .await;
+}
+
+async fn members_join_and_leave_mid_stream(extra: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     create_topic(&server, "orders", 6).await;
     let seen = Arc::new(Mutex::new(Seen::default()));
     let n = 1800;
-    let a = Member::start(&server, "g-orders", "orders", "a", seen.clone());
-    let b = Member::start(&server, "g-orders", "orders", "b", seen.clone());
+    let start =
+        |name: &str| Member::start_with(&server, "g-orders", "orders", name, seen.clone(), extra);
+    let a = start("a");
+    let b = start("b");
     produce(&server, "orders", 0..n / 3).await;
     let s = seen.clone();
     tokio::task::spawn_blocking(move || wait_for(&s, n / 6))
         .await
         .unwrap();
-    let c = Member::start(&server, "g-orders", "orders", "c", seen.clone());
+    let c = start("c");
     produce(&server, "orders", n / 3..2 * n / 3).await;
     let s = seen.clone();
     tokio::task::spawn_blocking(move || wait_for(&s, n / 2))
@@ -411,7 +454,7 @@ async fn group_cli_lists_describes_and_deletes() {
     let (ok, out, err) = runnel(&server, &["group", "describe", "g-live"]);
     assert!(ok, "{err}");
     assert!(out.contains("State: Stable"), "{out}");
-    assert!(out.contains("\tcli-member"), "{out}");
+    assert!(out.contains("\t/127.0.0.1\tcli-member"), "{out}");
 
     let (ok, _, err) = runnel(&server, &["group", "delete", "g-live"]);
     assert!(!ok && err.contains("NonEmptyGroup"), "{err}");
@@ -423,4 +466,89 @@ async fn group_cli_lists_describes_and_deletes() {
     let (ok, _, _) = runnel(&server, &["group", "describe", "g-empty"]);
     assert!(!ok);
     tokio::task::spawn_blocking(move || m.stop()).await.unwrap();
+}
+
+/// A static member (group.instance.id) that restarts within its session
+/// timeout takes its old place without a rebalance and keeps consuming its
+/// partitions; nothing is consumed twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn static_member_restart_does_not_rebalance() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    create_topic(&server, "static", 4).await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let start = |name: &str, instance: &str| {
+        Member::start_with(
+            &server,
+            "g-static",
+            "static",
+            name,
+            seen.clone(),
+            &[("group.instance.id", instance)],
+        )
+    };
+    let a = start("a", "static-a");
+    let b = start("b", "static-b");
+    produce(&server, "static", 0..200).await;
+    let s = seen.clone();
+    tokio::task::spawn_blocking(move || wait_for(&s, 200))
+        .await
+        .unwrap();
+    let log = server.log_path();
+    let rebalances = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("preparing rebalance") && l.contains("g-static"))
+            .count()
+    };
+    let before = rebalances();
+    tokio::task::spawn_blocking(move || b.stop()).await.unwrap();
+    let b2 = start("b2", "static-b");
+    produce(&server, "static", 200..400).await;
+    let s = seen.clone();
+    tokio::task::spawn_blocking(move || wait_for(&s, 400))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::task::spawn_blocking(move || {
+        a.stop();
+        b2.stop();
+    })
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(server.log_path()).unwrap_or_default();
+    assert!(
+        text.contains("static member replaced"),
+        "no static rejoin seen"
+    );
+    assert_eq!(
+        rebalances(),
+        before,
+        "the static restart caused a rebalance"
+    );
+    let s = seen.lock().unwrap();
+    let b_parts: HashSet<i32> = s
+        .records
+        .iter()
+        .zip(&s.by)
+        .filter(|(_, m)| *m == "b")
+        .map(|(r, _)| r.0)
+        .collect();
+    let b2_parts: HashSet<i32> = s
+        .records
+        .iter()
+        .zip(&s.by)
+        .filter(|(_, m)| *m == "b2")
+        .map(|(r, _)| r.0)
+        .collect();
+    assert!(
+        !b2_parts.is_empty() && b2_parts.is_subset(&b_parts),
+        "{b_parts:?} {b2_parts:?}"
+    );
+    let mut positions = HashSet::new();
+    for (p, o, _) in &s.records {
+        assert!(positions.insert((*p, *o)), "record {p}/{o} consumed twice");
+    }
+    assert_eq!(positions.len(), 400);
 }

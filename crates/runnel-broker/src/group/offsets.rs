@@ -54,6 +54,9 @@ pub type OffsetWrite = ((String, i32), Option<Committed>);
 pub struct OffsetStore {
     partitions: Vec<Arc<Partition>>,
     table: Mutex<HashMap<OffsetKey, Committed>>,
+    /// Serializes writers so log order and table order agree; readers only
+    /// take `table`, never waiting for an append or fsync.
+    writer: Mutex<()>,
 }
 
 impl OffsetStore {
@@ -88,6 +91,7 @@ impl OffsetStore {
         Ok(OffsetStore {
             partitions,
             table: Mutex::new(table),
+            writer: Mutex::new(()),
         })
     }
 
@@ -125,9 +129,9 @@ impl OffsetStore {
             .map(|((topic, p), c)| (encode_key(group, topic, *p), c.as_ref().map(encode_value)))
             .collect();
         let mut data = encode_batch(now_ms, &records);
-        // The table lock orders log appends and table updates the same way.
-        let mut table = self.table();
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         partition.append(&mut data, now_ms)?;
+        let mut table = self.table();
         for ((topic, p), c) in entries {
             let key = (group.to_string(), topic, p);
             match c {

@@ -148,7 +148,9 @@ pub(crate) async fn join_group(
             .as_ref()
             .map(|s| s.to_string())
             .unwrap_or_default(),
-        client_host: String::new(),
+        client_host: crate::group::CLIENT_HOST
+            .try_with(Clone::clone)
+            .unwrap_or_default(),
         session_timeout_ms: req.session_timeout_ms,
         rebalance_timeout_ms: if version >= 1 {
             req.rebalance_timeout_ms
