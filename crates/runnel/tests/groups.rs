@@ -451,6 +451,55 @@ async fn group_cli_lists_describes_and_deletes() {
     assert_eq!(cols[4], (end - 4).to_string());
     assert!(end >= 4, "{row}");
 
+    let (ok, out, err) = runnel(
+        &server,
+        &[
+            "group",
+            "reset-offsets",
+            "g-empty",
+            "--topic",
+            "cli",
+            "--to-earliest",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("cli\t0\t4\t0") && out.contains("dry run"),
+        "{out}"
+    );
+    let (ok, _, _) = runnel(&server, &["group", "describe", "g-empty"]);
+    assert!(ok);
+    let (ok, out, err) = runnel(
+        &server,
+        &[
+            "group",
+            "reset-offsets",
+            "g-empty",
+            "--topic",
+            "cli:0",
+            "--to-offset",
+            "2",
+            "--execute",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("committed 1 offsets"), "{out}");
+    let (_, out, _) = runnel(&server, &["group", "describe", "g-empty"]);
+    assert!(out.lines().any(|l| l.starts_with("cli\t0\t2\t")), "{out}");
+    let (ok, _, err) = runnel(
+        &server,
+        &[
+            "group",
+            "reset-offsets",
+            "g-live",
+            "--topic",
+            "cli",
+            "--to-latest",
+            "--execute",
+        ],
+    );
+    assert!(!ok && err.contains("UnknownMemberId"), "{err}");
+
     let (ok, out, err) = runnel(&server, &["group", "describe", "g-live"]);
     assert!(ok, "{err}");
     assert!(out.contains("State: Stable"), "{out}");
