@@ -101,6 +101,14 @@ impl Broker {
     }
 }
 
+/// Topics only the broker's coordinators write, delete or truncate.
+pub const INTERNAL_TOPICS: &[&str] = &[group::OFFSETS_TOPIC, txn::TXN_TOPIC];
+
+/// Whether clients are kept from writing, deleting or truncating `topic`.
+pub fn is_internal(topic: &str) -> bool {
+    INTERNAL_TOPICS.contains(&topic)
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -189,3 +189,44 @@ fn coordinator_restart_aborts_the_open_transaction() {
     expected.extend(vals("after", 1));
     assert_eq!(read(&server, "restart", "read_committed", 3), expected);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn internal_topics_cannot_be_deleted_truncated_or_written() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", server.bootstrap())
+        .create()
+        .unwrap();
+    for topic in ["__consumer_offsets", "__transaction_state"] {
+        let r = admin
+            .delete_topics(&[topic], &AdminOptions::new())
+            .await
+            .unwrap();
+        assert!(r[0].is_err(), "{topic} was deleted");
+        let p: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", server.bootstrap())
+            .set("message.timeout.ms", "5000")
+            .create()
+            .unwrap();
+        let sent = p
+            .send(
+                FutureRecord::<(), _>::to(topic).payload("x").partition(0),
+                T,
+            )
+            .await;
+        assert!(sent.is_err(), "a client wrote to {topic}");
+    }
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", server.bootstrap())
+        .create()
+        .unwrap();
+    let meta = c.fetch_metadata(None, T).unwrap();
+    assert!(meta
+        .topics()
+        .iter()
+        .any(|t| t.name() == "__transaction_state"));
+}

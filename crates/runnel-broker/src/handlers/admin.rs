@@ -187,7 +187,15 @@ pub(crate) async fn delete_topics(
                         if let Some(topic) = log.topic(&name).filter(|_| version >= 6) {
                             r.topic_id = Uuid::from_bytes(topic.id());
                         }
-                        match log.delete_topic(&name) {
+                        let deleted = if crate::is_internal(&name) {
+                            Err(LogError::InvalidTopicName(
+                                name.clone(),
+                                "internal topics cannot be deleted".into(),
+                            ))
+                        } else {
+                            log.delete_topic(&name)
+                        };
+                        match deleted {
                             Ok(()) => {
                                 b.producers.forget_topic(&name);
                                 info!(topic = %name, "deleted topic")
@@ -266,6 +274,9 @@ pub(crate) async fn delete_records(
                             .with_low_watermark(-1);
                         match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                             None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                            Some(_) if crate::is_internal(&t.name.0) => {
+                                r.error_code = ResponseError::InvalidTopicException.code()
+                            }
                             Some(partition) => match partition.delete_records_before(p.offset) {
                                 Ok(low) => r.low_watermark = low,
                                 Err(e) => r.error_code = log_error_code(&e).code(),

@@ -60,6 +60,13 @@ fn append_all(
                 (None, _) => {
                     resp.error_code = ResponseError::UnknownTopicOrPartition.code();
                 }
+                (Some(_), _) if crate::is_internal(&topic_data.name.0) => {
+                    resp.error_code = ResponseError::InvalidTopicException.code();
+                    if version >= 8 {
+                        resp.error_message =
+                            Some(str_bytes("internal topics are written by the broker only"));
+                    }
+                }
                 (Some(_), None) => {
                     resp.error_code = ResponseError::CorruptMessage.code();
                     if version >= 8 {
