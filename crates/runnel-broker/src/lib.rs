@@ -88,6 +88,11 @@ impl Broker {
         &self.groups
     }
 
+    /// Snapshots idempotent/transactional producer state next to the log.
+    pub(crate) fn snapshot_producers(&self) -> Result<(), BrokerError> {
+        Ok(self.producers.snapshot(self.log.dir(), &self.log)?)
+    }
+
     /// What completing a transaction writes to besides its own state.
     pub(crate) fn txn_deps(&self) -> txn::Deps<'_> {
         txn::Deps {

@@ -13,8 +13,14 @@
 //!
 //! Durability: producer ids come from blocks reserved in `producer-ids`
 //! (a decimal number, written atomically) so ids are never reused after a
-//! restart; sequence state is rebuilt on start by reading the batch headers
-//! of the newest [`REPLAY_RECORDS`] records of every partition.
+//! restart. Sequence and transaction state is snapshotted to
+//! `producer-state.json` (written atomically by [`Producers::snapshot`]:
+//! `{"partitions": [{"topic", "partition", "offset", "state"}]}`, where
+//! `offset` is the log end the state covers) on every log maintenance tick
+//! and at shutdown. On start each partition resumes from
+//! its snapshot and replays the batch headers after `offset`; a partition
+//! without a usable snapshot (none, or one ahead of a log that lost its
+//! unflushed tail) replays the newest [`REPLAY_RECORDS`] records instead.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs;
@@ -24,6 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use runnel_log::batch::{BatchHeader, BatchIter};
 use runnel_log::{Log, LogError};
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 /// Batches remembered per producer and partition (Kafka's in-flight limit).
@@ -43,14 +50,14 @@ pub enum SequenceError {
 }
 
 /// One remembered batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct CachedBatch {
     first_seq: i32,
     last_seq: i32,
     base_offset: i64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<CachedBatch>,
@@ -67,7 +74,7 @@ pub enum Verdict {
 
 /// Sequence and transaction state of one partition. Hold the guard across
 /// check, append and record so two requests cannot interleave.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct PartitionProducers {
     producers: HashMap<i64, ProducerEntry>,
     /// First offset of each producer's ongoing transaction.
@@ -77,7 +84,7 @@ pub struct PartitionProducers {
 }
 
 /// The offsets of an aborted transaction on one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbortedTxn {
     pub producer_id: i64,
     pub first_offset: i64,
@@ -194,6 +201,11 @@ impl PartitionProducers {
             .collect()
     }
 
+    /// Drops aborted-transaction entries wholly below the log start.
+    pub fn forget_before(&mut self, log_start: i64) {
+        self.aborted.retain(|a| a.last_offset >= log_start);
+    }
+
     /// Closes a producer's transaction at its marker's offset.
     pub fn end_transaction(&mut self, producer_id: i64, marker_offset: i64, commit: bool) {
         if let Some(first_offset) = self.ongoing.remove(&producer_id) {
@@ -265,6 +277,7 @@ impl Producers {
             }),
             partitions: Mutex::new(HashMap::new()),
         };
+        let mut snapshot = load_snapshot(&dir.join(SNAPSHOT_FILE));
         let mut max_seen = start - 1;
         let mut rebuilt = 0usize;
         for topic in log.topics() {
@@ -272,7 +285,17 @@ impl Producers {
                 let state = producers.partition(topic.name(), index as i32);
                 let mut state = lock(&state);
                 let end = partition.high_watermark();
-                let mut offset = (end - REPLAY_RECORDS).max(partition.log_start_offset());
+                let log_start = partition.log_start_offset();
+                let mut offset = match snapshot.remove(&(topic.name().to_string(), index as i32)) {
+                    Some((at, saved)) if at <= end => {
+                        *state = saved;
+                        for pid in state.producers.keys() {
+                            max_seen = max_seen.max(*pid);
+                        }
+                        at.max(log_start)
+                    }
+                    _ => (end - REPLAY_RECORDS).max(log_start),
+                };
                 while offset < end {
                     let read = match partition.read(offset, 1 << 20, true) {
                         Ok(r) if !r.bytes.is_empty() => r,
@@ -322,6 +345,36 @@ impl Producers {
             .clone()
     }
 
+    /// Writes every partition's state, with the log end it covers, to
+    /// `producer-state.json` in `dir` (atomically). Blocking.
+    pub fn snapshot(&self, dir: &Path, log: &Log) -> Result<(), LogError> {
+        let states: Vec<_> = lock(&self.partitions)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut entries = Vec::with_capacity(states.len());
+        for ((topic, index), state) in states {
+            let Some(partition) = log.topic(&topic).and_then(|t| t.partition(index)) else {
+                continue;
+            };
+            let mut state = lock(&state);
+            state.forget_before(partition.log_start_offset());
+            if state.producers.is_empty() && state.ongoing.is_empty() && state.aborted.is_empty() {
+                continue;
+            }
+            // Appends of tracked batches happen under this lock, so the
+            // log end read here is exactly what the state covers.
+            let offset = partition.high_watermark();
+            entries.push(serde_json::json!({
+                "topic": topic, "partition": index, "offset": offset, "state": &*state,
+            }));
+        }
+        let text = serde_json::to_vec(&serde_json::json!({ "partitions": entries }))
+            .map_err(|e| LogError::Io(std::io::Error::other(e)))?;
+        write_atomically(&dir.join(SNAPSHOT_FILE), &text)?;
+        Ok(())
+    }
+
     /// The state of one partition, if any producer wrote to it.
     pub fn existing(&self, topic: &str, partition: i32) -> Option<Arc<Mutex<PartitionProducers>>> {
         lock(&self.partitions)
@@ -345,6 +398,40 @@ impl Producers {
         let id = ids.next;
         ids.next += 1;
         Ok(id)
+    }
+}
+
+/// Name of the producer-state snapshot in the data directory.
+pub const SNAPSHOT_FILE: &str = "producer-state.json";
+
+/// (topic, partition) → (log end covered, state); empty when the file is
+/// missing or unreadable (the log replay then rebuilds what it can).
+fn load_snapshot(path: &Path) -> HashMap<(String, i32), (i64, PartitionProducers)> {
+    #[derive(Deserialize)]
+    struct Entry {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        state: PartitionProducers,
+    }
+    #[derive(Deserialize)]
+    struct File {
+        partitions: Vec<Entry>,
+    }
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(_) => return HashMap::new(),
+    };
+    match serde_json::from_slice::<File>(&bytes) {
+        Ok(f) => f
+            .partitions
+            .into_iter()
+            .map(|e| ((e.topic, e.partition), (e.offset, e.state)))
+            .collect(),
+        Err(e) => {
+            warn!(file = %path.display(), %e, "unreadable producer state snapshot; replaying the log instead");
+            HashMap::new()
+        }
     }
 }
 
@@ -441,6 +528,61 @@ mod tests {
         let mut p = PartitionProducers::default();
         p.record(&b(1, 0, i32::MAX - 1, i32::MAX), 0);
         assert_eq!(p.check(&b(1, 0, 0, 3)), Ok(Verdict::Append));
+    }
+
+    #[test]
+    fn snapshot_restores_state_the_log_no_longer_has() {
+        use runnel_log::batch::build::{build_batch_with, TestRecord};
+        let d = tempfile::tempdir().unwrap();
+        let log = Log::open(d.path(), Default::default()).unwrap();
+        let partition = log
+            .create_topic("t", 1, Default::default())
+            .unwrap()
+            .partition(0)
+            .unwrap();
+        let producers = Producers::open(d.path(), &log).unwrap();
+        let recs: Vec<TestRecord> = (0..3)
+            .map(|i| TestRecord {
+                timestamp_delta: i,
+                key: None,
+                value: Some(vec![b'v']),
+                headers: Vec::new(),
+            })
+            .collect();
+        let mut batch = build_batch_with(0, &recs, 5, 0, 0, 0);
+        let state = producers.partition("t", 0);
+        let info = partition.append(&mut batch, 0).unwrap();
+        lock(&state).record(&b(5, 0, 0, 2), info.base_offset);
+        lock(&state).ongoing.insert(9, 0);
+        lock(&state).end_transaction(9, 3, false);
+        producers.snapshot(d.path(), &log).unwrap();
+        // The batch leaves the log: only the snapshot still knows it.
+        let mut more = build_batch_with(0, &recs, -1, -1, -1, 0);
+        partition.append(&mut more, 0).unwrap();
+        partition.delete_records_before(-1).unwrap();
+        drop(producers);
+
+        let reopened = Producers::open(d.path(), &log).unwrap();
+        let state = reopened.partition("t", 0);
+        let state = lock(&state);
+        assert_eq!(
+            state.check(&b(5, 0, 0, 2)),
+            Ok(Verdict::Duplicate { base_offset: 0 })
+        );
+        assert_eq!(state.check(&b(5, 0, 3, 3)), Ok(Verdict::Append));
+        assert_eq!(state.aborted_between(0, 10).len(), 1);
+        drop(state);
+        assert!(
+            reopened.allocate_id().unwrap() > 5,
+            "ids seen in the snapshot are not reused"
+        );
+
+        // Without the snapshot the same reopen knows nothing of producer 5.
+        std::fs::remove_file(d.path().join(SNAPSHOT_FILE)).unwrap();
+        let bare = Producers::open(d.path(), &log).unwrap();
+        let state = bare.partition("t", 0);
+        assert_eq!(lock(&state).check(&b(5, 0, 3, 3)), Ok(Verdict::Append));
+        assert!(lock(&state).check(&b(5, 0, 0, 2)) == Ok(Verdict::Append));
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub async fn serve(
     }
     maintenance.abort();
     group_timer.abort();
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.snapshot_producers())
+        .await
+        .map_err(|e| BrokerError::Io(std::io::Error::other(e)))??;
     let log = broker.log.clone();
     tokio::task::spawn_blocking(move || log.flush_all())
         .await
@@ -97,6 +101,12 @@ async fn maintenance_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
                 .await;
         if matches!(aborted, Ok(n) if n > 0) {
             broker.notify_appended();
+        }
+        let b = broker.clone();
+        match tokio::task::spawn_blocking(move || b.snapshot_producers()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => warn!(%err, "producer state snapshot failed"),
+            Err(err) => warn!(%err, "producer state snapshot task failed"),
         }
         let log = broker.log.clone();
         match tokio::task::spawn_blocking(move || log.maintenance(crate::now_ms())).await {
