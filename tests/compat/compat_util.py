@@ -7,8 +7,8 @@ import time
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-# Consumer groups are not implemented by the broker yet: every consumer in
-# this suite uses assign() with explicit offsets and never commits.
+# Most consumers here read with assign() and explicit offsets and never
+# commit, to test one thing at a time; test_groups.py covers groups.
 # librdkafka insists on a group.id even for assign(); it is never joined.
 UNUSED_GROUP = "runnel-compat-unused-group"
 

@@ -1,6 +1,6 @@
 """confluent-kafka (librdkafka 2.x) against runnel.
 
-Consumers use assign() with explicit offsets only (no consumer groups yet).
+Consumers use assign() with explicit offsets only (groups: test_groups.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Most producers set enable_idempotence=False to keep each test about one
 thing; test_default_idempotent_producer covers kafka-python 3's default
-(idempotence on, through InitProducerId). Consumers have group_id=None (no consumer groups yet) and use assign().
+(idempotence on, through InitProducerId). Consumers have group_id=None and use assign() (groups: test_groups.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """kcat (Debian's package: kcat 1.7.1 on librdkafka 2.0.2, an old client).
 
-The simple consumer (-C without -G) is used: no consumer groups.
+The simple consumer (-C without -G) is used here.
 """
 
 from __future__ import annotations

@@ -10,9 +10,7 @@
 // deleteTopics), and reading records back through KafkaJS's own Fetch
 // encoder/decoder (its low-level Cluster/Broker objects).
 //
-// PENDING: kafka.consumer() needs consumer groups (FindCoordinator,
-// JoinGroup, SyncGroup, Heartbeat, OffsetCommit/Fetch), which runnel does not
-// implement yet. Once it does, add a consumer.run() test here.
+// Group consumers (kafka.consumer().run()) are covered in groups.test.js.
 'use strict'
 
 const { describe, test, before, after } = require('node:test')
