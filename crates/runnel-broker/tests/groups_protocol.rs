@@ -2,10 +2,12 @@
 //! in-process broker: each response must encode at the negotiated version
 //! and decode back with the client codec.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use common::start;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -22,40 +24,8 @@ use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::ResponseError;
-use runnel_broker::{Broker, BrokerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-struct Running {
-    addr: std::net::SocketAddr,
-    _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn start() -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = BrokerConfig {
-        advertised_host: "127.0.0.1".into(),
-        advertised_port: addr.port() as i32,
-        ..BrokerConfig::default()
-    };
-    let broker: Arc<Broker> = Broker::open(dir.path(), config).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        runnel_broker::serve(broker, listener, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    Running {
-        addr,
-        _dir: dir,
-        _stop: tx,
-    }
-}
+use tokio::net::TcpStream;
 
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())

@@ -1,52 +1,19 @@
 //! Raw-socket tests of framing, versions and hostile input against an
 //! in-process broker.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use common::start;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
     RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use runnel_broker::{Broker, BrokerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-struct Running {
-    addr: std::net::SocketAddr,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn start() -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = BrokerConfig {
-        advertised_host: "127.0.0.1".into(),
-        advertised_port: addr.port() as i32,
-        max_request_bytes: 1024 * 1024,
-        ..BrokerConfig::default()
-    };
-    let broker: Arc<Broker> = Broker::open(dir.path(), config).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        runnel_broker::serve(broker, listener, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    Running {
-        addr,
-        _dir: dir,
-        stop: Some(tx),
-        task,
-    }
-}
+use tokio::net::TcpStream;
 
 fn frame<R: Request>(req: &R, version: i16, correlation_id: i32) -> BytesMut {
     let mut buf = BytesMut::new();
