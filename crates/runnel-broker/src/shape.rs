@@ -287,7 +287,7 @@ const APIS: &[ApiShape] = &[
     api(ApiKey::InitProducerId, 0, 5, 2, INIT_PRODUCER_ID),
     api(ApiKey::AddPartitionsToTxn, 0, 3, 3, ADD_PARTITIONS_TO_TXN),
     api(ApiKey::AddOffsetsToTxn, 0, 3, 3, ADD_OFFSETS_TO_TXN),
-    api(ApiKey::EndTxn, 0, 3, 3, END_TXN),
+    api(ApiKey::EndTxn, 0, 5, 3, END_TXN),
     api(ApiKey::TxnOffsetCommit, 0, 3, 3, TXN_OFFSET_COMMIT),
     api(ApiKey::DescribeConfigs, 1, 4, 4, DESCRIBE_CONFIGS),
     api(ApiKey::CreatePartitions, 0, 3, 2, CREATE_PARTITIONS),
@@ -1517,7 +1517,7 @@ mod tests {
             (InitProducerId, 0, 5),
             (AddPartitionsToTxn, 0, 3),
             (AddOffsetsToTxn, 0, 3),
-            (EndTxn, 0, 3),
+            (EndTxn, 0, 5),
             (TxnOffsetCommit, 0, 3),
         ];
         let mut table: Vec<_> = APIS.iter().map(|a| (a.key, a.min, a.max)).collect();

@@ -65,6 +65,11 @@ pub struct TxnMeta {
     /// to the groups when it commits.
     #[serde(default)]
     pub pending_offsets: Vec<PendingOffset>,
+    /// The last EndTxn bumped the epoch (KIP-890, EndTxn v5+): a retry of
+    /// it with the previous epoch is answered, anything else at that epoch
+    /// is fenced.
+    #[serde(default)]
+    pub bumped_on_end: bool,
 }
 
 /// One TxnOffsetCommit entry waiting for the transaction's outcome.
@@ -250,6 +255,7 @@ impl Coordinator {
             groups: BTreeSet::new(),
             started_ms: 0,
             pending_offsets: Vec::new(),
+            bumped_on_end: false,
         };
         self.persist(id, &meta)?;
         info!(transactional_id = %id, producer_id, epoch, "initialized transactional producer");
@@ -293,6 +299,7 @@ impl Coordinator {
             meta.partitions.clear();
             meta.groups.clear();
             meta.pending_offsets.clear();
+            meta.bumped_on_end = false;
             meta.started_ms = crate::now_ms();
         }
         meta.partitions.extend(partitions.iter().cloned());
@@ -364,19 +371,43 @@ impl Coordinator {
 
     /// EndTxn: writes commit or abort markers to every partition of the
     /// transaction and records the outcome. Retrying a completed EndTxn
-    /// with the same outcome succeeds.
+    /// with the same outcome succeeds. With `bump` (EndTxn v5+, KIP-890)
+    /// the epoch goes up by one, so a delayed EndTxn of this transaction can
+    /// never end the producer's next one.
     pub fn end(
         &self,
         id: &str,
         producer_id: i64,
         epoch: i16,
         commit: bool,
+        bump: bool,
         deps: Deps<'_>,
     ) -> Result<TxnMeta, TxnError> {
         let _writer = lock(&self.writer);
+        if let Some(meta) = self.get(id) {
+            let same_outcome = matches!(
+                (meta.state, commit),
+                (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false)
+            );
+            if meta.bumped_on_end
+                && same_outcome
+                && meta.producer_id == producer_id
+                && epoch == meta.epoch - 1
+            {
+                return Ok(meta);
+            }
+        }
         let meta = self.check(id, producer_id, epoch)?;
         match (meta.state, commit) {
-            (TxnState::Ongoing, _) => Ok(self.complete(id, meta, commit, deps)?),
+            (TxnState::Ongoing, _) => {
+                let mut done = self.complete(id, meta, commit, deps)?;
+                if bump && done.epoch < i16::MAX - 1 {
+                    done.epoch += 1;
+                    done.bumped_on_end = true;
+                    self.persist(id, &done)?;
+                }
+                Ok(done)
+            }
             (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(meta),
             (TxnState::Empty, _) => Err(TxnError::InvalidState("no transaction is ongoing".into())),
             (state, _) => Err(TxnError::InvalidState(format!(

@@ -47,7 +47,7 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::InitProducerId, 0, 4),
     s(ApiKey::AddPartitionsToTxn, 0, 3),
     s(ApiKey::AddOffsetsToTxn, 0, 3),
-    s(ApiKey::EndTxn, 0, 3),
+    s(ApiKey::EndTxn, 0, 5),
     s(ApiKey::TxnOffsetCommit, 0, 3),
     s(ApiKey::DescribeCluster, 0, 1),
 ];

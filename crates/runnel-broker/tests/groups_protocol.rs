@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::time::Duration;
-
-use bytes::{BufMut, Bytes, BytesMut};
-use common::start;
+use bytes::Bytes;
+use common::{call, start};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -22,43 +20,12 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
-}
-
-/// Sends one request at `version` and decodes the response at that version.
-async fn call<R: Request>(stream: &mut TcpStream, req: &R, version: i16) -> R::Response {
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(9)
-        .with_client_id(Some(s("proto-test")))
-        .encode(&mut buf, R::header_version(version))
-        .unwrap();
-    req.encode(&mut buf, version).unwrap();
-    let len = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    stream.write_all(&buf).await.unwrap();
-    let size = tokio::time::timeout(Duration::from_secs(10), stream.read_i32())
-        .await
-        .expect("response in time")
-        .expect("response");
-    let mut body = vec![0u8; size as usize];
-    stream.read_exact(&mut body).await.unwrap();
-    let mut body = Bytes::from(body);
-    let header = ResponseHeader::decode(&mut body, R::Response::header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, 9);
-    let resp = R::Response::decode(&mut body, version)
-        .unwrap_or_else(|e| panic!("api {} v{version}: {e:#}", R::KEY));
-    assert!(body.is_empty(), "api {} v{version}: trailing bytes", R::KEY);
-    resp
 }
 
 const MEMBER_ID_REQUIRED: i16 = 79;

@@ -103,7 +103,7 @@ pub(crate) async fn handle(
         RequestKind::TxnOffsetCommit(req) => {
             ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(broker, req).await?)
         }
-        RequestKind::EndTxn(req) => ResponseKind::EndTxn(txn::end_txn(broker, req).await?),
+        RequestKind::EndTxn(req) => ResponseKind::EndTxn(txn::end_txn(broker, req, v).await?),
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(metadata::describe_cluster(broker, req))
         }

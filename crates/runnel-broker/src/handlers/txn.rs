@@ -11,7 +11,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
-    AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, TxnOffsetCommitRequest,
+    AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, ProducerId, TxnOffsetCommitRequest,
     TxnOffsetCommitResponse,
 };
 use kafka_protocol::ResponseError;
@@ -176,17 +176,29 @@ pub(crate) async fn txn_offset_commit(
 pub(crate) async fn end_txn(
     broker: &Arc<Broker>,
     req: EndTxnRequest,
+    version: i16,
 ) -> Result<EndTxnResponse, BrokerError> {
     let b = broker.clone();
     let resp = blocking(move || {
+        let bump = version >= 5;
         let r = b.txn.end(
             &req.transactional_id.0,
             req.producer_id.0,
             req.producer_epoch,
             req.committed,
+            bump,
             b.txn_deps(),
         );
-        EndTxnResponse::default().with_error_code(code(r.map(|_| ())))
+        let mut resp = EndTxnResponse::default();
+        match r {
+            Ok(meta) if bump => {
+                resp.producer_id = ProducerId(meta.producer_id);
+                resp.producer_epoch = meta.epoch;
+            }
+            Ok(_) => {}
+            Err(e) => resp.error_code = code(Err(e)),
+        }
+        resp
     })
     .await?;
     // Markers moved last stable offsets: wake read_committed fetchers.

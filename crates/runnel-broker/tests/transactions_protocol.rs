@@ -1,0 +1,87 @@
+//! KIP-890's defence at the protocol level: EndTxn v5 bumps the producer
+//! epoch, so a late EndTxn of an earlier transaction cannot end a newer one.
+
+mod common;
+
+use common::{call, start};
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use tokio::net::TcpStream;
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+async fn add_partition(stream: &mut TcpStream, pid: i64, epoch: i16) -> i16 {
+    let req = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(s("kip890")))
+        .with_v3_and_below_producer_id(ProducerId(pid))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(TopicName(s("kip890-out")))
+            .with_partitions(vec![0])]);
+    let resp = call(stream, &req, 3).await;
+    resp.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+}
+
+async fn end(stream: &mut TcpStream, pid: i64, epoch: i16, commit: bool) -> EndTxnResponse {
+    let req = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(s("kip890")))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit);
+    call(stream, &req, 5).await
+}
+
+#[tokio::test]
+async fn end_txn_v5_bumps_the_epoch_and_fences_late_calls() {
+    let r = start().await;
+    let mut st = TcpStream::connect(r.addr).await.unwrap();
+    let topics = vec![MetadataRequestTopic::default().with_name(Some(TopicName(s("kip890-out"))))];
+    call(
+        &mut st,
+        &MetadataRequest::default()
+            .with_topics(Some(topics))
+            .with_allow_auto_topic_creation(true),
+        9,
+    )
+    .await;
+    let init = call(
+        &mut st,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("kip890"))))
+            .with_transaction_timeout_ms(60_000),
+        4,
+    )
+    .await;
+    assert_eq!(init.error_code, 0);
+    let (pid, e0) = (init.producer_id.0, init.producer_epoch);
+
+    assert_eq!(add_partition(&mut st, pid, e0).await, 0);
+    let committed = end(&mut st, pid, e0, true).await;
+    assert_eq!(committed.error_code, 0);
+    assert_eq!(
+        (committed.producer_id.0, committed.producer_epoch),
+        (pid, e0 + 1),
+        "v5 returns the bumped epoch"
+    );
+
+    // A retry of the same EndTxn (its response was lost) still succeeds.
+    let retried = end(&mut st, pid, e0, true).await;
+    assert_eq!((retried.error_code, retried.producer_epoch), (0, e0 + 1));
+
+    // The next transaction runs at the new epoch; the old epoch is fenced.
+    assert_eq!(
+        add_partition(&mut st, pid, e0).await,
+        47,
+        "INVALID_PRODUCER_EPOCH"
+    );
+    assert_eq!(add_partition(&mut st, pid, e0 + 1).await, 0);
+    // A late abort from the first transaction cannot end the second one.
+    let late = end(&mut st, pid, e0, false).await;
+    assert_eq!(late.error_code, 47, "INVALID_PRODUCER_EPOCH");
+    let second = end(&mut st, pid, e0 + 1, true).await;
+    assert_eq!((second.error_code, second.producer_epoch), (0, e0 + 2));
+}
