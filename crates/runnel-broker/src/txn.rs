@@ -312,6 +312,21 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Whether an open transaction holds an offset for this group and
+    /// partition that it has not committed yet (KIP-447: OffsetFetch with
+    /// `require_stable` must not answer with the older offset meanwhile).
+    pub fn has_pending_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        lock(&self.state).values().any(|m| {
+            matches!(
+                m.state,
+                TxnState::Ongoing | TxnState::PrepareCommit | TxnState::PrepareAbort
+            ) && m
+                .pending_offsets
+                .iter()
+                .any(|o| o.group == group && o.topic == topic && o.partition == partition)
+        })
+    }
+
     /// Whether producer `producer_id` at `epoch` may write to a partition
     /// inside its ongoing transaction.
     pub fn may_write(

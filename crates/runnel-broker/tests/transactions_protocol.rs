@@ -85,3 +85,74 @@ async fn end_txn_v5_bumps_the_epoch_and_fences_late_calls() {
     let second = end(&mut st, pid, e0 + 1, true).await;
     assert_eq!((second.error_code, second.producer_epoch), (0, e0 + 2));
 }
+
+async fn fetch_offset(stream: &mut TcpStream, require_stable: bool) -> (i16, i64) {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s("kip447")))
+        .with_require_stable(require_stable)
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(s("kip890-out")))
+            .with_partition_indexes(vec![0])]));
+    let resp = call(stream, &req, 7).await;
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
+}
+
+#[tokio::test]
+async fn offsets_of_an_open_transaction_are_unstable_until_it_commits() {
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    let r = start().await;
+    let mut st = TcpStream::connect(r.addr).await.unwrap();
+    let topics = vec![MetadataRequestTopic::default().with_name(Some(TopicName(s("kip890-out"))))];
+    call(
+        &mut st,
+        &MetadataRequest::default()
+            .with_topics(Some(topics))
+            .with_allow_auto_topic_creation(true),
+        9,
+    )
+    .await;
+    let init = call(
+        &mut st,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("kip890"))))
+            .with_transaction_timeout_ms(60_000),
+        4,
+    )
+    .await;
+    let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+    let add = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(s("kip890")))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(s("kip447")));
+    assert_eq!(call(&mut st, &add, 3).await.error_code, 0);
+    let commit = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s("kip890")))
+        .with_group_id(GroupId(s("kip447")))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+            .with_name(TopicName(s("kip890-out")))
+            .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(5)])]);
+    let resp = call(&mut st, &commit, 3).await;
+    assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+
+    assert_eq!(
+        fetch_offset(&mut st, true).await,
+        (88, -1),
+        "UNSTABLE_OFFSET_COMMIT"
+    );
+    assert_eq!(
+        fetch_offset(&mut st, false).await,
+        (0, -1),
+        "nothing committed yet"
+    );
+    assert_eq!(end(&mut st, pid, epoch, true).await.error_code, 0);
+    assert_eq!(fetch_offset(&mut st, true).await, (0, 5));
+}

@@ -406,6 +406,10 @@ pub(crate) fn offset_fetch(
     req: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
+    // KIP-447: offsets a transaction is about to commit are "unstable".
+    let unstable = |group: &str, topic: &str, p: i32| {
+        req.require_stable && broker.txn.has_pending_offset(group, topic, p)
+    };
     if version >= 8 {
         let groups = req
             .groups
@@ -420,11 +424,19 @@ pub(crate) fn offset_fetch(
                     .into_iter()
                     .map(|(name, parts)| {
                         OffsetFetchResponseTopics::default()
-                            .with_name(name)
+                            .with_name(name.clone())
                             .with_partitions(
                                 parts
                                     .into_iter()
                                     .map(|(p, c)| {
+                                        if unstable(&g.group_id.0, &name.0, p) {
+                                            return OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(p)
+                                                .with_committed_offset(-1)
+                                                .with_error_code(
+                                                    ResponseError::UnstableOffsetCommit.code(),
+                                                );
+                                        }
                                         let (offset, epoch, meta) = committed_fields(c);
                                         OffsetFetchResponsePartitions::default()
                                             .with_partition_index(p)
@@ -452,11 +464,17 @@ pub(crate) fn offset_fetch(
         .into_iter()
         .map(|(name, parts)| {
             OffsetFetchResponseTopic::default()
-                .with_name(name)
+                .with_name(name.clone())
                 .with_partitions(
                     parts
                         .into_iter()
                         .map(|(p, c)| {
+                            if unstable(&req.group_id.0, &name.0, p) {
+                                return OffsetFetchResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(-1)
+                                    .with_error_code(ResponseError::UnstableOffsetCommit.code());
+                            }
                             let (offset, epoch, meta) = committed_fields(c);
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
