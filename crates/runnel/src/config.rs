@@ -20,6 +20,9 @@ pub struct FileConfig {
     pub max_request_bytes: Option<usize>,
     pub flush_messages: Option<u64>,
     pub flush_ms: Option<u64>,
+    pub group_initial_rebalance_delay_ms: Option<u64>,
+    pub offsets_retention_minutes: Option<i64>,
+    pub offsets_topic_partitions: Option<i32>,
     /// Defaults for every topic, by Kafka topic config key.
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, String>,
@@ -92,6 +95,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.flush_messages, Some(1));
+        let g: FileConfig = toml::from_str(
+            "group_initial_rebalance_delay_ms = 0\noffsets_retention_minutes = 60\noffsets_topic_partitions = 4",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                g.group_initial_rebalance_delay_ms,
+                g.offsets_retention_minutes,
+                g.offsets_topic_partitions
+            ),
+            (Some(0), Some(60), Some(4))
+        );
         assert_eq!(c.topic_defaults["retention.ms"], "1000");
     }
 }

@@ -42,6 +42,15 @@ pub struct ServeArgs {
     /// fsync at least this often, in milliseconds [default: leave to the OS].
     #[arg(long, env = "RUNNEL_FLUSH_MS")]
     flush_ms: Option<u64>,
+    /// How long a new group's first rebalance waits for more members, in ms [default: 300].
+    #[arg(long, env = "RUNNEL_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    group_initial_rebalance_delay_ms: Option<u64>,
+    /// Committed offsets of groups without members expire after this many minutes [default: 10080].
+    #[arg(long, env = "RUNNEL_OFFSETS_RETENTION_MINUTES")]
+    offsets_retention_minutes: Option<i64>,
+    /// Partitions of __consumer_offsets when it is first created [default: 1].
+    #[arg(long, env = "RUNNEL_OFFSETS_TOPIC_PARTITIONS")]
+    offsets_topic_partitions: Option<i32>,
     /// Default for a topic config key on every topic, e.g. retention.ms=86400000 (repeatable).
     #[arg(long = "topic-config", value_name = "KEY=VALUE")]
     topic_config: Vec<String>,
@@ -99,6 +108,23 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .or(file.max_request_bytes)
             .unwrap_or(defaults.max_request_bytes),
         topic_defaults,
+        group: runnel_broker::group::GroupConfig {
+            initial_rebalance_delay: args
+                .group_initial_rebalance_delay_ms
+                .or(file.group_initial_rebalance_delay_ms)
+                .map(std::time::Duration::from_millis)
+                .unwrap_or(defaults.group.initial_rebalance_delay),
+            ..defaults.group.clone()
+        },
+        offsets_retention_ms: args
+            .offsets_retention_minutes
+            .or(file.offsets_retention_minutes)
+            .map(|m| m.saturating_mul(60_000))
+            .unwrap_or(defaults.offsets_retention_ms),
+        offsets_topic_partitions: args
+            .offsets_topic_partitions
+            .or(file.offsets_topic_partitions)
+            .unwrap_or(defaults.offsets_topic_partitions),
         ..defaults
     };
     std::fs::create_dir_all(&data_dir)
