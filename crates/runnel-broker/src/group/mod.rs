@@ -484,6 +484,9 @@ pub struct Coordinator {
     offsets: OffsetStore,
     next_member: AtomicU64,
     epoch_tag: u64,
+    /// When each group with offsets was first seen without members by the
+    /// expiry check (ms); offsets expire a retention period after that.
+    empty_since: Mutex<HashMap<String, i64>>,
 }
 
 impl Coordinator {
@@ -494,6 +497,7 @@ impl Coordinator {
             offsets,
             next_member: AtomicU64::new(1),
             epoch_tag: crate::now_ms() as u64,
+            empty_since: Mutex::new(HashMap::new()),
         }
     }
 
@@ -1031,12 +1035,28 @@ impl Coordinator {
 }
 
 impl Coordinator {
-    /// Deletes (with tombstones) the offsets of groups without members that
-    /// were committed more than `retention_ms` ago. Blocking (log appends).
+    /// Deletes (with tombstones) the offsets of a group that has been
+    /// without members for `retention_ms` and were committed at least that
+    /// long ago (Kafka's rule since KIP-211). "Empty since" is observed by
+    /// this check, so after a restart the clock starts again: offsets may
+    /// live longer than the retention, never shorter. Blocking (log appends).
     pub fn expire_offsets(&self, now_ms: i64, retention_ms: i64) -> Result<usize, LogError> {
+        let cutoff = now_ms.saturating_sub(retention_ms);
+        let mut empty_since = self.empty_since.lock().unwrap_or_else(|e| e.into_inner());
+        let with_offsets = self.offsets.groups();
+        empty_since.retain(|g, _| with_offsets.contains(g));
+        for group in &with_offsets {
+            if self.has_members(group) {
+                empty_since.remove(group);
+            } else {
+                empty_since.entry(group.clone()).or_insert(now_ms);
+            }
+        }
         let mut expired = 0;
-        for (group, keys) in self.offsets.older_than(now_ms.saturating_sub(retention_ms)) {
-            if self.has_members(&group) {
+        for (group, keys) in self.offsets.older_than(cutoff) {
+            if self.has_members(&group)
+                || empty_since.get(&group).is_none_or(|since| *since > cutoff)
+            {
                 continue;
             }
             expired += keys.len();

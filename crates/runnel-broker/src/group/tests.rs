@@ -433,3 +433,23 @@ fn subscription_parses_consumer_metadata() {
     assert_eq!(subscription(&Bytes::from(md)), vec!["a", "bb"]);
     assert!(subscription(&Bytes::from_static(&[0, 1, 0, 0, 0, 9, 0])).is_empty());
 }
+
+#[test]
+fn offsets_expire_a_retention_period_after_the_group_is_seen_empty() {
+    let f = fixture();
+    let old = Committed {
+        offset: 3,
+        leader_epoch: -1,
+        metadata: None,
+        commit_timestamp: 1_000,
+    };
+    f.c.offsets()
+        .write("late", vec![(("t".into(), 0), Some(old))], 1_000)
+        .unwrap();
+    // First seen empty at 6 000: the old commit time alone does not expire it.
+    assert_eq!(f.c.expire_offsets(6_000, 5_000).unwrap(), 0);
+    assert_eq!(f.c.expire_offsets(10_999, 5_000).unwrap(), 0);
+    assert!(f.c.offsets().get("late", "t", 0).is_some());
+    assert_eq!(f.c.expire_offsets(11_000, 5_000).unwrap(), 1);
+    assert!(f.c.offsets().get("late", "t", 0).is_none());
+}
