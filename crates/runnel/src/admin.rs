@@ -2,23 +2,19 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use kafka_protocol::error::ParseResponseErrorCode;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse,
-    TopicName,
+    IncrementalAlterConfigsRequest, MetadataRequest, MetadataResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
 
-use crate::client::Client;
+use crate::client::{check, s, Client};
 use crate::config::parse_kv;
 
 #[derive(Args, Debug)]
@@ -67,20 +63,6 @@ enum TopicCommand {
         #[arg(long = "delete", value_name = "KEY")]
         delete: Vec<String>,
     },
-}
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
-
-fn check(code: i16, message: Option<&StrBytes>, what: &str) -> Result<()> {
-    if let Some(err) = code.err() {
-        match message {
-            Some(m) if !m.is_empty() => bail!("{what}: {err:?} ({m})"),
-            _ => bail!("{what}: {err:?}"),
-        }
-    }
-    Ok(())
 }
 
 pub async fn run(args: TopicArgs) -> Result<()> {
@@ -224,32 +206,10 @@ async fn describe(client: &mut Client, name: &str) -> Result<()> {
     )?;
     let mut partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition_index).collect();
     partitions.sort_unstable();
-    let offsets = |ts: i64| {
-        ListOffsetsRequest::default()
-            .with_replica_id((-1).into())
-            .with_topics(vec![ListOffsetsTopic::default()
-                .with_name(TopicName(s(name)))
-                .with_partitions(
-                    partitions
-                        .iter()
-                        .map(|p| {
-                            ListOffsetsPartition::default()
-                                .with_partition_index(*p)
-                                .with_timestamp(ts)
-                        })
-                        .collect(),
-                )])
-    };
-    let v = client.version(ApiKey::ListOffsets, 7)?;
-    let earliest = client.send(&offsets(-2), v).await?;
-    let latest = client.send(&offsets(-1), v).await?;
-    let find = |resp: &kafka_protocol::messages::ListOffsetsResponse, p: i32| {
-        resp.topics
-            .iter()
-            .flat_map(|t| t.partitions.iter())
-            .find(|x| x.partition_index == p)
-            .map(|x| x.offset)
-            .unwrap_or(-1)
+    let earliest = client.list_offsets(name, &partitions, -2).await?;
+    let latest = client.list_offsets(name, &partitions, -1).await?;
+    let find = |offsets: &std::collections::BTreeMap<i32, i64>, p: i32| {
+        offsets.get(&p).copied().unwrap_or(-1)
     };
     println!(
         "Topic: {name}\tPartitionCount: {}\tTopicId: {}",

@@ -1,11 +1,15 @@
 //! A small Kafka protocol client for the admin commands, built on the
 //! `kafka-protocol` codec. It talks to any Kafka-compatible broker.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::error::ParseResponseErrorCode;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ListOffsetsRequest, RequestHeader, ResponseHeader, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -108,5 +112,62 @@ impl Client {
             );
         }
         R::Response::decode(&mut body, version)
+    }
+}
+
+/// A protocol string from text.
+pub fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// Turns a Kafka error code (and the broker's message, if any) into an error.
+pub fn check(code: i16, message: Option<&StrBytes>, what: &str) -> Result<()> {
+    if let Some(err) = code.err() {
+        match message {
+            Some(m) if !m.is_empty() => bail!("{what}: {err:?} ({m})"),
+            _ => bail!("{what}: {err:?}"),
+        }
+    }
+    Ok(())
+}
+
+impl Client {
+    /// Offsets of `partitions` of `topic` for a ListOffsets timestamp
+    /// (-2 earliest, -1 latest, or ms since the epoch); -1 where the broker
+    /// has none. A partition error fails the call.
+    pub async fn list_offsets(
+        &mut self,
+        topic: &str,
+        partitions: &[i32],
+        timestamp: i64,
+    ) -> Result<BTreeMap<i32, i64>> {
+        let v = self.version(ApiKey::ListOffsets, 7)?;
+        let req = ListOffsetsRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|p| {
+                            ListOffsetsPartition::default()
+                                .with_partition_index(*p)
+                                .with_timestamp(timestamp)
+                        })
+                        .collect(),
+                )]);
+        let resp = self.send(&req, v).await?;
+        let mut out = BTreeMap::new();
+        for t in resp.topics {
+            for p in t.partitions {
+                check(
+                    p.error_code,
+                    None,
+                    &format!("offsets of {topic}-{}", p.partition_index),
+                )?;
+                out.insert(p.partition_index, p.offset);
+            }
+        }
+        Ok(out)
     }
 }

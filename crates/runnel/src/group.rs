@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use kafka_protocol::error::ParseResponseErrorCode;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -14,11 +13,10 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
 
-use crate::client::Client;
+use crate::client::{s, Client};
 
 #[derive(Args, Debug)]
 pub struct GroupArgs {
@@ -77,15 +75,8 @@ struct ResetTo {
     to_datetime: Option<String>,
 }
 
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
-
 fn check(code: i16, what: &str) -> Result<()> {
-    if let Some(err) = code.err() {
-        bail!("{what}: {err:?}");
-    }
-    Ok(())
+    crate::client::check(code, None, what)
 }
 
 pub async fn run(args: GroupArgs) -> Result<()> {
@@ -224,29 +215,14 @@ async fn describe(client: &mut Client, group: &str) -> Result<()> {
     for (t, p) in rows.keys() {
         by_topic.entry(t.as_str()).or_default().push(*p);
     }
-    let lv = client.version(ApiKey::ListOffsets, 7)?;
     for (topic, partitions) in by_topic {
-        let req = ListOffsetsRequest::default()
-            .with_replica_id((-1).into())
-            .with_topics(vec![ListOffsetsTopic::default()
-                .with_name(TopicName(s(topic)))
-                .with_partitions(
-                    partitions
-                        .iter()
-                        .map(|p| {
-                            ListOffsetsPartition::default()
-                                .with_partition_index(*p)
-                                .with_timestamp(-1)
-                        })
-                        .collect(),
-                )]);
-        let resp = client.send(&req, lv).await?;
-        for t in resp.topics {
-            for p in t.partitions {
-                if p.error_code == 0 {
-                    ends.insert((topic.to_string(), p.partition_index), p.offset);
-                }
-            }
+        // A partition the broker cannot answer for shows "-".
+        if let Ok(offsets) = client.list_offsets(topic, &partitions, -1).await {
+            ends.extend(
+                offsets
+                    .into_iter()
+                    .map(|(p, o)| ((topic.to_string(), p), o)),
+            );
         }
     }
     println!(
@@ -280,43 +256,6 @@ async fn describe(client: &mut Client, group: &str) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Offsets of `partitions` of `topic` for a ListOffsets timestamp
-/// (-2 earliest, -1 latest); -1 where the broker has none.
-async fn list_offsets(
-    client: &mut Client,
-    topic: &str,
-    partitions: &[i32],
-    timestamp: i64,
-) -> Result<BTreeMap<i32, i64>> {
-    let v = client.version(ApiKey::ListOffsets, 7)?;
-    let req = ListOffsetsRequest::default()
-        .with_replica_id((-1).into())
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(TopicName(s(topic)))
-            .with_partitions(
-                partitions
-                    .iter()
-                    .map(|p| {
-                        ListOffsetsPartition::default()
-                            .with_partition_index(*p)
-                            .with_timestamp(timestamp)
-                    })
-                    .collect(),
-            )]);
-    let resp = client.send(&req, v).await?;
-    let mut out = BTreeMap::new();
-    for t in resp.topics {
-        for p in t.partitions {
-            check(
-                p.error_code,
-                &format!("offsets of {topic}-{}", p.partition_index),
-            )?;
-            out.insert(p.partition_index, p.offset);
-        }
-    }
-    Ok(out)
 }
 
 /// Parses epoch milliseconds or `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (UTC).
@@ -436,10 +375,10 @@ async fn reset_offsets(
     };
     let mut plan: Vec<(String, i32, i64, i64)> = Vec::new();
     for (topic, parts) in &wanted {
-        let earliest = list_offsets(client, topic, parts, -2).await?;
-        let latest = list_offsets(client, topic, parts, -1).await?;
+        let earliest = client.list_offsets(topic, parts, -2).await?;
+        let latest = client.list_offsets(topic, parts, -1).await?;
         let by_time = match datetime {
-            Some(ts) => Some(list_offsets(client, topic, parts, ts).await?),
+            Some(ts) => Some(client.list_offsets(topic, parts, ts).await?),
             None => None,
         };
         for p in parts {
