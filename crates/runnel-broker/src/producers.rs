@@ -241,13 +241,17 @@ impl PartitionProducers {
 }
 
 /// Sequence state by (topic, partition).
-type PartitionMap = HashMap<(String, i32), Arc<Mutex<PartitionProducers>>>;
+/// Keyed by topic first so lookups on the fetch path borrow the name
+/// instead of allocating a key.
+type PartitionMap = HashMap<String, HashMap<i32, Arc<Mutex<PartitionProducers>>>>;
 
 /// Producer ids and the sequence state of every partition.
 pub struct Producers {
     ids_file: PathBuf,
     ids: Mutex<IdBlock>,
     partitions: Mutex<PartitionMap>,
+    /// The bytes of the last snapshot written, to skip unchanged rewrites.
+    last_snapshot: Mutex<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -276,6 +280,7 @@ impl Producers {
                 reserved_until: start,
             }),
             partitions: Mutex::new(HashMap::new()),
+            last_snapshot: Mutex::new(Vec::new()),
         };
         let mut snapshot = load_snapshot(&dir.join(SNAPSHOT_FILE));
         let mut max_seen = start - 1;
@@ -339,10 +344,12 @@ impl Producers {
 
     /// The sequence state of one partition.
     pub fn partition(&self, topic: &str, partition: i32) -> Arc<Mutex<PartitionProducers>> {
-        lock(&self.partitions)
-            .entry((topic.to_string(), partition))
-            .or_default()
-            .clone()
+        let mut map = lock(&self.partitions);
+        let topic_map = match map.get_mut(topic) {
+            Some(m) => m,
+            None => map.entry(topic.to_string()).or_default(),
+        };
+        topic_map.entry(partition).or_default().clone()
     }
 
     /// Writes every partition's state, with the log end it covers, to
@@ -350,7 +357,7 @@ impl Producers {
     pub fn snapshot(&self, dir: &Path, log: &Log) -> Result<(), LogError> {
         let states: Vec<_> = lock(&self.partitions)
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .flat_map(|(t, ps)| ps.iter().map(move |(p, v)| ((t.clone(), *p), v.clone())))
             .collect();
         let mut entries = Vec::with_capacity(states.len());
         for ((topic, index), state) in states {
@@ -371,20 +378,25 @@ impl Producers {
         }
         let text = serde_json::to_vec(&serde_json::json!({ "partitions": entries }))
             .map_err(|e| LogError::Io(std::io::Error::other(e)))?;
-        write_atomically(&dir.join(SNAPSHOT_FILE), &text)?;
+        let mut last = lock(&self.last_snapshot);
+        if *last != text {
+            write_atomically(&dir.join(SNAPSHOT_FILE), &text)?;
+            *last = text;
+        }
         Ok(())
     }
 
     /// The state of one partition, if any producer wrote to it.
     pub fn existing(&self, topic: &str, partition: i32) -> Option<Arc<Mutex<PartitionProducers>>> {
         lock(&self.partitions)
-            .get(&(topic.to_string(), partition))
+            .get(topic)
+            .and_then(|m| m.get(&partition))
             .cloned()
     }
 
     /// Forgets a deleted topic's state.
     pub fn forget_topic(&self, topic: &str) {
-        lock(&self.partitions).retain(|(t, _), _| t != topic);
+        lock(&self.partitions).remove(topic);
     }
 
     /// A new producer id, never handed out before (also across restarts).

@@ -17,7 +17,7 @@
 //! ongoing transactions (the last stable offset) and the aborted ranges
 //! that read_committed fetches return.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use runnel_log::batch::build::{build_batch_with, TestRecord};
@@ -123,6 +123,8 @@ const CONTROL_ATTRIBUTES: i16 = 0x10 | 0x20;
 pub struct Coordinator {
     log: Arc<Log>,
     state: Mutex<BTreeMap<String, TxnMeta>>,
+    /// Transactional id by producer id, for the produce path's check.
+    by_pid: Mutex<HashMap<i64, String>>,
     /// Serializes read-modify-persist of transaction state: the APIs of one
     /// producer arrive on several connections (e.g. AddPartitionsToTxn to
     /// the transaction coordinator, TxnOffsetCommit to the group
@@ -167,6 +169,12 @@ impl Coordinator {
         }
         let coordinator = Coordinator {
             log,
+            by_pid: Mutex::new(
+                state
+                    .iter()
+                    .map(|(k, m)| (m.producer_id, k.clone()))
+                    .collect(),
+            ),
             state: Mutex::new(state),
             writer: Mutex::new(()),
         };
@@ -210,6 +218,7 @@ impl Coordinator {
         p.append(&mut batch, crate::now_ms())?;
         p.sync_to(p.high_watermark(), crate::now_ms())?;
         lock(&self.state).insert(id.to_string(), meta.clone());
+        lock(&self.by_pid).insert(meta.producer_id, id.to_string());
         Ok(())
     }
 
@@ -336,11 +345,12 @@ impl Coordinator {
         topic: &str,
         partition: i32,
     ) -> Result<(), TxnError> {
-        let state = lock(&self.state);
-        let meta = state
-            .values()
-            .find(|m| m.producer_id == producer_id)
+        let id = lock(&self.by_pid)
+            .get(&producer_id)
+            .cloned()
             .ok_or(TxnError::WrongProducerId)?;
+        let state = lock(&self.state);
+        let meta = state.get(&id).ok_or(TxnError::WrongProducerId)?;
         if epoch < meta.epoch {
             return Err(TxnError::Fenced);
         }
