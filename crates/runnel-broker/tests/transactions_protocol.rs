@@ -14,6 +14,21 @@ fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
 }
 
+/// Creates the output topic and a transactional producer id: (id, epoch).
+async fn create_topic_and_init(st: &mut TcpStream) -> (i64, i16) {
+    let topics = vec![MetadataRequestTopic::default().with_name(Some(TopicName(s("kip890-out"))))];
+    let metadata = MetadataRequest::default()
+        .with_topics(Some(topics))
+        .with_allow_auto_topic_creation(true);
+    call(st, &metadata, 9).await;
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(s("kip890"))))
+        .with_transaction_timeout_ms(60_000);
+    let resp = call(st, &init, 4).await;
+    assert_eq!(resp.error_code, 0);
+    (resp.producer_id.0, resp.producer_epoch)
+}
+
 async fn add_partition(stream: &mut TcpStream, pid: i64, epoch: i16) -> i16 {
     let req = AddPartitionsToTxnRequest::default()
         .with_v3_and_below_transactional_id(TransactionalId(s("kip890")))
@@ -39,25 +54,7 @@ async fn end(stream: &mut TcpStream, pid: i64, epoch: i16, commit: bool) -> EndT
 async fn end_txn_v5_bumps_the_epoch_and_fences_late_calls() {
     let r = start().await;
     let mut st = TcpStream::connect(r.addr).await.unwrap();
-    let topics = vec![MetadataRequestTopic::default().with_name(Some(TopicName(s("kip890-out"))))];
-    call(
-        &mut st,
-        &MetadataRequest::default()
-            .with_topics(Some(topics))
-            .with_allow_auto_topic_creation(true),
-        9,
-    )
-    .await;
-    let init = call(
-        &mut st,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(Some(TransactionalId(s("kip890"))))
-            .with_transaction_timeout_ms(60_000),
-        4,
-    )
-    .await;
-    assert_eq!(init.error_code, 0);
-    let (pid, e0) = (init.producer_id.0, init.producer_epoch);
+    let (pid, e0) = create_topic_and_init(&mut st).await;
 
     assert_eq!(add_partition(&mut st, pid, e0).await, 0);
     let committed = end(&mut st, pid, e0, true).await;
@@ -106,24 +103,7 @@ async fn offsets_of_an_open_transaction_are_unstable_until_it_commits() {
     };
     let r = start().await;
     let mut st = TcpStream::connect(r.addr).await.unwrap();
-    let topics = vec![MetadataRequestTopic::default().with_name(Some(TopicName(s("kip890-out"))))];
-    call(
-        &mut st,
-        &MetadataRequest::default()
-            .with_topics(Some(topics))
-            .with_allow_auto_topic_creation(true),
-        9,
-    )
-    .await;
-    let init = call(
-        &mut st,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(Some(TransactionalId(s("kip890"))))
-            .with_transaction_timeout_ms(60_000),
-        4,
-    )
-    .await;
-    let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+    let (pid, epoch) = create_topic_and_init(&mut st).await;
     let add = AddOffsetsToTxnRequest::default()
         .with_transactional_id(TransactionalId(s("kip890")))
         .with_producer_id(ProducerId(pid))
