@@ -31,6 +31,7 @@ pub fn log_error_code(err: &LogError) -> ResponseError {
         LogError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         LogError::InvalidConfig { .. } | LogError::UnknownConfig(_) => ResponseError::InvalidConfig,
         LogError::CorruptBatch(_) => ResponseError::CorruptMessage,
+        LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
         LogError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
         LogError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,

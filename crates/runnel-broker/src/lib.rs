@@ -7,12 +7,15 @@
 //! Message encoding and decoding is the `kafka-protocol` crate's; this crate
 //! frames requests, checks versions, and implements each API's semantics in
 //! `handlers`. Produced record batches are handed to the log as bytes and
-//! fetched as bytes: records are never decoded on the hot path.
+//! fetched as bytes: records are never decoded on the hot path, except to
+//! refuse keyless records on compacted topics. The maintenance loop also
+//! compacts those topics, each partition up to its last stable offset.
 
 mod config;
 mod error;
 pub mod group;
 mod handlers;
+pub mod local;
 pub mod producers;
 mod server;
 pub mod shape;
@@ -40,6 +43,8 @@ pub struct Broker {
     groups: group::Coordinator,
     /// Transactional ids and their transactions.
     txn: txn::Coordinator,
+    /// Wakes in-process readers after appends.
+    local_signal: local::AppendSignal,
 }
 
 impl Broker {
@@ -70,6 +75,7 @@ impl Broker {
             producers,
             groups,
             txn,
+            local_signal: local::AppendSignal::default(),
         }))
     }
 
@@ -101,8 +107,24 @@ impl Broker {
         }
     }
 
+    /// Compacts the partitions of every compacted topic (`cleanup.policy`
+    /// with `compact`), each up to its last stable offset so no open
+    /// transaction is looked at. Blocking: run it on the maintenance thread.
+    pub(crate) fn compact_logs(&self, now_ms: i64) -> Result<(), runnel_log::LogError> {
+        self.log.compact_all(now_ms, |p| {
+            match self.producers.existing(p.topic(), p.index()) {
+                // The producer lock is taken before the high watermark is
+                // read: an append recorded under it is then either
+                // below the watermark and known, or not yet visible.
+                Some(state) => producers::lock(&state).last_stable_offset(p.high_watermark()),
+                None => p.high_watermark(),
+            }
+        })
+    }
+
     fn notify_appended(&self) {
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        self.local_signal.bump();
     }
 }
 

@@ -114,6 +114,14 @@ async fn maintenance_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
             Ok(Err(err)) => warn!(%err, "log maintenance failed"),
             Err(err) => warn!(%err, "log maintenance task failed"),
         }
+        // Compaction of `compact` / `compact,delete` topics, bounded by each
+        // partition's last stable offset (retention ran just above).
+        let b = broker.clone();
+        match tokio::task::spawn_blocking(move || b.compact_logs(crate::now_ms())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => warn!(%err, "log compaction failed"),
+            Err(err) => warn!(%err, "log compaction task failed"),
+        }
     }
 }
 

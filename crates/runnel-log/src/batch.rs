@@ -56,6 +56,9 @@ pub const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 pub const TRANSACTIONAL_BIT: i16 = 0x10;
 /// attributes bit 5.
 pub const CONTROL_BIT: i16 = 0x20;
+/// attributes bit 6 (KIP-534): baseTimestamp holds the batch's delete
+/// horizon, set by compaction on batches keeping tombstones or markers.
+pub const DELETE_HORIZON_BIT: i16 = 0x40;
 
 #[inline]
 fn be_i64(b: &[u8], at: usize) -> i64 {
@@ -134,6 +137,10 @@ impl<'a> BatchHeader<'a> {
     }
     pub fn is_control(&self) -> bool {
         self.attributes() & CONTROL_BIT != 0
+    }
+    /// The delete horizon (ms) compaction stored in baseTimestamp, if set.
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes() & DELETE_HORIZON_BIT != 0).then(|| self.base_timestamp())
     }
     pub fn last_offset_delta(&self) -> i32 {
         be_i32(self.buf, LAST_OFFSET_DELTA_OFFSET)

@@ -25,7 +25,8 @@ pub struct LogConfig {
     pub flush_ms: i64,
     /// `index.interval.bytes`: bytes between sparse index entries.
     pub index_interval_bytes: u32,
-    /// `cleanup.policy`: "delete", "compact" or "compact,delete" (stored).
+    /// `cleanup.policy`: "delete" (retention), "compact" (compaction) or
+    /// "compact,delete" (both).
     pub cleanup_policy: String,
     /// `message.timestamp.type`.
     pub message_timestamp_type: TimestampType,
@@ -36,10 +37,25 @@ pub struct LogConfig {
     pub min_insync_replicas: i32,
     /// `compression.type` (stored; no recompression is done).
     pub compression_type: String,
-    /// `delete.retention.ms` (stored, for compaction).
+    /// `delete.retention.ms`: how long compaction keeps tombstones (from
+    /// their batch's delete horizon) and transaction markers.
     pub delete_retention_ms: i64,
-    /// `min.compaction.lag.ms` (stored, for compaction).
+    /// `min.compaction.lag.ms`: segments holding records younger than
+    /// this are not compacted.
     pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a partition whose oldest uncompacted
+    /// segment is older than this is compacted whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: compaction runs once the uncompacted
+    /// bytes are at least this share of the compactable bytes.
+    pub min_cleanable_dirty_ratio: f64,
+}
+
+impl LogConfig {
+    /// Whether `cleanup.policy` includes `compact`.
+    pub fn is_compacted(&self) -> bool {
+        self.cleanup_policy.contains("compact")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +93,8 @@ fn unreachable_defaults() -> LogConfig {
         compression_type: "producer".into(),
         delete_retention_ms: 86_400_000,
         min_compaction_lag_ms: 0,
+        max_compaction_lag_ms: i64::MAX,
+        min_cleanable_dirty_ratio: 0.5,
     }
 }
 
@@ -409,6 +427,16 @@ pub(crate) fn resolve(
         compression_type: get("compression.type").to_string(),
         delete_retention_ms: num("delete.retention.ms")?,
         min_compaction_lag_ms: num("min.compaction.lag.ms")?,
+        max_compaction_lag_ms: num("max.compaction.lag.ms")?,
+        min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio").parse::<f64>().map_err(
+            |_| {
+                invalid(
+                    "min.cleanable.dirty.ratio",
+                    get("min.cleanable.dirty.ratio"),
+                    "not a number",
+                )
+            },
+        )?,
     };
     Ok((cfg, o))
 }
@@ -433,6 +461,9 @@ mod tests {
         assert_eq!(c.flush_messages, i64::MAX as u64);
         assert_eq!(c.index_interval_bytes, 4096);
         assert_eq!(c.message_timestamp_type, TimestampType::CreateTime);
+        assert_eq!(c.min_cleanable_dirty_ratio, 0.5);
+        assert_eq!(c.max_compaction_lag_ms, i64::MAX);
+        assert!(!c.is_compacted());
     }
 
     #[test]

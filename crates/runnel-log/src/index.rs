@@ -155,7 +155,9 @@ impl Indexes {
                 if rel <= l.rel || pos <= l.pos {
                     return None;
                 }
-            } else if rel != 0 || pos != 0 {
+            } else if pos != 0 {
+                // The first batch is always indexed (after compaction its
+                // offset may be above the segment base).
                 return None;
             }
             if u64::from(pos) >= seg_size {

@@ -20,13 +20,16 @@
 //!     00000000000000004242.log / .index / ...     next segment (base 4242)
 //!     log-start-offset                            (optional) log start
 //!     recovery-point                              recovery point / clean marker
+//!     cleaner-checkpoint                          (compacted topics) see below
 //! <dir>/deleted/<topic>.<id>.deleted/             topic deletion in progress
 //! ```
 //!
 //! * **Segment** (`<base>.log`, base offset zero-padded to 20 digits): the
 //!   concatenation of v2 record batches (see [`batch`] for the header
 //!   layout), batch base offsets strictly contiguous starting at the segment
-//!   base. A segment rolls when the next append would exceed
+//!   base, except in segments compaction rewrote (below the cleaner
+//!   checkpoint), where they are strictly increasing with gaps (and the
+//!   first batch may start after the segment base). A segment rolls when the next append would exceed
 //!   `segment.bytes`, when it is older than `segment.ms` (age counted from
 //!   its first append; after a restart from its first batch's
 //!   maxTimestamp), when its index would exceed `segment.index.bytes`, or
@@ -62,6 +65,25 @@
 //!   periodically by [`Log::maintenance`] (right after a roll, else at most
 //!   every 30 s). It doubles as the clean-shutdown marker: after a clean
 //!   close R equals the log end offset.
+//! * **`cleaner-checkpoint`** (compacted topics): decimal i64 C on the first
+//!   line, optionally a decimal i64 H on the second, written atomically.
+//!   Segments below C may have been rewritten by compaction (their offsets
+//!   may have gaps); segments at or above C have never been compacted. H is
+//!   the earliest delete horizon of a tombstone or transaction marker kept
+//!   by the last compaction (when it passes, compaction runs again).
+//!   Compaction writes `<base>.log.cleaned`, fsyncs it, deletes the
+//!   segment's index files, renames it over `<base>.log` and rewrites the
+//!   indexes; a leftover `*.cleaned` file is deleted on open.
+//!
+//! # Compaction
+//!
+//! [`Partition::compact`] (for `cleanup.policy` `compact` or
+//! `compact,delete`) keeps, in closed segments below a given stable offset,
+//! only the latest record of each key: offsets are preserved (reads at an
+//! offset inside a gap return the next batch), aborted transactional data
+//! is dropped, tombstones and transaction markers are dropped once
+//! `delete.retention.ms` has passed (tombstones: KIP-534 delete horizon).
+//! See the `partition::compact` module for the details.
 //!
 //! # Recovery
 //!
@@ -69,12 +91,15 @@
 //! their index files are read and sanity-checked (a missing or inconsistent
 //! index triggers a rebuild of that segment). The segment containing R and
 //! every later one are rescanned batch by batch (length, magic, CRC-32C,
-//! contiguous offsets); a torn or corrupt tail is truncated to the last
-//! valid batch (logged with `tracing::warn!`), later segments are deleted,
-//! and indexes are rebuilt. Exception: when the last segment's index is
-//! valid, the batches after its last index entry verify up to exactly the
-//! end of the file and that end equals R (a clean shutdown), nothing is
-//! rescanned. Without a `recovery-point` file every segment is rescanned.
+//! offsets: contiguous, or only increasing in segments below the cleaner
+//! checkpoint); a torn or corrupt tail is truncated to the last valid batch
+//! (logged with `tracing::warn!`), later segments are deleted, and indexes
+//! are rebuilt. Later segments are also deleted when the next segment
+//! overlaps the rescanned one or (outside compacted segments) does not
+//! start where it ends. Exception: when the last segment's index is valid,
+//! the batches after its last index entry verify up to exactly the end of
+//! the file and that end equals R (a clean shutdown), nothing is rescanned.
+//! Without a `recovery-point` file every segment is rescanned.
 //!
 //! # Durability
 //!
@@ -86,6 +111,7 @@
 //! return [`LogError::StorageFailed`]; reads continue.
 
 pub mod batch;
+pub mod codec;
 mod config;
 mod fsutil;
 mod index;
@@ -96,7 +122,7 @@ mod topic;
 
 pub use config::{supported_keys, ConfigEntry, ConfigSource, LogConfig, TimestampType};
 pub use log::Log;
-pub use partition::Partition;
+pub use partition::{CompactionStats, Partition};
 pub use topic::{validate_topic_name, Topic};
 
 /// Errors from the log. The broker maps each variant to a Kafka error code.
@@ -126,6 +152,8 @@ pub enum LogError {
     BatchTooLarge { size: usize, max: usize },
     #[error("offset {offset} out of range [{start}, {end}]")]
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
     #[error("partition storage failed and is no longer writable: {0}")]
     StorageFailed(String),
     #[error("io error: {0}")]

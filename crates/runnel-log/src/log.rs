@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::config;
 use crate::fsutil;
 use crate::topic::{self, Topic, TOPIC_FILE};
-use crate::{LogConfig, LogError};
+use crate::{LogConfig, LogError, Partition};
 
 const TOPICS_DIR: &str = "topics";
 const DELETED_DIR: &str = "deleted";
@@ -190,6 +190,35 @@ impl Log {
         for t in self.topics() {
             for p in t.partitions() {
                 if let Err(e) = p.maintenance(now_ms) {
+                    if first.is_ok() {
+                        first = Err(e);
+                    }
+                }
+            }
+        }
+        first
+    }
+
+    /// Compacts every partition of every topic whose `cleanup.policy`
+    /// includes `compact` (see [`Partition::compact`]), each up to the
+    /// offset `stable_offset` returns for it (the broker passes the last
+    /// stable offset; the log itself knows nothing of transactions).
+    /// Blocking; call it from the maintenance thread. Continues past
+    /// failures and returns the first one.
+    pub fn compact_all(
+        &self,
+        now_ms: i64,
+        stable_offset: impl Fn(&Partition) -> i64,
+    ) -> Result<(), LogError> {
+        let mut first = Ok(());
+        for t in self.topics() {
+            if !t.config().is_compacted() {
+                continue;
+            }
+            for p in t.partitions() {
+                let upto = stable_offset(&p);
+                if let Err(e) = p.compact(upto, now_ms) {
+                    tracing::warn!(topic = %t.name(), partition = p.index(), error = %e, "compaction failed");
                     if first.is_ok() {
                         first = Err(e);
                     }

@@ -13,6 +13,9 @@ use crate::fsutil;
 use crate::segment::{self, scan_batches, Segment, LOG_EXT};
 use crate::{AppendInfo, LogConfig, LogError, ReadResult, TimestampType};
 
+mod compact;
+pub use compact::CompactionStats;
+
 /// File holding the log start offset (decimal), written atomically.
 pub(crate) const LOG_START_FILE: &str = "log-start-offset";
 /// File holding the recovery point (decimal), written atomically.
@@ -56,6 +59,9 @@ pub struct Partition {
     state: Mutex<State>,
     hw: AtomicI64,
     start: AtomicI64,
+    /// Compaction bookkeeping; held for a whole compaction so two never
+    /// overlap (the partition lock is only taken briefly).
+    cleaner: Mutex<compact::CleanerState>,
 }
 
 fn now_wall_ms() -> i64 {
@@ -74,7 +80,11 @@ impl Partition {
     ) -> Result<Partition, LogError> {
         fs::create_dir_all(&dir)?;
         let now = now_wall_ms();
-        let st = recover(&dir, &config, now)?;
+        let mut cleaner = compact::CleanerState::load(&dir)?;
+        let st = recover(&dir, &config, now, cleaner.cleaned_upto)?;
+        // Offsets at or above the log end were never compacted (a log that
+        // lost its tail may reuse them).
+        cleaner.cleaned_upto = cleaner.cleaned_upto.min(st.next_offset);
         let p = Partition {
             topic: topic.to_string(),
             index,
@@ -83,6 +93,7 @@ impl Partition {
             hw: AtomicI64::new(st.next_offset),
             start: AtomicI64::new(st.log_start),
             state: Mutex::new(st),
+            cleaner: Mutex::new(cleaner),
         };
         Ok(p)
     }
@@ -254,44 +265,86 @@ impl Partition {
         Ok(())
     }
 
-    /// Reads whole batches starting with the one containing `offset`, up
-    /// to `max_bytes` (or the first batch whole if `min_one`). Reads stop
-    /// at a segment boundary. Reading at the high watermark returns no bytes.
+    /// Reads whole batches starting with the first one whose last offset is
+    /// at least `offset` (the one containing it, or after compaction left a
+    /// gap there the next one, possibly in a later segment), up to
+    /// `max_bytes` (or the first batch whole if `min_one`). Reads stop at a
+    /// segment boundary. Reading at the high watermark returns no bytes.
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one: bool,
     ) -> Result<ReadResult, LogError> {
-        let (file, pos, seg_end, hw, start, interval) = {
-            let st = self.lock();
-            let (start, end) = (st.log_start, st.next_offset);
-            if offset < start || offset > end {
-                return Err(LogError::OffsetOutOfRange { offset, start, end });
-            }
-            if offset == end {
-                return Ok(ReadResult {
+        // Base of the segment searched last; `None` on the first round.
+        let mut after: Option<i64> = None;
+        loop {
+            let (file, pos, seg_end, hw, start, interval, base, last) = {
+                let st = self.lock();
+                let (start, end) = (st.log_start, st.next_offset);
+                if offset < start || offset > end {
+                    return Err(LogError::OffsetOutOfRange { offset, start, end });
+                }
+                let empty = ReadResult {
                     bytes: Vec::new(),
                     high_watermark: end,
                     log_start_offset: start,
-                });
+                };
+                if offset == end {
+                    return Ok(empty);
+                }
+                let (i, pos) = match after {
+                    None => {
+                        let i = st
+                            .segments
+                            .partition_point(|s| s.base <= offset)
+                            .saturating_sub(1);
+                        let seg = &st.segments[i];
+                        let rel = u32::try_from(offset - seg.base).unwrap_or(u32::MAX);
+                        (i, seg.ix.lookup_offset(rel).map_or(0, |e| u64::from(e.pos)))
+                    }
+                    Some(b) => {
+                        let i = st.segments.partition_point(|s| s.base <= b);
+                        if i >= st.segments.len() {
+                            return Ok(empty);
+                        }
+                        (i, 0)
+                    }
+                };
+                let seg = &st.segments[i];
+                let interval = self.config().index_interval_bytes;
+                let last = i + 1 == st.segments.len();
+                (
+                    seg.file.clone(),
+                    pos,
+                    seg.size,
+                    end,
+                    start,
+                    interval,
+                    seg.base,
+                    last,
+                )
+            };
+            match read_batches(&file, pos, seg_end, offset, max_bytes, min_one, interval)? {
+                Some(bytes) => {
+                    return Ok(ReadResult {
+                        bytes,
+                        high_watermark: hw,
+                        log_start_offset: start,
+                    })
+                }
+                None if last => {
+                    return Ok(ReadResult {
+                        bytes: Vec::new(),
+                        high_watermark: hw,
+                        log_start_offset: start,
+                    })
+                }
+                // Compaction removed everything from `offset` to the end of
+                // this segment: continue in the next one.
+                None => after = Some(base),
             }
-            let i = st
-                .segments
-                .partition_point(|s| s.base <= offset)
-                .saturating_sub(1);
-            let seg = &st.segments[i];
-            let rel = u32::try_from(offset - seg.base).unwrap_or(u32::MAX);
-            let pos = seg.ix.lookup_offset(rel).map_or(0, |e| u64::from(e.pos));
-            let interval = self.config().index_interval_bytes;
-            (seg.file.clone(), pos, seg.size, end, start, interval)
-        };
-        let bytes = read_batches(&file, pos, seg_end, offset, max_bytes, min_one, interval)?;
-        Ok(ReadResult {
-            bytes,
-            high_watermark: hw,
-            log_start_offset: start,
-        })
+        }
     }
 
     /// Log end offset: the next offset to be assigned.
@@ -631,6 +684,7 @@ fn should_roll(st: &State, cfg: &LogConfig, len: u64, last_offset: i64, now_ms: 
 }
 
 /// Reads whole batches from `file` starting at index position `pos`.
+/// `None` when no batch in `[pos, seg_end)` reaches `offset`.
 fn read_batches(
     file: &fs::File,
     mut pos: u64,
@@ -639,7 +693,7 @@ fn read_batches(
     max_bytes: usize,
     min_one: bool,
     interval: u32,
-) -> Result<Vec<u8>, LogError> {
+) -> Result<Option<Vec<u8>>, LogError> {
     let want = (max_bytes as u64)
         .saturating_add(u64::from(interval))
         .saturating_add(4096)
@@ -650,7 +704,7 @@ fn read_batches(
     let (mut buf, start) = loop {
         let len = want.min(seg_end.saturating_sub(pos));
         if len < HEADER_LEN as u64 {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let mut buf = vec![0u8; len as usize];
         file.read_exact_at(&mut buf, pos)?;
@@ -672,7 +726,7 @@ fn read_batches(
             break (buf, i);
         }
         if i == 0 {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         pos += i as u64;
     };
@@ -687,7 +741,7 @@ fn read_batches(
     }
     if end == start {
         if !min_one {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         }
         let size = BatchHeader::parse(&buf[start..]).map_or(0, |h| h.total_size());
         if size < HEADER_LEN {
@@ -702,18 +756,18 @@ fn read_batches(
         } else {
             let mut one = vec![0u8; size];
             file.read_exact_at(&mut one, at)?;
-            return Ok(one);
+            return Ok(Some(one));
         }
     }
     buf.truncate(end);
     if start > 0 {
         buf.drain(..start);
     }
-    Ok(buf)
+    Ok(Some(buf))
 }
 
-/// Lists segment base offsets in `dir`, removing leftover temp files and
-/// orphaned index files.
+/// Lists segment base offsets in `dir`, removing leftover temp files,
+/// unfinished compaction output (`*.cleaned`) and orphaned index files.
 fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
     let mut bases = Vec::new();
     let mut others = Vec::new();
@@ -721,7 +775,7 @@ fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
         let e = e?;
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(".tmp") {
+        if name.ends_with(".tmp") || name.ends_with(compact::CLEANED_SUFFIX) {
             let _ = fs::remove_file(e.path());
         } else if let Some(b) = segment::parse_segment_name(name, LOG_EXT) {
             bases.push(b);
@@ -742,15 +796,23 @@ fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
 
 /// Scans a whole segment, validating every batch and rebuilding its
 /// indexes. Truncates a corrupt or torn tail. Returns whether it truncated.
-fn rescan_segment(dir: &Path, seg: &mut Segment, interval: u32) -> io::Result<bool> {
+/// With `allow_gaps` (a segment compaction may have rewritten) batch base
+/// offsets need only increase; otherwise they must be contiguous.
+fn rescan_segment(
+    dir: &Path,
+    seg: &mut Segment,
+    interval: u32,
+    allow_gaps: bool,
+) -> io::Result<bool> {
     let mut ix = crate::index::Indexes::new();
     let mut expected = seg.base;
     let base = seg.base;
     let end = scan_batches(&seg.file, 0, seg.size, true, |pos, h| {
-        if h.base_offset() != expected {
+        if h.base_offset() < expected || (!allow_gaps && h.base_offset() != expected) {
             return Err(format!(
-                "batch base offset {} where {expected} was expected",
-                h.base_offset()
+                "batch base offset {} where {}{expected} was expected",
+                h.base_offset(),
+                if allow_gaps { "at least " } else { "" }
             ));
         }
         let rel = u32::try_from(h.base_offset() - base)
@@ -786,8 +848,9 @@ fn rescan_segment(dir: &Path, seg: &mut Segment, interval: u32) -> io::Result<bo
 
 /// Checks a segment believed clean: its index must be valid and the bytes
 /// after the last index entry must be whole, valid batches ending exactly
-/// at the end of the file. Returns the segment end offset when healthy.
-fn verify_tail(seg: &mut Segment, interval: u32) -> io::Result<Option<i64>> {
+/// at the end of the file (offsets contiguous, or with `allow_gaps` only
+/// increasing). Returns the segment end offset when healthy.
+fn verify_tail(seg: &mut Segment, interval: u32, allow_gaps: bool) -> io::Result<Option<i64>> {
     let (start_pos, start_off) = match seg.ix.offsets.last() {
         Some(e) => (u64::from(e.pos), seg.base + i64::from(e.rel)),
         None => return Ok((seg.size == 0).then_some(seg.base)),
@@ -797,7 +860,12 @@ fn verify_tail(seg: &mut Segment, interval: u32) -> io::Result<Option<i64>> {
     let mut first = true;
     let mut tail = Vec::new();
     let end = scan_batches(&seg.file, start_pos, seg.size, true, |pos, h| {
-        if h.base_offset() != expected {
+        let ok = if first || !allow_gaps {
+            h.base_offset() == expected
+        } else {
+            h.base_offset() >= expected
+        };
+        if !ok {
             return Err("offset mismatch".into());
         }
         if !first {
@@ -818,7 +886,8 @@ fn verify_tail(seg: &mut Segment, interval: u32) -> io::Result<Option<i64>> {
 }
 
 /// Opens every segment of a partition directory, recovering what needs it.
-fn recover(dir: &Path, cfg: &LogConfig, now: i64) -> Result<State, LogError> {
+/// Segments starting below `cleaned_upto` may have offset gaps.
+fn recover(dir: &Path, cfg: &LogConfig, now: i64, cleaned_upto: i64) -> Result<State, LogError> {
     let bases = list_segments(dir)?;
     let stored_start = fsutil::read_i64(&dir.join(LOG_START_FILE))?
         .unwrap_or(0)
@@ -854,12 +923,13 @@ fn recover(dir: &Path, cfg: &LogConfig, now: i64) -> Result<State, LogError> {
                 last_modified_ms: mtime.unwrap_or(now),
             };
             let mut healthy = false;
+            let allow_gaps = base < cleaned_upto;
             if let Some(ix) = loaded {
                 seg.ix = ix;
                 if i < first_suspect {
                     healthy = true;
                 } else if i + 1 == n && i == first_suspect {
-                    if let Some(end) = verify_tail(&mut seg, interval)? {
+                    if let Some(end) = verify_tail(&mut seg, interval, allow_gaps)? {
                         if Some(end) == rp {
                             seg.end_offset = end;
                             healthy = true;
@@ -872,9 +942,16 @@ fn recover(dir: &Path, cfg: &LogConfig, now: i64) -> Result<State, LogError> {
             let mut cut = false;
             if !healthy {
                 rescanned = true;
-                let truncated = rescan_segment(dir, &mut seg, interval)?;
-                if i + 1 < n && (truncated || bases[i + 1] != seg.end_offset) {
-                    cut = true;
+                let truncated = rescan_segment(dir, &mut seg, interval, allow_gaps)?;
+                if let Some(&next) = bases.get(i + 1) {
+                    let misplaced =
+                        next < seg.end_offset || (!allow_gaps && next != seg.end_offset);
+                    if truncated || misplaced {
+                        cut = true;
+                    } else {
+                        // A compacted segment's range ends where the next begins.
+                        seg.end_offset = next;
+                    }
                 }
             }
             segments.push(seg);

@@ -5,7 +5,7 @@ mod configs;
 mod fetch;
 mod groups;
 mod metadata;
-mod produce;
+pub(crate) mod produce;
 mod producer_ids;
 mod txn;
 

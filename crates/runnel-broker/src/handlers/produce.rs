@@ -1,10 +1,12 @@
-//! Produce: validate and append record batches as received.
+//! Produce: validate and append record batches as received (records are
+//! decoded only on compacted topics, to refuse keyless ones).
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
+use runnel_log::codec;
 use tracing::warn;
 
 use super::{blocking, str_bytes, PendingSync};
@@ -75,84 +77,31 @@ fn append_all(
                 }
                 (Some(partition), Some(records)) => {
                     let mut data = records.to_vec();
-                    let producer = ProducerBatch::of_payload(&data);
-                    let state =
-                        producer.map(|_| broker.producers.partition(&topic_data.name.0, pd.index));
-                    let mut state = state.as_deref().map(lock);
-                    let in_txn = match producer.filter(|p| p.transactional) {
-                        Some(p) => broker.txn.may_write(
-                            p.producer_id,
-                            p.epoch,
-                            &topic_data.name.0,
-                            pd.index,
-                        ),
-                        None => Ok(()),
-                    };
-                    if let Err(e) = in_txn {
-                        warn!(topic = %topic_data.name.0, partition = pd.index, %e, "transactional batch refused");
-                        resp.error_code = super::txn::txn_error_code(&e);
-                        partitions.push(resp);
-                        continue;
-                    }
-                    let verdict = match (producer, state.as_deref()) {
-                        (Some(p), Some(s)) => s.check(&p),
-                        _ => Ok(Verdict::Append),
-                    };
-                    let appended = match verdict {
-                        Ok(Verdict::Append) => partition.append_deferred(&mut data, now),
-                        Ok(Verdict::Duplicate { base_offset }) => {
-                            resp.base_offset = base_offset;
-                            if version >= 5 {
-                                resp.log_start_offset = partition.log_start_offset();
-                            }
-                            partitions.push(resp);
-                            continue;
-                        }
-                        Err(e) => {
-                            let (code, why) = match e {
-                                SequenceError::StaleEpoch => (
-                                    ResponseError::InvalidProducerEpoch,
-                                    "producer epoch is older than the partition's".to_string(),
-                                ),
-                                SequenceError::OutOfOrder { expected, got } => (
-                                    ResponseError::OutOfOrderSequenceNumber,
-                                    format!("expected sequence {expected}, got {got}"),
-                                ),
-                            };
-                            warn!(topic = %topic_data.name.0, partition = pd.index, %why, "idempotent batch refused");
-                            resp.error_code = code.code();
-                            if version >= 8 {
-                                resp.error_message = Some(str_bytes(&why));
-                            }
-                            partitions.push(resp);
-                            continue;
-                        }
-                    };
-                    if let (Ok((info, _)), Some(p), Some(s)) =
-                        (&appended, producer, state.as_deref_mut())
-                    {
-                        s.record(&p, info.base_offset);
-                    }
-                    drop(state);
-                    match appended {
-                        Ok((info, sync)) => {
-                            if let Some(offset) = sync {
+                    match append_one(
+                        broker,
+                        &topic_data.name.0,
+                        pd.index,
+                        &partition,
+                        &mut data,
+                        now,
+                    ) {
+                        Ok(ok) => {
+                            if let Some(offset) = ok.sync {
                                 syncs.push(PendingSync {
                                     partition: partition.clone(),
                                     offset,
                                 });
                             }
-                            resp.base_offset = info.base_offset;
-                            resp.log_append_time_ms = info.log_append_time;
+                            resp.base_offset = ok.base_offset;
+                            resp.log_append_time_ms = ok.log_append_time;
                             if version >= 5 {
-                                resp.log_start_offset = info.log_start_offset;
+                                resp.log_start_offset = ok.log_start_offset;
                             }
                         }
-                        Err(err) => {
-                            warn!(topic = %topic_data.name.0, partition = pd.index, %err, "produce rejected");
-                            resp.error_code = log_error_code(&err).code();
+                        Err(f) => {
+                            resp.error_code = f.code;
                             if version >= 8 {
-                                resp.error_message = Some(str_bytes(&err.to_string()));
+                                resp.error_message = f.message.as_deref().map(str_bytes);
                             }
                         }
                     }
@@ -167,6 +116,122 @@ fn append_all(
         );
     }
     (ProduceResponse::default().with_responses(responses), syncs)
+}
+
+/// A successful append of one partition's batches.
+pub(crate) struct AppendOk {
+    pub base_offset: i64,
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    /// Offset to fsync up to before acknowledging, per the flush policy.
+    pub sync: Option<i64>,
+}
+
+/// A refused append: the partition's error code and message.
+#[derive(Debug)]
+pub(crate) struct AppendFailure {
+    /// Kafka error code.
+    pub code: i16,
+    pub message: Option<String>,
+}
+
+impl std::fmt::Display for AppendFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.message {
+            Some(m) => write!(f, "error {}: {m}", self.code),
+            None => write!(f, "error {}", self.code),
+        }
+    }
+}
+
+/// Appends one partition's payload with the idempotence and transaction
+/// checks: the Produce API's work for one partition, shared with the
+/// in-process interface (`crate::local`). Does not notify fetchers.
+pub(crate) fn append_one(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    partition: &Arc<runnel_log::Partition>,
+    data: &mut [u8],
+    now: i64,
+) -> Result<AppendOk, AppendFailure> {
+    // Compacted topics need a key on every record (Kafka: INVALID_RECORD).
+    // This decodes (and may decompress) the batches, which no other topic
+    // pays for; nothing is appended when a record has no key.
+    let cfg = partition.config();
+    if cfg.is_compacted() {
+        let limit = codec::decompression_limit(cfg.max_message_bytes);
+        if let Err(err) = codec::require_keys(data, limit) {
+            warn!(topic = %topic, partition = index, %err, "produce rejected");
+            return Err(AppendFailure {
+                code: log_error_code(&err).code(),
+                message: Some(err.to_string()),
+            });
+        }
+    }
+    let producer = ProducerBatch::of_payload(data);
+    let state = producer.map(|_| broker.producers.partition(topic, index));
+    let mut state = state.as_deref().map(lock);
+    if let Some(p) = producer.filter(|p| p.transactional) {
+        if let Err(e) = broker.txn.may_write(p.producer_id, p.epoch, topic, index) {
+            warn!(topic = %topic, partition = index, %e, "transactional batch refused");
+            return Err(AppendFailure {
+                code: super::txn::txn_error_code(&e),
+                message: Some(e.to_string()),
+            });
+        }
+    }
+    let verdict = match (producer, state.as_deref()) {
+        (Some(p), Some(s)) => s.check(&p),
+        _ => Ok(Verdict::Append),
+    };
+    let appended = match verdict {
+        Ok(Verdict::Append) => partition.append_deferred(data, now),
+        Ok(Verdict::Duplicate { base_offset }) => {
+            return Ok(AppendOk {
+                base_offset,
+                log_append_time: -1,
+                log_start_offset: partition.log_start_offset(),
+                sync: None,
+            });
+        }
+        Err(e) => {
+            let (code, why) = match e {
+                SequenceError::StaleEpoch => (
+                    ResponseError::InvalidProducerEpoch,
+                    "producer epoch is older than the partition's".to_string(),
+                ),
+                SequenceError::OutOfOrder { expected, got } => (
+                    ResponseError::OutOfOrderSequenceNumber,
+                    format!("expected sequence {expected}, got {got}"),
+                ),
+            };
+            warn!(topic = %topic, partition = index, %why, "idempotent batch refused");
+            return Err(AppendFailure {
+                code: code.code(),
+                message: Some(why),
+            });
+        }
+    };
+    if let (Ok((info, _)), Some(p), Some(s)) = (&appended, producer, state.as_deref_mut()) {
+        s.record(&p, info.base_offset);
+    }
+    drop(state);
+    match appended {
+        Ok((info, sync)) => Ok(AppendOk {
+            base_offset: info.base_offset,
+            log_append_time: info.log_append_time,
+            log_start_offset: info.log_start_offset,
+            sync,
+        }),
+        Err(err) => {
+            warn!(topic = %topic, partition = index, %err, "produce rejected");
+            Err(AppendFailure {
+                code: log_error_code(&err).code(),
+                message: Some(err.to_string()),
+            })
+        }
+    }
 }
 
 fn reject_all(
