@@ -1,0 +1,409 @@
+//! Runs runnel-streams topologies inside the broker's process: the in-process Backend over runnel-broker's local interface.
+//!
+//! [`LocalBackend`] implements [`runnel_streams::Backend`] with direct calls
+//! into a [`runnel_broker::Broker`] ([`runnel_broker::local::Local`]): no
+//! sockets, no protocol encoding. Records are appended as v2 batches through
+//! the same checks as the Produce API, read back read_committed, offsets go
+//! to the broker's `__consumer_offsets` under the application id, and
+//! exactly-once uses the broker's transaction coordinator, so external
+//! Kafka clients see exactly what a Java Kafka Streams application would
+//! have written.
+//!
+//! One `LocalBackend` owns every partition of its subscription: an
+//! application runs as one instance per process here. To spread one
+//! application over several processes, use the Kafka backend
+//! (`runnel_streams::kafka`), whose instances share work through a
+//! consumer group.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use runnel_broker::local::{Local, LocalError};
+use runnel_log::batch::build::{build_batch_with, TestRecord};
+use runnel_log::batch::BatchIter;
+use runnel_log::codec;
+use runnel_streams::backend::{
+    Backend, BackendError, ConsumedRecord, Guarantee, PollEvent, ProducedRecord, TopicPartition,
+};
+
+/// Records returned by one poll at most.
+const MAX_POLL_RECORDS: usize = 10_000;
+/// Bytes read from one partition per read.
+const READ_BYTES: usize = 1 << 20;
+/// Transaction timeout asked of the coordinator.
+const TXN_TIMEOUT_MS: i32 = 60_000;
+/// Largest decompressed batch accepted.
+const DECODE_LIMIT: usize = 64 << 20;
+/// Batch attribute bit of transactional batches.
+const TRANSACTIONAL: i16 = 0x10;
+
+/// The in-process backend.
+pub struct LocalBackend {
+    local: Local,
+    group: String,
+    guarantee: Guarantee,
+    txn_id: String,
+    producer: Option<(i64, i16)>,
+    sequences: HashMap<(String, i32), i32>,
+    txn_partitions: BTreeSet<(String, i32)>,
+    txn_open: bool,
+    subscribed: Vec<String>,
+    assigned: Vec<TopicPartition>,
+    positions: HashMap<TopicPartition, i64>,
+    events: VecDeque<PollEvent>,
+    /// Last stable offset seen per partition (for lag).
+    stable: HashMap<TopicPartition, i64>,
+}
+
+fn err(e: LocalError) -> BackendError {
+    match e {
+        LocalError::Txn(runnel_broker::txn::TxnError::Fenced) => {
+            BackendError::Fenced(e.to_string())
+        }
+        LocalError::Txn(runnel_broker::txn::TxnError::WrongProducerId) => {
+            BackendError::Fenced(e.to_string())
+        }
+        LocalError::UnknownPartition(..) | LocalError::Internal(_) | LocalError::Refused(_) => {
+            BackendError::Fatal(e.to_string())
+        }
+        other => BackendError::Fatal(other.to_string()),
+    }
+}
+
+impl LocalBackend {
+    /// A backend for application `application_id` on the broker behind
+    /// `local`. Under exactly-once this claims the transactional id
+    /// `<application_id>-local`, fencing any earlier instance.
+    pub fn new(
+        local: Local,
+        application_id: &str,
+        guarantee: Guarantee,
+    ) -> Result<LocalBackend, BackendError> {
+        let txn_id = format!("{application_id}-local");
+        let producer = match guarantee {
+            Guarantee::ExactlyOnce => Some(
+                local
+                    .init_transactions(&txn_id, TXN_TIMEOUT_MS)
+                    .map_err(err)?,
+            ),
+            Guarantee::AtLeastOnce => None,
+        };
+        Ok(LocalBackend {
+            local,
+            group: application_id.to_string(),
+            guarantee,
+            txn_id,
+            producer,
+            sequences: HashMap::new(),
+            txn_partitions: BTreeSet::new(),
+            txn_open: false,
+            subscribed: Vec::new(),
+            assigned: Vec::new(),
+            positions: HashMap::new(),
+            events: VecDeque::new(),
+            stable: HashMap::new(),
+        })
+    }
+
+    /// Reads committed records of `tp` from `*pos`, advancing it; stops
+    /// after `max` records. Returns the last stable offset.
+    fn read_into(
+        &self,
+        tp: &TopicPartition,
+        pos: &mut i64,
+        max: usize,
+        out: &mut Vec<ConsumedRecord>,
+    ) -> Result<i64, BackendError> {
+        let read = match self
+            .local
+            .read(&tp.topic, tp.partition, *pos, READ_BYTES, true)
+        {
+            Ok(r) => r,
+            Err(LocalError::Log(runnel_log::LogError::OffsetOutOfRange { start, end, .. })) => {
+                // Like auto.offset.reset=earliest (or the end if past it).
+                *pos = if *pos < start { start } else { end };
+                return Ok(*pos);
+            }
+            Err(e) => return Err(err(e)),
+        };
+        let limit = read.last_stable_offset;
+        for h in BatchIter::unchecked_crc(&read.bytes).flatten() {
+            if out.len() >= max {
+                break;
+            }
+            let next = h.next_offset();
+            let aborted = h.is_transactional()
+                && read.aborted.iter().any(|(pid, first, last)| {
+                    *pid == h.producer_id() && *first <= h.base_offset() && h.base_offset() <= *last
+                });
+            if !h.is_control() && !aborted {
+                let recs = codec::decode_records(&h, DECODE_LIMIT).map_err(|e| {
+                    BackendError::Fatal(format!("{tp} at {}: {e}", h.base_offset()))
+                })?;
+                for r in recs {
+                    if r.offset < *pos {
+                        continue;
+                    }
+                    out.push(ConsumedRecord {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        key: r.key,
+                        value: r.value,
+                        headers: r
+                            .headers
+                            .into_iter()
+                            .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+                            .collect(),
+                    });
+                }
+            }
+            *pos = (*pos).max(next);
+        }
+        Ok(limit)
+    }
+
+    fn ensure_in_txn(&mut self, topic: &str, partition: i32) -> Result<(), BackendError> {
+        let Some(producer) = self.producer else {
+            return Ok(());
+        };
+        let key = (topic.to_string(), partition);
+        if !self.txn_partitions.contains(&key) {
+            self.local
+                .add_to_transaction(&self.txn_id, producer, std::slice::from_ref(&key), None)
+                .map_err(err)?;
+            self.txn_partitions.insert(key);
+            self.txn_open = true;
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, commit: bool) -> Result<(), BackendError> {
+        let Some(producer) = self.producer else {
+            return Ok(());
+        };
+        if self.txn_open {
+            let epoch = self
+                .local
+                .end_transaction(&self.txn_id, producer, commit)
+                .map_err(err)?;
+            self.producer = Some((producer.0, epoch));
+        }
+        self.txn_open = false;
+        self.txn_partitions.clear();
+        Ok(())
+    }
+}
+
+impl Backend for LocalBackend {
+    fn partition_count(&mut self, topic: &str) -> Result<Option<i32>, BackendError> {
+        Ok(self.local.partition_count(topic))
+    }
+
+    fn create_topic(
+        &mut self,
+        topic: &str,
+        partitions: i32,
+        configs: &[(String, String)],
+    ) -> Result<(), BackendError> {
+        self.local
+            .create_topic(topic, partitions, configs.iter().cloned().collect())
+            .map_err(err)
+    }
+
+    fn subscribe(&mut self, topics: &[String]) -> Result<(), BackendError> {
+        self.subscribed = topics.to_vec();
+        let mut assigned = Vec::new();
+        for t in topics {
+            let n = self
+                .local
+                .partition_count(t)
+                .ok_or_else(|| BackendError::Fatal(format!("topic {t} does not exist")))?;
+            for p in 0..n {
+                assigned.push(TopicPartition::new(t.clone(), p));
+            }
+        }
+        for tp in &assigned {
+            let pos = self
+                .local
+                .committed(&self.group, &tp.topic, tp.partition)
+                .unwrap_or(0);
+            self.positions.insert(tp.clone(), pos);
+        }
+        self.assigned = assigned.clone();
+        self.events.push_back(PollEvent::Assigned(assigned));
+        Ok(())
+    }
+
+    fn poll(&mut self, timeout: Duration) -> Result<Vec<PollEvent>, BackendError> {
+        let mut events: Vec<PollEvent> = self.events.drain(..).collect();
+        if !events.is_empty() {
+            return Ok(events);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seq = self.local.append_seq();
+            let mut out = Vec::new();
+            for tp in self.assigned.clone() {
+                let mut pos = self.positions.get(&tp).copied().unwrap_or(0);
+                let stable = self.read_into(
+                    &tp,
+                    &mut pos,
+                    MAX_POLL_RECORDS - out.len().min(MAX_POLL_RECORDS),
+                    &mut out,
+                )?;
+                self.positions.insert(tp.clone(), pos);
+                self.stable.insert(tp, stable);
+                if out.len() >= MAX_POLL_RECORDS {
+                    break;
+                }
+            }
+            if !out.is_empty() {
+                events.push(PollEvent::Records(out));
+                return Ok(events);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(events);
+            }
+            self.local.wait_for_append(seq, left);
+        }
+    }
+
+    fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), BackendError> {
+        self.positions.insert(tp.clone(), offset);
+        Ok(())
+    }
+
+    fn committed(&mut self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>, BackendError> {
+        Ok(tps
+            .iter()
+            .map(|tp| self.local.committed(&self.group, &tp.topic, tp.partition))
+            .collect())
+    }
+
+    fn begin(&mut self) -> Result<(), BackendError> {
+        // The coordinator starts the transaction with its first partition.
+        Ok(())
+    }
+
+    fn send(&mut self, records: Vec<ProducedRecord>) -> Result<(), BackendError> {
+        // One batch per run of records for the same partition, in order.
+        let mut i = 0;
+        while i < records.len() {
+            let (topic, partition) = (records[i].topic.clone(), records[i].partition);
+            let mut j = i;
+            while j < records.len()
+                && records[j].partition == partition
+                && records[j].topic == topic
+                && j - i < 5_000
+            {
+                j += 1;
+            }
+            let run = &records[i..j];
+            self.ensure_in_txn(&topic, partition)?;
+            let base_ts = run.iter().map(|r| r.timestamp).min().unwrap_or(0);
+            let recs: Vec<TestRecord> = run
+                .iter()
+                .map(|r| TestRecord {
+                    timestamp_delta: r.timestamp - base_ts,
+                    key: r.key.clone(),
+                    value: r.value.clone(),
+                    headers: r
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
+                        .collect(),
+                })
+                .collect();
+            let batch = match self.producer {
+                Some((pid, epoch)) => {
+                    let seq = self
+                        .sequences
+                        .entry((topic.clone(), partition))
+                        .or_insert(0);
+                    let b = build_batch_with(base_ts, &recs, pid, epoch, *seq, TRANSACTIONAL);
+                    *seq = seq.wrapping_add(recs.len() as i32) & i32::MAX;
+                    b
+                }
+                None => build_batch_with(base_ts, &recs, -1, -1, -1, 0),
+            };
+            self.local.append(&topic, partition, batch).map_err(err)?;
+            i = j;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<(), BackendError> {
+        let offs: Vec<(String, i32, i64)> = offsets
+            .iter()
+            .map(|(tp, o)| (tp.topic.clone(), tp.partition, *o))
+            .collect();
+        match (self.guarantee, self.producer) {
+            (Guarantee::ExactlyOnce, Some(producer)) => {
+                if !offs.is_empty() {
+                    self.local
+                        .add_to_transaction(&self.txn_id, producer, &[], Some(&self.group))
+                        .map_err(err)?;
+                    self.txn_open = true;
+                    self.local
+                        .stage_offsets(&self.txn_id, producer, &self.group, &offs)
+                        .map_err(err)?;
+                }
+                self.end(true)
+            }
+            _ => {
+                if offs.is_empty() {
+                    return Ok(());
+                }
+                self.local.commit(&self.group, &offs).map_err(err)
+            }
+        }
+    }
+
+    fn abort(&mut self) -> Result<(), BackendError> {
+        self.end(false)
+    }
+
+    fn end_offsets(&mut self, tps: &[TopicPartition]) -> Result<Vec<i64>, BackendError> {
+        tps.iter()
+            .map(|tp| {
+                self.local
+                    .offsets(&tp.topic, tp.partition)
+                    .map(|(_, hw, _)| hw)
+                    .map_err(err)
+            })
+            .collect()
+    }
+
+    fn lag(&mut self, tp: &TopicPartition) -> Option<i64> {
+        let pos = *self.positions.get(tp)?;
+        let stable = *self.stable.get(tp)?;
+        Some((stable - pos).max(0))
+    }
+
+    fn read_partition(
+        &mut self,
+        tp: &TopicPartition,
+        from: i64,
+        f: &mut dyn FnMut(ConsumedRecord),
+    ) -> Result<i64, BackendError> {
+        let mut pos = from;
+        let mut out = Vec::new();
+        let end = self.read_into(tp, &mut pos, usize::MAX, &mut out)?;
+        loop {
+            for r in out.drain(..) {
+                f(r);
+            }
+            if pos >= end {
+                return Ok(pos.max(from));
+            }
+            let before = pos;
+            self.read_into(tp, &mut pos, usize::MAX, &mut out)?;
+            if pos == before && out.is_empty() {
+                return Ok(pos);
+            }
+        }
+    }
+}

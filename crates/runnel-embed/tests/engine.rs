@@ -1,0 +1,737 @@
+//! Engine semantics, run on the in-process backend: every operator, window
+//! and join with exact expected outputs, including out-of-order and late
+//! records, plus restore, rollback and exactly-once behaviour.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::{Env, Out};
+use runnel_streams::serdes::{I64Serde, OptionSerde, StringSerde, WindowedSerde};
+use runnel_streams::{Guarantee, StreamsBuilder, TimeWindows};
+
+fn s(v: &str) -> Option<String> {
+    Some(v.to_string())
+}
+
+#[test]
+fn stateless_operators_keep_timestamps_and_order() {
+    let env = Env::new();
+    env.topic("words", 1);
+    env.topic("out-long", 1);
+    env.topic("out-short", 1);
+    env.topic("out-other", 1);
+    env.produce_str(
+        "words",
+        &[
+            ("a", "apple pie", 10),
+            ("b", "x", 20),
+            ("c", "banana split", 30),
+            ("d", "", 40),
+        ],
+    );
+    let b = StreamsBuilder::new();
+    let words = b.stream("words", StringSerde, StringSerde);
+    let split = words
+        .filter_not(|_, v: &String| v.is_empty())
+        .flat_map_values(|_, v: String| v.split(' ').map(str::to_string).collect::<Vec<_>>())
+        .map_values(|_, v: String| v.to_uppercase())
+        .split(vec![
+            Box::new(|_: &String, v: &String| v.len() > 4),
+            Box::new(|_: &String, v: &String| v.len() <= 3),
+        ]);
+    split[0].to_with("out-long", StringSerde, StringSerde);
+    split[1]
+        .select_key(|k: &String, v: &String| format!("{k}:{v}"))
+        .to_with("out-short", StringSerde, StringSerde);
+    split[2]
+        .merge(&split[1])
+        .map(|k: String, v: String| (v, k))
+        .to_with("out-other", StringSerde, StringSerde);
+    let app = env.run(b.build().unwrap(), "stateless", Guarantee::AtLeastOnce);
+    assert_eq!(app.processed, 4);
+    assert_eq!(
+        env.read_str("out-long"),
+        vec![
+            Out::new(s("a"), s("APPLE"), 10),
+            Out::new(s("c"), s("BANANA"), 30),
+            Out::new(s("c"), s("SPLIT"), 30),
+        ]
+    );
+    assert_eq!(
+        env.read_str("out-short"),
+        vec![
+            Out::new(s("a:PIE"), s("PIE"), 10),
+            Out::new(s("b:X"), s("X"), 20)
+        ]
+    );
+    // Branch order is record order; merge interleaves in processing order.
+    assert_eq!(
+        env.read_str("out-other"),
+        vec![Out::new(s("PIE"), s("a"), 10), Out::new(s("X"), s("b"), 20)]
+    );
+}
+
+#[test]
+fn count_and_reduce_per_key_emit_every_update() {
+    let env = Env::new();
+    env.topic("in", 1);
+    env.topic("counts", 1);
+    env.topic("longest", 1);
+    env.produce_str(
+        "in",
+        &[
+            ("k1", "aa", 5),
+            ("k2", "b", 3),
+            ("k1", "c", 4),
+            ("k1", "dddd", 9),
+        ],
+    );
+    let b = StreamsBuilder::new();
+    let st = b.stream("in", StringSerde, StringSerde);
+    st.group_by_key().count("counts-store").to_stream().to_with(
+        "counts",
+        StringSerde,
+        OptionSerde(I64Serde),
+    );
+    st.group_by_key()
+        .reduce(
+            |a: String, b: String| if b.len() > a.len() { b } else { a },
+            "longest-store",
+        )
+        .to_stream()
+        .to_with("longest", StringSerde, OptionSerde(StringSerde));
+    env.run(b.build().unwrap(), "agg", Guarantee::AtLeastOnce);
+    // Aggregation output timestamps are the max of the inputs so far.
+    assert_eq!(
+        env.read_i64("counts"),
+        vec![
+            (s("k1"), Some(1), 5),
+            (s("k2"), Some(1), 3),
+            (s("k1"), Some(2), 5),
+            (s("k1"), Some(3), 9),
+        ]
+    );
+    assert_eq!(
+        env.read_str("longest"),
+        vec![
+            Out::new(s("k1"), s("aa"), 5),
+            Out::new(s("k2"), s("b"), 3),
+            Out::new(s("k1"), s("aa"), 5),
+            Out::new(s("k1"), s("dddd"), 9),
+        ]
+    );
+    // The changelog holds the latest count per key.
+    let changelog = env.read_raw("agg-counts-store-changelog");
+    assert_eq!(
+        changelog.len(),
+        2,
+        "one changelog record per key after one commit"
+    );
+}
+
+#[test]
+fn group_by_new_key_repartitions_through_an_internal_topic() {
+    let env = Env::new();
+    env.topic("clicks", 2);
+    env.topic("per-page", 1);
+    env.produce_keyed("clicks", 0, &[("u1", "home", 1), ("u2", "cart", 2)]);
+    env.produce_keyed("clicks", 1, &[("u3", "home", 3), ("u1", "home", 4)]);
+    let b = StreamsBuilder::new();
+    b.stream("clicks", StringSerde, StringSerde)
+        .group_by(|_, page: &String| page.clone(), StringSerde)
+        .count("page-counts")
+        .to_stream()
+        .to_with("per-page", StringSerde, OptionSerde(I64Serde));
+    env.run(b.build().unwrap(), "pages", Guarantee::AtLeastOnce);
+    let mut out = env.read_i64("per-page");
+    out.sort_by_key(|o| (o.0.clone(), o.1));
+    assert_eq!(
+        out,
+        vec![
+            (s("cart"), Some(1), 2),
+            (s("home"), Some(1), 1),
+            (s("home"), Some(2), 3),
+            (s("home"), Some(3), 4),
+        ]
+    );
+    let topics = env.topics();
+    let repartition: Vec<&String> = topics
+        .iter()
+        .filter(|t| t.ends_with("-repartition"))
+        .collect();
+    assert_eq!(repartition.len(), 1, "{topics:?}");
+    assert!(repartition[0].starts_with("pages-"));
+    assert_eq!(
+        env.partitions(repartition[0]),
+        2,
+        "as many partitions as the upstream topic"
+    );
+}
+
+#[test]
+fn tumbling_windows_with_grace_drop_late_records() {
+    let env = Env::new();
+    env.topic("ev", 1);
+    env.topic("wc", 1);
+    // Windows of 10 ms, grace 5 ms. Stream time reaches 26: the window
+    // [10, 20) closes at 25, so the record at 12 arriving after it is late;
+    // the one at 19 arriving at stream time 24 is out of order but in grace.
+    env.produce_str(
+        "ev",
+        &[
+            ("a", "", 1),
+            ("a", "", 9),
+            ("b", "", 12),
+            ("a", "", 15),
+            ("a", "", 24),
+            ("a", "", 19),
+            ("a", "", 26),
+            ("a", "", 12),
+            ("b", "", 3),
+        ],
+    );
+    let b = StreamsBuilder::new();
+    b.stream("ev", StringSerde, StringSerde)
+        .group_by_key()
+        .windowed_by(TimeWindows::of(Duration::from_millis(10)).grace(Duration::from_millis(5)))
+        .count("wc-store")
+        .to_stream()
+        .to_with(
+            "wc",
+            WindowedSerde::time(StringSerde, 10),
+            OptionSerde(I64Serde),
+        );
+    let app = env.run(b.build().unwrap(), "tumble", Guarantee::AtLeastOnce);
+    assert_eq!(
+        env.read_windowed("wc", 10),
+        vec![
+            ("a".into(), 0, 10, 1, 1),
+            ("a".into(), 0, 10, 2, 9),
+            ("b".into(), 10, 20, 1, 12),
+            ("a".into(), 10, 20, 1, 15),
+            ("a".into(), 20, 30, 1, 24),
+            ("a".into(), 10, 20, 2, 19),
+            ("a".into(), 20, 30, 2, 26),
+        ]
+    );
+    assert_eq!(
+        app.late_dropped, 2,
+        "the record at 12 after stream time 26 and b at 3"
+    );
+}
+
+#[test]
+fn hopping_windows_count_each_overlapping_window() {
+    let env = Env::new();
+    env.topic("ev", 1);
+    env.topic("hc", 1);
+    env.produce_str("ev", &[("k", "", 7), ("k", "", 12)]);
+    let b = StreamsBuilder::new();
+    b.stream("ev", StringSerde, StringSerde)
+        .group_by_key()
+        .windowed_by(
+            TimeWindows::of(Duration::from_millis(10))
+                .advance_by(Duration::from_millis(5))
+                .grace(Duration::from_millis(100)),
+        )
+        .count("hc-store")
+        .to_stream()
+        .to_with(
+            "hc",
+            WindowedSerde::time(StringSerde, 10),
+            OptionSerde(I64Serde),
+        );
+    env.run(b.build().unwrap(), "hop", Guarantee::AtLeastOnce);
+    assert_eq!(
+        env.read_windowed("hc", 10),
+        vec![
+            ("k".into(), 0, 10, 1, 7),
+            ("k".into(), 5, 15, 1, 7),
+            ("k".into(), 5, 15, 2, 12),
+            ("k".into(), 10, 20, 1, 12),
+        ]
+    );
+}
+
+#[test]
+fn emit_final_emits_each_window_once_when_it_closes() {
+    let env = Env::new();
+    env.topic("ev", 1);
+    env.topic("final", 1);
+    env.produce_str(
+        "ev",
+        &[
+            ("a", "", 1),
+            ("a", "", 4),
+            ("b", "", 8),
+            ("a", "", 11),
+            ("a", "", 13),
+            ("b", "", 2),
+            ("a", "", 25),
+        ],
+    );
+    let b = StreamsBuilder::new();
+    b.stream("ev", StringSerde, StringSerde)
+        .group_by_key()
+        .windowed_by(TimeWindows::of(Duration::from_millis(10)).grace(Duration::from_millis(2)))
+        .emit_final()
+        .count("final-store")
+        .to_stream()
+        .to_with(
+            "final",
+            WindowedSerde::time(StringSerde, 10),
+            OptionSerde(I64Serde),
+        );
+    env.run(b.build().unwrap(), "final", Guarantee::AtLeastOnce);
+    // [0,10) closes at stream time 12 (first reached by the record at 13),
+    // with b's late record at 2 (stream time 13 > 12) dropped; [10,20)
+    // closes at 22, reached by 25. [20,30) stays open.
+    assert_eq!(
+        env.read_windowed("final", 10),
+        vec![
+            ("a".into(), 0, 10, 2, 4),
+            ("b".into(), 0, 10, 1, 8),
+            ("a".into(), 10, 20, 2, 13),
+        ]
+    );
+}
+
+#[test]
+fn table_table_joins_inner_left_outer() {
+    let env = Env::new();
+    for t in ["left", "right", "inner", "leftj", "outer"] {
+        env.topic(t, 1);
+    }
+    let b = StreamsBuilder::new();
+    let l = b.table("left", StringSerde, StringSerde, "l-store");
+    let r = b.table("right", StringSerde, StringSerde, "r-store");
+    l.join(&r, |a: &String, b: &String| format!("{a}+{b}"))
+        .to_stream()
+        .to_with("inner", StringSerde, OptionSerde(StringSerde));
+    l.left_join(&r, |a: &String, b: Option<&String>| {
+        format!("{a}+{}", b.map_or("null", |s| s))
+    })
+    .to_stream()
+    .to_with("leftj", StringSerde, OptionSerde(StringSerde));
+    l.outer_join(&r, |a: Option<&String>, b: Option<&String>| {
+        format!("{}+{}", a.map_or("null", |s| s), b.map_or("null", |s| s))
+    })
+    .to_stream()
+    .to_with("outer", StringSerde, OptionSerde(StringSerde));
+    // Interleave by timestamp across the two topics.
+    env.produce_opt(
+        "left",
+        &[("k", Some("A"), 1), ("k", Some("B"), 3), ("k", None, 5)],
+    );
+    env.produce_opt("right", &[("k", Some("x"), 2), ("k", None, 4)]);
+    env.run(b.build().unwrap(), "tt", Guarantee::AtLeastOnce);
+    assert_eq!(
+        env.read_str("inner"),
+        vec![
+            Out::new(s("k"), s("A+x"), 2),
+            Out::new(s("k"), s("B+x"), 3),
+            Out::new(s("k"), None, 4),
+        ]
+    );
+    assert_eq!(
+        env.read_str("leftj"),
+        vec![
+            Out::new(s("k"), s("A+null"), 1),
+            Out::new(s("k"), s("A+x"), 2),
+            Out::new(s("k"), s("B+x"), 3),
+            Out::new(s("k"), s("B+null"), 4),
+            Out::new(s("k"), None, 5),
+        ]
+    );
+    assert_eq!(
+        env.read_str("outer"),
+        vec![
+            Out::new(s("k"), s("A+null"), 1),
+            Out::new(s("k"), s("A+x"), 2),
+            Out::new(s("k"), s("B+x"), 3),
+            Out::new(s("k"), s("B+null"), 4),
+            Out::new(s("k"), None, 5),
+        ]
+    );
+}
+
+#[test]
+fn stream_table_joins_look_up_the_current_row() {
+    let env = Env::new();
+    for t in ["orders", "customers", "enriched", "enriched-left"] {
+        env.topic(t, 1);
+    }
+    env.produce_opt(
+        "customers",
+        &[("c1", Some("Ann"), 1), ("c1", Some("Anne"), 5)],
+    );
+    env.produce_opt(
+        "orders",
+        &[
+            ("c1", Some("o1"), 2),
+            ("c2", Some("o2"), 3),
+            ("c1", Some("o3"), 6),
+        ],
+    );
+    let b = StreamsBuilder::new();
+    let customers = b.table("customers", StringSerde, StringSerde, "cust");
+    let orders = b.stream("orders", StringSerde, StringSerde);
+    orders
+        .join(&customers, |o: &String, c: &String| format!("{o}@{c}"))
+        .to_with("enriched", StringSerde, StringSerde);
+    orders
+        .left_join(&customers, |o: &String, c: Option<&String>| {
+            format!("{o}@{}", c.map_or("?", |s| s))
+        })
+        .to_with("enriched-left", StringSerde, StringSerde);
+    env.run(b.build().unwrap(), "st", Guarantee::AtLeastOnce);
+    assert_eq!(
+        env.read_str("enriched"),
+        vec![
+            Out::new(s("c1"), s("o1@Ann"), 2),
+            Out::new(s("c1"), s("o3@Anne"), 6)
+        ]
+    );
+    assert_eq!(
+        env.read_str("enriched-left"),
+        vec![
+            Out::new(s("c1"), s("o1@Ann"), 2),
+            Out::new(s("c2"), s("o2@?"), 3),
+            Out::new(s("c1"), s("o3@Anne"), 6),
+        ]
+    );
+}
+
+#[test]
+fn state_is_restored_from_the_changelog_after_restart() {
+    let env = Env::new();
+    env.topic("in", 2);
+    env.topic("counts", 1);
+    let topology = || {
+        let b = StreamsBuilder::new();
+        b.stream("in", StringSerde, StringSerde)
+            .group_by_key()
+            .count("c")
+            .to_stream()
+            .to_with("counts", StringSerde, OptionSerde(I64Serde));
+        b.build().unwrap()
+    };
+    env.produce_keyed("in", 0, &[("a", "", 1), ("a", "", 2)]);
+    env.produce_keyed("in", 1, &[("b", "", 3)]);
+    env.run(topology(), "restore", Guarantee::AtLeastOnce);
+    env.produce_keyed("in", 0, &[("a", "", 4)]);
+    env.produce_keyed("in", 1, &[("b", "", 5)]);
+    let app = env.run(topology(), "restore", Guarantee::AtLeastOnce);
+    assert_eq!(app.restored_records, 2, "one changelog record per key");
+    assert_eq!(app.processed, 2, "resumes after the committed offsets");
+    let mut last: Vec<(Option<String>, Option<i64>, i64)> = env.read_i64("counts");
+    last.sort_by_key(|o| (o.0.clone(), o.1));
+    assert_eq!(
+        last.iter().rfind(|o| o.0 == s("a")).map(|o| o.1),
+        Some(Some(3))
+    );
+    assert_eq!(
+        last.iter().rfind(|o| o.0 == s("b")).map(|o| o.1),
+        Some(Some(2))
+    );
+}
+
+#[test]
+fn exactly_once_hides_uncommitted_output_and_resumes_without_duplicates() {
+    let env = Env::new();
+    env.topic("in", 1);
+    env.topic("counts", 1);
+    let topology = || {
+        let b = StreamsBuilder::new();
+        b.stream("in", StringSerde, StringSerde)
+            .group_by_key()
+            .count("c")
+            .to_stream()
+            .to_with("counts", StringSerde, OptionSerde(I64Serde));
+        b.build().unwrap()
+    };
+    env.produce_str("in", &[("a", "", 1), ("a", "", 2)]);
+    env.run(topology(), "eos", Guarantee::ExactlyOnce);
+    env.produce_str("in", &[("a", "", 3), ("a", "", 4)]);
+    // Process without committing, then "crash" (drop the instance).
+    let crashed = env.run_without_commit(topology(), "eos", Guarantee::ExactlyOnce);
+    assert_eq!(crashed.processed, 2);
+    assert_eq!(
+        env.read_i64("counts").len(),
+        2,
+        "the open transaction is invisible"
+    );
+    // A new instance fences the old one, aborting its transaction; the
+    // restored count continues from 2.
+    env.run(topology(), "eos", Guarantee::ExactlyOnce);
+    assert_eq!(
+        env.read_i64("counts"),
+        vec![
+            (s("a"), Some(1), 1),
+            (s("a"), Some(2), 2),
+            (s("a"), Some(3), 3),
+            (s("a"), Some(4), 4),
+        ]
+    );
+    assert!(
+        env.read_uncommitted_count("counts") > 4,
+        "aborted records exist in the log"
+    );
+}
+
+#[test]
+fn missing_source_topic_and_missing_serde_are_clear_errors() {
+    let env = Env::new();
+    let b = StreamsBuilder::new();
+    b.stream("nope", StringSerde, StringSerde)
+        .to_with("x", StringSerde, StringSerde);
+    let err = env
+        .try_start(b.build().unwrap(), "bad")
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(err.as_deref(), Some("source topic nope does not exist"));
+    let b = StreamsBuilder::new();
+    b.stream("nope", StringSerde, StringSerde)
+        .map(|k: String, v: String| (v, k))
+        .to("x");
+    let err = b.build().err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("needs serdes"), "{err}");
+}
+
+#[test]
+fn the_talks_unstable_apps_pipeline_matches_an_independent_computation() {
+    use runnel_streams::talk;
+    use std::collections::BTreeMap;
+    let env = Env::new();
+    for t in [talk::APPS_OPENED, talk::APP_CRASHES] {
+        env.topic(t, 3);
+    }
+    for t in [
+        talk::OPENED_PER_DAY,
+        talk::CRASHED_PER_DAY,
+        talk::UNSTABLE_APPS,
+    ] {
+        env.topic(t, 3);
+    }
+    let events = talk::generate(
+        42,
+        3000,
+        3,
+        1_700_000_000_000 - 1_700_000_000_000 % talk::DAY_MS,
+    );
+    for e in &events {
+        let p = runnel_streams::serdes::partition_for(e.app_id.as_bytes(), 3);
+        env.produce_raw(
+            e.topic,
+            p,
+            &[(
+                Some(e.app_id.as_bytes().to_vec()),
+                Some(e.value()),
+                e.timestamp,
+            )],
+        );
+    }
+    let threshold = 0.1;
+    let topology = talk::unstable_apps(threshold, Duration::from_secs(3600)).unwrap();
+    env.run(topology, "slide8", Guarantee::AtLeastOnce);
+    // Independent computation: counts per (app, day), then the ratio filter.
+    let mut opens: BTreeMap<(String, i64), i64> = BTreeMap::new();
+    let mut crashes: BTreeMap<(String, i64), i64> = BTreeMap::new();
+    for e in &events {
+        let day = e.timestamp - e.timestamp.rem_euclid(talk::DAY_MS);
+        let m = if e.topic == talk::APPS_OPENED {
+            &mut opens
+        } else {
+            &mut crashes
+        };
+        *m.entry((e.app_id.clone(), day)).or_default() += 1;
+    }
+    let latest = |topic: &str| -> BTreeMap<(String, i64), Option<serde_json::Value>> {
+        let mut t = BTreeMap::new();
+        for (k, v, _) in env.read_raw(topic) {
+            let k = k.unwrap();
+            let (app, start) = k.split_at(k.len() - 8);
+            let key = (
+                String::from_utf8(app.to_vec()).unwrap(),
+                i64::from_be_bytes(start.try_into().unwrap()),
+            );
+            t.insert(key, v.map(|v| serde_json::from_slice(&v).unwrap()));
+        }
+        t
+    };
+    let got_opens: BTreeMap<_, _> = latest(talk::OPENED_PER_DAY)
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap()["OPENS"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(got_opens, opens);
+    let got_crashes: BTreeMap<_, _> = latest(talk::CRASHED_PER_DAY)
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap()["CRASHES"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(got_crashes, crashes);
+    let want_unstable: BTreeMap<(String, i64), (i64, i64)> = crashes
+        .iter()
+        .filter_map(|(k, c)| {
+            let o = *opens.get(k)?;
+            (*c as f64 / o as f64 > threshold).then(|| (k.clone(), (o, *c)))
+        })
+        .collect();
+    let got_unstable: BTreeMap<_, _> = latest(talk::UNSTABLE_APPS)
+        .into_iter()
+        .filter_map(|(k, v)| {
+            v.map(|v| {
+                (
+                    k,
+                    (v["OPENS"].as_i64().unwrap(), v["CRASHES"].as_i64().unwrap()),
+                )
+            })
+        })
+        .collect();
+    assert!(!want_unstable.is_empty() && want_unstable.len() < opens.len());
+    assert_eq!(got_unstable, want_unstable);
+}
+
+#[test]
+fn stream_stream_joins_within_a_window() {
+    use runnel_streams::JoinWindows;
+    let env = Env::new();
+    for t in ["l", "r", "inner", "left", "outer"] {
+        env.topic(t, 1);
+    }
+    env.produce_str(
+        "l",
+        &[
+            ("k", "L1", 10),
+            ("k", "L2", 40),
+            ("k", "L3", 100),
+            ("k", "L5", 300),
+            ("k", "L6", 50),
+        ],
+    );
+    env.produce_str(
+        "r",
+        &[
+            ("k", "R1", 5),
+            ("k", "R2", 15),
+            ("k", "R3", 30),
+            ("k", "R4", 200),
+        ],
+    );
+    let b = StreamsBuilder::new();
+    let l = b.stream("l", StringSerde, StringSerde);
+    let r = b.stream("r", StringSerde, StringSerde);
+    let w = JoinWindows::of(Duration::from_millis(10));
+    l.join_stream(&r, |a: &String, b: &String| format!("{a}+{b}"), w, "inner")
+        .to_with("inner", StringSerde, StringSerde);
+    l.left_join_stream(
+        &r,
+        |a: &String, b: Option<&String>| format!("{a}+{}", b.map_or("null", |s| s)),
+        w,
+        "left",
+    )
+    .to_with("left", StringSerde, StringSerde);
+    l.outer_join_stream(
+        &r,
+        |a: Option<&String>, b: Option<&String>| {
+            format!("{}+{}", a.map_or("null", |s| s), b.map_or("null", |s| s))
+        },
+        w,
+        "outer",
+    )
+    .to_with("outer", StringSerde, StringSerde);
+    let m = env.run(b.build().unwrap(), "ssj", Guarantee::AtLeastOnce);
+    let vals = |t: &str| -> Vec<(String, i64)> {
+        env.read_str(t)
+            .into_iter()
+            .map(|o| (o.value.unwrap(), o.ts))
+            .collect()
+    };
+    let matched = vec![
+        ("L1+R1".to_string(), 10),
+        ("L1+R2".to_string(), 15),
+        ("L2+R3".to_string(), 40),
+    ];
+    assert_eq!(vals("inner"), matched);
+    let mut left = matched.clone();
+    left.push(("L3+null".into(), 100));
+    assert_eq!(
+        vals("left"),
+        left,
+        "L3 found no partner: emitted once its window closed"
+    );
+    let mut outer = left.clone();
+    outer.push(("null+R4".into(), 200));
+    assert_eq!(vals("outer"), outer, "L5's window is still open at the end");
+    assert_eq!(
+        m.late_dropped, 3,
+        "L6 (ts 50 at stream time 300) is late for each join"
+    );
+}
+
+#[test]
+fn session_windows_merge_and_emit_deletions_for_replaced_sessions() {
+    use runnel_streams::SessionWindows;
+    let env = Env::new();
+    env.topic("clicks", 1);
+    env.topic("sessions", 1);
+    env.produce_str(
+        "clicks",
+        &[
+            ("a", "", 1),
+            ("a", "", 5),
+            ("a", "", 30),
+            ("a", "", 18),
+            ("a", "", 25),
+            ("a", "", 2),
+        ],
+    );
+    let b = StreamsBuilder::new();
+    b.stream("clicks", StringSerde, StringSerde)
+        .group_by_key()
+        .windowed_by_session(
+            SessionWindows::with_inactivity_gap(Duration::from_millis(10))
+                .grace(Duration::from_millis(5)),
+        )
+        .count("sessions-store")
+        .to_stream()
+        .to_with(
+            "sessions",
+            WindowedSerde::session(StringSerde),
+            OptionSerde(I64Serde),
+        );
+    let m = env.run(b.build().unwrap(), "sess", Guarantee::AtLeastOnce);
+    let got: Vec<(i64, i64, Option<i64>, i64)> = env
+        .read_raw("sessions")
+        .into_iter()
+        .map(|(k, v, ts)| {
+            let k = k.unwrap();
+            let n = k.len();
+            let end = i64::from_be_bytes(k[n - 16..n - 8].try_into().unwrap());
+            let start = i64::from_be_bytes(k[n - 8..].try_into().unwrap());
+            (
+                start,
+                end,
+                v.map(|v| i64::from_be_bytes(v.try_into().unwrap())),
+                ts,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, 1, Some(1), 1),
+            (1, 1, None, 5),
+            (1, 5, Some(2), 5),
+            (30, 30, Some(1), 30),
+            (18, 18, Some(1), 18),
+            (18, 18, None, 25),
+            (30, 30, None, 25),
+            (18, 30, Some(3), 30),
+        ]
+    );
+    assert_eq!(
+        m.late_dropped, 1,
+        "the record at 2 would extend a closed session"
+    );
+}

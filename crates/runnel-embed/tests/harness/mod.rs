@@ -1,0 +1,259 @@
+//! A broker in a temp dir, driven in-process, with helpers to produce
+//! inputs, run a topology until it is idle, and read outputs.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use runnel_broker::local::Local;
+use runnel_broker::{Broker, BrokerConfig};
+use runnel_embed::LocalBackend;
+use runnel_log::batch::build::{build_batch_with, TestRecord};
+use runnel_log::batch::BatchIter;
+use runnel_log::codec;
+use runnel_streams::{Guarantee, Streams, StreamsConfig, StreamsError, StreamsMetrics, Topology};
+
+/// (key, value, timestamp) as stored.
+pub type RawRec = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Out {
+    pub key: Option<String>,
+    pub value: Option<String>,
+    pub ts: i64,
+}
+
+impl Out {
+    pub fn new(key: Option<String>, value: Option<String>, ts: i64) -> Self {
+        Out { key, value, ts }
+    }
+}
+
+pub struct Env {
+    _dir: tempfile::TempDir,
+    pub broker: Arc<Broker>,
+    pub local: Local,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path(), BrokerConfig::default()).unwrap();
+        let local = broker.local();
+        Env {
+            _dir: dir,
+            broker,
+            local,
+        }
+    }
+
+    pub fn topic(&self, name: &str, partitions: i32) {
+        self.local
+            .create_topic(name, partitions, Default::default())
+            .unwrap();
+    }
+
+    pub fn topics(&self) -> Vec<String> {
+        self.broker
+            .log()
+            .topics()
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect()
+    }
+
+    pub fn partitions(&self, topic: &str) -> i32 {
+        self.local.partition_count(topic).unwrap_or(0)
+    }
+
+    pub fn produce_raw(&self, topic: &str, partition: i32, recs: &[RawRec]) {
+        for (k, v, ts) in recs {
+            let r = TestRecord {
+                timestamp_delta: 0,
+                key: k.clone(),
+                value: v.clone(),
+                headers: Vec::new(),
+            };
+            self.local
+                .append(topic, partition, build_batch_with(*ts, &[r], -1, -1, -1, 0))
+                .unwrap();
+        }
+    }
+
+    /// Records into partition 0.
+    pub fn produce_str(&self, topic: &str, recs: &[(&str, &str, i64)]) {
+        self.produce_keyed(topic, 0, recs)
+    }
+
+    pub fn produce_keyed(&self, topic: &str, partition: i32, recs: &[(&str, &str, i64)]) {
+        let raw: Vec<_> = recs
+            .iter()
+            .map(|(k, v, ts)| {
+                (
+                    Some(k.as_bytes().to_vec()),
+                    Some(v.as_bytes().to_vec()),
+                    *ts,
+                )
+            })
+            .collect();
+        self.produce_raw(topic, partition, &raw)
+    }
+
+    /// Records with optional values (None = tombstone) into partition 0.
+    pub fn produce_opt(&self, topic: &str, recs: &[(&str, Option<&str>, i64)]) {
+        let raw: Vec<_> = recs
+            .iter()
+            .map(|(k, v, ts)| {
+                (
+                    Some(k.as_bytes().to_vec()),
+                    v.map(|v| v.as_bytes().to_vec()),
+                    *ts,
+                )
+            })
+            .collect();
+        self.produce_raw(topic, 0, &raw)
+    }
+
+    /// Every committed record of every partition (partition order, then
+    /// offset order).
+    pub fn read_raw(&self, topic: &str) -> Vec<RawRec> {
+        self.read_with(topic, true)
+    }
+
+    fn read_with(&self, topic: &str, committed: bool) -> Vec<RawRec> {
+        let mut out = Vec::new();
+        for p in 0..self.partitions(topic) {
+            let mut pos = 0;
+            loop {
+                let r = self.local.read(topic, p, pos, 1 << 20, committed).unwrap();
+                if r.bytes.is_empty() {
+                    break;
+                }
+                for h in BatchIter::unchecked_crc(&r.bytes).flatten() {
+                    pos = h.next_offset();
+                    let aborted = r.aborted.iter().any(|(pid, first, last)| {
+                        *pid == h.producer_id()
+                            && *first <= h.base_offset()
+                            && h.base_offset() <= *last
+                    });
+                    if h.is_control() || (committed && aborted) {
+                        continue;
+                    }
+                    for rec in codec::decode_records(&h, 1 << 26).unwrap() {
+                        out.push((rec.key, rec.value, rec.timestamp));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub fn read_uncommitted_count(&self, topic: &str) -> usize {
+        self.read_with(topic, false).len()
+    }
+
+    pub fn read_str(&self, topic: &str) -> Vec<Out> {
+        self.read_raw(topic)
+            .into_iter()
+            .map(|(k, v, ts)| Out {
+                key: k.map(|k| String::from_utf8(k).unwrap()),
+                value: v.map(|v| String::from_utf8(v).unwrap()),
+                ts,
+            })
+            .collect()
+    }
+
+    pub fn read_i64(&self, topic: &str) -> Vec<(Option<String>, Option<i64>, i64)> {
+        self.read_raw(topic)
+            .into_iter()
+            .map(|(k, v, ts)| {
+                (
+                    k.map(|k| String::from_utf8(k).unwrap()),
+                    v.map(|v| i64::from_be_bytes(v.try_into().unwrap())),
+                    ts,
+                )
+            })
+            .collect()
+    }
+
+    /// (key, window start, window end, count, timestamp).
+    pub fn read_windowed(&self, topic: &str, size: i64) -> Vec<(String, i64, i64, i64, i64)> {
+        self.read_raw(topic)
+            .into_iter()
+            .map(|(k, v, ts)| {
+                let k = k.unwrap();
+                let (key, start) = k.split_at(k.len() - 8);
+                let start = i64::from_be_bytes(start.try_into().unwrap());
+                let count = i64::from_be_bytes(v.unwrap().try_into().unwrap());
+                (
+                    String::from_utf8(key.to_vec()).unwrap(),
+                    start,
+                    start + size,
+                    count,
+                    ts,
+                )
+            })
+            .collect()
+    }
+
+    pub fn try_start(&self, topology: Topology, app: &str) -> Result<Streams, StreamsError> {
+        self.start(topology, app, Guarantee::AtLeastOnce)
+    }
+
+    pub fn start(
+        &self,
+        topology: Topology,
+        app: &str,
+        g: Guarantee,
+    ) -> Result<Streams, StreamsError> {
+        let backend = LocalBackend::new(self.local.clone(), app, g)?;
+        let mut cfg = StreamsConfig::new(app);
+        if g == Guarantee::ExactlyOnce {
+            cfg = cfg.exactly_once();
+        }
+        cfg.commit_interval = Duration::from_secs(3600);
+        cfg.poll_timeout = Duration::from_millis(5);
+        Streams::new(topology, cfg, Box::new(backend))
+    }
+
+    fn drain(&self, app: &mut Streams) {
+        let mut idle = 0;
+        while idle < 3 {
+            if app.poll_once().unwrap() == 0 {
+                idle += 1;
+            } else {
+                idle = 0;
+            }
+        }
+    }
+
+    /// Runs until no input is left, commits, and closes.
+    pub fn run(&self, topology: Topology, app: &str, g: Guarantee) -> StreamsMetrics {
+        let mut a = self.start(topology, app, g).unwrap();
+        self.drain(&mut a);
+        a.commit().unwrap();
+        let m = a.metrics();
+        a.close().unwrap();
+        m
+    }
+
+    /// Runs until no input is left and drops the instance uncommitted.
+    pub fn run_without_commit(
+        &self,
+        topology: Topology,
+        app: &str,
+        g: Guarantee,
+    ) -> StreamsMetrics {
+        let mut a = self.start(topology, app, g).unwrap();
+        self.drain(&mut a);
+        let m = a.metrics();
+        drop(a);
+        m
+    }
+}

@@ -1,0 +1,836 @@
+//! Running a topology: tasks, the processing loop, commits and restores.
+//!
+//! A [`Topology`] splits into sub-topologies; a *task* is one sub-topology
+//! on one partition number and owns that partition of each of its source
+//! topics, plus its stores. [`Streams`] is one instance of an application:
+//! it polls its [`Backend`], routes records to tasks, processes each task's
+//! records in timestamp order, sends results, and commits.
+//!
+//! Commit protocol (both guarantees): each store's uncommitted writes
+//! become changelog records; outputs, changelog records and input offsets
+//! are committed (one transaction under exactly-once); only then are the
+//! writes applied to the stores' storage with the changelog offset they
+//! reached. A failed or revoked commit rolls every task back to its last
+//! commit: stores drop uncommitted writes and consumers seek back.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::backend::{
+    Backend, BackendError, ConsumedRecord, Guarantee, PollEvent, ProducedRecord, TopicPartition,
+};
+use crate::record::Rec;
+use crate::serdes::partition_for;
+use crate::state::{lock, SharedStore, StoreKind};
+use crate::topology::{
+    Build, Cx, Graph, InMemoryStores, Merge, NodeRef, Port, Raw, StoreDef, StoreSupplier,
+    TopicName, TopologyError,
+};
+
+/// Failures that stop an application instance.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamsError {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    #[error("source topic {0} does not exist")]
+    MissingSourceTopic(String),
+    #[error("sink topic {0} does not exist")]
+    MissingSinkTopic(String),
+    #[error("topics {topics:?} must be co-partitioned (same partition count) but have {counts:?} partitions")]
+    NotCoPartitioned {
+        topics: Vec<String>,
+        counts: Vec<i32>,
+    },
+    #[error("state store failed: {0}")]
+    Store(String),
+}
+
+pub(crate) struct SubTopology {
+    pub sources: Vec<(TopicName, Port<Raw, Raw>)>,
+    pub stores: Vec<String>,
+}
+
+/// A built topology: sub-topologies, their sources and stores.
+pub struct Topology {
+    pub(crate) subs: Vec<SubTopology>,
+    pub(crate) store_defs: HashMap<String, StoreDef>,
+    /// Repartition topic suffix → the sub-topology writing it.
+    pub(crate) repartitions: Vec<(String, usize)>,
+}
+
+impl Topology {
+    pub(crate) fn from_graph(graph: Arc<Mutex<Graph>>) -> Result<Topology, TopologyError> {
+        let mut g = crate::topology::glock(&graph);
+        if let Some(e) = g.errors.first() {
+            return Err(e.clone());
+        }
+        if g.sources.is_empty() {
+            return Err(TopologyError::NoSources);
+        }
+        let mut sub_of_root: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut subs: Vec<SubTopology> = Vec::new();
+        let sources: Vec<(TopicName, usize, Port<Raw, Raw>)> = g
+            .sources
+            .iter()
+            .map(|s| (s.topic.clone(), s.node, s.port.clone()))
+            .collect();
+        for (topic, node, port) in sources {
+            let root = g.find(node);
+            let n = subs.len();
+            let i = *sub_of_root.entry(root).or_insert(n);
+            if i == n {
+                subs.push(SubTopology {
+                    sources: Vec::new(),
+                    stores: Vec::new(),
+                });
+            }
+            subs[i].sources.push((topic, port));
+        }
+        let mut store_defs = HashMap::new();
+        for d in g.stores.clone() {
+            let root = g.find(d.node);
+            let Some(&i) = sub_of_root.get(&root) else {
+                return Err(TopologyError::Invalid(format!(
+                    "store {} is not reachable from any source",
+                    d.name
+                )));
+            };
+            subs[i].stores.push(d.name.clone());
+            store_defs.insert(d.name.clone(), d);
+        }
+        let mut repartitions = Vec::new();
+        for (suffix, node) in g.repartitions.clone() {
+            let root = g.find(node);
+            if let Some(&i) = sub_of_root.get(&root) {
+                repartitions.push((suffix, i));
+            }
+        }
+        Ok(Topology {
+            subs,
+            store_defs,
+            repartitions,
+        })
+    }
+
+    /// A human-readable description: sub-topologies, their source topics
+    /// and stores.
+    pub fn describe(&self) -> String {
+        let mut out = String::from("Topologies:\n");
+        for (i, s) in self.subs.iter().enumerate() {
+            out.push_str(&format!("  Sub-topology: {i}\n"));
+            for (t, _) in &s.sources {
+                let name = match t {
+                    TopicName::User(t) => t.clone(),
+                    TopicName::Internal(x) => format!("<application.id>-{x}"),
+                };
+                out.push_str(&format!("    Source topic: {name}\n"));
+            }
+            for st in &s.stores {
+                out.push_str(&format!("    State store: {st}\n"));
+            }
+        }
+        out
+    }
+}
+
+/// Settings of one application instance.
+#[derive(Clone)]
+pub struct StreamsConfig {
+    /// Names the consumer group, internal topics and transactional ids.
+    pub application_id: String,
+    /// Must match the backend's.
+    pub guarantee: Guarantee,
+    /// How often to commit (Kafka Streams: 30 s at-least-once, 100 ms
+    /// exactly-once).
+    pub commit_interval: Duration,
+    /// Longest wait for records in one poll.
+    pub poll_timeout: Duration,
+    /// Commit early once this many store writes are uncommitted.
+    pub max_uncommitted_writes: usize,
+    /// Storage for state stores.
+    pub stores: Arc<dyn StoreSupplier>,
+}
+
+impl StreamsConfig {
+    pub fn new(application_id: impl Into<String>) -> Self {
+        StreamsConfig {
+            application_id: application_id.into(),
+            guarantee: Guarantee::AtLeastOnce,
+            commit_interval: Duration::from_secs(30),
+            poll_timeout: Duration::from_millis(100),
+            max_uncommitted_writes: 100_000,
+            stores: Arc::new(InMemoryStores),
+        }
+    }
+    /// Exactly-once, committing every 100 ms.
+    pub fn exactly_once(mut self) -> Self {
+        self.guarantee = Guarantee::ExactlyOnce;
+        self.commit_interval = Duration::from_millis(100);
+        self
+    }
+    pub fn commit_interval(mut self, d: Duration) -> Self {
+        self.commit_interval = d;
+        self
+    }
+    pub fn stores(mut self, s: Arc<dyn StoreSupplier>) -> Self {
+        self.stores = s;
+        self
+    }
+}
+
+/// A task id: sub-topology and partition (`0_1` in Kafka's notation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    pub sub: usize,
+    pub partition: i32,
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.sub, self.partition)
+    }
+}
+
+type Roots = HashMap<String, NodeRef<Raw, Raw>>;
+type Stores = BTreeMap<String, SharedStore>;
+
+struct Task {
+    roots: HashMap<String, NodeRef<Raw, Raw>>,
+    queues: BTreeMap<String, VecDeque<ConsumedRecord>>,
+    stores: BTreeMap<String, SharedStore>,
+    /// Next offset to read per source topic, as processed.
+    position: BTreeMap<String, i64>,
+    /// Next offset to read per source topic, as last committed.
+    committed: BTreeMap<String, i64>,
+    cx: Cx,
+}
+
+/// Counters of one instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamsMetrics {
+    pub tasks: usize,
+    pub commits: u64,
+    pub rollbacks: u64,
+    pub restored_records: u64,
+    pub processed: u64,
+    pub late_dropped: u64,
+    pub undecodable: u64,
+}
+
+/// One running instance of an application.
+pub struct Streams {
+    topology: Topology,
+    config: StreamsConfig,
+    app_id: Arc<str>,
+    backend: Box<dyn Backend>,
+    /// Resolved source topic → sub-topology.
+    sub_of_topic: HashMap<String, usize>,
+    tasks: BTreeMap<TaskId, Task>,
+    partitions: HashMap<String, i32>,
+    in_txn: bool,
+    last_commit: Instant,
+    round_robin: u32,
+    metrics: StreamsMetrics,
+    /// Stores of all tasks, for interactive queries: (store, partition).
+    registry: Arc<Mutex<BTreeMap<(String, i32), SharedStore>>>,
+}
+
+impl Streams {
+    /// Checks the topology against the log (source topics exist and are
+    /// co-partitioned), creates internal topics and subscribes.
+    pub fn new(
+        topology: Topology,
+        config: StreamsConfig,
+        mut backend: Box<dyn Backend>,
+    ) -> Result<Streams, StreamsError> {
+        let app_id: Arc<str> = Arc::from(config.application_id.as_str());
+        let mut partitions: HashMap<String, i32> = HashMap::new();
+        // User source topics must exist.
+        for s in &topology.subs {
+            for (t, _) in &s.sources {
+                if let TopicName::User(name) = t {
+                    match backend.partition_count(name)? {
+                        Some(n) => {
+                            partitions.insert(name.clone(), n);
+                        }
+                        None => return Err(StreamsError::MissingSourceTopic(name.clone())),
+                    }
+                }
+            }
+        }
+        // Repartition topics take the largest partition count of the
+        // sub-topology writing them; resolve until nothing changes.
+        let mut sub_parts: Vec<Option<i32>> = vec![None; topology.subs.len()];
+        for _ in 0..=topology.subs.len() {
+            for (i, s) in topology.subs.iter().enumerate() {
+                let counts: Vec<Option<i32>> = s
+                    .sources
+                    .iter()
+                    .map(|(t, _)| partitions.get(&t.resolve(&app_id)).copied())
+                    .collect();
+                if counts.iter().all(Option::is_some) {
+                    sub_parts[i] = counts.into_iter().flatten().max();
+                }
+            }
+            for (suffix, sub) in &topology.repartitions {
+                if let Some(n) = sub_parts[*sub] {
+                    partitions.insert(TopicName::Internal(suffix.clone()).resolve(&app_id), n);
+                }
+            }
+        }
+        // Co-partitioning: all sources of a sub-topology have one count.
+        for s in &topology.subs {
+            let topics: Vec<String> = s.sources.iter().map(|(t, _)| t.resolve(&app_id)).collect();
+            let counts: Vec<i32> = topics
+                .iter()
+                .map(|t| partitions.get(t).copied().unwrap_or(0))
+                .collect();
+            if counts.iter().any(|c| *c != counts[0]) || counts.iter().any(|c| *c <= 0) {
+                return Err(StreamsError::NotCoPartitioned { topics, counts });
+            }
+        }
+        for (suffix, sub) in &topology.repartitions {
+            let name = TopicName::Internal(suffix.clone()).resolve(&app_id);
+            let n = sub_parts[*sub].unwrap_or(1);
+            backend.create_topic(&name, n, &[])?;
+        }
+        for (i, s) in topology.subs.iter().enumerate() {
+            let n = sub_parts[i].unwrap_or(1);
+            for st in &s.stores {
+                let Some(def) = topology.store_defs.get(st) else {
+                    continue;
+                };
+                if !def.logged {
+                    continue;
+                }
+                let name = TopicName::Internal(format!("{st}-changelog")).resolve(&app_id);
+                let configs = match def.kind {
+                    StoreKind::KeyValue => {
+                        vec![("cleanup.policy".to_string(), "compact".to_string())]
+                    }
+                    StoreKind::Window { retention_ms } => vec![
+                        ("cleanup.policy".to_string(), "compact,delete".to_string()),
+                        (
+                            "retention.ms".to_string(),
+                            retention_ms.saturating_add(86_400_000).to_string(),
+                        ),
+                    ],
+                };
+                backend.create_topic(&name, n, &configs)?;
+                partitions.insert(name, n);
+            }
+        }
+        let mut sub_of_topic = HashMap::new();
+        let mut topics = Vec::new();
+        for (i, s) in topology.subs.iter().enumerate() {
+            for (t, _) in &s.sources {
+                let name = t.resolve(&app_id);
+                sub_of_topic.insert(name.clone(), i);
+                topics.push(name);
+            }
+        }
+        backend.subscribe(&topics)?;
+        Ok(Streams {
+            topology,
+            config,
+            app_id,
+            backend,
+            sub_of_topic,
+            tasks: BTreeMap::new(),
+            partitions,
+            in_txn: false,
+            last_commit: Instant::now(),
+            round_robin: 0,
+            metrics: StreamsMetrics::default(),
+            registry: Arc::new(Mutex::new(BTreeMap::new())),
+        })
+    }
+
+    /// The tasks this instance runs now.
+    pub fn tasks(&self) -> Vec<TaskId> {
+        self.tasks.keys().copied().collect()
+    }
+
+    /// Counters, summed over current and closed tasks.
+    pub fn metrics(&self) -> StreamsMetrics {
+        let mut m = self.metrics;
+        m.tasks = self.tasks.len();
+        for t in self.tasks.values() {
+            m.processed += t.cx.metrics.processed;
+            m.late_dropped += t.cx.metrics.late_dropped;
+            m.undecodable += t.cx.metrics.undecodable;
+        }
+        m
+    }
+
+    /// The stores this instance hosts, by (store name, partition).
+    pub fn store_registry(&self) -> Arc<Mutex<BTreeMap<(String, i32), SharedStore>>> {
+        self.registry.clone()
+    }
+
+    /// One round: poll, process everything polled, send results, commit
+    /// when due. Returns the number of records processed.
+    pub fn poll_once(&mut self) -> Result<usize, StreamsError> {
+        let events = self.backend.poll(self.config.poll_timeout)?;
+        for e in events {
+            match e {
+                PollEvent::Revoked(tps) => self.on_revoked(&tps)?,
+                PollEvent::Assigned(tps) => self.on_assigned(&tps)?,
+                PollEvent::Records(recs) => {
+                    for r in recs {
+                        let Some(&sub) = self.sub_of_topic.get(&r.topic) else {
+                            continue;
+                        };
+                        let id = TaskId {
+                            sub,
+                            partition: r.partition,
+                        };
+                        if let Some(t) = self.tasks.get_mut(&id) {
+                            t.queues.entry(r.topic.clone()).or_default().push_back(r);
+                        }
+                    }
+                }
+            }
+        }
+        let n = self.process()?;
+        self.flush_outputs()?;
+        let dirty: usize = self
+            .tasks
+            .values()
+            .flat_map(|t| t.stores.values())
+            .map(|s| lock(s).dirty_len())
+            .sum();
+        if self.last_commit.elapsed() >= self.config.commit_interval
+            || dirty >= self.config.max_uncommitted_writes
+        {
+            self.commit()?;
+        }
+        Ok(n)
+    }
+
+    fn process(&mut self) -> Result<usize, StreamsError> {
+        let mut n = 0usize;
+        let wall = now_ms();
+        let backend = &mut self.backend;
+        for (id, task) in self.tasks.iter_mut() {
+            task.cx.wall_ms = wall;
+            let several = task.roots.len() > 1;
+            loop {
+                // The queued record with the smallest timestamp goes first;
+                // an empty partition that is known to have more data makes
+                // the task wait for it (Kafka's max.task.idle.ms = 0).
+                let mut best: Option<(i64, &String)> = None;
+                let mut wait = false;
+                for (topic, q) in &task.queues {
+                    if let Some(r) = q.front() {
+                        if best.is_none_or(|(ts, _)| r.timestamp < ts) {
+                            best = Some((r.timestamp, topic));
+                        }
+                    }
+                }
+                if several {
+                    for topic in task.roots.keys() {
+                        if task.queues.get(topic).is_none_or(VecDeque::is_empty)
+                            && backend
+                                .lag(&TopicPartition::new(topic.clone(), id.partition))
+                                .is_some_and(|l| l > 0)
+                        {
+                            wait = true;
+                        }
+                    }
+                }
+                let Some((_, topic)) = best else { break };
+                if wait {
+                    break;
+                }
+                let topic = topic.clone();
+                let Some(r) = task.queues.get_mut(&topic).and_then(VecDeque::pop_front) else {
+                    break;
+                };
+                let Some(root) = task.roots.get(&topic).cloned() else {
+                    continue;
+                };
+                if task.cx.topic.as_ref() != topic.as_str() {
+                    task.cx.topic = Arc::from(topic.as_str());
+                }
+                task.cx.offset = r.offset;
+                task.position.insert(topic, r.offset + 1);
+                root.borrow_mut().process(
+                    &mut task.cx,
+                    Rec {
+                        key: r.key,
+                        value: r.value,
+                        timestamp: r.timestamp,
+                        headers: r.headers,
+                    },
+                );
+                task.cx.metrics.processed += 1;
+                n += 1;
+                if let Some(e) = task.cx.failed.take() {
+                    return Err(StreamsError::Store(e));
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    fn partitions_of(&mut self, topic: &str) -> Result<i32, StreamsError> {
+        if let Some(n) = self.partitions.get(topic) {
+            return Ok(*n);
+        }
+        match self.backend.partition_count(topic)? {
+            Some(n) => {
+                self.partitions.insert(topic.to_string(), n);
+                Ok(n)
+            }
+            None => Err(StreamsError::MissingSinkTopic(topic.to_string())),
+        }
+    }
+
+    fn begin_if_needed(&mut self) -> Result<(), StreamsError> {
+        if self.config.guarantee == Guarantee::ExactlyOnce && !self.in_txn {
+            self.backend.begin()?;
+            self.in_txn = true;
+        }
+        Ok(())
+    }
+
+    fn flush_outputs(&mut self) -> Result<(), StreamsError> {
+        let mut pending = Vec::new();
+        for t in self.tasks.values_mut() {
+            pending.append(&mut t.cx.out);
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for p in pending {
+            let partition = match p.partition {
+                Some(x) => x,
+                None => {
+                    let n = self.partitions_of(&p.topic)?;
+                    match p.hash_key.as_deref().or(p.key.as_deref()) {
+                        Some(k) => partition_for(k, n),
+                        None => {
+                            self.round_robin = self.round_robin.wrapping_add(1);
+                            (self.round_robin % n.max(1) as u32) as i32
+                        }
+                    }
+                }
+            };
+            out.push(ProducedRecord {
+                topic: p.topic,
+                partition,
+                timestamp: p.timestamp,
+                key: p.key,
+                value: p.value,
+                headers: p.headers,
+            });
+        }
+        self.begin_if_needed()?;
+        self.backend.send(out)?;
+        Ok(())
+    }
+
+    /// Commits now: changelogs, outputs and input positions.
+    pub fn commit(&mut self) -> Result<(), StreamsError> {
+        self.flush_outputs()?;
+        let ts = now_ms();
+        let mut changelog = Vec::new();
+        let mut logged: Vec<(TopicPartition, SharedStore)> = Vec::new();
+        let mut offsets = Vec::new();
+        for t in self.tasks.values() {
+            for s in t.stores.values() {
+                let st = lock(s);
+                if let Some(tp) = st.changelog.clone() {
+                    if st.dirty_len() > 0 {
+                        for (k, v) in st.dirty() {
+                            changelog.push(ProducedRecord {
+                                topic: tp.topic.clone(),
+                                partition: tp.partition,
+                                timestamp: ts,
+                                key: Some(k.clone()),
+                                value: v.clone(),
+                                headers: Vec::new(),
+                            });
+                        }
+                        logged.push((tp, s.clone()));
+                    }
+                }
+            }
+            for (topic, off) in &t.position {
+                if t.committed.get(topic) != Some(off) {
+                    offsets.push((TopicPartition::new(topic.clone(), t.cx.partition), *off));
+                }
+            }
+        }
+        if changelog.is_empty() && offsets.is_empty() && !self.in_txn {
+            self.last_commit = Instant::now();
+            return Ok(());
+        }
+        if !changelog.is_empty() {
+            self.begin_if_needed()?;
+            self.backend.send(changelog)?;
+        }
+        if self.config.guarantee == Guarantee::ExactlyOnce && !self.in_txn {
+            self.begin_if_needed()?;
+        }
+        if let Err(e) = self.backend.commit(&offsets) {
+            self.in_txn = false;
+            tracing::warn!(error = %e, "commit failed; rolling back to the last commit");
+            self.rollback_all()?;
+            return Err(e.into());
+        }
+        self.in_txn = false;
+        let ends = if logged.is_empty() {
+            Vec::new()
+        } else {
+            let tps: Vec<TopicPartition> = logged.iter().map(|(tp, _)| tp.clone()).collect();
+            self.backend.end_offsets(&tps)?
+        };
+        for (i, (_, s)) in logged.iter().enumerate() {
+            lock(s)
+                .committed(ends.get(i).copied())
+                .map_err(|e| StreamsError::Store(e.to_string()))?;
+        }
+        for t in self.tasks.values_mut() {
+            for s in t.stores.values() {
+                // Stores without a changelog (or without writes) still move
+                // their writes to storage.
+                lock(s)
+                    .committed(None)
+                    .map_err(|e| StreamsError::Store(e.to_string()))?;
+            }
+            t.committed = t.position.clone();
+        }
+        self.metrics.commits += 1;
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+
+    /// Drops all uncommitted work and rewinds every task to its last commit.
+    fn rollback_all(&mut self) -> Result<(), StreamsError> {
+        if self.in_txn {
+            if let Err(e) = self.backend.abort() {
+                tracing::warn!(error = %e, "abort failed");
+            }
+            self.in_txn = false;
+        }
+        self.metrics.rollbacks += 1;
+        let mut seeks = Vec::new();
+        for t in self.tasks.values_mut() {
+            t.cx.out.clear();
+            for s in t.stores.values() {
+                lock(s)
+                    .rollback()
+                    .map_err(|e| StreamsError::Store(e.to_string()))?;
+            }
+            for q in t.queues.values_mut() {
+                q.clear();
+            }
+            for (topic, off) in &t.committed {
+                seeks.push((TopicPartition::new(topic.clone(), t.cx.partition), *off));
+            }
+            t.position = t.committed.clone();
+            // Processor-held caches (observed stream time) reload from the
+            // stores on the next record.
+        }
+        let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
+        for id in ids {
+            self.reinstantiate(id)?;
+        }
+        for (tp, off) in seeks {
+            self.backend.seek(&tp, off)?;
+        }
+        Ok(())
+    }
+
+    fn on_revoked(&mut self, tps: &[TopicPartition]) -> Result<(), StreamsError> {
+        let doomed: Vec<TaskId> = tps
+            .iter()
+            .filter_map(|tp| {
+                self.sub_of_topic.get(&tp.topic).map(|&sub| TaskId {
+                    sub,
+                    partition: tp.partition,
+                })
+            })
+            .collect();
+        let uncommitted = self.in_txn
+            || self.tasks.values().any(|t| {
+                t.position != t.committed || t.stores.values().any(|s| lock(s).dirty_len() > 0)
+            });
+        if uncommitted {
+            self.rollback_all()?;
+        }
+        for id in doomed {
+            if let Some(t) = self.tasks.remove(&id) {
+                let mut reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+                for name in t.stores.keys() {
+                    reg.remove(&(name.clone(), id.partition));
+                }
+                self.metrics.processed += t.cx.metrics.processed;
+                self.metrics.late_dropped += t.cx.metrics.late_dropped;
+                self.metrics.undecodable += t.cx.metrics.undecodable;
+                tracing::info!(task = %id, "task closed");
+            }
+        }
+        Ok(())
+    }
+
+    fn on_assigned(&mut self, tps: &[TopicPartition]) -> Result<(), StreamsError> {
+        let mut ids: Vec<TaskId> = tps
+            .iter()
+            .filter_map(|tp| {
+                self.sub_of_topic.get(&tp.topic).map(|&sub| TaskId {
+                    sub,
+                    partition: tp.partition,
+                })
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            if self.tasks.contains_key(&id) {
+                continue;
+            }
+            self.create_task(id)?;
+        }
+        Ok(())
+    }
+
+    fn instantiate(
+        &self,
+        id: TaskId,
+        existing: Option<&BTreeMap<String, SharedStore>>,
+    ) -> Result<(Roots, Stores), StreamsError> {
+        let sub = &self.topology.subs[id.sub];
+        let mut b = Build::new(
+            &self.app_id,
+            id.partition,
+            &self.topology.store_defs,
+            self.config.stores.as_ref(),
+        );
+        if let Some(stores) = existing {
+            b.stores = stores.clone();
+        }
+        let mut roots = HashMap::new();
+        for (t, port) in &sub.sources {
+            let ds = port.instantiate(&mut b);
+            let root: NodeRef<Raw, Raw> = std::rc::Rc::new(std::cell::RefCell::new(Merge(ds)));
+            roots.insert(t.resolve(&self.app_id), root);
+        }
+        if let Some(e) = b.errors.first() {
+            return Err(StreamsError::Store(e.clone()));
+        }
+        Ok((roots, b.stores))
+    }
+
+    fn reinstantiate(&mut self, id: TaskId) -> Result<(), StreamsError> {
+        let existing = match self.tasks.get(&id) {
+            Some(t) => t.stores.clone(),
+            None => return Ok(()),
+        };
+        let (roots, _) = self.instantiate(id, Some(&existing))?;
+        if let Some(t) = self.tasks.get_mut(&id) {
+            t.roots = roots;
+        }
+        Ok(())
+    }
+
+    fn create_task(&mut self, id: TaskId) -> Result<(), StreamsError> {
+        let (roots, stores) = self.instantiate(id, None)?;
+        // Restore stores from their changelogs.
+        for s in stores.values() {
+            let (tp, from) = {
+                let mut st = lock(s);
+                let Some(tp) = st.changelog.clone() else {
+                    continue;
+                };
+                let from = match st.base_checkpoint() {
+                    Some(c) => c,
+                    None => {
+                        st.clear().map_err(|e| StreamsError::Store(e.to_string()))?;
+                        0
+                    }
+                };
+                (tp, from)
+            };
+            let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+            let mut count = 0u64;
+            let mut failure = None;
+            let end = self
+                .backend
+                .read_partition(&tp, from, &mut |r: ConsumedRecord| {
+                    let Some(k) = r.key else { return };
+                    batch.push((k, r.value));
+                    count += 1;
+                    if batch.len() >= 10_000 {
+                        if let Err(e) = lock(s).restore(&batch, None) {
+                            failure.get_or_insert(e);
+                        }
+                        batch.clear();
+                    }
+                })?;
+            if let Some(e) = failure {
+                return Err(StreamsError::Store(e.to_string()));
+            }
+            let mut st = lock(s);
+            st.restore(&batch, Some(end))
+                .map_err(|e| StreamsError::Store(e.to_string()))?;
+            st.index_windows()
+                .map_err(|e| StreamsError::Store(e.to_string()))?;
+            drop(st);
+            self.metrics.restored_records += count;
+            if count > 0 {
+                tracing::info!(task = %id, changelog = %tp, records = count, "restored state store");
+            }
+        }
+        let sub = &self.topology.subs[id.sub];
+        let topics: Vec<TopicPartition> = sub
+            .sources
+            .iter()
+            .map(|(t, _)| TopicPartition::new(t.resolve(&self.app_id), id.partition))
+            .collect();
+        let committed = self.backend.committed(&topics)?;
+        let mut committed_map = BTreeMap::new();
+        for (tp, c) in topics.iter().zip(committed) {
+            if let Some(c) = c {
+                committed_map.insert(tp.topic.clone(), c);
+            }
+        }
+        {
+            let mut reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+            for (name, s) in &stores {
+                reg.insert((name.clone(), id.partition), s.clone());
+            }
+        }
+        tracing::info!(task = %id, "task created");
+        self.tasks.insert(
+            id,
+            Task {
+                roots,
+                queues: BTreeMap::new(),
+                stores,
+                position: committed_map.clone(),
+                committed: committed_map,
+                cx: Cx::new(self.app_id.clone(), id.partition),
+            },
+        );
+        Ok(())
+    }
+
+    /// Commits and stops.
+    pub fn close(mut self) -> Result<(), StreamsError> {
+        self.commit()
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

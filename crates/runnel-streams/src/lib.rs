@@ -1,0 +1,38 @@
+//! Runnel's stream-processing library: a Kafka-Streams-like DSL and engine over a narrow log backend trait.
+//!
+//! Build a topology with [`StreamsBuilder`] ([`KStream`], [`KTable`],
+//! grouped and windowed streams), then run it with [`Streams`] on a
+//! [`Backend`]: Runnel's broker in-process (crate `runnel-embed`) or any
+//! Kafka-compatible cluster ([`kafka`]). Semantics follow Kafka Streams:
+//! sub-topologies and tasks per partition, repartition topics after key
+//! changes, state stores with compacted changelog topics, stream time,
+//! windows with grace periods, at-least-once or exactly-once commits.
+
+mod app;
+pub mod backend;
+mod dsl;
+mod join;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+mod ops;
+pub mod record;
+pub mod serdes;
+mod session;
+pub mod state;
+pub mod talk;
+mod topology;
+pub mod windows;
+
+pub use app::{Streams, StreamsConfig, StreamsError, StreamsMetrics, TaskId, Topology};
+pub use backend::{
+    Backend, BackendError, ConsumedRecord, Guarantee, Headers, PollEvent, ProducedRecord,
+    TopicPartition,
+};
+pub use dsl::{
+    Data, KGroupedStream, KStream, KTable, Predicate, StreamsBuilder, TimeWindowedKStream,
+};
+pub use join::JoinWindows;
+pub use record::{Change, Rec, Window, Windowed};
+pub use session::{SessionWindowedKStream, SessionWindows};
+pub use topology::{Cx, InMemoryStores, Node, StoreSupplier, TaskMetrics, TopologyError};
+pub use windows::TimeWindows;

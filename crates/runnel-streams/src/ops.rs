@@ -1,0 +1,598 @@
+//! The processors behind the DSL, one per operation.
+
+use std::sync::Arc;
+
+use crate::dsl::GetFn;
+use crate::record::{Change, Rec, Window, Windowed};
+use crate::serdes::SerdeRef;
+use crate::state::{lock, KvStore, WindowStore};
+use crate::topology::{glock, Build, Cx, Downstream, Node, NodeRef, Pending, Port, Raw, TopicName};
+use crate::windows::TimeWindows;
+
+/// Source: decodes raw key and value; undecodable records are skipped and
+/// counted (log-and-continue).
+pub(crate) struct Deser<K, V> {
+    pub ks: SerdeRef<K>,
+    pub vs: SerdeRef<V>,
+    pub ds: Downstream<K, V>,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> Node<Raw, Raw> for Deser<K, V> {
+    fn process(&mut self, cx: &mut Cx, rec: Rec<Raw, Raw>) {
+        let key = match self.ks.deserialize(rec.key.as_deref()) {
+            Ok(k) => k,
+            Err(e) => {
+                cx.metrics.undecodable += 1;
+                tracing::debug!(topic = %cx.topic, offset = cx.offset, error = %e, "skipping record with undecodable key");
+                return;
+            }
+        };
+        let value = match self.vs.deserialize(rec.value.as_deref()) {
+            Ok(v) => v,
+            Err(e) => {
+                cx.metrics.undecodable += 1;
+                tracing::debug!(topic = %cx.topic, offset = cx.offset, error = %e, "skipping record with undecodable value");
+                return;
+            }
+        };
+        self.ds.forward(
+            cx,
+            Rec {
+                key,
+                value,
+                timestamp: rec.timestamp,
+                headers: rec.headers,
+            },
+        );
+    }
+}
+
+pub(crate) struct Filter<K, V, P: ?Sized> {
+    pub pred: Arc<P>,
+    pub keep: bool,
+    pub ds: Downstream<K, V>,
+}
+impl<K: Clone, V: Clone, P: Fn(&K, &V) -> bool + ?Sized> Node<K, V> for Filter<K, V, P> {
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
+        if (self.pred)(&rec.key, &rec.value) == self.keep {
+            self.ds.forward(cx, rec);
+        }
+    }
+}
+
+pub(crate) struct Map<K2, V2, F> {
+    pub f: Arc<F>,
+    pub ds: Downstream<K2, V2>,
+}
+impl<K, V, K2: Clone, V2: Clone, F: Fn(K, V) -> (K2, V2)> Node<K, V> for Map<K2, V2, F> {
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
+        let (k, v) = (self.f)(rec.key, rec.value);
+        self.ds.forward(
+            cx,
+            Rec {
+                key: k,
+                value: v,
+                timestamp: rec.timestamp,
+                headers: rec.headers,
+            },
+        );
+    }
+}
+
+pub(crate) struct MapValues<K, V2, F> {
+    pub f: Arc<F>,
+    pub ds: Downstream<K, V2>,
+}
+impl<K: Clone, V, V2: Clone, F: Fn(&K, V) -> V2> Node<K, V> for MapValues<K, V2, F> {
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
+        let v = (self.f)(&rec.key, rec.value);
+        self.ds.forward(
+            cx,
+            Rec {
+                key: rec.key,
+                value: v,
+                timestamp: rec.timestamp,
+                headers: rec.headers,
+            },
+        );
+    }
+}
+
+pub(crate) struct FlatMap<K2, V2, F> {
+    pub f: Arc<F>,
+    pub ds: Downstream<K2, V2>,
+}
+impl<K, V, K2: Clone, V2: Clone, I, F> Node<K, V> for FlatMap<K2, V2, F>
+where
+    F: Fn(K, V) -> I,
+    I: IntoIterator<Item = (K2, V2)>,
+{
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
+        for (k, v) in (self.f)(rec.key, rec.value) {
+            self.ds.forward(
+                cx,
+                Rec {
+                    key: k,
+                    value: v,
+                    timestamp: rec.timestamp,
+                    headers: rec.headers.clone(),
+                },
+            );
+        }
+    }
+}
+
+pub(crate) struct FlatMapValues<K, V2, F> {
+    pub f: Arc<F>,
+    pub ds: Downstream<K, V2>,
+}
+impl<K: Clone, V, V2: Clone, I, F> Node<K, V> for FlatMapValues<K, V2, F>
+where
+    F: Fn(&K, V) -> I,
+    I: IntoIterator<Item = V2>,
+{
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
+        for v in (self.f)(&rec.key, rec.value) {
+            self.ds.forward(
+                cx,
+                Rec {
+                    key: rec.key.clone(),
+                    value: v,
+                    timestamp: rec.timestamp,
+                    headers: rec.headers.clone(),
+                },
+            );
+        }
+    }
+}
+
+pub(crate) struct SelectKey<K2, V, F> {
+    pub f: Arc<F>,
+    pub ds: Downstream<K2, V>,
+}
+impl<K, V: Clone, K2: Clone, F: Fn(&K, &V) -> K2> Node<K, V> for SelectKey<K2, V, F> {
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
+        let k = (self.f)(&rec.key, &rec.value);
+        self.ds.forward(
+            cx,
+            Rec {
+                key: k,
+                value: rec.value,
+                timestamp: rec.timestamp,
+                headers: rec.headers,
+            },
+        );
+    }
+}
+
+pub(crate) struct Peek<K, V, F> {
+    pub f: Arc<F>,
+    pub ds: Downstream<K, V>,
+}
+impl<K: Clone, V: Clone, F: Fn(&K, &V)> Node<K, V> for Peek<K, V, F> {
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
+        (self.f)(&rec.key, &rec.value);
+        self.ds.forward(cx, rec);
+    }
+}
+
+/// Routes each record to the first branch whose predicate matches, else the
+/// last branch.
+pub(crate) struct Branch<K, V> {
+    preds: Arc<Vec<crate::dsl::Predicate<K, V>>>,
+    outs: Vec<Downstream<K, V>>,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> Branch<K, V> {
+    pub(crate) fn ports(
+        parent: &Port<K, V>,
+        preds: Arc<Vec<crate::dsl::Predicate<K, V>>>,
+        n: usize,
+    ) -> Vec<Port<K, V>> {
+        let graph = parent.graph.clone();
+        let (id, ports) = {
+            let mut g = glock(&graph);
+            let id = g.new_node(Some(parent.id));
+            let ids: Vec<usize> = (0..n).map(|_| g.new_node(Some(id))).collect();
+            (id, ids)
+        };
+        let ports: Vec<Port<K, V>> = ports
+            .into_iter()
+            .map(|i| Port::new(graph.clone(), i))
+            .collect();
+        let p2 = ports.clone();
+        parent.push(Arc::new(move |b: &mut Build<'_>| {
+            let p2 = p2.clone();
+            let preds = preds.clone();
+            b.memo(id, move |b| {
+                let outs = p2.iter().map(|p| p.instantiate(b)).collect();
+                let n: NodeRef<K, V> =
+                    std::rc::Rc::new(std::cell::RefCell::new(Branch { preds, outs }));
+                n
+            })
+        }));
+        ports
+    }
+}
+
+impl<K: Clone, V: Clone> Node<K, V> for Branch<K, V> {
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
+        let i = self
+            .preds
+            .iter()
+            .position(|p| p(&rec.key, &rec.value))
+            .unwrap_or(self.preds.len());
+        if let Some(out) = self.outs.get(i) {
+            out.forward(cx, rec);
+        }
+    }
+}
+
+/// Where a sink writes.
+pub(crate) enum TopicChoice<K, V> {
+    Fixed(TopicName),
+    #[allow(clippy::type_complexity)]
+    PerRecord(Arc<dyn Fn(&K, &V) -> String + Send + Sync>),
+}
+
+/// Writes records to a topic. The partition is chosen later by hashing the
+/// serialized key (`hash` overrides what is hashed).
+pub(crate) struct Sink<K, V> {
+    pub topic: Arc<TopicChoice<K, V>>,
+    pub ks: SerdeRef<K>,
+    pub vs: SerdeRef<V>,
+    #[allow(clippy::type_complexity)]
+    pub hash: Option<Arc<dyn Fn(&K) -> Option<Vec<u8>> + Send + Sync>>,
+}
+
+impl<K: 'static, V: 'static> Node<K, V> for Sink<K, V> {
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
+        let topic = match &*self.topic {
+            TopicChoice::Fixed(t) => t.resolve(&cx.app_id),
+            TopicChoice::PerRecord(f) => f(&rec.key, &rec.value),
+        };
+        let hash_key = self.hash.as_ref().and_then(|h| h(&rec.key));
+        cx.out.push(Pending {
+            topic,
+            partition: None,
+            hash_key,
+            key: self.ks.serialize(&rec.key),
+            value: self.vs.serialize(&rec.value),
+            timestamp: rec.timestamp,
+            headers: rec.headers,
+        });
+    }
+}
+
+/// Upserts into a key-value store and emits the change.
+pub(crate) struct Materialize<K, V> {
+    pub store: KvStore<K, V>,
+    pub ds: Downstream<K, Change<V>>,
+}
+
+fn fail(cx: &mut Cx, e: impl std::fmt::Display) {
+    tracing::error!(error = %e, topic = %cx.topic, offset = cx.offset, "state store failed");
+    cx.failed.get_or_insert_with(|| e.to_string());
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> Node<K, Option<V>> for Materialize<K, V> {
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, Option<V>>) {
+        let old = match self.store.get(&rec.key) {
+            Ok(o) => o,
+            Err(e) => return fail(cx, e),
+        };
+        if old.is_none() && rec.value.is_none() {
+            return;
+        }
+        self.store.put(&rec.key, rec.value.as_ref(), rec.timestamp);
+        self.ds.forward(
+            cx,
+            Rec {
+                key: rec.key,
+                value: Change::new(rec.value, old),
+                timestamp: rec.timestamp,
+                headers: rec.headers,
+            },
+        );
+    }
+}
+
+/// `(key, value, previous aggregate) -> new aggregate`.
+pub(crate) type AggFn<K, V, A> = Arc<dyn Fn(&K, V, Option<A>) -> A + Send + Sync>;
+
+/// Per-key aggregation into a key-value store.
+pub(crate) struct Aggregate<K, V, A> {
+    pub store: KvStore<K, A>,
+    pub agg: AggFn<K, V, A>,
+    pub ds: Downstream<K, Change<A>>,
+}
+
+impl<K: Clone + 'static, V, A: Clone + 'static> Node<K, V> for Aggregate<K, V, A> {
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
+        let old = match self.store.get_with_ts(&rec.key) {
+            Ok(o) => o,
+            Err(e) => return fail(cx, e),
+        };
+        let ts = old
+            .as_ref()
+            .map_or(rec.timestamp, |(_, t)| rec.timestamp.max(*t));
+        let old_v = old.map(|(v, _)| v);
+        let new = (self.agg)(&rec.key, rec.value, old_v.clone());
+        self.store.put(&rec.key, Some(&new), ts);
+        self.ds.forward(
+            cx,
+            Rec {
+                key: rec.key,
+                value: Change::new(Some(new), old_v),
+                timestamp: ts,
+                headers: rec.headers,
+            },
+        );
+    }
+}
+
+/// Per-key, per-window aggregation. Tracks the stream time it has observed
+/// (kept in the store, so it survives restarts); a record whose window has
+/// closed (window end + grace <= stream time) is dropped and counted.
+pub(crate) struct WindowAggregate<K, V, A> {
+    store: WindowStore<K, A>,
+    windows: TimeWindows,
+    retention_ms: i64,
+    emit_final: bool,
+    agg: AggFn<K, V, A>,
+    ds: Downstream<Windowed<K>, Change<A>>,
+    observed: Option<i64>,
+    expired_below: i64,
+}
+
+impl<K, V, A> WindowAggregate<K, V, A> {
+    pub(crate) fn new(
+        store: WindowStore<K, A>,
+        windows: TimeWindows,
+        retention_ms: i64,
+        emit_final: bool,
+        agg: AggFn<K, V, A>,
+        ds: Downstream<Windowed<K>, Change<A>>,
+    ) -> Self {
+        WindowAggregate {
+            store,
+            windows,
+            retention_ms,
+            emit_final,
+            agg,
+            ds,
+            observed: None,
+            expired_below: i64::MIN,
+        }
+    }
+}
+
+impl<K: Clone + 'static, V: Clone, A: Clone + 'static> WindowAggregate<K, V, A> {
+    /// Emits, once, every window that closed between two stream times.
+    fn emit_closed(&mut self, cx: &mut Cx, prev_close: i64, close: i64) {
+        let size = self.windows.size_ms;
+        let keys = lock(&self.store.store).window_keys_between(
+            prev_close.saturating_sub(size).saturating_add(1),
+            close.saturating_sub(size),
+        );
+        for kb in keys {
+            let Some((k, start)) = crate::state::window_split(&kb) else {
+                continue;
+            };
+            let Ok(key) = self.store.keys.deserialize(Some(k)) else {
+                continue;
+            };
+            match self.store.get_with_ts(&key, start) {
+                Ok(Some((v, ts))) => self.ds.forward(
+                    cx,
+                    Rec::new(
+                        Windowed::new(key, Window::new(start, start.saturating_add(size))),
+                        Change::new(Some(v), None),
+                        ts,
+                    ),
+                ),
+                Ok(None) => {}
+                Err(e) => return fail(cx, e),
+            }
+        }
+    }
+}
+
+impl<K: Clone + 'static, V: Clone, A: Clone + 'static> Node<K, V> for WindowAggregate<K, V, A> {
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
+        let prev = match self.observed {
+            Some(t) => t,
+            None => match self.store.meta() {
+                Ok(t) => t.unwrap_or(i64::MIN),
+                Err(e) => return fail(cx, e),
+            },
+        };
+        let observed = prev.max(rec.timestamp);
+        self.observed = Some(observed);
+        if observed != prev {
+            self.store.set_meta(observed);
+        }
+        let grace = self.windows.grace_ms;
+        let close = observed.saturating_sub(grace);
+        for start in self.windows.starts_for(rec.timestamp) {
+            let end = start.saturating_add(self.windows.size_ms);
+            if end <= close {
+                cx.metrics.late_dropped += 1;
+                tracing::debug!(
+                    window_start = start,
+                    window_end = end,
+                    stream_time = observed,
+                    timestamp = rec.timestamp,
+                    "dropping record for a closed window"
+                );
+                continue;
+            }
+            let old = match self.store.get_with_ts(&rec.key, start) {
+                Ok(o) => o,
+                Err(e) => return fail(cx, e),
+            };
+            let ts = old
+                .as_ref()
+                .map_or(rec.timestamp, |(_, t)| rec.timestamp.max(*t));
+            let old_v = old.map(|(v, _)| v);
+            let new = (self.agg)(&rec.key, rec.value.clone(), old_v.clone());
+            self.store.put(&rec.key, start, Some(&new), ts);
+            if !self.emit_final {
+                self.ds.forward(
+                    cx,
+                    Rec {
+                        key: Windowed::new(rec.key.clone(), Window::new(start, end)),
+                        value: Change::new(Some(new), old_v),
+                        timestamp: ts,
+                        headers: rec.headers.clone(),
+                    },
+                );
+            }
+        }
+        if self.emit_final && observed != prev {
+            self.emit_closed(cx, prev.saturating_sub(grace), close);
+        }
+        let horizon = observed.saturating_sub(self.retention_ms);
+        if horizon
+            > self
+                .expired_below
+                .saturating_add(self.windows.size_ms.max(1))
+        {
+            lock(&self.store.store).expire_windows(horizon);
+            self.expired_below = horizon;
+        }
+    }
+}
+
+/// Keeps table rows matching a predicate; a row leaving the filter is
+/// emitted as a deletion.
+pub(crate) struct TableFilter<K, V, P: ?Sized> {
+    pub pred: Arc<P>,
+    pub ds: Downstream<K, Change<V>>,
+}
+impl<K: Clone, V: Clone, P: Fn(&K, &V) -> bool + ?Sized> Node<K, Change<V>>
+    for TableFilter<K, V, P>
+{
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, Change<V>>) {
+        let new = rec.value.new.filter(|v| (self.pred)(&rec.key, v));
+        let old = rec.value.old.filter(|v| (self.pred)(&rec.key, v));
+        if new.is_none() && old.is_none() {
+            return;
+        }
+        self.ds.forward(
+            cx,
+            Rec {
+                key: rec.key,
+                value: Change::new(new, old),
+                timestamp: rec.timestamp,
+                headers: rec.headers,
+            },
+        );
+    }
+}
+
+pub(crate) struct TableMapValues<K, V2, F> {
+    pub f: Arc<F>,
+    pub ds: Downstream<K, Change<V2>>,
+}
+impl<K: Clone, V, V2: Clone, F: Fn(&K, &V) -> V2> Node<K, Change<V>> for TableMapValues<K, V2, F> {
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, Change<V>>) {
+        let new = rec.value.new.as_ref().map(|v| (self.f)(&rec.key, v));
+        let old = rec.value.old.as_ref().map(|v| (self.f)(&rec.key, v));
+        self.ds.forward(
+            cx,
+            Rec {
+                key: rec.key,
+                value: Change::new(new, old),
+                timestamp: rec.timestamp,
+                headers: rec.headers,
+            },
+        );
+    }
+}
+
+pub(crate) struct ToStream<K, V> {
+    pub ds: Downstream<K, Option<V>>,
+}
+impl<K: Clone, V: Clone> Node<K, Change<V>> for ToStream<K, V> {
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, Change<V>>) {
+        self.ds.forward(
+            cx,
+            Rec {
+                key: rec.key,
+                value: rec.value.new,
+                timestamp: rec.timestamp,
+                headers: rec.headers,
+            },
+        );
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JoinKind {
+    Inner,
+    Left,
+    Outer,
+}
+
+/// Stream-table join: looks each record's key up in the table.
+pub(crate) struct StreamTableJoin<K, V, T, VR, J> {
+    pub get: GetFn<K, T>,
+    pub joiner: Arc<J>,
+    pub ds: Downstream<K, VR>,
+    pub _v: std::marker::PhantomData<fn(V)>,
+}
+
+impl<K: Clone, V, T, VR: Clone, J: Fn(&V, Option<&T>) -> Option<VR>> Node<K, V>
+    for StreamTableJoin<K, V, T, VR, J>
+{
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
+        let t = (self.get)(&rec.key);
+        if let Some(out) = (self.joiner)(&rec.value, t.as_ref().map(|(v, _)| v)) {
+            self.ds.forward(
+                cx,
+                Rec {
+                    key: rec.key,
+                    value: out,
+                    timestamp: rec.timestamp,
+                    headers: rec.headers,
+                },
+            );
+        }
+    }
+}
+
+/// One side of a table-table join: an update of this side is joined with
+/// the other side's current row.
+/// Joins an optional row of one side with an optional row of the other.
+pub(crate) type JoinFn<A, B, R> = Arc<dyn Fn(Option<&A>, Option<&B>) -> Option<R>>;
+
+pub(crate) struct TableJoinSide<K, V, O, VR> {
+    pub other: GetFn<K, O>,
+    pub joiner: JoinFn<V, O, VR>,
+    pub ds: Downstream<K, Change<VR>>,
+}
+
+impl<K: Clone, V, O, VR: Clone> Node<K, Change<V>> for TableJoinSide<K, V, O, VR> {
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, Change<V>>) {
+        let other = (self.other)(&rec.key);
+        let o = other.as_ref().map(|(v, _)| v);
+        let new = (self.joiner)(rec.value.new.as_ref(), o);
+        let old = (self.joiner)(rec.value.old.as_ref(), o);
+        if new.is_none() && old.is_none() {
+            return;
+        }
+        let ts = other
+            .as_ref()
+            .map_or(rec.timestamp, |(_, t)| rec.timestamp.max(*t));
+        self.ds.forward(
+            cx,
+            Rec {
+                key: rec.key,
+                value: Change::new(new, old),
+                timestamp: ts,
+                headers: rec.headers,
+            },
+        );
+    }
+}

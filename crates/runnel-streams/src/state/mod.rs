@@ -1,0 +1,326 @@
+//! State stores: ordered byte maps with a write cache in front and a
+//! changelog behind.
+//!
+//! Layers, bottom up:
+//! * [`KvBytes`]: the storage itself, in memory ([`MemKv`]) or on disk.
+//! * [`StateStore`]: one task's store: storage plus the writes made since the
+//!   last commit (`dirty`). Reads see dirty writes first. At commit the dirty
+//!   entries become changelog records; only after the commit succeeded are
+//!   they applied to storage, together with the changelog offset they reach.
+//!   Storage therefore only ever holds committed state, which is what lets
+//!   exactly-once restart without wiping local state.
+//! * Typed views ([`KvStore`], [`WindowStore`]) used by operators and
+//!   interactive queries.
+
+#[doc(hidden)]
+pub mod bench_support;
+pub(crate) mod kv;
+mod window;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use kv::KvStore;
+pub(crate) use window::split as window_split;
+pub use window::WindowStore;
+pub(crate) use window::{from_ord_bytes, ord_bytes, window_key as window_key_bytes, META_KEY};
+
+use crate::backend::TopicPartition;
+
+/// Key-value pairs in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store {store}: {message}")]
+    Storage { store: String, message: String },
+}
+
+/// Ordered byte storage under one store of one task.
+pub trait KvBytes: Send {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Entries with keys in the range, in key order.
+    fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Entries, StoreError>;
+    /// Applies writes (`None` deletes) atomically together with the
+    /// changelog offset they reach.
+    fn apply(
+        &mut self,
+        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        checkpoint: Option<i64>,
+    ) -> Result<(), StoreError>;
+    /// The changelog offset storage reflects (`None`: restore from the start).
+    fn checkpoint(&self) -> Option<i64>;
+    /// Drops everything (a restore from scratch follows).
+    fn clear(&mut self) -> Result<(), StoreError>;
+    /// Number of entries (approximate for disk storage).
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// In-memory storage: a B-tree. Restored from the changelog on every start.
+#[derive(Default)]
+pub struct MemKv {
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl KvBytes for MemKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.map.get(key).cloned())
+    }
+    fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Entries, StoreError> {
+        if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
+            (from, to)
+        {
+            if a > b {
+                return Ok(Vec::new());
+            }
+        }
+        Ok(self
+            .map
+            .range::<[u8], _>((from, to))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+    fn apply(
+        &mut self,
+        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        _checkpoint: Option<i64>,
+    ) -> Result<(), StoreError> {
+        for (k, v) in writes {
+            match v {
+                Some(v) => {
+                    self.map.insert(k.clone(), v.clone());
+                }
+                None => {
+                    self.map.remove(k);
+                }
+            }
+        }
+        Ok(())
+    }
+    fn checkpoint(&self) -> Option<i64> {
+        None
+    }
+    fn clear(&mut self) -> Result<(), StoreError> {
+        self.map.clear();
+        Ok(())
+    }
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// What kind of store a definition asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    KeyValue,
+    /// Windows kept for `retention_ms` of stream time after their start.
+    Window {
+        retention_ms: i64,
+    },
+}
+
+/// One task's store: storage, uncommitted writes, changelog partition.
+pub struct StateStore {
+    pub(crate) name: String,
+    pub(crate) kind: StoreKind,
+    base: Box<dyn KvBytes>,
+    dirty: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    pub(crate) changelog: Option<TopicPartition>,
+    /// Window stores: (window start, key) of every entry, for expiry.
+    times: BTreeSet<(i64, Vec<u8>)>,
+}
+
+/// A store shared between a task and interactive queries.
+pub type SharedStore = Arc<Mutex<StateStore>>;
+
+pub(crate) fn lock(s: &SharedStore) -> MutexGuard<'_, StateStore> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl StateStore {
+    pub fn new(
+        name: String,
+        kind: StoreKind,
+        base: Box<dyn KvBytes>,
+        changelog: Option<TopicPartition>,
+    ) -> Self {
+        StateStore {
+            name,
+            kind,
+            base,
+            dirty: BTreeMap::new(),
+            changelog,
+            times: BTreeSet::new(),
+        }
+    }
+
+    fn err(&self, e: StoreError) -> StoreError {
+        e
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value of `key`, uncommitted writes included.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.dirty.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.get(key).map_err(|e| self.err(e)),
+        }
+    }
+
+    /// Writes (`None` deletes) `key`.
+    pub fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        if let StoreKind::Window { .. } = self.kind {
+            if let Some(start) = window::start_of(&key) {
+                if value.is_some() {
+                    self.times.insert((start, key.clone()));
+                } else {
+                    self.times.remove(&(start, key.clone()));
+                }
+            }
+        }
+        self.dirty.insert(key, value);
+    }
+
+    /// Entries in `[from, to]` (bounds as given), uncommitted writes merged.
+    pub fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Entries, StoreError> {
+        let base = self.base.range(from, to)?;
+        if self.dirty.is_empty() {
+            return Ok(base);
+        }
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            base.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        let ok = match (from, to) {
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
+                a <= b
+            }
+            _ => true,
+        };
+        if ok {
+            for (k, v) in self.dirty.range::<[u8], _>((from, to)) {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
+    }
+
+    /// Number of uncommitted writes.
+    pub fn dirty_len(&self) -> usize {
+        self.dirty.len()
+    }
+
+    /// The uncommitted writes, for the changelog.
+    pub(crate) fn dirty(&self) -> impl Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)> {
+        self.dirty.iter()
+    }
+
+    /// After a successful commit: moves the writes into storage.
+    pub(crate) fn committed(&mut self, checkpoint: Option<i64>) -> Result<(), StoreError> {
+        if self.dirty.is_empty() && checkpoint.is_none() {
+            return Ok(());
+        }
+        let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            std::mem::take(&mut self.dirty).into_iter().collect();
+        self.base.apply(&writes, checkpoint)
+    }
+
+    /// After an abort: forgets the uncommitted writes.
+    pub(crate) fn rollback(&mut self) -> Result<(), StoreError> {
+        if let StoreKind::Window { .. } = self.kind {
+            for (k, _) in std::mem::take(&mut self.dirty) {
+                if let Some(start) = window::start_of(&k) {
+                    self.times.remove(&(start, k.clone()));
+                    if self.base.get(&k)?.is_some() {
+                        self.times.insert((start, k));
+                    }
+                }
+            }
+        }
+        self.dirty.clear();
+        Ok(())
+    }
+
+    /// Applies restored changelog records straight to storage.
+    pub(crate) fn restore(
+        &mut self,
+        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        checkpoint: Option<i64>,
+    ) -> Result<(), StoreError> {
+        if let StoreKind::Window { .. } = self.kind {
+            for (k, v) in writes {
+                if let Some(start) = window::start_of(k) {
+                    if v.is_some() {
+                        self.times.insert((start, k.clone()));
+                    } else {
+                        self.times.remove(&(start, k.clone()));
+                    }
+                }
+            }
+        }
+        self.base.apply(writes, checkpoint)
+    }
+
+    pub(crate) fn base_checkpoint(&self) -> Option<i64> {
+        self.base.checkpoint()
+    }
+
+    pub(crate) fn clear(&mut self) -> Result<(), StoreError> {
+        self.dirty.clear();
+        self.times.clear();
+        self.base.clear()
+    }
+
+    /// Window stores: deletes windows that started before `before`.
+    pub(crate) fn expire_windows(&mut self, before: i64) {
+        let doomed: Vec<(i64, Vec<u8>)> =
+            self.times.range(..(before, Vec::new())).cloned().collect();
+        for (start, k) in doomed {
+            self.times.remove(&(start, k.clone()));
+            self.dirty.insert(k, None);
+        }
+    }
+
+    /// Approximate number of entries.
+    pub fn approximate_len(&self) -> usize {
+        self.base.len() + self.dirty.values().filter(|v| v.is_some()).count()
+    }
+}
+
+impl StateStore {
+    /// Window stores: keys of windows starting in `[lo, hi]`, ordered by
+    /// start then key.
+    pub(crate) fn window_keys_between(&self, lo: i64, hi: i64) -> Vec<Vec<u8>> {
+        if lo > hi {
+            return Vec::new();
+        }
+        self.times
+            .range((lo, Vec::new())..)
+            .take_while(|(s, _)| *s <= hi)
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+
+    /// Rebuilds the window time index from storage (after open).
+    pub(crate) fn index_windows(&mut self) -> Result<(), StoreError> {
+        if let StoreKind::Window { .. } = self.kind {
+            self.times.clear();
+            for (k, _) in self.base.range(Bound::Unbounded, Bound::Unbounded)? {
+                if let Some(start) = window::start_of(&k) {
+                    self.times.insert((start, k));
+                }
+            }
+        }
+        Ok(())
+    }
+}
