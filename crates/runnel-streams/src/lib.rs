@@ -32,6 +32,8 @@ pub use dsl::{
     Data, KGroupedStream, KStream, KTable, Predicate, StreamsBuilder, TimeWindowedKStream,
 };
 pub use join::JoinWindows;
+#[cfg(feature = "kafka")]
+pub use kafka::{KafkaBackend, KafkaBackendConfig};
 pub use record::{Change, Rec, Window, Windowed};
 pub use session::{SessionWindowedKStream, SessionWindows};
 pub use topology::{Cx, InMemoryStores, Node, StoreSupplier, TaskMetrics, TopologyError};
