@@ -4,9 +4,25 @@
 
 mod harness;
 
+/// Runs each case once per backend: in-process and over the Kafka protocol.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[test]
+            fn local() {
+                super::$name(super::Env::with(super::Via::Local))
+            }
+            #[test]
+            fn kafka() {
+                super::$name(super::Env::with(super::Via::Kafka))
+            }
+        })*
+    };
+}
+
 use std::time::Duration;
 
-use harness::{Env, Out};
+use harness::{Env, Out, Via};
 use runnel_streams::serdes::{I64Serde, OptionSerde, StringSerde, WindowedSerde};
 use runnel_streams::{Guarantee, StreamsBuilder, TimeWindows};
 
@@ -14,9 +30,7 @@ fn s(v: &str) -> Option<String> {
     Some(v.to_string())
 }
 
-#[test]
-fn stateless_operators_keep_timestamps_and_order() {
-    let env = Env::new();
+fn stateless_operators_keep_timestamps_and_order(env: Env) {
     env.topic("words", 1);
     env.topic("out-long", 1);
     env.topic("out-short", 1);
@@ -72,9 +86,7 @@ fn stateless_operators_keep_timestamps_and_order() {
     );
 }
 
-#[test]
-fn count_and_reduce_per_key_emit_every_update() {
-    let env = Env::new();
+fn count_and_reduce_per_key_emit_every_update(env: Env) {
     env.topic("in", 1);
     env.topic("counts", 1);
     env.topic("longest", 1);
@@ -130,9 +142,7 @@ fn count_and_reduce_per_key_emit_every_update() {
     );
 }
 
-#[test]
-fn group_by_new_key_repartitions_through_an_internal_topic() {
-    let env = Env::new();
+fn group_by_new_key_repartitions_through_an_internal_topic(env: Env) {
     env.topic("clicks", 2);
     env.topic("per-page", 1);
     env.produce_keyed("clicks", 0, &[("u1", "home", 1), ("u2", "cart", 2)]);
@@ -169,9 +179,7 @@ fn group_by_new_key_repartitions_through_an_internal_topic() {
     );
 }
 
-#[test]
-fn tumbling_windows_with_grace_drop_late_records() {
-    let env = Env::new();
+fn tumbling_windows_with_grace_drop_late_records(env: Env) {
     env.topic("ev", 1);
     env.topic("wc", 1);
     // Windows of 10 ms, grace 5 ms. Stream time reaches 26: the window
@@ -221,9 +229,7 @@ fn tumbling_windows_with_grace_drop_late_records() {
     );
 }
 
-#[test]
-fn hopping_windows_count_each_overlapping_window() {
-    let env = Env::new();
+fn hopping_windows_count_each_overlapping_window(env: Env) {
     env.topic("ev", 1);
     env.topic("hc", 1);
     env.produce_str("ev", &[("k", "", 7), ("k", "", 12)]);
@@ -254,9 +260,7 @@ fn hopping_windows_count_each_overlapping_window() {
     );
 }
 
-#[test]
-fn emit_final_emits_each_window_once_when_it_closes() {
-    let env = Env::new();
+fn emit_final_emits_each_window_once_when_it_closes(env: Env) {
     env.topic("ev", 1);
     env.topic("final", 1);
     env.produce_str(
@@ -297,9 +301,7 @@ fn emit_final_emits_each_window_once_when_it_closes() {
     );
 }
 
-#[test]
-fn table_table_joins_inner_left_outer() {
-    let env = Env::new();
+fn table_table_joins_inner_left_outer(env: Env) {
     for t in ["left", "right", "inner", "leftj", "outer"] {
         env.topic(t, 1);
     }
@@ -356,9 +358,7 @@ fn table_table_joins_inner_left_outer() {
     );
 }
 
-#[test]
-fn stream_table_joins_look_up_the_current_row() {
-    let env = Env::new();
+fn stream_table_joins_look_up_the_current_row(env: Env) {
     for t in ["orders", "customers", "enriched", "enriched-left"] {
         env.topic(t, 1);
     }
@@ -403,9 +403,7 @@ fn stream_table_joins_look_up_the_current_row() {
     );
 }
 
-#[test]
-fn state_is_restored_from_the_changelog_after_restart() {
-    let env = Env::new();
+fn state_is_restored_from_the_changelog_after_restart(env: Env) {
     env.topic("in", 2);
     env.topic("counts", 1);
     let topology = || {
@@ -437,9 +435,7 @@ fn state_is_restored_from_the_changelog_after_restart() {
     );
 }
 
-#[test]
-fn exactly_once_hides_uncommitted_output_and_resumes_without_duplicates() {
-    let env = Env::new();
+fn exactly_once_hides_uncommitted_output_and_resumes_without_duplicates(env: Env) {
     env.topic("in", 1);
     env.topic("counts", 1);
     let topology = || {
@@ -480,9 +476,7 @@ fn exactly_once_hides_uncommitted_output_and_resumes_without_duplicates() {
     );
 }
 
-#[test]
-fn missing_source_topic_and_missing_serde_are_clear_errors() {
-    let env = Env::new();
+fn missing_source_topic_and_missing_serde_are_clear_errors(env: Env) {
     let b = StreamsBuilder::new();
     b.stream("nope", StringSerde, StringSerde)
         .to_with("x", StringSerde, StringSerde);
@@ -499,11 +493,9 @@ fn missing_source_topic_and_missing_serde_are_clear_errors() {
     assert!(err.contains("needs serdes"), "{err}");
 }
 
-#[test]
-fn the_talks_unstable_apps_pipeline_matches_an_independent_computation() {
+fn the_talks_unstable_apps_pipeline_matches_an_independent_computation(env: Env) {
     use runnel_streams::talk;
     use std::collections::BTreeMap;
-    let env = Env::new();
     for t in [talk::APPS_OPENED, talk::APP_CRASHES] {
         env.topic(t, 3);
     }
@@ -592,10 +584,8 @@ fn the_talks_unstable_apps_pipeline_matches_an_independent_computation() {
     assert_eq!(got_unstable, want_unstable);
 }
 
-#[test]
-fn stream_stream_joins_within_a_window() {
+fn stream_stream_joins_within_a_window(env: Env) {
     use runnel_streams::JoinWindows;
-    let env = Env::new();
     for t in ["l", "r", "inner", "left", "outer"] {
         env.topic(t, 1);
     }
@@ -669,10 +659,8 @@ fn stream_stream_joins_within_a_window() {
     );
 }
 
-#[test]
-fn session_windows_merge_and_emit_deletions_for_replaced_sessions() {
+fn session_windows_merge_and_emit_deletions_for_replaced_sessions(env: Env) {
     use runnel_streams::SessionWindows;
-    let env = Env::new();
     env.topic("clicks", 1);
     env.topic("sessions", 1);
     env.produce_str(
@@ -735,3 +723,20 @@ fn session_windows_merge_and_emit_deletions_for_replaced_sessions() {
         "the record at 2 would extend a closed session"
     );
 }
+
+on_both_backends!(
+    the_talks_unstable_apps_pipeline_matches_an_independent_computation,
+    stream_stream_joins_within_a_window,
+    session_windows_merge_and_emit_deletions_for_replaced_sessions,
+    stateless_operators_keep_timestamps_and_order,
+    count_and_reduce_per_key_emit_every_update,
+    group_by_new_key_repartitions_through_an_internal_topic,
+    tumbling_windows_with_grace_drop_late_records,
+    hopping_windows_count_each_overlapping_window,
+    emit_final_emits_each_window_once_when_it_closes,
+    table_table_joins_inner_left_outer,
+    stream_table_joins_look_up_the_current_row,
+    state_is_restored_from_the_changelog_after_restart,
+    exactly_once_hides_uncommitted_output_and_resumes_without_duplicates,
+    missing_source_topic_and_missing_serde_are_clear_errors,
+);

@@ -153,6 +153,10 @@ pub struct StreamsConfig {
     pub max_uncommitted_writes: usize,
     /// Storage for state stores.
     pub stores: Arc<dyn StoreSupplier>,
+    /// A task reading several partitions waits for one that is empty but
+    /// not known to be caught up (so it processes in timestamp order), at
+    /// most this long before going on without it.
+    pub max_task_idle: Duration,
 }
 
 impl StreamsConfig {
@@ -164,6 +168,7 @@ impl StreamsConfig {
             poll_timeout: Duration::from_millis(100),
             max_uncommitted_writes: 100_000,
             stores: Arc::new(InMemoryStores),
+            max_task_idle: Duration::from_millis(500),
         }
     }
     /// Exactly-once, committing every 100 ms.
@@ -206,6 +211,9 @@ struct Task {
     position: BTreeMap<String, i64>,
     /// Next offset to read per source topic, as last committed.
     committed: BTreeMap<String, i64>,
+    /// Since when the task waits for a partition with unknown or positive
+    /// lag.
+    idle_since: Option<Instant>,
     cx: Cx,
 }
 
@@ -350,6 +358,24 @@ impl Streams {
         })
     }
 
+    /// Whether this instance has caught up: it runs tasks, nothing is
+    /// queued, and every input partition is known to be at its end.
+    pub fn is_idle(&mut self) -> bool {
+        if self.tasks.is_empty() {
+            return false;
+        }
+        let mut tps = Vec::new();
+        for (id, t) in &self.tasks {
+            if t.queues.values().any(|q| !q.is_empty()) {
+                return false;
+            }
+            for topic in t.roots.keys() {
+                tps.push(TopicPartition::new(topic.clone(), id.partition));
+            }
+        }
+        tps.iter().all(|tp| self.backend.lag(tp) == Some(0))
+    }
+
     /// The tasks this instance runs now.
     pub fn tasks(&self) -> Vec<TaskId> {
         self.tasks.keys().copied().collect()
@@ -416,6 +442,9 @@ impl Streams {
         let mut n = 0usize;
         let wall = now_ms();
         let backend = &mut self.backend;
+        let max_idle = self.config.max_task_idle;
+        // Lags change only when the backend polls: ask once per round.
+        let mut lags: HashMap<TopicPartition, Option<i64>> = HashMap::new();
         for (id, task) in self.tasks.iter_mut() {
             task.cx.wall_ms = wall;
             let several = task.roots.len() > 1;
@@ -434,14 +463,24 @@ impl Streams {
                 }
                 if several {
                     for topic in task.roots.keys() {
-                        if task.queues.get(topic).is_none_or(VecDeque::is_empty)
-                            && backend
-                                .lag(&TopicPartition::new(topic.clone(), id.partition))
-                                .is_some_and(|l| l > 0)
-                        {
-                            wait = true;
+                        if task.queues.get(topic).is_none_or(VecDeque::is_empty) {
+                            let tp = TopicPartition::new(topic.clone(), id.partition);
+                            let lag = *lags.entry(tp).or_insert_with_key(|tp| backend.lag(tp));
+                            if lag != Some(0) {
+                                wait = true;
+                            }
                         }
                     }
+                }
+                // Waiting is bounded: after max_task_idle the task goes on
+                // with what it has (Kafka's enforced processing).
+                if wait {
+                    let since = *task.idle_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= max_idle {
+                        wait = false;
+                    }
+                } else {
+                    task.idle_since = None;
                 }
                 let Some((_, topic)) = best else { break };
                 if wait {
@@ -817,6 +856,7 @@ impl Streams {
                 stores,
                 position: committed_map.clone(),
                 committed: committed_map,
+                idle_since: None,
                 cx: Cx::new(self.app_id.clone(), id.partition),
             },
         );

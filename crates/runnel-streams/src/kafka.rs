@@ -509,6 +509,23 @@ impl KafkaBackend {
 }
 
 impl Backend for KafkaBackend {
+    /// From the consumer's position and the high watermark librdkafka
+    /// cached from its last fetch response (under read_committed it is the
+    /// last stable offset); `None` until both are known.
+    fn lag(&mut self, tp: &TopicPartition) -> Option<i64> {
+        let (low, high) = cached_watermarks(&self.consumer, tp)?;
+        if high < 0 {
+            return None;
+        }
+        let positions = self.consumer.position().ok()?;
+        match positions.find_partition(&tp.topic, tp.partition)?.offset() {
+            Offset::Offset(o) => Some((high - o).max(0)),
+            // Nothing consumed yet: only an empty partition is known to be
+            // caught up.
+            _ => (high == low.max(0)).then_some(0),
+        }
+    }
+
     fn partition_count(&mut self, topic: &str) -> Result<Option<i32>, BackendError> {
         check_topic(topic)?;
         let metadata = self
@@ -1071,6 +1088,31 @@ fn to_record(msg: &BorrowedMessage<'_>) -> ConsumedRecord {
         value: msg.payload().map(<[u8]>::to_vec),
         headers: message_headers(msg),
     }
+}
+
+/// The (low, high) watermarks librdkafka cached for a partition from its
+/// last fetch response (no request; the rdkafka crate does not wrap this
+/// call). `-1` where unknown.
+fn cached_watermarks<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    tp: &TopicPartition,
+) -> Option<(i64, i64)> {
+    use rdkafka::bindings as rd;
+    let topic = std::ffi::CString::new(tp.topic.as_str()).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is live for the borrow of `consumer`; the
+    // topic is a NUL-terminated string alive across the call; the two out
+    // pointers are valid i64s on this stack frame.
+    let err = unsafe {
+        rd::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            tp.partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR).then_some((low, high))
 }
 
 fn message_headers(msg: &BorrowedMessage<'_>) -> Headers {

@@ -11,7 +11,10 @@ use runnel_embed::LocalBackend;
 use runnel_log::batch::build::{build_batch_with, TestRecord};
 use runnel_log::batch::BatchIter;
 use runnel_log::codec;
-use runnel_streams::{Guarantee, Streams, StreamsConfig, StreamsError, StreamsMetrics, Topology};
+use runnel_streams::{
+    Backend, Guarantee, KafkaBackend, KafkaBackendConfig, Streams, StreamsConfig, StreamsError,
+    StreamsMetrics, Topology,
+};
 
 /// (key, value, timestamp) as stored.
 pub type RawRec = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
@@ -29,27 +32,85 @@ impl Out {
     }
 }
 
-pub struct Env {
-    _dir: tempfile::TempDir,
-    pub broker: Arc<Broker>,
-    pub local: Local,
+/// Which backend the engine runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// In-process calls into the broker.
+    Local,
+    /// librdkafka over TCP to the same broker.
+    Kafka,
 }
 
-impl Default for Env {
-    fn default() -> Self {
-        Self::new()
+pub struct Env {
+    pub via: Via,
+    pub broker: Arc<Broker>,
+    pub local: Local,
+    bootstrap: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(h) = self.server.take() {
+            let _ = h.join();
+        }
     }
 }
 
 impl Env {
+    /// A broker driven in-process only.
     pub fn new() -> Env {
+        Env::with(Via::Local)
+    }
+
+    pub fn with(via: Via) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let broker = Broker::open(dir.path(), BrokerConfig::default()).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut config = BrokerConfig {
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: i32::from(port),
+            ..BrokerConfig::default()
+        };
+        config.group.initial_rebalance_delay = Duration::ZERO;
+        let broker = Broker::open(dir.path(), config).unwrap();
         let local = broker.local();
+        let (stop, server) = if via == Via::Kafka {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let b = broker.clone();
+            let h = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    listener.set_nonblocking(true).unwrap();
+                    let l = tokio::net::TcpListener::from_std(listener).unwrap();
+                    runnel_broker::serve(b, l, async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .unwrap();
+                });
+            });
+            (Some(tx), Some(h))
+        } else {
+            (None, None)
+        };
         Env {
-            _dir: dir,
+            via,
             broker,
             local,
+            bootstrap: format!("127.0.0.1:{port}"),
+            stop,
+            server,
+            _dir: dir,
         }
     }
 
@@ -212,20 +273,37 @@ impl Env {
         app: &str,
         g: Guarantee,
     ) -> Result<Streams, StreamsError> {
-        let backend = LocalBackend::new(self.local.clone(), app, g)?;
+        let backend: Box<dyn Backend> = match self.via {
+            Via::Local => Box::new(LocalBackend::new(self.local.clone(), app, g)?),
+            Via::Kafka => Box::new(KafkaBackend::new(
+                KafkaBackendConfig::new(self.bootstrap.clone(), app)
+                    .with_guarantee(g)
+                    .with_property("fetch.wait.max.ms", "10")
+                    .with_property("session.timeout.ms", "6000")
+                    .with_property("heartbeat.interval.ms", "500"),
+            )?),
+        };
         let mut cfg = StreamsConfig::new(app);
         if g == Guarantee::ExactlyOnce {
             cfg = cfg.exactly_once();
         }
         cfg.commit_interval = Duration::from_secs(3600);
         cfg.poll_timeout = Duration::from_millis(5);
-        Streams::new(topology, cfg, Box::new(backend))
+        Streams::new(topology, cfg, backend)
     }
 
+    /// Polls until the instance has been caught up for several rounds in
+    /// a row (repartitioned records come back through the log).
     fn drain(&self, app: &mut Streams) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let mut idle = 0;
-        while idle < 3 {
-            if app.poll_once().unwrap() == 0 {
+        while idle < 4 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "input not consumed within 60 s"
+            );
+            let n = app.poll_once().unwrap();
+            if n == 0 && app.is_idle() {
                 idle += 1;
             } else {
                 idle = 0;
