@@ -4,6 +4,7 @@ mod admin;
 mod client;
 mod config;
 mod consume;
+mod demo;
 mod group;
 mod produce;
 mod serve;
@@ -31,6 +32,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Consume records and print them (kcat -C style).
     Consume(consume::ConsumeArgs),
+    /// The talk's example applications, runnable against any broker.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> Result<()> {
@@ -39,6 +42,7 @@ fn main() -> Result<()> {
     // them (e.g. a "global error" per partition end) would only repeat them.
     let default_filter = match cli.command {
         Command::Serve(_) => "info",
+        Command::Demo(_) => "info,librdkafka=warn,rdkafka::client=warn",
         _ => "warn,librdkafka=off,rdkafka::client=off",
     };
     init_tracing(default_filter);
@@ -52,6 +56,7 @@ fn main() -> Result<()> {
             Command::Group(args) => group::run(args).await,
             Command::Produce(args) => produce::run(args).await,
             Command::Consume(args) => consume::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
         }
     })
 }
