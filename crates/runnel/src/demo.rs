@@ -50,6 +50,31 @@ struct Common {
     properties: Vec<String>,
 }
 
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Application id (consumer group and internal topic prefix).
+    #[arg(long, default_value = "unstable-apps")]
+    application_id: String,
+    /// Distinguishes instances of the application (and their
+    /// transactional ids); keep it stable across restarts.
+    #[arg(long, default_value = "0")]
+    instance_id: String,
+    /// Commit results, state and input offsets in transactions.
+    #[arg(long)]
+    exactly_once: bool,
+    /// Crashes per open above which an app is unstable.
+    #[arg(long, default_value_t = 0.1)]
+    threshold: f64,
+    /// Grace period for late events, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    grace_secs: u64,
+    /// Commit interval in ms [default: 100 with --exactly-once, else 1000].
+    #[arg(long)]
+    commit_ms: Option<u64>,
+}
+
 #[derive(Subcommand, Debug)]
 enum UnstableApps {
     /// Create the topics and write generated events.
@@ -73,29 +98,7 @@ enum UnstableApps {
         start_ms: Option<i64>,
     },
     /// Run the stream-processing application until interrupted.
-    Run {
-        #[command(flatten)]
-        common: Common,
-        /// Application id (consumer group and internal topic prefix).
-        #[arg(long, default_value = "unstable-apps")]
-        application_id: String,
-        /// Distinguishes instances of the application (and their
-        /// transactional ids); keep it stable across restarts.
-        #[arg(long, default_value = "0")]
-        instance_id: String,
-        /// Commit results, state and input offsets in transactions.
-        #[arg(long)]
-        exactly_once: bool,
-        /// Crashes per open above which an app is unstable.
-        #[arg(long, default_value_t = 0.1)]
-        threshold: f64,
-        /// Grace period for late events, in seconds.
-        #[arg(long, default_value_t = 3600)]
-        grace_secs: u64,
-        /// Commit interval in ms [default: 100 with --exactly-once, else 1000].
-        #[arg(long)]
-        commit_ms: Option<u64>,
-    },
+    Run(RunArgs),
     /// Print the output tables (latest row per app and day).
     Show {
         #[command(flatten)]
@@ -134,24 +137,7 @@ fn run_blocking(args: DemoArgs, stop: &AtomicBool) -> Result<()> {
             partitions,
             start_ms,
         }) => generate(&common, events, days, seed, partitions, start_ms),
-        Demo::UnstableApps(UnstableApps::Run {
-            common,
-            application_id,
-            instance_id,
-            exactly_once,
-            threshold,
-            grace_secs,
-            commit_ms,
-        }) => run_app(
-            &common,
-            &application_id,
-            &instance_id,
-            exactly_once,
-            threshold,
-            grace_secs,
-            commit_ms,
-            stop,
-        ),
+        Demo::UnstableApps(UnstableApps::Run(r)) => run_app(&r, stop),
         Demo::UnstableApps(UnstableApps::Show { common }) => show(&common),
     }
 }
@@ -227,16 +213,10 @@ fn generate(
     Ok(())
 }
 
-fn run_app(
-    common: &Common,
-    app: &str,
-    instance: &str,
-    exactly_once: bool,
-    threshold: f64,
-    grace_secs: u64,
-    commit_ms: Option<u64>,
-    stop: &AtomicBool,
-) -> Result<()> {
+fn run_app(r: &RunArgs, stop: &AtomicBool) -> Result<()> {
+    let (common, app, instance) = (&r.common, r.application_id.as_str(), r.instance_id.as_str());
+    let (exactly_once, threshold, grace_secs, commit_ms) =
+        (r.exactly_once, r.threshold, r.grace_secs, r.commit_ms);
     let g = if exactly_once {
         Guarantee::ExactlyOnce
     } else {
@@ -276,9 +256,12 @@ fn run_app(
     Ok(())
 }
 
+/// Latest row per (day, app).
+type Rows = BTreeMap<(i64, String), serde_json::Value>;
+
 fn show(common: &Common) -> Result<()> {
     let mut b = backend(common, "runnel-demo-show", "0", Guarantee::AtLeastOnce)?;
-    let mut tables: Vec<(&str, BTreeMap<(i64, String), serde_json::Value>)> = Vec::new();
+    let mut tables: Vec<(&str, Rows)> = Vec::new();
     for t in [
         talk::OPENED_PER_DAY,
         talk::CRASHED_PER_DAY,
