@@ -55,6 +55,22 @@ pub struct LocalBackend {
     stable: HashMap<TopicPartition, i64>,
 }
 
+/// A record to send as a batch builder record (its timestamp, absolute,
+/// in `timestamp_delta`), and its topic.
+fn to_batch_record(r: ProducedRecord) -> (String, TestRecord) {
+    let rec = TestRecord {
+        timestamp_delta: r.timestamp,
+        key: r.key,
+        value: r.value,
+        headers: r
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k.into_bytes(), v))
+            .collect(),
+    };
+    (r.topic, rec)
+}
+
 fn err(e: LocalError) -> BackendError {
     match e {
         LocalError::Txn(runnel_broker::txn::TxnError::Fenced) => {
@@ -290,33 +306,26 @@ impl Backend for LocalBackend {
 
     fn send(&mut self, records: Vec<ProducedRecord>) -> Result<(), BackendError> {
         // One batch per run of records for the same partition, in order.
-        let mut i = 0;
-        while i < records.len() {
-            let (topic, partition) = (records[i].topic.clone(), records[i].partition);
-            let mut j = i;
-            while j < records.len()
-                && records[j].partition == partition
-                && records[j].topic == topic
-                && j - i < 5_000
-            {
-                j += 1;
+        // Keys and values move into the batch builder's records.
+        let mut records = records.into_iter().peekable();
+        let mut recs: Vec<TestRecord> = Vec::new();
+        while let Some(first) = records.next() {
+            let partition = first.partition;
+            let (topic, rec) = to_batch_record(first);
+            recs.clear();
+            recs.push(rec);
+            while recs.len() < 5_000 {
+                match records.next_if(|r| r.partition == partition && r.topic == topic) {
+                    Some(r) => recs.push(to_batch_record(r).1),
+                    None => break,
+                }
             }
-            let run = &records[i..j];
             self.ensure_in_txn(&topic, partition)?;
-            let base_ts = run.iter().map(|r| r.timestamp).min().unwrap_or(0);
-            let recs: Vec<TestRecord> = run
-                .iter()
-                .map(|r| TestRecord {
-                    timestamp_delta: r.timestamp - base_ts,
-                    key: r.key.clone(),
-                    value: r.value.clone(),
-                    headers: r
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
-                        .collect(),
-                })
-                .collect();
+            // Timestamps become deltas from the run's smallest.
+            let base_ts = recs.iter().map(|r| r.timestamp_delta).min().unwrap_or(0);
+            for r in &mut recs {
+                r.timestamp_delta -= base_ts;
+            }
             let batch = match self.producer {
                 Some((pid, epoch)) => {
                     let seq = self
@@ -330,7 +339,6 @@ impl Backend for LocalBackend {
                 None => build_batch_with(base_ts, &recs, -1, -1, -1, 0),
             };
             self.local.append(&topic, partition, batch).map_err(err)?;
-            i = j;
         }
         Ok(())
     }

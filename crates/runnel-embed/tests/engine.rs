@@ -740,3 +740,153 @@ on_both_backends!(
     exactly_once_hides_uncommitted_output_and_resumes_without_duplicates,
     missing_source_topic_and_missing_serde_are_clear_errors,
 );
+
+/// Forwards the first record of each key (remembered in a store) and a
+/// "tick" every 10 ms of stream time; counts wall-clock punctuations.
+struct Dedupe {
+    seen: runnel_streams::StoreHandle<String, i64>,
+    wall_ticks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl runnel_streams::Processor<String, String, String, String> for Dedupe {
+    fn init(&mut self, ctx: &mut runnel_streams::ProcessorContext<'_, String, String>) {
+        ctx.schedule(
+            Duration::from_millis(10),
+            runnel_streams::PunctuationType::StreamTime,
+        );
+        ctx.schedule(
+            Duration::from_millis(1),
+            runnel_streams::PunctuationType::WallClockTime,
+        );
+    }
+    fn process(
+        &mut self,
+        ctx: &mut runnel_streams::ProcessorContext<'_, String, String>,
+        rec: runnel_streams::Rec<String, String>,
+    ) {
+        let Some(store) = ctx.kv_store(&self.seen) else {
+            return;
+        };
+        if store.get(&rec.key).unwrap().is_none() {
+            store.put(&rec.key, Some(&rec.timestamp), rec.timestamp);
+            ctx.forward(rec);
+        }
+    }
+    fn punctuate(
+        &mut self,
+        ctx: &mut runnel_streams::ProcessorContext<'_, String, String>,
+        kind: runnel_streams::PunctuationType,
+        time: i64,
+    ) {
+        match kind {
+            runnel_streams::PunctuationType::StreamTime => ctx.forward(runnel_streams::Rec::new(
+                "tick".into(),
+                time.to_string(),
+                time,
+            )),
+            runnel_streams::PunctuationType::WallClockTime => {
+                self.wall_ticks
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+fn processor_api_with_stores_and_punctuation(env: Env) {
+    env.topic("events", 1);
+    env.topic("firsts", 1);
+    env.produce_str(
+        "events",
+        &[
+            ("a", "1", 1),
+            ("b", "2", 5),
+            ("a", "3", 12),
+            ("c", "4", 25),
+            ("b", "5", 26),
+        ],
+    );
+    let b = StreamsBuilder::new();
+    let seen = b.kv_store("seen", StringSerde, I64Serde);
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (s2, t2) = (seen.clone(), ticks.clone());
+    b.stream("events", StringSerde, StringSerde)
+        .process(
+            move || Dedupe {
+                seen: s2.clone(),
+                wall_ticks: t2.clone(),
+            },
+            &[&seen],
+        )
+        .to_with("firsts", StringSerde, StringSerde);
+    env.run(b.build().unwrap(), "proc", Guarantee::AtLeastOnce);
+    assert_eq!(
+        env.read_str("firsts"),
+        vec![
+            Out::new(s("a"), s("1"), 1),
+            Out::new(s("b"), s("2"), 5),
+            Out::new(s("tick"), s("12"), 12),
+            Out::new(s("c"), s("4"), 25),
+            Out::new(s("tick"), s("25"), 25),
+        ]
+    );
+    assert!(
+        ticks.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "wall-clock punctuation fired"
+    );
+    assert_eq!(
+        env.read_raw("proc-seen-changelog").len(),
+        3,
+        "the store is changelogged"
+    );
+}
+
+on_both_backends!(processor_api_with_stores_and_punctuation);
+
+fn global_table_joins_need_no_co_partitioning(env: Env) {
+    env.topic("customers", 2);
+    env.topic("orders", 1);
+    env.topic("enriched", 1);
+    env.topic("enriched-left", 1);
+    env.produce_keyed("customers", 0, &[("c1", "Ann", 1)]);
+    env.produce_keyed("customers", 1, &[("c2", "Bob", 2), ("c2", "Bobby", 3)]);
+    env.produce_str(
+        "orders",
+        &[
+            ("o1", "c1:boat", 10),
+            ("o2", "c3:car", 11),
+            ("o3", "c2:bike", 12),
+        ],
+    );
+    let b = StreamsBuilder::new();
+    let customers = b.global_table("customers", StringSerde, StringSerde, "customers-global");
+    let orders = b.stream("orders", StringSerde, StringSerde);
+    let customer_of = |_: &String, v: &String| v.split(':').next().unwrap_or_default().to_string();
+    orders
+        .join_global(&customers, customer_of, |o: &String, c: &String| {
+            format!("{o}@{c}")
+        })
+        .to_with("enriched", StringSerde, StringSerde);
+    orders
+        .left_join_global(&customers, customer_of, |o: &String, c: Option<&String>| {
+            format!("{o}@{}", c.map_or("?", |s| s))
+        })
+        .to_with("enriched-left", StringSerde, StringSerde);
+    env.run(b.build().unwrap(), "global", Guarantee::AtLeastOnce);
+    assert_eq!(
+        env.read_str("enriched"),
+        vec![
+            Out::new(s("o1"), s("c1:boat@Ann"), 10),
+            Out::new(s("o3"), s("c2:bike@Bobby"), 12),
+        ]
+    );
+    assert_eq!(
+        env.read_str("enriched-left"),
+        vec![
+            Out::new(s("o1"), s("c1:boat@Ann"), 10),
+            Out::new(s("o2"), s("c3:car@?"), 11),
+            Out::new(s("o3"), s("c2:bike@Bobby"), 12),
+        ]
+    );
+}
+
+on_both_backends!(global_table_joins_need_no_co_partitioning);

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::backend::{
     Backend, BackendError, ConsumedRecord, Guarantee, PollEvent, ProducedRecord, TopicPartition,
 };
+use crate::processor::{PunctuationType, Punctuator};
 use crate::record::Rec;
 use crate::serdes::partition_for;
 use crate::state::{lock, SharedStore, StoreKind};
@@ -60,6 +61,8 @@ pub struct Topology {
     pub(crate) store_defs: HashMap<String, StoreDef>,
     /// Repartition topic suffix → the sub-topology writing it.
     pub(crate) repartitions: Vec<(String, usize)>,
+    /// Global tables: (source topic, store name).
+    pub(crate) globals: Vec<(String, String)>,
 }
 
 impl Topology {
@@ -113,6 +116,7 @@ impl Topology {
             subs,
             store_defs,
             repartitions,
+            globals: g.globals.clone(),
         })
     }
 
@@ -205,6 +209,8 @@ type Stores = BTreeMap<String, SharedStore>;
 
 struct Task {
     roots: HashMap<String, NodeRef<Raw, Raw>>,
+    /// Scheduled punctuations of the task's processors.
+    punctuators: Vec<Punctuator>,
     queues: BTreeMap<String, VecDeque<ConsumedRecord>>,
     stores: BTreeMap<String, SharedStore>,
     /// Next offset to read per source topic, as processed.
@@ -245,6 +251,8 @@ pub struct Streams {
     metrics: StreamsMetrics,
     /// Stores of all tasks, for interactive queries: (store, partition).
     registry: Arc<Mutex<BTreeMap<(String, i32), SharedStore>>>,
+    /// Global tables, read in full by this instance.
+    globals: crate::global::Globals,
 }
 
 impl Streams {
@@ -341,6 +349,12 @@ impl Streams {
                 topics.push(name);
             }
         }
+        // Global tables are read in full before any processing.
+        let mut globals = crate::global::Globals::new(&topology.globals);
+        let restored = globals.refresh(backend.as_mut(), true)?;
+        if restored > 0 {
+            tracing::info!(records = restored, "global tables loaded");
+        }
         backend.subscribe(&topics)?;
         Ok(Streams {
             topology,
@@ -354,7 +368,14 @@ impl Streams {
             last_commit: Instant::now(),
             round_robin: 0,
             metrics: StreamsMetrics::default(),
-            registry: Arc::new(Mutex::new(BTreeMap::new())),
+            registry: Arc::new(Mutex::new(
+                globals
+                    .stores
+                    .iter()
+                    .map(|(n, s)| ((n.clone(), -1), s.clone()))
+                    .collect(),
+            )),
+            globals,
         })
     }
 
@@ -416,13 +437,28 @@ impl Streams {
                             partition: r.partition,
                         };
                         if let Some(t) = self.tasks.get_mut(&id) {
-                            t.queues.entry(r.topic.clone()).or_default().push_back(r);
+                            match t.queues.get_mut(&r.topic) {
+                                Some(q) => q.push_back(r),
+                                None => t.queues.entry(r.topic.clone()).or_default().push_back(r),
+                            }
                         }
                     }
                 }
             }
         }
+        self.globals.refresh(self.backend.as_mut(), false)?;
         let n = self.process()?;
+        let wall = now_ms();
+        for t in self.tasks.values_mut() {
+            for p in t.punctuators.iter_mut() {
+                if p.kind == PunctuationType::WallClockTime {
+                    p.maybe_fire(&mut t.cx, wall);
+                }
+            }
+            if let Some(e) = t.cx.failed.take() {
+                return Err(StreamsError::Store(e));
+            }
+        }
         self.flush_outputs()?;
         let dirty: usize = self
             .tasks
@@ -452,15 +488,7 @@ impl Streams {
                 // The queued record with the smallest timestamp goes first;
                 // an empty partition that is known to have more data makes
                 // the task wait for it (Kafka's max.task.idle.ms = 0).
-                let mut best: Option<(i64, &String)> = None;
                 let mut wait = false;
-                for (topic, q) in &task.queues {
-                    if let Some(r) = q.front() {
-                        if best.is_none_or(|(ts, _)| r.timestamp < ts) {
-                            best = Some((r.timestamp, topic));
-                        }
-                    }
-                }
                 if several {
                     for topic in task.roots.keys() {
                         if task.queues.get(topic).is_none_or(VecDeque::is_empty) {
@@ -482,22 +510,35 @@ impl Streams {
                 } else {
                     task.idle_since = None;
                 }
-                let Some((_, topic)) = best else { break };
+                let mut best: Option<(i64, &String, &mut VecDeque<ConsumedRecord>)> = None;
+                for (topic, q) in task.queues.iter_mut() {
+                    if let Some(ts) = q.front().map(|r| r.timestamp) {
+                        if best.as_ref().is_none_or(|(b, _, _)| ts < *b) {
+                            best = Some((ts, topic, q));
+                        }
+                    }
+                }
+                let Some((_, topic, queue)) = best else { break };
                 if wait {
                     break;
                 }
-                let topic = topic.clone();
-                let Some(r) = task.queues.get_mut(&topic).and_then(VecDeque::pop_front) else {
+                let Some(r) = queue.pop_front() else {
                     break;
                 };
-                let Some(root) = task.roots.get(&topic).cloned() else {
+                let Some(root) = task.roots.get(topic).cloned() else {
                     continue;
                 };
                 if task.cx.topic.as_ref() != topic.as_str() {
                     task.cx.topic = Arc::from(topic.as_str());
                 }
                 task.cx.offset = r.offset;
-                task.position.insert(topic, r.offset + 1);
+                task.cx.stream_time = task.cx.stream_time.max(r.timestamp);
+                match task.position.get_mut(topic) {
+                    Some(p) => *p = r.offset + 1,
+                    None => {
+                        task.position.insert(topic.clone(), r.offset + 1);
+                    }
+                }
                 root.borrow_mut().process(
                     &mut task.cx,
                     Rec {
@@ -509,6 +550,12 @@ impl Streams {
                 );
                 task.cx.metrics.processed += 1;
                 n += 1;
+                let st = task.cx.stream_time;
+                for p in task.punctuators.iter_mut() {
+                    if p.kind == PunctuationType::StreamTime {
+                        p.maybe_fire(&mut task.cx, st);
+                    }
+                }
                 if let Some(e) = task.cx.failed.take() {
                     return Err(StreamsError::Store(e));
                 }
@@ -539,19 +586,29 @@ impl Streams {
     }
 
     fn flush_outputs(&mut self) -> Result<(), StreamsError> {
-        let mut pending = Vec::new();
+        let total: usize = self.tasks.values().map(|t| t.cx.out.len()).sum();
+        if total == 0 {
+            return Ok(());
+        }
+        let mut pending = Vec::with_capacity(total);
         for t in self.tasks.values_mut() {
             pending.append(&mut t.cx.out);
         }
-        if pending.is_empty() {
-            return Ok(());
-        }
         let mut out = Vec::with_capacity(pending.len());
+        // Partition count of the topic of the previous record.
+        let mut last: Option<(String, i32)> = None;
         for p in pending {
             let partition = match p.partition {
                 Some(x) => x,
                 None => {
-                    let n = self.partitions_of(&p.topic)?;
+                    let n = match &last {
+                        Some((t, n)) if *t == p.topic => *n,
+                        _ => {
+                            let n = self.partitions_of(&p.topic)?;
+                            last = Some((p.topic.clone(), n));
+                            n
+                        }
+                    };
                     match p.hash_key.as_deref().or(p.key.as_deref()) {
                         Some(k) => partition_for(k, n),
                         None => {
@@ -745,7 +802,7 @@ impl Streams {
         &self,
         id: TaskId,
         existing: Option<&BTreeMap<String, SharedStore>>,
-    ) -> Result<(Roots, Stores), StreamsError> {
+    ) -> Result<(Roots, Stores, Vec<Punctuator>), StreamsError> {
         let sub = &self.topology.subs[id.sub];
         let mut b = Build::new(
             &self.app_id,
@@ -753,6 +810,7 @@ impl Streams {
             &self.topology.store_defs,
             self.config.stores.as_ref(),
         );
+        b.globals = self.globals.stores.clone();
         if let Some(stores) = existing {
             b.stores = stores.clone();
         }
@@ -765,7 +823,7 @@ impl Streams {
         if let Some(e) = b.errors.first() {
             return Err(StreamsError::Store(e.clone()));
         }
-        Ok((roots, b.stores))
+        Ok((roots, b.stores, b.punctuators))
     }
 
     fn reinstantiate(&mut self, id: TaskId) -> Result<(), StreamsError> {
@@ -773,15 +831,16 @@ impl Streams {
             Some(t) => t.stores.clone(),
             None => return Ok(()),
         };
-        let (roots, _) = self.instantiate(id, Some(&existing))?;
+        let (roots, _, punctuators) = self.instantiate(id, Some(&existing))?;
         if let Some(t) = self.tasks.get_mut(&id) {
             t.roots = roots;
+            t.punctuators = punctuators;
         }
         Ok(())
     }
 
     fn create_task(&mut self, id: TaskId) -> Result<(), StreamsError> {
-        let (roots, stores) = self.instantiate(id, None)?;
+        let (roots, stores, punctuators) = self.instantiate(id, None)?;
         // Restore stores from their changelogs.
         for s in stores.values() {
             let (tp, from) = {
@@ -852,6 +911,7 @@ impl Streams {
             id,
             Task {
                 roots,
+                punctuators,
                 queues: BTreeMap::new(),
                 stores,
                 position: committed_map.clone(),

@@ -132,6 +132,10 @@ impl StreamsBuilder {
         materialize(&port, ks, vs, store)
     }
 
+    pub(crate) fn graph(&self) -> Arc<Mutex<Graph>> {
+        self.graph.clone()
+    }
+
     /// Finishes the topology.
     pub fn build(self) -> Result<Topology, TopologyError> {
         Topology::from_graph(self.graph)

@@ -11,10 +11,12 @@
 mod app;
 pub mod backend;
 mod dsl;
+mod global;
 mod join;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 mod ops;
+pub mod processor;
 pub mod record;
 pub mod serdes;
 mod session;
@@ -31,9 +33,11 @@ pub use backend::{
 pub use dsl::{
     Data, KGroupedStream, KStream, KTable, Predicate, StreamsBuilder, TimeWindowedKStream,
 };
+pub use global::GlobalKTable;
 pub use join::JoinWindows;
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaBackend, KafkaBackendConfig};
+pub use processor::{Processor, ProcessorContext, PunctuationType, StoreHandle, StoreName};
 pub use record::{Change, Rec, Window, Windowed};
 pub use session::{SessionWindowedKStream, SessionWindows};
 pub use topology::{Cx, InMemoryStores, Node, StoreSupplier, TaskMetrics, TopologyError};

@@ -596,3 +596,32 @@ impl<K: Clone, V, O, VR: Clone> Node<K, Change<V>> for TableJoinSide<K, V, O, VR
         );
     }
 }
+
+/// Stream-global table join: looks up the row the record's computed key
+/// names in the instance's global store.
+pub(crate) struct GlobalJoin<K, V, GV, VR, J> {
+    pub lookup: GetFn<(K, V), GV>,
+    pub joiner: Arc<J>,
+    pub ds: Downstream<K, VR>,
+}
+
+impl<K: Clone, V: Clone, GV, VR: Clone, J: Fn(&V, Option<&GV>) -> Option<VR>> Node<K, V>
+    for GlobalJoin<K, V, GV, VR, J>
+{
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
+        let pair = (rec.key, rec.value);
+        let row = (self.lookup)(&pair);
+        let (key, value) = pair;
+        if let Some(out) = (self.joiner)(&value, row.as_ref().map(|(g, _)| g)) {
+            self.ds.forward(
+                cx,
+                Rec {
+                    key,
+                    value: out,
+                    timestamp: rec.timestamp,
+                    headers: rec.headers,
+                },
+            );
+        }
+    }
+}

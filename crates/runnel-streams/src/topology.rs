@@ -83,6 +83,8 @@ pub struct Cx {
     pub(crate) metrics: TaskMetrics,
     /// Set when a state store failed; the task stops.
     pub(crate) failed: Option<String>,
+    /// The task's stream time: the largest timestamp it has processed.
+    pub(crate) stream_time: i64,
 }
 
 impl Cx {
@@ -96,6 +98,7 @@ impl Cx {
             out: Vec::new(),
             metrics: TaskMetrics::default(),
             failed: None,
+            stream_time: i64::MIN,
         }
     }
     /// The application id.
@@ -113,6 +116,11 @@ impl Cx {
     /// Offset of the input record being processed.
     pub fn offset(&self) -> i64 {
         self.offset
+    }
+    /// The task's stream time (largest record timestamp processed so far;
+    /// `i64::MIN` before the first record).
+    pub fn stream_time(&self) -> i64 {
+        self.stream_time
     }
     /// Wall-clock time of this processing round.
     pub fn wall_clock_ms(&self) -> i64 {
@@ -170,6 +178,8 @@ pub(crate) struct Graph {
     pub stores: Vec<StoreDef>,
     /// Repartition topics: (name suffix, node that writes them).
     pub repartitions: Vec<(String, usize)>,
+    /// Global tables: (source topic, store name).
+    pub globals: Vec<(String, String)>,
     pub errors: Vec<TopologyError>,
     counter: usize,
 }
@@ -347,6 +357,10 @@ pub(crate) struct Build<'a> {
     pub store_defs: &'a HashMap<String, StoreDef>,
     pub supplier: &'a dyn StoreSupplier,
     pub errors: Vec<String>,
+    /// Punctuations scheduled by processors of this task.
+    pub punctuators: Vec<crate::processor::Punctuator>,
+    /// The instance's global table stores, by store name.
+    pub globals: HashMap<String, SharedStore>,
 }
 
 impl<'a> Build<'a> {
@@ -364,6 +378,8 @@ impl<'a> Build<'a> {
             store_defs,
             supplier,
             errors: Vec::new(),
+            punctuators: Vec::new(),
+            globals: HashMap::new(),
         }
     }
 

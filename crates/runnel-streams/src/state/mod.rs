@@ -17,6 +17,7 @@ pub mod bench_support;
 pub(crate) mod kv;
 mod window;
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -135,6 +136,17 @@ pub struct StateStore {
     times: BTreeSet<(i64, Vec<u8>)>,
 }
 
+/// Adds (`live`) or removes a window store key in the time index.
+fn index_window(times: &mut BTreeSet<(i64, Vec<u8>)>, key: &[u8], live: bool) {
+    if let Some(start) = window::start_of(key) {
+        if live {
+            times.insert((start, key.to_vec()));
+        } else {
+            times.remove(&(start, key.to_vec()));
+        }
+    }
+}
+
 /// A store shared between a task and interactive queries.
 pub type SharedStore = Arc<Mutex<StateStore>>;
 
@@ -178,16 +190,23 @@ impl StateStore {
 
     /// Writes (`None` deletes) `key`.
     pub fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        if let StoreKind::Window { .. } = self.kind {
-            if let Some(start) = window::start_of(&key) {
-                if value.is_some() {
-                    self.times.insert((start, key.clone()));
-                } else {
-                    self.times.remove(&(start, key.clone()));
+        let window = matches!(self.kind, StoreKind::Window { .. });
+        match self.dirty.entry(key) {
+            Entry::Occupied(mut e) => {
+                // A key with a live uncommitted value is indexed already:
+                // updating it leaves the time index as it is.
+                if window && !(e.get().is_some() && value.is_some()) {
+                    index_window(&mut self.times, e.key(), value.is_some());
                 }
+                e.insert(value);
+            }
+            Entry::Vacant(e) => {
+                if window {
+                    index_window(&mut self.times, e.key(), value.is_some());
+                }
+                e.insert(value);
             }
         }
-        self.dirty.insert(key, value);
     }
 
     /// Entries in `[from, to]` (bounds as given), uncommitted writes merged.
