@@ -890,3 +890,36 @@ fn global_table_joins_need_no_co_partitioning(env: Env) {
 }
 
 on_both_backends!(global_table_joins_need_no_co_partitioning);
+
+fn timestamps_can_come_from_the_payload(env: Env) {
+    env.topic("readings", 1);
+    env.topic("per-window", 1);
+    // Values carry their own event time; the record timestamps are wrong.
+    env.produce_str(
+        "readings",
+        &[("s", "5", 1000), ("s", "12", 1001), ("s", "14", 1002)],
+    );
+    let b = StreamsBuilder::new();
+    b.stream("readings", StringSerde, StringSerde)
+        .with_timestamps(|_, v: &String, ts| v.parse().unwrap_or(ts))
+        .group_by_key()
+        .windowed_by(TimeWindows::of(Duration::from_millis(10)).grace(Duration::from_millis(100)))
+        .count("pw")
+        .to_stream()
+        .to_with(
+            "per-window",
+            WindowedSerde::time(StringSerde, 10),
+            OptionSerde(I64Serde),
+        );
+    env.run(b.build().unwrap(), "tsx", Guarantee::AtLeastOnce);
+    assert_eq!(
+        env.read_windowed("per-window", 10),
+        vec![
+            ("s".into(), 0, 10, 1, 5),
+            ("s".into(), 10, 20, 1, 12),
+            ("s".into(), 10, 20, 2, 14)
+        ]
+    );
+}
+
+on_both_backends!(timestamps_can_come_from_the_payload);

@@ -322,6 +322,20 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.derive(port, None, self.vs.clone(), true)
     }
 
+    /// Replaces each record's timestamp with `f(key, value, timestamp)`
+    /// (a timestamp extractor: event time taken from the payload). Windows,
+    /// joins and stream time downstream use the new timestamp.
+    pub fn with_timestamps(
+        &self,
+        f: impl Fn(&K, &V, i64) -> i64 + Send + Sync + 'static,
+    ) -> KStream<K, V> {
+        let f = Arc::new(f);
+        let port = self
+            .port
+            .add(move |_, ds| ops::SetTimestamp { f: f.clone(), ds });
+        self.derive(port, self.ks.clone(), self.vs.clone(), self.key_changed)
+    }
+
     /// Calls `f` on every record and passes it on.
     pub fn peek(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<K, V> {
         let f = Arc::new(f);

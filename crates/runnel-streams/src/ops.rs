@@ -176,6 +176,18 @@ impl<K: Clone, V: Clone, F: Fn(&K, &V)> Node<K, V> for Peek<K, V, F> {
     }
 }
 
+/// Replaces record timestamps (a timestamp extractor).
+pub(crate) struct SetTimestamp<K, V, F> {
+    pub f: Arc<F>,
+    pub ds: Downstream<K, V>,
+}
+impl<K: Clone, V: Clone, F: Fn(&K, &V, i64) -> i64> Node<K, V> for SetTimestamp<K, V, F> {
+    fn process(&mut self, cx: &mut Cx, mut rec: Rec<K, V>) {
+        rec.timestamp = (self.f)(&rec.key, &rec.value, rec.timestamp);
+        self.ds.forward(cx, rec);
+    }
+}
+
 /// Routes each record to the first branch whose predicate matches, else the
 /// last branch.
 pub(crate) struct Branch<K, V> {
