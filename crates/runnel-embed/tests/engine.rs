@@ -923,3 +923,25 @@ fn timestamps_can_come_from_the_payload(env: Env) {
 }
 
 on_both_backends!(timestamps_can_come_from_the_payload);
+
+fn joins_of_differently_partitioned_topics_are_refused(env: Env) {
+    env.topic("left3", 3);
+    env.topic("right2", 2);
+    let b = StreamsBuilder::new();
+    let l = b.table("left3", StringSerde, StringSerde, "l3");
+    let r = b.table("right2", StringSerde, StringSerde, "r2");
+    l.join(&r, |a: &String, b: &String| format!("{a}{b}"))
+        .to_stream()
+        .to_with("out", StringSerde, OptionSerde(StringSerde));
+    let err = env
+        .start(b.build().unwrap(), "copart", Guarantee::AtLeastOnce)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("co-partitioned") && err.contains("left3") && err.contains("right2"),
+        "{err}"
+    );
+}
+
+on_both_backends!(joins_of_differently_partitioned_topics_are_refused);
