@@ -11,6 +11,7 @@
 mod app;
 pub mod backend;
 mod dsl;
+mod fk_join;
 mod global;
 mod join;
 #[cfg(feature = "kafka")]
@@ -20,10 +21,13 @@ pub mod processor;
 pub mod record;
 pub mod serdes;
 mod session;
+mod sliding;
 pub mod state;
+mod table_group;
 pub mod talk;
 mod topology;
 pub mod windows;
+mod wire;
 
 pub use app::{Streams, StreamsConfig, StreamsError, StreamsMetrics, TaskId, Topology};
 pub use backend::{
@@ -40,5 +44,7 @@ pub use kafka::{KafkaBackend, KafkaBackendConfig};
 pub use processor::{Processor, ProcessorContext, PunctuationType, StoreHandle, StoreName};
 pub use record::{Change, Rec, Window, Windowed};
 pub use session::{SessionWindowedKStream, SessionWindows};
+pub use sliding::{SlidingWindowedKStream, SlidingWindows};
+pub use table_group::KGroupedTable;
 pub use topology::{Cx, InMemoryStores, Node, StoreSupplier, TaskMetrics, TopologyError};
 pub use windows::TimeWindows;
