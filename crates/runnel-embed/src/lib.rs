@@ -23,7 +23,8 @@ use runnel_log::batch::build::{build_batch_with, TestRecord};
 use runnel_log::batch::BatchIter;
 use runnel_log::codec;
 use runnel_streams::backend::{
-    Backend, BackendError, ConsumedRecord, Guarantee, PollEvent, ProducedRecord, TopicPartition,
+    Backend, BackendError, ConsumedRecord, Guarantee, MemberInfo, PollEvent, ProducedRecord,
+    TopicPartition,
 };
 
 /// Records returned by one poll at most.
@@ -389,6 +390,24 @@ impl Backend for LocalBackend {
         let pos = *self.positions.get(tp)?;
         let stable = *self.stable.get(tp)?;
         Some((stable - pos).max(0))
+    }
+
+    /// The backend is the group's only member and owns every partition of
+    /// its subscription; it advertises no endpoint (the engine fills in its
+    /// `StreamsConfig::application_server`). No members before `subscribe`.
+    fn group_members(&mut self) -> Result<Vec<MemberInfo>, BackendError> {
+        if self.subscribed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let id = format!("{}-local", self.group);
+        Ok(vec![MemberInfo {
+            member_id: id.clone(),
+            client_id: id,
+            host: "localhost".to_string(),
+            endpoint: None,
+            partitions: self.assigned.clone(),
+            is_self: true,
+        }])
     }
 
     fn read_partition(

@@ -161,6 +161,11 @@ pub struct StreamsConfig {
     /// not known to be caught up (so it processes in timestamp order), at
     /// most this long before going on without it.
     pub max_task_idle: Duration,
+    /// This instance's own interactive-query endpoint (`host:port`), as
+    /// [`crate::query::KeyMetadata::active`] reports it. Other instances learn it
+    /// through the backend (the Kafka backend's
+    /// `KafkaBackendConfig::application_server`, which should be the same).
+    pub application_server: Option<String>,
 }
 
 impl StreamsConfig {
@@ -173,6 +178,7 @@ impl StreamsConfig {
             max_uncommitted_writes: 100_000,
             stores: Arc::new(InMemoryStores),
             max_task_idle: Duration::from_millis(500),
+            application_server: None,
         }
     }
     /// Exactly-once, committing every 100 ms.
@@ -187,6 +193,11 @@ impl StreamsConfig {
     }
     pub fn stores(mut self, s: Arc<dyn StoreSupplier>) -> Self {
         self.stores = s;
+        self
+    }
+    /// Sets this instance's interactive-query endpoint (`host:port`).
+    pub fn application_server(mut self, endpoint: impl Into<String>) -> Self {
+        self.application_server = Some(endpoint.into());
         self
     }
 }
@@ -253,6 +264,8 @@ pub struct Streams {
     registry: Arc<Mutex<BTreeMap<(String, i32), SharedStore>>>,
     /// Global tables, read in full by this instance.
     globals: crate::global::Globals,
+    /// Interactive queries: store catalog and group membership snapshot.
+    pub(crate) query: crate::query::QueryHost,
 }
 
 impl Streams {
@@ -356,6 +369,20 @@ impl Streams {
             tracing::info!(records = restored, "global tables loaded");
         }
         backend.subscribe(&topics)?;
+        let registry: Arc<Mutex<BTreeMap<(String, i32), SharedStore>>> = Arc::new(Mutex::new(
+            globals
+                .stores
+                .iter()
+                .map(|(n, s)| ((n.clone(), -1), s.clone()))
+                .collect(),
+        ));
+        let query = crate::query::QueryHost::new(
+            &topology,
+            &partitions,
+            &app_id,
+            config.application_server.clone(),
+            registry.clone(),
+        );
         Ok(Streams {
             topology,
             config,
@@ -368,14 +395,9 @@ impl Streams {
             last_commit: Instant::now(),
             round_robin: 0,
             metrics: StreamsMetrics::default(),
-            registry: Arc::new(Mutex::new(
-                globals
-                    .stores
-                    .iter()
-                    .map(|(n, s)| ((n.clone(), -1), s.clone()))
-                    .collect(),
-            )),
+            registry,
             globals,
+            query,
         })
     }
 
@@ -423,6 +445,9 @@ impl Streams {
     /// when due. Returns the number of records processed.
     pub fn poll_once(&mut self) -> Result<usize, StreamsError> {
         let events = self.backend.poll(self.config.poll_timeout)?;
+        let rebalanced = events
+            .iter()
+            .any(|e| matches!(e, PollEvent::Assigned(_) | PollEvent::Revoked(_)));
         for e in events {
             match e {
                 PollEvent::Revoked(tps) => self.on_revoked(&tps)?,
@@ -446,6 +471,7 @@ impl Streams {
                 }
             }
         }
+        self.query.refresh(self.backend.as_mut(), rebalanced);
         self.globals.refresh(self.backend.as_mut(), false)?;
         let n = self.process()?;
         let wall = now_ms();

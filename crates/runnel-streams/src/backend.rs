@@ -103,6 +103,28 @@ pub enum BackendError {
     Fatal(String),
 }
 
+/// One member of the application's consumer group, with its assignment
+/// ([`Backend::group_members`]): which instance runs which partitions, for
+/// routing interactive queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// The group member id the coordinator gave it.
+    pub member_id: String,
+    /// The member's `client.id`.
+    pub client_id: String,
+    /// The member's host as the coordinator saw the connection (Kafka
+    /// reports `/<ip>`).
+    pub host: String,
+    /// The member's interactive-query endpoint (`host:port`, its
+    /// `application_server`) when it advertises one.
+    pub endpoint: Option<String>,
+    /// The partitions assigned to it (empty while a rebalance is under
+    /// way).
+    pub partitions: Vec<TopicPartition>,
+    /// Whether this is the calling backend's own membership.
+    pub is_self: bool,
+}
+
 /// The log as the engine sees it. One instance serves one stream thread.
 pub trait Backend: Send {
     /// Partition count of `topic`; `None` when it does not exist.
@@ -152,6 +174,18 @@ pub trait Backend: Send {
     /// timestamp order.
     fn lag(&mut self, _tp: &TopicPartition) -> Option<i64> {
         None
+    }
+
+    /// The members of the application's consumer group and their current
+    /// assignments, as the group coordinator reports them (blocking; one
+    /// round trip). The engine calls this after rebalances and every few
+    /// seconds while interactive queries are in use; an error there is
+    /// logged and retried, it never stops the application. Backends that
+    /// cannot tell return an error (the default).
+    fn group_members(&mut self) -> Result<Vec<MemberInfo>, BackendError> {
+        Err(BackendError::Fatal(
+            "this backend does not report group members".into(),
+        ))
     }
 
     /// Reads committed records of `tp` from `from` up to the partition's end

@@ -92,6 +92,16 @@
 //! (overridable under at-least-once) and starts at the earliest offset of
 //! partitions without a committed offset.
 //!
+//! # Group membership
+//!
+//! [`group_members`](Backend::group_members) (interactive-query routing)
+//! asks the group coordinator for the members of the application's group
+//! (ListGroups + DescribeGroups, through librdkafka's
+//! `rd_kafka_list_groups`) and decodes each member's consumer-protocol
+//! assignment. Members advertise their query endpoint in the group
+//! consumer's `client.id`, `<application_id>-<instance_id>-consumer@<host:port>`
+//! ([`KafkaBackendConfig::application_server`]).
+//!
 //! # Blocking
 //!
 //! Every method blocks the calling thread (the engine is synchronous); each
@@ -116,9 +126,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
 use crate::backend::{
-    Backend, BackendError, ConsumedRecord, Guarantee, Headers, PollEvent, ProducedRecord,
-    TopicPartition,
+    Backend, BackendError, ConsumedRecord, Guarantee, Headers, MemberInfo, PollEvent,
+    ProducedRecord, TopicPartition,
 };
+use crate::query::{decode_consumer_assignment, endpoint_of_client_id};
 
 /// Settings of a [`KafkaBackend`].
 #[derive(Debug, Clone)]
@@ -151,6 +162,13 @@ pub struct KafkaBackendConfig {
     pub timeout: Duration,
     /// Most records one [`poll`](Backend::poll) returns.
     pub max_poll_records: usize,
+    /// This instance's interactive-query endpoint (`host:port`, Kafka
+    /// Streams' `application.server`). It is advertised to the other members
+    /// of the group in the group consumer's `client.id`,
+    /// `<application_id>-<instance_id>-consumer@<host:port>` (which then
+    /// cannot be overridden through `properties`), and read back by
+    /// [`group_members`](Backend::group_members). Must not contain `@`.
+    pub application_server: Option<String>,
 }
 
 impl KafkaBackendConfig {
@@ -167,6 +185,7 @@ impl KafkaBackendConfig {
             replication_factor: -1,
             timeout: Duration::from_secs(30),
             max_poll_records: 10_000,
+            application_server: None,
         }
     }
 
@@ -194,6 +213,12 @@ impl KafkaBackendConfig {
         self
     }
 
+    /// Sets the interactive-query endpoint advertised to the group.
+    pub fn with_application_server(mut self, endpoint: impl Into<String>) -> Self {
+        self.application_server = Some(endpoint.into());
+        self
+    }
+
     /// The `transactional.id` used under exactly-once.
     pub fn transactional_id(&self) -> String {
         format!("{}-{}", self.application_id, self.instance_id)
@@ -210,6 +235,8 @@ pub struct KafkaBackend {
     restore: Option<BaseConsumer<LogContext>>,
     /// Exactly-once: a transaction is open.
     in_txn: bool,
+    /// Committed offsets asked for lag since the last assignment change.
+    lag_committed: std::collections::HashMap<TopicPartition, Option<i64>>,
 }
 
 impl std::fmt::Debug for KafkaBackend {
@@ -251,6 +278,14 @@ impl KafkaBackend {
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "range");
         apply_properties(&mut cc, &config.properties);
+        if let Some(endpoint) = &config.application_server {
+            if endpoint.is_empty() || endpoint.contains(['@', '\0']) {
+                return Err(BackendError::Fatal(format!(
+                    "invalid application server {endpoint:?}: must be non-empty host:port without '@'"
+                )));
+            }
+            cc.set("client.id", format!("{app}-{instance}-consumer@{endpoint}"));
+        }
         cc.set("group.id", app)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -289,6 +324,7 @@ impl KafkaBackend {
             admin,
             restore: None,
             in_txn: false,
+            lag_committed: std::collections::HashMap::new(),
         };
         if eos {
             backend
@@ -508,6 +544,22 @@ impl KafkaBackend {
     }
 }
 
+impl KafkaBackend {
+    /// The group's committed offset of `tp`, cached until the assignment
+    /// changes (`None` when there is none or it cannot be fetched).
+    fn committed_for_lag(&mut self, tp: &TopicPartition) -> Option<i64> {
+        if let Some(c) = self.lag_committed.get(tp) {
+            return *c;
+        }
+        let c = self
+            .committed(std::slice::from_ref(tp))
+            .ok()
+            .and_then(|v| v.into_iter().next().flatten());
+        self.lag_committed.insert(tp.clone(), c);
+        c
+    }
+}
+
 impl Backend for KafkaBackend {
     /// From the consumer's position and the high watermark librdkafka
     /// cached from its last fetch response (under read_committed it is the
@@ -520,9 +572,13 @@ impl Backend for KafkaBackend {
         let positions = self.consumer.position().ok()?;
         match positions.find_partition(&tp.topic, tp.partition)?.offset() {
             Offset::Offset(o) => Some((high - o).max(0)),
-            // Nothing consumed yet: only an empty partition is known to be
-            // caught up.
-            _ => (high == low.max(0)).then_some(0),
+            // Nothing consumed since the assignment: the group's committed
+            // offset is where consumption resumes (asked once per
+            // assignment); without one only an empty partition is caught up.
+            _ => match self.committed_for_lag(tp) {
+                Some(c) => Some((high - c).max(0)),
+                None => (high == low.max(0)).then_some(0),
+            },
         }
     }
 
@@ -657,6 +713,12 @@ impl Backend for KafkaBackend {
                 break;
             }
             // poll returned early (a non-message event was served): wait on.
+        }
+        if out
+            .iter()
+            .any(|e| matches!(e, PollEvent::Assigned(_) | PollEvent::Revoked(_)))
+        {
+            self.lag_committed.clear();
         }
         if !batch.is_empty() {
             out.push(PollEvent::Records(batch));
@@ -848,6 +910,43 @@ impl Backend for KafkaBackend {
             .collect()
     }
 
+    /// Lists the group through the coordinator (librdkafka's
+    /// `rd_kafka_list_groups`: ListGroups, then DescribeGroups) and decodes
+    /// each member's consumer-protocol assignment. A member's endpoint is
+    /// the part of its `client.id` after the last `@`
+    /// ([`endpoint_of_client_id`]); this backend's own member is recognised
+    /// by its member id.
+    fn group_members(&mut self) -> Result<Vec<MemberInfo>, BackendError> {
+        let group = &self.config.application_id;
+        let me = own_member_id(&self.consumer);
+        let raw = describe_group(self.admin.inner(), group, self.timeout())?;
+        raw.into_iter()
+            .map(|m| {
+                let mut partitions = if m.assignment.is_empty() {
+                    Vec::new()
+                } else {
+                    decode_consumer_assignment(&m.assignment)
+                        .map_err(|e| {
+                            BackendError::Fatal(format!(
+                                "group {group}: member {}: {e}",
+                                m.member_id
+                            ))
+                        })?
+                        .partitions
+                };
+                partitions.sort();
+                Ok(MemberInfo {
+                    endpoint: endpoint_of_client_id(&m.client_id).map(str::to_string),
+                    is_self: me.as_deref() == Some(m.member_id.as_str()),
+                    member_id: m.member_id,
+                    client_id: m.client_id,
+                    host: m.host,
+                    partitions,
+                })
+            })
+            .collect()
+    }
+
     fn read_partition(
         &mut self,
         tp: &TopicPartition,
@@ -937,6 +1036,150 @@ fn read_until(
                 }
             }
         }
+    }
+}
+
+/// One group member as librdkafka's group listing reports it.
+struct RawMember {
+    member_id: String,
+    client_id: String,
+    host: String,
+    assignment: Vec<u8>,
+}
+
+/// Frees a group list of librdkafka's on drop.
+struct GroupList(*const rdkafka::bindings::rd_kafka_group_list);
+
+impl Drop for GroupList {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from a successful (or partial)
+        // rd_kafka_list_groups, which hands ownership to the caller; it is
+        // freed exactly once, here.
+        unsafe { rdkafka::bindings::rd_kafka_group_list_destroy(self.0) }
+    }
+}
+
+/// A C string of librdkafka's, copied and decoded lossily (`""` for null).
+///
+/// # Safety
+/// `p` is null or a NUL-terminated string alive for the call.
+unsafe fn c_string(p: *const std::os::raw::c_char) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+/// `n` elements at `p`; empty for null or a non-positive count.
+///
+/// # Safety
+/// `p` is null or points at `n` initialised elements alive for `'a`.
+unsafe fn c_slice<'a, T>(p: *const T, n: std::os::raw::c_int) -> &'a [T] {
+    match usize::try_from(n) {
+        Ok(n) if n > 0 && !p.is_null() => std::slice::from_raw_parts(p, n),
+        _ => &[],
+    }
+}
+
+/// The members of consumer group `group`, read through librdkafka's C API
+/// (`rd_kafka_list_groups`, what rdkafka's `fetch_group_list` wraps): the
+/// wrapper panics on strings that are not UTF-8 (client ids come from other
+/// clients) and hides the group's error code. An unknown group has no
+/// members.
+fn describe_group<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    group: &str,
+    timeout: Duration,
+) -> Result<Vec<RawMember>, BackendError> {
+    use rdkafka::bindings as rd;
+    let name = std::ffi::CString::new(group)
+        .map_err(|_| BackendError::Fatal(format!("invalid group id {group:?}")))?;
+    let timeout_ms =
+        std::os::raw::c_int::try_from(timeout.as_millis()).unwrap_or(std::os::raw::c_int::MAX);
+    let mut list: *const rd::rd_kafka_group_list = std::ptr::null();
+    // SAFETY: the client pointer is live for the borrow of `client`; the
+    // group name is a NUL-terminated string alive across the call; `list`
+    // is a valid out pointer on this stack frame.
+    let err = unsafe {
+        rd::rd_kafka_list_groups(client.native_ptr(), name.as_ptr(), &mut list, timeout_ms)
+    };
+    // librdkafka sets the list on success and on a partial answer (not
+    // every broker answered in time) only.
+    let partial = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTIAL;
+    if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && !partial {
+        let code = RDKafkaErrorCode::from(err);
+        let msg = format!("list group {group}: {code}");
+        return Err(if is_retriable(code) {
+            BackendError::Retriable(msg)
+        } else {
+            BackendError::Fatal(msg)
+        });
+    }
+    if list.is_null() {
+        return Ok(Vec::new());
+    }
+    let list = GroupList(list);
+    let mut out = Vec::new();
+    let mut found = false;
+    // SAFETY: `list` is a live group list owned by `GroupList` until the
+    // end of this function; its arrays hold the counts of elements given
+    // next to them, its strings are NUL-terminated, and assignments are
+    // (pointer, size) byte ranges inside it. Everything is copied out
+    // before `list` is dropped.
+    unsafe {
+        for g in c_slice((*list.0).groups, (*list.0).group_cnt) {
+            if c_string(g.group) != group {
+                continue;
+            }
+            found = true;
+            if g.err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
+                let code = RDKafkaErrorCode::from(g.err);
+                let msg = format!("describe group {group}: {code}");
+                return Err(if is_retriable(code) {
+                    BackendError::Retriable(msg)
+                } else {
+                    BackendError::Fatal(msg)
+                });
+            }
+            for m in c_slice(g.members, g.member_cnt) {
+                let assignment = c_slice(
+                    m.member_assignment.cast::<u8>().cast_const(),
+                    m.member_assignment_size,
+                )
+                .to_vec();
+                out.push(RawMember {
+                    member_id: c_string(m.member_id),
+                    client_id: c_string(m.client_id),
+                    host: c_string(m.client_host),
+                    assignment,
+                });
+            }
+        }
+    }
+    if partial && !found {
+        return Err(BackendError::Retriable(format!(
+            "list group {group}: not every broker answered"
+        )));
+    }
+    Ok(out)
+}
+
+/// The group member id of `consumer` (`None` before it joined).
+fn own_member_id<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<String> {
+    use rdkafka::bindings as rd;
+    let rk = consumer.client().native_ptr();
+    // SAFETY: `rk` is live for the borrow of `consumer`. librdkafka returns
+    // a NUL-terminated copy (or null) that the caller frees with
+    // rd_kafka_mem_free, after it has been copied here.
+    unsafe {
+        let p = rd::rd_kafka_memberid(rk);
+        if p.is_null() {
+            return None;
+        }
+        let id = CStr::from_ptr(p).to_string_lossy().into_owned();
+        rd::rd_kafka_mem_free(rk, p.cast());
+        (!id.is_empty()).then_some(id)
     }
 }
 

@@ -18,6 +18,7 @@ mod join;
 pub mod kafka;
 mod ops;
 pub mod processor;
+pub mod query;
 pub mod record;
 pub mod serdes;
 mod session;
@@ -31,8 +32,8 @@ mod wire;
 
 pub use app::{Streams, StreamsConfig, StreamsError, StreamsMetrics, TaskId, Topology};
 pub use backend::{
-    Backend, BackendError, ConsumedRecord, Guarantee, Headers, PollEvent, ProducedRecord,
-    TopicPartition,
+    Backend, BackendError, ConsumedRecord, Guarantee, Headers, MemberInfo, PollEvent,
+    ProducedRecord, TopicPartition,
 };
 pub use dsl::{
     Data, KGroupedStream, KStream, KTable, Predicate, StreamsBuilder, TimeWindowedKStream,
@@ -42,6 +43,9 @@ pub use join::JoinWindows;
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaBackend, KafkaBackendConfig};
 pub use processor::{Processor, ProcessorContext, PunctuationType, StoreHandle, StoreName};
+pub use query::{
+    KeyMetadata, Membership, Queries, QueryError, ReadOnlyKv, ReadOnlySession, ReadOnlyWindow,
+};
 pub use record::{Change, Rec, Window, Windowed};
 pub use session::{SessionWindowedKStream, SessionWindows};
 pub use sliding::{SlidingWindowedKStream, SlidingWindows};
