@@ -2,23 +2,8 @@
 //! and join with exact expected outputs, including out-of-order and late
 //! records, plus restore, rollback and exactly-once behaviour.
 
+#[macro_use]
 mod harness;
-
-/// Runs each case once per backend: in-process and over the Kafka protocol.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[test]
-            fn local() {
-                super::$name(super::Env::with(super::Via::Local))
-            }
-            #[test]
-            fn kafka() {
-                super::$name(super::Env::with(super::Via::Kafka))
-            }
-        })*
-    };
-}
 
 use std::time::Duration;
 

@@ -3,23 +3,8 @@
 //! backend instances of one application sharing two partitions, key
 //! metadata pointing at the right instance and `NotLocal` from the other.
 
+#[macro_use]
 mod harness;
-
-/// Runs each case once per backend: in-process and over the Kafka protocol.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[test]
-            fn local() {
-                super::$name(super::Env::with(super::Via::Local))
-            }
-            #[test]
-            fn kafka() {
-                super::$name(super::Env::with(super::Via::Kafka))
-            }
-        })*
-    };
-}
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};

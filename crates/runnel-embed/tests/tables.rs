@@ -8,23 +8,8 @@
 //! them, so the order of updates per key is deterministic even though
 //! records travel through several internal topics.
 
+#[macro_use]
 mod harness;
-
-/// Runs each case once per backend: in-process and over the Kafka protocol.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[test]
-            fn local() {
-                super::$name(super::Env::with(super::Via::Local))
-            }
-            #[test]
-            fn kafka() {
-                super::$name(super::Env::with(super::Via::Kafka))
-            }
-        })*
-    };
-}
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

@@ -459,7 +459,8 @@ pub struct Record<'a> {
     pub headers: Vec<(&'a [u8], Option<&'a [u8]>)>,
 }
 
-fn read_varlong(b: &[u8], pos: &mut usize) -> Option<i64> {
+/// Reads a zigzag varlong at `*pos`, advancing it.
+pub(crate) fn read_varlong(b: &[u8], pos: &mut usize) -> Option<i64> {
     let mut v: u64 = 0;
     let mut shift = 0u32;
     loop {
@@ -477,7 +478,8 @@ fn read_varlong(b: &[u8], pos: &mut usize) -> Option<i64> {
     Some(((v >> 1) as i64) ^ -((v & 1) as i64))
 }
 
-fn read_bytes<'a>(b: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
+/// Reads varlong-length-prefixed bytes (`None` for length -1).
+pub(crate) fn read_bytes<'a>(b: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
     let len = read_varlong(b, pos)?;
     if len < 0 {
         return Some(None);

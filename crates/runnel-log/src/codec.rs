@@ -206,35 +206,7 @@ pub struct OwnedRecord {
     pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
-fn read_varlong(b: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut v: u64 = 0;
-    let mut shift = 0u32;
-    loop {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
-    }
-    Some(((v >> 1) as i64) ^ -((v & 1) as i64))
-}
-
-fn read_bytes<'a>(b: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
-    let len = read_varlong(b, pos)?;
-    if len < 0 {
-        return Some(None);
-    }
-    let len = usize::try_from(len).ok()?;
-    let end = pos.checked_add(len)?;
-    let s = b.get(*pos..end)?;
-    *pos = end;
-    Some(Some(s))
-}
+use crate::batch::{read_bytes, read_varlong};
 
 /// Decodes one record body (after its length varint).
 fn decode_record(r: &[u8], h: &BatchHeader<'_>) -> Option<OwnedRecord> {

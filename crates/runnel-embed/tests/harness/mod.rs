@@ -1,6 +1,22 @@
 //! A broker in a temp dir, driven in-process, with helpers to produce
 //! inputs, run a topology until it is idle, and read outputs.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
+
+/// Runs each case once per backend: in-process and over the Kafka protocol.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[test]
+            fn local() {
+                super::$name(super::Env::with(super::Via::Local))
+            }
+            #[test]
+            fn kafka() {
+                super::$name(super::Env::with(super::Via::Kafka))
+            }
+        })*
+    };
+}
 
 use std::sync::Arc;
 use std::time::Duration;
