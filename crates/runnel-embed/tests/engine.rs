@@ -930,3 +930,46 @@ fn joins_of_differently_partitioned_topics_are_refused(env: Env) {
 }
 
 on_both_backends!(joins_of_differently_partitioned_topics_are_refused);
+
+fn cogroup_folds_streams_of_different_types_into_one_table(env: Env) {
+    env.topic("clicks", 1);
+    env.topic("purchases", 1);
+    env.topic("summary", 1);
+    env.produce_str(
+        "clicks",
+        &[("u1", "home", 1), ("u2", "cart", 3), ("u1", "shop", 5)],
+    );
+    env.produce_str("purchases", &[("u1", "30", 2), ("u1", "12", 6)]);
+    let b = StreamsBuilder::new();
+    let clicks = b.stream("clicks", StringSerde, StringSerde).group_by_key();
+    let purchases = b
+        .stream("purchases", StringSerde, StringSerde)
+        .map_values(|_, v: String| v.parse::<i64>().unwrap_or(0))
+        .group_by_key();
+    clicks
+        .cogroup(|_, _page: String, (c, s): (i64, i64)| (c + 1, s))
+        .cogroup(&purchases, |_, amount: i64, (c, s): (i64, i64)| {
+            (c, s + amount)
+        })
+        .aggregate(
+            || (0i64, 0i64),
+            runnel_streams::serdes::JsonSerde::new(),
+            "summary-store",
+        )
+        .map_values(|_, (c, s): &(i64, i64)| format!("clicks={c} spent={s}"))
+        .to_stream()
+        .to_with("summary", StringSerde, OptionSerde(StringSerde));
+    env.run(b.build().unwrap(), "cogroup", Guarantee::AtLeastOnce);
+    assert_eq!(
+        env.read_str("summary"),
+        vec![
+            Out::new(s("u1"), s("clicks=1 spent=0"), 1),
+            Out::new(s("u1"), s("clicks=1 spent=30"), 2),
+            Out::new(s("u2"), s("clicks=1 spent=0"), 3),
+            Out::new(s("u1"), s("clicks=2 spent=30"), 5),
+            Out::new(s("u1"), s("clicks=2 spent=42"), 6),
+        ]
+    );
+}
+
+on_both_backends!(cogroup_folds_streams_of_different_types_into_one_table);

@@ -179,7 +179,11 @@ fn materialize<K: Data, V: Data>(
 pub(crate) type GetFn<K, V> = Rc<dyn Fn(&K) -> Option<(V, i64)>>;
 pub(crate) type Getter<K, V> = Arc<dyn Fn(&mut Build<'_>) -> GetFn<K, V> + Send + Sync>;
 
-fn kv_getter<K: Data, V: Data>(store: String, ks: SerdeRef<K>, vs: SerdeRef<V>) -> Getter<K, V> {
+pub(crate) fn kv_getter<K: Data, V: Data>(
+    store: String,
+    ks: SerdeRef<K>,
+    vs: SerdeRef<V>,
+) -> Getter<K, V> {
     Arc::new(move |b: &mut Build<'_>| {
         let kv = KvStore::new(b.store(&store), ks.clone(), vs.clone());
         let f: GetFn<K, V> = Rc::new(move |k: &K| kv.get_with_ts(k).ok().flatten());

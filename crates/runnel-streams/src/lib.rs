@@ -10,6 +10,7 @@
 
 mod app;
 pub mod backend;
+mod cogroup;
 mod dsl;
 mod fk_join;
 mod global;
@@ -35,6 +36,7 @@ pub use backend::{
     Backend, BackendError, ConsumedRecord, Guarantee, Headers, MemberInfo, PollEvent,
     ProducedRecord, TopicPartition,
 };
+pub use cogroup::CogroupedKStream;
 pub use dsl::{
     Data, KGroupedStream, KStream, KTable, Predicate, StreamsBuilder, TimeWindowedKStream,
 };
