@@ -14,6 +14,7 @@
 
 #[doc(hidden)]
 pub mod bench_support;
+mod disk;
 pub(crate) mod kv;
 mod window;
 
@@ -22,12 +23,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub use disk::DiskStores;
 pub use kv::KvStore;
 pub(crate) use window::split as window_split;
 pub use window::WindowStore;
 pub(crate) use window::{from_ord_bytes, ord_bytes, window_key as window_key_bytes, META_KEY};
 
 use crate::backend::TopicPartition;
+
+/// Whether a range is empty by its bounds alone (and so must not be
+/// handed to `BTreeMap::range`, which panics on such ranges).
+pub(crate) fn empty_range(from: Bound<&[u8]>, to: Bound<&[u8]>) -> bool {
+    match (from, to) {
+        (Bound::Included(a), Bound::Included(b)) => a > b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
+            a >= b
+        }
+        _ => false,
+    }
+}
 
 /// Key-value pairs in key order.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -73,12 +87,8 @@ impl KvBytes for MemKv {
         Ok(self.map.get(key).cloned())
     }
     fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Entries, StoreError> {
-        if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
-            (from, to)
-        {
-            if a > b {
-                return Ok(Vec::new());
-            }
+        if empty_range(from, to) {
+            return Ok(Vec::new());
         }
         Ok(self
             .map
@@ -217,12 +227,7 @@ impl StateStore {
         }
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
             base.into_iter().map(|(k, v)| (k, Some(v))).collect();
-        let ok = match (from, to) {
-            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
-                a <= b
-            }
-            _ => true,
-        };
+        let ok = !empty_range(from, to);
         if ok {
             for (k, v) in self.dirty.range::<[u8], _>((from, to)) {
                 merged.insert(k.clone(), v.clone());
@@ -341,5 +346,44 @@ impl StateStore {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::*;
+
+    #[test]
+    fn degenerate_ranges_are_empty_not_panics() {
+        let mut m = MemKv::default();
+        m.apply(&[(b"k".to_vec(), Some(b"v".to_vec()))], None)
+            .unwrap();
+        let k: &[u8] = b"k";
+        assert!(m
+            .range(Bound::Excluded(k), Bound::Excluded(k))
+            .unwrap()
+            .is_empty());
+        assert!(m
+            .range(Bound::Included(k), Bound::Excluded(k))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            m.range(Bound::Included(k), Bound::Included(k))
+                .unwrap()
+                .len(),
+            1
+        );
+        let mut s = StateStore::new("s".into(), StoreKind::KeyValue, Box::new(m), None);
+        s.put(b"k".to_vec(), Some(b"w".to_vec()));
+        assert!(s
+            .range(Bound::Excluded(k), Bound::Excluded(k))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            s.range(Bound::Included(k), Bound::Included(k))
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }
