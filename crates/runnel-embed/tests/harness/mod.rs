@@ -64,6 +64,9 @@ pub struct Env {
     bootstrap: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<std::thread::JoinHandle<()>>,
+    /// Storage for state stores of instances started from now on
+    /// (in memory when unset).
+    stores: std::cell::RefCell<Option<Arc<dyn runnel_streams::StoreSupplier>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -126,6 +129,7 @@ impl Env {
             bootstrap: format!("127.0.0.1:{port}"),
             stop,
             server,
+            stores: std::cell::RefCell::new(None),
             _dir: dir,
         }
     }
@@ -279,6 +283,11 @@ impl Env {
             .collect()
     }
 
+    /// Instances started from now on keep their stores in `s`.
+    pub fn use_stores(&self, s: Arc<dyn runnel_streams::StoreSupplier>) {
+        *self.stores.borrow_mut() = Some(s);
+    }
+
     pub fn try_start(&self, topology: Topology, app: &str) -> Result<Streams, StreamsError> {
         self.start(topology, app, Guarantee::AtLeastOnce)
     }
@@ -305,6 +314,9 @@ impl Env {
         }
         cfg.commit_interval = Duration::from_secs(3600);
         cfg.poll_timeout = Duration::from_millis(5);
+        if let Some(s) = self.stores.borrow().clone() {
+            cfg = cfg.stores(s);
+        }
         Streams::new(topology, cfg, backend)
     }
 
