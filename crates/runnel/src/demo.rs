@@ -73,6 +73,10 @@ struct RunArgs {
     /// Commit interval in ms [default: 100 with --exactly-once, else 1000].
     #[arg(long)]
     commit_ms: Option<u64>,
+    /// Keep state stores on disk here (restarts resume from their
+    /// checkpoints) [default: in memory, restored from the changelogs].
+    #[arg(long)]
+    state_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -231,6 +235,9 @@ fn run_app(r: &RunArgs, stop: &AtomicBool) -> Result<()> {
     }
     if let Some(ms) = commit_ms {
         cfg = cfg.commit_interval(Duration::from_millis(ms));
+    }
+    if let Some(dir) = &r.state_dir {
+        cfg = cfg.stores(Arc::new(runnel_streams::state::DiskStores::new(dir)));
     }
     let backend = backend(common, app, instance, g)?;
     let mut streams = Streams::new(topology, cfg, Box::new(backend))?;

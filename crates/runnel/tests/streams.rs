@@ -84,6 +84,8 @@ impl App {
             // already expired would then miss join updates, as in Kafka
             // Streams. Counts are exact either way.
             .args(["--grace-secs", "1209600"])
+            .arg("--state-dir")
+            .arg(dir.join(format!("state-{instance}")))
             .args([
                 "-X",
                 "session.timeout.ms=6000",
