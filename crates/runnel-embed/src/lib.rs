@@ -57,9 +57,9 @@ pub struct LocalBackend {
 }
 
 /// A record to send as a batch builder record (its timestamp, absolute,
-/// in `timestamp_delta`), and its topic.
-fn to_batch_record(r: ProducedRecord) -> (String, TestRecord) {
-    let rec = TestRecord {
+/// in `timestamp_delta`).
+fn to_batch_record(r: ProducedRecord) -> TestRecord {
+    TestRecord {
         timestamp_delta: r.timestamp,
         key: r.key,
         value: r.value,
@@ -68,8 +68,7 @@ fn to_batch_record(r: ProducedRecord) -> (String, TestRecord) {
             .into_iter()
             .map(|(k, v)| (k.into_bytes(), v))
             .collect(),
-    };
-    (r.topic, rec)
+    }
 }
 
 fn err(e: LocalError) -> BackendError {
@@ -179,6 +178,35 @@ impl LocalBackend {
             *pos = (*pos).max(next);
         }
         Ok(limit)
+    }
+
+    /// Appends `recs` (absolute timestamps in `timestamp_delta`) as one
+    /// batch, transactional under exactly-once.
+    fn append_batch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        mut recs: Vec<TestRecord>,
+    ) -> Result<(), BackendError> {
+        // Timestamps become deltas from the batch's smallest.
+        let base_ts = recs.iter().map(|r| r.timestamp_delta).min().unwrap_or(0);
+        for r in &mut recs {
+            r.timestamp_delta -= base_ts;
+        }
+        let batch = match self.producer {
+            Some((pid, epoch)) => {
+                let seq = self
+                    .sequences
+                    .entry((topic.to_string(), partition))
+                    .or_insert(0);
+                let b = build_batch_with(base_ts, &recs, pid, epoch, *seq, TRANSACTIONAL);
+                *seq = seq.wrapping_add(recs.len() as i32) & i32::MAX;
+                b
+            }
+            None => build_batch_with(base_ts, &recs, -1, -1, -1, 0),
+        };
+        self.local.append(topic, partition, batch).map_err(err)?;
+        Ok(())
     }
 
     fn ensure_in_txn(&mut self, topic: &str, partition: i32) -> Result<(), BackendError> {
@@ -306,40 +334,36 @@ impl Backend for LocalBackend {
     }
 
     fn send(&mut self, records: Vec<ProducedRecord>) -> Result<(), BackendError> {
-        // One batch per run of records for the same partition, in order.
-        // Keys and values move into the batch builder's records.
-        let mut records = records.into_iter().peekable();
-        let mut recs: Vec<TestRecord> = Vec::new();
-        while let Some(first) = records.next() {
-            let partition = first.partition;
-            let (topic, rec) = to_batch_record(first);
-            recs.clear();
-            recs.push(rec);
-            while recs.len() < 5_000 {
-                match records.next_if(|r| r.partition == partition && r.topic == topic) {
-                    Some(r) => recs.push(to_batch_record(r).1),
-                    None => break,
-                }
-            }
-            self.ensure_in_txn(&topic, partition)?;
-            // Timestamps become deltas from the run's smallest.
-            let base_ts = recs.iter().map(|r| r.timestamp_delta).min().unwrap_or(0);
-            for r in &mut recs {
-                r.timestamp_delta -= base_ts;
-            }
-            let batch = match self.producer {
-                Some((pid, epoch)) => {
-                    let seq = self
-                        .sequences
-                        .entry((topic.clone(), partition))
-                        .or_insert(0);
-                    let b = build_batch_with(base_ts, &recs, pid, epoch, *seq, TRANSACTIONAL);
-                    *seq = seq.wrapping_add(recs.len() as i32) & i32::MAX;
-                    b
-                }
-                None => build_batch_with(base_ts, &recs, -1, -1, -1, 0),
+        // Records grouped by partition, in order within each partition
+        // (partitions in order of first appearance): records for several
+        // partitions interleaved (hashed keys) still make one batch per
+        // partition instead of one per record. Keys and values move into
+        // the batch builder's records.
+        let mut groups: Vec<(String, i32, Vec<TestRecord>)> = Vec::new();
+        let mut last = 0;
+        for r in records {
+            let same = |g: &(String, i32, Vec<TestRecord>)| g.1 == r.partition && g.0 == r.topic;
+            let i = match groups.get(last) {
+                Some(g) if same(g) => last,
+                _ => match groups.iter().position(same) {
+                    Some(i) => i,
+                    None => {
+                        groups.push((r.topic.clone(), r.partition, Vec::new()));
+                        groups.len() - 1
+                    }
+                },
             };
-            self.local.append(&topic, partition, batch).map_err(err)?;
+            last = i;
+            if let Some(g) = groups.get_mut(i) {
+                g.2.push(to_batch_record(r));
+            }
+        }
+        for (topic, partition, mut recs) in groups {
+            self.ensure_in_txn(&topic, partition)?;
+            while !recs.is_empty() {
+                let rest = recs.split_off(recs.len().min(5_000));
+                self.append_batch(&topic, partition, std::mem::replace(&mut recs, rest))?;
+            }
         }
         Ok(())
     }

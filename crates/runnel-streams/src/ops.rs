@@ -343,6 +343,15 @@ impl<K: Clone + 'static, V, A: Clone + 'static> Node<K, V> for Aggregate<K, V, A
     }
 }
 
+/// The value for one use of several: moved out on the last, else copied.
+fn take_or_clone<T: Clone>(slot: &mut Option<T>, last: bool) -> Option<T> {
+    if last {
+        slot.take()
+    } else {
+        slot.clone()
+    }
+}
+
 /// Per-key, per-window aggregation. Tracks the stream time it has observed
 /// (kept in the store, so it survives restarts); a record whose window has
 /// closed (window end + grace <= stream time) is dropped and counted.
@@ -426,7 +435,15 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> Node<K, V> for WindowAggr
         }
         let grace = self.windows.grace_ms;
         let close = observed.saturating_sub(grace);
-        for start in self.windows.starts_for(rec.timestamp) {
+        let starts = self.windows.starts_for(rec.timestamp);
+        let n = starts.len();
+        let kb = self.store.key_bytes(&rec.key);
+        let timestamp = rec.timestamp;
+        // Key, value and headers move into the last window's update and
+        // output; earlier windows get copies.
+        let (mut key, mut value, mut headers) = (Some(rec.key), Some(rec.value), Some(rec.headers));
+        for (i, start) in starts.into_iter().enumerate() {
+            let last = i + 1 == n;
             let end = start.saturating_add(self.windows.size_ms);
             if end <= close {
                 cx.metrics.late_dropped += 1;
@@ -434,29 +451,37 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> Node<K, V> for WindowAggr
                     window_start = start,
                     window_end = end,
                     stream_time = observed,
-                    timestamp = rec.timestamp,
+                    timestamp,
                     "dropping record for a closed window"
                 );
                 continue;
             }
-            let old = match self.store.get_with_ts(&rec.key, start) {
+            let wkey = crate::state::window_key_bytes(&kb, start);
+            let old = match self.store.get_raw(&wkey) {
                 Ok(o) => o,
                 Err(e) => return fail(cx, e),
             };
-            let ts = old
-                .as_ref()
-                .map_or(rec.timestamp, |(_, t)| rec.timestamp.max(*t));
+            let ts = old.as_ref().map_or(timestamp, |(_, t)| timestamp.max(*t));
             let old_v = old.map(|(v, _)| v);
-            let new = (self.agg)(&rec.key, rec.value.clone(), old_v.clone());
-            self.store.put(&rec.key, start, Some(&new), ts);
+            let (Some(k), Some(v)) = (key.as_ref(), take_or_clone(&mut value, last)) else {
+                break;
+            };
+            let new = (self.agg)(k, v, old_v.clone());
+            self.store.put_raw(wkey, Some(&new), ts);
             if !self.emit_final {
+                let (Some(k), Some(h)) = (
+                    take_or_clone(&mut key, last),
+                    take_or_clone(&mut headers, last),
+                ) else {
+                    break;
+                };
                 self.ds.forward(
                     cx,
                     Rec {
-                        key: Windowed::new(rec.key.clone(), Window::new(start, end)),
+                        key: Windowed::new(k, Window::new(start, end)),
                         value: Change::new(Some(new), old_v),
                         timestamp: ts,
-                        headers: rec.headers.clone(),
+                        headers: h,
                     },
                 );
             }

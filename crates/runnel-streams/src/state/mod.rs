@@ -18,7 +18,7 @@ mod disk;
 pub(crate) mod kv;
 mod window;
 
-use std::collections::btree_map::Entry;
+use std::collections::btree_map::{Entry, OccupiedEntry};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -157,6 +157,20 @@ fn index_window(times: &mut BTreeSet<(i64, Vec<u8>)>, key: &[u8], live: bool) {
     }
 }
 
+/// Overwrites an uncommitted write. A key with a live uncommitted value is
+/// in the time index already: updating it leaves the index as it is.
+fn replace_dirty(
+    times: &mut BTreeSet<(i64, Vec<u8>)>,
+    window: bool,
+    mut e: OccupiedEntry<'_, Vec<u8>, Option<Vec<u8>>>,
+    value: Option<Vec<u8>>,
+) {
+    if window && !(e.get().is_some() && value.is_some()) {
+        index_window(times, e.key(), value.is_some());
+    }
+    e.insert(value);
+}
+
 /// A store shared between a task and interactive queries.
 pub type SharedStore = Arc<Mutex<StateStore>>;
 
@@ -201,21 +215,34 @@ impl StateStore {
     /// Writes (`None` deletes) `key`.
     pub fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
         let window = matches!(self.kind, StoreKind::Window { .. });
-        match self.dirty.entry(key) {
-            Entry::Occupied(mut e) => {
-                // A key with a live uncommitted value is indexed already:
-                // updating it leaves the time index as it is.
-                if window && !(e.get().is_some() && value.is_some()) {
-                    index_window(&mut self.times, e.key(), value.is_some());
-                }
-                e.insert(value);
+        // The greatest key (window operators' metadata, written with every
+        // record) is found without a search.
+        if let Some(last) = self.dirty.last_entry() {
+            if *last.key() == key {
+                return replace_dirty(&mut self.times, window, last, value);
             }
+        }
+        match self.dirty.entry(key) {
+            Entry::Occupied(e) => replace_dirty(&mut self.times, window, e, value),
             Entry::Vacant(e) => {
                 if window {
                     index_window(&mut self.times, e.key(), value.is_some());
                 }
                 e.insert(value);
             }
+        }
+    }
+
+    /// The value of `key`, uncommitted writes included, passed to `f`
+    /// (without copying it when it is an uncommitted write).
+    pub(crate) fn get_with<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, StoreError> {
+        match self.dirty.get(key) {
+            Some(v) => Ok(v.as_deref().map(f)),
+            None => Ok(self.base.get(key).map_err(|e| self.err(e))?.map(|v| f(&v))),
         }
     }
 

@@ -100,15 +100,30 @@ impl<K: 'static, V: 'static> WindowStore<K, V> {
     /// The aggregate of `key` in the window starting at `start`, with its
     /// timestamp.
     pub fn get_with_ts(&self, key: &K, start: i64) -> Result<Option<(V, i64)>, StoreError> {
-        let raw = lock(&self.store).get(&window_key(&self.kb(key), start))?;
-        Ok(raw.and_then(|b| self.decode(&b)))
+        self.get_raw(&window_key(&self.kb(key), start))
     }
 
     /// Writes (`None` deletes) the aggregate of `key` in the window at `start`.
     pub fn put(&self, key: &K, start: i64, value: Option<&V>, ts: i64) {
-        let k = window_key(&self.kb(key), start);
+        self.put_raw(window_key(&self.kb(key), start), value, ts)
+    }
+
+    /// The serialized key, for [`window_key`].
+    pub(crate) fn key_bytes(&self, key: &K) -> Vec<u8> {
+        self.kb(key)
+    }
+
+    /// [`get_with_ts`](Self::get_with_ts) by store key.
+    pub(crate) fn get_raw(&self, wkey: &[u8]) -> Result<Option<(V, i64)>, StoreError> {
+        Ok(lock(&self.store)
+            .get_with(wkey, |b| self.decode(b))?
+            .flatten())
+    }
+
+    /// [`put`](Self::put) by store key.
+    pub(crate) fn put_raw(&self, wkey: Vec<u8>, value: Option<&V>, ts: i64) {
         let v = value.map(|v| encode_value(ts, self.values.serialize(v)));
-        lock(&self.store).put(k, v);
+        lock(&self.store).put(wkey, v);
     }
 
     /// Windows of `key` starting in `[from, to]`, oldest first.
