@@ -54,6 +54,8 @@ pub struct LocalBackend {
     events: VecDeque<PollEvent>,
     /// Last stable offset seen per partition (for lag).
     stable: HashMap<TopicPartition, i64>,
+    /// The partition the next poll starts with.
+    next_first: usize,
 }
 
 /// A record to send as a batch builder record (its timestamp, absolute,
@@ -118,6 +120,7 @@ impl LocalBackend {
             positions: HashMap::new(),
             events: VecDeque::new(),
             stable: HashMap::new(),
+            next_first: 0,
         })
     }
 
@@ -290,14 +293,21 @@ impl Backend for LocalBackend {
         loop {
             let seq = self.local.append_seq();
             let mut out = Vec::new();
-            for tp in self.assigned.clone() {
+            // Every partition gets a share of each poll, starting from a
+            // different one each time, so no partition starves the others.
+            let n = self.assigned.len().max(1);
+            let share = (MAX_POLL_RECORDS / n).max(500);
+            self.next_first = (self.next_first + 1) % n;
+            let order: Vec<TopicPartition> = self.assigned[self.next_first..]
+                .iter()
+                .chain(&self.assigned[..self.next_first])
+                .cloned()
+                .collect();
+            for tp in order {
                 let mut pos = self.positions.get(&tp).copied().unwrap_or(0);
-                let stable = self.read_into(
-                    &tp,
-                    &mut pos,
-                    MAX_POLL_RECORDS - out.len().min(MAX_POLL_RECORDS),
-                    &mut out,
-                )?;
+                let budget = share.min(MAX_POLL_RECORDS - out.len().min(MAX_POLL_RECORDS));
+                let before = out.len();
+                let stable = self.read_into(&tp, &mut pos, before + budget, &mut out)?;
                 self.positions.insert(tp.clone(), pos);
                 self.stable.insert(tp, stable);
                 if out.len() >= MAX_POLL_RECORDS {

@@ -1035,3 +1035,39 @@ fn disk_stores_restart_from_their_checkpoint_even_after_a_crash(env: Env) {
 }
 
 on_both_backends!(disk_stores_restart_from_their_checkpoint_even_after_a_crash);
+
+/// Every window of a key goes to the key's own partition (the window is
+/// not hashed), as Kafka Streams' windowed partitioner does.
+fn windowed_results_are_partitioned_by_their_key(env: Env) {
+    env.topic("ev", 1);
+    env.topic("wc3", 3);
+    let recs: Vec<(String, i64)> = (0..60).map(|i| (format!("k{}", i % 6), i * 7)).collect();
+    let refs: Vec<(&str, &str, i64)> = recs.iter().map(|(k, t)| (k.as_str(), "", *t)).collect();
+    env.produce_str("ev", &refs);
+    let b = StreamsBuilder::new();
+    b.stream("ev", StringSerde, StringSerde)
+        .group_by_key()
+        .windowed_by(TimeWindows::of(Duration::from_millis(50)).grace(Duration::from_secs(1)))
+        .count("wc3-store")
+        .to_stream()
+        .to_with(
+            "wc3",
+            WindowedSerde::time(StringSerde, 50),
+            OptionSerde(I64Serde),
+        );
+    env.run(b.build().unwrap(), "wpart", Guarantee::AtLeastOnce);
+    let got = env.keys_by_partition("wc3");
+    assert_eq!(got.len(), 60);
+    for (p, k) in got {
+        let k = k.unwrap();
+        let inner = &k[..k.len() - 8];
+        assert_eq!(
+            p,
+            runnel_streams::serdes::partition_for(inner, 3),
+            "{:?}",
+            String::from_utf8_lossy(inner)
+        );
+    }
+}
+
+on_both_backends!(windowed_results_are_partitioned_by_their_key);

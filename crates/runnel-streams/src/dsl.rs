@@ -145,6 +145,9 @@ impl StreamsBuilder {
 /// Lets a shared serde be used where an owned one is expected.
 pub(crate) struct SerdeWrap<T>(pub SerdeRef<T>);
 impl<T: 'static> Serde<T> for SerdeWrap<T> {
+    fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
+        self.0.partition_bytes(serialized)
+    }
     fn serialize(&self, v: &T) -> Option<Vec<u8>> {
         self.0.serialize(v)
     }

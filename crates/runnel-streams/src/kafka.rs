@@ -276,7 +276,10 @@ impl KafkaBackend {
         let mut cc = base_config(&config, &format!("{app}-{instance}-consumer"));
         cc.set("isolation.level", "read_committed")
             .set("auto.offset.reset", "earliest")
-            .set("partition.assignment.strategy", "range");
+            .set("partition.assignment.strategy", "range")
+            // librdkafka's default (1 s) idles a fast consumer whose
+            // pre-fetch queue filled up most of the time.
+            .set("fetch.queue.backoff.ms", "10");
         apply_properties(&mut cc, &config.properties);
         if let Some(endpoint) = &config.application_server {
             if endpoint.is_empty() || endpoint.contains(['@', '\0']) {

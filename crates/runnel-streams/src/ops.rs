@@ -263,12 +263,19 @@ impl<K: 'static, V: 'static> Node<K, V> for Sink<K, V> {
             TopicChoice::Fixed(t) => t.resolve(&cx.app_id),
             TopicChoice::PerRecord(f) => f(&rec.key, &rec.value),
         };
-        let hash_key = self.hash.as_ref().and_then(|h| h(&rec.key));
+        let key = self.ks.serialize(&rec.key);
+        let hash_key = match self.hash.as_ref() {
+            Some(h) => h(&rec.key),
+            None => key.as_deref().and_then(|k| {
+                let p = self.ks.partition_bytes(k);
+                (p.len() != k.len()).then(|| p.to_vec())
+            }),
+        };
         cx.out.push(Pending {
             topic,
             partition: None,
             hash_key,
-            key: self.ks.serialize(&rec.key),
+            key,
             value: self.vs.serialize(&rec.value),
             timestamp: rec.timestamp,
             headers: rec.headers,

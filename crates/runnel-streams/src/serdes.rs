@@ -23,6 +23,13 @@ pub struct SerdeError(pub String);
 pub trait Serde<T>: Send + Sync + 'static {
     fn serialize(&self, value: &T) -> Option<Vec<u8>>;
     fn deserialize(&self, bytes: Option<&[u8]>) -> Result<T, SerdeError>;
+    /// The part of a serialized key that picks its partition: all of it,
+    /// except for windowed keys, whose window is left out so every window
+    /// of a key lands in the key's partition (Kafka Streams'
+    /// `WindowedStreamPartitioner`).
+    fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
+        serialized
+    }
 }
 
 /// A shared serde.
@@ -125,6 +132,9 @@ impl<T: Serialize + DeserializeOwned + 'static> Serde<T> for JsonSerde<T> {
 /// Nullable values: `None` is a null field (a tombstone for tables).
 pub struct OptionSerde<S>(pub S);
 impl<T, S: Serde<T>> Serde<Option<T>> for OptionSerde<S> {
+    fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
+        self.0.partition_bytes(serialized)
+    }
     fn serialize(&self, v: &Option<T>) -> Option<Vec<u8>> {
         v.as_ref().and_then(|v| self.0.serialize(v))
     }
@@ -160,6 +170,10 @@ impl<S> WindowedSerde<S> {
 }
 
 impl<K, S: Serde<K>> Serde<Windowed<K>> for WindowedSerde<S> {
+    fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
+        let tail = if self.size.is_some() { 8 } else { 16 };
+        &serialized[..serialized.len().saturating_sub(tail)]
+    }
     fn serialize(&self, v: &Windowed<K>) -> Option<Vec<u8>> {
         let mut out = self.inner.serialize(&v.key).unwrap_or_default();
         match self.size {

@@ -235,6 +235,30 @@ impl Env {
         out
     }
 
+    /// (partition, key) of every committed record of `topic`.
+    pub fn keys_by_partition(&self, topic: &str) -> Vec<(i32, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        for p in 0..self.partitions(topic) {
+            let mut pos = 0;
+            loop {
+                let r = self.local.read(topic, p, pos, 1 << 20, true).unwrap();
+                if r.bytes.is_empty() {
+                    break;
+                }
+                for h in BatchIter::unchecked_crc(&r.bytes).flatten() {
+                    pos = h.next_offset();
+                    if h.is_control() {
+                        continue;
+                    }
+                    for rec in codec::decode_records(&h, 1 << 26).unwrap() {
+                        out.push((p, rec.key));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     pub fn read_uncommitted_count(&self, topic: &str) -> usize {
         self.read_with(topic, false).len()
     }
