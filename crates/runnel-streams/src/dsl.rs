@@ -572,18 +572,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         f: impl Fn(V, V) -> V + Send + Sync + 'static,
         store: &str,
     ) -> KTable<K, V> {
-        let vs = or_missing(&self.stream.vs);
-        if self.stream.vs.is_none() {
-            glock(&self.stream.port.graph)
-                .errors
-                .push(TopologyError::MissingSerde("reduce".into()));
-        }
+        let (agg, vs) = reducer(&self.stream, "reduce", f);
         let s = self.stream.repartitioned("reduce");
-        let f = Arc::new(f);
-        let agg: ops::AggFn<K, V, V> = Arc::new(move |_, v, old: Option<V>| match old {
-            None => v,
-            Some(o) => f(o, v),
-        });
         aggregate_table(&s, agg, vs, store)
     }
 
@@ -611,6 +601,26 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             retention_ms: None,
         }
     }
+}
+
+/// A reducer as an aggregator (a key's or window's first value starts its
+/// aggregate) and the stream's value serde, which stores the aggregate;
+/// records a topology error when the stream has none.
+pub(crate) fn reducer<K: Data, V: Data>(
+    s: &KStream<K, V>,
+    what: &str,
+    f: impl Fn(V, V) -> V + Send + Sync + 'static,
+) -> (ops::AggFn<K, V, V>, SerdeRef<V>) {
+    if s.vs.is_none() {
+        glock(&s.port.graph)
+            .errors
+            .push(TopologyError::MissingSerde(what.to_string()));
+    }
+    let agg: ops::AggFn<K, V, V> = Arc::new(move |_, v, old: Option<V>| match old {
+        None => v,
+        Some(o) => f(o, v),
+    });
+    (agg, or_missing(&s.vs))
 }
 
 fn aggregate_table<K: Data, V: Data, A: Data>(
@@ -676,17 +686,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         f: impl Fn(V, V) -> V + Send + Sync + 'static,
         store: &str,
     ) -> KTable<Windowed<K>, V> {
-        if self.stream.vs.is_none() {
-            glock(&self.stream.port.graph)
-                .errors
-                .push(TopologyError::MissingSerde("windowed reduce".into()));
-        }
-        let vs = or_missing(&self.stream.vs);
-        let f = Arc::new(f);
-        let agg: ops::AggFn<K, V, V> = Arc::new(move |_, v, old: Option<V>| match old {
-            None => v,
-            Some(o) => f(o, v),
-        });
+        let (agg, vs) = reducer(&self.stream, "windowed reduce", f);
         self.aggregate_with(agg, vs, store)
     }
 

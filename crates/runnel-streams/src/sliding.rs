@@ -121,16 +121,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
         f: impl Fn(V, V) -> V + Send + Sync + 'static,
         store: &str,
     ) -> KTable<Windowed<K>, V> {
-        if self.stream.vs.is_none() {
-            glock(&self.stream.port.graph)
-                .errors
-                .push(TopologyError::MissingSerde("sliding window reduce".into()));
-        }
-        let vs = or_missing(&self.stream.vs);
-        let agg: AggFn<K, V, V> = Arc::new(move |_, v, old: Option<V>| match old {
-            None => v,
-            Some(o) => f(o, v),
-        });
+        let (agg, vs) = crate::dsl::reducer(&self.stream, "sliding window reduce", f);
         self.aggregate_with(agg, vs, store)
     }
 
