@@ -5,12 +5,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::dsl::{kv_getter, or_missing, register_store, Data, KGroupedStream, KTable};
+use crate::dsl::{kv_getter, register_store, Data, KGroupedStream, KTable};
 use crate::ops;
 use crate::record::Change;
 use crate::serdes::{Serde, SerdeRef};
 use crate::state::{KvStore, StoreKind};
-use crate::topology::{glock, merge_ports, Build, Graph, Port, TopologyError};
+use crate::topology::{merge_ports, Build, Graph, Port};
 
 type Init<A> = Arc<dyn Fn() -> A + Send + Sync>;
 /// Adds one input's aggregation node for a store; returns its output.
@@ -79,12 +79,7 @@ impl<K: Data, A: Data> CogroupedKStream<K, A> {
         store: &str,
     ) -> KTable<K, A> {
         let graph = self.graph.clone();
-        if self.ks.is_none() {
-            glock(&graph)
-                .errors
-                .push(TopologyError::MissingSerde("cogroup key".into()));
-        }
-        let ks = or_missing(&self.ks);
+        let ks = crate::dsl::required(&graph, &self.ks, "cogroup key");
         let vs: SerdeRef<A> = Arc::new(agg_serde);
         let init: Init<A> = Arc::new(init);
         let ports: Vec<Port<K, Change<A>>> = self

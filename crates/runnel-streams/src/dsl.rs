@@ -33,6 +33,29 @@ impl<T> Serde<T> for NoSerde {
     }
 }
 
+/// The serde `what` requires: `s`, or a placeholder plus a `MissingSerde`
+/// topology error (the build then fails before anything runs).
+pub(crate) fn required<T: 'static>(
+    graph: &Arc<Mutex<Graph>>,
+    s: &Option<SerdeRef<T>>,
+    what: &str,
+) -> SerdeRef<T> {
+    if s.is_none() {
+        glock(graph)
+            .errors
+            .push(TopologyError::MissingSerde(what.to_string()));
+    }
+    or_missing(s)
+}
+
+/// An aggregator over an optional previous aggregate: `init` starts it.
+pub(crate) fn with_init<K, V, A: 'static>(
+    init: impl Fn() -> A + Send + Sync + 'static,
+    agg: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
+) -> ops::AggFn<K, V, A> {
+    Arc::new(move |k, v, old: Option<A>| agg(k, v, old.unwrap_or_else(&init)))
+}
+
 pub(crate) fn or_missing<T: 'static>(s: &Option<SerdeRef<T>>) -> SerdeRef<T> {
     s.clone().unwrap_or_else(|| Arc::new(NoSerde))
 }
@@ -587,8 +610,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         store: &str,
     ) -> KTable<K, A> {
         let s = self.stream.repartitioned("aggregate");
-        let f: ops::AggFn<K, V, A> =
-            Arc::new(move |k, v, old: Option<A>| agg(k, v, old.unwrap_or_else(&init)));
+        let f = with_init(init, agg);
         aggregate_table(&s, f, Arc::new(agg_serde), store)
     }
 
@@ -611,16 +633,12 @@ pub(crate) fn reducer<K: Data, V: Data>(
     what: &str,
     f: impl Fn(V, V) -> V + Send + Sync + 'static,
 ) -> (ops::AggFn<K, V, V>, SerdeRef<V>) {
-    if s.vs.is_none() {
-        glock(&s.port.graph)
-            .errors
-            .push(TopologyError::MissingSerde(what.to_string()));
-    }
+    let vs = required(&s.port.graph, &s.vs, what);
     let agg: ops::AggFn<K, V, V> = Arc::new(move |_, v, old: Option<V>| match old {
         None => v,
         Some(o) => f(o, v),
     });
-    (agg, or_missing(&s.vs))
+    (agg, vs)
 }
 
 fn aggregate_table<K: Data, V: Data, A: Data>(
@@ -629,12 +647,7 @@ fn aggregate_table<K: Data, V: Data, A: Data>(
     agg_serde: SerdeRef<A>,
     store: &str,
 ) -> KTable<K, A> {
-    if s.ks.is_none() {
-        glock(&s.port.graph)
-            .errors
-            .push(TopologyError::MissingSerde("aggregation key".into()));
-    }
-    let ks = or_missing(&s.ks);
+    let ks = required(&s.port.graph, &s.ks, "aggregation key");
     let name = store.to_string();
     let (k2, a2, n2) = (ks.clone(), agg_serde.clone(), name.clone());
     let port = s.port.add(move |b: &mut Build<'_>, ds| ops::Aggregate {
@@ -698,8 +711,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         agg_serde: impl Serde<A>,
         store: &str,
     ) -> KTable<Windowed<K>, A> {
-        let f: ops::AggFn<K, V, A> =
-            Arc::new(move |k, v, old: Option<A>| agg(k, v, old.unwrap_or_else(&init)));
+        let f = with_init(init, agg);
         self.aggregate_with(f, Arc::new(agg_serde), store)
     }
 
@@ -710,14 +722,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         store: &str,
     ) -> KTable<Windowed<K>, A> {
         let s = &self.stream;
-        if s.ks.is_none() {
-            glock(&s.port.graph)
-                .errors
-                .push(TopologyError::MissingSerde(
-                    "windowed aggregation key".into(),
-                ));
-        }
-        let ks = or_missing(&s.ks);
+        let ks = required(&s.port.graph, &s.ks, "windowed aggregation key");
         let windows = self.windows;
         let retention = self
             .retention_ms

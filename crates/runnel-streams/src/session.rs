@@ -19,7 +19,7 @@ use crate::record::{Change, Rec, Window, Windowed};
 use crate::serdes::{Serde, SerdeRef, WindowedSerde};
 use crate::state::kv::{decode_value, encode_value};
 use crate::state::{lock, SharedStore, StoreKind};
-use crate::topology::{glock, Build, Cx, Downstream, Node, TopologyError};
+use crate::topology::{Build, Cx, Downstream, Node};
 
 /// Session windows with an inactivity gap and a grace period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,14 +287,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         store: &str,
     ) -> KTable<Windowed<K>, A> {
         let s = &self.grouped.stream;
-        if s.ks.is_none() {
-            glock(&s.port.graph)
-                .errors
-                .push(TopologyError::MissingSerde(
-                    "session aggregation key".into(),
-                ));
-        }
-        let ks = crate::dsl::or_missing(&s.ks);
+        let ks = crate::dsl::required(&s.port.graph, &s.ks, "session aggregation key");
         let vs: SerdeRef<A> = Arc::new(agg_serde);
         let windows = self.windows;
         let emit_final = self.emit_final;

@@ -44,15 +44,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dsl::{
-    or_missing, register_store, Data, GetFn, Getter, KGroupedStream, KStream, KTable, SerdeWrap,
-};
+use crate::dsl::{register_store, Data, GetFn, Getter, KGroupedStream, KStream, KTable, SerdeWrap};
 use crate::ops::AggFn;
 use crate::record::{Change, Rec, Window, Windowed};
 use crate::serdes::{Serde, SerdeRef, WindowedSerde};
 use crate::state::kv::decode_value;
 use crate::state::{lock, StoreError, StoreKind, WindowStore};
-use crate::topology::{glock, Build, Cx, Downstream, Node, TopologyError};
+use crate::topology::{Build, Cx, Downstream, Node};
 use crate::wire::fail;
 
 /// Sliding windows: a size (the largest time difference between two
@@ -134,8 +132,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
         agg_serde: impl Serde<A>,
         store: &str,
     ) -> KTable<Windowed<K>, A> {
-        let f: AggFn<K, V, A> =
-            Arc::new(move |k, v, old: Option<A>| agg(k, v, old.unwrap_or_else(&init)));
+        let f: AggFn<K, V, A> = crate::dsl::with_init(init, agg);
         self.aggregate_with(f, Arc::new(agg_serde), store)
     }
 
@@ -146,14 +143,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
         store: &str,
     ) -> KTable<Windowed<K>, A> {
         let s = &self.stream;
-        if s.ks.is_none() {
-            glock(&s.port.graph)
-                .errors
-                .push(TopologyError::MissingSerde(
-                    "sliding window aggregation key".into(),
-                ));
-        }
-        let ks = or_missing(&s.ks);
+        let ks = crate::dsl::required(&s.port.graph, &s.ks, "sliding window aggregation key");
         let windows = SlidingWindows {
             time_difference_ms: self.windows.time_difference_ms.max(0),
             grace_ms: self.windows.grace_ms.max(0),

@@ -114,8 +114,7 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
         agg_serde: impl Serde<A>,
         store: &str,
     ) -> KTable<K, A> {
-        let add: AddFn<K, V, A> =
-            Arc::new(move |k, v, old: Option<A>| adder(k, v, old.unwrap_or_else(&init)));
+        let add: AddFn<K, V, A> = crate::dsl::with_init(init, adder);
         self.aggregate_with(add, Arc::new(subtractor), Arc::new(agg_serde), store)
     }
 

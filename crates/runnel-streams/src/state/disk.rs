@@ -79,7 +79,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// use std::sync::Arc;
 /// use runnel_streams::state::DiskStores;
 /// use runnel_streams::StreamsConfig;
-/// # fn config() -> StreamsConfig { unimplemented!() }
+/// # fn config() -> StreamsConfig { StreamsConfig::new("app") }
 ///
 /// let stores = DiskStores::new("/var/lib/my-app/state");
 /// let config = config().stores(Arc::new(stores));
