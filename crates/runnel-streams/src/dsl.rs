@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use crate::ops;
-use crate::record::{Change, Windowed};
+use crate::record::{Change, RecordMeta, Windowed};
 use crate::serdes::{OptionSerde, Serde, SerdeError, SerdeRef, WindowedSerde};
 use crate::state::{KvStore, StoreKind, WindowStore};
 use crate::topology::{
@@ -340,6 +340,23 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.derive(port, self.ks.clone(), None, self.key_changed)
     }
 
+    /// Like [`KStream::flat_map_values`], with the record's timestamp,
+    /// partition and offset (Kafka Streams' `processValues` with a record
+    /// context).
+    pub fn flat_map_values_with_meta<V2: Data, I>(
+        &self,
+        f: impl Fn(&RecordMeta, &K, V) -> I + Send + Sync + 'static,
+    ) -> KStream<K, V2>
+    where
+        I: IntoIterator<Item = V2> + 'static,
+    {
+        let f = Arc::new(f);
+        let port = self
+            .port
+            .add(move |_, ds| ops::FlatMapValuesMeta { f: f.clone(), ds });
+        self.derive(port, self.ks.clone(), None, self.key_changed)
+    }
+
     /// Sets a new key computed from each record.
     pub fn select_key<K2: Data>(
         &self,
@@ -574,6 +591,15 @@ impl<K: Data, V: Data> KStream<K, V> {
                 _v: std::marker::PhantomData,
             });
         self.derive(port, s.ks.clone(), None, false)
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, Option<V>> {
+    /// The stream as a table in which `None` deletes the key, as Kafka
+    /// Streams' `toTable` treats null values; `values` encodes the rows.
+    pub fn to_table_nullable(&self, store: &str, values: impl Serde<V>) -> KTable<K, V> {
+        let s = self.repartitioned("to_table");
+        materialize(&s.port, or_missing(&s.ks), Arc::new(values), store)
     }
 }
 

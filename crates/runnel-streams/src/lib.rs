@@ -48,7 +48,7 @@ pub use processor::{Processor, ProcessorContext, PunctuationType, StoreHandle, S
 pub use query::{
     KeyMetadata, Membership, Queries, QueryError, ReadOnlyKv, ReadOnlySession, ReadOnlyWindow,
 };
-pub use record::{Change, Rec, Window, Windowed};
+pub use record::{Change, Rec, RecordMeta, Window, Windowed};
 pub use session::{SessionWindowedKStream, SessionWindows};
 pub use sliding::{SlidingWindowedKStream, SlidingWindows};
 pub use table_group::KGroupedTable;

@@ -122,6 +122,37 @@ where
     }
 }
 
+/// Like [`FlatMapValues`], with the record's timestamp, partition and
+/// offset handed to the function.
+pub(crate) struct FlatMapValuesMeta<K, V2, F> {
+    pub f: Arc<F>,
+    pub ds: Downstream<K, V2>,
+}
+impl<K: Clone, V, V2: Clone, I, F> Node<K, V> for FlatMapValuesMeta<K, V2, F>
+where
+    F: Fn(&crate::record::RecordMeta, &K, V) -> I,
+    I: IntoIterator<Item = V2>,
+{
+    fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
+        let meta = crate::record::RecordMeta {
+            timestamp: rec.timestamp,
+            partition: cx.partition,
+            offset: cx.offset,
+        };
+        for v in (self.f)(&meta, &rec.key, rec.value) {
+            self.ds.forward(
+                cx,
+                Rec {
+                    key: rec.key.clone(),
+                    value: v,
+                    timestamp: rec.timestamp,
+                    headers: rec.headers.clone(),
+                },
+            );
+        }
+    }
+}
+
 pub(crate) struct FlatMapValues<K, V2, F> {
     pub f: Arc<F>,
     pub ds: Downstream<K, V2>,

@@ -72,3 +72,16 @@ impl<K> Windowed<K> {
         Windowed { key, window }
     }
 }
+
+/// Where the record being processed came from, for operators that need
+/// more than key and value (ksqlDB's ROWTIME, ROWPARTITION, ROWOFFSET).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// The record's timestamp.
+    pub timestamp: i64,
+    /// The task's input partition.
+    pub partition: i32,
+    /// Offset of the input record being processed (for records produced
+    /// by an operator, that of the input that caused them).
+    pub offset: i64,
+}

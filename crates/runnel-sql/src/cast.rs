@@ -1,0 +1,239 @@
+//! `CAST` and the reading of text as a typed value (DELIMITED fields,
+//! JSON strings, map keys).
+
+use rust_decimal::Decimal;
+
+use crate::types::{format_date, format_time, format_timestamp, SqlType, Value};
+
+/// Whether a value of type `from` may be cast to `to` (checked when a
+/// statement is planned).
+pub fn castable(from: &SqlType, to: &SqlType) -> bool {
+    use SqlType::*;
+    if from == to {
+        return true;
+    }
+    match (from, to) {
+        (_, String) => true,
+        (String, _) => !matches!(to, Array(_) | Map(..) | Struct(_)),
+        (a, b) if a.is_numeric() && b.is_numeric() => true,
+        (Boolean, Int | BigInt) => false,
+        (Timestamp, Date | Time) | (Date, Timestamp) => true,
+        (Array(a), Array(b)) => castable(a, b),
+        (Map(ka, va), Map(kb, vb)) => castable(ka, kb) && castable(va, vb),
+        (Struct(a), Struct(b)) => b.iter().all(|(n, t)| {
+            a.iter()
+                .find(|(m, _)| m == n)
+                .is_none_or(|(_, s)| castable(s, t))
+        }),
+        _ => false,
+    }
+}
+
+/// Casts a value; a value that cannot be converted (text that is not a
+/// number) is an error the caller turns into null, as ksqlDB does.
+pub fn cast(v: &Value, to: &SqlType) -> Result<Value, String> {
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    let out = match (v, to) {
+        (_, SqlType::String) => Value::String(v.to_string()),
+        (Value::String(s), _) => from_text(to, s.trim())?,
+        (_, SqlType::Int) => match v {
+            Value::Double(d) => Value::Int(d.trunc() as i32),
+            _ => {
+                let d = v.as_decimal().ok_or("not a number")?.trunc();
+                Value::Int(
+                    rust_decimal::prelude::ToPrimitive::to_i64(&d)
+                        .and_then(|i| i32::try_from(i).ok())
+                        .ok_or_else(|| format!("{v} is out of range for INTEGER"))?,
+                )
+            }
+        },
+        (_, SqlType::BigInt) => match v {
+            Value::Double(d) => Value::BigInt(d.trunc() as i64),
+            _ => {
+                let d = v.as_decimal().ok_or("not a number")?.trunc();
+                Value::BigInt(
+                    rust_decimal::prelude::ToPrimitive::to_i64(&d)
+                        .ok_or_else(|| format!("{v} is out of range for BIGINT"))?,
+                )
+            }
+        },
+        (_, SqlType::Double) => Value::Double(v.as_f64().ok_or("not a number")?),
+        (_, SqlType::Decimal { precision, scale }) => {
+            let d = v.as_decimal().ok_or("not a number")?;
+            Value::Decimal(fit_decimal(d, *precision, *scale)?)
+        }
+        (Value::Timestamp(t), SqlType::Date) => Value::Date(t.div_euclid(86_400_000) as i32),
+        (Value::Timestamp(t), SqlType::Time) => Value::Time(t.rem_euclid(86_400_000)),
+        (Value::Date(d), SqlType::Timestamp) => Value::Timestamp(i64::from(*d) * 86_400_000),
+        (Value::Array(items), SqlType::Array(t)) => {
+            Value::Array(items.iter().map(|x| cast(x, t)).collect::<Result<_, _>>()?)
+        }
+        (Value::Map(entries), SqlType::Map(kt, vt)) => Value::Map(
+            entries
+                .iter()
+                .map(|(k, x)| Ok((cast(k, kt)?, cast(x, vt)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        (Value::Struct(fields), SqlType::Struct(types)) => Value::Struct(
+            types
+                .iter()
+                .map(|(n, t)| {
+                    let x = fields
+                        .iter()
+                        .find(|(m, _)| m == n)
+                        .map(|(_, x)| x.clone())
+                        .unwrap_or_default();
+                    Ok((n.clone(), cast(&x, t)?))
+                })
+                .collect::<Result<_, String>>()?,
+        ),
+        (v, t) if v.type_of().as_ref() == Some(t) => v.clone(),
+        (v, t) => return Err(format!("cannot cast {v} to {t}")),
+    };
+    Ok(out)
+}
+
+/// Rounds a decimal to `scale` and checks it fits `precision` digits.
+pub fn fit_decimal(mut d: Decimal, precision: u8, scale: u8) -> Result<Decimal, String> {
+    d = d.round_dp_with_strategy(
+        u32::from(scale),
+        rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+    );
+    d.rescale(u32::from(scale));
+    let digits = d.mantissa().unsigned_abs().to_string().len();
+    if digits > usize::from(precision) {
+        return Err(format!("{d} does not fit DECIMAL({precision}, {scale})"));
+    }
+    Ok(d)
+}
+
+/// Reads text as a value of type `ty`.
+pub fn from_text(ty: &SqlType, s: &str) -> Result<Value, String> {
+    let bad = || format!("cannot read '{s}' as {ty}");
+    Ok(match ty {
+        SqlType::String => Value::String(s.to_string()),
+        SqlType::Boolean => match s.to_ascii_lowercase().as_str() {
+            "true" | "t" | "yes" | "y" => Value::Boolean(true),
+            "false" | "f" | "no" | "n" => Value::Boolean(false),
+            _ => return Err(bad()),
+        },
+        SqlType::Int => Value::Int(s.parse().map_err(|_| bad())?),
+        SqlType::BigInt => Value::BigInt(s.parse().map_err(|_| bad())?),
+        SqlType::Double => Value::Double(s.parse().map_err(|_| bad())?),
+        SqlType::Decimal { precision, scale } => {
+            let d: Decimal = s
+                .parse()
+                .or_else(|_| Decimal::from_scientific(s))
+                .map_err(|_| bad())?;
+            Value::Decimal(fit_decimal(d, *precision, *scale)?)
+        }
+        SqlType::Bytes => Value::Bytes(crate::types::base64_decode(s).ok_or_else(bad)?),
+        SqlType::Date => Value::Date(parse_date(s).ok_or_else(bad)?),
+        SqlType::Time => Value::Time(parse_time(s).ok_or_else(bad)?),
+        SqlType::Timestamp => Value::Timestamp(parse_timestamp(s).ok_or_else(bad)?),
+        SqlType::Array(_) | SqlType::Map(..) | SqlType::Struct(_) => {
+            let j: serde_json::Value = serde_json::from_str(s).map_err(|_| bad())?;
+            crate::format::from_json(ty, &j)?
+        }
+    })
+}
+
+/// `YYYY-MM-DD` as days since the epoch.
+pub fn parse_date(s: &str) -> Option<i32> {
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    i32::try_from((d - epoch).num_days()).ok()
+}
+
+/// `HH:MM[:SS[.fff]]` as milliseconds since midnight.
+pub fn parse_time(s: &str) -> Option<i64> {
+    use chrono::Timelike;
+    let t = chrono::NaiveTime::parse_from_str(s, "%H:%M:%S%.f")
+        .or_else(|_| chrono::NaiveTime::parse_from_str(s, "%H:%M"))
+        .ok()?;
+    Some(i64::from(t.num_seconds_from_midnight()) * 1000 + i64::from(t.nanosecond() / 1_000_000))
+}
+
+/// ISO-8601 timestamps (`2026-11-25T10:00:00[.fff][Z|±hh:mm]`, a space for
+/// the `T`, or a date alone) as milliseconds since the epoch, UTC when no
+/// offset is given.
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc().timestamp_millis());
+        }
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+        if let Ok(t) = chrono::DateTime::parse_from_str(s, f) {
+            return Some(t.timestamp_millis());
+        }
+    }
+    parse_date(s).map(|d| i64::from(d) * 86_400_000)
+}
+
+/// The text form of a temporal value, for error messages and display.
+pub fn temporal_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Date(d) => Some(format_date(*d)),
+        Value::Time(t) => Some(format_time(*t)),
+        Value::Timestamp(t) => Some(format_timestamp(*t)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn casts_follow_sql() {
+        assert_eq!(
+            cast(&Value::String(" 42 ".into()), &SqlType::Int),
+            Ok(Value::Int(42))
+        );
+        assert!(cast(&Value::String("x".into()), &SqlType::Int).is_err());
+        assert_eq!(cast(&Value::Double(2.9), &SqlType::Int), Ok(Value::Int(2)));
+        assert_eq!(
+            cast(&Value::Int(3), &SqlType::String),
+            Ok(Value::String("3".into()))
+        );
+        assert_eq!(
+            cast(
+                &Value::Double(1.005),
+                &SqlType::Decimal {
+                    precision: 4,
+                    scale: 2
+                }
+            ),
+            Ok(Value::Decimal("1.01".parse().unwrap()))
+        );
+        assert!(cast(
+            &Value::Int(12345),
+            &SqlType::Decimal {
+                precision: 4,
+                scale: 2
+            }
+        )
+        .is_err());
+        assert_eq!(cast(&Value::Null, &SqlType::Int), Ok(Value::Null));
+        assert!(!castable(&SqlType::Boolean, &SqlType::Int));
+    }
+
+    #[test]
+    fn temporal_text_parses() {
+        assert_eq!(parse_date("1970-01-02"), Some(1));
+        assert_eq!(parse_time("00:00:01.5"), Some(1500));
+        assert_eq!(parse_timestamp("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(parse_timestamp("1970-01-01 00:00:02"), Some(2000));
+        assert_eq!(parse_timestamp("1970-01-01T02:00:00+02:00"), Some(0));
+    }
+}

@@ -1,0 +1,82 @@
+//! The error of a statement that cannot run: where in the text, and why.
+
+use std::fmt;
+
+use crate::ast::Pos;
+
+/// What kind of failure, for the REST API's error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The statement is wrong (syntax, names, types): ksqlDB's 40001.
+    Statement,
+    /// A stream, table, query or topic does not exist: 40002-like.
+    NotFound,
+    /// The engine failed while running a valid statement: 50000.
+    Server,
+}
+
+/// A statement's error, with its position when one is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlError {
+    pub pos: Option<Pos>,
+    pub message: String,
+    pub kind: ErrorKind,
+}
+
+impl SqlError {
+    pub fn at(pos: Pos, message: impl Into<String>) -> Self {
+        SqlError {
+            pos: Some(pos),
+            message: message.into(),
+            kind: ErrorKind::Statement,
+        }
+    }
+
+    pub fn new(message: impl Into<String>) -> Self {
+        SqlError {
+            pos: None,
+            message: message.into(),
+            kind: ErrorKind::Statement,
+        }
+    }
+
+    pub fn not_found(pos: Option<Pos>, message: impl Into<String>) -> Self {
+        SqlError {
+            pos,
+            message: message.into(),
+            kind: ErrorKind::NotFound,
+        }
+    }
+
+    pub fn server(message: impl Into<String>) -> Self {
+        SqlError {
+            pos: None,
+            message: message.into(),
+            kind: ErrorKind::Server,
+        }
+    }
+}
+
+impl fmt::Display for SqlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pos {
+            Some(p) if p.line > 0 => write!(f, "line {}:{}: {}", p.line, p.col, self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for SqlError {}
+
+impl From<crate::parser::ParseError> for SqlError {
+    fn from(e: crate::parser::ParseError) -> Self {
+        SqlError {
+            pos: Some(Pos {
+                line: e.line,
+                col: e.col,
+            }),
+            message: e.message,
+            kind: ErrorKind::Statement,
+        }
+    }
+}

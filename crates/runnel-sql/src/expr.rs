@@ -1,0 +1,1217 @@
+//! Expressions bound to a row layout: name resolution and type checking
+//! at plan time, evaluation with SQL's null semantics at run time.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+
+use crate::ast::{BinaryOp, Expr, ExprKind, Ident, Literal, Pos, UnaryOp};
+use crate::cast::{cast, castable, fit_decimal};
+use crate::error::SqlError;
+use crate::functions::{FunctionRegistry, ScalarFunction};
+use crate::types::{SqlType, Value};
+
+/// A column visible to expressions: its qualifier (source alias), name,
+/// type and index in the row.
+#[derive(Debug, Clone)]
+pub struct ScopeColumn {
+    pub qualifier: Option<String>,
+    pub name: String,
+    pub ty: SqlType,
+    pub index: usize,
+}
+
+/// The columns expressions may name, plus the lambda parameters in scope.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub columns: Vec<ScopeColumn>,
+    lambdas: Vec<(String, SqlType)>,
+}
+
+impl Scope {
+    pub fn new(columns: Vec<ScopeColumn>) -> Self {
+        Scope {
+            columns,
+            lambdas: Vec::new(),
+        }
+    }
+
+    /// Finds a column; the error names it, says whether it is ambiguous, and
+    /// suggests a close name.
+    pub fn resolve(
+        &self,
+        qualifier: Option<&Ident>,
+        name: &Ident,
+    ) -> Result<&ScopeColumn, SqlError> {
+        let found: Vec<&ScopeColumn> = self
+            .columns
+            .iter()
+            .filter(|c| {
+                c.name == name.name
+                    && qualifier.is_none_or(|q| c.qualifier.as_deref() == Some(q.name.as_str()))
+            })
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(one),
+            [] => {
+                if let Some(q) = qualifier {
+                    if !self
+                        .columns
+                        .iter()
+                        .any(|c| c.qualifier.as_deref() == Some(q.name.as_str()))
+                    {
+                        return Err(SqlError::at(
+                            q.pos,
+                            format!("source {} not found in this query", q.name),
+                        ));
+                    }
+                }
+                let shown = match qualifier {
+                    Some(q) => format!("{}.{}", q.name, name.name),
+                    None => name.name.clone(),
+                };
+                let mut msg = format!("column {shown} cannot be resolved");
+                if let Some(s) = self.suggest(&name.name) {
+                    msg.push_str(&format!("; did you mean {s}?"));
+                }
+                Err(SqlError::at(name.pos, msg))
+            }
+            many => {
+                let options: Vec<String> = many
+                    .iter()
+                    .map(|c| format!("{}.{}", c.qualifier.as_deref().unwrap_or("?"), c.name))
+                    .collect();
+                Err(SqlError::at(
+                    name.pos,
+                    format!(
+                        "column {} is ambiguous; qualify it: {}",
+                        name.name,
+                        options.join(" or ")
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// The closest column name, for "did you mean".
+    pub fn suggest(&self, name: &str) -> Option<String> {
+        let norm = |s: &str| s.to_ascii_uppercase().replace('_', "");
+        let target = norm(name);
+        self.columns
+            .iter()
+            .map(|c| (edit_distance(&norm(&c.name), &target), &c.name))
+            .filter(|(d, n)| *d <= 2.max(n.len() / 4))
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, n)| n.clone())
+    }
+}
+
+/// Levenshtein distance, for suggestions.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// A bound expression, ready to evaluate against rows of its scope.
+#[derive(Clone)]
+pub enum Compiled {
+    Const(Value),
+    Column(usize),
+    Lambda(usize),
+    Deref(Box<Compiled>, String),
+    Subscript(Box<Compiled>, Box<Compiled>),
+    Not(Box<Compiled>),
+    Neg(Box<Compiled>),
+    Arith(BinaryOp, Box<Compiled>, Box<Compiled>, SqlType),
+    Concat(Box<Compiled>, Box<Compiled>),
+    Compare(BinaryOp, Box<Compiled>, Box<Compiled>),
+    And(Box<Compiled>, Box<Compiled>),
+    Or(Box<Compiled>, Box<Compiled>),
+    IsNull(Box<Compiled>, bool),
+    Distinct(Box<Compiled>, Box<Compiled>, bool),
+    Between(Box<Compiled>, Box<Compiled>, Box<Compiled>, bool),
+    In(Box<Compiled>, Vec<Compiled>, bool),
+    Like(Box<Compiled>, Like, bool),
+    Case(Vec<(Compiled, Compiled)>, Option<Box<Compiled>>),
+    Cast(Box<Compiled>, SqlType),
+    Call(Arc<dyn ScalarFunction>, Vec<Compiled>),
+    Transform(Box<Compiled>, Box<Compiled>, usize),
+    TransformMap(Box<Compiled>, Box<Compiled>, Box<Compiled>, usize),
+    Filter(Box<Compiled>, Box<Compiled>, usize),
+    FilterMap(Box<Compiled>, Box<Compiled>, usize),
+    Reduce(Box<Compiled>, Box<Compiled>, Box<Compiled>, usize),
+    MakeArray(Vec<Compiled>),
+    MakeMap(Vec<(Compiled, Compiled)>),
+    MakeStruct(Vec<(String, Compiled)>),
+}
+
+/// A LIKE pattern: compiled once when it is a literal.
+#[derive(Clone)]
+pub enum Like {
+    Fixed(Arc<regex::Regex>),
+    Dynamic(Box<Compiled>, Option<char>),
+}
+
+fn like_regex(pattern: &str, escape: Option<char>) -> Result<regex::Regex, String> {
+    let mut re = String::from("(?s)^");
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            match chars.next() {
+                Some(n) => re.push_str(&regex::escape(&n.to_string())),
+                None => return Err("LIKE pattern ends with its escape character".into()),
+            }
+        } else if c == '%' {
+            re.push_str(".*");
+        } else if c == '_' {
+            re.push('.');
+        } else {
+            re.push_str(&regex::escape(&c.to_string()));
+        }
+    }
+    re.push('$');
+    regex::Regex::new(&re).map_err(|e| e.to_string())
+}
+
+/// What compiled expressions are bound against.
+pub struct Binder<'a> {
+    pub scope: Scope,
+    pub functions: &'a FunctionRegistry,
+}
+
+fn boxed(c: Compiled) -> Box<Compiled> {
+    Box::new(c)
+}
+
+fn type_name(t: &Option<SqlType>) -> String {
+    t.as_ref().map_or("NULL".to_string(), |t| t.to_string())
+}
+
+impl Binder<'_> {
+    /// Binds an expression; returns it with its type (`None` for a bare
+    /// NULL).
+    pub fn bind(&mut self, e: &Expr) -> Result<(Compiled, Option<SqlType>), SqlError> {
+        Ok(match &e.kind {
+            ExprKind::Literal(l) => {
+                let v = literal_value(l, e.pos)?;
+                let t = v.type_of();
+                (Compiled::Const(v), t)
+            }
+            ExprKind::Column { qualifier, name } => {
+                if qualifier.is_none() {
+                    if let Some(i) = self
+                        .scope
+                        .lambdas
+                        .iter()
+                        .rposition(|(n, _)| *n == name.name)
+                    {
+                        return Ok((Compiled::Lambda(i), Some(self.scope.lambdas[i].1.clone())));
+                    }
+                }
+                let c = self.scope.resolve(qualifier.as_ref(), name)?;
+                (Compiled::Column(c.index), Some(c.ty.clone()))
+            }
+            ExprKind::Deref { expr, field } => {
+                let (c, t) = self.bind(expr)?;
+                match t {
+                    Some(SqlType::Struct(fields)) => {
+                        let Some((fname, ft)) =
+                            fields.iter().find(|(n, _)| n == &field.name).or_else(|| {
+                                fields
+                                    .iter()
+                                    .find(|(n, _)| n.eq_ignore_ascii_case(&field.name))
+                            })
+                        else {
+                            let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+                            return Err(SqlError::at(
+                                field.pos,
+                                format!(
+                                    "struct has no field {}; its fields are {}",
+                                    field.name,
+                                    names.join(", ")
+                                ),
+                            ));
+                        };
+                        (Compiled::Deref(boxed(c), fname.clone()), Some(ft.clone()))
+                    }
+                    other => {
+                        return Err(SqlError::at(
+                            e.pos,
+                            format!("-> needs a STRUCT, got {}", type_name(&other)),
+                        ))
+                    }
+                }
+            }
+            ExprKind::Subscript { expr, index } => {
+                let (c, t) = self.bind(expr)?;
+                let (i, it) = self.bind(index)?;
+                let out = match (&t, &it) {
+                    (Some(SqlType::Array(inner)), Some(SqlType::Int | SqlType::BigInt) | None) => {
+                        (**inner).clone()
+                    }
+                    (Some(SqlType::Map(k, v)), kt)
+                        if kt.as_ref().is_none_or(|kt| castable(kt, k)) =>
+                    {
+                        (**v).clone()
+                    }
+                    _ => {
+                        return Err(SqlError::at(
+                            index.pos,
+                            format!("cannot subscript {} with {}", type_name(&t), type_name(&it)),
+                        ))
+                    }
+                };
+                (Compiled::Subscript(boxed(c), boxed(i)), Some(out))
+            }
+            ExprKind::Unary { op, expr } => {
+                let (c, t) = self.bind(expr)?;
+                match op {
+                    UnaryOp::Not => {
+                        self.expect_bool(&t, expr.pos, "NOT")?;
+                        (Compiled::Not(boxed(c)), Some(SqlType::Boolean))
+                    }
+                    UnaryOp::Neg => {
+                        if !t.as_ref().is_none_or(SqlType::is_numeric) {
+                            return Err(SqlError::at(
+                                e.pos,
+                                format!("cannot negate {}", type_name(&t)),
+                            ));
+                        }
+                        (Compiled::Neg(boxed(c)), t)
+                    }
+                }
+            }
+            ExprKind::Binary { op, left, right } => self.bind_binary(*op, left, right, e.pos)?,
+            ExprKind::IsNull { expr, negated } => {
+                let (c, _) = self.bind(expr)?;
+                (Compiled::IsNull(boxed(c), *negated), Some(SqlType::Boolean))
+            }
+            ExprKind::IsDistinctFrom {
+                left,
+                right,
+                negated,
+            } => {
+                let (l, lt) = self.bind(left)?;
+                let (r, rt) = self.bind(right)?;
+                self.check_comparable(&lt, &rt, e.pos)?;
+                (
+                    Compiled::Distinct(boxed(l), boxed(r), *negated),
+                    Some(SqlType::Boolean),
+                )
+            }
+            ExprKind::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => {
+                let (x, xt) = self.bind(expr)?;
+                let (l, lt) = self.bind(low)?;
+                let (h, ht) = self.bind(high)?;
+                self.check_comparable(&xt, &lt, low.pos)?;
+                self.check_comparable(&xt, &ht, high.pos)?;
+                let (l, h) = (coerce_literal(l, &xt), coerce_literal(h, &xt));
+                (
+                    Compiled::Between(boxed(x), boxed(l), boxed(h), *negated),
+                    Some(SqlType::Boolean),
+                )
+            }
+            ExprKind::InList {
+                expr,
+                list,
+                negated,
+            } => {
+                let (x, xt) = self.bind(expr)?;
+                let mut items = Vec::with_capacity(list.len());
+                for item in list {
+                    let (c, t) = self.bind(item)?;
+                    self.check_comparable(&xt, &t, item.pos)?;
+                    items.push(coerce_literal(c, &xt));
+                }
+                (
+                    Compiled::In(boxed(x), items, *negated),
+                    Some(SqlType::Boolean),
+                )
+            }
+            ExprKind::Like {
+                expr,
+                pattern,
+                escape,
+                negated,
+            } => {
+                let (x, xt) = self.bind(expr)?;
+                let (p, pt) = self.bind(pattern)?;
+                for (t, pos) in [(&xt, expr.pos), (&pt, pattern.pos)] {
+                    if !matches!(t, Some(SqlType::String) | None) {
+                        return Err(SqlError::at(
+                            pos,
+                            format!("LIKE needs STRING operands, got {}", type_name(t)),
+                        ));
+                    }
+                }
+                let like = match p {
+                    Compiled::Const(Value::String(s)) => Like::Fixed(Arc::new(
+                        like_regex(&s, *escape).map_err(|m| SqlError::at(pattern.pos, m))?,
+                    )),
+                    other => Like::Dynamic(boxed(other), *escape),
+                };
+                (
+                    Compiled::Like(boxed(x), like, *negated),
+                    Some(SqlType::Boolean),
+                )
+            }
+            ExprKind::Case {
+                operand,
+                whens,
+                else_,
+            } => self.bind_case(operand.as_deref(), whens, else_.as_deref())?,
+            ExprKind::Cast { expr, ty } => {
+                let (c, t) = self.bind(expr)?;
+                if let Some(from) = &t {
+                    if !castable(from, ty) {
+                        return Err(SqlError::at(e.pos, format!("cannot cast {from} to {ty}")));
+                    }
+                }
+                (Compiled::Cast(boxed(c), ty.clone()), Some(ty.clone()))
+            }
+            ExprKind::Function {
+                name,
+                args,
+                star,
+                distinct,
+            } => self.bind_call(name, args, *star, *distinct, e.pos)?,
+            ExprKind::Lambda { .. } => {
+                return Err(SqlError::at(
+                    e.pos,
+                    "a lambda is allowed only as an argument of TRANSFORM, FILTER or REDUCE",
+                ))
+            }
+            ExprKind::Array(items) => {
+                let mut out = Vec::new();
+                let mut ty: Option<SqlType> = None;
+                for item in items {
+                    let (c, t) = self.bind(item)?;
+                    ty = self.unify(ty, t, item.pos)?;
+                    out.push(c);
+                }
+                let ty = ty.unwrap_or(SqlType::String);
+                let out = out.into_iter().map(|c| coerce_to(c, &ty)).collect();
+                (Compiled::MakeArray(out), Some(SqlType::Array(Box::new(ty))))
+            }
+            ExprKind::Map(entries) => {
+                let mut out = Vec::new();
+                let (mut kt, mut vt): (Option<SqlType>, Option<SqlType>) = (None, None);
+                for (k, v) in entries {
+                    let (kc, t) = self.bind(k)?;
+                    kt = self.unify(kt, t, k.pos)?;
+                    let (vc, t) = self.bind(v)?;
+                    vt = self.unify(vt, t, v.pos)?;
+                    out.push((kc, vc));
+                }
+                let kt = kt.unwrap_or(SqlType::String);
+                let vt = vt.unwrap_or(SqlType::String);
+                let out = out
+                    .into_iter()
+                    .map(|(k, v)| (coerce_to(k, &kt), coerce_to(v, &vt)))
+                    .collect();
+                (
+                    Compiled::MakeMap(out),
+                    Some(SqlType::Map(Box::new(kt), Box::new(vt))),
+                )
+            }
+            ExprKind::Struct(fields) => {
+                let mut out = Vec::new();
+                let mut types = Vec::new();
+                for (name, v) in fields {
+                    let (c, t) = self.bind(v)?;
+                    types.push((name.name.clone(), t.unwrap_or(SqlType::String)));
+                    out.push((name.name.clone(), c));
+                }
+                (Compiled::MakeStruct(out), Some(SqlType::Struct(types)))
+            }
+        })
+    }
+
+    /// Binds a condition (WHERE, HAVING, ON): it must be BOOLEAN.
+    pub fn bind_condition(&mut self, e: &Expr, clause: &str) -> Result<Compiled, SqlError> {
+        let (c, t) = self.bind(e)?;
+        if !matches!(t, Some(SqlType::Boolean) | None) {
+            return Err(SqlError::at(
+                e.pos,
+                format!("{clause} needs a BOOLEAN condition, got {}", type_name(&t)),
+            ));
+        }
+        Ok(c)
+    }
+
+    fn expect_bool(&self, t: &Option<SqlType>, pos: Pos, what: &str) -> Result<(), SqlError> {
+        if matches!(t, Some(SqlType::Boolean) | None) {
+            Ok(())
+        } else {
+            Err(SqlError::at(
+                pos,
+                format!("{what} needs BOOLEAN operands, got {}", type_name(t)),
+            ))
+        }
+    }
+
+    fn unify(
+        &self,
+        a: Option<SqlType>,
+        b: Option<SqlType>,
+        pos: Pos,
+    ) -> Result<Option<SqlType>, SqlError> {
+        Ok(match (a, b) {
+            (None, x) | (x, None) => x,
+            (Some(a), Some(b)) if a == b => Some(a),
+            (Some(a), Some(b)) => match SqlType::widen(&a, &b) {
+                Some(w) => Some(w),
+                None => {
+                    return Err(SqlError::at(
+                        pos,
+                        format!("expected {a}, got {b}: all values must have one type"),
+                    ))
+                }
+            },
+        })
+    }
+
+    fn check_comparable(
+        &self,
+        a: &Option<SqlType>,
+        b: &Option<SqlType>,
+        pos: Pos,
+    ) -> Result<(), SqlError> {
+        let ok = match (a, b) {
+            (None, _) | (_, None) => true,
+            (Some(a), Some(b)) => {
+                a == b
+                    || (a.is_numeric() && b.is_numeric())
+                    || matches!(
+                        (a, b),
+                        (
+                            SqlType::Timestamp | SqlType::Date | SqlType::Time,
+                            SqlType::String
+                        ) | (
+                            SqlType::String,
+                            SqlType::Timestamp | SqlType::Date | SqlType::Time
+                        )
+                    )
+                    || matches!((a, b), (SqlType::Array(_), SqlType::Array(_)))
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(SqlError::at(
+                pos,
+                format!("cannot compare {} with {}", type_name(a), type_name(b)),
+            ))
+        }
+    }
+
+    fn bind_binary(
+        &mut self,
+        op: BinaryOp,
+        left: &Expr,
+        right: &Expr,
+        pos: Pos,
+    ) -> Result<(Compiled, Option<SqlType>), SqlError> {
+        let (l, lt) = self.bind(left)?;
+        let (r, rt) = self.bind(right)?;
+        Ok(match op {
+            BinaryOp::And | BinaryOp::Or => {
+                self.expect_bool(&lt, left.pos, &op.to_string())?;
+                self.expect_bool(&rt, right.pos, &op.to_string())?;
+                let c = if op == BinaryOp::And {
+                    Compiled::And(boxed(l), boxed(r))
+                } else {
+                    Compiled::Or(boxed(l), boxed(r))
+                };
+                (c, Some(SqlType::Boolean))
+            }
+            BinaryOp::Eq
+            | BinaryOp::NotEq
+            | BinaryOp::Lt
+            | BinaryOp::LtEq
+            | BinaryOp::Gt
+            | BinaryOp::GtEq => {
+                self.check_comparable(&lt, &rt, pos)?;
+                let l = coerce_literal(l, &rt);
+                let r = coerce_literal(r, &lt);
+                (
+                    Compiled::Compare(op, boxed(l), boxed(r)),
+                    Some(SqlType::Boolean),
+                )
+            }
+            BinaryOp::Concat => {
+                for (t, p) in [(&lt, left.pos), (&rt, right.pos)] {
+                    if !matches!(t, Some(SqlType::String) | None) {
+                        return Err(SqlError::at(
+                            p,
+                            format!("|| needs STRING operands, got {}", type_name(t)),
+                        ));
+                    }
+                }
+                (Compiled::Concat(boxed(l), boxed(r)), Some(SqlType::String))
+            }
+            BinaryOp::Add if lt == Some(SqlType::String) && rt == Some(SqlType::String) => {
+                (Compiled::Concat(boxed(l), boxed(r)), Some(SqlType::String))
+            }
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod => {
+                let t = match (&lt, &rt) {
+                    (None, None) => SqlType::Int,
+                    (Some(t), None) | (None, Some(t)) if t.is_numeric() => t.clone(),
+                    (Some(a), Some(b)) if a.is_numeric() && b.is_numeric() => arith_type(op, a, b),
+                    _ => {
+                        return Err(SqlError::at(
+                            pos,
+                            format!(
+                                "operator {op} does not apply to {} and {}",
+                                type_name(&lt),
+                                type_name(&rt)
+                            ),
+                        ))
+                    }
+                };
+                (Compiled::Arith(op, boxed(l), boxed(r), t.clone()), Some(t))
+            }
+        })
+    }
+
+    fn bind_case(
+        &mut self,
+        operand: Option<&Expr>,
+        whens: &[(Expr, Expr)],
+        else_: Option<&Expr>,
+    ) -> Result<(Compiled, Option<SqlType>), SqlError> {
+        let op = match operand {
+            Some(o) => Some((self.bind(o)?, o.pos)),
+            None => None,
+        };
+        let mut out = Vec::new();
+        let mut ty: Option<SqlType> = None;
+        let mut results = Vec::new();
+        for (w, t) in whens {
+            let cond = match &op {
+                Some(((oc, ot), _)) => {
+                    let (wc, wt) = self.bind(w)?;
+                    self.check_comparable(ot, &wt, w.pos)?;
+                    Compiled::Compare(BinaryOp::Eq, boxed(oc.clone()), boxed(wc))
+                }
+                None => self.bind_condition(w, "WHEN")?,
+            };
+            let (tc, tt) = self.bind(t)?;
+            ty = self.unify(ty, tt, t.pos)?;
+            out.push(cond);
+            results.push(tc);
+        }
+        let els = match else_ {
+            Some(e) => {
+                let (c, t) = self.bind(e)?;
+                ty = self.unify(ty, t, e.pos)?;
+                Some(c)
+            }
+            None => None,
+        };
+        let wrap = |c: Compiled| match &ty {
+            Some(t) => coerce_to(c, t),
+            None => c,
+        };
+        let pairs = out.into_iter().zip(results.into_iter().map(wrap)).collect();
+        let els = els.map(|c| boxed(wrap(c)));
+        Ok((Compiled::Case(pairs, els), ty))
+    }
+
+    fn bind_lambda(
+        &mut self,
+        e: &Expr,
+        types: &[SqlType],
+    ) -> Result<(Compiled, Option<SqlType>, usize), SqlError> {
+        let ExprKind::Lambda { params, body } = &e.kind else {
+            return Err(SqlError::at(e.pos, "expected a lambda such as x => x + 1"));
+        };
+        if params.len() != types.len() {
+            return Err(SqlError::at(
+                e.pos,
+                format!(
+                    "this lambda needs {} parameter(s), got {}",
+                    types.len(),
+                    params.len()
+                ),
+            ));
+        }
+        let base = self.scope.lambdas.len();
+        for (p, t) in params.iter().zip(types) {
+            self.scope.lambdas.push((p.name.clone(), t.clone()));
+        }
+        let r = self.bind(body);
+        self.scope.lambdas.truncate(base);
+        let (c, t) = r?;
+        Ok((c, t, base))
+    }
+
+    fn bind_call(
+        &mut self,
+        name: &Ident,
+        args: &[Expr],
+        star: bool,
+        distinct: bool,
+        pos: Pos,
+    ) -> Result<(Compiled, Option<SqlType>), SqlError> {
+        let fname = name.name.to_ascii_uppercase();
+        if self.functions.aggregate(&fname).is_some() {
+            return Err(SqlError::at(
+                name.pos,
+                format!("aggregate function {fname} is allowed only in the SELECT or HAVING of a GROUP BY query"),
+            ));
+        }
+        if self.functions.table(&fname).is_some() {
+            return Err(SqlError::at(
+                name.pos,
+                format!("table function {fname} is allowed only as a SELECT column"),
+            ));
+        }
+        if star || distinct {
+            return Err(SqlError::at(
+                pos,
+                format!("{fname}(*) and DISTINCT are only for aggregate functions"),
+            ));
+        }
+        match fname.as_str() {
+            "TRANSFORM" | "FILTER" if args.len() == 2 => {
+                let (arr, at) = self.bind(&args[0])?;
+                match at {
+                    Some(SqlType::Array(inner)) => {
+                        let (body, bt, slot) = self.bind_lambda(&args[1], &[(*inner).clone()])?;
+                        if fname == "FILTER" {
+                            if !matches!(bt, Some(SqlType::Boolean) | None) {
+                                return Err(SqlError::at(
+                                    args[1].pos,
+                                    "FILTER's lambda must return BOOLEAN",
+                                ));
+                            }
+                            return Ok((
+                                Compiled::Filter(boxed(arr), boxed(body), slot),
+                                Some(SqlType::Array(inner)),
+                            ));
+                        }
+                        let bt = bt.unwrap_or(SqlType::String);
+                        return Ok((
+                            Compiled::Transform(boxed(arr), boxed(body), slot),
+                            Some(SqlType::Array(Box::new(bt))),
+                        ));
+                    }
+                    Some(SqlType::Map(k, v)) if fname == "FILTER" => {
+                        let (body, _, slot) =
+                            self.bind_lambda(&args[1], &[(*k).clone(), (*v).clone()])?;
+                        return Ok((
+                            Compiled::FilterMap(boxed(arr), boxed(body), slot),
+                            Some(SqlType::Map(k, v)),
+                        ));
+                    }
+                    other => {
+                        return Err(SqlError::at(
+                            args[0].pos,
+                            format!("{fname} needs an ARRAY or MAP, got {}", type_name(&other)),
+                        ))
+                    }
+                }
+            }
+            "TRANSFORM" if args.len() == 3 => {
+                let (map, mt) = self.bind(&args[0])?;
+                let Some(SqlType::Map(k, v)) = mt else {
+                    return Err(SqlError::at(
+                        args[0].pos,
+                        "TRANSFORM with two lambdas needs a MAP",
+                    ));
+                };
+                let types = [(*k).clone(), (*v).clone()];
+                let (kf, kt, slot) = self.bind_lambda(&args[1], &types)?;
+                let (vf, vt, _) = self.bind_lambda(&args[2], &types)?;
+                return Ok((
+                    Compiled::TransformMap(boxed(map), boxed(kf), boxed(vf), slot),
+                    Some(SqlType::Map(
+                        Box::new(kt.unwrap_or(SqlType::String)),
+                        Box::new(vt.unwrap_or(SqlType::String)),
+                    )),
+                ));
+            }
+            "REDUCE" if args.len() == 3 => {
+                let (arr, at) = self.bind(&args[0])?;
+                let (init, it) = self.bind(&args[1])?;
+                let Some(SqlType::Array(inner)) = at else {
+                    return Err(SqlError::at(args[0].pos, "REDUCE needs an ARRAY"));
+                };
+                let st = it.unwrap_or(SqlType::BigInt);
+                let (body, _, slot) =
+                    self.bind_lambda(&args[2], &[st.clone(), (*inner).clone()])?;
+                return Ok((
+                    Compiled::Reduce(boxed(arr), boxed(init), boxed(coerce_to(body, &st)), slot),
+                    Some(st),
+                ));
+            }
+            _ => {}
+        }
+        let Some(f) = self.functions.scalar_arc(&fname) else {
+            let mut msg = format!("unknown function {fname}");
+            if let Some(s) = self.functions.suggest(&fname) {
+                msg.push_str(&format!("; did you mean {s}?"));
+            }
+            return Err(SqlError::at(name.pos, msg));
+        };
+        let mut compiled = Vec::with_capacity(args.len());
+        let mut types = Vec::with_capacity(args.len());
+        for a in args {
+            let (c, t) = self.bind(a)?;
+            compiled.push(c);
+            types.push(t);
+        }
+        let rt = f
+            .return_type(&types)
+            .map_err(|e| SqlError::at(name.pos, e.to_string()))?;
+        // Functions of constants are evaluated once, here.
+        if compiled.iter().all(|c| matches!(c, Compiled::Const(_)))
+            && !matches!(
+                fname.as_str(),
+                "RANDOM" | "UUID" | "UNIX_TIMESTAMP" | "UNIX_DATE"
+            )
+        {
+            let vals: Vec<Value> = compiled
+                .iter()
+                .map(|c| match c {
+                    Compiled::Const(v) => v.clone(),
+                    _ => Value::Null,
+                })
+                .collect();
+            if let Ok(v) = f.call(&vals) {
+                return Ok((Compiled::Const(v), Some(rt)));
+            }
+        }
+        Ok((Compiled::Call(f, compiled), Some(rt)))
+    }
+}
+
+/// The result type of arithmetic, as ksqlDB computes it.
+fn arith_type(op: BinaryOp, a: &SqlType, b: &SqlType) -> SqlType {
+    let dec = |t: &SqlType| match t {
+        SqlType::Int => Some((10u8, 0u8)),
+        SqlType::BigInt => Some((19, 0)),
+        SqlType::Decimal { precision, scale } => Some((*precision, *scale)),
+        _ => None,
+    };
+    if matches!(a, SqlType::Double) || matches!(b, SqlType::Double) {
+        return SqlType::Double;
+    }
+    if matches!(a, SqlType::Decimal { .. }) || matches!(b, SqlType::Decimal { .. }) {
+        let ((p1, s1), (p2, s2)) = (dec(a).unwrap_or((10, 0)), dec(b).unwrap_or((10, 0)));
+        let (p1, s1, p2, s2) = (u32::from(p1), u32::from(s1), u32::from(p2), u32::from(s2));
+        let (p, s) = match op {
+            BinaryOp::Add | BinaryOp::Sub => {
+                let s = s1.max(s2);
+                ((p1 - s1).max(p2 - s2) + s + 1, s)
+            }
+            BinaryOp::Mul => (p1 + p2 + 1, s1 + s2),
+            BinaryOp::Div => {
+                let s = 6.max(s1 + p2 + 1);
+                (p1 - s1 + s2 + s, s)
+            }
+            _ => {
+                let s = s1.max(s2);
+                ((p1 - s1).min(p2 - s2) + s, s)
+            }
+        };
+        let s = s.min(28);
+        return SqlType::Decimal {
+            precision: p.clamp(s.max(1), 38) as u8,
+            scale: s as u8,
+        };
+    }
+    SqlType::widen(a, b).unwrap_or(SqlType::BigInt)
+}
+
+/// A string literal compared with a temporal column is read as that type.
+fn coerce_literal(c: Compiled, other: &Option<SqlType>) -> Compiled {
+    match (&c, other) {
+        (
+            Compiled::Const(Value::String(s)),
+            Some(t @ (SqlType::Timestamp | SqlType::Date | SqlType::Time)),
+        ) => match crate::cast::from_text(t, s) {
+            Ok(v) => Compiled::Const(v),
+            Err(_) => c,
+        },
+        _ => c,
+    }
+}
+
+fn coerce_to(c: Compiled, t: &SqlType) -> Compiled {
+    match &c {
+        Compiled::Const(v) => match v.type_of() {
+            None => c,
+            Some(vt) if &vt == t => c,
+            Some(_) => match cast(v, t) {
+                Ok(v) => Compiled::Const(v),
+                Err(_) => c,
+            },
+        },
+        _ => Compiled::Cast(boxed(c), t.clone()),
+    }
+}
+
+/// A literal's value: integers that fit are INT, else BIGINT; `1.5` is a
+/// DECIMAL; `1e3` a DOUBLE.
+pub fn literal_value(l: &Literal, pos: Pos) -> Result<Value, SqlError> {
+    Ok(match l {
+        Literal::Null => Value::Null,
+        Literal::Boolean(b) => Value::Boolean(*b),
+        Literal::Integer(i) => match i32::try_from(*i) {
+            Ok(v) => Value::Int(v),
+            Err(_) => Value::BigInt(*i),
+        },
+        Literal::Decimal(text) => Value::Decimal(
+            text.parse::<Decimal>()
+                .map_err(|_| SqlError::at(pos, format!("decimal {text} is out of range")))?,
+        ),
+        Literal::Double(d) => Value::Double(*d),
+        Literal::String(s) => Value::String(s.clone()),
+    })
+}
+
+/// Where expressions read from: the row and the lambda arguments.
+pub struct Env<'a> {
+    pub row: &'a [Value],
+    pub lambdas: Vec<Value>,
+}
+
+impl Compiled {
+    /// Evaluates against a row; errors (a bad cast, a function failing)
+    /// give NULL, as in ksqlDB.
+    pub fn eval(&self, row: &[Value]) -> Value {
+        let mut env = Env {
+            row,
+            lambdas: Vec::new(),
+        };
+        self.eval_in(&mut env)
+    }
+
+    /// Evaluates a condition: NULL counts as false.
+    pub fn test(&self, row: &[Value]) -> bool {
+        matches!(self.eval(row), Value::Boolean(true))
+    }
+
+    pub fn eval_in(&self, env: &mut Env<'_>) -> Value {
+        match self {
+            Compiled::Const(v) => v.clone(),
+            Compiled::Column(i) => env.row.get(*i).cloned().unwrap_or_default(),
+            Compiled::Lambda(i) => env.lambdas.get(*i).cloned().unwrap_or_default(),
+            Compiled::Deref(e, field) => match e.eval_in(env) {
+                Value::Struct(fields) => fields
+                    .into_iter()
+                    .find(|(n, _)| n == field)
+                    .map(|(_, v)| v)
+                    .unwrap_or_default(),
+                _ => Value::Null,
+            },
+            Compiled::Subscript(e, i) => {
+                let (c, i) = (e.eval_in(env), i.eval_in(env));
+                match (c, i) {
+                    (Value::Array(items), idx) => match idx.as_i64() {
+                        Some(n) if n > 0 => {
+                            items.into_iter().nth((n - 1) as usize).unwrap_or_default()
+                        }
+                        Some(n) if n < 0 => {
+                            let len = items.len() as i64;
+                            if -n <= len {
+                                items
+                                    .into_iter()
+                                    .nth((len + n) as usize)
+                                    .unwrap_or_default()
+                            } else {
+                                Value::Null
+                            }
+                        }
+                        _ => Value::Null,
+                    },
+                    (Value::Map(entries), k) => entries
+                        .into_iter()
+                        .find(|(ek, _)| ek.sql_cmp(&k) == Some(Ordering::Equal))
+                        .map(|(_, v)| v)
+                        .unwrap_or_default(),
+                    _ => Value::Null,
+                }
+            }
+            Compiled::Not(e) => match e.eval_in(env) {
+                Value::Boolean(b) => Value::Boolean(!b),
+                _ => Value::Null,
+            },
+            Compiled::Neg(e) => match e.eval_in(env) {
+                Value::Int(i) => Value::Int(i.wrapping_neg()),
+                Value::BigInt(i) => Value::BigInt(i.wrapping_neg()),
+                Value::Double(d) => Value::Double(-d),
+                Value::Decimal(d) => Value::Decimal(-d),
+                _ => Value::Null,
+            },
+            Compiled::Arith(op, l, r, t) => arith(*op, &l.eval_in(env), &r.eval_in(env), t),
+            Compiled::Concat(l, r) => match (l.eval_in(env), r.eval_in(env)) {
+                (Value::String(a), Value::String(b)) => Value::String(a + &b),
+                _ => Value::Null,
+            },
+            Compiled::Compare(op, l, r) => {
+                let (a, b) = (l.eval_in(env), r.eval_in(env));
+                match a.sql_cmp(&b) {
+                    None => Value::Null,
+                    Some(o) => Value::Boolean(match op {
+                        BinaryOp::Eq => o == Ordering::Equal,
+                        BinaryOp::NotEq => o != Ordering::Equal,
+                        BinaryOp::Lt => o == Ordering::Less,
+                        BinaryOp::LtEq => o != Ordering::Greater,
+                        BinaryOp::Gt => o == Ordering::Greater,
+                        _ => o != Ordering::Less,
+                    }),
+                }
+            }
+            Compiled::And(l, r) => match l.eval_in(env) {
+                Value::Boolean(false) => Value::Boolean(false),
+                a => match (a, r.eval_in(env)) {
+                    (_, Value::Boolean(false)) => Value::Boolean(false),
+                    (Value::Boolean(true), Value::Boolean(true)) => Value::Boolean(true),
+                    _ => Value::Null,
+                },
+            },
+            Compiled::Or(l, r) => match l.eval_in(env) {
+                Value::Boolean(true) => Value::Boolean(true),
+                a => match (a, r.eval_in(env)) {
+                    (_, Value::Boolean(true)) => Value::Boolean(true),
+                    (Value::Boolean(false), Value::Boolean(false)) => Value::Boolean(false),
+                    _ => Value::Null,
+                },
+            },
+            Compiled::IsNull(e, negated) => Value::Boolean(e.eval_in(env).is_null() != *negated),
+            Compiled::Distinct(l, r, negated) => {
+                let (a, b) = (l.eval_in(env), r.eval_in(env));
+                let same = match (a.is_null(), b.is_null()) {
+                    (true, true) => true,
+                    (false, false) => a.sql_cmp(&b) == Some(Ordering::Equal),
+                    _ => false,
+                };
+                Value::Boolean(same == *negated)
+            }
+            Compiled::Between(x, lo, hi, negated) => {
+                let (x, lo, hi) = (x.eval_in(env), lo.eval_in(env), hi.eval_in(env));
+                match (x.sql_cmp(&lo), x.sql_cmp(&hi)) {
+                    (Some(a), Some(b)) => {
+                        Value::Boolean((a != Ordering::Less && b != Ordering::Greater) != *negated)
+                    }
+                    _ => Value::Null,
+                }
+            }
+            Compiled::In(x, items, negated) => {
+                let x = x.eval_in(env);
+                if x.is_null() {
+                    return Value::Null;
+                }
+                let mut saw_null = false;
+                for item in items {
+                    let v = item.eval_in(env);
+                    match x.sql_cmp(&v) {
+                        Some(Ordering::Equal) => return Value::Boolean(!*negated),
+                        None => saw_null |= v.is_null(),
+                        _ => {}
+                    }
+                }
+                if saw_null {
+                    Value::Null
+                } else {
+                    Value::Boolean(*negated)
+                }
+            }
+            Compiled::Like(x, like, negated) => {
+                let Value::String(s) = x.eval_in(env) else {
+                    return Value::Null;
+                };
+                let matched = match like {
+                    Like::Fixed(re) => re.is_match(&s),
+                    Like::Dynamic(p, esc) => match p.eval_in(env) {
+                        Value::String(p) => match like_regex(&p, *esc) {
+                            Ok(re) => re.is_match(&s),
+                            Err(_) => return Value::Null,
+                        },
+                        _ => return Value::Null,
+                    },
+                };
+                Value::Boolean(matched != *negated)
+            }
+            Compiled::Case(whens, els) => {
+                for (cond, result) in whens {
+                    if matches!(cond.eval_in(env), Value::Boolean(true)) {
+                        return result.eval_in(env);
+                    }
+                }
+                els.as_ref().map(|e| e.eval_in(env)).unwrap_or_default()
+            }
+            Compiled::Cast(e, t) => cast(&e.eval_in(env), t).unwrap_or_else(|err| {
+                tracing::debug!(error = %err, "cast failed; using NULL");
+                Value::Null
+            }),
+            Compiled::Call(f, args) => {
+                let vals: Vec<Value> = args.iter().map(|a| a.eval_in(env)).collect();
+                f.call(&vals).unwrap_or_else(|err| {
+                    tracing::debug!(function = f.info().name, error = %err, "function failed; using NULL");
+                    Value::Null
+                })
+            }
+            Compiled::Transform(arr, body, slot) => match arr.eval_in(env) {
+                Value::Array(items) => Value::Array(
+                    items
+                        .into_iter()
+                        .map(|x| with_lambdas(env, *slot, vec![x], body))
+                        .collect(),
+                ),
+                _ => Value::Null,
+            },
+            Compiled::Filter(arr, body, slot) => match arr.eval_in(env) {
+                Value::Array(items) => Value::Array(
+                    items
+                        .into_iter()
+                        .filter(|x| {
+                            matches!(
+                                with_lambdas(env, *slot, vec![x.clone()], body),
+                                Value::Boolean(true)
+                            )
+                        })
+                        .collect(),
+                ),
+                _ => Value::Null,
+            },
+            Compiled::FilterMap(map, body, slot) => match map.eval_in(env) {
+                Value::Map(entries) => Value::Map(
+                    entries
+                        .into_iter()
+                        .filter(|(k, v)| {
+                            matches!(
+                                with_lambdas(env, *slot, vec![k.clone(), v.clone()], body),
+                                Value::Boolean(true)
+                            )
+                        })
+                        .collect(),
+                ),
+                _ => Value::Null,
+            },
+            Compiled::TransformMap(map, kf, vf, slot) => match map.eval_in(env) {
+                Value::Map(entries) => Value::Map(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| {
+                            let nk = with_lambdas(env, *slot, vec![k.clone(), v.clone()], kf);
+                            let nv = with_lambdas(env, *slot, vec![k, v], vf);
+                            (nk, nv)
+                        })
+                        .collect(),
+                ),
+                _ => Value::Null,
+            },
+            Compiled::Reduce(arr, init, body, slot) => match arr.eval_in(env) {
+                Value::Array(items) => {
+                    let mut state = init.eval_in(env);
+                    for x in items {
+                        state = with_lambdas(env, *slot, vec![state, x], body);
+                    }
+                    state
+                }
+                _ => Value::Null,
+            },
+            Compiled::MakeArray(items) => {
+                Value::Array(items.iter().map(|c| c.eval_in(env)).collect())
+            }
+            Compiled::MakeMap(entries) => Value::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.eval_in(env), v.eval_in(env)))
+                    .collect(),
+            ),
+            Compiled::MakeStruct(fields) => Value::Struct(
+                fields
+                    .iter()
+                    .map(|(n, c)| (n.clone(), c.eval_in(env)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+fn with_lambdas(env: &mut Env<'_>, slot: usize, args: Vec<Value>, body: &Compiled) -> Value {
+    env.lambdas.truncate(slot);
+    env.lambdas.extend(args);
+    let v = body.eval_in(env);
+    env.lambdas.truncate(slot);
+    v
+}
+
+fn arith(op: BinaryOp, a: &Value, b: &Value, t: &SqlType) -> Value {
+    if a.is_null() || b.is_null() {
+        return Value::Null;
+    }
+    match t {
+        SqlType::Int | SqlType::BigInt => {
+            let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) else {
+                return Value::Null;
+            };
+            let r = match op {
+                BinaryOp::Add => x.wrapping_add(y),
+                BinaryOp::Sub => x.wrapping_sub(y),
+                BinaryOp::Mul => x.wrapping_mul(y),
+                BinaryOp::Div => match x.checked_div(y) {
+                    Some(r) => r,
+                    None => return Value::Null,
+                },
+                _ => match x.checked_rem(y) {
+                    Some(r) => r,
+                    None => return Value::Null,
+                },
+            };
+            if *t == SqlType::Int {
+                Value::Int(r as i32)
+            } else {
+                Value::BigInt(r)
+            }
+        }
+        SqlType::Decimal { precision, scale } => {
+            let (Some(x), Some(y)) = (a.as_decimal(), b.as_decimal()) else {
+                return Value::Null;
+            };
+            let r = match op {
+                BinaryOp::Add => x.checked_add(y),
+                BinaryOp::Sub => x.checked_sub(y),
+                BinaryOp::Mul => x.checked_mul(y),
+                BinaryOp::Div => x.checked_div(y),
+                _ => x.checked_rem(y),
+            };
+            match r.map(|r| fit_decimal(r, *precision, *scale)) {
+                Some(Ok(d)) => Value::Decimal(d),
+                _ => Value::Null,
+            }
+        }
+        _ => {
+            let (Some(x), Some(y)) = (a.as_f64(), b.as_f64()) else {
+                return Value::Null;
+            };
+            Value::Double(match op {
+                BinaryOp::Add => x + y,
+                BinaryOp::Sub => x - y,
+                BinaryOp::Mul => x * y,
+                BinaryOp::Div => x / y,
+                _ => x % y,
+            })
+        }
+    }
+}

@@ -1,0 +1,559 @@
+//! Serialization formats of keys and values (KAFKA, JSON, DELIMITED) and
+//! the internal format of repartition topics and state.
+
+use std::fmt;
+
+use runnel_streams::serdes::{Serde, SerdeError};
+use rust_decimal::Decimal;
+use serde_json::Value as Json;
+
+use crate::schema::Column;
+use crate::types::{base64_decode, base64_encode, SqlType, Value};
+
+/// A row: the values of some columns, in the columns' order.
+pub type Row = Vec<Value>;
+
+/// A serialization format, as named in `KEY_FORMAT` / `VALUE_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Format {
+    /// A single primitive column in Kafka's own serializations.
+    Kafka,
+    Json,
+    Delimited,
+    /// No bytes at all: for keyless streams.
+    None,
+}
+
+impl Format {
+    /// Parses a format name; `Err` names the formats known.
+    pub fn parse(name: &str) -> Result<Format, String> {
+        match name.to_ascii_uppercase().as_str() {
+            "KAFKA" => Ok(Format::Kafka),
+            "JSON" => Ok(Format::Json),
+            "DELIMITED" => Ok(Format::Delimited),
+            "NONE" => Ok(Format::None),
+            "AVRO" | "PROTOBUF" | "PROTOBUF_NOSR" | "JSON_SR" => Err(format!(
+                "format {name} needs a schema registry, which Runnel does not have yet; use JSON, DELIMITED or KAFKA"
+            )),
+            _ => Err(format!(
+                "unknown format '{name}'; expected one of KAFKA, JSON, DELIMITED, NONE"
+            )),
+        }
+    }
+
+    /// Checks that the format can carry these columns.
+    pub fn check(&self, columns: &[Column], what: &str) -> Result<(), String> {
+        match self {
+            Format::Kafka => {
+                if columns.len() > 1 {
+                    return Err(format!(
+                        "the KAFKA format supports only one {what} column, got {}",
+                        columns.len()
+                    ));
+                }
+                if let Some(c) = columns.first() {
+                    match c.ty {
+                        SqlType::Int
+                        | SqlType::BigInt
+                        | SqlType::Double
+                        | SqlType::String
+                        | SqlType::Bytes => {}
+                        ref t => {
+                            return Err(format!(
+                                "the KAFKA format does not support type {t} (column {})",
+                                c.name
+                            ))
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Format::Delimited => {
+                for c in columns {
+                    if matches!(
+                        c.ty,
+                        SqlType::Array(_) | SqlType::Map(..) | SqlType::Struct(_)
+                    ) {
+                        return Err(format!(
+                            "the DELIMITED format does not support type {} (column {})",
+                            c.ty, c.name
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            Format::None => {
+                if columns.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("the NONE format cannot carry {what} columns"))
+                }
+            }
+            Format::Json => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Kafka => "KAFKA",
+            Format::Json => "JSON",
+            Format::Delimited => "DELIMITED",
+            Format::None => "NONE",
+        })
+    }
+}
+
+/// Encodes and decodes rows of given columns in a format.
+#[derive(Clone)]
+pub struct RowSerde {
+    pub format: Format,
+    pub columns: Vec<Column>,
+    /// JSON with one column: whether it is wrapped in an object.
+    pub wrap_single: bool,
+    pub delimiter: char,
+}
+
+impl RowSerde {
+    pub fn new(format: Format, columns: Vec<Column>, wrap_single: bool) -> Self {
+        RowSerde {
+            format,
+            columns,
+            wrap_single,
+            delimiter: ',',
+        }
+    }
+
+    pub fn encode(&self, row: &[Value]) -> Result<Option<Vec<u8>>, String> {
+        match self.format {
+            Format::None => Ok(None),
+            Format::Kafka => match row.first() {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => encode_kafka(v).map(Some),
+            },
+            Format::Json => {
+                if self.columns.len() == 1 && !self.wrap_single {
+                    let v = row.first().cloned().unwrap_or_default();
+                    if v.is_null() {
+                        return Ok(None);
+                    }
+                    return serde_json::to_vec(&to_json(&v))
+                        .map(Some)
+                        .map_err(|e| e.to_string());
+                }
+                let mut obj = serde_json::Map::with_capacity(self.columns.len());
+                for (c, v) in self.columns.iter().zip(row) {
+                    obj.insert(c.name.clone(), to_json(v));
+                }
+                serde_json::to_vec(&Json::Object(obj))
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            Format::Delimited => {
+                if row.iter().all(Value::is_null) && self.columns.len() == 1 {
+                    return Ok(None);
+                }
+                let mut out = String::new();
+                for (i, v) in row.iter().enumerate() {
+                    if i > 0 {
+                        out.push(self.delimiter);
+                    }
+                    if !v.is_null() {
+                        let text = v.to_string();
+                        if text.contains(self.delimiter) || text.contains('"') {
+                            out.push('"');
+                            out.push_str(&text.replace('"', "\"\""));
+                            out.push('"');
+                        } else {
+                            out.push_str(&text);
+                        }
+                    }
+                }
+                Ok(Some(out.into_bytes()))
+            }
+        }
+    }
+
+    pub fn decode(&self, bytes: &[u8]) -> Result<Row, String> {
+        match self.format {
+            Format::None => Ok(Vec::new()),
+            Format::Kafka => match self.columns.first() {
+                None => Ok(Vec::new()),
+                Some(c) => Ok(vec![decode_kafka(&c.ty, bytes)?]),
+            },
+            Format::Json => {
+                let json: Json =
+                    serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+                if self.columns.len() == 1 && !self.wrap_single {
+                    return Ok(vec![from_json(&self.columns[0].ty, &json)?]);
+                }
+                match &json {
+                    Json::Object(obj) => self
+                        .columns
+                        .iter()
+                        .map(|c| {
+                            let field = obj.get(&c.name).or_else(|| {
+                                obj.iter()
+                                    .find(|(k, _)| k.eq_ignore_ascii_case(&c.name))
+                                    .map(|(_, v)| v)
+                            });
+                            match field {
+                                None => Ok(Value::Null),
+                                Some(v) => from_json(&c.ty, v)
+                                    .map_err(|e| format!("column {}: {e}", c.name)),
+                            }
+                        })
+                        .collect(),
+                    // An unwrapped single value is accepted too.
+                    other if self.columns.len() == 1 => {
+                        Ok(vec![from_json(&self.columns[0].ty, other)?])
+                    }
+                    _ => Err("expected a JSON object".into()),
+                }
+            }
+            Format::Delimited => {
+                let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+                let fields = split_delimited(text, self.delimiter);
+                if fields.len() != self.columns.len() {
+                    return Err(format!(
+                        "expected {} delimited fields, got {}",
+                        self.columns.len(),
+                        fields.len()
+                    ));
+                }
+                self.columns
+                    .iter()
+                    .zip(fields)
+                    .map(|(c, f)| {
+                        if f.is_empty() {
+                            Ok(Value::Null)
+                        } else {
+                            crate::cast::from_text(&c.ty, &f)
+                                .map_err(|e| format!("column {}: {e}", c.name))
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+impl Serde<Row> for RowSerde {
+    fn serialize(&self, row: &Row) -> Option<Vec<u8>> {
+        match self.encode(row) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot serialize row");
+                None
+            }
+        }
+    }
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Row, SerdeError> {
+        match bytes {
+            None => Ok(vec![Value::Null; self.columns.len()]),
+            Some(b) => self.decode(b).map_err(SerdeError),
+        }
+    }
+}
+
+/// Rows in Runnel's own compact encoding, for repartition topics,
+/// changelogs and aggregation state (never user-facing topics).
+#[derive(Clone, Copy, Default)]
+pub struct InternalSerde;
+
+impl Serde<Row> for InternalSerde {
+    fn serialize(&self, row: &Row) -> Option<Vec<u8>> {
+        postcard::to_stdvec(row).ok()
+    }
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Row, SerdeError> {
+        match bytes {
+            None => Ok(Vec::new()),
+            Some(b) => postcard::from_bytes(b).map_err(|e| SerdeError(e.to_string())),
+        }
+    }
+}
+
+fn split_delimited(text: &str, delim: char) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if quoted {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    cur.push('"');
+                    chars.next();
+                } else {
+                    quoted = false;
+                }
+            } else {
+                cur.push(c);
+            }
+        } else if c == '"' && cur.is_empty() {
+            quoted = true;
+        } else if c == delim {
+            out.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    out.push(cur);
+    out
+}
+
+fn encode_kafka(v: &Value) -> Result<Vec<u8>, String> {
+    Ok(match v {
+        Value::Int(i) => i.to_be_bytes().to_vec(),
+        Value::BigInt(i) => i.to_be_bytes().to_vec(),
+        Value::Double(d) => d.to_be_bytes().to_vec(),
+        Value::String(s) => s.as_bytes().to_vec(),
+        Value::Bytes(b) => b.clone(),
+        other => return Err(format!("the KAFKA format cannot carry {other}")),
+    })
+}
+
+fn decode_kafka(ty: &SqlType, b: &[u8]) -> Result<Value, String> {
+    let fixed = |n: usize| -> Result<&[u8], String> {
+        if b.len() == n {
+            Ok(b)
+        } else {
+            Err(format!("expected {n} bytes for {ty}, got {}", b.len()))
+        }
+    };
+    Ok(match ty {
+        SqlType::Int => {
+            let a = fixed(4)?;
+            Value::Int(i32::from_be_bytes([a[0], a[1], a[2], a[3]]))
+        }
+        SqlType::BigInt => {
+            let a = fixed(8)?;
+            let mut x = [0u8; 8];
+            x.copy_from_slice(a);
+            Value::BigInt(i64::from_be_bytes(x))
+        }
+        SqlType::Double => {
+            let a = fixed(8)?;
+            let mut x = [0u8; 8];
+            x.copy_from_slice(a);
+            Value::Double(f64::from_be_bytes(x))
+        }
+        SqlType::String => Value::String(
+            String::from_utf8(b.to_vec()).map_err(|_| "key is not valid UTF-8".to_string())?,
+        ),
+        SqlType::Bytes => Value::Bytes(b.to_vec()),
+        t => return Err(format!("the KAFKA format does not support {t}")),
+    })
+}
+
+/// A value as JSON, as ksqlDB writes it.
+pub fn to_json(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::BigInt(i) => Json::from(*i),
+        Value::Double(d) => serde_json::Number::from_f64(*d)
+            .map(Json::Number)
+            .unwrap_or(Json::Null),
+        Value::Decimal(d) => d
+            .to_string()
+            .parse::<serde_json::Number>()
+            .map(Json::Number)
+            .unwrap_or_else(|_| Json::String(d.to_string())),
+        Value::String(s) => Json::String(s.clone()),
+        Value::Bytes(b) => Json::String(base64_encode(b)),
+        Value::Date(d) => Json::from(*d),
+        Value::Time(t) => Json::from(*t),
+        Value::Timestamp(t) => Json::from(*t),
+        Value::Array(items) => Json::Array(items.iter().map(to_json).collect()),
+        Value::Map(entries) => Json::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), to_json(v)))
+                .collect(),
+        ),
+        Value::Struct(fields) => Json::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// A JSON value read as a column of type `ty`.
+pub fn from_json(ty: &SqlType, j: &Json) -> Result<Value, String> {
+    if j.is_null() {
+        return Ok(Value::Null);
+    }
+    let bad = || format!("cannot read {j} as {ty}");
+    Ok(match ty {
+        SqlType::Boolean => match j {
+            Json::Bool(b) => Value::Boolean(*b),
+            Json::String(s) if s.eq_ignore_ascii_case("true") => Value::Boolean(true),
+            Json::String(s) if s.eq_ignore_ascii_case("false") => Value::Boolean(false),
+            _ => return Err(bad()),
+        },
+        SqlType::Int => {
+            let i = json_i64(j).ok_or_else(bad)?;
+            Value::Int(i32::try_from(i).map_err(|_| bad())?)
+        }
+        SqlType::BigInt => Value::BigInt(json_i64(j).ok_or_else(bad)?),
+        SqlType::Double => match j {
+            Json::Number(n) => Value::Double(n.as_f64().ok_or_else(bad)?),
+            Json::String(s) => Value::Double(s.trim().parse().map_err(|_| bad())?),
+            _ => return Err(bad()),
+        },
+        SqlType::Decimal { scale, .. } => {
+            let text = match j {
+                Json::Number(n) => n.to_string(),
+                Json::String(s) => s.clone(),
+                _ => return Err(bad()),
+            };
+            let mut d: Decimal = text
+                .parse()
+                .or_else(|_| Decimal::from_scientific(&text))
+                .map_err(|_| bad())?;
+            d.rescale(u32::from(*scale));
+            Value::Decimal(d)
+        }
+        SqlType::String => match j {
+            Json::String(s) => Value::String(s.clone()),
+            other => Value::String(other.to_string()),
+        },
+        SqlType::Bytes => match j {
+            Json::String(s) => Value::Bytes(base64_decode(s).ok_or_else(bad)?),
+            _ => return Err(bad()),
+        },
+        SqlType::Date => match j {
+            Json::String(s) => crate::cast::from_text(ty, s)?,
+            _ => Value::Date(i32::try_from(json_i64(j).ok_or_else(bad)?).map_err(|_| bad())?),
+        },
+        SqlType::Time => match j {
+            Json::String(s) => crate::cast::from_text(ty, s)?,
+            _ => Value::Time(json_i64(j).ok_or_else(bad)?),
+        },
+        SqlType::Timestamp => match j {
+            Json::String(s) => crate::cast::from_text(ty, s)?,
+            _ => Value::Timestamp(json_i64(j).ok_or_else(bad)?),
+        },
+        SqlType::Array(inner) => match j {
+            Json::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|x| from_json(inner, x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => return Err(bad()),
+        },
+        SqlType::Map(kt, vt) => match j {
+            Json::Object(obj) => Value::Map(
+                obj.iter()
+                    .map(|(k, v)| Ok((crate::cast::from_text(kt, k)?, from_json(vt, v)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            _ => return Err(bad()),
+        },
+        SqlType::Struct(fields) => match j {
+            Json::Object(obj) => Value::Struct(
+                fields
+                    .iter()
+                    .map(|(name, t)| {
+                        let v = obj.get(name).or_else(|| {
+                            obj.iter()
+                                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                                .map(|(_, v)| v)
+                        });
+                        Ok((
+                            name.clone(),
+                            match v {
+                                None => Value::Null,
+                                Some(v) => from_json(t, v)?,
+                            },
+                        ))
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
+            _ => return Err(bad()),
+        },
+    })
+}
+
+fn json_i64(j: &Json) -> Option<i64> {
+    match j {
+        Json::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Json::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(spec: &[(&str, SqlType)]) -> Vec<Column> {
+        spec.iter()
+            .map(|(n, t)| Column::new(n, t.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn json_rows_round_trip_and_match_names_case_insensitively() {
+        let s = RowSerde::new(
+            Format::Json,
+            cols(&[("USER_ID", SqlType::String), ("N", SqlType::Int)]),
+            true,
+        );
+        let row = s.decode(br#"{"user_id":"u1","n":3}"#).unwrap();
+        assert_eq!(row, vec![Value::String("u1".into()), Value::Int(3)]);
+        let bytes = s.encode(&row).unwrap().unwrap();
+        assert_eq!(bytes, br#"{"USER_ID":"u1","N":3}"#.to_vec());
+        assert!(s.decode(b"{not json").is_err());
+    }
+
+    #[test]
+    fn kafka_format_uses_kafka_serializations() {
+        let s = RowSerde::new(Format::Kafka, cols(&[("K", SqlType::BigInt)]), false);
+        let b = s.encode(&[Value::BigInt(7)]).unwrap().unwrap();
+        assert_eq!(b, 7i64.to_be_bytes());
+        assert_eq!(s.decode(&b).unwrap(), vec![Value::BigInt(7)]);
+        assert!(s.decode(b"abc").is_err());
+        assert!(Format::Kafka
+            .check(&cols(&[("A", SqlType::Int), ("B", SqlType::Int)]), "key")
+            .is_err());
+    }
+
+    #[test]
+    fn delimited_quotes_fields_with_delimiters() {
+        let s = RowSerde::new(
+            Format::Delimited,
+            cols(&[("A", SqlType::String), ("B", SqlType::Int)]),
+            true,
+        );
+        let b = s
+            .encode(&[Value::String("x,y".into()), Value::Int(1)])
+            .unwrap()
+            .unwrap();
+        assert_eq!(b, b"\"x,y\",1".to_vec());
+        assert_eq!(
+            s.decode(&b).unwrap(),
+            vec![Value::String("x,y".into()), Value::Int(1)]
+        );
+        assert_eq!(s.decode(b",2").unwrap(), vec![Value::Null, Value::Int(2)]);
+        assert!(s.decode(b"1").is_err());
+    }
+
+    #[test]
+    fn internal_rows_round_trip() {
+        let row = vec![
+            Value::Decimal("1.50".parse().unwrap()),
+            Value::Array(vec![Value::Null, Value::Double(0.5)]),
+        ];
+        let b = InternalSerde.serialize(&row).unwrap();
+        assert_eq!(InternalSerde.deserialize(Some(&b)).unwrap(), row);
+    }
+}

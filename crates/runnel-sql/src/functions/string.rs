@@ -1,0 +1,3 @@
+use super::*;
+
+pub(super) fn register(_r: &mut FunctionRegistry) {}

@@ -1,0 +1,15 @@
+//! The ksqlDB dialect: parser, types and functions, planner onto runnel-streams, and the engine that runs statements.
+
+pub mod ast;
+mod ast_display;
+pub mod cast;
+pub mod error;
+pub mod expr;
+pub mod format;
+pub mod functions;
+pub mod lexer;
+pub mod parser;
+pub mod schema;
+pub mod types;
+
+pub use error::{ErrorKind, SqlError};
