@@ -104,6 +104,29 @@ impl Local {
             .map(|t| t.partitions().len() as i32)
     }
 
+    /// Every topic with its partition count.
+    pub fn topics(&self) -> Vec<(String, i32)> {
+        let mut out: Vec<(String, i32)> = self
+            .broker
+            .log()
+            .topics()
+            .iter()
+            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Deletes a topic (internal topics refuse, as over the wire).
+    pub fn delete_topic(&self, topic: &str) -> Result<(), LocalError> {
+        if crate::is_internal(topic) {
+            return Err(LocalError::Internal(topic.to_string()));
+        }
+        self.broker.log().delete_topic(topic)?;
+        self.broker.producers.forget_topic(topic);
+        Ok(())
+    }
+
     /// Creates a topic unless it exists.
     pub fn create_topic(
         &self,

@@ -468,3 +468,38 @@ impl Backend for LocalBackend {
         }
     }
 }
+
+/// The SQL engine's view of the in-process broker: a [`LocalBackend`] per
+/// query, and topic administration through the same local interface.
+#[derive(Clone)]
+pub struct LocalCluster {
+    local: Local,
+}
+
+impl LocalCluster {
+    pub fn new(local: Local) -> Self {
+        LocalCluster { local }
+    }
+}
+
+impl runnel_sql::Cluster for LocalCluster {
+    fn backend(
+        &self,
+        app_id: &str,
+        guarantee: Guarantee,
+    ) -> Result<Box<dyn Backend>, BackendError> {
+        Ok(Box::new(LocalBackend::new(
+            self.local.clone(),
+            app_id,
+            guarantee,
+        )?))
+    }
+
+    fn topics(&self) -> Result<Vec<(String, i32)>, BackendError> {
+        Ok(self.local.topics())
+    }
+
+    fn delete_topic(&self, topic: &str) -> Result<(), BackendError> {
+        self.local.delete_topic(topic).map_err(err)
+    }
+}

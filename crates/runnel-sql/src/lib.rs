@@ -3,13 +3,17 @@
 pub mod ast;
 mod ast_display;
 pub mod cast;
+pub mod catalog;
+pub mod engine;
 pub mod error;
 pub mod expr;
 pub mod format;
 pub mod functions;
 pub mod lexer;
 pub mod parser;
+pub mod plan;
 pub mod schema;
 pub mod types;
 
+pub use engine::{Cluster, Engine, EngineConfig, QueryEvent, QueryStream};
 pub use error::{ErrorKind, SqlError};

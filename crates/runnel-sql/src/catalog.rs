@@ -1,0 +1,111 @@
+//! The metastore: the streams, tables and persistent queries the engine
+//! knows, as statements created them.
+
+use std::collections::BTreeMap;
+
+use crate::ast::SourceKind;
+use crate::format::{Format, RowSerde};
+use crate::schema::{Column, Schema, WindowType};
+use crate::types::SqlType;
+
+/// A stream or table: its columns and where and how its rows are stored.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    /// Upper-case unless it was quoted.
+    pub name: String,
+    pub kind: SourceKind,
+    pub topic: String,
+    pub schema: Schema,
+    pub key_format: Format,
+    pub value_format: Format,
+    /// JSON values with one column: wrapped in an object (the default).
+    pub wrap_single_value: bool,
+    /// Keys of windowed tables carry their window.
+    pub window: Option<WindowType>,
+    /// The value column that holds the event time (`TIMESTAMP` property).
+    pub timestamp: Option<String>,
+    /// `TIMESTAMP_FORMAT` for a STRING timestamp column.
+    pub timestamp_format: Option<String>,
+    pub partitions: i32,
+    /// The statement that created it.
+    pub sql: String,
+    /// `CREATE SOURCE …`: read-only, queryable.
+    pub read_only: bool,
+    /// The persistent query writing it (CSAS/CTAS), if any.
+    pub writer: Option<String>,
+}
+
+impl SourceInfo {
+    pub fn key_serde(&self) -> RowSerde {
+        RowSerde::new(self.key_format, self.schema.key.clone(), false)
+    }
+
+    pub fn value_serde(&self) -> RowSerde {
+        RowSerde::new(
+            self.value_format,
+            self.schema.value.clone(),
+            self.wrap_single_value,
+        )
+    }
+
+    /// Key columns, then WINDOWSTART/WINDOWEND of windowed tables, then
+    /// value columns: the columns of `SELECT *` on a table (pull queries).
+    pub fn table_columns(&self) -> Vec<Column> {
+        let mut out = self.schema.key.clone();
+        if self.window.is_some() {
+            out.push(Column::new(crate::schema::WINDOWSTART, SqlType::BigInt));
+            out.push(Column::new(crate::schema::WINDOWEND, SqlType::BigInt));
+        }
+        out.extend(self.schema.value.iter().cloned());
+        out
+    }
+}
+
+/// A persistent query's description.
+#[derive(Debug, Clone)]
+pub struct QueryInfo {
+    pub id: String,
+    pub sql: String,
+    /// The stream or table it writes.
+    pub sink: String,
+    pub sink_topic: String,
+    pub sources: Vec<String>,
+    /// The topology, as `EXPLAIN` prints it.
+    pub topology: String,
+}
+
+/// Sources and queries by name.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub sources: BTreeMap<String, SourceInfo>,
+    pub queries: BTreeMap<String, QueryInfo>,
+}
+
+impl Catalog {
+    pub fn source(&self, name: &str) -> Option<&SourceInfo> {
+        self.sources.get(name)
+    }
+
+    /// The closest source name, for "did you mean".
+    pub fn suggest(&self, name: &str) -> Option<&str> {
+        self.sources
+            .keys()
+            .map(|n| (crate::expr::edit_distance(n, name), n))
+            .filter(|(d, n)| *d <= 2.max(n.len() / 4))
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, n)| n.as_str())
+    }
+
+    /// Queries reading `source`.
+    pub fn readers_of(&self, source: &str) -> Vec<&QueryInfo> {
+        self.queries
+            .values()
+            .filter(|q| q.sources.iter().any(|s| s == source))
+            .collect()
+    }
+
+    /// Queries writing `source`.
+    pub fn writers_of(&self, source: &str) -> Vec<&QueryInfo> {
+        self.queries.values().filter(|q| q.sink == source).collect()
+    }
+}

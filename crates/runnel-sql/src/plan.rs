@@ -1,0 +1,1765 @@
+//! The planner: a bound query turned into a runnel-streams topology built
+//! with the same DSL a Rust application uses.
+//!
+//! Rows flow as `KStream<Row, Row>` / `KTable<Row, Row>`: the key is the
+//! row of key columns, the value a *full row* — every column of the
+//! relation in scope order: key columns, value columns, then the pseudo
+//! columns `ROWTIME`, `ROWPARTITION`, `ROWOFFSET`. Joins concatenate full
+//! rows, so expressions bind once against the joined scope. Aggregations
+//! keep one accumulator per aggregate call in a row (`InternalSerde`), and
+//! project after the state store, so pull queries read the same store and
+//! apply the same projection.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use runnel_streams::serdes::{OptionSerde, Serde, SerdeError, WindowedSerde};
+use runnel_streams::{
+    JoinWindows, KStream, KTable, SessionWindows, StreamsBuilder, TimeWindows, Window, Windowed,
+};
+
+use crate::ast::{
+    Emit, Expr, ExprKind, Ident, JoinKind, Pos, Query, SelectItem, SourceKind, WindowKind,
+    WindowSpec,
+};
+use crate::catalog::{Catalog, SourceInfo};
+use crate::error::SqlError;
+use crate::expr::{Binder, Compiled, Scope, ScopeColumn};
+use crate::format::{Format, InternalSerde, Row, RowSerde};
+use crate::functions::{Aggregator, FunctionRegistry};
+use crate::schema::{Column, Schema, WindowType, ROWOFFSET, ROWPARTITION, ROWTIME};
+use crate::types::{SqlType, Value};
+
+/// Grace period when a window names none (ksqlDB's default: 24 hours).
+pub const DEFAULT_GRACE_MS: i64 = 86_400_000;
+
+/// A shared row serde, usable where an owned one is expected.
+#[derive(Clone)]
+pub struct ArcSerde(pub Arc<dyn Serde<Row>>);
+
+impl Serde<Row> for ArcSerde {
+    fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
+        self.0.partition_bytes(serialized)
+    }
+    fn serialize(&self, v: &Row) -> Option<Vec<u8>> {
+        self.0.serialize(v)
+    }
+    fn deserialize(&self, b: Option<&[u8]>) -> Result<Row, SerdeError> {
+        self.0.deserialize(b)
+    }
+}
+
+/// Where a query's results go.
+#[derive(Clone)]
+pub enum Sink {
+    /// A topic, written in these formats.
+    Topic {
+        topic: String,
+        key_format: Format,
+        value_format: Format,
+        wrap_single_value: bool,
+    },
+    /// A callback (transient push queries).
+    Callback(Arc<dyn Fn(SinkRow) + Send + Sync>),
+}
+
+/// A result row handed to a [`Sink::Callback`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkRow {
+    pub key: Row,
+    pub window: Option<Window>,
+    /// `None`: the row was deleted (a table tombstone).
+    pub value: Option<Row>,
+}
+
+/// How a pull query reads a materialized table.
+#[derive(Clone)]
+pub struct Materialization {
+    pub store: String,
+    pub window: Option<WindowType>,
+    pub key_serde: Arc<dyn Serde<Row>>,
+    pub value_serde: Arc<dyn Serde<Row>>,
+    /// Turns a stored (key, window, value) into the table's row (key
+    /// columns, window bounds, value columns), or `None` when the row is
+    /// filtered out (HAVING, WHERE).
+    pub post: PostFn,
+}
+
+/// See [`Materialization::post`].
+pub type PostFn = Arc<dyn Fn(&Row, Option<Window>, &Row) -> Option<Row> + Send + Sync>;
+
+/// What planning a query produced (the topology is in the builder).
+pub struct Planned {
+    pub kind: SourceKind,
+    pub schema: Schema,
+    pub window: Option<WindowType>,
+    pub sources: Vec<String>,
+    pub materialization: Option<Materialization>,
+}
+
+/// A topology key position: the texts and full-row slots equal to it.
+#[derive(Debug, Clone, Default)]
+struct KeyAlt {
+    texts: Vec<String>,
+    slots: Vec<usize>,
+}
+
+enum Flow {
+    Stream(KStream<Row, Row>),
+    Table(KTable<Row, Row>),
+}
+
+/// A relation during planning.
+struct Rel {
+    flow: Flow,
+    columns: Vec<ScopeColumn>,
+    /// Slots of pseudo columns (not part of `*`).
+    pseudo: HashSet<usize>,
+    keys: Vec<KeyAlt>,
+    key_types: Vec<SqlType>,
+    /// How the flow's keys are serialized (for repartitioning so that a
+    /// re-keyed stream lands in the partitions of a table of that key).
+    key_serde: Arc<dyn Serde<Row>>,
+    /// Sources joined so far (qualifier, width of its full row).
+    parts: Vec<String>,
+}
+
+impl Rel {
+    fn width(&self) -> usize {
+        self.columns.len()
+    }
+    fn scope(&self) -> Scope {
+        Scope::new(self.columns.clone())
+    }
+}
+
+/// Plans queries against a catalog.
+pub struct Planner<'a> {
+    pub catalog: &'a Catalog,
+    pub functions: &'a FunctionRegistry,
+    pub builder: StreamsBuilder,
+    /// Prefix of store names, unique per query.
+    pub query_id: String,
+    counter: usize,
+    sources: Vec<String>,
+}
+
+fn err(pos: Pos, msg: impl Into<String>) -> SqlError {
+    SqlError::at(pos, msg)
+}
+
+/// The text of an expression with each column replaced by its slot, so
+/// `a.x`, `x` and `A.X` compare equal when they are the same column.
+fn canon(e: &Expr, scope: &Scope) -> String {
+    let mut e = e.clone();
+    canon_in(&mut e, scope);
+    e.to_string()
+}
+
+fn canon_in(e: &mut Expr, scope: &Scope) {
+    if let ExprKind::Column { qualifier, name } = &e.kind {
+        if let Ok(c) = scope.resolve(qualifier.as_ref(), name) {
+            e.kind = ExprKind::Column {
+                qualifier: None,
+                name: Ident {
+                    name: format!("#{}", c.index),
+                    pos: Pos::default(),
+                },
+            };
+        }
+        return;
+    }
+    for_each_child(e, &mut |c| canon_in(c, scope));
+}
+
+/// Calls `f` on each direct sub-expression.
+pub fn for_each_child(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
+    match &mut e.kind {
+        ExprKind::Literal(_) | ExprKind::Column { .. } => {}
+        ExprKind::Deref { expr, .. } => f(expr),
+        ExprKind::Subscript { expr, index } => {
+            f(expr);
+            f(index);
+        }
+        ExprKind::Unary { expr, .. } => f(expr),
+        ExprKind::Binary { left, right, .. } => {
+            f(left);
+            f(right);
+        }
+        ExprKind::IsNull { expr, .. } => f(expr),
+        ExprKind::IsDistinctFrom { left, right, .. } => {
+            f(left);
+            f(right);
+        }
+        ExprKind::Between {
+            expr, low, high, ..
+        } => {
+            f(expr);
+            f(low);
+            f(high);
+        }
+        ExprKind::InList { expr, list, .. } => {
+            f(expr);
+            list.iter_mut().for_each(f);
+        }
+        ExprKind::Like { expr, pattern, .. } => {
+            f(expr);
+            f(pattern);
+        }
+        ExprKind::Case {
+            operand,
+            whens,
+            else_,
+        } => {
+            if let Some(o) = operand {
+                f(o);
+            }
+            for (w, t) in whens {
+                f(w);
+                f(t);
+            }
+            if let Some(e) = else_ {
+                f(e);
+            }
+        }
+        ExprKind::Cast { expr, .. } => f(expr),
+        ExprKind::Function { args, .. } => args.iter_mut().for_each(f),
+        ExprKind::Lambda { body, .. } => f(body),
+        ExprKind::Array(items) => items.iter_mut().for_each(f),
+        ExprKind::Map(entries) => {
+            for (k, v) in entries {
+                f(k);
+                f(v);
+            }
+        }
+        ExprKind::Struct(fields) => {
+            for (_, v) in fields {
+                f(v);
+            }
+        }
+    }
+}
+
+fn column_ref(name: &str, pos: Pos) -> Expr {
+    Expr {
+        kind: ExprKind::Column {
+            qualifier: None,
+            name: Ident {
+                name: name.to_string(),
+                pos,
+            },
+        },
+        pos,
+    }
+}
+
+/// The columns an expression names (for "not part of GROUP BY").
+fn columns_named(e: &Expr, out: &mut Vec<Ident>) {
+    if let ExprKind::Column { name, .. } = &e.kind {
+        out.push(name.clone());
+        return;
+    }
+    let mut e = e.clone();
+    for_each_child(&mut e, &mut |c| columns_named(c, out));
+}
+
+fn ms(d: i64) -> Duration {
+    Duration::from_millis(u64::try_from(d).unwrap_or(0))
+}
+
+fn concat_rows(a: &Row, b: &Row) -> Row {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    out.extend_from_slice(a);
+    out.extend_from_slice(b);
+    out
+}
+
+/// A bound aggregate call: its aggregator and argument expressions.
+struct AggCall {
+    agg: Arc<dyn Aggregator>,
+    args: Vec<Compiled>,
+}
+
+fn agg_init(calls: &Arc<Vec<AggCall>>) -> Row {
+    calls.iter().map(|c| c.agg.initial()).collect()
+}
+
+fn agg_add(calls: &[AggCall], full: &Row, mut acc: Row) -> Row {
+    if acc.len() != calls.len() {
+        acc = calls.iter().map(|c| c.agg.initial()).collect();
+    }
+    for (c, slot) in calls.iter().zip(acc.iter_mut()) {
+        let args: Vec<Value> = c.args.iter().map(|a| a.eval(full)).collect();
+        let old = std::mem::take(slot);
+        *slot = c.agg.add(old, &args);
+    }
+    acc
+}
+
+fn agg_undo(calls: &[AggCall], full: &Row, mut acc: Row) -> Row {
+    for (c, slot) in calls.iter().zip(acc.iter_mut()) {
+        let args: Vec<Value> = c.args.iter().map(|a| a.eval(full)).collect();
+        let old = std::mem::take(slot);
+        *slot = c.agg.undo(old.clone(), &args).unwrap_or(old);
+    }
+    acc
+}
+
+fn agg_merge(calls: &[AggCall], a: Row, b: Row) -> Row {
+    calls
+        .iter()
+        .zip(a.into_iter().zip(b))
+        .map(|(c, (x, y))| {
+            c.agg
+                .merge(x.clone(), y.clone())
+                .unwrap_or_else(|| if y.is_null() { x } else { y })
+        })
+        .collect()
+}
+
+/// Aggregates ksqlDB can undo, so they work on table sources.
+const UNDOABLE: [&str; 7] = [
+    "COUNT",
+    "SUM",
+    "AVG",
+    "COLLECT_LIST",
+    "HISTOGRAM",
+    "STDDEV_SAMP",
+    "CORRELATION",
+];
+
+/// One output column: its name, type and expression over the input scope.
+struct OutCol {
+    name: String,
+    ty: SqlType,
+    expr: Compiled,
+}
+
+/// The projection of a query: key columns (by key position) and value
+/// columns.
+struct Projection {
+    keys: Vec<(String, SqlType)>,
+    values: Vec<OutCol>,
+}
+
+impl Projection {
+    fn schema(&self) -> Schema {
+        Schema {
+            key: self
+                .keys
+                .iter()
+                .map(|(n, t)| Column::new(n, t.clone()))
+                .collect(),
+            value: self
+                .values
+                .iter()
+                .map(|c| Column::new(&c.name, c.ty.clone()))
+                .collect(),
+        }
+    }
+    fn compiled(&self) -> Arc<Vec<Compiled>> {
+        Arc::new(self.values.iter().map(|c| c.expr.clone()).collect())
+    }
+}
+
+fn eval_all(exprs: &[Compiled], row: &Row) -> Row {
+    exprs.iter().map(|e| e.eval(row)).collect()
+}
+
+/// Something a table or stream can be keyed by: a row, or a row in a
+/// window.
+pub trait KeyRow: Clone + 'static {
+    fn row(&self) -> &Row;
+    fn window(&self) -> Option<Window>;
+}
+
+impl KeyRow for Row {
+    fn row(&self) -> &Row {
+        self
+    }
+    fn window(&self) -> Option<Window> {
+        None
+    }
+}
+
+impl KeyRow for Windowed<Row> {
+    fn row(&self) -> &Row {
+        &self.key
+    }
+    fn window(&self) -> Option<Window> {
+        Some(self.window)
+    }
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(catalog: &'a Catalog, functions: &'a FunctionRegistry, query_id: &str) -> Self {
+        Planner {
+            catalog,
+            functions,
+            builder: StreamsBuilder::new(),
+            query_id: query_id.to_string(),
+            counter: 0,
+            sources: Vec::new(),
+        }
+    }
+
+    fn name(&mut self, what: &str) -> String {
+        self.counter += 1;
+        format!("{}-{what}-{}", self.query_id, self.counter)
+    }
+
+    fn binder(&self, scope: Scope) -> Binder<'a> {
+        Binder {
+            scope,
+            functions: self.functions,
+        }
+    }
+
+    fn lookup(&self, name: &Ident) -> Result<&'a SourceInfo, SqlError> {
+        self.catalog.source(&name.name).ok_or_else(|| {
+            let mut msg = format!("{} does not exist", name.name);
+            if let Some(s) = self.catalog.suggest(&name.name) {
+                msg.push_str(&format!("; did you mean {s}?"));
+            }
+            SqlError::not_found(Some(name.pos), msg)
+        })
+    }
+
+    /// A source as a relation.
+    fn source(&mut self, name: &Ident, alias: Option<&Ident>) -> Result<Rel, SqlError> {
+        let info = self.lookup(name)?;
+        if info.window.is_some() {
+            return Err(err(
+                name.pos,
+                format!(
+                    "{} is a windowed table; reading windowed sources in queries is not supported yet (pull queries work)",
+                    info.name
+                ),
+            ));
+        }
+        if !self.sources.contains(&info.name) {
+            self.sources.push(info.name.clone());
+        }
+        let qualifier = alias.unwrap_or(name).name.clone();
+        let mut columns = Vec::new();
+        for c in info.schema.columns() {
+            columns.push(ScopeColumn {
+                qualifier: Some(qualifier.clone()),
+                name: c.name.clone(),
+                ty: c.ty.clone(),
+                index: columns.len(),
+            });
+        }
+        let mut pseudo = HashSet::new();
+        for (n, t) in [
+            (ROWTIME, SqlType::BigInt),
+            (ROWPARTITION, SqlType::Int),
+            (ROWOFFSET, SqlType::BigInt),
+        ] {
+            pseudo.insert(columns.len());
+            columns.push(ScopeColumn {
+                qualifier: Some(qualifier.clone()),
+                name: n.to_string(),
+                ty: t,
+                index: columns.len(),
+            });
+        }
+        let nkeys = info.schema.key.len();
+        let keys: Vec<KeyAlt> = info
+            .schema
+            .key
+            .iter()
+            .enumerate()
+            .map(|(i, _)| KeyAlt {
+                texts: Vec::new(),
+                slots: vec![i],
+            })
+            .collect();
+        let key_types = info.schema.key.iter().map(|c| c.ty.clone()).collect();
+        let ks = info.key_serde();
+        let vs = info.value_serde();
+        let key_serde: Arc<dyn Serde<Row>> = Arc::new(ks.clone());
+        let ts_slot = match &info.timestamp {
+            Some(col) => Some(
+                info.schema
+                    .columns()
+                    .position(|c| c.name == *col)
+                    .ok_or_else(|| {
+                        SqlError::new(format!("TIMESTAMP column {col} not found in {}", info.name))
+                    })?,
+            ),
+            None => None,
+        };
+        let ts_format = info.timestamp_format.clone();
+        let rowtime_slot = columns.len() - 3;
+        let flow = match info.kind {
+            SourceKind::Stream => {
+                let s = self.builder.stream(&info.topic, ks, OptionSerde(vs));
+                let mut s: KStream<Row, Row> = s.flat_map_values_with_meta(
+                    move |m: &runnel_streams::RecordMeta, k: &Row, v: Option<Row>| {
+                        v.map(|v| {
+                            let mut full = Vec::with_capacity(k.len() + v.len() + 3);
+                            full.extend(k.iter().cloned());
+                            if k.len() < nkeys {
+                                full.resize(nkeys, Value::Null);
+                            }
+                            full.extend(v);
+                            full.push(Value::BigInt(m.timestamp));
+                            full.push(Value::Int(m.partition));
+                            full.push(Value::BigInt(m.offset));
+                            full
+                        })
+                    },
+                );
+                if let Some(slot) = ts_slot {
+                    let fmt = ts_format.clone();
+                    s = s
+                        .with_timestamps(move |_, v: &Row, ts| {
+                            event_time(v.get(slot), fmt.as_deref()).unwrap_or(ts)
+                        })
+                        .map_values(move |_, mut v: Row| {
+                            if let Some(ms) = event_time(v.get(slot), ts_format.as_deref()) {
+                                if let Some(r) = v.get_mut(rowtime_slot) {
+                                    *r = Value::BigInt(ms);
+                                }
+                            }
+                            v
+                        });
+                }
+                Flow::Stream(s.with_serdes(ArcSerde(key_serde.clone()), InternalSerde))
+            }
+            SourceKind::Table => {
+                let store = self.name("source");
+                let t = self.builder.table(&info.topic, ks, vs, &store);
+                let t = t.map_values(move |k: &Row, v: &Row| {
+                    let mut full = Vec::with_capacity(k.len() + v.len() + 3);
+                    full.extend(k.iter().cloned());
+                    full.extend(v.iter().cloned());
+                    full.extend([Value::Null, Value::Null, Value::Null]);
+                    full
+                });
+                Flow::Table(t.with_serdes(ArcSerde(key_serde.clone()), InternalSerde))
+            }
+        };
+        Ok(Rel {
+            flow,
+            columns,
+            pseudo,
+            keys,
+            key_types,
+            key_serde,
+            parts: vec![qualifier],
+        })
+    }
+
+    /// FROM and JOINs.
+    fn relation(&mut self, q: &Query) -> Result<Rel, SqlError> {
+        let mut rel = self.source(&q.from.name, q.from.alias.as_ref())?;
+        for j in &q.joins {
+            let right = self.source(&j.right.name, j.right.alias.as_ref())?;
+            let rq = j.right.qualifier().name.clone();
+            if rel.parts.contains(&rq) {
+                return Err(err(
+                    j.right.name.pos,
+                    format!("{rq} appears twice in this query; give it an alias"),
+                ));
+            }
+            rel = self.join(rel, right, j)?;
+        }
+        Ok(rel)
+    }
+
+    fn join(&mut self, left: Rel, right: Rel, j: &crate::ast::Join) -> Result<Rel, SqlError> {
+        // The joined scope: left columns, then right columns shifted.
+        let lw = left.width();
+        let mut columns = left.columns.clone();
+        for c in &right.columns {
+            let mut c = c.clone();
+            c.index += lw;
+            columns.push(c);
+        }
+        let mut pseudo = left.pseudo.clone();
+        pseudo.extend(right.pseudo.iter().map(|p| p + lw));
+        let joined_scope = Scope::new(columns.clone());
+        // ON must be an equality between one side and the other.
+        let ExprKind::Binary {
+            op: crate::ast::BinaryOp::Eq,
+            left: a,
+            right: b,
+        } = &j.on.kind
+        else {
+            return Err(err(
+                j.on.pos,
+                "a join condition must be an equality between the two sides, such as a.id = b.id",
+            ));
+        };
+        let side_of = |e: &Expr| -> Result<u8, SqlError> {
+            let mut names = Vec::new();
+            let mut quals = Vec::new();
+            collect_refs(e, &mut names, &mut quals);
+            let mut sides = HashSet::new();
+            for (q, n) in quals.iter().zip(&names) {
+                let c = joined_scope.resolve(q.as_ref(), n)?;
+                sides.insert(u8::from(c.index >= lw));
+            }
+            match sides.len() {
+                1 => Ok(sides.into_iter().next().unwrap_or(0)),
+                0 => Err(err(
+                    e.pos,
+                    "a join condition must name a column of each side",
+                )),
+                _ => Err(err(
+                    e.pos,
+                    "each side of a join condition must name columns of one source only",
+                )),
+            }
+        };
+        let (le, re) = match (side_of(a)?, side_of(b)?) {
+            (0, 1) => (a.as_ref(), b.as_ref()),
+            (1, 0) => (b.as_ref(), a.as_ref()),
+            _ => {
+                return Err(err(
+                    j.on.pos,
+                    "a join condition must compare a column of the left side with one of the right side",
+                ))
+            }
+        };
+        let (lc, lt) = self.binder(left.scope()).bind(le)?;
+        let (rc, rt) = self.binder(right.scope()).bind(re)?;
+        let (lt, rt) = (lt.unwrap_or(SqlType::String), rt.unwrap_or(SqlType::String));
+        if lt != rt {
+            return Err(err(
+                j.on.pos,
+                format!(
+                    "cannot join on expressions of different types: {lt} and {rt}; CAST one side"
+                ),
+            ));
+        }
+        let key_slot = |rel: &Rel, e: &Expr| -> Option<usize> {
+            let slot = match &e.kind {
+                ExprKind::Column { qualifier, name } => {
+                    rel.scope().resolve(qualifier.as_ref(), name).ok()?.index
+                }
+                _ => return None,
+            };
+            (rel.keys.len() == 1 && rel.keys[0].slots.contains(&slot)).then_some(slot)
+        };
+        let l_is_key = key_slot(&left, le);
+        let r_is_key = key_slot(&right, re);
+        let lw_right = right.width();
+        let l_text = canon(le, &left.scope());
+        let mut keys = vec![KeyAlt::default()];
+        if let ExprKind::Column { qualifier, name } = &le.kind {
+            if let Ok(c) = left.scope().resolve(qualifier.as_ref(), name) {
+                keys[0].slots.push(c.index);
+            }
+        }
+        if let ExprKind::Column { qualifier, name } = &re.kind {
+            if let Ok(c) = right.scope().resolve(qualifier.as_ref(), name) {
+                keys[0].slots.push(c.index + lw);
+            }
+        }
+        keys[0].texts.push(l_text);
+        keys[0].texts.push(canon(re, &joined_scope));
+        let mut parts = left.parts.clone();
+        parts.extend(right.parts.iter().cloned());
+        let null_right: Row = vec![Value::Null; lw_right];
+        let null_left: Row = vec![Value::Null; lw];
+        let flow = match (left.flow, right.flow) {
+            (Flow::Stream(ls), Flow::Table(rt_)) => {
+                if r_is_key.is_none() {
+                    return Err(err(
+                        re.pos,
+                        format!(
+                            "a stream-table join must use the table's PRIMARY KEY; {} is not the key of {}",
+                            re,
+                            right.parts.join(",")
+                        ),
+                    ));
+                }
+                let ls = rekey(ls, l_is_key.is_some(), lc, right.key_serde.clone());
+                let out = match j.kind {
+                    JoinKind::Inner => ls.join(&rt_, |l: &Row, r: &Row| concat_rows(l, r)),
+                    JoinKind::Left => ls.left_join(&rt_, move |l: &Row, r: Option<&Row>| {
+                        concat_rows(l, r.unwrap_or(&null_right))
+                    }),
+                    other => {
+                        return Err(err(
+                            j.pos,
+                            format!("{other} JOIN between a stream and a table is not supported; use INNER or LEFT"),
+                        ))
+                    }
+                };
+                Flow::Stream(out.with_serdes(ArcSerde(right.key_serde.clone()), InternalSerde))
+            }
+            (Flow::Table(lt_), Flow::Table(rt_)) => {
+                if r_is_key.is_none() {
+                    return Err(err(
+                        re.pos,
+                        format!(
+                            "a table-table join must use the right table's PRIMARY KEY; {re} is not its key"
+                        ),
+                    ));
+                }
+                let out = if l_is_key.is_some() {
+                    match j.kind {
+                        JoinKind::Inner => lt_.join(&rt_, |l: &Row, r: &Row| concat_rows(l, r)),
+                        JoinKind::Left => lt_.left_join(&rt_, move |l: &Row, r: Option<&Row>| {
+                            concat_rows(l, r.unwrap_or(&null_right))
+                        }),
+                        JoinKind::Full => {
+                            let nl = null_left.clone();
+                            lt_.outer_join(&rt_, move |l: Option<&Row>, r: Option<&Row>| {
+                                concat_rows(l.unwrap_or(&nl), r.unwrap_or(&null_right))
+                            })
+                        }
+                        JoinKind::Right => {
+                            return Err(err(
+                                j.pos,
+                                "RIGHT OUTER JOIN is not supported; swap the sides and use LEFT",
+                            ))
+                        }
+                    }
+                } else {
+                    // Foreign-key join: the left row names the right key.
+                    let name = self.name("fkjoin");
+                    let extract = move |v: &Row| vec![lc.eval(v)];
+                    match j.kind {
+                        JoinKind::Inner => lt_.join_foreign_key(
+                            &rt_,
+                            extract,
+                            |l: &Row, r: &Row| concat_rows(l, r),
+                            &name,
+                        ),
+                        JoinKind::Left => lt_.left_join_foreign_key(
+                            &rt_,
+                            extract,
+                            move |l: &Row, r: Option<&Row>| {
+                                concat_rows(l, r.unwrap_or(&null_right))
+                            },
+                            &name,
+                        ),
+                        other => {
+                            return Err(err(
+                                j.pos,
+                                format!("{other} is not supported for foreign-key table joins; use INNER or LEFT"),
+                            ))
+                        }
+                    }
+                };
+                // A foreign-key join keeps the left table's key.
+                let out = out.with_serdes(ArcSerde(left.key_serde.clone()), InternalSerde);
+                if l_is_key.is_none() {
+                    return Ok(Rel {
+                        flow: Flow::Table(out),
+                        columns,
+                        pseudo,
+                        keys: left.keys,
+                        key_types: left.key_types,
+                        key_serde: left.key_serde,
+                        parts,
+                    });
+                }
+                Flow::Table(out)
+            }
+            (Flow::Stream(ls), Flow::Stream(rs)) => {
+                let Some(w) = &j.within else {
+                    return Err(err(
+                        j.pos,
+                        "a stream-stream join needs a WITHIN clause, such as WITHIN 1 HOUR",
+                    ));
+                };
+                // Both sides end up keyed the same way: the side already
+                // keyed by the join expression keeps its key serde.
+                let ks = if l_is_key.is_some() {
+                    left.key_serde.clone()
+                } else {
+                    right.key_serde.clone()
+                };
+                let ls = rekey(ls, l_is_key.is_some(), lc, ks.clone());
+                let rs = rekey(rs, r_is_key.is_some(), rc, ks.clone());
+                let grace = w.grace.map_or(DEFAULT_GRACE_MS, |g| g.millis);
+                let windows = JoinWindows::of(ms(w.before.millis))
+                    .before(ms(w.before.millis))
+                    .after(ms(w.after.millis))
+                    .grace(ms(grace));
+                let prefix = self.name("join");
+                let out = match j.kind {
+                    JoinKind::Inner => ls.join_stream(
+                        &rs,
+                        |l: &Row, r: &Row| concat_rows(l, r),
+                        windows,
+                        &prefix,
+                    ),
+                    JoinKind::Left => ls.left_join_stream(
+                        &rs,
+                        move |l: &Row, r: Option<&Row>| concat_rows(l, r.unwrap_or(&null_right)),
+                        windows,
+                        &prefix,
+                    ),
+                    JoinKind::Full => {
+                        let nl = null_left.clone();
+                        ls.outer_join_stream(
+                            &rs,
+                            move |l: Option<&Row>, r: Option<&Row>| {
+                                concat_rows(l.unwrap_or(&nl), r.unwrap_or(&null_right))
+                            },
+                            windows,
+                            &prefix,
+                        )
+                    }
+                    JoinKind::Right => {
+                        return Err(err(
+                            j.pos,
+                            "RIGHT OUTER JOIN is not supported; swap the sides and use LEFT",
+                        ))
+                    }
+                };
+                Flow::Stream(out.with_serdes(ArcSerde(ks), InternalSerde))
+            }
+            (Flow::Table(_), Flow::Stream(_)) => {
+                return Err(err(
+                    j.pos,
+                    "a table cannot be joined with a stream on its right; put the stream first (stream-table join)",
+                ))
+            }
+        };
+        let key_serde = right.key_serde.clone();
+        Ok(Rel {
+            flow,
+            columns,
+            pseudo,
+            keys,
+            key_types: vec![rt],
+            key_serde,
+            parts,
+        })
+    }
+
+    /// Binds a select list against a relation: key columns must be
+    /// projected (ksqlDB's rule for persistent queries), the rest become
+    /// value columns.
+    fn projection(
+        &self,
+        items: &[SelectItem],
+        rel: &Rel,
+        sink: &str,
+        require_keys: bool,
+    ) -> Result<Projection, SqlError> {
+        let scope = rel.scope();
+        let multi = rel.parts.len() > 1;
+        let mut keys: Vec<Option<(String, SqlType)>> = vec![None; rel.keys.len()];
+        let mut values: Vec<OutCol> = Vec::new();
+        let mut names: HashSet<String> = HashSet::new();
+        let key_pos = |slot: Option<usize>, text: &str| -> Option<usize> {
+            rel.keys.iter().position(|k| {
+                slot.is_some_and(|s| k.slots.contains(&s)) || k.texts.iter().any(|t| t == text)
+            })
+        };
+        let mut add = |name: String,
+                       ty: SqlType,
+                       expr: Compiled,
+                       kp: Option<usize>,
+                       pos: Pos,
+                       keys: &mut Vec<Option<(String, SqlType)>>|
+         -> Result<(), SqlError> {
+            if !names.insert(name.clone()) {
+                return Err(err(
+                    pos,
+                    format!("duplicate column name {name} in the projection; give one an alias"),
+                ));
+            }
+            if let Some(k) = kp {
+                if keys[k].is_none() {
+                    keys[k] = Some((name, ty));
+                    return Ok(());
+                }
+            }
+            values.push(OutCol { name, ty, expr });
+            Ok(())
+        };
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                SelectItem::Star { qualifier, pos } => {
+                    if let Some(q) = qualifier {
+                        if !rel.parts.contains(&q.name) {
+                            return Err(err(
+                                q.pos,
+                                format!("source {} not found in this query", q.name),
+                            ));
+                        }
+                    }
+                    for c in &scope.columns {
+                        if rel.pseudo.contains(&c.index) {
+                            continue;
+                        }
+                        if qualifier
+                            .as_ref()
+                            .is_some_and(|q| c.qualifier.as_deref() != Some(q.name.as_str()))
+                        {
+                            continue;
+                        }
+                        let name = if multi {
+                            format!("{}_{}", c.qualifier.as_deref().unwrap_or(""), c.name)
+                        } else {
+                            c.name.clone()
+                        };
+                        let kp = key_pos(Some(c.index), "");
+                        add(
+                            name,
+                            c.ty.clone(),
+                            Compiled::Column(c.index),
+                            kp,
+                            *pos,
+                            &mut keys,
+                        )?;
+                    }
+                }
+                SelectItem::Expr { expr, alias } => {
+                    let (c, t) = self.binder(scope.clone()).bind(expr)?;
+                    let slot = match &c {
+                        Compiled::Column(s) => Some(*s),
+                        _ => None,
+                    };
+                    let name = match (alias, &expr.kind) {
+                        (Some(a), _) => a.name.clone(),
+                        (None, ExprKind::Column { name, .. }) => name.name.clone(),
+                        (None, ExprKind::Deref { field, .. }) => field.name.clone(),
+                        _ => format!("KSQL_COL_{i}"),
+                    };
+                    let kp = key_pos(slot, &canon(expr, &scope));
+                    add(
+                        name,
+                        t.unwrap_or(SqlType::String),
+                        c,
+                        kp,
+                        expr.pos,
+                        &mut keys,
+                    )?;
+                }
+            }
+        }
+        let mut out_keys = Vec::new();
+        for (i, k) in keys.into_iter().enumerate() {
+            match k {
+                Some(k) => out_keys.push(k),
+                None if require_keys => {
+                    let what = rel.keys[i]
+                        .slots
+                        .iter()
+                        .filter_map(|s| scope.columns.get(*s))
+                        .map(|c| format!("{}.{}", c.qualifier.as_deref().unwrap_or(""), c.name))
+                        .collect::<Vec<_>>()
+                        .join(" or ");
+                    return Err(SqlError::new(format!(
+                        "Key missing from projection. The query used to build {sink} must include the key column {what} in its projection"
+                    )));
+                }
+                None => out_keys.push((format!("KSQL_KEY_{i}"), rel.key_types[i].clone())),
+            }
+        }
+        Ok(Projection {
+            keys: out_keys,
+            values,
+        })
+    }
+
+    /// Plans `q` writing to `sink`; `sink_name` names it in errors.
+    pub fn plan(&mut self, q: &Query, sink_name: &str, sink: Sink) -> Result<Planned, SqlError> {
+        if q.limit.is_some() {
+            if let Sink::Topic { .. } = sink {
+                return Err(err(q.pos, "LIMIT is not supported in persistent queries"));
+            }
+        }
+        let mut rel = self.relation(q)?;
+        if let Some(w) = &q.where_ {
+            let pred = Arc::new(self.binder(rel.scope()).bind_condition(w, "WHERE")?);
+            rel.flow = match rel.flow {
+                Flow::Stream(s) => Flow::Stream(s.filter(move |_, v: &Row| pred.test(v))),
+                Flow::Table(t) => Flow::Table(t.filter(move |_, v: &Row| pred.test(v))),
+            };
+        }
+        if !q.partition_by.is_empty() {
+            if !q.group_by.is_empty() {
+                return Err(err(
+                    q.partition_by[0].pos,
+                    "PARTITION BY and GROUP BY cannot be used together",
+                ));
+            }
+            rel = self.partition_by(rel, &q.partition_by)?;
+        }
+        let has_agg = !q.group_by.is_empty() || self.select_has_aggregate(&q.select);
+        if has_agg {
+            return self.aggregate(q, rel, sink_name, sink);
+        }
+        if q.window.is_some() {
+            return Err(err(
+                q.window.as_ref().map_or(q.pos, |w| w.pos),
+                "WINDOW needs an aggregation (GROUP BY)",
+            ));
+        }
+        if let Some(h) = &q.having {
+            return Err(err(h.pos, "HAVING needs an aggregation (GROUP BY)"));
+        }
+        let proj = self.projection(
+            &q.select,
+            &rel,
+            sink_name,
+            matches!(sink, Sink::Topic { .. }),
+        )?;
+        let schema = proj.schema();
+        let exprs = proj.compiled();
+        let sources = self.sources.clone();
+        match rel.flow {
+            Flow::Stream(s) => {
+                let out = s.map_values(move |_, v: Row| eval_all(&exprs, &v));
+                self.write_stream(out, &schema, sink)?;
+                Ok(Planned {
+                    kind: SourceKind::Stream,
+                    schema,
+                    window: None,
+                    sources,
+                    materialization: None,
+                })
+            }
+            Flow::Table(t) => {
+                let e2 = exprs.clone();
+                let out = t.map_values(move |_, v: &Row| eval_all(&e2, v));
+                self.write_table(out, &schema, None, sink)?;
+                // Pull queries read the first source table's store.
+                Ok(Planned {
+                    kind: SourceKind::Table,
+                    schema,
+                    window: None,
+                    sources,
+                    materialization: None,
+                })
+            }
+        }
+    }
+
+    fn select_has_aggregate(&self, items: &[SelectItem]) -> bool {
+        items.iter().any(|i| match i {
+            SelectItem::Expr { expr, .. } => self.has_aggregate(expr),
+            SelectItem::Star { .. } => false,
+        })
+    }
+
+    fn has_aggregate(&self, e: &Expr) -> bool {
+        if let ExprKind::Function { name, .. } = &e.kind {
+            if self.functions.aggregate(&name.name).is_some() {
+                return true;
+            }
+        }
+        let mut found = false;
+        let mut e = e.clone();
+        for_each_child(&mut e, &mut |c| found |= self.has_aggregate(c));
+        found
+    }
+
+    fn partition_by(&mut self, rel: Rel, exprs: &[Expr]) -> Result<Rel, SqlError> {
+        let scope = rel.scope();
+        let Flow::Stream(s) = rel.flow else {
+            return Err(err(exprs[0].pos, "PARTITION BY applies to streams only"));
+        };
+        let mut compiled = Vec::new();
+        let mut keys = Vec::new();
+        let mut types = Vec::new();
+        for e in exprs {
+            let (c, t) = self.binder(scope.clone()).bind(e)?;
+            let mut alt = KeyAlt {
+                texts: vec![canon(e, &scope)],
+                slots: Vec::new(),
+            };
+            if let Compiled::Column(slot) = c {
+                alt.slots.push(slot);
+            }
+            keys.push(alt);
+            types.push(t.unwrap_or(SqlType::String));
+            compiled.push(c);
+        }
+        let compiled = Arc::new(compiled);
+        let s = s
+            .select_key(move |_, v: &Row| eval_all(&compiled, v))
+            .with_serdes(InternalSerde, InternalSerde);
+        Ok(Rel {
+            flow: Flow::Stream(s),
+            keys,
+            key_types: types,
+            key_serde: Arc::new(InternalSerde),
+            ..rel
+        })
+    }
+
+    /// GROUP BY, windows, aggregates and HAVING.
+    fn aggregate(
+        &mut self,
+        q: &Query,
+        rel: Rel,
+        sink_name: &str,
+        sink: Sink,
+    ) -> Result<Planned, SqlError> {
+        let scope = rel.scope();
+        if q.group_by.is_empty() {
+            return Err(err(
+                q.pos,
+                "aggregate functions need a GROUP BY clause (ksqlDB has no global aggregation)",
+            ));
+        }
+        // Group expressions.
+        let mut group_texts = Vec::new();
+        let mut group_exprs = Vec::new();
+        let mut group_types = Vec::new();
+        for g in &q.group_by {
+            let (c, t) = self.binder(scope.clone()).bind(g)?;
+            group_texts.push(canon(g, &scope));
+            group_exprs.push(c);
+            group_types.push(t.unwrap_or(SqlType::String));
+        }
+        // Rewrite select and having: groups → __G<i>, aggregates → __A<j>.
+        let mut calls: Vec<(String, Expr)> = Vec::new();
+        let mut rewritten = Vec::new();
+        for item in &q.select {
+            match item {
+                SelectItem::Star { pos, .. } => {
+                    return Err(err(
+                        *pos,
+                        "SELECT * cannot be used with GROUP BY; list the columns",
+                    ))
+                }
+                SelectItem::Expr { expr, alias } => {
+                    let r = self.rewrite_agg(expr, &scope, &group_texts, &mut calls)?;
+                    rewritten.push((r, alias.clone(), expr.clone()));
+                }
+            }
+        }
+        let having = match &q.having {
+            Some(h) => Some(self.rewrite_agg(h, &scope, &group_texts, &mut calls)?),
+            None => None,
+        };
+        // Bind the aggregate calls.
+        let mut agg_calls = Vec::new();
+        let mut agg_types = Vec::new();
+        for (_, call) in &calls {
+            let ExprKind::Function {
+                name, args, star, ..
+            } = &call.kind
+            else {
+                continue;
+            };
+            let Some(f) = self.functions.aggregate(&name.name) else {
+                continue;
+            };
+            if matches!(rel.flow, Flow::Table(_))
+                && !UNDOABLE.contains(&name.name.to_ascii_uppercase().as_str())
+            {
+                return Err(err(
+                    name.pos,
+                    format!(
+                        "the aggregate function {} cannot be applied to a table source, only to a stream",
+                        name.name
+                    ),
+                ));
+            }
+            let nparams = f.literal_params(args.len());
+            let ncols = args.len().saturating_sub(nparams);
+            let mut compiled = Vec::new();
+            let mut types = Vec::new();
+            for a in &args[..ncols] {
+                if self.has_aggregate(a) {
+                    return Err(err(a.pos, "aggregate functions cannot be nested"));
+                }
+                let (c, t) = self.binder(scope.clone()).bind(a)?;
+                compiled.push(c);
+                types.push(t);
+            }
+            let mut params = Vec::new();
+            for a in &args[ncols..] {
+                match self.binder(Scope::default()).bind(a)? {
+                    (Compiled::Const(v), _) => params.push(v),
+                    _ => {
+                        return Err(err(
+                            a.pos,
+                            format!("this argument of {} must be a literal", name.name),
+                        ))
+                    }
+                }
+            }
+            let _ = star;
+            let agg = f
+                .bind(&types, &params)
+                .map_err(|e| err(name.pos, e.to_string()))?;
+            agg_types.push(agg.return_type());
+            agg_calls.push(AggCall {
+                agg: Arc::from(agg),
+                args: compiled,
+            });
+        }
+        let calls_arc = Arc::new(agg_calls);
+        // The post-aggregation scope.
+        let windowed = q.window.is_some();
+        let mut post_cols = Vec::new();
+        for (i, t) in group_types.iter().enumerate() {
+            post_cols.push(ScopeColumn {
+                qualifier: None,
+                name: format!("__G{i}"),
+                ty: t.clone(),
+                index: post_cols.len(),
+            });
+        }
+        for (j, t) in agg_types.iter().enumerate() {
+            post_cols.push(ScopeColumn {
+                qualifier: None,
+                name: format!("__A{j}"),
+                ty: t.clone(),
+                index: post_cols.len(),
+            });
+        }
+        if windowed {
+            for n in [crate::schema::WINDOWSTART, crate::schema::WINDOWEND] {
+                post_cols.push(ScopeColumn {
+                    qualifier: None,
+                    name: n.to_string(),
+                    ty: SqlType::BigInt,
+                    index: post_cols.len(),
+                });
+            }
+        }
+        let post_scope = Scope::new(post_cols);
+        let mut keys: Vec<Option<(String, SqlType)>> = vec![None; group_types.len()];
+        let mut values = Vec::new();
+        let mut names = HashSet::new();
+        for (i, (r, alias, orig)) in rewritten.iter().enumerate() {
+            let (c, t) = self.bind_post(&post_scope, r, orig)?;
+            let name = match (alias, &orig.kind) {
+                (Some(a), _) => a.name.clone(),
+                (None, ExprKind::Column { name, .. }) => name.name.clone(),
+                (None, ExprKind::Deref { field, .. }) => field.name.clone(),
+                _ => format!("KSQL_COL_{i}"),
+            };
+            if !names.insert(name.clone()) {
+                return Err(err(
+                    orig.pos,
+                    format!("duplicate column name {name} in the projection; give one an alias"),
+                ));
+            }
+            let ty = t.unwrap_or(SqlType::String);
+            if let Compiled::Column(slot) = c {
+                if slot < group_types.len() && keys[slot].is_none() {
+                    keys[slot] = Some((name, ty));
+                    continue;
+                }
+            }
+            values.push(OutCol { name, ty, expr: c });
+        }
+        let mut out_keys = Vec::new();
+        for (i, k) in keys.into_iter().enumerate() {
+            match k {
+                Some(k) => out_keys.push(k),
+                None if matches!(sink, Sink::Topic { .. }) => {
+                    return Err(err(
+                        q.group_by[i].pos,
+                        format!(
+                            "Key missing from projection. The query used to build {sink_name} must include the grouping expression {} in its projection",
+                            q.group_by[i]
+                        ),
+                    ));
+                }
+                None => out_keys.push((format!("KSQL_COL_{i}"), group_types[i].clone())),
+            }
+        }
+        let having = match having {
+            Some(h) => Some(Arc::new(
+                self.binder(post_scope.clone())
+                    .bind_condition(&h, "HAVING")?,
+            )),
+            None => None,
+        };
+        let proj = Projection {
+            keys: out_keys,
+            values,
+        };
+        let schema = proj.schema();
+        let exprs = proj.compiled();
+        // Key serde of the grouped table: the sink's key format when it can
+        // carry the key (so pull queries and sinks agree), else internal.
+        let key_serde: Arc<dyn Serde<Row>> = match &sink {
+            Sink::Topic { key_format, .. }
+                if key_format.check(&schema.key, "key").is_ok() && *key_format != Format::None =>
+            {
+                Arc::new(RowSerde::new(*key_format, schema.key.clone(), false))
+            }
+            _ => Arc::new(InternalSerde),
+        };
+        let store = self.name("Aggregate-Materialize");
+        let g = Arc::new(group_exprs);
+        let ngroups = group_types.len();
+        let post = move |k: &Row, w: Option<Window>, acc: &Row, calls: &[AggCall]| -> Row {
+            let mut row = Vec::with_capacity(ngroups + calls.len() + 2);
+            row.extend(k.iter().cloned());
+            if row.len() < ngroups {
+                row.resize(ngroups, Value::Null);
+            }
+            for (c, a) in calls.iter().zip(acc) {
+                row.push(c.agg.result(a));
+            }
+            if let Some(w) = w {
+                row.push(Value::BigInt(w.start));
+                row.push(Value::BigInt(w.end));
+            }
+            row
+        };
+        let post = Arc::new(post);
+        let sources = self.sources.clone();
+        let emit_final = q.emit == Some(Emit::Final);
+        match (rel.flow, &q.window) {
+            (Flow::Stream(s), None) => {
+                if emit_final {
+                    return Err(err(q.pos, "EMIT FINAL needs a windowed aggregation"));
+                }
+                let c1 = calls_arc.clone();
+                let c2 = calls_arc.clone();
+                let grouped = s.group_by(
+                    move |_, v: &Row| eval_all(&g, v),
+                    ArcSerde(key_serde.clone()),
+                );
+                let table = grouped.aggregate(
+                    move || agg_init(&c1),
+                    move |_, v: Row, acc: Row| agg_add(&c2, &v, acc),
+                    InternalSerde,
+                    &store,
+                );
+                let mat = self.finish_agg(
+                    table, &post, &calls_arc, having, &exprs, &schema, None, sink,
+                )?;
+                Ok(Planned {
+                    kind: SourceKind::Table,
+                    schema,
+                    window: None,
+                    sources,
+                    materialization: Some(Materialization {
+                        store,
+                        window: None,
+                        key_serde,
+                        value_serde: Arc::new(InternalSerde),
+                        post: mat,
+                    }),
+                })
+            }
+            (Flow::Table(t), None) => {
+                let c1 = calls_arc.clone();
+                let c2 = calls_arc.clone();
+                let c3 = calls_arc.clone();
+                let grouped = t.group_by(
+                    move |_, v: &Row| (eval_all(&g, v), v.clone()),
+                    ArcSerde(key_serde.clone()),
+                    InternalSerde,
+                );
+                let table = grouped.aggregate(
+                    move || agg_init(&c1),
+                    move |_, v: Row, acc: Row| agg_add(&c2, &v, acc),
+                    move |_, v: Row, acc: Row| agg_undo(&c3, &v, acc),
+                    InternalSerde,
+                    &store,
+                );
+                let mat = self.finish_agg(
+                    table, &post, &calls_arc, having, &exprs, &schema, None, sink,
+                )?;
+                Ok(Planned {
+                    kind: SourceKind::Table,
+                    schema,
+                    window: None,
+                    sources,
+                    materialization: Some(Materialization {
+                        store,
+                        window: None,
+                        key_serde,
+                        value_serde: Arc::new(InternalSerde),
+                        post: mat,
+                    }),
+                })
+            }
+            (Flow::Table(_), Some(w)) => Err(err(
+                w.pos,
+                "WINDOW cannot be used on a table source; aggregate a stream",
+            )),
+            (Flow::Stream(s), Some(w)) => {
+                let c1 = calls_arc.clone();
+                let c2 = calls_arc.clone();
+                let grouped = s.group_by(
+                    move |_, v: &Row| eval_all(&g, v),
+                    ArcSerde(key_serde.clone()),
+                );
+                let (table, wt) = window_aggregate(grouped, w, emit_final, c1, c2, &store)?;
+                let mat = self.finish_agg(
+                    table,
+                    &post,
+                    &calls_arc,
+                    having,
+                    &exprs,
+                    &schema,
+                    Some(wt),
+                    sink,
+                )?;
+                Ok(Planned {
+                    kind: SourceKind::Table,
+                    schema,
+                    window: Some(wt),
+                    sources,
+                    materialization: Some(Materialization {
+                        store,
+                        window: Some(wt),
+                        key_serde,
+                        value_serde: Arc::new(InternalSerde),
+                        post: mat,
+                    }),
+                })
+            }
+        }
+    }
+
+    /// Binds a rewritten select expression against the post-aggregation
+    /// scope; a column left over was neither grouped nor aggregated.
+    fn bind_post(
+        &self,
+        post: &Scope,
+        r: &Expr,
+        orig: &Expr,
+    ) -> Result<(Compiled, Option<SqlType>), SqlError> {
+        let mut named = Vec::new();
+        columns_named(r, &mut named);
+        for n in named {
+            if !post.columns.iter().any(|c| c.name == n.name) {
+                return Err(err(
+                    n.pos,
+                    format!(
+                        "Non-aggregate SELECT expression(s) not part of GROUP BY: {orig}; add {} to GROUP BY or aggregate it",
+                        n.name
+                    ),
+                ));
+            }
+        }
+        self.binder(post.clone()).bind(r)
+    }
+
+    fn rewrite_agg(
+        &self,
+        e: &Expr,
+        scope: &Scope,
+        groups: &[String],
+        calls: &mut Vec<(String, Expr)>,
+    ) -> Result<Expr, SqlError> {
+        let text = canon(e, scope);
+        if let Some(i) = groups.iter().position(|g| *g == text) {
+            return Ok(column_ref(&format!("__G{i}"), e.pos));
+        }
+        if let ExprKind::Function { name, .. } = &e.kind {
+            if self.functions.aggregate(&name.name).is_some() {
+                let j = match calls.iter().position(|(t, _)| *t == text) {
+                    Some(j) => j,
+                    None => {
+                        calls.push((text, e.clone()));
+                        calls.len() - 1
+                    }
+                };
+                return Ok(column_ref(&format!("__A{j}"), e.pos));
+            }
+        }
+        let mut out = e.clone();
+        let mut failure = None;
+        for_each_child(&mut out, &mut |c| {
+            if failure.is_some() {
+                return;
+            }
+            match self.rewrite_agg(c, scope, groups, calls) {
+                Ok(r) => *c = r,
+                Err(e) => failure = Some(e),
+            }
+        });
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// HAVING, projection and sink of an aggregated table; returns the
+    /// function pull queries apply to stored aggregates.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_agg<K: KeyRow>(
+        &mut self,
+        table: KTable<K, Row>,
+        post: &Arc<impl Fn(&Row, Option<Window>, &Row, &[AggCall]) -> Row + Send + Sync + 'static>,
+        calls: &Arc<Vec<AggCall>>,
+        having: Option<Arc<Compiled>>,
+        exprs: &Arc<Vec<Compiled>>,
+        schema: &Schema,
+        window: Option<WindowType>,
+        sink: Sink,
+    ) -> Result<PostFn, SqlError> {
+        let (p1, c1) = (post.clone(), calls.clone());
+        let post_rows = table.map_values(move |k: &K, acc: &Row| p1(k.row(), k.window(), acc, &c1));
+        let filtered = match &having {
+            Some(h) => {
+                let h = h.clone();
+                post_rows.filter(move |_, v: &Row| h.test(v))
+            }
+            None => post_rows,
+        };
+        let e1 = exprs.clone();
+        let out = filtered.map_values(move |_, v: &Row| eval_all(&e1, v));
+        self.write_table(out, schema, window, sink)?;
+        let (p2, c2, e2) = (post.clone(), calls.clone(), exprs.clone());
+        let nkeys = schema.key.len();
+        let f: PostFn = Arc::new(move |k: &Row, w: Option<Window>, acc: &Row| {
+            let row = p2(k, w, acc, &c2);
+            if let Some(h) = &having {
+                if !h.test(&row) {
+                    return None;
+                }
+            }
+            let mut out: Row = k.iter().take(nkeys).cloned().collect();
+            if let Some(w) = w {
+                out.push(Value::BigInt(w.start));
+                out.push(Value::BigInt(w.end));
+            }
+            out.extend(eval_all(&e2, &row));
+            Some(out)
+        });
+        Ok(f)
+    }
+
+    fn write_stream(
+        &mut self,
+        s: KStream<Row, Row>,
+        schema: &Schema,
+        sink: Sink,
+    ) -> Result<(), SqlError> {
+        match sink {
+            Sink::Topic {
+                topic,
+                key_format,
+                value_format,
+                wrap_single_value,
+            } => {
+                key_format
+                    .check(&schema.key, "key")
+                    .map_err(SqlError::new)?;
+                value_format
+                    .check(&schema.value, "value")
+                    .map_err(SqlError::new)?;
+                s.to_with(
+                    &topic,
+                    RowSerde::new(key_format, schema.key.clone(), false),
+                    RowSerde::new(value_format, schema.value.clone(), wrap_single_value),
+                );
+            }
+            Sink::Callback(f) => s.foreach(move |k: &Row, v: &Row| {
+                f(SinkRow {
+                    key: k.clone(),
+                    window: None,
+                    value: Some(v.clone()),
+                })
+            }),
+        }
+        Ok(())
+    }
+
+    fn write_table<K: KeyRow>(
+        &mut self,
+        t: KTable<K, Row>,
+        schema: &Schema,
+        window: Option<WindowType>,
+        sink: Sink,
+    ) -> Result<(), SqlError> {
+        let s = t.to_stream();
+        match sink {
+            Sink::Topic {
+                topic,
+                key_format,
+                value_format,
+                wrap_single_value,
+            } => {
+                key_format
+                    .check(&schema.key, "key")
+                    .map_err(SqlError::new)?;
+                value_format
+                    .check(&schema.value, "value")
+                    .map_err(SqlError::new)?;
+                let ks = RowSerde::new(key_format, schema.key.clone(), false);
+                let vs = OptionSerde(RowSerde::new(
+                    value_format,
+                    schema.value.clone(),
+                    wrap_single_value,
+                ));
+                let ks = key_serde_for::<K>(ks, window);
+                s.to_with(&topic, ks, vs);
+            }
+            Sink::Callback(f) => s.foreach(move |k: &K, v: &Option<Row>| {
+                f(SinkRow {
+                    key: k.row().clone(),
+                    window: k.window(),
+                    value: v.clone(),
+                })
+            }),
+        }
+        Ok(())
+    }
+}
+
+/// A boxed serde usable where an owned one is expected.
+struct BoxSerde<T>(Box<dyn Serde<T>>);
+
+impl<T: 'static> Serde<T> for BoxSerde<T> {
+    fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
+        self.0.partition_bytes(serialized)
+    }
+    fn serialize(&self, v: &T) -> Option<Vec<u8>> {
+        self.0.serialize(v)
+    }
+    fn deserialize(&self, b: Option<&[u8]>) -> Result<T, SerdeError> {
+        self.0.deserialize(b)
+    }
+}
+
+/// The sink key serde of a (possibly windowed) table key.
+fn key_serde_for<K: KeyRow>(ks: RowSerde, window: Option<WindowType>) -> BoxSerde<K> {
+    let any: Box<dyn std::any::Any> = match window {
+        None => Box::new(Box::new(ks) as Box<dyn Serde<Row>>),
+        Some(WindowType::Time { size_ms }) => {
+            Box::new(Box::new(WindowedSerde::time(ks, size_ms)) as Box<dyn Serde<Windowed<Row>>>)
+        }
+        Some(WindowType::Session) => {
+            Box::new(Box::new(WindowedSerde::session(ks)) as Box<dyn Serde<Windowed<Row>>>)
+        }
+    };
+    match any.downcast::<Box<dyn Serde<K>>>() {
+        Ok(b) => BoxSerde(*b),
+        Err(_) => BoxSerde(Box::new(NeverSerde)),
+    }
+}
+
+/// Only reached if a key type and its window disagree, which the planner
+/// never builds; it writes nothing rather than panic.
+struct NeverSerde;
+impl<K> Serde<K> for NeverSerde {
+    fn serialize(&self, _: &K) -> Option<Vec<u8>> {
+        None
+    }
+    fn deserialize(&self, _: Option<&[u8]>) -> Result<K, SerdeError> {
+        Err(SerdeError("key type and window type disagree".into()))
+    }
+}
+
+/// Re-keys a stream by a join expression unless it is keyed by it already.
+fn rekey(
+    s: KStream<Row, Row>,
+    keyed: bool,
+    by: Compiled,
+    ks: Arc<dyn Serde<Row>>,
+) -> KStream<Row, Row> {
+    if keyed {
+        return s;
+    }
+    s.select_key(move |_, v: &Row| vec![by.eval(v)])
+        .with_serdes(ArcSerde(ks), InternalSerde)
+}
+
+fn collect_refs(e: &Expr, names: &mut Vec<Ident>, quals: &mut Vec<Option<Ident>>) {
+    if let ExprKind::Column { qualifier, name } = &e.kind {
+        names.push(name.clone());
+        quals.push(qualifier.clone());
+        return;
+    }
+    let mut e = e.clone();
+    for_each_child(&mut e, &mut |c| collect_refs(c, names, quals));
+}
+
+type AggTable = KTable<Windowed<Row>, Row>;
+
+fn window_aggregate(
+    grouped: runnel_streams::KGroupedStream<Row, Row>,
+    w: &WindowSpec,
+    emit_final: bool,
+    c1: Arc<Vec<AggCall>>,
+    c2: Arc<Vec<AggCall>>,
+    store: &str,
+) -> Result<(AggTable, WindowType), SqlError> {
+    let grace = w.grace.map_or(DEFAULT_GRACE_MS, |g| g.millis);
+    match &w.kind {
+        WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => {
+            if size.millis <= 0 {
+                return Err(err(size.pos, "window size must be positive"));
+            }
+            let mut tw = TimeWindows::of(ms(size.millis)).grace(ms(grace));
+            if let WindowKind::Hopping { advance, .. } = &w.kind {
+                if advance.millis <= 0 || advance.millis > size.millis {
+                    return Err(err(
+                        advance.pos,
+                        "ADVANCE BY must be positive and at most the window SIZE",
+                    ));
+                }
+                tw = tw.advance_by(ms(advance.millis));
+            }
+            let mut ws = grouped.windowed_by(tw);
+            if let Some(r) = &w.retention {
+                if r.millis < size.millis + grace {
+                    return Err(err(
+                        r.pos,
+                        format!(
+                            "RETENTION must be at least the window size plus the grace period ({} ms)",
+                            size.millis + grace
+                        ),
+                    ));
+                }
+                ws = ws.retention(ms(r.millis));
+            }
+            if emit_final {
+                ws = ws.emit_final();
+            }
+            let t = ws.aggregate(
+                move || agg_init(&c1),
+                move |_, v: Row, acc: Row| agg_add(&c2, &v, acc),
+                InternalSerde,
+                store,
+            );
+            Ok((
+                t,
+                WindowType::Time {
+                    size_ms: size.millis,
+                },
+            ))
+        }
+        WindowKind::Session { gap } => {
+            if gap.millis <= 0 {
+                return Err(err(gap.pos, "session gap must be positive"));
+            }
+            let sw = SessionWindows::with_inactivity_gap(ms(gap.millis)).grace(ms(grace));
+            let mut ws = grouped.windowed_by_session(sw);
+            if emit_final {
+                ws = ws.emit_final();
+            }
+            let c3 = c1.clone();
+            let t = ws.aggregate(
+                move || agg_init(&c1),
+                move |_, v: Row, acc: Row| agg_add(&c2, &v, acc),
+                move |_, a: Row, b: Row| agg_merge(&c3, a, b),
+                InternalSerde,
+                store,
+            );
+            Ok((t, WindowType::Session))
+        }
+    }
+}
+
+/// The event time in a TIMESTAMP column: BIGINT milliseconds, a
+/// TIMESTAMP, or a STRING parsed as an ISO timestamp.
+fn event_time(v: Option<&Value>, _format: Option<&str>) -> Option<i64> {
+    match v? {
+        Value::BigInt(ms) => Some(*ms),
+        Value::Int(ms) => Some(i64::from(*ms)),
+        Value::Timestamp(ms) => Some(*ms),
+        Value::String(s) => crate::cast::parse_timestamp(s),
+        _ => None,
+    }
+}
