@@ -94,6 +94,8 @@ pub(super) fn register(r: &mut FunctionRegistry) {
     register_masks(r);
     register_regex(r);
     register_encodings(r);
+    register_urls(r);
+    register_byte_numbers(r);
 }
 
 fn register_basic(r: &mut FunctionRegistry) {
@@ -865,6 +867,283 @@ fn register_encodings(r: &mut FunctionRegistry) {
     ));
 }
 
+/// The parts of a URL, as `java.net.URI` splits them.
+struct Url<'a> {
+    scheme: &'a str,
+    host: Option<&'a str>,
+    port: Option<&'a str>,
+    path: &'a str,
+    query: Option<&'a str>,
+    fragment: Option<&'a str>,
+}
+
+fn parse_url(s: &str) -> Result<Url<'_>, FunctionError> {
+    let bad = || runtime(format!("'{s}' is not a URL"));
+    let (rest, fragment) = match s.split_once('#') {
+        Some((r, f)) => (r, Some(f)),
+        None => (s, None),
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let (scheme, rest) = rest.split_once(':').ok_or_else(bad)?;
+    let valid_scheme = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if !valid_scheme {
+        return Err(bad());
+    }
+    let Some(after) = rest.strip_prefix("//") else {
+        return Ok(Url {
+            scheme,
+            host: None,
+            port: None,
+            path: rest,
+            query,
+            fragment,
+        });
+    };
+    let (authority, path) = match after.find('/') {
+        Some(i) => (&after[..i], &after[i..]),
+        None => (after, ""),
+    };
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if hostport.starts_with('[') {
+        // An IPv6 literal.
+        match hostport.find(']') {
+            Some(i) => (
+                &hostport[..=i],
+                hostport[i + 1..]
+                    .strip_prefix(':')
+                    .filter(|p| !p.is_empty()),
+            ),
+            None => return Err(bad()),
+        }
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p).filter(|p| !p.is_empty())),
+            None => (hostport, None),
+        }
+    };
+    if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(bad());
+    }
+    Ok(Url {
+        scheme,
+        host: Some(host).filter(|h| !h.is_empty()),
+        port,
+        path,
+        query,
+        fragment,
+    })
+}
+
+/// `application/x-www-form-urlencoded` decoding, as Java's URLDecoder.
+fn url_decode(s: &str) -> Result<String, FunctionError> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                let hex = s
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| runtime(format!("bad escape in '{s}'")))?;
+                out.push(hex);
+                i += 3;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| runtime(format!("'{s}' does not decode to UTF-8")))
+}
+
+/// `application/x-www-form-urlencoded` encoding, as Java's URLEncoder.
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn url_part(a: &[Value], part: fn(&Url) -> Option<String>) -> Result<Value, FunctionError> {
+    let url = parse_url(str_of(&a[0])?)?;
+    Ok(part(&url).map_or(Value::Null, Value::String))
+}
+
+fn register_urls(r: &mut FunctionRegistry) {
+    const URL: &str = "URL";
+    r.add(Scalar::new(
+        "URL_DECODE_PARAM",
+        URL,
+        "URL_DECODE_PARAM(STRING) -> STRING",
+        "Decodes application/x-www-form-urlencoded text ('+' is a space, %XX a byte).",
+        str_type,
+        |a| Ok(string(url_decode(str_of(&a[0])?)?)),
+    ));
+    r.add(Scalar::new(
+        "URL_ENCODE_PARAM",
+        URL,
+        "URL_ENCODE_PARAM(STRING) -> STRING",
+        "Encodes text as application/x-www-form-urlencoded.",
+        str_type,
+        |a| Ok(string(url_encode(str_of(&a[0])?))),
+    ));
+    r.add(Scalar::new(
+        "URL_EXTRACT_FRAGMENT",
+        URL,
+        "URL_EXTRACT_FRAGMENT(url) -> STRING",
+        "The fragment of a URL (NULL when it has none or is not a URL).",
+        str_type,
+        |a| url_part(a, |u| u.fragment.map(String::from)),
+    ));
+    r.add(Scalar::new(
+        "URL_EXTRACT_HOST",
+        URL,
+        "URL_EXTRACT_HOST(url) -> STRING",
+        "The host of a URL.",
+        str_type,
+        |a| url_part(a, |u| u.host.map(String::from)),
+    ));
+    r.add(Scalar::new(
+        "URL_EXTRACT_PARAMETER",
+        URL,
+        "URL_EXTRACT_PARAMETER(url, name) -> STRING",
+        "The decoded value of the first query parameter called `name` (NULL when absent; an \
+         empty string for a parameter without a value).",
+        |a| args_are(a, &[is_str, is_str]).then_some(SqlType::String),
+        |a| {
+            let url = parse_url(str_of(&a[0])?)?;
+            let name = str_of(&a[1])?;
+            for pair in url.query.unwrap_or("").split('&') {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                if url_decode(k)? == name {
+                    return Ok(string(url_decode(v)?));
+                }
+            }
+            Ok(Value::Null)
+        },
+    ));
+    r.add(Scalar::new(
+        "URL_EXTRACT_PATH",
+        URL,
+        "URL_EXTRACT_PATH(url) -> STRING",
+        "The path of a URL (empty when it has none).",
+        str_type,
+        |a| url_part(a, |u| Some(u.path.to_string())),
+    ));
+    r.add(Scalar::new(
+        "URL_EXTRACT_PORT",
+        URL,
+        "URL_EXTRACT_PORT(url) -> INT",
+        "The port of a URL (NULL when it names none).",
+        |a| args_are(a, &[is_str]).then_some(SqlType::Int),
+        |a| {
+            let url = parse_url(str_of(&a[0])?)?;
+            Ok(url
+                .port
+                .and_then(|p| p.parse::<i32>().ok())
+                .map_or(Value::Null, Value::Int))
+        },
+    ));
+    r.add(Scalar::new(
+        "URL_EXTRACT_PROTOCOL",
+        URL,
+        "URL_EXTRACT_PROTOCOL(url) -> STRING",
+        "The scheme of a URL, such as http.",
+        str_type,
+        |a| url_part(a, |u| Some(u.scheme.to_string())),
+    ));
+    r.add(Scalar::new(
+        "URL_EXTRACT_QUERY",
+        URL,
+        "URL_EXTRACT_QUERY(url) -> STRING",
+        "The query of a URL, without the '?' (NULL when it has none).",
+        str_type,
+        |a| url_part(a, |u| u.query.map(String::from)),
+    ));
+}
+
+fn byte_order_little(a: &[Value]) -> Result<bool, FunctionError> {
+    match a.get(1) {
+        None => Ok(false),
+        Some(v) => match str_of(v)?.to_ascii_uppercase().as_str() {
+            "BIG_ENDIAN" => Ok(false),
+            "LITTLE_ENDIAN" => Ok(true),
+            other => Err(runtime(format!(
+                "unknown byte order '{other}', expected BIG_ENDIAN or LITTLE_ENDIAN"
+            ))),
+        },
+    }
+}
+
+fn fixed_bytes<const N: usize>(a: &[Value]) -> Result<[u8; N], FunctionError> {
+    let b = bytes_of(&a[0])?;
+    let mut out: [u8; N] = b
+        .try_into()
+        .map_err(|_| runtime(format!("expected {N} bytes, got {}", b.len())))?;
+    if byte_order_little(a)? {
+        out.reverse();
+    }
+    Ok(out)
+}
+
+fn register_byte_numbers(r: &mut FunctionRegistry) {
+    r.add(Scalar::new(
+        "INT_FROM_BYTES",
+        CAT,
+        "INT_FROM_BYTES(BYTES [, 'BIG_ENDIAN' | 'LITTLE_ENDIAN']) -> INT",
+        "Reads 4 bytes as an INT (big-endian by default).",
+        |a| {
+            ((a.len() == 1 || a.len() == 2) && is_bytes(&a[0]) && a[1..].iter().all(is_str))
+                .then_some(SqlType::Int)
+        },
+        |a| Ok(Value::Int(i32::from_be_bytes(fixed_bytes(a)?))),
+    ));
+    r.add(Scalar::new(
+        "BIGINT_FROM_BYTES",
+        CAT,
+        "BIGINT_FROM_BYTES(BYTES [, 'BIG_ENDIAN' | 'LITTLE_ENDIAN']) -> BIGINT",
+        "Reads 8 bytes as a BIGINT (big-endian by default).",
+        |a| {
+            ((a.len() == 1 || a.len() == 2) && is_bytes(&a[0]) && a[1..].iter().all(is_str))
+                .then_some(SqlType::BigInt)
+        },
+        |a| Ok(Value::BigInt(i64::from_be_bytes(fixed_bytes(a)?))),
+    ));
+    r.add(Scalar::new(
+        "DOUBLE_FROM_BYTES",
+        CAT,
+        "DOUBLE_FROM_BYTES(BYTES [, 'BIG_ENDIAN' | 'LITTLE_ENDIAN']) -> DOUBLE",
+        "Reads 8 bytes as an IEEE 754 DOUBLE (big-endian by default).",
+        |a| {
+            ((a.len() == 1 || a.len() == 2) && is_bytes(&a[0]) && a[1..].iter().all(is_str))
+                .then_some(SqlType::Double)
+        },
+        |a| Ok(Value::Double(f64::from_be_bytes(fixed_bytes(a)?))),
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::*;
@@ -1068,5 +1347,65 @@ mod tests {
         assert_eq!(ok("FIELD", vec![s("z"), s("a")]), i(0));
         assert_eq!(ok("FIELD", vec![N, N]), i(0));
         assert!(ty("FIELD", &[st(), it()]).is_err());
+    }
+
+    #[test]
+    fn urls() {
+        let u = s("https://user@www.example.com:8080/a/b.html?x=1&y=a%20b+c&z#frag");
+        assert_eq!(ok("URL_EXTRACT_PROTOCOL", vec![u.clone()]), s("https"));
+        assert_eq!(
+            ok("URL_EXTRACT_HOST", vec![u.clone()]),
+            s("www.example.com")
+        );
+        assert_eq!(ok("URL_EXTRACT_PORT", vec![u.clone()]), i(8080));
+        assert_eq!(ok("URL_EXTRACT_PATH", vec![u.clone()]), s("/a/b.html"));
+        assert_eq!(
+            ok("URL_EXTRACT_QUERY", vec![u.clone()]),
+            s("x=1&y=a%20b+c&z")
+        );
+        assert_eq!(ok("URL_EXTRACT_FRAGMENT", vec![u.clone()]), s("frag"));
+        assert_eq!(
+            ok("URL_EXTRACT_PARAMETER", vec![u.clone(), s("y")]),
+            s("a b c")
+        );
+        assert_eq!(ok("URL_EXTRACT_PARAMETER", vec![u.clone(), s("z")]), s(""));
+        assert_eq!(ok("URL_EXTRACT_PARAMETER", vec![u, s("w")]), N);
+        let plain = s("http://[::1]/");
+        assert_eq!(ok("URL_EXTRACT_HOST", vec![plain.clone()]), s("[::1]"));
+        assert_eq!(ok("URL_EXTRACT_PORT", vec![plain.clone()]), N);
+        assert_eq!(ok("URL_EXTRACT_FRAGMENT", vec![plain]), N);
+        assert!(call("URL_EXTRACT_HOST", vec![s("no url here")]).is_err());
+        assert_eq!(ok("URL_EXTRACT_HOST", vec![N]), N);
+        assert!(ty("URL_EXTRACT_PORT", &[it()]).is_err());
+        assert_eq!(
+            ok("URL_ENCODE_PARAM", vec![s("a b&c=é")]),
+            s("a+b%26c%3D%C3%A9")
+        );
+        assert_eq!(
+            ok("URL_DECODE_PARAM", vec![s("a+b%26c%3D%C3%A9")]),
+            s("a b&c=é")
+        );
+        assert!(call("URL_DECODE_PARAM", vec![s("%zz")]).is_err());
+    }
+
+    #[test]
+    fn numbers_from_bytes() {
+        assert_eq!(ok("INT_FROM_BYTES", vec![b(&[0, 0, 1, 2])]), i(258));
+        assert_eq!(
+            ok("INT_FROM_BYTES", vec![b(&[2, 1, 0, 0]), s("LITTLE_ENDIAN")]),
+            i(258)
+        );
+        assert_eq!(
+            ok("BIGINT_FROM_BYTES", vec![b(&[0, 0, 0, 0, 0, 0, 0, 7])]),
+            l(7)
+        );
+        assert_eq!(
+            ok("DOUBLE_FROM_BYTES", vec![b(&1.5f64.to_be_bytes())]),
+            d(1.5)
+        );
+        assert!(call("INT_FROM_BYTES", vec![b(&[1, 2])]).is_err());
+        assert!(call("INT_FROM_BYTES", vec![b(&[0, 0, 0, 1]), s("MIDDLE")]).is_err());
+        assert_eq!(ok("INT_FROM_BYTES", vec![N]), N);
+        assert!(ty("INT_FROM_BYTES", &[st()]).is_err());
     }
 }
