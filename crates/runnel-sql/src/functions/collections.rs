@@ -57,6 +57,7 @@ pub(super) fn register(r: &mut FunctionRegistry) {
     register_set_ops(r);
     register_maps(r);
     register_nulls(r);
+    register_special(r);
 }
 
 fn register_arrays(r: &mut FunctionRegistry) {
@@ -551,6 +552,80 @@ fn register_nulls(r: &mut FunctionRegistry) {
     );
 }
 
+/// Names the binder handles itself (lambdas, constructors): registered so
+/// that SHOW FUNCTIONS and DESCRIBE FUNCTION know them and a call of the
+/// wrong shape gets an error naming the expected form.
+fn register_special(r: &mut FunctionRegistry) {
+    const LAMBDA: &str = "LAMBDA";
+    let never: TypeRule = |_| None;
+    let unreachable: Eval = |_| Err(runtime("evaluated by the expression binder"));
+    for (name, sig, desc) in [
+        (
+            "TRANSFORM",
+            "TRANSFORM(ARRAY<T>, x => expr) -> ARRAY, TRANSFORM(MAP<K, V>, (k, v) => key, (k, v) => value) -> MAP",
+            "Applies a lambda to each element of an array, or to each key and value of a map.",
+        ),
+        (
+            "FILTER",
+            "FILTER(ARRAY<T>, x => condition) -> ARRAY<T>, FILTER(MAP<K, V>, (k, v) => condition) -> MAP<K, V>",
+            "Keeps the elements of an array, or entries of a map, for which the lambda is true.",
+        ),
+        (
+            "REDUCE",
+            "REDUCE(ARRAY<T>, initial S, (s, x) => expr) -> S",
+            "Folds the array's elements into a state, starting from `initial`.",
+        ),
+    ] {
+        r.add(Scalar::new(name, LAMBDA, sig, desc, never, unreachable));
+    }
+    r.add(Scalar::new(
+        "ARRAY",
+        ARRAYS,
+        "ARRAY[value, …] -> ARRAY",
+        "Builds an array of its values (written with square brackets).",
+        never,
+        unreachable,
+    ));
+    r.add(Scalar::new(
+        "MAP",
+        MAPS,
+        "MAP(key := value, …) -> MAP",
+        "Builds a map of its entries.",
+        never,
+        unreachable,
+    ));
+    r.add(
+        Scalar::new(
+            "AS_VALUE",
+            NULLS,
+            "AS_VALUE(column) -> type of column",
+            "The column itself; used to copy a key column into the value of a query's result.",
+            |a| (a.len() == 1).then(|| a[0].clone().unwrap_or(SqlType::String)),
+            |a| Ok(arg(a, 0).clone()),
+        )
+        .lenient(),
+    );
+    r.add(
+        Scalar::new(
+            "ARRAYCONTAINS",
+            ARRAYS,
+            "ARRAYCONTAINS(ARRAY<T>, T) -> BOOLEAN",
+            "Deprecated name of ARRAY_CONTAINS, from KSQL 5.",
+            |a| {
+                (args_are(a, &[is_array, |_| true]) && compatible(&elem(&a[0]), &a[1]))
+                    .then_some(SqlType::Boolean)
+            },
+            |a| {
+                Ok(Value::Boolean(match arg(a, 0) {
+                    Value::Null => false,
+                    v => array_of(v)?.contains(arg(a, 1)),
+                }))
+            },
+        )
+        .lenient(),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::*;
@@ -738,5 +813,21 @@ mod tests {
         assert_eq!(ok("NULLIF", vec![i(1), i(2)]), i(1));
         assert_eq!(ok("NULLIF", vec![i(1), N]), i(1));
         assert!(ty("NULLIF", &[it(), st()]).is_err());
+    }
+
+    #[test]
+    fn special_names() {
+        assert!(ty("TRANSFORM", &[at(SqlType::Int)]).is_err());
+        assert!(call("REDUCE", vec![ints(&[1]), i(0), i(0)]).is_err());
+        assert_eq!(ok("AS_VALUE", vec![s("k")]), s("k"));
+        assert_eq!(ok("AS_VALUE", vec![N]), N);
+        assert_eq!(ty("AS_VALUE", &[it()]), Ok(SqlType::Int));
+        assert!(ty("AS_VALUE", &[it(), it()]).is_err());
+        assert_eq!(
+            ok("ARRAYCONTAINS", vec![ints(&[1, 2]), i(2)]),
+            Value::Boolean(true)
+        );
+        assert_eq!(ok("ARRAYCONTAINS", vec![N, i(2)]), Value::Boolean(false));
+        assert!(ty("ARRAYCONTAINS", &[st(), it()]).is_err());
     }
 }

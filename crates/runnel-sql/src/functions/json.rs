@@ -192,6 +192,21 @@ pub(super) fn register(r: &mut FunctionRegistry) {
         },
     ));
     r.add(Scalar::new(
+        "JSON_ITEMS",
+        CAT,
+        "JSON_ITEMS(STRING) -> ARRAY<STRING>",
+        "The elements of a JSON array, each as JSON text (NULL when it is not one).",
+        |a| args_are(a, &[is_str]).then(|| SqlType::Array(Box::new(SqlType::String))),
+        |a| {
+            Ok(match parse_json(str_of(&a[0])?) {
+                Some(Json::Array(items)) => {
+                    Value::Array(items.iter().map(|j| Value::String(j.to_string())).collect())
+                }
+                _ => Value::Null,
+            })
+        },
+    ));
+    r.add(Scalar::new(
         "JSON_KEYS",
         CAT,
         "JSON_KEYS(STRING) -> ARRAY<STRING>",
@@ -335,6 +350,12 @@ mod tests {
         assert!(ty("JSON_CONCAT", &[st()]).is_err());
         assert_eq!(ok("JSON_KEYS", vec![s(DOC)]), sarr(&["a", "n", "k.y"]));
         assert_eq!(ok("JSON_KEYS", vec![s("[1]")]), N);
+        assert_eq!(
+            ok("JSON_ITEMS", vec![s(r#"[1, "a", {"b": null}]"#)]),
+            sarr(&["1", "\"a\"", r#"{"b":null}"#])
+        );
+        assert_eq!(ok("JSON_ITEMS", vec![s("{}")]), N);
+        assert!(ty("JSON_ITEMS", &[it()]).is_err());
         assert!(ty("JSON_KEYS", &[it()]).is_err());
         assert_eq!(
             ok("JSON_RECORDS", vec![s(r#"{"a": "x", "b": {"c": 1}}"#)]),
