@@ -270,7 +270,7 @@ fn register_arrays(r: &mut FunctionRegistry) {
             if !(a.len() == 2 || a.len() == 3) || !a.iter().all(is_int) {
                 return None;
             }
-            let big = a.iter().any(|t| *t == Some(SqlType::BigInt));
+            let big = a.contains(&Some(SqlType::BigInt));
             Some(SqlType::Array(Box::new(if big {
                 SqlType::BigInt
             } else {

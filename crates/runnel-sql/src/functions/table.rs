@@ -116,13 +116,10 @@ mod tests {
     use super::super::test_util::*;
     use super::*;
 
-    fn table(name: &str) -> Box<dyn Fn(Vec<Value>) -> Result<Vec<Value>, FunctionError>> {
-        let name = name.to_string();
-        Box::new(move |args| {
-            let r = reg();
-            let f = r.table(&name).expect("registered");
-            f.call(&args)
-        })
+    fn table(name: &str, args: Vec<Value>) -> Result<Vec<Value>, FunctionError> {
+        let r = reg();
+        let f = r.table(name).expect("registered");
+        f.call(&args)
     }
 
     #[test]
@@ -133,7 +130,7 @@ mod tests {
         assert_eq!(f.return_type(&[at]), Ok(SqlType::Int));
         assert!(f.return_type(&[st()]).is_err());
         assert!(f.return_type(&[]).is_err());
-        let explode = table("EXPLODE");
+        let explode = |a| table("EXPLODE", a);
         assert_eq!(
             explode(vec![arr(vec![i(1), Value::Null, i(3)])]),
             Ok(vec![i(1), Value::Null, i(3)])
@@ -148,9 +145,12 @@ mod tests {
         let r = reg();
         let f = r.table("CUBE_EXPLODE").expect("registered");
         let at = Some(SqlType::Array(Box::new(SqlType::String)));
-        assert_eq!(f.return_type(&[at.clone()]), Ok(at.clone().expect("type")));
+        assert_eq!(
+            f.return_type(std::slice::from_ref(&at)),
+            Ok(at.clone().expect("type"))
+        );
         assert!(f.return_type(&[it()]).is_err());
-        let cube = table("CUBE_EXPLODE");
+        let cube = |a| table("CUBE_EXPLODE", a);
         let n = Value::Null;
         assert_eq!(
             cube(vec![sarr(&["a", "b"])]),
