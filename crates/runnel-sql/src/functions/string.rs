@@ -520,10 +520,19 @@ fn register_padding_and_positions(r: &mut FunctionRegistry) {
     ));
 }
 
+/// The longest LPAD / RPAD result, so that a bad length cannot exhaust
+/// memory.
+const PAD_LIMIT: usize = 1 << 24;
+
 fn pad(a: &[Value], left: bool) -> Result<Value, FunctionError> {
     let Ok(len) = usize::try_from(int_of(&a[1])?) else {
         return Ok(Value::Null);
     };
+    if len > PAD_LIMIT {
+        return Err(runtime(format!(
+            "cannot pad to {len}: at most {PAD_LIMIT} characters"
+        )));
+    }
     let (input, padding) = (Seq::of(&a[0])?, Seq::of(&a[2])?);
     if padding.len() == 0 {
         return Ok(Value::Null);
@@ -1196,6 +1205,7 @@ mod tests {
         assert_eq!(ok("LPAD", vec![s("abcdef"), i(3), s("x")]), s("abc"));
         assert_eq!(ok("RPAD", vec![s("ab"), i(4), s("")]), N);
         assert_eq!(ok("LPAD", vec![s("ab"), i(-1), s("x")]), N);
+        assert!(call("LPAD", vec![s("ab"), l(1 << 40), s("x")]).is_err());
         assert_eq!(ok("LPAD", vec![b(b"a"), i(3), b(b"0")]), b(b"00a"));
         assert_eq!(ok("LPAD", vec![N, i(3), s("x")]), N);
         assert!(ty("LPAD", &[st(), st(), st()]).is_err());
