@@ -196,11 +196,11 @@ impl FunctionRegistry {
         all
     }
 
-    /// The closest known name (edit distance ≤ 2, or ≤ 1 for short names),
-    /// for "did you mean …?".
+    /// The closest known name (edit distance ≤ 2, or ≤ 1 for names of up to
+    /// five letters), for "did you mean …?".
     pub fn suggest(&self, name: &str) -> Option<&'static str> {
         let wanted = name.to_ascii_uppercase();
-        let limit = if wanted.chars().count() <= 4 { 1 } else { 2 };
+        let limit = if wanted.chars().count() <= 5 { 1 } else { 2 };
         self.list()
             .into_iter()
             .map(|i| (edit_distance(&wanted, i.name), i.name))
