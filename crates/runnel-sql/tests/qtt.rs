@@ -1,0 +1,400 @@
+//! The data-driven SQL suite: every case of `tests/cases/*.json`
+//! (statements in, records in, records and pull-query rows out; see
+//! `tests/cases/README.md`) run against the real engine on an in-process
+//! broker.
+//!
+//! `tests/cases/pending.txt` lists cases the engine does not pass yet, one
+//! `file.json: case name — reason` per line. A pending case that passes
+//! fails the suite, so the list stays true.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use runnel_broker::{Broker, BrokerConfig};
+use runnel_embed::{LocalBackend, LocalCluster};
+use runnel_sql::catalog::SourceInfo;
+use runnel_sql::format::{from_json, to_json, Format, RowSerde};
+use runnel_sql::schema::WindowType;
+use runnel_sql::{Engine, EngineConfig, QueryEvent};
+use runnel_streams::{Backend, Guarantee, ProducedRecord, TopicPartition};
+use serde_json::{json, Value as Json};
+
+fn cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases")
+}
+
+/// Numbers compare numerically; objects ignore field order.
+fn json_eq(a: &Json, b: &Json) -> bool {
+    match (a, b) {
+        (Json::Number(x), Json::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+            _ => x == y,
+        },
+        (Json::Array(x), Json::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+        }
+        (Json::Object(x), Json::Object(y)) => {
+            x.len() == y.len()
+                && x
+                    .iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Encodes an input key for a source's key format.
+fn encode_key(info: Option<&SourceInfo>, key: &Json) -> Result<Option<Vec<u8>>, String> {
+    if key.is_null() {
+        return Ok(None);
+    }
+    let Some(info) = info else {
+        return Ok(Some(match key {
+            Json::String(s) => s.clone().into_bytes(),
+            other => other.to_string().into_bytes(),
+        }));
+    };
+    match info.key_format {
+        Format::Json => Ok(Some(key.to_string().into_bytes())),
+        _ => {
+            let cols = &info.schema.key;
+            let Some(c) = cols.first() else {
+                return Ok(None);
+            };
+            let v = from_json(&c.ty, key)?;
+            RowSerde::new(info.key_format, cols.clone(), false).encode(&[v])
+        }
+    }
+}
+
+fn encode_value(info: Option<&SourceInfo>, value: &Json) -> Result<Option<Vec<u8>>, String> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let format = info.map_or(Format::Json, |i| i.value_format);
+    match (format, value) {
+        (Format::Json, v) => Ok(Some(v.to_string().into_bytes())),
+        (Format::Delimited, Json::String(s)) => Ok(Some(s.clone().into_bytes())),
+        (Format::Kafka, v) => {
+            let Some(info) = info else {
+                return Ok(Some(v.to_string().into_bytes()));
+            };
+            let c = info.schema.value.first().ok_or("no value column")?;
+            let val = from_json(&c.ty, v)?;
+            RowSerde::new(Format::Kafka, info.schema.value.clone(), false).encode(&[val])
+        }
+        (_, v) => Ok(Some(v.to_string().into_bytes())),
+    }
+}
+
+/// Decodes a sink record's key to JSON, with its window.
+fn decode_key(info: &SourceInfo, key: Option<&[u8]>) -> Result<(Json, Option<Json>), String> {
+    let Some(bytes) = key else {
+        return Ok((Json::Null, None));
+    };
+    let (inner, window) = match info.window {
+        Some(WindowType::Time { size_ms }) if bytes.len() >= 8 => {
+            let (k, w) = bytes.split_at(bytes.len() - 8);
+            let start = i64::from_be_bytes(w.try_into().map_err(|_| "bad window")?);
+            (
+                k,
+                Some(json!({"start": start, "end": start + size_ms, "type": "time"})),
+            )
+        }
+        Some(WindowType::Session) if bytes.len() >= 16 => {
+            let (k, w) = bytes.split_at(bytes.len() - 16);
+            let end = i64::from_be_bytes(w[..8].try_into().map_err(|_| "bad window")?);
+            let start = i64::from_be_bytes(w[8..].try_into().map_err(|_| "bad window")?);
+            (
+                k,
+                Some(json!({"start": start, "end": end, "type": "session"})),
+            )
+        }
+        _ => (bytes, None),
+    };
+    let row = RowSerde::new(info.key_format, info.schema.key.clone(), false).decode(inner)?;
+    let key = if row.len() == 1 {
+        to_json(&row[0])
+    } else if row.is_empty() {
+        Json::Null
+    } else {
+        Json::Object(
+            info.schema
+                .key
+                .iter()
+                .zip(&row)
+                .map(|(c, v)| (c.name.clone(), to_json(v)))
+                .collect(),
+        )
+    };
+    Ok((key, window))
+}
+
+fn decode_value(info: &SourceInfo, value: Option<&[u8]>) -> Result<Json, String> {
+    let Some(bytes) = value else {
+        return Ok(Json::Null);
+    };
+    match info.value_format {
+        Format::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+        Format::Delimited => Ok(Json::String(String::from_utf8_lossy(bytes).into_owned())),
+        _ => {
+            let row = info.value_serde().decode(bytes)?;
+            Ok(row.first().map_or(Json::Null, to_json))
+        }
+    }
+}
+
+fn check_error(case: &Json, i: usize, e: &runnel_sql::SqlError) -> Result<(), String> {
+    let Some(exp) = case.get("expectedError") else {
+        return Err(format!("statement {i} failed: {e}"));
+    };
+    let want = exp["statement"].as_u64().unwrap_or(0) as usize;
+    if want != i {
+        return Err(format!(
+            "statement {i} failed but the error was expected at {want}: {e}"
+        ));
+    }
+    let msg = exp["message"].as_str().unwrap_or("");
+    if !e
+        .to_string()
+        .to_ascii_lowercase()
+        .contains(&msg.to_ascii_lowercase())
+    {
+        return Err(format!("error does not mention {msg:?}: {e}"));
+    }
+    if let (Some(line), Some(col)) = (exp["line"].as_u64(), exp["col"].as_u64()) {
+        match e.pos {
+            Some(p) if u64::from(p.line) == line && u64::from(p.col) == col => {}
+            other => {
+                return Err(format!(
+                    "error at {other:?}, expected line {line} col {col}: {e}"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_case(case: &Json) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let broker = Broker::open(dir.path(), BrokerConfig::default()).map_err(|e| e.to_string())?;
+    let local = broker.local();
+    let empty = Vec::new();
+    let inputs = case["inputs"].as_array().unwrap_or(&empty);
+    for r in inputs {
+        let topic = r["topic"].as_str().ok_or("input without topic")?;
+        local
+            .create_topic(topic, 1, BTreeMap::new())
+            .map_err(|e| e.to_string())?;
+    }
+    let engine = Engine::start(
+        Arc::new(LocalCluster::new(local.clone())),
+        EngineConfig::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let result = (|| {
+        let props = BTreeMap::new();
+        let statements = case["statements"].as_array().ok_or("no statements")?;
+        for (i, s) in statements.iter().enumerate() {
+            let text = s.as_str().ok_or("statement is not a string")?;
+            match engine.execute(text, &props) {
+                Ok(_) => {}
+                Err((e, _)) => {
+                    check_error(case, i, &e)?;
+                    return Ok(());
+                }
+            }
+        }
+        if case.get("expectedError").is_some() {
+            return Err("every statement succeeded but an error was expected".to_string());
+        }
+        let catalog = engine.catalog();
+        let source_of = |topic: &str| -> Option<SourceInfo> {
+            catalog
+                .sources
+                .values()
+                .find(|s| s.topic == topic && s.writer.is_none())
+                .or_else(|| catalog.sources.values().find(|s| s.topic == topic))
+                .cloned()
+        };
+        let mut producer = LocalBackend::new(local.clone(), "qtt-producer", Guarantee::AtLeastOnce)
+            .map_err(|e| e.to_string())?;
+        for r in inputs {
+            let topic = r["topic"].as_str().unwrap_or_default();
+            let info = source_of(topic);
+            let key = encode_key(info.as_ref(), &r["key"])?;
+            let value = encode_value(info.as_ref(), &r["value"])?;
+            producer
+                .send(vec![ProducedRecord {
+                    topic: topic.to_string(),
+                    partition: 0,
+                    timestamp: r["timestamp"].as_i64().unwrap_or(0),
+                    key,
+                    value,
+                    headers: Vec::new(),
+                }])
+                .and_then(|_| producer.commit(&[]))
+                .map_err(|e| e.to_string())?;
+        }
+        if !engine.wait_idle(Duration::from_secs(20)) {
+            return Err("queries did not become idle".to_string());
+        }
+        // Outputs per sink topic.
+        let empty = Vec::new();
+        let expected = case["outputs"].as_array().unwrap_or(&empty);
+        let mut topics: BTreeSet<String> = catalog
+            .sources
+            .values()
+            .filter(|s| s.writer.is_some())
+            .map(|s| s.topic.clone())
+            .collect();
+        topics.extend(
+            expected
+                .iter()
+                .filter_map(|o| o["topic"].as_str().map(String::from)),
+        );
+        for topic in topics {
+            let info = catalog
+                .sources
+                .values()
+                .find(|s| s.topic == topic)
+                .cloned()
+                .ok_or_else(|| format!("no stream or table writes topic {topic}"))?;
+            let mut actual = Vec::new();
+            let mut failure = None;
+            producer
+                .read_partition(&TopicPartition::new(&topic, 0), 0, &mut |r| {
+                    match (
+                        decode_key(&info, r.key.as_deref()),
+                        decode_value(&info, r.value.as_deref()),
+                    ) {
+                        (Ok((k, w)), Ok(v)) => actual.push((k, w, v, r.timestamp)),
+                        (Err(e), _) | (_, Err(e)) => failure = Some(e),
+                    }
+                })
+                .map_err(|e| e.to_string())?;
+            if let Some(e) = failure {
+                return Err(format!("{topic}: cannot decode an output: {e}"));
+            }
+            let want: Vec<&Json> = expected
+                .iter()
+                .filter(|o| o["topic"].as_str() == Some(topic.as_str()))
+                .collect();
+            let show = |a: &[(Json, Option<Json>, Json, i64)]| -> String {
+                a.iter()
+                    .map(|(k, w, v, t)| {
+                        format!(
+                            "  key={k} value={v} ts={t}{}",
+                            w.as_ref().map_or(String::new(), |w| format!(" window={w}"))
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            if want.len() != actual.len() {
+                return Err(format!(
+                    "{topic}: expected {} records, got {}:\n{}",
+                    want.len(),
+                    actual.len(),
+                    show(&actual)
+                ));
+            }
+            for (i, (w, (k, win, v, ts))) in want.iter().zip(&actual).enumerate() {
+                let mut ok = json_eq(&w["key"], k) && json_eq(&w["value"], v);
+                if let Some(t) = w.get("timestamp").and_then(Json::as_i64) {
+                    ok &= t == *ts;
+                }
+                if let Some(ww) = w.get("window") {
+                    ok &= win.as_ref().is_some_and(|x| json_eq(ww, x));
+                }
+                if !ok {
+                    return Err(format!(
+                        "{topic}: record {i} differs: expected {w}, got:\n{}",
+                        show(&actual)
+                    ));
+                }
+            }
+        }
+        // Pull queries.
+        for p in case["pull"].as_array().unwrap_or(&empty) {
+            let q = p["query"].as_str().ok_or("pull without query")?;
+            let stream = engine
+                .query(q, &BTreeMap::new())
+                .map_err(|e| format!("pull query {q}: {e}"))?;
+            let mut got: Vec<Json> = Vec::new();
+            while let Ok(ev) = stream.rows.recv_timeout(Duration::from_secs(5)) {
+                match ev {
+                    QueryEvent::Row(r) => got.push(Json::Array(r.iter().map(to_json).collect())),
+                    QueryEvent::Error(e) => return Err(format!("pull query {q}: {e}")),
+                    _ => {}
+                }
+            }
+            let want = p["rows"].as_array().cloned().unwrap_or_default();
+            let mut remaining = got.clone();
+            let all_found = want.iter().all(|w| {
+                match remaining.iter().position(|g| json_eq(w, g)) {
+                    Some(i) => {
+                        remaining.remove(i);
+                        true
+                    }
+                    None => false,
+                }
+            });
+            if !all_found || !remaining.is_empty() {
+                return Err(format!(
+                    "pull query {q}: expected rows {}, got {}",
+                    Json::Array(want),
+                    Json::Array(got)
+                ));
+            }
+        }
+        Ok(())
+    })();
+    engine.shutdown();
+    result
+}
+
+#[test]
+fn sql_cases() {
+    let pending_text = std::fs::read_to_string(cases_dir().join("pending.txt")).unwrap_or_default();
+    let pending: BTreeMap<String, String> = pending_text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, reason) = l.split_once(" — ").unwrap_or((l, ""));
+            Some((name.trim().to_string(), reason.to_string()))
+        })
+        .collect();
+    let filter = std::env::var("QTT_FILTER").ok();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(cases_dir())
+        .expect("cases dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let (mut passed, mut failed, mut still_pending) = (0, Vec::new(), 0);
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read case file");
+        let doc: Json = serde_json::from_str(&text).expect("case file is JSON");
+        let fname = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        for case in doc["tests"].as_array().expect("tests array") {
+            let name = format!("{fname}: {}", case["name"].as_str().unwrap_or("?"));
+            if filter.as_ref().is_some_and(|flt| !name.contains(flt.as_str())) {
+                continue;
+            }
+            let outcome = std::panic::catch_unwind(|| run_case(case))
+                .unwrap_or_else(|_| Err("panicked".to_string()));
+            match (outcome, pending.contains_key(&name)) {
+                (Ok(()), false) => passed += 1,
+                (Ok(()), true) => failed.push(format!("{name}\n  passes now: remove it from pending.txt")),
+                (Err(_), true) => still_pending += 1,
+                (Err(e), false) => failed.push(format!("{name}\n  {e}")),
+            }
+        }
+    }
+    eprintln!("sql cases: {passed} passed, {still_pending} pending, {} failed", failed.len());
+    assert!(failed.is_empty(), "failing SQL cases:\n{}", failed.join("\n"));
+    assert!(passed > 0, "no SQL case ran");
+}
