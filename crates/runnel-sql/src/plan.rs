@@ -50,6 +50,68 @@ impl Serde<Row> for ArcSerde {
     }
 }
 
+/// Keys of a windowed source as one row: the key columns, then the
+/// window's start and end (Kafka Streams' windowed key layout on the wire).
+#[derive(Clone)]
+pub struct WindowedRowSerde {
+    pub inner: RowSerde,
+    pub window: WindowType,
+}
+
+impl WindowedRowSerde {
+    fn tail(&self) -> usize {
+        match self.window {
+            WindowType::Time { .. } => 8,
+            WindowType::Session => 16,
+        }
+    }
+}
+
+impl Serde<Row> for WindowedRowSerde {
+    fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
+        &serialized[..serialized.len().saturating_sub(self.tail())]
+    }
+    fn serialize(&self, v: &Row) -> Option<Vec<u8>> {
+        let n = v.len().saturating_sub(2);
+        let mut out = self.inner.serialize(&v[..n].to_vec()).unwrap_or_default();
+        let start = v.get(n).and_then(Value::as_i64).unwrap_or(0);
+        let end = v.get(n + 1).and_then(Value::as_i64).unwrap_or(0);
+        match self.window {
+            WindowType::Time { .. } => out.extend_from_slice(&start.to_be_bytes()),
+            WindowType::Session => {
+                out.extend_from_slice(&end.to_be_bytes());
+                out.extend_from_slice(&start.to_be_bytes());
+            }
+        }
+        Some(out)
+    }
+    fn deserialize(&self, b: Option<&[u8]>) -> Result<Row, SerdeError> {
+        let b = b.ok_or_else(|| SerdeError("a windowed key cannot be null".into()))?;
+        if b.len() < self.tail() {
+            return Err(SerdeError("windowed key too short".into()));
+        }
+        let (k, w) = b.split_at(b.len() - self.tail());
+        let word = |x: &[u8]| -> i64 {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&x[..8]);
+            i64::from_be_bytes(a)
+        };
+        let mut row = self.inner.deserialize(Some(k))?;
+        match self.window {
+            WindowType::Time { size_ms } => {
+                let start = word(w);
+                row.push(Value::BigInt(start));
+                row.push(Value::BigInt(start.saturating_add(size_ms)));
+            }
+            WindowType::Session => {
+                row.push(Value::BigInt(word(&w[8..])));
+                row.push(Value::BigInt(word(w)));
+            }
+        }
+        Ok(row)
+    }
+}
+
 /// Where a query's results go.
 #[derive(Clone)]
 pub enum Sink {
@@ -123,6 +185,8 @@ struct Rel {
     key_serde: Arc<dyn Serde<Row>>,
     /// Sources joined so far (qualifier, width of its full row).
     parts: Vec<String>,
+    /// Windowed sources: the last two key positions are the window.
+    window: Option<WindowType>,
 }
 
 impl Rel {
@@ -429,21 +493,13 @@ impl<'a> Planner<'a> {
     /// A source as a relation.
     fn source(&mut self, name: &Ident, alias: Option<&Ident>) -> Result<Rel, SqlError> {
         let info = self.lookup(name)?;
-        if info.window.is_some() {
-            return Err(err(
-                name.pos,
-                format!(
-                    "{} is a windowed table; reading windowed sources in queries is not supported yet (pull queries work)",
-                    info.name
-                ),
-            ));
-        }
         if !self.sources.contains(&info.name) {
             self.sources.push(info.name.clone());
         }
         let qualifier = alias.unwrap_or(name).name.clone();
         let mut columns = Vec::new();
-        for c in info.schema.columns() {
+        let mut pseudo = HashSet::new();
+        for c in &info.schema.key {
             columns.push(ScopeColumn {
                 qualifier: Some(qualifier.clone()),
                 name: c.name.clone(),
@@ -451,7 +507,25 @@ impl<'a> Planner<'a> {
                 index: columns.len(),
             });
         }
-        let mut pseudo = HashSet::new();
+        if info.window.is_some() {
+            for n in [crate::schema::WINDOWSTART, crate::schema::WINDOWEND] {
+                pseudo.insert(columns.len());
+                columns.push(ScopeColumn {
+                    qualifier: Some(qualifier.clone()),
+                    name: n.to_string(),
+                    ty: SqlType::BigInt,
+                    index: columns.len(),
+                });
+            }
+        }
+        for c in &info.schema.value {
+            columns.push(ScopeColumn {
+                qualifier: Some(qualifier.clone()),
+                name: c.name.clone(),
+                ty: c.ty.clone(),
+                index: columns.len(),
+            });
+        }
         for (n, t) in [
             (ROWTIME, SqlType::BigInt),
             (ROWPARTITION, SqlType::Int),
@@ -465,25 +539,30 @@ impl<'a> Planner<'a> {
                 index: columns.len(),
             });
         }
-        let nkeys = info.schema.key.len();
-        let keys: Vec<KeyAlt> = info
-            .schema
-            .key
-            .iter()
-            .enumerate()
-            .map(|(i, _)| KeyAlt {
+        let wextra = if info.window.is_some() { 2 } else { 0 };
+        let nkeys = info.schema.key.len() + wextra;
+        let keys: Vec<KeyAlt> = (0..nkeys)
+            .map(|i| KeyAlt {
                 texts: Vec::new(),
                 slots: vec![i],
             })
             .collect();
-        let key_types = info.schema.key.iter().map(|c| c.ty.clone()).collect();
-        let ks = info.key_serde();
+        let mut key_types: Vec<SqlType> = info.schema.key.iter().map(|c| c.ty.clone()).collect();
+        key_types.extend(std::iter::repeat_n(SqlType::BigInt, wextra));
+        let ks: Arc<dyn Serde<Row>> = match info.window {
+            None => Arc::new(info.key_serde()),
+            Some(w) => Arc::new(WindowedRowSerde {
+                inner: info.key_serde(),
+                window: w,
+            }),
+        };
         let vs = info.value_serde();
-        let key_serde: Arc<dyn Serde<Row>> = Arc::new(ks.clone());
+        let key_serde: Arc<dyn Serde<Row>> = ks.clone();
+        let ks = ArcSerde(ks);
         let ts_slot = match &info.timestamp {
             Some(col) => Some(
-                info.schema
-                    .columns()
+                columns
+                    .iter()
                     .position(|c| c.name == *col)
                     .ok_or_else(|| {
                         SqlError::new(format!("TIMESTAMP column {col} not found in {}", info.name))
@@ -550,6 +629,7 @@ impl<'a> Planner<'a> {
             key_types,
             key_serde,
             parts: vec![qualifier],
+            window: info.window,
         })
     }
 
@@ -643,7 +723,8 @@ impl<'a> Planner<'a> {
                 }
                 _ => return None,
             };
-            (rel.keys.len() == 1 && rel.keys[0].slots.contains(&slot)).then_some(slot)
+            let nk = rel.keys.len() - if rel.window.is_some() { 2 } else { 0 };
+            (nk == 1 && rel.keys[0].slots.contains(&slot)).then_some(slot)
         };
         let l_is_key = key_slot(&left, le);
         let r_is_key = key_slot(&right, re);
@@ -662,6 +743,19 @@ impl<'a> Planner<'a> {
         }
         keys[0].texts.push(l_text);
         keys[0].texts.push(canon(re, &joined_scope));
+        if left.window.is_some() != right.window.is_some() {
+            return Err(err(
+                j.pos,
+                "cannot join a windowed source with a non-windowed one",
+            ));
+        }
+        let window = left.window;
+        let mut key_types = vec![rt.clone()];
+        if window.is_some() {
+            let n = left.keys.len();
+            keys.extend(left.keys[n - 2..].iter().cloned());
+            key_types.extend([SqlType::BigInt, SqlType::BigInt]);
+        }
         let mut parts = left.parts.clone();
         parts.extend(right.parts.iter().cloned());
         let null_right: Row = vec![Value::Null; lw_right];
@@ -759,6 +853,7 @@ impl<'a> Planner<'a> {
                         key_types: left.key_types,
                         key_serde: left.key_serde,
                         parts,
+                        window,
                     });
                 }
                 Flow::Table(out)
@@ -831,9 +926,10 @@ impl<'a> Planner<'a> {
             columns,
             pseudo,
             keys,
-            key_types: vec![rt],
+            key_types,
             key_serde,
             parts,
+            window,
         })
     }
 
@@ -941,7 +1037,20 @@ impl<'a> Planner<'a> {
             }
         }
         let mut out_keys = Vec::new();
+        let nk = rel.keys.len() - if rel.window.is_some() { 2 } else { 0 };
         for (i, k) in keys.into_iter().enumerate() {
+            if i >= nk {
+                // The window travels in the key, not as a column.
+                if let Some((n, t)) = k {
+                    let slot = rel.keys[i].slots[0];
+                    values.push(OutCol {
+                        name: n,
+                        ty: t,
+                        expr: Compiled::Column(slot),
+                    });
+                }
+                continue;
+            }
             match k {
                 Some(k) => out_keys.push(k),
                 None if require_keys => {
@@ -1014,11 +1123,11 @@ impl<'a> Planner<'a> {
         match rel.flow {
             Flow::Stream(s) => {
                 let out = s.map_values(move |_, v: Row| eval_all(&exprs, &v));
-                self.write_stream(out, &schema, sink)?;
+                self.write_stream(out, &schema, rel.window, sink)?;
                 Ok(Planned {
                     kind: SourceKind::Stream,
                     schema,
-                    window: None,
+                    window: rel.window,
                     sources,
                     materialization: None,
                 })
@@ -1026,12 +1135,11 @@ impl<'a> Planner<'a> {
             Flow::Table(t) => {
                 let e2 = exprs.clone();
                 let out = t.map_values(move |_, v: &Row| eval_all(&e2, v));
-                self.write_table(out, &schema, None, sink)?;
-                // Pull queries read the first source table's store.
+                self.write_table(out, &schema, rel.window, sink)?;
                 Ok(Planned {
                     kind: SourceKind::Table,
                     schema,
-                    window: None,
+                    window: rel.window,
                     sources,
                     materialization: None,
                 })
@@ -1533,6 +1641,7 @@ impl<'a> Planner<'a> {
         &mut self,
         s: KStream<Row, Row>,
         schema: &Schema,
+        window: Option<WindowType>,
         sink: Sink,
     ) -> Result<(), SqlError> {
         match sink {
@@ -1550,7 +1659,10 @@ impl<'a> Planner<'a> {
                     .map_err(SqlError::new)?;
                 s.to_with(
                     &topic,
-                    RowSerde::new(key_format, schema.key.clone(), false),
+                    key_serde_for::<Row>(
+                        RowSerde::new(key_format, schema.key.clone(), false),
+                        window,
+                    ),
                     RowSerde::new(value_format, schema.value.clone(), wrap_single_value),
                 );
             }
@@ -1622,18 +1734,30 @@ impl<T: 'static> Serde<T> for BoxSerde<T> {
     }
 }
 
-/// The sink key serde of a (possibly windowed) table key.
+/// The sink key serde of a (possibly windowed) key: `Windowed<Row>` keys
+/// of windowed aggregations, or rows that end with their window's bounds
+/// (queries over windowed sources).
 fn key_serde_for<K: KeyRow>(ks: RowSerde, window: Option<WindowType>) -> BoxSerde<K> {
-    let any: Box<dyn std::any::Any> = match window {
-        None => Box::new(Box::new(ks) as Box<dyn Serde<Row>>),
-        Some(WindowType::Time { size_ms }) => {
-            Box::new(Box::new(WindowedSerde::time(ks, size_ms)) as Box<dyn Serde<Windowed<Row>>>)
-        }
+    let as_row: Box<dyn std::any::Any> = Box::new(match window {
+        None => Box::new(ks.clone()) as Box<dyn Serde<Row>>,
+        Some(w) => Box::new(WindowedRowSerde {
+            inner: ks.clone(),
+            window: w,
+        }) as Box<dyn Serde<Row>>,
+    });
+    if let Ok(b) = as_row.downcast::<Box<dyn Serde<K>>>() {
+        return BoxSerde(*b);
+    }
+    let windowed: Box<dyn std::any::Any> = match window {
         Some(WindowType::Session) => {
             Box::new(Box::new(WindowedSerde::session(ks)) as Box<dyn Serde<Windowed<Row>>>)
         }
+        Some(WindowType::Time { size_ms }) => Box::new(
+            Box::new(WindowedSerde::time(ks, size_ms)) as Box<dyn Serde<Windowed<Row>>>
+        ),
+        None => Box::new(()),
     };
-    match any.downcast::<Box<dyn Serde<K>>>() {
+    match windowed.downcast::<Box<dyn Serde<K>>>() {
         Ok(b) => BoxSerde(*b),
         Err(_) => BoxSerde(Box::new(NeverSerde)),
     }
