@@ -1,0 +1,342 @@
+//! The ksqlDB-compatible REST API over runnel-sql's engine: `/ksql`,
+//! `/query`, `/query-stream`, `/close-query`, `/inserts-stream`, `/info`,
+//! `/healthcheck` and `/status`, in ksqlDB's request and response shapes.
+//!
+//! The engine is blocking; every call into it runs on tokio's blocking
+//! pool, and each query's rows are moved from the engine's channel to the
+//! HTTP response by a thread of its own, which also notices when the
+//! client goes away or `/close-query` names the query.
+
+mod query;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use runnel_sql::{Engine, SqlError};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value as Json};
+use tokio::net::TcpListener;
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// ksqlDB's generic "bad request" code (malformed bodies, unknown ids).
+pub const BAD_REQUEST: u32 = 40000;
+/// ksqlDB's "not found" code (unknown command ids, unknown routes).
+pub const NOT_FOUND: u32 = 40400;
+/// ksqlDB's server error code.
+pub const SERVER_ERROR: u32 = 50000;
+
+/// What the handlers share.
+struct Shared {
+    engine: Engine,
+    /// Running push queries by id: set the flag to close one.
+    running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// The `commandStatus` of each command this server ran, by command id.
+    commands: Mutex<BTreeMap<String, Json>>,
+    /// Tells long-lived streams (inserts) that the server is stopping.
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+type AppState = Arc<Shared>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    /// Closes every running push query (on shutdown, so their responses end).
+    fn close_all(&self) {
+        for flag in lock(&self.running).values() {
+            flag.store(true, Ordering::SeqCst);
+        }
+        let _ = self.stopping.send(true);
+    }
+}
+
+/// The routes of the API, serving `engine`.
+pub fn router(engine: Engine) -> Router {
+    router_with_state(new_state(engine))
+}
+
+fn new_state(engine: Engine) -> AppState {
+    let (stopping, _) = tokio::sync::watch::channel(false);
+    Arc::new(Shared {
+        engine,
+        running: Mutex::new(HashMap::new()),
+        commands: Mutex::new(BTreeMap::new()),
+        stopping,
+    })
+}
+
+fn router_with_state(state: AppState) -> Router {
+    Router::new()
+        .route("/ksql", post(ksql))
+        .route("/query", post(query::query))
+        .route("/query-stream", post(query::query_stream))
+        .route("/close-query", post(query::close_query))
+        .route("/inserts-stream", post(query::inserts_stream))
+        .route("/info", get(info))
+        .route("/healthcheck", get(healthcheck))
+        .route("/status", get(statuses))
+        .route("/status/{*command_id}", get(status))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes; then closes the
+/// running push queries so their responses end, and waits for the open
+/// requests to finish. The engine itself is left running: its owner shuts
+/// it down.
+pub async fn serve(
+    engine: Engine,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HttpError> {
+    let state = new_state(engine);
+    let app = router_with_state(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            state.close_all();
+        })
+        .await?;
+    Ok(())
+}
+
+/// An error response in ksqlDB's shape.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    body: Json,
+}
+
+impl ApiError {
+    /// A `generic_error` body.
+    pub(crate) fn generic(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: json!({"@type": "generic_error", "error_code": code, "message": message.into()}),
+        }
+    }
+
+    /// A `statement_error` body: the statement, and what ran before it failed.
+    pub(crate) fn statement(e: &SqlError, text: &str, entities: Vec<Json>) -> Self {
+        let code = Engine::error_code(e);
+        let status = if code >= SERVER_ERROR {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError {
+            status,
+            body: json!({
+                "@type": "statement_error",
+                "error_code": code,
+                "message": e.to_string(),
+                "statementText": text,
+                "entities": entities,
+            }),
+        }
+    }
+
+    pub(crate) fn server(message: impl Into<String>) -> Self {
+        ApiError::generic(StatusCode::INTERNAL_SERVER_ERROR, SERVER_ERROR, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        json_response(self.status, &self.body)
+    }
+}
+
+pub(crate) fn json_response(status: StatusCode, body: &Json) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Parses a request body, or answers 400 with what is wrong with it.
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::generic(
+            StatusCode::BAD_REQUEST,
+            BAD_REQUEST,
+            format!("Invalid request body: {e}"),
+        )
+    })
+}
+
+/// Property overrides as the engine takes them: strings by name.
+pub(crate) fn props_map(props: &serde_json::Map<String, Json>) -> BTreeMap<String, String> {
+    props
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// Runs blocking engine work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::server(format!("the statement's task failed: {e}")))
+}
+
+#[derive(Deserialize)]
+struct KsqlRequest {
+    ksql: String,
+    #[serde(default, rename = "streamsProperties")]
+    streams_properties: serde_json::Map<String, Json>,
+}
+
+/// The statement among `text`'s that failed: the one after those that ran.
+fn failed_statement(text: &str, ran: usize) -> String {
+    runnel_sql::parser::split_statements(text)
+        .ok()
+        .and_then(|s| s.into_iter().nth(ran))
+        .unwrap_or_else(|| text.to_string())
+}
+
+async fn ksql(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let req: KsqlRequest = parse_body(&body)?;
+    let props = props_map(&req.streams_properties);
+    let engine = state.engine.clone();
+    let text = req.ksql.clone();
+    match blocking(move || engine.execute(&text, &props)).await? {
+        Ok(entities) => {
+            let mut commands = lock(&state.commands);
+            for e in &entities {
+                if let (Some(id), Some(status)) = (
+                    e.get("commandId").and_then(Json::as_str),
+                    e.get("commandStatus"),
+                ) {
+                    commands.insert(id.to_string(), status.clone());
+                }
+            }
+            Ok(json_response(StatusCode::OK, &Json::Array(entities)))
+        }
+        Err((e, entities)) => {
+            let failed = failed_statement(&req.ksql, entities.len());
+            Err(ApiError::statement(&e, &failed, entities))
+        }
+    }
+}
+
+async fn info() -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"KsqlServerInfo": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "kafkaClusterId": "runnel",
+            "ksqlServiceId": "runnel_",
+            "serverStatus": "RUNNING",
+        }}),
+    )
+}
+
+async fn healthcheck(State(state): State<AppState>) -> Response {
+    let engine = state.engine.clone();
+    // The engine answers (its state lock is free) and no query has failed.
+    let states = blocking(move || engine.query_states()).await;
+    let (responsive, queries_ok) = match &states {
+        Ok(s) => (true, !s.values().any(|v| v.eq_ignore_ascii_case("ERROR"))),
+        Err(_) => (false, false),
+    };
+    let healthy = responsive;
+    json_response(
+        if healthy {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        &json!({"isHealthy": healthy, "details": {
+            "metastore": {"isHealthy": responsive},
+            "kafka": {"isHealthy": responsive},
+            "commandRunner": {"isHealthy": responsive},
+            "persistentQueries": {"isHealthy": queries_ok},
+        }}),
+    )
+}
+
+async fn statuses(State(state): State<AppState>) -> Response {
+    let commands = lock(&state.commands).clone();
+    json_response(
+        StatusCode::OK,
+        &json!({"commandStatuses": commands
+            .iter()
+            .map(|(k, v)| (k.clone(), v.get("status").cloned().unwrap_or(Json::Null)))
+            .collect::<serde_json::Map<_, _>>()}),
+    )
+}
+
+async fn status(
+    State(state): State<AppState>,
+    Path(command_id): Path<String>,
+) -> Result<Response, ApiError> {
+    if let Some(s) = lock(&state.commands).get(&command_id) {
+        return Ok(json_response(StatusCode::OK, s));
+    }
+    // Commands from before this server started were replayed from the
+    // command topic: they ran, but their messages are not kept.
+    let seq = command_id
+        .strip_prefix("statement/")
+        .and_then(|n| n.parse::<i64>().ok());
+    let engine = state.engine.clone();
+    let count = blocking(move || engine.command_count()).await?;
+    match seq {
+        Some(n) if (0..count).contains(&n) => Ok(json_response(
+            StatusCode::OK,
+            &json!({"status": "SUCCESS", "message": "Executed (replayed from the command topic)"}),
+        )),
+        _ => Err(ApiError::generic(
+            StatusCode::NOT_FOUND,
+            NOT_FOUND,
+            format!("Command not found: {command_id}"),
+        )),
+    }
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::generic(
+        StatusCode::NOT_FOUND,
+        NOT_FOUND,
+        format!("No such endpoint: {}", uri.path()),
+    )
+}
+
+/// The body of a streamed response.
+pub(crate) fn stream_body<S>(stream: S) -> Body
+where
+    S: futures_util::Stream<Item = Bytes> + Send + 'static,
+{
+    use futures_util::StreamExt;
+    Body::from_stream(stream.map(Ok::<_, std::convert::Infallible>))
+}
+
+#[cfg(test)]
+mod tests;
