@@ -921,8 +921,10 @@ impl Engine {
                 .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
         };
         // Plan first to learn the schema; only then create the topic.
+        let sink_ts = prop_string(with, "TIMESTAMP").map(|t| t.to_ascii_uppercase());
         let planned = {
             let mut planner = Planner::new(&st.catalog, &self.inner.functions, qid);
+            planner.sink_timestamp = sink_ts.clone();
             planner.plan(query, &name.name, sink.clone())?
         };
         if planned.kind != kind {
@@ -950,9 +952,10 @@ impl Engine {
             schema: planned.schema.clone(),
             key_format,
             value_format,
-            wrap_single_value: true,
+            wrap_single_value: prop_string(with, "WRAP_SINGLE_VALUE")
+                .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
             window: planned.window,
-            timestamp: None,
+            timestamp: sink_ts,
             timestamp_format: None,
             partitions,
             sql: text.to_string(),
@@ -988,6 +991,7 @@ impl Engine {
             None => Sink::Callback(Arc::new(|_| {})),
         };
         let mut planner = Planner::new(&st.catalog, &self.inner.functions, qid);
+        planner.sink_timestamp = sink.and_then(|s| s.timestamp.clone());
         let planned = planner.plan(query, sink_name, sink_spec)?;
         let topology = planner
             .builder
@@ -1873,6 +1877,7 @@ impl Engine {
         });
         let st = lock(&self.inner.state);
         let mut planner = Planner::new(&st.catalog, &self.inner.functions, &qid);
+        planner.materialize = false;
         let planned = planner.plan(q, &qid, Sink::Callback(cb))?;
         let topology = planner
             .builder

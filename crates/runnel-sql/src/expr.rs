@@ -291,7 +291,14 @@ impl Binder<'_> {
                     }
                 }
             }
-            ExprKind::Binary { op, left, right } => self.bind_binary(*op, left, right, e.pos)?,
+            ExprKind::Binary { op, left, right } => {
+                self.bind_binary(*op, left, right, e.pos).map_err(|mut err| {
+                    if err.message.starts_with("cannot compare") {
+                        err.message.push_str(&format!(" in {e}"));
+                    }
+                    err
+                })?
+            }
             ExprKind::IsNull { expr, negated } => {
                 let (c, _) = self.bind(expr)?;
                 (Compiled::IsNull(boxed(c), *negated), Some(SqlType::Boolean))
@@ -670,6 +677,31 @@ impl Binder<'_> {
         pos: Pos,
     ) -> Result<(Compiled, Option<SqlType>), SqlError> {
         let fname = name.name.to_ascii_uppercase();
+        // DATEADD(DAYS, 3, d): the unit is a bare word, not a column.
+        if matches!(
+            fname.as_str(),
+            "DATEADD" | "DATESUB" | "TIMEADD" | "TIMESUB" | "TIMESTAMPADD" | "TIMESTAMPSUB"
+        ) {
+            if let Some(ExprKind::Column {
+                qualifier: None,
+                name: unit,
+            }) = args.first().map(|a| &a.kind)
+            {
+                let u = unit.name.to_ascii_uppercase();
+                let units = [
+                    "MILLISECOND", "MILLISECONDS", "SECOND", "SECONDS", "MINUTE", "MINUTES",
+                    "HOUR", "HOURS", "DAY", "DAYS",
+                ];
+                if units.contains(&u.as_str()) {
+                    let mut args = args.to_vec();
+                    args[0] = Expr {
+                        kind: ExprKind::Literal(Literal::String(u)),
+                        pos: args[0].pos,
+                    };
+                    return self.bind_call(name, &args, star, distinct, pos);
+                }
+            }
+        }
         if self.functions.aggregate(&fname).is_some() {
             return Err(SqlError::at(
                 name.pos,

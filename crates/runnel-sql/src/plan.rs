@@ -207,6 +207,12 @@ pub struct Planner<'a> {
     pub query_id: String,
     counter: usize,
     sources: Vec<String>,
+    /// The sink's `TIMESTAMP` column: output records take their time from
+    /// it.
+    pub sink_timestamp: Option<String>,
+    /// Whether table results get a store for pull queries (not for
+    /// transient push queries).
+    pub materialize: bool,
 }
 
 fn err(pos: Pos, msg: impl Into<String>) -> SqlError {
@@ -465,6 +471,8 @@ impl<'a> Planner<'a> {
             query_id: query_id.to_string(),
             counter: 0,
             sources: Vec::new(),
+            sink_timestamp: None,
+            materialize: true,
         }
     }
 
@@ -1122,7 +1130,17 @@ impl<'a> Planner<'a> {
         let sources = self.sources.clone();
         match rel.flow {
             Flow::Stream(s) => {
-                let out = s.map_values(move |_, v: Row| eval_all(&exprs, &v));
+                let mut out = s.map_values(move |_, v: Row| eval_all(&exprs, &v));
+                if let Some(col) = &self.sink_timestamp {
+                    let Some(i) = schema.value.iter().position(|c| c.name == *col) else {
+                        return Err(SqlError::new(format!(
+                            "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{col}'"
+                        )));
+                    };
+                    out = out.with_timestamps(move |_, v: &Row, ts| {
+                        event_time(v.get(i), None).unwrap_or(ts)
+                    });
+                }
                 self.write_stream(out, &schema, rel.window, sink)?;
                 Ok(Planned {
                     kind: SourceKind::Stream,
@@ -1135,13 +1153,30 @@ impl<'a> Planner<'a> {
             Flow::Table(t) => {
                 let e2 = exprs.clone();
                 let out = t.map_values(move |_, v: &Row| eval_all(&e2, v));
+                let out = out.with_serdes(ArcSerde(rel.key_serde.clone()), InternalSerde);
+                // Pull queries read the result rows from a store of their
+                // own (the key row already ends with any window bounds).
+                let materialization = if self.materialize {
+                    let store = self.name("Materialize");
+                    out.to_stream().to_table_nullable(&store, InternalSerde);
+                    let post: PostFn = Arc::new(|k: &Row, _, v: &Row| Some(concat_rows(k, v)));
+                    Some(Materialization {
+                        store,
+                        window: None,
+                        key_serde: rel.key_serde.clone(),
+                        value_serde: Arc::new(InternalSerde),
+                        post,
+                    })
+                } else {
+                    None
+                };
                 self.write_table(out, &schema, rel.window, sink)?;
                 Ok(Planned {
                     kind: SourceKind::Table,
                     schema,
                     window: rel.window,
                     sources,
-                    materialization: None,
+                    materialization,
                 })
             }
         }
