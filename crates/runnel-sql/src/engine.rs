@@ -94,6 +94,9 @@ impl Drop for QueryStream {
     }
 }
 
+/// Output columns (name, type) and their expressions.
+type SelectList = (Vec<(String, SqlType)>, Vec<Compiled>);
+
 /// One event of a query stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryEvent {
@@ -434,12 +437,6 @@ impl Engine {
                     st.catalog.sources.remove(&name.name);
                 }
                 check_props(with)?;
-                if query.emit == Some(crate::ast::Emit::Changes)
-                    || query.emit.is_none()
-                    || query.emit == Some(crate::ast::Emit::Final)
-                {
-                    // Persistent queries always emit changes (or final).
-                }
                 let seq = st.seq;
                 let prefix = if *kind == SourceKind::Stream {
                     "CSAS"
@@ -447,7 +444,7 @@ impl Engine {
                     "CTAS"
                 };
                 let qid = format!("{prefix}_{}_{}", name.name, seq);
-                let info = self.create_as(&mut st, *kind, name, with, query, &text, &qid)?;
+                self.create_as(&mut st, *kind, name, with, query, &text, &qid)?;
                 drop(st);
                 self.record(record, &text, props)?;
                 Ok(self.status(
@@ -456,10 +453,6 @@ impl Engine {
                     Some(&qid),
                     seq,
                 ))
-                .map(|e| {
-                    let _ = info;
-                    e
-                })
             }
             Statement::InsertSelect {
                 target,
@@ -1690,7 +1683,7 @@ impl Engine {
         items: &[SelectItem],
         scope: &Scope,
         cols: &[Column],
-    ) -> Result<(Vec<(String, SqlType)>, Vec<Compiled>), SqlError> {
+    ) -> Result<SelectList, SqlError> {
         let mut columns = Vec::new();
         let mut exprs = Vec::new();
         for (i, item) in items.iter().enumerate() {
@@ -2023,7 +2016,7 @@ impl Engine {
                         }
                         for l in lines {
                             seen += 1;
-                            if (seen - 1) % interval.max(1) != 0 {
+                            if !(seen - 1).is_multiple_of(interval.max(1)) {
                                 continue;
                             }
                             if tx.send(QueryEvent::Text(l)).is_err() {

@@ -291,14 +291,14 @@ impl Binder<'_> {
                     }
                 }
             }
-            ExprKind::Binary { op, left, right } => {
-                self.bind_binary(*op, left, right, e.pos).map_err(|mut err| {
+            ExprKind::Binary { op, left, right } => self
+                .bind_binary(*op, left, right, e.pos)
+                .map_err(|mut err| {
                     if err.message.starts_with("cannot compare") {
                         err.message.push_str(&format!(" in {e}"));
                     }
                     err
-                })?
-            }
+                })?,
             ExprKind::IsNull { expr, negated } => {
                 let (c, _) = self.bind(expr)?;
                 (Compiled::IsNull(boxed(c), *negated), Some(SqlType::Boolean))
@@ -689,8 +689,16 @@ impl Binder<'_> {
             {
                 let u = unit.name.to_ascii_uppercase();
                 let units = [
-                    "MILLISECOND", "MILLISECONDS", "SECOND", "SECONDS", "MINUTE", "MINUTES",
-                    "HOUR", "HOURS", "DAY", "DAYS",
+                    "MILLISECOND",
+                    "MILLISECONDS",
+                    "SECOND",
+                    "SECONDS",
+                    "MINUTE",
+                    "MINUTES",
+                    "HOUR",
+                    "HOURS",
+                    "DAY",
+                    "DAYS",
                 ];
                 if units.contains(&u.as_str()) {
                     let mut args = args.to_vec();

@@ -568,14 +568,9 @@ impl<'a> Planner<'a> {
         let key_serde: Arc<dyn Serde<Row>> = ks.clone();
         let ks = ArcSerde(ks);
         let ts_slot = match &info.timestamp {
-            Some(col) => Some(
-                columns
-                    .iter()
-                    .position(|c| c.name == *col)
-                    .ok_or_else(|| {
-                        SqlError::new(format!("TIMESTAMP column {col} not found in {}", info.name))
-                    })?,
-            ),
+            Some(col) => Some(columns.iter().position(|c| c.name == *col).ok_or_else(|| {
+                SqlError::new(format!("TIMESTAMP column {col} not found in {}", info.name))
+            })?),
             None => None,
         };
         let ts_format = info.timestamp_format.clone();
@@ -1787,9 +1782,9 @@ fn key_serde_for<K: KeyRow>(ks: RowSerde, window: Option<WindowType>) -> BoxSerd
         Some(WindowType::Session) => {
             Box::new(Box::new(WindowedSerde::session(ks)) as Box<dyn Serde<Windowed<Row>>>)
         }
-        Some(WindowType::Time { size_ms }) => Box::new(
-            Box::new(WindowedSerde::time(ks, size_ms)) as Box<dyn Serde<Windowed<Row>>>
-        ),
+        Some(WindowType::Time { size_ms }) => {
+            Box::new(Box::new(WindowedSerde::time(ks, size_ms)) as Box<dyn Serde<Windowed<Row>>>)
+        }
         None => Box::new(()),
     };
     match windowed.downcast::<Box<dyn Serde<K>>>() {

@@ -37,8 +37,7 @@ fn json_eq(a: &Json, b: &Json) -> bool {
         }
         (Json::Object(x), Json::Object(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
@@ -276,14 +275,12 @@ fn run_case(case: &Json) -> Result<(), String> {
             let mut actual = Vec::new();
             let mut failure = None;
             producer
-                .read_partition(&TopicPartition::new(&topic, 0), 0, &mut |r| {
-                    match (
-                        decode_key(&info, r.key.as_deref()),
-                        decode_value(&info, r.value.as_deref()),
-                    ) {
-                        (Ok((k, w)), Ok(v)) => actual.push((k, w, v, r.timestamp)),
-                        (Err(e), _) | (_, Err(e)) => failure = Some(e),
-                    }
+                .read_partition(&TopicPartition::new(&topic, 0), 0, &mut |r| match (
+                    decode_key(&info, r.key.as_deref()),
+                    decode_value(&info, r.value.as_deref()),
+                ) {
+                    (Ok((k, w)), Ok(v)) => actual.push((k, w, v, r.timestamp)),
+                    (Err(e), _) | (_, Err(e)) => failure = Some(e),
                 })
                 .map_err(|e| e.to_string())?;
             if let Some(e) = failure {
@@ -361,15 +358,15 @@ fn run_case(case: &Json) -> Result<(), String> {
             }
             let want = p["rows"].as_array().cloned().unwrap_or_default();
             let mut remaining = got.clone();
-            let all_found = want.iter().all(|w| {
-                match remaining.iter().position(|g| json_eq(w, g)) {
-                    Some(i) => {
-                        remaining.remove(i);
-                        true
-                    }
-                    None => false,
-                }
-            });
+            let all_found =
+                want.iter()
+                    .all(|w| match remaining.iter().position(|g| json_eq(w, g)) {
+                        Some(i) => {
+                            remaining.remove(i);
+                            true
+                        }
+                        None => false,
+                    });
             if !all_found || !remaining.is_empty() {
                 return Err(format!(
                     "pull query {q}: expected rows {}, got {}",
@@ -390,9 +387,9 @@ fn sql_cases() {
     let pending: BTreeMap<String, String> = pending_text
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|l| {
+        .map(|l| {
             let (name, reason) = l.split_once(" — ").unwrap_or((l, ""));
-            Some((name.trim().to_string(), reason.to_string()))
+            (name.trim().to_string(), reason.to_string())
         })
         .collect();
     let filter = std::env::var("QTT_FILTER").ok();
@@ -406,23 +403,39 @@ fn sql_cases() {
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read case file");
         let doc: Json = serde_json::from_str(&text).expect("case file is JSON");
-        let fname = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let fname = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         for case in doc["tests"].as_array().expect("tests array") {
             let name = format!("{fname}: {}", case["name"].as_str().unwrap_or("?"));
-            if filter.as_ref().is_some_and(|flt| !name.contains(flt.as_str())) {
+            if filter
+                .as_ref()
+                .is_some_and(|flt| !name.contains(flt.as_str()))
+            {
                 continue;
             }
             let outcome = std::panic::catch_unwind(|| run_case(case))
                 .unwrap_or_else(|_| Err("panicked".to_string()));
             match (outcome, pending.contains_key(&name)) {
                 (Ok(()), false) => passed += 1,
-                (Ok(()), true) => failed.push(format!("{name}\n  passes now: remove it from pending.txt")),
+                (Ok(()), true) => {
+                    failed.push(format!("{name}\n  passes now: remove it from pending.txt"))
+                }
                 (Err(_), true) => still_pending += 1,
                 (Err(e), false) => failed.push(format!("{name}\n  {e}")),
             }
         }
     }
-    eprintln!("sql cases: {passed} passed, {still_pending} pending, {} failed", failed.len());
-    assert!(failed.is_empty(), "failing SQL cases:\n{}", failed.join("\n"));
+    eprintln!(
+        "sql cases: {passed} passed, {still_pending} pending, {} failed",
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "failing SQL cases:\n{}",
+        failed.join("\n")
+    );
     assert!(passed > 0, "no SQL case ran");
 }
