@@ -2056,6 +2056,14 @@ impl Engine {
             .collect()
     }
 
+    /// How many source taps serve push queries now.
+    pub fn tap_count(&self) -> usize {
+        lock(&self.inner.taps)
+            .values()
+            .filter(|t| !t.stop.load(Ordering::SeqCst))
+            .count()
+    }
+
     /// The number of commands recorded.
     pub fn command_count(&self) -> i64 {
         lock(&self.inner.state).seq
