@@ -710,6 +710,18 @@ impl<'a> Planner<'a> {
         };
         let (lc, lt) = self.binder(left.scope()).bind(le)?;
         let (rc, rt) = self.binder(right.scope()).bind(re)?;
+        // FULL OUTER joins: the synthetic key ROWKEY is whichever side's
+        // join expression is present.
+        let rowkey = {
+            let (l, r) = (lc.clone(), rc.clone());
+            move |v: &Row| -> Value {
+                let lv = l.eval(&v[..lw.min(v.len())]);
+                if !lv.is_null() {
+                    return lv;
+                }
+                r.eval(v.get(lw..).unwrap_or(&[]))
+            }
+        };
         let (lt, rt) = (lt.unwrap_or(SqlType::String), rt.unwrap_or(SqlType::String));
         if lt != rt {
             return Err(err(
@@ -924,6 +936,30 @@ impl<'a> Planner<'a> {
             }
         };
         let key_serde = right.key_serde.clone();
+        let (flow, columns) = if j.kind == JoinKind::Full {
+            let slot = columns.len();
+            let mut columns = columns;
+            columns.push(ScopeColumn {
+                qualifier: None,
+                name: "ROWKEY".to_string(),
+                ty: rt.clone(),
+                index: slot,
+            });
+            keys[0].slots.push(slot);
+            let add = move |_: &Row, v: &Row| {
+                let mut v = v.clone();
+                let k = rowkey(&v);
+                v.push(k);
+                v
+            };
+            let flow = match flow {
+                Flow::Stream(s) => Flow::Stream(s.map_values(move |k, v: Row| add(k, &v))),
+                Flow::Table(t) => Flow::Table(t.map_values(add)),
+            };
+            (flow, columns)
+        } else {
+            (flow, columns)
+        };
         Ok(Rel {
             flow,
             columns,
@@ -1114,12 +1150,8 @@ impl<'a> Planner<'a> {
         if let Some(h) = &q.having {
             return Err(err(h.pos, "HAVING needs an aggregation (GROUP BY)"));
         }
-        let proj = self.projection(
-            &q.select,
-            &rel,
-            sink_name,
-            matches!(sink, Sink::Topic { .. }),
-        )?;
+        let (rel, select) = self.table_functions(rel, &q.select)?;
+        let proj = self.projection(&select, &rel, sink_name, matches!(sink, Sink::Topic { .. }))?;
         let schema = proj.schema();
         let exprs = proj.compiled();
         let sources = self.sources.clone();
@@ -1175,6 +1207,88 @@ impl<'a> Planner<'a> {
                 })
             }
         }
+    }
+
+    /// Table functions in the select list (`EXPLODE(arr) AS x`): each
+    /// record becomes one row per element; several table functions zip,
+    /// the shorter padded with NULL. Their values become extra columns.
+    fn table_functions(
+        &mut self,
+        mut rel: Rel,
+        items: &[SelectItem],
+    ) -> Result<(Rel, Vec<SelectItem>), SqlError> {
+        let mut out = Vec::with_capacity(items.len());
+        let mut calls: Vec<(Arc<dyn crate::functions::TableFunction>, Vec<Compiled>)> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let SelectItem::Expr { expr, alias } = item else {
+                out.push(item.clone());
+                continue;
+            };
+            let ExprKind::Function { name, args, .. } = &expr.kind else {
+                out.push(item.clone());
+                continue;
+            };
+            let Some(f) = self.functions.table_arc(&name.name) else {
+                out.push(item.clone());
+                continue;
+            };
+            let mut compiled = Vec::new();
+            let mut types = Vec::new();
+            for a in args {
+                let (c, t) = self.binder(rel.scope()).bind(a)?;
+                compiled.push(c);
+                types.push(t);
+            }
+            let ty = f
+                .return_type(&types)
+                .map_err(|e| err(name.pos, e.to_string()))?;
+            let slot = rel.columns.len();
+            let col = format!("__T{slot}");
+            rel.columns.push(ScopeColumn {
+                qualifier: None,
+                name: col.clone(),
+                ty,
+                index: slot,
+            });
+            rel.pseudo.insert(slot);
+            calls.push((f, compiled));
+            out.push(SelectItem::Expr {
+                expr: column_ref(&col, expr.pos),
+                alias: Some(alias.clone().unwrap_or(Ident {
+                    name: format!("KSQL_COL_{i}"),
+                    pos: expr.pos,
+                })),
+            });
+        }
+        if calls.is_empty() {
+            return Ok((rel, out));
+        }
+        let Flow::Stream(s) = rel.flow else {
+            return Err(err(
+                items.first().map_or(Pos::default(), |_| Pos::default()),
+                "table functions such as EXPLODE work on streams only",
+            ));
+        };
+        let calls = Arc::new(calls);
+        let s = s.flat_map_values(move |_, v: Row| {
+            let lists: Vec<Vec<Value>> = calls
+                .iter()
+                .map(|(f, args)| {
+                    let a: Vec<Value> = args.iter().map(|c| c.eval(&v)).collect();
+                    f.call(&a).unwrap_or_default()
+                })
+                .collect();
+            let n = lists.iter().map(Vec::len).max().unwrap_or(0);
+            (0..n)
+                .map(|i| {
+                    let mut row = v.clone();
+                    row.extend(lists.iter().map(|l| l.get(i).cloned().unwrap_or_default()));
+                    row
+                })
+                .collect::<Vec<Row>>()
+        });
+        rel.flow = Flow::Stream(s);
+        Ok((rel, out))
     }
 
     fn select_has_aggregate(&self, items: &[SelectItem]) -> bool {

@@ -118,7 +118,7 @@ pub trait TableFunction: Send + Sync {
 pub struct FunctionRegistry {
     scalars: HashMap<String, Arc<dyn ScalarFunction>>,
     aggregates: HashMap<String, Box<dyn AggregateFunction>>,
-    tables: HashMap<String, Box<dyn TableFunction>>,
+    tables: HashMap<String, Arc<dyn TableFunction>>,
 }
 
 impl Default for FunctionRegistry {
@@ -164,6 +164,11 @@ impl FunctionRegistry {
         self.scalars
             .get(&name.to_ascii_uppercase())
             .map(|f| f.as_ref())
+    }
+
+    /// A shared handle to a table function, for the planner to keep.
+    pub fn table_arc(&self, name: &str) -> Option<Arc<dyn TableFunction>> {
+        self.tables.get(&name.to_ascii_uppercase()).cloned()
     }
 
     /// A shared handle to a scalar, for compiled expressions to keep.
@@ -220,7 +225,8 @@ impl FunctionRegistry {
     }
 
     pub fn register_table(&mut self, f: Box<dyn TableFunction>) {
-        self.tables.insert(f.info().name.to_ascii_uppercase(), f);
+        self.tables
+            .insert(f.info().name.to_ascii_uppercase(), Arc::from(f));
     }
 
     /// Registers a [`Scalar`] built from plain functions.
