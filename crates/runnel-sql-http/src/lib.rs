@@ -9,6 +9,8 @@
 
 mod query;
 
+pub use query::DELIMITED;
+
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub group_initial_rebalance_delay_ms: Option<u64>,
     pub offsets_retention_minutes: Option<i64>,
     pub offsets_topic_partitions: Option<i32>,
+    /// Address of the ksqlDB-compatible SQL API.
+    pub sql_listen: Option<String>,
     /// Defaults for every topic, by Kafka topic config key.
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, String>,
@@ -108,5 +110,7 @@ mod tests {
             (Some(0), Some(60), Some(4))
         );
         assert_eq!(c.topic_defaults["retention.ms"], "1000");
+        let q: FileConfig = toml::from_str("sql_listen = \"127.0.0.1:18088\"").unwrap();
+        assert_eq!(q.sql_listen.as_deref(), Some("127.0.0.1:18088"));
     }
 }

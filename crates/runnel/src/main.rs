@@ -8,6 +8,7 @@ mod demo;
 mod group;
 mod produce;
 mod serve;
+mod sql_cli;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// The talk's example applications, runnable against any broker.
     Demo(demo::DemoArgs),
+    /// SQL shell against the ksqlDB-compatible API (interactive, -e or -f).
+    Sql(sql_cli::SqlArgs),
 }
 
 fn main() -> Result<()> {
@@ -57,6 +60,8 @@ fn main() -> Result<()> {
             Command::Produce(args) => produce::run(args).await,
             Command::Consume(args) => consume::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            // A blocking client (line editor, HTTP): off the async threads.
+            Command::Sql(args) => tokio::task::spawn_blocking(move || sql_cli::run(args)).await?,
         }
     })
 }

@@ -1,12 +1,17 @@
-//! `runnel serve`: open the log, listen for Kafka clients, stop cleanly on a signal.
+//! `runnel serve`: open the log, listen for Kafka clients and (unless
+//! `--no-sql`) run the SQL engine with its ksqlDB-compatible API on the same
+//! in-process broker, stop cleanly on a signal.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use runnel_broker::{Broker, BrokerConfig};
 use tokio::net::TcpListener;
-use tracing::info;
+use tokio::sync::watch;
+use tracing::{info, warn};
 
 use crate::config::{advertised_for, parse_kv, split_host_port, FileConfig};
 
@@ -54,7 +59,19 @@ pub struct ServeArgs {
     /// Default for a topic config key on every topic, e.g. retention.ms=86400000 (repeatable).
     #[arg(long = "topic-config", value_name = "KEY=VALUE")]
     topic_config: Vec<String>,
+    /// SQL API (ksqlDB REST) listener address [default: 0.0.0.0:8088].
+    #[arg(long, env = "RUNNEL_SQL_LISTEN")]
+    sql_listen: Option<String>,
+    /// Don't run the SQL engine and its API.
+    #[arg(long, conflicts_with = "sql_listen")]
+    no_sql: bool,
 }
+
+/// The SQL API's address when nothing says otherwise (ksqlDB's port).
+const DEFAULT_SQL_LISTEN: &str = "0.0.0.0:8088";
+
+/// How long stopping waits for SQL API clients to finish their responses.
+const SQL_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     let file = match &args.config {
@@ -84,6 +101,26 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let sql_listener = if args.no_sql {
+        None
+    } else {
+        match args.sql_listen.or(file.sql_listen) {
+            Some(addr) => Some(
+                TcpListener::bind(&addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for the SQL API"))?,
+            ),
+            // The default port may be taken (another server on this host):
+            // the broker still serves, without SQL.
+            None => match TcpListener::bind(DEFAULT_SQL_LISTEN).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    warn!(listen = DEFAULT_SQL_LISTEN, error = %e, "cannot listen for the SQL API; running without it (set --sql-listen, or --no-sql)");
+                    None
+                }
+            },
+        }
+    };
     let bound = listener.local_addr()?;
     let (advertised_host, advertised_port) =
         match args.advertised_listener.or(file.advertised_listener) {
@@ -146,8 +183,90 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         advertised = %format!("{}:{}", config.advertised_host, config.advertised_port),
         "runnel is serving Kafka clients"
     );
-    runnel_broker::serve(broker, listener, shutdown_signal()).await?;
+    // On a signal the SQL side stops first (its queries commit and stop
+    // writing), then the broker, which flushes the log.
+    let (sql_stop, sql_stopped) = watch::channel(false);
+    let (kafka_stop, kafka_stopped) = watch::channel(false);
+    let mut kafka = tokio::spawn(runnel_broker::serve(
+        broker.clone(),
+        listener,
+        stopped(kafka_stopped),
+    ));
+    let mut sql = sql_listener.map(|l| tokio::spawn(run_sql(broker, l, sql_stopped)));
+    let mut kafka_result = None;
+    let mut sql_result = None;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        r = &mut kafka => kafka_result = Some(r),
+        r = async { match sql.as_mut() {
+            Some(h) => h.await,
+            None => std::future::pending().await,
+        } } => sql_result = Some(r),
+    }
+    let _ = sql_stop.send(true);
+    if let Some(h) = sql.take() {
+        let r = match sql_result.take() {
+            Some(r) => r,
+            None => h.await,
+        };
+        if let Err(e) = r.context("the SQL API task failed").and_then(|r| r) {
+            // Stop the broker as well, then report.
+            let _ = kafka_stop.send(true);
+            if kafka_result.is_none() {
+                let _ = kafka.await;
+            }
+            return Err(e);
+        }
+    }
+    let _ = kafka_stop.send(true);
+    let r = match kafka_result {
+        Some(r) => r,
+        None => kafka.await,
+    };
+    r.context("the broker task failed")??;
     Ok(())
+}
+
+/// Completes once `rx` says to stop.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Starts the SQL engine on the in-process broker (replaying its command
+/// topic) and serves its API until told to stop; then stops the engine.
+async fn run_sql(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let bound = listener.local_addr()?;
+    let started = std::time::Instant::now();
+    let cluster = Arc::new(runnel_embed::LocalCluster::new(broker.local()));
+    let engine = tokio::task::spawn_blocking(move || {
+        runnel_sql::Engine::start(cluster, runnel_sql::EngineConfig::default())
+    })
+    .await?
+    .context("cannot start the SQL engine")?;
+    info!(
+        listen = %bound,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "runnel is serving ksqlDB clients"
+    );
+    let serve = runnel_sql_http::serve(engine.clone(), listener, stopped(stop.clone()));
+    let drained = async {
+        stopped(stop).await;
+        tokio::time::sleep(SQL_DRAIN_TIMEOUT).await;
+    };
+    let result = tokio::select! {
+        r = serve => r.map_err(anyhow::Error::from),
+        _ = drained => {
+            warn!("SQL API clients still connected; closing them");
+            Ok(())
+        }
+    };
+    tokio::task::spawn_blocking(move || engine.shutdown()).await?;
+    info!("SQL engine stopped");
+    result
 }
 
 async fn shutdown_signal() {

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The SQL API's address, when started with [`Server::start_with_sql`].
+    pub sql_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     extra: Vec<String>,
 }
@@ -26,11 +28,44 @@ impl Server {
         let mut s = Server {
             child: None,
             addr,
+            sql_addr: None,
             data_dir: data_dir.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         s.spawn();
         s
+    }
+
+    /// Starts a server that also serves the SQL API on a free port.
+    pub fn start_with_sql(data_dir: &Path, extra: &[&str]) -> Server {
+        let sql: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let sql_s = sql.to_string();
+        let mut args = vec!["--sql-listen", sql_s.as_str()];
+        args.extend_from_slice(extra);
+        let mut s = Server::start(data_dir, &args);
+        s.sql_addr = Some(sql);
+        s.wait_for(sql);
+        s
+    }
+
+    /// The SQL API's base URL.
+    pub fn sql_url(&self) -> String {
+        format!(
+            "http://{}",
+            self.sql_addr.expect("started with the SQL API")
+        )
+    }
+
+    fn wait_for(&self, addr: SocketAddr) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "server did not start listening on {addr}; see {}",
+                self.log_path().display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn spawn(&mut self) {
@@ -46,6 +81,8 @@ impl Server {
             .arg("--listen")
             .arg(self.addr.to_string())
             .args(&self.extra)
+            // Only the tests that use the SQL API run the engine.
+            .args((!self.extra.iter().any(|a| a == "--sql-listen")).then_some("--no-sql"))
             .env("RUNNEL_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -53,14 +90,9 @@ impl Server {
             .spawn()
             .expect("start runnel serve");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "server did not start; see {}",
-                self.log_path().display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        self.wait_for(self.addr);
+        if let Some(sql) = self.sql_addr {
+            self.wait_for(sql);
         }
     }
 

@@ -1,0 +1,243 @@
+//! The SQL API of the real `runnel serve` binary: statements over
+//! `POST /ksql` on records a real Kafka client produced, results read back
+//! with a Kafka consumer, pull and push queries over `/query-stream`, the
+//! `runnel sql` shell, and the catalog surviving a restart.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::Server;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{json, Value as Json};
+
+fn post(server: &Server, path: &str, body: &Json) -> (u16, Json) {
+    match ureq::post(&format!("{}{path}", server.sql_url())).send_string(&body.to_string()) {
+        Ok(r) => (r.status(), r.into_json().expect("a JSON answer")),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json().expect("a JSON error")),
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+fn ksql(server: &Server, text: &str) -> Json {
+    let (code, body) = post(server, "/ksql", &json!({ "ksql": text }));
+    assert_eq!(code, 200, "{text}: {body}");
+    body
+}
+
+/// A pull query's rows over `/query-stream` (the header line dropped).
+fn pull(server: &Server, sql: &str) -> Vec<Json> {
+    let r = ureq::post(&format!("{}/query-stream", server.sql_url()))
+        .send_string(&json!({ "sql": sql }).to_string())
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let lines: Vec<Json> = BufReader::new(r.into_reader())
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert!(lines[0].get("columnNames").is_some(), "{lines:?}");
+    lines[1..].to_vec()
+}
+
+/// Retries a pull query until it returns `want` (tables fill asynchronously).
+fn pull_until(server: &Server, sql: &str, want: &[Json]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = pull(server, sql);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sql}: got {got:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn producer(server: &Server) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", server.bootstrap())
+        .set("linger.ms", "1")
+        .set("message.timeout.ms", "20000")
+        .create()
+        .expect("producer")
+}
+
+fn produce(p: &BaseProducer, topic: &str, records: &[(&str, Json)]) {
+    for (k, v) in records {
+        let value = v.to_string();
+        p.send(BaseRecord::to(topic).key(*k).payload(&value))
+            .map_err(|(e, _)| e)
+            .expect("send");
+    }
+    p.flush(Duration::from_secs(20)).expect("flush");
+}
+
+/// The latest value per key of `topic`'s partition 0, once `done` holds.
+fn read_table(
+    server: &Server,
+    topic: &str,
+    done: impl Fn(&BTreeMap<String, Json>) -> bool,
+) -> BTreeMap<String, Json> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", server.bootstrap())
+        .set("group.id", "sql-http-test")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut table = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done(&table) {
+        assert!(Instant::now() < deadline, "{topic} holds {table:?}");
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
+            let value: Json = m
+                .payload()
+                .map(|p| serde_json::from_slice(p).unwrap())
+                .unwrap_or(Json::Null);
+            table.insert(key, value);
+        }
+    }
+    table
+}
+
+fn runnel_sql(server: &Server, statements: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["sql", "--server", &server.sql_url(), "-e", statements])
+        .env("RUNNEL_LOG", "warn")
+        .output()
+        .expect("run runnel sql")
+}
+
+#[test]
+fn statements_over_kafka_records_pull_push_and_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_sql(&dir.path().join("data"), &[]);
+    let p = producer(&server);
+    produce(
+        &p,
+        "clicks",
+        &[
+            ("a", json!({"V": 1})),
+            ("b", json!({"V": 2})),
+            ("a", json!({"V": 3})),
+        ],
+    );
+
+    let out = ksql(
+        &server,
+        "CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC='clicks', VALUE_FORMAT='JSON');\n\
+         CREATE TABLE T AS SELECT K, COUNT(*) AS N FROM S GROUP BY K;",
+    );
+    assert_eq!(out.as_array().unwrap().len(), 2, "{out}");
+
+    // The table's topic, read with a Kafka consumer.
+    let counts = read_table(&server, "T", |t| {
+        t.get("a") == Some(&json!({"N": 2})) && t.get("b") == Some(&json!({"N": 1}))
+    });
+    assert_eq!(counts.len(), 2);
+
+    pull_until(&server, "SELECT * FROM T WHERE K='a';", &[json!(["a", 2])]);
+
+    // A push query sees a record produced after it started.
+    let r = ureq::post(&format!("{}/query-stream", server.sql_url()))
+        .send_string(&json!({"sql": "SELECT K, V FROM S EMIT CHANGES;"}).to_string())
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<Json>();
+    std::thread::spawn(move || {
+        for l in BufReader::new(r.into_reader()).lines() {
+            let Ok(l) = l else { return };
+            if tx.send(serde_json::from_str(&l).unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let header = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(header["columnNames"], json!(["K", "V"]));
+    produce(&p, "clicks", &[("c", json!({"V": 7}))]);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(20)).unwrap(),
+        json!(["c", 7])
+    );
+    let (code, body) = post(
+        &server,
+        "/close-query",
+        &json!({"queryId": header["queryId"]}),
+    );
+    assert_eq!(code, 200, "{body}");
+    // Closed: the response ends.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Ok(row) => assert!(row.is_array(), "{row}"),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                assert!(Instant::now() < deadline, "the push query did not end")
+            }
+        }
+    }
+
+    // The shell prints tables.
+    let out = runnel_sql(&server, "SELECT * FROM T WHERE K='b'; SHOW TABLES;");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("| K | N |"), "{stdout}");
+    assert!(stdout.contains("| b | 1 |"), "{stdout}");
+    assert!(stdout.contains("| Table Name |"), "{stdout}");
+    assert!(stdout.contains("| T          | T           |"), "{stdout}");
+
+    // The first error stops it, with its position, and exit code 1.
+    let out = runnel_sql(&server, "SHOW STREAMS; SELECT * FROM NOPE; SHOW TABLES;");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("line 1:15:"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("| S           | clicks"), "{stdout}");
+    assert!(!stdout.contains("Table Name"), "{stdout}");
+}
+
+#[test]
+fn the_catalog_and_tables_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with_sql(&dir.path().join("data"), &[]);
+    ksql(
+        &server,
+        "CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', PARTITIONS=1);\n\
+         CREATE TABLE T AS SELECT K, COUNT(*) AS N FROM S GROUP BY K;\n\
+         INSERT INTO S (K, V) VALUES ('a', 1);\n\
+         INSERT INTO S (K, V) VALUES ('a', 2);",
+    );
+    pull_until(&server, "SELECT * FROM T WHERE K='a';", &[json!(["a", 2])]);
+
+    assert_eq!(server.terminate(), Some(0), "SIGTERM exits cleanly");
+    server.restart();
+
+    let tables = ksql(&server, "SHOW TABLES;");
+    let names: Vec<&Json> = tables[0]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["name"])
+        .collect();
+    assert_eq!(names, [&json!("T")], "{tables}");
+    pull_until(&server, "SELECT * FROM T WHERE K='a';", &[json!(["a", 2])]);
+    // The replayed query runs: new input still counts.
+    ksql(&server, "INSERT INTO S (K, V) VALUES ('a', 3);");
+    pull_until(&server, "SELECT * FROM T WHERE K='a';", &[json!(["a", 3])]);
+}
