@@ -287,3 +287,39 @@ fn ctas_inserts_stream_and_pull_queries() {
     let tables = s.ksql("SHOW TABLES;");
     assert_eq!(tables[0]["tables"][0]["name"], json!("T"), "{tables}");
 }
+
+#[test]
+fn query_endpoint_push_with_limit_and_print() {
+    let s = Srv::start();
+    s.ksql(CREATE_S);
+    s.ksql("INSERT INTO S (K, V) VALUES ('a', 1);");
+    s.ksql("INSERT INTO S (K, V) VALUES ('b', 2);");
+    // A push query from the earliest offset ends at its LIMIT, closing the array.
+    let (code, all) = s.post(
+        "/query",
+        &json!({"ksql": "SELECT * FROM S EMIT CHANGES LIMIT 2;",
+                "streamsProperties": {"auto.offset.reset": "earliest"}})
+        .to_string(),
+    );
+    assert_eq!(code, 200, "{all}");
+    assert_eq!(
+        all[0]["header"]["schema"],
+        json!("`K` STRING KEY, `V` INTEGER")
+    );
+    assert_eq!(all[1], json!({"row": {"columns": ["a", 1]}}));
+    assert_eq!(all[2], json!({"row": {"columns": ["b", 2]}}));
+    assert_eq!(all.as_array().unwrap().len(), 3);
+
+    // PRINT streams plain text lines.
+    let r = ureq::post(&s.url("/query"))
+        .send_string(&json!({"ksql": "PRINT 's' FROM BEGINNING LIMIT 2;"}).to_string())
+        .unwrap();
+    let mut text = String::new();
+    r.into_reader().read_to_string(&mut text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("key: a") && lines[0].contains("\"V\":1"),
+        "{text}"
+    );
+}
