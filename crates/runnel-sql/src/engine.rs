@@ -1669,7 +1669,12 @@ impl Engine {
                 "pull_{}",
                 self.inner.transient.fetch_add(1, Ordering::Relaxed)
             ),
-            key_columns: 0,
+            // Leading columns that are the table's key columns.
+            key_columns: columns
+                .iter()
+                .zip(&info.schema.key)
+                .take_while(|((n, _), k)| *n == k.name)
+                .count(),
             columns,
             is_pull: true,
             rows: rx,
@@ -1818,6 +1823,17 @@ impl Engine {
                 Guarantee::AtLeastOnce,
             )
             .map_err(backend_err)?;
+        // Fix where the tap starts before the query is handed back, so a
+        // record written right after the query started is never missed.
+        let mut backend = backend;
+        let tps: Vec<TopicPartition> = (0..info.partitions.max(1))
+            .map(|p| TopicPartition::new(&info.topic, p))
+            .collect();
+        let start = if earliest {
+            vec![0; tps.len()]
+        } else {
+            backend.end_offsets(&tps).map_err(backend_err)?
+        };
         let tap = Arc::new(Tap {
             subscribers: Mutex::new(Vec::new()),
             stop: Arc::new(AtomicBool::new(false)),
@@ -1826,7 +1842,7 @@ impl Engine {
         let info2 = info.clone();
         std::thread::Builder::new()
             .name(format!("tap-{}", info.name))
-            .spawn(move || run_tap(t2, info2, backend, earliest))
+            .spawn(move || run_tap(t2, info2, backend, tps, start))
             .map_err(|e| SqlError::server(e.to_string()))?;
         if !earliest {
             taps.insert(info.name.clone(), tap.clone());
@@ -2287,17 +2303,13 @@ struct Tap {
     stop: Arc<AtomicBool>,
 }
 
-fn run_tap(tap: Arc<Tap>, info: SourceInfo, mut backend: Box<dyn Backend>, earliest: bool) {
-    let tps: Vec<TopicPartition> = (0..info.partitions.max(1))
-        .map(|p| TopicPartition::new(&info.topic, p))
-        .collect();
-    let mut pos: Vec<i64> = if earliest {
-        vec![0; tps.len()]
-    } else {
-        backend
-            .end_offsets(&tps)
-            .unwrap_or_else(|_| vec![0; tps.len()])
-    };
+fn run_tap(
+    tap: Arc<Tap>,
+    info: SourceInfo,
+    mut backend: Box<dyn Backend>,
+    tps: Vec<TopicPartition>,
+    mut pos: Vec<i64>,
+) {
     let ks = info.key_serde();
     let vs = info.value_serde();
     let window = info.window;

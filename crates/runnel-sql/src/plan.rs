@@ -1545,6 +1545,19 @@ impl<'a> Planner<'a> {
             _ => Arc::new(InternalSerde),
         };
         let store = self.name("Aggregate-Materialize");
+        // Grouping by exactly the current key needs no repartition (as in
+        // ksqlDB): the stream's own key and serde are the group's.
+        let by_key = rel.window.is_none()
+            && group_exprs.len() == rel.keys.len()
+            && group_exprs
+                .iter()
+                .zip(&rel.keys)
+                .all(|(c, k)| matches!(c, Compiled::Column(slot) if k.slots.contains(slot)));
+        let key_serde = if by_key {
+            rel.key_serde.clone()
+        } else {
+            key_serde
+        };
         let g = Arc::new(group_exprs);
         let ngroups = group_types.len();
         let post = move |k: &Row, w: Option<Window>, acc: &Row, calls: &[AggCall]| -> Row {
@@ -1572,10 +1585,15 @@ impl<'a> Planner<'a> {
                 }
                 let c1 = calls_arc.clone();
                 let c2 = calls_arc.clone();
-                let grouped = s.group_by(
-                    move |_, v: &Row| eval_all(&g, v),
-                    ArcSerde(key_serde.clone()),
-                );
+                let grouped = if by_key {
+                    s.with_serdes(ArcSerde(key_serde.clone()), InternalSerde)
+                        .group_by_key()
+                } else {
+                    s.group_by(
+                        move |_, v: &Row| eval_all(&g, v),
+                        ArcSerde(key_serde.clone()),
+                    )
+                };
                 let table = grouped.aggregate(
                     move || agg_init(&c1),
                     move |_, v: Row, acc: Row| agg_add(&c2, &v, acc),
@@ -1639,10 +1657,15 @@ impl<'a> Planner<'a> {
             (Flow::Stream(s), Some(w)) => {
                 let c1 = calls_arc.clone();
                 let c2 = calls_arc.clone();
-                let grouped = s.group_by(
-                    move |_, v: &Row| eval_all(&g, v),
-                    ArcSerde(key_serde.clone()),
-                );
+                let grouped = if by_key {
+                    s.with_serdes(ArcSerde(key_serde.clone()), InternalSerde)
+                        .group_by_key()
+                } else {
+                    s.group_by(
+                        move |_, v: &Row| eval_all(&g, v),
+                        ArcSerde(key_serde.clone()),
+                    )
+                };
                 let (table, wt) = window_aggregate(grouped, w, emit_final, c1, c2, &store)?;
                 let mat = self.finish_agg(
                     table,

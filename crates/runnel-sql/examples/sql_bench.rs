@@ -1,0 +1,449 @@
+//! SQL benchmark: what SQL costs over the same topology written in the
+//! DSL, pull-query latency on a large table, and how many concurrent push
+//! queries one process serves.
+//!
+//! ```text
+//! cargo run --release -p runnel-sql --example sql_bench -- \
+//!     [--events N] [--keys K] [--pull-keys M] [--pulls Q] [--push P[,P…]] [--only throughput|pull|push]
+//! ```
+//!
+//! Setup, before any clock starts: a broker in a temp dir; topic `events`
+//! (1 partition) preloaded with N events (default 1M): key `k00000`… (K
+//! distinct, default 10k), JSON value `{"USER_ID":…,"AMOUNT":…}`,
+//! timestamps increasing over 7 days; topic `profiles` with one row per key.
+//!
+//! Throughput: each query runs once as SQL (through the engine: a
+//! persistent query on its own thread) and once as the equivalent
+//! `runnel-streams` topology on this thread, at-least-once, timed from its
+//! start until all input is processed and committed. CPU time is the
+//! process's (`/proc/self/stat`), broker included; the ratio SQL/DSL is the
+//! figure that matters.
+//!
+//! Pull: a CTAS over M distinct keys (default 1M), then Q key lookups
+//! (default 20k) through `Engine::query`, p50/p99/max.
+//!
+//! Push: P push queries (default 100,1000,2000) on one stream, then 100
+//! rows inserted; time until every query received every row, and rows
+//! delivered per second.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use runnel_broker::{Broker, BrokerConfig};
+use runnel_embed::{LocalBackend, LocalCluster};
+use runnel_sql::{Engine, EngineConfig, QueryEvent};
+use runnel_streams::serdes::{JsonSerde, OptionSerde, StringSerde, WindowedSerde};
+use runnel_streams::{
+    Backend, Guarantee, ProducedRecord, Streams, StreamsBuilder, StreamsConfig, TimeWindows,
+    Topology,
+};
+use serde::{Deserialize, Serialize};
+
+type Error = Box<dyn std::error::Error>;
+/// Builds a benchmark's DSL topology.
+type TopologyFn = Box<dyn Fn() -> Result<Topology, Error>>;
+
+const DAY_MS: i64 = 86_400_000;
+const T0: i64 = 1_700_006_400_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Ev {
+    #[serde(rename = "USER_ID")]
+    user_id: String,
+    #[serde(rename = "AMOUNT")]
+    amount: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Filtered {
+    #[serde(rename = "USER_ID")]
+    user_id: String,
+    #[serde(rename = "A2")]
+    a2: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Count {
+    #[serde(rename = "N")]
+    n: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Profile {
+    #[serde(rename = "NAME")]
+    name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Joined {
+    #[serde(rename = "AMOUNT")]
+    amount: i64,
+    #[serde(rename = "NAME")]
+    name: String,
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+struct Args {
+    events: usize,
+    keys: usize,
+    pull_keys: usize,
+    pulls: usize,
+    push: Vec<usize>,
+    only: Option<String>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        events: 1_000_000,
+        keys: 10_000,
+        pull_keys: 1_000_000,
+        pulls: 20_000,
+        push: vec![100, 1000, 2000],
+        only: None,
+    };
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < v.len() {
+        let next = v.get(i + 1).cloned().unwrap_or_default();
+        match v[i].as_str() {
+            "--events" => a.events = next.parse().unwrap_or(a.events),
+            "--keys" => a.keys = next.parse().unwrap_or(a.keys),
+            "--pull-keys" => a.pull_keys = next.parse().unwrap_or(a.pull_keys),
+            "--pulls" => a.pulls = next.parse().unwrap_or(a.pulls),
+            "--push" => a.push = next.split(',').filter_map(|x| x.parse().ok()).collect(),
+            "--only" => a.only = Some(next),
+            other => eprintln!("ignoring argument {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+fn produce(
+    broker: &Arc<Broker>,
+    topic: &str,
+    recs: impl Iterator<Item = (String, Vec<u8>, i64)>,
+) -> Result<usize, Error> {
+    let mut b = LocalBackend::new(broker.local(), "bench-producer", Guarantee::AtLeastOnce)?;
+    let mut batch = Vec::with_capacity(500);
+    let mut n = 0;
+    for (k, v, ts) in recs {
+        batch.push(ProducedRecord {
+            topic: topic.to_string(),
+            partition: 0,
+            timestamp: ts,
+            key: Some(k.into_bytes()),
+            value: Some(v),
+            headers: Vec::new(),
+        });
+        n += 1;
+        if batch.len() == 500 {
+            b.send(std::mem::take(&mut batch))?;
+            b.commit(&[])?;
+        }
+        if n % 1_000_000 == 0 {
+            eprintln!("  preloaded {n} records into {topic}");
+        }
+    }
+    if !batch.is_empty() {
+        b.send(batch)?;
+        b.commit(&[])?;
+    }
+    Ok(n)
+}
+
+fn events(n: usize, keys: usize) -> impl Iterator<Item = (String, Vec<u8>, i64)> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let step = (7 * DAY_MS) / n.max(1) as i64;
+    (0..n).map(move |i| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = format!("k{:05}", x % keys as u64);
+        let v = format!(
+            "{{\"USER_ID\":\"u{}\",\"AMOUNT\":{}}}",
+            x % 1000,
+            (x >> 20) % 100
+        );
+        (k, v.into_bytes(), T0 + i as i64 * step)
+    })
+}
+
+fn run_dsl(broker: &Arc<Broker>, topology: Topology, app: &str) -> Result<(), Error> {
+    let backend = LocalBackend::new(broker.local(), app, Guarantee::AtLeastOnce)?;
+    let mut config = StreamsConfig::new(app).commit_interval(Duration::from_secs(30));
+    config.poll_timeout = Duration::from_millis(20);
+    let mut s = Streams::new(topology, config, Box::new(backend))?;
+    loop {
+        let n = s.poll_once()?;
+        if n == 0 && s.is_idle() {
+            break;
+        }
+    }
+    s.close()?;
+    Ok(())
+}
+
+fn measure(f: impl FnOnce() -> Result<(), Error>) -> Result<(f64, f64), Error> {
+    let (t, c) = (Instant::now(), cpu_seconds());
+    f()?;
+    Ok((t.elapsed().as_secs_f64(), cpu_seconds() - c))
+}
+
+fn sql(engine: &Engine, text: &str) -> Result<(), Error> {
+    engine
+        .execute(text, &BTreeMap::new())
+        .map(|_| ())
+        .map_err(|(e, _)| format!("{text}: {e}").into())
+}
+
+fn throughput(a: &Args) -> Result<(), Error> {
+    let dir = tempfile::tempdir()?;
+    let broker = Broker::open(dir.path(), BrokerConfig::default())?;
+    let local = broker.local();
+    local.create_topic("events", 1, BTreeMap::new())?;
+    local.create_topic("profiles", 1, BTreeMap::new())?;
+    eprintln!("preloading {} events, {} keys", a.events, a.keys);
+    let n = produce(&broker, "events", events(a.events, a.keys))?;
+    produce(
+        &broker,
+        "profiles",
+        (0..a.keys).map(|i| {
+            (
+                format!("k{i:05}"),
+                format!("{{\"NAME\":\"name-{i}\"}}").into_bytes(),
+                T0 - 1,
+            )
+        }),
+    )?;
+    let engine = Engine::start(
+        Arc::new(LocalCluster::new(local.clone())),
+        EngineConfig {
+            commit_interval: Duration::from_secs(30),
+            ..EngineConfig::default()
+        },
+    )?;
+    sql(&engine, "CREATE STREAM events (k STRING KEY, user_id STRING, amount BIGINT) WITH (KAFKA_TOPIC='events', VALUE_FORMAT='JSON');")?;
+    sql(&engine, "CREATE TABLE profiles (k STRING PRIMARY KEY, name STRING) WITH (KAFKA_TOPIC='profiles', VALUE_FORMAT='JSON');")?;
+    for t in ["dsl_filter", "dsl_count", "dsl_join"] {
+        local.create_topic(t, 1, BTreeMap::new())?;
+    }
+    println!("| query | DSL events/CPU-s | SQL events/CPU-s | SQL ÷ DSL (CPU per event) | DSL wall s | SQL wall s |");
+    println!("|---|---|---|---|---|---|");
+    let queries: Vec<(&str, TopologyFn, &str)> = vec![
+        (
+            "filter + projection",
+            Box::new(|| {
+                let b = StreamsBuilder::new();
+                b.stream("events", StringSerde, JsonSerde::<Ev>::new())
+                    .filter(|_, e: &Ev| e.amount >= 50)
+                    .map_values(|_, e: Ev| Filtered {
+                        user_id: e.user_id,
+                        a2: e.amount * 2,
+                    })
+                    .to_with("dsl_filter", StringSerde, JsonSerde::<Filtered>::new());
+                Ok(b.build()?)
+            }),
+            "CREATE STREAM sql_filter AS SELECT k, user_id, amount * 2 AS a2 FROM events WHERE amount >= 50;",
+        ),
+        (
+            "windowed count (slide 18), 1-day tumbling",
+            Box::new(|| {
+                let b = StreamsBuilder::new();
+                b.stream("events", StringSerde, JsonSerde::<Ev>::new())
+                    .group_by_key()
+                    .windowed_by(TimeWindows::of(Duration::from_millis(DAY_MS as u64)))
+                    .count("dsl-count-store")
+                    .map_values(|_, n: &i64| Count { n: *n })
+                    .to_stream()
+                    .to_with(
+                        "dsl_count",
+                        WindowedSerde::time(StringSerde, DAY_MS),
+                        OptionSerde(JsonSerde::<Count>::new()),
+                    );
+                Ok(b.build()?)
+            }),
+            "CREATE TABLE sql_count AS SELECT k, COUNT(*) AS n FROM events WINDOW TUMBLING (SIZE 1 DAY) GROUP BY k;",
+        ),
+        (
+            "stream-table join",
+            Box::new(|| {
+                let b = StreamsBuilder::new();
+                let t = b.table("profiles", StringSerde, JsonSerde::<Profile>::new(), "dsl-profiles");
+                b.stream("events", StringSerde, JsonSerde::<Ev>::new())
+                    .join(&t, |e: &Ev, p: &Profile| Joined {
+                        amount: e.amount,
+                        name: p.name.clone(),
+                    })
+                    .to_with("dsl_join", StringSerde, JsonSerde::<Joined>::new());
+                Ok(b.build()?)
+            }),
+            "CREATE STREAM sql_join AS SELECT e.k AS k, e.amount AS amount, p.name AS name FROM events e JOIN profiles p ON e.k = p.k;",
+        ),
+    ];
+    for (i, (name, dsl, stmt)) in queries.iter().enumerate() {
+        eprintln!("running {name}");
+        let (dw, dc) = measure(|| run_dsl(&broker, dsl()?, &format!("bench-dsl-{i}")))?;
+        let (sw, sc) = measure(|| {
+            sql(&engine, stmt)?;
+            if !engine.wait_idle(Duration::from_secs(600)) {
+                return Err("the SQL query did not finish".into());
+            }
+            Ok(())
+        })?;
+        let per = |c: f64| if c > 0.0 { n as f64 / c } else { 0.0 };
+        println!(
+            "| {name} | {:.0}k | {:.0}k | {:.2} | {dw:.2} | {sw:.2} |",
+            per(dc) / 1000.0,
+            per(sc) / 1000.0,
+            if dc > 0.0 { sc / dc } else { 0.0 }
+        );
+    }
+    engine.shutdown();
+    Ok(())
+}
+
+fn pull(a: &Args) -> Result<(), Error> {
+    let dir = tempfile::tempdir()?;
+    let broker = Broker::open(dir.path(), BrokerConfig::default())?;
+    let local = broker.local();
+    local.create_topic("keys", 1, BTreeMap::new())?;
+    eprintln!("preloading {} distinct keys", a.pull_keys);
+    produce(
+        &broker,
+        "keys",
+        (0..a.pull_keys).map(|i| {
+            (
+                format!("key-{i:07}"),
+                format!("{{\"V\":{i}}}").into_bytes(),
+                T0 + i as i64,
+            )
+        }),
+    )?;
+    let engine = Engine::start(Arc::new(LocalCluster::new(local)), EngineConfig::default())?;
+    sql(&engine, "CREATE STREAM keys (id STRING KEY, v BIGINT) WITH (KAFKA_TOPIC='keys', VALUE_FORMAT='JSON');")?;
+    let t = Instant::now();
+    sql(
+        &engine,
+        "CREATE TABLE latest AS SELECT id, LATEST_BY_OFFSET(v) AS v FROM keys GROUP BY id;",
+    )?;
+    if !engine.wait_idle(Duration::from_secs(900)) {
+        return Err("the table did not finish building".into());
+    }
+    eprintln!(
+        "table of {} keys built in {:.1}s",
+        a.pull_keys,
+        t.elapsed().as_secs_f64()
+    );
+    let mut lat = Vec::with_capacity(a.pulls);
+    let mut x: u64 = 88172645463325252;
+    for _ in 0..a.pulls {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = x % a.pull_keys as u64;
+        let q = format!("SELECT * FROM latest WHERE id = 'key-{k:07}';");
+        let t = Instant::now();
+        let s = engine.query(&q, &BTreeMap::new())?;
+        let mut rows = 0;
+        while let Ok(ev) = s.rows.recv() {
+            if let QueryEvent::Row(_) = ev {
+                rows += 1;
+            }
+        }
+        lat.push(t.elapsed());
+        if rows != 1 {
+            return Err(format!("{q} returned {rows} rows").into());
+        }
+    }
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    println!(
+        "| pull query by key, table of {} keys | {} queries | p50 {:?} | p99 {:?} | max {:?} |",
+        a.pull_keys,
+        a.pulls,
+        pct(0.5),
+        pct(0.99),
+        lat[lat.len() - 1]
+    );
+    engine.shutdown();
+    Ok(())
+}
+
+fn push(a: &Args) -> Result<(), Error> {
+    for &p in &a.push {
+        let dir = tempfile::tempdir()?;
+        let broker = Broker::open(dir.path(), BrokerConfig::default())?;
+        let engine = Engine::start(
+            Arc::new(LocalCluster::new(broker.local())),
+            EngineConfig::default(),
+        )?;
+        sql(&engine, "CREATE STREAM ticks (id STRING KEY, v INT) WITH (KAFKA_TOPIC='ticks', VALUE_FORMAT='JSON', PARTITIONS=1);")?;
+        let t = Instant::now();
+        let queries = (0..p)
+            .map(|i| {
+                engine.query(
+                    &format!("SELECT id, v FROM ticks WHERE v >= {} EMIT CHANGES;", i % 2),
+                    &BTreeMap::new(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let opened = t.elapsed();
+        std::thread::sleep(Duration::from_millis(300));
+        let rows = 100;
+        let t = Instant::now();
+        for r in 0..rows {
+            sql(
+                &engine,
+                &format!("INSERT INTO ticks (id, v) VALUES ('t{r}', {});", 1 + r % 10),
+            )?;
+        }
+        let mut delivered = 0usize;
+        for q in &queries {
+            let mut got = 0;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while got < rows && Instant::now() < deadline {
+                if let Ok(QueryEvent::Row(_)) = q.rows.recv_timeout(Duration::from_millis(500)) {
+                    got += 1;
+                }
+            }
+            delivered += got;
+        }
+        let took = t.elapsed();
+        println!(
+            "| {p} concurrent push queries | opened in {:?} | {}/{} rows delivered | all delivered {:?} after the first insert | {:.0} rows/s | taps: {} |",
+            opened,
+            delivered,
+            p * rows,
+            took,
+            delivered as f64 / took.as_secs_f64(),
+            engine.tap_count()
+        );
+        drop(queries);
+        engine.shutdown();
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Error> {
+    let a = args();
+    let only = a.only.clone();
+    if only.as_deref().is_none_or(|o| o == "throughput") {
+        throughput(&a)?;
+    }
+    if only.as_deref().is_none_or(|o| o == "pull") {
+        pull(&a)?;
+    }
+    if only.as_deref().is_none_or(|o| o == "push") {
+        push(&a)?;
+    }
+    Ok(())
+}
