@@ -5,6 +5,7 @@ use std::fmt;
 
 use runnel_streams::serdes::{Serde, SerdeError};
 use rust_decimal::Decimal;
+use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::schema::Column;
@@ -142,13 +143,12 @@ impl RowSerde {
                         .map(Some)
                         .map_err(|e| e.to_string());
                 }
-                let mut obj = serde_json::Map::with_capacity(self.columns.len());
-                for (c, v) in self.columns.iter().zip(row) {
-                    obj.insert(c.name.clone(), to_json(v));
-                }
-                serde_json::to_vec(&Json::Object(obj))
-                    .map(Some)
-                    .map_err(|e| e.to_string())
+                serde_json::to_vec(&JsonRow {
+                    columns: &self.columns,
+                    row,
+                })
+                .map(Some)
+                .map_err(|e| e.to_string())
             }
             Format::Delimited => {
                 if row.iter().all(Value::is_null) && self.columns.len() == 1 {
@@ -183,6 +183,13 @@ impl RowSerde {
                 Some(c) => Ok(vec![decode_kafka(&c.ty, bytes)?]),
             },
             Format::Json => {
+                if !(self.columns.len() == 1 && !self.wrap_single) {
+                    // The common case: an object of the columns, read
+                    // straight into the row.
+                    if let Ok(Some(row)) = decode_object(&self.columns, bytes) {
+                        return Ok(row);
+                    }
+                }
                 let json: Json =
                     serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
                 if self.columns.len() == 1 && !self.wrap_single {
@@ -479,6 +486,128 @@ pub fn from_json(ty: &SqlType, j: &Json) -> Result<Value, String> {
             _ => return Err(bad()),
         },
     })
+}
+
+/// A row written as a JSON object of its columns without building a map.
+struct JsonRow<'a> {
+    columns: &'a [Column],
+    row: &'a [Value],
+}
+
+impl serde::Serialize for JsonRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.columns.len()))?;
+        for (c, v) in self.columns.iter().zip(self.row) {
+            m.serialize_entry(&c.name, &JsonValue(v))?;
+        }
+        m.end()
+    }
+}
+
+/// A value written as [`to_json`] would, without the intermediate tree for
+/// the common types.
+struct JsonValue<'a>(&'a Value);
+
+impl serde::Serialize for JsonValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::Boolean(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i32(*i),
+            Value::BigInt(i) => s.serialize_i64(*i),
+            Value::Double(d) if d.is_finite() => s.serialize_f64(*d),
+            Value::Double(_) => s.serialize_unit(),
+            Value::String(x) => s.serialize_str(x),
+            Value::Date(d) => s.serialize_i32(*d),
+            Value::Time(t) | Value::Timestamp(t) => s.serialize_i64(*t),
+            other => to_json(other).serialize(s),
+        }
+    }
+}
+
+/// Reads a JSON object into the columns' row in one pass: only the
+/// columns' fields are materialized. `Ok(None)` when the text is not an
+/// object (the caller falls back to the general path); `Err` when a field
+/// cannot be read as its column's type.
+fn decode_object(columns: &[Column], bytes: &[u8]) -> Result<Option<Row>, String> {
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+    use std::borrow::Cow;
+
+    struct Seed<'c>(&'c [Column]);
+    struct Found(Option<Row>, Option<String>);
+
+    impl<'de> DeserializeSeed<'de> for Seed<'_> {
+        type Value = Found;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Found, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Seed<'_> {
+        type Value = Found;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
+            let mut row = vec![Value::Null; self.0.len()];
+            let mut error = None;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                let idx = self
+                    .0
+                    .iter()
+                    .position(|c| c.name == key)
+                    .or_else(|| self.0.iter().position(|c| c.name.eq_ignore_ascii_case(&key)));
+                match idx {
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    Some(i) => {
+                        let j: Json = map.next_value()?;
+                        match from_json(&self.0[i].ty, &j) {
+                            Ok(v) => row[i] = v,
+                            Err(e) => {
+                                error.get_or_insert(format!("column {}: {e}", self.0[i].name));
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(Found(Some(row), error))
+        }
+        fn visit_unit<E>(self) -> Result<Found, E> {
+            Ok(Found(None, None))
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Found, E> {
+            Ok(Found(None, None))
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Found, E> {
+            Ok(Found(None, None))
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Found, E> {
+            Ok(Found(None, None))
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Found, E> {
+            Ok(Found(None, None))
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Found, E> {
+            Ok(Found(None, None))
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Found, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Found(None, None))
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let found = Seed(columns)
+        .deserialize(&mut de)
+        .map_err(|e| format!("invalid JSON: {e}"))?;
+    de.end().map_err(|e| format!("invalid JSON: {e}"))?;
+    match found {
+        Found(_, Some(e)) => Err(e),
+        Found(row, None) => Ok(row),
+    }
 }
 
 fn json_i64(j: &Json) -> Option<i64> {
