@@ -5,7 +5,6 @@ use std::fmt;
 
 use runnel_streams::serdes::{Serde, SerdeError};
 use rust_decimal::Decimal;
-use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::schema::Column;
@@ -183,7 +182,7 @@ impl RowSerde {
                 Some(c) => Ok(vec![decode_kafka(&c.ty, bytes)?]),
             },
             Format::Json => {
-                if !(self.columns.len() == 1 && !self.wrap_single) {
+                if self.columns.len() != 1 || self.wrap_single {
                     // The common case: an object of the columns, read
                     // straight into the row.
                     if let Ok(Some(row)) = decode_object(&self.columns, bytes) {
@@ -553,11 +552,11 @@ fn decode_object(columns: &[Column], bytes: &[u8]) -> Result<Option<Row>, String
             let mut row = vec![Value::Null; self.0.len()];
             let mut error = None;
             while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                let idx = self
-                    .0
-                    .iter()
-                    .position(|c| c.name == key)
-                    .or_else(|| self.0.iter().position(|c| c.name.eq_ignore_ascii_case(&key)));
+                let idx = self.0.iter().position(|c| c.name == key).or_else(|| {
+                    self.0
+                        .iter()
+                        .position(|c| c.name.eq_ignore_ascii_case(&key))
+                });
                 match idx {
                     None => {
                         map.next_value::<IgnoredAny>()?;
