@@ -1561,17 +1561,7 @@ impl Engine {
         drop(st);
         // The table's columns, as pull queries see them.
         let cols = info.table_columns();
-        let scope = Scope::new(
-            cols.iter()
-                .enumerate()
-                .map(|(i, c)| ScopeColumn {
-                    qualifier: Some(q.from.qualifier().name.clone()),
-                    name: c.name.clone(),
-                    ty: c.ty.clone(),
-                    index: i,
-                })
-                .collect(),
-        );
+        let scope = columns_scope(&cols, &q.from.qualifier().name);
         let mut binder = Binder {
             scope: scope.clone(),
             functions: &self.inner.functions,
@@ -1758,17 +1748,7 @@ impl Engine {
         cols.push(Column::new(ROWTIME, SqlType::BigInt));
         cols.push(Column::new(crate::schema::ROWPARTITION, SqlType::Int));
         cols.push(Column::new(crate::schema::ROWOFFSET, SqlType::BigInt));
-        let scope = Scope::new(
-            cols.iter()
-                .enumerate()
-                .map(|(i, c)| ScopeColumn {
-                    qualifier: Some(q.from.qualifier().name.clone()),
-                    name: c.name.clone(),
-                    ty: c.ty.clone(),
-                    index: i,
-                })
-                .collect(),
-        );
+        let scope = columns_scope(&cols, &q.from.qualifier().name);
         let filter = match &q.where_ {
             Some(w) => Some(
                 Binder {
@@ -2105,6 +2085,21 @@ fn has_agg(f: &FunctionRegistry, e: &crate::ast::Expr) -> bool {
     let mut e = e.clone();
     crate::plan::for_each_child(&mut e, &mut |c| found |= has_agg(f, c));
     found
+}
+
+/// A scope over plain columns, all under one qualifier.
+fn columns_scope(cols: &[Column], qualifier: &str) -> Scope {
+    Scope::new(
+        cols.iter()
+            .enumerate()
+            .map(|(i, c)| ScopeColumn {
+                qualifier: Some(qualifier.to_string()),
+                name: c.name.clone(),
+                ty: c.ty.clone(),
+                index: i,
+            })
+            .collect(),
+    )
 }
 
 fn select_star(name: &str) -> Query {

@@ -928,6 +928,8 @@ pub fn literal_value(l: &Literal, pos: Pos) -> Result<Value, SqlError> {
 }
 
 /// Where expressions read from: the row and the lambda arguments.
+static NULL: Value = Value::Null;
+
 pub struct Env<'a> {
     pub row: &'a [Value],
     pub lambdas: Vec<Value>,
@@ -1007,8 +1009,26 @@ impl Compiled {
                 _ => Value::Null,
             },
             Compiled::Compare(op, l, r) => {
-                let (a, b) = (l.eval_in(env), r.eval_in(env));
-                match a.sql_cmp(&b) {
+                // Columns and constants are compared in place, not copied.
+                let row = env.row;
+                let (a_owned, b_owned);
+                let a: &Value = match l.as_ref() {
+                    Compiled::Column(i) => row.get(*i).unwrap_or(&NULL),
+                    Compiled::Const(v) => v,
+                    other => {
+                        a_owned = other.eval_in(env);
+                        &a_owned
+                    }
+                };
+                let b: &Value = match r.as_ref() {
+                    Compiled::Column(i) => row.get(*i).unwrap_or(&NULL),
+                    Compiled::Const(v) => v,
+                    other => {
+                        b_owned = other.eval_in(env);
+                        &b_owned
+                    }
+                };
+                match a.sql_cmp(b) {
                     None => Value::Null,
                     Some(o) => Value::Boolean(match op {
                         BinaryOp::Eq => o == Ordering::Equal,

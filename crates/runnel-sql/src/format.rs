@@ -563,7 +563,12 @@ fn decode_object(columns: &[Column], bytes: &[u8]) -> Result<Option<Row>, String
                     }
                     Some(i) => {
                         let j: Json = map.next_value()?;
-                        match from_json(&self.0[i].ty, &j) {
+                        let read = match (&self.0[i].ty, j) {
+                            // Strings move into the row instead of being copied.
+                            (SqlType::String, Json::String(text)) => Ok(Value::String(text)),
+                            (ty, j) => from_json(ty, &j),
+                        };
+                        match read {
                             Ok(v) => row[i] = v,
                             Err(e) => {
                                 error.get_or_insert(format!("column {}: {e}", self.0[i].name));

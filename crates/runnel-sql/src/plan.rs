@@ -437,6 +437,57 @@ fn eval_all(exprs: &[Compiled], row: &Row) -> Row {
     exprs.iter().map(|e| e.eval(row)).collect()
 }
 
+/// A projection over rows it owns: computed columns are evaluated first,
+/// then plain column references *move* their value out of the input row
+/// (copying only a column projected twice).
+struct OwnedProjection {
+    exprs: Vec<Compiled>,
+    /// Per output: `Some(slot)` when it is a column moved out.
+    takes: Vec<Option<usize>>,
+}
+
+impl OwnedProjection {
+    fn new(exprs: &[Compiled]) -> Self {
+        let mut uses: std::collections::HashMap<usize, usize> = Default::default();
+        for e in exprs {
+            if let Compiled::Column(i) = e {
+                *uses.entry(*i).or_default() += 1;
+            }
+        }
+        let takes = exprs
+            .iter()
+            .map(|e| match e {
+                Compiled::Column(i) if uses.get(i) == Some(&1) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        OwnedProjection {
+            exprs: exprs.to_vec(),
+            takes,
+        }
+    }
+
+    fn apply(&self, mut row: Row) -> Row {
+        let mut out: Row = self
+            .exprs
+            .iter()
+            .zip(&self.takes)
+            .map(|(e, t)| match t {
+                Some(_) => Value::Null,
+                None => e.eval(&row),
+            })
+            .collect();
+        for (o, t) in out.iter_mut().zip(&self.takes) {
+            if let Some(i) = t {
+                if let Some(v) = row.get_mut(*i) {
+                    *o = std::mem::take(v);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Something a table or stream can be keyed by: a row, or a row in a
 /// window.
 pub trait KeyRow: Clone + 'static {
@@ -1157,7 +1208,8 @@ impl<'a> Planner<'a> {
         let sources = self.sources.clone();
         match rel.flow {
             Flow::Stream(s) => {
-                let mut out = s.map_values(move |_, v: Row| eval_all(&exprs, &v));
+                let owned = OwnedProjection::new(&exprs);
+                let mut out = s.map_values(move |_, v: Row| owned.apply(v));
                 if let Some(col) = &self.sink_timestamp {
                     let Some(i) = schema.value.iter().position(|c| c.name == *col) else {
                         return Err(SqlError::new(format!(
@@ -1559,6 +1611,7 @@ impl<'a> Planner<'a> {
             key_serde
         };
         let g = Arc::new(group_exprs);
+        let group_exprs_for_tables = g.clone();
         let ngroups = group_types.len();
         let post = move |k: &Row, w: Option<Window>, acc: &Row, calls: &[AggCall]| -> Row {
             let mut row = Vec::with_capacity(ngroups + calls.len() + 2);
@@ -1578,96 +1631,61 @@ impl<'a> Planner<'a> {
         let post = Arc::new(post);
         let sources = self.sources.clone();
         let emit_final = q.emit == Some(Emit::Final);
-        match (rel.flow, &q.window) {
+        let (c1, c2) = (calls_arc.clone(), calls_arc.clone());
+        let ks = key_serde.clone();
+        let group_stream = move |s: KStream<Row, Row>| {
+            if by_key {
+                s.with_serdes(ArcSerde(ks), InternalSerde).group_by_key()
+            } else {
+                s.group_by(move |_, v: &Row| eval_all(&g, v), ArcSerde(ks))
+            }
+        };
+        let (post_fn, window) = match (rel.flow, &q.window) {
             (Flow::Stream(s), None) => {
                 if emit_final {
                     return Err(err(q.pos, "EMIT FINAL needs a windowed aggregation"));
                 }
-                let c1 = calls_arc.clone();
-                let c2 = calls_arc.clone();
-                let grouped = if by_key {
-                    s.with_serdes(ArcSerde(key_serde.clone()), InternalSerde)
-                        .group_by_key()
-                } else {
-                    s.group_by(
-                        move |_, v: &Row| eval_all(&g, v),
-                        ArcSerde(key_serde.clone()),
-                    )
-                };
-                let table = grouped.aggregate(
+                let table = group_stream(s).aggregate(
                     move || agg_init(&c1),
                     move |_, v: Row, acc: Row| agg_add(&c2, &v, acc),
                     InternalSerde,
                     &store,
                 );
-                let mat = self.finish_agg(
+                let f = self.finish_agg(
                     table, &post, &calls_arc, having, &exprs, &schema, None, sink,
                 )?;
-                Ok(Planned {
-                    kind: SourceKind::Table,
-                    schema,
-                    window: None,
-                    sources,
-                    materialization: Some(Materialization {
-                        store,
-                        window: None,
-                        key_serde,
-                        value_serde: Arc::new(InternalSerde),
-                        post: mat,
-                    }),
-                })
+                (f, None)
             }
             (Flow::Table(t), None) => {
-                let c1 = calls_arc.clone();
-                let c2 = calls_arc.clone();
                 let c3 = calls_arc.clone();
-                let grouped = t.group_by(
-                    move |_, v: &Row| (eval_all(&g, v), v.clone()),
-                    ArcSerde(key_serde.clone()),
-                    InternalSerde,
-                );
-                let table = grouped.aggregate(
-                    move || agg_init(&c1),
-                    move |_, v: Row, acc: Row| agg_add(&c2, &v, acc),
-                    move |_, v: Row, acc: Row| agg_undo(&c3, &v, acc),
-                    InternalSerde,
-                    &store,
-                );
-                let mat = self.finish_agg(
+                let groups = group_exprs_for_tables;
+                let table = t
+                    .group_by(
+                        move |_, v: &Row| (eval_all(&groups, v), v.clone()),
+                        ArcSerde(key_serde.clone()),
+                        InternalSerde,
+                    )
+                    .aggregate(
+                        move || agg_init(&c1),
+                        move |_, v: Row, acc: Row| agg_add(&c2, &v, acc),
+                        move |_, v: Row, acc: Row| agg_undo(&c3, &v, acc),
+                        InternalSerde,
+                        &store,
+                    );
+                let f = self.finish_agg(
                     table, &post, &calls_arc, having, &exprs, &schema, None, sink,
                 )?;
-                Ok(Planned {
-                    kind: SourceKind::Table,
-                    schema,
-                    window: None,
-                    sources,
-                    materialization: Some(Materialization {
-                        store,
-                        window: None,
-                        key_serde,
-                        value_serde: Arc::new(InternalSerde),
-                        post: mat,
-                    }),
-                })
+                (f, None)
             }
-            (Flow::Table(_), Some(w)) => Err(err(
-                w.pos,
-                "WINDOW cannot be used on a table source; aggregate a stream",
-            )),
+            (Flow::Table(_), Some(w)) => {
+                return Err(err(
+                    w.pos,
+                    "WINDOW cannot be used on a table source; aggregate a stream",
+                ))
+            }
             (Flow::Stream(s), Some(w)) => {
-                let c1 = calls_arc.clone();
-                let c2 = calls_arc.clone();
-                let grouped = if by_key {
-                    s.with_serdes(ArcSerde(key_serde.clone()), InternalSerde)
-                        .group_by_key()
-                } else {
-                    s.group_by(
-                        move |_, v: &Row| eval_all(&g, v),
-                        ArcSerde(key_serde.clone()),
-                    )
-                };
-                let (table, wt) = window_aggregate(grouped, w, emit_final, c1, c2, &store)?;
-                let mat = self.finish_agg(
+                let (table, wt) = window_aggregate(group_stream(s), w, emit_final, c1, c2, &store)?;
+                let f = self.finish_agg(
                     table,
                     &post,
                     &calls_arc,
@@ -1677,21 +1695,22 @@ impl<'a> Planner<'a> {
                     Some(wt),
                     sink,
                 )?;
-                Ok(Planned {
-                    kind: SourceKind::Table,
-                    schema,
-                    window: Some(wt),
-                    sources,
-                    materialization: Some(Materialization {
-                        store,
-                        window: Some(wt),
-                        key_serde,
-                        value_serde: Arc::new(InternalSerde),
-                        post: mat,
-                    }),
-                })
+                (f, Some(wt))
             }
-        }
+        };
+        Ok(Planned {
+            kind: SourceKind::Table,
+            schema,
+            window,
+            sources,
+            materialization: Some(Materialization {
+                store,
+                window,
+                key_serde,
+                value_serde: Arc::new(InternalSerde),
+                post: post_fn,
+            }),
+        })
     }
 
     /// Binds a rewritten select expression against the post-aggregation
@@ -1773,16 +1792,24 @@ impl<'a> Planner<'a> {
         sink: Sink,
     ) -> Result<PostFn, SqlError> {
         let (p1, c1) = (post.clone(), calls.clone());
-        let post_rows = table.map_values(move |k: &K, acc: &Row| p1(k.row(), k.window(), acc, &c1));
-        let filtered = match &having {
+        let e1 = exprs.clone();
+        let out = match &having {
             Some(h) => {
                 let h = h.clone();
-                post_rows.filter(move |_, v: &Row| h.test(v))
+                table
+                    .map_values(move |k: &K, acc: &Row| p1(k.row(), k.window(), acc, &c1))
+                    .filter(move |_, v: &Row| h.test(v))
+                    .map_values(move |_, v: &Row| eval_all(&e1, v))
             }
-            None => post_rows,
+            // Without HAVING, the aggregate row and the projection are one
+            // step.
+            None => {
+                let owned = OwnedProjection::new(&e1);
+                table.map_values(move |k: &K, acc: &Row| {
+                    owned.apply(p1(k.row(), k.window(), acc, &c1))
+                })
+            }
         };
-        let e1 = exprs.clone();
-        let out = filtered.map_values(move |_, v: &Row| eval_all(&e1, v));
         self.write_table(out, schema, window, sink)?;
         let (p2, c2, e2) = (post.clone(), calls.clone(), exprs.clone());
         let nkeys = schema.key.len();
