@@ -187,6 +187,9 @@ struct Rel {
     parts: Vec<String>,
     /// Windowed sources: the last two key positions are the window.
     window: Option<WindowType>,
+    /// A table source as stored (value columns only), for stream-table
+    /// joins to read without building the table's full row per lookup.
+    raw_table: Option<KTable<Row, Row>>,
 }
 
 impl Rel {
@@ -626,6 +629,7 @@ impl<'a> Planner<'a> {
         };
         let ts_format = info.timestamp_format.clone();
         let rowtime_slot = columns.len() - 3;
+        let mut raw_table = None;
         let flow = match info.kind {
             SourceKind::Stream => {
                 let s = self.builder.stream(&info.topic, ks, OptionSerde(vs));
@@ -665,6 +669,7 @@ impl<'a> Planner<'a> {
             SourceKind::Table => {
                 let store = self.name("source");
                 let t = self.builder.table(&info.topic, ks, vs, &store);
+                raw_table = Some(t.clone());
                 let t = t.map_values(move |k: &Row, v: &Row| {
                     let mut full = Vec::with_capacity(k.len() + v.len() + 3);
                     full.extend(k.iter().cloned());
@@ -684,6 +689,11 @@ impl<'a> Planner<'a> {
             key_serde,
             parts: vec![qualifier],
             window: info.window,
+            raw_table: if info.window.is_none() {
+                raw_table
+            } else {
+                None
+            },
         })
     }
 
@@ -838,13 +848,36 @@ impl<'a> Planner<'a> {
                         ),
                     ));
                 }
+                let key_of = lc.clone();
                 let ls = rekey(ls, l_is_key.is_some(), lc, right.key_serde.clone());
-                let out = match j.kind {
-                    JoinKind::Inner => ls.join(&rt_, |l: &Row, r: &Row| concat_rows(l, r)),
-                    JoinKind::Left => ls.left_join(&rt_, move |l: &Row, r: Option<&Row>| {
-                        concat_rows(l, r.unwrap_or(&null_right))
-                    }),
-                    other => {
+                // The table as stored: its row is the join key, the stored
+                // values and null pseudo columns, built once per match.
+                let full_right = move |l: &Row, values: &Row| -> Row {
+                    let mut out = Vec::with_capacity(l.len() + values.len() + 4);
+                    out.extend_from_slice(l);
+                    out.push(key_of.eval(l));
+                    out.extend_from_slice(values);
+                    out.extend([Value::Null, Value::Null, Value::Null]);
+                    out
+                };
+                let raw = right.raw_table.clone().filter(|_| right.keys.len() == 1);
+                let out = match (j.kind, raw) {
+                    (JoinKind::Inner, Some(raw)) => ls.join(&raw, full_right),
+                    (JoinKind::Left, Some(raw)) => {
+                        ls.left_join(&raw, move |l: &Row, r: Option<&Row>| match r {
+                            Some(r) => full_right(l, r),
+                            None => concat_rows(l, &null_right),
+                        })
+                    }
+                    (JoinKind::Inner, None) => {
+                        ls.join(&rt_, |l: &Row, r: &Row| concat_rows(l, r))
+                    }
+                    (JoinKind::Left, None) => {
+                        ls.left_join(&rt_, move |l: &Row, r: Option<&Row>| {
+                            concat_rows(l, r.unwrap_or(&null_right))
+                        })
+                    }
+                    (other, _) => {
                         return Err(err(
                             j.pos,
                             format!("{other} JOIN between a stream and a table is not supported; use INNER or LEFT"),
@@ -920,6 +953,7 @@ impl<'a> Planner<'a> {
                         key_serde: left.key_serde,
                         parts,
                         window,
+                        raw_table: None,
                     });
                 }
                 Flow::Table(out)
@@ -1020,6 +1054,7 @@ impl<'a> Planner<'a> {
             key_serde,
             parts,
             window,
+            raw_table: None,
         })
     }
 
@@ -1392,6 +1427,7 @@ impl<'a> Planner<'a> {
             keys,
             key_types: types,
             key_serde: Arc::new(InternalSerde),
+            raw_table: None,
             ..rel
         })
     }
