@@ -439,3 +439,83 @@ fn sql_cases() {
     );
     assert!(passed > 0, "no SQL case ran");
 }
+
+/// Every statement of the suite, cut short and with a word dropped: each
+/// variant is either accepted or refused with an error, and never panics
+/// the engine, which keeps serving the next statement.
+#[test]
+fn damaged_statements_get_errors_not_panics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::open(dir.path(), BrokerConfig::default()).expect("broker");
+    let local = broker.local();
+    let engine = Engine::start(
+        Arc::new(LocalCluster::new(local.clone())),
+        EngineConfig::default(),
+    )
+    .expect("engine");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(cases_dir())
+        .expect("cases dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let mut variants = 0;
+    let mut refused = 0;
+    for f in files {
+        let doc: Json =
+            serde_json::from_str(&std::fs::read_to_string(&f).expect("read")).expect("JSON");
+        for case in doc["tests"].as_array().expect("tests") {
+            for r in case["inputs"].as_array().into_iter().flatten() {
+                if let Some(t) = r["topic"].as_str() {
+                    local.create_topic(t, 1, BTreeMap::new()).expect("topic");
+                }
+            }
+            for s in case["statements"].as_array().into_iter().flatten() {
+                let text = s.as_str().unwrap_or_default();
+                let words: Vec<&str> = text.split_whitespace().collect();
+                let mut damaged: Vec<String> = (1..text.len())
+                    .step_by(11)
+                    .filter(|i| text.is_char_boundary(*i))
+                    .map(|i| text[..i].to_string())
+                    .collect();
+                for skip in (0..words.len()).step_by(3) {
+                    let w: Vec<&str> = words
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i != skip)
+                        .map(|(_, w)| *w)
+                        .collect();
+                    damaged.push(w.join(" "));
+                }
+                for d in damaged {
+                    variants += 1;
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        engine.execute(&d, &BTreeMap::new()).is_err()
+                    }));
+                    match outcome {
+                        Ok(true) => refused += 1,
+                        Ok(false) => {}
+                        Err(_) => panic!("the engine panicked on {d:?}"),
+                    }
+                }
+            }
+            // The next case starts from an empty catalog.
+            let _ = engine.execute("TERMINATE ALL;", &BTreeMap::new());
+            for name in engine.catalog().sources.keys() {
+                let kind = match engine.catalog().sources[name].kind {
+                    runnel_sql::ast::SourceKind::Stream => "STREAM",
+                    runnel_sql::ast::SourceKind::Table => "TABLE",
+                };
+                let _ = engine.execute(&format!("DROP {kind} IF EXISTS {name};"), &BTreeMap::new());
+            }
+        }
+    }
+    // Still serving.
+    assert!(engine.execute("SHOW STREAMS;", &BTreeMap::new()).is_ok());
+    eprintln!("{variants} damaged statements, {refused} refused with an error");
+    assert!(
+        refused > variants / 2,
+        "most damaged statements are refused"
+    );
+    engine.shutdown();
+}
