@@ -359,23 +359,10 @@ impl Engine {
                 let mut st = lock(&self.inner.state);
                 if let Some(existing) = st.catalog.source(&name.name) {
                     if *if_not_exists {
-                        return Ok(self.status(
-                            &text,
-                            &format!("{kind} {} already exists", name.name),
-                            None,
-                            st.seq,
-                        ));
+                        return Ok(self.exists_status(&text, *kind, name, st.seq));
                     }
                     if !or_replace || existing.kind != *kind {
-                        return Err(SqlError::at(
-                            name.pos,
-                            format!(
-                                "Cannot add {} '{}': A {} with the same name already exists",
-                                kind.to_string().to_lowercase(),
-                                name.name,
-                                existing.kind.to_string().to_lowercase()
-                            ),
-                        ));
+                        return Err(exists_error(*kind, name, existing.kind));
                     }
                 }
                 check_props(with)?;
@@ -412,23 +399,10 @@ impl Engine {
                 let mut st = lock(&self.inner.state);
                 if let Some(existing) = st.catalog.source(&name.name) {
                     if *if_not_exists {
-                        return Ok(self.status(
-                            &text,
-                            &format!("{kind} {} already exists", name.name),
-                            None,
-                            st.seq,
-                        ));
+                        return Ok(self.exists_status(&text, *kind, name, st.seq));
                     }
                     if !or_replace {
-                        return Err(SqlError::at(
-                            name.pos,
-                            format!(
-                                "Cannot add {} '{}': A {} with the same name already exists",
-                                kind.to_string().to_lowercase(),
-                                name.name,
-                                existing.kind.to_string().to_lowercase()
-                            ),
-                        ));
+                        return Err(exists_error(*kind, name, existing.kind));
                     }
                     // OR REPLACE: stop the old writer first.
                     if let Some(w) = existing.writer.clone() {
@@ -681,6 +655,16 @@ impl Engine {
             msg.push_str(&format!(" Did you mean {s}?"));
         }
         SqlError::not_found(Some(name.pos), msg)
+    }
+
+    /// `IF NOT EXISTS` on a name that exists: success, nothing done.
+    fn exists_status(&self, text: &str, kind: SourceKind, name: &Ident, seq: i64) -> Entity {
+        self.status(
+            text,
+            &format!("{kind} {} already exists", name.name),
+            None,
+            seq,
+        )
     }
 
     fn status(&self, text: &str, message: &str, query_id: Option<&str>, seq: i64) -> Entity {
@@ -2085,6 +2069,19 @@ fn has_agg(f: &FunctionRegistry, e: &crate::ast::Expr) -> bool {
     let mut e = e.clone();
     crate::plan::for_each_child(&mut e, &mut |c| found |= has_agg(f, c));
     found
+}
+
+/// CREATE of a name that exists (ksqlDB's wording).
+fn exists_error(kind: SourceKind, name: &Ident, existing: SourceKind) -> SqlError {
+    SqlError::at(
+        name.pos,
+        format!(
+            "Cannot add {} '{}': A {} with the same name already exists",
+            kind.to_string().to_lowercase(),
+            name.name,
+            existing.to_string().to_lowercase()
+        ),
+    )
 }
 
 /// A scope over plain columns, all under one qualifier.

@@ -1875,26 +1875,9 @@ impl<'a> Planner<'a> {
         sink: Sink,
     ) -> Result<(), SqlError> {
         match sink {
-            Sink::Topic {
-                topic,
-                key_format,
-                value_format,
-                wrap_single_value,
-            } => {
-                key_format
-                    .check(&schema.key, "key")
-                    .map_err(SqlError::new)?;
-                value_format
-                    .check(&schema.value, "value")
-                    .map_err(SqlError::new)?;
-                s.to_with(
-                    &topic,
-                    key_serde_for::<Row>(
-                        RowSerde::new(key_format, schema.key.clone(), false),
-                        window,
-                    ),
-                    RowSerde::new(value_format, schema.value.clone(), wrap_single_value),
-                );
+            Sink::Topic { ref topic, .. } => {
+                let (ks, vs) = sink_serdes(&sink, schema)?;
+                s.to_with(topic, key_serde_for::<Row>(ks, window), vs);
             }
             Sink::Callback(f) => s.foreach(move |k: &Row, v: &Row| {
                 f(SinkRow {
@@ -1916,26 +1899,9 @@ impl<'a> Planner<'a> {
     ) -> Result<(), SqlError> {
         let s = t.to_stream();
         match sink {
-            Sink::Topic {
-                topic,
-                key_format,
-                value_format,
-                wrap_single_value,
-            } => {
-                key_format
-                    .check(&schema.key, "key")
-                    .map_err(SqlError::new)?;
-                value_format
-                    .check(&schema.value, "value")
-                    .map_err(SqlError::new)?;
-                let ks = RowSerde::new(key_format, schema.key.clone(), false);
-                let vs = OptionSerde(RowSerde::new(
-                    value_format,
-                    schema.value.clone(),
-                    wrap_single_value,
-                ));
-                let ks = key_serde_for::<K>(ks, window);
-                s.to_with(&topic, ks, vs);
+            Sink::Topic { ref topic, .. } => {
+                let (ks, vs) = sink_serdes(&sink, schema)?;
+                s.to_with(topic, key_serde_for::<K>(ks, window), OptionSerde(vs));
             }
             Sink::Callback(f) => s.foreach(move |k: &K, v: &Option<Row>| {
                 f(SinkRow {
@@ -1947,6 +1913,30 @@ impl<'a> Planner<'a> {
         }
         Ok(())
     }
+}
+
+/// The key and value serdes of a topic sink, once its formats are known to
+/// carry the schema's columns.
+fn sink_serdes(sink: &Sink, schema: &Schema) -> Result<(RowSerde, RowSerde), SqlError> {
+    let Sink::Topic {
+        key_format,
+        value_format,
+        wrap_single_value,
+        ..
+    } = sink
+    else {
+        return Err(SqlError::server("a callback sink has no serdes"));
+    };
+    key_format
+        .check(&schema.key, "key")
+        .map_err(SqlError::new)?;
+    value_format
+        .check(&schema.value, "value")
+        .map_err(SqlError::new)?;
+    Ok((
+        RowSerde::new(*key_format, schema.key.clone(), false),
+        RowSerde::new(*value_format, schema.value.clone(), *wrap_single_value),
+    ))
 }
 
 /// A boxed serde usable where an owned one is expected.
