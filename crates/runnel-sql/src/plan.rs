@@ -216,6 +216,10 @@ pub struct Planner<'a> {
     /// Whether table results get a store for pull queries (not for
     /// transient push queries).
     pub materialize: bool,
+    /// Names the query reads from its source's full rows (`None`: all of
+    /// them). Key columns nobody reads are left out of full rows: the
+    /// record key carries them to the output anyway.
+    reads: Option<HashSet<String>>,
 }
 
 fn err(pos: Pos, msg: impl Into<String>) -> SqlError {
@@ -527,6 +531,7 @@ impl<'a> Planner<'a> {
             sources: Vec::new(),
             sink_timestamp: None,
             materialize: true,
+            reads: None,
         }
     }
 
@@ -633,12 +638,24 @@ impl<'a> Planner<'a> {
         let flow = match info.kind {
             SourceKind::Stream => {
                 let s = self.builder.stream(&info.topic, ks, OptionSerde(vs));
+                let key_read = match &self.reads {
+                    None => true,
+                    Some(_) if info.window.is_some() => true,
+                    Some(r) => {
+                        info.schema.key.iter().any(|c| r.contains(&c.name))
+                            || info.timestamp.as_ref().is_some_and(|t| {
+                                r.contains(t) || info.schema.key.iter().any(|c| c.name == *t)
+                            })
+                    }
+                };
                 let mut s: KStream<Row, Row> = s.flat_map_values_with_meta(
                     move |m: &runnel_streams::RecordMeta, k: &Row, v: Option<Row>| {
                         v.map(|v| {
-                            let mut full = Vec::with_capacity(k.len() + v.len() + 3);
-                            full.extend(k.iter().cloned());
-                            if k.len() < nkeys {
+                            let mut full = Vec::with_capacity(nkeys + v.len() + 3);
+                            if key_read {
+                                full.extend(k.iter().cloned());
+                            }
+                            if full.len() < nkeys {
                                 full.resize(nkeys, Value::Null);
                             }
                             full.extend(v);
@@ -1206,6 +1223,12 @@ impl<'a> Planner<'a> {
                 return Err(err(q.pos, "LIMIT is not supported in persistent queries"));
             }
         }
+        let key_names: Vec<String> = self
+            .catalog
+            .source(&q.from.name.name)
+            .map(|i| i.schema.key.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default();
+        self.reads = reads_of(q, &key_names);
         let mut rel = self.relation(q)?;
         if let Some(w) = &q.where_ {
             let pred = Arc::new(self.binder(rel.scope()).bind_condition(w, "WHERE")?);
@@ -2007,6 +2030,45 @@ fn rekey(
     }
     s.select_key(move |_, v: &Row| vec![by.eval(v)])
         .with_serdes(ArcSerde(ks), InternalSerde)
+}
+
+/// The column names a single-source query reads from its full rows, or
+/// `None` when it may read every column (joins, `*`). A bare column in the
+/// select list is not a read: a key column there is served from the record
+/// key, a value column is named anyway. GROUP BY on bare columns only reads
+/// them when it is not exactly a grouping by the key (which the planner
+/// decides later), so its columns count as read.
+fn reads_of(q: &Query, key: &[String]) -> Option<HashSet<String>> {
+    if !q.joins.is_empty() || !q.partition_by.is_empty() {
+        return None;
+    }
+    let mut names: Vec<Ident> = Vec::new();
+    let mut bare: Vec<&Ident> = Vec::new();
+    for item in &q.select {
+        match item {
+            SelectItem::Star { .. } => return None,
+            SelectItem::Expr { expr, .. } => match &expr.kind {
+                ExprKind::Column { name, .. } => bare.push(name),
+                _ => columns_named(expr, &mut names),
+            },
+        }
+    }
+    // A column projected twice is read from the row the second time.
+    for (i, b) in bare.iter().enumerate() {
+        if bare[..i].iter().any(|x| x.name == b.name) {
+            names.push((*b).clone());
+        }
+    }
+    let by_key = q.group_by.len() == key.len()
+        && q.group_by
+            .iter()
+            .zip(key)
+            .all(|(g, k)| matches!(&g.kind, ExprKind::Column { name, .. } if name.name == *k));
+    let groups = if by_key { &[][..] } else { &q.group_by[..] };
+    for e in q.where_.iter().chain(q.having.iter()).chain(groups.iter()) {
+        columns_named(e, &mut names);
+    }
+    Some(names.into_iter().map(|i| i.name).collect())
 }
 
 fn collect_refs(e: &Expr, names: &mut Vec<Ident>, quals: &mut Vec<Option<Ident>>) {
