@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p runnel-sql --example sql_bench -- \
 //!     [--events N] [--keys K] [--pull-keys M] [--pulls Q] [--push P[,P…]] [--only throughput|pull|push]
+//!     [--query NAME-SUBSTRING] [--sql-only]
 //! ```
 //!
 //! Setup, before any clock starts: a broker in a temp dir; topic `events`
@@ -98,6 +99,10 @@ struct Args {
     pulls: usize,
     push: Vec<usize>,
     only: Option<String>,
+    /// Throughput queries whose name contains this.
+    query: Option<String>,
+    /// Skip the DSL runs (profiling SQL alone).
+    sql_only: bool,
 }
 
 fn args() -> Args {
@@ -108,6 +113,8 @@ fn args() -> Args {
         pulls: 20_000,
         push: vec![100, 1000, 2000],
         only: None,
+        query: None,
+        sql_only: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -120,6 +127,12 @@ fn args() -> Args {
             "--pulls" => a.pulls = next.parse().unwrap_or(a.pulls),
             "--push" => a.push = next.split(',').filter_map(|x| x.parse().ok()).collect(),
             "--only" => a.only = Some(next),
+            "--query" => a.query = Some(next),
+            "--sql-only" => {
+                a.sql_only = true;
+                i += 1;
+                continue;
+            }
             other => eprintln!("ignoring argument {other}"),
         }
         i += 2;
@@ -290,8 +303,15 @@ fn throughput(a: &Args) -> Result<(), Error> {
         ),
     ];
     for (i, (name, dsl, stmt)) in queries.iter().enumerate() {
+        if a.query.as_ref().is_some_and(|q| !name.contains(q.as_str())) {
+            continue;
+        }
         eprintln!("running {name}");
-        let (dw, dc) = measure(|| run_dsl(&broker, dsl()?, &format!("bench-dsl-{i}")))?;
+        let (dw, dc) = if a.sql_only {
+            (0.0, 0.0)
+        } else {
+            measure(|| run_dsl(&broker, dsl()?, &format!("bench-dsl-{i}")))?
+        };
         let (sw, sc) = measure(|| {
             sql(&engine, stmt)?;
             if !engine.wait_idle(Duration::from_secs(600)) {
