@@ -578,6 +578,34 @@ impl<K: 'static, V: 'static> View<K, V> {
             })
     }
 
+    /// Reads a key with `read`: in its partition first, then — when not
+    /// found — in the other hosted partitions, because producers that do not
+    /// partition by murmur2 (librdkafka's default `consistent_random`, for
+    /// one) put keys elsewhere and a stream grouped by its own key keeps
+    /// their partition. [`QueryError::NotLocal`] only when the key's
+    /// partition is not hosted and no hosted partition has it.
+    fn lookup<T>(
+        &self,
+        kb: &[u8],
+        read: impl Fn(&SharedStore) -> Result<Option<T>, QueryError>,
+    ) -> Result<Option<T>, QueryError> {
+        let home = self.store_of(kb);
+        if let Ok(s) = &home {
+            if let Some(found) = read(s)? {
+                return Ok(Some(found));
+            }
+        }
+        for (_, s) in local_stores(&self.shared.registry, &self.store) {
+            if home.as_ref().is_ok_and(|h| Arc::ptr_eq(h, &s)) {
+                continue;
+            }
+            if let Some(found) = read(&s)? {
+                return Ok(Some(found));
+            }
+        }
+        home.map(|_| None)
+    }
+
     /// Entries in the range from every hosted partition, unordered.
     fn scan(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Entries, QueryError> {
         let mut rows = Vec::new();
@@ -620,8 +648,7 @@ impl<K: 'static, V: 'static> ReadOnlyKv<K, V> {
     /// The value of `key` and the timestamp of the record that wrote it.
     pub fn get_with_timestamp(&self, key: &K) -> Result<Option<(V, i64)>, QueryError> {
         let kb = self.view.key_bytes(key)?;
-        let store = self.view.store_of(&kb)?;
-        let raw = lock(&store).get(&kb)?;
+        let raw = self.view.lookup(&kb, |s| Ok(lock(s).get(&kb)?))?;
         raw.map(|b| self.view.value(&b)).transpose()
     }
 
@@ -693,10 +720,15 @@ impl<K: 'static, V: 'static> ReadOnlyWindow<K, V> {
     /// [`QueryError::NotLocal`] when the key's partition is not hosted here.
     pub fn fetch(&self, key: &K, from: i64, to: i64) -> Result<Vec<(Window, V)>, QueryError> {
         let kb = self.view.key_bytes(key)?;
-        let store = self.view.store_of(&kb)?;
         let lo = window_key_bytes(&kb, from);
         let hi = window_key_bytes(&kb, to);
-        let rows = lock(&store).range(Bound::Included(&lo), Bound::Included(&hi))?;
+        let rows = self
+            .view
+            .lookup(&kb, |s| {
+                let r = lock(s).range(Bound::Included(&lo), Bound::Included(&hi))?;
+                Ok((!r.is_empty()).then_some(r))
+            })?
+            .unwrap_or_default();
         rows.into_iter()
             .filter_map(|(k, v)| {
                 let (_, start) = split_window_exact(&k)?;
@@ -766,11 +798,16 @@ impl<K: 'static, V: 'static> ReadOnlySession<K, V> {
     /// [`QueryError::NotLocal`] when the key's partition is not hosted here.
     pub fn fetch_sessions(&self, key: &K) -> Result<Vec<(Window, V)>, QueryError> {
         let kb = self.view.key_bytes(key)?;
-        let store = self.view.store_of(&kb)?;
         let lo = window_key_bytes(&kb, i64::MIN);
         let mut hi = window_key_bytes(&kb, i64::MAX);
         hi.extend_from_slice(&[0xff; 8]);
-        let rows = lock(&store).range(Bound::Included(&lo), Bound::Included(&hi))?;
+        let rows = self
+            .view
+            .lookup(&kb, |s| {
+                let r = lock(s).range(Bound::Included(&lo), Bound::Included(&hi))?;
+                Ok((!r.is_empty()).then_some(r))
+            })?
+            .unwrap_or_default();
         rows.into_iter()
             .filter_map(|(k, v)| {
                 let (_, start, end) = split_session(&k)?;
@@ -1272,6 +1309,53 @@ mod tests {
         assert_eq!(q.local_partitions("kv"), vec![0, 2]);
         assert_eq!(q.partition_count("kv"), Some(4));
         assert_eq!(q.store_names(), vec!["kv".to_string(), "win".to_string()]);
+    }
+
+    #[test]
+    fn keys_outside_their_murmur2_partition_are_found_in_other_hosted_ones() {
+        // A producer that does not partition by murmur2 (librdkafka's
+        // default) put the key in partition 3 instead of its hash's.
+        let (q, registry) = queries(&[0, 1, 2, 3]);
+        let key = "moved";
+        let home = partition_for(key.as_bytes(), 4);
+        let other = (home + 1) % 4;
+        let s = guard(&registry)
+            .get(&("kv".to_string(), other))
+            .cloned()
+            .unwrap();
+        lock(&s).put(
+            key.as_bytes().to_vec(),
+            Some(encode_value(5, Some(9i64.to_be_bytes().to_vec()))),
+        );
+        let kv = q.kv("kv", StringSerde, I64Serde).unwrap();
+        assert_eq!(
+            kv.get_with_timestamp(&key.to_string()).unwrap(),
+            Some((9, 5))
+        );
+        let w = guard(&registry)
+            .get(&("win".to_string(), other))
+            .cloned()
+            .unwrap();
+        lock(&w).put(
+            window_key_bytes(key.as_bytes(), 1000),
+            Some(encode_value(5, Some(4i64.to_be_bytes().to_vec()))),
+        );
+        let win = q.window("win", StringSerde, I64Serde, 100).unwrap();
+        assert_eq!(
+            win.fetch(&key.to_string(), i64::MIN, i64::MAX).unwrap(),
+            vec![(Window::new(1000, 1100), 4)]
+        );
+        // A key absent everywhere is absent, not an error.
+        assert_eq!(kv.get(&"nowhere".to_string()).unwrap(), None);
+        // Only hosted partitions are searched: the home partition of a key
+        // not found here is still reported as not local.
+        let (q2, _) = queries(&[other]);
+        let far = (0..)
+            .map(|i| format!("far{i}"))
+            .find(|k| partition_for(k.as_bytes(), 4) != other)
+            .unwrap();
+        let kv2 = q2.kv("kv", StringSerde, I64Serde).unwrap();
+        assert!(matches!(kv2.get(&far), Err(QueryError::NotLocal { .. })));
     }
 
     #[test]
