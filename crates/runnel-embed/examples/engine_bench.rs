@@ -63,6 +63,10 @@ use runnel_streams::{
 };
 use serde::{Deserialize, Serialize};
 
+/// The allocator `runnel serve` uses (see ARCHITECTURE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Error = Box<dyn std::error::Error>;
 
 const DAY_MS: i64 = 86_400_000;

@@ -18,8 +18,8 @@ mod disk;
 pub(crate) mod kv;
 mod window;
 
-use std::collections::btree_map::{Entry, OccupiedEntry};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::{Entry, OccupiedEntry};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -140,7 +140,10 @@ pub struct StateStore {
     pub(crate) name: String,
     pub(crate) kind: StoreKind,
     base: Box<dyn KvBytes>,
-    dirty: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Uncommitted writes by key: a hash map, because every record reads
+    /// and updates them; `dirty_keys` keeps their order for range reads.
+    dirty: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    dirty_keys: BTreeSet<Vec<u8>>,
     pub(crate) changelog: Option<TopicPartition>,
     /// Window stores: (window start, key) of every entry, for expiry.
     times: BTreeSet<(i64, Vec<u8>)>,
@@ -189,7 +192,8 @@ impl StateStore {
             name,
             kind,
             base,
-            dirty: BTreeMap::new(),
+            dirty: HashMap::new(),
+            dirty_keys: BTreeSet::new(),
             changelog,
             times: BTreeSet::new(),
         }
@@ -215,19 +219,13 @@ impl StateStore {
     /// Writes (`None` deletes) `key`.
     pub fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
         let window = matches!(self.kind, StoreKind::Window { .. });
-        // The greatest key (window operators' metadata, written with every
-        // record) is found without a search.
-        if let Some(last) = self.dirty.last_entry() {
-            if *last.key() == key {
-                return replace_dirty(&mut self.times, window, last, value);
-            }
-        }
         match self.dirty.entry(key) {
             Entry::Occupied(e) => replace_dirty(&mut self.times, window, e, value),
             Entry::Vacant(e) => {
                 if window {
                     index_window(&mut self.times, e.key(), value.is_some());
                 }
+                self.dirty_keys.insert(e.key().clone());
                 e.insert(value);
             }
         }
@@ -256,8 +254,10 @@ impl StateStore {
             base.into_iter().map(|(k, v)| (k, Some(v))).collect();
         let ok = !empty_range(from, to);
         if ok {
-            for (k, v) in self.dirty.range::<[u8], _>((from, to)) {
-                merged.insert(k.clone(), v.clone());
+            for k in self.dirty_keys.range::<[u8], _>((from, to)) {
+                if let Some(v) = self.dirty.get(k) {
+                    merged.insert(k.clone(), v.clone());
+                }
             }
         }
         Ok(merged
@@ -281,8 +281,11 @@ impl StateStore {
         if self.dirty.is_empty() && checkpoint.is_none() {
             return Ok(());
         }
-        let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+        let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             std::mem::take(&mut self.dirty).into_iter().collect();
+        self.dirty_keys.clear();
+        // Storage takes the batch in key order, as it did from the B-tree.
+        writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.base.apply(&writes, checkpoint)
     }
 
@@ -299,6 +302,7 @@ impl StateStore {
             }
         }
         self.dirty.clear();
+        self.dirty_keys.clear();
         Ok(())
     }
 
@@ -328,6 +332,7 @@ impl StateStore {
 
     pub(crate) fn clear(&mut self) -> Result<(), StoreError> {
         self.dirty.clear();
+        self.dirty_keys.clear();
         self.times.clear();
         self.base.clear()
     }
@@ -338,6 +343,7 @@ impl StateStore {
             self.times.range(..(before, Vec::new())).cloned().collect();
         for (start, k) in doomed {
             self.times.remove(&(start, k.clone()));
+            self.dirty_keys.insert(k.clone());
             self.dirty.insert(k, None);
         }
     }
