@@ -41,6 +41,10 @@ use runnel_streams::{
 };
 use serde::{Deserialize, Serialize};
 
+/// The allocator `runnel serve` uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Error = Box<dyn std::error::Error>;
 /// Builds a benchmark's DSL topology.
 type TopologyFn = Box<dyn Fn() -> Result<Topology, Error>>;
