@@ -907,7 +907,58 @@ fn sliding_windows_emit_updates_in_order_and_drop_late_records(env: Env) {
     );
 }
 
+fn sliding_windows_emit_final_results_once_when_they_close(env: Env) {
+    env.topic("ev", 1);
+    env.topic("final-counts", 1);
+    let b = StreamsBuilder::new();
+    let ms = Duration::from_millis;
+    b.stream("ev", StringSerde, StringSerde)
+        .group_by_key()
+        .windowed_by_sliding(SlidingWindows::of_time_difference(ms(10)).grace(ms(5)))
+        .emit_final()
+        .count("sliding-final")
+        .to_stream()
+        .to_with(
+            "final-counts",
+            WindowedSerde::time(StringSerde, 10),
+            OptionSerde(I64Serde),
+        );
+    // The input of the test above. Windows close when stream time - grace
+    // passes their end: at stream time 30 (close 25) those ending before
+    // 25, at 45 (close 40) those ending before 40; each is emitted once,
+    // with its final count, in start order. [31, 41], [35, 45] and
+    // [37, 47] are still open at the end.
+    env.produce_str(
+        "ev",
+        &[
+            ("a", "", 10),
+            ("a", "", 14),
+            ("a", "", 30),
+            ("a", "", 22),
+            ("a", "", 13),
+            ("a", "", 45),
+            ("a", "", 29),
+            ("a", "", 36),
+        ],
+    );
+    let m = run_once(&env, b.build().unwrap(), "sliding-final");
+    assert_eq!(m.late_dropped, 4);
+    let a = |start: i64, n: i64, ts: i64| ("a".to_string(), start, start + 10, n, ts);
+    assert_eq!(
+        read_sliding_counts(&env, "final-counts", 10),
+        vec![
+            a(0, 1, 10),
+            a(4, 2, 14),
+            a(11, 1, 14),
+            a(15, 1, 22),
+            a(20, 2, 30),
+            a(23, 1, 30),
+        ]
+    );
+}
+
 on_both_backends!(
+    sliding_windows_emit_final_results_once_when_they_close,
     table_group_by_subtracts_from_the_old_group_and_adds_to_the_new,
     foreign_key_joins_follow_both_tables_across_partition_counts,
     foreign_key_join_drops_stale_answers_and_joins_a_table_with_itself,

@@ -94,6 +94,7 @@ impl SlidingWindows {
 pub struct SlidingWindowedKStream<K, V> {
     stream: KStream<K, V>,
     windows: SlidingWindows,
+    emit_final: bool,
 }
 
 impl<K: Data, V: Data> KGroupedStream<K, V> {
@@ -102,11 +103,19 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         SlidingWindowedKStream {
             stream: self.stream.repartitioned_for("sliding window aggregation"),
             windows,
+            emit_final: false,
         }
     }
 }
 
 impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
+    /// Emit each window once, with its final aggregate, when stream time
+    /// closes it, instead of on every update.
+    pub fn emit_final(mut self) -> Self {
+        self.emit_final = true;
+        self
+    }
+
     /// Counts records per key and window.
     pub fn count(&self, store: &str) -> KTable<Windowed<K>, i64> {
         self.aggregate(|| 0i64, |_, _, n| n + 1, crate::serdes::I64Serde, store)
@@ -149,6 +158,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
             grace_ms: self.windows.grace_ms.max(0),
         };
         let d = windows.time_difference_ms;
+        let emit_final = self.emit_final;
         let name = store.to_string();
         let (k2, a2, n2) = (ks.clone(), agg_serde.clone(), name.clone());
         let port = s.port.add(move |b: &mut Build<'_>, ds| SlidingAggregate {
@@ -158,6 +168,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
             ds,
             observed: None,
             expired_below: i64::MIN,
+            emit_final,
         });
         register_store(
             &s.port.graph,
@@ -202,6 +213,8 @@ struct SlidingAggregate<K, V, A> {
     /// Stream time, once loaded from the store.
     observed: Option<i64>,
     expired_below: i64,
+    /// Emit windows when they close instead of on every update.
+    emit_final: bool,
 }
 
 /// What the scan of a record's neighbourhood found (Kafka's local
@@ -218,6 +231,41 @@ struct Scan<A> {
 impl<K: Clone + 'static, V: Clone, A: Clone + 'static> SlidingAggregate<K, V, A> {
     fn d(&self) -> i64 {
         self.windows.time_difference_ms
+    }
+
+    /// Emit-final: forwards the windows whose end fell in
+    /// `[prev_close, close)` (they just closed), by window start.
+    fn emit_closed(&mut self, cx: &mut Cx, prev_close: i64, close: i64) {
+        let d = self.d();
+        let lo = prev_close.saturating_sub(d);
+        let hi = close.saturating_sub(d).saturating_sub(1);
+        let keys = lock(&self.store.store).window_keys_between(lo, hi);
+        for k in keys {
+            let Some((kb, start)) = crate::state::window_split(&k) else {
+                continue;
+            };
+            let Ok(key) = self.store.keys.deserialize(Some(kb)) else {
+                continue;
+            };
+            let raw = match lock(&self.store.store).get(&k) {
+                Ok(r) => r,
+                Err(e) => return fail(cx, e),
+            };
+            let Some((ts, bytes)) = raw.as_deref().and_then(decode_value) else {
+                continue;
+            };
+            let Ok(agg) = self.store.values.deserialize(Some(bytes)) else {
+                continue;
+            };
+            self.ds.forward(
+                cx,
+                Rec::new(
+                    Windowed::new(key, Window::new(start, start.saturating_add(d))),
+                    Change::new(Some(agg), None),
+                    ts,
+                ),
+            );
+        }
     }
 
     /// The key's windows starting in `[from, to]`, oldest first.
@@ -274,6 +322,9 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> SlidingAggregate<K, V, A>
         let new = (self.agg)(&rec.key, rec.value.clone(), base.clone());
         let ts = rec.timestamp.max(base_ts);
         self.store.put(&rec.key, start, Some(&new), ts);
+        if self.emit_final {
+            return;
+        }
         self.ds.forward(
             cx,
             Rec {
@@ -290,6 +341,9 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> SlidingAggregate<K, V, A>
     fn create_right_window(&mut self, cx: &mut Cx, rec: &Rec<K, V>, right: Found<A>) {
         let start = rec.timestamp.saturating_add(1);
         self.store.put(&rec.key, start, Some(&right.agg), right.ts);
+        if self.emit_final {
+            return;
+        }
         self.ds.forward(
             cx,
             Rec {
@@ -468,6 +522,10 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> Node<K, V> for SlidingAgg
             self.process_early(cx, &rec, close);
         } else {
             self.process_regular(cx, &rec, close);
+        }
+        if self.emit_final && observed != prev {
+            let prev_close = prev.saturating_sub(self.windows.grace_ms);
+            self.emit_closed(cx, prev_close, close);
         }
         let horizon = observed.saturating_sub(self.windows.retention_ms());
         if horizon > self.expired_below.saturating_add(d.max(1)) {
