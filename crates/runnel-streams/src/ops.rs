@@ -139,17 +139,51 @@ where
             partition: cx.partition,
             offset: cx.offset,
         };
-        for v in (self.f)(&meta, &rec.key, rec.value) {
-            self.ds.forward(
-                cx,
-                Rec {
-                    key: rec.key.clone(),
-                    value: v,
-                    timestamp: rec.timestamp,
-                    headers: rec.headers.clone(),
-                },
-            );
-        }
+        let values = (self.f)(&meta, &rec.key, rec.value);
+        forward_values(
+            &mut self.ds,
+            cx,
+            rec.key,
+            values,
+            rec.timestamp,
+            rec.headers,
+        );
+    }
+}
+
+/// Forwards one record per value under the same key, timestamp and headers;
+/// the last one takes the key and headers instead of copying them (most
+/// flat-maps produce exactly one value).
+fn forward_values<K: Clone, V2: Clone>(
+    ds: &mut Downstream<K, V2>,
+    cx: &mut Cx,
+    key: K,
+    values: impl IntoIterator<Item = V2>,
+    timestamp: i64,
+    headers: crate::backend::Headers,
+) {
+    let mut values = values.into_iter().peekable();
+    let mut key = Some(key);
+    let mut headers = Some(headers);
+    while let Some(v) = values.next() {
+        let last = values.peek().is_none();
+        let (k, h) = if last {
+            (key.take(), headers.take())
+        } else {
+            (key.clone(), headers.clone())
+        };
+        let (Some(k), Some(h)) = (k, h) else {
+            return;
+        };
+        ds.forward(
+            cx,
+            Rec {
+                key: k,
+                value: v,
+                timestamp,
+                headers: h,
+            },
+        );
     }
 }
 
@@ -163,17 +197,15 @@ where
     I: IntoIterator<Item = V2>,
 {
     fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
-        for v in (self.f)(&rec.key, rec.value) {
-            self.ds.forward(
-                cx,
-                Rec {
-                    key: rec.key.clone(),
-                    value: v,
-                    timestamp: rec.timestamp,
-                    headers: rec.headers.clone(),
-                },
-            );
-        }
+        let values = (self.f)(&rec.key, rec.value);
+        forward_values(
+            &mut self.ds,
+            cx,
+            rec.key,
+            values,
+            rec.timestamp,
+            rec.headers,
+        );
     }
 }
 
