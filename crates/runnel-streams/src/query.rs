@@ -606,6 +606,17 @@ impl<K: 'static, V: 'static> View<K, V> {
         home.map(|_| None)
     }
 
+    /// A key's entries in `[lo, hi]`, found as [`View::lookup`] finds a
+    /// key (its partition first, then the other hosted ones).
+    fn lookup_range(&self, kb: &[u8], lo: &[u8], hi: &[u8]) -> Result<Entries, QueryError> {
+        Ok(self
+            .lookup(kb, |s| {
+                let r = lock(s).range(Bound::Included(lo), Bound::Included(hi))?;
+                Ok((!r.is_empty()).then_some(r))
+            })?
+            .unwrap_or_default())
+    }
+
     /// Entries in the range from every hosted partition, unordered.
     fn scan(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Entries, QueryError> {
         let mut rows = Vec::new();
@@ -722,13 +733,7 @@ impl<K: 'static, V: 'static> ReadOnlyWindow<K, V> {
         let kb = self.view.key_bytes(key)?;
         let lo = window_key_bytes(&kb, from);
         let hi = window_key_bytes(&kb, to);
-        let rows = self
-            .view
-            .lookup(&kb, |s| {
-                let r = lock(s).range(Bound::Included(&lo), Bound::Included(&hi))?;
-                Ok((!r.is_empty()).then_some(r))
-            })?
-            .unwrap_or_default();
+        let rows = self.view.lookup_range(&kb, &lo, &hi)?;
         rows.into_iter()
             .filter_map(|(k, v)| {
                 let (_, start) = split_window_exact(&k)?;
@@ -801,13 +806,7 @@ impl<K: 'static, V: 'static> ReadOnlySession<K, V> {
         let lo = window_key_bytes(&kb, i64::MIN);
         let mut hi = window_key_bytes(&kb, i64::MAX);
         hi.extend_from_slice(&[0xff; 8]);
-        let rows = self
-            .view
-            .lookup(&kb, |s| {
-                let r = lock(s).range(Bound::Included(&lo), Bound::Included(&hi))?;
-                Ok((!r.is_empty()).then_some(r))
-            })?
-            .unwrap_or_default();
+        let rows = self.view.lookup_range(&kb, &lo, &hi)?;
         rows.into_iter()
             .filter_map(|(k, v)| {
                 let (_, start, end) = split_session(&k)?;
