@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release -p runnel-sql --example sql_bench -- \
 //!     [--events N] [--keys K] [--pull-keys M] [--pulls Q] [--push P[,P…]] [--only throughput|pull|push]
-//!     [--query NAME-SUBSTRING] [--sql-only]
+//!     [--query NAME-SUBSTRING] [--sql-only | --dsl-only]
 //! ```
 //!
 //! Setup, before any clock starts: a broker in a temp dir; topic `events`
@@ -107,6 +107,8 @@ struct Args {
     query: Option<String>,
     /// Skip the DSL runs (profiling SQL alone).
     sql_only: bool,
+    /// Skip the SQL runs (profiling the DSL alone).
+    dsl_only: bool,
 }
 
 fn args() -> Args {
@@ -119,6 +121,7 @@ fn args() -> Args {
         only: None,
         query: None,
         sql_only: false,
+        dsl_only: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -134,6 +137,11 @@ fn args() -> Args {
             "--query" => a.query = Some(next),
             "--sql-only" => {
                 a.sql_only = true;
+                i += 1;
+                continue;
+            }
+            "--dsl-only" => {
+                a.dsl_only = true;
                 i += 1;
                 continue;
             }
@@ -317,6 +325,9 @@ fn throughput(a: &Args) -> Result<(), Error> {
             measure(|| run_dsl(&broker, dsl()?, &format!("bench-dsl-{i}")))?
         };
         let (sw, sc) = measure(|| {
+            if a.dsl_only {
+                return Ok(());
+            }
             sql(&engine, stmt)?;
             if !engine.wait_idle(Duration::from_secs(600)) {
                 return Err("the SQL query did not finish".into());

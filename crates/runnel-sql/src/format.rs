@@ -174,6 +174,27 @@ impl RowSerde {
         }
     }
 
+    /// Decodes into a row laid out for the planner: `prefix` NULLs (the
+    /// key columns' slots), the columns, and room for `reserve` more values
+    /// (the pseudo columns), in one allocation for JSON objects.
+    pub fn decode_with_prefix(
+        &self,
+        bytes: &[u8],
+        prefix: usize,
+        reserve: usize,
+    ) -> Result<Row, String> {
+        if self.format == Format::Json && (self.columns.len() != 1 || self.wrap_single) {
+            if let Ok(Some(row)) = decode_object_at(&self.columns, bytes, prefix, reserve) {
+                return Ok(row);
+            }
+        }
+        let values = self.decode(bytes)?;
+        let mut row = Vec::with_capacity(prefix + values.len() + reserve);
+        row.resize(prefix, Value::Null);
+        row.extend(values);
+        Ok(row)
+    }
+
     pub fn decode(&self, bytes: &[u8]) -> Result<Row, String> {
         match self.format {
             Format::None => Ok(Vec::new()),
@@ -530,10 +551,21 @@ impl serde::Serialize for JsonValue<'_> {
 /// object (the caller falls back to the general path); `Err` when a field
 /// cannot be read as its column's type.
 fn decode_object(columns: &[Column], bytes: &[u8]) -> Result<Option<Row>, String> {
+    decode_object_at(columns, bytes, 0, 0)
+}
+
+/// [`decode_object`] into a row with `prefix` leading NULLs and room for
+/// `reserve` more values.
+fn decode_object_at(
+    columns: &[Column],
+    bytes: &[u8],
+    prefix: usize,
+    reserve: usize,
+) -> Result<Option<Row>, String> {
     use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
     use std::borrow::Cow;
 
-    struct Seed<'c>(&'c [Column]);
+    struct Seed<'c>(&'c [Column], usize, usize);
     struct Found(Option<Row>, Option<String>);
 
     impl<'de> DeserializeSeed<'de> for Seed<'_> {
@@ -549,7 +581,8 @@ fn decode_object(columns: &[Column], bytes: &[u8]) -> Result<Option<Row>, String
             f.write_str("a JSON object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
-            let mut row = vec![Value::Null; self.0.len()];
+            let mut row = Vec::with_capacity(self.1 + self.0.len() + self.2);
+            row.resize(self.1 + self.0.len(), Value::Null);
             let mut error = None;
             while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                 let idx = self.0.iter().position(|c| c.name == key).or_else(|| {
@@ -569,7 +602,7 @@ fn decode_object(columns: &[Column], bytes: &[u8]) -> Result<Option<Row>, String
                             (ty, j) => from_json(ty, &j),
                         };
                         match read {
-                            Ok(v) => row[i] = v,
+                            Ok(v) => row[self.1 + i] = v,
                             Err(e) => {
                                 error.get_or_insert(format!("column {}: {e}", self.0[i].name));
                             }
@@ -604,7 +637,7 @@ fn decode_object(columns: &[Column], bytes: &[u8]) -> Result<Option<Row>, String
     }
 
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let found = Seed(columns)
+    let found = Seed(columns, prefix, reserve)
         .deserialize(&mut de)
         .map_err(|e| format!("invalid JSON: {e}"))?;
     de.end().map_err(|e| format!("invalid JSON: {e}"))?;

@@ -112,6 +112,34 @@ impl Serde<Row> for WindowedRowSerde {
     }
 }
 
+/// A source's value serde whose rows come with `prefix` NULL slots in
+/// front (for the key columns) and room for `reserve` more (the pseudo
+/// columns): the planner's full row, decoded in one allocation.
+struct PrefixedRowSerde {
+    inner: RowSerde,
+    prefix: usize,
+    reserve: usize,
+}
+
+impl Serde<Row> for PrefixedRowSerde {
+    fn serialize(&self, v: &Row) -> Option<Vec<u8>> {
+        self.inner.serialize(&v.get(self.prefix..).unwrap_or(&[]).to_vec())
+    }
+    fn deserialize(&self, b: Option<&[u8]>) -> Result<Row, SerdeError> {
+        match b {
+            None => {
+                let mut row = vec![Value::Null; self.prefix + self.inner.columns.len()];
+                row.reserve(self.reserve);
+                Ok(row)
+            }
+            Some(b) => self
+                .inner
+                .decode_with_prefix(b, self.prefix, self.reserve)
+                .map_err(SerdeError),
+        }
+    }
+}
+
 /// Where a query's results go.
 #[derive(Clone)]
 pub enum Sink {
@@ -637,7 +665,15 @@ impl<'a> Planner<'a> {
         let mut raw_table = None;
         let flow = match info.kind {
             SourceKind::Stream => {
-                let s = self.builder.stream(&info.topic, ks, OptionSerde(vs));
+                let s = self.builder.stream(
+                    &info.topic,
+                    ks,
+                    OptionSerde(PrefixedRowSerde {
+                        inner: vs,
+                        prefix: nkeys,
+                        reserve: 3,
+                    }),
+                );
                 let key_read = match &self.reads {
                     None => true,
                     Some(_) if info.window.is_some() => true,
@@ -650,15 +686,14 @@ impl<'a> Planner<'a> {
                 };
                 let mut s: KStream<Row, Row> = s.flat_map_values_with_meta(
                     move |m: &runnel_streams::RecordMeta, k: &Row, v: Option<Row>| {
-                        v.map(|v| {
-                            let mut full = Vec::with_capacity(nkeys + v.len() + 3);
+                        // The value arrives with NULL key slots in front
+                        // and room for the pseudo columns.
+                        v.map(|mut full| {
                             if key_read {
-                                full.extend(k.iter().cloned());
+                                for (slot, kv) in full.iter_mut().zip(k.iter()) {
+                                    *slot = kv.clone();
+                                }
                             }
-                            if full.len() < nkeys {
-                                full.resize(nkeys, Value::Null);
-                            }
-                            full.extend(v);
                             full.push(Value::BigInt(m.timestamp));
                             full.push(Value::Int(m.partition));
                             full.push(Value::BigInt(m.offset));
