@@ -123,7 +123,8 @@ struct PrefixedRowSerde {
 
 impl Serde<Row> for PrefixedRowSerde {
     fn serialize(&self, v: &Row) -> Option<Vec<u8>> {
-        self.inner.serialize(&v.get(self.prefix..).unwrap_or(&[]).to_vec())
+        self.inner
+            .serialize(&v.get(self.prefix..).unwrap_or(&[]).to_vec())
     }
     fn deserialize(&self, b: Option<&[u8]>) -> Result<Row, SerdeError> {
         match b {
