@@ -223,11 +223,16 @@ fn run_case(case: &Json) -> Result<(), String> {
         // When a query reads another query's output, their records only
         // interleave in input order if each input is processed through the
         // whole chain before the next is produced.
-        let chained = catalog.queries.values().any(|q| {
-            q.sources
-                .iter()
-                .any(|s| catalog.source(s).is_some_and(|i| i.writer.is_some()))
-        });
+        // The same holds for inputs on several topics: a task takes records
+        // of its partitions in timestamp order only among those already
+        // written, so a record produced a moment later could be overtaken.
+        let topics: BTreeSet<&str> = inputs.iter().filter_map(|r| r["topic"].as_str()).collect();
+        let chained = topics.len() > 1
+            || catalog.queries.values().any(|q| {
+                q.sources
+                    .iter()
+                    .any(|s| catalog.source(s).is_some_and(|i| i.writer.is_some()))
+            });
         for r in inputs {
             if chained && !engine.wait_idle(Duration::from_secs(20)) {
                 return Err("queries did not become idle".to_string());
