@@ -25,7 +25,7 @@ use crate::error::{ErrorKind, SqlError};
 use crate::expr::{Binder, Compiled, Scope, ScopeColumn};
 use crate::format::{Format, Row};
 use crate::functions::FunctionRegistry;
-use crate::plan::{ArcSerde, Materialization, Planner, Sink, SinkRow};
+use crate::plan::{Materialization, Planner, Sink, SinkRow};
 use crate::schema::{Column, Schema, WindowType, RESERVED, ROWTIME};
 use crate::types::{SqlType, Value};
 
@@ -421,12 +421,7 @@ impl Engine {
                 self.create_as(&mut st, *kind, name, with, query, &text, &qid)?;
                 drop(st);
                 self.record(record, &text, props)?;
-                Ok(self.status(
-                    &text,
-                    &format!("Created query with ID {qid}"),
-                    Some(&qid),
-                    seq,
-                ))
+                Ok(self.query_created(&text, &qid, seq))
             }
             Statement::InsertSelect {
                 target,
@@ -471,12 +466,7 @@ impl Engine {
                 }
                 drop(st);
                 self.record(record, &text, props)?;
-                Ok(self.status(
-                    &text,
-                    &format!("Created query with ID {qid}"),
-                    Some(&qid),
-                    seq,
-                ))
+                Ok(self.query_created(&text, &qid, seq))
             }
             Statement::InsertValues {
                 target,
@@ -655,6 +645,16 @@ impl Engine {
             msg.push_str(&format!(" Did you mean {s}?"));
         }
         SqlError::not_found(Some(name.pos), msg)
+    }
+
+    /// A persistent query started (CSAS, CTAS, INSERT INTO … SELECT).
+    fn query_created(&self, text: &str, qid: &str, seq: i64) -> Entity {
+        self.status(
+            text,
+            &format!("Created query with ID {qid}"),
+            Some(qid),
+            seq,
+        )
     }
 
     /// `IF NOT EXISTS` on a name that exists: success, nothing done.
@@ -1562,8 +1562,8 @@ impl Engine {
             .as_ref()
             .and_then(|w| key_lookup(w, &info.schema.key));
         let mut rows: Vec<(Row, Option<Window>, Row)> = Vec::new();
-        let ks = ArcSerde(mat.key_serde.clone());
-        let vs = ArcSerde(mat.value_serde.clone());
+        let ks = mat.key_serde.clone();
+        let vs = mat.value_serde.clone();
         let qerr = |e: runnel_streams::QueryError| SqlError::server(e.to_string());
         match mat.window {
             None => {

@@ -34,22 +34,6 @@ use crate::types::{SqlType, Value};
 /// Grace period when a window names none (ksqlDB's default: 24 hours).
 pub const DEFAULT_GRACE_MS: i64 = 86_400_000;
 
-/// A shared row serde, usable where an owned one is expected.
-#[derive(Clone)]
-pub struct ArcSerde(pub Arc<dyn Serde<Row>>);
-
-impl Serde<Row> for ArcSerde {
-    fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
-        self.0.partition_bytes(serialized)
-    }
-    fn serialize(&self, v: &Row) -> Option<Vec<u8>> {
-        self.0.serialize(v)
-    }
-    fn deserialize(&self, b: Option<&[u8]>) -> Result<Row, SerdeError> {
-        self.0.deserialize(b)
-    }
-}
-
 /// Keys of a windowed source as one row: the key columns, then the
 /// window's start and end (Kafka Streams' windowed key layout on the wire).
 #[derive(Clone)]
@@ -654,7 +638,7 @@ impl<'a> Planner<'a> {
         };
         let vs = info.value_serde();
         let key_serde: Arc<dyn Serde<Row>> = ks.clone();
-        let ks = ArcSerde(ks);
+        let ks = ks;
         let ts_slot = match &info.timestamp {
             Some(col) => Some(columns.iter().position(|c| c.name == *col).ok_or_else(|| {
                 SqlError::new(format!("TIMESTAMP column {col} not found in {}", info.name))
@@ -717,7 +701,7 @@ impl<'a> Planner<'a> {
                             v
                         });
                 }
-                Flow::Stream(s.with_serdes(ArcSerde(key_serde.clone()), InternalSerde))
+                Flow::Stream(s.with_serdes(key_serde.clone(), InternalSerde))
             }
             SourceKind::Table => {
                 let store = self.name("source");
@@ -730,7 +714,7 @@ impl<'a> Planner<'a> {
                     full.extend([Value::Null, Value::Null, Value::Null]);
                     full
                 });
-                Flow::Table(t.with_serdes(ArcSerde(key_serde.clone()), InternalSerde))
+                Flow::Table(t.with_serdes(key_serde.clone(), InternalSerde))
             }
         };
         Ok(Rel {
@@ -937,7 +921,7 @@ impl<'a> Planner<'a> {
                         ))
                     }
                 };
-                Flow::Stream(out.with_serdes(ArcSerde(right.key_serde.clone()), InternalSerde))
+                Flow::Stream(out.with_serdes(right.key_serde.clone(), InternalSerde))
             }
             (Flow::Table(lt_), Flow::Table(rt_)) => {
                 if r_is_key.is_none() {
@@ -995,7 +979,7 @@ impl<'a> Planner<'a> {
                     }
                 };
                 // A foreign-key join keeps the left table's key.
-                let out = out.with_serdes(ArcSerde(left.key_serde.clone()), InternalSerde);
+                let out = out.with_serdes(left.key_serde.clone(), InternalSerde);
                 if l_is_key.is_none() {
                     return Ok(Rel {
                         flow: Flow::Table(out),
@@ -1064,7 +1048,7 @@ impl<'a> Planner<'a> {
                         ))
                     }
                 };
-                Flow::Stream(out.with_serdes(ArcSerde(ks), InternalSerde))
+                Flow::Stream(out.with_serdes(ks, InternalSerde))
             }
             (Flow::Table(_), Flow::Stream(_)) => {
                 return Err(err(
@@ -1326,7 +1310,7 @@ impl<'a> Planner<'a> {
             Flow::Table(t) => {
                 let e2 = exprs.clone();
                 let out = t.map_values(move |_, v: &Row| eval_all(&e2, v));
-                let out = out.with_serdes(ArcSerde(rel.key_serde.clone()), InternalSerde);
+                let out = out.with_serdes(rel.key_serde.clone(), InternalSerde);
                 // Pull queries read the result rows from a store of their
                 // own (the key row already ends with any window bounds).
                 let materialization = if self.materialize {
@@ -1730,9 +1714,9 @@ impl<'a> Planner<'a> {
         let ks = key_serde.clone();
         let group_stream = move |s: KStream<Row, Row>| {
             if by_key {
-                s.with_serdes(ArcSerde(ks), InternalSerde).group_by_key()
+                s.with_serdes(ks, InternalSerde).group_by_key()
             } else {
-                s.group_by(move |_, v: &Row| eval_all(&g, v), ArcSerde(ks))
+                s.group_by(move |_, v: &Row| eval_all(&g, v), ks)
             }
         };
         let (post_fn, window) = match (rel.flow, &q.window) {
@@ -1757,7 +1741,7 @@ impl<'a> Planner<'a> {
                 let table = t
                     .group_by(
                         move |_, v: &Row| (eval_all(&groups, v), v.clone()),
-                        ArcSerde(key_serde.clone()),
+                        key_serde.clone(),
                         InternalSerde,
                     )
                     .aggregate(
@@ -1998,25 +1982,10 @@ fn sink_serdes(sink: &Sink, schema: &Schema) -> Result<(RowSerde, RowSerde), Sql
     ))
 }
 
-/// A boxed serde usable where an owned one is expected.
-struct BoxSerde<T>(Box<dyn Serde<T>>);
-
-impl<T: 'static> Serde<T> for BoxSerde<T> {
-    fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
-        self.0.partition_bytes(serialized)
-    }
-    fn serialize(&self, v: &T) -> Option<Vec<u8>> {
-        self.0.serialize(v)
-    }
-    fn deserialize(&self, b: Option<&[u8]>) -> Result<T, SerdeError> {
-        self.0.deserialize(b)
-    }
-}
-
 /// The sink key serde of a (possibly windowed) key: `Windowed<Row>` keys
 /// of windowed aggregations, or rows that end with their window's bounds
 /// (queries over windowed sources).
-fn key_serde_for<K: KeyRow>(ks: RowSerde, window: Option<WindowType>) -> BoxSerde<K> {
+fn key_serde_for<K: KeyRow>(ks: RowSerde, window: Option<WindowType>) -> Arc<dyn Serde<K>> {
     let as_row: Box<dyn std::any::Any> = Box::new(match window {
         None => Box::new(ks.clone()) as Box<dyn Serde<Row>>,
         Some(w) => Box::new(WindowedRowSerde {
@@ -2025,7 +1994,7 @@ fn key_serde_for<K: KeyRow>(ks: RowSerde, window: Option<WindowType>) -> BoxSerd
         }) as Box<dyn Serde<Row>>,
     });
     if let Ok(b) = as_row.downcast::<Box<dyn Serde<K>>>() {
-        return BoxSerde(*b);
+        return Arc::from(*b);
     }
     let windowed: Box<dyn std::any::Any> = match window {
         Some(WindowType::Session) => {
@@ -2037,8 +2006,8 @@ fn key_serde_for<K: KeyRow>(ks: RowSerde, window: Option<WindowType>) -> BoxSerd
         None => Box::new(()),
     };
     match windowed.downcast::<Box<dyn Serde<K>>>() {
-        Ok(b) => BoxSerde(*b),
-        Err(_) => BoxSerde(Box::new(NeverSerde)),
+        Ok(b) => Arc::from(*b),
+        Err(_) => Arc::new(NeverSerde),
     }
 }
 
@@ -2065,7 +2034,7 @@ fn rekey(
         return s;
     }
     s.select_key(move |_, v: &Row| vec![by.eval(v)])
-        .with_serdes(ArcSerde(ks), InternalSerde)
+        .with_serdes(ks, InternalSerde)
 }
 
 /// The column names a single-source query reads from its full rows, or

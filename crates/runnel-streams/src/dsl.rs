@@ -150,7 +150,7 @@ impl StreamsBuilder {
         let raw = root(&self.graph, TopicName::User(topic.to_string()));
         let ks: SerdeRef<K> = Arc::new(keys);
         let vs: SerdeRef<V> = Arc::new(values);
-        let ovs: SerdeRef<Option<V>> = Arc::new(OptionSerde(SerdeWrap(vs.clone())));
+        let ovs: SerdeRef<Option<V>> = Arc::new(OptionSerde(vs.clone()));
         let port = deser_stream(&raw, ks.clone(), ovs);
         materialize(&port, ks, vs, store)
     }
@@ -162,20 +162,6 @@ impl StreamsBuilder {
     /// Finishes the topology.
     pub fn build(self) -> Result<Topology, TopologyError> {
         Topology::from_graph(self.graph)
-    }
-}
-
-/// Lets a shared serde be used where an owned one is expected.
-pub(crate) struct SerdeWrap<T>(pub SerdeRef<T>);
-impl<T: 'static> Serde<T> for SerdeWrap<T> {
-    fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
-        self.0.partition_bytes(serialized)
-    }
-    fn serialize(&self, v: &T) -> Option<Vec<u8>> {
-        self.0.serialize(v)
-    }
-    fn deserialize(&self, b: Option<&[u8]>) -> Result<T, SerdeError> {
-        self.0.deserialize(b)
     }
 }
 
@@ -775,8 +761,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             },
             port.id,
         );
-        let wks: SerdeRef<Windowed<K>> =
-            Arc::new(WindowedSerde::time(SerdeWrap(ks.clone()), windows.size_ms));
+        let wks: SerdeRef<Windowed<K>> = Arc::new(WindowedSerde::time(ks.clone(), windows.size_ms));
         let size = windows.size_ms;
         let (k3, a3, n3) = (ks, agg_serde.clone(), name);
         let getter: Getter<Windowed<K>, A> = Arc::new(move |b: &mut Build<'_>| {
@@ -878,7 +863,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         let vs: Option<SerdeRef<Option<V>>> = self
             .vs
             .clone()
-            .map(|v| -> SerdeRef<Option<V>> { Arc::new(OptionSerde(SerdeWrap(v))) });
+            .map(|v| -> SerdeRef<Option<V>> { Arc::new(OptionSerde(v)) });
         KStream {
             port,
             ks: self.ks.clone(),

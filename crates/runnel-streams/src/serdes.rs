@@ -35,6 +35,19 @@ pub trait Serde<T>: Send + Sync + 'static {
 /// A shared serde.
 pub type SerdeRef<T> = Arc<dyn Serde<T>>;
 
+/// A shared serde serves wherever an owned one is expected.
+impl<T: 'static> Serde<T> for SerdeRef<T> {
+    fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
+        (**self).partition_bytes(serialized)
+    }
+    fn serialize(&self, v: &T) -> Option<Vec<u8>> {
+        (**self).serialize(v)
+    }
+    fn deserialize(&self, b: Option<&[u8]>) -> Result<T, SerdeError> {
+        (**self).deserialize(b)
+    }
+}
+
 fn need(bytes: Option<&[u8]>) -> Result<&[u8], SerdeError> {
     bytes.ok_or_else(|| SerdeError("null where a value was expected".into()))
 }

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dsl::{register_store, Data, GetFn, Getter, KGroupedStream, KTable, SerdeWrap};
+use crate::dsl::{register_store, Data, GetFn, Getter, KGroupedStream, KTable};
 use crate::record::{Change, Rec, Window, Windowed};
 use crate::serdes::{Serde, SerdeRef, WindowedSerde};
 use crate::state::kv::{decode_value, encode_value};
@@ -333,7 +333,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         });
         KTable {
             port,
-            ks: Some(Arc::new(WindowedSerde::session(SerdeWrap(ks)))),
+            ks: Some(Arc::new(WindowedSerde::session(ks))),
             vs: Some(vs),
             getter,
         }

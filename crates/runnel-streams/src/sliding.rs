@@ -44,7 +44,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dsl::{register_store, Data, GetFn, Getter, KGroupedStream, KStream, KTable, SerdeWrap};
+use crate::dsl::{register_store, Data, GetFn, Getter, KGroupedStream, KStream, KTable};
 use crate::ops::AggFn;
 use crate::record::{Change, Rec, Window, Windowed};
 use crate::serdes::{Serde, SerdeRef, WindowedSerde};
@@ -188,7 +188,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
         });
         KTable {
             port,
-            ks: Some(Arc::new(WindowedSerde::time(SerdeWrap(ks), d))),
+            ks: Some(Arc::new(WindowedSerde::time(ks, d))),
             vs: Some(agg_serde),
             getter,
         }
