@@ -141,7 +141,8 @@ const CLAUSE_KEYWORDS: &[&str] = &[
     "OR",
 ];
 
-const TYPE_NAMES: &[&str] = &[
+/// Every type name the parser knows (also for the CLI's completion).
+pub const TYPE_NAMES: &[&str] = &[
     "BOOLEAN",
     "INT",
     "INTEGER",

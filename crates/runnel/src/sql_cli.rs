@@ -695,21 +695,6 @@ const KEYWORDS: &[&str] = &[
     "KEY_FORMAT",
     "FORMAT",
     "PARTITIONS",
-    "TIMESTAMP",
-    "BOOLEAN",
-    "INT",
-    "INTEGER",
-    "BIGINT",
-    "DOUBLE",
-    "DECIMAL",
-    "STRING",
-    "VARCHAR",
-    "BYTES",
-    "DATE",
-    "TIME",
-    "ARRAY",
-    "MAP",
-    "STRUCT",
     "COUNT",
     "SUM",
     "MIN",
@@ -763,6 +748,7 @@ fn complete_word(word: &str, names: &BTreeSet<String>) -> Vec<Pair> {
     out.extend(
         KEYWORDS
             .iter()
+            .chain(runnel_sql::parser::TYPE_NAMES)
             .filter(|k| k.starts_with(&upper) && !names.contains(**k))
             .map(|k| {
                 let k = if lower_case {
