@@ -322,7 +322,17 @@ fn throughput(a: &Args) -> Result<(), Error> {
         let (dw, dc) = if a.sql_only {
             (0.0, 0.0)
         } else {
-            measure(|| run_dsl(&broker, dsl()?, &format!("bench-dsl-{i}")))?
+            // On a thread of its own, as each SQL query runs.
+            let topology = dsl()?;
+            let (b, app) = (broker.clone(), format!("bench-dsl-{i}"));
+            measure(move || {
+                std::thread::Builder::new()
+                    .name("dsl-query".into())
+                    .spawn(move || run_dsl(&b, topology, &app).map_err(|e| e.to_string()))?
+                    .join()
+                    .map_err(|_| "the DSL query panicked")??;
+                Ok(())
+            })?
         };
         let (sw, sc) = measure(|| {
             if a.dsl_only {

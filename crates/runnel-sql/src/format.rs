@@ -175,23 +175,24 @@ impl RowSerde {
     }
 
     /// Decodes into a row laid out for the planner: `prefix` NULLs (the
-    /// key columns' slots), the columns, and room for `reserve` more values
+    /// key columns' slots), the columns, and `suffix` more NULLs
     /// (the pseudo columns), in one allocation for JSON objects.
     pub fn decode_with_prefix(
         &self,
         bytes: &[u8],
         prefix: usize,
-        reserve: usize,
+        suffix: usize,
     ) -> Result<Row, String> {
         if self.format == Format::Json && (self.columns.len() != 1 || self.wrap_single) {
-            if let Ok(Some(row)) = decode_object_at(&self.columns, bytes, prefix, reserve) {
+            if let Ok(Some(row)) = decode_object_at(&self.columns, bytes, prefix, suffix) {
                 return Ok(row);
             }
         }
         let values = self.decode(bytes)?;
-        let mut row = Vec::with_capacity(prefix + values.len() + reserve);
-        row.resize(prefix, Value::Null);
+        let mut row = Vec::with_capacity(prefix + values.len() + suffix);
+        row.resize_with(prefix, || Value::Null);
         row.extend(values);
+        row.resize_with(row.len() + suffix, || Value::Null);
         Ok(row)
     }
 
@@ -554,16 +555,15 @@ fn decode_object(columns: &[Column], bytes: &[u8]) -> Result<Option<Row>, String
     decode_object_at(columns, bytes, 0, 0)
 }
 
-/// [`decode_object`] into a row with `prefix` leading NULLs and room for
-/// `reserve` more values.
+/// [`decode_object`] into a row with `prefix` leading NULLs and `suffix`
+/// trailing ones.
 fn decode_object_at(
     columns: &[Column],
     bytes: &[u8],
     prefix: usize,
-    reserve: usize,
+    suffix: usize,
 ) -> Result<Option<Row>, String> {
     use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-    use std::borrow::Cow;
 
     struct Seed<'c>(&'c [Column], usize, usize);
     struct Found(Option<Row>, Option<String>);
@@ -582,27 +582,17 @@ fn decode_object_at(
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
             let mut row = Vec::with_capacity(self.1 + self.0.len() + self.2);
-            row.resize(self.1 + self.0.len(), Value::Null);
+            row.resize_with(self.1 + self.0.len() + self.2, || Value::Null);
             let mut error = None;
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                let idx = self.0.iter().position(|c| c.name == key).or_else(|| {
-                    self.0
-                        .iter()
-                        .position(|c| c.name.eq_ignore_ascii_case(&key))
-                });
+            while let Some(idx) = map.next_key_seed(FieldIndex(self.0))? {
                 match idx {
                     None => {
                         map.next_value::<IgnoredAny>()?;
                     }
                     Some(i) => {
-                        let j: Json = map.next_value()?;
-                        let read = match (&self.0[i].ty, j) {
-                            // Strings move into the row instead of being copied.
-                            (SqlType::String, Json::String(text)) => Ok(Value::String(text)),
-                            (ty, j) => from_json(ty, &j),
-                        };
-                        match read {
-                            Ok(v) => row[self.1 + i] = v,
+                        let slot = &mut row[self.1 + i];
+                        match map.next_value_seed(TypedValue(&self.0[i].ty, slot))? {
+                            Ok(()) => {}
                             Err(e) => {
                                 error.get_or_insert(format!("column {}: {e}", self.0[i].name));
                             }
@@ -637,13 +627,141 @@ fn decode_object_at(
     }
 
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let found = Seed(columns, prefix, reserve)
+    let found = Seed(columns, prefix, suffix)
         .deserialize(&mut de)
         .map_err(|e| format!("invalid JSON: {e}"))?;
     de.end().map_err(|e| format!("invalid JSON: {e}"))?;
     match found {
         Found(_, Some(e)) => Err(e),
         Found(row, None) => Ok(row),
+    }
+}
+
+/// A JSON object's key as the index of the column it names (exact name
+/// first, then ignoring ASCII case), read without allocating.
+struct FieldIndex<'c>(&'c [Column]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldIndex<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for FieldIndex<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self
+            .0
+            .iter()
+            .position(|c| c.name == key)
+            .or_else(|| self.0.iter().position(|c| c.name.eq_ignore_ascii_case(key))))
+    }
+}
+
+/// A JSON value read straight into a row slot as its column's type.
+/// Scalars that already have the column's JSON shape (a string for STRING,
+/// an integer for BIGINT…) skip the intermediate JSON tree and are written
+/// in place; anything else is read as JSON and converted by [`from_json`],
+/// so both paths accept the same input. The inner `Err` is a value that
+/// does not fit the type (the slot is left as it was).
+struct TypedValue<'t>(&'t SqlType, &'t mut Value);
+
+impl TypedValue<'_> {
+    fn put(self, v: Result<Value, String>) -> Result<(), String> {
+        *self.1 = v?;
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for TypedValue<'_> {
+    type Value = Result<(), String>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TypedValue<'_> {
+    type Value = Result<(), String>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        *self.1 = Value::Null;
+        Ok(Ok(()))
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        *self.1 = Value::Null;
+        Ok(Ok(()))
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(match self.0 {
+            SqlType::Boolean => {
+                *self.1 = Value::Boolean(b);
+                Ok(())
+            }
+            ty => self.put(from_json(ty, &Json::Bool(b))),
+        })
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Self::Value, E> {
+        Ok(match self.0 {
+            SqlType::BigInt => {
+                *self.1 = Value::BigInt(i);
+                Ok(())
+            }
+            ty => self.put(from_json(ty, &Json::from(i))),
+        })
+    }
+    fn visit_u64<E>(self, i: u64) -> Result<Self::Value, E> {
+        Ok(match (self.0, i64::try_from(i)) {
+            (SqlType::BigInt, Ok(i)) => {
+                *self.1 = Value::BigInt(i);
+                Ok(())
+            }
+            (ty, _) => self.put(from_json(ty, &Json::from(i))),
+        })
+    }
+    fn visit_f64<E>(self, d: f64) -> Result<Self::Value, E> {
+        Ok(match self.0 {
+            SqlType::Double => {
+                *self.1 = Value::Double(d);
+                Ok(())
+            }
+            ty => self.put(from_json(ty, &Json::from(d))),
+        })
+    }
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(match self.0 {
+            SqlType::String => {
+                *self.1 = Value::String(text.to_owned());
+                Ok(())
+            }
+            ty => self.put(from_json(ty, &Json::String(text.to_owned()))),
+        })
+    }
+    fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
+        Ok(match self.0 {
+            SqlType::String => {
+                *self.1 = Value::String(text);
+                Ok(())
+            }
+            ty => self.put(from_json(ty, &Json::String(text))),
+        })
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        use serde::Deserialize;
+        let j = Json::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+        let ty = self.0;
+        Ok(self.put(from_json(ty, &j)))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        use serde::Deserialize;
+        let j = Json::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        let ty = self.0;
+        Ok(self.put(from_json(ty, &j)))
     }
 }
 

@@ -97,12 +97,12 @@ impl Serde<Row> for WindowedRowSerde {
 }
 
 /// A source's value serde whose rows come with `prefix` NULL slots in
-/// front (for the key columns) and room for `reserve` more (the pseudo
-/// columns): the planner's full row, decoded in one allocation.
+/// front (for the key columns) and `suffix` behind (the pseudo columns):
+/// the planner's full row, decoded in one allocation.
 struct PrefixedRowSerde {
     inner: RowSerde,
     prefix: usize,
-    reserve: usize,
+    suffix: usize,
 }
 
 impl Serde<Row> for PrefixedRowSerde {
@@ -112,14 +112,13 @@ impl Serde<Row> for PrefixedRowSerde {
     }
     fn deserialize(&self, b: Option<&[u8]>) -> Result<Row, SerdeError> {
         match b {
-            None => {
-                let mut row = vec![Value::Null; self.prefix + self.inner.columns.len()];
-                row.reserve(self.reserve);
-                Ok(row)
-            }
+            None => Ok(vec![
+                Value::Null;
+                self.prefix + self.inner.columns.len() + self.suffix
+            ]),
             Some(b) => self
                 .inner
-                .decode_with_prefix(b, self.prefix, self.reserve)
+                .decode_with_prefix(b, self.prefix, self.suffix)
                 .map_err(SerdeError),
         }
     }
@@ -233,6 +232,9 @@ pub struct Planner<'a> {
     /// them). Key columns nobody reads are left out of full rows: the
     /// record key carries them to the output anyway.
     reads: Option<HashSet<String>>,
+    /// Whether the query names ROWTIME, ROWPARTITION, ROWOFFSET: stream
+    /// rows only carry the ones it does (the others stay NULL).
+    pseudo_reads: [bool; 3],
 }
 
 fn err(pos: Pos, msg: impl Into<String>) -> SqlError {
@@ -545,6 +547,7 @@ impl<'a> Planner<'a> {
             sink_timestamp: None,
             materialize: true,
             reads: None,
+            pseudo_reads: [true; 3],
         }
     }
 
@@ -656,7 +659,7 @@ impl<'a> Planner<'a> {
                     OptionSerde(PrefixedRowSerde {
                         inner: vs,
                         prefix: nkeys,
-                        reserve: 3,
+                        suffix: 3,
                     }),
                 );
                 let key_read = match &self.reads {
@@ -669,19 +672,30 @@ impl<'a> Planner<'a> {
                             })
                     }
                 };
+                let [read_time, read_partition, read_offset] = self.pseudo_reads;
                 let mut s: KStream<Row, Row> = s.flat_map_values_with_meta(
                     move |m: &runnel_streams::RecordMeta, k: &Row, v: Option<Row>| {
                         // The value arrives with NULL key slots in front
-                        // and room for the pseudo columns.
+                        // and NULL pseudo columns behind; only what the
+                        // query reads is filled in.
                         v.map(|mut full| {
                             if key_read {
                                 for (slot, kv) in full.iter_mut().zip(k.iter()) {
                                     *slot = kv.clone();
                                 }
                             }
-                            full.push(Value::BigInt(m.timestamp));
-                            full.push(Value::Int(m.partition));
-                            full.push(Value::BigInt(m.offset));
+                            let n = full.len();
+                            if n >= 3 {
+                                if read_time {
+                                    full[n - 3] = Value::BigInt(m.timestamp);
+                                }
+                                if read_partition {
+                                    full[n - 2] = Value::Int(m.partition);
+                                }
+                                if read_offset {
+                                    full[n - 1] = Value::BigInt(m.offset);
+                                }
+                            }
                             full
                         })
                     },
@@ -1249,6 +1263,10 @@ impl<'a> Planner<'a> {
             .map(|i| i.schema.key.iter().map(|c| c.name.clone()).collect())
             .unwrap_or_default();
         self.reads = reads_of(q, &key_names);
+        self.pseudo_reads = match self.reads {
+            None => [true; 3],
+            Some(_) => pseudo_reads_of(q),
+        };
         let mut rel = self.relation(q)?;
         if let Some(w) = &q.where_ {
             let pred = Arc::new(self.binder(rel.scope()).bind_condition(w, "WHERE")?);
@@ -2074,6 +2092,27 @@ fn reads_of(q: &Query, key: &[String]) -> Option<HashSet<String>> {
         columns_named(e, &mut names);
     }
     Some(names.into_iter().map(|i| i.name).collect())
+}
+
+/// Which of ROWTIME, ROWPARTITION, ROWOFFSET a single-source query names
+/// anywhere (bare projections included).
+fn pseudo_reads_of(q: &Query) -> [bool; 3] {
+    let mut names: Vec<Ident> = Vec::new();
+    for item in &q.select {
+        if let SelectItem::Expr { expr, .. } = item {
+            columns_named(expr, &mut names);
+        }
+    }
+    for e in q
+        .where_
+        .iter()
+        .chain(q.having.iter())
+        .chain(q.group_by.iter())
+        .chain(q.partition_by.iter())
+    {
+        columns_named(e, &mut names);
+    }
+    [ROWTIME, ROWPARTITION, ROWOFFSET].map(|p| names.iter().any(|n| n.name == p))
 }
 
 fn collect_refs(e: &Expr, names: &mut Vec<Ident>, quals: &mut Vec<Option<Ident>>) {
