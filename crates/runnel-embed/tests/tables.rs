@@ -957,7 +957,73 @@ fn sliding_windows_emit_final_results_once_when_they_close(env: Env) {
     );
 }
 
+/// Old values of table changes are computed only where something reads
+/// them: a mapping feeding `to_stream` maps each update once, while the
+/// same mapping feeding a re-grouping (whose subtractor needs the old
+/// value) maps old and new, and the re-grouped total stays exact.
+fn table_changes_carry_old_values_only_where_they_are_read(env: Env) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    env.topic("clicks", 1);
+    env.topic("tens", 1);
+    env.topic("total", 1);
+    let to_stream_calls = Arc::new(AtomicUsize::new(0));
+    let regroup_calls = Arc::new(AtomicUsize::new(0));
+    let b = StreamsBuilder::new();
+    let per_user = b
+        .stream("clicks", StringSerde, StringSerde)
+        .group_by_key()
+        .count("clicks-per-user");
+    let c1 = to_stream_calls.clone();
+    per_user
+        .map_values(move |_, n: &i64| {
+            c1.fetch_add(1, Ordering::SeqCst);
+            n * 10
+        })
+        .to_stream()
+        .to_with("tens", StringSerde, OptionSerde(I64Serde));
+    let c2 = regroup_calls.clone();
+    per_user
+        .map_values(move |_, n: &i64| {
+            c2.fetch_add(1, Ordering::SeqCst);
+            *n
+        })
+        .group_by(|_, n: &i64| ("all".to_string(), *n), StringSerde, I64Serde)
+        .reduce(|a, b| a + b, |a, b| a - b, "total-clicks")
+        .to_stream()
+        .to_with("total", StringSerde, OptionSerde(I64Serde));
+    let clicks = [
+        ("u1", "a", 1),
+        ("u2", "b", 2),
+        ("u1", "c", 3),
+        ("u1", "d", 4),
+    ];
+    env.produce_keyed("clicks", 0, &clicks);
+    let mut app = env
+        .start(b.build().unwrap(), "old-values", Guarantee::AtLeastOnce)
+        .unwrap();
+    drain(&mut app);
+    app.close().unwrap();
+    assert_eq!(
+        per_key(env.read_i64("tens")),
+        expect(&[
+            ("u1", &[(Some(10), 1), (Some(20), 3), (Some(30), 4)]),
+            ("u2", &[(Some(10), 2)]),
+        ])
+    );
+    let totals: Vec<Option<i64>> = env.read_i64("total").into_iter().map(|r| r.1).collect();
+    assert_eq!(totals.last(), Some(&Some(4)), "{totals:?}");
+    assert_eq!(
+        to_stream_calls.load(Ordering::SeqCst),
+        4,
+        "one call per update"
+    );
+    // Four new values, plus the two updates of u1 that had an old one.
+    assert_eq!(regroup_calls.load(Ordering::SeqCst), 6);
+}
+
 on_both_backends!(
+    table_changes_carry_old_values_only_where_they_are_read,
     sliding_windows_emit_final_results_once_when_they_close,
     table_group_by_subtracts_from_the_old_group_and_adds_to_the_new,
     foreign_key_joins_follow_both_tables_across_partition_counts,

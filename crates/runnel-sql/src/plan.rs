@@ -235,6 +235,12 @@ pub struct Planner<'a> {
     /// Whether the query names ROWTIME, ROWPARTITION, ROWOFFSET: stream
     /// rows only carry the ones it does (the others stay NULL).
     pseudo_reads: [bool; 3],
+    /// Every column name the query names anywhere, under any qualifier
+    /// (`None` with `*`): joins copy only these into joined rows.
+    names_read: Option<HashSet<String>>,
+    /// The number of group columns in front of the aggregate row being
+    /// finished (set by `aggregate` for `finish_agg`).
+    post_groups: usize,
 }
 
 fn err(pos: Pos, msg: impl Into<String>) -> SqlError {
@@ -358,6 +364,35 @@ fn columns_named(e: &Expr, out: &mut Vec<Ident>) {
 
 fn ms(d: i64) -> Duration {
     Duration::from_millis(u64::try_from(d).unwrap_or(0))
+}
+
+/// Which columns of a join's two sides the query names: the others are
+/// NULL in joined rows instead of copies.
+#[derive(Clone)]
+struct Keep {
+    left: Arc<[bool]>,
+    right: Arc<[bool]>,
+}
+
+impl Keep {
+    fn concat(&self, a: &Row, b: &Row) -> Row {
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        extend_kept(&mut out, a, &self.left);
+        extend_kept(&mut out, b, &self.right);
+        out
+    }
+}
+
+/// Appends `src`, with NULL for each value whose `keep` flag is false
+/// (values past the end of `keep` are copied).
+fn extend_kept(out: &mut Row, src: &[Value], keep: &[bool]) {
+    out.extend(src.iter().enumerate().map(|(i, v)| {
+        if keep.get(i).copied().unwrap_or(true) {
+            v.clone()
+        } else {
+            Value::Null
+        }
+    }));
 }
 
 fn concat_rows(a: &Row, b: &Row) -> Row {
@@ -510,6 +545,51 @@ impl OwnedProjection {
     }
 }
 
+/// A post-aggregation projection whose outputs are all plain columns of
+/// the aggregate row (group columns, aggregates, window bounds), read from
+/// the key and the accumulator without building that row.
+struct DirectPost(Vec<PostCol>);
+
+#[derive(Clone, Copy)]
+enum PostCol {
+    Group(usize),
+    Agg(usize),
+    WindowStart,
+    WindowEnd,
+}
+
+impl DirectPost {
+    /// `None` when some output is computed: the general path applies.
+    fn new(exprs: &[Compiled], ngroups: usize, ncalls: usize) -> Option<Self> {
+        exprs
+            .iter()
+            .map(|e| match e {
+                Compiled::Column(i) if *i < ngroups => Some(PostCol::Group(*i)),
+                Compiled::Column(i) if *i < ngroups + ncalls => Some(PostCol::Agg(*i - ngroups)),
+                Compiled::Column(i) if *i == ngroups + ncalls => Some(PostCol::WindowStart),
+                Compiled::Column(i) if *i == ngroups + ncalls + 1 => Some(PostCol::WindowEnd),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(DirectPost)
+    }
+
+    fn apply(&self, key: &Row, w: Option<Window>, acc: &Row, calls: &[AggCall]) -> Row {
+        self.0
+            .iter()
+            .map(|c| match *c {
+                PostCol::Group(i) => key.get(i).cloned().unwrap_or(Value::Null),
+                PostCol::Agg(j) => match (calls.get(j), acc.get(j)) {
+                    (Some(call), Some(a)) => call.agg.result(a),
+                    _ => Value::Null,
+                },
+                PostCol::WindowStart => w.map_or(Value::Null, |w| Value::BigInt(w.start)),
+                PostCol::WindowEnd => w.map_or(Value::Null, |w| Value::BigInt(w.end)),
+            })
+            .collect()
+    }
+}
+
 /// Something a table or stream can be keyed by: a row, or a row in a
 /// window.
 pub trait KeyRow: Clone + 'static {
@@ -548,6 +628,8 @@ impl<'a> Planner<'a> {
             materialize: true,
             reads: None,
             pseudo_reads: [true; 3],
+            names_read: None,
+            post_groups: 0,
         }
     }
 
@@ -887,6 +969,16 @@ impl<'a> Planner<'a> {
         parts.extend(right.parts.iter().cloned());
         let null_right: Row = vec![Value::Null; lw_right];
         let null_left: Row = vec![Value::Null; lw];
+        // Joined rows only carry the columns the query names.
+        let kept = |cols: &[ScopeColumn]| -> Arc<[bool]> {
+            cols.iter()
+                .map(|c| self.names_read.as_ref().is_none_or(|n| n.contains(&c.name)))
+                .collect()
+        };
+        let keep = Keep {
+            left: kept(&left.columns),
+            right: kept(&right.columns),
+        };
         let flow = match (left.flow, right.flow) {
             (Flow::Stream(ls), Flow::Table(rt_)) => {
                 if r_is_key.is_none() {
@@ -903,11 +995,12 @@ impl<'a> Planner<'a> {
                 let ls = rekey(ls, l_is_key.is_some(), lc, right.key_serde.clone());
                 // The table as stored: its row is the join key, the stored
                 // values and null pseudo columns, built once per match.
+                let k1 = keep.clone();
                 let full_right = move |l: &Row, values: &Row| -> Row {
                     let mut out = Vec::with_capacity(l.len() + values.len() + 4);
-                    out.extend_from_slice(l);
+                    extend_kept(&mut out, l, &k1.left);
                     out.push(key_of.eval(l));
-                    out.extend_from_slice(values);
+                    extend_kept(&mut out, values, k1.right.get(1..).unwrap_or(&[]));
                     out.extend([Value::Null, Value::Null, Value::Null]);
                     out
                 };
@@ -917,15 +1010,15 @@ impl<'a> Planner<'a> {
                     (JoinKind::Left, Some(raw)) => {
                         ls.left_join(&raw, move |l: &Row, r: Option<&Row>| match r {
                             Some(r) => full_right(l, r),
-                            None => concat_rows(l, &null_right),
+                            None => keep.concat(l, &null_right),
                         })
                     }
                     (JoinKind::Inner, None) => {
-                        ls.join(&rt_, |l: &Row, r: &Row| concat_rows(l, r))
+                        ls.join(&rt_, move |l: &Row, r: &Row| keep.concat(l, r))
                     }
                     (JoinKind::Left, None) => {
                         ls.left_join(&rt_, move |l: &Row, r: Option<&Row>| {
-                            concat_rows(l, r.unwrap_or(&null_right))
+                            keep.concat(l, r.unwrap_or(&null_right))
                         })
                     }
                     (other, _) => {
@@ -948,14 +1041,16 @@ impl<'a> Planner<'a> {
                 }
                 let out = if l_is_key.is_some() {
                     match j.kind {
-                        JoinKind::Inner => lt_.join(&rt_, |l: &Row, r: &Row| concat_rows(l, r)),
+                        JoinKind::Inner => {
+                            lt_.join(&rt_, move |l: &Row, r: &Row| keep.concat(l, r))
+                        }
                         JoinKind::Left => lt_.left_join(&rt_, move |l: &Row, r: Option<&Row>| {
-                            concat_rows(l, r.unwrap_or(&null_right))
+                            keep.concat(l, r.unwrap_or(&null_right))
                         }),
                         JoinKind::Full => {
                             let nl = null_left.clone();
                             lt_.outer_join(&rt_, move |l: Option<&Row>, r: Option<&Row>| {
-                                concat_rows(l.unwrap_or(&nl), r.unwrap_or(&null_right))
+                                keep.concat(l.unwrap_or(&nl), r.unwrap_or(&null_right))
                             })
                         }
                         JoinKind::Right => {
@@ -973,14 +1068,14 @@ impl<'a> Planner<'a> {
                         JoinKind::Inner => lt_.join_foreign_key(
                             &rt_,
                             extract,
-                            |l: &Row, r: &Row| concat_rows(l, r),
+                            move |l: &Row, r: &Row| keep.concat(l, r),
                             &name,
                         ),
                         JoinKind::Left => lt_.left_join_foreign_key(
                             &rt_,
                             extract,
                             move |l: &Row, r: Option<&Row>| {
-                                concat_rows(l, r.unwrap_or(&null_right))
+                                keep.concat(l, r.unwrap_or(&null_right))
                             },
                             &name,
                         ),
@@ -1034,13 +1129,13 @@ impl<'a> Planner<'a> {
                 let out = match j.kind {
                     JoinKind::Inner => ls.join_stream(
                         &rs,
-                        |l: &Row, r: &Row| concat_rows(l, r),
+                        move |l: &Row, r: &Row| keep.concat(l, r),
                         windows,
                         &prefix,
                     ),
                     JoinKind::Left => ls.left_join_stream(
                         &rs,
-                        move |l: &Row, r: Option<&Row>| concat_rows(l, r.unwrap_or(&null_right)),
+                        move |l: &Row, r: Option<&Row>| keep.concat(l, r.unwrap_or(&null_right)),
                         windows,
                         &prefix,
                     ),
@@ -1049,7 +1144,7 @@ impl<'a> Planner<'a> {
                         ls.outer_join_stream(
                             &rs,
                             move |l: Option<&Row>, r: Option<&Row>| {
-                                concat_rows(l.unwrap_or(&nl), r.unwrap_or(&null_right))
+                                keep.concat(l.unwrap_or(&nl), r.unwrap_or(&null_right))
                             },
                             windows,
                             &prefix,
@@ -1263,9 +1358,10 @@ impl<'a> Planner<'a> {
             .map(|i| i.schema.key.iter().map(|c| c.name.clone()).collect())
             .unwrap_or_default();
         self.reads = reads_of(q, &key_names);
-        self.pseudo_reads = match self.reads {
+        self.names_read = names_read_of(q);
+        self.pseudo_reads = match &self.names_read {
             None => [true; 3],
-            Some(_) => pseudo_reads_of(q),
+            Some(n) => [ROWTIME, ROWPARTITION, ROWOFFSET].map(|p| n.contains(p)),
         };
         let mut rel = self.relation(q)?;
         if let Some(w) = &q.where_ {
@@ -1710,6 +1806,7 @@ impl<'a> Planner<'a> {
         let g = Arc::new(group_exprs);
         let group_exprs_for_tables = g.clone();
         let ngroups = group_types.len();
+        self.post_groups = ngroups;
         let post = move |k: &Row, w: Option<Window>, acc: &Row, calls: &[AggCall]| -> Row {
             let mut row = Vec::with_capacity(ngroups + calls.len() + 2);
             row.extend(k.iter().cloned());
@@ -1899,13 +1996,19 @@ impl<'a> Planner<'a> {
                     .map_values(move |_, v: &Row| eval_all(&e1, v))
             }
             // Without HAVING, the aggregate row and the projection are one
-            // step.
-            None => {
-                let owned = OwnedProjection::new(&e1);
-                table.map_values(move |k: &K, acc: &Row| {
-                    owned.apply(p1(k.row(), k.window(), acc, &c1))
-                })
-            }
+            // step; when every output is a group column, an aggregate or a
+            // window bound, it is read straight from key and accumulator.
+            None => match DirectPost::new(&e1, self.post_groups, c1.len()) {
+                Some(direct) => table.map_values(move |k: &K, acc: &Row| {
+                    direct.apply(k.row(), k.window(), acc, &c1)
+                }),
+                None => {
+                    let owned = OwnedProjection::new(&e1);
+                    table.map_values(move |k: &K, acc: &Row| {
+                        owned.apply(p1(k.row(), k.window(), acc, &c1))
+                    })
+                }
+            },
         };
         self.write_table(out, schema, window, sink)?;
         let (p2, c2, e2) = (post.clone(), calls.clone(), exprs.clone());
@@ -2094,13 +2197,14 @@ fn reads_of(q: &Query, key: &[String]) -> Option<HashSet<String>> {
     Some(names.into_iter().map(|i| i.name).collect())
 }
 
-/// Which of ROWTIME, ROWPARTITION, ROWOFFSET a single-source query names
-/// anywhere (bare projections included).
-fn pseudo_reads_of(q: &Query) -> [bool; 3] {
+/// Every column name a query names anywhere (bare projections, join
+/// conditions, all clauses), or `None` when it selects `*`.
+fn names_read_of(q: &Query) -> Option<HashSet<String>> {
     let mut names: Vec<Ident> = Vec::new();
     for item in &q.select {
-        if let SelectItem::Expr { expr, .. } = item {
-            columns_named(expr, &mut names);
+        match item {
+            SelectItem::Star { .. } => return None,
+            SelectItem::Expr { expr, .. } => columns_named(expr, &mut names),
         }
     }
     for e in q
@@ -2109,10 +2213,11 @@ fn pseudo_reads_of(q: &Query) -> [bool; 3] {
         .chain(q.having.iter())
         .chain(q.group_by.iter())
         .chain(q.partition_by.iter())
+        .chain(q.joins.iter().map(|j| &j.on))
     {
         columns_named(e, &mut names);
     }
-    [ROWTIME, ROWPARTITION, ROWOFFSET].map(|p| names.iter().any(|n| n.name == p))
+    Some(names.into_iter().map(|i| i.name).collect())
 }
 
 fn collect_refs(e: &Expr, names: &mut Vec<Ident>, quals: &mut Vec<Option<Ident>>) {

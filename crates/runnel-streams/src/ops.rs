@@ -399,7 +399,11 @@ impl<K: Clone + 'static, V, A: Clone + 'static> Node<K, V> for Aggregate<K, V, A
             .as_ref()
             .map_or(rec.timestamp, |(_, t)| rec.timestamp.max(*t));
         let old_v = old.map(|(v, _)| v);
-        let new = (self.agg)(&rec.key, rec.value, old_v.clone());
+        let (new, old_v) = if self.ds.needs_old_values() {
+            ((self.agg)(&rec.key, rec.value, old_v.clone()), old_v)
+        } else {
+            ((self.agg)(&rec.key, rec.value, old_v), None)
+        };
         self.store.put(&rec.key, Some(&new), ts);
         self.ds.forward(
             cx,
@@ -536,7 +540,11 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> Node<K, V> for WindowAggr
             let (Some(k), Some(v)) = (key.as_ref(), take_or_clone(&mut value, last)) else {
                 break;
             };
-            let new = (self.agg)(k, v, old_v.clone());
+            let (new, old_v) = if self.ds.needs_old_values() {
+                ((self.agg)(k, v, old_v.clone()), old_v)
+            } else {
+                ((self.agg)(k, v, old_v), None)
+            };
             self.store.put_raw(wkey, Some(&new), ts);
             if !self.emit_final {
                 let (Some(k), Some(h)) = (
@@ -603,9 +611,15 @@ pub(crate) struct TableMapValues<K, V2, F> {
     pub ds: Downstream<K, Change<V2>>,
 }
 impl<K: Clone, V, V2: Clone, F: Fn(&K, &V) -> V2> Node<K, Change<V>> for TableMapValues<K, V2, F> {
+    fn needs_old_values(&self) -> bool {
+        self.ds.needs_old_values()
+    }
     fn process(&mut self, cx: &mut Cx, rec: Rec<K, Change<V>>) {
         let new = rec.value.new.as_ref().map(|v| (self.f)(&rec.key, v));
-        let old = rec.value.old.as_ref().map(|v| (self.f)(&rec.key, v));
+        let old = match &rec.value.old {
+            Some(v) if self.ds.needs_old_values() => Some((self.f)(&rec.key, v)),
+            _ => None,
+        };
         self.ds.forward(
             cx,
             Rec {
@@ -622,6 +636,9 @@ pub(crate) struct ToStream<K, V> {
     pub ds: Downstream<K, Option<V>>,
 }
 impl<K: Clone, V: Clone> Node<K, Change<V>> for ToStream<K, V> {
+    fn needs_old_values(&self) -> bool {
+        false
+    }
     fn process(&mut self, cx: &mut Cx, rec: Rec<K, Change<V>>) {
         self.ds.forward(
             cx,

@@ -25,13 +25,35 @@ pub(crate) type Raw = Option<Vec<u8>>;
 /// One processor of one task.
 pub trait Node<K, V> {
     fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>);
+    /// Whether this node reads the old value of the table changes it is
+    /// sent (Kafka Streams' "send old values"). Producers of changes skip
+    /// computing old values nobody downstream reads. Conservatively true.
+    fn needs_old_values(&self) -> bool {
+        true
+    }
 }
 
 pub(crate) type NodeRef<K, V> = Rc<RefCell<dyn Node<K, V>>>;
 pub(crate) type Factory<K, V> = Arc<dyn Fn(&mut Build<'_>) -> NodeRef<K, V> + Send + Sync>;
 
 /// Where a node's output goes.
-pub(crate) struct Downstream<K, V>(Vec<NodeRef<K, V>>);
+pub(crate) struct Downstream<K, V>(Vec<NodeRef<K, V>>, std::cell::Cell<Option<bool>>);
+
+impl<K, V> Downstream<K, V> {
+    /// Whether any child reads old values of table changes (asked of the
+    /// children once: a built topology does not change).
+    pub(crate) fn needs_old_values(&self) -> bool {
+        if let Some(known) = self.1.get() {
+            return known;
+        }
+        let needs = self.0.iter().any(|c| match c.try_borrow() {
+            Ok(node) => node.needs_old_values(),
+            Err(_) => true,
+        });
+        self.1.set(Some(needs));
+        needs
+    }
+}
 
 impl<K: Clone, V: Clone> Downstream<K, V> {
     pub(crate) fn forward(&self, cx: &mut Cx, rec: Rec<K, V>) {
@@ -251,7 +273,10 @@ impl<K: Clone + 'static, V: Clone + 'static> Port<K, V> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        Downstream(fs.iter().map(|f| f(b)).collect())
+        Downstream(
+            fs.iter().map(|f| f(b)).collect(),
+            std::cell::Cell::new(None),
+        )
     }
 
     pub(crate) fn push(&self, f: Factory<K, V>) {
