@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release -p runnel-sql --example sql_bench -- \
 //!     [--events N] [--keys K] [--pull-keys M] [--pulls Q] [--push P[,P…]] [--only throughput|pull|push]
-//!     [--query NAME-SUBSTRING] [--sql-only | --dsl-only]
+//!     [--query NAME-SUBSTRING] [--sql-only | --dsl-only] [--rounds R]
 //! ```
 //!
 //! Setup, before any clock starts: a broker in a temp dir; topic `events`
@@ -18,7 +18,9 @@
 //! `runnel-streams` topology on this thread, at-least-once, timed from its
 //! start until all input is processed and committed. CPU time is the
 //! process's (`/proc/self/stat`), broker included; the ratio SQL/DSL is the
-//! figure that matters.
+//! figure that matters. Each query runs R rounds (default 3), DSL then SQL
+//! (a fresh persistent query each round); the table shows medians, the
+//! ratio being the median of the rounds' ratios.
 //!
 //! Pull: a CTAS over M distinct keys (default 1M), then Q key lookups
 //! (default 20k) through `Engine::query`, p50/p99/max.
@@ -109,6 +111,8 @@ struct Args {
     sql_only: bool,
     /// Skip the SQL runs (profiling the DSL alone).
     dsl_only: bool,
+    /// Rounds per throughput query.
+    rounds: usize,
 }
 
 fn args() -> Args {
@@ -122,6 +126,7 @@ fn args() -> Args {
         query: None,
         sql_only: false,
         dsl_only: false,
+        rounds: 3,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -135,6 +140,7 @@ fn args() -> Args {
             "--push" => a.push = next.split(',').filter_map(|x| x.parse().ok()).collect(),
             "--only" => a.only = Some(next),
             "--query" => a.query = Some(next),
+            "--rounds" => a.rounds = next.parse().unwrap_or(a.rounds).max(1),
             "--sql-only" => {
                 a.sql_only = true;
                 i += 1;
@@ -261,7 +267,7 @@ fn throughput(a: &Args) -> Result<(), Error> {
     for t in ["dsl_filter", "dsl_count", "dsl_join"] {
         local.create_topic(t, 1, BTreeMap::new())?;
     }
-    println!("| query | DSL events/CPU-s | SQL events/CPU-s | SQL ÷ DSL (CPU per event) | DSL wall s | SQL wall s |");
+    println!("| query | DSL events/CPU-s | SQL events/CPU-s | SQL ÷ DSL (CPU per event), median (rounds) | DSL wall s | SQL wall s |");
     println!("|---|---|---|---|---|---|");
     let queries: Vec<(&str, TopologyFn, &str)> = vec![
         (
@@ -318,38 +324,66 @@ fn throughput(a: &Args) -> Result<(), Error> {
         if a.query.as_ref().is_some_and(|q| !name.contains(q.as_str())) {
             continue;
         }
-        eprintln!("running {name}");
-        let (dw, dc) = if a.sql_only {
-            (0.0, 0.0)
-        } else {
-            // On a thread of its own, as each SQL query runs.
-            let topology = dsl()?;
-            let (b, app) = (broker.clone(), format!("bench-dsl-{i}"));
-            measure(move || {
-                std::thread::Builder::new()
-                    .name("dsl-query".into())
-                    .spawn(move || run_dsl(&b, topology, &app).map_err(|e| e.to_string()))?
-                    .join()
-                    .map_err(|_| "the DSL query panicked")??;
+        let mut rounds: Vec<(f64, f64, f64, f64)> = Vec::new();
+        for r in 0..a.rounds {
+            eprintln!("running {name}, round {}/{}", r + 1, a.rounds);
+            let (dw, dc) = if a.sql_only {
+                (0.0, 0.0)
+            } else {
+                // On a thread of its own, as each SQL query runs.
+                let topology = dsl()?;
+                let (b, app) = (broker.clone(), format!("bench-dsl-{i}-{r}"));
+                measure(move || {
+                    std::thread::Builder::new()
+                        .name("dsl-query".into())
+                        .spawn(move || run_dsl(&b, topology, &app).map_err(|e| e.to_string()))?
+                        .join()
+                        .map_err(|_| "the DSL query panicked")??;
+                    Ok(())
+                })?
+            };
+            let (sw, sc) = measure(|| {
+                if a.dsl_only {
+                    return Ok(());
+                }
+                // A new sink per round: `… sql_filter AS` → `… sql_filter_r1 AS`.
+                let stmt = stmt.replacen(" AS SELECT", &format!("_r{r} AS SELECT"), 1);
+                sql(&engine, &stmt)?;
+                if !engine.wait_idle(Duration::from_secs(600)) {
+                    return Err("the SQL query did not finish".into());
+                }
                 Ok(())
-            })?
+            })?;
+            // Stopped outside the clock, as each DSL run is closed.
+            if !a.dsl_only {
+                sql(&engine, "TERMINATE ALL;")?;
+            }
+            rounds.push((dw, dc, sw, sc));
+        }
+        let median = |mut v: Vec<f64>| -> f64 {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(0.0)
         };
-        let (sw, sc) = measure(|| {
-            if a.dsl_only {
-                return Ok(());
-            }
-            sql(&engine, stmt)?;
-            if !engine.wait_idle(Duration::from_secs(600)) {
-                return Err("the SQL query did not finish".into());
-            }
-            Ok(())
-        })?;
         let per = |c: f64| if c > 0.0 { n as f64 / c } else { 0.0 };
+        let dc = median(rounds.iter().map(|r| r.1).collect());
+        let sc = median(rounds.iter().map(|r| r.3).collect());
+        let ratio = median(
+            rounds
+                .iter()
+                .map(|r| if r.1 > 0.0 { r.3 / r.1 } else { 0.0 })
+                .collect(),
+        );
+        let ratios: Vec<String> = rounds
+            .iter()
+            .map(|r| format!("{:.2}", if r.1 > 0.0 { r.3 / r.1 } else { 0.0 }))
+            .collect();
         println!(
-            "| {name} | {:.0}k | {:.0}k | {:.2} | {dw:.2} | {sw:.2} |",
+            "| {name} | {:.0}k | {:.0}k | {ratio:.2} ({}) | {:.2} | {:.2} |",
             per(dc) / 1000.0,
             per(sc) / 1000.0,
-            if dc > 0.0 { sc / dc } else { 0.0 }
+            ratios.join(", "),
+            median(rounds.iter().map(|r| r.0).collect()),
+            median(rounds.iter().map(|r| r.2).collect()),
         );
     }
     engine.shutdown();

@@ -98,7 +98,8 @@ impl Serde<Row> for WindowedRowSerde {
 
 /// A source's value serde whose rows come with `prefix` NULL slots in
 /// front (for the key columns) and `suffix` behind (the pseudo columns):
-/// the planner's full row, decoded in one allocation.
+/// the planner's full row, decoded in one allocation. A null value is an
+/// empty row (see `Rel::fill`).
 struct PrefixedRowSerde {
     inner: RowSerde,
     prefix: usize,
@@ -112,10 +113,8 @@ impl Serde<Row> for PrefixedRowSerde {
     }
     fn deserialize(&self, b: Option<&[u8]>) -> Result<Row, SerdeError> {
         match b {
-            None => Ok(vec![
-                Value::Null;
-                self.prefix + self.inner.columns.len() + self.suffix
-            ]),
+            // A tombstone: dropped by the source's fill.
+            None => Ok(Vec::new()),
             Some(b) => self
                 .inner
                 .decode_with_prefix(b, self.prefix, self.suffix)
@@ -202,9 +201,29 @@ struct Rel {
     /// A table source as stored (value columns only), for stream-table
     /// joins to read without building the table's full row per lookup.
     raw_table: Option<KTable<Row, Row>>,
+    /// A stream source whose rows are not yet complete: while set, the
+    /// flow carries rows as decoded (an empty row is a tombstone) and this
+    /// fills in key and pseudo columns, dropping tombstones. The next step
+    /// either runs it in the same node as its own work or [`Rel::settle`]s.
+    fill: Option<Fill>,
 }
 
+/// Completes a decoded stream row from its record (see [`Rel::fill`]).
+type Fill = Arc<dyn Fn(&runnel_streams::RecordMeta, &Row, Row) -> Option<Row> + Send + Sync>;
+
 impl Rel {
+    /// Runs a pending [`Rel::fill`] as a node of its own.
+    fn settle(mut self) -> Rel {
+        if let (Some(fill), Flow::Stream(s)) = (self.fill.take(), &self.flow) {
+            let s = s
+                .flat_map_values_with_meta(
+                    move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| fill(m, k, v),
+                )
+                .with_serdes(self.key_serde.clone(), InternalSerde);
+            self.flow = Flow::Stream(s);
+        }
+        self
+    }
     fn width(&self) -> usize {
         self.columns.len()
     }
@@ -733,16 +752,17 @@ impl<'a> Planner<'a> {
         let ts_format = info.timestamp_format.clone();
         let rowtime_slot = columns.len() - 3;
         let mut raw_table = None;
+        let mut pending_fill = None;
         let flow = match info.kind {
             SourceKind::Stream => {
                 let s = self.builder.stream(
                     &info.topic,
                     ks,
-                    OptionSerde(PrefixedRowSerde {
+                    PrefixedRowSerde {
                         inner: vs,
                         prefix: nkeys,
                         suffix: 3,
-                    }),
+                    },
                 );
                 let key_read = match &self.reads {
                     None => true,
@@ -755,49 +775,57 @@ impl<'a> Planner<'a> {
                     }
                 };
                 let [read_time, read_partition, read_offset] = self.pseudo_reads;
-                let mut s: KStream<Row, Row> = s.flat_map_values_with_meta(
-                    move |m: &runnel_streams::RecordMeta, k: &Row, v: Option<Row>| {
+                let fill: Fill = Arc::new(
+                    move |m: &runnel_streams::RecordMeta, k: &Row, mut full: Row| {
                         // The value arrives with NULL key slots in front
-                        // and NULL pseudo columns behind; only what the
-                        // query reads is filled in.
-                        v.map(|mut full| {
-                            if key_read {
-                                for (slot, kv) in full.iter_mut().zip(k.iter()) {
-                                    *slot = kv.clone();
-                                }
+                        // and NULL pseudo columns behind (empty: a
+                        // tombstone); only what the query reads is filled.
+                        let n = full.len();
+                        if n < 3 {
+                            return None;
+                        }
+                        if key_read {
+                            for (slot, kv) in full.iter_mut().zip(k.iter()) {
+                                *slot = kv.clone();
                             }
-                            let n = full.len();
-                            if n >= 3 {
-                                if read_time {
-                                    full[n - 3] = Value::BigInt(m.timestamp);
-                                }
-                                if read_partition {
-                                    full[n - 2] = Value::Int(m.partition);
-                                }
-                                if read_offset {
-                                    full[n - 1] = Value::BigInt(m.offset);
-                                }
-                            }
-                            full
-                        })
+                        }
+                        if read_time {
+                            full[n - 3] = Value::BigInt(m.timestamp);
+                        }
+                        if read_partition {
+                            full[n - 2] = Value::Int(m.partition);
+                        }
+                        if read_offset {
+                            full[n - 1] = Value::BigInt(m.offset);
+                        }
+                        Some(full)
                     },
                 );
-                if let Some(slot) = ts_slot {
-                    let fmt = ts_format.clone();
-                    s = s
-                        .with_timestamps(move |_, v: &Row, ts| {
-                            event_time(v.get(slot), fmt.as_deref()).unwrap_or(ts)
-                        })
-                        .map_values(move |_, mut v: Row| {
-                            if let Some(ms) = event_time(v.get(slot), ts_format.as_deref()) {
-                                if let Some(r) = v.get_mut(rowtime_slot) {
-                                    *r = Value::BigInt(ms);
+                let s = s.with_serdes(key_serde.clone(), InternalSerde);
+                if ts_slot.is_none() {
+                    pending_fill = Some(fill);
+                    Flow::Stream(s)
+                } else {
+                    let mut s: KStream<Row, Row> = s.flat_map_values_with_meta(
+                        move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| fill(m, k, v),
+                    );
+                    if let Some(slot) = ts_slot {
+                        let fmt = ts_format.clone();
+                        s = s
+                            .with_timestamps(move |_, v: &Row, ts| {
+                                event_time(v.get(slot), fmt.as_deref()).unwrap_or(ts)
+                            })
+                            .map_values(move |_, mut v: Row| {
+                                if let Some(ms) = event_time(v.get(slot), ts_format.as_deref()) {
+                                    if let Some(r) = v.get_mut(rowtime_slot) {
+                                        *r = Value::BigInt(ms);
+                                    }
                                 }
-                            }
-                            v
-                        });
+                                v
+                            });
+                    }
+                    Flow::Stream(s.with_serdes(key_serde.clone(), InternalSerde))
                 }
-                Flow::Stream(s.with_serdes(key_serde.clone(), InternalSerde))
             }
             SourceKind::Table => {
                 let store = self.name("source");
@@ -827,6 +855,7 @@ impl<'a> Planner<'a> {
             } else {
                 None
             },
+            fill: pending_fill,
         })
     }
 
@@ -848,6 +877,7 @@ impl<'a> Planner<'a> {
     }
 
     fn join(&mut self, left: Rel, right: Rel, j: &crate::ast::Join) -> Result<Rel, SqlError> {
+        let (left, right) = (left.settle(), right.settle());
         // The joined scope: left columns, then right columns shifted.
         let lw = left.width();
         let mut columns = left.columns.clone();
@@ -1100,6 +1130,7 @@ impl<'a> Planner<'a> {
                         parts,
                         window,
                         raw_table: None,
+                        fill: None,
                     });
                 }
                 Flow::Table(out)
@@ -1201,6 +1232,7 @@ impl<'a> Planner<'a> {
             parts,
             window,
             raw_table: None,
+            fill: None,
         })
     }
 
@@ -1364,9 +1396,25 @@ impl<'a> Planner<'a> {
             Some(n) => [ROWTIME, ROWPARTITION, ROWOFFSET].map(|p| n.contains(p)),
         };
         let mut rel = self.relation(q)?;
+        let has_agg = !q.group_by.is_empty() || self.select_has_aggregate(&q.select);
+        let has_table_fn = q.select.iter().any(|item| {
+            matches!(item, SelectItem::Expr { expr, .. }
+                if matches!(&expr.kind, ExprKind::Function { name, .. }
+                    if self.functions.table_arc(&name.name).is_some()))
+        });
+        // A stream's WHERE right before its projection is one step with it.
+        let fuse = q.partition_by.is_empty() && !has_agg && !has_table_fn;
+        if !fuse {
+            rel = rel.settle();
+        }
+        let mut fused_where = None;
         if let Some(w) = &q.where_ {
             let pred = Arc::new(self.binder(rel.scope()).bind_condition(w, "WHERE")?);
             rel.flow = match rel.flow {
+                Flow::Stream(s) if fuse => {
+                    fused_where = Some(pred);
+                    Flow::Stream(s)
+                }
                 Flow::Stream(s) => Flow::Stream(s.filter(move |_, v: &Row| pred.test(v))),
                 Flow::Table(t) => Flow::Table(t.filter(move |_, v: &Row| pred.test(v))),
             };
@@ -1380,7 +1428,6 @@ impl<'a> Planner<'a> {
             }
             rel = self.partition_by(rel, &q.partition_by)?;
         }
-        let has_agg = !q.group_by.is_empty() || self.select_has_aggregate(&q.select);
         if has_agg {
             return self.aggregate(q, rel, sink_name, sink);
         }
@@ -1393,7 +1440,7 @@ impl<'a> Planner<'a> {
         if let Some(h) = &q.having {
             return Err(err(h.pos, "HAVING needs an aggregation (GROUP BY)"));
         }
-        let (rel, select) = self.table_functions(rel, &q.select)?;
+        let (mut rel, select) = self.table_functions(rel, &q.select)?;
         let proj = self.projection(&select, &rel, sink_name, matches!(sink, Sink::Topic { .. }))?;
         let schema = proj.schema();
         let exprs = proj.compiled();
@@ -1401,7 +1448,21 @@ impl<'a> Planner<'a> {
         match rel.flow {
             Flow::Stream(s) => {
                 let owned = OwnedProjection::new(&exprs);
-                let mut out = s.map_values(move |_, v: Row| owned.apply(v));
+                let mut out = match (rel.fill.take(), fused_where) {
+                    (Some(fill), pred) => s.flat_map_values_with_meta(
+                        move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| {
+                            let full = fill(m, k, v)?;
+                            match &pred {
+                                Some(p) if !p.test(&full) => None,
+                                _ => Some(owned.apply(full)),
+                            }
+                        },
+                    ),
+                    (None, Some(pred)) => {
+                        s.flat_map_values(move |_, v: Row| pred.test(&v).then(|| owned.apply(v)))
+                    }
+                    (None, None) => s.map_values(move |_, v: Row| owned.apply(v)),
+                };
                 if let Some(col) = &self.sink_timestamp {
                     let Some(i) = schema.value.iter().position(|c| c.name == *col) else {
                         return Err(SqlError::new(format!(
