@@ -206,10 +206,26 @@ struct Rel {
     /// fills in key and pseudo columns, dropping tombstones. The next step
     /// either runs it in the same node as its own work or [`Rel::settle`]s.
     fill: Option<Fill>,
+    /// Set when the node producing this stream can also run the next row
+    /// step (a stream-table join): the query's WHERE and projection are
+    /// put here instead of in a node of their own. Unset, rows pass as is.
+    tail: Option<Tail>,
 }
 
 /// Completes a decoded stream row from its record (see [`Rel::fill`]).
 type Fill = Arc<dyn Fn(&runnel_streams::RecordMeta, &Row, Row) -> Option<Row> + Send + Sync>;
+
+/// A row step bound after the node that runs it was planned (see
+/// [`Rel::tail`]); `None` drops the row.
+type Tail = Arc<std::sync::OnceLock<Arc<dyn Fn(Row) -> Option<Row> + Send + Sync>>>;
+
+/// Runs a [`Tail`] if one was bound.
+fn run_tail(tail: &Tail, row: Row) -> Option<Row> {
+    match tail.get() {
+        Some(f) => f(row),
+        None => Some(row),
+    }
+}
 
 impl Rel {
     /// Runs a pending [`Rel::fill`] as a node of its own.
@@ -856,6 +872,7 @@ impl<'a> Planner<'a> {
                 None
             },
             fill: pending_fill,
+            tail: None,
         })
     }
 
@@ -878,6 +895,7 @@ impl<'a> Planner<'a> {
 
     fn join(&mut self, left: Rel, right: Rel, j: &crate::ast::Join) -> Result<Rel, SqlError> {
         let (left, right) = (left.settle(), right.settle());
+        let mut tail = None;
         // The joined scope: left columns, then right columns shifted.
         let lw = left.width();
         let mut columns = left.columns.clone();
@@ -1025,23 +1043,40 @@ impl<'a> Planner<'a> {
                 let ls = rekey(ls, l_is_key.is_some(), lc, right.key_serde.clone());
                 // The table as stored: its row is the join key, the stored
                 // values and null pseudo columns, built once per match.
+                // The stream row moves into the joined row; unread
+                // columns are dropped rather than copied.
                 let k1 = keep.clone();
-                let full_right = move |l: &Row, values: &Row| -> Row {
-                    let mut out = Vec::with_capacity(l.len() + values.len() + 4);
-                    extend_kept(&mut out, l, &k1.left);
-                    out.push(key_of.eval(l));
-                    extend_kept(&mut out, values, k1.right.get(1..).unwrap_or(&[]));
-                    out.extend([Value::Null, Value::Null, Value::Null]);
-                    out
+                let full_right = move |mut l: Row, values: Option<&Row>| -> Row {
+                    for (v, keep) in l.iter_mut().zip(k1.left.iter()) {
+                        if !keep {
+                            *v = Value::Null;
+                        }
+                    }
+                    match values {
+                        Some(values) => {
+                            l.reserve(values.len() + 4);
+                            let key = key_of.eval(&l);
+                            l.push(key);
+                            extend_kept(&mut l, values, k1.right.get(1..).unwrap_or(&[]));
+                            l.extend([Value::Null, Value::Null, Value::Null]);
+                        }
+                        None => l.resize_with(l.len() + lw_right, || Value::Null),
+                    }
+                    l
                 };
                 let raw = right.raw_table.clone().filter(|_| right.keys.len() == 1);
                 let out = match (j.kind, raw) {
-                    (JoinKind::Inner, Some(raw)) => ls.join(&raw, full_right),
-                    (JoinKind::Left, Some(raw)) => {
-                        ls.left_join(&raw, move |l: &Row, r: Option<&Row>| match r {
-                            Some(r) => full_right(l, r),
-                            None => keep.concat(l, &null_right),
+                    (JoinKind::Inner, Some(raw)) => {
+                        let t: Tail = Arc::default();
+                        tail = Some(t.clone());
+                        ls.join_filter_map(&raw, move |l: Row, r| {
+                            run_tail(&t, full_right(l, Some(r?)))
                         })
+                    }
+                    (JoinKind::Left, Some(raw)) => {
+                        let t: Tail = Arc::default();
+                        tail = Some(t.clone());
+                        ls.join_filter_map(&raw, move |l: Row, r| run_tail(&t, full_right(l, r)))
                     }
                     (JoinKind::Inner, None) => {
                         ls.join(&rt_, move |l: &Row, r: &Row| keep.concat(l, r))
@@ -1131,6 +1166,7 @@ impl<'a> Planner<'a> {
                         window,
                         raw_table: None,
                         fill: None,
+                        tail: None,
                     });
                 }
                 Flow::Table(out)
@@ -1233,6 +1269,7 @@ impl<'a> Planner<'a> {
             window,
             raw_table: None,
             fill: None,
+            tail,
         })
     }
 
@@ -1448,8 +1485,16 @@ impl<'a> Planner<'a> {
         match rel.flow {
             Flow::Stream(s) => {
                 let owned = OwnedProjection::new(&exprs);
-                let mut out = match (rel.fill.take(), fused_where) {
-                    (Some(fill), pred) => s.flat_map_values_with_meta(
+                let mut out = match (rel.fill.take(), fused_where, rel.tail.take()) {
+                    // The node producing the rows runs WHERE and projection.
+                    (None, pred, Some(tail)) => {
+                        let _ = tail.set(Arc::new(move |v: Row| match &pred {
+                            Some(p) if !p.test(&v) => None,
+                            _ => Some(owned.apply(v)),
+                        }));
+                        s
+                    }
+                    (Some(fill), pred, _) => s.flat_map_values_with_meta(
                         move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| {
                             let full = fill(m, k, v)?;
                             match &pred {
@@ -1458,10 +1503,10 @@ impl<'a> Planner<'a> {
                             }
                         },
                     ),
-                    (None, Some(pred)) => {
+                    (None, Some(pred), None) => {
                         s.flat_map_values(move |_, v: Row| pred.test(&v).then(|| owned.apply(v)))
                     }
-                    (None, None) => s.map_values(move |_, v: Row| owned.apply(v)),
+                    (None, None, None) => s.map_values(move |_, v: Row| owned.apply(v)),
                 };
                 if let Some(col) = &self.sink_timestamp {
                     let Some(i) = schema.value.iter().position(|c| c.name == *col) else {

@@ -545,7 +545,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         joiner: impl Fn(&V, &V2) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
         let j = Arc::new(joiner);
-        self.join_table(table, move |v: &V, t: Option<&V2>| t.map(|t| j(v, t)))
+        self.join_filter_map(table, move |v: V, t: Option<&V2>| t.map(|t| j(&v, t)))
     }
 
     /// Stream-table left join: records without a match are joined with
@@ -556,13 +556,18 @@ impl<K: Data, V: Data> KStream<K, V> {
         joiner: impl Fn(&V, Option<&V2>) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
         let j = Arc::new(joiner);
-        self.join_table(table, move |v: &V, t: Option<&V2>| Some(j(v, t)))
+        self.join_filter_map(table, move |v: V, t: Option<&V2>| Some(j(&v, t)))
     }
 
-    fn join_table<V2: Data, VR: Data>(
+    /// The general stream-table join that [`join`](Self::join) and
+    /// [`left_join`](Self::left_join) are made of: each record's value
+    /// moves into `joiner` with the table's current value for its key (if
+    /// any), and `None` drops the record. Taking the value spares a copy
+    /// when the result is built from it.
+    pub fn join_filter_map<V2: Data, VR: Data>(
         &self,
         table: &KTable<K, V2>,
-        joiner: impl Fn(&V, Option<&V2>) -> Option<VR> + Send + Sync + 'static,
+        joiner: impl Fn(V, Option<&V2>) -> Option<VR> + Send + Sync + 'static,
     ) -> KStream<K, VR> {
         let s = self.repartitioned("join");
         glock(&s.port.graph).union(s.port.id, table.port.id);

@@ -667,12 +667,12 @@ pub(crate) struct StreamTableJoin<K, V, T, VR, J> {
     pub _v: std::marker::PhantomData<fn(V)>,
 }
 
-impl<K: Clone, V, T, VR: Clone, J: Fn(&V, Option<&T>) -> Option<VR>> Node<K, V>
+impl<K: Clone, V, T, VR: Clone, J: Fn(V, Option<&T>) -> Option<VR>> Node<K, V>
     for StreamTableJoin<K, V, T, VR, J>
 {
     fn process(&mut self, cx: &mut Cx, rec: Rec<K, V>) {
         let t = (self.get)(&rec.key);
-        if let Some(out) = (self.joiner)(&rec.value, t.as_ref().map(|(v, _)| v)) {
+        if let Some(out) = (self.joiner)(rec.value, t.as_ref().map(|(v, _)| v)) {
             self.ds.forward(
                 cx,
                 Rec {
