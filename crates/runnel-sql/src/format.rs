@@ -176,15 +176,19 @@ impl RowSerde {
 
     /// Decodes into a row laid out for the planner: `prefix` NULLs (the
     /// key columns' slots), the columns, and `suffix` more NULLs
-    /// (the pseudo columns), in one allocation for JSON objects.
+    /// (the pseudo columns), in one allocation for JSON objects. STRING
+    /// columns flagged in `unread` are left NULL in JSON objects: nobody
+    /// reads them, and a STRING column accepts any JSON value, so skipping
+    /// one changes no record's fate.
     pub fn decode_with_prefix(
         &self,
         bytes: &[u8],
         prefix: usize,
         suffix: usize,
+        unread: &[bool],
     ) -> Result<Row, String> {
         if self.format == Format::Json && (self.columns.len() != 1 || self.wrap_single) {
-            if let Ok(Some(row)) = decode_object_at(&self.columns, bytes, prefix, suffix) {
+            if let Ok(Some(row)) = decode_object_at(&self.columns, bytes, prefix, suffix, unread) {
                 return Ok(row);
             }
         }
@@ -571,7 +575,7 @@ impl serde::Serialize for JsonValue<'_> {
 /// object (the caller falls back to the general path); `Err` when a field
 /// cannot be read as its column's type.
 fn decode_object(columns: &[Column], bytes: &[u8]) -> Result<Option<Row>, String> {
-    decode_object_at(columns, bytes, 0, 0)
+    decode_object_at(columns, bytes, 0, 0, &[])
 }
 
 /// [`decode_object`] into a row with `prefix` leading NULLs and `suffix`
@@ -581,10 +585,11 @@ fn decode_object_at(
     bytes: &[u8],
     prefix: usize,
     suffix: usize,
+    unread: &[bool],
 ) -> Result<Option<Row>, String> {
     use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
-    struct Seed<'c>(&'c [Column], usize, usize);
+    struct Seed<'c>(&'c [Column], usize, usize, &'c [bool]);
     struct Found(Option<Row>, Option<String>);
 
     impl<'de> DeserializeSeed<'de> for Seed<'_> {
@@ -604,8 +609,14 @@ fn decode_object_at(
             row.resize_with(self.1 + self.0.len() + self.2, || Value::Null);
             let mut error = None;
             while let Some(idx) = map.next_key_seed(FieldIndex(self.0))? {
+                let skip = |i: usize| {
+                    self.3.get(i).copied().unwrap_or(false) && self.0[i].ty == SqlType::String
+                };
                 match idx {
                     None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    Some(i) if skip(i) => {
                         map.next_value::<IgnoredAny>()?;
                     }
                     Some(i) => {
@@ -646,7 +657,7 @@ fn decode_object_at(
     }
 
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let found = Seed(columns, prefix, suffix)
+    let found = Seed(columns, prefix, suffix, unread)
         .deserialize(&mut de)
         .map_err(|e| format!("invalid JSON: {e}"))?;
     de.end().map_err(|e| format!("invalid JSON: {e}"))?;
@@ -816,6 +827,38 @@ mod tests {
         let bytes = s.encode(&row).unwrap().unwrap();
         assert_eq!(bytes, br#"{"USER_ID":"u1","N":3}"#.to_vec());
         assert!(s.decode(b"{not json").is_err());
+    }
+
+    #[test]
+    fn unread_string_columns_are_skipped_but_other_columns_still_checked() {
+        let s = RowSerde::new(
+            Format::Json,
+            cols(&[("S", SqlType::String), ("N", SqlType::BigInt)]),
+            true,
+        );
+        let all = s
+            .decode_with_prefix(br#"{"S":"x","N":5}"#, 1, 2, &[])
+            .unwrap();
+        assert_eq!(
+            all,
+            vec![
+                Value::Null,
+                Value::String("x".into()),
+                Value::BigInt(5),
+                Value::Null,
+                Value::Null
+            ]
+        );
+        let pruned = s
+            .decode_with_prefix(br#"{"S":{"any":[1]},"N":5}"#, 1, 2, &[true, true])
+            .unwrap();
+        assert_eq!(pruned[1], Value::Null, "the unread STRING is not built");
+        assert_eq!(pruned[2], Value::BigInt(5));
+        // A value that does not fit a (read or unread) non-STRING column
+        // still fails the record, as without pruning.
+        assert!(s
+            .decode_with_prefix(br#"{"S":"x","N":"zz"}"#, 1, 2, &[true, true])
+            .is_err());
     }
 
     #[test]

@@ -104,6 +104,8 @@ struct PrefixedRowSerde {
     inner: RowSerde,
     prefix: usize,
     suffix: usize,
+    /// Per value column: whether no part of the query names it.
+    unread: Arc<[bool]>,
 }
 
 impl Serde<Row> for PrefixedRowSerde {
@@ -117,7 +119,7 @@ impl Serde<Row> for PrefixedRowSerde {
             None => Ok(Vec::new()),
             Some(b) => self
                 .inner
-                .decode_with_prefix(b, self.prefix, self.suffix)
+                .decode_with_prefix(b, self.prefix, self.suffix, &self.unread)
                 .map_err(SerdeError),
         }
     }
@@ -775,6 +777,17 @@ impl<'a> Planner<'a> {
                     &info.topic,
                     ks,
                     PrefixedRowSerde {
+                        unread: info
+                            .schema
+                            .value
+                            .iter()
+                            .map(|c| {
+                                self.names_read
+                                    .as_ref()
+                                    .is_some_and(|n| !n.contains(&c.name))
+                                    && info.timestamp.as_ref() != Some(&c.name)
+                            })
+                            .collect(),
                         inner: vs,
                         prefix: nkeys,
                         suffix: 3,
