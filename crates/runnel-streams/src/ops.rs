@@ -162,28 +162,37 @@ fn forward_values<K: Clone, V2: Clone>(
     timestamp: i64,
     headers: crate::backend::Headers,
 ) {
-    let mut values = values.into_iter().peekable();
-    let mut key = Some(key);
-    let mut headers = Some(headers);
-    while let Some(v) = values.next() {
-        let last = values.peek().is_none();
-        let (k, h) = if last {
-            (key.take(), headers.take())
-        } else {
-            (key.clone(), headers.clone())
-        };
-        let (Some(k), Some(h)) = (k, h) else {
-            return;
-        };
-        ds.forward(
-            cx,
-            Rec {
-                key: k,
-                value: v,
-                timestamp,
-                headers: h,
-            },
-        );
+    let mut values = values.into_iter();
+    let Some(mut value) = values.next() else {
+        return;
+    };
+    loop {
+        match values.next() {
+            None => {
+                ds.forward(
+                    cx,
+                    Rec {
+                        key,
+                        value,
+                        timestamp,
+                        headers,
+                    },
+                );
+                return;
+            }
+            Some(next) => {
+                ds.forward(
+                    cx,
+                    Rec {
+                        key: key.clone(),
+                        value,
+                        timestamp,
+                        headers: headers.clone(),
+                    },
+                );
+                value = next;
+            }
+        }
     }
 }
 
