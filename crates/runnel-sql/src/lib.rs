@@ -9,6 +9,7 @@ pub mod error;
 pub mod expr;
 pub mod format;
 pub mod functions;
+mod kafka_cluster;
 pub mod lexer;
 pub mod parser;
 pub mod plan;
@@ -17,3 +18,4 @@ pub mod types;
 
 pub use engine::{Cluster, Engine, EngineConfig, QueryEvent, QueryStream};
 pub use error::{ErrorKind, SqlError};
+pub use kafka_cluster::KafkaCluster;

@@ -1186,6 +1186,86 @@ fn own_member_id<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<Strin
     }
 }
 
+/// Topic administration on a Kafka-compatible cluster, for what runs
+/// beside applications rather than inside one (the SQL engine's topic
+/// listing and `DROP … DELETE TOPIC`): one librdkafka admin client.
+pub struct KafkaAdmin {
+    admin: AdminClient<LogContext>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for KafkaAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaAdmin")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaAdmin {
+    /// An admin client for `config`'s cluster, with its extra properties
+    /// and timeout (its application id names the client).
+    pub fn new(config: &KafkaBackendConfig) -> Result<Self, BackendError> {
+        if config.bootstrap_servers.is_empty() {
+            return Err(BackendError::Fatal("bootstrap servers are empty".into()));
+        }
+        let mut ac = base_config(config, &format!("{}-admin", config.application_id));
+        apply_properties(&mut ac, &config.properties);
+        ac.set("allow.auto.create.topics", "false");
+        let admin = ac
+            .create_with_context(LogContext::new("admin"))
+            .map_err(|e| BackendError::Fatal(format!("cannot create the admin client: {e}")))?;
+        Ok(KafkaAdmin {
+            admin,
+            timeout: config.timeout,
+        })
+    }
+
+    /// Every topic of the cluster with its partition count, by name.
+    pub fn topics(&self) -> Result<Vec<(String, i32)>, BackendError> {
+        let metadata = self
+            .admin
+            .inner()
+            .fetch_metadata(None, self.timeout)
+            .map_err(|e| classify("metadata", &e))?;
+        let mut topics: Vec<(String, i32)> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| {
+                let n = i32::try_from(t.partitions().len()).unwrap_or(i32::MAX);
+                (t.name().to_string(), n)
+            })
+            .collect();
+        topics.sort();
+        Ok(topics)
+    }
+
+    /// Deletes `topic`; a topic that does not exist is an error.
+    pub fn delete_topic(&self, topic: &str) -> Result<(), BackendError> {
+        check_topic(topic)?;
+        let options = AdminOptions::new()
+            .request_timeout(Some(self.timeout))
+            .operation_timeout(Some(self.timeout));
+        let results = block_on(self.admin.delete_topics(&[topic], &options))
+            .map_err(|e| classify("delete topics", &e))?;
+        for result in results {
+            match result {
+                Ok(name) => info!(topic = %name, "topic deleted"),
+                Err((name, code)) if is_retriable(code) => {
+                    return Err(BackendError::Retriable(format!(
+                        "delete topic {name}: {code}"
+                    )))
+                }
+                Err((name, code)) => {
+                    return Err(BackendError::Fatal(format!("delete topic {name}: {code}")))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Settings every client shares, before the extra properties.
 fn base_config(config: &KafkaBackendConfig, client_id: &str) -> ClientConfig {
     let mut c = ClientConfig::new();

@@ -43,7 +43,7 @@ pub use dsl::{
 pub use global::GlobalKTable;
 pub use join::JoinWindows;
 #[cfg(feature = "kafka")]
-pub use kafka::{KafkaBackend, KafkaBackendConfig};
+pub use kafka::{KafkaAdmin, KafkaBackend, KafkaBackendConfig};
 pub use processor::{Processor, ProcessorContext, PunctuationType, StoreHandle, StoreName};
 pub use query::{
     KeyMetadata, Membership, Queries, QueryError, ReadOnlyKv, ReadOnlySession, ReadOnlyWindow,

@@ -1,6 +1,8 @@
 //! `runnel serve`: open the log, listen for Kafka clients and (unless
 //! `--no-sql`) run the SQL engine with its ksqlDB-compatible API on the same
-//! in-process broker, stop cleanly on a signal.
+//! in-process broker, stop cleanly on a signal. With `--bootstrap-servers`
+//! there is no local log: the SQL engine runs on that Kafka-compatible
+//! cluster instead.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,6 +67,17 @@ pub struct ServeArgs {
     /// Don't run the SQL engine and its API.
     #[arg(long, conflicts_with = "sql_listen")]
     no_sql: bool,
+    /// Run only the SQL engine and its API, on this Kafka-compatible cluster
+    /// (host:port[,host:port…]) instead of a local log.
+    #[arg(long, env = "RUNNEL_BOOTSTRAP_SERVERS", conflicts_with = "no_sql")]
+    bootstrap_servers: Option<String>,
+    /// A librdkafka property for every client of --bootstrap-servers, e.g. security.protocol=SSL (repeatable).
+    #[arg(
+        long = "kafka-property",
+        value_name = "KEY=VALUE",
+        requires = "bootstrap_servers"
+    )]
+    kafka_property: Vec<String>,
 }
 
 /// The SQL API's address when nothing says otherwise (ksqlDB's port).
@@ -96,6 +109,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     for kv in &args.topic_config {
         let (k, v) = parse_kv(kv)?;
         topic_defaults.insert(k, v);
+    }
+
+    if let Some(bootstrap) = args.bootstrap_servers {
+        let sql_listen = args
+            .sql_listen
+            .or(file.sql_listen)
+            .unwrap_or_else(|| DEFAULT_SQL_LISTEN.to_string());
+        let properties = args
+            .kafka_property
+            .iter()
+            .map(|kv| parse_kv(kv))
+            .collect::<Result<Vec<_>>>()?;
+        return run_on_cluster(bootstrap, properties, &sql_listen).await;
     }
 
     let listener = TcpListener::bind(&listen)
@@ -192,7 +218,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         listener,
         stopped(kafka_stopped),
     ));
-    let mut sql = sql_listener.map(|l| tokio::spawn(run_sql(broker, l, sql_stopped)));
+    let mut sql = sql_listener.map(|l| {
+        let cluster = Arc::new(runnel_embed::LocalCluster::new(broker.local()));
+        tokio::spawn(run_sql(cluster, l, sql_stopped))
+    });
     let mut kafka_result = None;
     let mut sql_result = None;
     tokio::select! {
@@ -232,16 +261,38 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Starts the SQL engine on the in-process broker (replaying its command
-/// topic) and serves its API until told to stop; then stops the engine.
+/// `--bootstrap-servers`: the SQL engine and its API on an external
+/// cluster, until a signal.
+async fn run_on_cluster(
+    bootstrap: String,
+    properties: Vec<(String, String)>,
+    sql_listen: &str,
+) -> Result<()> {
+    let listener = TcpListener::bind(sql_listen)
+        .await
+        .with_context(|| format!("cannot listen on {sql_listen} for the SQL API"))?;
+    let cluster = runnel_sql::KafkaCluster::new(bootstrap.clone(), properties)
+        .with_context(|| format!("cannot reach the cluster at {bootstrap}"))?;
+    info!(bootstrap = %bootstrap, "running the SQL engine on a Kafka-compatible cluster");
+    let (stop, stopped_rx) = watch::channel(false);
+    let mut sql = tokio::spawn(run_sql(Arc::new(cluster), listener, stopped_rx));
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        r = &mut sql => return r.context("the SQL API task failed")?,
+    }
+    let _ = stop.send(true);
+    sql.await.context("the SQL API task failed")?
+}
+
+/// Starts the SQL engine on `cluster` (replaying its command topic) and
+/// serves its API until told to stop; then stops the engine.
 async fn run_sql(
-    broker: Arc<Broker>,
+    cluster: Arc<dyn runnel_sql::Cluster>,
     listener: TcpListener,
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let bound = listener.local_addr()?;
     let started = std::time::Instant::now();
-    let cluster = Arc::new(runnel_embed::LocalCluster::new(broker.local()));
     let engine = tokio::task::spawn_blocking(move || {
         runnel_sql::Engine::start(cluster, runnel_sql::EngineConfig::default())
     })

@@ -19,39 +19,48 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value as Json};
 
-fn post(server: &Server, path: &str, body: &Json) -> (u16, Json) {
-    match ureq::post(&format!("{}{path}", server.sql_url())).send_string(&body.to_string()) {
+fn post(url: &str, path: &str, body: &Json) -> (u16, Json) {
+    match ureq::post(&format!("{url}{path}")).send_string(&body.to_string()) {
         Ok(r) => (r.status(), r.into_json().expect("a JSON answer")),
         Err(ureq::Error::Status(code, r)) => (code, r.into_json().expect("a JSON error")),
         Err(e) => panic!("{path}: {e}"),
     }
 }
 
-fn ksql(server: &Server, text: &str) -> Json {
-    let (code, body) = post(server, "/ksql", &json!({ "ksql": text }));
+fn ksql(url: &str, text: &str) -> Json {
+    let (code, body) = post(url, "/ksql", &json!({ "ksql": text }));
     assert_eq!(code, 200, "{text}: {body}");
     body
 }
 
-/// A pull query's rows over `/query-stream` (the header line dropped).
-fn pull(server: &Server, sql: &str) -> Vec<Json> {
-    let r = ureq::post(&format!("{}/query-stream", server.sql_url()))
+/// A pull query's rows over `/query-stream` (the header line dropped), or
+/// its error status and body.
+fn try_pull(url: &str, sql: &str) -> Result<Vec<Json>, String> {
+    let r = match ureq::post(&format!("{url}/query-stream"))
         .send_string(&json!({ "sql": sql }).to_string())
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    {
+        Ok(r) => r,
+        Err(ureq::Error::Status(code, r)) => {
+            return Err(format!("{code} {}", r.into_string().unwrap_or_default()))
+        }
+        Err(e) => panic!("{sql}: {e}"),
+    };
     let lines: Vec<Json> = BufReader::new(r.into_reader())
         .lines()
         .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
         .collect();
     assert!(lines[0].get("columnNames").is_some(), "{lines:?}");
-    lines[1..].to_vec()
+    Ok(lines[1..].to_vec())
 }
 
-/// Retries a pull query until it returns `want` (tables fill asynchronously).
-fn pull_until(server: &Server, sql: &str, want: &[Json]) {
+/// Retries a pull query until it returns `want` (tables fill
+/// asynchronously; on a cluster, a table's partitions are hosted once the
+/// query's consumer group has assigned them).
+fn pull_until(url: &str, sql: &str, want: &[Json]) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let got = pull(server, sql);
-        if got == want {
+        let got = try_pull(url, sql);
+        if got.as_deref() == Ok(want) {
             return;
         }
         assert!(
@@ -137,7 +146,7 @@ fn statements_over_kafka_records_pull_push_and_the_shell() {
     );
 
     let out = ksql(
-        &server,
+        &server.sql_url(),
         "CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC='clicks', VALUE_FORMAT='JSON');\n\
          CREATE TABLE T AS SELECT K, COUNT(*) AS N FROM S GROUP BY K;",
     );
@@ -149,7 +158,11 @@ fn statements_over_kafka_records_pull_push_and_the_shell() {
     });
     assert_eq!(counts.len(), 2);
 
-    pull_until(&server, "SELECT * FROM T WHERE K='a';", &[json!(["a", 2])]);
+    pull_until(
+        &server.sql_url(),
+        "SELECT * FROM T WHERE K='a';",
+        &[json!(["a", 2])],
+    );
 
     // A push query sees a record produced after it started. It reads from
     // the earliest offset: the engine pins a "latest" start only after the
@@ -182,7 +195,7 @@ fn statements_over_kafka_records_pull_push_and_the_shell() {
         json!(["c", 7])
     );
     let (code, body) = post(
-        &server,
+        &server.sql_url(),
         "/close-query",
         &json!({"queryId": header["queryId"]}),
     );
@@ -226,19 +239,22 @@ fn statements_over_kafka_records_pull_push_and_the_shell() {
 fn the_catalog_and_tables_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start_with_sql(&dir.path().join("data"), &[]);
-    ksql(
-        &server,
+    ksql(&server.sql_url(),
         "CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', PARTITIONS=1);\n\
          CREATE TABLE T AS SELECT K, COUNT(*) AS N FROM S GROUP BY K;\n\
          INSERT INTO S (K, V) VALUES ('a', 1);\n\
          INSERT INTO S (K, V) VALUES ('a', 2);",
     );
-    pull_until(&server, "SELECT * FROM T WHERE K='a';", &[json!(["a", 2])]);
+    pull_until(
+        &server.sql_url(),
+        "SELECT * FROM T WHERE K='a';",
+        &[json!(["a", 2])],
+    );
 
     assert_eq!(server.terminate(), Some(0), "SIGTERM exits cleanly");
     server.restart();
 
-    let tables = ksql(&server, "SHOW TABLES;");
+    let tables = ksql(&server.sql_url(), "SHOW TABLES;");
     let names: Vec<&Json> = tables[0]["tables"]
         .as_array()
         .unwrap()
@@ -246,8 +262,144 @@ fn the_catalog_and_tables_survive_a_restart() {
         .map(|t| &t["name"])
         .collect();
     assert_eq!(names, [&json!("T")], "{tables}");
-    pull_until(&server, "SELECT * FROM T WHERE K='a';", &[json!(["a", 2])]);
+    pull_until(
+        &server.sql_url(),
+        "SELECT * FROM T WHERE K='a';",
+        &[json!(["a", 2])],
+    );
     // The replayed query runs: new input still counts.
-    ksql(&server, "INSERT INTO S (K, V) VALUES ('a', 3);");
-    pull_until(&server, "SELECT * FROM T WHERE K='a';", &[json!(["a", 3])]);
+    ksql(&server.sql_url(), "INSERT INTO S (K, V) VALUES ('a', 3);");
+    pull_until(
+        &server.sql_url(),
+        "SELECT * FROM T WHERE K='a';",
+        &[json!(["a", 3])],
+    );
+}
+
+/// `runnel serve --bootstrap-servers`: only the SQL engine and its API, on
+/// an external Kafka-compatible cluster.
+struct SqlOnly {
+    child: std::process::Child,
+    url: String,
+}
+
+impl SqlOnly {
+    fn start(bootstrap: &str, log: &std::path::Path) -> SqlOnly {
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", common::free_port())
+            .parse()
+            .unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open the SQL server's log");
+        let child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .args(["serve", "--bootstrap-servers", bootstrap, "--sql-listen"])
+            .arg(addr.to_string())
+            .env("RUNNEL_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start runnel serve --bootstrap-servers");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(Instant::now() < deadline, "the SQL API did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SqlOnly {
+            child,
+            url: format!("http://{addr}"),
+        }
+    }
+
+    /// SIGTERMs the server and returns its exit code: its queries leave
+    /// their consumer groups, so a successor gets their partitions at once
+    /// (after a SIGKILL, only once the group's session timeout expires).
+    fn terminate(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for SqlOnly {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The names `SHOW TOPICS` lists.
+fn topic_names(url: &str) -> Vec<String> {
+    let out = ksql(url, "SHOW TOPICS;");
+    out[0]["topics"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{out}"))
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn the_sql_engine_runs_on_an_external_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    // The "external" cluster: a broker without SQL, reached over TCP only.
+    let broker = Server::start(&dir.path().join("cluster"), &[]);
+    let log = dir.path().join("sql.log");
+    let sql = SqlOnly::start(&broker.bootstrap(), &log);
+    let p = producer(&broker);
+    produce(
+        &p,
+        "clicks",
+        &[
+            ("a", json!({"V": 1})),
+            ("b", json!({"V": 2})),
+            ("a", json!({"V": 3})),
+        ],
+    );
+    ksql(
+        &sql.url,
+        "CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC='clicks', VALUE_FORMAT='JSON');\n\
+         CREATE TABLE T AS SELECT K, COUNT(*) AS N FROM S GROUP BY K;",
+    );
+    // Results land in the cluster, where any Kafka client reads them.
+    read_table(&broker, "T", |t| {
+        t.get("a") == Some(&json!({"N": 2})) && t.get("b") == Some(&json!({"N": 1}))
+    });
+    pull_until(&sql.url, "SELECT * FROM T WHERE K='a';", &[json!(["a", 2])]);
+    let topics = topic_names(&sql.url);
+    assert!(
+        topics.iter().any(|t| t == "clicks") && topics.iter().any(|t| t == "T"),
+        "{topics:?}"
+    );
+
+    // Statements and state live in the cluster: a new SQL server (the old
+    // one stopped) replays the catalog and restores the table from its
+    // changelog, then keeps counting.
+    assert_eq!(sql.terminate(), Some(0), "SIGTERM exits cleanly");
+    let sql = SqlOnly::start(&broker.bootstrap(), &log);
+    pull_until(&sql.url, "SELECT * FROM T WHERE K='a';", &[json!(["a", 2])]);
+    ksql(&sql.url, "INSERT INTO S (K, V) VALUES ('a', 4);");
+    pull_until(&sql.url, "SELECT * FROM T WHERE K='a';", &[json!(["a", 3])]);
+
+    // DROP … DELETE TOPIC deletes the table's topic on the cluster.
+    ksql(&sql.url, "DROP TABLE T DELETE TOPIC;");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while topic_names(&sql.url).iter().any(|t| t == "T") {
+        assert!(Instant::now() < deadline, "topic T was not deleted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A bad statement is still a clean error.
+    let (code, body) = post(&sql.url, "/ksql", &json!({"ksql": "SELECT * FROM NOPE;"}));
+    assert_eq!(code, 400, "{body}");
 }
