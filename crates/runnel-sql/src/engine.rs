@@ -138,6 +138,14 @@ struct Inner {
     admin: Mutex<Box<dyn Backend>>,
     transient: AtomicU64,
     taps: Mutex<HashMap<String, Arc<Tap>>>,
+    /// This engine process's id in the command records it writes.
+    origin: String,
+    /// Held while statements run and the command topic is read, so they
+    /// run in the topic's order.
+    commands: Mutex<()>,
+    /// Tells the command follower to stop.
+    stopping: AtomicBool,
+    follower: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// The SQL engine; cheap to clone and share between threads.
@@ -239,11 +247,22 @@ struct Command {
     statement: String,
     #[serde(default)]
     props: BTreeMap<String, String>,
+    /// The engine process that ran and recorded it (absent in records of
+    /// earlier versions): an engine skips its own records when it follows
+    /// the topic, having run them already.
+    #[serde(default)]
+    origin: String,
 }
+
+/// How often an engine looks for statements other engines sharing its
+/// command topic recorded.
+const COMMAND_POLL: Duration = Duration::from_millis(250);
 
 impl Engine {
     /// Starts the engine: creates the command topic if needed and replays
-    /// it, restarting the persistent queries it recorded.
+    /// it, restarting the persistent queries it recorded; then follows it
+    /// in the background for statements other engines on the same cluster
+    /// (and command topic) record.
     pub fn start(cluster: Arc<dyn Cluster>, config: EngineConfig) -> Result<Engine, SqlError> {
         let mut admin = cluster
             .backend(
@@ -258,17 +277,13 @@ impl Engine {
                 &[("retention.ms".to_string(), "-1".to_string())],
             )
             .map_err(backend_err)?;
-        let mut commands = Vec::new();
-        admin
-            .read_partition(&TopicPartition::new(&config.command_topic, 0), 0, &mut |r| {
-                if let Some(v) = r.value {
-                    match serde_json::from_slice::<Command>(&v) {
-                        Ok(c) => commands.push((r.offset, c)),
-                        Err(e) => tracing::warn!(offset = r.offset, error = %e, "skipping an unreadable command"),
-                    }
-                }
-            })
-            .map_err(backend_err)?;
+        let origin = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
         let engine = Engine {
             inner: Arc::new(Inner {
                 cluster,
@@ -285,28 +300,88 @@ impl Engine {
                 admin: Mutex::new(admin),
                 transient: AtomicU64::new(0),
                 taps: Mutex::new(HashMap::new()),
+                origin,
+                commands: Mutex::new(()),
+                stopping: AtomicBool::new(false),
+                follower: Mutex::new(None),
             }),
         };
-        let total = commands.len();
-        for (i, (offset, c)) in commands.into_iter().enumerate() {
-            lock(&engine.inner.state).seq = offset;
-            match crate::parser::parse_one(&c.statement) {
-                Ok(p) => {
-                    if let Err(e) = engine.run(&p, &c.props, false) {
-                        tracing::warn!(statement = %c.statement, error = %e, "a recorded statement failed on replay");
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "a recorded statement no longer parses"),
+        {
+            let _turn = lock(&engine.inner.commands);
+            let replayed = engine.catch_up(true)?;
+            if replayed > 0 {
+                tracing::info!(statements = replayed, "command topic replayed");
             }
-            if (i + 1) % 100 == 0 {
+        }
+        // Follow the command topic: statements other engines on the same
+        // cluster record run here too (as ksqlDB servers sharing a service
+        // id do), so their persistent queries share partitions.
+        let weak = Arc::downgrade(&engine.inner);
+        let follower = std::thread::Builder::new()
+            .name("sql-commands".into())
+            .spawn(move || loop {
+                std::thread::sleep(COMMAND_POLL);
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                let engine = Engine { inner };
+                let _turn = lock(&engine.inner.commands);
+                if let Err(e) = engine.catch_up(false) {
+                    tracing::warn!(error = %e, "cannot read the command topic");
+                }
+            })
+            .map_err(|e| SqlError::server(format!("cannot start the command follower: {e}")))?;
+        *lock(&engine.inner.follower) = Some(follower);
+        Ok(engine)
+    }
+
+    /// Runs the statements recorded in the command topic since the last
+    /// one this engine saw, except its own (already run); returns how many
+    /// ran. The caller holds `commands`. `replay` reports progress.
+    fn catch_up(&self, replay: bool) -> Result<usize, SqlError> {
+        let from = lock(&self.inner.state).seq;
+        let mut commands = Vec::new();
+        lock(&self.inner.admin)
+            .read_partition(
+                &TopicPartition::new(&self.inner.config.command_topic, 0),
+                from,
+                &mut |r| {
+                    if r.offset < from {
+                        return;
+                    }
+                    match r.value.as_deref().map(serde_json::from_slice::<Command>) {
+                        Some(Ok(c)) => commands.push((r.offset, Some(c))),
+                        Some(Err(e)) => {
+                            tracing::warn!(offset = r.offset, error = %e, "skipping an unreadable command");
+                            commands.push((r.offset, None));
+                        }
+                        None => commands.push((r.offset, None)),
+                    }
+                },
+            )
+            .map_err(backend_err)?;
+        let total = commands.len();
+        let mut ran = 0;
+        for (i, (offset, c)) in commands.into_iter().enumerate() {
+            lock(&self.inner.state).seq = offset;
+            if let Some(c) = c.filter(|c| c.origin != self.inner.origin) {
+                match crate::parser::parse_one(&c.statement) {
+                    Ok(p) => {
+                        if let Err(e) = self.run(&p, &c.props, false) {
+                            tracing::warn!(statement = %c.statement, error = %e, "a recorded statement failed");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "a recorded statement no longer parses"),
+                }
+                ran += 1;
+            }
+            if replay && (i + 1) % 100 == 0 {
                 tracing::info!(replayed = i + 1, total, "replaying the command topic");
             }
-            lock(&engine.inner.state).seq = offset + 1;
+            lock(&self.inner.state).seq = offset + 1;
         }
-        if total > 0 {
-            tracing::info!(statements = total, "command topic replayed");
-        }
-        Ok(engine)
+        Ok(ran)
     }
 
     /// The function registry.
@@ -327,6 +402,9 @@ impl Engine {
         props: &BTreeMap<String, String>,
     ) -> Result<Vec<Entity>, (SqlError, Vec<Entity>)> {
         let parsed = crate::parser::parse(text).map_err(|e| (SqlError::from(e), Vec::new()))?;
+        // One statement at a time, after those other engines recorded.
+        let _turn = lock(&self.inner.commands);
+        self.catch_up(false).map_err(|e| (e, Vec::new()))?;
         let mut out = Vec::new();
         for p in parsed {
             match self.run(&p, props, true) {
@@ -690,6 +768,7 @@ impl Engine {
         let cmd = Command {
             statement: text.to_string(),
             props: props.clone(),
+            origin: self.inner.origin.clone(),
         };
         let value = serde_json::to_vec(&cmd).map_err(|e| SqlError::server(e.to_string()))?;
         let mut admin = lock(&self.inner.admin);
@@ -704,11 +783,9 @@ impl Engine {
             }])
             .and_then(|_| admin.commit(&[]))
             .map_err(backend_err)?;
-        let end = admin
-            .end_offsets(&[TopicPartition::new(&self.inner.config.command_topic, 0)])
-            .map_err(backend_err)?;
         drop(admin);
-        lock(&self.inner.state).seq = end.first().copied().unwrap_or(0);
+        // Past this record (skipped: it ran) and any another engine wrote.
+        self.catch_up(false)?;
         Ok(())
     }
 
@@ -1065,6 +1142,13 @@ impl Engine {
 
     /// Stops every query (the catalog stays recorded in the command topic).
     pub fn shutdown(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        let follower = lock(&self.inner.follower).take();
+        if let Some(f) = follower {
+            if f.thread().id() != std::thread::current().id() {
+                let _ = f.join();
+            }
+        }
         let mut st = lock(&self.inner.state);
         let ids: Vec<String> = st.running.keys().cloned().collect();
         for id in ids {

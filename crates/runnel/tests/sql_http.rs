@@ -403,3 +403,121 @@ fn the_sql_engine_runs_on_an_external_cluster() {
     let (code, body) = post(&sql.url, "/ksql", &json!({"ksql": "SELECT * FROM NOPE;"}));
     assert_eq!(code, 400, "{body}");
 }
+
+/// The latest value per key of every partition of `topic`, once `done`
+/// holds.
+fn read_table_all(
+    server: &Server,
+    topic: &str,
+    partitions: i32,
+    done: impl Fn(&BTreeMap<String, Json>) -> bool,
+) -> BTreeMap<String, Json> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", server.bootstrap())
+        .set("group.id", "sql-http-test")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut table = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done(&table) {
+        assert!(Instant::now() < deadline, "{topic} holds {table:?}");
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
+            let value: Json = m
+                .payload()
+                .map(|p| serde_json::from_slice(p).unwrap())
+                .unwrap_or(Json::Null);
+            table.insert(key, value);
+        }
+    }
+    table
+}
+
+/// Members of consumer group `group`.
+fn group_members(server: &Server, group: &str) -> usize {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", server.bootstrap())
+        .create()
+        .expect("consumer");
+    let groups = c
+        .fetch_group_list(Some(group), Duration::from_secs(10))
+        .expect("group list");
+    groups
+        .groups()
+        .iter()
+        .find(|g| g.name() == group)
+        .map_or(0, |g| g.members().len())
+}
+
+#[test]
+fn sql_servers_on_one_cluster_share_statements_and_query_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Server::start(&dir.path().join("cluster"), &[]);
+    let a = SqlOnly::start(&broker.bootstrap(), &dir.path().join("a.log"));
+    let b = SqlOnly::start(&broker.bootstrap(), &dir.path().join("b.log"));
+    ksql(
+        &a.url,
+        "CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC='clicks', VALUE_FORMAT='JSON', PARTITIONS=2);\n\
+         CREATE TABLE T AS SELECT K, COUNT(*) AS N FROM S GROUP BY K;",
+    );
+    // B runs what A recorded, with the same query id (so the same group).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let queries = ksql(&b.url, "SHOW QUERIES;");
+        let ids: Vec<&Json> = queries[0]["queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| &q["id"])
+            .collect();
+        if ids == [&json!("CTAS_T_1")] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B runs {ids:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Both servers are members of the query's group, each with a partition.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while group_members(&broker, "runnel_query_CTAS_T_1") != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the query's group never had 2 members"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let keys = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let p = producer(&broker);
+    let mut records = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        for v in 0..=i % 3 {
+            records.push((*k, json!({ "V": v })));
+        }
+    }
+    produce(&p, "clicks", &records);
+    let want: BTreeMap<String, Json> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.to_string(), json!({ "N": i % 3 + 1 })))
+        .collect();
+    let got = read_table_all(&broker, "T", 2, |t| *t == want);
+    assert_eq!(got, want);
+
+    // A stops: B takes over its partition, restores its part of the table
+    // from the changelog and answers for every key.
+    assert_eq!(a.terminate(), Some(0));
+    for (i, k) in keys.iter().enumerate() {
+        pull_until(
+            &b.url,
+            &format!("SELECT * FROM T WHERE K='{k}';"),
+            &[json!([k, i % 3 + 1])],
+        );
+    }
+}
