@@ -6,8 +6,18 @@
 //! pool, and each query's rows are moved from the engine's channel to the
 //! HTTP response by a thread of its own, which also notices when the
 //! client goes away or `/close-query` names the query.
+//!
+//! `serve` also gives the engine its pull forwarder: a pull query that
+//! needs partitions another engine on the same cluster hosts is sent to
+//! that engine's `/query-stream` (`forward.rs`).
 
+mod forward;
 mod query;
+
+pub use forward::pull_forwarder;
+
+/// How long a forwarded pull query may take.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub use query::DELIMITED;
 
@@ -108,6 +118,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HttpError> {
+    engine.set_pull_forwarder(forward::pull_forwarder(FORWARD_TIMEOUT));
     let state = new_state(engine);
     let app = router_with_state(state.clone());
     axum::serve(listener, app)

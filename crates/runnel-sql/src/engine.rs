@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use runnel_streams::backend::{Backend, BackendError, Guarantee, ProducedRecord, TopicPartition};
 use runnel_streams::serdes::partition_for;
-use runnel_streams::{Queries, Streams, StreamsConfig, Window};
+use runnel_streams::{Queries, QueryError, Streams, StreamsConfig, Window};
 use serde_json::{json, Value as Json};
 
 use crate::ast::{
@@ -53,7 +53,20 @@ pub struct EngineConfig {
     /// Partitions of topics CSAS/CTAS create when nothing says otherwise
     /// and the source's count is unknown.
     pub default_partitions: i32,
+    /// This engine's API endpoint (`host:port`) as other engines on the
+    /// same cluster reach it: advertised to each persistent query's group
+    /// so pull queries for partitions hosted here can be sent here.
+    pub application_server: Option<String>,
 }
+
+/// Sends a pull query to another engine (`host:port`, its SQL text) and
+/// returns the rows it hosts, as JSON arrays; the API layer provides it
+/// ([`Engine::set_pull_forwarder`]).
+pub type PullForwarder = Arc<dyn Fn(&str, &str) -> Result<Vec<Vec<Json>>, String> + Send + Sync>;
+
+/// The query property a forwarded pull query carries: answer only from
+/// the partitions hosted here, never forward again.
+pub const PULL_LOCAL_ONLY: &str = "runnel.internal.pull.local.only";
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -62,6 +75,7 @@ impl Default for EngineConfig {
             command_topic: "_runnel-sql-commands".to_string(),
             commit_interval: Duration::from_millis(200),
             default_partitions: 1,
+            application_server: None,
         }
     }
 }
@@ -146,6 +160,7 @@ struct Inner {
     /// Tells the command follower to stop.
     stopping: AtomicBool,
     follower: Mutex<Option<JoinHandle<()>>>,
+    forwarder: Mutex<Option<PullForwarder>>,
 }
 
 /// The SQL engine; cheap to clone and share between threads.
@@ -304,6 +319,7 @@ impl Engine {
                 commands: Mutex::new(()),
                 stopping: AtomicBool::new(false),
                 follower: Mutex::new(None),
+                forwarder: Mutex::new(None),
             }),
         };
         {
@@ -382,6 +398,12 @@ impl Engine {
             lock(&self.inner.state).seq = offset + 1;
         }
         Ok(ran)
+    }
+
+    /// How pull queries reach other engines on the same cluster for the
+    /// partitions they host.
+    pub fn set_pull_forwarder(&self, f: PullForwarder) {
+        *lock(&self.inner.forwarder) = Some(f);
     }
 
     /// The function registry.
@@ -1065,6 +1087,7 @@ impl Engine {
         let mut config =
             StreamsConfig::new(app_id).commit_interval(self.inner.config.commit_interval);
         config.guarantee = guarantee;
+        config.application_server = self.inner.config.application_server.clone();
         config.poll_timeout = Duration::from_millis(50);
         config.max_task_idle = Duration::from_millis(50);
         let stop = Arc::new(AtomicBool::new(false));
@@ -1583,7 +1606,10 @@ impl Engine {
     ) -> Result<QueryStream, SqlError> {
         let p = crate::parser::parse_one(text)?;
         match &p.statement {
-            Statement::Select(q) if q.emit.is_none() => self.pull(q),
+            Statement::Select(q) if q.emit.is_none() => {
+                let local_only = props.get(PULL_LOCAL_ONLY).is_some_and(|v| v == "true");
+                self.pull(q, text, local_only)
+            }
             Statement::Select(q) => self.push(q, props),
             Statement::Print {
                 topic,
@@ -1598,7 +1624,10 @@ impl Engine {
         }
     }
 
-    fn pull(&self, q: &Query) -> Result<QueryStream, SqlError> {
+    /// A pull query: rows from the partitions of the table hosted here
+    /// and, unless `local_only`, from the other engines running the
+    /// table's query when some keys (or a scan) need their partitions.
+    fn pull(&self, q: &Query, text: &str, local_only: bool) -> Result<QueryStream, SqlError> {
         if !q.joins.is_empty()
             || !q.group_by.is_empty()
             || q.window.is_some()
@@ -1646,6 +1675,9 @@ impl Engine {
             .as_ref()
             .and_then(|w| key_lookup(w, &info.schema.key));
         let mut rows: Vec<(Row, Option<Window>, Row)> = Vec::new();
+        // Some rows may be in partitions hosted elsewhere: `Some`, with the
+        // error to report when no other engine can be asked.
+        let mut missing: Option<Option<QueryError>> = None;
         let ks = mat.key_serde.clone();
         let vs = mat.value_serde.clone();
         let qerr = |e: runnel_streams::QueryError| SqlError::server(e.to_string());
@@ -1655,17 +1687,25 @@ impl Engine {
                 match keys {
                     Some(keys) => {
                         for k in keys {
-                            if let Some(v) = kv.get(&k).map_err(qerr)? {
-                                rows.push((k, None, v));
+                            match kv.get(&k) {
+                                Ok(Some(v)) => rows.push((k, None, v)),
+                                Ok(None) => {
+                                    missing.get_or_insert(None);
+                                }
+                                Err(e @ QueryError::NotLocal { .. }) => missing = Some(Some(e)),
+                                Err(e) => return Err(qerr(e)),
                             }
                         }
                     }
-                    None => rows.extend(
-                        kv.all()
-                            .map_err(qerr)?
-                            .into_iter()
-                            .map(|(k, v)| (k, None, v)),
-                    ),
+                    None => {
+                        missing = Some(None);
+                        rows.extend(
+                            kv.all()
+                                .map_err(qerr)?
+                                .into_iter()
+                                .map(|(k, v)| (k, None, v)),
+                        )
+                    }
                 }
             }
             Some(WindowType::Time { size_ms }) => {
@@ -1675,23 +1715,38 @@ impl Engine {
                 match keys {
                     Some(keys) => {
                         for k in keys {
-                            for (w, v) in ws.fetch(&k, i64::MIN, i64::MAX).map_err(qerr)? {
-                                rows.push((k.clone(), Some(w), v));
+                            match ws.fetch(&k, i64::MIN, i64::MAX) {
+                                Ok(found) if found.is_empty() => {
+                                    missing.get_or_insert(None);
+                                }
+                                Ok(found) => {
+                                    for (w, v) in found {
+                                        rows.push((k.clone(), Some(w), v));
+                                    }
+                                }
+                                Err(e @ QueryError::NotLocal { .. }) => {
+                                    missing = Some(Some(e));
+                                }
+                                Err(e) => return Err(qerr(e)),
                             }
                         }
                     }
-                    None => rows.extend(
-                        ws.all()
-                            .map_err(qerr)?
-                            .into_iter()
-                            .map(|(k, v)| (k.key, Some(k.window), v)),
-                    ),
+                    None => {
+                        missing = Some(None);
+                        rows.extend(
+                            ws.all()
+                                .map_err(qerr)?
+                                .into_iter()
+                                .map(|(k, v)| (k.key, Some(k.window), v)),
+                        )
+                    }
                 }
             }
             Some(WindowType::Session) => {
                 let ss = queries
                     .session::<Row, Row>(&mat.store, ks, vs)
                     .map_err(qerr)?;
+                missing = Some(None);
                 rows.extend(
                     ss.all()
                         .map_err(qerr)?
@@ -1700,8 +1755,8 @@ impl Engine {
                 );
             }
         }
-        let (tx, rx) = mpsc::sync_channel(rows.len() + 1);
-        let mut n = 0u64;
+        let limit = q.limit.and_then(|l| usize::try_from(l).ok());
+        let mut out: Vec<Row> = Vec::new();
         for (k, w, v) in rows {
             let Some(row) = (mat.post)(&k, w, &v) else {
                 continue;
@@ -1714,13 +1769,22 @@ impl Engine {
                     continue;
                 }
             }
-            if q.limit.is_some_and(|l| n >= l) {
+            if limit.is_some_and(|l| out.len() >= l) {
                 break;
             }
-            n += 1;
-            let _ = tx.send(QueryEvent::Row(
-                exprs.iter().map(|e| e.eval(&row)).collect(),
-            ));
+            out.push(exprs.iter().map(|e| e.eval(&row)).collect());
+        }
+        if let Some(not_here) = missing.filter(|_| !local_only) {
+            if limit.is_none_or(|l| out.len() < l) {
+                self.pull_elsewhere(&queries, text, &columns, not_here, &mut out)?;
+            }
+        }
+        if let Some(l) = limit {
+            out.truncate(l);
+        }
+        let (tx, rx) = mpsc::sync_channel(out.len() + 1);
+        for row in out {
+            let _ = tx.send(QueryEvent::Row(row));
         }
         Ok(QueryStream {
             id: format!(
@@ -1738,6 +1802,63 @@ impl Engine {
             rows: rx,
             stop: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Adds the rows other engines running the same query host (asked
+    /// through the pull forwarder, to answer locally only). `not_here` is
+    /// the error to report when some partition is not hosted here and no
+    /// other engine is known.
+    fn pull_elsewhere(
+        &self,
+        queries: &Queries,
+        text: &str,
+        columns: &[(String, SqlType)],
+        not_here: Option<QueryError>,
+        out: &mut Vec<Row>,
+    ) -> Result<(), SqlError> {
+        let own = self.inner.config.application_server.as_deref();
+        let mut others: Vec<String> = queries
+            .membership()
+            .members
+            .into_iter()
+            .filter(|m| !m.partitions.is_empty())
+            .filter_map(|m| m.endpoint)
+            .filter(|e| Some(e.as_str()) != own)
+            .collect();
+        others.sort();
+        others.dedup();
+        let forwarder = lock(&self.inner.forwarder).clone();
+        let (Some(forward), false) = (forwarder, others.is_empty()) else {
+            return match not_here {
+                Some(e) => Err(SqlError::server(e.to_string())),
+                None => Ok(()),
+            };
+        };
+        for host in others {
+            let rows = forward(&host, text).map_err(|e| {
+                SqlError::server(format!("cannot read the partitions {host} hosts: {e}"))
+            })?;
+            for r in rows {
+                if r.len() != columns.len() {
+                    return Err(SqlError::server(format!(
+                        "{host} answered a row of {} columns, not {}",
+                        r.len(),
+                        columns.len()
+                    )));
+                }
+                let row = r
+                    .iter()
+                    .zip(columns)
+                    .map(|(j, (name, ty))| {
+                        crate::format::from_json(ty, j).map_err(|e| {
+                            SqlError::server(format!("{host} answered column {name}: {e}"))
+                        })
+                    })
+                    .collect::<Result<Row, SqlError>>()?;
+                out.push(row);
+            }
+        }
+        Ok(())
     }
 
     /// A select list over a plain scope: names, types and expressions.

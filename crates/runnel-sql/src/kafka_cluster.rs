@@ -20,6 +20,7 @@ pub struct KafkaCluster {
     properties: Vec<(String, String)>,
     timeout: Duration,
     admin: KafkaAdmin,
+    application_server: Option<String>,
 }
 
 impl KafkaCluster {
@@ -40,7 +41,16 @@ impl KafkaCluster {
             properties,
             timeout,
             admin,
+            application_server: None,
         })
+    }
+
+    /// Advertises `endpoint` (`host:port` of this engine's API) to the
+    /// groups of the queries it runs, so other engines can send it pull
+    /// queries for the partitions it hosts.
+    pub fn with_application_server(mut self, endpoint: impl Into<String>) -> Self {
+        self.application_server = Some(endpoint.into());
+        self
     }
 }
 
@@ -54,6 +64,7 @@ impl Cluster for KafkaCluster {
             .with_guarantee(guarantee)
             .with_timeout(self.timeout);
         config.properties = self.properties.clone();
+        config.application_server = self.application_server.clone();
         Ok(Box::new(KafkaBackend::new(config)?))
     }
 

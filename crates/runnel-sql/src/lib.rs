@@ -16,6 +16,8 @@ pub mod plan;
 pub mod schema;
 pub mod types;
 
-pub use engine::{Cluster, Engine, EngineConfig, QueryEvent, QueryStream};
+pub use engine::{
+    Cluster, Engine, EngineConfig, PullForwarder, QueryEvent, QueryStream, PULL_LOCAL_ONLY,
+};
 pub use error::{ErrorKind, SqlError};
 pub use kafka_cluster::KafkaCluster;

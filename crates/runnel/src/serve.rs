@@ -78,6 +78,14 @@ pub struct ServeArgs {
         requires = "bootstrap_servers"
     )]
     kafka_property: Vec<String>,
+    /// host:port other SQL servers on the same cluster reach this one's API at,
+    /// for pull queries on the partitions it hosts [default: the SQL listener's].
+    #[arg(
+        long,
+        env = "RUNNEL_SQL_ADVERTISED_LISTENER",
+        requires = "bootstrap_servers"
+    )]
+    sql_advertised_listener: Option<String>,
 }
 
 /// The SQL API's address when nothing says otherwise (ksqlDB's port).
@@ -121,7 +129,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .iter()
             .map(|kv| parse_kv(kv))
             .collect::<Result<Vec<_>>>()?;
-        return run_on_cluster(bootstrap, properties, &sql_listen).await;
+        return run_on_cluster(
+            bootstrap,
+            properties,
+            &sql_listen,
+            args.sql_advertised_listener,
+        )
+        .await;
     }
 
     let listener = TcpListener::bind(&listen)
@@ -220,7 +234,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     ));
     let mut sql = sql_listener.map(|l| {
         let cluster = Arc::new(runnel_embed::LocalCluster::new(broker.local()));
-        tokio::spawn(run_sql(cluster, l, sql_stopped))
+        tokio::spawn(run_sql(
+            cluster,
+            runnel_sql::EngineConfig::default(),
+            l,
+            sql_stopped,
+        ))
     });
     let mut kafka_result = None;
     let mut sql_result = None;
@@ -267,15 +286,31 @@ async fn run_on_cluster(
     bootstrap: String,
     properties: Vec<(String, String)>,
     sql_listen: &str,
+    advertised: Option<String>,
 ) -> Result<()> {
     let listener = TcpListener::bind(sql_listen)
         .await
         .with_context(|| format!("cannot listen on {sql_listen} for the SQL API"))?;
+    let endpoint = match advertised {
+        Some(a) => {
+            let (host, port) = split_host_port(&a)?;
+            format!("{host}:{port}")
+        }
+        None => {
+            let bound = listener.local_addr()?;
+            format!("{}:{}", advertised_for(bound), bound.port())
+        }
+    };
     let cluster = runnel_sql::KafkaCluster::new(bootstrap.clone(), properties)
-        .with_context(|| format!("cannot reach the cluster at {bootstrap}"))?;
-    info!(bootstrap = %bootstrap, "running the SQL engine on a Kafka-compatible cluster");
+        .with_context(|| format!("cannot reach the cluster at {bootstrap}"))?
+        .with_application_server(endpoint.clone());
+    info!(bootstrap = %bootstrap, advertised = %endpoint, "running the SQL engine on a Kafka-compatible cluster");
+    let config = runnel_sql::EngineConfig {
+        application_server: Some(endpoint),
+        ..runnel_sql::EngineConfig::default()
+    };
     let (stop, stopped_rx) = watch::channel(false);
-    let mut sql = tokio::spawn(run_sql(Arc::new(cluster), listener, stopped_rx));
+    let mut sql = tokio::spawn(run_sql(Arc::new(cluster), config, listener, stopped_rx));
     tokio::select! {
         _ = shutdown_signal() => {}
         r = &mut sql => return r.context("the SQL API task failed")?,
@@ -288,16 +323,15 @@ async fn run_on_cluster(
 /// serves its API until told to stop; then stops the engine.
 async fn run_sql(
     cluster: Arc<dyn runnel_sql::Cluster>,
+    config: runnel_sql::EngineConfig,
     listener: TcpListener,
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let bound = listener.local_addr()?;
     let started = std::time::Instant::now();
-    let engine = tokio::task::spawn_blocking(move || {
-        runnel_sql::Engine::start(cluster, runnel_sql::EngineConfig::default())
-    })
-    .await?
-    .context("cannot start the SQL engine")?;
+    let engine = tokio::task::spawn_blocking(move || runnel_sql::Engine::start(cluster, config))
+        .await?
+        .context("cannot start the SQL engine")?;
     info!(
         listen = %bound,
         elapsed_ms = started.elapsed().as_millis() as u64,

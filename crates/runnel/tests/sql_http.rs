@@ -457,7 +457,7 @@ fn group_members(server: &Server, group: &str) -> usize {
 }
 
 #[test]
-fn sql_servers_on_one_cluster_share_statements_and_query_partitions() {
+fn sql_servers_on_one_cluster_share_statements_query_partitions_and_pull_queries() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Server::start(&dir.path().join("cluster"), &[]);
     let a = SqlOnly::start(&broker.bootstrap(), &dir.path().join("a.log"));
@@ -509,6 +509,28 @@ fn sql_servers_on_one_cluster_share_statements_and_query_partitions() {
         .collect();
     let got = read_table_all(&broker, "T", 2, |t| *t == want);
     assert_eq!(got, want);
+
+    // Each server answers pull queries for every key, asking the other for
+    // the partition it hosts; a scan gathers both halves.
+    for url in [&a.url, &b.url] {
+        for (i, k) in keys.iter().enumerate() {
+            pull_until(
+                url,
+                &format!("SELECT * FROM T WHERE K='{k}';"),
+                &[json!([k, i % 3 + 1])],
+            );
+        }
+        let mut all = try_pull(url, "SELECT * FROM T;").expect("a scan");
+        all.sort_by_key(|r| r[0].as_str().map(str::to_string));
+        let want_rows: Vec<Json> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| json!([k, i % 3 + 1]))
+            .collect();
+        assert_eq!(all, want_rows, "{url}");
+        let limited = try_pull(url, "SELECT * FROM T LIMIT 3;").expect("a scan");
+        assert_eq!(limited.len(), 3, "{limited:?}");
+    }
 
     // A stops: B takes over its partition, restores its part of the table
     // from the changelog and answers for every key.
