@@ -2062,7 +2062,12 @@ impl Engine {
             .build()
             .map_err(|e| SqlError::new(e.to_string()))?;
         drop(st);
-        let app_id = format!("{}{qid}", self.inner.config.service_id);
+        // Unique to this engine process: a transient query must never join
+        // another engine's group, nor resume an earlier process's offsets.
+        let app_id = format!(
+            "{}{qid}_{}",
+            self.inner.config.service_id, self.inner.origin
+        );
         let mut backend = self
             .inner
             .cluster

@@ -277,3 +277,50 @@ fn push_queries_on_one_source_share_one_tap() {
     assert_eq!(e.tap_count(), 1, "one reader serves every push query on s");
     e.shutdown();
 }
+
+/// The rows of a push query until `n` arrived (or 10 s passed).
+fn push_rows(
+    engine: &Engine,
+    sql: &str,
+    props: &BTreeMap<String, String>,
+    n: usize,
+) -> Vec<Vec<Value>> {
+    let q = engine.query(sql, props).expect("push query");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < n && Instant::now() < deadline {
+        if let Ok(QueryEvent::Row(r)) = q.rows.recv_timeout(Duration::from_millis(200)) {
+            got.push(r);
+        }
+    }
+    q.close();
+    got
+}
+
+#[test]
+fn a_stateful_push_query_from_the_beginning_starts_there_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::open(dir.path(), BrokerConfig::default()).expect("broker");
+    let props: BTreeMap<String, String> =
+        [("auto.offset.reset".to_string(), "earliest".to_string())].into();
+    let sql = "SELECT id, COUNT(*) AS n FROM s GROUP BY id EMIT CHANGES;";
+    let want = vec![
+        vec![Value::String("a".into()), Value::BigInt(1)],
+        vec![Value::String("a".into()), Value::BigInt(2)],
+    ];
+    {
+        let e = engine(&broker);
+        run(&e, "CREATE STREAM s (id STRING KEY, v INT) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', PARTITIONS=1);");
+        run(&e, "INSERT INTO s (id, v) VALUES ('a', 1);");
+        run(&e, "INSERT INTO s (id, v) VALUES ('a', 2);");
+        assert_eq!(push_rows(&e, sql, &props, 2), want);
+        // Long enough for the transient query to commit its offsets.
+        std::thread::sleep(Duration::from_millis(1200));
+        e.shutdown();
+    }
+    // A new engine process on the same cluster: its transient queries
+    // must not resume the consumer groups of an earlier one.
+    let e = engine(&broker);
+    assert_eq!(push_rows(&e, sql, &props, 2), want);
+    e.shutdown();
+}
