@@ -96,30 +96,7 @@ fn read_table(
     topic: &str,
     done: impl Fn(&BTreeMap<String, Json>) -> bool,
 ) -> BTreeMap<String, Json> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", server.bootstrap())
-        .set("group.id", "sql-http-test")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    c.assign(&tpl).unwrap();
-    let mut table = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done(&table) {
-        assert!(Instant::now() < deadline, "{topic} holds {table:?}");
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
-            let value: Json = m
-                .payload()
-                .map(|p| serde_json::from_slice(p).unwrap())
-                .unwrap_or(Json::Null);
-            table.insert(key, value);
-        }
-    }
-    table
+    read_table_all(server, topic, 1, done)
 }
 
 fn runnel_sql(server: &Server, statements: &str) -> std::process::Output {
