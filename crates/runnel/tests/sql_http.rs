@@ -99,6 +99,35 @@ fn read_table(
     read_table_all(server, topic, 1, done)
 }
 
+/// Produces three clicks to `broker` with a real client, counts them per
+/// key with a CTAS sent to the SQL API at `url`, and checks the counts in
+/// the table's topic (read with a Kafka consumer) and by pull query.
+/// Returns the producer.
+fn count_clicks(broker: &Server, url: &str) -> BaseProducer {
+    let p = producer(broker);
+    produce(
+        &p,
+        "clicks",
+        &[
+            ("a", json!({"V": 1})),
+            ("b", json!({"V": 2})),
+            ("a", json!({"V": 3})),
+        ],
+    );
+    let out = ksql(
+        url,
+        "CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC='clicks', VALUE_FORMAT='JSON');\n\
+         CREATE TABLE T AS SELECT K, COUNT(*) AS N FROM S GROUP BY K;",
+    );
+    assert_eq!(out.as_array().unwrap().len(), 2, "{out}");
+    let counts = read_table(broker, "T", |t| {
+        t.get("a") == Some(&json!({"N": 2})) && t.get("b") == Some(&json!({"N": 1}))
+    });
+    assert_eq!(counts.len(), 2);
+    pull_until(url, "SELECT * FROM T WHERE K='a';", &[json!(["a", 2])]);
+    p
+}
+
 fn runnel_sql(server: &Server, statements: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_runnel"))
         .args(["sql", "--server", &server.sql_url(), "-e", statements])
@@ -111,35 +140,7 @@ fn runnel_sql(server: &Server, statements: &str) -> std::process::Output {
 fn statements_over_kafka_records_pull_push_and_the_shell() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with_sql(&dir.path().join("data"), &[]);
-    let p = producer(&server);
-    produce(
-        &p,
-        "clicks",
-        &[
-            ("a", json!({"V": 1})),
-            ("b", json!({"V": 2})),
-            ("a", json!({"V": 3})),
-        ],
-    );
-
-    let out = ksql(
-        &server.sql_url(),
-        "CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC='clicks', VALUE_FORMAT='JSON');\n\
-         CREATE TABLE T AS SELECT K, COUNT(*) AS N FROM S GROUP BY K;",
-    );
-    assert_eq!(out.as_array().unwrap().len(), 2, "{out}");
-
-    // The table's topic, read with a Kafka consumer.
-    let counts = read_table(&server, "T", |t| {
-        t.get("a") == Some(&json!({"N": 2})) && t.get("b") == Some(&json!({"N": 1}))
-    });
-    assert_eq!(counts.len(), 2);
-
-    pull_until(
-        &server.sql_url(),
-        "SELECT * FROM T WHERE K='a';",
-        &[json!(["a", 2])],
-    );
+    let p = count_clicks(&server, &server.sql_url());
 
     // A push query sees a record produced after it started. It reads from
     // the earliest offset: the engine pins a "latest" start only after the
@@ -334,26 +335,8 @@ fn the_sql_engine_runs_on_an_external_cluster() {
     let broker = Server::start(&dir.path().join("cluster"), &[]);
     let log = dir.path().join("sql.log");
     let sql = SqlOnly::start(&broker.bootstrap(), &log);
-    let p = producer(&broker);
-    produce(
-        &p,
-        "clicks",
-        &[
-            ("a", json!({"V": 1})),
-            ("b", json!({"V": 2})),
-            ("a", json!({"V": 3})),
-        ],
-    );
-    ksql(
-        &sql.url,
-        "CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC='clicks', VALUE_FORMAT='JSON');\n\
-         CREATE TABLE T AS SELECT K, COUNT(*) AS N FROM S GROUP BY K;",
-    );
     // Results land in the cluster, where any Kafka client reads them.
-    read_table(&broker, "T", |t| {
-        t.get("a") == Some(&json!({"N": 2})) && t.get("b") == Some(&json!({"N": 1}))
-    });
-    pull_until(&sql.url, "SELECT * FROM T WHERE K='a';", &[json!(["a", 2])]);
+    count_clicks(&broker, &sql.url);
     let topics = topic_names(&sql.url);
     assert!(
         topics.iter().any(|t| t == "clicks") && topics.iter().any(|t| t == "T"),
