@@ -647,14 +647,7 @@ impl Backend for KafkaBackend {
                 Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
                     debug!(topic = %name, "topic exists already")
                 }
-                Err((name, code)) if is_retriable(code) => {
-                    return Err(BackendError::Retriable(format!(
-                        "create topic {name}: {code}"
-                    )))
-                }
-                Err((name, code)) => {
-                    return Err(BackendError::Fatal(format!("create topic {name}: {code}")))
-                }
+                Err((name, code)) => return Err(topic_error("create", &name, code)),
             }
         }
         Ok(())
@@ -1252,17 +1245,20 @@ impl KafkaAdmin {
         for result in results {
             match result {
                 Ok(name) => info!(topic = %name, "topic deleted"),
-                Err((name, code)) if is_retriable(code) => {
-                    return Err(BackendError::Retriable(format!(
-                        "delete topic {name}: {code}"
-                    )))
-                }
-                Err((name, code)) => {
-                    return Err(BackendError::Fatal(format!("delete topic {name}: {code}")))
-                }
+                Err((name, code)) => return Err(topic_error("delete", &name, code)),
             }
         }
         Ok(())
+    }
+}
+
+/// A topic administration failure, retriable when the code says so.
+fn topic_error(what: &str, topic: &str, code: RDKafkaErrorCode) -> BackendError {
+    let msg = format!("{what} topic {topic}: {code}");
+    if is_retriable(code) {
+        BackendError::Retriable(msg)
+    } else {
+        BackendError::Fatal(msg)
     }
 }
 
