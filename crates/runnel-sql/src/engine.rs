@@ -335,16 +335,30 @@ impl Engine {
         let weak = Arc::downgrade(&engine.inner);
         let follower = std::thread::Builder::new()
             .name("sql-commands".into())
-            .spawn(move || loop {
-                std::thread::sleep(COMMAND_POLL);
-                let Some(inner) = weak.upgrade() else { return };
-                if inner.stopping.load(Ordering::SeqCst) {
-                    return;
-                }
-                let engine = Engine { inner };
-                let _turn = lock(&engine.inner.commands);
-                if let Err(e) = engine.catch_up(false) {
-                    tracing::warn!(error = %e, "cannot read the command topic");
+            .spawn(move || {
+                let mut failures = 0u64;
+                loop {
+                    std::thread::sleep(COMMAND_POLL);
+                    let Some(inner) = weak.upgrade() else { return };
+                    if inner.stopping.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let engine = Engine { inner };
+                    let _turn = lock(&engine.inner.commands);
+                    match engine.catch_up(false) {
+                        Ok(_) if failures > 0 => {
+                            tracing::info!(failures, "reading the command topic again");
+                            failures = 0;
+                        }
+                        Ok(_) => {}
+                        // Once, then about once a minute while it lasts.
+                        Err(e) => {
+                            if failures % 240 == 0 {
+                                tracing::warn!(error = %e, failures, "cannot read the command topic");
+                            }
+                            failures += 1;
+                        }
+                    }
                 }
             })
             .map_err(|e| SqlError::server(format!("cannot start the command follower: {e}")))?;
