@@ -353,7 +353,7 @@ impl Engine {
                         Ok(_) => {}
                         // Once, then about once a minute while it lasts.
                         Err(e) => {
-                            if failures % 240 == 0 {
+                            if failures.is_multiple_of(240) {
                                 tracing::warn!(error = %e, failures, "cannot read the command topic");
                             }
                             failures += 1;
