@@ -702,7 +702,7 @@ struct TypedValue<'t>(&'t SqlType, &'t mut Value);
 
 impl TypedValue<'_> {
     fn put(self, v: Result<Value, String>) -> Result<(), String> {
-        *self.1 = v?;
+        self.1.set(v?);
         Ok(())
     }
 }
@@ -720,17 +720,17 @@ impl<'de> serde::de::Visitor<'de> for TypedValue<'_> {
         f.write_str("a JSON value")
     }
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        *self.1 = Value::Null;
+        self.1.set(Value::Null);
         Ok(Ok(()))
     }
     fn visit_none<E>(self) -> Result<Self::Value, E> {
-        *self.1 = Value::Null;
+        self.1.set(Value::Null);
         Ok(Ok(()))
     }
     fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
         Ok(match self.0 {
             SqlType::Boolean => {
-                *self.1 = Value::Boolean(b);
+                self.1.set(Value::Boolean(b));
                 Ok(())
             }
             ty => self.put(from_json(ty, &Json::Bool(b))),
@@ -739,7 +739,7 @@ impl<'de> serde::de::Visitor<'de> for TypedValue<'_> {
     fn visit_i64<E>(self, i: i64) -> Result<Self::Value, E> {
         Ok(match self.0 {
             SqlType::BigInt => {
-                *self.1 = Value::BigInt(i);
+                self.1.set(Value::BigInt(i));
                 Ok(())
             }
             ty => self.put(from_json(ty, &Json::from(i))),
@@ -748,7 +748,7 @@ impl<'de> serde::de::Visitor<'de> for TypedValue<'_> {
     fn visit_u64<E>(self, i: u64) -> Result<Self::Value, E> {
         Ok(match (self.0, i64::try_from(i)) {
             (SqlType::BigInt, Ok(i)) => {
-                *self.1 = Value::BigInt(i);
+                self.1.set(Value::BigInt(i));
                 Ok(())
             }
             (ty, _) => self.put(from_json(ty, &Json::from(i))),
@@ -757,7 +757,7 @@ impl<'de> serde::de::Visitor<'de> for TypedValue<'_> {
     fn visit_f64<E>(self, d: f64) -> Result<Self::Value, E> {
         Ok(match self.0 {
             SqlType::Double => {
-                *self.1 = Value::Double(d);
+                self.1.set(Value::Double(d));
                 Ok(())
             }
             ty => self.put(from_json(ty, &Json::from(d))),
@@ -766,7 +766,7 @@ impl<'de> serde::de::Visitor<'de> for TypedValue<'_> {
     fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
         Ok(match self.0 {
             SqlType::String => {
-                *self.1 = Value::String(text.to_owned());
+                self.1.set(Value::String(text.to_owned()));
                 Ok(())
             }
             ty => self.put(from_json(ty, &Json::String(text.to_owned()))),
@@ -775,7 +775,7 @@ impl<'de> serde::de::Visitor<'de> for TypedValue<'_> {
     fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
         Ok(match self.0 {
             SqlType::String => {
-                *self.1 = Value::String(text);
+                self.1.set(Value::String(text));
                 Ok(())
             }
             ty => self.put(from_json(ty, &Json::String(text))),

@@ -574,7 +574,7 @@ impl OwnedProjection {
         for (o, t) in out.iter_mut().zip(&self.takes) {
             if let Some(i) = t {
                 if let Some(v) = row.get_mut(*i) {
-                    *o = std::mem::take(v);
+                    o.set(std::mem::take(v));
                 }
             }
         }
@@ -815,17 +815,17 @@ impl<'a> Planner<'a> {
                         }
                         if key_read {
                             for (slot, kv) in full.iter_mut().zip(k.iter()) {
-                                *slot = kv.clone();
+                                slot.set(kv.clone());
                             }
                         }
                         if read_time {
-                            full[n - 3] = Value::BigInt(m.timestamp);
+                            full[n - 3].set(Value::BigInt(m.timestamp));
                         }
                         if read_partition {
-                            full[n - 2] = Value::Int(m.partition);
+                            full[n - 2].set(Value::Int(m.partition));
                         }
                         if read_offset {
-                            full[n - 1] = Value::BigInt(m.offset);
+                            full[n - 1].set(Value::BigInt(m.offset));
                         }
                         Some(full)
                     },
@@ -1061,7 +1061,7 @@ impl<'a> Planner<'a> {
                 let k1 = keep.clone();
                 let full_right = move |mut l: Row, values: Option<&Row>| -> Row {
                     for (v, keep) in l.iter_mut().zip(k1.left.iter()) {
-                        if !keep {
+                        if !keep && !v.is_null() {
                             *v = Value::Null;
                         }
                     }

@@ -127,6 +127,19 @@ impl Value {
         matches!(self, Value::Null)
     }
 
+    /// Overwrites this value with `v`. Rows are filled slot by slot over
+    /// NULLs, and a NULL needs no drop: this skips the (out-of-line) drop
+    /// of the old value then, which `*slot = v` always runs.
+    #[inline]
+    pub fn set(&mut self, v: Value) {
+        if self.is_null() {
+            // Nothing to drop: a NULL owns no memory.
+            std::mem::forget(std::mem::replace(self, v));
+        } else {
+            *self = v;
+        }
+    }
+
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             Value::Boolean(b) => Some(*b),
