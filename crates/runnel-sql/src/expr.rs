@@ -943,12 +943,30 @@ impl Compiled {
             row,
             lambdas: Vec::new(),
         };
-        self.eval_in(&mut env)
+        let v = self.eval_in(&mut env);
+        crate::types::discard_row(env.lambdas);
+        v
     }
 
     /// Evaluates a condition: NULL counts as false.
     pub fn test(&self, row: &[Value]) -> bool {
-        matches!(self.eval(row), Value::Boolean(true))
+        let v = self.eval(row);
+        let pass = matches!(v, Value::Boolean(true));
+        v.discard();
+        pass
+    }
+
+    /// A sub-expression's value: borrowed in place when it is a column or
+    /// a constant, else evaluated into `tmp`.
+    fn operand<'v>(&'v self, row: &'v [Value], env: &mut Env<'_>, tmp: &'v mut Value) -> &'v Value {
+        match self {
+            Compiled::Column(i) => row.get(*i).unwrap_or(&NULL),
+            Compiled::Const(v) => v,
+            other => {
+                tmp.set(other.eval_in(env));
+                tmp
+            }
+        }
     }
 
     pub fn eval_in(&self, env: &mut Env<'_>) -> Value {
@@ -1003,7 +1021,18 @@ impl Compiled {
                 Value::Decimal(d) => Value::Decimal(-d),
                 _ => Value::Null,
             },
-            Compiled::Arith(op, l, r, t) => arith(*op, &l.eval_in(env), &r.eval_in(env), t),
+            Compiled::Arith(op, l, r, t) => {
+                let (mut ta, mut tb) = (Value::Null, Value::Null);
+                let v = {
+                    let row = env.row;
+                    let a = l.operand(row, env, &mut ta);
+                    let b = r.operand(row, env, &mut tb);
+                    arith(*op, a, b, t)
+                };
+                ta.discard();
+                tb.discard();
+                v
+            }
             Compiled::Concat(l, r) => match (l.eval_in(env), r.eval_in(env)) {
                 (Value::String(a), Value::String(b)) => Value::String(a + &b),
                 _ => Value::Null,
@@ -1011,24 +1040,13 @@ impl Compiled {
             Compiled::Compare(op, l, r) => {
                 // Columns and constants are compared in place, not copied.
                 let row = env.row;
-                let (a_owned, b_owned);
-                let a: &Value = match l.as_ref() {
-                    Compiled::Column(i) => row.get(*i).unwrap_or(&NULL),
-                    Compiled::Const(v) => v,
-                    other => {
-                        a_owned = other.eval_in(env);
-                        &a_owned
-                    }
-                };
-                let b: &Value = match r.as_ref() {
-                    Compiled::Column(i) => row.get(*i).unwrap_or(&NULL),
-                    Compiled::Const(v) => v,
-                    other => {
-                        b_owned = other.eval_in(env);
-                        &b_owned
-                    }
-                };
-                match a.sql_cmp(b) {
+                let (mut ta, mut tb) = (Value::Null, Value::Null);
+                let a = l.operand(row, env, &mut ta);
+                let b = r.operand(row, env, &mut tb);
+                let cmp = a.sql_cmp(b);
+                ta.discard();
+                tb.discard();
+                match cmp {
                     None => Value::Null,
                     Some(o) => Value::Boolean(match op {
                         BinaryOp::Eq => o == Ordering::Equal,

@@ -122,9 +122,42 @@ pub enum Value {
     Struct(Vec<(String, Value)>),
 }
 
+/// Drops a row; one that never allocated (an empty `Vec::new()`) is
+/// forgotten without calling the out-of-line drop glue.
+#[inline]
+pub fn discard_row(row: Vec<Value>) {
+    if row.capacity() == 0 {
+        // No buffer and no values: nothing to free.
+        std::mem::forget(row);
+    } else {
+        drop(row);
+    }
+}
+
 impl Value {
+    /// Whether dropping this value frees memory.
+    #[inline]
+    pub fn owns_memory(&self) -> bool {
+        matches!(
+            self,
+            Value::String(_) | Value::Bytes(_) | Value::Array(_) | Value::Map(_) | Value::Struct(_)
+        )
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
+    }
+
+    /// Drops this value, skipping the out-of-line drop glue for values
+    /// that own no memory (NULL, numbers, booleans, dates and times).
+    #[inline]
+    pub fn discard(self) {
+        if self.owns_memory() {
+            drop(self)
+        } else {
+            // No heap: nothing to free.
+            std::mem::forget(self)
+        }
     }
 
     /// Overwrites this value with `v`. Rows are filled slot by slot over
@@ -501,6 +534,21 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_overwrites_null_and_non_null_slots() {
+        let mut row = vec![Value::Null, Value::String("old".into())];
+        row[0].set(Value::String("a".into()));
+        row[1].set(Value::BigInt(7));
+        assert_eq!(row, vec![Value::String("a".into()), Value::BigInt(7)]);
+        row[1].set(Value::Null);
+        assert!(row[1].is_null());
+        assert!(Value::Array(vec![]).owns_memory());
+        assert!(!Value::Decimal(Decimal::ONE).owns_memory());
+        Value::String("gone".into()).discard();
+        discard_row(Vec::new());
+        discard_row(row);
+    }
 
     #[test]
     fn numbers_compare_across_kinds() {
