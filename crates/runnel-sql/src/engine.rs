@@ -660,7 +660,9 @@ impl Engine {
                 st.catalog.sources.remove(&info.name);
                 let seq = st.seq;
                 drop(st);
-                if *delete_topic {
+                // Only when run fresh: replayed or run for another engine,
+                // the topic is already gone, or is a newer one with data.
+                if *delete_topic && record {
                     self.inner
                         .cluster
                         .delete_topic(&info.topic)

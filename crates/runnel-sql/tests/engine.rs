@@ -324,3 +324,40 @@ fn a_stateful_push_query_from_the_beginning_starts_there_after_a_restart() {
     assert_eq!(push_rows(&e, sql, &props, 2), want);
     e.shutdown();
 }
+
+/// Values of every record of partition 0 of `topic`.
+fn topic_values(broker: &Arc<Broker>, topic: &str) -> Vec<Json> {
+    let mut b =
+        LocalBackend::new(broker.local(), "test-reader", Guarantee::AtLeastOnce).expect("backend");
+    let mut out = Vec::new();
+    b.read_partition(&TopicPartition::new(topic, 0), 0, &mut |r| {
+        if let Some(v) = r.value {
+            out.push(serde_json::from_slice(&v).unwrap_or(Json::Null));
+        }
+    })
+    .expect("read");
+    out
+}
+
+#[test]
+fn replaying_drop_delete_topic_leaves_a_recreated_topic_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::open(dir.path(), BrokerConfig::default()).expect("broker");
+    let create = "CREATE STREAM s (id STRING KEY, v INT) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', PARTITIONS=1);";
+    {
+        let e = engine(&broker);
+        run(&e, create);
+        run(&e, "INSERT INTO s (id, v) VALUES ('a', 1);");
+        run(&e, "DROP STREAM s DELETE TOPIC;");
+        run(&e, create);
+        run(&e, "INSERT INTO s (id, v) VALUES ('b', 2);");
+        e.shutdown();
+    }
+    let want = vec![serde_json::json!({"V": 2})];
+    assert_eq!(topic_values(&broker, "s"), want);
+    // The replayed DROP … DELETE TOPIC must not delete the topic again:
+    // it holds data written after it.
+    let e = engine(&broker);
+    assert_eq!(topic_values(&broker, "s"), want);
+    e.shutdown();
+}
