@@ -273,6 +273,29 @@ struct Command {
 /// command topic recorded.
 const COMMAND_POLL: Duration = Duration::from_millis(250);
 
+/// A pull query's rows of the given keys, read with `read` (a key's
+/// windows and values). Keys found nowhere here, or whose partition is not
+/// hosted here, set `missing` (with the error to report when no other
+/// engine can be asked).
+fn lookup_keys(
+    keys: Vec<Row>,
+    rows: &mut Vec<(Row, Option<Window>, Row)>,
+    missing: &mut Option<Option<QueryError>>,
+    read: impl Fn(&Row) -> Result<Vec<(Option<Window>, Row)>, QueryError>,
+) -> Result<(), SqlError> {
+    for k in keys {
+        match read(&k) {
+            Ok(found) if found.is_empty() => {
+                missing.get_or_insert(None);
+            }
+            Ok(found) => rows.extend(found.into_iter().map(|(w, v)| (k.clone(), w, v))),
+            Err(e @ QueryError::NotLocal { .. }) => *missing = Some(Some(e)),
+            Err(e) => return Err(SqlError::server(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Starts the engine: creates the command topic if needed and replays
     /// it, restarting the persistent queries it recorded; then follows it
@@ -1701,18 +1724,9 @@ impl Engine {
             None => {
                 let kv = queries.kv::<Row, Row>(&mat.store, ks, vs).map_err(qerr)?;
                 match keys {
-                    Some(keys) => {
-                        for k in keys {
-                            match kv.get(&k) {
-                                Ok(Some(v)) => rows.push((k, None, v)),
-                                Ok(None) => {
-                                    missing.get_or_insert(None);
-                                }
-                                Err(e @ QueryError::NotLocal { .. }) => missing = Some(Some(e)),
-                                Err(e) => return Err(qerr(e)),
-                            }
-                        }
-                    }
+                    Some(keys) => lookup_keys(keys, &mut rows, &mut missing, |k| {
+                        Ok(kv.get(k)?.map(|v| (None, v)).into_iter().collect())
+                    })?,
                     None => {
                         missing = Some(None);
                         rows.extend(
@@ -1729,24 +1743,13 @@ impl Engine {
                     .window::<Row, Row>(&mat.store, ks, vs, size_ms)
                     .map_err(qerr)?;
                 match keys {
-                    Some(keys) => {
-                        for k in keys {
-                            match ws.fetch(&k, i64::MIN, i64::MAX) {
-                                Ok(found) if found.is_empty() => {
-                                    missing.get_or_insert(None);
-                                }
-                                Ok(found) => {
-                                    for (w, v) in found {
-                                        rows.push((k.clone(), Some(w), v));
-                                    }
-                                }
-                                Err(e @ QueryError::NotLocal { .. }) => {
-                                    missing = Some(Some(e));
-                                }
-                                Err(e) => return Err(qerr(e)),
-                            }
-                        }
-                    }
+                    Some(keys) => lookup_keys(keys, &mut rows, &mut missing, |k| {
+                        Ok(ws
+                            .fetch(k, i64::MIN, i64::MAX)?
+                            .into_iter()
+                            .map(|(w, v)| (Some(w), v))
+                            .collect())
+                    })?,
                     None => {
                         missing = Some(None);
                         rows.extend(
