@@ -221,6 +221,13 @@ type Fill = Arc<dyn Fn(&runnel_streams::RecordMeta, &Row, Row) -> Option<Row> + 
 /// [`Rel::tail`]); `None` drops the row.
 type Tail = Arc<std::sync::OnceLock<Arc<dyn Fn(Row) -> Option<Row> + Send + Sync>>>;
 
+/// A node completing stream rows with `fill` (see [`Rel::fill`]).
+fn fill_node(s: &KStream<Row, Row>, fill: Fill) -> KStream<Row, Row> {
+    s.flat_map_values_with_meta(move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| {
+        fill(m, k, v)
+    })
+}
+
 /// Runs a [`Tail`] if one was bound.
 fn run_tail(tail: &Tail, row: Row) -> Option<Row> {
     match tail.get() {
@@ -233,11 +240,7 @@ impl Rel {
     /// Runs a pending [`Rel::fill`] as a node of its own.
     fn settle(mut self) -> Rel {
         if let (Some(fill), Flow::Stream(s)) = (self.fill.take(), &self.flow) {
-            let s = s
-                .flat_map_values_with_meta(
-                    move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| fill(m, k, v),
-                )
-                .with_serdes(self.key_serde.clone(), InternalSerde);
+            let s = fill_node(s, fill).with_serdes(self.key_serde.clone(), InternalSerde);
             self.flow = Flow::Stream(s);
         }
         self
@@ -835,9 +838,7 @@ impl<'a> Planner<'a> {
                     pending_fill = Some(fill);
                     Flow::Stream(s)
                 } else {
-                    let mut s: KStream<Row, Row> = s.flat_map_values_with_meta(
-                        move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| fill(m, k, v),
-                    );
+                    let mut s = fill_node(&s, fill);
                     if let Some(slot) = ts_slot {
                         let fmt = ts_format.clone();
                         s = s
