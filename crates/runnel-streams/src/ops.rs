@@ -151,6 +151,21 @@ where
     }
 }
 
+/// Folds a record into an aggregate's old value with `f`; the old value
+/// comes back for the change only when `keep_old` (a downstream node
+/// reads it), and is otherwise moved into `f` instead of cloned.
+fn fold_old<A: Clone>(
+    keep_old: bool,
+    old: Option<A>,
+    f: impl FnOnce(Option<A>) -> A,
+) -> (A, Option<A>) {
+    if keep_old {
+        (f(old.clone()), old)
+    } else {
+        (f(old), None)
+    }
+}
+
 /// Forwards one record per value under the same key, timestamp and headers;
 /// the last one takes the key and headers instead of copying them (most
 /// flat-maps produce exactly one value).
@@ -408,11 +423,9 @@ impl<K: Clone + 'static, V, A: Clone + 'static> Node<K, V> for Aggregate<K, V, A
             .as_ref()
             .map_or(rec.timestamp, |(_, t)| rec.timestamp.max(*t));
         let old_v = old.map(|(v, _)| v);
-        let (new, old_v) = if self.ds.needs_old_values() {
-            ((self.agg)(&rec.key, rec.value, old_v.clone()), old_v)
-        } else {
-            ((self.agg)(&rec.key, rec.value, old_v), None)
-        };
+        let (new, old_v) = fold_old(self.ds.needs_old_values(), old_v, |old| {
+            (self.agg)(&rec.key, rec.value, old)
+        });
         self.store.put(&rec.key, Some(&new), ts);
         self.ds.forward(
             cx,
@@ -549,11 +562,9 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> Node<K, V> for WindowAggr
             let (Some(k), Some(v)) = (key.as_ref(), take_or_clone(&mut value, last)) else {
                 break;
             };
-            let (new, old_v) = if self.ds.needs_old_values() {
-                ((self.agg)(k, v, old_v.clone()), old_v)
-            } else {
-                ((self.agg)(k, v, old_v), None)
-            };
+            let (new, old_v) = fold_old(self.ds.needs_old_values(), old_v, |old| {
+                (self.agg)(k, v, old)
+            });
             self.store.put_raw(wkey, Some(&new), ts);
             if !self.emit_final {
                 let (Some(k), Some(h)) = (
