@@ -40,8 +40,9 @@ def main() -> None:
         for m in msgs:
             producer.produce(output_topic, key=m.key(), value=m.value() + b"-processed")
         producer.flush(20)
-        # Hold the transaction open a moment so the test's SIGKILLs land
-        # inside transactions, not only between them.
+        # Tell the test a transaction with records in the log is open, and
+        # hold it open a moment: a SIGKILL sent on this line lands inside it.
+        print("open", flush=True)
         time.sleep(0.02)
         try:
             producer.send_offsets_to_transaction(

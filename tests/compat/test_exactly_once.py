@@ -1,5 +1,6 @@
 """Exactly-once consume-transform-produce with confluent-kafka (librdkafka):
-the loop process (eos_loop.py) is SIGKILLed at random points and restarted;
+the loop process (eos_loop.py) is SIGKILLed at random points (every other
+kill inside a transaction whose records are written) and restarted;
 a read_committed reader of the output must see each input's result exactly
 once, and never a record of an aborted transaction."""
 from __future__ import annotations
@@ -40,6 +41,16 @@ def read_output(bootstrap: str, topic: str, partitions: int, isolation: str, idl
     return out
 
 
+def wait_for_open_transactions(proc: subprocess.Popen, count: int) -> None:
+    """Return when the loop has announced its `count`-th open transaction."""
+    seen = 0
+    while seen < count:
+        line = proc.stdout.readline()
+        assert line, "the loop exited: " + proc.stderr.read().decode()
+        if line.strip() == b"open":
+            seen += 1
+
+
 def test_exactly_once_across_sigkills(bootstrap, unique_name):
     src, dst, group = unique_name("in"), unique_name("out"), unique_name("g")
     admin = ck_admin(bootstrap)
@@ -61,7 +72,13 @@ def test_exactly_once_across_sigkills(bootstrap, unique_name):
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if kills < 4:
             assert proc.stdout.readline().strip() == b"ready", proc.stderr.read().decode()
-            time.sleep(rng.uniform(0.3, 1.2))
+            if kills % 2 == 0:
+                # Anywhere: joining, between transactions or inside one.
+                time.sleep(rng.uniform(0.3, 1.2))
+            else:
+                # Inside a transaction whose records are already written,
+                # so at least these kills leave aborted records behind.
+                wait_for_open_transactions(proc, rng.randint(1, 8))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
