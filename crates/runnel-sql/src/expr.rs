@@ -939,6 +939,22 @@ impl Compiled {
     /// Evaluates against a row; errors (a bad cast, a function failing)
     /// give NULL, as in ksqlDB.
     pub fn eval(&self, row: &[Value]) -> Value {
+        // The usual shapes (a column, a column against a constant) are
+        // answered here, without the general evaluator's environment.
+        match self {
+            Compiled::Column(i) => return row.get(*i).cloned().unwrap_or_default(),
+            Compiled::Compare(op, l, r) => {
+                if let (Some(a), Some(b)) = (l.leaf(row), r.leaf(row)) {
+                    return compare(*op, a, b);
+                }
+            }
+            Compiled::Arith(op, l, r, t) => {
+                if let (Some(a), Some(b)) = (l.leaf(row), r.leaf(row)) {
+                    return arith(*op, a, b, t);
+                }
+            }
+            _ => {}
+        }
         let mut env = Env {
             row,
             lambdas: Vec::new(),
@@ -954,6 +970,17 @@ impl Compiled {
         let pass = matches!(v, Value::Boolean(true));
         v.discard();
         pass
+    }
+
+    /// A column's or a constant's value, borrowed; `None` for anything
+    /// to evaluate.
+    #[inline]
+    fn leaf<'v>(&'v self, row: &'v [Value]) -> Option<&'v Value> {
+        match self {
+            Compiled::Column(i) => Some(row.get(*i).unwrap_or(&NULL)),
+            Compiled::Const(v) => Some(v),
+            _ => None,
+        }
     }
 
     /// A sub-expression's value: borrowed in place when it is a column or
@@ -1043,20 +1070,10 @@ impl Compiled {
                 let (mut ta, mut tb) = (Value::Null, Value::Null);
                 let a = l.operand(row, env, &mut ta);
                 let b = r.operand(row, env, &mut tb);
-                let cmp = a.sql_cmp(b);
+                let v = compare(*op, a, b);
                 ta.discard();
                 tb.discard();
-                match cmp {
-                    None => Value::Null,
-                    Some(o) => Value::Boolean(match op {
-                        BinaryOp::Eq => o == Ordering::Equal,
-                        BinaryOp::NotEq => o != Ordering::Equal,
-                        BinaryOp::Lt => o == Ordering::Less,
-                        BinaryOp::LtEq => o != Ordering::Greater,
-                        BinaryOp::Gt => o == Ordering::Greater,
-                        _ => o != Ordering::Less,
-                    }),
-                }
+                v
             }
             Compiled::And(l, r) => match l.eval_in(env) {
                 Value::Boolean(false) => Value::Boolean(false),
@@ -1235,6 +1252,22 @@ fn with_lambdas(env: &mut Env<'_>, slot: usize, args: Vec<Value>, body: &Compile
     v
 }
 
+/// A comparison's result: NULL when either side is NULL (or the two do
+/// not compare).
+fn compare(op: BinaryOp, a: &Value, b: &Value) -> Value {
+    match a.sql_cmp(b) {
+        None => Value::Null,
+        Some(o) => Value::Boolean(match op {
+            BinaryOp::Eq => o == Ordering::Equal,
+            BinaryOp::NotEq => o != Ordering::Equal,
+            BinaryOp::Lt => o == Ordering::Less,
+            BinaryOp::LtEq => o != Ordering::Greater,
+            BinaryOp::Gt => o == Ordering::Greater,
+            _ => o != Ordering::Less,
+        }),
+    }
+}
+
 fn arith(op: BinaryOp, a: &Value, b: &Value, t: &SqlType) -> Value {
     if a.is_null() || b.is_null() {
         return Value::Null;
@@ -1291,5 +1324,43 @@ fn arith(op: BinaryOp, a: &Value, b: &Value, t: &SqlType) -> Value {
                 _ => x % y,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col_vs_const(
+        e: fn(BinaryOp, Box<Compiled>, Box<Compiled>) -> Compiled,
+        op: BinaryOp,
+    ) -> Compiled {
+        e(
+            op,
+            Box::new(Compiled::Column(0)),
+            Box::new(Compiled::Const(Value::BigInt(50))),
+        )
+    }
+
+    #[test]
+    fn columns_against_constants_follow_sql_null_semantics() {
+        let ge = col_vs_const(Compiled::Compare, BinaryOp::GtEq);
+        assert_eq!(ge.eval(&[Value::BigInt(50)]), Value::Boolean(true));
+        assert_eq!(ge.eval(&[Value::BigInt(49)]), Value::Boolean(false));
+        assert_eq!(ge.eval(&[Value::Null]), Value::Null);
+        assert!(!ge.test(&[Value::Null]));
+        assert_eq!(ge.eval(&[]), Value::Null, "a missing slot reads as NULL");
+        let mul = |op, l, r| Compiled::Arith(op, l, r, SqlType::BigInt);
+        let m = col_vs_const(mul, BinaryOp::Mul);
+        assert_eq!(m.eval(&[Value::BigInt(3)]), Value::BigInt(150));
+        assert_eq!(m.eval(&[Value::Null]), Value::Null);
+        // Not a leaf on one side: the general evaluator answers the same.
+        let nested = Compiled::Compare(
+            BinaryOp::Eq,
+            Box::new(m.clone()),
+            Box::new(Compiled::Const(Value::BigInt(150))),
+        );
+        assert_eq!(nested.eval(&[Value::BigInt(3)]), Value::Boolean(true));
+        assert_eq!(nested.eval(&[Value::Null]), Value::Null);
     }
 }
