@@ -610,7 +610,8 @@ fn decode_object_at(
             let mut error = None;
             while let Some(idx) = map.next_key_seed(FieldIndex(self.0))? {
                 let skip = |i: usize| {
-                    self.3.get(i).copied().unwrap_or(false) && self.0[i].ty == SqlType::String
+                    self.3.get(i).copied().unwrap_or(false)
+                        && matches!(self.0[i].ty, SqlType::String)
                 };
                 match idx {
                     None => {
