@@ -541,7 +541,17 @@ struct OwnedProjection {
     exprs: Vec<Compiled>,
     /// Per output: `Some(slot)` when it is a column moved out.
     takes: Vec<Option<usize>>,
+    /// Whether the output can be built inside the input row's buffer:
+    /// every moved column comes from its output position or a later one,
+    /// and at most [`IN_PLACE_COMPUTED`] outputs are computed.
+    in_place: bool,
+    /// The input row length the in-place path needs.
+    width: usize,
 }
+
+/// Computed outputs an in-place projection holds aside while it moves
+/// columns.
+const IN_PLACE_COMPUTED: usize = 4;
 
 impl OwnedProjection {
     fn new(exprs: &[Compiled]) -> Self {
@@ -551,20 +561,56 @@ impl OwnedProjection {
                 *uses.entry(*i).or_default() += 1;
             }
         }
-        let takes = exprs
+        let takes: Vec<Option<usize>> = exprs
             .iter()
             .map(|e| match e {
                 Compiled::Column(i) if uses.get(i) == Some(&1) => Some(*i),
                 _ => None,
             })
             .collect();
+        let in_place = takes
+            .iter()
+            .enumerate()
+            .all(|(j, t)| t.is_none_or(|i| i >= j))
+            && takes.iter().filter(|t| t.is_none()).count() <= IN_PLACE_COMPUTED;
+        let width = takes
+            .iter()
+            .flatten()
+            .max()
+            .map_or(exprs.len(), |m| (m + 1).max(exprs.len()));
         OwnedProjection {
             exprs: exprs.to_vec(),
             takes,
+            in_place,
+            width,
         }
     }
 
     fn apply(&self, mut row: Row) -> Row {
+        if self.in_place && self.width <= row.len() {
+            // Computed outputs first, against the intact row; then each
+            // output position j takes its column from slot i >= j (no
+            // earlier step wrote there, and no later one reads slot j).
+            let mut computed: [Value; IN_PLACE_COMPUTED] = Default::default();
+            let mut c = 0;
+            for (e, t) in self.exprs.iter().zip(&self.takes) {
+                if t.is_none() {
+                    computed[c].set(e.eval(&row));
+                    c += 1;
+                }
+            }
+            let mut computed = computed.into_iter();
+            for (j, t) in self.takes.iter().enumerate() {
+                match t {
+                    Some(i) => row.swap(j, *i),
+                    None => std::mem::replace(&mut row[j], computed.next().unwrap_or_default())
+                        .discard(),
+                }
+            }
+            computed.for_each(Value::discard);
+            crate::types::truncate_row(&mut row, self.exprs.len());
+            return row;
+        }
         let mut out: Row = self
             .exprs
             .iter()
@@ -581,6 +627,7 @@ impl OwnedProjection {
                 }
             }
         }
+        crate::types::discard_row(row);
         out
     }
 }
@@ -858,8 +905,14 @@ impl<'a> Planner<'a> {
                 }
             }
             SourceKind::Table => {
+                // Stored in the internal encoding, not the topic's format:
+                // every stream-table join lookup decodes a stored row,
+                // and the internal one reads several times faster than JSON.
                 let store = self.name("source");
-                let t = self.builder.table(&info.topic, ks, vs, &store);
+                let t = self
+                    .builder
+                    .stream(&info.topic, ks, OptionSerde(vs))
+                    .to_table_nullable(&store, InternalSerde);
                 raw_table = Some(t.clone());
                 let t = t.map_values(move |k: &Row, v: &Row| {
                     let mut full = Vec::with_capacity(k.len() + v.len() + 3);
@@ -1512,7 +1565,10 @@ impl<'a> Planner<'a> {
                         move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| {
                             let full = fill(m, k, v)?;
                             match &pred {
-                                Some(p) if !p.test(&full) => None,
+                                Some(p) if !p.test(&full) => {
+                                    crate::types::discard_row(full);
+                                    None
+                                }
                                 _ => Some(owned.apply(full)),
                             }
                         },
@@ -2436,5 +2492,67 @@ fn event_time(v: Option<&Value>, _format: Option<&str>) -> Option<i64> {
         Value::Timestamp(ms) => Some(*ms),
         Value::String(s) => crate::cast::parse_timestamp(s),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ast::BinaryOp;
+
+    fn s(x: &str) -> Value {
+        Value::String(x.to_string())
+    }
+
+    fn times_two(slot: usize) -> Compiled {
+        Compiled::Arith(
+            BinaryOp::Mul,
+            Box::new(Compiled::Column(slot)),
+            Box::new(Compiled::Const(Value::BigInt(2))),
+            SqlType::BigInt,
+        )
+    }
+
+    #[test]
+    fn an_in_place_projection_moves_columns_and_computes_the_rest() {
+        // [key, user, amount, rowtime] -> [user, amount * 2, key]
+        let p = OwnedProjection::new(&[Compiled::Column(1), times_two(2), Compiled::Column(0)]);
+        assert!(!p.in_place, "slot 0 moves to position 2: not in place");
+        let row = vec![s("k1"), s("u1"), Value::BigInt(21), Value::BigInt(7)];
+        assert_eq!(p.apply(row), vec![s("u1"), Value::BigInt(42), s("k1")]);
+
+        // [key, user, amount, rowtime] -> [user, amount * 2, rowtime]
+        let p = OwnedProjection::new(&[Compiled::Column(1), times_two(2), Compiled::Column(3)]);
+        assert!(p.in_place);
+        let row = vec![s("k1"), s("u1"), Value::BigInt(21), Value::BigInt(7)];
+        assert_eq!(
+            p.apply(row),
+            vec![s("u1"), Value::BigInt(42), Value::BigInt(7)]
+        );
+        // NULL in, NULL out; a short row takes the general path.
+        let row = vec![Value::Null, Value::Null, Value::Null, Value::Null];
+        assert_eq!(p.apply(row), vec![Value::Null; 3]);
+        assert_eq!(
+            p.apply(vec![Value::Null, s("u2")]),
+            vec![s("u2"), Value::Null, Value::Null]
+        );
+    }
+
+    #[test]
+    fn a_column_projected_twice_is_copied_not_moved() {
+        let p = OwnedProjection::new(&[Compiled::Column(1), Compiled::Column(1), times_two(0)]);
+        assert!(p.in_place);
+        let row = vec![Value::BigInt(5), s("x"), Value::Null];
+        assert_eq!(p.apply(row), vec![s("x"), s("x"), Value::BigInt(10)]);
+    }
+
+    #[test]
+    fn more_computed_outputs_than_held_aside_take_the_general_path() {
+        let exprs: Vec<Compiled> = (0..IN_PLACE_COMPUTED + 1).map(|_| times_two(0)).collect();
+        let p = OwnedProjection::new(&exprs);
+        assert!(!p.in_place);
+        let mut row = vec![Value::BigInt(3)];
+        row.resize(IN_PLACE_COMPUTED + 1, Value::Null);
+        assert_eq!(p.apply(row), vec![Value::BigInt(6); IN_PLACE_COMPUTED + 1]);
     }
 }

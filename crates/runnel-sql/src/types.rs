@@ -122,15 +122,27 @@ pub enum Value {
     Struct(Vec<(String, Value)>),
 }
 
-/// Drops a row; one that never allocated (an empty `Vec::new()`) is
-/// forgotten without calling the out-of-line drop glue.
+/// Drops a row, calling the out-of-line drop glue only for values that
+/// own memory (see [`Value::discard`]); one that never allocated (an
+/// empty `Vec::new()`) is forgotten outright.
 #[inline]
-pub fn discard_row(row: Vec<Value>) {
+pub fn discard_row(mut row: Vec<Value>) {
     if row.capacity() == 0 {
         // No buffer and no values: nothing to free.
         std::mem::forget(row);
     } else {
-        drop(row);
+        truncate_row(&mut row, 0);
+    }
+}
+
+/// Shortens a row to `len` values, dropping the rest as
+/// [`discard_row`] does.
+#[inline]
+pub fn truncate_row(row: &mut Vec<Value>, len: usize) {
+    while row.len() > len {
+        if let Some(v) = row.pop() {
+            v.discard();
+        }
     }
 }
 
@@ -533,6 +545,23 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn truncating_and_discarding_rows_keeps_the_rest_intact() {
+        let mut row = vec![
+            Value::String("a".into()),
+            Value::BigInt(1),
+            Value::Array(vec![Value::String("b".into())]),
+            Value::Null,
+        ];
+        truncate_row(&mut row, 2);
+        assert_eq!(row, vec![Value::String("a".into()), Value::BigInt(1)]);
+        truncate_row(&mut row, 5);
+        assert_eq!(row.len(), 2);
+        discard_row(row);
+        discard_row(Vec::new());
+    }
+
     use super::*;
 
     #[test]
