@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 
 /// The allocator `runnel serve` uses.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: runnel_alloc::MiMalloc = runnel_alloc::MiMalloc;
 
 type Error = Box<dyn std::error::Error>;
 /// Builds a benchmark's DSL topology.

@@ -13,7 +13,7 @@ mod sql_cli;
 /// mimalloc: the engine allocates and frees small records at a high rate,
 /// where glibc's allocator spent ~30% of a windowed count (BENCHMARKS.md).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: runnel_alloc::MiMalloc = runnel_alloc::MiMalloc;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
