@@ -299,6 +299,9 @@ pub struct Planner<'a> {
     /// Every column name the query names anywhere, under any qualifier
     /// (`None` with `*`): joins copy only these into joined rows.
     names_read: Option<HashSet<String>>,
+    /// Every column reference of the query with where it stands (`None`
+    /// with `*`): joined rows carry only the columns these name.
+    col_refs: Option<Vec<ColRef>>,
     /// The number of group columns in front of the aggregate row being
     /// finished (set by `aggregate` for `finish_agg`).
     post_groups: usize,
@@ -737,6 +740,7 @@ impl<'a> Planner<'a> {
             reads: None,
             pseudo_reads: [true; 3],
             names_read: None,
+            col_refs: None,
             post_groups: 0,
         }
     }
@@ -971,7 +975,7 @@ impl<'a> Planner<'a> {
     /// FROM and JOINs.
     fn relation(&mut self, q: &Query) -> Result<Rel, SqlError> {
         let mut rel = self.source(&q.from.name, q.from.alias.as_ref())?;
-        for j in &q.joins {
+        for (ji, j) in q.joins.iter().enumerate() {
             let right = self.source(&j.right.name, j.right.alias.as_ref())?;
             let rq = j.right.qualifier().name.clone();
             if rel.parts.contains(&rq) {
@@ -980,12 +984,18 @@ impl<'a> Planner<'a> {
                     format!("{rq} appears twice in this query; give it an alias"),
                 ));
             }
-            rel = self.join(rel, right, j)?;
+            rel = self.join(rel, right, j, ji)?;
         }
         Ok(rel)
     }
 
-    fn join(&mut self, left: Rel, right: Rel, j: &crate::ast::Join) -> Result<Rel, SqlError> {
+    fn join(
+        &mut self,
+        left: Rel,
+        right: Rel,
+        j: &crate::ast::Join,
+        index: usize,
+    ) -> Result<Rel, SqlError> {
         let (left, right) = (left.settle(), right.settle());
         let mut tail = None;
         // The joined scope: left columns, then right columns shifted.
@@ -1109,10 +1119,24 @@ impl<'a> Planner<'a> {
         parts.extend(right.parts.iter().cloned());
         let null_right: Row = vec![Value::Null; lw_right];
         let null_left: Row = vec![Value::Null; lw];
-        // Joined rows only carry the columns the query names.
+        // Joined rows only carry the columns the query names, not counting
+        // this join's own condition (both sides were keyed by it before
+        // the join; a FULL join's ROWKEY reads it from joined rows though)
+        // nor the select item the projection serves from the join's key.
+        let full = j.kind == JoinKind::Full;
+        let foreign_key = matches!((&left.flow, &right.flow), (Flow::Table(_), Flow::Table(_)))
+            && l_is_key.is_none();
+        let key_item_free = !full && !foreign_key;
         let kept = |cols: &[ScopeColumn]| -> Arc<[bool]> {
             cols.iter()
-                .map(|c| self.names_read.as_ref().is_none_or(|n| n.contains(&c.name)))
+                .map(|c| match &self.col_refs {
+                    None => true,
+                    Some(refs) => refs.iter().any(|r| {
+                        r.names(c)
+                            && (full || r.join_on != Some(index))
+                            && !(key_item_free && r.join_key_item)
+                    }),
+                })
                 .collect()
         };
         let keep = Keep {
@@ -1138,17 +1162,20 @@ impl<'a> Planner<'a> {
                 // The stream row moves into the joined row; unread
                 // columns are dropped rather than copied.
                 let k1 = keep.clone();
+                let right_key_kept = keep.right.first().copied().unwrap_or(true);
                 let full_right = move |mut l: Row, values: Option<&Row>| -> Row {
+                    // The right key (the left side's join value), read
+                    // before unread left columns are cleared.
+                    let key = (values.is_some() && right_key_kept).then(|| key_of.eval(&l));
                     for (v, keep) in l.iter_mut().zip(k1.left.iter()) {
                         if !keep && !v.is_null() {
-                            *v = Value::Null;
+                            std::mem::take(v).discard();
                         }
                     }
                     match values {
                         Some(values) => {
                             l.reserve(values.len() + 4);
-                            let key = key_of.eval(&l);
-                            l.push(key);
+                            l.push(key.unwrap_or_default());
                             extend_kept(&mut l, values, k1.right.get(1..).unwrap_or(&[]));
                             l.extend([Value::Null, Value::Null, Value::Null]);
                         }
@@ -1520,6 +1547,7 @@ impl<'a> Planner<'a> {
             .unwrap_or_default();
         self.reads = reads_of(q, &key_names);
         self.names_read = names_read_of(q);
+        self.col_refs = col_refs_of(q);
         self.pseudo_reads = match &self.names_read {
             None => [true; 3],
             Some(n) => [ROWTIME, ROWPARTITION, ROWOFFSET].map(|p| n.contains(p)),
@@ -2419,6 +2447,129 @@ fn names_read_of(q: &Query) -> Option<HashSet<String>> {
         columns_named(e, &mut names);
     }
     Some(names.into_iter().map(|i| i.name).collect())
+}
+
+/// A column reference of a query (see [`col_refs_of`]).
+struct ColRef {
+    qualifier: Option<String>,
+    name: String,
+    /// In the ON condition of join number `i`.
+    join_on: Option<usize>,
+    /// The select item the projection takes from a single join's key
+    /// rather than from joined rows: a bare column that is a side of the
+    /// join's equality, and the first item naming any column of it.
+    join_key_item: bool,
+}
+
+impl ColRef {
+    /// Whether this reference may name `c` (no qualifier: any source's).
+    fn names(&self, c: &ScopeColumn) -> bool {
+        self.name == c.name
+            && self
+                .qualifier
+                .as_ref()
+                .is_none_or(|q| c.qualifier.as_ref() == Some(q))
+    }
+}
+
+/// Every column reference of a query, with qualifiers (`None` when it
+/// selects `*`).
+fn col_refs_of(q: &Query) -> Option<Vec<ColRef>> {
+    let mut out = Vec::new();
+    let push = |e: &Expr, join_on: Option<usize>, out: &mut Vec<ColRef>| {
+        let (mut names, mut quals) = (Vec::new(), Vec::new());
+        collect_refs(e, &mut names, &mut quals);
+        for (n, q) in names.into_iter().zip(quals) {
+            out.push(ColRef {
+                qualifier: q.map(|q| q.name),
+                name: n.name,
+                join_on,
+                join_key_item: false,
+            });
+        }
+    };
+    for item in &q.select {
+        match item {
+            SelectItem::Star { .. } => return None,
+            SelectItem::Expr { expr, .. } => push(expr, None, &mut out),
+        }
+    }
+    for e in q
+        .where_
+        .iter()
+        .chain(q.having.iter())
+        .chain(q.group_by.iter())
+        .chain(q.partition_by.iter())
+    {
+        push(e, None, &mut out);
+    }
+    for (i, j) in q.joins.iter().enumerate() {
+        push(&j.on, Some(i), &mut out);
+    }
+    // One join, and nothing after it changes the key: the first select
+    // item naming a column of the condition, when it is one side of the
+    // equality as a bare column, becomes the output key.
+    if let ([j], true, true) = (
+        q.joins.as_slice(),
+        q.group_by.is_empty(),
+        q.partition_by.is_empty(),
+    ) {
+        let on: Vec<&ColRef> = out.iter().filter(|r| r.join_on == Some(0)).collect();
+        let sides: Vec<(Option<&str>, &str)> = match &j.on.kind {
+            ExprKind::Binary { left, right, .. } => [left, right]
+                .into_iter()
+                .filter_map(|e| match &e.kind {
+                    ExprKind::Column { qualifier, name } => Some((
+                        qualifier.as_ref().map(|q| q.name.as_str()),
+                        name.name.as_str(),
+                    )),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let first = q.select.iter().position(|item| match item {
+            SelectItem::Expr { expr, .. } => {
+                let (mut names, mut quals) = (Vec::new(), Vec::new());
+                collect_refs(expr, &mut names, &mut quals);
+                names.iter().zip(&quals).any(|(n, q)| {
+                    on.iter().any(|r| {
+                        r.name == n.name
+                            && (r.qualifier.is_none()
+                                || q.is_none()
+                                || r.qualifier.as_deref() == q.as_ref().map(|q| q.name.as_str()))
+                    })
+                })
+            }
+            SelectItem::Star { .. } => false,
+        });
+        if let Some(SelectItem::Expr { expr, .. }) = first.and_then(|i| q.select.get(i)) {
+            if let ExprKind::Column { qualifier, name } = &expr.kind {
+                let bare = (
+                    qualifier.as_ref().map(|q| q.name.as_str()),
+                    name.name.as_str(),
+                );
+                if sides.contains(&bare) {
+                    // The item's own reference: the first one it made.
+                    let at = q.select[..first.unwrap_or(0)]
+                        .iter()
+                        .map(|item| match item {
+                            SelectItem::Expr { expr, .. } => {
+                                let (mut n, mut qq) = (Vec::new(), Vec::new());
+                                collect_refs(expr, &mut n, &mut qq);
+                                n.len()
+                            }
+                            SelectItem::Star { .. } => 0,
+                        })
+                        .sum::<usize>();
+                    if let Some(r) = out.get_mut(at) {
+                        r.join_key_item = true;
+                    }
+                }
+            }
+        }
+    }
+    Some(out)
 }
 
 fn collect_refs(e: &Expr, names: &mut Vec<Ident>, quals: &mut Vec<Option<Ident>>) {
