@@ -129,12 +129,20 @@ impl Member {
                         // SyncGroup gets REBALANCE_IN_PROGRESS (as from
                         // Kafka); with cooperative-sticky the member still
                         // owns the partition, so retry as an app would.
+                        // One sent with the old generation that reaches
+                        // the coordinator after the join phase ended gets
+                        // ILLEGAL_GENERATION (Kafka answers the same); the
+                        // retry carries the generation the JoinGroup
+                        // response brought.
                         let mut tries = 0;
                         while let Err(e) = consumer.commit_message(&m, CommitMode::Sync) {
                             tries += 1;
                             let retriable = matches!(
                                 e.rdkafka_error_code(),
-                                Some(RDKafkaErrorCode::RebalanceInProgress)
+                                Some(
+                                    RDKafkaErrorCode::RebalanceInProgress
+                                        | RDKafkaErrorCode::IllegalGeneration
+                                )
                             );
                             if !retriable || tries > 100 {
                                 seen.lock().unwrap().commit_errors.push(e.to_string());
