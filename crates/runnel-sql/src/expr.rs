@@ -955,6 +955,13 @@ impl Compiled {
             }
             _ => {}
         }
+        self.eval_general(row)
+    }
+
+    /// [`Compiled::eval`] for every other shape: kept out of line so the
+    /// common shapes above pay for no environment and no large frame.
+    #[inline(never)]
+    fn eval_general(&self, row: &[Value]) -> Value {
         let mut env = Env {
             row,
             lambdas: Vec::new(),
@@ -1290,7 +1297,7 @@ fn arith(op: BinaryOp, a: &Value, b: &Value, t: &SqlType) -> Value {
                     None => return Value::Null,
                 },
             };
-            if *t == SqlType::Int {
+            if matches!(t, SqlType::Int) {
                 Value::Int(r as i32)
             } else {
                 Value::BigInt(r)

@@ -571,6 +571,12 @@ struct OwnedProjection {
     in_place: bool,
     /// The input row length the in-place path needs.
     width: usize,
+    /// For the in-place path: (output position, slot) of each moved
+    /// column that changes place, in output order.
+    moves: Vec<(usize, usize)>,
+    /// For the in-place path: (output position, expression) of each
+    /// computed output.
+    computed: Vec<(usize, Compiled)>,
 }
 
 /// Computed outputs an in-place projection holds aside while it moves
@@ -602,15 +608,42 @@ impl OwnedProjection {
             .flatten()
             .max()
             .map_or(exprs.len(), |m| (m + 1).max(exprs.len()));
+        let moves = takes
+            .iter()
+            .enumerate()
+            .filter_map(|(j, t)| t.filter(|i| *i != j).map(|i| (j, i)))
+            .collect();
+        let computed = exprs
+            .iter()
+            .zip(&takes)
+            .enumerate()
+            .filter(|(_, (_, t))| t.is_none())
+            .map(|(j, (e, _))| (j, e.clone()))
+            .collect();
         OwnedProjection {
             exprs: exprs.to_vec(),
             takes,
             in_place,
             width,
+            moves,
+            computed,
         }
     }
 
     fn apply(&self, mut row: Row) -> Row {
+        if self.in_place && self.width <= row.len() && self.computed.len() <= 1 {
+            // The usual shape: one computed output (or none), held while
+            // the columns move.
+            let held = self.computed.first().map(|(j, e)| (*j, e.eval(&row)));
+            for &(j, i) in &self.moves {
+                row.swap(j, i);
+            }
+            if let Some((j, v)) = held {
+                std::mem::replace(&mut row[j], v).discard();
+            }
+            crate::types::truncate_row(&mut row, self.exprs.len());
+            return row;
+        }
         if self.in_place && self.width <= row.len() {
             // Computed outputs first, against the intact row; then each
             // output position j takes its column from slot i >= j (no
