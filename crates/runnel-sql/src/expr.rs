@@ -973,6 +973,11 @@ impl Compiled {
 
     /// Evaluates a condition: NULL counts as false.
     pub fn test(&self, row: &[Value]) -> bool {
+        if let Compiled::Compare(op, l, r) = self {
+            if let (Some(a), Some(b)) = (l.leaf(row), r.leaf(row)) {
+                return a.sql_cmp(b).is_some_and(|o| holds(*op, o));
+            }
+        }
         let v = self.eval(row);
         let pass = matches!(v, Value::Boolean(true));
         v.discard();
@@ -1264,14 +1269,20 @@ fn with_lambdas(env: &mut Env<'_>, slot: usize, args: Vec<Value>, body: &Compile
 fn compare(op: BinaryOp, a: &Value, b: &Value) -> Value {
     match a.sql_cmp(b) {
         None => Value::Null,
-        Some(o) => Value::Boolean(match op {
-            BinaryOp::Eq => o == Ordering::Equal,
-            BinaryOp::NotEq => o != Ordering::Equal,
-            BinaryOp::Lt => o == Ordering::Less,
-            BinaryOp::LtEq => o != Ordering::Greater,
-            BinaryOp::Gt => o == Ordering::Greater,
-            _ => o != Ordering::Less,
-        }),
+        Some(o) => Value::Boolean(holds(op, o)),
+    }
+}
+
+/// Whether two values ordered `o` satisfy the comparison `op`.
+#[inline]
+fn holds(op: BinaryOp, o: Ordering) -> bool {
+    match op {
+        BinaryOp::Eq => o == Ordering::Equal,
+        BinaryOp::NotEq => o != Ordering::Equal,
+        BinaryOp::Lt => o == Ordering::Less,
+        BinaryOp::LtEq => o != Ordering::Greater,
+        BinaryOp::Gt => o == Ordering::Greater,
+        _ => o != Ordering::Less,
     }
 }
 

@@ -180,6 +180,7 @@ impl RowSerde {
     /// columns flagged in `unread` are left NULL in JSON objects: nobody
     /// reads them, and a STRING column accepts any JSON value, so skipping
     /// one changes no record's fate.
+    #[inline]
     pub fn decode_with_prefix(
         &self,
         bytes: &[u8],

@@ -302,6 +302,9 @@ pub struct Planner<'a> {
     /// Every column reference of the query with where it stands (`None`
     /// with `*`): joined rows carry only the columns these name.
     col_refs: Option<Vec<ColRef>>,
+    /// Whether stream rows may end after their value columns (see `plan`):
+    /// no pseudo-column slots behind them.
+    short_rows: bool,
     /// The number of group columns in front of the aggregate row being
     /// finished (set by `aggregate` for `finish_agg`).
     post_groups: usize,
@@ -774,6 +777,7 @@ impl<'a> Planner<'a> {
             pseudo_reads: [true; 3],
             names_read: None,
             col_refs: None,
+            short_rows: false,
             post_groups: 0,
         }
     }
@@ -879,6 +883,11 @@ impl<'a> Planner<'a> {
         let rowtime_slot = columns.len() - 3;
         let mut raw_table = None;
         let mut pending_fill = None;
+        let suffix = if self.short_rows && ts_slot.is_none() {
+            0
+        } else {
+            3
+        };
         let flow = match info.kind {
             SourceKind::Stream => {
                 let s = self.builder.stream(
@@ -898,7 +907,7 @@ impl<'a> Planner<'a> {
                             .collect(),
                         inner: vs,
                         prefix: nkeys,
-                        suffix: 3,
+                        suffix,
                     },
                 );
                 let key_read = match &self.reads {
@@ -915,10 +924,10 @@ impl<'a> Planner<'a> {
                 let fill: Fill = Arc::new(
                     move |m: &runnel_streams::RecordMeta, k: &Row, mut full: Row| {
                         // The value arrives with NULL key slots in front
-                        // and NULL pseudo columns behind (empty: a
-                        // tombstone); only what the query reads is filled.
-                        let n = full.len();
-                        if n < 3 {
+                        // and NULL pseudo columns behind unless `suffix`
+                        // is 0 (empty: a tombstone); only what the query
+                        // reads is filled.
+                        if full.is_empty() {
                             return None;
                         }
                         if key_read {
@@ -926,14 +935,20 @@ impl<'a> Planner<'a> {
                                 slot.set(kv.clone());
                             }
                         }
+                        let base = full.len().saturating_sub(suffix);
+                        let mut put = |i: usize, v: Value| {
+                            if let Some(slot) = full.get_mut(base + i) {
+                                slot.set(v);
+                            }
+                        };
                         if read_time {
-                            full[n - 3].set(Value::BigInt(m.timestamp));
+                            put(0, Value::BigInt(m.timestamp));
                         }
                         if read_partition {
-                            full[n - 2].set(Value::Int(m.partition));
+                            put(1, Value::Int(m.partition));
                         }
                         if read_offset {
-                            full[n - 1].set(Value::BigInt(m.offset));
+                            put(2, Value::BigInt(m.offset));
                         }
                         Some(full)
                     },
@@ -1585,7 +1600,6 @@ impl<'a> Planner<'a> {
             None => [true; 3],
             Some(n) => [ROWTIME, ROWPARTITION, ROWOFFSET].map(|p| n.contains(p)),
         };
-        let mut rel = self.relation(q)?;
         let has_agg = !q.group_by.is_empty() || self.select_has_aggregate(&q.select);
         let has_table_fn = q.select.iter().any(|item| {
             matches!(item, SelectItem::Expr { expr, .. }
@@ -1594,6 +1608,11 @@ impl<'a> Planner<'a> {
         });
         // A stream's WHERE right before its projection is one step with it.
         let fuse = q.partition_by.is_empty() && !has_agg && !has_table_fn;
+        // Rows that only WHERE and the projection see (no join or table
+        // function appends after them) need no pseudo-column slots nobody
+        // reads.
+        self.short_rows = fuse && q.joins.is_empty() && self.pseudo_reads == [false; 3];
+        let mut rel = self.relation(q)?;
         if !fuse {
             rel = rel.settle();
         }

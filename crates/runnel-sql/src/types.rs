@@ -229,7 +229,21 @@ impl Value {
 
     /// SQL comparison: `None` when either side is null or the kinds cannot
     /// be compared.
+    #[inline]
     pub fn sql_cmp(&self, other: &Value) -> Option<Ordering> {
+        // The usual comparisons first, inline: same-typed numbers and
+        // strings.
+        match (self, other) {
+            (Value::BigInt(a), Value::BigInt(b)) => Some(a.cmp(b)),
+            (Value::BigInt(a), Value::Int(b)) => Some(a.cmp(&i64::from(*b))),
+            (Value::Int(a), Value::BigInt(b)) => Some(i64::from(*a).cmp(b)),
+            (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
+            (Value::String(a), Value::String(b)) => Some(a.as_str().cmp(b.as_str())),
+            _ => self.sql_cmp_general(other),
+        }
+    }
+
+    fn sql_cmp_general(&self, other: &Value) -> Option<Ordering> {
         use Value::*;
         match (self, other) {
             (Null, _) | (_, Null) => None,
