@@ -479,24 +479,31 @@ fn agg_init(calls: &Arc<Vec<AggCall>>) -> Row {
     calls.iter().map(|c| c.agg.initial()).collect()
 }
 
-fn agg_add(calls: &[AggCall], full: &Row, mut acc: Row) -> Row {
+/// Folds a row into the accumulators; the row is consumed (dropped
+/// without the drop glue for values that own nothing).
+fn agg_add(calls: &[AggCall], full: Row, mut acc: Row) -> Row {
     if acc.len() != calls.len() {
         acc = calls.iter().map(|c| c.agg.initial()).collect();
     }
     for (c, slot) in calls.iter().zip(acc.iter_mut()) {
-        let args: Vec<Value> = c.args.iter().map(|a| a.eval(full)).collect();
+        let args: Vec<Value> = c.args.iter().map(|a| a.eval(&full)).collect();
         let old = std::mem::take(slot);
-        *slot = c.agg.add(old, &args);
+        slot.set(c.agg.add(old, &args));
+        crate::types::discard_row(args);
     }
+    crate::types::discard_row(full);
     acc
 }
 
-fn agg_undo(calls: &[AggCall], full: &Row, mut acc: Row) -> Row {
+/// Takes a row back out of the accumulators (table aggregations).
+fn agg_undo(calls: &[AggCall], full: Row, mut acc: Row) -> Row {
     for (c, slot) in calls.iter().zip(acc.iter_mut()) {
-        let args: Vec<Value> = c.args.iter().map(|a| a.eval(full)).collect();
+        let args: Vec<Value> = c.args.iter().map(|a| a.eval(&full)).collect();
         let old = std::mem::take(slot);
-        *slot = c.agg.undo(old.clone(), &args).unwrap_or(old);
+        slot.set(c.agg.undo(old.clone(), &args).unwrap_or(old));
+        crate::types::discard_row(args);
     }
+    crate::types::discard_row(full);
     acc
 }
 
@@ -2122,7 +2129,7 @@ impl<'a> Planner<'a> {
                 }
                 let table = group_stream(s).aggregate(
                     move || agg_init(&c1),
-                    move |_, v: Row, acc: Row| agg_add(&c2, &v, acc),
+                    move |_, v: Row, acc: Row| agg_add(&c2, v, acc),
                     InternalSerde,
                     &store,
                 );
@@ -2142,8 +2149,8 @@ impl<'a> Planner<'a> {
                     )
                     .aggregate(
                         move || agg_init(&c1),
-                        move |_, v: Row, acc: Row| agg_add(&c2, &v, acc),
-                        move |_, v: Row, acc: Row| agg_undo(&c3, &v, acc),
+                        move |_, v: Row, acc: Row| agg_add(&c2, v, acc),
+                        move |_, v: Row, acc: Row| agg_undo(&c3, v, acc),
                         InternalSerde,
                         &store,
                     );
@@ -2678,7 +2685,7 @@ fn window_aggregate(
             }
             let t = ws.aggregate(
                 move || agg_init(&c1),
-                move |_, v: Row, acc: Row| agg_add(&c2, &v, acc),
+                move |_, v: Row, acc: Row| agg_add(&c2, v, acc),
                 InternalSerde,
                 store,
             );
@@ -2701,7 +2708,7 @@ fn window_aggregate(
             let c3 = c1.clone();
             let t = ws.aggregate(
                 move || agg_init(&c1),
-                move |_, v: Row, acc: Row| agg_add(&c2, &v, acc),
+                move |_, v: Row, acc: Row| agg_add(&c2, v, acc),
                 move |_, a: Row, b: Row| agg_merge(&c3, a, b),
                 InternalSerde,
                 store,

@@ -403,16 +403,21 @@ fn bind_count(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
         return Err(format!("takes * or one column, got {}", args.len()));
     }
     let counts = |args: &[Value]| args.is_empty() || !first(args).is_null();
+    // The old count is a number: dropped with `discard`, no drop glue.
     Ok(Agg::new(SqlType::BigInt, Value::BigInt(0), move |acc, a| {
         if counts(a) {
-            Value::BigInt(acc.as_i64().unwrap_or(0).wrapping_add(1))
+            let n = acc.as_i64().unwrap_or(0);
+            acc.discard();
+            Value::BigInt(n.wrapping_add(1))
         } else {
             acc
         }
     })
     .undo(move |acc, a| {
         if counts(a) {
-            Value::BigInt(acc.as_i64().unwrap_or(0).wrapping_sub(1))
+            let n = acc.as_i64().unwrap_or(0);
+            acc.discard();
+            Value::BigInt(n.wrapping_sub(1))
         } else {
             acc
         }
