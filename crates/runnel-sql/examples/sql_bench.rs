@@ -29,7 +29,7 @@
 //! rows inserted; time until every query received every row, and rows
 //! delivered per second.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,11 +91,45 @@ struct Joined {
 }
 
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// User + system CPU seconds from a `/proc/.../stat` line.
+fn stat_cpu(stat: &str) -> f64 {
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds of this process's threads whose name starts with `prefix`,
+/// by thread id: the query's own work, without the broker's and the
+/// engine's background threads.
+fn threads_cpu(prefix: &str) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in dir.flatten() {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.starts_with(prefix) {
+            let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+            out.insert(
+                task.file_name().to_string_lossy().into_owned(),
+                stat_cpu(&stat),
+            );
+        }
+    }
+    out
+}
+
+/// CPU the threads named `prefix…` spent between two [`threads_cpu`]s.
+fn threads_cpu_since(prefix: &str, before: &HashMap<String, f64>) -> f64 {
+    threads_cpu(prefix)
+        .iter()
+        .map(|(tid, c)| c - before.get(tid).copied().unwrap_or(0.0))
+        .sum()
 }
 
 struct Args {
@@ -223,6 +257,11 @@ fn run_dsl(broker: &Arc<Broker>, topology: Topology, app: &str) -> Result<(), Er
     Ok(())
 }
 
+/// The calling thread's CPU seconds.
+fn own_thread_cpu() -> f64 {
+    stat_cpu(&std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default())
+}
+
 fn measure(f: impl FnOnce() -> Result<(), Error>) -> Result<(f64, f64), Error> {
     let (t, c) = (Instant::now(), cpu_seconds());
     f()?;
@@ -267,8 +306,8 @@ fn throughput(a: &Args) -> Result<(), Error> {
     for t in ["dsl_filter", "dsl_count", "dsl_join"] {
         local.create_topic(t, 1, BTreeMap::new())?;
     }
-    println!("| query | DSL events/CPU-s | SQL events/CPU-s | SQL ÷ DSL (CPU per event), median (rounds) | DSL wall s | SQL wall s |");
-    println!("|---|---|---|---|---|---|");
+    println!("| query | DSL events/CPU-s | SQL events/CPU-s | SQL ÷ DSL (process CPU per event), median (rounds) | SQL ÷ DSL (query thread CPU), median (rounds) | DSL wall s | SQL wall s |");
+    println!("|---|---|---|---|---|---|---|");
     let queries: Vec<(&str, TopologyFn, &str)> = vec![
         (
             "filter + projection",
@@ -325,23 +364,32 @@ fn throughput(a: &Args) -> Result<(), Error> {
             continue;
         }
         let mut rounds: Vec<(f64, f64, f64, f64)> = Vec::new();
+        // Per round: CPU of the DSL query's thread and the SQL query's.
+        let mut threads: Vec<(f64, f64)> = Vec::new();
         for r in 0..a.rounds {
             eprintln!("running {name}, round {}/{}", r + 1, a.rounds);
+            let mut dt = 0.0;
             let (dw, dc) = if a.sql_only {
                 (0.0, 0.0)
             } else {
                 // On a thread of its own, as each SQL query runs.
                 let topology = dsl()?;
                 let (b, app) = (broker.clone(), format!("bench-dsl-{i}-{r}"));
-                measure(move || {
-                    std::thread::Builder::new()
+                measure(|| {
+                    dt = std::thread::Builder::new()
                         .name("dsl-query".into())
-                        .spawn(move || run_dsl(&b, topology, &app).map_err(|e| e.to_string()))?
+                        .spawn(move || {
+                            run_dsl(&b, topology, &app)
+                                .map(|()| own_thread_cpu())
+                                .map_err(|e| e.to_string())
+                        })?
                         .join()
                         .map_err(|_| "the DSL query panicked")??;
                     Ok(())
                 })?
             };
+            let before = threads_cpu("query-");
+            let mut st = 0.0;
             let (sw, sc) = measure(|| {
                 if a.dsl_only {
                     return Ok(());
@@ -352,6 +400,7 @@ fn throughput(a: &Args) -> Result<(), Error> {
                 if !engine.wait_idle(Duration::from_secs(600)) {
                     return Err("the SQL query did not finish".into());
                 }
+                st = threads_cpu_since("query-", &before);
                 Ok(())
             })?;
             // Stopped outside the clock, as each DSL run is closed.
@@ -359,6 +408,7 @@ fn throughput(a: &Args) -> Result<(), Error> {
                 sql(&engine, "TERMINATE ALL;")?;
             }
             rounds.push((dw, dc, sw, sc));
+            threads.push((dt, st));
         }
         let median = |mut v: Vec<f64>| -> f64 {
             v.sort_by(f64::total_cmp);
@@ -377,11 +427,18 @@ fn throughput(a: &Args) -> Result<(), Error> {
             .iter()
             .map(|r| format!("{:.2}", if r.1 > 0.0 { r.3 / r.1 } else { 0.0 }))
             .collect();
+        let thread_ratio = |t: &(f64, f64)| if t.0 > 0.0 { t.1 / t.0 } else { 0.0 };
+        let thread_ratios: Vec<String> = threads
+            .iter()
+            .map(|t| format!("{:.2}", thread_ratio(t)))
+            .collect();
         println!(
-            "| {name} | {:.0}k | {:.0}k | {ratio:.2} ({}) | {:.2} | {:.2} |",
+            "| {name} | {:.0}k | {:.0}k | {ratio:.2} ({}) | {:.2} ({}) | {:.2} | {:.2} |",
             per(dc) / 1000.0,
             per(sc) / 1000.0,
             ratios.join(", "),
+            median(threads.iter().map(thread_ratio).collect()),
+            thread_ratios.join(", "),
             median(rounds.iter().map(|r| r.0).collect()),
             median(rounds.iter().map(|r| r.2).collect()),
         );
