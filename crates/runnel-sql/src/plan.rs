@@ -1601,8 +1601,11 @@ impl<'a> Planner<'a> {
             .map(|i| i.schema.key.iter().map(|c| c.name.clone()).collect())
             .unwrap_or_default();
         self.reads = reads_of(q, &key_names);
-        self.names_read = names_read_of(q);
         self.col_refs = col_refs_of(q);
+        self.names_read = self
+            .col_refs
+            .as_ref()
+            .map(|refs| refs.iter().map(|r| r.name.clone()).collect());
         self.pseudo_reads = match &self.names_read {
             None => [true; 3],
             Some(n) => [ROWTIME, ROWPARTITION, ROWOFFSET].map(|p| n.contains(p)),
@@ -2480,29 +2483,6 @@ fn reads_of(q: &Query, key: &[String]) -> Option<HashSet<String>> {
             .all(|(g, k)| matches!(&g.kind, ExprKind::Column { name, .. } if name.name == *k));
     let groups = if by_key { &[][..] } else { &q.group_by[..] };
     for e in q.where_.iter().chain(q.having.iter()).chain(groups.iter()) {
-        columns_named(e, &mut names);
-    }
-    Some(names.into_iter().map(|i| i.name).collect())
-}
-
-/// Every column name a query names anywhere (bare projections, join
-/// conditions, all clauses), or `None` when it selects `*`.
-fn names_read_of(q: &Query) -> Option<HashSet<String>> {
-    let mut names: Vec<Ident> = Vec::new();
-    for item in &q.select {
-        match item {
-            SelectItem::Star { .. } => return None,
-            SelectItem::Expr { expr, .. } => columns_named(expr, &mut names),
-        }
-    }
-    for e in q
-        .where_
-        .iter()
-        .chain(q.having.iter())
-        .chain(q.group_by.iter())
-        .chain(q.partition_by.iter())
-        .chain(q.joins.iter().map(|j| &j.on))
-    {
         columns_named(e, &mut names);
     }
     Some(names.into_iter().map(|i| i.name).collect())
