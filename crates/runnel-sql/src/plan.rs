@@ -297,7 +297,8 @@ pub struct Planner<'a> {
     /// rows only carry the ones it does (the others stay NULL).
     pseudo_reads: [bool; 3],
     /// Every column name the query names anywhere, under any qualifier
-    /// (`None` with `*`): joins copy only these into joined rows.
+    /// (`None` with `*`): stream sources skip decoding STRING columns
+    /// outside it and fill only the pseudo columns in it.
     names_read: Option<HashSet<String>>,
     /// Every column reference of the query with where it stands (`None`
     /// with `*`): joined rows carry only the columns these name.
@@ -2492,6 +2493,8 @@ fn reads_of(q: &Query, key: &[String]) -> Option<HashSet<String>> {
 struct ColRef {
     qualifier: Option<String>,
     name: String,
+    /// In select item number `i`.
+    select_item: Option<usize>,
     /// In the ON condition of join number `i`.
     join_on: Option<usize>,
     /// The select item the projection takes from a single join's key
@@ -2515,22 +2518,23 @@ impl ColRef {
 /// selects `*`).
 fn col_refs_of(q: &Query) -> Option<Vec<ColRef>> {
     let mut out = Vec::new();
-    let push = |e: &Expr, join_on: Option<usize>, out: &mut Vec<ColRef>| {
+    let push = |e: &Expr, select_item, join_on, out: &mut Vec<ColRef>| {
         let (mut names, mut quals) = (Vec::new(), Vec::new());
         collect_refs(e, &mut names, &mut quals);
         for (n, q) in names.into_iter().zip(quals) {
             out.push(ColRef {
                 qualifier: q.map(|q| q.name),
                 name: n.name,
+                select_item,
                 join_on,
                 join_key_item: false,
             });
         }
     };
-    for item in &q.select {
+    for (i, item) in q.select.iter().enumerate() {
         match item {
             SelectItem::Star { .. } => return None,
-            SelectItem::Expr { expr, .. } => push(expr, None, &mut out),
+            SelectItem::Expr { expr, .. } => push(expr, Some(i), None, &mut out),
         }
     }
     for e in q
@@ -2540,10 +2544,10 @@ fn col_refs_of(q: &Query) -> Option<Vec<ColRef>> {
         .chain(q.group_by.iter())
         .chain(q.partition_by.iter())
     {
-        push(e, None, &mut out);
+        push(e, None, None, &mut out);
     }
     for (i, j) in q.joins.iter().enumerate() {
-        push(&j.on, Some(i), &mut out);
+        push(&j.on, None, Some(i), &mut out);
     }
     // One join, and nothing after it changes the key: the first select
     // item naming a column of the condition, when it is one side of the
@@ -2553,62 +2557,46 @@ fn col_refs_of(q: &Query) -> Option<Vec<ColRef>> {
         q.group_by.is_empty(),
         q.partition_by.is_empty(),
     ) {
-        let on: Vec<&ColRef> = out.iter().filter(|r| r.join_on == Some(0)).collect();
-        let sides: Vec<(Option<&str>, &str)> = match &j.on.kind {
-            ExprKind::Binary { left, right, .. } => [left, right]
-                .into_iter()
-                .filter_map(|e| match &e.kind {
-                    ExprKind::Column { qualifier, name } => Some((
-                        qualifier.as_ref().map(|q| q.name.as_str()),
-                        name.name.as_str(),
-                    )),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
+        let on: Vec<(Option<String>, String)> = out
+            .iter()
+            .filter(|r| r.join_on == Some(0))
+            .map(|r| (r.qualifier.clone(), r.name.clone()))
+            .collect();
+        let may_be_on = |r: &ColRef| {
+            on.iter().any(|(q, n)| {
+                *n == r.name && (q.is_none() || r.qualifier.is_none() || *q == r.qualifier)
+            })
         };
-        let first = q.select.iter().position(|item| match item {
-            SelectItem::Expr { expr, .. } => {
-                let (mut names, mut quals) = (Vec::new(), Vec::new());
-                collect_refs(expr, &mut names, &mut quals);
-                names.iter().zip(&quals).any(|(n, q)| {
-                    on.iter().any(|r| {
-                        r.name == n.name
-                            && (r.qualifier.is_none()
-                                || q.is_none()
-                                || r.qualifier.as_deref() == q.as_ref().map(|q| q.name.as_str()))
-                    })
-                })
-            }
-            SelectItem::Star { .. } => false,
-        });
-        if let Some(SelectItem::Expr { expr, .. }) = first.and_then(|i| q.select.get(i)) {
-            if let ExprKind::Column { qualifier, name } = &expr.kind {
-                let bare = (
-                    qualifier.as_ref().map(|q| q.name.as_str()),
-                    name.name.as_str(),
-                );
-                if sides.contains(&bare) {
-                    // The item's own reference: the first one it made.
-                    let at = q.select[..first.unwrap_or(0)]
-                        .iter()
-                        .map(|item| match item {
-                            SelectItem::Expr { expr, .. } => {
-                                let (mut n, mut qq) = (Vec::new(), Vec::new());
-                                collect_refs(expr, &mut n, &mut qq);
-                                n.len()
-                            }
-                            SelectItem::Star { .. } => 0,
-                        })
-                        .sum::<usize>();
-                    if let Some(r) = out.get_mut(at) {
-                        r.join_key_item = true;
-                    }
+        // References are in select order: the first match is the item's.
+        let first = out
+            .iter()
+            .position(|r| r.select_item.is_some() && may_be_on(r));
+        if let Some(i) = first {
+            let item = match q.select.get(out[i].select_item.unwrap_or(usize::MAX)) {
+                Some(SelectItem::Expr { expr, .. }) => bare_column(expr),
+                _ => None,
+            };
+            let bare_side = match &j.on.kind {
+                ExprKind::Binary { left, right, .. } => {
+                    item.is_some() && (bare_column(left) == item || bare_column(right) == item)
                 }
-            }
+                _ => false,
+            };
+            out[i].join_key_item = bare_side;
         }
     }
     Some(out)
+}
+
+/// A bare column reference as (qualifier, name).
+fn bare_column(e: &Expr) -> Option<(Option<&str>, &str)> {
+    match &e.kind {
+        ExprKind::Column { qualifier, name } => Some((
+            qualifier.as_ref().map(|q| q.name.as_str()),
+            name.name.as_str(),
+        )),
+        _ => None,
+    }
 }
 
 fn collect_refs(e: &Expr, names: &mut Vec<Ident>, quals: &mut Vec<Option<Ident>>) {
