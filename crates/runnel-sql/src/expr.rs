@@ -998,11 +998,10 @@ impl Compiled {
     /// A sub-expression's value: borrowed in place when it is a column or
     /// a constant, else evaluated into `tmp`.
     fn operand<'v>(&'v self, row: &'v [Value], env: &mut Env<'_>, tmp: &'v mut Value) -> &'v Value {
-        match self {
-            Compiled::Column(i) => row.get(*i).unwrap_or(&NULL),
-            Compiled::Const(v) => v,
-            other => {
-                tmp.set(other.eval_in(env));
+        match self.leaf(row) {
+            Some(v) => v,
+            None => {
+                tmp.set(self.eval_in(env));
                 tmp
             }
         }

@@ -578,21 +578,17 @@ struct OwnedProjection {
     takes: Vec<Option<usize>>,
     /// Whether the output can be built inside the input row's buffer:
     /// every moved column comes from its output position or a later one,
-    /// and at most [`IN_PLACE_COMPUTED`] outputs are computed.
+    /// and at most one output is computed (held aside while columns move).
     in_place: bool,
     /// The input row length the in-place path needs.
     width: usize,
     /// For the in-place path: (output position, slot) of each moved
     /// column that changes place, in output order.
     moves: Vec<(usize, usize)>,
-    /// For the in-place path: (output position, expression) of each
-    /// computed output.
-    computed: Vec<(usize, Compiled)>,
+    /// For the in-place path: (output position, expression) of the
+    /// computed output, if there is one.
+    computed: Option<(usize, Compiled)>,
 }
-
-/// Computed outputs an in-place projection holds aside while it moves
-/// columns.
-const IN_PLACE_COMPUTED: usize = 4;
 
 impl OwnedProjection {
     fn new(exprs: &[Compiled]) -> Self {
@@ -613,7 +609,7 @@ impl OwnedProjection {
             .iter()
             .enumerate()
             .all(|(j, t)| t.is_none_or(|i| i >= j))
-            && takes.iter().filter(|t| t.is_none()).count() <= IN_PLACE_COMPUTED;
+            && takes.iter().filter(|t| t.is_none()).count() <= 1;
         let width = takes
             .iter()
             .flatten()
@@ -628,9 +624,8 @@ impl OwnedProjection {
             .iter()
             .zip(&takes)
             .enumerate()
-            .filter(|(_, (_, t))| t.is_none())
-            .map(|(j, (e, _))| (j, e.clone()))
-            .collect();
+            .find(|(_, (_, t))| t.is_none())
+            .map(|(j, (e, _))| (j, e.clone()));
         OwnedProjection {
             exprs: exprs.to_vec(),
             takes,
@@ -642,40 +637,17 @@ impl OwnedProjection {
     }
 
     fn apply(&self, mut row: Row) -> Row {
-        if self.in_place && self.width <= row.len() && self.computed.len() <= 1 {
-            // The usual shape: one computed output (or none), held while
-            // the columns move.
-            let held = self.computed.first().map(|(j, e)| (*j, e.eval(&row)));
+        if self.in_place && self.width <= row.len() {
+            // The computed output (if any) first, against the intact row;
+            // then each output position j takes its column from slot
+            // i >= j (no earlier step wrote there, no later one reads j).
+            let held = self.computed.as_ref().map(|(j, e)| (*j, e.eval(&row)));
             for &(j, i) in &self.moves {
                 row.swap(j, i);
             }
             if let Some((j, v)) = held {
                 std::mem::replace(&mut row[j], v).discard();
             }
-            crate::types::truncate_row(&mut row, self.exprs.len());
-            return row;
-        }
-        if self.in_place && self.width <= row.len() {
-            // Computed outputs first, against the intact row; then each
-            // output position j takes its column from slot i >= j (no
-            // earlier step wrote there, and no later one reads slot j).
-            let mut computed: [Value; IN_PLACE_COMPUTED] = Default::default();
-            let mut c = 0;
-            for (e, t) in self.exprs.iter().zip(&self.takes) {
-                if t.is_none() {
-                    computed[c].set(e.eval(&row));
-                    c += 1;
-                }
-            }
-            let mut computed = computed.into_iter();
-            for (j, t) in self.takes.iter().enumerate() {
-                match t {
-                    Some(i) => row.swap(j, *i),
-                    None => std::mem::replace(&mut row[j], computed.next().unwrap_or_default())
-                        .discard(),
-                }
-            }
-            computed.for_each(Value::discard);
             crate::types::truncate_row(&mut row, self.exprs.len());
             return row;
         }
@@ -2762,19 +2734,21 @@ mod tests {
 
     #[test]
     fn a_column_projected_twice_is_copied_not_moved() {
+        // Both copies count as computed: more than one, so the general path.
         let p = OwnedProjection::new(&[Compiled::Column(1), Compiled::Column(1), times_two(0)]);
-        assert!(p.in_place);
+        assert!(!p.in_place);
         let row = vec![Value::BigInt(5), s("x"), Value::Null];
         assert_eq!(p.apply(row), vec![s("x"), s("x"), Value::BigInt(10)]);
     }
 
     #[test]
-    fn more_computed_outputs_than_held_aside_take_the_general_path() {
-        let exprs: Vec<Compiled> = (0..IN_PLACE_COMPUTED + 1).map(|_| times_two(0)).collect();
-        let p = OwnedProjection::new(&exprs);
+    fn more_than_one_computed_output_takes_the_general_path() {
+        let p = OwnedProjection::new(&[times_two(0), times_two(0), Compiled::Column(2)]);
         assert!(!p.in_place);
-        let mut row = vec![Value::BigInt(3)];
-        row.resize(IN_PLACE_COMPUTED + 1, Value::Null);
-        assert_eq!(p.apply(row), vec![Value::BigInt(6); IN_PLACE_COMPUTED + 1]);
+        let row = vec![Value::BigInt(3), Value::Null, s("z")];
+        assert_eq!(
+            p.apply(row),
+            vec![Value::BigInt(6), Value::BigInt(6), s("z")]
+        );
     }
 }
