@@ -368,14 +368,15 @@ fn throughput(a: &Args) -> Result<(), Error> {
         let mut threads: Vec<(f64, f64)> = Vec::new();
         for r in 0..a.rounds {
             eprintln!("running {name}, round {}/{}", r + 1, a.rounds);
-            let mut dt = 0.0;
-            let (dw, dc) = if a.sql_only {
-                (0.0, 0.0)
-            } else {
+            let run_dsl_round = || -> Result<((f64, f64), f64), Error> {
+                if a.sql_only {
+                    return Ok(((0.0, 0.0), 0.0));
+                }
                 // On a thread of its own, as each SQL query runs.
                 let topology = dsl()?;
                 let (b, app) = (broker.clone(), format!("bench-dsl-{i}-{r}"));
-                measure(|| {
+                let mut dt = 0.0;
+                let m = measure(|| {
                     dt = std::thread::Builder::new()
                         .name("dsl-query".into())
                         .spawn(move || {
@@ -386,27 +387,38 @@ fn throughput(a: &Args) -> Result<(), Error> {
                         .join()
                         .map_err(|_| "the DSL query panicked")??;
                     Ok(())
-                })?
+                })?;
+                Ok((m, dt))
             };
-            let before = threads_cpu("query-");
-            let mut st = 0.0;
-            let (sw, sc) = measure(|| {
+            let run_sql_round = || -> Result<((f64, f64), f64), Error> {
                 if a.dsl_only {
-                    return Ok(());
+                    return Ok(((0.0, 0.0), 0.0));
                 }
-                // A new sink per round: `… sql_filter AS` → `… sql_filter_r1 AS`.
-                let stmt = stmt.replacen(" AS SELECT", &format!("_r{r} AS SELECT"), 1);
-                sql(&engine, &stmt)?;
-                if !engine.wait_idle(Duration::from_secs(600)) {
-                    return Err("the SQL query did not finish".into());
-                }
-                st = threads_cpu_since("query-", &before);
-                Ok(())
-            })?;
-            // Stopped outside the clock, as each DSL run is closed.
-            if !a.dsl_only {
+                let before = threads_cpu("query-");
+                let mut st = 0.0;
+                let m = measure(|| {
+                    // A new sink per round: `… sql_filter AS` → `… sql_filter_r1 AS`.
+                    let stmt = stmt.replacen(" AS SELECT", &format!("_r{r} AS SELECT"), 1);
+                    sql(&engine, &stmt)?;
+                    if !engine.wait_idle(Duration::from_secs(600)) {
+                        return Err("the SQL query did not finish".into());
+                    }
+                    st = threads_cpu_since("query-", &before);
+                    Ok(())
+                })?;
+                // Stopped outside the clock, as each DSL run is closed.
                 sql(&engine, "TERMINATE ALL;")?;
-            }
+                Ok((m, st))
+            };
+            // Odd rounds run the SQL query first, so neither side always
+            // inherits the other's heap and page cache.
+            let (((dw, dc), dt), ((sw, sc), st)) = if r % 2 == 0 {
+                let d = run_dsl_round()?;
+                (d, run_sql_round()?)
+            } else {
+                let s = run_sql_round()?;
+                (run_dsl_round()?, s)
+            };
             rounds.push((dw, dc, sw, sc));
             threads.push((dt, st));
         }

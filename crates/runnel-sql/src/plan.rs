@@ -26,7 +26,7 @@ use crate::ast::{
 use crate::catalog::{Catalog, SourceInfo};
 use crate::error::SqlError;
 use crate::expr::{Binder, Compiled, Scope, ScopeColumn};
-use crate::format::{Format, InternalSerde, Row, RowSerde};
+use crate::format::{Format, InternalKeySerde, InternalSerde, Row, RowSerde};
 use crate::functions::{Aggregator, FunctionRegistry};
 use crate::schema::{Column, Schema, WindowType, ROWOFFSET, ROWPARTITION, ROWTIME};
 use crate::types::{SqlType, Value};
@@ -1591,10 +1591,14 @@ impl<'a> Planner<'a> {
         });
         // A stream's WHERE right before its projection is one step with it.
         let fuse = q.partition_by.is_empty() && !has_agg && !has_table_fn;
-        // Rows that only WHERE and the projection see (no join or table
-        // function appends after them) need no pseudo-column slots nobody
-        // reads.
-        self.short_rows = fuse && q.joins.is_empty() && self.pseudo_reads == [false; 3];
+        // Rows that only WHERE, the projection or an aggregation's group
+        // and argument expressions see (no join, PARTITION BY or table
+        // function appends after them or re-keys them) need no
+        // pseudo-column slots nobody reads.
+        self.short_rows = q.partition_by.is_empty()
+            && !has_table_fn
+            && q.joins.is_empty()
+            && self.pseudo_reads == [false; 3];
         let mut rel = self.relation(q)?;
         if !fuse {
             rel = rel.settle();
@@ -1842,12 +1846,12 @@ impl<'a> Planner<'a> {
         let compiled = Arc::new(compiled);
         let s = s
             .select_key(move |_, v: &Row| eval_all(&compiled, v))
-            .with_serdes(InternalSerde, InternalSerde);
+            .with_serdes(InternalKeySerde, InternalSerde);
         Ok(Rel {
             flow: Flow::Stream(s),
             keys,
             key_types: types,
-            key_serde: Arc::new(InternalSerde),
+            key_serde: Arc::new(InternalKeySerde),
             raw_table: None,
             ..rel
         })
@@ -2051,7 +2055,7 @@ impl<'a> Planner<'a> {
             {
                 Arc::new(RowSerde::new(*key_format, schema.key.clone(), false))
             }
-            _ => Arc::new(InternalSerde),
+            _ => Arc::new(InternalKeySerde),
         };
         let store = self.name("Aggregate-Materialize");
         // Grouping by exactly the current key needs no repartition (as in
