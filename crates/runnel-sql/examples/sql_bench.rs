@@ -419,6 +419,11 @@ fn throughput(a: &Args) -> Result<(), Error> {
                 let s = run_sql_round()?;
                 (run_dsl_round()?, s)
             };
+            let rss_mb = std::fs::read_to_string("/proc/self/statm")
+                .ok()
+                .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .map_or(0, |pages| pages * 4096 / (1 << 20));
+            eprintln!("  DSL {dt:.2} CPU-s, SQL {st:.2} CPU-s (query threads), RSS {rss_mb} MB");
             rounds.push((dw, dc, sw, sc));
             threads.push((dt, st));
         }

@@ -373,6 +373,23 @@ const T_TIMESTAMP: u8 = 8;
 /// scalar (or the row is empty or wider than 255).
 fn encode_scalars(row: &Row) -> Option<Vec<u8>> {
     let n = u8::try_from(row.len()).ok().filter(|n| *n > 0)?;
+    let scalar = |v: &Value| {
+        matches!(
+            v,
+            Value::Null
+                | Value::Boolean(_)
+                | Value::Int(_)
+                | Value::Date(_)
+                | Value::BigInt(_)
+                | Value::Time(_)
+                | Value::Timestamp(_)
+                | Value::Double(_)
+        )
+    };
+    // Rows with a string (most data rows) go to postcard before any work.
+    if !row.iter().all(scalar) {
+        return None;
+    }
     let mut out = Vec::with_capacity(2 + 9 * row.len());
     out.push(SCALAR_FORM);
     out.push(n);
