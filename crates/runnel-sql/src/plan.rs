@@ -675,7 +675,11 @@ impl OwnedProjection {
 /// A post-aggregation projection whose outputs are all plain columns of
 /// the aggregate row (group columns, aggregates, window bounds), read from
 /// the key and the accumulator without building that row.
-struct DirectPost(Vec<PostCol>);
+struct DirectPost {
+    cols: Vec<PostCol>,
+    /// The outputs are exactly every aggregate's result in call order.
+    results_only: bool,
+}
 
 #[derive(Clone, Copy)]
 enum PostCol {
@@ -698,11 +702,35 @@ impl DirectPost {
                 _ => None,
             })
             .collect::<Option<Vec<_>>>()
-            .map(DirectPost)
+            .map(|cols| DirectPost {
+                results_only: cols.len() == ncalls
+                    && cols
+                        .iter()
+                        .enumerate()
+                        .all(|(i, c)| matches!(c, PostCol::Agg(j) if *j == i)),
+                cols,
+            })
+    }
+
+    /// [`apply`](Self::apply) taking the accumulators: when the output is
+    /// exactly every aggregate's result in call order (the usual CTAS,
+    /// whose group columns go to the key), the results replace the
+    /// accumulators in their own row.
+    fn apply_owned(&self, key: &Row, w: Option<Window>, mut acc: Row, calls: &[AggCall]) -> Row {
+        if self.results_only && acc.len() == calls.len() {
+            for (c, slot) in calls.iter().zip(acc.iter_mut()) {
+                let r = c.agg.result(slot);
+                slot.set(r);
+            }
+            return acc;
+        }
+        let out = self.apply(key, w, &acc, calls);
+        crate::types::discard_row(acc);
+        out
     }
 
     fn apply(&self, key: &Row, w: Option<Window>, acc: &Row, calls: &[AggCall]) -> Row {
-        self.0
+        self.cols
             .iter()
             .map(|c| match *c {
                 PostCol::Group(i) => key.get(i).cloned().unwrap_or(Value::Null),
@@ -2267,8 +2295,8 @@ impl<'a> Planner<'a> {
             // step; when every output is a group column, an aggregate or a
             // window bound, it is read straight from key and accumulator.
             None => match DirectPost::new(&e1, self.post_groups, c1.len()) {
-                Some(direct) => table.map_values(move |k: &K, acc: &Row| {
-                    direct.apply(k.row(), k.window(), acc, &c1)
+                Some(direct) => table.map_values_owned(move |k: &K, acc: Row| {
+                    direct.apply_owned(k.row(), k.window(), acc, &c1)
                 }),
                 None => {
                     let owned = OwnedProjection::new(&e1);
@@ -2753,6 +2781,57 @@ mod tests {
         assert_eq!(
             p.apply(row),
             vec![Value::BigInt(6), Value::BigInt(6), s("z")]
+        );
+    }
+
+    fn agg_call(name: &str, args: &[SqlType]) -> AggCall {
+        let registry = FunctionRegistry::builtin();
+        let types: Vec<Option<SqlType>> = args.iter().cloned().map(Some).collect();
+        let f = registry.aggregate(name).expect("a built-in aggregate");
+        AggCall {
+            agg: Arc::from(f.bind(&types, &[]).expect("valid arguments")),
+            args: (0..args.len()).map(Compiled::Column).collect(),
+        }
+    }
+
+    #[test]
+    fn aggregate_results_replace_their_accumulators_in_place() {
+        let calls = Arc::new(vec![
+            agg_call("COUNT", &[]),
+            agg_call("AVG", &[SqlType::BigInt]),
+        ]);
+        let folded = |xs: &[i64]| {
+            xs.iter().fold(agg_init(&calls), |acc, x| {
+                agg_add(&calls, vec![Value::BigInt(*x)], acc)
+            })
+        };
+        let key = vec![s("k")];
+        // One group column; outputs [COUNT(*), AVG(x)]: the key carries
+        // the group, the results replace the accumulators.
+        let direct = DirectPost::new(&[Compiled::Column(1), Compiled::Column(2)], 1, 2)
+            .expect("plain columns");
+        assert!(direct.results_only);
+        let acc = folded(&[4, 8]);
+        let buffer = acc.as_ptr();
+        let out = direct.apply_owned(&key, None, acc, &calls);
+        assert_eq!(out, vec![Value::BigInt(2), Value::Double(6.0)]);
+        assert_eq!(out.as_ptr(), buffer, "the accumulator row is reused");
+
+        // Outputs [group, AVG(x), COUNT(*)]: built from key and accumulators.
+        let direct = DirectPost::new(
+            &[
+                Compiled::Column(0),
+                Compiled::Column(2),
+                Compiled::Column(1),
+            ],
+            1,
+            2,
+        )
+        .expect("plain columns");
+        assert!(!direct.results_only);
+        assert_eq!(
+            direct.apply_owned(&key, None, folded(&[3]), &calls),
+            vec![s("k"), Value::Double(3.0), Value::BigInt(1)]
         );
     }
 }

@@ -833,6 +833,16 @@ impl<K: Data, V: Data> KTable<K, V> {
         &self,
         f: impl Fn(&K, &V) -> V2 + Send + Sync + 'static,
     ) -> KTable<K, V2> {
+        self.map_values_owned(move |k: &K, v: V| f(k, &v))
+    }
+
+    /// [`map_values`](Self::map_values) with each value handed over, so
+    /// the mapping can reuse what the value owns (the table's stored value
+    /// is unaffected: it is decoded anew for every lookup).
+    pub fn map_values_owned<V2: Data>(
+        &self,
+        f: impl Fn(&K, V) -> V2 + Send + Sync + 'static,
+    ) -> KTable<K, V2> {
         let f = Arc::new(f);
         let f2 = f.clone();
         let port = self
@@ -842,7 +852,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         let getter: Getter<K, V2> = Arc::new(move |b: &mut Build<'_>| {
             let g = parent(b);
             let f = f.clone();
-            let out: GetFn<K, V2> = Rc::new(move |k: &K| g(k).map(|(v, ts)| (f(k, &v), ts)));
+            let out: GetFn<K, V2> = Rc::new(move |k: &K| g(k).map(|(v, ts)| (f(k, v), ts)));
             out
         });
         KTable {

@@ -630,13 +630,13 @@ pub(crate) struct TableMapValues<K, V2, F> {
     pub f: Arc<F>,
     pub ds: Downstream<K, Change<V2>>,
 }
-impl<K: Clone, V, V2: Clone, F: Fn(&K, &V) -> V2> Node<K, Change<V>> for TableMapValues<K, V2, F> {
+impl<K: Clone, V, V2: Clone, F: Fn(&K, V) -> V2> Node<K, Change<V>> for TableMapValues<K, V2, F> {
     fn needs_old_values(&self) -> bool {
         self.ds.needs_old_values()
     }
     fn process(&mut self, cx: &mut Cx, rec: Rec<K, Change<V>>) {
-        let new = rec.value.new.as_ref().map(|v| (self.f)(&rec.key, v));
-        let old = match &rec.value.old {
+        let new = rec.value.new.map(|v| (self.f)(&rec.key, v));
+        let old = match rec.value.old {
             Some(v) if self.ds.needs_old_values() => Some((self.f)(&rec.key, v)),
             _ => None,
         };
