@@ -181,20 +181,26 @@ impl RowSerde {
     /// reads them, and a STRING column accepts any JSON value, so skipping
     /// one changes no record's fate.
     #[inline]
+    ///
+    /// `spare` more values fit in the row without growing it (a join
+    /// appends the other side's columns to it).
     pub fn decode_with_prefix(
         &self,
         bytes: &[u8],
         prefix: usize,
         suffix: usize,
+        spare: usize,
         unread: &[bool],
     ) -> Result<Row, String> {
         if self.format == Format::Json && (self.columns.len() != 1 || self.wrap_single) {
-            if let Ok(Some(row)) = decode_object_at(&self.columns, bytes, prefix, suffix, unread) {
+            if let Ok(Some(row)) =
+                decode_object_at(&self.columns, bytes, (prefix, suffix, spare), unread)
+            {
                 return Ok(row);
             }
         }
         let values = self.decode(bytes)?;
-        let mut row = Vec::with_capacity(prefix + values.len() + suffix);
+        let mut row = Vec::with_capacity(prefix + values.len() + suffix + spare);
         row.resize_with(prefix, || Value::Null);
         row.extend(values);
         row.resize_with(row.len() + suffix, || Value::Null);
@@ -707,21 +713,20 @@ impl serde::Serialize for JsonValue<'_> {
 /// object (the caller falls back to the general path); `Err` when a field
 /// cannot be read as its column's type.
 fn decode_object(columns: &[Column], bytes: &[u8]) -> Result<Option<Row>, String> {
-    decode_object_at(columns, bytes, 0, 0, &[])
+    decode_object_at(columns, bytes, (0, 0, 0), &[])
 }
 
 /// [`decode_object`] into a row with `prefix` leading NULLs and `suffix`
-/// trailing ones.
+/// trailing ones, with room for `spare` more values.
 fn decode_object_at(
     columns: &[Column],
     bytes: &[u8],
-    prefix: usize,
-    suffix: usize,
+    (prefix, suffix, spare): (usize, usize, usize),
     unread: &[bool],
 ) -> Result<Option<Row>, String> {
     use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
-    struct Seed<'c>(&'c [Column], usize, usize, &'c [bool]);
+    struct Seed<'c>(&'c [Column], usize, usize, &'c [bool], usize);
     struct Found(Option<Row>, Option<String>);
 
     impl<'de> DeserializeSeed<'de> for Seed<'_> {
@@ -737,7 +742,7 @@ fn decode_object_at(
             f.write_str("a JSON object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
-            let mut row = Vec::with_capacity(self.1 + self.0.len() + self.2);
+            let mut row = Vec::with_capacity(self.1 + self.0.len() + self.2 + self.4);
             row.resize_with(self.1 + self.0.len() + self.2, || Value::Null);
             let mut error = None;
             while let Some(idx) = map.next_key_seed(FieldIndex(self.0))? {
@@ -790,7 +795,7 @@ fn decode_object_at(
     }
 
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let found = Seed(columns, prefix, suffix, unread)
+    let found = Seed(columns, prefix, suffix, unread, spare)
         .deserialize(&mut de)
         .map_err(|e| format!("invalid JSON: {e}"))?;
     de.end().map_err(|e| format!("invalid JSON: {e}"))?;
@@ -963,6 +968,26 @@ mod tests {
     }
 
     #[test]
+    fn rows_decode_with_room_for_joined_columns() {
+        let s = RowSerde::new(
+            Format::Json,
+            cols(&[("S", SqlType::String), ("N", SqlType::BigInt)]),
+            true,
+        );
+        let d = RowSerde::new(
+            Format::Delimited,
+            cols(&[("S", SqlType::String), ("N", SqlType::BigInt)]),
+            true,
+        );
+        for (serde, bytes) in [(&s, &br#"{"S":"x","N":5}"#[..]), (&d, b"x,5")] {
+            let row = serde.decode_with_prefix(bytes, 1, 3, 6, &[]);
+            let row = row.unwrap_or_default();
+            assert_eq!(row.len(), 1 + 2 + 3, "{bytes:?}");
+            assert!(row.capacity() >= row.len() + 6, "{bytes:?}");
+        }
+    }
+
+    #[test]
     fn unread_string_columns_are_skipped_but_other_columns_still_checked() {
         let s = RowSerde::new(
             Format::Json,
@@ -970,7 +995,7 @@ mod tests {
             true,
         );
         let all = s
-            .decode_with_prefix(br#"{"S":"x","N":5}"#, 1, 2, &[])
+            .decode_with_prefix(br#"{"S":"x","N":5}"#, 1, 2, 0, &[])
             .unwrap();
         assert_eq!(
             all,
@@ -983,14 +1008,14 @@ mod tests {
             ]
         );
         let pruned = s
-            .decode_with_prefix(br#"{"S":{"any":[1]},"N":5}"#, 1, 2, &[true, true])
+            .decode_with_prefix(br#"{"S":{"any":[1]},"N":5}"#, 1, 2, 0, &[true, true])
             .unwrap();
         assert_eq!(pruned[1], Value::Null, "the unread STRING is not built");
         assert_eq!(pruned[2], Value::BigInt(5));
         // A value that does not fit a (read or unread) non-STRING column
         // still fails the record, as without pruning.
         assert!(s
-            .decode_with_prefix(br#"{"S":"x","N":"zz"}"#, 1, 2, &[true, true])
+            .decode_with_prefix(br#"{"S":"x","N":"zz"}"#, 1, 2, 0, &[true, true])
             .is_err());
     }
 

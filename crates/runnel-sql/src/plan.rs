@@ -104,6 +104,8 @@ struct PrefixedRowSerde {
     inner: RowSerde,
     prefix: usize,
     suffix: usize,
+    /// Room left in each row for the columns a join appends.
+    spare: usize,
     /// Per value column: whether no part of the query names it.
     unread: Arc<[bool]>,
 }
@@ -119,7 +121,7 @@ impl Serde<Row> for PrefixedRowSerde {
             None => Ok(Vec::new()),
             Some(b) => self
                 .inner
-                .decode_with_prefix(b, self.prefix, self.suffix, &self.unread)
+                .decode_with_prefix(b, self.prefix, self.suffix, self.spare, &self.unread)
                 .map_err(SerdeError),
         }
     }
@@ -309,6 +311,10 @@ pub struct Planner<'a> {
     /// The number of group columns in front of the aggregate row being
     /// finished (set by `aggregate` for `finish_agg`).
     post_groups: usize,
+    /// How many columns the query's joins append to its FROM stream's
+    /// rows: decoded with that much room, they do not grow (reallocate)
+    /// when joined.
+    join_spare: usize,
 }
 
 fn err(pos: Pos, msg: impl Into<String>) -> SqlError {
@@ -786,6 +792,7 @@ impl<'a> Planner<'a> {
             names_read: None,
             col_refs: None,
             short_rows: false,
+            join_spare: 0,
             post_groups: 0,
         }
     }
@@ -916,6 +923,9 @@ impl<'a> Planner<'a> {
                         inner: vs,
                         prefix: nkeys,
                         suffix,
+                        // Only the first source (FROM) has joins appending
+                        // to its rows.
+                        spare: std::mem::take(&mut self.join_spare),
                     },
                 );
                 let key_read = match &self.reads {
@@ -1602,6 +1612,14 @@ impl<'a> Planner<'a> {
             .map(|i| i.schema.key.iter().map(|c| c.name.clone()).collect())
             .unwrap_or_default();
         self.reads = reads_of(q, &key_names);
+        // Each joined source adds at most its key, values, window bounds
+        // and pseudo columns.
+        self.join_spare = q
+            .joins
+            .iter()
+            .filter_map(|j| self.catalog.source(&j.right.name.name))
+            .map(|i| i.schema.key.len() + i.schema.value.len() + 5)
+            .sum();
         self.col_refs = col_refs_of(q);
         self.names_read = self
             .col_refs
