@@ -395,54 +395,38 @@ const T_TIMESTAMP: u8 = 8;
 /// scalar (or the row is empty or wider than 255).
 fn encode_scalars(row: &Row) -> Option<Vec<u8>> {
     let n = u8::try_from(row.len()).ok().filter(|n| *n > 0)?;
-    let scalar = |v: &Value| {
-        matches!(
-            v,
-            Value::Null
-                | Value::Boolean(_)
-                | Value::Int(_)
-                | Value::Date(_)
-                | Value::BigInt(_)
-                | Value::Time(_)
-                | Value::Timestamp(_)
-                | Value::Double(_)
-        )
-    };
     // Rows with a string (most data rows) go to postcard before any work.
-    if !row.iter().all(scalar) {
+    if !row.iter().all(|v| scalar_parts(v).is_some()) {
         return None;
     }
     let mut out = Vec::with_capacity(2 + 9 * row.len());
     out.push(SCALAR_FORM);
     out.push(n);
     for v in row {
-        match v {
-            Value::Null => out.push(T_NULL),
-            Value::Boolean(b) => out.push(if *b { T_TRUE } else { T_FALSE }),
-            Value::Int(i) | Value::Date(i) => {
-                out.push(if matches!(v, Value::Int(_)) {
-                    T_INT
-                } else {
-                    T_DATE
-                });
-                out.extend_from_slice(&i.to_le_bytes());
-            }
-            Value::BigInt(i) | Value::Time(i) | Value::Timestamp(i) => {
-                out.push(match v {
-                    Value::BigInt(_) => T_BIGINT,
-                    Value::Time(_) => T_TIME,
-                    _ => T_TIMESTAMP,
-                });
-                out.extend_from_slice(&i.to_le_bytes());
-            }
-            Value::Double(d) => {
-                out.push(T_DOUBLE);
-                out.extend_from_slice(&d.to_le_bytes());
-            }
-            _ => return None,
-        }
+        let (tag, bytes, len) = scalar_parts(v)?;
+        out.push(tag);
+        out.extend_from_slice(&bytes[..len]);
     }
     Some(out)
+}
+
+/// A value's scalar-form tag and its little-endian payload (the first
+/// `len` bytes), or `None` when it is not a fixed-width scalar.
+#[inline]
+fn scalar_parts(v: &Value) -> Option<(u8, [u8; 8], usize)> {
+    let four = |tag, b: [u8; 4]| (tag, [b[0], b[1], b[2], b[3], 0, 0, 0, 0], 4);
+    Some(match v {
+        Value::Null => (T_NULL, [0; 8], 0),
+        Value::Boolean(false) => (T_FALSE, [0; 8], 0),
+        Value::Boolean(true) => (T_TRUE, [0; 8], 0),
+        Value::Int(i) => four(T_INT, i.to_le_bytes()),
+        Value::Date(i) => four(T_DATE, i.to_le_bytes()),
+        Value::BigInt(i) => (T_BIGINT, i.to_le_bytes(), 8),
+        Value::Time(i) => (T_TIME, i.to_le_bytes(), 8),
+        Value::Timestamp(i) => (T_TIMESTAMP, i.to_le_bytes(), 8),
+        Value::Double(d) => (T_DOUBLE, d.to_le_bytes(), 8),
+        _ => return None,
+    })
 }
 
 /// Reads `n` scalar-form values from `b`, which must hold exactly them.
