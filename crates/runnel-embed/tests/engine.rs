@@ -1085,3 +1085,56 @@ fn windowed_results_are_partitioned_by_their_key(env: Env) {
 }
 
 on_both_backends!(windowed_results_are_partitioned_by_their_key);
+
+/// A source with a completing step: the step sees each record's
+/// timestamp, partition and offset, may rewrite the value or drop the
+/// record, and runs before anything downstream (a count here).
+fn sources_complete_or_drop_values_as_they_decode(env: Env) {
+    env.topic("raw", 1);
+    env.topic("completed", 1);
+    env.topic("counted", 1);
+    env.produce_str(
+        "raw",
+        &[
+            ("a", "x", 10),
+            ("b", "", 20),
+            ("a", "y", 30),
+            ("c", "z", 40),
+        ],
+    );
+    let b = StreamsBuilder::new();
+    let completed = b.stream_with_meta(
+        "raw",
+        StringSerde,
+        StringSerde,
+        |m: &runnel_streams::RecordMeta, k: &String, v: String| {
+            (!v.is_empty()).then(|| format!("{k}{v}@{}/{}/{}", m.timestamp, m.partition, m.offset))
+        },
+    );
+    completed.to_with("completed", StringSerde, StringSerde);
+    completed
+        .group_by_key()
+        .count("completed-count")
+        .to_stream()
+        .to_with("counted", StringSerde, OptionSerde(I64Serde));
+    let app = env.run(b.build().unwrap(), "with-meta", Guarantee::AtLeastOnce);
+    assert_eq!(app.processed, 4);
+    assert_eq!(
+        env.read_str("completed"),
+        vec![
+            Out::new(s("a"), s("ax@10/0/0"), 10),
+            Out::new(s("a"), s("ay@30/0/2"), 30),
+            Out::new(s("c"), s("cz@40/0/3"), 40),
+        ]
+    );
+    assert_eq!(
+        env.read_i64("counted"),
+        vec![
+            (s("a"), Some(1), 10),
+            (s("a"), Some(2), 30),
+            (s("c"), Some(1), 40)
+        ]
+    );
+}
+
+on_both_backends!(sources_complete_or_drop_values_as_they_decode);
