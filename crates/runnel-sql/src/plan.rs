@@ -230,7 +230,7 @@ struct Rel {
     /// flow carries rows as decoded (an empty row is a tombstone) and this
     /// fills in key and pseudo columns, dropping tombstones. The next step
     /// either runs it in the same node as its own work or [`Rel::settle`]s.
-    fill: Option<Fill>,
+    fill: Option<SourceFill>,
     /// Set when the node producing this stream can also run the next row
     /// step (a stream-table join): the query's WHERE and projection are
     /// put here instead of in a node of their own. Unset, rows pass as is.
@@ -244,11 +244,30 @@ type Fill = Arc<dyn Fn(&runnel_streams::RecordMeta, &Row, Row) -> Option<Row> + 
 /// [`Rel::tail`]); `None` drops the row.
 type Tail = Arc<std::sync::OnceLock<Arc<dyn Fn(Row) -> Option<Row> + Send + Sync>>>;
 
-/// A node completing stream rows with `fill` (see [`Rel::fill`]).
-fn fill_node(s: &KStream<Row, Row>, fill: Fill) -> KStream<Row, Row> {
-    s.flat_map_values_with_meta(move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| {
-        fill(m, k, v)
-    })
+/// The per-record step a stream source runs right after decoding (in
+/// its own node); unset, rows pass as decoded.
+type Head = Arc<std::sync::OnceLock<Fill>>;
+
+/// A stream source's pending [`Fill`] and the slot in the source's node
+/// that can run it (or any step starting with it).
+struct SourceFill {
+    fill: Fill,
+    head: Head,
+}
+
+impl SourceFill {
+    /// Runs `step` (which must start with the fill) in the source's node,
+    /// `s` being the source's stream as planned: no node of its own.
+    fn run(self, s: KStream<Row, Row>, step: Fill) -> KStream<Row, Row> {
+        match self.head.set(step) {
+            Ok(()) => s,
+            // Never set twice (the fill is taken once); were it, the
+            // step still runs, as a node.
+            Err(step) => s.flat_map_values_with_meta(
+                move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| step(m, k, v),
+            ),
+        }
+    }
 }
 
 /// Runs a [`Tail`] if one was bound.
@@ -262,9 +281,10 @@ fn run_tail(tail: &Tail, row: Row) -> Option<Row> {
 impl Rel {
     /// Runs a pending [`Rel::fill`] as a node of its own.
     fn settle(mut self) -> Rel {
-        if let (Some(fill), Flow::Stream(s)) = (self.fill.take(), &self.flow) {
-            let s = fill_node(s, fill).with_serdes(self.key_serde.clone(), InternalSerde);
-            self.flow = Flow::Stream(s);
+        if let (Some(pending), Flow::Stream(s)) = (self.fill.take(), &self.flow) {
+            let fill = pending.fill.clone();
+            let s = pending.run(s.clone(), fill);
+            self.flow = Flow::Stream(s.with_serdes(self.key_serde.clone(), InternalSerde));
         }
         self
     }
@@ -718,6 +738,13 @@ impl DirectPost {
             })
     }
 
+    /// Whether the output row is the accumulator row unchanged: exactly
+    /// every aggregate's result in call order, each result being its
+    /// accumulator.
+    fn is_identity(&self, calls: &[AggCall]) -> bool {
+        self.results_only && calls.iter().all(|c| c.agg.result_is_acc())
+    }
+
     /// [`apply`](Self::apply) taking the accumulators: when the output is
     /// exactly every aggregate's result in call order (the usual CTAS,
     /// whose group columns go to the key), the results replace the
@@ -905,7 +932,9 @@ impl<'a> Planner<'a> {
         };
         let flow = match info.kind {
             SourceKind::Stream => {
-                let s = self.builder.stream(
+                let head: Head = Arc::new(std::sync::OnceLock::new());
+                let step = head.clone();
+                let s = self.builder.stream_with_meta(
                     &info.topic,
                     ks,
                     PrefixedRowSerde {
@@ -926,6 +955,10 @@ impl<'a> Planner<'a> {
                         // Only the first source (FROM) has joins appending
                         // to its rows.
                         spare: std::mem::take(&mut self.join_spare),
+                    },
+                    move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| match step.get() {
+                        Some(f) => f(m, k, v),
+                        None => Some(v),
                     },
                 );
                 let key_read = match &self.reads {
@@ -972,11 +1005,13 @@ impl<'a> Planner<'a> {
                     },
                 );
                 let s = s.with_serdes(key_serde.clone(), InternalSerde);
+                let pending = SourceFill { fill, head };
                 if ts_slot.is_none() {
-                    pending_fill = Some(fill);
+                    pending_fill = Some(pending);
                     Flow::Stream(s)
                 } else {
-                    let mut s = fill_node(&s, fill);
+                    let fill = pending.fill.clone();
+                    let mut s = pending.run(s, fill);
                     if let Some(slot) = ts_slot {
                         let fmt = ts_format.clone();
                         s = s
@@ -1699,18 +1734,22 @@ impl<'a> Planner<'a> {
                         }));
                         s
                     }
-                    (Some(fill), pred, _) => s.flat_map_values_with_meta(
-                        move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| {
-                            let full = fill(m, k, v)?;
-                            match &pred {
-                                Some(p) if !p.test(&full) => {
-                                    crate::types::discard_row(full);
-                                    None
+                    (Some(pending), pred, _) => {
+                        let fill = pending.fill.clone();
+                        pending.run(
+                            s,
+                            Arc::new(move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| {
+                                let full = fill(m, k, v)?;
+                                match &pred {
+                                    Some(p) if !p.test(&full) => {
+                                        crate::types::discard_row(full);
+                                        None
+                                    }
+                                    _ => Some(owned.apply(full)),
                                 }
-                                _ => Some(owned.apply(full)),
-                            }
-                        },
-                    ),
+                            }),
+                        )
+                    }
                     (None, Some(pred), None) => {
                         s.flat_map_values(move |_, v: Row| pred.test(&v).then(|| owned.apply(v)))
                     }
@@ -2313,6 +2352,8 @@ impl<'a> Planner<'a> {
             // step; when every output is a group column, an aggregate or a
             // window bound, it is read straight from key and accumulator.
             None => match DirectPost::new(&e1, self.post_groups, c1.len()) {
+                // The outputs are the accumulators as they are: no step.
+                Some(direct) if direct.is_identity(&c1) => table,
                 Some(direct) => table.map_values_owned(move |k: &K, acc: Row| {
                     direct.apply_owned(k.row(), k.window(), acc, &c1)
                 }),
@@ -2829,6 +2870,8 @@ mod tests {
         let direct = DirectPost::new(&[Compiled::Column(1), Compiled::Column(2)], 1, 2)
             .expect("plain columns");
         assert!(direct.results_only);
+        // AVG's result is computed from its accumulator: a step remains.
+        assert!(!direct.is_identity(&calls));
         let acc = folded(&[4, 8]);
         let buffer = acc.as_ptr();
         let out = direct.apply_owned(&key, None, acc, &calls);
@@ -2851,5 +2894,46 @@ mod tests {
             direct.apply_owned(&key, None, folded(&[3]), &calls),
             vec![s("k"), Value::Double(3.0), Value::BigInt(1)]
         );
+    }
+
+    #[test]
+    fn results_that_are_their_accumulators_need_no_step() {
+        let calls = Arc::new(vec![
+            agg_call("COUNT", &[]),
+            agg_call("SUM", &[SqlType::BigInt]),
+            agg_call("MAX", &[SqlType::BigInt]),
+        ]);
+        let all = [
+            Compiled::Column(1),
+            Compiled::Column(2),
+            Compiled::Column(3),
+        ];
+        let direct = DirectPost::new(&all, 1, 3).expect("plain columns");
+        assert!(direct.is_identity(&calls));
+        // The accumulator row is then the output as it is.
+        let acc = [5, 9].iter().fold(agg_init(&calls), |acc, x| {
+            agg_add(&calls, vec![Value::BigInt(*x)], acc)
+        });
+        assert_eq!(
+            acc,
+            vec![Value::BigInt(2), Value::BigInt(14), Value::BigInt(9)]
+        );
+        assert_eq!(
+            direct.apply_owned(&vec![s("k")], None, acc.clone(), &calls),
+            acc
+        );
+        // Reordered outputs, or a group column among them, are not.
+        let reordered = [
+            Compiled::Column(2),
+            Compiled::Column(1),
+            Compiled::Column(3),
+        ];
+        assert!(!DirectPost::new(&reordered, 1, 3)
+            .expect("plain columns")
+            .is_identity(&calls));
+        let with_group = [Compiled::Column(0), Compiled::Column(1)];
+        assert!(!DirectPost::new(&with_group, 1, 1)
+            .expect("plain columns")
+            .is_identity(&calls[..1]));
     }
 }

@@ -147,6 +147,9 @@ impl Aggregator for Agg {
             None => acc.clone(),
         }
     }
+    fn result_is_acc(&self) -> bool {
+        self.result.is_none()
+    }
     fn merge(&self, a: Value, b: Value) -> Option<Value> {
         self.merge.as_ref().map(|f| f(a, b))
     }

@@ -103,6 +103,12 @@ pub trait Aggregator: Send + Sync {
     /// COLLECT_LIST, HISTOGRAM, STDDEV_SAMP and CORRELATION on tables.
     fn undo(&self, acc: Value, args: &[Value]) -> Option<Value>;
     fn result(&self, acc: &Value) -> Value;
+    /// Whether [`result`](Self::result) is the accumulator itself (COUNT,
+    /// SUM, MIN, …): a query outputting only such results can pass its
+    /// accumulator rows on unchanged.
+    fn result_is_acc(&self) -> bool {
+        false
+    }
     /// Merges two accumulators (session windows merge); `a` is the earlier
     /// session. `None` if unsupported.
     fn merge(&self, a: Value, b: Value) -> Option<Value>;
