@@ -337,9 +337,12 @@ impl Serde<Row> for RowSerde {
 /// Two forms share it. A row of at most 255 fixed-width scalars (NULL,
 /// BOOLEAN, INT, BIGINT, DOUBLE, DATE, TIME, TIMESTAMP: what COUNT, SUM,
 /// MIN, MAX keep) is written as a `0` byte, the number of values, then a
-/// tag and little-endian bytes per value: an aggregation reads and writes
-/// its accumulators once per record, and this form costs a few
-/// instructions per value where serde's costs a hundred. Any other row
+/// tag and the value's bytes: little-endian, except BIGINT, a zigzag
+/// varint (counts and sums are mostly small: a one-count row is 4 bytes,
+/// and a stored accumulator with its timestamp fits a 16-byte block). An
+/// aggregation reads and writes its accumulators once per record, and
+/// this form costs a few instructions per value where serde's costs a
+/// hundred. Any other row
 /// is postcard. Postcard writes a row's length first, so its only row
 /// starting with a `0` byte is the empty row, `[0]` alone; the two forms
 /// never collide, and stores written before the scalar form still read.
@@ -390,16 +393,19 @@ const T_DOUBLE: u8 = 5;
 const T_DATE: u8 = 6;
 const T_TIME: u8 = 7;
 const T_TIMESTAMP: u8 = 8;
+/// BIGINT as a zigzag LEB128 varint (`T_BIGINT`, 8 fixed bytes, is what
+/// earlier builds wrote; both read).
+const T_VARBIGINT: u8 = 9;
 
 /// The scalar form of `row`, or `None` when a value is not a fixed-width
 /// scalar (or the row is empty or wider than 255).
 fn encode_scalars(row: &Row) -> Option<Vec<u8>> {
     let n = u8::try_from(row.len()).ok().filter(|n| *n > 0)?;
     // Rows with a string (most data rows) go to postcard before any work.
-    if !row.iter().all(|v| scalar_parts(v).is_some()) {
+    if !row.iter().all(is_scalar) {
         return None;
     }
-    let mut out = Vec::with_capacity(2 + 9 * row.len());
+    let mut out = Vec::with_capacity(2 + 11 * row.len());
     out.push(SCALAR_FORM);
     out.push(n);
     for v in row {
@@ -410,23 +416,71 @@ fn encode_scalars(row: &Row) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A value's scalar-form tag and its little-endian payload (the first
-/// `len` bytes), or `None` when it is not a fixed-width scalar.
+/// Whether `v` has a scalar form ([`scalar_parts`] is `Some`), without
+/// computing it.
 #[inline]
-fn scalar_parts(v: &Value) -> Option<(u8, [u8; 8], usize)> {
-    let four = |tag, b: [u8; 4]| (tag, [b[0], b[1], b[2], b[3], 0, 0, 0, 0], 4);
+fn is_scalar(v: &Value) -> bool {
+    matches!(
+        v,
+        Value::Null
+            | Value::Boolean(_)
+            | Value::Int(_)
+            | Value::Date(_)
+            | Value::BigInt(_)
+            | Value::Time(_)
+            | Value::Timestamp(_)
+            | Value::Double(_)
+    )
+}
+
+/// A value's scalar-form tag and its payload (the first `len` bytes), or
+/// `None` when it is not a fixed-width scalar.
+#[inline]
+fn scalar_parts(v: &Value) -> Option<(u8, [u8; 10], usize)> {
+    let le = |tag, b: &[u8]| {
+        let mut out = [0; 10];
+        out[..b.len()].copy_from_slice(b);
+        (tag, out, b.len())
+    };
     Some(match v {
-        Value::Null => (T_NULL, [0; 8], 0),
-        Value::Boolean(false) => (T_FALSE, [0; 8], 0),
-        Value::Boolean(true) => (T_TRUE, [0; 8], 0),
-        Value::Int(i) => four(T_INT, i.to_le_bytes()),
-        Value::Date(i) => four(T_DATE, i.to_le_bytes()),
-        Value::BigInt(i) => (T_BIGINT, i.to_le_bytes(), 8),
-        Value::Time(i) => (T_TIME, i.to_le_bytes(), 8),
-        Value::Timestamp(i) => (T_TIMESTAMP, i.to_le_bytes(), 8),
-        Value::Double(d) => (T_DOUBLE, d.to_le_bytes(), 8),
+        Value::Null => (T_NULL, [0; 10], 0),
+        Value::Boolean(false) => (T_FALSE, [0; 10], 0),
+        Value::Boolean(true) => (T_TRUE, [0; 10], 0),
+        Value::Int(i) => le(T_INT, &i.to_le_bytes()),
+        Value::Date(i) => le(T_DATE, &i.to_le_bytes()),
+        Value::BigInt(i) => {
+            // Zigzag, then seven bits per byte, low first.
+            let mut z = ((*i << 1) ^ (*i >> 63)) as u64;
+            let (mut out, mut len) = ([0; 10], 0);
+            while z >= 0x80 {
+                out[len] = (z as u8) | 0x80;
+                z >>= 7;
+                len += 1;
+            }
+            out[len] = z as u8;
+            (T_VARBIGINT, out, len + 1)
+        }
+        Value::Time(i) => le(T_TIME, &i.to_le_bytes()),
+        Value::Timestamp(i) => le(T_TIMESTAMP, &i.to_le_bytes()),
+        Value::Double(d) => le(T_DOUBLE, &d.to_le_bytes()),
         _ => return None,
     })
+}
+
+/// Reads a zigzag LEB128 BIGINT (at most 10 bytes) from the front of `b`.
+fn take_varbigint(b: &mut &[u8]) -> Result<i64, SerdeError> {
+    let mut z: u64 = 0;
+    for (i, byte) in b.iter().enumerate().take(10) {
+        z |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            if i == 9 && *byte > 1 {
+                break;
+            }
+            *b = &b[i + 1..];
+            return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
+        }
+    }
+    Err(SerdeError("malformed BIGINT in an internal row".into()))
 }
 
 /// Reads `n` scalar-form values from `b`, which must hold exactly them.
@@ -450,6 +504,7 @@ fn decode_scalars(n: usize, mut b: &[u8]) -> Result<Row, SerdeError> {
             T_INT => Value::Int(i32::from_le_bytes(take(&mut b)?)),
             T_DATE => Value::Date(i32::from_le_bytes(take(&mut b)?)),
             T_BIGINT => Value::BigInt(i64::from_le_bytes(take(&mut b)?)),
+            T_VARBIGINT => Value::BigInt(take_varbigint(&mut b)?),
             T_TIME => Value::Time(i64::from_le_bytes(take(&mut b)?)),
             T_TIMESTAMP => Value::Timestamp(i64::from_le_bytes(take(&mut b)?)),
             T_DOUBLE => Value::Double(f64::from_le_bytes(take(&mut b)?)),
@@ -1370,13 +1425,75 @@ mod tests {
         ];
         let b = InternalSerde.serialize(&row).unwrap();
         assert_eq!(&b[..2], &[SCALAR_FORM, 8]);
-        assert_eq!(b.len(), 2 + 9 + 1 + 9 + 1 + 5 + 5 + 9 + 9);
+        assert_eq!(b.len(), 2 + 2 + 1 + 9 + 1 + 5 + 5 + 9 + 9);
         assert_eq!(InternalSerde.deserialize(Some(&b)).unwrap(), row);
         // A row with a string stays postcard.
         let mixed = vec![Value::BigInt(1), Value::String("a".into())];
         let b = InternalSerde.serialize(&mixed).unwrap();
         assert_eq!(b, postcard::to_stdvec(&mixed).unwrap());
         assert_eq!(InternalSerde.deserialize(Some(&b)).unwrap(), mixed);
+    }
+
+    #[test]
+    fn is_scalar_agrees_with_scalar_parts() {
+        for v in [
+            Value::Null,
+            Value::Boolean(true),
+            Value::Int(1),
+            Value::BigInt(1),
+            Value::Double(1.0),
+            Value::Decimal(rust_decimal::Decimal::ONE),
+            Value::String("a".into()),
+            Value::Bytes(vec![1]),
+            Value::Date(1),
+            Value::Time(1),
+            Value::Timestamp(1),
+            Value::Array(vec![]),
+            Value::Map(vec![]),
+            Value::Struct(vec![]),
+        ] {
+            assert_eq!(is_scalar(&v), scalar_parts(&v).is_some(), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn bigints_take_as_few_bytes_as_they_need_and_round_trip() {
+        let size = |i: i64| {
+            InternalSerde
+                .serialize(&vec![Value::BigInt(i)])
+                .unwrap()
+                .len()
+        };
+        // Form, count, tag, then 1 byte up to ±63, 2 up to ±8191, … 10.
+        assert_eq!(size(0), 4);
+        assert_eq!(size(-64), 4);
+        assert_eq!(size(64), 5);
+        assert_eq!(size(i64::MAX), 13);
+        assert_eq!(size(i64::MIN), 13);
+        for i in [
+            0,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            8191,
+            -8192,
+            1 << 40,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let row = vec![Value::BigInt(i)];
+            let b = InternalSerde.serialize(&row).unwrap();
+            assert_eq!(InternalSerde.deserialize(Some(&b)).unwrap(), row, "{i}");
+        }
+        // The fixed-width BIGINT earlier builds wrote still reads.
+        let mut old = vec![SCALAR_FORM, 1, T_BIGINT];
+        old.extend_from_slice(&(-5i64).to_le_bytes());
+        assert_eq!(
+            InternalSerde.deserialize(Some(&old)).unwrap(),
+            vec![Value::BigInt(-5)]
+        );
     }
 
     #[test]
@@ -1396,6 +1513,23 @@ mod tests {
         for b in [
             &[SCALAR_FORM, 1][..],
             &[SCALAR_FORM, 1, T_BIGINT, 1, 2],
+            // A varint that never ends, and one longer than 64 bits.
+            &[SCALAR_FORM, 1, T_VARBIGINT, 0x80, 0x80],
+            &[
+                SCALAR_FORM,
+                1,
+                T_VARBIGINT,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0x02,
+            ],
             &[SCALAR_FORM, 1, 99],
             &[SCALAR_FORM, 1, T_NULL, T_NULL],
         ] {
