@@ -1102,6 +1102,12 @@ fn sources_complete_or_drop_values_as_they_decode(env: Env) {
             ("c", "z", 40),
         ],
     );
+    // A value that is not UTF-8 is skipped and counted before the step.
+    env.produce_raw(
+        "raw",
+        0,
+        &[(Some(b"d".to_vec()), Some(vec![0xff, 0xfe]), 50)],
+    );
     let b = StreamsBuilder::new();
     let completed = b.stream_with_meta(
         "raw",
@@ -1118,7 +1124,8 @@ fn sources_complete_or_drop_values_as_they_decode(env: Env) {
         .to_stream()
         .to_with("counted", StringSerde, OptionSerde(I64Serde));
     let app = env.run(b.build().unwrap(), "with-meta", Guarantee::AtLeastOnce);
-    assert_eq!(app.processed, 4);
+    assert_eq!(app.processed, 5);
+    assert_eq!(app.undecodable, 1);
     assert_eq!(
         env.read_str("completed"),
         vec![

@@ -34,22 +34,14 @@ fn decode<K: 'static, V: 'static>(
     cx: &mut Cx,
     rec: Rec<Raw, Raw>,
 ) -> Option<Rec<K, V>> {
-    let key = match ks.deserialize(rec.key.as_deref()) {
-        Ok(k) => k,
-        Err(e) => {
-            cx.metrics.undecodable += 1;
-            tracing::debug!(topic = %cx.topic, offset = cx.offset, error = %e, "skipping record with undecodable key");
-            return None;
-        }
-    };
-    let value = match vs.deserialize(rec.value.as_deref()) {
-        Ok(v) => v,
-        Err(e) => {
-            cx.metrics.undecodable += 1;
-            tracing::debug!(topic = %cx.topic, offset = cx.offset, error = %e, "skipping record with undecodable value");
-            return None;
-        }
-    };
+    let key = ks
+        .deserialize(rec.key.as_deref())
+        .map_err(|e| crate::wire::undecodable(cx, format_args!("key: {e}")))
+        .ok()?;
+    let value = vs
+        .deserialize(rec.value.as_deref())
+        .map_err(|e| crate::wire::undecodable(cx, format_args!("value: {e}")))
+        .ok()?;
     Some(Rec {
         key,
         value,
