@@ -229,7 +229,8 @@ struct Rel {
     /// A stream source whose rows are not yet complete: while set, the
     /// flow carries rows as decoded (an empty row is a tombstone) and this
     /// fills in key and pseudo columns, dropping tombstones. The next step
-    /// either runs it in the same node as its own work or [`Rel::settle`]s.
+    /// either runs it in the same node as its own work (the source's, or
+    /// its own) or [`Rel::settle`]s.
     fill: Option<SourceFill>,
     /// Set when the node producing this stream can also run the next row
     /// step (a stream-table join): the query's WHERE and projection are
@@ -268,6 +269,12 @@ impl SourceFill {
             ),
         }
     }
+
+    /// Runs the fill alone in the source's node.
+    fn run_alone(self, s: KStream<Row, Row>) -> KStream<Row, Row> {
+        let fill = self.fill.clone();
+        self.run(s, fill)
+    }
 }
 
 /// Runs a [`Tail`] if one was bound.
@@ -279,11 +286,10 @@ fn run_tail(tail: &Tail, row: Row) -> Option<Row> {
 }
 
 impl Rel {
-    /// Runs a pending [`Rel::fill`] as a node of its own.
+    /// Runs a pending [`Rel::fill`] on its own (in the source's node).
     fn settle(mut self) -> Rel {
         if let (Some(pending), Flow::Stream(s)) = (self.fill.take(), &self.flow) {
-            let fill = pending.fill.clone();
-            let s = pending.run(s.clone(), fill);
+            let s = pending.run_alone(s.clone());
             self.flow = Flow::Stream(s.with_serdes(self.key_serde.clone(), InternalSerde));
         }
         self
@@ -1010,8 +1016,7 @@ impl<'a> Planner<'a> {
                     pending_fill = Some(pending);
                     Flow::Stream(s)
                 } else {
-                    let fill = pending.fill.clone();
-                    let mut s = pending.run(s, fill);
+                    let mut s = pending.run_alone(s);
                     if let Some(slot) = ts_slot {
                         let fmt = ts_format.clone();
                         s = s
