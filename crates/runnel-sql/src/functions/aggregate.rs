@@ -382,6 +382,13 @@ pub(super) fn register(r: &mut FunctionRegistry) {
             |a, p| bind_stddev(a, p, true),
         ),
         AggFn::new(
+            "STDDEV_SAMPLE",
+            "STDDEV_SAMPLE(INT | BIGINT | DOUBLE | DECIMAL) -> DOUBLE",
+            "The sample standard deviation, as STDDEV_SAMP (ksqlDB added this name because its \
+             STDDEV_SAMP returns the variance; Runnel's returns the deviation under both).",
+            |a, p| bind_stddev(a, p, true),
+        ),
+        AggFn::new(
             "STDDEV_POP",
             "STDDEV_POP(INT | BIGINT | DOUBLE | DECIMAL) -> DOUBLE",
             "The population standard deviation of the non-null values of `col` (0.0 when \
@@ -1188,6 +1195,11 @@ mod tests {
             (32.0f64 / 7.0).sqrt()
         ));
         assert_eq!(fold(a.as_ref(), &[i(1)]).1, d(0.0));
+        let named = bind("STDDEV_SAMPLE", &[it()], &[]);
+        assert!(close(
+            &fold(named.as_ref(), &rows).1,
+            (32.0f64 / 7.0).sqrt()
+        ));
         let p = bind("STDDEV_POP", &[dt()], &[]);
         let rows: Vec<Value> = rows.iter().map(|v| d(v.as_f64().unwrap_or(0.0))).collect();
         assert!(close(&fold(p.as_ref(), &rows).1, 2.0));

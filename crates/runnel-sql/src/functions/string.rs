@@ -298,6 +298,23 @@ fn register_basic(r: &mut FunctionRegistry) {
         },
     ));
     r.add(Scalar::new(
+        "MD5",
+        CAT,
+        "MD5(STRING) -> STRING",
+        "The MD5 digest of the string's UTF-8 bytes as 32 lower-case hex digits.",
+        str_type,
+        |a| {
+            use md5::Digest;
+            let digest = md5::Md5::digest(str_of(&a[0])?.as_bytes());
+            let mut out = String::with_capacity(32);
+            for b in digest {
+                out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+                out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+            }
+            Ok(string(out))
+        },
+    ));
+    r.add(Scalar::new(
         "UUID",
         CAT,
         "UUID() -> STRING",
@@ -1343,6 +1360,17 @@ mod tests {
         assert_eq!(ok("CHR", vec![s("\\u004b")]), s("K"));
         assert_eq!(ok("CHR", vec![i(-1)]), N);
         assert!(ty("CHR", &[dt()]).is_err());
+        // RFC 1321's test suite.
+        assert_eq!(
+            ok("MD5", vec![s("")]),
+            s("d41d8cd98f00b204e9800998ecf8427e")
+        );
+        assert_eq!(
+            ok("MD5", vec![s("message digest")]),
+            s("f96b697d7cb7938d525a2f31aaf161d0")
+        );
+        assert_eq!(ok("MD5", vec![N]), N);
+        assert!(ty("MD5", &[it()]).is_err());
         let Value::String(u) = ok("UUID", vec![]) else {
             panic!()
         };
