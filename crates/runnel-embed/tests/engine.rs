@@ -1145,3 +1145,48 @@ fn sources_complete_or_drop_values_as_they_decode(env: Env) {
 }
 
 on_both_backends!(sources_complete_or_drop_values_as_they_decode);
+
+/// `OffsetReset::Latest`: a new application skips what its source held
+/// before it started; once it has committed, a restart resumes from the
+/// commit; an application starting at the earliest sees everything.
+fn latest_offset_reset_starts_new_applications_at_the_end(env: Env) {
+    env.topic("feed", 1);
+    env.topic("seen", 1);
+    env.topic("seen-all", 1);
+    env.produce_str("feed", &[("a", "before", 1)]);
+    let topology = |out: &str| {
+        let b = StreamsBuilder::new();
+        b.stream("feed", StringSerde, StringSerde)
+            .to_with(out, StringSerde, StringSerde);
+        b.build().unwrap()
+    };
+    env.use_offset_reset(runnel_streams::OffsetReset::Latest);
+    let mut app = env
+        .start(topology("seen"), "from-latest", Guarantee::AtLeastOnce)
+        .unwrap();
+    env.drain(&mut app);
+    env.produce_str("feed", &[("b", "after", 2)]);
+    env.drain(&mut app);
+    app.commit().unwrap();
+    app.close().unwrap();
+    assert_eq!(env.read_str("seen"), vec![Out::new(s("b"), s("after"), 2)]);
+    // Written while it was stopped: the committed offset wins.
+    env.produce_str("feed", &[("c", "while stopped", 3)]);
+    env.run(topology("seen"), "from-latest", Guarantee::AtLeastOnce);
+    assert_eq!(
+        env.read_str("seen"),
+        vec![
+            Out::new(s("b"), s("after"), 2),
+            Out::new(s("c"), s("while stopped"), 3)
+        ]
+    );
+    env.use_offset_reset(runnel_streams::OffsetReset::Earliest);
+    env.run(
+        topology("seen-all"),
+        "from-earliest",
+        Guarantee::AtLeastOnce,
+    );
+    assert_eq!(env.read_str("seen-all").len(), 3);
+}
+
+on_both_backends!(latest_offset_reset_starts_new_applications_at_the_end);

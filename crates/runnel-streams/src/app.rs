@@ -13,7 +13,7 @@
 //! reached. A failed or revoked commit rolls every task back to its last
 //! commit: stores drop uncommitted writes and consumers seek back.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -166,6 +166,20 @@ pub struct StreamsConfig {
     /// through the backend (the Kafka backend's
     /// `KafkaBackendConfig::application_server`, which should be the same).
     pub application_server: Option<String>,
+    /// Where a source topic's partition starts when the application has
+    /// no committed offset for it (Kafka Streams' `auto.offset.reset`);
+    /// internal (repartition) topics always start at the earliest.
+    pub offset_reset: OffsetReset,
+}
+
+/// Where a partition without a committed offset starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// At its first record: everything in the topic is processed.
+    #[default]
+    Earliest,
+    /// At its end: only records written from then on.
+    Latest,
 }
 
 impl StreamsConfig {
@@ -179,6 +193,7 @@ impl StreamsConfig {
             stores: Arc::new(InMemoryStores),
             max_task_idle: Duration::from_millis(500),
             application_server: None,
+            offset_reset: OffsetReset::Earliest,
         }
     }
     /// Exactly-once, committing every 100 ms.
@@ -254,6 +269,8 @@ pub struct Streams {
     backend: Box<dyn Backend>,
     /// Resolved source topic → sub-topology.
     sub_of_topic: HashMap<String, usize>,
+    /// Source topics named by the user (not internal to the application).
+    user_sources: HashSet<String>,
     tasks: BTreeMap<TaskId, Task>,
     partitions: HashMap<String, i32>,
     in_txn: bool,
@@ -354,11 +371,15 @@ impl Streams {
             }
         }
         let mut sub_of_topic = HashMap::new();
+        let mut user_sources = HashSet::new();
         let mut topics = Vec::new();
         for (i, s) in topology.subs.iter().enumerate() {
             for (t, _) in &s.sources {
                 let name = t.resolve(&app_id);
                 sub_of_topic.insert(name.clone(), i);
+                if matches!(t, TopicName::User(_)) {
+                    user_sources.insert(name.clone());
+                }
                 topics.push(name);
             }
         }
@@ -389,6 +410,7 @@ impl Streams {
             app_id,
             backend,
             sub_of_topic,
+            user_sources,
             tasks: BTreeMap::new(),
             partitions,
             in_txn: false,
@@ -448,15 +470,25 @@ impl Streams {
         let rebalanced = events
             .iter()
             .any(|e| matches!(e, PollEvent::Assigned(_) | PollEvent::Revoked(_)));
+        // Partitions just moved to their end: records this poll fetched
+        // from before it are not theirs to process.
+        let mut reset: HashMap<TopicPartition, i64> = HashMap::new();
         for e in events {
             match e {
                 PollEvent::Revoked(tps) => self.on_revoked(&tps)?,
-                PollEvent::Assigned(tps) => self.on_assigned(&tps)?,
+                PollEvent::Assigned(tps) => reset.extend(self.on_assigned(&tps)?),
                 PollEvent::Records(recs) => {
                     for r in recs {
                         let Some(&sub) = self.sub_of_topic.get(&r.topic) else {
                             continue;
                         };
+                        if !reset.is_empty()
+                            && reset
+                                .get(&TopicPartition::new(r.topic.clone(), r.partition))
+                                .is_some_and(|end| r.offset < *end)
+                        {
+                            continue;
+                        }
                         let id = TaskId {
                             sub,
                             partition: r.partition,
@@ -803,7 +835,12 @@ impl Streams {
         Ok(())
     }
 
-    fn on_assigned(&mut self, tps: &[TopicPartition]) -> Result<(), StreamsError> {
+    /// Creates the tasks of newly assigned partitions; returns the source
+    /// partitions it moved to their end ([`OffsetReset::Latest`]).
+    fn on_assigned(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, i64)>, StreamsError> {
         let mut ids: Vec<TaskId> = tps
             .iter()
             .filter_map(|tp| {
@@ -815,13 +852,44 @@ impl Streams {
             .collect();
         ids.sort();
         ids.dedup();
+        // Partitions of new tasks' source topics without a committed offset
+        // start at their end when so configured.
+        let fresh: Vec<TopicPartition> = tps
+            .iter()
+            .filter(|tp| {
+                self.config.offset_reset == OffsetReset::Latest
+                    && self.user_sources.contains(&tp.topic)
+                    && self.sub_of_topic.get(&tp.topic).is_some_and(|&sub| {
+                        !self.tasks.contains_key(&TaskId {
+                            sub,
+                            partition: tp.partition,
+                        })
+                    })
+            })
+            .cloned()
+            .collect();
         for id in ids {
             if self.tasks.contains_key(&id) {
                 continue;
             }
             self.create_task(id)?;
         }
-        Ok(())
+        let mut moved = Vec::new();
+        if !fresh.is_empty() {
+            let committed = self.backend.committed(&fresh)?;
+            let unset: Vec<TopicPartition> = fresh
+                .into_iter()
+                .zip(committed)
+                .filter(|(_, c)| c.is_none())
+                .map(|(tp, _)| tp)
+                .collect();
+            let ends = self.backend.end_offsets(&unset)?;
+            for (tp, end) in unset.into_iter().zip(ends) {
+                self.backend.seek(&tp, end)?;
+                moved.push((tp, end));
+            }
+        }
+        Ok(moved)
     }
 
     fn instantiate(

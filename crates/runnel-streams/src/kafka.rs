@@ -235,7 +235,8 @@ pub struct KafkaBackend {
     restore: Option<BaseConsumer<LogContext>>,
     /// Exactly-once: a transaction is open.
     in_txn: bool,
-    /// Committed offsets asked for lag since the last assignment change.
+    /// Where each partition resumes, for lag, since the last assignment
+    /// change: its committed offset (asked once) or where it was sought to.
     lag_committed: std::collections::HashMap<TopicPartition, Option<i64>>,
 }
 
@@ -752,6 +753,9 @@ impl Backend for KafkaBackend {
             match code {
                 Some(Ok(())) | None => {
                     debug!(%tp, offset, "seeked");
+                    // Until a record of it is consumed, the consumer's
+                    // position stays unknown: lag counts from here.
+                    self.lag_committed.insert(tp.clone(), Some(offset));
                     return Ok(());
                 }
                 Some(Err(e)) => {

@@ -31,7 +31,9 @@ mod topology;
 pub mod windows;
 mod wire;
 
-pub use app::{Streams, StreamsConfig, StreamsError, StreamsMetrics, TaskId, Topology};
+pub use app::{
+    OffsetReset, Streams, StreamsConfig, StreamsError, StreamsMetrics, TaskId, Topology,
+};
 pub use backend::{
     Backend, BackendError, ConsumedRecord, Guarantee, Headers, MemberInfo, PollEvent,
     ProducedRecord, TopicPartition,

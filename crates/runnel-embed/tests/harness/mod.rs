@@ -67,6 +67,8 @@ pub struct Env {
     /// Storage for state stores of instances started from now on
     /// (in memory when unset).
     stores: std::cell::RefCell<Option<Arc<dyn runnel_streams::StoreSupplier>>>,
+    /// Where instances started from now on begin without committed offsets.
+    offset_reset: std::cell::Cell<runnel_streams::OffsetReset>,
     _dir: tempfile::TempDir,
 }
 
@@ -130,6 +132,7 @@ impl Env {
             stop,
             server,
             stores: std::cell::RefCell::new(None),
+            offset_reset: std::cell::Cell::new(runnel_streams::OffsetReset::Earliest),
             _dir: dir,
         }
     }
@@ -308,6 +311,10 @@ impl Env {
     }
 
     /// Instances started from now on keep their stores in `s`.
+    pub fn use_offset_reset(&self, r: runnel_streams::OffsetReset) {
+        self.offset_reset.set(r);
+    }
+
     pub fn use_stores(&self, s: Arc<dyn runnel_streams::StoreSupplier>) {
         *self.stores.borrow_mut() = Some(s);
     }
@@ -338,6 +345,7 @@ impl Env {
         }
         cfg.commit_interval = Duration::from_secs(3600);
         cfg.poll_timeout = Duration::from_millis(5);
+        cfg.offset_reset = self.offset_reset.get();
         if let Some(s) = self.stores.borrow().clone() {
             cfg = cfg.stores(s);
         }
@@ -346,7 +354,7 @@ impl Env {
 
     /// Polls until the instance has been caught up for several rounds in
     /// a row (repartitioned records come back through the log).
-    fn drain(&self, app: &mut Streams) {
+    pub fn drain(&self, app: &mut Streams) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let mut idle = 0;
         while idle < 4 {
