@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use runnel_streams::backend::{Backend, BackendError, Guarantee, ProducedRecord, TopicPartition};
 use runnel_streams::serdes::partition_for;
-use runnel_streams::{Queries, QueryError, Streams, StreamsConfig, Window};
+use runnel_streams::{OffsetReset, Queries, QueryError, Streams, StreamsConfig, Window};
 use serde_json::{json, Value as Json};
 
 use crate::ast::{
@@ -519,7 +519,13 @@ impl Engine {
                     // Source tables are materialized for pull queries.
                     let qid = format!("CST_{}_{}", info.name, seq);
                     let q = select_star(&info.name);
-                    self.start_query(&mut st, &qid, &text, &q, &info.name, None)?;
+                    // A source table's materialization reads the whole topic.
+                    let start = QueryStart {
+                        qid: &qid,
+                        text: &text,
+                        reset: OffsetReset::Earliest,
+                    };
+                    self.start_query(&mut st, &start, &q, &info.name, None)?;
                 }
                 drop(st);
                 self.record(record, &text, props)?;
@@ -555,7 +561,12 @@ impl Engine {
                     "CTAS"
                 };
                 let qid = format!("{prefix}_{}_{}", name.name, seq);
-                self.create_as(&mut st, *kind, name, with, query, &text, &qid)?;
+                let start = QueryStart {
+                    qid: &qid,
+                    text: &text,
+                    reset: persistent_reset(&st.props, props),
+                };
+                self.create_as(&mut st, *kind, name, with, query, &start)?;
                 drop(st);
                 self.record(record, &text, props)?;
                 Ok(self.query_created(&text, &qid, seq))
@@ -581,8 +592,12 @@ impl Engine {
                 let seq = st.seq;
                 let qid =
                     prop_string(with, "QUERY_ID").unwrap_or_else(|| format!("INSERTQUERY_{seq}"));
-                let planned =
-                    self.start_query(&mut st, &qid, &text, query, &info.name, Some(&info))?;
+                let start = QueryStart {
+                    qid: &qid,
+                    text: &text,
+                    reset: persistent_reset(&st.props, props),
+                };
+                let planned = self.start_query(&mut st, &start, query, &info.name, Some(&info))?;
                 if planned.schema.value.len() != info.schema.value.len()
                     || planned
                         .schema
@@ -1016,9 +1031,9 @@ impl Engine {
         name: &Ident,
         with: &Props,
         query: &Query,
-        text: &str,
-        qid: &str,
+        start: &QueryStart<'_>,
     ) -> Result<SourceInfo, SqlError> {
+        let (text, qid) = (start.text, start.qid);
         let from = st
             .catalog
             .source(&query.from.name.name)
@@ -1078,7 +1093,7 @@ impl Engine {
             writer: Some(qid.to_string()),
         };
         st.catalog.sources.insert(info.name.clone(), info.clone());
-        if let Err(e) = self.start_query(st, qid, text, query, &info.name, Some(&info)) {
+        if let Err(e) = self.start_query(st, start, query, &info.name, Some(&info)) {
             st.catalog.sources.remove(&info.name);
             return Err(e);
         }
@@ -1090,12 +1105,12 @@ impl Engine {
     fn start_query(
         &self,
         st: &mut State,
-        qid: &str,
-        text: &str,
+        start: &QueryStart<'_>,
         query: &Query,
         sink_name: &str,
         sink: Option<&SourceInfo>,
     ) -> Result<crate::plan::Planned, SqlError> {
+        let (text, qid) = (start.text, start.qid);
         let sink_spec = match sink {
             Some(s) => Sink::Topic {
                 topic: s.topic.clone(),
@@ -1129,6 +1144,7 @@ impl Engine {
         config.application_server = self.inner.config.application_server.clone();
         config.poll_timeout = Duration::from_millis(50);
         config.max_task_idle = Duration::from_millis(50);
+        config.offset_reset = start.reset;
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new("RUNNING".to_string()));
         let idle = Arc::new(AtomicBool::new(false));
@@ -1200,6 +1216,17 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(30));
         }
         false
+    }
+
+    /// Whether `topic` belongs to the system or to a query's internals
+    /// (state changelogs and repartition topics are named after the
+    /// query's application id), not to a user.
+    fn is_internal_topic(&self, topic: &str) -> bool {
+        let service = &self.inner.config.service_id;
+        topic.starts_with('_')
+            || topic
+                .strip_prefix(service.as_str())
+                .is_some_and(|rest| rest.starts_with("query_") || rest.starts_with("transient_"))
     }
 
     /// Stops every query (the catalog stays recorded in the command topic).
@@ -1442,7 +1469,9 @@ impl Engine {
                 let topics = self.inner.cluster.topics().map_err(backend_err)?;
                 let list: Vec<Json> = topics
                     .into_iter()
-                    .filter(|(n, _)| *all || !n.starts_with('_'))
+                    // As ksqlDB's, SHOW TOPICS leaves out the queries' own
+                    // changelog and repartition topics.
+                    .filter(|(n, _)| *all || !self.is_internal_topic(n))
                     .map(|(n, p)| json!({"name": n, "replicaInfo": vec![1; usize::try_from(p).unwrap_or(0)]}))
                     .collect();
                 json!({"@type": "kafka_topics", "statementText": text, "topics": list, "warnings": []})
@@ -1917,15 +1946,8 @@ impl Engine {
     }
 
     fn push(&self, q: &Query, props: &BTreeMap<String, String>) -> Result<QueryStream, SqlError> {
-        let session = lock(&self.inner.state)
-            .props
-            .get("auto.offset.reset")
-            .cloned();
-        let earliest = props
-            .get("auto.offset.reset")
-            .cloned()
-            .or(session)
-            .is_some_and(|v| v.eq_ignore_ascii_case("earliest"));
+        let asked = offset_reset_prop(&lock(&self.inner.state).props, props);
+        let earliest = asked.is_some_and(|v| v.eq_ignore_ascii_case("earliest"));
         let simple = q.joins.is_empty()
             && q.group_by.is_empty()
             && q.window.is_none()
@@ -2429,6 +2451,41 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// What names a persistent query being started, and where it begins.
+struct QueryStart<'a> {
+    qid: &'a str,
+    /// The statement's text.
+    text: &'a str,
+    /// Where its source partitions start (`auto.offset.reset`): the
+    /// earliest offset unless the statement or session set `latest`.
+    reset: OffsetReset,
+}
+
+/// The `auto.offset.reset` a statement asked for: its request's
+/// properties first, then the session's `SET`.
+fn offset_reset_prop(
+    session: &BTreeMap<String, String>,
+    props: &BTreeMap<String, String>,
+) -> Option<String> {
+    let find = |m: &BTreeMap<String, String>| {
+        ["auto.offset.reset", "ksql.streams.auto.offset.reset"]
+            .iter()
+            .find_map(|k| m.get(*k).cloned())
+    };
+    find(props).or_else(|| find(session))
+}
+
+/// A persistent query's [`OffsetReset`]: earliest unless `latest` was asked.
+fn persistent_reset(
+    session: &BTreeMap<String, String>,
+    props: &BTreeMap<String, String>,
+) -> OffsetReset {
+    match offset_reset_prop(session, props) {
+        Some(v) if v.eq_ignore_ascii_case("latest") => OffsetReset::Latest,
+        _ => OffsetReset::Earliest,
+    }
 }
 
 /// Starts a query's stream thread (the engine is not `Send`: it is built
