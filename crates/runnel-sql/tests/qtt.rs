@@ -44,6 +44,46 @@ fn json_eq(a: &Json, b: &Json) -> bool {
     }
 }
 
+/// Whether `actual` holds everything in `want`: every field of an object
+/// (recursively), and for an array every element in some element of the
+/// actual array; scalars as [`json_eq`].
+fn json_contains(actual: &Json, want: &Json) -> bool {
+    match (actual, want) {
+        (Json::Object(a), Json::Object(w)) => w
+            .iter()
+            .all(|(k, v)| a.get(k).is_some_and(|x| json_contains(x, v))),
+        (Json::Array(a), Json::Array(w)) => w.iter().all(|v| a.iter().any(|x| json_contains(x, v))),
+        _ => json_eq(actual, want),
+    }
+}
+
+/// Checks the case's `responses` against what each statement returned.
+fn check_responses(case: &Json, returned: &[Vec<Json>]) -> Result<(), String> {
+    for r in case["responses"].as_array().into_iter().flatten() {
+        let i = r["statement"]
+            .as_u64()
+            .ok_or("response without statement")? as usize;
+        let got = returned
+            .get(i)
+            .ok_or_else(|| format!("response for statement {i}, which did not run"))?;
+        let got = Json::Array(got.clone());
+        if !json_contains(&got, &Json::Array(vec![r["entity"].clone()])) {
+            return Err(format!(
+                "statement {i}: expected a response containing {}, got {got}",
+                r["entity"]
+            ));
+        }
+        if let Some(absent) = r.get("absent") {
+            if json_contains(&got, &Json::Array(vec![absent.clone()])) {
+                return Err(format!(
+                    "statement {i}: the response should not contain {absent}, got {got}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Encodes an input key for a source's key format.
 fn encode_key(info: Option<&SourceInfo>, key: &Json) -> Result<Option<Vec<u8>>, String> {
     if key.is_null() {
@@ -196,10 +236,11 @@ fn run_case(case: &Json) -> Result<(), String> {
     let result = (|| {
         let props = BTreeMap::new();
         let statements = case["statements"].as_array().ok_or("no statements")?;
+        let mut returned = Vec::new();
         for (i, s) in statements.iter().enumerate() {
             let text = s.as_str().ok_or("statement is not a string")?;
             match engine.execute(text, &props) {
-                Ok(_) => {}
+                Ok(entities) => returned.push(entities),
                 Err((e, _)) => {
                     check_error(case, i, &e)?;
                     return Ok(());
@@ -209,6 +250,7 @@ fn run_case(case: &Json) -> Result<(), String> {
         if case.get("expectedError").is_some() {
             return Err("every statement succeeded but an error was expected".to_string());
         }
+        check_responses(case, &returned)?;
         let catalog = engine.catalog();
         let source_of = |topic: &str| -> Option<SourceInfo> {
             catalog
