@@ -396,12 +396,22 @@ fn run_case(case: &Json) -> Result<(), String> {
                 .query(q, &BTreeMap::new())
                 .map_err(|e| format!("pull query {q}: {e}"))?;
             let mut got: Vec<Json> = Vec::new();
+            let mut lines: Vec<Json> = Vec::new();
             while let Ok(ev) = stream.rows.recv_timeout(Duration::from_secs(5)) {
                 match ev {
                     QueryEvent::Row(r) => got.push(Json::Array(r.iter().map(to_json).collect())),
+                    QueryEvent::Text(t) => lines.push(Json::String(t)),
                     QueryEvent::Error(e) => return Err(format!("pull query {q}: {e}")),
                     _ => {}
                 }
+            }
+            // PRINT: its text lines, in order.
+            if let Some(want) = p.get("lines") {
+                let lines = Json::Array(lines);
+                if *want != lines {
+                    return Err(format!("{q}: expected lines {want}, got {lines}"));
+                }
+                continue;
             }
             let want = p["rows"].as_array().cloned().unwrap_or_default();
             let mut remaining = got.clone();
