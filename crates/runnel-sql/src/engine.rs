@@ -561,11 +561,7 @@ impl Engine {
                     "CTAS"
                 };
                 let qid = format!("{prefix}_{}_{}", name.name, seq);
-                let start = QueryStart {
-                    qid: &qid,
-                    text: &text,
-                    reset: persistent_reset(&st.props, props),
-                };
+                let start = QueryStart::asked(&qid, &text, &st.props, props);
                 self.create_as(&mut st, *kind, name, with, query, &start)?;
                 drop(st);
                 self.record(record, &text, props)?;
@@ -592,11 +588,7 @@ impl Engine {
                 let seq = st.seq;
                 let qid =
                     prop_string(with, "QUERY_ID").unwrap_or_else(|| format!("INSERTQUERY_{seq}"));
-                let start = QueryStart {
-                    qid: &qid,
-                    text: &text,
-                    reset: persistent_reset(&st.props, props),
-                };
+                let start = QueryStart::asked(&qid, &text, &st.props, props);
                 let planned = self.start_query(&mut st, &start, query, &info.name, Some(&info))?;
                 if planned.schema.value.len() != info.schema.value.len()
                     || planned
@@ -2461,6 +2453,23 @@ struct QueryStart<'a> {
     /// Where its source partitions start (`auto.offset.reset`): the
     /// earliest offset unless the statement or session set `latest`.
     reset: OffsetReset,
+}
+
+impl<'a> QueryStart<'a> {
+    /// A CSAS/CTAS/INSERT INTO query, starting where the statement's
+    /// request or the session's `SET` asked (earliest by default).
+    fn asked(
+        qid: &'a str,
+        text: &'a str,
+        session: &BTreeMap<String, String>,
+        props: &BTreeMap<String, String>,
+    ) -> Self {
+        QueryStart {
+            qid,
+            text,
+            reset: persistent_reset(session, props),
+        }
+    }
 }
 
 /// The `auto.offset.reset` a statement asked for: its request's

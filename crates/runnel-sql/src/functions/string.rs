@@ -305,13 +305,9 @@ fn register_basic(r: &mut FunctionRegistry) {
         str_type,
         |a| {
             use md5::Digest;
-            let digest = md5::Md5::digest(str_of(&a[0])?.as_bytes());
-            let mut out = String::with_capacity(32);
-            for b in digest {
-                out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-                out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-            }
-            Ok(string(out))
+            Ok(string(hex_encode(&md5::Md5::digest(
+                str_of(&a[0])?.as_bytes(),
+            ))))
         },
     ));
     r.add(Scalar::new(
