@@ -469,8 +469,9 @@ impl Backend for LocalBackend {
     }
 }
 
-/// The SQL engine's view of the in-process broker: a [`LocalBackend`] per
-/// query, and topic administration through the same local interface.
+/// The in-process broker as a service sees it ([`runnel_cluster::Cluster`]):
+/// a [`LocalBackend`] per application, and topic administration through
+/// the same local interface.
 #[derive(Clone)]
 pub struct LocalCluster {
     local: Local,
@@ -482,7 +483,7 @@ impl LocalCluster {
     }
 }
 
-impl runnel_sql::Cluster for LocalCluster {
+impl runnel_cluster::Cluster for LocalCluster {
     fn backend(
         &self,
         app_id: &str,
@@ -497,6 +498,16 @@ impl runnel_sql::Cluster for LocalCluster {
 
     fn topics(&self) -> Result<Vec<(String, i32)>, BackendError> {
         Ok(self.local.topics())
+    }
+
+    fn create_topic(&self, topic: &runnel_cluster::NewTopic) -> Result<(), BackendError> {
+        self.local
+            .create_topic(
+                &topic.name,
+                topic.partitions,
+                topic.configs.iter().cloned().collect(),
+            )
+            .map_err(err)
     }
 
     fn delete_topic(&self, topic: &str) -> Result<(), BackendError> {

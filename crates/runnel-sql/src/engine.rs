@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use runnel_cluster::{Cluster, NewTopic};
 use runnel_streams::backend::{Backend, BackendError, Guarantee, ProducedRecord, TopicPartition};
 use runnel_streams::serdes::partition_for;
 use runnel_streams::{OffsetReset, Queries, QueryError, Streams, StreamsConfig, Window};
@@ -28,18 +29,6 @@ use crate::functions::FunctionRegistry;
 use crate::plan::{Materialization, Planner, Sink, SinkRow};
 use crate::schema::{Column, Schema, WindowType, RESERVED, ROWTIME};
 use crate::types::{SqlType, Value};
-
-/// The log the engine runs on: Runnel's broker in-process, or any
-/// Kafka-compatible cluster.
-pub trait Cluster: Send + Sync + 'static {
-    /// A backend for one application (one query).
-    fn backend(&self, app_id: &str, guarantee: Guarantee)
-        -> Result<Box<dyn Backend>, BackendError>;
-    /// Every topic with its partition count.
-    fn topics(&self) -> Result<Vec<(String, i32)>, BackendError>;
-    /// Deletes a topic.
-    fn delete_topic(&self, topic: &str) -> Result<(), BackendError>;
-}
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -302,17 +291,13 @@ impl Engine {
     /// in the background for statements other engines on the same cluster
     /// (and command topic) record.
     pub fn start(cluster: Arc<dyn Cluster>, config: EngineConfig) -> Result<Engine, SqlError> {
-        let mut admin = cluster
+        cluster
+            .create_topic(&NewTopic::new(&config.command_topic, 1).config("retention.ms", "-1"))
+            .map_err(backend_err)?;
+        let admin = cluster
             .backend(
                 &format!("{}admin", config.service_id),
                 Guarantee::AtLeastOnce,
-            )
-            .map_err(backend_err)?;
-        admin
-            .create_topic(
-                &config.command_topic,
-                1,
-                &[("retention.ms".to_string(), "-1".to_string())],
             )
             .map_err(backend_err)?;
         let origin = format!(

@@ -9,15 +9,11 @@ pub mod error;
 pub mod expr;
 pub mod format;
 pub mod functions;
-mod kafka_cluster;
 pub mod lexer;
 pub mod parser;
 pub mod plan;
 pub mod schema;
 pub mod types;
 
-pub use engine::{
-    Cluster, Engine, EngineConfig, PullForwarder, QueryEvent, QueryStream, PULL_LOCAL_ONLY,
-};
+pub use engine::{Engine, EngineConfig, PullForwarder, QueryEvent, QueryStream, PULL_LOCAL_ONLY};
 pub use error::{ErrorKind, SqlError};
-pub use kafka_cluster::KafkaCluster;

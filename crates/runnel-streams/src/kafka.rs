@@ -623,35 +623,14 @@ impl Backend for KafkaBackend {
         partitions: i32,
         configs: &[(String, String)],
     ) -> Result<(), BackendError> {
-        check_topic(topic)?;
-        if partitions < 1 {
-            return Err(BackendError::Fatal(format!(
-                "cannot create {topic} with {partitions} partitions"
-            )));
-        }
-        let mut new_topic = NewTopic::new(
+        create_topic(
+            &self.admin,
             topic,
             partitions,
-            TopicReplication::Fixed(self.config.replication_factor),
-        );
-        for (k, v) in configs {
-            new_topic = new_topic.set(k, v);
-        }
-        let options = AdminOptions::new()
-            .request_timeout(Some(self.timeout()))
-            .operation_timeout(Some(self.timeout()));
-        let results = block_on(self.admin.create_topics([&new_topic], &options))
-            .map_err(|e| classify("create topics", &e))?;
-        for result in results {
-            match result {
-                Ok(name) => info!(topic = %name, partitions, "topic created"),
-                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                    debug!(topic = %name, "topic exists already")
-                }
-                Err((name, code)) => return Err(topic_error("create", &name, code)),
-            }
-        }
-        Ok(())
+            self.config.replication_factor,
+            configs,
+            self.timeout(),
+        )
     }
 
     fn subscribe(&mut self, topics: &[String]) -> Result<(), BackendError> {
@@ -1238,6 +1217,26 @@ impl KafkaAdmin {
         Ok(topics)
     }
 
+    /// Creates `topic` (`replication_factor` -1: the broker default) and
+    /// returns once every broker asked sees all its partitions with a
+    /// leader; a topic that exists already is left as it is.
+    pub fn create_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i32,
+        configs: &[(String, String)],
+    ) -> Result<(), BackendError> {
+        create_topic(
+            &self.admin,
+            topic,
+            partitions,
+            replication_factor,
+            configs,
+            self.timeout,
+        )
+    }
+
     /// Deletes `topic`; a topic that does not exist is an error.
     pub fn delete_topic(&self, topic: &str) -> Result<(), BackendError> {
         check_topic(topic)?;
@@ -1253,6 +1252,104 @@ impl KafkaAdmin {
             }
         }
         Ok(())
+    }
+}
+
+/// Creates a topic and waits until it can be used. On a cluster of several
+/// brokers a created topic reaches the other brokers' metadata
+/// asynchronously: until then a broker answers `UNKNOWN_TOPIC_OR_PARTITION`,
+/// a partition count of 0 or partitions without a leader, and the first
+/// produce, fetch or list-offsets call fails. Retriable errors of the
+/// creation itself (a controller moving, a timeout) are retried too, all
+/// within `timeout`.
+fn create_topic(
+    admin: &AdminClient<LogContext>,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+    configs: &[(String, String)],
+    timeout: Duration,
+) -> Result<(), BackendError> {
+    check_topic(topic)?;
+    if partitions < 1 {
+        return Err(BackendError::Fatal(format!(
+            "cannot create {topic} with {partitions} partitions"
+        )));
+    }
+    let deadline = Instant::now() + timeout;
+    let mut new_topic = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    );
+    for (k, v) in configs {
+        new_topic = new_topic.set(k, v);
+    }
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        let options = AdminOptions::new()
+            .request_timeout(Some(timeout))
+            .operation_timeout(Some(timeout));
+        let created = block_on(admin.create_topics([&new_topic], &options))
+            .map_err(|e| classify("create topics", &e))
+            .and_then(|results| {
+                for result in results {
+                    match result {
+                        Ok(name) => info!(topic = %name, partitions, "topic created"),
+                        Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                            debug!(topic = %name, "topic exists already")
+                        }
+                        Err((name, code)) => return Err(topic_error("create", &name, code)),
+                    }
+                }
+                Ok(())
+            });
+        match created {
+            Ok(()) => break,
+            Err(BackendError::Retriable(msg)) if Instant::now() + backoff < deadline => {
+                debug!(topic, error = %msg, "retrying topic creation");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    wait_usable(admin, topic, deadline)
+}
+
+/// Waits until the metadata of `topic` shows every partition with a leader.
+fn wait_usable(
+    admin: &AdminClient<LogContext>,
+    topic: &str,
+    deadline: Instant,
+) -> Result<(), BackendError> {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let seen = admin
+            .inner()
+            .fetch_metadata(Some(topic), left.max(Duration::from_millis(100)))
+            .map_err(|e| classify("metadata", &e))
+            .map(|m| {
+                m.topics().iter().find(|t| t.name() == topic).map(|t| {
+                    t.error().is_none()
+                        && !t.partitions().is_empty()
+                        && t.partitions().iter().all(|p| p.leader() >= 0)
+                })
+            });
+        let why = match seen {
+            Ok(Some(true)) => return Ok(()),
+            Ok(_) => "not yet in the metadata with a leader per partition".to_string(),
+            Err(BackendError::Retriable(msg)) => msg,
+            Err(e) => return Err(e),
+        };
+        if Instant::now() + backoff >= deadline {
+            return Err(BackendError::Retriable(format!(
+                "topic {topic} was created but is still not usable: {why}"
+            )));
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_millis(200));
     }
 }
 

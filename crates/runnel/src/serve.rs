@@ -301,7 +301,7 @@ async fn run_on_cluster(
             format!("{}:{}", advertised_for(bound), bound.port())
         }
     };
-    let cluster = runnel_sql::KafkaCluster::new(bootstrap.clone(), properties)
+    let cluster = runnel_cluster::KafkaCluster::new(bootstrap.clone(), properties)
         .with_context(|| format!("cannot reach the cluster at {bootstrap}"))?
         .with_application_server(endpoint.clone());
     info!(bootstrap = %bootstrap, advertised = %endpoint, "running the SQL engine on a Kafka-compatible cluster");
@@ -322,7 +322,7 @@ async fn run_on_cluster(
 /// Starts the SQL engine on `cluster` (replaying its command topic) and
 /// serves its API until told to stop; then stops the engine.
 async fn run_sql(
-    cluster: Arc<dyn runnel_sql::Cluster>,
+    cluster: Arc<dyn runnel_cluster::Cluster>,
     config: runnel_sql::EngineConfig,
     listener: TcpListener,
     stop: watch::Receiver<bool>,

@@ -1,9 +1,9 @@
-//! The SQL engine on any Kafka-compatible cluster (Apache Kafka, Redpanda,
-//! a remote `runnel serve`): each query gets a `runnel-streams`
-//! [`KafkaBackend`], topics are listed and deleted with a [`KafkaAdmin`].
-//! Persistent queries then scale out like Kafka Streams applications:
-//! engines with the same service id share each query's partitions through
-//! its consumer group.
+//! A [`Cluster`] reached over the Kafka protocol (Apache Kafka, Redpanda,
+//! a remote `runnel serve`): each application gets a `runnel-streams`
+//! [`KafkaBackend`], topics are administered with one [`KafkaAdmin`].
+//! Applications then scale out like Kafka Streams applications: processes
+//! with the same application id share its partitions through its
+//! consumer group.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use runnel_streams::{
     Backend, BackendError, Guarantee, KafkaAdmin, KafkaBackend, KafkaBackendConfig,
 };
 
-use crate::engine::Cluster;
+use crate::{Cluster, NewTopic};
 
 /// A [`Cluster`] reached over the Kafka protocol.
 #[derive(Debug)]
@@ -33,7 +33,7 @@ impl KafkaCluster {
         let bootstrap_servers = bootstrap_servers.into();
         let timeout = Duration::from_secs(30);
         let mut admin_config =
-            KafkaBackendConfig::new(bootstrap_servers.clone(), "runnel-sql").with_timeout(timeout);
+            KafkaBackendConfig::new(bootstrap_servers.clone(), "runnel").with_timeout(timeout);
         admin_config.properties = properties.clone();
         let admin = KafkaAdmin::new(&admin_config)?;
         Ok(KafkaCluster {
@@ -45,12 +45,17 @@ impl KafkaCluster {
         })
     }
 
-    /// Advertises `endpoint` (`host:port` of this engine's API) to the
-    /// groups of the queries it runs, so other engines can send it pull
+    /// Advertises `endpoint` (`host:port` of this process's API) to the
+    /// groups of the applications it runs, so other processes can send it
     /// queries for the partitions it hosts.
     pub fn with_application_server(mut self, endpoint: impl Into<String>) -> Self {
         self.application_server = Some(endpoint.into());
         self
+    }
+
+    /// The bootstrap servers this cluster was reached at.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
     }
 }
 
@@ -70,6 +75,11 @@ impl Cluster for KafkaCluster {
 
     fn topics(&self) -> Result<Vec<(String, i32)>, BackendError> {
         self.admin.topics()
+    }
+
+    fn create_topic(&self, topic: &NewTopic) -> Result<(), BackendError> {
+        self.admin
+            .create_topic(&topic.name, topic.partitions, -1, &topic.configs)
     }
 
     fn delete_topic(&self, topic: &str) -> Result<(), BackendError> {
