@@ -170,10 +170,7 @@ pub type StopHooks = Vec<Box<dyn FnOnce() + Send>>;
 
 /// Puts `apis` on one router for the listener at `addr`; returns it with
 /// the APIs' stop hooks.
-pub fn mount(
-    addr: &str,
-    apis: Vec<HttpApi>,
-) -> Result<(Router, StopHooks), ServiceError> {
+pub fn mount(addr: &str, apis: Vec<HttpApi>) -> Result<(Router, StopHooks), ServiceError> {
     let mut claimed: BTreeMap<String, String> = BTreeMap::new();
     for api in &apis {
         for s in &api.segments {
@@ -466,7 +463,10 @@ impl Supervisor {
                     std::future::pending::<()>().await;
                 }
                 let (addr, r) = first_of(pending).await;
-                Ended::Http(addr, r.err().unwrap_or_else(|| std::io::Error::other("ended")))
+                Ended::Http(
+                    addr,
+                    r.err().unwrap_or_else(|| std::io::Error::other("ended")),
+                )
             };
             tokio::select! {
                 _ = until => Ended::Asked,

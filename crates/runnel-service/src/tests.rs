@@ -25,7 +25,10 @@ impl Service for Api {
     }
     fn start(self: Box<Self>, cx: StartContext) -> BoxFuture<Result<Running, ServiceError>> {
         Box::pin(async move {
-            self.log.lock().unwrap().push(format!("start {}", self.name));
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("start {}", self.name));
             let name = self.name;
             let router = Router::new().route(self.segment, get(move || async move { name }));
             let log = self.log.clone();
@@ -97,8 +100,14 @@ async fn apis_share_a_listener_without_shadowing_and_stop_in_reverse_order() {
         let _ = stop_rx.wait_for(|s| *s).await;
     }));
     wait_ready(&addr, "/one").await;
-    assert_eq!(get_text(format!("http://{addr}/one")).await, (200, "first".into()));
-    assert_eq!(get_text(format!("http://{addr}/two")).await, (200, "second".into()));
+    assert_eq!(
+        get_text(format!("http://{addr}/one")).await,
+        (200, "first".into())
+    );
+    assert_eq!(
+        get_text(format!("http://{addr}/two")).await,
+        (200, "second".into())
+    );
     // Neither API's own 404 answers for the other: the shared one does.
     let (code, body) = get_text(format!("http://{addr}/three")).await;
     assert_eq!(code, 404);
@@ -174,7 +183,9 @@ impl Service for Quitter {
     fn start(self: Box<Self>, _cx: StartContext) -> BoxFuture<Result<Running, ServiceError>> {
         Box::pin(async {
             Ok(Running {
-                task: Some(Box::pin(async { Err(ServiceError::failed("quitter", "boom")) })),
+                task: Some(Box::pin(async {
+                    Err(ServiceError::failed("quitter", "boom"))
+                })),
                 ..Running::default()
             })
         })

@@ -13,6 +13,9 @@
 
 mod forward;
 mod query;
+pub mod service;
+
+pub use service::SqlService;
 
 pub use forward::pull_forwarder;
 
@@ -32,6 +35,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use runnel_service::HttpApi;
 use runnel_sql::{Engine, SqlError};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -43,6 +47,8 @@ use tokio::net::TcpListener;
 pub enum HttpError {
     #[error("HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Mount(#[from] runnel_service::ServiceError),
 }
 
 /// ksqlDB's generic "bad request" code (malformed bodies, unknown ids).
@@ -79,9 +85,28 @@ impl Shared {
     }
 }
 
-/// The routes of the API, serving `engine`.
-pub fn router(engine: Engine) -> Router {
-    router_with_state(new_state(engine))
+/// The path segments the API claims on a listener it shares with others.
+pub const SEGMENTS: [&str; 8] = [
+    "/ksql",
+    "/query",
+    "/query-stream",
+    "/close-query",
+    "/inserts-stream",
+    "/info",
+    "/healthcheck",
+    "/status",
+];
+
+/// The API serving `engine`, to mount alone or beside other APIs: ksqlDB's
+/// routes, its 404 body when alone, and closing the running push queries
+/// when its listener stops. Also gives the engine its pull forwarder.
+pub fn api(engine: Engine) -> HttpApi {
+    engine.set_pull_forwarder(forward::pull_forwarder(FORWARD_TIMEOUT));
+    let state = new_state(engine);
+    let closing = state.clone();
+    HttpApi::new("ksql", routes(state), &SEGMENTS)
+        .not_found(not_found)
+        .on_stop(move || closing.close_all())
 }
 
 fn new_state(engine: Engine) -> AppState {
@@ -94,7 +119,7 @@ fn new_state(engine: Engine) -> AppState {
     })
 }
 
-fn router_with_state(state: AppState) -> Router {
+fn routes(state: AppState) -> Router {
     Router::new()
         .route("/ksql", post(ksql))
         .route("/query", post(query::query))
@@ -105,26 +130,26 @@ fn router_with_state(state: AppState) -> Router {
         .route("/healthcheck", get(healthcheck))
         .route("/status", get(statuses))
         .route("/status/{*command_id}", get(status))
-        .fallback(not_found)
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes; then closes the
-/// running push queries so their responses end, and waits for the open
-/// requests to finish. The engine itself is left running: its owner shuts
-/// it down.
+/// Serves the API alone on `listener` until `shutdown` completes; then
+/// closes the running push queries so their responses end, and waits for
+/// the open requests to finish. The engine itself is left running: its
+/// owner shuts it down.
 pub async fn serve(
     engine: Engine,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HttpError> {
-    engine.set_pull_forwarder(forward::pull_forwarder(FORWARD_TIMEOUT));
-    let state = new_state(engine);
-    let app = router_with_state(state.clone());
+    let addr = listener.local_addr()?.to_string();
+    let (app, hooks) = runnel_service::mount(&addr, vec![api(engine)])?;
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
-            state.close_all();
+            for h in hooks {
+                h();
+            }
         })
         .await?;
     Ok(())

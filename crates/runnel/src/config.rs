@@ -2,39 +2,214 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use clap::Args;
+use runnel_broker::BrokerConfig;
+use serde::{Deserialize, Serialize};
 
-/// The optional TOML config file (`runnel serve --config runnel.toml`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
+/// Every setting of `runnel serve`, declared once: clap reads flags and
+/// environment into it, serde the optional TOML file (same names, in
+/// snake_case); [`ServeConfig::resolve`] lays the flags over the file, and
+/// the accessors supply the defaults.
+#[derive(Args, Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Config file (TOML); flags and environment override it.
+    #[arg(long, env = "RUNNEL_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Where the log lives [default: ./runnel-data].
+    #[arg(long, env = "RUNNEL_DATA_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    /// Kafka listener address [default: 0.0.0.0:9092].
+    #[arg(long, env = "RUNNEL_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    /// host:port clients are told to connect to [default: the listener's].
+    #[arg(long, env = "RUNNEL_ADVERTISED_LISTENER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub advertised_listener: Option<String>,
+    /// Node id reported to clients [default: 1].
+    #[arg(long, env = "RUNNEL_NODE_ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub node_id: Option<i32>,
+    /// Create topics on first use by a client [default: true].
+    #[arg(long, env = "RUNNEL_AUTO_CREATE_TOPICS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_create_topics: Option<bool>,
+    /// Partitions of topics created without a count [default: 1].
+    #[arg(long, env = "RUNNEL_DEFAULT_PARTITIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub default_partitions: Option<i32>,
+    /// Largest request accepted, in bytes [default: 104857600].
+    #[arg(long, env = "RUNNEL_MAX_REQUEST_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_request_bytes: Option<usize>,
+    /// fsync after this many batches; 1 = before every acknowledgement [default: leave to the OS].
+    #[arg(long, env = "RUNNEL_FLUSH_MESSAGES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub flush_messages: Option<u64>,
+    /// fsync at least this often, in milliseconds [default: leave to the OS].
+    #[arg(long, env = "RUNNEL_FLUSH_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub flush_ms: Option<u64>,
+    /// How long a new group's first rebalance waits for more members, in ms [default: 300].
+    #[arg(long, env = "RUNNEL_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// Committed offsets of groups without members expire after this many minutes [default: 10080].
+    #[arg(long, env = "RUNNEL_OFFSETS_RETENTION_MINUTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub offsets_retention_minutes: Option<i64>,
+    /// Partitions of __consumer_offsets when it is first created [default: 1].
+    #[arg(long, env = "RUNNEL_OFFSETS_TOPIC_PARTITIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub offsets_topic_partitions: Option<i32>,
-    /// Address of the ksqlDB-compatible SQL API.
-    pub sql_listen: Option<String>,
-    /// Defaults for every topic, by Kafka topic config key.
-    #[serde(default)]
+    /// Default for a topic config key on every topic, e.g. retention.ms=86400000 (repeatable).
+    #[arg(long = "topic-config", value_name = "KEY=VALUE")]
+    #[serde(skip)]
+    pub topic_config: Vec<String>,
+    /// Defaults for every topic, by Kafka topic config key (the file's
+    /// `[topic_defaults]` table; `--topic-config` adds to it).
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub topic_defaults: BTreeMap<String, String>,
+    /// SQL API (ksqlDB REST) listener address [default: 0.0.0.0:8088].
+    #[arg(long, env = "RUNNEL_SQL_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sql_listen: Option<String>,
+    /// Don't run the SQL engine and its API.
+    #[arg(long, conflicts_with = "sql_listen")]
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_sql: bool,
+    /// Run only the SQL engine and its API, on this Kafka-compatible cluster
+    /// (host:port[,host:port…]) instead of a local log.
+    #[arg(long, env = "RUNNEL_BOOTSTRAP_SERVERS", conflicts_with = "no_sql")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bootstrap_servers: Option<String>,
+    /// A librdkafka property for every client of --bootstrap-servers, e.g. security.protocol=SSL (repeatable).
+    #[arg(
+        long = "kafka-property",
+        value_name = "KEY=VALUE",
+        requires = "bootstrap_servers"
+    )]
+    #[serde(skip)]
+    pub kafka_property: Vec<String>,
+    /// host:port other SQL servers on the same cluster reach this one's API at,
+    /// for pull queries on the partitions it hosts [default: the SQL listener's].
+    #[arg(
+        long,
+        env = "RUNNEL_SQL_ADVERTISED_LISTENER",
+        requires = "bootstrap_servers"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sql_advertised_listener: Option<String>,
 }
 
-impl FileConfig {
-    pub fn load(path: &Path) -> Result<FileConfig> {
-        let text = std::fs::read_to_string(path)
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The Kafka listener's address when nothing says otherwise.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9092";
+
+impl ServeConfig {
+    /// Lays these settings (flags and environment) over the config file
+    /// they name, if any.
+    pub fn resolve(self) -> Result<ServeConfig> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+        let mut table: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        // The file alone must be valid (unknown keys, wrong types).
+        ServeConfig::deserialize(toml::Value::Table(table.clone()))
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        let flags = toml::Value::try_from(&self).context("cannot merge the settings")?;
+        if let toml::Value::Table(flags) = flags {
+            for (k, v) in flags {
+                match (table.get_mut(&k), v) {
+                    // --topic-config adds to the file's table.
+                    (Some(toml::Value::Table(file)), toml::Value::Table(over)) => file.extend(over),
+                    (_, v) => {
+                        table.insert(k, v);
+                    }
+                }
+            }
+        }
+        let mut merged = ServeConfig::deserialize(toml::Value::Table(table))
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        merged.config = self.config;
+        merged.topic_config = self.topic_config;
+        merged.kafka_property = self.kafka_property;
+        Ok(merged)
+    }
+
+    /// Where the log lives.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runnel-data"))
+    }
+
+    /// The Kafka listener's address.
+    pub fn listen(&self) -> String {
+        self.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.into())
+    }
+
+    /// The librdkafka properties for a remote cluster's clients.
+    pub fn kafka_properties(&self) -> Result<Vec<(String, String)>> {
+        self.kafka_property.iter().map(|kv| parse_kv(kv)).collect()
+    }
+
+    /// The broker's settings, for a Kafka listener bound at `bound`.
+    pub fn broker_config(&self, bound: SocketAddr) -> Result<BrokerConfig> {
+        let mut topic_defaults = self.topic_defaults.clone();
+        if let Some(n) = self.flush_messages {
+            topic_defaults.insert("flush.messages".into(), n.to_string());
+        }
+        if let Some(ms) = self.flush_ms {
+            topic_defaults.insert("flush.ms".into(), ms.to_string());
+        }
+        for kv in &self.topic_config {
+            let (k, v) = parse_kv(kv)?;
+            topic_defaults.insert(k, v);
+        }
+        let (advertised_host, advertised_port) = match &self.advertised_listener {
+            Some(a) => split_host_port(a)?,
+            None => (advertised_for(bound), bound.port()),
+        };
+        let d = BrokerConfig::default();
+        Ok(BrokerConfig {
+            node_id: self.node_id.unwrap_or(d.node_id),
+            advertised_host,
+            advertised_port: i32::from(advertised_port),
+            auto_create_topics: self.auto_create_topics.unwrap_or(d.auto_create_topics),
+            default_partitions: self.default_partitions.unwrap_or(d.default_partitions),
+            max_request_bytes: self.max_request_bytes.unwrap_or(d.max_request_bytes),
+            topic_defaults,
+            group: runnel_broker::group::GroupConfig {
+                initial_rebalance_delay: self
+                    .group_initial_rebalance_delay_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or(d.group.initial_rebalance_delay),
+                ..d.group.clone()
+            },
+            offsets_retention_ms: self
+                .offsets_retention_minutes
+                .map(|m| m.saturating_mul(60_000))
+                .unwrap_or(d.offsets_retention_ms),
+            offsets_topic_partitions: self
+                .offsets_topic_partitions
+                .unwrap_or(d.offsets_topic_partitions),
+            ..d
+        })
     }
 }
 
@@ -89,15 +264,19 @@ mod tests {
         assert!(split_host_port("h:99999").is_err());
     }
 
+    fn file(text: &str) -> Result<ServeConfig> {
+        ServeConfig::deserialize(toml::Value::Table(toml::from_str(text)?)).map_err(Into::into)
+    }
+
     #[test]
     fn file_config_rejects_unknown_keys() {
-        assert!(toml::from_str::<FileConfig>("listen = \"0.0.0.0:1\"\nbogus = 1").is_err());
-        let c: FileConfig = toml::from_str(
+        assert!(file("listen = \"0.0.0.0:1\"\nbogus = 1").is_err());
+        let c = file(
             "listen = \"127.0.0.1:1\"\nflush_messages = 1\n[topic_defaults]\n\"retention.ms\" = \"1000\"",
         )
         .unwrap();
         assert_eq!(c.flush_messages, Some(1));
-        let g: FileConfig = toml::from_str(
+        let g = file(
             "group_initial_rebalance_delay_ms = 0\noffsets_retention_minutes = 60\noffsets_topic_partitions = 4",
         )
         .unwrap();
@@ -110,7 +289,45 @@ mod tests {
             (Some(0), Some(60), Some(4))
         );
         assert_eq!(c.topic_defaults["retention.ms"], "1000");
-        let q: FileConfig = toml::from_str("sql_listen = \"127.0.0.1:18088\"").unwrap();
+        let q = file("sql_listen = \"127.0.0.1:18088\"").unwrap();
         assert_eq!(q.sql_listen.as_deref(), Some("127.0.0.1:18088"));
+        // Flag-only settings are not file keys.
+        assert!(file("config = \"x.toml\"").is_err());
+        assert!(file("topic_config = [\"a=b\"]").is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runnel.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1\"\nnode_id = 7\nflush_messages = 1\nno_sql = true\n[topic_defaults]\n\"retention.ms\" = \"1000\"\n\"segment.bytes\" = \"4096\"",
+        )
+        .unwrap();
+        let flags = ServeConfig {
+            config: Some(path),
+            listen: Some("127.0.0.1:2".into()),
+            topic_config: vec!["retention.ms=5".into()],
+            ..ServeConfig::default()
+        };
+        let c = flags.resolve().unwrap();
+        assert_eq!(c.listen(), "127.0.0.1:2", "flag over file");
+        assert_eq!(c.node_id, Some(7), "file where no flag");
+        assert!(c.no_sql);
+        assert_eq!(c.data_dir(), PathBuf::from("runnel-data"), "default");
+        let b = c.broker_config("127.0.0.1:2".parse().unwrap()).unwrap();
+        assert_eq!(b.node_id, 7);
+        assert_eq!(b.advertised_port, 2);
+        assert_eq!(
+            b.topic_defaults["retention.ms"], "5",
+            "--topic-config over the file"
+        );
+        assert_eq!(b.topic_defaults["segment.bytes"], "4096");
+        assert_eq!(b.topic_defaults["flush.messages"], "1");
+        assert_eq!(
+            b.default_partitions,
+            BrokerConfig::default().default_partitions
+        );
     }
 }
