@@ -12,6 +12,7 @@
 //! compacts those topics, each partition up to its last stable offset.
 
 mod config;
+pub mod context;
 mod error;
 pub mod group;
 mod handlers;
@@ -26,9 +27,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use config::BrokerConfig;
+pub use context::{ConnectionContext, Principal};
 pub use error::{log_error_code, BrokerError};
 pub use runnel_log::Log;
-pub use server::serve;
+pub use server::{serve, serve_listener};
 use tokio::sync::watch;
 
 /// Shared state of one broker: the log and what every connection needs.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use runnel_log::batch::BatchIter;
 use runnel_log::LogError;
 
+use crate::context::ConnectionContext;
 use crate::group::offsets::Committed;
 use crate::producers::lock;
 use crate::txn::{PendingOffset, TxnError};
@@ -80,10 +81,13 @@ impl AppendSignal {
     }
 }
 
-/// An in-process client of one broker.
+/// An in-process client of one broker. Its calls carry a
+/// [`ConnectionContext`] of their own (listener `local`, no peer address)
+/// through the same checks as requests from the wire.
 #[derive(Clone)]
 pub struct Local {
     broker: Arc<Broker>,
+    ctx: ConnectionContext,
 }
 
 impl Broker {
@@ -91,11 +95,17 @@ impl Broker {
     pub fn local(self: &Arc<Self>) -> Local {
         Local {
             broker: self.clone(),
+            ctx: ConnectionContext::in_process(),
         }
     }
 }
 
 impl Local {
+    /// The context this client's calls run with.
+    pub fn context(&self) -> &ConnectionContext {
+        &self.ctx
+    }
+
     /// Partition count of `topic`, `None` if it does not exist.
     pub fn partition_count(&self, topic: &str) -> Option<i32> {
         self.broker
@@ -164,6 +174,7 @@ impl Local {
             .ok_or_else(|| LocalError::UnknownPartition(topic.to_string(), partition))?;
         let result = crate::handlers::produce::append_one(
             &self.broker,
+            &self.ctx,
             topic,
             partition,
             &p,

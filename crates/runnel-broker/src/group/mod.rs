@@ -40,12 +40,6 @@ use crate::Broker;
 
 pub use offsets::{Committed, OffsetStore, OffsetWrite, OFFSETS_TOPIC};
 
-tokio::task_local! {
-    /// The client address of the connection being served ("/1.2.3.4", as
-    /// Kafka reports it in DescribeGroups); set by the server per connection.
-    pub(crate) static CLIENT_HOST: String;
-}
-
 /// Coordinator settings (Kafka's `group.*` broker configs).
 #[derive(Debug, Clone)]
 pub struct GroupConfig {

@@ -38,6 +38,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::{blocking, str_bytes};
+use crate::context::ConnectionContext;
 use crate::group::{Committed, JoinRequest, JoinResult, Reply, SyncRequest, SyncResult};
 use crate::Broker;
 
@@ -60,6 +61,7 @@ async fn wait<T>(rx: oneshot::Receiver<T>, stop: &watch::Receiver<bool>, fallbac
 
 pub(crate) fn find_coordinator(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
@@ -133,6 +135,7 @@ fn join_response(r: JoinResult, version: i16) -> JoinGroupResponse {
 
 pub(crate) async fn join_group(
     broker: &Arc<Broker>,
+    ctx: &ConnectionContext,
     header: &RequestHeader,
     req: JoinGroupRequest,
     version: i16,
@@ -148,9 +151,7 @@ pub(crate) async fn join_group(
             .as_ref()
             .map(|s| s.to_string())
             .unwrap_or_default(),
-        client_host: crate::group::CLIENT_HOST
-            .try_with(Clone::clone)
-            .unwrap_or_default(),
+        client_host: ctx.client_host(),
         session_timeout_ms: req.session_timeout_ms,
         rebalance_timeout_ms: if version >= 1 {
             req.rebalance_timeout_ms
@@ -194,6 +195,7 @@ fn sync_response(r: SyncResult, version: i16) -> SyncGroupResponse {
 
 pub(crate) async fn sync_group(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: SyncGroupRequest,
     version: i16,
     stop: &watch::Receiver<bool>,
@@ -228,7 +230,11 @@ pub(crate) async fn sync_group(
     sync_response(result, version)
 }
 
-pub(crate) fn heartbeat(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse {
+pub(crate) fn heartbeat(
+    broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
+    req: HeartbeatRequest,
+) -> HeartbeatResponse {
     let code = broker.groups().heartbeat(
         Instant::now(),
         &req.group_id.0,
@@ -241,6 +247,7 @@ pub(crate) fn heartbeat(broker: &Arc<Broker>, req: HeartbeatRequest) -> Heartbea
 
 pub(crate) fn leave_group(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
@@ -281,6 +288,7 @@ pub(crate) fn leave_group(
 
 pub(crate) async fn offset_commit(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
@@ -403,6 +411,7 @@ fn fetch_offsets(
 
 pub(crate) fn offset_fetch(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
@@ -498,6 +507,7 @@ fn committed_fields(c: Option<Committed>) -> (i64, i32, String) {
 
 pub(crate) fn describe_groups(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
@@ -541,6 +551,7 @@ pub(crate) fn describe_groups(
 
 pub(crate) fn list_groups(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
@@ -568,6 +579,7 @@ pub(crate) fn list_groups(
 
 pub(crate) async fn delete_groups(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
@@ -607,6 +619,7 @@ async fn delete_group(broker: &Arc<Broker>, id: &str) -> i16 {
 
 pub(crate) async fn offset_delete(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let group_id = req.group_id.0.to_string();
