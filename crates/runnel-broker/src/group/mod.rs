@@ -22,6 +22,7 @@
 //! (clients rejoin after a restart); committed offsets are, see
 //! [`offsets`].
 
+mod commit;
 pub mod offsets;
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ use tracing::{debug, info, warn};
 
 use crate::Broker;
 
+pub use commit::{CommitOffset, CommitRequest, MAX_METADATA_BYTES};
 pub use offsets::{Committed, OffsetStore, OffsetWrite, OFFSETS_TOPIC};
 
 /// Coordinator settings (Kafka's `group.*` broker configs).
