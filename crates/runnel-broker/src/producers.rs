@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use runnel_log::batch::{BatchHeader, BatchIter};
+use runnel_log::control;
 use runnel_log::{Log, LogError};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -37,6 +38,8 @@ use tracing::{info, warn};
 pub const CACHED_BATCHES: usize = 5;
 /// Records per partition read back on start to rebuild sequence state.
 pub const REPLAY_RECORDS: i64 = 200_000;
+/// Most bytes a (compressed) transaction marker may inflate to when read.
+const MARKER_READ_LIMIT: usize = 1 << 20;
 /// Producer ids reserved per write of the `producer-ids` file.
 const ID_BLOCK: i64 = 1000;
 
@@ -309,8 +312,12 @@ impl Producers {
                     for h in BatchIter::unchecked_crc(&read.bytes).flatten() {
                         offset = h.next_offset();
                         if h.producer_id() >= 0 && h.is_control() {
-                            if let Some(commit) = crate::txn::marker_is_commit(&h) {
-                                state.end_transaction(h.producer_id(), h.base_offset(), commit);
+                            if let Some(marker) = control::marker(&h, MARKER_READ_LIMIT) {
+                                state.end_transaction(
+                                    h.producer_id(),
+                                    h.base_offset(),
+                                    marker.is_commit(),
+                                );
                             }
                         } else if h.producer_id() >= 0 {
                             max_seen = max_seen.max(h.producer_id());

@@ -113,6 +113,7 @@
 pub mod batch;
 pub mod codec;
 mod config;
+pub mod control;
 mod fsutil;
 mod index;
 mod log;
