@@ -60,7 +60,7 @@ impl Broker {
     /// from it).
     pub fn with_log(log: Arc<Log>, config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
         let (appended, _) = watch::channel(0);
-        let producers = producers::Producers::open(log.dir(), &log)?;
+        let producers = producers::Producers::open(&log)?;
         let offsets = group::OffsetStore::open(&log, config.offsets_topic_partitions)?;
         let txn = txn::Coordinator::open(
             log.clone(),
@@ -98,7 +98,7 @@ impl Broker {
 
     /// Snapshots idempotent/transactional producer state next to the log.
     pub(crate) fn snapshot_producers(&self) -> Result<(), BrokerError> {
-        Ok(self.producers.snapshot(self.log.dir(), &self.log)?)
+        Ok(self.producers.snapshot(&self.log)?)
     }
 
     /// What completing a transaction writes to besides its own state.

@@ -599,11 +599,12 @@ impl BatchTemplate {
 }
 
 /// Writing v2 record batches: the one encoder of records and batch
-/// headers in Runnel. [`build_batch_with`] writes uncompressed batches (the
-/// coordinators' records, control batches, in-process producers and test
-/// data); [`crate::codec::encode_batch`] re-encodes decoded records with a
-/// codec (compaction). Both go through [`RecordWriter`] and one header
-/// writer, and produce batches that [`validate_batch`] accepts.
+/// headers in Runnel. [`build::build_batch_with`] writes uncompressed
+/// batches (the coordinators' records, control batches, in-process
+/// producers and test data); [`crate::codec::encode_batch`] re-encodes
+/// decoded records with a codec (compaction). Both go through one record
+/// writer and one header writer, and produce batches that
+/// [`validate_batch`] accepts.
 pub mod build {
     use super::*;
 
