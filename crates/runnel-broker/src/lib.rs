@@ -12,6 +12,7 @@
 //! compacts those topics, each partition up to its last stable offset.
 
 mod config;
+pub mod context;
 mod error;
 pub mod group;
 mod handlers;
@@ -26,9 +27,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use config::BrokerConfig;
+pub use context::{ConnectionContext, Principal};
 pub use error::{log_error_code, BrokerError};
 pub use runnel_log::Log;
-pub use server::serve;
+pub use server::{serve, serve_listener};
 use tokio::sync::watch;
 
 /// Shared state of one broker: the log and what every connection needs.
@@ -58,7 +60,7 @@ impl Broker {
     /// from it).
     pub fn with_log(log: Arc<Log>, config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
         let (appended, _) = watch::channel(0);
-        let producers = producers::Producers::open(log.dir(), &log)?;
+        let producers = producers::Producers::open(&log)?;
         let offsets = group::OffsetStore::open(&log, config.offsets_topic_partitions)?;
         let txn = txn::Coordinator::open(
             log.clone(),
@@ -96,7 +98,7 @@ impl Broker {
 
     /// Snapshots idempotent/transactional producer state next to the log.
     pub(crate) fn snapshot_producers(&self) -> Result<(), BrokerError> {
-        Ok(self.producers.snapshot(self.log.dir(), &self.log)?)
+        Ok(self.producers.snapshot(&self.log)?)
     }
 
     /// What completing a transaction writes to besides its own state.

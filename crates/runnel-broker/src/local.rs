@@ -10,10 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use kafka_protocol::ResponseError;
 use runnel_log::batch::BatchIter;
 use runnel_log::LogError;
 
-use crate::group::offsets::Committed;
+use crate::context::ConnectionContext;
+use crate::group::{CommitOffset, CommitRequest};
 use crate::producers::lock;
 use crate::txn::{PendingOffset, TxnError};
 use crate::Broker;
@@ -31,6 +33,33 @@ pub enum LocalError {
     Txn(#[from] TxnError),
     #[error("produce refused: {0}")]
     Refused(String),
+    #[error("offset commit of {topic}-{partition} refused: {error}")]
+    CommitRefused {
+        topic: String,
+        partition: i32,
+        error: ResponseError,
+    },
+}
+
+/// Who commits offsets ([`Local::commit_as`]): a consumer group member's
+/// generation, member id and, with static membership, instance id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub generation: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+}
+
+impl GroupMember {
+    /// No membership: generation -1 and an empty member id (a "simple"
+    /// commit, accepted by a group without members).
+    pub fn none() -> GroupMember {
+        GroupMember {
+            generation: -1,
+            member_id: String::new(),
+            instance_id: None,
+        }
+    }
 }
 
 /// What a read returned.
@@ -80,10 +109,13 @@ impl AppendSignal {
     }
 }
 
-/// An in-process client of one broker.
+/// An in-process client of one broker. Its calls carry a
+/// [`ConnectionContext`] of their own (listener `local`, no peer address)
+/// through the same checks as requests from the wire.
 #[derive(Clone)]
 pub struct Local {
     broker: Arc<Broker>,
+    ctx: ConnectionContext,
 }
 
 impl Broker {
@@ -91,11 +123,17 @@ impl Broker {
     pub fn local(self: &Arc<Self>) -> Local {
         Local {
             broker: self.clone(),
+            ctx: ConnectionContext::in_process(),
         }
     }
 }
 
 impl Local {
+    /// The context this client's calls run with.
+    pub fn context(&self) -> &ConnectionContext {
+        &self.ctx
+    }
+
     /// Partition count of `topic`, `None` if it does not exist.
     pub fn partition_count(&self, topic: &str) -> Option<i32> {
         self.broker
@@ -164,6 +202,7 @@ impl Local {
             .ok_or_else(|| LocalError::UnknownPartition(topic.to_string(), partition))?;
         let result = crate::handlers::produce::append_one(
             &self.broker,
+            &self.ctx,
             topic,
             partition,
             &p,
@@ -264,24 +303,53 @@ impl Local {
             .map(|c| c.offset)
     }
 
-    /// Commits offsets for `group` (outside any transaction).
+    /// Commits offsets for `group` outside any transaction, as a consumer
+    /// without group membership does (generation -1, no member id): the
+    /// wire's OffsetCommit checks apply, so a group with live members
+    /// refuses it.
     pub fn commit(&self, group: &str, offsets: &[(String, i32, i64)]) -> Result<(), LocalError> {
-        let now = crate::now_ms();
-        let entries = offsets
-            .iter()
-            .map(|(t, p, o)| {
-                (
-                    (t.clone(), *p),
-                    Some(Committed {
-                        offset: *o,
-                        leader_epoch: -1,
-                        metadata: None,
-                        commit_timestamp: now,
-                    }),
-                )
-            })
-            .collect();
-        self.broker.groups().offsets().write(group, entries, now)?;
+        self.commit_as(group, &GroupMember::none(), offsets)
+    }
+
+    /// Commits offsets for `group` as `member`, through the same checks as
+    /// OffsetCommit over the wire: generation and member fencing
+    /// (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID,
+    /// REBALANCE_IN_PROGRESS), unknown partitions. The first refused offset
+    /// is the error; nothing is written when the member is refused.
+    pub fn commit_as(
+        &self,
+        group: &str,
+        member: &GroupMember,
+        offsets: &[(String, i32, i64)],
+    ) -> Result<(), LocalError> {
+        let request = CommitRequest {
+            group_id: group.to_string(),
+            generation: member.generation,
+            member_id: member.member_id.clone(),
+            instance_id: member.instance_id.clone(),
+            offsets: offsets
+                .iter()
+                .map(|(topic, partition, offset)| CommitOffset {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: *offset,
+                    leader_epoch: -1,
+                    metadata: None,
+                })
+                .collect(),
+        };
+        let results = self
+            .broker
+            .commit_offsets(&self.ctx, request, crate::now_ms());
+        for ((topic, partition, _), result) in offsets.iter().zip(results) {
+            if let Err(error) = result {
+                return Err(LocalError::CommitRefused {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    error,
+                });
+            }
+        }
         Ok(())
     }
 
@@ -355,5 +423,180 @@ impl Local {
         );
         self.broker.notify_appended();
         Ok(r?.epoch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        ApiKey, GroupId, OffsetCommitRequest, RequestHeader, RequestKind, ResponseKind, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::group::{GroupConfig, JoinRequest, Reply, SyncRequest};
+    use crate::BrokerConfig;
+
+    fn broker(dir: &std::path::Path) -> Arc<Broker> {
+        let config = BrokerConfig {
+            group: GroupConfig {
+                initial_rebalance_delay: Duration::ZERO,
+                ..GroupConfig::default()
+            },
+            ..BrokerConfig::default()
+        };
+        let broker = Broker::open(dir, config).expect("open broker");
+        broker
+            .local()
+            .create_topic("t", 1, BTreeMap::new())
+            .expect("create topic");
+        broker
+    }
+
+    /// One member joins group `g` and syncs: the group is Stable at
+    /// generation 1. Returns the member id.
+    fn stable_member(broker: &Broker) -> String {
+        let now = Instant::now();
+        let join = JoinRequest {
+            group_id: "g".into(),
+            member_id: String::new(),
+            instance_id: Some("i".into()),
+            client_id: "c".into(),
+            client_host: String::new(),
+            session_timeout_ms: 30_000,
+            rebalance_timeout_ms: 30_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::new())],
+            require_known_member_id: false,
+        };
+        let joined = match broker.groups().join(now, join) {
+            Reply::Ready(r) => r,
+            Reply::Wait(mut rx) => {
+                broker.groups().tick(now + Duration::from_millis(1));
+                rx.try_recv().expect("join answered")
+            }
+        };
+        assert_eq!((joined.error, joined.generation_id), (0, 1));
+        let synced = broker.groups().sync(
+            now,
+            SyncRequest {
+                group_id: "g",
+                generation: 1,
+                member_id: &joined.member_id,
+                instance_id: Some("i"),
+                protocol_type: None,
+                protocol_name: None,
+                assignments: vec![(joined.member_id.clone(), Bytes::new())],
+            },
+        );
+        assert!(matches!(synced, Reply::Ready(r) if r.error == 0));
+        joined.member_id
+    }
+
+    /// The OffsetCommit error code the wire path answers for one offset.
+    async fn wire_commit(broker: &Arc<Broker>, member: &GroupMember, offset: i64) -> i16 {
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_generation_id_or_member_epoch(member.generation)
+            .with_member_id(StrBytes::from_string(member.member_id.clone()))
+            .with_group_instance_id(member.instance_id.clone().map(StrBytes::from_string))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(offset)])]);
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::OffsetCommit as i16)
+            .with_request_api_version(8);
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let ctx = ConnectionContext::accepted("PLAINTEXT", "127.0.0.1:1".parse().expect("addr"));
+        let resp = crate::handlers::handle(
+            broker,
+            &ctx,
+            &header,
+            RequestKind::OffsetCommit(req),
+            &stop,
+            &mut Vec::new(),
+        )
+        .await
+        .expect("handled");
+        match resp {
+            Some(ResponseKind::OffsetCommit(r)) => r.topics[0].partitions[0].error_code,
+            other => panic!("unexpected response {other:?}"),
+        }
+    }
+
+    fn refusal(r: Result<(), LocalError>) -> i16 {
+        match r {
+            Ok(()) => 0,
+            Err(LocalError::CommitRefused { error, .. }) => error.code(),
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_are_fenced_as_on_the_wire() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = broker(dir.path());
+        let member_id = stable_member(&broker);
+        let local = broker.local();
+        let offsets = [("t".to_string(), 0, 5)];
+        let member = |generation: i32, id: &str, instance: Option<&str>| GroupMember {
+            generation,
+            member_id: id.to_string(),
+            instance_id: instance.map(str::to_string),
+        };
+        let cases = [
+            (
+                member(0, &member_id, None),
+                ResponseError::IllegalGeneration,
+            ),
+            (member(1, "ghost", None), ResponseError::UnknownMemberId),
+            (
+                member(1, "ghost", Some("i")),
+                ResponseError::FencedInstanceId,
+            ),
+            (GroupMember::none(), ResponseError::UnknownMemberId),
+        ];
+        for (who, expected) in cases {
+            let in_process = refusal(local.commit_as("g", &who, &offsets));
+            assert_eq!(in_process, expected.code(), "{who:?}");
+            assert_eq!(wire_commit(&broker, &who, 5).await, in_process, "{who:?}");
+        }
+        assert_eq!(local.committed("g", "t", 0), None, "nothing written");
+        local
+            .commit_as("g", &member(1, &member_id, Some("i")), &offsets)
+            .expect("the member's commit");
+        assert_eq!(local.committed("g", "t", 0), Some(5));
+        let unknown = [("nope".to_string(), 0, 1)];
+        assert_eq!(
+            refusal(local.commit_as("g", &member(1, &member_id, None), &unknown)),
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+    }
+
+    #[test]
+    fn simple_commits_need_no_members() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = broker(dir.path());
+        let local = broker.local();
+        local
+            .commit("app", &[("t".to_string(), 0, 7)])
+            .expect("simple commit to a group without members");
+        assert_eq!(local.committed("app", "t", 0), Some(7));
+        assert!(matches!(
+            local.commit("", &[("t".to_string(), 0, 7)]),
+            Err(LocalError::CommitRefused {
+                error: ResponseError::InvalidGroupId,
+                ..
+            })
+        ));
     }
 }

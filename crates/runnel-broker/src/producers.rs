@@ -11,32 +11,34 @@
 //! sequence 0. A producer the partition has no state for (new, or its state
 //! aged out) may start at any sequence.
 //!
-//! Durability: producer ids come from blocks reserved in `producer-ids`
-//! (a decimal number, written atomically) so ids are never reused after a
-//! restart. Sequence and transaction state is snapshotted to
-//! `producer-state.json` (written atomically by [`Producers::snapshot`]:
-//! `{"partitions": [{"topic", "partition", "offset", "state"}]}`, where
-//! `offset` is the log end the state covers) on every log maintenance tick
-//! and at shutdown. On start each partition resumes from
-//! its snapshot and replays the batch headers after `offset`; a partition
-//! without a usable snapshot (none, or one ahead of a log that lost its
-//! unflushed tail) replays the newest [`REPLAY_RECORDS`] records instead.
+//! Durability: producer ids come from blocks reserved in runnel-log's
+//! `producer-ids` file so ids are never reused after a restart. Sequence
+//! and transaction state is snapshotted to `producer-state.json` (both
+//! stored by [`runnel_log::producer_state::ProducerFiles`], formats in
+//! runnel-log's on-disk format spec) on every log maintenance tick and at
+//! shutdown, with the log end each partition's state covers. On start each
+//! partition resumes from its snapshot and replays the batch headers after
+//! that offset; a partition without a usable snapshot (none, or one ahead
+//! of a log that lost its unflushed tail) replays the newest
+//! [`REPLAY_RECORDS`] records instead.
 
-use std::collections::{HashMap, VecDeque};
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use runnel_log::batch::{BatchHeader, BatchIter};
+use runnel_log::control;
+use runnel_log::producer_state::{
+    CachedBatch, PartitionProducerState, ProducerFiles, ProducerState,
+};
 use runnel_log::{Log, LogError};
-use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::info;
 
 /// Batches remembered per producer and partition (Kafka's in-flight limit).
 pub const CACHED_BATCHES: usize = 5;
 /// Records per partition read back on start to rebuild sequence state.
 pub const REPLAY_RECORDS: i64 = 200_000;
+/// Most bytes a (compressed) transaction marker may inflate to when read.
+const MARKER_READ_LIMIT: usize = 1 << 20;
 /// Producer ids reserved per write of the `producer-ids` file.
 const ID_BLOCK: i64 = 1000;
 
@@ -47,20 +49,6 @@ pub enum SequenceError {
     StaleEpoch,
     /// The first sequence does not follow the last one.
     OutOfOrder { expected: i32, got: i32 },
-}
-
-/// One remembered batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct CachedBatch {
-    first_seq: i32,
-    last_seq: i32,
-    base_offset: i64,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct ProducerEntry {
-    epoch: i16,
-    batches: VecDeque<CachedBatch>,
 }
 
 /// The verdict on an idempotent batch before it is appended.
@@ -74,23 +62,13 @@ pub enum Verdict {
 
 /// Sequence and transaction state of one partition. Hold the guard across
 /// check, append and record so two requests cannot interleave.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 pub struct PartitionProducers {
-    producers: HashMap<i64, ProducerEntry>,
-    /// First offset of each producer's ongoing transaction.
-    ongoing: HashMap<i64, i64>,
-    /// Aborted transactions, oldest first.
-    aborted: Vec<AbortedTxn>,
+    state: ProducerState,
 }
 
 /// The offsets of an aborted transaction on one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AbortedTxn {
-    pub producer_id: i64,
-    pub first_offset: i64,
-    /// The offset of the abort marker.
-    pub last_offset: i64,
-}
+pub use runnel_log::producer_state::AbortedTxn;
 
 /// The producer fields of a payload's batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +123,7 @@ fn next_seq(seq: i32) -> i32 {
 impl PartitionProducers {
     /// Decides what to do with a batch of producer `b`.
     pub fn check(&self, b: &ProducerBatch) -> Result<Verdict, SequenceError> {
-        let Some(entry) = self.producers.get(&b.producer_id) else {
+        let Some(entry) = self.state.producers.get(&b.producer_id) else {
             return Ok(Verdict::Append);
         };
         if b.epoch < entry.epoch {
@@ -184,7 +162,8 @@ impl PartitionProducers {
     /// The last stable offset: the first offset of the oldest ongoing
     /// transaction, or the high watermark when none is open.
     pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
-        self.ongoing
+        self.state
+            .ongoing
             .values()
             .copied()
             .min()
@@ -194,7 +173,8 @@ impl PartitionProducers {
 
     /// Aborted transactions with records in `[from, to)`.
     pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        self.aborted
+        self.state
+            .aborted
             .iter()
             .filter(|a| a.last_offset >= from && a.first_offset < to)
             .copied()
@@ -203,14 +183,14 @@ impl PartitionProducers {
 
     /// Drops aborted-transaction entries wholly below the log start.
     pub fn forget_before(&mut self, log_start: i64) {
-        self.aborted.retain(|a| a.last_offset >= log_start);
+        self.state.aborted.retain(|a| a.last_offset >= log_start);
     }
 
     /// Closes a producer's transaction at its marker's offset.
     pub fn end_transaction(&mut self, producer_id: i64, marker_offset: i64, commit: bool) {
-        if let Some(first_offset) = self.ongoing.remove(&producer_id) {
+        if let Some(first_offset) = self.state.ongoing.remove(&producer_id) {
             if !commit {
-                self.aborted.push(AbortedTxn {
+                self.state.aborted.push(AbortedTxn {
                     producer_id,
                     first_offset,
                     last_offset: marker_offset,
@@ -222,9 +202,12 @@ impl PartitionProducers {
     /// Records an appended batch.
     pub fn record(&mut self, b: &ProducerBatch, base_offset: i64) {
         if b.transactional {
-            self.ongoing.entry(b.producer_id).or_insert(base_offset);
+            self.state
+                .ongoing
+                .entry(b.producer_id)
+                .or_insert(base_offset);
         }
-        let entry = self.producers.entry(b.producer_id).or_default();
+        let entry = self.state.producers.entry(b.producer_id).or_default();
         if b.epoch != entry.epoch {
             entry.epoch = b.epoch;
             entry.batches.clear();
@@ -247,11 +230,9 @@ type PartitionMap = HashMap<String, HashMap<i32, Arc<Mutex<PartitionProducers>>>
 
 /// Producer ids and the sequence state of every partition.
 pub struct Producers {
-    ids_file: PathBuf,
+    files: ProducerFiles,
     ids: Mutex<IdBlock>,
     partitions: Mutex<PartitionMap>,
-    /// The bytes of the last snapshot written, to skip unchanged rewrites.
-    last_snapshot: Mutex<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -261,28 +242,25 @@ struct IdBlock {
 }
 
 impl Producers {
-    /// Loads the id counter under `dir` and rebuilds sequence state from the
-    /// newest batches of every partition of `log`.
-    pub fn open(dir: &Path, log: &Log) -> Result<Producers, LogError> {
-        let ids_file = dir.join("producer-ids");
-        let start = match fs::read_to_string(&ids_file) {
-            Ok(text) => text.trim().parse::<i64>().unwrap_or_else(|_| {
-                warn!(file = %ids_file.display(), "unreadable producer id counter; starting past the log's ids");
-                0
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e.into()),
-        };
+    /// Loads the id reservation and the state snapshot kept beside `log`
+    /// and rebuilds sequence state from the newest batches of every
+    /// partition.
+    pub fn open(log: &Log) -> Result<Producers, LogError> {
+        let files = ProducerFiles::of(log);
+        let start = files.reserved_ids()?;
+        let mut snapshot: HashMap<(String, i32), (i64, ProducerState)> = files
+            .load_state()
+            .into_iter()
+            .map(|p| ((p.topic, p.partition), (p.offset, p.state)))
+            .collect();
         let producers = Producers {
-            ids_file,
+            files,
             ids: Mutex::new(IdBlock {
                 next: start,
                 reserved_until: start,
             }),
             partitions: Mutex::new(HashMap::new()),
-            last_snapshot: Mutex::new(Vec::new()),
         };
-        let mut snapshot = load_snapshot(&dir.join(SNAPSHOT_FILE));
         let mut max_seen = start - 1;
         let mut rebuilt = 0usize;
         for topic in log.topics() {
@@ -293,8 +271,8 @@ impl Producers {
                 let log_start = partition.log_start_offset();
                 let mut offset = match snapshot.remove(&(topic.name().to_string(), index as i32)) {
                     Some((at, saved)) if at <= end => {
-                        *state = saved;
-                        for pid in state.producers.keys() {
+                        state.state = saved;
+                        for pid in state.state.producers.keys() {
                             max_seen = max_seen.max(*pid);
                         }
                         at.max(log_start)
@@ -309,8 +287,12 @@ impl Producers {
                     for h in BatchIter::unchecked_crc(&read.bytes).flatten() {
                         offset = h.next_offset();
                         if h.producer_id() >= 0 && h.is_control() {
-                            if let Some(commit) = crate::txn::marker_is_commit(&h) {
-                                state.end_transaction(h.producer_id(), h.base_offset(), commit);
+                            if let Some(marker) = control::marker(&h, MARKER_READ_LIMIT) {
+                                state.end_transaction(
+                                    h.producer_id(),
+                                    h.base_offset(),
+                                    marker.is_commit(),
+                                );
                             }
                         } else if h.producer_id() >= 0 {
                             max_seen = max_seen.max(h.producer_id());
@@ -352,9 +334,9 @@ impl Producers {
         topic_map.entry(partition).or_default().clone()
     }
 
-    /// Writes every partition's state, with the log end it covers, to
-    /// `producer-state.json` in `dir` (atomically). Blocking.
-    pub fn snapshot(&self, dir: &Path, log: &Log) -> Result<(), LogError> {
+    /// Snapshots every partition's state, with the log end it covers,
+    /// beside `log`. Blocking.
+    pub fn snapshot(&self, log: &Log) -> Result<(), LogError> {
         let states: Vec<_> = lock(&self.partitions)
             .iter()
             .flat_map(|(t, ps)| ps.iter().map(move |(p, v)| ((t.clone(), *p), v.clone())))
@@ -366,24 +348,20 @@ impl Producers {
             };
             let mut state = lock(&state);
             state.forget_before(partition.log_start_offset());
-            if state.producers.is_empty() && state.ongoing.is_empty() && state.aborted.is_empty() {
+            if state.state.is_empty() {
                 continue;
             }
             // Appends of tracked batches happen under this lock, so the
             // log end read here is exactly what the state covers.
             let offset = partition.high_watermark();
-            entries.push(serde_json::json!({
-                "topic": topic, "partition": index, "offset": offset, "state": &*state,
-            }));
+            entries.push(PartitionProducerState {
+                topic,
+                partition: index,
+                offset,
+                state: state.state.clone(),
+            });
         }
-        let text = serde_json::to_vec(&serde_json::json!({ "partitions": entries }))
-            .map_err(|e| LogError::Io(std::io::Error::other(e)))?;
-        let mut last = lock(&self.last_snapshot);
-        if *last != text {
-            write_atomically(&dir.join(SNAPSHOT_FILE), &text)?;
-            *last = text;
-        }
-        Ok(())
+        self.files.save_state(entries)
     }
 
     /// The state of one partition, if any producer wrote to it.
@@ -404,7 +382,7 @@ impl Producers {
         let mut ids = lock(&self.ids);
         if ids.next >= ids.reserved_until {
             let until = ids.next + ID_BLOCK;
-            write_atomically(&self.ids_file, until.to_string().as_bytes())?;
+            self.files.reserve_ids(until)?;
             ids.reserved_until = until;
         }
         let id = ids.next;
@@ -413,57 +391,9 @@ impl Producers {
     }
 }
 
-/// Name of the producer-state snapshot in the data directory.
-pub const SNAPSHOT_FILE: &str = "producer-state.json";
-
-/// (topic, partition) → (log end covered, state); empty when the file is
-/// missing or unreadable (the log replay then rebuilds what it can).
-fn load_snapshot(path: &Path) -> HashMap<(String, i32), (i64, PartitionProducers)> {
-    #[derive(Deserialize)]
-    struct Entry {
-        topic: String,
-        partition: i32,
-        offset: i64,
-        state: PartitionProducers,
-    }
-    #[derive(Deserialize)]
-    struct File {
-        partitions: Vec<Entry>,
-    }
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(_) => return HashMap::new(),
-    };
-    match serde_json::from_slice::<File>(&bytes) {
-        Ok(f) => f
-            .partitions
-            .into_iter()
-            .map(|e| ((e.topic, e.partition), (e.offset, e.state)))
-            .collect(),
-        Err(e) => {
-            warn!(file = %path.display(), %e, "unreadable producer state snapshot; replaying the log instead");
-            HashMap::new()
-        }
-    }
-}
-
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -552,7 +482,7 @@ mod tests {
             .unwrap()
             .partition(0)
             .unwrap();
-        let producers = Producers::open(d.path(), &log).unwrap();
+        let producers = Producers::open(&log).unwrap();
         let recs: Vec<TestRecord> = (0..3)
             .map(|i| TestRecord {
                 timestamp_delta: i,
@@ -565,16 +495,16 @@ mod tests {
         let state = producers.partition("t", 0);
         let info = partition.append(&mut batch, 0).unwrap();
         lock(&state).record(&b(5, 0, 0, 2), info.base_offset);
-        lock(&state).ongoing.insert(9, 0);
+        lock(&state).state.ongoing.insert(9, 0);
         lock(&state).end_transaction(9, 3, false);
-        producers.snapshot(d.path(), &log).unwrap();
+        producers.snapshot(&log).unwrap();
         // The batch leaves the log: only the snapshot still knows it.
         let mut more = build_batch_with(0, &recs, -1, -1, -1, 0);
         partition.append(&mut more, 0).unwrap();
         partition.delete_records_before(-1).unwrap();
         drop(producers);
 
-        let reopened = Producers::open(d.path(), &log).unwrap();
+        let reopened = Producers::open(&log).unwrap();
         let state = reopened.partition("t", 0);
         let state = lock(&state);
         assert_eq!(
@@ -590,23 +520,53 @@ mod tests {
         );
 
         // Without the snapshot the same reopen knows nothing of producer 5.
-        std::fs::remove_file(d.path().join(SNAPSHOT_FILE)).unwrap();
-        let bare = Producers::open(d.path(), &log).unwrap();
+        std::fs::remove_file(
+            d.path()
+                .join(runnel_log::producer_state::PRODUCER_STATE_FILE),
+        )
+        .unwrap();
+        let bare = Producers::open(&log).unwrap();
         let state = bare.partition("t", 0);
         assert_eq!(lock(&state).check(&b(5, 0, 3, 3)), Ok(Verdict::Append));
         assert!(lock(&state).check(&b(5, 0, 0, 2)) == Ok(Verdict::Append));
+    }
+
+    /// Data directories written before the files moved to runnel-log open
+    /// with their producer state.
+    #[test]
+    fn older_producer_files_are_read() {
+        let d = tempfile::tempdir().unwrap();
+        let log = Log::open(d.path(), Default::default()).unwrap();
+        log.create_topic("t", 1, Default::default()).unwrap();
+        std::fs::write(d.path().join("producer-ids"), "3000").unwrap();
+        std::fs::write(
+            d.path().join("producer-state.json"),
+            r#"{"partitions":[{"offset":0,"partition":0,"state":{"producers":{"7":{"epoch":2,"batches":[{"first_seq":0,"last_seq":4,"base_offset":0}]}},"ongoing":{},"aborted":[{"producer_id":7,"first_offset":0,"last_offset":0}]},"topic":"t"}]}"#,
+        )
+        .unwrap();
+        let producers = Producers::open(&log).unwrap();
+        let state = producers.partition("t", 0);
+        let state = lock(&state);
+        assert_eq!(
+            state.check(&b(7, 2, 0, 4)),
+            Ok(Verdict::Duplicate { base_offset: 0 })
+        );
+        assert_eq!(state.check(&b(7, 1, 5, 5)), Err(SequenceError::StaleEpoch));
+        assert_eq!(state.aborted_between(0, 1).len(), 1);
+        drop(state);
+        assert_eq!(producers.allocate_id().unwrap(), 3000);
     }
 
     #[test]
     fn ids_are_not_reused_after_reopen() {
         let d = tempfile::tempdir().unwrap();
         let log = Log::open(d.path(), Default::default()).unwrap();
-        let first = Producers::open(d.path(), &log).unwrap();
+        let first = Producers::open(&log).unwrap();
         let a = first.allocate_id().unwrap();
         let b2 = first.allocate_id().unwrap();
         assert_eq!(b2, a + 1);
         drop(first);
-        let again = Producers::open(d.path(), &log).unwrap();
+        let again = Producers::open(&log).unwrap();
         assert!(again.allocate_id().unwrap() > b2);
     }
 }

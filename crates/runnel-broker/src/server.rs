@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::context::{ConnectionContext, DEFAULT_LISTENER};
 use crate::error::BrokerError;
 use crate::handlers::PendingSync;
 use crate::{handlers, versions, Broker};
@@ -23,8 +24,20 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves Kafka clients on `listener` until `shutdown` completes, then stops
 /// accepting, lets in-flight requests finish, flushes the log and returns.
+/// The listener is named [`DEFAULT_LISTENER`] in connection contexts.
 pub async fn serve(
     broker: Arc<Broker>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BrokerError> {
+    serve_listener(broker, DEFAULT_LISTENER, listener, shutdown).await
+}
+
+/// [`serve`] with the listener's name, which every request handler sees in
+/// its [`ConnectionContext`].
+pub async fn serve_listener(
+    broker: Arc<Broker>,
+    name: &str,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BrokerError> {
@@ -40,10 +53,9 @@ pub async fn serve(
                     debug!(%peer, "connection accepted");
                     let broker = broker.clone();
                     let stop = stop_rx.clone();
+                    let ctx = ConnectionContext::accepted(name, peer);
                     connections.spawn(async move {
-                        let client_host = format!("/{}", peer.ip());
-                        let conn = connection(broker, stream, stop);
-                        if let Err(err) = crate::group::CLIENT_HOST.scope(client_host, conn).await {
+                        if let Err(err) = connection(broker, ctx, stream, stop).await {
                             debug!(%peer, %err, "connection closed");
                         }
                     });
@@ -127,6 +139,7 @@ async fn maintenance_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
 
 async fn connection(
     broker: Arc<Broker>,
+    ctx: ConnectionContext,
     stream: TcpStream,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), BrokerError> {
@@ -146,7 +159,7 @@ async fn connection(
             _ = stop.wait_for(|s| *s) => None,
         };
         let Some(frame) = frame else { break };
-        let response = handle_frame(&broker, frame, &stop, &mut syncs).await?;
+        let response = handle_frame(&broker, &ctx, frame, &stop, &mut syncs).await?;
         if let Some(response) = response {
             if syncs.is_empty() && held.is_empty() {
                 writer.write_all(&response).await?;
@@ -242,6 +255,7 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
 /// produce). An error means the connection must be closed.
 pub(crate) async fn handle_frame(
     broker: &Arc<Broker>,
+    ctx: &ConnectionContext,
     frame: BytesMut,
     stop: &watch::Receiver<bool>,
     syncs: &mut Vec<PendingSync>,
@@ -273,7 +287,7 @@ pub(crate) async fn handle_frame(
         .map_err(|e| BrokerError::Malformed(format!("{key:?} v{version}: {e}")))?;
     let request = RequestKind::decode(key, &mut buf, version)
         .map_err(|e| BrokerError::Malformed(format!("{key:?} v{version}: {e:#}")))?;
-    let response = handlers::handle(broker, &header, request, stop, syncs).await?;
+    let response = handlers::handle(broker, ctx, &header, request, stop, syncs).await?;
     match response {
         None => Ok(None),
         Some(resp) => encode_response(

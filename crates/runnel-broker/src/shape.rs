@@ -1692,9 +1692,15 @@ mod tests {
         frame.put_i16(1);
         frame.put_i32(1_000);
         frame.put_i32(0x7fff_ffff);
-        let err = crate::server::handle_frame(&broker, frame, &stop, &mut Vec::new())
-            .await
-            .unwrap_err();
+        let err = crate::server::handle_frame(
+            &broker,
+            &crate::ConnectionContext::in_process(),
+            frame,
+            &stop,
+            &mut Vec::new(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(&err, crate::BrokerError::Malformed(m) if m.contains("topic_data")),
             "{err}"
@@ -1709,9 +1715,15 @@ mod tests {
         frame.put_i16(-1);
         frame.put_u8(0);
         frame.put_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f, 1, 0, 0]);
-        let err = crate::server::handle_frame(&broker, frame, &stop, &mut Vec::new())
-            .await
-            .unwrap_err();
+        let err = crate::server::handle_frame(
+            &broker,
+            &crate::ConnectionContext::in_process(),
+            frame,
+            &stop,
+            &mut Vec::new(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(&err, crate::BrokerError::Malformed(m) if m.contains("topics")),
             "{err}"

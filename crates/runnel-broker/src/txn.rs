@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use runnel_log::batch::build::{build_batch_with, TestRecord};
+use runnel_log::control::{self, Marker};
 use runnel_log::{Log, LogError, Partition};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -112,12 +113,6 @@ impl From<LogError> for TxnError {
         TxnError::Storage(e.to_string())
     }
 }
-
-/// Control record types.
-const MARKER_ABORT: i16 = 0;
-const MARKER_COMMIT: i16 = 1;
-/// Batch attributes: transactional and control bits.
-const CONTROL_ATTRIBUTES: i16 = 0x10 | 0x20;
 
 /// The coordinator. All mutations run on blocking threads (they append).
 pub struct Coordinator {
@@ -531,40 +526,15 @@ fn write_marker(
     commit: bool,
     producers: &Producers,
 ) -> Result<(), LogError> {
-    let kind = if commit { MARKER_COMMIT } else { MARKER_ABORT };
-    let mut key = Vec::with_capacity(4);
-    key.extend_from_slice(&0i16.to_be_bytes());
-    key.extend_from_slice(&kind.to_be_bytes());
-    let mut value = Vec::with_capacity(6);
-    value.extend_from_slice(&0i16.to_be_bytes());
-    value.extend_from_slice(&0i32.to_be_bytes());
-    let rec = TestRecord {
-        timestamp_delta: 0,
-        key: Some(key),
-        value: Some(value),
-        headers: Vec::new(),
+    let marker = if commit {
+        Marker::Commit
+    } else {
+        Marker::Abort
     };
-    let mut batch = build_batch_with(
-        crate::now_ms(),
-        &[rec],
-        meta.producer_id,
-        meta.epoch,
-        -1,
-        CONTROL_ATTRIBUTES,
-    );
+    let mut batch = control::marker_batch(crate::now_ms(), meta.producer_id, meta.epoch, marker);
     let state = producers.partition(topic, index);
     let mut state = lock(&state);
     let info = partition.append(&mut batch, crate::now_ms())?;
     state.end_transaction(meta.producer_id, info.base_offset, commit);
     Ok(())
-}
-
-/// Reads the marker type of a control batch's first record.
-pub fn marker_is_commit(h: &runnel_log::batch::BatchHeader<'_>) -> Option<bool> {
-    let records = runnel_log::batch::records(h)?;
-    let key = records.first()?.key?;
-    if key.len() < 4 {
-        return None;
-    }
-    Some(i16::from_be_bytes([key[2], key[3]]) == MARKER_COMMIT)
 }

@@ -22,10 +22,7 @@
 
 use std::io::{Read, Write};
 
-use crate::batch::{
-    BatchHeader, ATTRIBUTES_OFFSET, COMPRESSION_MASK, CRC_OFFSET, HEADER_LEN, LOG_OVERHEAD,
-    MAGIC_V2, RECORDS_OFFSET,
-};
+use crate::batch::{BatchHeader, COMPRESSION_MASK, HEADER_LEN, LOG_OVERHEAD, RECORDS_OFFSET};
 use crate::LogError;
 
 /// No compression.
@@ -206,6 +203,7 @@ pub struct OwnedRecord {
     pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
+use crate::batch::build::{assemble, RecordWriter};
 use crate::batch::{read_bytes, read_varlong};
 
 /// Decodes one record body (after its length varint).
@@ -290,55 +288,7 @@ pub fn decode_records(h: &BatchHeader<'_>, limit: usize) -> Result<Vec<OwnedReco
 }
 
 /// The header fields of a batch to re-encode (see [`encode_batch`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchTemplate {
-    pub base_offset: i64,
-    pub partition_leader_epoch: i32,
-    /// Including the codec (bits 0-2), which is used to compress.
-    pub attributes: i16,
-    pub last_offset_delta: i32,
-    pub base_timestamp: i64,
-    pub max_timestamp: i64,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    pub base_sequence: i32,
-}
-
-impl BatchTemplate {
-    /// The header fields of an existing batch.
-    pub fn of(h: &BatchHeader<'_>) -> BatchTemplate {
-        BatchTemplate {
-            base_offset: h.base_offset(),
-            partition_leader_epoch: h.partition_leader_epoch(),
-            attributes: h.attributes(),
-            last_offset_delta: h.last_offset_delta(),
-            base_timestamp: h.base_timestamp(),
-            max_timestamp: h.max_timestamp(),
-            producer_id: h.producer_id(),
-            producer_epoch: h.producer_epoch(),
-            base_sequence: h.base_sequence(),
-        }
-    }
-}
-
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
-    match b {
-        None => put_varlong(out, -1),
-        Some(b) => {
-            put_varlong(out, b.len() as i64);
-            out.extend_from_slice(b);
-        }
-    }
-}
+pub use crate::batch::BatchTemplate;
 
 /// Encodes a v2 batch from `t` and `records`, which keep the offset and
 /// timestamp deltas they carry (`offset`/`timestamp` are ignored), so a
@@ -351,45 +301,22 @@ pub fn encode_batch(t: &BatchTemplate, records: &[OwnedRecord]) -> Result<Vec<u8
     }
     let count =
         i32::try_from(records.len()).map_err(|_| corrupt("too many records for one batch"))?;
-    let mut body = Vec::new();
-    let mut rec = Vec::new();
+    let mut w = RecordWriter::default();
     for r in records {
-        rec.clear();
-        rec.push(r.attributes as u8);
-        put_varlong(&mut rec, r.timestamp_delta);
-        put_varlong(&mut rec, i64::from(r.offset_delta));
-        put_bytes(&mut rec, r.key.as_deref());
-        put_bytes(&mut rec, r.value.as_deref());
-        put_varlong(&mut rec, r.headers.len() as i64);
-        for (k, v) in &r.headers {
-            put_bytes(&mut rec, Some(k));
-            put_bytes(&mut rec, v.as_deref());
-        }
-        put_varlong(&mut body, rec.len() as i64);
-        body.extend_from_slice(&rec);
+        w.push(
+            r.attributes,
+            r.timestamp_delta,
+            i64::from(r.offset_delta),
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &r.headers,
+        );
     }
     let codec = (t.attributes & COMPRESSION_MASK) as u8;
-    let body = compress(codec, &body)?;
+    let body = compress(codec, &w.into_body())?;
     let len = i32::try_from(HEADER_LEN - LOG_OVERHEAD + body.len())
         .map_err(|_| corrupt("re-encoded batch too large"))?;
-    let mut b = Vec::with_capacity(HEADER_LEN + body.len());
-    b.extend_from_slice(&t.base_offset.to_be_bytes());
-    b.extend_from_slice(&len.to_be_bytes());
-    b.extend_from_slice(&t.partition_leader_epoch.to_be_bytes());
-    b.push(MAGIC_V2 as u8);
-    b.extend_from_slice(&0u32.to_be_bytes());
-    b.extend_from_slice(&t.attributes.to_be_bytes());
-    b.extend_from_slice(&t.last_offset_delta.to_be_bytes());
-    b.extend_from_slice(&t.base_timestamp.to_be_bytes());
-    b.extend_from_slice(&t.max_timestamp.to_be_bytes());
-    b.extend_from_slice(&t.producer_id.to_be_bytes());
-    b.extend_from_slice(&t.producer_epoch.to_be_bytes());
-    b.extend_from_slice(&t.base_sequence.to_be_bytes());
-    b.extend_from_slice(&count.to_be_bytes());
-    b.extend_from_slice(&body);
-    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
-    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-    Ok(b)
+    Ok(assemble(t, len, count, &body))
 }
 
 /// Checks that every record of every batch in a produce payload has a key
@@ -422,7 +349,7 @@ pub fn require_keys(payload: &[u8], limit: usize) -> Result<(), LogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{validate_batch, BatchHeader};
+    use crate::batch::{validate_batch, BatchHeader, ATTRIBUTES_OFFSET};
 
     fn rec(i: i32, key: Option<&str>, value: Option<&str>) -> OwnedRecord {
         OwnedRecord {

@@ -22,6 +22,8 @@
 //!     recovery-point                              recovery point / clean marker
 //!     cleaner-checkpoint                          (compacted topics) see below
 //! <dir>/deleted/<topic>.<id>.deleted/             topic deletion in progress
+//! <dir>/producer-ids                              producer id reservation
+//! <dir>/producer-state.json                       producer state snapshot
 //! ```
 //!
 //! * **Segment** (`<base>.log`, base offset zero-padded to 20 digits): the
@@ -74,6 +76,24 @@
 //!   Compaction writes `<base>.log.cleaned`, fsyncs it, deletes the
 //!   segment's index files, renames it over `<base>.log` and rewrites the
 //!   indexes; a leftover `*.cleaned` file is deleted on open.
+//! * **`producer-ids`** (the broker's idempotent producers, through
+//!   [`producer_state::ProducerFiles`]): decimal i64 N (surrounding
+//!   whitespace allowed), replaced atomically (write `producer-ids.tmp`,
+//!   fsync, rename, fsync dir) before any id of a new block is handed out:
+//!   ids below N may have been used. Missing or unparsable = 0 (the broker
+//!   also starts past every producer id it finds in the log).
+//! * **`producer-state.json`**: the broker's producer bookkeeping as of a
+//!   log end per partition, replaced atomically (`producer-state.json.tmp`;
+//!   older builds used `producer-state.tmp`, which is ignored):
+//!   `{"partitions": [{"topic", "partition", "offset", "state"}]}` in any
+//!   key order, where `offset` is the partition's log end the state covers
+//!   and `state` is `{"producers": {"<producer id>": {"epoch", "batches":
+//!   [{"first_seq", "last_seq", "base_offset"}]}}, "ongoing": {"<producer
+//!   id>": first offset of its open transaction}, "aborted":
+//!   [{"producer_id", "first_offset", "last_offset" (the abort marker)}]}`
+//!   (batches and aborted transactions oldest first). A missing or
+//!   unreadable file, or a partition whose `offset` is past its log end, is
+//!   rebuilt from the newest batches of the log instead.
 //!
 //! # Compaction
 //!
@@ -113,10 +133,12 @@
 pub mod batch;
 pub mod codec;
 mod config;
+pub mod control;
 mod fsutil;
 mod index;
 mod log;
 mod partition;
+pub mod producer_state;
 mod segment;
 mod topic;
 

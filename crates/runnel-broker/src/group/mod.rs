@@ -22,6 +22,7 @@
 //! (clients rejoin after a restart); committed offsets are, see
 //! [`offsets`].
 
+mod commit;
 pub mod offsets;
 
 use std::collections::HashMap;
@@ -38,13 +39,8 @@ use tracing::{debug, info, warn};
 
 use crate::Broker;
 
+pub use commit::{CommitOffset, CommitRequest, MAX_METADATA_BYTES};
 pub use offsets::{Committed, OffsetStore, OffsetWrite, OFFSETS_TOPIC};
-
-tokio::task_local! {
-    /// The client address of the connection being served ("/1.2.3.4", as
-    /// Kafka reports it in DescribeGroups); set by the server per connection.
-    pub(crate) static CLIENT_HOST: String;
-}
 
 /// Coordinator settings (Kafka's `group.*` broker configs).
 #[derive(Debug, Clone)]

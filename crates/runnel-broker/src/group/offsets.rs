@@ -22,7 +22,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use runnel_log::batch::{self, ATTRIBUTES_OFFSET, CRC_OFFSET, HEADER_LEN, LOG_OVERHEAD};
+use runnel_log::batch::build::{build_batch, TestRecord};
+use runnel_log::batch::{self};
 use runnel_log::{Log, LogError, Partition};
 use tracing::{info, warn};
 
@@ -124,11 +125,15 @@ impl OffsetStore {
             return Ok(());
         }
         let partition = self.partition_for(group)?;
-        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = entries
+        let records: Vec<TestRecord> = entries
             .iter()
-            .map(|((topic, p), c)| (encode_key(group, topic, *p), c.as_ref().map(encode_value)))
+            .map(|((topic, p), c)| TestRecord {
+                key: Some(encode_key(group, topic, *p)),
+                value: c.as_ref().map(encode_value),
+                ..TestRecord::default()
+            })
             .collect();
-        let mut data = encode_batch(now_ms, &records);
+        let mut data = build_batch(now_ms, &records);
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         partition.append(&mut data, now_ms)?;
         let mut table = self.table();
@@ -335,62 +340,6 @@ pub(crate) fn decode_value(b: &[u8]) -> Option<Committed> {
     })
 }
 
-fn put_varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
-fn put_varbytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
-    match b {
-        None => put_varint(out, -1),
-        Some(b) => {
-            put_varint(out, b.len() as i64);
-            out.extend_from_slice(b);
-        }
-    }
-}
-
-/// Encodes an uncompressed v2 record batch (base offset 0, no producer id,
-/// all records stamped `timestamp`) with a valid CRC-32C.
-pub(crate) fn encode_batch(timestamp: i64, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<u8> {
-    let mut body = Vec::new();
-    let mut rec = Vec::new();
-    for (i, (key, value)) in records.iter().enumerate() {
-        rec.clear();
-        rec.push(0); // attributes
-        put_varint(&mut rec, 0); // timestamp delta
-        put_varint(&mut rec, i as i64); // offset delta
-        put_varbytes(&mut rec, Some(key));
-        put_varbytes(&mut rec, value.as_deref());
-        put_varint(&mut rec, 0); // headers
-        put_varint(&mut body, rec.len() as i64);
-        body.extend_from_slice(&rec);
-    }
-    let count = records.len() as i32;
-    let mut b = Vec::with_capacity(HEADER_LEN + body.len());
-    b.extend_from_slice(&0i64.to_be_bytes()); // base offset
-    b.extend_from_slice(&((HEADER_LEN - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
-    b.push(2); // magic
-    b.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
-    b.extend_from_slice(&0i16.to_be_bytes()); // attributes
-    b.extend_from_slice(&(count - 1).max(0).to_be_bytes()); // last offset delta
-    b.extend_from_slice(&timestamp.to_be_bytes()); // base timestamp
-    b.extend_from_slice(&timestamp.to_be_bytes()); // max timestamp
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
-    b.extend_from_slice(&count.to_be_bytes());
-    b.extend_from_slice(&body);
-    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
-    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-    b
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,18 +362,6 @@ mod tests {
         }
         assert_eq!(decode_value(&[0, 1, 2]), None);
         assert_eq!(decode_key(&[0, 9]), None);
-    }
-
-    #[test]
-    fn encoded_batches_validate() {
-        let b = encode_batch(
-            5,
-            &[(b"k".to_vec(), Some(b"v".to_vec())), (b"k2".to_vec(), None)],
-        );
-        let h = batch::validate_batch(&b, usize::MAX).unwrap();
-        let recs = batch::records(&h).unwrap();
-        assert_eq!(recs.len(), 2);
-        assert_eq!(recs[1].value, None);
     }
 
     #[test]

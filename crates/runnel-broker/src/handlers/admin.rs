@@ -23,6 +23,7 @@ use tracing::info;
 use uuid::Uuid;
 
 use super::{blocking, str_bytes};
+use crate::context::ConnectionContext;
 use crate::error::{log_error_code, BrokerError};
 use crate::Broker;
 
@@ -36,6 +37,7 @@ fn log_fail(err: &LogError) -> (i16, Option<String>) {
 
 pub(crate) async fn create_topics(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: CreateTopicsRequest,
     version: i16,
 ) -> Result<CreateTopicsResponse, BrokerError> {
@@ -153,6 +155,7 @@ pub(crate) async fn create_topics(
 
 pub(crate) async fn delete_topics(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: DeleteTopicsRequest,
     version: i16,
 ) -> Result<DeleteTopicsResponse, BrokerError> {
@@ -219,6 +222,7 @@ pub(crate) async fn delete_topics(
 
 pub(crate) async fn create_partitions(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: CreatePartitionsRequest,
 ) -> Result<CreatePartitionsResponse, BrokerError> {
     let b = broker.clone();
@@ -256,6 +260,7 @@ pub(crate) async fn create_partitions(
 
 pub(crate) async fn delete_records(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: DeleteRecordsRequest,
 ) -> Result<DeleteRecordsResponse, BrokerError> {
     let b = broker.clone();

@@ -15,6 +15,7 @@ use kafka_protocol::ResponseError;
 use runnel_log::{ConfigEntry, LogError};
 
 use super::{blocking, str_bytes};
+use crate::context::ConnectionContext;
 use crate::error::{log_error_code, BrokerError};
 use crate::Broker;
 
@@ -94,6 +95,7 @@ fn broker_entries(broker: &Broker) -> Vec<(String, String)> {
 
 pub(crate) fn describe_configs(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
@@ -168,6 +170,7 @@ const OP_SUBTRACT: i8 = 3;
 
 pub(crate) async fn incremental_alter_configs(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: IncrementalAlterConfigsRequest,
 ) -> Result<IncrementalAlterConfigsResponse, BrokerError> {
     let b = broker.clone();

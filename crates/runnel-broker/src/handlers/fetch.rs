@@ -15,6 +15,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::context::ConnectionContext;
 use crate::error::log_error_code;
 use crate::producers::lock;
 use crate::Broker;
@@ -27,6 +28,7 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 
 pub(crate) async fn fetch(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: FetchRequest,
     version: i16,
     stop: &watch::Receiver<bool>,
@@ -169,6 +171,7 @@ const MAX_TIMESTAMP: i64 = -3;
 
 pub(crate) fn list_offsets(
     broker: &Broker,
+    _ctx: &ConnectionContext,
     req: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {

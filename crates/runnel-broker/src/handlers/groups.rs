@@ -38,11 +38,11 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::{blocking, str_bytes};
-use crate::group::{Committed, JoinRequest, JoinResult, Reply, SyncRequest, SyncResult};
+use crate::context::ConnectionContext;
+use crate::group::{
+    CommitOffset, CommitRequest, Committed, JoinRequest, JoinResult, Reply, SyncRequest, SyncResult,
+};
 use crate::Broker;
-
-/// Largest commit metadata accepted (`offset.metadata.max.bytes`).
-const MAX_METADATA_BYTES: usize = 4096;
 
 fn opt_str(s: Option<&str>) -> Option<StrBytes> {
     s.map(str_bytes)
@@ -60,6 +60,7 @@ async fn wait<T>(rx: oneshot::Receiver<T>, stop: &watch::Receiver<bool>, fallbac
 
 pub(crate) fn find_coordinator(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
@@ -133,6 +134,7 @@ fn join_response(r: JoinResult, version: i16) -> JoinGroupResponse {
 
 pub(crate) async fn join_group(
     broker: &Arc<Broker>,
+    ctx: &ConnectionContext,
     header: &RequestHeader,
     req: JoinGroupRequest,
     version: i16,
@@ -148,9 +150,7 @@ pub(crate) async fn join_group(
             .as_ref()
             .map(|s| s.to_string())
             .unwrap_or_default(),
-        client_host: crate::group::CLIENT_HOST
-            .try_with(Clone::clone)
-            .unwrap_or_default(),
+        client_host: ctx.client_host(),
         session_timeout_ms: req.session_timeout_ms,
         rebalance_timeout_ms: if version >= 1 {
             req.rebalance_timeout_ms
@@ -194,6 +194,7 @@ fn sync_response(r: SyncResult, version: i16) -> SyncGroupResponse {
 
 pub(crate) async fn sync_group(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: SyncGroupRequest,
     version: i16,
     stop: &watch::Receiver<bool>,
@@ -228,7 +229,11 @@ pub(crate) async fn sync_group(
     sync_response(result, version)
 }
 
-pub(crate) fn heartbeat(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse {
+pub(crate) fn heartbeat(
+    broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
+    req: HeartbeatRequest,
+) -> HeartbeatResponse {
     let code = broker.groups().heartbeat(
         Instant::now(),
         &req.group_id.0,
@@ -241,6 +246,7 @@ pub(crate) fn heartbeat(broker: &Arc<Broker>, req: HeartbeatRequest) -> Heartbea
 
 pub(crate) fn leave_group(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
@@ -281,79 +287,55 @@ pub(crate) fn leave_group(
 
 pub(crate) async fn offset_commit(
     broker: &Arc<Broker>,
+    ctx: &ConnectionContext,
     req: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
-    let group_id = req.group_id.0.to_string();
-    let check = broker.groups().check_commit(
-        &group_id,
-        req.generation_id_or_member_epoch,
-        &req.member_id,
-        if version >= 7 {
-            req.group_instance_id.as_deref()
+    // (topic, partition) in request order, answered in the same order.
+    let mut asked: Vec<(TopicName, i32)> = Vec::new();
+    let mut offsets = Vec::new();
+    for t in req.topics {
+        for p in t.partitions {
+            asked.push((t.name.clone(), p.partition_index));
+            offsets.push(CommitOffset {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            });
+        }
+    }
+    let commit = CommitRequest {
+        group_id: req.group_id.0.to_string(),
+        generation: req.generation_id_or_member_epoch,
+        member_id: req.member_id.to_string(),
+        instance_id: if version >= 7 {
+            req.group_instance_id.as_ref().map(|s| s.to_string())
         } else {
             None
         },
-    );
-    let now = crate::now_ms();
-    // (topic, partition, code) in request order; code None = to be written.
-    let mut results: Vec<(TopicName, i32, Option<i16>)> = Vec::new();
-    let mut entries = Vec::new();
-    for t in req.topics {
-        let topic = broker.log().topic(&t.name.0);
-        for p in t.partitions {
-            let code = if let Err(e) = check {
-                Some(e.code())
-            } else if topic
-                .as_ref()
-                .and_then(|x| x.partition(p.partition_index))
-                .is_none()
-            {
-                Some(ResponseError::UnknownTopicOrPartition.code())
-            } else if p
-                .committed_metadata
-                .as_ref()
-                .is_some_and(|m| m.len() > MAX_METADATA_BYTES)
-            {
-                Some(ResponseError::OffsetMetadataTooLarge.code())
-            } else {
-                entries.push((
-                    (t.name.0.to_string(), p.partition_index),
-                    Some(Committed {
-                        offset: p.committed_offset,
-                        leader_epoch: if version >= 6 {
-                            p.committed_leader_epoch
-                        } else {
-                            -1
-                        },
-                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                        commit_timestamp: now,
-                    }),
-                ));
-                None
-            };
-            results.push((t.name.clone(), p.partition_index, code));
-        }
-    }
-    let written = if entries.is_empty() {
-        0
-    } else {
-        let b = broker.clone();
-        let g = group_id.clone();
-        match blocking(move || b.groups().offsets().write(&g, entries, now)).await {
-            Ok(Ok(())) => 0,
-            Ok(Err(err)) => {
-                warn!(group = %group_id, %err, "offset commit failed");
-                ResponseError::CoordinatorNotAvailable.code()
-            }
-            Err(_) => ResponseError::UnknownServerError.code(),
-        }
+        offsets,
     };
+    let b = broker.clone();
+    let ctx = ctx.clone();
+    let results = blocking(move || b.commit_offsets(&ctx, commit, crate::now_ms()))
+        .await
+        .unwrap_or_default();
     let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();
-    for (name, partition, code) in results {
+    for (i, (name, partition)) in asked.into_iter().enumerate() {
+        let code = match results.get(i) {
+            Some(Ok(())) => 0,
+            Some(Err(e)) => e.code(),
+            None => ResponseError::UnknownServerError.code(),
+        };
         let p = OffsetCommitResponsePartition::default()
             .with_partition_index(partition)
-            .with_error_code(code.unwrap_or(written));
+            .with_error_code(code);
         match topics.iter_mut().find(|t| t.name == name) {
             Some(t) => t.partitions.push(p),
             None => topics.push(
@@ -403,6 +385,7 @@ fn fetch_offsets(
 
 pub(crate) fn offset_fetch(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
@@ -498,6 +481,7 @@ fn committed_fields(c: Option<Committed>) -> (i64, i32, String) {
 
 pub(crate) fn describe_groups(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
@@ -541,6 +525,7 @@ pub(crate) fn describe_groups(
 
 pub(crate) fn list_groups(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
@@ -568,6 +553,7 @@ pub(crate) fn list_groups(
 
 pub(crate) async fn delete_groups(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
@@ -607,6 +593,7 @@ async fn delete_group(broker: &Arc<Broker>, id: &str) -> i16 {
 
 pub(crate) async fn offset_delete(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let group_id = req.group_id.0.to_string();

@@ -16,11 +16,13 @@ use tracing::info;
 use uuid::Uuid;
 
 use super::{blocking, str_bytes};
+use crate::context::ConnectionContext;
 use crate::error::log_error_code;
 use crate::Broker;
 
 pub(crate) async fn metadata(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
@@ -126,6 +128,7 @@ pub(crate) async fn metadata(
 
 pub(crate) fn describe_cluster(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     _req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let cfg = broker.config();

@@ -16,6 +16,7 @@ use kafka_protocol::messages::{ApiVersionsResponse, RequestHeader, RequestKind, 
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 
+use crate::context::ConnectionContext;
 use crate::error::BrokerError;
 use crate::{versions, Broker};
 
@@ -29,6 +30,7 @@ pub(crate) struct PendingSync {
 /// Runs one request. `Ok(None)` means no response is sent (acks=0 produce).
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &ConnectionContext,
     header: &RequestHeader,
     request: RequestKind,
     stop: &watch::Receiver<bool>,
@@ -38,80 +40,82 @@ pub(crate) async fn handle(
     let response = match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions_body(0)),
         RequestKind::Metadata(req) => {
-            ResponseKind::Metadata(metadata::metadata(broker, req, v).await)
+            ResponseKind::Metadata(metadata::metadata(broker, ctx, req, v).await)
         }
-        RequestKind::Produce(req) => match produce::produce(broker, req, v, syncs).await? {
+        RequestKind::Produce(req) => match produce::produce(broker, ctx, req, v, syncs).await? {
             Some(resp) => ResponseKind::Produce(resp),
             None => return Ok(None),
         },
-        RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::fetch(broker, req, v, stop).await),
+        RequestKind::Fetch(req) => {
+            ResponseKind::Fetch(fetch::fetch(broker, ctx, req, v, stop).await)
+        }
         RequestKind::ListOffsets(req) => {
-            ResponseKind::ListOffsets(fetch::list_offsets(broker, req, v))
+            ResponseKind::ListOffsets(fetch::list_offsets(broker, ctx, req, v))
         }
         RequestKind::CreateTopics(req) => {
-            ResponseKind::CreateTopics(admin::create_topics(broker, req, v).await?)
+            ResponseKind::CreateTopics(admin::create_topics(broker, ctx, req, v).await?)
         }
         RequestKind::DeleteTopics(req) => {
-            ResponseKind::DeleteTopics(admin::delete_topics(broker, req, v).await?)
+            ResponseKind::DeleteTopics(admin::delete_topics(broker, ctx, req, v).await?)
         }
         RequestKind::CreatePartitions(req) => {
-            ResponseKind::CreatePartitions(admin::create_partitions(broker, req).await?)
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, ctx, req).await?)
         }
         RequestKind::DeleteRecords(req) => {
-            ResponseKind::DeleteRecords(admin::delete_records(broker, req).await?)
+            ResponseKind::DeleteRecords(admin::delete_records(broker, ctx, req).await?)
         }
         RequestKind::InitProducerId(req) => {
-            ResponseKind::InitProducerId(producer_ids::init_producer_id(broker, req).await?)
+            ResponseKind::InitProducerId(producer_ids::init_producer_id(broker, ctx, req).await?)
         }
         RequestKind::FindCoordinator(req) => {
-            ResponseKind::FindCoordinator(groups::find_coordinator(broker, req, v))
+            ResponseKind::FindCoordinator(groups::find_coordinator(broker, ctx, req, v))
         }
         RequestKind::JoinGroup(req) => {
-            ResponseKind::JoinGroup(groups::join_group(broker, header, req, v, stop).await)
+            ResponseKind::JoinGroup(groups::join_group(broker, ctx, header, req, v, stop).await)
         }
         RequestKind::SyncGroup(req) => {
-            ResponseKind::SyncGroup(groups::sync_group(broker, req, v, stop).await)
+            ResponseKind::SyncGroup(groups::sync_group(broker, ctx, req, v, stop).await)
         }
-        RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(groups::heartbeat(broker, req)),
+        RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(groups::heartbeat(broker, ctx, req)),
         RequestKind::LeaveGroup(req) => {
-            ResponseKind::LeaveGroup(groups::leave_group(broker, req, v))
+            ResponseKind::LeaveGroup(groups::leave_group(broker, ctx, req, v))
         }
         RequestKind::OffsetCommit(req) => {
-            ResponseKind::OffsetCommit(groups::offset_commit(broker, req, v).await)
+            ResponseKind::OffsetCommit(groups::offset_commit(broker, ctx, req, v).await)
         }
         RequestKind::OffsetFetch(req) => {
-            ResponseKind::OffsetFetch(groups::offset_fetch(broker, req, v))
+            ResponseKind::OffsetFetch(groups::offset_fetch(broker, ctx, req, v))
         }
         RequestKind::DescribeGroups(req) => {
-            ResponseKind::DescribeGroups(groups::describe_groups(broker, req, v))
+            ResponseKind::DescribeGroups(groups::describe_groups(broker, ctx, req, v))
         }
         RequestKind::ListGroups(req) => {
-            ResponseKind::ListGroups(groups::list_groups(broker, req, v))
+            ResponseKind::ListGroups(groups::list_groups(broker, ctx, req, v))
         }
         RequestKind::DeleteGroups(req) => {
-            ResponseKind::DeleteGroups(groups::delete_groups(broker, req).await)
+            ResponseKind::DeleteGroups(groups::delete_groups(broker, ctx, req).await)
         }
         RequestKind::OffsetDelete(req) => {
-            ResponseKind::OffsetDelete(groups::offset_delete(broker, req).await)
+            ResponseKind::OffsetDelete(groups::offset_delete(broker, ctx, req).await)
         }
         RequestKind::AddPartitionsToTxn(req) => {
-            ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn(broker, req).await?)
+            ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn(broker, ctx, req).await?)
         }
         RequestKind::AddOffsetsToTxn(req) => {
-            ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn(broker, req).await?)
+            ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn(broker, ctx, req).await?)
         }
         RequestKind::TxnOffsetCommit(req) => {
-            ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(broker, req).await?)
+            ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(broker, ctx, req).await?)
         }
-        RequestKind::EndTxn(req) => ResponseKind::EndTxn(txn::end_txn(broker, req, v).await?),
+        RequestKind::EndTxn(req) => ResponseKind::EndTxn(txn::end_txn(broker, ctx, req, v).await?),
         RequestKind::DescribeCluster(req) => {
-            ResponseKind::DescribeCluster(metadata::describe_cluster(broker, req))
+            ResponseKind::DescribeCluster(metadata::describe_cluster(broker, ctx, req))
         }
         RequestKind::DescribeConfigs(req) => {
-            ResponseKind::DescribeConfigs(configs::describe_configs(broker, req, v))
+            ResponseKind::DescribeConfigs(configs::describe_configs(broker, ctx, req, v))
         }
         RequestKind::IncrementalAlterConfigs(req) => ResponseKind::IncrementalAlterConfigs(
-            configs::incremental_alter_configs(broker, req).await?,
+            configs::incremental_alter_configs(broker, ctx, req).await?,
         ),
         other => {
             // versions::accepted() let it through, so this is a routing bug.

@@ -10,6 +10,7 @@ use runnel_log::codec;
 use tracing::warn;
 
 use super::{blocking, str_bytes, PendingSync};
+use crate::context::ConnectionContext;
 use crate::error::{log_error_code, BrokerError};
 use crate::producers::{lock, ProducerBatch, SequenceError, Verdict};
 use crate::Broker;
@@ -17,6 +18,7 @@ use crate::Broker;
 /// Appends every partition's batches; `None` when acks=0 (no response).
 pub(crate) async fn produce(
     broker: &Arc<Broker>,
+    ctx: &ConnectionContext,
     req: ProduceRequest,
     version: i16,
     syncs: &mut Vec<PendingSync>,
@@ -31,7 +33,8 @@ pub(crate) async fn produce(
         )
     } else {
         let b = broker.clone();
-        let (response, needed) = blocking(move || append_all(&b, req, version)).await?;
+        let ctx = ctx.clone();
+        let (response, needed) = blocking(move || append_all(&b, &ctx, req, version)).await?;
         broker.notify_appended();
         syncs.extend(needed);
         response
@@ -42,6 +45,7 @@ pub(crate) async fn produce(
 /// Appends without fsyncing; returns the syncs the flush policy asks for.
 fn append_all(
     broker: &Broker,
+    ctx: &ConnectionContext,
     req: ProduceRequest,
     version: i16,
 ) -> (ProduceResponse, Vec<PendingSync>) {
@@ -79,6 +83,7 @@ fn append_all(
                     let mut data = records.to_vec();
                     match append_one(
                         broker,
+                        ctx,
                         &topic_data.name.0,
                         pd.index,
                         &partition,
@@ -149,6 +154,7 @@ impl std::fmt::Display for AppendFailure {
 /// in-process interface (`crate::local`). Does not notify fetchers.
 pub(crate) fn append_one(
     broker: &Broker,
+    _ctx: &ConnectionContext,
     topic: &str,
     index: i32,
     partition: &Arc<runnel_log::Partition>,

@@ -6,11 +6,13 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use tracing::debug;
 
 use super::blocking;
+use crate::context::ConnectionContext;
 use crate::error::{log_error_code, BrokerError};
 use crate::Broker;
 
 pub(crate) async fn init_producer_id(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: InitProducerIdRequest,
 ) -> Result<InitProducerIdResponse, BrokerError> {
     let mut resp = InitProducerIdResponse::default()

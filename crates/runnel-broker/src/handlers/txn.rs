@@ -17,6 +17,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use super::blocking;
+use crate::context::ConnectionContext;
 use crate::error::BrokerError;
 use crate::txn::{PendingOffset, TxnError};
 use crate::Broker;
@@ -45,6 +46,7 @@ fn code(r: Result<(), TxnError>) -> i16 {
 
 pub(crate) async fn add_partitions_to_txn(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: AddPartitionsToTxnRequest,
 ) -> Result<AddPartitionsToTxnResponse, BrokerError> {
     let b = broker.clone();
@@ -106,6 +108,7 @@ pub(crate) async fn add_partitions_to_txn(
 
 pub(crate) async fn add_offsets_to_txn(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: AddOffsetsToTxnRequest,
 ) -> Result<AddOffsetsToTxnResponse, BrokerError> {
     let b = broker.clone();
@@ -124,6 +127,7 @@ pub(crate) async fn add_offsets_to_txn(
 
 pub(crate) async fn txn_offset_commit(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: TxnOffsetCommitRequest,
 ) -> Result<TxnOffsetCommitResponse, BrokerError> {
     let b = broker.clone();
@@ -175,6 +179,7 @@ pub(crate) async fn txn_offset_commit(
 
 pub(crate) async fn end_txn(
     broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
     req: EndTxnRequest,
     version: i16,
 ) -> Result<EndTxnResponse, BrokerError> {

@@ -51,6 +51,7 @@ use std::sync::Arc;
 
 use crate::batch::{BatchHeader, DELETE_HORIZON_BIT};
 use crate::codec::{self, BatchTemplate, OwnedRecord};
+use crate::control::{self, Marker};
 use crate::fsutil;
 use crate::index::Indexes;
 use crate::segment::{self, scan_batches, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
@@ -157,17 +158,6 @@ fn put_latest(map: &mut HashMap<Vec<u8>, i64>, key: Vec<u8>, offset: i64) {
     map.entry(key)
         .and_modify(|o| *o = (*o).max(offset))
         .or_insert(offset);
-}
-
-/// `Some(commit)` for a transaction marker batch.
-fn marker_is_commit(h: &BatchHeader<'_>, limit: usize) -> Option<bool> {
-    let recs = codec::decode_records(h, limit).ok()?;
-    let key = recs.first()?.key.as_ref()?;
-    match key.get(2..4)? {
-        [0, 0] => Some(false),
-        [0, 1] => Some(true),
-        _ => None,
-    }
 }
 
 /// Buffered positional writer for the cleaned file.
@@ -383,7 +373,7 @@ impl Partition {
                 let pid = h.producer_id();
                 let fate = if h.is_control() {
                     if pid >= 0 {
-                        if let Some(commit) = marker_is_commit(h, limit) {
+                        if let Some(commit) = control::marker(h, limit).map(Marker::is_commit) {
                             if let Some(txn) = pending.remove(&pid) {
                                 for i in txn.batches {
                                     let f = &mut fates[i].1;

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::batch::build::{build_batch_with, TestRecord};
-use crate::batch::{BatchIter, CONTROL_BIT, RECORDS_OFFSET, TRANSACTIONAL_BIT};
+use crate::batch::{BatchIter, RECORDS_OFFSET, TRANSACTIONAL_BIT};
 use crate::codec::{self, BatchTemplate, OwnedRecord};
+use crate::control::{self, Marker};
 use crate::{Log, Partition};
 
 type Kv<'a> = (&'a str, Option<&'a str>);
@@ -88,13 +89,12 @@ fn txn_batch(pid: i64, seq: i32, ts: i64, kvs: &[Kv<'_>]) -> Vec<u8> {
 }
 
 fn marker(pid: i64, ts: i64, commit: bool) -> Vec<u8> {
-    let rec = TestRecord {
-        timestamp_delta: 0,
-        key: Some(vec![0, 0, 0, u8::from(commit)]),
-        value: Some(vec![0, 0, 0, 0, 0, 0]),
-        headers: Vec::new(),
+    let m = if commit {
+        Marker::Commit
+    } else {
+        Marker::Abort
     };
-    build_batch_with(ts, &[rec], pid, 0, -1, TRANSACTIONAL_BIT | CONTROL_BIT)
+    control::marker_batch(ts, pid, 0, m)
 }
 
 /// One record read back: (offset, timestamp, key, value).
