@@ -767,7 +767,9 @@ impl runnel_streams::Processor<String, String, String, String> for Dedupe {
             return;
         };
         if store.get(&rec.key).unwrap().is_none() {
-            store.put(&rec.key, Some(&rec.timestamp), rec.timestamp);
+            store
+                .put(&rec.key, Some(&rec.timestamp), rec.timestamp)
+                .expect("an i64 always encodes");
             ctx.forward(rec);
         }
     }
@@ -1190,3 +1192,87 @@ fn latest_offset_reset_starts_new_applications_at_the_end(env: Env) {
 }
 
 on_both_backends!(latest_offset_reset_starts_new_applications_at_the_end);
+
+/// Strings that refuse to be written when they contain "bad".
+struct PickySerde;
+impl runnel_streams::serdes::Serde<String> for PickySerde {
+    fn serialize(&self, v: &String) -> runnel_streams::serdes::Serialized {
+        if v.contains("bad") {
+            Err(runnel_streams::serdes::SerdeError(format!("{v:?} refused")))
+        } else {
+            Ok(Some(v.as_bytes().to_vec()))
+        }
+    }
+    fn deserialize(&self, b: Option<&[u8]>) -> Result<String, runnel_streams::serdes::SerdeError> {
+        StringSerde.deserialize(b)
+    }
+}
+
+/// A value that cannot be encoded is a processing error: its record is
+/// skipped and counted, and nothing — least of all a null, which on a
+/// table's topic or changelog is a tombstone — is written for it. The
+/// records around it are processed normally.
+fn values_that_cannot_be_encoded_are_skipped_never_written_as_tombstones(env: Env) {
+    use runnel_streams::serdes::Serde;
+    env.topic("in", 1);
+    env.topic("latest", 1);
+    env.topic("joined", 1);
+    env.produce_str(
+        "in",
+        &[
+            ("a", "1", 10),
+            ("b", "bad", 20),
+            ("a", "bad too", 30),
+            ("c", "3", 40),
+            ("a", "2", 50),
+        ],
+    );
+    let b = StreamsBuilder::new();
+    let st = b.stream("in", StringSerde, StringSerde);
+    // The sink's value serde refuses: the table keeps its rows, the topic
+    // gets no tombstone for "b" and no record for a's refused update.
+    st.group_by_key()
+        .reduce(|_, v| v, "latest-store")
+        .to_stream()
+        .to_with("latest", StringSerde, OptionSerde(PickySerde));
+    // The store's own serde refuses: the aggregate keeps its last
+    // encodable value; its changelog gets no tombstone.
+    st.group_by_key()
+        .aggregate(
+            String::new,
+            |_, v, acc| format!("{acc}{v}"),
+            PickySerde,
+            "joined-store",
+        )
+        .to_stream()
+        .to_with("joined", StringSerde, OptionSerde(StringSerde));
+    let app = env.run(b.build().unwrap(), "picky", Guarantee::AtLeastOnce);
+    assert_eq!(app.processed, 5);
+    // Refused twice by the sink (b's "bad", a's "bad too") and twice by
+    // the store (b's "bad", a's "1bad too"; a's aggregate stays "1").
+    assert_eq!(app.unencodable, 4, "{app:?}");
+    assert_eq!(
+        env.read_str("latest"),
+        vec![
+            Out::new(s("a"), s("1"), 10),
+            Out::new(s("c"), s("3"), 40),
+            Out::new(s("a"), s("2"), 50),
+        ]
+    );
+    assert_eq!(
+        env.read_str("joined"),
+        vec![
+            Out::new(s("a"), s("1"), 10),
+            Out::new(s("c"), s("3"), 40),
+            Out::new(s("a"), s("12"), 50),
+        ]
+    );
+    let changelog = env.read_str("picky-joined-store-changelog");
+    assert!(
+        changelog.iter().all(|o| o.value.is_some()),
+        "no tombstone in the changelog: {changelog:?}"
+    );
+    assert!(PickySerde.serialize(&"fine".to_string()).is_ok());
+}
+
+on_both_backends!(values_that_cannot_be_encoded_are_skipped_never_written_as_tombstones);

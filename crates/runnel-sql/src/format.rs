@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use runnel_streams::serdes::{Serde, SerdeError};
+use runnel_streams::serdes::{Serde, SerdeError, Serialized};
 use rust_decimal::Decimal;
 use serde_json::Value as Json;
 
@@ -295,19 +295,17 @@ impl RowSerde {
 }
 
 impl Serde<Row> for RowSerde {
-    fn serialize(&self, row: &Row) -> Option<Vec<u8>> {
+    /// A row the format cannot carry is an error (the engine skips its
+    /// record as a processing error), never a null: a null value on a
+    /// table's topic is a tombstone.
+    fn serialize(&self, row: &Row) -> Serialized {
         // The common key: one string in the KAFKA format, written without
         // the general path's intermediate results.
         if let (Format::Kafka, Some(Value::String(text))) = (self.format, row.first()) {
-            return Some(text.as_bytes().to_vec());
+            return Ok(Some(text.as_bytes().to_vec()));
         }
-        match self.encode(row) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot serialize row");
-                None
-            }
-        }
+        self.encode(row)
+            .map_err(|e| SerdeError(format!("cannot write a {} row: {e}", self.format)))
     }
     fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Row, SerdeError> {
         match bytes {
@@ -353,10 +351,12 @@ pub struct InternalSerde;
 const SCALAR_FORM: u8 = 0;
 
 impl Serde<Row> for InternalSerde {
-    fn serialize(&self, row: &Row) -> Option<Vec<u8>> {
+    fn serialize(&self, row: &Row) -> Serialized {
         match encode_scalars(row) {
-            Some(b) => Some(b),
-            None => postcard::to_stdvec(row).ok(),
+            Some(b) => Ok(Some(b)),
+            None => postcard::to_stdvec(row)
+                .map(Some)
+                .map_err(|e| SerdeError(format!("cannot write an internal row: {e}"))),
         }
     }
     fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Row, SerdeError> {
@@ -375,8 +375,10 @@ impl Serde<Row> for InternalSerde {
 pub struct InternalKeySerde;
 
 impl Serde<Row> for InternalKeySerde {
-    fn serialize(&self, row: &Row) -> Option<Vec<u8>> {
-        postcard::to_stdvec(row).ok()
+    fn serialize(&self, row: &Row) -> Serialized {
+        postcard::to_stdvec(row)
+            .map(Some)
+            .map_err(|e| SerdeError(format!("cannot write an internal key: {e}")))
     }
     fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Row, SerdeError> {
         InternalSerde.deserialize(bytes)
@@ -1381,6 +1383,17 @@ mod tests {
             .is_err());
     }
 
+    /// A row the format cannot carry is an error, not a null: a null value
+    /// on a table's topic would be a tombstone deleting the key's row.
+    #[test]
+    fn a_row_that_cannot_be_encoded_is_an_error_not_a_tombstone() {
+        let s = RowSerde::new(Format::Kafka, cols(&[("V", SqlType::BigInt)]), false);
+        let err = Serde::serialize(&s, &vec![Value::Boolean(true)]).unwrap_err();
+        assert!(err.0.contains("KAFKA"), "{err}");
+        // A null stays a null.
+        assert_eq!(Serde::serialize(&s, &vec![Value::Null]), Ok(None));
+    }
+
     #[test]
     fn delimited_quotes_fields_with_delimiters() {
         let s = RowSerde::new(
@@ -1407,7 +1420,7 @@ mod tests {
             Value::Decimal("1.50".parse().unwrap()),
             Value::Array(vec![Value::Null, Value::Double(0.5)]),
         ];
-        let b = InternalSerde.serialize(&row).unwrap();
+        let b = InternalSerde.serialize(&row).unwrap().unwrap();
         assert_eq!(InternalSerde.deserialize(Some(&b)).unwrap(), row);
     }
 
@@ -1423,13 +1436,13 @@ mod tests {
             Value::Time(1_000),
             Value::Timestamp(1_700_000_000_000),
         ];
-        let b = InternalSerde.serialize(&row).unwrap();
+        let b = InternalSerde.serialize(&row).unwrap().unwrap();
         assert_eq!(&b[..2], &[SCALAR_FORM, 8]);
         assert_eq!(b.len(), 2 + 2 + 1 + 9 + 1 + 5 + 5 + 9 + 9);
         assert_eq!(InternalSerde.deserialize(Some(&b)).unwrap(), row);
         // A row with a string stays postcard.
         let mixed = vec![Value::BigInt(1), Value::String("a".into())];
-        let b = InternalSerde.serialize(&mixed).unwrap();
+        let b = InternalSerde.serialize(&mixed).unwrap().unwrap();
         assert_eq!(b, postcard::to_stdvec(&mixed).unwrap());
         assert_eq!(InternalSerde.deserialize(Some(&b)).unwrap(), mixed);
     }
@@ -1462,6 +1475,7 @@ mod tests {
             InternalSerde
                 .serialize(&vec![Value::BigInt(i)])
                 .unwrap()
+                .unwrap()
                 .len()
         };
         // Form, count, tag, then 1 byte up to ±63, 2 up to ±8191, … 10.
@@ -1484,7 +1498,7 @@ mod tests {
             i64::MIN,
         ] {
             let row = vec![Value::BigInt(i)];
-            let b = InternalSerde.serialize(&row).unwrap();
+            let b = InternalSerde.serialize(&row).unwrap().unwrap();
             assert_eq!(InternalSerde.deserialize(Some(&b)).unwrap(), row, "{i}");
         }
         // The fixed-width BIGINT earlier builds wrote still reads.
@@ -1738,7 +1752,7 @@ mod tests {
             if let Some(t) = text {
                 row.push(Value::String(t));
             }
-            let b = InternalSerde.serialize(&row).unwrap();
+            let b = InternalSerde.serialize(&row).unwrap().unwrap();
             proptest::prop_assert_eq!(InternalSerde.deserialize(Some(&b)).unwrap(), row);
         }
 

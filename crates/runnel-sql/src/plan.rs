@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runnel_streams::serdes::{OptionSerde, Serde, SerdeError, WindowedSerde};
+use runnel_streams::serdes::{OptionSerde, Serde, SerdeError, Serialized, WindowedSerde};
 use runnel_streams::{
     JoinWindows, KStream, KTable, SessionWindows, StreamsBuilder, TimeWindows, Window, Windowed,
 };
@@ -55,9 +55,9 @@ impl Serde<Row> for WindowedRowSerde {
     fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
         &serialized[..serialized.len().saturating_sub(self.tail())]
     }
-    fn serialize(&self, v: &Row) -> Option<Vec<u8>> {
+    fn serialize(&self, v: &Row) -> Serialized {
         let n = v.len().saturating_sub(2);
-        let mut out = self.inner.serialize(&v[..n].to_vec()).unwrap_or_default();
+        let mut out = self.inner.serialize(&v[..n].to_vec())?.unwrap_or_default();
         let start = v.get(n).and_then(Value::as_i64).unwrap_or(0);
         let end = v.get(n + 1).and_then(Value::as_i64).unwrap_or(0);
         match self.window {
@@ -67,7 +67,7 @@ impl Serde<Row> for WindowedRowSerde {
                 out.extend_from_slice(&start.to_be_bytes());
             }
         }
-        Some(out)
+        Ok(Some(out))
     }
     fn deserialize(&self, b: Option<&[u8]>) -> Result<Row, SerdeError> {
         let b = b.ok_or_else(|| SerdeError("a windowed key cannot be null".into()))?;
@@ -111,7 +111,7 @@ struct PrefixedRowSerde {
 }
 
 impl Serde<Row> for PrefixedRowSerde {
-    fn serialize(&self, v: &Row) -> Option<Vec<u8>> {
+    fn serialize(&self, v: &Row) -> Serialized {
         self.inner
             .serialize(&v.get(self.prefix..).unwrap_or(&[]).to_vec())
     }
@@ -137,7 +137,7 @@ struct SourceTableSerde {
 }
 
 impl Serde<Row> for SourceTableSerde {
-    fn serialize(&self, v: &Row) -> Option<Vec<u8>> {
+    fn serialize(&self, v: &Row) -> Serialized {
         InternalSerde.serialize(v)
     }
     fn deserialize(&self, b: Option<&[u8]>) -> Result<Row, SerdeError> {
@@ -2493,11 +2493,11 @@ fn key_serde_for<K: KeyRow>(ks: RowSerde, window: Option<WindowType>) -> Arc<dyn
 }
 
 /// Only reached if a key type and its window disagree, which the planner
-/// never builds; it writes nothing rather than panic.
+/// never builds; it refuses to write rather than panic.
 struct NeverSerde;
 impl<K> Serde<K> for NeverSerde {
-    fn serialize(&self, _: &K) -> Option<Vec<u8>> {
-        None
+    fn serialize(&self, _: &K) -> Serialized {
+        Err(SerdeError("key type and window type disagree".into()))
     }
     fn deserialize(&self, _: Option<&[u8]>) -> Result<K, SerdeError> {
         Err(SerdeError("key type and window type disagree".into()))
@@ -2820,8 +2820,8 @@ mod tests {
             topic: RowSerde::new(Format::Json, cols, true),
         };
         let row = vec![s("x"), Value::BigInt(3)];
-        let stored = serde.serialize(&row).unwrap();
-        assert_eq!(stored, InternalSerde.serialize(&row).unwrap());
+        let stored = serde.serialize(&row).unwrap().unwrap();
+        assert_eq!(stored, InternalSerde.serialize(&row).unwrap().unwrap());
         assert_eq!(serde.deserialize(Some(&stored)).unwrap(), row);
         // What an earlier build stored: the topic's JSON.
         let old = br#"{"NAME":"x","N":3}"#;

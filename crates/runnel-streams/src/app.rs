@@ -259,6 +259,9 @@ pub struct StreamsMetrics {
     pub processed: u64,
     pub late_dropped: u64,
     pub undecodable: u64,
+    /// Records skipped because a key or value they produced could not be
+    /// encoded (ksqlDB's processing log: nothing is written for them).
+    pub unencodable: u64,
 }
 
 /// One running instance of an application.
@@ -454,6 +457,7 @@ impl Streams {
             m.processed += t.cx.metrics.processed;
             m.late_dropped += t.cx.metrics.late_dropped;
             m.undecodable += t.cx.metrics.undecodable;
+            m.unencodable += t.cx.metrics.unencodable;
         }
         m
     }
@@ -829,6 +833,7 @@ impl Streams {
                 self.metrics.processed += t.cx.metrics.processed;
                 self.metrics.late_dropped += t.cx.metrics.late_dropped;
                 self.metrics.undecodable += t.cx.metrics.undecodable;
+                self.metrics.unencodable += t.cx.metrics.unencodable;
                 tracing::info!(task = %id, "task closed");
             }
         }

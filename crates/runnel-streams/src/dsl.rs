@@ -25,8 +25,8 @@ impl<T: Clone + 'static> Data for T {}
 /// with `MissingSerde` before anything runs).
 struct NoSerde;
 impl<T> Serde<T> for NoSerde {
-    fn serialize(&self, _: &T) -> Option<Vec<u8>> {
-        None
+    fn serialize(&self, _: &T) -> crate::serdes::Serialized {
+        Err(SerdeError("no serde configured".into()))
     }
     fn deserialize(&self, _: Option<&[u8]>) -> Result<T, SerdeError> {
         Err(SerdeError("no serde configured".into()))

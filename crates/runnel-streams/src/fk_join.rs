@@ -66,7 +66,7 @@ use std::sync::Arc;
 
 use crate::dsl::{or_missing, register_store, root, Data, GetFn, Getter, KTable};
 use crate::record::{Change, Rec};
-use crate::serdes::SerdeRef;
+use crate::serdes::{SerdeError, SerdeRef};
 use crate::state::{lock, SharedStore, StoreKind};
 use crate::topology::{glock, Build, Cx, Downstream, Node, Port, Raw, TopicName, TopologyError};
 use crate::wire::{fail, internal_topic, put_field, send, undecodable, Reader, WireError};
@@ -174,8 +174,8 @@ impl<K: 'static, V: 'static, KO: 'static> SubscriptionSend<K, V, KO> {
         Some(v)
     }
 
-    fn fk_bytes(&self, v: &V) -> Vec<u8> {
-        self.fks.serialize(&(self.extract)(v)).unwrap_or_default()
+    fn fk_bytes(&self, v: &V) -> Result<Vec<u8>, SerdeError> {
+        Ok(self.fks.serialize(&(self.extract)(v))?.unwrap_or_default())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -210,12 +210,28 @@ impl<K: 'static, V: 'static, KO: 'static> Node<K, Change<V>> for SubscriptionSen
         if rec.value.new.is_none() && rec.value.old.is_none() {
             return;
         }
+        let encoded = (|| {
+            let left_key = self.ks.serialize(&rec.key)?;
+            let old_fk = rec
+                .value
+                .old
+                .as_ref()
+                .map(|o| self.fk_bytes(o))
+                .transpose()?;
+            let new = match &rec.value.new {
+                Some(n) => Some((self.fk_bytes(n)?, self.vs.serialize(n)?)),
+                None => None,
+            };
+            Ok::<_, SerdeError>((left_key, old_fk, new))
+        })();
+        let (left_key, old_fk, new) = match encoded {
+            Ok(e) => e,
+            Err(e) => return crate::wire::unencodable(cx, "foreign-key join subscription", e),
+        };
         let Some(version) = self.next_version(cx) else {
             return;
         };
-        let left_key = self.ks.serialize(&rec.key);
-        let old_fk = rec.value.old.as_ref().map(|o| self.fk_bytes(o));
-        match &rec.value.new {
+        match new {
             None => {
                 if let Some(ofk) = old_fk {
                     self.subscribe(
@@ -229,8 +245,7 @@ impl<K: 'static, V: 'static, KO: 'static> Node<K, Change<V>> for SubscriptionSen
                     );
                 }
             }
-            Some(n) => {
-                let nfk = self.fk_bytes(n);
+            Some((nfk, left_value)) => {
                 let changed = old_fk.as_ref().is_some_and(|o| *o != nfk);
                 if let (true, Some(ofk)) = (changed, old_fk) {
                     self.subscribe(
@@ -248,7 +263,6 @@ impl<K: 'static, V: 'static, KO: 'static> Node<K, Change<V>> for SubscriptionSen
                 } else {
                     Instruction::PropagateOnlyIfForeign
                 };
-                let left_value = self.vs.serialize(n);
                 self.subscribe(
                     cx,
                     nfk,
@@ -275,9 +289,20 @@ impl<KO: 'static, VO: 'static> Node<KO, Change<VO>> for ForeignSend<KO, VO> {
         if rec.value.new.is_none() && rec.value.old.is_none() {
             return;
         }
-        let key = self.fks.serialize(&rec.key).unwrap_or_default();
+        let encoded = self.fks.serialize(&rec.key).and_then(|k| {
+            let row = rec
+                .value
+                .new
+                .as_ref()
+                .map(|v| self.vos.serialize(v))
+                .transpose()?;
+            Ok((k.unwrap_or_default(), row))
+        });
+        let (key, row) = match encoded {
+            Ok(e) => e,
+            Err(e) => return crate::wire::unencodable(cx, "foreign-key join row", e),
+        };
         let mut value = vec![FOREIGN_ROW];
-        let row = rec.value.new.as_ref().map(|v| self.vos.serialize(v));
         put_field(&mut value, row.as_ref());
         send(
             cx,
@@ -740,7 +765,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             let st = b.store(&result_store);
             let (ks, res) = (gks.clone(), resolver.clone());
             let f: GetFn<K, VR> = Rc::new(move |k: &K| {
-                let kb = ks.serialize(k).unwrap_or_default();
+                let kb = ks.serialize(k).ok()?.unwrap_or_default();
                 let raw = lock(&st).get(&kb).ok()??;
                 let l = Latest::decode(&raw).ok()?;
                 res.resolve(l.left.as_ref(), l.right.as_ref())

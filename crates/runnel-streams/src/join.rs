@@ -129,9 +129,7 @@ struct Side<K, V, O, VR> {
     ds: Downstream<K, VR>,
 }
 
-fn fail(cx: &mut Cx, e: impl std::fmt::Display) {
-    cx.failed.get_or_insert_with(|| e.to_string());
-}
+use crate::wire::fail;
 
 impl<K: Clone + 'static, V: Clone + 'static, O: Clone + 'static, VR: Clone> Side<K, V, O, VR> {
     /// Emits `None`-joined results for unmatched records whose window has
@@ -235,11 +233,11 @@ impl<K: Clone + 'static, V: Clone + 'static, O: Clone + 'static, VR: Clone> Node
             self.shared.borrow_mut().observed = Some(observed);
             return;
         }
-        let Some(kb) = self.ks.serialize(&rec.key) else {
-            return;
-        };
-        let Some(vb) = self.vs.serialize(&rec.value) else {
-            return;
+        let (kb, vb) = match (self.ks.serialize(&rec.key), self.vs.serialize(&rec.value)) {
+            (Ok(Some(kb)), Ok(Some(vb))) => (kb, vb),
+            (Err(e), _) | (_, Err(e)) => return crate::wire::unencodable(cx, "join side", e),
+            // Null keys and values never join.
+            _ => return,
         };
         let seq = {
             let mut sh = self.shared.borrow_mut();

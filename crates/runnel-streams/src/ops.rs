@@ -383,7 +383,14 @@ impl<K: 'static, V: 'static> Node<K, V> for Sink<K, V> {
             TopicChoice::Fixed(t) => t.resolve(&cx.app_id),
             TopicChoice::PerRecord(f) => f(&rec.key, &rec.value),
         };
-        let key = self.ks.serialize(&rec.key);
+        let key = match self.ks.serialize(&rec.key) {
+            Ok(k) => k,
+            Err(e) => return crate::wire::unencodable(cx, "key", e),
+        };
+        let value = match self.vs.serialize(&rec.value) {
+            Ok(v) => v,
+            Err(e) => return crate::wire::unencodable(cx, "value", e),
+        };
         let hash_key = match self.hash.as_ref() {
             Some(h) => h(&rec.key),
             None => key.as_deref().and_then(|k| {
@@ -396,7 +403,7 @@ impl<K: 'static, V: 'static> Node<K, V> for Sink<K, V> {
             partition: None,
             hash_key,
             key,
-            value: self.vs.serialize(&rec.value),
+            value,
             timestamp: rec.timestamp,
             headers: rec.headers,
         });
@@ -409,10 +416,7 @@ pub(crate) struct Materialize<K, V> {
     pub ds: Downstream<K, Change<V>>,
 }
 
-fn fail(cx: &mut Cx, e: impl std::fmt::Display) {
-    tracing::error!(error = %e, topic = %cx.topic, offset = cx.offset, "state store failed");
-    cx.failed.get_or_insert_with(|| e.to_string());
-}
+use crate::wire::fail;
 
 impl<K: Clone + 'static, V: Clone + 'static> Node<K, Option<V>> for Materialize<K, V> {
     fn process(&mut self, cx: &mut Cx, rec: Rec<K, Option<V>>) {
@@ -423,7 +427,9 @@ impl<K: Clone + 'static, V: Clone + 'static> Node<K, Option<V>> for Materialize<
         if old.is_none() && rec.value.is_none() {
             return;
         }
-        self.store.put(&rec.key, rec.value.as_ref(), rec.timestamp);
+        if let Err(e) = self.store.put(&rec.key, rec.value.as_ref(), rec.timestamp) {
+            return fail(cx, e);
+        }
         self.ds.forward(
             cx,
             Rec {
@@ -459,7 +465,9 @@ impl<K: Clone + 'static, V, A: Clone + 'static> Node<K, V> for Aggregate<K, V, A
         let (new, old_v) = fold_old(self.ds.needs_old_values(), old_v, |old| {
             (self.agg)(&rec.key, rec.value, old)
         });
-        self.store.put(&rec.key, Some(&new), ts);
+        if let Err(e) = self.store.put(&rec.key, Some(&new), ts) {
+            return fail(cx, e);
+        }
         self.ds.forward(
             cx,
             Rec {
@@ -566,7 +574,10 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> Node<K, V> for WindowAggr
         let close = observed.saturating_sub(grace);
         let starts = self.windows.starts_for(rec.timestamp);
         let n = starts.len();
-        let kb = self.store.key_bytes(&rec.key);
+        let kb = match self.store.key_bytes(&rec.key) {
+            Ok(kb) => kb,
+            Err(e) => return fail(cx, e),
+        };
         let timestamp = rec.timestamp;
         // Key, value and headers move into the last window's update and
         // output; earlier windows get copies.
@@ -598,7 +609,9 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> Node<K, V> for WindowAggr
             let (new, old_v) = fold_old(self.ds.needs_old_values(), old_v, |old| {
                 (self.agg)(k, v, old)
             });
-            self.store.put_raw(wkey, Some(&new), ts);
+            if let Err(e) = self.store.put_raw(wkey, Some(&new), ts) {
+                return fail(cx, e);
+            }
             if !self.emit_final {
                 let (Some(k), Some(h)) = (
                     take_or_clone(&mut key, last),

@@ -8,8 +8,10 @@
 //!     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, rec: Rec<String, String>) {
 //!         let store = ctx.kv_store(&self.seen);
 //!         if store.get(&rec.key).ok().flatten().is_none() {
-//!             store.put(&rec.key, Some(&rec.timestamp), rec.timestamp);
-//!             ctx.forward(rec);
+//!             // Err: the timestamp could not be encoded; skip the record.
+//!             if store.put(&rec.key, Some(&rec.timestamp), rec.timestamp).is_ok() {
+//!                 ctx.forward(rec);
+//!             }
 //!         }
 //!     }
 //! }

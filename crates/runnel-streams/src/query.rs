@@ -111,6 +111,9 @@ pub enum QueryError {
     /// The key serde turned the key into null.
     #[error("the key serializes to null")]
     NullKey,
+    /// The key serde cannot encode the key.
+    #[error("cannot encode the key: {0}")]
+    Unencodable(String),
     /// A window size that is not positive.
     #[error("window size must be positive, not {0} ms")]
     InvalidWindowSize(i64),
@@ -455,7 +458,7 @@ impl Queries {
         key: &K,
         keys: &dyn Serde<K>,
     ) -> Option<KeyMetadata> {
-        self.metadata_for_key_bytes(store, &keys.serialize(key)?)
+        self.metadata_for_key_bytes(store, &keys.serialize(key).ok()??)
     }
 
     /// Where the key with serialized bytes `key` of `store` lives; `None`
@@ -534,7 +537,10 @@ impl<K, V> Clone for View<K, V> {
 
 impl<K: 'static, V: 'static> View<K, V> {
     fn key_bytes(&self, key: &K) -> Result<Vec<u8>, QueryError> {
-        self.keys.serialize(key).ok_or(QueryError::NullKey)
+        self.keys
+            .serialize(key)
+            .map_err(|e| QueryError::Unencodable(e.to_string()))?
+            .ok_or(QueryError::NullKey)
     }
 
     fn undecodable(&self, what: &'static str, message: impl ToString) -> QueryError {

@@ -1,8 +1,12 @@
 //! Serdes: how keys and values become record bytes and back.
 //!
 //! A serde sees the whole record field, including null: `serialize`
-//! returning `None` writes a null field, and `deserialize(None)` is asked to
-//! make sense of one. The built-in serdes use the same byte layouts as Kafka's
+//! returning `Ok(None)` writes a null field, and `deserialize(None)` is
+//! asked to make sense of one. Both can fail: a value that cannot be
+//! written is an error, never a null (on a table a null is a tombstone),
+//! and the engine skips the record it came from as a processing error
+//! (logged with its topic, partition and offset; counted in
+//! [`StreamsMetrics::unencodable`](crate::StreamsMetrics)). The built-in serdes use the same byte layouts as Kafka's
 //! own (big-endian integers, UTF-8 strings), so Runnel and Java applications
 //! can read each other's topics.
 
@@ -19,9 +23,12 @@ use crate::record::{Window, Windowed};
 #[error("{0}")]
 pub struct SerdeError(pub String);
 
+/// What [`Serde::serialize`] returns: the field's bytes, `None` for null.
+pub type Serialized = Result<Option<Vec<u8>>, SerdeError>;
+
 /// Turns a `T` into record bytes and back.
 pub trait Serde<T>: Send + Sync + 'static {
-    fn serialize(&self, value: &T) -> Option<Vec<u8>>;
+    fn serialize(&self, value: &T) -> Serialized;
     fn deserialize(&self, bytes: Option<&[u8]>) -> Result<T, SerdeError>;
     /// The part of a serialized key that picks its partition: all of it,
     /// except for windowed keys, whose window is left out so every window
@@ -40,7 +47,7 @@ impl<T: 'static> Serde<T> for SerdeRef<T> {
     fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
         (**self).partition_bytes(serialized)
     }
-    fn serialize(&self, v: &T) -> Option<Vec<u8>> {
+    fn serialize(&self, v: &T) -> Serialized {
         (**self).serialize(v)
     }
     fn deserialize(&self, b: Option<&[u8]>) -> Result<T, SerdeError> {
@@ -56,8 +63,8 @@ fn need(bytes: Option<&[u8]>) -> Result<&[u8], SerdeError> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BytesSerde;
 impl Serde<Vec<u8>> for BytesSerde {
-    fn serialize(&self, v: &Vec<u8>) -> Option<Vec<u8>> {
-        Some(v.clone())
+    fn serialize(&self, v: &Vec<u8>) -> Serialized {
+        Ok(Some(v.clone()))
     }
     fn deserialize(&self, b: Option<&[u8]>) -> Result<Vec<u8>, SerdeError> {
         Ok(need(b)?.to_vec())
@@ -68,8 +75,8 @@ impl Serde<Vec<u8>> for BytesSerde {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StringSerde;
 impl Serde<String> for StringSerde {
-    fn serialize(&self, v: &String) -> Option<Vec<u8>> {
-        Some(v.as_bytes().to_vec())
+    fn serialize(&self, v: &String) -> Serialized {
+        Ok(Some(v.as_bytes().to_vec()))
     }
     fn deserialize(&self, b: Option<&[u8]>) -> Result<String, SerdeError> {
         String::from_utf8(need(b)?.to_vec()).map_err(|e| SerdeError(format!("not UTF-8: {e}")))
@@ -82,8 +89,8 @@ macro_rules! int_serde {
         #[derive(Debug, Clone, Copy, Default)]
         pub struct $name;
         impl Serde<$t> for $name {
-            fn serialize(&self, v: &$t) -> Option<Vec<u8>> {
-                Some(v.to_be_bytes().to_vec())
+            fn serialize(&self, v: &$t) -> Serialized {
+                Ok(Some(v.to_be_bytes().to_vec()))
             }
             fn deserialize(&self, b: Option<&[u8]>) -> Result<$t, SerdeError> {
                 let b = need(b)?;
@@ -132,10 +139,10 @@ impl<T> Default for JsonSerde<T> {
     }
 }
 impl<T: Serialize + DeserializeOwned + 'static> Serde<T> for JsonSerde<T> {
-    fn serialize(&self, v: &T) -> Option<Vec<u8>> {
-        // Serializing plain data into a Vec cannot fail for derived types; a
-        // failing custom impl writes a null rather than aborting the task.
-        serde_json::to_vec(v).ok()
+    fn serialize(&self, v: &T) -> Serialized {
+        serde_json::to_vec(v)
+            .map(Some)
+            .map_err(|e| SerdeError(format!("cannot write JSON: {e}")))
     }
     fn deserialize(&self, b: Option<&[u8]>) -> Result<T, SerdeError> {
         serde_json::from_slice(need(b)?).map_err(|e| SerdeError(format!("bad JSON: {e}")))
@@ -148,8 +155,11 @@ impl<T, S: Serde<T>> Serde<Option<T>> for OptionSerde<S> {
     fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
         self.0.partition_bytes(serialized)
     }
-    fn serialize(&self, v: &Option<T>) -> Option<Vec<u8>> {
-        v.as_ref().and_then(|v| self.0.serialize(v))
+    fn serialize(&self, v: &Option<T>) -> Serialized {
+        match v {
+            Some(v) => self.0.serialize(v),
+            None => Ok(None),
+        }
     }
     fn deserialize(&self, b: Option<&[u8]>) -> Result<Option<T>, SerdeError> {
         match b {
@@ -187,8 +197,8 @@ impl<K, S: Serde<K>> Serde<Windowed<K>> for WindowedSerde<S> {
         let tail = if self.size.is_some() { 8 } else { 16 };
         &serialized[..serialized.len().saturating_sub(tail)]
     }
-    fn serialize(&self, v: &Windowed<K>) -> Option<Vec<u8>> {
-        let mut out = self.inner.serialize(&v.key).unwrap_or_default();
+    fn serialize(&self, v: &Windowed<K>) -> Serialized {
+        let mut out = self.inner.serialize(&v.key)?.unwrap_or_default();
         match self.size {
             Some(_) => out.extend_from_slice(&v.window.start.to_be_bytes()),
             None => {
@@ -196,7 +206,7 @@ impl<K, S: Serde<K>> Serde<Windowed<K>> for WindowedSerde<S> {
                 out.extend_from_slice(&v.window.start.to_be_bytes());
             }
         }
-        Some(out)
+        Ok(Some(out))
     }
     fn deserialize(&self, b: Option<&[u8]>) -> Result<Windowed<K>, SerdeError> {
         let b = need(b)?;
@@ -231,8 +241,8 @@ impl<K, S: Serde<K>> Serde<Windowed<K>> for WindowedSerde<S> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UnitSerde;
 impl Serde<()> for UnitSerde {
-    fn serialize(&self, _: &()) -> Option<Vec<u8>> {
-        None
+    fn serialize(&self, _: &()) -> Serialized {
+        Ok(None)
     }
     fn deserialize(&self, _: Option<&[u8]>) -> Result<(), SerdeError> {
         Ok(())
@@ -307,29 +317,39 @@ mod tests {
     #[test]
     fn round_trips() {
         assert_eq!(
-            I64Serde.deserialize(I64Serde.serialize(&-5).as_deref()),
+            I64Serde.deserialize(I64Serde.serialize(&-5).unwrap().as_deref()),
             Ok(-5)
         );
         assert!(I64Serde.deserialize(Some(&[1, 2])).is_err());
         assert!(StringSerde.deserialize(None).is_err());
         let o = OptionSerde(StringSerde);
-        assert_eq!(o.serialize(&None), None);
+        assert_eq!(o.serialize(&None), Ok(None));
         assert_eq!(o.deserialize(None), Ok(None));
         let w = WindowedSerde::time(StringSerde, 10);
         let k = Windowed {
             key: "a".to_string(),
             window: Window::new(20, 30),
         };
-        let b = w.serialize(&k).unwrap();
+        let b = w.serialize(&k).unwrap().unwrap();
         assert_eq!(b.len(), 9);
         assert_eq!(w.deserialize(Some(&b)), Ok(k.clone()));
         let s = WindowedSerde::session(StringSerde);
-        assert_eq!(s.deserialize(s.serialize(&k).as_deref()), Ok(k));
+        assert_eq!(s.deserialize(s.serialize(&k).unwrap().as_deref()), Ok(k));
         let j: JsonSerde<Vec<i32>> = JsonSerde::new();
         assert_eq!(
-            j.deserialize(j.serialize(&vec![1, 2]).as_deref()),
+            j.deserialize(j.serialize(&vec![1, 2]).unwrap().as_deref()),
             Ok(vec![1, 2])
         );
         assert!(j.deserialize(Some(b"{")).is_err());
+    }
+
+    /// A map with non-string keys cannot be JSON: an error, not a null.
+    #[test]
+    fn json_that_cannot_be_written_is_an_error() {
+        let j: JsonSerde<std::collections::BTreeMap<(i32, i32), i32>> = JsonSerde::new();
+        let m = std::collections::BTreeMap::from([((1, 2), 3)]);
+        assert!(j.serialize(&m).is_err());
+        let o = OptionSerde(JsonSerde::new());
+        assert!(o.serialize(&Some(m)).is_err());
     }
 }

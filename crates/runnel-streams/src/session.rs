@@ -81,9 +81,7 @@ struct SessionAggregate<K, V, A> {
     _v: std::marker::PhantomData<fn(V)>,
 }
 
-fn fail(cx: &mut Cx, e: impl std::fmt::Display) {
-    cx.failed.get_or_insert_with(|| e.to_string());
-}
+use crate::wire::fail;
 
 impl<K: Clone + 'static, V, A: Clone + 'static> SessionAggregate<K, V, A> {
     fn emit_closed(&mut self, cx: &mut Cx, prev_close: i64, close: i64) {
@@ -146,8 +144,10 @@ impl<K: Clone + 'static, V, A: Clone + 'static> Node<K, V> for SessionAggregate<
         let close = observed
             .saturating_sub(self.windows.grace_ms)
             .saturating_sub(self.windows.gap_ms);
-        let Some(kb) = self.ks.serialize(&rec.key) else {
-            return;
+        let kb = match self.ks.serialize(&rec.key) {
+            Ok(Some(kb)) => kb,
+            Ok(None) => return,
+            Err(e) => return crate::wire::unencodable(cx, "session key", e),
         };
         let t = rec.timestamp;
         let gap = self.windows.gap_ms;
@@ -194,6 +194,12 @@ impl<K: Clone + 'static, V, A: Clone + 'static> Node<K, V> for SessionAggregate<
             });
         }
         let new = (self.agg)(&rec.key, rec.value, agg.unwrap_or_else(|| (self.init)()));
+        // Encode before touching the store: a session that cannot be
+        // written must leave the sessions it would merge in place.
+        let vb = match self.vs.serialize(&new) {
+            Ok(vb) => vb,
+            Err(e) => return crate::wire::unencodable(cx, "session aggregate", e),
+        };
         for (k, w, old) in merged {
             lock(&self.store).put(k, None);
             if !self.emit_final {
@@ -207,7 +213,6 @@ impl<K: Clone + 'static, V, A: Clone + 'static> Node<K, V> for SessionAggregate<
                 );
             }
         }
-        let vb = self.vs.serialize(&new);
         lock(&self.store).put(session_key(&kb, start, end), Some(encode_value(ts, vb)));
         if !self.emit_final {
             self.ds.forward(
@@ -322,7 +327,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             let st = b.store(&name);
             let (ks, vs) = (k3.clone(), v3.clone());
             let f: GetFn<Windowed<K>, A> = Rc::new(move |k: &Windowed<K>| {
-                let kb = ks.serialize(&k.key)?;
+                let kb = ks.serialize(&k.key).ok()??;
                 let raw = lock(&st)
                     .get(&session_key(&kb, k.window.start, k.window.end))
                     .ok()??;

@@ -270,7 +270,7 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> SlidingAggregate<K, V, A>
 
     /// The key's windows starting in `[from, to]`, oldest first.
     fn fetch(&self, key: &K, from: i64, to: i64) -> Result<Vec<Found<A>>, StoreError> {
-        let kb = self.store.keys.serialize(key).unwrap_or_default();
+        let kb = self.store.key_bytes(key)?;
         let lo = crate::state::window_key_bytes(&kb, from);
         let hi = crate::state::window_key_bytes(&kb, to);
         let rows = lock(&self.store.store).range(Bound::Included(&lo), Bound::Included(&hi))?;
@@ -321,7 +321,9 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> SlidingAggregate<K, V, A>
         }
         let new = (self.agg)(&rec.key, rec.value.clone(), base.clone());
         let ts = rec.timestamp.max(base_ts);
-        self.store.put(&rec.key, start, Some(&new), ts);
+        if let Err(e) = self.store.put(&rec.key, start, Some(&new), ts) {
+            return fail(cx, e);
+        }
         if self.emit_final {
             return;
         }
@@ -340,7 +342,9 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> SlidingAggregate<K, V, A>
     /// the records after it (Kafka's `createCurrentRecordRightWindow`).
     fn create_right_window(&mut self, cx: &mut Cx, rec: &Rec<K, V>, right: Found<A>) {
         let start = rec.timestamp.saturating_add(1);
-        self.store.put(&rec.key, start, Some(&right.agg), right.ts);
+        if let Err(e) = self.store.put(&rec.key, start, Some(&right.agg), right.ts) {
+            return fail(cx, e);
+        }
         if self.emit_final {
             return;
         }

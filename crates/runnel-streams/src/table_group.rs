@@ -185,7 +185,14 @@ where
         let old = rec.value.old.as_ref().map(|v| (self.f)(&rec.key, v));
         let (ts, headers) = (rec.timestamp, rec.headers);
         let same_group = match (&new, &old) {
-            (Some((nk, _)), Some((ok, _))) => self.ks.serialize(nk) == self.ks.serialize(ok),
+            (Some((nk, _)), Some((ok, _))) => {
+                match (self.ks.serialize(nk), self.ks.serialize(ok)) {
+                    (Ok(n), Ok(o)) => n == o,
+                    (Err(e), _) | (_, Err(e)) => {
+                        return crate::wire::unencodable(cx, "group key", e)
+                    }
+                }
+            }
             _ => false,
         };
         if same_group {
@@ -231,13 +238,13 @@ where
 pub(crate) struct ChangeSerde<V>(pub SerdeRef<V>);
 
 impl<V: 'static> Serde<Change<V>> for ChangeSerde<V> {
-    fn serialize(&self, c: &Change<V>) -> Option<Vec<u8>> {
+    fn serialize(&self, c: &Change<V>) -> crate::serdes::Serialized {
         let mut out = Vec::new();
-        let new = c.new.as_ref().map(|v| self.0.serialize(v));
-        let old = c.old.as_ref().map(|v| self.0.serialize(v));
+        let new = c.new.as_ref().map(|v| self.0.serialize(v)).transpose()?;
+        let old = c.old.as_ref().map(|v| self.0.serialize(v)).transpose()?;
         put_field(&mut out, new.as_ref());
         put_field(&mut out, old.as_ref());
-        Some(out)
+        Ok(Some(out))
     }
 
     fn deserialize(&self, b: Option<&[u8]>) -> Result<Change<V>, SerdeError> {
@@ -293,7 +300,9 @@ impl<K: Clone + 'static, V, A: Clone + 'static> Node<K, Change<V>> for TableAggr
         if agg.is_none() && old_agg.is_none() {
             return;
         }
-        self.store.put(&rec.key, agg.as_ref(), ts);
+        if let Err(e) = self.store.put(&rec.key, agg.as_ref(), ts) {
+            return fail(cx, e);
+        }
         self.ds.forward(
             cx,
             Rec {
@@ -319,11 +328,11 @@ mod tests {
             Change::new(None, Some(String::new())),
             Change::new(Some("x".to_string()), None),
         ] {
-            assert_eq!(s.deserialize(s.serialize(&c).as_deref()), Ok(c));
+            assert_eq!(s.deserialize(s.serialize(&c).unwrap().as_deref()), Ok(c));
         }
         let u = ChangeSerde(Arc::new(UnitSerde) as SerdeRef<()>);
         let c = Change::new(Some(()), None);
-        assert_eq!(u.deserialize(u.serialize(&c).as_deref()), Ok(c));
+        assert_eq!(u.deserialize(u.serialize(&c).unwrap().as_deref()), Ok(c));
         assert!(s.deserialize(None).is_err());
         assert!(s.deserialize(Some(&[2, 0, 0, 0, 5, b'a'])).is_err());
         assert!(s.deserialize(Some(&[0, 0, 0])).is_err());

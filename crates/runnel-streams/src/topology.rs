@@ -92,6 +92,9 @@ pub struct TaskMetrics {
     pub late_dropped: u64,
     /// Records skipped because their key or value could not be decoded.
     pub undecodable: u64,
+    /// Records skipped because a key or value derived from them could not
+    /// be encoded (written to a topic or a store).
+    pub unencodable: u64,
 }
 
 /// What a processor can see and do while processing one record.

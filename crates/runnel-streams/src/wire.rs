@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use crate::backend::Headers;
 use crate::dsl::{Data, GetFn, Getter};
 use crate::serdes::SerdeRef;
-use crate::state::KvStore;
+use crate::state::{KvStore, StoreError};
 use crate::topology::{glock, Build, Cx, Graph, Pending, Raw, TopicName};
 
 /// An internal record that does not have the layout its writer gives it.
@@ -142,16 +142,61 @@ pub(crate) fn send(
     });
 }
 
-/// Stops the task: a state store failed.
-pub(crate) fn fail(cx: &mut Cx, e: impl std::fmt::Display) {
-    tracing::error!(error = %e, topic = %cx.topic, offset = cx.offset, "state store failed");
-    cx.failed.get_or_insert_with(|| e.to_string());
+/// Why a processor cannot go on with a record.
+pub(crate) enum Failure {
+    /// A state store failed: the task stops (and rolls back).
+    Storage(String),
+    /// Something derived from the record cannot be encoded: the record is
+    /// skipped ([`unencodable`]).
+    Encode(String),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Encode { .. } => Failure::Encode(e.to_string()),
+            StoreError::Storage { .. } => Failure::Storage(e.to_string()),
+        }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Self {
+        Failure::Storage(e)
+    }
+}
+
+/// Stops the task when a state store failed; skips the record when what
+/// failed was encoding a key or value of it.
+pub(crate) fn fail(cx: &mut Cx, e: impl Into<Failure>) {
+    match e.into() {
+        Failure::Storage(e) => {
+            tracing::error!(error = %e, topic = %cx.topic, offset = cx.offset, "state store failed");
+            cx.failed.get_or_insert(e);
+        }
+        Failure::Encode(e) => unencodable(cx, "state", e),
+    }
 }
 
 /// Skips an undecodable record, counting it (log-and-continue).
 pub(crate) fn undecodable(cx: &mut Cx, e: impl std::fmt::Display) {
     cx.metrics.undecodable += 1;
     tracing::debug!(topic = %cx.topic, offset = cx.offset, error = %e, "skipping undecodable record");
+}
+
+/// Skips a record whose key or value (or one derived from it) cannot be
+/// encoded: nothing is written for it, the processing error is logged with
+/// the input record's topic, partition and offset and counted. Writing a
+/// null instead would turn a failure into a tombstone.
+pub(crate) fn unencodable(cx: &mut Cx, what: &str, e: impl std::fmt::Display) {
+    cx.metrics.unencodable += 1;
+    tracing::warn!(
+        topic = %cx.topic,
+        partition = cx.partition,
+        offset = cx.offset,
+        error = %e,
+        "processing error: cannot encode the {what}; record skipped"
+    );
 }
 
 /// Reads a key-value store's current value of a key, with its timestamp.

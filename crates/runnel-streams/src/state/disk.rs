@@ -765,6 +765,7 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a\\b"] {
             match stores.open(bad, "s", 0) {
                 Err(StoreError::Storage { store, .. }) => assert_eq!(store, "s"),
+                Err(e) => panic!("app id {bad:?}: {e}"),
                 Ok(_) => panic!("app id {bad:?} accepted"),
             }
         }

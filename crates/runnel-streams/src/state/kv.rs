@@ -31,6 +31,22 @@ pub(crate) fn encode_value(ts: i64, value: Option<Vec<u8>>) -> Vec<u8> {
     out
 }
 
+/// A key's bytes in a store (a null key is the empty key).
+pub(crate) fn encode_key<K: 'static>(keys: &SerdeRef<K>, key: &K) -> Result<Vec<u8>, StoreError> {
+    Ok(encode(keys, "key", key)?.unwrap_or_default())
+}
+
+/// A key's or value's bytes, or why they cannot be written.
+pub(crate) fn encode<T: 'static>(
+    serde: &SerdeRef<T>,
+    what: &'static str,
+    v: &T,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    serde
+        .serialize(v)
+        .map_err(|source| StoreError::Encode { what, source })
+}
+
 pub(crate) fn decode_value(b: &[u8]) -> Option<(i64, &[u8])> {
     let ts: [u8; 8] = b.get(..8)?.try_into().ok()?;
     Some((i64::from_be_bytes(ts), &b[8..]))
@@ -45,8 +61,8 @@ impl<K: 'static, V: 'static> KvStore<K, V> {
         }
     }
 
-    fn key_bytes(&self, key: &K) -> Vec<u8> {
-        self.keys.serialize(key).unwrap_or_default()
+    fn key_bytes(&self, key: &K) -> Result<Vec<u8>, StoreError> {
+        encode_key(&self.keys, key)
     }
 
     fn decode(&self, b: &[u8]) -> Option<(V, i64)> {
@@ -62,7 +78,7 @@ impl<K: 'static, V: 'static> KvStore<K, V> {
 
     /// The value and its timestamp.
     pub fn get_with_ts(&self, key: &K) -> Result<Option<(V, i64)>, StoreError> {
-        let k = self.key_bytes(key);
+        let k = self.key_bytes(key)?;
         let raw = lock(&self.store).get(&k)?;
         Ok(raw.and_then(|b| self.decode(&b)))
     }
@@ -72,18 +88,23 @@ impl<K: 'static, V: 'static> KvStore<K, V> {
         Ok(self.get_with_ts(key)?.map(|(v, _)| v))
     }
 
-    /// Writes `value` (`None` deletes).
-    pub fn put(&self, key: &K, value: Option<&V>, ts: i64) {
-        let k = self.key_bytes(key);
-        let v = value.map(|v| encode_value(ts, self.values.serialize(v)));
+    /// Writes `value` (`None` deletes). A key or value that cannot be
+    /// encoded writes nothing ([`StoreError::Encode`]).
+    pub fn put(&self, key: &K, value: Option<&V>, ts: i64) -> Result<(), StoreError> {
+        let k = self.key_bytes(key)?;
+        let v = match value {
+            Some(v) => Some(encode_value(ts, encode(&self.values, "value", v)?)),
+            None => None,
+        };
         lock(&self.store).put(k, v);
+        Ok(())
     }
 
     /// Entries with serialized keys between `from` and `to` (inclusive), in
     /// serialized-key order.
     pub fn range(&self, from: Option<&K>, to: Option<&K>) -> Result<Vec<(K, V)>, StoreError> {
-        let f = from.map(|k| self.key_bytes(k));
-        let t = to.map(|k| self.key_bytes(k));
+        let f = from.map(|k| self.key_bytes(k)).transpose()?;
+        let t = to.map(|k| self.key_bytes(k)).transpose()?;
         let lo = f.as_deref().map_or(Bound::Unbounded, Bound::Included);
         let hi = t.as_deref().map_or(Bound::Unbounded, Bound::Included);
         let rows = lock(&self.store).range(lo, hi)?;

@@ -51,6 +51,14 @@ pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 pub enum StoreError {
     #[error("state store {store}: {message}")]
     Storage { store: String, message: String },
+    /// A key or value the store was asked to write or look up cannot be
+    /// encoded: a processing error of the record at hand, not a storage
+    /// failure.
+    #[error("cannot encode the store's {what}: {source}")]
+    Encode {
+        what: &'static str,
+        source: crate::serdes::SerdeError,
+    },
 }
 
 /// Ordered byte storage under one store of one task.

@@ -88,8 +88,8 @@ impl<K: 'static, V: 'static> WindowStore<K, V> {
         }
     }
 
-    fn kb(&self, key: &K) -> Vec<u8> {
-        self.keys.serialize(key).unwrap_or_default()
+    fn kb(&self, key: &K) -> Result<Vec<u8>, StoreError> {
+        super::kv::encode_key(&self.keys, key)
     }
 
     fn decode(&self, b: &[u8]) -> Option<(V, i64)> {
@@ -100,16 +100,16 @@ impl<K: 'static, V: 'static> WindowStore<K, V> {
     /// The aggregate of `key` in the window starting at `start`, with its
     /// timestamp.
     pub fn get_with_ts(&self, key: &K, start: i64) -> Result<Option<(V, i64)>, StoreError> {
-        self.get_raw(&window_key(&self.kb(key), start))
+        self.get_raw(&window_key(&self.kb(key)?, start))
     }
 
     /// Writes (`None` deletes) the aggregate of `key` in the window at `start`.
-    pub fn put(&self, key: &K, start: i64, value: Option<&V>, ts: i64) {
-        self.put_raw(window_key(&self.kb(key), start), value, ts)
+    pub fn put(&self, key: &K, start: i64, value: Option<&V>, ts: i64) -> Result<(), StoreError> {
+        self.put_raw(window_key(&self.kb(key)?, start), value, ts)
     }
 
     /// The serialized key, for [`window_key`].
-    pub(crate) fn key_bytes(&self, key: &K) -> Vec<u8> {
+    pub(crate) fn key_bytes(&self, key: &K) -> Result<Vec<u8>, StoreError> {
         self.kb(key)
     }
 
@@ -121,14 +121,26 @@ impl<K: 'static, V: 'static> WindowStore<K, V> {
     }
 
     /// [`put`](Self::put) by store key.
-    pub(crate) fn put_raw(&self, wkey: Vec<u8>, value: Option<&V>, ts: i64) {
-        let v = value.map(|v| encode_value(ts, self.values.serialize(v)));
+    pub(crate) fn put_raw(
+        &self,
+        wkey: Vec<u8>,
+        value: Option<&V>,
+        ts: i64,
+    ) -> Result<(), StoreError> {
+        let v = match value {
+            Some(v) => Some(encode_value(
+                ts,
+                super::kv::encode(&self.values, "value", v)?,
+            )),
+            None => None,
+        };
         lock(&self.store).put(wkey, v);
+        Ok(())
     }
 
     /// Windows of `key` starting in `[from, to]`, oldest first.
     pub fn fetch(&self, key: &K, from: i64, to: i64) -> Result<Vec<(Window, V)>, StoreError> {
-        let kb = self.kb(key);
+        let kb = self.kb(key)?;
         let lo = window_key(&kb, from);
         let hi = window_key(&kb, to);
         let rows = lock(&self.store).range(Bound::Included(&lo), Bound::Included(&hi))?;
