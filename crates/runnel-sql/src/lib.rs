@@ -2,18 +2,16 @@
 
 pub mod ast;
 mod ast_display;
-pub mod cast;
 pub mod catalog;
 pub mod engine;
 pub mod error;
 pub mod expr;
-pub mod format;
 pub mod functions;
 pub mod lexer;
 pub mod parser;
 pub mod plan;
-pub mod schema;
-pub mod types;
+
+pub use runnel_format::{cast, format, schema, types};
 
 pub use engine::{Engine, EngineConfig, PullForwarder, QueryEvent, QueryStream, PULL_LOCAL_ONLY};
 pub use error::{ErrorKind, SqlError};
