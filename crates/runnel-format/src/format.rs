@@ -1,220 +1,109 @@
-//! Serialization formats of keys and values (KAFKA, JSON, DELIMITED) and
-//! the internal format of repartition topics and state.
+//! Serialization formats of keys and values, as named in `KEY_FORMAT` /
+//! `VALUE_FORMAT`, behind one trait, and [`RowSerde`], the stream engine's
+//! serde of rows in a format.
+//!
+//! A format ([`RowFormat`]) says which columns it can carry and makes a
+//! [`RowCodec`] for rows of given columns; encoding and decoding can fail,
+//! and a failure is the caller's processing error, never a NULL. Formats
+//! are found by name in a [`FormatRegistry`], as functions are in the
+//! function registry: the built-in ones are KAFKA, JSON, DELIMITED and
+//! NONE ([`crate::kafka`], [`crate::json`], [`crate::delimited`]); formats
+//! that need a schema registry (AVRO, PROTOBUF, JSON_SR) register
+//! themselves with a registry client, and keep per-query state (the schema
+//! id a query writes with, fixed when it is planned) in their codec
+//! through [`CodecSpec::schema_id`]. The internal encoding of repartition
+//! topics and state is not a user format ([`InternalSerde`]).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use runnel_streams::serdes::{Serde, SerdeError, Serialized};
-use rust_decimal::Decimal;
-use serde_json::Value as Json;
 
+pub use crate::internal::{InternalKeySerde, InternalSerde};
+pub use crate::json::{from_json, to_json};
 use crate::schema::Column;
-use crate::types::{base64_decode, base64_encode, SqlType, Value};
+use crate::types::{SqlType, Value};
 
 /// A row: the values of some columns, in the columns' order.
 pub type Row = Vec<Value>;
 
-/// A serialization format, as named in `KEY_FORMAT` / `VALUE_FORMAT`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Format {
-    /// A single primitive column in Kafka's own serializations.
-    Kafka,
-    Json,
-    Delimited,
-    /// No bytes at all: for keyless streams.
-    None,
+/// Why a format refused columns, a row or bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// No format of this name is registered.
+    #[error("unknown format '{name}'; expected one of {known}")]
+    Unknown { name: String, known: String },
+    /// A format that needs a schema registry, and none is configured.
+    #[error("format {0} needs a schema registry, which Runnel does not have yet; use JSON, DELIMITED or KAFKA")]
+    NeedsSchemaRegistry(String),
+    /// The format cannot carry these columns.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A row the format cannot write.
+    #[error("{0}")]
+    Encode(String),
+    /// Bytes that are not a row of the columns in this format.
+    #[error("{0}")]
+    Decode(String),
 }
 
-impl Format {
-    /// Parses a format name; `Err` names the formats known.
-    pub fn parse(name: &str) -> Result<Format, String> {
-        match name.to_ascii_uppercase().as_str() {
-            "KAFKA" => Ok(Format::Kafka),
-            "JSON" => Ok(Format::Json),
-            "DELIMITED" => Ok(Format::Delimited),
-            "NONE" => Ok(Format::None),
-            "AVRO" | "PROTOBUF" | "PROTOBUF_NOSR" | "JSON_SR" => Err(format!(
-                "format {name} needs a schema registry, which Runnel does not have yet; use JSON, DELIMITED or KAFKA"
-            )),
-            _ => Err(format!(
-                "unknown format '{name}'; expected one of KAFKA, JSON, DELIMITED, NONE"
-            )),
-        }
-    }
-
-    /// Checks that the format can carry these columns.
-    pub fn check(&self, columns: &[Column], what: &str) -> Result<(), String> {
-        match self {
-            Format::Kafka => {
-                if columns.len() > 1 {
-                    return Err(format!(
-                        "the KAFKA format supports only one {what} column, got {}",
-                        columns.len()
-                    ));
-                }
-                if let Some(c) = columns.first() {
-                    match c.ty {
-                        SqlType::Int
-                        | SqlType::BigInt
-                        | SqlType::Double
-                        | SqlType::String
-                        | SqlType::Bytes => {}
-                        ref t => {
-                            return Err(format!(
-                                "the KAFKA format does not support type {t} (column {})",
-                                c.name
-                            ))
-                        }
-                    }
-                }
-                Ok(())
-            }
-            Format::Delimited => {
-                for c in columns {
-                    if matches!(
-                        c.ty,
-                        SqlType::Array(_) | SqlType::Map(..) | SqlType::Struct(_)
-                    ) {
-                        return Err(format!(
-                            "the DELIMITED format does not support type {} (column {})",
-                            c.ty, c.name
-                        ));
-                    }
-                }
-                Ok(())
-            }
-            Format::None => {
-                if columns.is_empty() {
-                    Ok(())
-                } else {
-                    Err(format!("the NONE format cannot carry {what} columns"))
-                }
-            }
-            Format::Json => Ok(()),
-        }
+impl From<FormatError> for String {
+    fn from(e: FormatError) -> String {
+        e.to_string()
     }
 }
 
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Format::Kafka => "KAFKA",
-            Format::Json => "JSON",
-            Format::Delimited => "DELIMITED",
-            Format::None => "NONE",
-        })
-    }
-}
-
-/// Encodes and decodes rows of given columns in a format.
-#[derive(Clone)]
-pub struct RowSerde {
-    pub format: Format,
-    pub columns: Vec<Column>,
-    /// JSON with one column: whether it is wrapped in an object.
+/// What a codec is made for: the columns, the statement's options, and
+/// per-query state.
+#[derive(Debug, Clone, Copy)]
+pub struct CodecSpec<'a> {
+    pub columns: &'a [Column],
+    /// One column: whether it is wrapped in a record (`WRAP_SINGLE_VALUE`).
     pub wrap_single: bool,
+    /// The field delimiter of DELIMITED.
     pub delimiter: char,
-    /// Each column's `"NAME":` as JSON, written ahead of its value.
-    json_keys: Arc<[Box<[u8]>]>,
+    /// The schema id a query writes with, for formats that need a schema
+    /// registry: registered or looked up when the query is planned, so a
+    /// codec never blocks on the registry per record.
+    pub schema_id: Option<i32>,
 }
 
-impl RowSerde {
-    pub fn new(format: Format, columns: Vec<Column>, wrap_single: bool) -> Self {
-        let json_keys = columns
-            .iter()
-            .map(|c| {
-                let mut key = Vec::with_capacity(c.name.len() + 3);
-                json_write_str(&mut key, &c.name);
-                key.push(b':');
-                key.into_boxed_slice()
-            })
-            .collect();
-        RowSerde {
-            format,
-            columns,
-            wrap_single,
-            delimiter: ',',
-            json_keys,
-        }
+/// One serialization format.
+pub trait RowFormat: Send + Sync + 'static {
+    /// Its name in `KEY_FORMAT` / `VALUE_FORMAT` (upper case).
+    fn name(&self) -> &'static str;
+    /// Whether it reads and writes schemas through a schema registry.
+    fn needs_schema_registry(&self) -> bool {
+        false
     }
+    /// Checks that the format can carry these columns (`what`: "key" or
+    /// "value", for the message).
+    fn check(&self, columns: &[Column], what: &str) -> Result<(), FormatError>;
+    /// A codec for rows as `spec` describes them.
+    fn codec(&self, spec: &CodecSpec<'_>) -> Arc<dyn RowCodec>;
+}
 
-    pub fn encode(&self, row: &[Value]) -> Result<Option<Vec<u8>>, String> {
-        match self.format {
-            Format::None => Ok(None),
-            Format::Kafka => match row.first() {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => encode_kafka(v).map(Some),
-            },
-            Format::Json => {
-                if self.columns.len() == 1 && !self.wrap_single {
-                    let v = row.first().cloned().unwrap_or_default();
-                    if v.is_null() {
-                        return Ok(None);
-                    }
-                    return serde_json::to_vec(&to_json(&v))
-                        .map(Some)
-                        .map_err(|e| e.to_string());
-                }
-                if let Some(bytes) = encode_flat_object(&self.json_keys, row) {
-                    return Ok(Some(bytes));
-                }
-                serde_json::to_vec(&JsonRow {
-                    columns: &self.columns,
-                    row,
-                })
-                .map(Some)
-                .map_err(|e| e.to_string())
-            }
-            Format::Delimited => {
-                if row.iter().all(Value::is_null) && self.columns.len() == 1 {
-                    return Ok(None);
-                }
-                let mut out = String::new();
-                for (i, v) in row.iter().enumerate() {
-                    if i > 0 {
-                        out.push(self.delimiter);
-                    }
-                    if !v.is_null() {
-                        let text = v.to_string();
-                        if text.contains(self.delimiter) || text.contains('"') {
-                            out.push('"');
-                            out.push_str(&text.replace('"', "\"\""));
-                            out.push('"');
-                        } else {
-                            out.push_str(&text);
-                        }
-                    }
-                }
-                Ok(Some(out.into_bytes()))
-            }
-        }
-    }
-
+/// Encodes and decodes the rows of one set of columns in one format.
+pub trait RowCodec: Send + Sync {
+    /// The record bytes of `row`; `None` for a null field.
+    fn encode(&self, row: &[Value]) -> Result<Option<Vec<u8>>, FormatError>;
+    /// The row of a (non-null) record field.
+    fn decode(&self, bytes: &[u8]) -> Result<Row, FormatError>;
     /// Decodes into a row laid out for the planner: `prefix` NULLs (the
-    /// key columns' slots), the columns, and `suffix` more NULLs
-    /// (the pseudo columns), in one allocation for JSON objects. STRING
-    /// columns flagged in `unread` are left NULL in JSON objects: nobody
-    /// reads them, and a STRING column accepts any JSON value, so skipping
-    /// one changes no record's fate.
-    #[inline]
-    ///
-    /// `spare` more values fit in the row without growing it (a join
-    /// appends the other side's columns to it).
-    pub fn decode_with_prefix(
+    /// key columns' slots), the columns, `suffix` more NULLs (the pseudo
+    /// columns), with room for `spare` more values (a join appends the
+    /// other side's columns). Columns flagged in `unread` may be left NULL
+    /// when no one reads them. Formats that can decode in place override
+    /// it; this one decodes and copies.
+    fn decode_with_prefix(
         &self,
         bytes: &[u8],
         prefix: usize,
         suffix: usize,
         spare: usize,
         unread: &[bool],
-    ) -> Result<Row, String> {
-        if self.format == Format::Json && (self.columns.len() != 1 || self.wrap_single) {
-            if let Ok(Some(row)) =
-                decode_object_at(&self.columns, bytes, (prefix, suffix, spare), unread)
-            {
-                return Ok(row);
-            }
-        }
+    ) -> Result<Row, FormatError> {
+        let _ = unread;
         let values = self.decode(bytes)?;
         let mut row = Vec::with_capacity(prefix + values.len() + suffix + spare);
         row.resize_with(prefix, || Value::Null);
@@ -222,75 +111,245 @@ impl RowSerde {
         row.resize_with(row.len() + suffix, || Value::Null);
         Ok(row)
     }
+}
 
-    pub fn decode(&self, bytes: &[u8]) -> Result<Row, String> {
-        match self.format {
-            Format::None => Ok(Vec::new()),
-            Format::Kafka => match self.columns.first() {
-                None => Ok(Vec::new()),
-                Some(c) => Ok(vec![decode_kafka(&c.ty, bytes)?]),
-            },
-            Format::Json => {
-                if self.columns.len() != 1 || self.wrap_single {
-                    // The common case: an object of the columns, read
-                    // straight into the row.
-                    if let Ok(Some(row)) = decode_object(&self.columns, bytes) {
-                        return Ok(row);
-                    }
-                }
-                let json: Json =
-                    serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
-                if self.columns.len() == 1 && !self.wrap_single {
-                    return Ok(vec![from_json(&self.columns[0].ty, &json)?]);
-                }
-                match &json {
-                    Json::Object(obj) => self
-                        .columns
-                        .iter()
-                        .map(|c| {
-                            let field = obj.get(&c.name).or_else(|| {
-                                obj.iter()
-                                    .find(|(k, _)| k.eq_ignore_ascii_case(&c.name))
-                                    .map(|(_, v)| v)
-                            });
-                            match field {
-                                None => Ok(Value::Null),
-                                Some(v) => from_json(&c.ty, v)
-                                    .map_err(|e| format!("column {}: {e}", c.name)),
-                            }
-                        })
-                        .collect(),
-                    // An unwrapped single value is accepted too.
-                    other if self.columns.len() == 1 => {
-                        Ok(vec![from_json(&self.columns[0].ty, other)?])
-                    }
-                    _ => Err("expected a JSON object".into()),
-                }
-            }
-            Format::Delimited => {
-                let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
-                let fields = split_delimited(text, self.delimiter);
-                if fields.len() != self.columns.len() {
-                    return Err(format!(
-                        "expected {} delimited fields, got {}",
-                        self.columns.len(),
-                        fields.len()
-                    ));
-                }
-                self.columns
-                    .iter()
-                    .zip(fields)
-                    .map(|(c, f)| {
-                        if f.is_empty() {
-                            Ok(Value::Null)
-                        } else {
-                            crate::cast::from_text(&c.ty, &f)
-                                .map_err(|e| format!("column {}: {e}", c.name))
-                        }
-                    })
-                    .collect()
+/// A format, as named in `KEY_FORMAT` / `VALUE_FORMAT`: a handle to a
+/// registered [`RowFormat`], compared by name.
+#[derive(Clone, Copy)]
+pub struct Format(&'static dyn RowFormat);
+
+impl Format {
+    /// A single primitive column in Kafka's own serializations.
+    pub const KAFKA: Format = Format(&crate::kafka::KafkaFormat);
+    /// JSON objects (or one unwrapped value).
+    pub const JSON: Format = Format(&crate::json::JsonFormat);
+    /// Comma-separated text.
+    pub const DELIMITED: Format = Format(&crate::delimited::DelimitedFormat);
+    /// No bytes at all: for keyless streams.
+    pub const NONE: Format = Format(&NoneFormat);
+
+    /// A format of `'static` lifetime (a registry leaks one per format it
+    /// is given: formats are few and live as long as the process).
+    pub fn new(format: &'static dyn RowFormat) -> Format {
+        Format(format)
+    }
+
+    /// Looks a format name up among the built-in formats.
+    pub fn parse(name: &str) -> Result<Format, FormatError> {
+        BUILTIN.get(name)
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    /// Checks that the format can carry these columns.
+    pub fn check(&self, columns: &[Column], what: &str) -> Result<(), FormatError> {
+        self.0.check(columns, what)
+    }
+
+    /// The format itself.
+    pub fn get(&self) -> &'static dyn RowFormat {
+        self.0
+    }
+}
+
+impl PartialEq for Format {
+    fn eq(&self, other: &Format) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Format {}
+
+impl std::hash::Hash for Format {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state)
+    }
+}
+
+impl fmt::Debug for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Format({})", self.name())
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Names that are formats of ksqlDB's which need a schema registry.
+const SCHEMA_REGISTRY_FORMATS: [&str; 4] = ["AVRO", "PROTOBUF", "PROTOBUF_NOSR", "JSON_SR"];
+
+/// The formats statements may name, by name.
+#[derive(Clone)]
+pub struct FormatRegistry {
+    formats: Vec<Format>,
+}
+
+impl fmt::Debug for FormatRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+static BUILTIN: LazyLock<FormatRegistry> = LazyLock::new(FormatRegistry::builtin);
+
+impl FormatRegistry {
+    /// KAFKA, JSON, DELIMITED and NONE.
+    pub fn builtin() -> FormatRegistry {
+        FormatRegistry {
+            formats: vec![Format::KAFKA, Format::JSON, Format::DELIMITED, Format::NONE],
+        }
+    }
+
+    /// Adds a format, or replaces the one of the same name; returns the
+    /// replaced one.
+    pub fn register(&mut self, format: Format) -> Option<Format> {
+        match self.formats.iter_mut().find(|f| **f == format) {
+            Some(f) => Some(std::mem::replace(f, format)),
+            None => {
+                self.formats.push(format);
+                None
             }
         }
+    }
+
+    /// The format named `name` (in any case).
+    pub fn get(&self, name: &str) -> Result<Format, FormatError> {
+        let upper = name.to_ascii_uppercase();
+        if let Some(f) = self.formats.iter().find(|f| f.name() == upper) {
+            return Ok(*f);
+        }
+        if SCHEMA_REGISTRY_FORMATS.contains(&upper.as_str()) {
+            return Err(FormatError::NeedsSchemaRegistry(name.to_string()));
+        }
+        Err(FormatError::Unknown {
+            name: name.to_string(),
+            known: self.names().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The registered formats' names, in registration order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.formats.iter().map(|f| f.name())
+    }
+}
+
+/// NONE: no bytes at all, for keyless streams.
+struct NoneFormat;
+
+impl RowFormat for NoneFormat {
+    fn name(&self) -> &'static str {
+        "NONE"
+    }
+    fn check(&self, columns: &[Column], what: &str) -> Result<(), FormatError> {
+        if columns.is_empty() {
+            Ok(())
+        } else {
+            Err(FormatError::Unsupported(format!(
+                "the NONE format cannot carry {what} columns"
+            )))
+        }
+    }
+    fn codec(&self, _: &CodecSpec<'_>) -> Arc<dyn RowCodec> {
+        Arc::new(NoneCodec)
+    }
+}
+
+struct NoneCodec;
+
+impl RowCodec for NoneCodec {
+    fn encode(&self, _: &[Value]) -> Result<Option<Vec<u8>>, FormatError> {
+        Ok(None)
+    }
+    fn decode(&self, _: &[u8]) -> Result<Row, FormatError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Encodes and decodes rows of given columns in a format: the stream
+/// engine's serde of SQL rows.
+#[derive(Clone)]
+pub struct RowSerde {
+    pub format: Format,
+    pub columns: Vec<Column>,
+    /// JSON with one column: whether it is wrapped in an object.
+    pub wrap_single: bool,
+    codec: Arc<dyn RowCodec>,
+    /// KAFKA with one STRING column: the common key, written and read
+    /// without the codec.
+    kafka_string: bool,
+}
+
+impl fmt::Debug for RowSerde {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RowSerde")
+            .field("format", &self.format)
+            .field("columns", &self.columns)
+            .field("wrap_single", &self.wrap_single)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RowSerde {
+    /// Rows of `columns` in `format`.
+    pub fn new(format: Format, columns: Vec<Column>, wrap_single: bool) -> Self {
+        RowSerde::with_spec(
+            format,
+            CodecSpec {
+                columns: &columns,
+                wrap_single,
+                delimiter: ',',
+                schema_id: None,
+            },
+        )
+    }
+
+    /// Rows as `spec` describes them (a delimiter, a schema id…).
+    pub fn with_spec(format: Format, spec: CodecSpec<'_>) -> Self {
+        let kafka_string = format == Format::KAFKA
+            && matches!(
+                spec.columns,
+                [Column {
+                    ty: SqlType::String,
+                    ..
+                }]
+            );
+        RowSerde {
+            format,
+            columns: spec.columns.to_vec(),
+            wrap_single: spec.wrap_single,
+            codec: format.get().codec(&spec),
+            kafka_string,
+        }
+    }
+
+    /// The record bytes of `row`; `None` for a null field.
+    pub fn encode(&self, row: &[Value]) -> Result<Option<Vec<u8>>, FormatError> {
+        self.codec.encode(row)
+    }
+
+    /// See [`RowCodec::decode_with_prefix`].
+    #[inline]
+    pub fn decode_with_prefix(
+        &self,
+        bytes: &[u8],
+        prefix: usize,
+        suffix: usize,
+        spare: usize,
+        unread: &[bool],
+    ) -> Result<Row, FormatError> {
+        self.codec
+            .decode_with_prefix(bytes, prefix, suffix, spare, unread)
+    }
+
+    /// The row of a (non-null) record field.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Row, FormatError> {
+        self.codec.decode(bytes)
     }
 }
 
@@ -299,10 +358,10 @@ impl Serde<Row> for RowSerde {
     /// record as a processing error), never a null: a null value on a
     /// table's topic is a tombstone.
     fn serialize(&self, row: &Row) -> Serialized {
-        // The common key: one string in the KAFKA format, written without
-        // the general path's intermediate results.
-        if let (Format::Kafka, Some(Value::String(text))) = (self.format, row.first()) {
-            return Ok(Some(text.as_bytes().to_vec()));
+        if self.kafka_string {
+            if let Some(Value::String(text)) = row.first() {
+                return Ok(Some(text.as_bytes().to_vec()));
+            }
         }
         self.encode(row)
             .map_err(|e| SerdeError(format!("cannot write a {} row: {e}", self.format)))
@@ -311,993 +370,22 @@ impl Serde<Row> for RowSerde {
         match bytes {
             None => Ok(vec![Value::Null; self.columns.len()]),
             Some(b) => {
-                if let (
-                    Format::Kafka,
-                    [Column {
-                        ty: SqlType::String,
-                        ..
-                    }],
-                ) = (self.format, self.columns.as_slice())
-                {
+                if self.kafka_string {
                     if let Ok(text) = std::str::from_utf8(b) {
                         return Ok(vec![Value::String(text.to_owned())]);
                     }
                 }
-                self.decode(b).map_err(SerdeError)
+                self.decode(b).map_err(|e| SerdeError(e.to_string()))
             }
         }
-    }
-}
-
-/// Rows in Runnel's own compact encoding, for repartition topics,
-/// changelogs and aggregation state (never user-facing topics).
-///
-/// Two forms share it. A row of at most 255 fixed-width scalars (NULL,
-/// BOOLEAN, INT, BIGINT, DOUBLE, DATE, TIME, TIMESTAMP: what COUNT, SUM,
-/// MIN, MAX keep) is written as a `0` byte, the number of values, then a
-/// tag and the value's bytes: little-endian, except BIGINT, a zigzag
-/// varint (counts and sums are mostly small: a one-count row is 4 bytes,
-/// and a stored accumulator with its timestamp fits a 16-byte block). An
-/// aggregation reads and writes its accumulators once per record, and
-/// this form costs a few instructions per value where serde's costs a
-/// hundred. Any other row
-/// is postcard. Postcard writes a row's length first, so its only row
-/// starting with a `0` byte is the empty row, `[0]` alone; the two forms
-/// never collide, and stores written before the scalar form still read.
-#[derive(Clone, Copy, Default)]
-pub struct InternalSerde;
-
-/// The first byte of the scalar form.
-const SCALAR_FORM: u8 = 0;
-
-impl Serde<Row> for InternalSerde {
-    fn serialize(&self, row: &Row) -> Serialized {
-        match encode_scalars(row) {
-            Some(b) => Ok(Some(b)),
-            None => postcard::to_stdvec(row)
-                .map(Some)
-                .map_err(|e| SerdeError(format!("cannot write an internal row: {e}"))),
-        }
-    }
-    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Row, SerdeError> {
-        match bytes {
-            None => Ok(Vec::new()),
-            Some([SCALAR_FORM, n, rest @ ..]) => decode_scalars(usize::from(*n), rest),
-            Some(b) => postcard::from_bytes(b).map_err(|e| SerdeError(e.to_string())),
-        }
-    }
-}
-
-/// Keys in the internal encoding: always postcard, so a key's bytes stay
-/// what builds before the scalar form wrote (stores and changelogs are
-/// looked up by them).
-#[derive(Clone, Copy, Default)]
-pub struct InternalKeySerde;
-
-impl Serde<Row> for InternalKeySerde {
-    fn serialize(&self, row: &Row) -> Serialized {
-        postcard::to_stdvec(row)
-            .map(Some)
-            .map_err(|e| SerdeError(format!("cannot write an internal key: {e}")))
-    }
-    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Row, SerdeError> {
-        InternalSerde.deserialize(bytes)
-    }
-}
-
-/// Scalar-form tags.
-const T_NULL: u8 = 0;
-const T_FALSE: u8 = 1;
-const T_TRUE: u8 = 2;
-const T_INT: u8 = 3;
-const T_BIGINT: u8 = 4;
-const T_DOUBLE: u8 = 5;
-const T_DATE: u8 = 6;
-const T_TIME: u8 = 7;
-const T_TIMESTAMP: u8 = 8;
-/// BIGINT as a zigzag LEB128 varint (`T_BIGINT`, 8 fixed bytes, is what
-/// earlier builds wrote; both read).
-const T_VARBIGINT: u8 = 9;
-
-/// The scalar form of `row`, or `None` when a value is not a fixed-width
-/// scalar (or the row is empty or wider than 255).
-fn encode_scalars(row: &Row) -> Option<Vec<u8>> {
-    let n = u8::try_from(row.len()).ok().filter(|n| *n > 0)?;
-    // Rows with a string (most data rows) go to postcard before any work.
-    if !row.iter().all(is_scalar) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(2 + 11 * row.len());
-    out.push(SCALAR_FORM);
-    out.push(n);
-    for v in row {
-        let (tag, bytes, len) = scalar_parts(v)?;
-        out.push(tag);
-        out.extend_from_slice(&bytes[..len]);
-    }
-    Some(out)
-}
-
-/// Whether `v` has a scalar form ([`scalar_parts`] is `Some`), without
-/// computing it.
-#[inline]
-fn is_scalar(v: &Value) -> bool {
-    matches!(
-        v,
-        Value::Null
-            | Value::Boolean(_)
-            | Value::Int(_)
-            | Value::Date(_)
-            | Value::BigInt(_)
-            | Value::Time(_)
-            | Value::Timestamp(_)
-            | Value::Double(_)
-    )
-}
-
-/// A value's scalar-form tag and its payload (the first `len` bytes), or
-/// `None` when it is not a fixed-width scalar.
-#[inline]
-fn scalar_parts(v: &Value) -> Option<(u8, [u8; 10], usize)> {
-    let le = |tag, b: &[u8]| {
-        let mut out = [0; 10];
-        out[..b.len()].copy_from_slice(b);
-        (tag, out, b.len())
-    };
-    Some(match v {
-        Value::Null => (T_NULL, [0; 10], 0),
-        Value::Boolean(false) => (T_FALSE, [0; 10], 0),
-        Value::Boolean(true) => (T_TRUE, [0; 10], 0),
-        Value::Int(i) => le(T_INT, &i.to_le_bytes()),
-        Value::Date(i) => le(T_DATE, &i.to_le_bytes()),
-        Value::BigInt(i) => {
-            // Zigzag, then seven bits per byte, low first.
-            let mut z = ((*i << 1) ^ (*i >> 63)) as u64;
-            let (mut out, mut len) = ([0; 10], 0);
-            while z >= 0x80 {
-                out[len] = (z as u8) | 0x80;
-                z >>= 7;
-                len += 1;
-            }
-            out[len] = z as u8;
-            (T_VARBIGINT, out, len + 1)
-        }
-        Value::Time(i) => le(T_TIME, &i.to_le_bytes()),
-        Value::Timestamp(i) => le(T_TIMESTAMP, &i.to_le_bytes()),
-        Value::Double(d) => le(T_DOUBLE, &d.to_le_bytes()),
-        _ => return None,
-    })
-}
-
-/// Reads a zigzag LEB128 BIGINT (at most 10 bytes) from the front of `b`.
-fn take_varbigint(b: &mut &[u8]) -> Result<i64, SerdeError> {
-    let mut z: u64 = 0;
-    for (i, byte) in b.iter().enumerate().take(10) {
-        z |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            if i == 9 && *byte > 1 {
-                break;
-            }
-            *b = &b[i + 1..];
-            return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
-        }
-    }
-    Err(SerdeError("malformed BIGINT in an internal row".into()))
-}
-
-/// Reads `n` scalar-form values from `b`, which must hold exactly them.
-fn decode_scalars(n: usize, mut b: &[u8]) -> Result<Row, SerdeError> {
-    fn take<const N: usize>(b: &mut &[u8]) -> Result<[u8; N], SerdeError> {
-        match b.split_first_chunk::<N>() {
-            Some((head, rest)) => {
-                *b = rest;
-                Ok(*head)
-            }
-            None => Err(SerdeError("truncated internal row".into())),
-        }
-    }
-    let mut row = Vec::with_capacity(n);
-    for _ in 0..n {
-        let [tag] = take::<1>(&mut b)?;
-        row.push(match tag {
-            T_NULL => Value::Null,
-            T_FALSE => Value::Boolean(false),
-            T_TRUE => Value::Boolean(true),
-            T_INT => Value::Int(i32::from_le_bytes(take(&mut b)?)),
-            T_DATE => Value::Date(i32::from_le_bytes(take(&mut b)?)),
-            T_BIGINT => Value::BigInt(i64::from_le_bytes(take(&mut b)?)),
-            T_VARBIGINT => Value::BigInt(take_varbigint(&mut b)?),
-            T_TIME => Value::Time(i64::from_le_bytes(take(&mut b)?)),
-            T_TIMESTAMP => Value::Timestamp(i64::from_le_bytes(take(&mut b)?)),
-            T_DOUBLE => Value::Double(f64::from_le_bytes(take(&mut b)?)),
-            t => return Err(SerdeError(format!("unknown internal value tag {t}"))),
-        });
-    }
-    if b.is_empty() {
-        Ok(row)
-    } else {
-        Err(SerdeError("trailing bytes after an internal row".into()))
-    }
-}
-
-fn split_delimited(text: &str, delim: char) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    cur.push('"');
-                    chars.next();
-                } else {
-                    quoted = false;
-                }
-            } else {
-                cur.push(c);
-            }
-        } else if c == '"' && cur.is_empty() {
-            quoted = true;
-        } else if c == delim {
-            out.push(std::mem::take(&mut cur));
-        } else {
-            cur.push(c);
-        }
-    }
-    out.push(cur);
-    out
-}
-
-fn encode_kafka(v: &Value) -> Result<Vec<u8>, String> {
-    Ok(match v {
-        Value::Int(i) => i.to_be_bytes().to_vec(),
-        Value::BigInt(i) => i.to_be_bytes().to_vec(),
-        Value::Double(d) => d.to_be_bytes().to_vec(),
-        Value::String(s) => s.as_bytes().to_vec(),
-        Value::Bytes(b) => b.clone(),
-        other => return Err(format!("the KAFKA format cannot carry {other}")),
-    })
-}
-
-fn decode_kafka(ty: &SqlType, b: &[u8]) -> Result<Value, String> {
-    let fixed = |n: usize| -> Result<&[u8], String> {
-        if b.len() == n {
-            Ok(b)
-        } else {
-            Err(format!("expected {n} bytes for {ty}, got {}", b.len()))
-        }
-    };
-    Ok(match ty {
-        SqlType::Int => {
-            let a = fixed(4)?;
-            Value::Int(i32::from_be_bytes([a[0], a[1], a[2], a[3]]))
-        }
-        SqlType::BigInt => {
-            let a = fixed(8)?;
-            let mut x = [0u8; 8];
-            x.copy_from_slice(a);
-            Value::BigInt(i64::from_be_bytes(x))
-        }
-        SqlType::Double => {
-            let a = fixed(8)?;
-            let mut x = [0u8; 8];
-            x.copy_from_slice(a);
-            Value::Double(f64::from_be_bytes(x))
-        }
-        SqlType::String => Value::String(
-            String::from_utf8(b.to_vec()).map_err(|_| "key is not valid UTF-8".to_string())?,
-        ),
-        SqlType::Bytes => Value::Bytes(b.to_vec()),
-        t => return Err(format!("the KAFKA format does not support {t}")),
-    })
-}
-
-/// A value as JSON, as ksqlDB writes it.
-pub fn to_json(v: &Value) -> Json {
-    match v {
-        Value::Null => Json::Null,
-        Value::Boolean(b) => Json::Bool(*b),
-        Value::Int(i) => Json::from(*i),
-        Value::BigInt(i) => Json::from(*i),
-        Value::Double(d) => serde_json::Number::from_f64(*d)
-            .map(Json::Number)
-            .unwrap_or(Json::Null),
-        Value::Decimal(d) => d
-            .to_string()
-            .parse::<serde_json::Number>()
-            .map(Json::Number)
-            .unwrap_or_else(|_| Json::String(d.to_string())),
-        Value::String(s) => Json::String(s.clone()),
-        Value::Bytes(b) => Json::String(base64_encode(b)),
-        Value::Date(d) => Json::from(*d),
-        Value::Time(t) => Json::from(*t),
-        Value::Timestamp(t) => Json::from(*t),
-        Value::Array(items) => Json::Array(items.iter().map(to_json).collect()),
-        Value::Map(entries) => Json::Object(
-            entries
-                .iter()
-                .map(|(k, v)| (k.to_string(), to_json(v)))
-                .collect(),
-        ),
-        Value::Struct(fields) => Json::Object(
-            fields
-                .iter()
-                .map(|(k, v)| (k.clone(), to_json(v)))
-                .collect(),
-        ),
-    }
-}
-
-/// A JSON value read as a column of type `ty`.
-pub fn from_json(ty: &SqlType, j: &Json) -> Result<Value, String> {
-    if j.is_null() {
-        return Ok(Value::Null);
-    }
-    let bad = || format!("cannot read {j} as {ty}");
-    Ok(match ty {
-        SqlType::Boolean => match j {
-            Json::Bool(b) => Value::Boolean(*b),
-            Json::String(s) if s.eq_ignore_ascii_case("true") => Value::Boolean(true),
-            Json::String(s) if s.eq_ignore_ascii_case("false") => Value::Boolean(false),
-            _ => return Err(bad()),
-        },
-        SqlType::Int => {
-            let i = json_i64(j).ok_or_else(bad)?;
-            Value::Int(i32::try_from(i).map_err(|_| bad())?)
-        }
-        SqlType::BigInt => Value::BigInt(json_i64(j).ok_or_else(bad)?),
-        SqlType::Double => match j {
-            Json::Number(n) => Value::Double(n.as_f64().ok_or_else(bad)?),
-            Json::String(s) => Value::Double(s.trim().parse().map_err(|_| bad())?),
-            _ => return Err(bad()),
-        },
-        SqlType::Decimal { scale, .. } => {
-            let text = match j {
-                Json::Number(n) => n.to_string(),
-                Json::String(s) => s.clone(),
-                _ => return Err(bad()),
-            };
-            let mut d: Decimal = text
-                .parse()
-                .or_else(|_| Decimal::from_scientific(&text))
-                .map_err(|_| bad())?;
-            d.rescale(u32::from(*scale));
-            Value::Decimal(d)
-        }
-        SqlType::String => match j {
-            Json::String(s) => Value::String(s.clone()),
-            other => Value::String(other.to_string()),
-        },
-        SqlType::Bytes => match j {
-            Json::String(s) => Value::Bytes(base64_decode(s).ok_or_else(bad)?),
-            _ => return Err(bad()),
-        },
-        SqlType::Date => match j {
-            Json::String(s) => crate::cast::from_text(ty, s)?,
-            _ => Value::Date(i32::try_from(json_i64(j).ok_or_else(bad)?).map_err(|_| bad())?),
-        },
-        SqlType::Time => match j {
-            Json::String(s) => crate::cast::from_text(ty, s)?,
-            _ => Value::Time(json_i64(j).ok_or_else(bad)?),
-        },
-        SqlType::Timestamp => match j {
-            Json::String(s) => crate::cast::from_text(ty, s)?,
-            _ => Value::Timestamp(json_i64(j).ok_or_else(bad)?),
-        },
-        SqlType::Array(inner) => match j {
-            Json::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|x| from_json(inner, x))
-                    .collect::<Result<_, _>>()?,
-            ),
-            _ => return Err(bad()),
-        },
-        SqlType::Map(kt, vt) => match j {
-            Json::Object(obj) => Value::Map(
-                obj.iter()
-                    .map(|(k, v)| Ok((crate::cast::from_text(kt, k)?, from_json(vt, v)?)))
-                    .collect::<Result<_, String>>()?,
-            ),
-            _ => return Err(bad()),
-        },
-        SqlType::Struct(fields) => match j {
-            Json::Object(obj) => Value::Struct(
-                fields
-                    .iter()
-                    .map(|(name, t)| {
-                        let v = obj.get(name).or_else(|| {
-                            obj.iter()
-                                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                                .map(|(_, v)| v)
-                        });
-                        Ok((
-                            name.clone(),
-                            match v {
-                                None => Value::Null,
-                                Some(v) => from_json(t, v)?,
-                            },
-                        ))
-                    })
-                    .collect::<Result<_, String>>()?,
-            ),
-            _ => return Err(bad()),
-        },
-    })
-}
-
-/// The JSON object of a row whose values are all NULL, BOOLEAN, integers
-/// (INT, BIGINT, DATE, TIME, TIMESTAMP) or STRING, written byte for byte as
-/// the serde path writes it but without its generic machinery (the
-/// per-record path of a query is bound by the instruction cache); `None`
-/// for any other value (DOUBLE's formatting, DECIMAL, BYTES, collections
-/// stay with serde).
-fn encode_flat_object(keys: &[Box<[u8]>], row: &[Value]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(128);
-    out.push(b'{');
-    for (i, (key, v)) in keys.iter().zip(row).enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(key);
-        match v {
-            Value::Null => out.extend_from_slice(b"null"),
-            Value::Boolean(true) => out.extend_from_slice(b"true"),
-            Value::Boolean(false) => out.extend_from_slice(b"false"),
-            Value::Int(n) | Value::Date(n) => {
-                out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
-            }
-            Value::BigInt(n) | Value::Time(n) | Value::Timestamp(n) => {
-                out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
-            }
-            Value::String(s) => json_write_str(&mut out, s),
-            _ => return None,
-        }
-    }
-    out.push(b'}');
-    Some(out)
-}
-
-/// Writes `s` as a JSON string with serde_json's escapes: `\"`, `\\`,
-/// the short forms of backspace, form feed, newline, carriage return and
-/// tab, `\u00xx` for other control characters; everything else as is.
-fn json_write_str(out: &mut Vec<u8>, s: &str) {
-    /// Per byte: 0 when written as is, else the letter after the backslash.
-    const ESCAPE: [u8; 256] = {
-        let mut t = [0u8; 256];
-        let mut c = 0;
-        while c < 0x20 {
-            t[c] = b'u';
-            c += 1;
-        }
-        t[0x08] = b'b';
-        t[0x0C] = b'f';
-        t[b'\n' as usize] = b'n';
-        t[b'\r' as usize] = b'r';
-        t[b'\t' as usize] = b't';
-        t[b'"' as usize] = b'"';
-        t[b'\\' as usize] = b'\\';
-        t
-    };
-    out.reserve(s.len() + 2);
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &c) in bytes.iter().enumerate() {
-        let short = ESCAPE[usize::from(c)];
-        if short == 0 {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
-        out.push(b'\\');
-        out.push(short);
-        if short == b'u' {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(&[
-                b'0',
-                b'0',
-                HEX[usize::from(c >> 4)],
-                HEX[usize::from(c & 0xF)],
-            ]);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
-}
-
-/// A row written as a JSON object of its columns without building a map.
-struct JsonRow<'a> {
-    columns: &'a [Column],
-    row: &'a [Value],
-}
-
-impl serde::Serialize for JsonRow<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.columns.len()))?;
-        for (c, v) in self.columns.iter().zip(self.row) {
-            m.serialize_entry(&c.name, &JsonValue(v))?;
-        }
-        m.end()
-    }
-}
-
-/// A value written as [`to_json`] would, without the intermediate tree for
-/// the common types.
-struct JsonValue<'a>(&'a Value);
-
-impl serde::Serialize for JsonValue<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Value::Null => s.serialize_unit(),
-            Value::Boolean(b) => s.serialize_bool(*b),
-            Value::Int(i) => s.serialize_i32(*i),
-            Value::BigInt(i) => s.serialize_i64(*i),
-            Value::Double(d) if d.is_finite() => s.serialize_f64(*d),
-            Value::Double(_) => s.serialize_unit(),
-            Value::String(x) => s.serialize_str(x),
-            Value::Date(d) => s.serialize_i32(*d),
-            Value::Time(t) | Value::Timestamp(t) => s.serialize_i64(*t),
-            other => to_json(other).serialize(s),
-        }
-    }
-}
-
-/// Reads a JSON object into the columns' row in one pass: only the
-/// columns' fields are materialized. `Ok(None)` when the text is not an
-/// object (the caller falls back to the general path); `Err` when a field
-/// cannot be read as its column's type.
-fn decode_object(columns: &[Column], bytes: &[u8]) -> Result<Option<Row>, String> {
-    decode_object_at(columns, bytes, (0, 0, 0), &[])
-}
-
-/// [`decode_object`] into a row with `prefix` leading NULLs and `suffix`
-/// trailing ones, with room for `spare` more values.
-fn decode_object_at(
-    columns: &[Column],
-    bytes: &[u8],
-    layout: (usize, usize, usize),
-    unread: &[bool],
-) -> Result<Option<Row>, String> {
-    match scan_flat_object(columns, bytes, layout, unread) {
-        Some(row) => Ok(Some(row)),
-        None => decode_object_serde(columns, bytes, layout, unread),
-    }
-}
-
-/// [`decode_object_at`] through serde: every JSON input.
-fn decode_object_serde(
-    columns: &[Column],
-    bytes: &[u8],
-    (prefix, suffix, spare): (usize, usize, usize),
-    unread: &[bool],
-) -> Result<Option<Row>, String> {
-    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-
-    struct Seed<'c>(&'c [Column], usize, usize, &'c [bool], usize);
-    struct Found(Option<Row>, Option<String>);
-
-    impl<'de> DeserializeSeed<'de> for Seed<'_> {
-        type Value = Found;
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Found, D::Error> {
-            d.deserialize_any(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for Seed<'_> {
-        type Value = Found;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
-            let mut row = Vec::with_capacity(self.1 + self.0.len() + self.2 + self.4);
-            row.resize_with(self.1 + self.0.len() + self.2, || Value::Null);
-            let mut error = None;
-            while let Some(idx) = map.next_key_seed(FieldIndex(self.0))? {
-                let skip = |i: usize| {
-                    self.3.get(i).copied().unwrap_or(false)
-                        && matches!(self.0[i].ty, SqlType::String)
-                };
-                match idx {
-                    None => {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                    Some(i) if skip(i) => {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                    Some(i) => {
-                        let slot = &mut row[self.1 + i];
-                        match map.next_value_seed(TypedValue(&self.0[i].ty, slot))? {
-                            Ok(()) => {}
-                            Err(e) => {
-                                error.get_or_insert(format!("column {}: {e}", self.0[i].name));
-                            }
-                        }
-                    }
-                }
-            }
-            Ok(Found(Some(row), error))
-        }
-        fn visit_unit<E>(self) -> Result<Found, E> {
-            Ok(Found(None, None))
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Found, E> {
-            Ok(Found(None, None))
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Found, E> {
-            Ok(Found(None, None))
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Found, E> {
-            Ok(Found(None, None))
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Found, E> {
-            Ok(Found(None, None))
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Found, E> {
-            Ok(Found(None, None))
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Found, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(Found(None, None))
-        }
-    }
-
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let found = Seed(columns, prefix, suffix, unread, spare)
-        .deserialize(&mut de)
-        .map_err(|e| format!("invalid JSON: {e}"))?;
-    de.end().map_err(|e| format!("invalid JSON: {e}"))?;
-    match found {
-        Found(_, Some(e)) => Err(e),
-        Found(row, None) => Ok(row),
-    }
-}
-
-/// The common case of [`decode_object_at`] without serde: a flat JSON
-/// object whose values are plain scalars that already have their column's
-/// shape (a string without escapes for STRING, an integer for BIGINT or
-/// INT, `true`/`false` for BOOLEAN, `null` for any). It is a few hundred
-/// instructions of straight-line code where serde's generic visitors are a
-/// thousand spread over many functions (the per-record path of a query is
-/// bound by the instruction cache). Anything else, including every input
-/// serde would reject, gives `None`, and the serde path decides; so both
-/// paths agree on every input this one accepts (a property test checks).
-fn scan_flat_object(
-    columns: &[Column],
-    b: &[u8],
-    (prefix, suffix, spare): (usize, usize, usize),
-    unread: &[bool],
-) -> Option<Row> {
-    let mut i = json_ws(b, 0);
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    let width = prefix + columns.len() + suffix;
-    let mut row = Vec::with_capacity(width + spare);
-    row.resize_with(width, || Value::Null);
-    i = json_ws(b, i + 1);
-    if b.get(i) == Some(&b'}') {
-        i += 1;
-    } else {
-        // Producers usually write fields in the schema's order: the n-th
-        // key is tried against the n-th column first.
-        let mut n = 0;
-        loop {
-            let (key, next) = json_plain_str(b, i)?;
-            i = json_ws(b, next);
-            if b.get(i) != Some(&b':') {
-                return None;
-            }
-            i = json_ws(b, i + 1);
-            // Keys are compared as bytes: one equal to a column's name is
-            // UTF-8; any other must be, as serde requires of keys.
-            let col = match columns.get(n) {
-                Some(c) if c.name.as_bytes() == key => Some(n),
-                _ => match columns.iter().position(|c| c.name.as_bytes() == key) {
-                    Some(c) => Some(c),
-                    None => {
-                        std::str::from_utf8(key).ok()?;
-                        columns
-                            .iter()
-                            .position(|c| c.name.as_bytes().eq_ignore_ascii_case(key))
-                    }
-                },
-            };
-            n += 1;
-            let read = col.filter(|c| {
-                !(unread.get(*c).copied().unwrap_or(false)
-                    && matches!(columns[*c].ty, SqlType::String))
-            });
-            i = match read {
-                None => json_skip_scalar(b, i)?,
-                Some(c) => {
-                    let (v, next) = json_scalar_as(&columns[c].ty, b, i)?;
-                    row[prefix + c].set(v);
-                    next
-                }
-            };
-            i = json_ws(b, i);
-            match b.get(i) {
-                Some(b',') => i = json_ws(b, i + 1),
-                Some(b'}') => {
-                    i += 1;
-                    break;
-                }
-                _ => return None,
-            }
-        }
-    }
-    (json_ws(b, i) == b.len()).then_some(row)
-}
-
-/// The index of the first non-whitespace byte at or after `i`.
-#[inline]
-fn json_ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        i += 1;
-    }
-    i
-}
-
-/// The bytes of a string at `i` without escapes or control characters,
-/// and the index after its closing quote. Not checked as UTF-8: serde
-/// skips strings without checking them either.
-#[inline]
-fn json_plain_str(b: &[u8], i: usize) -> Option<(&[u8], usize)> {
-    if b.get(i) != Some(&b'"') {
-        return None;
-    }
-    let body = b.get(i + 1..)?;
-    let len = body
-        .iter()
-        .position(|c| *c == b'"' || *c == b'\\' || *c < 0x20)?;
-    if body[len] != b'"' {
-        return None;
-    }
-    Some((&body[..len], i + 1 + len + 1))
-}
-
-/// The end of a JSON number at `i` (the grammar's), and whether it is an
-/// integer.
-#[inline]
-fn json_number_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
-    let digits = |b: &[u8], mut i: usize| {
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        (i > start).then_some(i)
-    };
-    if b.get(i) == Some(&b'-') {
-        i += 1;
-    }
-    let int_end = digits(b, i)?;
-    if b[i] == b'0' && int_end > i + 1 {
-        return None; // a leading zero
-    }
-    i = int_end;
-    let mut integer = true;
-    if b.get(i) == Some(&b'.') {
-        i = digits(b, i + 1)?;
-        integer = false;
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        i = digits(b, i)?;
-        integer = false;
-    }
-    Some((i, integer))
-}
-
-/// A JSON integer's digits (already checked by [`json_number_end`]) as an
-/// `i64`; `None` when it does not fit.
-#[inline]
-fn json_digits_i64(digits: &[u8]) -> Option<i64> {
-    let (negative, digits) = match digits.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, digits),
-    };
-    // Accumulated negatively: i64::MIN has no positive counterpart.
-    let mut n: i64 = 0;
-    for d in digits {
-        n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
-    }
-    if negative {
-        Some(n)
-    } else {
-        n.checked_neg()
-    }
-}
-
-/// Skips a scalar (string without escapes, number, literal) at `i`.
-fn json_skip_scalar(b: &[u8], i: usize) -> Option<usize> {
-    match b.get(i)? {
-        b'"' => json_plain_str(b, i).map(|(_, next)| next),
-        b'-' | b'0'..=b'9' => json_number_end(b, i).map(|(end, _)| end),
-        b't' => b[i..].starts_with(b"true").then_some(i + 4),
-        b'f' => b[i..].starts_with(b"false").then_some(i + 5),
-        b'n' => b[i..].starts_with(b"null").then_some(i + 4),
-        _ => None,
-    }
-}
-
-/// A scalar at `i` that already has `ty`'s JSON shape, as a value.
-#[inline]
-fn json_scalar_as(ty: &SqlType, b: &[u8], i: usize) -> Option<(Value, usize)> {
-    match (b.get(i)?, ty) {
-        (b'n', _) => b[i..].starts_with(b"null").then_some((Value::Null, i + 4)),
-        (b'"', SqlType::String) => {
-            let (raw, next) = json_plain_str(b, i)?;
-            let text = std::str::from_utf8(raw).ok()?;
-            Some((Value::String(text.to_owned()), next))
-        }
-        (b't', SqlType::Boolean) => b[i..]
-            .starts_with(b"true")
-            .then_some((Value::Boolean(true), i + 4)),
-        (b'f', SqlType::Boolean) => b[i..]
-            .starts_with(b"false")
-            .then_some((Value::Boolean(false), i + 5)),
-        (b'-' | b'0'..=b'9', SqlType::BigInt | SqlType::Int) => {
-            let (end, true) = json_number_end(b, i)? else {
-                return None;
-            };
-            let n = json_digits_i64(&b[i..end])?;
-            let v = match ty {
-                SqlType::Int => Value::Int(i32::try_from(n).ok()?),
-                _ => Value::BigInt(n),
-            };
-            Some((v, end))
-        }
-        _ => None,
-    }
-}
-
-/// A JSON object's key as the index of the column it names (exact name
-/// first, then ignoring ASCII case), read without allocating.
-struct FieldIndex<'c>(&'c [Column]);
-
-impl<'de> serde::de::DeserializeSeed<'de> for FieldIndex<'_> {
-    type Value = Option<usize>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl serde::de::Visitor<'_> for FieldIndex<'_> {
-    type Value = Option<usize>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a field name")
-    }
-    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
-        Ok(self
-            .0
-            .iter()
-            .position(|c| c.name == key)
-            .or_else(|| self.0.iter().position(|c| c.name.eq_ignore_ascii_case(key))))
-    }
-}
-
-/// A JSON value read straight into a row slot as its column's type.
-/// Scalars that already have the column's JSON shape (a string for STRING,
-/// an integer for BIGINT…) skip the intermediate JSON tree and are written
-/// in place; anything else is read as JSON and converted by [`from_json`],
-/// so both paths accept the same input. The inner `Err` is a value that
-/// does not fit the type (the slot is left as it was).
-struct TypedValue<'t>(&'t SqlType, &'t mut Value);
-
-impl TypedValue<'_> {
-    fn put(self, v: Result<Value, String>) -> Result<(), String> {
-        self.1.set(v?);
-        Ok(())
-    }
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for TypedValue<'_> {
-    type Value = Result<(), String>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for TypedValue<'_> {
-    type Value = Result<(), String>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        self.1.set(Value::Null);
-        Ok(Ok(()))
-    }
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        self.1.set(Value::Null);
-        Ok(Ok(()))
-    }
-    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
-        Ok(match self.0 {
-            SqlType::Boolean => {
-                self.1.set(Value::Boolean(b));
-                Ok(())
-            }
-            ty => self.put(from_json(ty, &Json::Bool(b))),
-        })
-    }
-    fn visit_i64<E>(self, i: i64) -> Result<Self::Value, E> {
-        Ok(match self.0 {
-            SqlType::BigInt => {
-                self.1.set(Value::BigInt(i));
-                Ok(())
-            }
-            ty => self.put(from_json(ty, &Json::from(i))),
-        })
-    }
-    fn visit_u64<E>(self, i: u64) -> Result<Self::Value, E> {
-        Ok(match (self.0, i64::try_from(i)) {
-            (SqlType::BigInt, Ok(i)) => {
-                self.1.set(Value::BigInt(i));
-                Ok(())
-            }
-            (ty, _) => self.put(from_json(ty, &Json::from(i))),
-        })
-    }
-    fn visit_f64<E>(self, d: f64) -> Result<Self::Value, E> {
-        Ok(match self.0 {
-            SqlType::Double => {
-                self.1.set(Value::Double(d));
-                Ok(())
-            }
-            ty => self.put(from_json(ty, &Json::from(d))),
-        })
-    }
-    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(match self.0 {
-            SqlType::String => {
-                self.1.set(Value::String(text.to_owned()));
-                Ok(())
-            }
-            ty => self.put(from_json(ty, &Json::String(text.to_owned()))),
-        })
-    }
-    fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
-        Ok(match self.0 {
-            SqlType::String => {
-                self.1.set(Value::String(text));
-                Ok(())
-            }
-            ty => self.put(from_json(ty, &Json::String(text))),
-        })
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        use serde::Deserialize;
-        let j = Json::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
-        let ty = self.0;
-        Ok(self.put(from_json(ty, &j)))
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        use serde::Deserialize;
-        let j = Json::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-        let ty = self.0;
-        Ok(self.put(from_json(ty, &j)))
-    }
-}
-
-fn json_i64(j: &Json) -> Option<i64> {
-    match j {
-        Json::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
-        Json::String(s) => s.trim().parse().ok(),
-        _ => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::internal::*;
+    use crate::json::*;
 
     fn cols(spec: &[(&str, SqlType)]) -> Vec<Column> {
         spec.iter()
@@ -1308,7 +396,7 @@ mod tests {
     #[test]
     fn json_rows_round_trip_and_match_names_case_insensitively() {
         let s = RowSerde::new(
-            Format::Json,
+            Format::JSON,
             cols(&[("USER_ID", SqlType::String), ("N", SqlType::Int)]),
             true,
         );
@@ -1322,12 +410,12 @@ mod tests {
     #[test]
     fn rows_decode_with_room_for_joined_columns() {
         let s = RowSerde::new(
-            Format::Json,
+            Format::JSON,
             cols(&[("S", SqlType::String), ("N", SqlType::BigInt)]),
             true,
         );
         let d = RowSerde::new(
-            Format::Delimited,
+            Format::DELIMITED,
             cols(&[("S", SqlType::String), ("N", SqlType::BigInt)]),
             true,
         );
@@ -1342,7 +430,7 @@ mod tests {
     #[test]
     fn unread_string_columns_are_skipped_but_other_columns_still_checked() {
         let s = RowSerde::new(
-            Format::Json,
+            Format::JSON,
             cols(&[("S", SqlType::String), ("N", SqlType::BigInt)]),
             true,
         );
@@ -1373,12 +461,12 @@ mod tests {
 
     #[test]
     fn kafka_format_uses_kafka_serializations() {
-        let s = RowSerde::new(Format::Kafka, cols(&[("K", SqlType::BigInt)]), false);
+        let s = RowSerde::new(Format::KAFKA, cols(&[("K", SqlType::BigInt)]), false);
         let b = s.encode(&[Value::BigInt(7)]).unwrap().unwrap();
         assert_eq!(b, 7i64.to_be_bytes());
         assert_eq!(s.decode(&b).unwrap(), vec![Value::BigInt(7)]);
         assert!(s.decode(b"abc").is_err());
-        assert!(Format::Kafka
+        assert!(Format::KAFKA
             .check(&cols(&[("A", SqlType::Int), ("B", SqlType::Int)]), "key")
             .is_err());
     }
@@ -1387,7 +475,7 @@ mod tests {
     /// on a table's topic would be a tombstone deleting the key's row.
     #[test]
     fn a_row_that_cannot_be_encoded_is_an_error_not_a_tombstone() {
-        let s = RowSerde::new(Format::Kafka, cols(&[("V", SqlType::BigInt)]), false);
+        let s = RowSerde::new(Format::KAFKA, cols(&[("V", SqlType::BigInt)]), false);
         let err = Serde::serialize(&s, &vec![Value::Boolean(true)]).unwrap_err();
         assert!(err.0.contains("KAFKA"), "{err}");
         // A null stays a null.
@@ -1397,7 +485,7 @@ mod tests {
     #[test]
     fn delimited_quotes_fields_with_delimiters() {
         let s = RowSerde::new(
-            Format::Delimited,
+            Format::DELIMITED,
             cols(&[("A", SqlType::String), ("B", SqlType::Int)]),
             true,
         );
@@ -1713,8 +801,7 @@ mod tests {
                 })
                 .collect();
             let by_serde = serde_json::to_vec(&JsonRow { columns: &columns, row: &row });
-            let serde = RowSerde::new(Format::Json, columns.clone(), true);
-            match encode_flat_object(&serde.json_keys, &row) {
+            match encode_flat_object(&json_keys(&columns), &row) {
                 Some(bytes) => proptest::prop_assert_eq!(Ok(bytes), by_serde.map_err(|e| e.to_string())),
                 None => proptest::prop_assert!(row.iter().any(|v| matches!(v, Value::Double(_)))),
             }
@@ -1760,5 +847,83 @@ mod tests {
         fn internal_decoding_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
             let _ = InternalSerde.deserialize(Some(&bytes));
         }
+    }
+
+    /// A format from outside the crate: one STRING column, written upside
+    /// down, refusing what it cannot carry.
+    struct Reversed;
+    struct ReversedCodec;
+    impl RowFormat for Reversed {
+        fn name(&self) -> &'static str {
+            "REVERSED"
+        }
+        fn check(&self, columns: &[Column], what: &str) -> Result<(), FormatError> {
+            match columns {
+                [Column {
+                    ty: SqlType::String,
+                    ..
+                }] => Ok(()),
+                _ => Err(FormatError::Unsupported(format!(
+                    "REVERSED carries one STRING {what} column"
+                ))),
+            }
+        }
+        fn codec(&self, _: &CodecSpec<'_>) -> Arc<dyn RowCodec> {
+            Arc::new(ReversedCodec)
+        }
+    }
+    impl RowCodec for ReversedCodec {
+        fn encode(&self, row: &[Value]) -> Result<Option<Vec<u8>>, FormatError> {
+            match row.first() {
+                Some(Value::String(s)) => {
+                    Ok(Some(s.chars().rev().collect::<String>().into_bytes()))
+                }
+                Some(Value::Null) | None => Ok(None),
+                Some(other) => Err(FormatError::Encode(format!("not a string: {other}"))),
+            }
+        }
+        fn decode(&self, bytes: &[u8]) -> Result<Row, FormatError> {
+            let text =
+                std::str::from_utf8(bytes).map_err(|e| FormatError::Decode(e.to_string()))?;
+            Ok(vec![Value::String(text.chars().rev().collect())])
+        }
+    }
+
+    #[test]
+    fn the_registry_finds_formats_by_name_and_takes_new_ones() {
+        let mut registry = FormatRegistry::builtin();
+        assert_eq!(
+            registry.names().collect::<Vec<_>>(),
+            ["KAFKA", "JSON", "DELIMITED", "NONE"]
+        );
+        assert_eq!(registry.get("json"), Ok(Format::JSON));
+        assert_eq!(
+            registry.get("xml").unwrap_err().to_string(),
+            "unknown format 'xml'; expected one of KAFKA, JSON, DELIMITED, NONE"
+        );
+        assert!(matches!(
+            registry.get("avro"),
+            Err(FormatError::NeedsSchemaRegistry(_))
+        ));
+        assert!(registry.get("REVERSED").is_err());
+        assert_eq!(registry.register(Format::new(&Reversed)), None);
+        let reversed = registry.get("reversed").unwrap();
+        assert_eq!(reversed.to_string(), "REVERSED");
+        assert!(reversed
+            .check(&cols(&[("V", SqlType::Int)]), "value")
+            .is_err());
+        let serde = RowSerde::new(reversed, cols(&[("V", SqlType::String)]), false);
+        let bytes = Serde::serialize(&serde, &vec![Value::String("abc".into())])
+            .unwrap()
+            .unwrap();
+        assert_eq!(bytes, b"cba");
+        assert_eq!(
+            Serde::deserialize(&serde, Some(&bytes)).unwrap(),
+            vec![Value::String("abc".into())]
+        );
+        // A codec's refusal reaches the engine as an error, not a null.
+        assert!(Serde::serialize(&serde, &vec![Value::Int(1)]).is_err());
+        // Registering a name again replaces the format.
+        assert_eq!(registry.register(Format::new(&Reversed)), Some(reversed));
     }
 }

@@ -7,6 +7,10 @@
 //! stream engine's serde of a row in a format).
 
 pub mod cast;
+pub mod delimited;
 pub mod format;
+pub mod internal;
+pub mod json;
+pub mod kafka;
 pub mod schema;
 pub mod types;

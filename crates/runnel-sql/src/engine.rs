@@ -859,7 +859,7 @@ impl Engine {
                 "Missing required property \"KAFKA_TOPIC\" which has no default value.",
             ));
         };
-        let key_format = format_prop(with, "KEY_FORMAT")?.unwrap_or(Format::Kafka);
+        let key_format = format_prop(with, "KEY_FORMAT")?.unwrap_or(Format::KAFKA);
         let Some(value_format) = format_prop(with, "VALUE_FORMAT")? else {
             return Err(SqlError::at(
                 name.pos,

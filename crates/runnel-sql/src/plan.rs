@@ -122,7 +122,7 @@ impl Serde<Row> for PrefixedRowSerde {
             Some(b) => self
                 .inner
                 .decode_with_prefix(b, self.prefix, self.suffix, self.spare, &self.unread)
-                .map_err(SerdeError),
+                .map_err(|e| SerdeError(e.to_string())),
         }
     }
 }
@@ -2141,7 +2141,7 @@ impl<'a> Planner<'a> {
         // carry the key (so pull queries and sinks agree), else internal.
         let key_serde: Arc<dyn Serde<Row>> = match &sink {
             Sink::Topic { key_format, .. }
-                if key_format.check(&schema.key, "key").is_ok() && *key_format != Format::None =>
+                if key_format.check(&schema.key, "key").is_ok() && *key_format != Format::NONE =>
             {
                 Arc::new(RowSerde::new(*key_format, schema.key.clone(), false))
             }
@@ -2817,7 +2817,7 @@ mod tests {
         ];
         let serde = SourceTableSerde {
             width: 2,
-            topic: RowSerde::new(Format::Json, cols, true),
+            topic: RowSerde::new(Format::JSON, cols, true),
         };
         let row = vec![s("x"), Value::BigInt(3)];
         let stored = serde.serialize(&row).unwrap().unwrap();

@@ -95,15 +95,15 @@ fn encode_key(info: Option<&SourceInfo>, key: &Json) -> Result<Option<Vec<u8>>, 
             other => other.to_string().into_bytes(),
         }));
     };
-    match info.key_format {
-        Format::Json => Ok(Some(key.to_string().into_bytes())),
+    match info.key_format.name() {
+        "JSON" => Ok(Some(key.to_string().into_bytes())),
         _ => {
             let cols = &info.schema.key;
             let Some(c) = cols.first() else {
                 return Ok(None);
             };
             let v = from_json(&c.ty, key)?;
-            RowSerde::new(info.key_format, cols.clone(), false).encode(&[v])
+            Ok(RowSerde::new(info.key_format, cols.clone(), false).encode(&[v])?)
         }
     }
 }
@@ -112,17 +112,17 @@ fn encode_value(info: Option<&SourceInfo>, value: &Json) -> Result<Option<Vec<u8
     if value.is_null() {
         return Ok(None);
     }
-    let format = info.map_or(Format::Json, |i| i.value_format);
-    match (format, value) {
-        (Format::Json, v) => Ok(Some(v.to_string().into_bytes())),
-        (Format::Delimited, Json::String(s)) => Ok(Some(s.clone().into_bytes())),
-        (Format::Kafka, v) => {
+    let format = info.map_or(Format::JSON, |i| i.value_format);
+    match (format.name(), value) {
+        ("JSON", v) => Ok(Some(v.to_string().into_bytes())),
+        ("DELIMITED", Json::String(s)) => Ok(Some(s.clone().into_bytes())),
+        ("KAFKA", v) => {
             let Some(info) = info else {
                 return Ok(Some(v.to_string().into_bytes()));
             };
             let c = info.schema.value.first().ok_or("no value column")?;
             let val = from_json(&c.ty, v)?;
-            RowSerde::new(Format::Kafka, info.schema.value.clone(), false).encode(&[val])
+            Ok(RowSerde::new(Format::KAFKA, info.schema.value.clone(), false).encode(&[val])?)
         }
         (_, v) => Ok(Some(v.to_string().into_bytes())),
     }
@@ -175,9 +175,9 @@ fn decode_value(info: &SourceInfo, value: Option<&[u8]>) -> Result<Json, String>
     let Some(bytes) = value else {
         return Ok(Json::Null);
     };
-    match info.value_format {
-        Format::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
-        Format::Delimited => Ok(Json::String(String::from_utf8_lossy(bytes).into_owned())),
+    match info.value_format.name() {
+        "JSON" => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+        "DELIMITED" => Ok(Json::String(String::from_utf8_lossy(bytes).into_owned())),
         _ => {
             let row = info.value_serde().decode(bytes)?;
             Ok(row.first().map_or(Json::Null, to_json))
