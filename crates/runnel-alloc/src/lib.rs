@@ -17,6 +17,9 @@
 //! static GLOBAL: runnel_alloc::MiMalloc = runnel_alloc::MiMalloc;
 //! ```
 
+// The one crate that implements GlobalAlloc over a C allocator.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::c_void;
 

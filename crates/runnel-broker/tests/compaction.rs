@@ -1,6 +1,7 @@
 //! Log compaction through the broker: compacted topics refuse keyless
 //! records, and the maintenance loop compacts `__consumer_offsets` without
 //! losing a committed offset across a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 mod common;
 

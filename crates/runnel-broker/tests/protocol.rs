@@ -1,5 +1,6 @@
 //! Raw-socket tests of framing, versions and hostile input against an
 //! in-process broker.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 mod common;
 

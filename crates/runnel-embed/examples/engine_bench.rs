@@ -43,6 +43,7 @@
 //! `heartbeat.interval.ms=500`, and whatever `--kafka-prop` adds (e.g.
 //! `fetch.queue.backoff.ms=10`: librdkafka's default of 1 s stalls a
 //! consumer that drains its 100k-message prefetch queue faster than that).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! the instance runs on its own, on both backends; and, with two Kafka
 //! backend instances of one application sharing two partitions, key
 //! metadata pointing at the right instance and `NotLocal` from the other.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 #[macro_use]
 mod harness;

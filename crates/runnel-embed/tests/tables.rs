@@ -7,6 +7,7 @@
 //! Multi-step cases feed input in phases and drain the application between
 //! them, so the order of updates per key is deterministic even though
 //! records travel through several internal topics.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 #[macro_use]
 mod harness;

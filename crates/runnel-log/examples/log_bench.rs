@@ -2,6 +2,7 @@
 //! batches of 500 and reads them back.
 //!
 //! `cargo run --release -p runnel-log --example log_bench [-- BATCHES] [--fsync]`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -222,6 +222,7 @@ pub fn fuzz_recover(bytes: &[u8]) {
 }
 
 #[doc(hidden)]
+#[allow(clippy::expect_used)] // test support: a failed expectation is the finding
 pub mod testutil {
     //! Shared by unit tests, property tests and [`crate::fuzz_recover`].
     use std::collections::BTreeMap;

@@ -28,6 +28,7 @@
 //! Push: P push queries (default 100,1000,2000) on one stream, then 100
 //! rows inserted; time until every query received every row, and rows
 //! delivered per second.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

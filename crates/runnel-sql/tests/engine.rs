@@ -1,6 +1,7 @@
 //! The SQL engine end to end on an in-process broker: the talk's slide-8
 //! pipeline in SQL against the same pipeline in the Rust DSL, statements
 //! surviving a restart, push queries sharing one tap.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

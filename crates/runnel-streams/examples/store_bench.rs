@@ -34,6 +34,7 @@
 //!
 //! On-disk size is measured after `update` and after `restore` (allocated
 //! blocks, so sparse or preallocated files count as what they occupy).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;

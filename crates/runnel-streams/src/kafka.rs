@@ -107,6 +107,10 @@
 //! Every method blocks the calling thread (the engine is synchronous); each
 //! broker round trip is bounded by [`KafkaBackendConfig::timeout`].
 
+// FFI: librdkafka calls rust-rdkafka does not wrap (group metadata, member
+// ids), each block with its safety argument.
+#![allow(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::ffi::CStr;
 use std::future::Future;

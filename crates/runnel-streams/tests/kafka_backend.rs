@@ -1,5 +1,6 @@
 //! The Kafka-protocol backend against Runnel's own broker, started in-process
 //! on a loopback port; everything is checked through the `Backend` trait.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 #![cfg(feature = "kafka")]
 
 use std::net::SocketAddr;

@@ -1,4 +1,5 @@
 //! The `runnel` CLI against the real server: topic admin, produce, consume.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 mod common;
 

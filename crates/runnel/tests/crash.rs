@@ -1,6 +1,7 @@
 //! Crash test: acks=all with fsync per batch while the server is SIGKILLed
 //! and restarted several times; every acknowledged record must come back,
 //! in order, with no gap in offsets.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 mod common;
 

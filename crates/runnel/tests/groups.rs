@@ -1,6 +1,7 @@
 //! Consumer groups with librdkafka (through the `rdkafka` crate) against the
 //! real server: rebalances with members joining and leaving, committed
 //! offsets across restarts, commit metadata.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 mod common;
 

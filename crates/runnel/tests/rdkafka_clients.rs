@@ -1,4 +1,5 @@
 //! The real server driven by librdkafka through the `rdkafka` crate.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 mod common;
 

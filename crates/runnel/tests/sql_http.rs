@@ -2,6 +2,7 @@
 //! `POST /ksql` on records a real Kafka client produced, results read back
 //! with a Kafka consumer, pull and push queries over `/query-stream`, the
 //! `runnel sql` shell, and the catalog surviving a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 mod common;
 

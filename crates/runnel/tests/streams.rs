@@ -3,6 +3,7 @@
 //! with SIGKILL mid-stream and restarted, or scaled out over three
 //! instances one of which dies, and its output tables are checked against
 //! an independent computation of the same input.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 mod common;
 

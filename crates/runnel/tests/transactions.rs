@@ -1,5 +1,6 @@
 //! Transactions with librdkafka: commit/abort visibility to read_committed
 //! readers, zombie fencing, and a coordinator restart mid-transaction.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 mod common;
 
