@@ -3,14 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 #![cfg(feature = "kafka")]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use runnel_broker::group::GroupConfig;
-use runnel_broker::BrokerConfig;
 use runnel_streams::backend::{
     Backend, BackendError, ConsumedRecord, Guarantee, PollEvent, ProducedRecord, TopicPartition,
 };
@@ -20,59 +16,16 @@ use runnel_streams::kafka::{KafkaBackend, KafkaBackendConfig};
 const T: Duration = Duration::from_secs(20);
 
 /// A broker serving on a loopback port from its own runtime.
-struct TestBroker {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    rt: Option<tokio::runtime::Runtime>,
-    _dir: tempfile::TempDir,
-}
+struct TestBroker(runnel_testkit::TestBroker);
 
 impl TestBroker {
     fn start() -> TestBroker {
         init_tracing();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let config = BrokerConfig {
-            advertised_host: "127.0.0.1".into(),
-            advertised_port: i32::from(addr.port()),
-            group: GroupConfig {
-                initial_rebalance_delay: Duration::ZERO,
-                ..GroupConfig::default()
-            },
-            ..BrokerConfig::default()
-        };
-        let broker: Arc<runnel_broker::Broker> =
-            runnel_broker::Broker::open(dir.path(), config).expect("open broker");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = rt.spawn(async move {
-            if let Err(e) = runnel_broker::serve(broker, listener, async {
-                let _ = rx.await;
-            })
-            .await
-            {
-                eprintln!("broker stopped with an error: {e}");
-            }
-        });
-        TestBroker {
-            addr,
-            stop: Some(tx),
-            task: Some(task),
-            rt: Some(rt),
-            _dir: dir,
-        }
+        TestBroker(runnel_testkit::TestBroker::start())
     }
 
     fn bootstrap(&self) -> String {
-        self.addr.to_string()
+        self.0.bootstrap()
     }
 
     /// Backend settings with timings suited to tests.
@@ -120,21 +73,6 @@ impl TestBroker {
                 "{topic}-{partition} never reached {offset}"
             );
             std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for TestBroker {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(rt) = self.rt.take() {
-            if let Some(task) = self.task.take() {
-                let _ =
-                    rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await });
-            }
-            rt.shutdown_timeout(Duration::from_secs(2));
         }
     }
 }

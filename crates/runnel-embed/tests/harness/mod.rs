@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runnel_broker::local::Local;
-use runnel_broker::{Broker, BrokerConfig};
+use runnel_broker::Broker;
 use runnel_embed::LocalBackend;
 use runnel_log::batch::build::{build_batch_with, TestRecord};
 use runnel_log::batch::BatchIter;
@@ -62,25 +62,13 @@ pub struct Env {
     pub broker: Arc<Broker>,
     pub local: Local,
     bootstrap: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<std::thread::JoinHandle<()>>,
     /// Storage for state stores of instances started from now on
     /// (in memory when unset).
     stores: std::cell::RefCell<Option<Arc<dyn runnel_streams::StoreSupplier>>>,
     /// Where instances started from now on begin without committed offsets.
     offset_reset: std::cell::Cell<runnel_streams::OffsetReset>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(h) = self.server.take() {
-            let _ = h.join();
-        }
-    }
+    /// Serves the Kafka protocol for `Via::Kafka`; stops when dropped.
+    _server: runnel_testkit::TestBroker,
 }
 
 impl Env {
@@ -90,50 +78,15 @@ impl Env {
     }
 
     pub fn with(via: Via) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mut config = BrokerConfig {
-            advertised_host: "127.0.0.1".into(),
-            advertised_port: i32::from(port),
-            ..BrokerConfig::default()
-        };
-        config.group.initial_rebalance_delay = Duration::ZERO;
-        let broker = Broker::open(dir.path(), config).unwrap();
-        let local = broker.local();
-        let (stop, server) = if via == Via::Kafka {
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let b = broker.clone();
-            let h = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    listener.set_nonblocking(true).unwrap();
-                    let l = tokio::net::TcpListener::from_std(listener).unwrap();
-                    runnel_broker::serve(b, l, async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    .unwrap();
-                });
-            });
-            (Some(tx), Some(h))
-        } else {
-            (None, None)
-        };
+        let server = runnel_testkit::TestBroker::start();
         Env {
             via,
-            broker,
-            local,
-            bootstrap: format!("127.0.0.1:{port}"),
-            stop,
-            server,
+            broker: server.broker().clone(),
+            local: server.local(),
+            bootstrap: server.bootstrap(),
             stores: std::cell::RefCell::new(None),
             offset_reset: std::cell::Cell::new(runnel_streams::OffsetReset::Earliest),
-            _dir: dir,
+            _server: server,
         }
     }
 

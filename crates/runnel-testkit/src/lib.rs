@@ -1,0 +1,137 @@
+//! Test support shared by the workspace's tests: an in-process broker serving the Kafka protocol on a loopback port from a runtime of its own.
+//!
+//! Tests of the engine, the SQL API and the Kafka backend all need "a
+//! broker on a background runtime": [`TestBroker`] is that one copy. It
+//! panics on set-up failures (a test cannot go on without its broker), so
+//! it is for tests only.
+
+#![allow(clippy::expect_used)] // test support: a failed set-up is the finding
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use runnel_broker::local::Local;
+use runnel_broker::{Broker, BrokerConfig};
+
+/// A broker in a temporary directory, serving `127.0.0.1:<free port>` from
+/// a two-thread runtime of its own until dropped.
+pub struct TestBroker {
+    broker: Arc<Broker>,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<std::thread::JoinHandle<()>>,
+    dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    /// Default settings, except what tests want: advertised as the bound
+    /// loopback address, groups rebalancing without the initial delay.
+    pub fn start() -> TestBroker {
+        TestBroker::start_with(|_| {})
+    }
+
+    /// [`start`](Self::start) with `tweak` applied to the configuration.
+    pub fn start_with(tweak: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let mut config = BrokerConfig {
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: i32::from(addr.port()),
+            ..BrokerConfig::default()
+        };
+        config.group.initial_rebalance_delay = Duration::ZERO;
+        tweak(&mut config);
+        let broker = Broker::open(dir.path(), config).expect("open the broker");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let served = broker.clone();
+        let server = std::thread::Builder::new()
+            .name("test-broker".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("broker runtime");
+                rt.block_on(async move {
+                    listener
+                        .set_nonblocking(true)
+                        .expect("non-blocking listener");
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                    if let Err(e) = runnel_broker::serve(served, listener, async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    {
+                        tracing::error!(error = %e, "test broker stopped with an error");
+                    }
+                });
+            })
+            .expect("broker thread");
+        TestBroker {
+            broker,
+            addr,
+            stop: Some(tx),
+            server: Some(server),
+            dir,
+        }
+    }
+
+    /// The broker itself.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Its in-process interface.
+    pub fn local(&self) -> Local {
+        self.broker.local()
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `host:port` for clients.
+    pub fn bootstrap(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Its data directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TestBroker {
+    /// Stops serving (the log is flushed as on a clean shutdown) and waits
+    /// for the server thread.
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serves_the_kafka_protocol_until_dropped() {
+        let b = TestBroker::start_with(|c| c.default_partitions = 3);
+        let addr = b.addr();
+        assert!(std::net::TcpStream::connect(addr).is_ok());
+        b.local()
+            .create_topic("t", 2, Default::default())
+            .expect("create");
+        assert_eq!(b.local().partition_count("t"), Some(2));
+        drop(b);
+        assert!(std::net::TcpStream::connect(addr).is_err(), "stopped");
+    }
+}
