@@ -3,7 +3,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::types::{format_date, format_time, format_timestamp, SqlType, Value};
+use crate::types::{format_date, format_time, format_timestamp, SqlType, Value, ValueError};
 
 /// Whether a value of type `from` may be cast to `to` (checked when a
 /// statement is planned).
@@ -31,7 +31,7 @@ pub fn castable(from: &SqlType, to: &SqlType) -> bool {
 
 /// Casts a value; a value that cannot be converted (text that is not a
 /// number) is an error the caller turns into null, as ksqlDB does.
-pub fn cast(v: &Value, to: &SqlType) -> Result<Value, String> {
+pub fn cast(v: &Value, to: &SqlType) -> Result<Value, ValueError> {
     if v.is_null() {
         return Ok(Value::Null);
     }
@@ -74,7 +74,7 @@ pub fn cast(v: &Value, to: &SqlType) -> Result<Value, String> {
             entries
                 .iter()
                 .map(|(k, x)| Ok((cast(k, kt)?, cast(x, vt)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, ValueError>>()?,
         ),
         (Value::Struct(fields), SqlType::Struct(types)) => Value::Struct(
             types
@@ -87,16 +87,16 @@ pub fn cast(v: &Value, to: &SqlType) -> Result<Value, String> {
                         .unwrap_or_default();
                     Ok((n.clone(), cast(&x, t)?))
                 })
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, ValueError>>()?,
         ),
         (v, t) if v.type_of().as_ref() == Some(t) => v.clone(),
-        (v, t) => return Err(format!("cannot cast {v} to {t}")),
+        (v, t) => return Err(format!("cannot cast {v} to {t}").into()),
     };
     Ok(out)
 }
 
 /// Rounds a decimal to `scale` and checks it fits `precision` digits.
-pub fn fit_decimal(mut d: Decimal, precision: u8, scale: u8) -> Result<Decimal, String> {
+pub fn fit_decimal(mut d: Decimal, precision: u8, scale: u8) -> Result<Decimal, ValueError> {
     d = d.round_dp_with_strategy(
         u32::from(scale),
         rust_decimal::RoundingStrategy::MidpointAwayFromZero,
@@ -104,20 +104,20 @@ pub fn fit_decimal(mut d: Decimal, precision: u8, scale: u8) -> Result<Decimal, 
     d.rescale(u32::from(scale));
     let digits = d.mantissa().unsigned_abs().to_string().len();
     if digits > usize::from(precision) {
-        return Err(format!("{d} does not fit DECIMAL({precision}, {scale})"));
+        return Err(format!("{d} does not fit DECIMAL({precision}, {scale})").into());
     }
     Ok(d)
 }
 
 /// Reads text as a value of type `ty`.
-pub fn from_text(ty: &SqlType, s: &str) -> Result<Value, String> {
+pub fn from_text(ty: &SqlType, s: &str) -> Result<Value, ValueError> {
     let bad = || format!("cannot read '{s}' as {ty}");
     Ok(match ty {
         SqlType::String => Value::String(s.to_string()),
         SqlType::Boolean => match s.to_ascii_lowercase().as_str() {
             "true" | "t" | "yes" | "y" => Value::Boolean(true),
             "false" | "f" | "no" | "n" => Value::Boolean(false),
-            _ => return Err(bad()),
+            _ => return Err(bad().into()),
         },
         SqlType::Int => Value::Int(s.parse().map_err(|_| bad())?),
         SqlType::BigInt => Value::BigInt(s.parse().map_err(|_| bad())?),

@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 
 use crate::format::{CodecSpec, FormatError, Row, RowCodec, RowFormat};
 use crate::schema::Column;
-use crate::types::{base64_decode, base64_encode, SqlType, Value};
+use crate::types::{base64_decode, base64_encode, SqlType, Value, ValueError};
 
 /// A value as JSON, as ksqlDB writes it.
 pub fn to_json(v: &Value) -> Json {
@@ -50,7 +50,7 @@ pub fn to_json(v: &Value) -> Json {
 }
 
 /// A JSON value read as a column of type `ty`.
-pub fn from_json(ty: &SqlType, j: &Json) -> Result<Value, String> {
+pub fn from_json(ty: &SqlType, j: &Json) -> Result<Value, ValueError> {
     if j.is_null() {
         return Ok(Value::Null);
     }
@@ -60,7 +60,7 @@ pub fn from_json(ty: &SqlType, j: &Json) -> Result<Value, String> {
             Json::Bool(b) => Value::Boolean(*b),
             Json::String(s) if s.eq_ignore_ascii_case("true") => Value::Boolean(true),
             Json::String(s) if s.eq_ignore_ascii_case("false") => Value::Boolean(false),
-            _ => return Err(bad()),
+            _ => return Err(bad().into()),
         },
         SqlType::Int => {
             let i = json_i64(j).ok_or_else(bad)?;
@@ -70,13 +70,13 @@ pub fn from_json(ty: &SqlType, j: &Json) -> Result<Value, String> {
         SqlType::Double => match j {
             Json::Number(n) => Value::Double(n.as_f64().ok_or_else(bad)?),
             Json::String(s) => Value::Double(s.trim().parse().map_err(|_| bad())?),
-            _ => return Err(bad()),
+            _ => return Err(bad().into()),
         },
         SqlType::Decimal { scale, .. } => {
             let text = match j {
                 Json::Number(n) => n.to_string(),
                 Json::String(s) => s.clone(),
-                _ => return Err(bad()),
+                _ => return Err(bad().into()),
             };
             let mut d: Decimal = text
                 .parse()
@@ -91,7 +91,7 @@ pub fn from_json(ty: &SqlType, j: &Json) -> Result<Value, String> {
         },
         SqlType::Bytes => match j {
             Json::String(s) => Value::Bytes(base64_decode(s).ok_or_else(bad)?),
-            _ => return Err(bad()),
+            _ => return Err(bad().into()),
         },
         SqlType::Date => match j {
             Json::String(s) => crate::cast::from_text(ty, s)?,
@@ -112,15 +112,15 @@ pub fn from_json(ty: &SqlType, j: &Json) -> Result<Value, String> {
                     .map(|x| from_json(inner, x))
                     .collect::<Result<_, _>>()?,
             ),
-            _ => return Err(bad()),
+            _ => return Err(bad().into()),
         },
         SqlType::Map(kt, vt) => match j {
             Json::Object(obj) => Value::Map(
                 obj.iter()
                     .map(|(k, v)| Ok((crate::cast::from_text(kt, k)?, from_json(vt, v)?)))
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, ValueError>>()?,
             ),
-            _ => return Err(bad()),
+            _ => return Err(bad().into()),
         },
         SqlType::Struct(fields) => match j {
             Json::Object(obj) => Value::Struct(
@@ -140,9 +140,9 @@ pub fn from_json(ty: &SqlType, j: &Json) -> Result<Value, String> {
                             },
                         ))
                     })
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, ValueError>>()?,
             ),
-            _ => return Err(bad()),
+            _ => return Err(bad().into()),
         },
     })
 }
@@ -269,7 +269,7 @@ impl serde::Serialize for JsonValue<'_> {
 /// columns' fields are materialized. `Ok(None)` when the text is not an
 /// object (the caller falls back to the general path); `Err` when a field
 /// cannot be read as its column's type.
-pub(crate) fn decode_object(columns: &[Column], bytes: &[u8]) -> Result<Option<Row>, String> {
+pub(crate) fn decode_object(columns: &[Column], bytes: &[u8]) -> Result<Option<Row>, ValueError> {
     decode_object_at(columns, bytes, (0, 0, 0), &[])
 }
 
@@ -280,7 +280,7 @@ pub(crate) fn decode_object_at(
     bytes: &[u8],
     layout: (usize, usize, usize),
     unread: &[bool],
-) -> Result<Option<Row>, String> {
+) -> Result<Option<Row>, ValueError> {
     match scan_flat_object(columns, bytes, layout, unread) {
         Some(row) => Ok(Some(row)),
         None => decode_object_serde(columns, bytes, layout, unread),
@@ -293,7 +293,7 @@ pub(crate) fn decode_object_serde(
     bytes: &[u8],
     (prefix, suffix, spare): (usize, usize, usize),
     unread: &[bool],
-) -> Result<Option<Row>, String> {
+) -> Result<Option<Row>, ValueError> {
     use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
     struct Seed<'c>(&'c [Column], usize, usize, &'c [bool], usize);
@@ -370,7 +370,7 @@ pub(crate) fn decode_object_serde(
         .map_err(|e| format!("invalid JSON: {e}"))?;
     de.end().map_err(|e| format!("invalid JSON: {e}"))?;
     match found {
-        Found(_, Some(e)) => Err(e),
+        Found(_, Some(e)) => Err(e.into()),
         Found(row, None) => Ok(row),
     }
 }
@@ -611,21 +611,21 @@ impl serde::de::Visitor<'_> for FieldIndex<'_> {
 pub(crate) struct TypedValue<'t>(&'t SqlType, &'t mut Value);
 
 impl TypedValue<'_> {
-    fn put(self, v: Result<Value, String>) -> Result<(), String> {
+    fn put(self, v: Result<Value, ValueError>) -> Result<(), ValueError> {
         self.1.set(v?);
         Ok(())
     }
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for TypedValue<'_> {
-    type Value = Result<(), String>;
+    type Value = Result<(), ValueError>;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> serde::de::Visitor<'de> for TypedValue<'_> {
-    type Value = Result<(), String>;
+    type Value = Result<(), ValueError>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
@@ -817,7 +817,8 @@ impl RowCodec for JsonCodec {
         }
         let json: Json = serde_json::from_slice(bytes)
             .map_err(|e| FormatError::Decode(format!("invalid JSON: {e}")))?;
-        let single = |j: &Json| from_json(&self.columns[0].ty, j).map_err(FormatError::Decode);
+        let single =
+            |j: &Json| from_json(&self.columns[0].ty, j).map_err(|e| FormatError::Decode(e.0));
         if !self.objects() {
             return Ok(vec![single(&json)?]);
         }

@@ -5,25 +5,25 @@ use std::sync::Arc;
 
 use crate::format::{CodecSpec, FormatError, Row, RowCodec, RowFormat};
 use crate::schema::Column;
-use crate::types::{SqlType, Value};
+use crate::types::{SqlType, Value, ValueError};
 
-pub(crate) fn encode_kafka(v: &Value) -> Result<Vec<u8>, String> {
+pub(crate) fn encode_kafka(v: &Value) -> Result<Vec<u8>, ValueError> {
     Ok(match v {
         Value::Int(i) => i.to_be_bytes().to_vec(),
         Value::BigInt(i) => i.to_be_bytes().to_vec(),
         Value::Double(d) => d.to_be_bytes().to_vec(),
         Value::String(s) => s.as_bytes().to_vec(),
         Value::Bytes(b) => b.clone(),
-        other => return Err(format!("the KAFKA format cannot carry {other}")),
+        other => return Err(format!("the KAFKA format cannot carry {other}").into()),
     })
 }
 
-pub(crate) fn decode_kafka(ty: &SqlType, b: &[u8]) -> Result<Value, String> {
-    let fixed = |n: usize| -> Result<&[u8], String> {
+pub(crate) fn decode_kafka(ty: &SqlType, b: &[u8]) -> Result<Value, ValueError> {
+    let fixed = |n: usize| -> Result<&[u8], ValueError> {
         if b.len() == n {
             Ok(b)
         } else {
-            Err(format!("expected {n} bytes for {ty}, got {}", b.len()))
+            Err(format!("expected {n} bytes for {ty}, got {}", b.len()).into())
         }
     };
     Ok(match ty {
@@ -47,7 +47,7 @@ pub(crate) fn decode_kafka(ty: &SqlType, b: &[u8]) -> Result<Value, String> {
             String::from_utf8(b.to_vec()).map_err(|_| "key is not valid UTF-8".to_string())?,
         ),
         SqlType::Bytes => Value::Bytes(b.to_vec()),
-        t => return Err(format!("the KAFKA format does not support {t}")),
+        t => return Err(format!("the KAFKA format does not support {t}").into()),
     })
 }
 /// KAFKA: one primitive column in Kafka's own serializations.
@@ -91,13 +91,17 @@ impl RowCodec for KafkaCodec {
     fn encode(&self, row: &[Value]) -> Result<Option<Vec<u8>>, FormatError> {
         match row.first() {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => encode_kafka(v).map(Some).map_err(FormatError::Encode),
+            Some(v) => encode_kafka(v)
+                .map(Some)
+                .map_err(|e| FormatError::Encode(e.0)),
         }
     }
     fn decode(&self, bytes: &[u8]) -> Result<Row, FormatError> {
         match &self.ty {
             None => Ok(Vec::new()),
-            Some(ty) => Ok(vec![decode_kafka(ty, bytes).map_err(FormatError::Decode)?]),
+            Some(ty) => Ok(vec![
+                decode_kafka(ty, bytes).map_err(|e| FormatError::Decode(e.0))?
+            ]),
         }
     }
 }

@@ -162,14 +162,23 @@ pub enum Like {
     Dynamic(Box<Compiled>, Option<char>),
 }
 
-fn like_regex(pattern: &str, escape: Option<char>) -> Result<regex::Regex, String> {
+/// Why a LIKE pattern cannot be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum LikeError {
+    #[error("LIKE pattern ends with its escape character")]
+    DanglingEscape,
+    #[error(transparent)]
+    Regex(#[from] regex::Error),
+}
+
+fn like_regex(pattern: &str, escape: Option<char>) -> Result<regex::Regex, LikeError> {
     let mut re = String::from("(?s)^");
     let mut chars = pattern.chars();
     while let Some(c) = chars.next() {
         if Some(c) == escape {
             match chars.next() {
                 Some(n) => re.push_str(&regex::escape(&n.to_string())),
-                None => return Err("LIKE pattern ends with its escape character".into()),
+                None => return Err(LikeError::DanglingEscape),
             }
         } else if c == '%' {
             re.push_str(".*");
@@ -180,7 +189,7 @@ fn like_regex(pattern: &str, escape: Option<char>) -> Result<regex::Regex, Strin
         }
     }
     re.push('$');
-    regex::Regex::new(&re).map_err(|e| e.to_string())
+    Ok(regex::Regex::new(&re)?)
 }
 
 /// What compiled expressions are bound against.
@@ -368,7 +377,8 @@ impl Binder<'_> {
                 }
                 let like = match p {
                     Compiled::Const(Value::String(s)) => Like::Fixed(Arc::new(
-                        like_regex(&s, *escape).map_err(|m| SqlError::at(pattern.pos, m))?,
+                        like_regex(&s, *escape)
+                            .map_err(|m| SqlError::at(pattern.pos, m.to_string()))?,
                     )),
                     other => Like::Dynamic(boxed(other), *escape),
                 };

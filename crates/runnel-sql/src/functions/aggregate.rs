@@ -20,7 +20,7 @@ const COLLECT_LIMIT: usize = 1000;
 
 /// Builds an aggregator from argument types and literal parameters; an
 /// `Err` says why the arguments are not accepted.
-pub type Binder = fn(&[Ty], &[Value]) -> Result<Agg, String>;
+pub type Binder = fn(&[Ty], &[Value]) -> Result<Agg, ArgumentError>;
 
 /// An aggregate function made of a binder (the builder behind every
 /// built-in aggregate, as [`Scalar`] is for scalars).
@@ -83,6 +83,18 @@ impl AggregateFunction for AggFn {
 }
 
 type Step = Box<dyn Fn(Value, &[Value]) -> Value + Send + Sync>;
+
+/// Why an aggregate's binder refused its arguments; becomes the reason in
+/// [`FunctionError::BadArguments`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ArgumentError(pub String);
+
+impl From<&str> for ArgumentError {
+    fn from(s: &str) -> Self {
+        ArgumentError(s.to_string())
+    }
+}
 type Finish = Box<dyn Fn(&Value) -> Value + Send + Sync>;
 type Merge = Box<dyn Fn(Value, Value) -> Value + Send + Sync>;
 
@@ -159,24 +171,27 @@ impl Aggregator for Agg {
 // Helpers
 
 /// The single column argument's concrete type.
-fn one_arg(args: &[Ty]) -> Result<SqlType, String> {
+fn one_arg(args: &[Ty]) -> Result<SqlType, ArgumentError> {
     match args {
         [Some(t)] => Ok(t.clone()),
         [None] => Err("the argument's type is unknown (a NULL literal)".into()),
-        _ => Err(format!("takes one column, got {}", args.len())),
+        _ => Err(ArgumentError(format!(
+            "takes one column, got {}",
+            args.len()
+        ))),
     }
 }
 
-fn numeric_arg(args: &[Ty]) -> Result<SqlType, String> {
+fn numeric_arg(args: &[Ty]) -> Result<SqlType, ArgumentError> {
     let t = one_arg(args)?;
     if t.is_numeric() {
         Ok(t)
     } else {
-        Err(format!("{t} is not a number"))
+        Err(ArgumentError(format!("{t} is not a number")))
     }
 }
 
-fn no_params(params: &[Value]) -> Result<(), String> {
+fn no_params(params: &[Value]) -> Result<(), ArgumentError> {
     if params.is_empty() {
         Ok(())
     } else {
@@ -276,11 +291,13 @@ fn first(args: &[Value]) -> &Value {
 }
 
 /// An integer literal parameter ≥ 1.
-fn positive_param(v: &Value, what: &str) -> Result<usize, String> {
+fn positive_param(v: &Value, what: &str) -> Result<usize, ArgumentError> {
     match v.as_i64() {
-        Some(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{what} is too large")),
-        Some(n) => Err(format!("{what} must be at least 1, got {n}")),
-        None => Err(format!("{what} must be an INTEGER literal")),
+        Some(n) if n >= 1 => {
+            usize::try_from(n).map_err(|_| ArgumentError(format!("{what} is too large")))
+        }
+        Some(n) => Err(ArgumentError(format!("{what} must be at least 1, got {n}"))),
+        None => Err(ArgumentError(format!("{what} must be an INTEGER literal"))),
     }
 }
 
@@ -407,10 +424,13 @@ pub(super) fn register(r: &mut FunctionRegistry) {
     }
 }
 
-fn bind_count(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
+fn bind_count(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
     no_params(params)?;
     if args.len() > 1 {
-        return Err(format!("takes * or one column, got {}", args.len()));
+        return Err(ArgumentError(format!(
+            "takes * or one column, got {}",
+            args.len()
+        )));
     }
     let counts = |args: &[Value]| args.is_empty() || !first(args).is_null();
     // The old count is a number: dropped with `discard`, no drop glue.
@@ -441,7 +461,7 @@ fn bind_count(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
     }))
 }
 
-fn bind_sum(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
+fn bind_sum(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
     no_params(params)?;
     let t = numeric_arg(args)?;
     let step = |negate: bool| {
@@ -459,7 +479,7 @@ fn bind_sum(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
         .merge(|a, b| num_add(&a, &b, false)))
 }
 
-fn bind_avg(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
+fn bind_avg(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
     no_params(params)?;
     let t = numeric_arg(args)?;
     // The running sum keeps exact kinds: BIGINT for integers, DECIMAL, DOUBLE.
@@ -501,11 +521,11 @@ fn bind_avg(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
         }))
 }
 
-fn bind_extreme(args: &[Ty], params: &[Value], want: Ordering) -> Result<Agg, String> {
+fn bind_extreme(args: &[Ty], params: &[Value], want: Ordering) -> Result<Agg, ArgumentError> {
     no_params(params)?;
     let t = one_arg(args)?;
     if !is_orderable(&t) {
-        return Err(format!("{t} values cannot be ordered"));
+        return Err(ArgumentError(format!("{t} values cannot be ordered")));
     }
     let pick = move |acc: Value, v: &Value| {
         if v.is_null() || (!acc.is_null() && v.sql_cmp(&acc) != Some(want)) {
@@ -524,11 +544,11 @@ fn insert_sorted(set: &mut Vec<Value>, v: Value) {
     }
 }
 
-fn bind_count_distinct(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
+fn bind_count_distinct(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
     no_params(params)?;
     let t = one_arg(args)?;
     if !is_primitive(&Some(t.clone())) {
-        return Err(format!("{t} is not a primitive type"));
+        return Err(ArgumentError(format!("{t} is not a primitive type")));
     }
     Ok(
         Agg::new(SqlType::BigInt, Value::Array(Vec::new()), |acc, a| {
@@ -551,7 +571,7 @@ fn bind_count_distinct(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
     )
 }
 
-fn bind_collect_list(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
+fn bind_collect_list(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
     no_params(params)?;
     let t = one_arg(args)?;
     Ok(Agg::new(
@@ -580,7 +600,7 @@ fn bind_collect_list(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
     }))
 }
 
-fn bind_collect_set(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
+fn bind_collect_set(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
     no_params(params)?;
     let t = one_arg(args)?;
     let push = |list: &mut Vec<Value>, v: Value| {
@@ -606,7 +626,7 @@ fn bind_collect_set(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
     }))
 }
 
-fn bind_by_offset(args: &[Ty], params: &[Value], earliest: bool) -> Result<Agg, String> {
+fn bind_by_offset(args: &[Ty], params: &[Value], earliest: bool) -> Result<Agg, ArgumentError> {
     let t = one_arg(args)?;
     let (n, ignore_nulls) = match params {
         [] => (None, true),
@@ -665,10 +685,10 @@ fn bind_by_offset(args: &[Ty], params: &[Value], earliest: bool) -> Result<Agg, 
     })
 }
 
-fn bind_topk(args: &[Ty], params: &[Value], distinct: bool) -> Result<Agg, String> {
+fn bind_topk(args: &[Ty], params: &[Value], distinct: bool) -> Result<Agg, ArgumentError> {
     let t = one_arg(args)?;
     if !is_orderable(&t) {
-        return Err(format!("{t} values cannot be ordered"));
+        return Err(ArgumentError(format!("{t} values cannot be ordered")));
     }
     let k = match params {
         [k] => positive_param(k, "k")?,
@@ -703,11 +723,11 @@ fn bind_topk(args: &[Ty], params: &[Value], distinct: bool) -> Result<Agg, Strin
     }))
 }
 
-fn bind_histogram(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
+fn bind_histogram(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
     no_params(params)?;
     let t = one_arg(args)?;
     if t != SqlType::String {
-        return Err(format!("counts STRING values, not {t}"));
+        return Err(ArgumentError(format!("counts STRING values, not {t}")));
     }
     let bump = |map: &mut Vec<(Value, Value)>, k: Value, by: i64| {
         if let Some(e) = map.iter_mut().find(|(x, _)| *x == k) {
@@ -784,7 +804,7 @@ fn moments_merge(a: &Value, b: &Value) -> Value {
     moments(n, mean, m2)
 }
 
-fn bind_stddev(args: &[Ty], params: &[Value], sample: bool) -> Result<Agg, String> {
+fn bind_stddev(args: &[Ty], params: &[Value], sample: bool) -> Result<Agg, ArgumentError> {
     no_params(params)?;
     numeric_arg(args)?;
     let step = |negate: bool| {
@@ -847,7 +867,7 @@ fn co_merge(a: &Value, b: &Value) -> Value {
     )
 }
 
-fn bind_correlation(args: &[Ty], params: &[Value]) -> Result<Agg, String> {
+fn bind_correlation(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
     no_params(params)?;
     match args {
         [Some(x), Some(y)] if x.is_numeric() && y.is_numeric() => {}
