@@ -261,4 +261,30 @@ async fn offsets_and_group_admin_at_every_version() {
         .with_group_id(GroupId(s("o9")))
         .with_topics(None);
     assert!(call(&mut c, &fetch, 7).await.topics.is_empty());
+    // As in Kafka, the group outlives its last offsets: still listed and
+    // described as Empty, and DeleteGroups deletes it (kafka-consumer-groups
+    // --delete-offsets, then --delete, ran into GROUP_ID_NOT_FOUND).
+    let listed = call(&mut c, &ListGroupsRequest::default(), 4).await;
+    let o9 = listed
+        .groups
+        .iter()
+        .find(|g| g.group_id.0.as_str() == "o9")
+        .expect("o9 still listed");
+    assert_eq!(o9.group_state.as_str(), "Empty");
+    let described = call(
+        &mut c,
+        &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("o9"))]),
+        5,
+    )
+    .await;
+    assert_eq!(described.groups[0].error_code, 0);
+    assert_eq!(described.groups[0].group_state.as_str(), "Empty");
+    let del = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("o9"))]);
+    assert_eq!(call(&mut c, &del, 2).await.results[0].error_code, 0);
+    assert_eq!(
+        call(&mut c, &del, 2).await.results[0].error_code,
+        ResponseError::GroupIdNotFound.code()
+    );
+    let listed = call(&mut c, &ListGroupsRequest::default(), 4).await;
+    assert!(listed.groups.iter().all(|g| g.group_id.0.as_str() != "o9"));
 }

@@ -483,7 +483,18 @@ pub struct Coordinator {
     /// When each group with offsets was first seen without members by the
     /// expiry check (ms); offsets expire a retention period after that.
     empty_since: Mutex<HashMap<String, i64>>,
+    /// Groups without members whose last offsets OffsetDelete removed
+    /// (when, ms). Kafka keeps such a group, Empty, until DeleteGroups or
+    /// its periodic cleanup ([`OFFSETLESS_CLEANUP_MS`]); without this it
+    /// would vanish with its offsets and DeleteGroups would answer
+    /// GROUP_ID_NOT_FOUND.
+    offsetless: Mutex<HashMap<String, i64>>,
 }
+
+/// How long a group without members or offsets is still listed: Kafka's
+/// `offsets.retention.check.interval.ms` default, the period of the
+/// cleanup that removes such groups.
+pub const OFFSETLESS_CLEANUP_MS: i64 = 600_000;
 
 impl Coordinator {
     pub fn new(config: GroupConfig, offsets: OffsetStore) -> Coordinator {
@@ -494,6 +505,7 @@ impl Coordinator {
             next_member: AtomicU64::new(1),
             epoch_tag: crate::now_ms() as u64,
             empty_since: Mutex::new(HashMap::new()),
+            offsetless: Mutex::new(HashMap::new()),
         }
     }
 
@@ -984,7 +996,9 @@ impl Coordinator {
             }
             None => {
                 drop(groups);
-                (!self.offsets.group_offsets(group_id).is_empty()).then(|| GroupDescription {
+                let exists = !self.offsets.group_offsets(group_id).is_empty()
+                    || self.offsetless_lock().contains_key(group_id);
+                exists.then(|| GroupDescription {
                     state: GroupState::Empty,
                     protocol_type: String::new(),
                     protocol: String::new(),
@@ -1007,7 +1021,8 @@ impl Coordinator {
                 )
             })
             .collect();
-        for g in self.offsets.groups() {
+        let offsetless: Vec<String> = self.offsetless_lock().keys().cloned().collect();
+        for g in self.offsets.groups().into_iter().chain(offsetless) {
             if !out.iter().any(|(id, _, _)| *id == g) {
                 out.push((g, String::new(), GroupState::Empty));
             }
@@ -1016,17 +1031,31 @@ impl Coordinator {
         out
     }
 
+    fn offsetless_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.offsetless.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After OffsetDelete: a group without members whose offsets are now
+    /// all gone stays listed, Empty, as in Kafka.
+    pub fn offsets_deleted(&self, group_id: &str, now_ms: i64) {
+        if !self.has_members(group_id) && self.offsets.group_offsets(group_id).is_empty() {
+            self.offsetless_lock().insert(group_id.to_string(), now_ms);
+        }
+    }
+
     /// Forgets an empty group (its offsets are deleted by the caller).
     pub fn remove_if_empty(&self, group_id: &str) -> Result<(), ResponseError> {
         let mut groups = self.lock();
         match groups.get(group_id) {
-            Some(g) if !g.members.is_empty() => Err(ResponseError::NonEmptyGroup),
+            Some(g) if !g.members.is_empty() => return Err(ResponseError::NonEmptyGroup),
             Some(_) => {
                 groups.remove(group_id);
-                Ok(())
             }
-            None => Ok(()),
+            None => {}
         }
+        drop(groups);
+        self.offsetless_lock().remove(group_id);
+        Ok(())
     }
 }
 
@@ -1038,6 +1067,10 @@ impl Coordinator {
     /// live longer than the retention, never shorter. Blocking (log appends).
     pub fn expire_offsets(&self, now_ms: i64, retention_ms: i64) -> Result<usize, LogError> {
         let cutoff = now_ms.saturating_sub(retention_ms);
+        self.offsetless_lock().retain(|g, since| {
+            now_ms.saturating_sub(*since) < OFFSETLESS_CLEANUP_MS
+                && self.offsets.group_offsets(g).is_empty()
+        });
         let mut empty_since = self.empty_since.lock().unwrap_or_else(|e| e.into_inner());
         let with_offsets = self.offsets.groups();
         empty_since.retain(|g, _| with_offsets.contains(g));

@@ -453,3 +453,34 @@ fn offsets_expire_a_retention_period_after_the_group_is_seen_empty() {
     assert_eq!(f.c.expire_offsets(11_000, 5_000).unwrap(), 1);
     assert!(f.c.offsets().get("late", "t", 0).is_none());
 }
+
+#[test]
+fn a_group_outlives_its_deleted_offsets_until_the_cleanup() {
+    let f = fixture();
+    let committed = Committed {
+        offset: 5,
+        leader_epoch: -1,
+        metadata: None,
+        commit_timestamp: 1_000,
+    };
+    f.c.offsets()
+        .write("solo", vec![(("t".into(), 0), Some(committed))], 1_000)
+        .unwrap();
+    f.c.offsets()
+        .write("solo", vec![(("t".into(), 0), None)], 2_000)
+        .unwrap();
+    f.c.offsets_deleted("solo", 2_000);
+    assert_eq!(
+        f.c.describe("solo").map(|d| d.state),
+        Some(GroupState::Empty)
+    );
+    assert!(f.c.list().iter().any(|(g, _, _)| g == "solo"));
+    // Kafka's cleanup runs every offsets.retention.check.interval.ms.
+    f.c.expire_offsets(2_000 + OFFSETLESS_CLEANUP_MS - 1, 5_000)
+        .unwrap();
+    assert!(f.c.describe("solo").is_some());
+    f.c.expire_offsets(2_000 + OFFSETLESS_CLEANUP_MS, 5_000)
+        .unwrap();
+    assert!(f.c.describe("solo").is_none());
+    assert!(f.c.list().iter().all(|(g, _, _)| g != "solo"));
+}

@@ -639,7 +639,10 @@ pub(crate) async fn offset_delete(
     let written =
         blocking(move || b.groups().offsets().write(&g, tombstones, crate::now_ms())).await;
     match written {
-        Ok(Ok(())) => OffsetDeleteResponse::default().with_topics(topics),
+        Ok(Ok(())) => {
+            broker.groups().offsets_deleted(&group_id, crate::now_ms());
+            OffsetDeleteResponse::default().with_topics(topics)
+        }
         Ok(Err(err)) => {
             warn!(group = %group_id, %err, "deleting offsets failed");
             OffsetDeleteResponse::default()
