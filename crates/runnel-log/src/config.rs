@@ -291,6 +291,11 @@ pub fn supported_keys() -> impl Iterator<Item = &'static str> {
     DEFS.iter().map(|d| d.key)
 }
 
+/// The built-in (Kafka) default of a supported topic config key.
+pub fn builtin_default(key: &str) -> Option<&'static str> {
+    DEFS.iter().find(|d| d.key == key).map(|d| d.default)
+}
+
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> LogError {
     LogError::InvalidConfig {
         key: key.to_string(),

@@ -142,7 +142,9 @@ pub mod producer_state;
 mod segment;
 mod topic;
 
-pub use config::{supported_keys, ConfigEntry, ConfigSource, LogConfig, TimestampType};
+pub use config::{
+    builtin_default, supported_keys, ConfigEntry, ConfigSource, LogConfig, TimestampType,
+};
 pub use log::Log;
 pub use partition::{CompactionStats, Partition};
 pub use topic::{validate_topic_name, Topic};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{
@@ -61,6 +61,55 @@ fn entry(name: &str, value: &str, source: i8, version: i16) -> DescribeConfigsRe
     e
 }
 
+/// The broker-level name of a topic config (Kafka's `LogConfig` synonyms).
+fn broker_name(topic_key: &str) -> &str {
+    match topic_key {
+        "segment.bytes" => "log.segment.bytes",
+        "segment.ms" => "log.roll.ms",
+        "segment.index.bytes" => "log.index.size.max.bytes",
+        "flush.messages" => "log.flush.interval.messages",
+        "flush.ms" => "log.flush.interval.ms",
+        "retention.bytes" => "log.retention.bytes",
+        "retention.ms" => "log.retention.ms",
+        "max.message.bytes" => "message.max.bytes",
+        "index.interval.bytes" => "log.index.interval.bytes",
+        "delete.retention.ms" => "log.cleaner.delete.retention.ms",
+        "min.compaction.lag.ms" => "log.cleaner.min.compaction.lag.ms",
+        "max.compaction.lag.ms" => "log.cleaner.max.compaction.lag.ms",
+        "min.cleanable.dirty.ratio" => "log.cleaner.min.cleanable.ratio",
+        "cleanup.policy" => "log.cleanup.policy",
+        "message.timestamp.type" => "log.message.timestamp.type",
+        other => other,
+    }
+}
+
+/// A topic config's synonyms in precedence order, as Kafka lists them: the
+/// topic's own value, the broker-wide one (under its broker name), and,
+/// when neither is set, the default.
+fn topic_synonyms(
+    e: &ConfigEntry,
+    defaults: &BTreeMap<String, String>,
+) -> Vec<DescribeConfigsSynonym> {
+    let synonym = |name: &str, value: &str, source: i8| {
+        DescribeConfigsSynonym::default()
+            .with_name(str_bytes(name))
+            .with_value(Some(str_bytes(value)))
+            .with_source(source)
+    };
+    let mut out = Vec::new();
+    if e.is_topic_override {
+        out.push(synonym(&e.name, &e.value, SOURCE_DYNAMIC_TOPIC));
+    }
+    if let Some(v) = defaults.get(&e.name) {
+        out.push(synonym(broker_name(&e.name), v, SOURCE_STATIC_BROKER));
+    } else if !e.is_topic_override {
+        if let Some(v) = runnel_log::builtin_default(&e.name) {
+            out.push(synonym(broker_name(&e.name), v, SOURCE_DEFAULT));
+        }
+    }
+    out
+}
+
 fn broker_entries(broker: &Broker) -> Vec<(String, String)> {
     let cfg = broker.config();
     let mut out = vec![
@@ -99,6 +148,7 @@ pub(crate) fn describe_configs(
     req: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
+    let res_include_synonyms = req.include_synonyms;
     let results = req
         .resources
         .into_iter()
@@ -119,6 +169,7 @@ pub(crate) fn describe_configs(
                             Some(str_bytes(&format!("unknown topic {}", &*res.resource_name)));
                     }
                     Some(topic) => {
+                        let defaults = &broker.config().topic_defaults;
                         r.configs = topic
                             .describe_configs()
                             .into_iter()
@@ -126,12 +177,16 @@ pub(crate) fn describe_configs(
                             .map(|e| {
                                 let source = if e.is_topic_override {
                                     SOURCE_DYNAMIC_TOPIC
-                                } else if broker.config().topic_defaults.contains_key(&e.name) {
+                                } else if defaults.contains_key(&e.name) {
                                     SOURCE_STATIC_BROKER
                                 } else {
                                     SOURCE_DEFAULT
                                 };
-                                entry(&e.name, &e.value, source, version)
+                                let mut out = entry(&e.name, &e.value, source, version);
+                                if version >= 1 && res_include_synonyms {
+                                    out.synonyms = topic_synonyms(&e, defaults);
+                                }
+                                out
                             })
                             .collect();
                     }
