@@ -104,13 +104,18 @@ pub trait RowCodec: Send + Sync {
         unread: &[bool],
     ) -> Result<Row, FormatError> {
         let _ = unread;
-        let values = self.decode(bytes)?;
-        let mut row = Vec::with_capacity(prefix + values.len() + suffix + spare);
-        row.resize_with(prefix, || Value::Null);
-        row.extend(values);
-        row.resize_with(row.len() + suffix, || Value::Null);
-        Ok(row)
+        Ok(padded(self.decode(bytes)?, prefix, suffix, spare))
     }
+}
+
+/// `values` with `prefix` NULLs before, `suffix` after, and room for
+/// `spare` more (see [`RowCodec::decode_with_prefix`]).
+pub fn padded(values: Row, prefix: usize, suffix: usize, spare: usize) -> Row {
+    let mut row = Vec::with_capacity(prefix + values.len() + suffix + spare);
+    row.resize_with(prefix, || Value::Null);
+    row.extend(values);
+    row.resize_with(row.len() + suffix, || Value::Null);
+    row
 }
 
 /// A format, as named in `KEY_FORMAT` / `VALUE_FORMAT`: a handle to a

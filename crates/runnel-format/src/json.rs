@@ -799,12 +799,7 @@ impl RowCodec for JsonCodec {
                 return Ok(row);
             }
         }
-        let values = self.decode(bytes)?;
-        let mut row = Vec::with_capacity(prefix + values.len() + suffix + spare);
-        row.resize_with(prefix, || Value::Null);
-        row.extend(values);
-        row.resize_with(row.len() + suffix, || Value::Null);
-        Ok(row)
+        Ok(crate::format::padded(self.decode(bytes)?, prefix, suffix, spare))
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<Row, FormatError> {
