@@ -273,6 +273,25 @@ def kafka(kafka_libs, tmp_path_factory) -> kafka_cluster.KafkaCluster:
     cluster.stop()
 
 
+_LAST_KAFKA_TEST: str | None = None
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Notes the last test that uses the Kafka cluster, to stop it after that one."""
+    global _LAST_KAFKA_TEST
+    users = [item.nodeid for item in items if "kafka" in getattr(item, "fixturenames", ())]
+    _LAST_KAFKA_TEST = users[-1] if users else None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    # Three idle JVMs would otherwise share the 2 cores with every test after
+    # the last one that needs them. The fixture's own finalizer stops what is
+    # left (nothing, then) at the end of the session.
+    if item.nodeid == _LAST_KAFKA_TEST and _SESSION_KAFKA is not None:
+        _SESSION_KAFKA.stop()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Attach the tail of the broker logs to every failing test's report."""
