@@ -276,10 +276,20 @@ def kafka(kafka_libs, tmp_path_factory) -> kafka_cluster.KafkaCluster:
 _LAST_KAFKA_TEST: str | None = None
 
 
-def pytest_collection_modifyitems(session, config, items):
-    """Notes the last test that uses the Kafka cluster, to stop it after that one."""
+def uses_kafka_cluster(item) -> bool:
+    """True for a test that takes the `kafka` fixture, directly or through an
+    indirect parameter whose value is "kafka" (the broker-choosing `peer`
+    fixture of test_kafka_tools.py asks for the cluster at run time)."""
+    if "kafka" in getattr(item, "fixturenames", ()):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "kafka" in callspec.params.values()
+
+
+def pytest_collection_finish(session):
+    """Notes the last selected test that uses the Kafka cluster, to stop it after that one."""
     global _LAST_KAFKA_TEST
-    users = [item.nodeid for item in items if "kafka" in getattr(item, "fixturenames", ())]
+    users = [item.nodeid for item in session.items if uses_kafka_cluster(item)]
     _LAST_KAFKA_TEST = users[-1] if users else None
 
 
@@ -301,7 +311,7 @@ def pytest_runtest_makereport(item, call):
         return
     if _SESSION_SERVER is not None and "bootstrap" in item.fixturenames:
         rep.sections.append(("runnel serve log (tail)", tail(_SESSION_SERVER.log_path, 40)))
-    if _SESSION_KAFKA is not None and "kafka" in item.fixturenames:
+    if _SESSION_KAFKA is not None and uses_kafka_cluster(item):
         for n in range(1, _SESSION_KAFKA.nodes + 1):
             rep.sections.append((f"kafka node {n} log (tail)", tail(_SESSION_KAFKA.log_path(n), 30)))
 

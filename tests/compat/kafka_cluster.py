@@ -136,9 +136,17 @@ def fetch(log=None) -> Path:
             + " | ".join(out[-15:])
         )
     (staging / ".complete").write_text("\n".join(jars) + "\n")
+    if marker.exists():
+        shutil.rmtree(staging)  # another process finished first: keep its copy
+        return libs
     if libs.exists():
-        shutil.rmtree(libs)
-    staging.rename(libs)
+        shutil.rmtree(libs)  # an interrupted fetch's leftovers (no marker)
+    try:
+        staging.rename(libs)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not marker.exists():
+            raise
     return libs
 
 
@@ -258,6 +266,7 @@ class KafkaCluster:
         self.broker_ports: list[int] = []
         self.controller_ports: list[int] = []
         self.pids: dict[int, int] = {}
+        self.stopped = False
         self._children: dict[int, subprocess.Popen] = {}
 
     # --- state shared between processes ---------------------------------
@@ -462,6 +471,7 @@ class KafkaCluster:
 
         Returns how each node ended ("exited 0", "killed", ...).
         """
+        self.stopped = True
         running = [n for n in range(1, self.nodes + 1) if self.alive(n)]
         for n in running:
             self._signal(n, signal.SIGTERM)

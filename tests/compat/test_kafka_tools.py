@@ -247,6 +247,57 @@ def test_kafka_configs(kafka_libs, bootstrap, topic):
     assert broker.get("auto.create.topics.enable") == "true", out
 
 
+@pytest.fixture
+def peer(request):
+    """(bootstrap, replication factor) of Runnel's session broker or of the Kafka cluster.
+
+    The tests that name a Runnel bug also run on Apache Kafka, to show that
+    what they expect is what Kafka does.
+    """
+    if request.param == "runnel":
+        return request.getfixturevalue("bootstrap"), "1"
+    cluster = request.getfixturevalue("kafka")
+    assert not cluster.stopped, "the session's Kafka cluster was stopped before this test"
+    return cluster.bootstrap, "3"
+
+
+def runnel_bug(reason: str):
+    return pytest.param("runnel", marks=pytest.mark.xfail(strict=True, reason=f"Runnel broker bug: {reason}"))
+
+
+@pytest.mark.parametrize("peer", [runnel_bug(
+    "DescribeConfigs ignores include_synonyms and returns no synonyms, so kafka-configs prints "
+    "'synonyms={}' where Apache Kafka 4.4.0 prints 'synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=7200000}' "
+    "(and DEFAULT_CONFIG:log.* synonyms for defaults)"), "kafka"], indirect=True)
+def test_kafka_configs_synonyms(kafka_libs, peer, topic):
+    bootstrap, rf = peer
+    b = ["--bootstrap-server", bootstrap]
+    entity = ["--entity-type", "topics", "--entity-name", topic]
+    tool(TOPICS, *b, "--create", "--topic", topic, "--partitions", "1", "--replication-factor", rf)
+    tool(CONFIGS, *b, *entity, "--alter", "--add-config", "retention.ms=7200000")
+    out, _ = tool(CONFIGS, *b, *entity, "--describe")
+    assert "retention.ms=7200000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=7200000}" in out, out
+
+
+@pytest.mark.parametrize("peer", [runnel_bug(
+    "an empty group whose committed offsets were all deleted (OffsetDelete) disappears at once, so "
+    "'kafka-consumer-groups --delete' then fails with GroupIdNotFoundException; Apache Kafka 4.4.0 keeps "
+    "the group until its periodic cleanup and the deletion succeeds"), "kafka"], indirect=True)
+def test_kafka_consumer_groups_delete_after_deleting_all_offsets(kafka_libs, peer, topic):
+    bootstrap, rf = peer
+    b = ["--bootstrap-server", bootstrap]
+    group = f"{topic}-group"
+    tool(TOPICS, *b, "--create", "--topic", topic, "--partitions", "1", "--replication-factor", rf)
+    produce(bootstrap, topic, {0: 2})
+    out, _ = tool(CONSUMER, *b, "--topic", topic, "--group", group, "--from-beginning",
+                  "--max-messages", "2", "--timeout-ms", "30000")
+    assert out.split() == ["v0-0", "v0-1"]
+    out, _ = tool(GROUPS, *b, "--delete-offsets", "--group", group, "--topic", topic)
+    assert [r for r in rows(out, "TOPIC") if r[0] == topic] == [[topic, "0", "Successful"]]
+    out, err = tool(GROUPS, *b, "--delete", "--group", group)
+    assert f"Deletion of requested consumer groups ('{group}') was successful." in out, out + err
+
+
 def test_get_offsets(kafka_libs, bootstrap, topic):
     b = ["--bootstrap-server", bootstrap]
     tool(TOPICS, *b, "--create", "--topic", topic, "--partitions", "2", "--replication-factor", "1")
