@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --compat-only) compat_only=1 ;;
     --) shift; pytest_args+=("$@"); break ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift

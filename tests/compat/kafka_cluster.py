@@ -29,6 +29,7 @@ raises `KafkaUnavailable` with the reason.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import os
@@ -386,7 +387,6 @@ class KafkaCluster:
     def _random_cluster_id(self) -> str:
         # A KRaft cluster id is a base64url-encoded UUID without padding,
         # what `kafka-storage random-uuid` prints.
-        import base64
         return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
     def _format(self, node: int) -> None:

@@ -72,7 +72,10 @@ def test_three_brokers_one_cluster(kafka):
     ids = set()
     for n in range(1, 4):
         a = admin(kafka.node_bootstrap(n))
-        md = a.list_topics(timeout=10)
+        # Ready means one node saw all three; each applies the metadata log
+        # at its own pace, so give the others a moment to catch up.
+        md = wait_until(lambda: (m := a.list_topics(timeout=10)) and len(m.brokers) == 3 and m,
+                        timeout=20, what=f"node {n} to list 3 brokers")
         assert sorted(md.brokers) == [1, 2, 3], f"node {n} sees brokers {sorted(md.brokers)}"
         assert sorted(b.port for b in md.brokers.values()) == sorted(kafka.broker_ports)
         desc = a.describe_cluster(request_timeout=10).result(timeout=15)
@@ -108,9 +111,12 @@ def test_kill_and_restart_one_node(kafka, topic):
     try:
         produce_and_read(kafka, topic, 60)
         # Writes to rf=3 were acknowledged with two replicas left, so
-        # leadership has moved off the dead node.
-        md = admin(kafka.node_bootstrap(1)).list_topics(topic, timeout=10)
-        assert all(p.leader in (1, 3) for p in md.topics[topic].partitions.values())
+        # leadership has moved off the dead node (node 1 may apply that
+        # metadata a moment after the new leaders did).
+        a = admin(kafka.node_bootstrap(1))
+        wait_until(lambda: all(p.leader in (1, 3) for p in a.list_topics(topic, timeout=10)
+                               .topics[topic].partitions.values()),
+                   timeout=20, what="node 1 to see leaders off node 2")
     finally:
         kafka.start_node(2)
     assert kafka.alive(2)

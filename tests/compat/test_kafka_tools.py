@@ -97,7 +97,7 @@ def test_kafka_topics(kafka_libs, bootstrap, topic):
 
     tool(TOPICS, *b, "--alter", "--topic", topic, "--partitions", "4")
     out, _ = tool(TOPICS, *b, "--describe", "--topic", topic)
-    assert "PartitionCount: 4" in out and f"Partition: 3\tLeader: 1" in out
+    assert "PartitionCount: 4" in out and "Partition: 3\tLeader: 1" in out
     _, err = tool(TOPICS, *b, "--alter", "--topic", topic, "--partitions", "2", ok=False)
     assert "InvalidPartitionsException" in err, err
     out, _ = tool(TOPICS, *b, "--describe", "--topic", topic, "--under-replicated-partitions")

@@ -491,6 +491,12 @@ public final class ClientChecks {
                         }
                     }
                     out.put("duplicate_instance_error", fenced);
+                    // The newest member's assignment may reach it after the old one is fenced.
+                    deadline = System.currentTimeMillis() + WAIT_MS;
+                    while (eb3.owned.isEmpty() && System.currentTimeMillis() < deadline) {
+                        b3.poll(Duration.ofMillis(50));
+                        a.poll(Duration.ofMillis(50));
+                    }
                     out.put("assignment_b_newest", new ArrayList<>(eb3.owned));
                 }
             } finally {
@@ -596,7 +602,7 @@ public final class ClientChecks {
             producer.flush();
             committedReader.assign(List.of(outTp));
             out.put("lso_while_open", committedReader.endOffsets(List.of(outTp)).get(outTp));
-            out.put("committed_read_while_open", values(readFrom(committedReader, outTp, 0, 1500)));
+            out.put("committed_read_while_open", values(readFrom(committedReader, outTp, 0, WAIT_MS)));
             producer.commitTransaction();
             out.put("lso_after_commit", committedReader.endOffsets(List.of(outTp)).get(outTp));
         }
@@ -604,8 +610,8 @@ public final class ClientChecks {
              KafkaConsumer<String, String> ru = reader("read_uncommitted")) {
             rc.assign(List.of(outTp));
             ru.assign(List.of(outTp));
-            out.put("read_committed", values(readFrom(rc, outTp, 0, 3000)));
-            out.put("read_uncommitted", values(readFrom(ru, outTp, 0, 3000)));
+            out.put("read_committed", values(readFrom(rc, outTp, 0, WAIT_MS)));
+            out.put("read_uncommitted", values(readFrom(ru, outTp, 0, WAIT_MS)));
             out.put("log_end", ru.endOffsets(List.of(outTp)).get(outTp));
         }
         // A new producer with the same transactional.id fences the old one.
@@ -629,13 +635,13 @@ public final class ClientChecks {
         }
         try (KafkaConsumer<String, String> rc = reader("read_committed")) {
             rc.assign(List.of(outTp));
-            List<String> vals = values(readFrom(rc, outTp, 0, 3000));
+            List<String> vals = values(readFrom(rc, outTp, 0, WAIT_MS));
             out.put("read_committed_after_fencing", vals.subList(Math.min(12, vals.size()), vals.size()));
         }
         return out;
     }
 
-    /** Reads from `offset` until the end offset seen at the start, or `waitMs` with nothing new. */
+    /** Reads from `offset` up to the end offset seen at the start; `waitMs` bounds a failure. */
     static List<ConsumerRecord<String, String>> readFrom(KafkaConsumer<String, String> c, TopicPartition tp, long offset, long waitMs) {
         c.seek(tp, offset);
         long end = c.endOffsets(List.of(tp)).get(tp);
