@@ -146,7 +146,10 @@ def test_group_cooperative_sticky_assignor(client_checks, bootstrap):
     revoked = [e[1] for e in r["events_1"] if e[0] == "revoked"]
     assert revoked == [a2], r["events_1"]
     assert ["lost", a2] not in r["events_1"]
-    assert r["events_2"][0] == ["assigned", a2]
+    # The joining member may first be handed nothing (while the first member
+    # revokes) and its partitions in the next round, or get them at once:
+    # both are the cooperative protocol. It only ever gains, then loses on close.
+    assert [e for e in r["events_2"] if e[1]] == [["assigned", a2], ["revoked", a2]], r["events_2"]
     # When the second member left, its partitions came back with no revocation.
     assert r["events_1"][-1] == ["assigned", a2], r["events_1"]
 
