@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # The one test command for Runnel, for developers and CI alike:
 #
-#   ./scripts/test.sh                 # fmt, clippy, cargo test, build, client compat suite
-#   ./scripts/test.sh --compat-only   # only the client compat suite, on the binary you built
+#   ./scripts/test.sh                 # set-up, fmt, clippy, cargo test, build, client compat suite
+#   ./scripts/test.sh --compat-only   # set-up, then only the client compat suite, on the binary you built
 #   ./scripts/test.sh -- -k kcat      # anything after -- goes to pytest
 #
-# It installs nothing. The compat suite needs kcat, the Python packages of
-# tests/compat/requirements.txt (in .venv/ if that exists) and, for the KafkaJS
-# checks, node plus `npm ci` in tests/compat/js; .ci/run sets all that up.
-# Environment: PYTHON (default .venv/bin/python, else python3), RUNNEL_BIN
-# (default target/debug/runnel).
+# It installs what it needs first, and only what is missing, so a second run
+# goes straight to the tests: Debian packages (kcat, pkg-config, zlib,
+# a JDK and Maven if absent) with apt-get, as root or through sudo; rustfmt
+# and clippy with rustup; the compat suite's Python packages in .venv/
+# (re-installed when tests/compat/requirements.txt changes); KafkaJS with
+# `npm ci` in tests/compat/js (again when its package-lock.json changes);
+# Apache Kafka's jars with Maven into ~/.cache/runnel (scripts/kafka.sh fetch).
+# On a fresh Debian 12 with Rust, Python 3.11, Node 20, gcc, Java 17 and
+# Maven this is all it takes; .ci/run calls exactly this.
+# Environment: PYTHON (default .venv/bin/python), RUNNEL_BIN (default
+# target/debug/runnel), RUNNEL_SKIP_KAFKA=1 (locally only: skip the tests
+# that need Apache Kafka when its jars cannot be fetched; ignored when CI=true).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,7 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --compat-only) compat_only=1 ;;
     --) shift; pytest_args+=("$@"); break ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -34,6 +41,130 @@ step() {
   "$@"
 }
 
+# ---------------------------------------------------------------------------
+# Set-up: check first, install only what is missing.
+# ---------------------------------------------------------------------------
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else echo "error: need root (or sudo) to run: $*" >&2; exit 1
+  fi
+}
+
+apt_updated=0
+apt_install() {
+  if ! command -v apt-get >/dev/null; then
+    echo "error: missing $* and no apt-get here; install them by hand" >&2
+    exit 1
+  fi
+  echo "installing with apt-get: $*"
+  if [ "$apt_updated" -eq 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" </dev/null
+}
+
+setup_system() {
+  local tool
+  for tool in python3 node npm; do
+    command -v "$tool" >/dev/null || { echo "error: $tool is not installed on this machine" >&2; exit 1; }
+  done
+  if [ "$compat_only" -eq 0 ]; then
+    command -v cargo >/dev/null || { echo "error: cargo is not installed (https://rustup.rs)" >&2; exit 1; }
+  fi
+  # kcat: the old-librdkafka client of the compat suite. pkg-config, zlib,
+  # make, gcc, g++: what rdkafka-sys (librdkafka from source) needs. A JDK
+  # and Maven: Apache Kafka as a test peer (tests/compat/test_kafka_*.py).
+  local packages=(kcat pkg-config zlib1g-dev make gcc g++ ca-certificates)
+  command -v javac >/dev/null || packages+=(openjdk-17-jdk-headless)
+  command -v mvn >/dev/null || packages+=(maven)
+  local missing=() pkg status
+  if command -v dpkg-query >/dev/null; then
+    for pkg in "${packages[@]}"; do
+      status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+      [ "$status" = "install ok installed" ] || missing+=("$pkg")
+    done
+  else
+    for tool in kcat pkg-config make gcc g++ javac mvn; do
+      command -v "$tool" >/dev/null || missing+=("$tool")
+    done
+  fi
+  if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install "${missing[@]}"
+  fi
+  if [ "$compat_only" -eq 0 ]; then
+    if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+      command -v rustup >/dev/null || { echo "error: rustfmt/clippy missing and no rustup to add them" >&2; exit 1; }
+      rustup component add rustfmt clippy
+    fi
+    echo "$(cargo --version); $(rustc --version)"
+  fi
+  echo "$(python3 --version); node $(node --version); npm $(npm --version)"
+  echo "kcat $(kcat -V 2>&1 | sed -n "s/^Version \([^ ]*\).*librdkafka \([^ ]*\).*/\1 on librdkafka \2/p"); $(javac -version 2>&1); $(mvn -v 2>/dev/null | head -1 | sed "s/\x1b\[[0-9;]*m//g")"
+}
+
+# The stamp files record the hash of what was installed from, so a changed
+# requirements.txt or package-lock.json installs again and nothing else does.
+file_hash() { sha256sum "$1" | cut -d' ' -f1; }
+
+setup_python() {
+  local req="$ROOT/tests/compat/requirements.txt" stamp="$ROOT/.venv/.requirements.sha256"
+  if [ -n "${PYTHON:-}" ]; then
+    echo "python: $PYTHON (from PYTHON, not managed here)"
+    return
+  fi
+  PYTHON="$ROOT/.venv/bin/python"
+  if [ ! -x "$PYTHON" ]; then
+    if ! python3 -m venv "$ROOT/.venv"; then
+      # Debian's own python3 keeps venv in a separate package.
+      rm -rf "$ROOT/.venv"
+      apt_install python3-venv
+      python3 -m venv "$ROOT/.venv"
+    fi
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$(file_hash "$req")" ] ||
+     ! "$PYTHON" -c 'import confluent_kafka, kafka, pytest, pytest_timeout' 2>/dev/null; then
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$PYTHON" -m pip install -q -r "$req"
+    file_hash "$req" >"$stamp"
+  fi
+  echo "python packages (.venv): $("$PYTHON" -m pip list 2>/dev/null |
+    grep -Ei '^(confluent-kafka|kafka-python|pytest) ' | tr -s ' ' | tr '\n' ' ')"
+}
+
+setup_node() {
+  local js="$ROOT/tests/compat/js"
+  local stamp="$js/node_modules/.runnel-lock.sha256"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$(file_hash "$js/package-lock.json")" ]; then
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
+    file_hash "$js/package-lock.json" >"$stamp"
+  fi
+  echo "node packages: kafkajs $(node -p 'require("./tests/compat/js/node_modules/kafkajs/package.json").version')"
+}
+
+setup_kafka() {
+  local rc=0
+  "$ROOT/scripts/kafka.sh" fetch >/dev/null || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    if [ "${CI:-}" != "true" ] && [ "${RUNNEL_SKIP_KAFKA:-}" = "1" ]; then
+      echo "warning: Apache Kafka's jars cannot be fetched; RUNNEL_SKIP_KAFKA=1 skips the tests that need them" >&2
+      return
+    fi
+    echo "error: Apache Kafka's jars cannot be fetched (see above); the Kafka tests cannot run." >&2
+    echo "       Locally, RUNNEL_SKIP_KAFKA=1 skips them (never in CI)." >&2
+    exit 1
+  fi
+  echo "Apache Kafka $("$ROOT/scripts/kafka.sh" version): jars in $("$ROOT/scripts/kafka.sh" fetch)"
+}
+
+section "set-up  [t+$((SECONDS - started))s]"
+setup_system
+setup_python
+setup_node
+setup_kafka
+export PYTHON
+
 if [ "$compat_only" -eq 0 ]; then
   step cargo fmt --all -- --check
   step cargo clippy --workspace --all-targets -- -D warnings
@@ -42,17 +173,9 @@ if [ "$compat_only" -eq 0 ]; then
 fi
 
 section "client compatibility suite: pytest tests/compat  [t+$((SECONDS - started))s]"
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
-fi
 export RUNNEL_BIN="${RUNNEL_BIN:-$ROOT/target/debug/runnel}"
 if [ ! -x "$RUNNEL_BIN" ]; then
   echo "error: no runnel binary at $RUNNEL_BIN (cargo build -p runnel)" >&2
-  exit 1
-fi
-if ! "$PYTHON" -c 'import confluent_kafka, kafka, pytest, pytest_timeout' 2>/dev/null; then
-  echo "error: $PYTHON lacks the compat suite's packages; install them with" >&2
-  echo "  python3 -m venv .venv && .venv/bin/pip install -r tests/compat/requirements.txt" >&2
   exit 1
 fi
 echo "python: $PYTHON   runnel: $RUNNEL_BIN"

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+import kafka_cluster
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # How long the broker gets to open its port and to exit after SIGTERM.
@@ -225,14 +227,94 @@ def kcat_bin() -> str:
     return path
 
 
+# ----------------------------------------------------------------------------
+# Apache Kafka as a peer (kafka_cluster.py, scripts/kafka.sh)
+# ----------------------------------------------------------------------------
+
+SKIP_KAFKA_FLAG = "RUNNEL_SKIP_KAFKA"
+
+
+def kafka_unavailable(reason: str):
+    """Fails (CI, or no flag) or skips (RUNNEL_SKIP_KAFKA=1, locally) a test that needs Kafka.
+
+    A CI run that silently skipped the Kafka tests would hide a regression,
+    so CI=true always fails, whatever the flag says.
+    """
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}\nCI=true: the tests that need Apache Kafka cannot be skipped", pytrace=False)
+    if os.environ.get(SKIP_KAFKA_FLAG) == "1":
+        pytest.skip(f"{SKIP_KAFKA_FLAG}=1 and {reason}")
+    pytest.fail(
+        f"{reason}\nLocally, {SKIP_KAFKA_FLAG}=1 skips the tests that need Apache Kafka.", pytrace=False
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka_libs() -> Path:
+    """The folder of Apache Kafka's jars (fetched with Maven once per machine)."""
+    try:
+        return kafka_cluster.fetch()
+    except kafka_cluster.KafkaUnavailable as e:
+        kafka_unavailable(f"Apache Kafka {kafka_cluster.kafka_version()} cannot be had: {e}")
+
+
+_SESSION_KAFKA: kafka_cluster.KafkaCluster | None = None
+
+
+@pytest.fixture(scope="session")
+def kafka(kafka_libs, tmp_path_factory) -> kafka_cluster.KafkaCluster:
+    """One 3-node Apache Kafka cluster for the whole run; tests name their own topics."""
+    global _SESSION_KAFKA
+    cluster = kafka_cluster.KafkaCluster(tmp_path_factory.mktemp("kafka"), nodes=3)
+    cluster.start()
+    _SESSION_KAFKA = cluster
+    yield cluster
+    _SESSION_KAFKA = None
+    cluster.stop()
+
+
+_LAST_KAFKA_TEST: str | None = None
+
+
+def uses_kafka_cluster(item) -> bool:
+    """True for a test that takes the `kafka` fixture, directly or through an
+    indirect parameter whose value is "kafka" (the broker-choosing `peer`
+    fixture of test_kafka_tools.py asks for the cluster at run time)."""
+    if "kafka" in getattr(item, "fixturenames", ()):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "kafka" in callspec.params.values()
+
+
+def pytest_collection_finish(session):
+    """Notes the last selected test that uses the Kafka cluster, to stop it after that one."""
+    global _LAST_KAFKA_TEST
+    users = [item.nodeid for item in session.items if uses_kafka_cluster(item)]
+    _LAST_KAFKA_TEST = users[-1] if users else None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    # Three idle JVMs would otherwise share the 2 cores with every test after
+    # the last one that needs them. The fixture's own finalizer stops what is
+    # left (nothing, then) at the end of the session.
+    if item.nodeid == _LAST_KAFKA_TEST and _SESSION_KAFKA is not None:
+        _SESSION_KAFKA.stop()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Attach the tail of the broker log to every failing test's report."""
+    """Attach the tail of the broker logs to every failing test's report."""
     outcome = yield
     rep = outcome.get_result()
-    if rep.failed and _SESSION_SERVER is not None:
+    if not rep.failed:
+        return
+    if _SESSION_SERVER is not None and "bootstrap" in item.fixturenames:
         rep.sections.append(("runnel serve log (tail)", tail(_SESSION_SERVER.log_path, 40)))
+    if _SESSION_KAFKA is not None and uses_kafka_cluster(item):
+        for n in range(1, _SESSION_KAFKA.nodes + 1):
+            rep.sections.append((f"kafka node {n} log (tail)", tail(_SESSION_KAFKA.log_path(n), 30)))
 
 
 def pytest_report_header(config):
-    return f"runnel binary: {runnel_bin()}"
+    return [f"runnel binary: {runnel_bin()}", f"apache kafka: {kafka_cluster.kafka_version()} ({kafka_cluster.libs_dir()})"]
