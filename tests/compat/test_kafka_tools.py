@@ -261,14 +261,7 @@ def peer(request):
     return cluster.bootstrap, "3"
 
 
-def runnel_bug(reason: str):
-    return pytest.param("runnel", marks=pytest.mark.xfail(strict=True, reason=f"Runnel broker bug: {reason}"))
-
-
-@pytest.mark.parametrize("peer", [runnel_bug(
-    "DescribeConfigs ignores include_synonyms and returns no synonyms, so kafka-configs prints "
-    "'synonyms={}' where Apache Kafka 4.4.0 prints 'synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=7200000}' "
-    "(and DEFAULT_CONFIG:log.* synonyms for defaults)"), "kafka"], indirect=True)
+@pytest.mark.parametrize("peer", ["runnel", "kafka"], indirect=True)
 def test_kafka_configs_synonyms(kafka_libs, peer, topic):
     bootstrap, rf = peer
     b = ["--bootstrap-server", bootstrap]
@@ -279,10 +272,7 @@ def test_kafka_configs_synonyms(kafka_libs, peer, topic):
     assert "retention.ms=7200000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=7200000}" in out, out
 
 
-@pytest.mark.parametrize("peer", [runnel_bug(
-    "an empty group whose committed offsets were all deleted (OffsetDelete) disappears at once, so "
-    "'kafka-consumer-groups --delete' then fails with GroupIdNotFoundException; Apache Kafka 4.4.0 keeps "
-    "the group until its periodic cleanup and the deletion succeeds"), "kafka"], indirect=True)
+@pytest.mark.parametrize("peer", ["runnel", "kafka"], indirect=True)
 def test_kafka_consumer_groups_delete_after_deleting_all_offsets(kafka_libs, peer, topic):
     bootstrap, rf = peer
     b = ["--bootstrap-server", bootstrap]
