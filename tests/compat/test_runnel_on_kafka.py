@@ -1,0 +1,125 @@
+"""Runnel's SQL engine on a real 3-broker Apache Kafka cluster.
+
+`runnel serve --bootstrap-servers` runs the SQL engine and its ksqlDB API
+without a local log. On a multi-broker cluster a topic the engine has just
+created reaches the other brokers' metadata asynchronously: Runnel used to
+die at start (`end offset of _runnel-sql-commands-0: UnknownPartition`)
+when the broker it asked next did not know the topic yet. Here two SQL
+servers share the session's Kafka cluster: both start, a persistent query
+created through one runs on the partitions of both, and either answers a
+pull query for any key (forwarding what the other hosts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from compat_util import wait_until
+from conftest import free_port, runnel_bin, tail
+
+pytestmark = pytest.mark.kafka
+
+START_TIMEOUT_S = 90.0
+
+
+class SqlServer:
+    """`runnel serve --bootstrap-servers` with its API on a free port."""
+
+    def __init__(self, bootstrap: str, log_path: Path):
+        self.port = free_port()
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        env = dict(os.environ, RUNNEL_LOG="info", NO_COLOR="1")
+        self.proc = subprocess.Popen(
+            [str(runnel_bin()), "serve", "--bootstrap-servers", bootstrap,
+             "--sql-listen", f"127.0.0.1:{self.port}"],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=env,
+        )
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            code = self.proc.poll()
+            assert code is None, f"runnel serve exited with {code} at start; log:\n{tail(self.log_path)}"
+            try:
+                with urllib.request.urlopen(self.url("/info"), timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"no SQL API within {START_TIMEOUT_S}s; log:\n{tail(self.log_path)}")
+
+    def ksql(self, sql: str) -> list:
+        req = urllib.request.Request(
+            self.url("/ksql"), data=json.dumps({"ksql": sql}).encode(),
+            headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"{sql!r}: HTTP {e.code}: {e.read().decode()}") from None
+
+    def pull(self, sql: str) -> list:
+        """Rows of a pull query (`/query-stream`, one JSON value per line)."""
+        req = urllib.request.Request(
+            self.url("/query-stream"), data=json.dumps({"sql": sql}).encode(),
+            headers={"Content-Type": "application/vnd.ksqlapi.delimited.v1"}, method="POST")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            lines = [json.loads(l) for l in r.read().decode().splitlines() if l.strip()]
+        return [l for l in lines if isinstance(l, list)]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+def test_two_sql_servers_on_a_three_broker_kafka_cluster(kafka, tmp_path, unique_name):
+    servers = [SqlServer(kafka.bootstrap, tmp_path / f"sql-{i}.log") for i in range(2)]
+    try:
+        for s in servers:
+            s.wait_ready()
+        events, counts = unique_name("events").replace("-", "_"), unique_name("counts").replace("-", "_")
+        first, second = servers
+        first.ksql(
+            f"CREATE STREAM {events} (k STRING KEY, v INT) "
+            f"WITH (KAFKA_TOPIC='{events}', VALUE_FORMAT='JSON', PARTITIONS=3);")
+        first.ksql(f"CREATE TABLE {counts} AS SELECT k, COUNT(*) AS n FROM {events} GROUP BY k;")
+        keys = [f"key-{i}" for i in range(12)]
+        for k in keys:
+            second.ksql(f"INSERT INTO {events} (k, v) VALUES ('{k}', 1);")
+            first.ksql(f"INSERT INTO {events} (k, v) VALUES ('{k}', 2);")
+
+        # Either server answers for every key, the partitions it hosts and
+        # those the other one hosts alike.
+        for s in servers:
+            for k in keys:
+                rows = wait_until(
+                    lambda: [r for r in s.pull(f"SELECT * FROM {counts} WHERE k = '{k}';")
+                             if r[-1] == 2],
+                    timeout=60, interval=0.2, what=f"{k}'s count of 2 on :{s.port}")
+                assert rows == [[k, 2]], rows
+        for s in servers:
+            assert s.proc.poll() is None, f"a SQL server died; log:\n{tail(s.log_path)}"
+    finally:
+        codes = [s.stop() for s in servers]
+    assert codes == [0, 0], [tail(s.log_path) for s in servers]
