@@ -15,5 +15,8 @@ pub mod plan;
 pub mod schema;
 pub mod types;
 
-pub use engine::{Engine, EngineConfig, PullForwarder, QueryEvent, QueryStream, PULL_LOCAL_ONLY};
+pub use engine::{
+    Engine, EngineConfig, Executed, Outcome, PullForwarder, QueryEvent, QueryStream,
+    PULL_LOCAL_ONLY,
+};
 pub use error::{ErrorKind, SqlError};

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use runnel_broker::{Broker, BrokerConfig};
 use runnel_embed::LocalCluster;
-use runnel_sql::{Engine, EngineConfig};
-use serde_json::Value as Json;
+use runnel_sql::engine::QueryDescription;
+use runnel_sql::{Engine, EngineConfig, Outcome};
 
 /// The catalog every query is explained against.
 const DDL: &str = "
@@ -85,24 +85,13 @@ const QUERIES: &[(&str, &str)] = &[
 
 /// The reviewable text of an EXPLAIN: the query, its output columns, its
 /// sources and its topology.
-fn render(query: &str, entity: &Json) -> String {
-    let d = &entity["queryDescription"];
+fn render(query: &str, d: &QueryDescription) -> String {
     let mut out = format!("{query}\n\nfields:\n");
-    for f in d["fields"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "  {} {}\n",
-            f["name"].as_str().unwrap_or_default(),
-            f["schema"]["type"].as_str().unwrap_or_default()
-        ));
+    for c in &d.fields {
+        out.push_str(&format!("  {} {}\n", c.name, c.ty));
     }
-    let sources: Vec<&str> = d["sources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Json::as_str)
-        .collect();
-    out.push_str(&format!("sources: {}\n\n", sources.join(", ")));
-    out.push_str(d["topology"].as_str().unwrap_or_default());
+    out.push_str(&format!("sources: {}\n\n", d.sources.join(", ")));
+    out.push_str(&d.topology);
     if !out.ends_with('\n') {
         out.push('\n');
     }
@@ -129,7 +118,10 @@ fn explain_output_matches_golden_files() {
     let mut failures = Vec::new();
     for (name, query) in QUERIES {
         let got = match engine.execute(&format!("EXPLAIN {query}"), &BTreeMap::new()) {
-            Ok(entities) => render(query, &entities[0]),
+            Ok(executed) => match executed.first().map(|e| &e.outcome) {
+                Some(Outcome::QueryDescription(d)) => render(query, d),
+                other => panic!("{name}: EXPLAIN answered {other:?}"),
+            },
             Err((e, _)) => panic!("{name}: EXPLAIN failed: {e}"),
         };
         let path = golden_dir().join(format!("{name}.txt"));

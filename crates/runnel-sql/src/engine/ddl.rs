@@ -3,11 +3,11 @@
 //! and the session's SET/UNSET/DEFINE/UNDEFINE.
 
 use runnel_streams::OffsetReset;
-use serde_json::json;
 
 use super::persistent::QueryStart;
 use super::props::{check_props, format_prop, prop_int, prop_string};
-use super::{backend_err, lock, Cmd, Engine, Entity, State};
+use super::result::Outcome;
+use super::{backend_err, lock, Cmd, Engine, State};
 use crate::ast::{ColumnDef, Ident, Props, Query, SelectItem, SourceKind};
 use crate::catalog::SourceInfo;
 use crate::error::SqlError;
@@ -44,7 +44,7 @@ impl Engine {
         &self,
         s: &CreateSource<'_>,
         cmd: &Cmd<'_>,
-    ) -> Result<Entity, SqlError> {
+    ) -> Result<Outcome, SqlError> {
         let CreateSource {
             kind,
             or_replace,
@@ -62,7 +62,7 @@ impl Engine {
         let mut st = lock(&self.inner.state);
         if let Some(existing) = st.catalog.source(&name.name) {
             if *if_not_exists {
-                return Ok(self.exists_status(text, *kind, name, st.seq));
+                return Ok(Outcome::exists(*kind, name, st.seq));
             }
             if !or_replace || existing.kind != *kind {
                 return Err(exists_error(*kind, name, existing.kind));
@@ -94,7 +94,7 @@ impl Engine {
         }
         drop(st);
         self.record(record, text, props)?;
-        Ok(self.status(text, &msg, None, seq))
+        Ok(Outcome::command(&msg, None, seq))
     }
 
     /// CREATE STREAM|TABLE … AS SELECT: the sink source and the
@@ -103,7 +103,7 @@ impl Engine {
         &self,
         s: &CreateAs<'_>,
         cmd: &Cmd<'_>,
-    ) -> Result<Entity, SqlError> {
+    ) -> Result<Outcome, SqlError> {
         let CreateAs {
             kind,
             or_replace,
@@ -120,7 +120,7 @@ impl Engine {
         let mut st = lock(&self.inner.state);
         if let Some(existing) = st.catalog.source(&name.name) {
             if *if_not_exists {
-                return Ok(self.exists_status(text, *kind, name, st.seq));
+                return Ok(Outcome::exists(*kind, name, st.seq));
             }
             if !or_replace {
                 return Err(exists_error(*kind, name, existing.kind));
@@ -143,7 +143,7 @@ impl Engine {
         self.create_as(&mut st, *kind, name, with, query, &start)?;
         drop(st);
         self.record(record, text, props)?;
-        Ok(self.query_created(text, &qid, seq))
+        Ok(Outcome::created(&qid, seq))
     }
 
     /// DROP STREAM|TABLE [IF EXISTS] [DELETE TOPIC]: refused while other
@@ -155,7 +155,7 @@ impl Engine {
         name: &Ident,
         delete_topic: &bool,
         cmd: &Cmd<'_>,
-    ) -> Result<Entity, SqlError> {
+    ) -> Result<Outcome, SqlError> {
         let Cmd {
             text,
             props,
@@ -164,8 +164,7 @@ impl Engine {
         let mut st = lock(&self.inner.state);
         let Some(info) = st.catalog.source(&name.name).cloned() else {
             if *if_exists {
-                return Ok(self.status(
-                    text,
+                return Ok(Outcome::command(
                     &format!("Source `{}` does not exist.", name.name),
                     None,
                     st.seq,
@@ -227,8 +226,7 @@ impl Engine {
                 .map_err(backend_err)?;
         }
         self.record(record, text, props)?;
-        Ok(self.status(
-            text,
+        Ok(Outcome::command(
             &format!(
                 "Source `{}` (topic: {}) was dropped.",
                 info.name, info.topic
@@ -239,39 +237,31 @@ impl Engine {
     }
 
     /// SET a session property.
-    pub(super) fn set(&self, name: &str, value: &str, text: &str) -> Result<Entity, SqlError> {
+    pub(super) fn set(&self, name: &str, value: &str) -> Result<Outcome, SqlError> {
         lock(&self.inner.state)
             .props
             .insert(name.to_string(), value.to_string());
-        Ok(
-            json!({"@type": "currentStatus", "statementText": text, "commandStatus": {"status": "SUCCESS", "message": format!("Successfully set {name} to {value}")}, "warnings": []}),
-        )
+        Ok(Outcome::done(format!("Successfully set {name} to {value}")))
     }
 
     /// UNSET a session property.
-    pub(super) fn unset(&self, name: &str, text: &str) -> Result<Entity, SqlError> {
+    pub(super) fn unset(&self, name: &str) -> Result<Outcome, SqlError> {
         lock(&self.inner.state).props.remove(name);
-        Ok(
-            json!({"@type": "currentStatus", "statementText": text, "commandStatus": {"status": "SUCCESS", "message": format!("Successfully unset {name}")}, "warnings": []}),
-        )
+        Ok(Outcome::done(format!("Successfully unset {name}")))
     }
 
     /// DEFINE a variable.
-    pub(super) fn define(&self, name: &Ident, value: &str, text: &str) -> Result<Entity, SqlError> {
+    pub(super) fn define(&self, name: &Ident, value: &str) -> Result<Outcome, SqlError> {
         lock(&self.inner.state)
             .variables
             .insert(name.name.clone(), value.to_string());
-        Ok(
-            json!({"@type": "currentStatus", "statementText": text, "commandStatus": {"status": "SUCCESS", "message": format!("Defined variable {}", name.name)}, "warnings": []}),
-        )
+        Ok(Outcome::done(format!("Defined variable {}", name.name)))
     }
 
     /// UNDEFINE a variable.
-    pub(super) fn undefine(&self, name: &Ident, text: &str) -> Result<Entity, SqlError> {
+    pub(super) fn undefine(&self, name: &Ident) -> Result<Outcome, SqlError> {
         lock(&self.inner.state).variables.remove(&name.name);
-        Ok(
-            json!({"@type": "currentStatus", "statementText": text, "commandStatus": {"status": "SUCCESS", "message": format!("Undefined variable {}", name.name)}, "warnings": []}),
-        )
+        Ok(Outcome::done(format!("Undefined variable {}", name.name)))
     }
 
     #[allow(clippy::too_many_arguments)]

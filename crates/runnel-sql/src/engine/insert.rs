@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering;
 
 use runnel_streams::backend::ProducedRecord;
 use runnel_streams::serdes::partition_for;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
-use super::{backend_err, lock, now_ms, Engine, Entity};
+use super::result::Outcome;
+use super::{backend_err, lock, now_ms, Engine};
 use crate::ast::{Ident, SourceKind};
 use crate::catalog::SourceInfo;
 use crate::error::SqlError;
@@ -24,17 +25,14 @@ impl Engine {
         target: &Ident,
         columns: &Option<Vec<Ident>>,
         values: &[crate::ast::Expr],
-        text: &str,
-    ) -> Result<Entity, SqlError> {
+    ) -> Result<Outcome, SqlError> {
         let st = lock(&self.inner.state);
         let Some(info) = st.catalog.source(&target.name).cloned() else {
             return Err(self.not_found(&st, target));
         };
         drop(st);
         self.insert_values(&info, columns.as_deref(), values)?;
-        Ok(
-            json!({"@type": "currentStatus", "statementText": text, "commandStatus": {"status": "SUCCESS", "message": "Inserted 1 row"}, "warnings": []}),
-        )
+        Ok(Outcome::done("Inserted 1 row"))
     }
 
     pub(super) fn insert_values(

@@ -23,6 +23,7 @@ mod persistent;
 mod props;
 mod pull;
 mod push;
+pub mod result;
 mod show;
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,14 +35,19 @@ use std::time::Duration;
 
 use runnel_cluster::{Cluster, NewTopic};
 use runnel_streams::backend::{Backend, BackendError, Guarantee};
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
-use crate::ast::{Ident, Parsed, SourceKind, Statement};
+use crate::ast::{Ident, Parsed, Statement};
 use crate::catalog::Catalog;
 use crate::error::{ErrorKind, SqlError};
 use crate::format::Row;
 use crate::functions::FunctionRegistry;
 use crate::types::SqlType;
+
+pub use result::{
+    CommandRef, Executed, Outcome, Property, PropertyScope, QueryDescription, RunningQuery,
+    SourceDescription,
+};
 
 use persistent::Running;
 use push::Tap;
@@ -84,9 +90,6 @@ impl Default for EngineConfig {
         }
     }
 }
-
-/// What a statement returned: ksqlDB's REST entities (`@type` …).
-pub type Entity = Json;
 
 /// The rows of a pull or push query.
 pub struct QueryStream {
@@ -255,13 +258,13 @@ impl Engine {
         lock(&self.inner.state).catalog.clone()
     }
 
-    /// Runs statements (`POST /ksql`): every statement's entity, or the
-    /// error of the first that failed together with the entities before it.
+    /// Runs statements (`POST /ksql`): what each statement did, or the
+    /// error of the first that failed together with what ran before it.
     pub fn execute(
         &self,
         text: &str,
         props: &BTreeMap<String, String>,
-    ) -> Result<Vec<Entity>, (SqlError, Vec<Entity>)> {
+    ) -> Result<Vec<Executed>, (SqlError, Vec<Executed>)> {
         let parsed = crate::parser::parse(text).map_err(|e| (SqlError::from(e), Vec::new()))?;
         // One statement at a time, after those other engines recorded.
         let _turn = lock(&self.inner.commands);
@@ -284,14 +287,14 @@ impl Engine {
         p: &Parsed,
         props: &BTreeMap<String, String>,
         record: bool,
-    ) -> Result<Entity, SqlError> {
+    ) -> Result<Executed, SqlError> {
         let text = p.text.as_str();
         let cmd = Cmd {
             text,
             props,
             record,
         };
-        match &p.statement {
+        let outcome = match &p.statement {
             Statement::CreateSource {
                 kind,
                 or_replace,
@@ -339,7 +342,7 @@ impl Engine {
                 target,
                 columns,
                 values,
-            } => self.insert_values_statement(target, columns, values, text),
+            } => self.insert_values_statement(target, columns, values),
             Statement::Drop {
                 kind,
                 if_exists,
@@ -347,13 +350,13 @@ impl Engine {
                 delete_topic,
             } => self.drop_source(kind, if_exists, name, delete_topic, &cmd),
             Statement::Terminate { query_id } => self.terminate(query_id, &cmd),
-            Statement::Show { what, extended } => self.show(what, *extended, text),
-            Statement::Describe { target, extended } => self.describe(target, *extended, text),
+            Statement::Show { what, extended } => self.show(what, *extended),
+            Statement::Describe { target, extended } => self.describe(target, *extended),
             Statement::Explain(target) => self.explain(target, text),
-            Statement::Set { name, value } => self.set(name, value, text),
-            Statement::Unset { name } => self.unset(name, text),
-            Statement::Define { name, value } => self.define(name, value, text),
-            Statement::Undefine { name } => self.undefine(name, text),
+            Statement::Set { name, value } => self.set(name, value),
+            Statement::Unset { name } => self.unset(name),
+            Statement::Define { name, value } => self.define(name, value),
+            Statement::Undefine { name } => self.undefine(name),
             Statement::RunScript { .. } => Err(SqlError::at(
                 p.pos,
                 "RUN SCRIPT is a CLI command: the CLI reads the file and sends its statements",
@@ -362,7 +365,11 @@ impl Engine {
                 p.pos,
                 "SELECT and PRINT statements are queries: send them to /query or /query-stream",
             )),
-        }
+        }?;
+        Ok(Executed {
+            statement_text: text.to_string(),
+            outcome,
+        })
     }
 
     /// Runs a query statement (`POST /query`): a pull query (no EMIT), a
@@ -398,37 +405,6 @@ impl Engine {
             msg.push_str(&format!(" Did you mean {s}?"));
         }
         SqlError::not_found(Some(name.pos), msg)
-    }
-
-    /// A persistent query started (CSAS, CTAS, INSERT INTO … SELECT).
-    fn query_created(&self, text: &str, qid: &str, seq: i64) -> Entity {
-        self.status(
-            text,
-            &format!("Created query with ID {qid}"),
-            Some(qid),
-            seq,
-        )
-    }
-
-    /// `IF NOT EXISTS` on a name that exists: success, nothing done.
-    fn exists_status(&self, text: &str, kind: SourceKind, name: &Ident, seq: i64) -> Entity {
-        self.status(
-            text,
-            &format!("{kind} {} already exists", name.name),
-            None,
-            seq,
-        )
-    }
-
-    fn status(&self, text: &str, message: &str, query_id: Option<&str>, seq: i64) -> Entity {
-        json!({
-            "@type": "currentStatus",
-            "statementText": text,
-            "commandId": format!("statement/{seq}"),
-            "commandStatus": {"status": "SUCCESS", "message": message, "queryId": query_id},
-            "commandSequenceNumber": seq,
-            "warnings": []
-        })
     }
 
     /// Stops every query (the catalog stays recorded in the command topic).
@@ -489,9 +465,9 @@ mod tests {
         (engine, dir)
     }
 
-    fn one(engine: &Engine, text: &str) -> Result<Entity, SqlError> {
+    fn one(engine: &Engine, text: &str) -> Result<Outcome, SqlError> {
         match engine.execute(text, &BTreeMap::new()) {
-            Ok(mut all) if all.len() == 1 => Ok(all.remove(0)),
+            Ok(mut all) if all.len() == 1 => Ok(all.remove(0).outcome),
             Ok(all) => panic!("{text}: {} entities", all.len()),
             Err((e, _)) => Err(e),
         }
@@ -501,56 +477,69 @@ mod tests {
     fn each_statement_reaches_its_handler() {
         let (engine, _dir) = engine();
         let kind = |text: &str| -> String {
-            let e = one(&engine, text).unwrap_or_else(|e| panic!("{text}: {e}"));
-            let t = e["@type"].as_str().unwrap_or_default().to_string();
-            let message = e["commandStatus"]["message"].as_str().unwrap_or_default();
-            if message.is_empty() {
-                t
-            } else {
-                format!("{t}: {message}")
+            match one(&engine, text).unwrap_or_else(|e| panic!("{text}: {e}")) {
+                Outcome::Status {
+                    message,
+                    command: Some(c),
+                } => format!("Status #{} {:?}: {message}", c.seq, c.query_id),
+                Outcome::Status {
+                    message,
+                    command: None,
+                } => format!("Status: {message}"),
+                Outcome::Streams(_) => "Streams".into(),
+                Outcome::Tables(_) => "Tables".into(),
+                Outcome::SourceDescriptions(_) => "SourceDescriptions".into(),
+                Outcome::SourceDescription(_) => "SourceDescription".into(),
+                Outcome::Queries(_) => "Queries".into(),
+                Outcome::Topics(_) => "Topics".into(),
+                Outcome::Properties(_) => "Properties".into(),
+                Outcome::Functions(_) => "Functions".into(),
+                Outcome::Variables(_) => "Variables".into(),
+                Outcome::Function(_) => "Function".into(),
+                Outcome::QueryDescription(_) => "QueryDescription".into(),
             }
         };
         let cases = [
             (
                 "CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', PARTITIONS=1);",
-                "currentStatus: Stream created",
+                "Status #0 None: Stream created",
             ),
             (
                 "CREATE TABLE T AS SELECT K, COUNT(*) AS N FROM S GROUP BY K;",
-                "currentStatus: Created query with ID CTAS_T_1",
+                "Status #1 Some(\"CTAS_T_1\"): Created query with ID CTAS_T_1",
             ),
             (
                 "INSERT INTO S SELECT * FROM S WHERE V > 100;",
-                "currentStatus: Created query with ID INSERTQUERY_2",
+                "Status #2 Some(\"INSERTQUERY_2\"): Created query with ID INSERTQUERY_2",
             ),
-            ("INSERT INTO S (K, V) VALUES ('a', 1);", "currentStatus: Inserted 1 row"),
-            ("SHOW STREAMS;", "streams"),
-            ("SHOW TABLES;", "tables"),
-            ("SHOW QUERIES;", "queries"),
-            ("SHOW TOPICS;", "kafka_topics"),
-            ("SHOW PROPERTIES;", "properties"),
-            ("SHOW FUNCTIONS;", "function_names"),
-            ("SHOW VARIABLES;", "variables"),
-            ("DESCRIBE S;", "sourceDescription"),
-            ("DESCRIBE STREAMS EXTENDED;", "source_descriptions"),
-            ("DESCRIBE FUNCTION UCASE;", "describe_function"),
-            ("EXPLAIN CTAS_T_1;", "queryDescription"),
-            ("EXPLAIN SELECT * FROM S EMIT CHANGES;", "queryDescription"),
+            ("INSERT INTO S (K, V) VALUES ('a', 1);", "Status: Inserted 1 row"),
+            ("SHOW STREAMS;", "Streams"),
+            ("SHOW TABLES;", "Tables"),
+            ("SHOW QUERIES;", "Queries"),
+            ("SHOW TOPICS;", "Topics"),
+            ("SHOW PROPERTIES;", "Properties"),
+            ("SHOW FUNCTIONS;", "Functions"),
+            ("SHOW VARIABLES;", "Variables"),
+            ("DESCRIBE S;", "SourceDescription"),
+            ("DESCRIBE STREAMS EXTENDED;", "SourceDescriptions"),
+            ("DESCRIBE FUNCTION UCASE;", "Function"),
+            ("EXPLAIN CTAS_T_1;", "QueryDescription"),
+            ("EXPLAIN SELECT * FROM S EMIT CHANGES;", "QueryDescription"),
             (
                 "SET 'auto.offset.reset'='earliest';",
-                "currentStatus: Successfully set auto.offset.reset to earliest",
+                "Status: Successfully set auto.offset.reset to earliest",
             ),
             (
                 "UNSET 'auto.offset.reset';",
-                "currentStatus: Successfully unset auto.offset.reset",
+                "Status: Successfully unset auto.offset.reset",
             ),
-            ("DEFINE x = 'y';", "currentStatus: Defined variable X"),
-            ("UNDEFINE x;", "currentStatus: Undefined variable X"),
-            ("TERMINATE INSERTQUERY_2;", "currentStatus: Query terminated."),
-            ("TERMINATE CTAS_T_1;", "currentStatus: Query terminated."),
+            ("DEFINE x = 'y';", "Status: Defined variable X"),
+            ("UNDEFINE x;", "Status: Undefined variable X"),
+            ("TERMINATE INSERTQUERY_2;", "Status #3 None: Query terminated."),
+            ("TERMINATE CTAS_T_1;", "Status #4 None: Query terminated."),
             (
                 "DROP TABLE T;",
-                "currentStatus: Source `T` (topic: T) was dropped.",
+                "Status #5 None: Source `T` (topic: T) was dropped.",
             ),
         ];
         for (text, want) in cases {

@@ -13,7 +13,8 @@ use runnel_streams::backend::{Backend, Guarantee};
 use runnel_streams::{OffsetReset, Queries, Streams, StreamsConfig};
 
 use super::props::{persistent_reset, prop_string};
-use super::{backend_err, lock, Cmd, Engine, Entity, State};
+use super::result::Outcome;
+use super::{backend_err, lock, Cmd, Engine, State};
 use crate::ast::{Ident, Props, Query, SourceKind};
 use crate::catalog::{QueryInfo, SourceInfo};
 use crate::error::SqlError;
@@ -66,7 +67,7 @@ impl Engine {
         with: &Props,
         query: &Query,
         cmd: &Cmd<'_>,
-    ) -> Result<Entity, SqlError> {
+    ) -> Result<Outcome, SqlError> {
         let Cmd {
             text,
             props,
@@ -109,7 +110,7 @@ impl Engine {
         }
         drop(st);
         self.record(record, text, props)?;
-        Ok(self.query_created(text, &qid, seq))
+        Ok(Outcome::created(&qid, seq))
     }
 
     /// TERMINATE a query, or ALL.
@@ -117,7 +118,7 @@ impl Engine {
         &self,
         query_id: &Option<Ident>,
         cmd: &Cmd<'_>,
-    ) -> Result<Entity, SqlError> {
+    ) -> Result<Outcome, SqlError> {
         let Cmd {
             text,
             props,
@@ -154,7 +155,7 @@ impl Engine {
         let seq = st.seq;
         drop(st);
         self.record(record, text, props)?;
-        Ok(self.status(text, "Query terminated.", None, seq))
+        Ok(Outcome::command("Query terminated.", None, seq))
     }
 
     /// Plans and starts a persistent query writing `sink` (`None`: a source
