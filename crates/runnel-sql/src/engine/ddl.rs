@@ -538,3 +538,36 @@ pub(super) fn select_star(name: &str) -> Query {
         pos: Default::default(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_taken_says_by_what() {
+        let name = Ident {
+            name: "T".to_string(),
+            pos: Default::default(),
+        };
+        let e = exists_error(SourceKind::Stream, &name, SourceKind::Table);
+        assert_eq!(
+            e.to_string(),
+            "Cannot add stream 'T': A table with the same name already exists"
+        );
+    }
+
+    #[test]
+    fn a_source_tables_materialization_selects_everything_as_it_changes() {
+        let q = select_star("T");
+        assert_eq!(q.from.name.name, "T");
+        assert!(matches!(
+            q.select.as_slice(),
+            [SelectItem::Star {
+                qualifier: None,
+                ..
+            }]
+        ));
+        assert_eq!(q.emit, Some(crate::ast::Emit::Changes));
+        assert!(super::super::push::stateless(&q) && q.where_.is_none() && q.limit.is_none());
+    }
+}

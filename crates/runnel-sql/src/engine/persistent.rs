@@ -369,3 +369,41 @@ pub(super) fn spawn_query(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Column;
+    use crate::types::SqlType;
+
+    #[test]
+    fn a_query_starts_where_the_request_or_session_asked() {
+        let none = BTreeMap::new();
+        let latest = BTreeMap::from([("auto.offset.reset".to_string(), "latest".to_string())]);
+        assert_eq!(
+            QueryStart::asked("Q", "S;", &none, &none).reset,
+            OffsetReset::Earliest
+        );
+        assert_eq!(
+            QueryStart::asked("Q", "S;", &latest, &none).reset,
+            OffsetReset::Latest
+        );
+        let start = QueryStart::asked("CSAS_S_1", "CREATE …;", &none, &latest);
+        assert_eq!(
+            (start.qid, start.text, start.reset),
+            ("CSAS_S_1", "CREATE …;", OffsetReset::Latest)
+        );
+    }
+
+    #[test]
+    fn schema_mismatches_name_the_value_columns() {
+        let schema = Schema {
+            key: vec![Column::new("K", SqlType::String)],
+            value: vec![
+                Column::new("A", SqlType::Int),
+                Column::new("B", SqlType::String),
+            ],
+        };
+        assert_eq!(describe_columns(&schema), "`A` INTEGER, `B` STRING");
+    }
+}

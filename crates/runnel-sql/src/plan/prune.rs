@@ -161,3 +161,59 @@ pub(super) fn collect_refs(e: &Expr, names: &mut Vec<Ident>, quals: &mut Vec<Opt
     let mut e = e.clone();
     for_each_child(&mut e, &mut |c| collect_refs(c, names, quals));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(text: &str) -> Query {
+        match crate::parser::parse_one(text).map(|p| p.statement) {
+            Ok(crate::ast::Statement::Select(q)) => q,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    fn reads(text: &str) -> Option<Vec<String>> {
+        reads_of(&query(text), &["K".to_string()]).map(|s| {
+            let mut v: Vec<String> = s.into_iter().collect();
+            v.sort();
+            v
+        })
+    }
+
+    #[test]
+    fn bare_select_columns_are_not_reads_but_expressions_and_filters_are() {
+        assert_eq!(
+            reads("SELECT K, A, UCASE(B) AS U FROM S WHERE C > 1 EMIT CHANGES;"),
+            Some(vec!["B".to_string(), "C".to_string()])
+        );
+        // Projected twice: the second is read from the row.
+        assert_eq!(
+            reads("SELECT A, A AS A2 FROM S EMIT CHANGES;"),
+            Some(vec!["A".to_string()])
+        );
+    }
+
+    #[test]
+    fn grouping_by_the_key_reads_nothing_else_grouping_reads_its_columns() {
+        assert_eq!(
+            reads("SELECT K, COUNT(*) FROM S GROUP BY K EMIT CHANGES;"),
+            Some(Vec::new())
+        );
+        assert_eq!(
+            reads("SELECT G, COUNT(*) FROM S GROUP BY G HAVING SUM(V) > 1 EMIT CHANGES;"),
+            Some(vec!["G".to_string(), "V".to_string()])
+        );
+    }
+
+    #[test]
+    fn star_joins_and_partition_by_may_read_everything() {
+        for q in [
+            "SELECT * FROM S EMIT CHANGES;",
+            "SELECT S.A FROM S JOIN T ON S.K = T.K EMIT CHANGES;",
+            "SELECT A FROM S PARTITION BY A EMIT CHANGES;",
+        ] {
+            assert_eq!(reads(q), None, "{q}");
+        }
+    }
+}
