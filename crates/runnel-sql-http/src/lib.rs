@@ -11,6 +11,7 @@
 //! needs partitions another engine on the same cluster hosts is sent to
 //! that engine's `/query-stream` (`forward.rs`).
 
+pub mod entity;
 mod forward;
 mod query;
 pub mod service;
@@ -266,20 +267,19 @@ async fn ksql(State(state): State<AppState>, body: Bytes) -> Result<Response, Ap
     let engine = state.engine.clone();
     let text = req.ksql.clone();
     match blocking(move || engine.execute(&text, &props)).await? {
-        Ok(entities) => {
+        Ok(executed) => {
             let mut commands = lock(&state.commands);
-            for e in &entities {
-                if let (Some(id), Some(status)) = (
-                    e.get("commandId").and_then(Json::as_str),
-                    e.get("commandStatus"),
-                ) {
-                    commands.insert(id.to_string(), status.clone());
+            for e in &executed {
+                if let Some((id, status)) = entity::command_status(e) {
+                    commands.insert(id, status);
                 }
             }
+            let entities = executed.iter().map(entity::to_json).collect();
             Ok(json_response(StatusCode::OK, &Json::Array(entities)))
         }
-        Err((e, entities)) => {
-            let failed = failed_statement(&req.ksql, entities.len());
+        Err((e, executed)) => {
+            let failed = failed_statement(&req.ksql, executed.len());
+            let entities = executed.iter().map(entity::to_json).collect();
             Err(ApiError::statement(&e, &failed, entities))
         }
     }

@@ -13,5 +13,8 @@ pub mod plan;
 
 pub use runnel_format::{cast, format, schema, types};
 
-pub use engine::{Engine, EngineConfig, PullForwarder, QueryEvent, QueryStream, PULL_LOCAL_ONLY};
+pub use engine::{
+    Engine, EngineConfig, Executed, Outcome, PullForwarder, QueryEvent, QueryStream,
+    PULL_LOCAL_ONLY,
+};
 pub use error::{ErrorKind, SqlError};

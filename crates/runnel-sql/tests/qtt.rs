@@ -241,7 +241,13 @@ fn run_case(case: &Json) -> Result<(), String> {
         for (i, s) in statements.iter().enumerate() {
             let text = s.as_str().ok_or("statement is not a string")?;
             match engine.execute(text, &props) {
-                Ok(entities) => returned.push(entities),
+                // As the REST API answers: ksqlDB's entities.
+                Ok(executed) => returned.push(
+                    executed
+                        .iter()
+                        .map(runnel_sql_http::entity::to_json)
+                        .collect::<Vec<Json>>(),
+                ),
                 Err((e, _)) => {
                     check_error(case, i, &e)?;
                     return Ok(());

@@ -1,0 +1,573 @@
+//! Statements that change the catalog: CREATE STREAM/TABLE (sources),
+//! CREATE … AS SELECT (a source written by a persistent query), DROP;
+//! and the session's SET/UNSET/DEFINE/UNDEFINE.
+
+use runnel_streams::OffsetReset;
+
+use super::persistent::QueryStart;
+use super::props::{check_props, format_prop, prop_int, prop_string};
+use super::result::Outcome;
+use super::{backend_err, lock, Cmd, Engine, State};
+use crate::ast::{ColumnDef, Ident, Props, Query, SelectItem, SourceKind};
+use crate::catalog::SourceInfo;
+use crate::error::SqlError;
+use crate::format::Format;
+use crate::plan::{Planner, Sink};
+use crate::schema::{Column, Schema, RESERVED};
+
+/// A `CREATE [SOURCE] STREAM|TABLE` statement's parts.
+pub(super) struct CreateSource<'a> {
+    pub kind: &'a SourceKind,
+    pub or_replace: &'a bool,
+    pub if_not_exists: &'a bool,
+    /// `CREATE SOURCE …`: read-only, and a table is materialized.
+    pub source: &'a bool,
+    pub name: &'a Ident,
+    pub columns: &'a [ColumnDef],
+    pub with: &'a Props,
+}
+
+/// A `CREATE STREAM|TABLE … AS SELECT` statement's parts.
+pub(super) struct CreateAs<'a> {
+    pub kind: &'a SourceKind,
+    pub or_replace: &'a bool,
+    pub if_not_exists: &'a bool,
+    pub name: &'a Ident,
+    pub with: &'a Props,
+    pub query: &'a Query,
+}
+
+impl Engine {
+    /// CREATE [SOURCE] STREAM|TABLE: a source over an existing (or new)
+    /// topic; a source table is materialized for pull queries.
+    pub(super) fn create_source(
+        &self,
+        s: &CreateSource<'_>,
+        cmd: &Cmd<'_>,
+    ) -> Result<Outcome, SqlError> {
+        let CreateSource {
+            kind,
+            or_replace,
+            if_not_exists,
+            source,
+            name,
+            columns,
+            with,
+        } = *s;
+        let Cmd {
+            text,
+            props,
+            record,
+        } = *cmd;
+        let mut st = lock(&self.inner.state);
+        if let Some(existing) = st.catalog.source(&name.name) {
+            if *if_not_exists {
+                return Ok(Outcome::exists(*kind, name, st.seq));
+            }
+            if !or_replace || existing.kind != *kind {
+                return Err(exists_error(*kind, name, existing.kind));
+            }
+        }
+        check_props(with)?;
+        let info = self.define_source(&mut st, *kind, name, columns, with, text, *source)?;
+        let msg = format!(
+            "{} created",
+            if *kind == SourceKind::Stream {
+                "Stream"
+            } else {
+                "Table"
+            }
+        );
+        let seq = st.seq;
+        st.catalog.sources.insert(info.name.clone(), info.clone());
+        if *source && *kind == SourceKind::Table {
+            // Source tables are materialized for pull queries.
+            let qid = format!("CST_{}_{}", info.name, seq);
+            let q = select_star(&info.name);
+            // A source table's materialization reads the whole topic.
+            let start = QueryStart {
+                qid: &qid,
+                text,
+                reset: OffsetReset::Earliest,
+            };
+            self.start_query(&mut st, &start, &q, &info.name, None)?;
+        }
+        drop(st);
+        self.record(record, text, props)?;
+        Ok(Outcome::command(&msg, None, seq))
+    }
+
+    /// CREATE STREAM|TABLE … AS SELECT: the sink source and the
+    /// persistent query writing it.
+    pub(super) fn create_as_select(
+        &self,
+        s: &CreateAs<'_>,
+        cmd: &Cmd<'_>,
+    ) -> Result<Outcome, SqlError> {
+        let CreateAs {
+            kind,
+            or_replace,
+            if_not_exists,
+            name,
+            with,
+            query,
+        } = *s;
+        let Cmd {
+            text,
+            props,
+            record,
+        } = *cmd;
+        let mut st = lock(&self.inner.state);
+        if let Some(existing) = st.catalog.source(&name.name) {
+            if *if_not_exists {
+                return Ok(Outcome::exists(*kind, name, st.seq));
+            }
+            if !or_replace {
+                return Err(exists_error(*kind, name, existing.kind));
+            }
+            // OR REPLACE: stop the old writer first.
+            if let Some(w) = existing.writer.clone() {
+                self.stop_query(&mut st, &w);
+            }
+            st.catalog.sources.remove(&name.name);
+        }
+        check_props(with)?;
+        let seq = st.seq;
+        let prefix = if *kind == SourceKind::Stream {
+            "CSAS"
+        } else {
+            "CTAS"
+        };
+        let qid = format!("{prefix}_{}_{}", name.name, seq);
+        let start = QueryStart::asked(&qid, text, &st.props, props);
+        self.create_as(&mut st, *kind, name, with, query, &start)?;
+        drop(st);
+        self.record(record, text, props)?;
+        Ok(Outcome::created(&qid, seq))
+    }
+
+    /// DROP STREAM|TABLE [IF EXISTS] [DELETE TOPIC]: refused while other
+    /// queries read the source; stops the queries writing or serving it.
+    pub(super) fn drop_source(
+        &self,
+        kind: &SourceKind,
+        if_exists: &bool,
+        name: &Ident,
+        delete_topic: &bool,
+        cmd: &Cmd<'_>,
+    ) -> Result<Outcome, SqlError> {
+        let Cmd {
+            text,
+            props,
+            record,
+        } = *cmd;
+        let mut st = lock(&self.inner.state);
+        let Some(info) = st.catalog.source(&name.name).cloned() else {
+            if *if_exists {
+                return Ok(Outcome::command(
+                    &format!("Source `{}` does not exist.", name.name),
+                    None,
+                    st.seq,
+                ));
+            }
+            return Err(self.not_found(&st, name));
+        };
+        if info.kind != *kind {
+            return Err(SqlError::at(
+                name.pos,
+                format!(
+                    "Incompatible data source type is {}, but statement was DROP {kind}",
+                    info.kind
+                ),
+            ));
+        }
+        let readers: Vec<String> = st
+            .catalog
+            .readers_of(&info.name)
+            .into_iter()
+            .filter(|q| !q.id.starts_with("CST_"))
+            .map(|q| q.id.clone())
+            .collect();
+        if !readers.is_empty() {
+            return Err(SqlError::new(format!(
+                "Cannot drop {}.\nThe following queries read from this source: [{}].\nYou need to terminate them before dropping {}.",
+                info.name,
+                readers.join(", "),
+                info.name
+            )));
+        }
+        let writers: Vec<String> = st
+            .catalog
+            .writers_of(&info.name)
+            .into_iter()
+            .map(|q| q.id.clone())
+            .collect();
+        for w in writers {
+            self.stop_query(&mut st, &w);
+        }
+        let serving: Vec<String> = st
+            .running
+            .keys()
+            .filter(|k| k.starts_with("CST_") && st.running[*k].info.sink == info.name)
+            .cloned()
+            .collect();
+        for q in serving {
+            self.stop_query(&mut st, &q);
+        }
+        st.catalog.sources.remove(&info.name);
+        let seq = st.seq;
+        drop(st);
+        // Only when run fresh: replayed or run for another engine,
+        // the topic is already gone, or is a newer one with data.
+        if *delete_topic && record {
+            self.inner
+                .cluster
+                .delete_topic(&info.topic)
+                .map_err(backend_err)?;
+        }
+        self.record(record, text, props)?;
+        Ok(Outcome::command(
+            &format!(
+                "Source `{}` (topic: {}) was dropped.",
+                info.name, info.topic
+            ),
+            None,
+            seq,
+        ))
+    }
+
+    /// SET a session property.
+    pub(super) fn set(&self, name: &str, value: &str) -> Result<Outcome, SqlError> {
+        lock(&self.inner.state)
+            .props
+            .insert(name.to_string(), value.to_string());
+        Ok(Outcome::done(format!("Successfully set {name} to {value}")))
+    }
+
+    /// UNSET a session property.
+    pub(super) fn unset(&self, name: &str) -> Result<Outcome, SqlError> {
+        lock(&self.inner.state).props.remove(name);
+        Ok(Outcome::done(format!("Successfully unset {name}")))
+    }
+
+    /// DEFINE a variable.
+    pub(super) fn define(&self, name: &Ident, value: &str) -> Result<Outcome, SqlError> {
+        lock(&self.inner.state)
+            .variables
+            .insert(name.name.clone(), value.to_string());
+        Ok(Outcome::done(format!("Defined variable {}", name.name)))
+    }
+
+    /// UNDEFINE a variable.
+    pub(super) fn undefine(&self, name: &Ident) -> Result<Outcome, SqlError> {
+        lock(&self.inner.state).variables.remove(&name.name);
+        Ok(Outcome::done(format!("Undefined variable {}", name.name)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn define_source(
+        &self,
+        st: &mut State,
+        kind: SourceKind,
+        name: &Ident,
+        columns: &[crate::ast::ColumnDef],
+        with: &Props,
+        text: &str,
+        read_only: bool,
+    ) -> Result<SourceInfo, SqlError> {
+        let Some(topic) = prop_string(with, "KAFKA_TOPIC") else {
+            return Err(SqlError::at(
+                name.pos,
+                "Missing required property \"KAFKA_TOPIC\" which has no default value.",
+            ));
+        };
+        let key_format = format_prop(with, "KEY_FORMAT")?.unwrap_or(Format::KAFKA);
+        let Some(value_format) = format_prop(with, "VALUE_FORMAT")? else {
+            return Err(SqlError::at(
+                name.pos,
+                "Missing required property \"VALUE_FORMAT\" which has no default value.",
+            ));
+        };
+        let mut schema = Schema::default();
+        let mut seen = std::collections::HashSet::new();
+        for c in columns {
+            if RESERVED.contains(&c.name.name.as_str()) {
+                return Err(SqlError::at(
+                    c.name.pos,
+                    format!(
+                        "'{}' is a reserved column name; choose another",
+                        c.name.name
+                    ),
+                ));
+            }
+            if !seen.insert(c.name.name.clone()) {
+                return Err(SqlError::at(
+                    c.name.pos,
+                    format!("duplicate column name {}", c.name.name),
+                ));
+            }
+            match c.key {
+                crate::ast::KeyKind::Key if kind == SourceKind::Table => {
+                    return Err(SqlError::at(
+                        c.name.pos,
+                        format!(
+                            "Column {} is a 'KEY' column: please use 'PRIMARY KEY' for tables.",
+                            c.name.name
+                        ),
+                    ))
+                }
+                crate::ast::KeyKind::PrimaryKey if kind == SourceKind::Stream => {
+                    return Err(SqlError::at(
+                        c.name.pos,
+                        format!(
+                            "Column {} is a 'PRIMARY KEY' column: please use 'KEY' for streams.",
+                            c.name.name
+                        ),
+                    ))
+                }
+                crate::ast::KeyKind::Key | crate::ast::KeyKind::PrimaryKey => {
+                    schema.key.push(Column::new(&c.name.name, c.ty.clone()))
+                }
+                crate::ast::KeyKind::Headers => {
+                    return Err(SqlError::at(
+                        c.name.pos,
+                        "HEADERS columns are not supported yet",
+                    ))
+                }
+                crate::ast::KeyKind::None => {
+                    schema.value.push(Column::new(&c.name.name, c.ty.clone()))
+                }
+            }
+        }
+        if kind == SourceKind::Table && schema.key.is_empty() {
+            return Err(SqlError::at(
+                name.pos,
+                format!(
+                    "Tables require a PRIMARY KEY. Please define the PRIMARY KEY of {}.",
+                    name.name
+                ),
+            ));
+        }
+        if schema.value.is_empty() {
+            return Err(SqlError::at(
+                name.pos,
+                format!(
+                    "The schema of {} has no value columns; declare at least one",
+                    name.name
+                ),
+            ));
+        }
+        key_format
+            .check(&schema.key, "key")
+            .map_err(|e| SqlError::at(name.pos, e))?;
+        value_format
+            .check(&schema.value, "value")
+            .map_err(|e| SqlError::at(name.pos, e))?;
+        let timestamp = match prop_string(with, "TIMESTAMP") {
+            None => None,
+            Some(t) => {
+                let t = t.to_ascii_uppercase();
+                if !schema.columns().any(|c| c.name == t) {
+                    return Err(SqlError::at(
+                        with.get_ident("TIMESTAMP").map_or(name.pos, |i| i.pos),
+                        format!("The TIMESTAMP column set in the WITH clause does not exist in the schema: '{t}'"),
+                    ));
+                }
+                Some(t)
+            }
+        };
+        let partitions = prop_int(with, "PARTITIONS")?;
+        let mut admin = lock(&self.inner.admin);
+        let existing = admin.partition_count(&topic).map_err(backend_err)?;
+        let partitions = match (existing, partitions) {
+            (Some(n), Some(p)) if n != p => {
+                return Err(SqlError::at(
+                    name.pos,
+                    format!("A Kafka topic with the name '{topic}' already exists, with different partition count: {n} (wanted {p})"),
+                ))
+            }
+            (Some(n), _) => n,
+            (None, Some(p)) => {
+                if p <= 0 {
+                    return Err(SqlError::at(name.pos, "PARTITIONS must be positive"));
+                }
+                admin.create_topic(&topic, p, &[]).map_err(backend_err)?;
+                p
+            }
+            (None, None) => {
+                return Err(SqlError::at(
+                    name.pos,
+                    format!("Topic '{topic}' does not exist. If you want to create a new topic for the {} please re-run the statement providing the required 'PARTITIONS' configuration in the WITH clause (and optionally 'REPLICAS'). For example: CREATE {kind} {} (...) WITH (KAFKA_TOPIC='{topic}', PARTITIONS=2, ...);", kind.to_string().to_lowercase(), name.name),
+                ))
+            }
+        };
+        drop(admin);
+        let _ = st;
+        Ok(SourceInfo {
+            name: name.name.clone(),
+            kind,
+            topic,
+            schema,
+            key_format,
+            value_format,
+            wrap_single_value: prop_string(with, "WRAP_SINGLE_VALUE")
+                .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
+            window: None,
+            timestamp,
+            timestamp_format: prop_string(with, "TIMESTAMP_FORMAT"),
+            partitions,
+            sql: text.to_string(),
+            read_only,
+            writer: None,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn create_as(
+        &self,
+        st: &mut State,
+        kind: SourceKind,
+        name: &Ident,
+        with: &Props,
+        query: &Query,
+        start: &QueryStart<'_>,
+    ) -> Result<SourceInfo, SqlError> {
+        let (text, qid) = (start.text, start.qid);
+        let from = st
+            .catalog
+            .source(&query.from.name.name)
+            .cloned()
+            .ok_or_else(|| self.not_found(st, &query.from.name))?;
+        let topic = prop_string(with, "KAFKA_TOPIC").unwrap_or_else(|| name.name.clone());
+        let key_format = format_prop(with, "KEY_FORMAT")?.unwrap_or(from.key_format);
+        let value_format = format_prop(with, "VALUE_FORMAT")?.unwrap_or(from.value_format);
+        let partitions = prop_int(with, "PARTITIONS")?.unwrap_or(from.partitions);
+        let sink = Sink::Topic {
+            topic: topic.clone(),
+            key_format,
+            value_format,
+            wrap_single_value: prop_string(with, "WRAP_SINGLE_VALUE")
+                .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
+        };
+        // Plan first to learn the schema; only then create the topic.
+        let sink_ts = prop_string(with, "TIMESTAMP").map(|t| t.to_ascii_uppercase());
+        let planned = {
+            let mut planner = Planner::new(&st.catalog, &self.inner.functions, qid);
+            planner.sink_timestamp = sink_ts.clone();
+            planner.plan(query, &name.name, sink.clone())?
+        };
+        if planned.kind != kind {
+            return Err(SqlError::at(
+                query.pos,
+                format!(
+                    "Invalid result type. Your SELECT query produces a {}. Please use CREATE {} AS SELECT statement instead.",
+                    planned.kind, planned.kind
+                ),
+            ));
+        }
+        {
+            let mut admin = lock(&self.inner.admin);
+            match admin.partition_count(&topic).map_err(backend_err)? {
+                Some(_) => {}
+                None => admin
+                    .create_topic(&topic, partitions.max(1), &[])
+                    .map_err(backend_err)?,
+            }
+        }
+        let info = SourceInfo {
+            name: name.name.clone(),
+            kind,
+            topic,
+            schema: planned.schema.clone(),
+            key_format,
+            value_format,
+            wrap_single_value: prop_string(with, "WRAP_SINGLE_VALUE")
+                .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
+            window: planned.window,
+            timestamp: sink_ts,
+            timestamp_format: None,
+            partitions,
+            sql: text.to_string(),
+            read_only: false,
+            writer: Some(qid.to_string()),
+        };
+        st.catalog.sources.insert(info.name.clone(), info.clone());
+        if let Err(e) = self.start_query(st, start, query, &info.name, Some(&info)) {
+            st.catalog.sources.remove(&info.name);
+            return Err(e);
+        }
+        Ok(info)
+    }
+}
+
+/// CREATE of a name that exists (ksqlDB's wording).
+pub(super) fn exists_error(kind: SourceKind, name: &Ident, existing: SourceKind) -> SqlError {
+    SqlError::at(
+        name.pos,
+        format!(
+            "Cannot add {} '{}': A {} with the same name already exists",
+            kind.to_string().to_lowercase(),
+            name.name,
+            existing.to_string().to_lowercase()
+        ),
+    )
+}
+
+pub(super) fn select_star(name: &str) -> Query {
+    let ident = Ident {
+        name: name.to_string(),
+        pos: Default::default(),
+    };
+    Query {
+        select: vec![SelectItem::Star {
+            qualifier: None,
+            pos: Default::default(),
+        }],
+        from: crate::ast::Relation {
+            name: ident,
+            alias: None,
+        },
+        joins: Vec::new(),
+        window: None,
+        where_: None,
+        group_by: Vec::new(),
+        partition_by: Vec::new(),
+        having: None,
+        emit: Some(crate::ast::Emit::Changes),
+        limit: None,
+        pos: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_taken_says_by_what() {
+        let name = Ident {
+            name: "T".to_string(),
+            pos: Default::default(),
+        };
+        let e = exists_error(SourceKind::Stream, &name, SourceKind::Table);
+        assert_eq!(
+            e.to_string(),
+            "Cannot add stream 'T': A table with the same name already exists"
+        );
+    }
+
+    #[test]
+    fn a_source_tables_materialization_selects_everything_as_it_changes() {
+        let q = select_star("T");
+        assert_eq!(q.from.name.name, "T");
+        assert!(matches!(
+            q.select.as_slice(),
+            [SelectItem::Star {
+                qualifier: None,
+                ..
+            }]
+        ));
+        assert_eq!(q.emit, Some(crate::ast::Emit::Changes));
+        assert!(super::super::push::stateless(&q) && q.where_.is_none() && q.limit.is_none());
+    }
+}

@@ -1,0 +1,409 @@
+//! Persistent queries: INSERT INTO … SELECT and TERMINATE, starting and
+//! stopping the `Streams` application of each query on a thread of its
+//! own, and waiting for them to be idle.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use runnel_streams::backend::{Backend, Guarantee};
+use runnel_streams::{OffsetReset, Queries, Streams, StreamsConfig};
+
+use super::props::{persistent_reset, prop_string};
+use super::result::Outcome;
+use super::{backend_err, lock, Cmd, Engine, State};
+use crate::ast::{Ident, Props, Query, SourceKind};
+use crate::catalog::{QueryInfo, SourceInfo};
+use crate::error::SqlError;
+use crate::plan::{Materialization, Planner, Sink};
+use crate::schema::Schema;
+
+pub(super) struct Running {
+    pub(super) info: QueryInfo,
+    pub(super) stop: Arc<AtomicBool>,
+    pub(super) thread: Option<JoinHandle<()>>,
+    pub(super) state: Arc<Mutex<String>>,
+    pub(super) idle: Arc<AtomicBool>,
+    pub(super) queries: Option<Queries>,
+    pub(super) materialization: Option<Materialization>,
+}
+
+/// What names a persistent query being started, and where it begins.
+pub(super) struct QueryStart<'a> {
+    pub(super) qid: &'a str,
+    /// The statement's text.
+    pub(super) text: &'a str,
+    /// Where its source partitions start (`auto.offset.reset`): the
+    /// earliest offset unless the statement or session set `latest`.
+    pub(super) reset: OffsetReset,
+}
+
+impl<'a> QueryStart<'a> {
+    /// A CSAS/CTAS/INSERT INTO query, starting where the statement's
+    /// request or the session's `SET` asked (earliest by default).
+    pub(super) fn asked(
+        qid: &'a str,
+        text: &'a str,
+        session: &BTreeMap<String, String>,
+        props: &BTreeMap<String, String>,
+    ) -> Self {
+        QueryStart {
+            qid,
+            text,
+            reset: persistent_reset(session, props),
+        }
+    }
+}
+
+impl Engine {
+    /// INSERT INTO … SELECT: a persistent query writing an existing stream
+    /// whose value columns it must match.
+    pub(super) fn insert_select(
+        &self,
+        target: &Ident,
+        with: &Props,
+        query: &Query,
+        cmd: &Cmd<'_>,
+    ) -> Result<Outcome, SqlError> {
+        let Cmd {
+            text,
+            props,
+            record,
+        } = *cmd;
+        let mut st = lock(&self.inner.state);
+        let Some(info) = st.catalog.source(&target.name).cloned() else {
+            return Err(self.not_found(&st, target));
+        };
+        if info.kind == SourceKind::Table {
+            return Err(SqlError::at(
+                target.pos,
+                format!(
+                    "INSERT INTO can only be used to insert into a stream. {} is a table",
+                    info.name
+                ),
+            ));
+        }
+        let seq = st.seq;
+        let qid = prop_string(with, "QUERY_ID").unwrap_or_else(|| format!("INSERTQUERY_{seq}"));
+        let start = QueryStart::asked(&qid, text, &st.props, props);
+        let planned = self.start_query(&mut st, &start, query, &info.name, Some(&info))?;
+        if planned.schema.value.len() != info.schema.value.len()
+            || planned
+                .schema
+                .value
+                .iter()
+                .zip(&info.schema.value)
+                .any(|(a, b)| a.ty != b.ty)
+        {
+            self.stop_query(&mut st, &qid);
+            return Err(SqlError::at(
+                query.pos,
+                format!(
+                    "Incompatible schema between results and sink. Result schema is {}, but the sink schema is {}.",
+                    describe_columns(&planned.schema),
+                    describe_columns(&info.schema)
+                ),
+            ));
+        }
+        drop(st);
+        self.record(record, text, props)?;
+        Ok(Outcome::created(&qid, seq))
+    }
+
+    /// TERMINATE a query, or ALL.
+    pub(super) fn terminate(
+        &self,
+        query_id: &Option<Ident>,
+        cmd: &Cmd<'_>,
+    ) -> Result<Outcome, SqlError> {
+        let Cmd {
+            text,
+            props,
+            record,
+        } = *cmd;
+        let mut st = lock(&self.inner.state);
+        let ids: Vec<String> = match query_id {
+            None => st.running.keys().cloned().collect(),
+            Some(id) => {
+                let wanted = id.name.to_ascii_uppercase();
+                let Some(found) = st
+                    .running
+                    .keys()
+                    .find(|k| k.to_ascii_uppercase() == wanted)
+                    .cloned()
+                else {
+                    return Err(SqlError::not_found(
+                        Some(id.pos),
+                        format!("Unknown queryId: {}", id.name),
+                    ));
+                };
+                vec![found]
+            }
+        };
+        for id in &ids {
+            self.stop_query(&mut st, id);
+            st.catalog.queries.remove(id);
+            for s in st.catalog.sources.values_mut() {
+                if s.writer.as_deref() == Some(id.as_str()) {
+                    s.writer = None;
+                }
+            }
+        }
+        let seq = st.seq;
+        drop(st);
+        self.record(record, text, props)?;
+        Ok(Outcome::command("Query terminated.", None, seq))
+    }
+
+    /// Plans and starts a persistent query writing `sink` (`None`: a source
+    /// table's materialization, no output topic).
+    pub(super) fn start_query(
+        &self,
+        st: &mut State,
+        start: &QueryStart<'_>,
+        query: &Query,
+        sink_name: &str,
+        sink: Option<&SourceInfo>,
+    ) -> Result<crate::plan::Planned, SqlError> {
+        let (text, qid) = (start.text, start.qid);
+        let sink_spec = match sink {
+            Some(s) => Sink::Topic {
+                topic: s.topic.clone(),
+                key_format: s.key_format,
+                value_format: s.value_format,
+                wrap_single_value: s.wrap_single_value,
+            },
+            None => Sink::Callback(Arc::new(|_| {})),
+        };
+        let mut planner = Planner::new(&st.catalog, &self.inner.functions, qid);
+        planner.sink_timestamp = sink.and_then(|s| s.timestamp.clone());
+        let planned = planner.plan(query, sink_name, sink_spec)?;
+        let topology = planner
+            .builder
+            .build()
+            .map_err(|e| SqlError::new(e.to_string()))?;
+        let description = topology.describe();
+        let app_id = format!("{}query_{qid}", self.inner.config.service_id);
+        let guarantee = match st.props.get("processing.guarantee").map(String::as_str) {
+            Some("exactly_once" | "exactly_once_v2") => Guarantee::ExactlyOnce,
+            _ => Guarantee::AtLeastOnce,
+        };
+        let backend = self
+            .inner
+            .cluster
+            .backend(&app_id, guarantee)
+            .map_err(backend_err)?;
+        let mut config =
+            StreamsConfig::new(app_id).commit_interval(self.inner.config.commit_interval);
+        config.guarantee = guarantee;
+        config.application_server = self.inner.config.application_server.clone();
+        config.poll_timeout = Duration::from_millis(50);
+        config.max_task_idle = Duration::from_millis(50);
+        config.offset_reset = start.reset;
+        let stop = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(Mutex::new("RUNNING".to_string()));
+        let idle = Arc::new(AtomicBool::new(false));
+        let (thread, queries) = spawn_query(
+            qid.to_string(),
+            topology,
+            config,
+            backend,
+            stop.clone(),
+            state.clone(),
+            idle.clone(),
+        )?;
+        let info = QueryInfo {
+            id: qid.to_string(),
+            sql: text.to_string(),
+            sink: sink_name.to_string(),
+            sink_topic: sink.map(|s| s.topic.clone()).unwrap_or_default(),
+            sources: planned.sources.clone(),
+            topology: description,
+        };
+        st.catalog.queries.insert(qid.to_string(), info.clone());
+        if planned.materialization.is_some() {
+            st.serving.insert(sink_name.to_string(), qid.to_string());
+        }
+        st.running.insert(
+            qid.to_string(),
+            Running {
+                info,
+                stop,
+                thread: Some(thread),
+                state,
+                idle,
+                queries: Some(queries),
+                materialization: planned.materialization.clone(),
+            },
+        );
+        Ok(planned)
+    }
+
+    pub(super) fn stop_query(&self, st: &mut State, qid: &str) {
+        if let Some(mut r) = st.running.remove(qid) {
+            r.stop.store(true, Ordering::SeqCst);
+            if let Some(t) = r.thread.take() {
+                let _ = t.join();
+            }
+        }
+        st.catalog.queries.remove(qid);
+        st.serving.retain(|_, q| q != qid);
+    }
+
+    /// Waits until every persistent query has processed all its input and
+    /// committed, or `timeout` passes; returns whether they did.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut stable = 0;
+        while Instant::now() < deadline {
+            let all = {
+                let st = lock(&self.inner.state);
+                st.running.values().all(|r| r.idle.load(Ordering::SeqCst))
+            };
+            if all {
+                stable += 1;
+                if stable >= 3 {
+                    return true;
+                }
+            } else {
+                stable = 0;
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        false
+    }
+
+    /// The state of each persistent query, by id.
+    pub fn query_states(&self) -> BTreeMap<String, String> {
+        lock(&self.inner.state)
+            .running
+            .iter()
+            .map(|(k, r)| (k.clone(), lock(&r.state).clone()))
+            .collect()
+    }
+}
+
+pub(super) fn describe_columns(s: &Schema) -> String {
+    s.value
+        .iter()
+        .map(|c| format!("`{}` {}", c.name, c.ty))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Starts a query's stream thread (the engine is not `Send`: it is built
+/// on the thread that runs it) and returns it with its store handle.
+pub(super) fn spawn_query(
+    qid: String,
+    topology: runnel_streams::Topology,
+    config: StreamsConfig,
+    backend: Box<dyn Backend>,
+    stop: Arc<AtomicBool>,
+    state: Arc<Mutex<String>>,
+    idle: Arc<AtomicBool>,
+) -> Result<(JoinHandle<()>, Queries), SqlError> {
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<Queries, SqlError>>();
+    let name = format!("query-{qid}");
+    let run = move || {
+        let mut streams = match Streams::new(topology, config, backend) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = ready_tx.send(Err(SqlError::server(e.to_string())));
+                return;
+            }
+        };
+        let _ = ready_tx.send(Ok(streams.queries()));
+        let mut dirty = false;
+        let mut failures = 0u32;
+        while !stop.load(Ordering::SeqCst) {
+            match streams.poll_once() {
+                Ok(n) => {
+                    failures = 0;
+                    if n > 0 {
+                        dirty = true;
+                        idle.store(false, Ordering::SeqCst);
+                    } else if streams.is_idle() {
+                        if dirty {
+                            if let Err(e) = streams.commit() {
+                                tracing::warn!(query = %qid, error = %e, "commit failed");
+                                continue;
+                            }
+                            dirty = false;
+                        }
+                        idle.store(true, Ordering::SeqCst);
+                    } else {
+                        idle.store(false, Ordering::SeqCst);
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::error!(query = %qid, error = %e, "query failed");
+                    *lock(&state) = "ERROR".to_string();
+                    if failures > 5 {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+        if let Err(e) = streams.close() {
+            tracing::warn!(query = %qid, error = %e, "closing failed");
+        }
+    };
+    let handle = std::thread::Builder::new()
+        .name(name)
+        .spawn(run)
+        .map_err(|e| SqlError::server(format!("cannot start a query thread: {e}")))?;
+    match ready_rx.recv() {
+        Ok(Ok(q)) => Ok((handle, q)),
+        Ok(Err(e)) => {
+            let _ = handle.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = handle.join();
+            Err(SqlError::server("the query thread stopped while starting"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Column;
+    use crate::types::SqlType;
+
+    #[test]
+    fn a_query_starts_where_the_request_or_session_asked() {
+        let none = BTreeMap::new();
+        let latest = BTreeMap::from([("auto.offset.reset".to_string(), "latest".to_string())]);
+        assert_eq!(
+            QueryStart::asked("Q", "S;", &none, &none).reset,
+            OffsetReset::Earliest
+        );
+        assert_eq!(
+            QueryStart::asked("Q", "S;", &latest, &none).reset,
+            OffsetReset::Latest
+        );
+        let start = QueryStart::asked("CSAS_S_1", "CREATE …;", &none, &latest);
+        assert_eq!(
+            (start.qid, start.text, start.reset),
+            ("CSAS_S_1", "CREATE …;", OffsetReset::Latest)
+        );
+    }
+
+    #[test]
+    fn schema_mismatches_name_the_value_columns() {
+        let schema = Schema {
+            key: vec![Column::new("K", SqlType::String)],
+            value: vec![
+                Column::new("A", SqlType::Int),
+                Column::new("B", SqlType::String),
+            ],
+        };
+        assert_eq!(describe_columns(&schema), "`A` INTEGER, `B` STRING");
+    }
+}

@@ -1,0 +1,226 @@
+//! Reading statement properties: the WITH clause of DDL (`KAFKA_TOPIC`,
+//! formats, `PARTITIONS`, …) and the request/session properties that
+//! decide where a query starts (`auto.offset.reset`).
+
+use std::collections::BTreeMap;
+
+use runnel_streams::OffsetReset;
+
+use crate::ast::{PropValue, Props};
+use crate::error::SqlError;
+use crate::format::Format;
+
+pub(super) fn prop_string(props: &Props, name: &str) -> Option<String> {
+    props.get(name).map(|v| match v {
+        PropValue::String(s) | PropValue::Number(s) => s.clone(),
+        PropValue::Boolean(b) => b.to_string(),
+    })
+}
+
+pub(super) fn prop_int(props: &Props, name: &str) -> Result<Option<i32>, SqlError> {
+    match props.get(name) {
+        None => Ok(None),
+        Some(PropValue::Number(n)) => n.parse::<i32>().map(Some).map_err(|_| {
+            SqlError::at(
+                props
+                    .get_ident(name)
+                    .map_or_else(Default::default, |i| i.pos),
+                format!("{name} must be a whole number, got {n}"),
+            )
+        }),
+        Some(v) => Err(SqlError::at(
+            props
+                .get_ident(name)
+                .map_or_else(Default::default, |i| i.pos),
+            format!("{name} must be a number, got '{v}'"),
+        )),
+    }
+}
+
+pub(super) fn format_prop(props: &Props, name: &str) -> Result<Option<Format>, SqlError> {
+    let both = prop_string(props, "FORMAT");
+    match prop_string(props, name).or(both) {
+        None => Ok(None),
+        Some(f) => Format::parse(&f).map(Some).map_err(|e| {
+            SqlError::at(
+                props
+                    .get_ident(name)
+                    .map_or_else(Default::default, |i| i.pos),
+                e,
+            )
+        }),
+    }
+}
+
+pub(super) const KNOWN_PROPS: [&str; 12] = [
+    "KAFKA_TOPIC",
+    "KEY_FORMAT",
+    "VALUE_FORMAT",
+    "FORMAT",
+    "PARTITIONS",
+    "REPLICAS",
+    "TIMESTAMP",
+    "TIMESTAMP_FORMAT",
+    "WRAP_SINGLE_VALUE",
+    "VALUE_DELIMITER",
+    "RETENTION_MS",
+    "CLEANUP_POLICY",
+];
+
+pub(super) fn check_props(props: &Props) -> Result<(), SqlError> {
+    for (k, _) in &props.0 {
+        if !KNOWN_PROPS.contains(&k.name.as_str())
+            && k.name != "WINDOW_TYPE"
+            && k.name != "WINDOW_SIZE"
+            && k.name != "QUERY_ID"
+            && k.name != "KEY_SCHEMA_ID"
+            && k.name != "VALUE_SCHEMA_ID"
+        {
+            return Err(SqlError::at(
+                k.pos,
+                format!(
+                    "unknown property {}; known: {}",
+                    k.name,
+                    KNOWN_PROPS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `auto.offset.reset` a statement asked for: its request's
+/// properties first, then the session's `SET`.
+pub(super) fn offset_reset_prop(
+    session: &BTreeMap<String, String>,
+    props: &BTreeMap<String, String>,
+) -> Option<String> {
+    let find = |m: &BTreeMap<String, String>| {
+        ["auto.offset.reset", "ksql.streams.auto.offset.reset"]
+            .iter()
+            .find_map(|k| m.get(*k).cloned())
+    };
+    find(props).or_else(|| find(session))
+}
+
+/// A persistent query's [`OffsetReset`]: earliest unless `latest` was asked.
+pub(super) fn persistent_reset(
+    session: &BTreeMap<String, String>,
+    props: &BTreeMap<String, String>,
+) -> OffsetReset {
+    match offset_reset_prop(session, props) {
+        Some(v) if v.eq_ignore_ascii_case("latest") => OffsetReset::Latest,
+        _ => OffsetReset::Earliest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ast::Statement;
+
+    /// The WITH clause of a CREATE STREAM.
+    fn with(clause: &str) -> Props {
+        let text = format!("CREATE STREAM S (V INT) WITH ({clause});");
+        match crate::parser::parse_one(&text).map(|p| p.statement) {
+            Ok(Statement::CreateSource { props, .. }) => props,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn strings_numbers_and_booleans_read_as_text() {
+        let p = with("KAFKA_TOPIC='t', PARTITIONS=3, WRAP_SINGLE_VALUE=false");
+        assert_eq!(prop_string(&p, "KAFKA_TOPIC").as_deref(), Some("t"));
+        assert_eq!(prop_string(&p, "kafka_topic").as_deref(), Some("t"));
+        assert_eq!(prop_string(&p, "PARTITIONS").as_deref(), Some("3"));
+        assert_eq!(
+            prop_string(&p, "WRAP_SINGLE_VALUE").as_deref(),
+            Some("false")
+        );
+        assert_eq!(prop_string(&p, "VALUE_FORMAT"), None);
+    }
+
+    #[test]
+    fn whole_numbers_only() {
+        assert_eq!(
+            prop_int(&with("PARTITIONS=3"), "PARTITIONS").ok(),
+            Some(Some(3))
+        );
+        assert_eq!(
+            prop_int(&with("KAFKA_TOPIC='t'"), "PARTITIONS").ok(),
+            Some(None)
+        );
+        let e = prop_int(&with("PARTITIONS=1.5"), "PARTITIONS").expect_err("not whole");
+        assert!(e.to_string().contains("whole number"), "{e}");
+        let e = prop_int(&with("PARTITIONS='3'"), "PARTITIONS").expect_err("a string");
+        assert!(e.to_string().contains("must be a number"), "{e}");
+    }
+
+    #[test]
+    fn format_falls_back_to_format_for_both() {
+        let p = with("FORMAT='JSON', KEY_FORMAT='KAFKA'");
+        assert_eq!(
+            format_prop(&p, "KEY_FORMAT").ok(),
+            Some(Some(Format::KAFKA))
+        );
+        assert_eq!(
+            format_prop(&p, "VALUE_FORMAT").ok(),
+            Some(Some(Format::JSON))
+        );
+        assert_eq!(
+            format_prop(&with("KAFKA_TOPIC='t'"), "VALUE_FORMAT").ok(),
+            Some(None)
+        );
+        assert!(format_prop(&with("VALUE_FORMAT='XML'"), "VALUE_FORMAT").is_err());
+    }
+
+    #[test]
+    fn unknown_properties_are_refused_with_the_known_ones() {
+        assert!(check_props(&with("KAFKA_TOPIC='t', VALUE_FORMAT='JSON', QUERY_ID='q'")).is_ok());
+        let e = check_props(&with("KAFKA_TOPC='t'")).expect_err("a typo");
+        assert!(e.to_string().contains("unknown property KAFKA_TOPC"), "{e}");
+        assert!(e.to_string().contains("KAFKA_TOPIC"), "{e}");
+    }
+
+    #[test]
+    fn the_request_overrides_the_session() {
+        let session = map(&[("auto.offset.reset", "latest")]);
+        assert_eq!(
+            offset_reset_prop(&session, &map(&[])).as_deref(),
+            Some("latest")
+        );
+        assert_eq!(
+            offset_reset_prop(
+                &session,
+                &map(&[("ksql.streams.auto.offset.reset", "earliest")])
+            )
+            .as_deref(),
+            Some("earliest")
+        );
+        assert_eq!(offset_reset_prop(&map(&[]), &map(&[])), None);
+    }
+
+    #[test]
+    fn persistent_queries_start_at_the_earliest_unless_latest_is_asked() {
+        assert_eq!(
+            persistent_reset(&map(&[]), &map(&[])),
+            OffsetReset::Earliest
+        );
+        assert_eq!(
+            persistent_reset(&map(&[]), &map(&[("auto.offset.reset", "LATEST")])),
+            OffsetReset::Latest
+        );
+        assert_eq!(
+            persistent_reset(&map(&[("auto.offset.reset", "nonsense")]), &map(&[])),
+            OffsetReset::Earliest
+        );
+    }
+}

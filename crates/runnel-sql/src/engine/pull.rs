@@ -1,0 +1,450 @@
+//! Pull queries: a table's rows read from the stores of the query
+//! serving it, from the partitions hosted here and, through the pull
+//! forwarder, from other engines running the same query.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use runnel_streams::{Queries, QueryError, Window};
+
+use super::{lock, Engine, QueryEvent, QueryStream};
+use crate::ast::{ExprKind, Query, SelectItem, SourceKind};
+use crate::error::SqlError;
+use crate::expr::{Binder, Compiled, Scope, ScopeColumn};
+use crate::format::Row;
+use crate::schema::{Column, WindowType};
+use crate::types::{SqlType, Value};
+
+/// Output columns (name, type) and their expressions.
+pub(super) type SelectList = (Vec<(String, SqlType)>, Vec<Compiled>);
+
+impl Engine {
+    /// A pull query: rows from the partitions of the table hosted here
+    /// and, unless `local_only`, from the other engines running the
+    /// table's query when some keys (or a scan) need their partitions.
+    pub(super) fn pull(
+        &self,
+        q: &Query,
+        text: &str,
+        local_only: bool,
+    ) -> Result<QueryStream, SqlError> {
+        if !super::push::stateless(q) {
+            return Err(SqlError::at(q.pos, "Pull queries don't support JOIN, GROUP BY, WINDOW, PARTITION BY or HAVING clauses; add EMIT CHANGES for a push query"));
+        }
+        let st = lock(&self.inner.state);
+        let Some(info) = st.catalog.source(&q.from.name.name).cloned() else {
+            return Err(self.not_found(&st, &q.from.name));
+        };
+        if info.kind == SourceKind::Stream {
+            return Err(SqlError::at(q.from.name.pos, format!("Pull queries on streams are not supported: {} is a stream. Add EMIT CHANGES for a push query", info.name)));
+        }
+        let Some(qid) = st.serving.get(&info.name).cloned() else {
+            return Err(SqlError::at(q.from.name.pos, format!("The table {} is not queryable: it is not materialized. Create it with CREATE SOURCE TABLE, or build it with CREATE TABLE AS SELECT", info.name)));
+        };
+        let Some(run) = st.running.get(&qid) else {
+            return Err(SqlError::server(format!(
+                "query {qid} serving {} is not running",
+                info.name
+            )));
+        };
+        let (Some(queries), Some(mat)) = (run.queries.clone(), run.materialization.clone()) else {
+            return Err(SqlError::server(format!("query {qid} has no state store")));
+        };
+        drop(st);
+        // The table's columns, as pull queries see them.
+        let cols = info.table_columns();
+        let scope = columns_scope(&cols, &q.from.qualifier().name);
+        let mut binder = Binder {
+            scope: scope.clone(),
+            functions: &self.inner.functions,
+        };
+        let filter = match &q.where_ {
+            Some(w) => Some(binder.bind_condition(w, "WHERE")?),
+            None => None,
+        };
+        let (columns, exprs) = self.select_list(&q.select, &scope, &cols)?;
+        // Key lookups when WHERE pins the (single) key column.
+        let nkeys = info.schema.key.len();
+        let keys = q
+            .where_
+            .as_ref()
+            .and_then(|w| key_lookup(w, &info.schema.key));
+        let mut rows: Vec<(Row, Option<Window>, Row)> = Vec::new();
+        // Some rows may be in partitions hosted elsewhere: `Some`, with the
+        // error to report when no other engine can be asked.
+        let mut missing: Option<Option<QueryError>> = None;
+        let ks = mat.key_serde.clone();
+        let vs = mat.value_serde.clone();
+        let qerr = |e: runnel_streams::QueryError| SqlError::server(e.to_string());
+        match mat.window {
+            None => {
+                let kv = queries.kv::<Row, Row>(&mat.store, ks, vs).map_err(qerr)?;
+                match keys {
+                    Some(keys) => lookup_keys(keys, &mut rows, &mut missing, |k| {
+                        Ok(kv.get(k)?.map(|v| (None, v)).into_iter().collect())
+                    })?,
+                    None => {
+                        missing = Some(None);
+                        rows.extend(
+                            kv.all()
+                                .map_err(qerr)?
+                                .into_iter()
+                                .map(|(k, v)| (k, None, v)),
+                        )
+                    }
+                }
+            }
+            Some(WindowType::Time { size_ms }) => {
+                let ws = queries
+                    .window::<Row, Row>(&mat.store, ks, vs, size_ms)
+                    .map_err(qerr)?;
+                match keys {
+                    Some(keys) => lookup_keys(keys, &mut rows, &mut missing, |k| {
+                        Ok(ws
+                            .fetch(k, i64::MIN, i64::MAX)?
+                            .into_iter()
+                            .map(|(w, v)| (Some(w), v))
+                            .collect())
+                    })?,
+                    None => {
+                        missing = Some(None);
+                        rows.extend(
+                            ws.all()
+                                .map_err(qerr)?
+                                .into_iter()
+                                .map(|(k, v)| (k.key, Some(k.window), v)),
+                        )
+                    }
+                }
+            }
+            Some(WindowType::Session) => {
+                let ss = queries
+                    .session::<Row, Row>(&mat.store, ks, vs)
+                    .map_err(qerr)?;
+                missing = Some(None);
+                rows.extend(
+                    ss.all()
+                        .map_err(qerr)?
+                        .into_iter()
+                        .map(|(k, v)| (k.key, Some(k.window), v)),
+                );
+            }
+        }
+        let limit = q.limit.and_then(|l| usize::try_from(l).ok());
+        let mut out: Vec<Row> = Vec::new();
+        for (k, w, v) in rows {
+            let Some(row) = (mat.post)(&k, w, &v) else {
+                continue;
+            };
+            if row.len() < nkeys {
+                continue;
+            }
+            if let Some(f) = &filter {
+                if !f.test(&row) {
+                    continue;
+                }
+            }
+            if limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+            out.push(exprs.iter().map(|e| e.eval(&row)).collect());
+        }
+        if let Some(not_here) = missing.filter(|_| !local_only) {
+            if limit.is_none_or(|l| out.len() < l) {
+                self.pull_elsewhere(&queries, text, &columns, not_here, &mut out)?;
+            }
+        }
+        if let Some(l) = limit {
+            out.truncate(l);
+        }
+        let (tx, rx) = mpsc::sync_channel(out.len() + 1);
+        for row in out {
+            let _ = tx.send(QueryEvent::Row(row));
+        }
+        Ok(QueryStream {
+            id: format!(
+                "pull_{}",
+                self.inner.transient.fetch_add(1, Ordering::Relaxed)
+            ),
+            // Leading columns that are the table's key columns.
+            key_columns: columns
+                .iter()
+                .zip(&info.schema.key)
+                .take_while(|((n, _), k)| *n == k.name)
+                .count(),
+            columns,
+            is_pull: true,
+            rows: rx,
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Adds the rows other engines running the same query host (asked
+    /// through the pull forwarder, to answer locally only). `not_here` is
+    /// the error to report when some partition is not hosted here and no
+    /// other engine is known.
+    pub(super) fn pull_elsewhere(
+        &self,
+        queries: &Queries,
+        text: &str,
+        columns: &[(String, SqlType)],
+        not_here: Option<QueryError>,
+        out: &mut Vec<Row>,
+    ) -> Result<(), SqlError> {
+        let own = self.inner.config.application_server.as_deref();
+        let mut others: Vec<String> = queries
+            .membership()
+            .members
+            .into_iter()
+            .filter(|m| !m.partitions.is_empty())
+            .filter_map(|m| m.endpoint)
+            .filter(|e| Some(e.as_str()) != own)
+            .collect();
+        others.sort();
+        others.dedup();
+        let forwarder = lock(&self.inner.forwarder).clone();
+        let (Some(forward), false) = (forwarder, others.is_empty()) else {
+            return match not_here {
+                Some(e) => Err(SqlError::server(e.to_string())),
+                None => Ok(()),
+            };
+        };
+        for host in others {
+            let rows = forward(&host, text).map_err(|e| {
+                SqlError::server(format!("cannot read the partitions {host} hosts: {e}"))
+            })?;
+            for r in rows {
+                if r.len() != columns.len() {
+                    return Err(SqlError::server(format!(
+                        "{host} answered a row of {} columns, not {}",
+                        r.len(),
+                        columns.len()
+                    )));
+                }
+                let row = r
+                    .iter()
+                    .zip(columns)
+                    .map(|(j, (name, ty))| {
+                        crate::format::from_json(ty, j).map_err(|e| {
+                            SqlError::server(format!("{host} answered column {name}: {e}"))
+                        })
+                    })
+                    .collect::<Result<Row, SqlError>>()?;
+                out.push(row);
+            }
+        }
+        Ok(())
+    }
+
+    /// A select list over a plain scope: names, types and expressions.
+    pub(super) fn select_list(
+        &self,
+        items: &[SelectItem],
+        scope: &Scope,
+        cols: &[Column],
+    ) -> Result<SelectList, SqlError> {
+        let mut columns = Vec::new();
+        let mut exprs = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                SelectItem::Star { .. } => {
+                    for (j, c) in cols.iter().enumerate() {
+                        columns.push((c.name.clone(), c.ty.clone()));
+                        exprs.push(Compiled::Column(j));
+                    }
+                }
+                SelectItem::Expr { expr, alias } => {
+                    let (c, t) = Binder {
+                        scope: scope.clone(),
+                        functions: &self.inner.functions,
+                    }
+                    .bind(expr)?;
+                    let name = match (alias, &expr.kind) {
+                        (Some(a), _) => a.name.clone(),
+                        (None, ExprKind::Column { name, .. }) => name.name.clone(),
+                        _ => format!("KSQL_COL_{i}"),
+                    };
+                    columns.push((name, t.unwrap_or(SqlType::String)));
+                    exprs.push(c);
+                }
+            }
+        }
+        Ok((columns, exprs))
+    }
+}
+
+/// A pull query's rows of the given keys, read with `read` (a key's
+/// windows and values). Keys found nowhere here, or whose partition is not
+/// hosted here, set `missing` (with the error to report when no other
+/// engine can be asked).
+pub(super) fn lookup_keys(
+    keys: Vec<Row>,
+    rows: &mut Vec<(Row, Option<Window>, Row)>,
+    missing: &mut Option<Option<QueryError>>,
+    read: impl Fn(&Row) -> Result<Vec<(Option<Window>, Row)>, QueryError>,
+) -> Result<(), SqlError> {
+    for k in keys {
+        match read(&k) {
+            Ok(found) if found.is_empty() => {
+                missing.get_or_insert(None);
+            }
+            Ok(found) => rows.extend(found.into_iter().map(|(w, v)| (k.clone(), w, v))),
+            Err(e @ QueryError::NotLocal { .. }) => *missing = Some(Some(e)),
+            Err(e) => return Err(SqlError::server(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+/// Keys pinned by `key = literal` or `key IN (literals)` on a one-column
+/// key.
+pub(super) fn key_lookup(w: &crate::ast::Expr, key: &[Column]) -> Option<Vec<Row>> {
+    if key.len() != 1 {
+        return None;
+    }
+    let col = &key[0];
+    let is_key = |e: &crate::ast::Expr| matches!(&e.kind, ExprKind::Column { name, .. } if name.name == col.name);
+    let lit = |e: &crate::ast::Expr| -> Option<Value> {
+        match &e.kind {
+            ExprKind::Literal(l) => crate::expr::literal_value(l, e.pos)
+                .ok()
+                .and_then(|v| crate::cast::cast(&v, &col.ty).ok()),
+            _ => None,
+        }
+    };
+    match &w.kind {
+        ExprKind::Binary {
+            op: crate::ast::BinaryOp::Eq,
+            left,
+            right,
+        } => {
+            if is_key(left) {
+                lit(right).map(|v| vec![vec![v]])
+            } else if is_key(right) {
+                lit(left).map(|v| vec![vec![v]])
+            } else {
+                None
+            }
+        }
+        ExprKind::InList {
+            expr,
+            list,
+            negated: false,
+        } if is_key(expr) => list.iter().map(|e| lit(e).map(|v| vec![v])).collect(),
+        _ => None,
+    }
+}
+
+/// A scope over plain columns, all under one qualifier.
+pub(super) fn columns_scope(cols: &[Column], qualifier: &str) -> Scope {
+    Scope::new(
+        cols.iter()
+            .enumerate()
+            .map(|(i, c)| ScopeColumn {
+                qualifier: Some(qualifier.to_string()),
+                name: c.name.clone(),
+                ty: c.ty.clone(),
+                index: i,
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn where_of(text: &str) -> crate::ast::Expr {
+        match crate::parser::parse_one(text).map(|p| p.statement) {
+            Ok(crate::ast::Statement::Select(q)) => q.where_.expect("a WHERE clause"),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    fn key(ty: SqlType) -> Vec<Column> {
+        vec![Column::new("K", ty)]
+    }
+
+    #[test]
+    fn equality_on_the_key_pins_one_key_either_way_round() {
+        let k = key(SqlType::String);
+        let want = Some(vec![vec![Value::String("a".into())]]);
+        assert_eq!(
+            key_lookup(&where_of("SELECT * FROM T WHERE K = 'a';"), &k),
+            want
+        );
+        assert_eq!(
+            key_lookup(&where_of("SELECT * FROM T WHERE 'a' = K;"), &k),
+            want
+        );
+    }
+
+    #[test]
+    fn in_lists_pin_their_keys_cast_to_the_key_type() {
+        let k = key(SqlType::BigInt);
+        assert_eq!(
+            key_lookup(&where_of("SELECT * FROM T WHERE K IN (1, 2);"), &k),
+            Some(vec![vec![Value::BigInt(1)], vec![Value::BigInt(2)]])
+        );
+    }
+
+    #[test]
+    fn anything_else_scans() {
+        let k = key(SqlType::String);
+        for w in [
+            "SELECT * FROM T WHERE V = 'a';",
+            "SELECT * FROM T WHERE K > 'a';",
+            "SELECT * FROM T WHERE K NOT IN ('a');",
+            "SELECT * FROM T WHERE K = V;",
+            "SELECT * FROM T WHERE K = 'a' AND V = 1;",
+        ] {
+            assert_eq!(key_lookup(&where_of(w), &k), None, "{w}");
+        }
+        let two = vec![
+            Column::new("K", SqlType::String),
+            Column::new("L", SqlType::String),
+        ];
+        assert_eq!(
+            key_lookup(&where_of("SELECT * FROM T WHERE K = 'a';"), &two),
+            None
+        );
+    }
+
+    #[test]
+    fn keys_found_nowhere_or_hosted_elsewhere_are_missing() {
+        let mut rows = Vec::new();
+        let mut missing = None;
+        let keys = vec![vec![Value::Int(1)], vec![Value::Int(2)]];
+        lookup_keys(keys, &mut rows, &mut missing, |k| {
+            Ok(if k[0] == Value::Int(1) {
+                vec![(None, vec![Value::Int(10)])]
+            } else {
+                Vec::new()
+            })
+        })
+        .expect("no failure");
+        assert_eq!(
+            rows,
+            vec![(vec![Value::Int(1)], None, vec![Value::Int(10)])]
+        );
+        assert!(matches!(missing, Some(None)));
+    }
+
+    #[test]
+    fn the_scope_qualifies_every_column() {
+        let cols = vec![
+            Column::new("K", SqlType::String),
+            Column::new("V", SqlType::Int),
+        ];
+        let scope = columns_scope(&cols, "T");
+        let (c, t) = Binder {
+            scope,
+            functions: &crate::functions::FunctionRegistry::builtin(),
+        }
+        .bind(&where_of("SELECT * FROM T WHERE T.V;"))
+        .expect("T.V resolves");
+        assert_eq!(t, Some(SqlType::Int));
+        assert!(matches!(c, Compiled::Column(1)));
+    }
+}

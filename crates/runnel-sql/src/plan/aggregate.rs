@@ -1,0 +1,798 @@
+//! Planning aggregations: GROUP BY (windowed or not, on streams and
+//! tables), HAVING, and the projection after the store that pull queries
+//! share; one accumulator per aggregate call in a row.
+
+use super::project::{eval_all, OutCol, OwnedProjection, Projection};
+use super::*;
+
+/// A bound aggregate call: its aggregator and argument expressions.
+pub(super) struct AggCall {
+    pub(super) agg: Arc<dyn Aggregator>,
+    pub(super) args: Vec<Compiled>,
+}
+
+pub(super) fn agg_init(calls: &Arc<Vec<AggCall>>) -> Row {
+    calls.iter().map(|c| c.agg.initial()).collect()
+}
+
+/// Folds a row into the accumulators; the row is consumed (dropped
+/// without the drop glue for values that own nothing).
+pub(super) fn agg_add(calls: &[AggCall], full: Row, mut acc: Row) -> Row {
+    if acc.len() != calls.len() {
+        acc = calls.iter().map(|c| c.agg.initial()).collect();
+    }
+    for (c, slot) in calls.iter().zip(acc.iter_mut()) {
+        let args: Vec<Value> = c.args.iter().map(|a| a.eval(&full)).collect();
+        let old = std::mem::take(slot);
+        slot.set(c.agg.add(old, &args));
+        crate::types::discard_row(args);
+    }
+    crate::types::discard_row(full);
+    acc
+}
+
+/// Takes a row back out of the accumulators (table aggregations).
+pub(super) fn agg_undo(calls: &[AggCall], full: Row, mut acc: Row) -> Row {
+    for (c, slot) in calls.iter().zip(acc.iter_mut()) {
+        let args: Vec<Value> = c.args.iter().map(|a| a.eval(&full)).collect();
+        let old = std::mem::take(slot);
+        slot.set(c.agg.undo(old.clone(), &args).unwrap_or(old));
+        crate::types::discard_row(args);
+    }
+    crate::types::discard_row(full);
+    acc
+}
+
+pub(super) fn agg_merge(calls: &[AggCall], a: Row, b: Row) -> Row {
+    calls
+        .iter()
+        .zip(a.into_iter().zip(b))
+        .map(|(c, (x, y))| {
+            c.agg
+                .merge(x.clone(), y.clone())
+                .unwrap_or_else(|| if y.is_null() { x } else { y })
+        })
+        .collect()
+}
+
+/// Aggregates ksqlDB can undo, so they work on table sources.
+pub(super) const UNDOABLE: [&str; 7] = [
+    "COUNT",
+    "SUM",
+    "AVG",
+    "COLLECT_LIST",
+    "HISTOGRAM",
+    "STDDEV_SAMP",
+    "CORRELATION",
+];
+
+/// A post-aggregation projection whose outputs are all plain columns of
+/// the aggregate row (group columns, aggregates, window bounds), read from
+/// the key and the accumulator without building that row.
+pub(super) struct DirectPost {
+    pub(super) cols: Vec<PostCol>,
+    /// The outputs are exactly every aggregate's result in call order.
+    pub(super) results_only: bool,
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum PostCol {
+    Group(usize),
+    Agg(usize),
+    WindowStart,
+    WindowEnd,
+}
+
+impl DirectPost {
+    /// `None` when some output is computed: the general path applies.
+    pub(super) fn new(exprs: &[Compiled], ngroups: usize, ncalls: usize) -> Option<Self> {
+        exprs
+            .iter()
+            .map(|e| match e {
+                Compiled::Column(i) if *i < ngroups => Some(PostCol::Group(*i)),
+                Compiled::Column(i) if *i < ngroups + ncalls => Some(PostCol::Agg(*i - ngroups)),
+                Compiled::Column(i) if *i == ngroups + ncalls => Some(PostCol::WindowStart),
+                Compiled::Column(i) if *i == ngroups + ncalls + 1 => Some(PostCol::WindowEnd),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|cols| DirectPost {
+                results_only: cols.len() == ncalls
+                    && cols
+                        .iter()
+                        .enumerate()
+                        .all(|(i, c)| matches!(c, PostCol::Agg(j) if *j == i)),
+                cols,
+            })
+    }
+
+    /// Whether the output row is the accumulator row unchanged: exactly
+    /// every aggregate's result in call order, each result being its
+    /// accumulator.
+    pub(super) fn is_identity(&self, calls: &[AggCall]) -> bool {
+        self.results_only && calls.iter().all(|c| c.agg.result_is_acc())
+    }
+
+    /// [`apply`](Self::apply) taking the accumulators: when the output is
+    /// exactly every aggregate's result in call order (the usual CTAS,
+    /// whose group columns go to the key), the results replace the
+    /// accumulators in their own row.
+    pub(super) fn apply_owned(
+        &self,
+        key: &Row,
+        w: Option<Window>,
+        mut acc: Row,
+        calls: &[AggCall],
+    ) -> Row {
+        if self.results_only && acc.len() == calls.len() {
+            for (c, slot) in calls.iter().zip(acc.iter_mut()) {
+                let r = c.agg.result(slot);
+                slot.set(r);
+            }
+            return acc;
+        }
+        let out = self.apply(key, w, &acc, calls);
+        crate::types::discard_row(acc);
+        out
+    }
+
+    pub(super) fn apply(&self, key: &Row, w: Option<Window>, acc: &Row, calls: &[AggCall]) -> Row {
+        self.cols
+            .iter()
+            .map(|c| match *c {
+                PostCol::Group(i) => key.get(i).cloned().unwrap_or(Value::Null),
+                PostCol::Agg(j) => match (calls.get(j), acc.get(j)) {
+                    (Some(call), Some(a)) => call.agg.result(a),
+                    _ => Value::Null,
+                },
+                PostCol::WindowStart => w.map_or(Value::Null, |w| Value::BigInt(w.start)),
+                PostCol::WindowEnd => w.map_or(Value::Null, |w| Value::BigInt(w.end)),
+            })
+            .collect()
+    }
+}
+
+pub(super) type AggTable = KTable<Windowed<Row>, Row>;
+
+pub(super) fn window_aggregate(
+    grouped: runnel_streams::KGroupedStream<Row, Row>,
+    w: &WindowSpec,
+    emit_final: bool,
+    c1: Arc<Vec<AggCall>>,
+    c2: Arc<Vec<AggCall>>,
+    store: &str,
+) -> Result<(AggTable, WindowType), SqlError> {
+    let grace = w.grace.map_or(DEFAULT_GRACE_MS, |g| g.millis);
+    match &w.kind {
+        WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => {
+            if size.millis <= 0 {
+                return Err(err(size.pos, "window size must be positive"));
+            }
+            let mut tw = TimeWindows::of(ms(size.millis)).grace(ms(grace));
+            if let WindowKind::Hopping { advance, .. } = &w.kind {
+                if advance.millis <= 0 || advance.millis > size.millis {
+                    return Err(err(
+                        advance.pos,
+                        "ADVANCE BY must be positive and at most the window SIZE",
+                    ));
+                }
+                tw = tw.advance_by(ms(advance.millis));
+            }
+            let mut ws = grouped.windowed_by(tw);
+            if let Some(r) = &w.retention {
+                if r.millis < size.millis + grace {
+                    return Err(err(
+                        r.pos,
+                        format!(
+                            "RETENTION must be at least the window size plus the grace period ({} ms)",
+                            size.millis + grace
+                        ),
+                    ));
+                }
+                ws = ws.retention(ms(r.millis));
+            }
+            if emit_final {
+                ws = ws.emit_final();
+            }
+            let t = ws.aggregate(
+                move || agg_init(&c1),
+                move |_, v: Row, acc: Row| agg_add(&c2, v, acc),
+                InternalSerde,
+                store,
+            );
+            Ok((
+                t,
+                WindowType::Time {
+                    size_ms: size.millis,
+                },
+            ))
+        }
+        WindowKind::Session { gap } => {
+            if gap.millis <= 0 {
+                return Err(err(gap.pos, "session gap must be positive"));
+            }
+            let sw = SessionWindows::with_inactivity_gap(ms(gap.millis)).grace(ms(grace));
+            let mut ws = grouped.windowed_by_session(sw);
+            if emit_final {
+                ws = ws.emit_final();
+            }
+            let c3 = c1.clone();
+            let t = ws.aggregate(
+                move || agg_init(&c1),
+                move |_, v: Row, acc: Row| agg_add(&c2, v, acc),
+                move |_, a: Row, b: Row| agg_merge(&c3, a, b),
+                InternalSerde,
+                store,
+            );
+            Ok((t, WindowType::Session))
+        }
+    }
+}
+
+impl<'a> Planner<'a> {
+    pub(super) fn select_has_aggregate(&self, items: &[SelectItem]) -> bool {
+        items.iter().any(|i| match i {
+            SelectItem::Expr { expr, .. } => self.has_aggregate(expr),
+            SelectItem::Star { .. } => false,
+        })
+    }
+
+    pub(super) fn has_aggregate(&self, e: &Expr) -> bool {
+        if let ExprKind::Function { name, .. } = &e.kind {
+            if self.functions.aggregate(&name.name).is_some() {
+                return true;
+            }
+        }
+        let mut found = false;
+        let mut e = e.clone();
+        for_each_child(&mut e, &mut |c| found |= self.has_aggregate(c));
+        found
+    }
+
+    /// GROUP BY, windows, aggregates and HAVING.
+    pub(super) fn aggregate(
+        &mut self,
+        q: &Query,
+        rel: Rel,
+        sink_name: &str,
+        sink: Sink,
+    ) -> Result<Planned, SqlError> {
+        let scope = rel.scope();
+        if q.group_by.is_empty() {
+            return Err(err(
+                q.pos,
+                "aggregate functions need a GROUP BY clause (ksqlDB has no global aggregation)",
+            ));
+        }
+        // Group expressions.
+        let mut group_texts = Vec::new();
+        let mut group_exprs = Vec::new();
+        let mut group_types = Vec::new();
+        for g in &q.group_by {
+            let (c, t) = self.binder(scope.clone()).bind(g)?;
+            group_texts.push(canon(g, &scope));
+            group_exprs.push(c);
+            group_types.push(t.unwrap_or(SqlType::String));
+        }
+        // Rewrite select and having: groups → __G<i>, aggregates → __A<j>.
+        let mut calls: Vec<(String, Expr)> = Vec::new();
+        let mut rewritten = Vec::new();
+        for item in &q.select {
+            match item {
+                SelectItem::Star { pos, .. } => {
+                    return Err(err(
+                        *pos,
+                        "SELECT * cannot be used with GROUP BY; list the columns",
+                    ))
+                }
+                SelectItem::Expr { expr, alias } => {
+                    let r = self.rewrite_agg(expr, &scope, &group_texts, &mut calls)?;
+                    rewritten.push((r, alias.clone(), expr.clone()));
+                }
+            }
+        }
+        let having = match &q.having {
+            Some(h) => Some(self.rewrite_agg(h, &scope, &group_texts, &mut calls)?),
+            None => None,
+        };
+        // Bind the aggregate calls.
+        let mut agg_calls = Vec::new();
+        let mut agg_types = Vec::new();
+        for (_, call) in &calls {
+            let ExprKind::Function {
+                name, args, star, ..
+            } = &call.kind
+            else {
+                continue;
+            };
+            let Some(f) = self.functions.aggregate(&name.name) else {
+                continue;
+            };
+            if matches!(rel.flow, Flow::Table(_))
+                && !UNDOABLE.contains(&name.name.to_ascii_uppercase().as_str())
+            {
+                return Err(err(
+                    name.pos,
+                    format!(
+                        "the aggregate function {} cannot be applied to a table source, only to a stream",
+                        name.name
+                    ),
+                ));
+            }
+            let nparams = f.literal_params(args.len());
+            let ncols = args.len().saturating_sub(nparams);
+            let mut compiled = Vec::new();
+            let mut types = Vec::new();
+            for a in &args[..ncols] {
+                if self.has_aggregate(a) {
+                    return Err(err(a.pos, "aggregate functions cannot be nested"));
+                }
+                let (c, t) = self.binder(scope.clone()).bind(a)?;
+                compiled.push(c);
+                types.push(t);
+            }
+            let mut params = Vec::new();
+            for a in &args[ncols..] {
+                match self.binder(Scope::default()).bind(a)? {
+                    (Compiled::Const(v), _) => params.push(v),
+                    _ => {
+                        return Err(err(
+                            a.pos,
+                            format!("this argument of {} must be a literal", name.name),
+                        ))
+                    }
+                }
+            }
+            let _ = star;
+            let agg = f
+                .bind(&types, &params)
+                .map_err(|e| err(name.pos, e.to_string()))?;
+            agg_types.push(agg.return_type());
+            agg_calls.push(AggCall {
+                agg: Arc::from(agg),
+                args: compiled,
+            });
+        }
+        let calls_arc = Arc::new(agg_calls);
+        // The post-aggregation scope.
+        let windowed = q.window.is_some();
+        let mut post_cols = Vec::new();
+        for (i, t) in group_types.iter().enumerate() {
+            post_cols.push(ScopeColumn {
+                qualifier: None,
+                name: format!("__G{i}"),
+                ty: t.clone(),
+                index: post_cols.len(),
+            });
+        }
+        for (j, t) in agg_types.iter().enumerate() {
+            post_cols.push(ScopeColumn {
+                qualifier: None,
+                name: format!("__A{j}"),
+                ty: t.clone(),
+                index: post_cols.len(),
+            });
+        }
+        if windowed {
+            for n in [crate::schema::WINDOWSTART, crate::schema::WINDOWEND] {
+                post_cols.push(ScopeColumn {
+                    qualifier: None,
+                    name: n.to_string(),
+                    ty: SqlType::BigInt,
+                    index: post_cols.len(),
+                });
+            }
+        }
+        let post_scope = Scope::new(post_cols);
+        let mut keys: Vec<Option<(String, SqlType)>> = vec![None; group_types.len()];
+        let mut values = Vec::new();
+        let mut names = HashSet::new();
+        for (i, (r, alias, orig)) in rewritten.iter().enumerate() {
+            let (c, t) = self.bind_post(&post_scope, r, orig)?;
+            let name = match (alias, &orig.kind) {
+                (Some(a), _) => a.name.clone(),
+                (None, ExprKind::Column { name, .. }) => name.name.clone(),
+                (None, ExprKind::Deref { field, .. }) => field.name.clone(),
+                _ => format!("KSQL_COL_{i}"),
+            };
+            if !names.insert(name.clone()) {
+                return Err(err(
+                    orig.pos,
+                    format!("duplicate column name {name} in the projection; give one an alias"),
+                ));
+            }
+            let ty = t.unwrap_or(SqlType::String);
+            if let Compiled::Column(slot) = c {
+                if slot < group_types.len() && keys[slot].is_none() {
+                    keys[slot] = Some((name, ty));
+                    continue;
+                }
+            }
+            values.push(OutCol { name, ty, expr: c });
+        }
+        let mut out_keys = Vec::new();
+        for (i, k) in keys.into_iter().enumerate() {
+            match k {
+                Some(k) => out_keys.push(k),
+                None if matches!(sink, Sink::Topic { .. }) => {
+                    return Err(err(
+                        q.group_by[i].pos,
+                        format!(
+                            "Key missing from projection. The query used to build {sink_name} must include the grouping expression {} in its projection",
+                            q.group_by[i]
+                        ),
+                    ));
+                }
+                None => out_keys.push((format!("KSQL_COL_{i}"), group_types[i].clone())),
+            }
+        }
+        let having = match having {
+            Some(h) => Some(Arc::new(
+                self.binder(post_scope.clone())
+                    .bind_condition(&h, "HAVING")?,
+            )),
+            None => None,
+        };
+        let proj = Projection {
+            keys: out_keys,
+            values,
+        };
+        let schema = proj.schema();
+        let exprs = proj.compiled();
+        // Key serde of the grouped table: the sink's key format when it can
+        // carry the key (so pull queries and sinks agree), else internal.
+        let key_serde: Arc<dyn Serde<Row>> = match &sink {
+            Sink::Topic { key_format, .. }
+                if key_format.check(&schema.key, "key").is_ok() && *key_format != Format::NONE =>
+            {
+                Arc::new(RowSerde::new(*key_format, schema.key.clone(), false))
+            }
+            _ => Arc::new(InternalKeySerde),
+        };
+        let store = self.name("Aggregate-Materialize");
+        // Grouping by exactly the current key needs no repartition (as in
+        // ksqlDB): the stream's own key and serde are the group's.
+        let by_key = rel.window.is_none()
+            && group_exprs.len() == rel.keys.len()
+            && group_exprs
+                .iter()
+                .zip(&rel.keys)
+                .all(|(c, k)| matches!(c, Compiled::Column(slot) if k.slots.contains(slot)));
+        let key_serde = if by_key {
+            rel.key_serde.clone()
+        } else {
+            key_serde
+        };
+        let g = Arc::new(group_exprs);
+        let group_exprs_for_tables = g.clone();
+        let ngroups = group_types.len();
+        self.post_groups = ngroups;
+        let post = move |k: &Row, w: Option<Window>, acc: &Row, calls: &[AggCall]| -> Row {
+            let mut row = Vec::with_capacity(ngroups + calls.len() + 2);
+            row.extend(k.iter().cloned());
+            if row.len() < ngroups {
+                row.resize(ngroups, Value::Null);
+            }
+            for (c, a) in calls.iter().zip(acc) {
+                row.push(c.agg.result(a));
+            }
+            if let Some(w) = w {
+                row.push(Value::BigInt(w.start));
+                row.push(Value::BigInt(w.end));
+            }
+            row
+        };
+        let post = Arc::new(post);
+        let sources = self.sources.clone();
+        let emit_final = q.emit == Some(Emit::Final);
+        let (c1, c2) = (calls_arc.clone(), calls_arc.clone());
+        let ks = key_serde.clone();
+        let group_stream = move |s: KStream<Row, Row>| {
+            if by_key {
+                s.with_serdes(ks, InternalSerde).group_by_key()
+            } else {
+                s.group_by(move |_, v: &Row| eval_all(&g, v), ks)
+            }
+        };
+        let (post_fn, window) = match (rel.flow, &q.window) {
+            (Flow::Stream(s), None) => {
+                if emit_final {
+                    return Err(err(q.pos, "EMIT FINAL needs a windowed aggregation"));
+                }
+                let table = group_stream(s).aggregate(
+                    move || agg_init(&c1),
+                    move |_, v: Row, acc: Row| agg_add(&c2, v, acc),
+                    InternalSerde,
+                    &store,
+                );
+                let f = self.finish_agg(
+                    table, &post, &calls_arc, having, &exprs, &schema, None, sink,
+                )?;
+                (f, None)
+            }
+            (Flow::Table(t), None) => {
+                let c3 = calls_arc.clone();
+                let groups = group_exprs_for_tables;
+                let table = t
+                    .group_by(
+                        move |_, v: &Row| (eval_all(&groups, v), v.clone()),
+                        key_serde.clone(),
+                        InternalSerde,
+                    )
+                    .aggregate(
+                        move || agg_init(&c1),
+                        move |_, v: Row, acc: Row| agg_add(&c2, v, acc),
+                        move |_, v: Row, acc: Row| agg_undo(&c3, v, acc),
+                        InternalSerde,
+                        &store,
+                    );
+                let f = self.finish_agg(
+                    table, &post, &calls_arc, having, &exprs, &schema, None, sink,
+                )?;
+                (f, None)
+            }
+            (Flow::Table(_), Some(w)) => {
+                return Err(err(
+                    w.pos,
+                    "WINDOW cannot be used on a table source; aggregate a stream",
+                ))
+            }
+            (Flow::Stream(s), Some(w)) => {
+                let (table, wt) = window_aggregate(group_stream(s), w, emit_final, c1, c2, &store)?;
+                let f = self.finish_agg(
+                    table,
+                    &post,
+                    &calls_arc,
+                    having,
+                    &exprs,
+                    &schema,
+                    Some(wt),
+                    sink,
+                )?;
+                (f, Some(wt))
+            }
+        };
+        Ok(Planned {
+            kind: SourceKind::Table,
+            schema,
+            window,
+            sources,
+            materialization: Some(Materialization {
+                store,
+                window,
+                key_serde,
+                value_serde: Arc::new(InternalSerde),
+                post: post_fn,
+            }),
+        })
+    }
+
+    /// Binds a rewritten select expression against the post-aggregation
+    /// scope; a column left over was neither grouped nor aggregated.
+    pub(super) fn bind_post(
+        &self,
+        post: &Scope,
+        r: &Expr,
+        orig: &Expr,
+    ) -> Result<(Compiled, Option<SqlType>), SqlError> {
+        let mut named = Vec::new();
+        columns_named(r, &mut named);
+        for n in named {
+            if !post.columns.iter().any(|c| c.name == n.name) {
+                return Err(err(
+                    n.pos,
+                    format!(
+                        "Non-aggregate SELECT expression(s) not part of GROUP BY: {orig}; add {} to GROUP BY or aggregate it",
+                        n.name
+                    ),
+                ));
+            }
+        }
+        self.binder(post.clone()).bind(r)
+    }
+
+    pub(super) fn rewrite_agg(
+        &self,
+        e: &Expr,
+        scope: &Scope,
+        groups: &[String],
+        calls: &mut Vec<(String, Expr)>,
+    ) -> Result<Expr, SqlError> {
+        let text = canon(e, scope);
+        if let Some(i) = groups.iter().position(|g| *g == text) {
+            return Ok(column_ref(&format!("__G{i}"), e.pos));
+        }
+        if let ExprKind::Function { name, .. } = &e.kind {
+            if self.functions.aggregate(&name.name).is_some() {
+                let j = match calls.iter().position(|(t, _)| *t == text) {
+                    Some(j) => j,
+                    None => {
+                        calls.push((text, e.clone()));
+                        calls.len() - 1
+                    }
+                };
+                return Ok(column_ref(&format!("__A{j}"), e.pos));
+            }
+        }
+        let mut out = e.clone();
+        let mut failure = None;
+        for_each_child(&mut out, &mut |c| {
+            if failure.is_some() {
+                return;
+            }
+            match self.rewrite_agg(c, scope, groups, calls) {
+                Ok(r) => *c = r,
+                Err(e) => failure = Some(e),
+            }
+        });
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// HAVING, projection and sink of an aggregated table; returns the
+    /// function pull queries apply to stored aggregates.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn finish_agg<K: KeyRow>(
+        &mut self,
+        table: KTable<K, Row>,
+        post: &Arc<impl Fn(&Row, Option<Window>, &Row, &[AggCall]) -> Row + Send + Sync + 'static>,
+        calls: &Arc<Vec<AggCall>>,
+        having: Option<Arc<Compiled>>,
+        exprs: &Arc<Vec<Compiled>>,
+        schema: &Schema,
+        window: Option<WindowType>,
+        sink: Sink,
+    ) -> Result<PostFn, SqlError> {
+        let (p1, c1) = (post.clone(), calls.clone());
+        let e1 = exprs.clone();
+        let out = match &having {
+            Some(h) => {
+                let h = h.clone();
+                table
+                    .map_values(move |k: &K, acc: &Row| p1(k.row(), k.window(), acc, &c1))
+                    .filter(move |_, v: &Row| h.test(v))
+                    .map_values(move |_, v: &Row| eval_all(&e1, v))
+            }
+            // Without HAVING, the aggregate row and the projection are one
+            // step; when every output is a group column, an aggregate or a
+            // window bound, it is read straight from key and accumulator.
+            None => match DirectPost::new(&e1, self.post_groups, c1.len()) {
+                // The outputs are the accumulators as they are: no step.
+                Some(direct) if direct.is_identity(&c1) => table,
+                Some(direct) => table.map_values_owned(move |k: &K, acc: Row| {
+                    direct.apply_owned(k.row(), k.window(), acc, &c1)
+                }),
+                None => {
+                    let owned = OwnedProjection::new(&e1);
+                    table.map_values(move |k: &K, acc: &Row| {
+                        owned.apply(p1(k.row(), k.window(), acc, &c1))
+                    })
+                }
+            },
+        };
+        self.write_table(out, schema, window, sink)?;
+        let (p2, c2, e2) = (post.clone(), calls.clone(), exprs.clone());
+        let nkeys = schema.key.len();
+        let f: PostFn = Arc::new(move |k: &Row, w: Option<Window>, acc: &Row| {
+            let row = p2(k, w, acc, &c2);
+            if let Some(h) = &having {
+                if !h.test(&row) {
+                    return None;
+                }
+            }
+            let mut out: Row = k.iter().take(nkeys).cloned().collect();
+            if let Some(w) = w {
+                out.push(Value::BigInt(w.start));
+                out.push(Value::BigInt(w.end));
+            }
+            out.extend(eval_all(&e2, &row));
+            Some(out)
+        });
+        Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &str) -> Value {
+        Value::String(x.to_string())
+    }
+
+    fn agg_call(name: &str, args: &[SqlType]) -> AggCall {
+        let registry = FunctionRegistry::builtin();
+        let types: Vec<Option<SqlType>> = args.iter().cloned().map(Some).collect();
+        let f = registry.aggregate(name).expect("a built-in aggregate");
+        AggCall {
+            agg: Arc::from(f.bind(&types, &[]).expect("valid arguments")),
+            args: (0..args.len()).map(Compiled::Column).collect(),
+        }
+    }
+
+    #[test]
+    fn aggregate_results_replace_their_accumulators_in_place() {
+        let calls = Arc::new(vec![
+            agg_call("COUNT", &[]),
+            agg_call("AVG", &[SqlType::BigInt]),
+        ]);
+        let folded = |xs: &[i64]| {
+            xs.iter().fold(agg_init(&calls), |acc, x| {
+                agg_add(&calls, vec![Value::BigInt(*x)], acc)
+            })
+        };
+        let key = vec![s("k")];
+        // One group column; outputs [COUNT(*), AVG(x)]: the key carries
+        // the group, the results replace the accumulators.
+        let direct = DirectPost::new(&[Compiled::Column(1), Compiled::Column(2)], 1, 2)
+            .expect("plain columns");
+        assert!(direct.results_only);
+        // AVG's result is computed from its accumulator: a step remains.
+        assert!(!direct.is_identity(&calls));
+        let acc = folded(&[4, 8]);
+        let buffer = acc.as_ptr();
+        let out = direct.apply_owned(&key, None, acc, &calls);
+        assert_eq!(out, vec![Value::BigInt(2), Value::Double(6.0)]);
+        assert_eq!(out.as_ptr(), buffer, "the accumulator row is reused");
+
+        // Outputs [group, AVG(x), COUNT(*)]: built from key and accumulators.
+        let direct = DirectPost::new(
+            &[
+                Compiled::Column(0),
+                Compiled::Column(2),
+                Compiled::Column(1),
+            ],
+            1,
+            2,
+        )
+        .expect("plain columns");
+        assert!(!direct.results_only);
+        assert_eq!(
+            direct.apply_owned(&key, None, folded(&[3]), &calls),
+            vec![s("k"), Value::Double(3.0), Value::BigInt(1)]
+        );
+    }
+
+    #[test]
+    fn results_that_are_their_accumulators_need_no_step() {
+        let calls = Arc::new(vec![
+            agg_call("COUNT", &[]),
+            agg_call("SUM", &[SqlType::BigInt]),
+            agg_call("MAX", &[SqlType::BigInt]),
+        ]);
+        let all = [
+            Compiled::Column(1),
+            Compiled::Column(2),
+            Compiled::Column(3),
+        ];
+        let direct = DirectPost::new(&all, 1, 3).expect("plain columns");
+        assert!(direct.is_identity(&calls));
+        // The accumulator row is then the output as it is.
+        let acc = [5, 9].iter().fold(agg_init(&calls), |acc, x| {
+            agg_add(&calls, vec![Value::BigInt(*x)], acc)
+        });
+        assert_eq!(
+            acc,
+            vec![Value::BigInt(2), Value::BigInt(14), Value::BigInt(9)]
+        );
+        assert_eq!(
+            direct.apply_owned(&vec![s("k")], None, acc.clone(), &calls),
+            acc
+        );
+        // Reordered outputs, or a group column among them, are not.
+        let reordered = [
+            Compiled::Column(2),
+            Compiled::Column(1),
+            Compiled::Column(3),
+        ];
+        assert!(!DirectPost::new(&reordered, 1, 3)
+            .expect("plain columns")
+            .is_identity(&calls));
+        let with_group = [Compiled::Column(0), Compiled::Column(1)];
+        assert!(!DirectPost::new(&with_group, 1, 1)
+            .expect("plain columns")
+            .is_identity(&calls[..1]));
+    }
+}

@@ -1,0 +1,461 @@
+//! Planning joins: stream-stream (windowed), stream-table and
+//! table-table, re-keying a side by its join expression when needed and
+//! copying only the columns the query names.
+
+use super::prune::collect_refs;
+use super::*;
+
+/// Which columns of a join's two sides the query names: the others are
+/// NULL in joined rows instead of copies.
+#[derive(Clone)]
+pub(super) struct Keep {
+    pub(super) left: Arc<[bool]>,
+    pub(super) right: Arc<[bool]>,
+}
+
+impl Keep {
+    pub(super) fn concat(&self, a: &Row, b: &Row) -> Row {
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        extend_kept(&mut out, a, &self.left);
+        extend_kept(&mut out, b, &self.right);
+        out
+    }
+}
+
+/// Appends `src`, with NULL for each value whose `keep` flag is false
+/// (values past the end of `keep` are copied).
+pub(super) fn extend_kept(out: &mut Row, src: &[Value], keep: &[bool]) {
+    out.extend(src.iter().enumerate().map(|(i, v)| {
+        if keep.get(i).copied().unwrap_or(true) {
+            v.clone()
+        } else {
+            Value::Null
+        }
+    }));
+}
+
+pub(super) fn concat_rows(a: &Row, b: &Row) -> Row {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    out.extend_from_slice(a);
+    out.extend_from_slice(b);
+    out
+}
+
+/// Re-keys a stream by a join expression unless it is keyed by it already.
+pub(super) fn rekey(
+    s: KStream<Row, Row>,
+    keyed: bool,
+    by: Compiled,
+    ks: Arc<dyn Serde<Row>>,
+) -> KStream<Row, Row> {
+    if keyed {
+        return s;
+    }
+    s.select_key(move |_, v: &Row| vec![by.eval(v)])
+        .with_serdes(ks, InternalSerde)
+}
+
+impl<'a> Planner<'a> {
+    pub(super) fn join(
+        &mut self,
+        left: Rel,
+        right: Rel,
+        j: &crate::ast::Join,
+        index: usize,
+    ) -> Result<Rel, SqlError> {
+        let (left, right) = (left.settle(), right.settle());
+        let mut tail = None;
+        // The joined scope: left columns, then right columns shifted.
+        let lw = left.width();
+        let mut columns = left.columns.clone();
+        for c in &right.columns {
+            let mut c = c.clone();
+            c.index += lw;
+            columns.push(c);
+        }
+        let mut pseudo = left.pseudo.clone();
+        pseudo.extend(right.pseudo.iter().map(|p| p + lw));
+        let joined_scope = Scope::new(columns.clone());
+        // ON must be an equality between one side and the other.
+        let ExprKind::Binary {
+            op: crate::ast::BinaryOp::Eq,
+            left: a,
+            right: b,
+        } = &j.on.kind
+        else {
+            return Err(err(
+                j.on.pos,
+                "a join condition must be an equality between the two sides, such as a.id = b.id",
+            ));
+        };
+        let side_of = |e: &Expr| -> Result<u8, SqlError> {
+            let mut names = Vec::new();
+            let mut quals = Vec::new();
+            collect_refs(e, &mut names, &mut quals);
+            let mut sides = HashSet::new();
+            for (q, n) in quals.iter().zip(&names) {
+                let c = joined_scope.resolve(q.as_ref(), n)?;
+                sides.insert(u8::from(c.index >= lw));
+            }
+            match sides.len() {
+                1 => Ok(sides.into_iter().next().unwrap_or(0)),
+                0 => Err(err(
+                    e.pos,
+                    "a join condition must name a column of each side",
+                )),
+                _ => Err(err(
+                    e.pos,
+                    "each side of a join condition must name columns of one source only",
+                )),
+            }
+        };
+        let (le, re) = match (side_of(a)?, side_of(b)?) {
+            (0, 1) => (a.as_ref(), b.as_ref()),
+            (1, 0) => (b.as_ref(), a.as_ref()),
+            _ => {
+                return Err(err(
+                    j.on.pos,
+                    "a join condition must compare a column of the left side with one of the right side",
+                ))
+            }
+        };
+        let (lc, lt) = self.binder(left.scope()).bind(le)?;
+        let (rc, rt) = self.binder(right.scope()).bind(re)?;
+        // FULL OUTER joins: the synthetic key ROWKEY is whichever side's
+        // join expression is present.
+        let rowkey = {
+            let (l, r) = (lc.clone(), rc.clone());
+            move |v: &Row| -> Value {
+                let lv = l.eval(&v[..lw.min(v.len())]);
+                if !lv.is_null() {
+                    return lv;
+                }
+                r.eval(v.get(lw..).unwrap_or(&[]))
+            }
+        };
+        let (lt, rt) = (lt.unwrap_or(SqlType::String), rt.unwrap_or(SqlType::String));
+        if lt != rt {
+            return Err(err(
+                j.on.pos,
+                format!(
+                    "cannot join on expressions of different types: {lt} and {rt}; CAST one side"
+                ),
+            ));
+        }
+        let key_slot = |rel: &Rel, e: &Expr| -> Option<usize> {
+            let slot = match &e.kind {
+                ExprKind::Column { qualifier, name } => {
+                    rel.scope().resolve(qualifier.as_ref(), name).ok()?.index
+                }
+                _ => return None,
+            };
+            let nk = rel.keys.len() - if rel.window.is_some() { 2 } else { 0 };
+            (nk == 1 && rel.keys[0].slots.contains(&slot)).then_some(slot)
+        };
+        let l_is_key = key_slot(&left, le);
+        let r_is_key = key_slot(&right, re);
+        let lw_right = right.width();
+        let l_text = canon(le, &left.scope());
+        let mut keys = vec![KeyAlt::default()];
+        if let ExprKind::Column { qualifier, name } = &le.kind {
+            if let Ok(c) = left.scope().resolve(qualifier.as_ref(), name) {
+                keys[0].slots.push(c.index);
+            }
+        }
+        if let ExprKind::Column { qualifier, name } = &re.kind {
+            if let Ok(c) = right.scope().resolve(qualifier.as_ref(), name) {
+                keys[0].slots.push(c.index + lw);
+            }
+        }
+        keys[0].texts.push(l_text);
+        keys[0].texts.push(canon(re, &joined_scope));
+        if left.window.is_some() != right.window.is_some() {
+            return Err(err(
+                j.pos,
+                "cannot join a windowed source with a non-windowed one",
+            ));
+        }
+        let window = left.window;
+        let mut key_types = vec![rt.clone()];
+        if window.is_some() {
+            let n = left.keys.len();
+            keys.extend(left.keys[n - 2..].iter().cloned());
+            key_types.extend([SqlType::BigInt, SqlType::BigInt]);
+        }
+        let mut parts = left.parts.clone();
+        parts.extend(right.parts.iter().cloned());
+        let null_right: Row = vec![Value::Null; lw_right];
+        let null_left: Row = vec![Value::Null; lw];
+        // Joined rows only carry the columns the query names, not counting
+        // this join's own condition (both sides were keyed by it before
+        // the join; a FULL join's ROWKEY reads it from joined rows though)
+        // nor the select item the projection serves from the join's key.
+        let full = j.kind == JoinKind::Full;
+        let foreign_key = matches!((&left.flow, &right.flow), (Flow::Table(_), Flow::Table(_)))
+            && l_is_key.is_none();
+        let key_item_free = !full && !foreign_key;
+        let kept = |cols: &[ScopeColumn]| -> Arc<[bool]> {
+            cols.iter()
+                .map(|c| match &self.col_refs {
+                    None => true,
+                    Some(refs) => refs.iter().any(|r| {
+                        r.names(c)
+                            && (full || r.join_on != Some(index))
+                            && !(key_item_free && r.join_key_item)
+                    }),
+                })
+                .collect()
+        };
+        let keep = Keep {
+            left: kept(&left.columns),
+            right: kept(&right.columns),
+        };
+        let flow = match (left.flow, right.flow) {
+            (Flow::Stream(ls), Flow::Table(rt_)) => {
+                if r_is_key.is_none() {
+                    return Err(err(
+                        re.pos,
+                        format!(
+                            "a stream-table join must use the table's PRIMARY KEY; {} is not the key of {}",
+                            re,
+                            right.parts.join(",")
+                        ),
+                    ));
+                }
+                let key_of = lc.clone();
+                let ls = rekey(ls, l_is_key.is_some(), lc, right.key_serde.clone());
+                // The table as stored: its row is the join key, the stored
+                // values and null pseudo columns, built once per match.
+                // The stream row moves into the joined row; unread
+                // columns are dropped rather than copied.
+                let k1 = keep.clone();
+                let right_key_kept = keep.right.first().copied().unwrap_or(true);
+                let full_right = move |mut l: Row, values: Option<&Row>| -> Row {
+                    // The right key (the left side's join value), read
+                    // before unread left columns are cleared.
+                    let key = (values.is_some() && right_key_kept).then(|| key_of.eval(&l));
+                    for (v, keep) in l.iter_mut().zip(k1.left.iter()) {
+                        if !keep && !v.is_null() {
+                            std::mem::take(v).discard();
+                        }
+                    }
+                    match values {
+                        Some(values) => {
+                            l.reserve(values.len() + 4);
+                            l.push(key.unwrap_or_default());
+                            extend_kept(&mut l, values, k1.right.get(1..).unwrap_or(&[]));
+                            l.extend([Value::Null, Value::Null, Value::Null]);
+                        }
+                        None => l.resize_with(l.len() + lw_right, || Value::Null),
+                    }
+                    l
+                };
+                let raw = right.raw_table.clone().filter(|_| right.keys.len() == 1);
+                let out = match (j.kind, raw) {
+                    (JoinKind::Inner, Some(raw)) => {
+                        let t: Tail = Arc::default();
+                        tail = Some(t.clone());
+                        ls.join_filter_map(&raw, move |l: Row, r| {
+                            run_tail(&t, full_right(l, Some(r?)))
+                        })
+                    }
+                    (JoinKind::Left, Some(raw)) => {
+                        let t: Tail = Arc::default();
+                        tail = Some(t.clone());
+                        ls.join_filter_map(&raw, move |l: Row, r| run_tail(&t, full_right(l, r)))
+                    }
+                    (JoinKind::Inner, None) => {
+                        ls.join(&rt_, move |l: &Row, r: &Row| keep.concat(l, r))
+                    }
+                    (JoinKind::Left, None) => {
+                        ls.left_join(&rt_, move |l: &Row, r: Option<&Row>| {
+                            keep.concat(l, r.unwrap_or(&null_right))
+                        })
+                    }
+                    (other, _) => {
+                        return Err(err(
+                            j.pos,
+                            format!("{other} JOIN between a stream and a table is not supported; use INNER or LEFT"),
+                        ))
+                    }
+                };
+                Flow::Stream(out.with_serdes(right.key_serde.clone(), InternalSerde))
+            }
+            (Flow::Table(lt_), Flow::Table(rt_)) => {
+                if r_is_key.is_none() {
+                    return Err(err(
+                        re.pos,
+                        format!(
+                            "a table-table join must use the right table's PRIMARY KEY; {re} is not its key"
+                        ),
+                    ));
+                }
+                let out = if l_is_key.is_some() {
+                    match j.kind {
+                        JoinKind::Inner => {
+                            lt_.join(&rt_, move |l: &Row, r: &Row| keep.concat(l, r))
+                        }
+                        JoinKind::Left => lt_.left_join(&rt_, move |l: &Row, r: Option<&Row>| {
+                            keep.concat(l, r.unwrap_or(&null_right))
+                        }),
+                        JoinKind::Full => {
+                            let nl = null_left.clone();
+                            lt_.outer_join(&rt_, move |l: Option<&Row>, r: Option<&Row>| {
+                                keep.concat(l.unwrap_or(&nl), r.unwrap_or(&null_right))
+                            })
+                        }
+                        JoinKind::Right => {
+                            return Err(err(
+                                j.pos,
+                                "RIGHT OUTER JOIN is not supported; swap the sides and use LEFT",
+                            ))
+                        }
+                    }
+                } else {
+                    // Foreign-key join: the left row names the right key.
+                    let name = self.name("fkjoin");
+                    let extract = move |v: &Row| vec![lc.eval(v)];
+                    match j.kind {
+                        JoinKind::Inner => lt_.join_foreign_key(
+                            &rt_,
+                            extract,
+                            move |l: &Row, r: &Row| keep.concat(l, r),
+                            &name,
+                        ),
+                        JoinKind::Left => lt_.left_join_foreign_key(
+                            &rt_,
+                            extract,
+                            move |l: &Row, r: Option<&Row>| {
+                                keep.concat(l, r.unwrap_or(&null_right))
+                            },
+                            &name,
+                        ),
+                        other => {
+                            return Err(err(
+                                j.pos,
+                                format!("{other} is not supported for foreign-key table joins; use INNER or LEFT"),
+                            ))
+                        }
+                    }
+                };
+                // A foreign-key join keeps the left table's key.
+                let out = out.with_serdes(left.key_serde.clone(), InternalSerde);
+                if l_is_key.is_none() {
+                    return Ok(Rel {
+                        flow: Flow::Table(out),
+                        columns,
+                        pseudo,
+                        keys: left.keys,
+                        key_types: left.key_types,
+                        key_serde: left.key_serde,
+                        parts,
+                        window,
+                        raw_table: None,
+                        fill: None,
+                        tail: None,
+                    });
+                }
+                Flow::Table(out)
+            }
+            (Flow::Stream(ls), Flow::Stream(rs)) => {
+                let Some(w) = &j.within else {
+                    return Err(err(
+                        j.pos,
+                        "a stream-stream join needs a WITHIN clause, such as WITHIN 1 HOUR",
+                    ));
+                };
+                // Both sides end up keyed the same way: the side already
+                // keyed by the join expression keeps its key serde.
+                let ks = if l_is_key.is_some() {
+                    left.key_serde.clone()
+                } else {
+                    right.key_serde.clone()
+                };
+                let ls = rekey(ls, l_is_key.is_some(), lc, ks.clone());
+                let rs = rekey(rs, r_is_key.is_some(), rc, ks.clone());
+                let grace = w.grace.map_or(DEFAULT_GRACE_MS, |g| g.millis);
+                let windows = JoinWindows::of(ms(w.before.millis))
+                    .before(ms(w.before.millis))
+                    .after(ms(w.after.millis))
+                    .grace(ms(grace));
+                let prefix = self.name("join");
+                let out = match j.kind {
+                    JoinKind::Inner => ls.join_stream(
+                        &rs,
+                        move |l: &Row, r: &Row| keep.concat(l, r),
+                        windows,
+                        &prefix,
+                    ),
+                    JoinKind::Left => ls.left_join_stream(
+                        &rs,
+                        move |l: &Row, r: Option<&Row>| keep.concat(l, r.unwrap_or(&null_right)),
+                        windows,
+                        &prefix,
+                    ),
+                    JoinKind::Full => {
+                        let nl = null_left.clone();
+                        ls.outer_join_stream(
+                            &rs,
+                            move |l: Option<&Row>, r: Option<&Row>| {
+                                keep.concat(l.unwrap_or(&nl), r.unwrap_or(&null_right))
+                            },
+                            windows,
+                            &prefix,
+                        )
+                    }
+                    JoinKind::Right => {
+                        return Err(err(
+                            j.pos,
+                            "RIGHT OUTER JOIN is not supported; swap the sides and use LEFT",
+                        ))
+                    }
+                };
+                Flow::Stream(out.with_serdes(ks, InternalSerde))
+            }
+            (Flow::Table(_), Flow::Stream(_)) => {
+                return Err(err(
+                    j.pos,
+                    "a table cannot be joined with a stream on its right; put the stream first (stream-table join)",
+                ))
+            }
+        };
+        let key_serde = right.key_serde.clone();
+        let (flow, columns) = if j.kind == JoinKind::Full {
+            let slot = columns.len();
+            let mut columns = columns;
+            columns.push(ScopeColumn {
+                qualifier: None,
+                name: "ROWKEY".to_string(),
+                ty: rt.clone(),
+                index: slot,
+            });
+            keys[0].slots.push(slot);
+            let add = move |_: &Row, v: &Row| {
+                let mut v = v.clone();
+                let k = rowkey(&v);
+                v.push(k);
+                v
+            };
+            let flow = match flow {
+                Flow::Stream(s) => Flow::Stream(s.map_values(move |k, v: Row| add(k, &v))),
+                Flow::Table(t) => Flow::Table(t.map_values(add)),
+            };
+            (flow, columns)
+        } else {
+            (flow, columns)
+        };
+        Ok(Rel {
+            flow,
+            columns,
+            pseudo,
+            keys,
+            key_types,
+            key_serde,
+            parts,
+            window,
+            raw_table: None,
+            fill: None,
+            tail,
+        })
+    }
+}

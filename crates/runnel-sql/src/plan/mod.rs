@@ -1,0 +1,605 @@
+//! The planner: a bound query turned into a runnel-streams topology built
+//! with the same DSL a Rust application uses.
+//!
+//! Rows flow as `KStream<Row, Row>` / `KTable<Row, Row>`: the key is the
+//! row of key columns, the value a *full row* — every column of the
+//! relation in scope order: key columns, value columns, then the pseudo
+//! columns `ROWTIME`, `ROWPARTITION`, `ROWOFFSET`. Joins concatenate full
+//! rows, so expressions bind once against the joined scope. Aggregations
+//! keep one accumulator per aggregate call in a row (`InternalSerde`), and
+//! project after the state store, so pull queries read the same store and
+//! apply the same projection.
+//!
+//! One module per part of planning: `sources` (topics into full rows),
+//! `joins`, `aggregate` (GROUP BY, windows, HAVING), `project` (select
+//! list, filters' projections, table functions, PARTITION BY), `prune`
+//! (what a query does not read is not built) and `sink` (writing the
+//! result). This module holds the relation being planned and
+//! [`Planner::plan`], which puts the parts together.
+
+mod aggregate;
+mod joins;
+mod project;
+mod prune;
+mod sink;
+mod sources;
+
+pub use sources::WindowedRowSerde;
+
+use joins::concat_rows;
+use project::{eval_all, OwnedProjection};
+use prune::{col_refs_of, reads_of, ColRef};
+use sources::event_time;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use runnel_streams::serdes::{OptionSerde, Serde, SerdeError, Serialized, WindowedSerde};
+use runnel_streams::{
+    JoinWindows, KStream, KTable, SessionWindows, StreamsBuilder, TimeWindows, Window, Windowed,
+};
+
+use crate::ast::{
+    Emit, Expr, ExprKind, Ident, JoinKind, Pos, Query, SelectItem, SourceKind, WindowKind,
+    WindowSpec,
+};
+use crate::catalog::{Catalog, SourceInfo};
+use crate::error::SqlError;
+use crate::expr::{Binder, Compiled, Scope, ScopeColumn};
+use crate::format::{Format, InternalKeySerde, InternalSerde, Row, RowSerde};
+use crate::functions::{Aggregator, FunctionRegistry};
+use crate::schema::{Column, Schema, WindowType, ROWOFFSET, ROWPARTITION, ROWTIME};
+use crate::types::{SqlType, Value};
+
+/// Grace period when a window names none (ksqlDB's default: 24 hours).
+pub const DEFAULT_GRACE_MS: i64 = 86_400_000;
+
+/// Where a query's results go.
+#[derive(Clone)]
+pub enum Sink {
+    /// A topic, written in these formats.
+    Topic {
+        topic: String,
+        key_format: Format,
+        value_format: Format,
+        wrap_single_value: bool,
+    },
+    /// A callback (transient push queries).
+    Callback(Arc<dyn Fn(SinkRow) + Send + Sync>),
+}
+
+/// A result row handed to a [`Sink::Callback`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkRow {
+    pub key: Row,
+    pub window: Option<Window>,
+    /// `None`: the row was deleted (a table tombstone).
+    pub value: Option<Row>,
+}
+
+/// How a pull query reads a materialized table.
+#[derive(Clone)]
+pub struct Materialization {
+    pub store: String,
+    pub window: Option<WindowType>,
+    pub key_serde: Arc<dyn Serde<Row>>,
+    pub value_serde: Arc<dyn Serde<Row>>,
+    /// Turns a stored (key, window, value) into the table's row (key
+    /// columns, window bounds, value columns), or `None` when the row is
+    /// filtered out (HAVING, WHERE).
+    pub post: PostFn,
+}
+
+/// See [`Materialization::post`].
+pub type PostFn = Arc<dyn Fn(&Row, Option<Window>, &Row) -> Option<Row> + Send + Sync>;
+
+/// What planning a query produced (the topology is in the builder).
+pub struct Planned {
+    pub kind: SourceKind,
+    pub schema: Schema,
+    pub window: Option<WindowType>,
+    pub sources: Vec<String>,
+    pub materialization: Option<Materialization>,
+}
+
+/// A topology key position: the texts and full-row slots equal to it.
+#[derive(Debug, Clone, Default)]
+struct KeyAlt {
+    texts: Vec<String>,
+    slots: Vec<usize>,
+}
+
+enum Flow {
+    Stream(KStream<Row, Row>),
+    Table(KTable<Row, Row>),
+}
+
+/// A relation during planning.
+struct Rel {
+    flow: Flow,
+    columns: Vec<ScopeColumn>,
+    /// Slots of pseudo columns (not part of `*`).
+    pseudo: HashSet<usize>,
+    keys: Vec<KeyAlt>,
+    key_types: Vec<SqlType>,
+    /// How the flow's keys are serialized (for repartitioning so that a
+    /// re-keyed stream lands in the partitions of a table of that key).
+    key_serde: Arc<dyn Serde<Row>>,
+    /// Sources joined so far (qualifier, width of its full row).
+    parts: Vec<String>,
+    /// Windowed sources: the last two key positions are the window.
+    window: Option<WindowType>,
+    /// A table source as stored (value columns only), for stream-table
+    /// joins to read without building the table's full row per lookup.
+    raw_table: Option<KTable<Row, Row>>,
+    /// A stream source whose rows are not yet complete: while set, the
+    /// flow carries rows as decoded (an empty row is a tombstone) and this
+    /// fills in key and pseudo columns, dropping tombstones. The next step
+    /// either runs it in the same node as its own work (the source's, or
+    /// its own) or [`Rel::settle`]s.
+    fill: Option<SourceFill>,
+    /// Set when the node producing this stream can also run the next row
+    /// step (a stream-table join): the query's WHERE and projection are
+    /// put here instead of in a node of their own. Unset, rows pass as is.
+    tail: Option<Tail>,
+}
+
+/// Completes a decoded stream row from its record (see [`Rel::fill`]).
+type Fill = Arc<dyn Fn(&runnel_streams::RecordMeta, &Row, Row) -> Option<Row> + Send + Sync>;
+
+/// A row step bound after the node that runs it was planned (see
+/// [`Rel::tail`]); `None` drops the row.
+type Tail = Arc<std::sync::OnceLock<Arc<dyn Fn(Row) -> Option<Row> + Send + Sync>>>;
+
+/// The per-record step a stream source runs right after decoding (in
+/// its own node); unset, rows pass as decoded.
+type Head = Arc<std::sync::OnceLock<Fill>>;
+
+/// A stream source's pending [`Fill`] and the slot in the source's node
+/// that can run it (or any step starting with it).
+struct SourceFill {
+    fill: Fill,
+    head: Head,
+}
+
+impl SourceFill {
+    /// Runs `step` (which must start with the fill) in the source's node,
+    /// `s` being the source's stream as planned: no node of its own.
+    fn run(self, s: KStream<Row, Row>, step: Fill) -> KStream<Row, Row> {
+        match self.head.set(step) {
+            Ok(()) => s,
+            // Never set twice (the fill is taken once); were it, the
+            // step still runs, as a node.
+            Err(step) => s.flat_map_values_with_meta(
+                move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| step(m, k, v),
+            ),
+        }
+    }
+
+    /// Runs the fill alone in the source's node.
+    fn run_alone(self, s: KStream<Row, Row>) -> KStream<Row, Row> {
+        let fill = self.fill.clone();
+        self.run(s, fill)
+    }
+}
+
+/// Runs a [`Tail`] if one was bound.
+fn run_tail(tail: &Tail, row: Row) -> Option<Row> {
+    match tail.get() {
+        Some(f) => f(row),
+        None => Some(row),
+    }
+}
+
+impl Rel {
+    /// Runs a pending [`Rel::fill`] on its own (in the source's node).
+    fn settle(mut self) -> Rel {
+        if let (Some(pending), Flow::Stream(s)) = (self.fill.take(), &self.flow) {
+            let s = pending.run_alone(s.clone());
+            self.flow = Flow::Stream(s.with_serdes(self.key_serde.clone(), InternalSerde));
+        }
+        self
+    }
+    fn width(&self) -> usize {
+        self.columns.len()
+    }
+    fn scope(&self) -> Scope {
+        Scope::new(self.columns.clone())
+    }
+}
+
+/// Plans queries against a catalog.
+pub struct Planner<'a> {
+    pub catalog: &'a Catalog,
+    pub functions: &'a FunctionRegistry,
+    pub builder: StreamsBuilder,
+    /// Prefix of store names, unique per query.
+    pub query_id: String,
+    counter: usize,
+    sources: Vec<String>,
+    /// The sink's `TIMESTAMP` column: output records take their time from
+    /// it.
+    pub sink_timestamp: Option<String>,
+    /// Whether table results get a store for pull queries (not for
+    /// transient push queries).
+    pub materialize: bool,
+    /// Names the query reads from its source's full rows (`None`: all of
+    /// them). Key columns nobody reads are left out of full rows: the
+    /// record key carries them to the output anyway.
+    reads: Option<HashSet<String>>,
+    /// Whether the query names ROWTIME, ROWPARTITION, ROWOFFSET: stream
+    /// rows only carry the ones it does (the others stay NULL).
+    pseudo_reads: [bool; 3],
+    /// Every column name the query names anywhere, under any qualifier
+    /// (`None` with `*`): stream sources skip decoding STRING columns
+    /// outside it and fill only the pseudo columns in it.
+    names_read: Option<HashSet<String>>,
+    /// Every column reference of the query with where it stands (`None`
+    /// with `*`): joined rows carry only the columns these name.
+    col_refs: Option<Vec<ColRef>>,
+    /// Whether stream rows may end after their value columns (see `plan`):
+    /// no pseudo-column slots behind them.
+    short_rows: bool,
+    /// The number of group columns in front of the aggregate row being
+    /// finished (set by `aggregate` for `finish_agg`).
+    post_groups: usize,
+    /// How many columns the query's joins append to its FROM stream's
+    /// rows: decoded with that much room, they do not grow (reallocate)
+    /// when joined.
+    join_spare: usize,
+}
+
+fn err(pos: Pos, msg: impl Into<String>) -> SqlError {
+    SqlError::at(pos, msg)
+}
+
+/// The text of an expression with each column replaced by its slot, so
+/// `a.x`, `x` and `A.X` compare equal when they are the same column.
+fn canon(e: &Expr, scope: &Scope) -> String {
+    let mut e = e.clone();
+    canon_in(&mut e, scope);
+    e.to_string()
+}
+
+fn canon_in(e: &mut Expr, scope: &Scope) {
+    if let ExprKind::Column { qualifier, name } = &e.kind {
+        if let Ok(c) = scope.resolve(qualifier.as_ref(), name) {
+            e.kind = ExprKind::Column {
+                qualifier: None,
+                name: Ident {
+                    name: format!("#{}", c.index),
+                    pos: Pos::default(),
+                },
+            };
+        }
+        return;
+    }
+    for_each_child(e, &mut |c| canon_in(c, scope));
+}
+
+/// Calls `f` on each direct sub-expression.
+pub fn for_each_child(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
+    match &mut e.kind {
+        ExprKind::Literal(_) | ExprKind::Column { .. } => {}
+        ExprKind::Deref { expr, .. } => f(expr),
+        ExprKind::Subscript { expr, index } => {
+            f(expr);
+            f(index);
+        }
+        ExprKind::Unary { expr, .. } => f(expr),
+        ExprKind::Binary { left, right, .. } => {
+            f(left);
+            f(right);
+        }
+        ExprKind::IsNull { expr, .. } => f(expr),
+        ExprKind::IsDistinctFrom { left, right, .. } => {
+            f(left);
+            f(right);
+        }
+        ExprKind::Between {
+            expr, low, high, ..
+        } => {
+            f(expr);
+            f(low);
+            f(high);
+        }
+        ExprKind::InList { expr, list, .. } => {
+            f(expr);
+            list.iter_mut().for_each(f);
+        }
+        ExprKind::Like { expr, pattern, .. } => {
+            f(expr);
+            f(pattern);
+        }
+        ExprKind::Case {
+            operand,
+            whens,
+            else_,
+        } => {
+            if let Some(o) = operand {
+                f(o);
+            }
+            for (w, t) in whens {
+                f(w);
+                f(t);
+            }
+            if let Some(e) = else_ {
+                f(e);
+            }
+        }
+        ExprKind::Cast { expr, .. } => f(expr),
+        ExprKind::Function { args, .. } => args.iter_mut().for_each(f),
+        ExprKind::Lambda { body, .. } => f(body),
+        ExprKind::Array(items) => items.iter_mut().for_each(f),
+        ExprKind::Map(entries) => {
+            for (k, v) in entries {
+                f(k);
+                f(v);
+            }
+        }
+        ExprKind::Struct(fields) => {
+            for (_, v) in fields {
+                f(v);
+            }
+        }
+    }
+}
+
+fn column_ref(name: &str, pos: Pos) -> Expr {
+    Expr {
+        kind: ExprKind::Column {
+            qualifier: None,
+            name: Ident {
+                name: name.to_string(),
+                pos,
+            },
+        },
+        pos,
+    }
+}
+
+/// The columns an expression names (for "not part of GROUP BY").
+fn columns_named(e: &Expr, out: &mut Vec<Ident>) {
+    if let ExprKind::Column { name, .. } = &e.kind {
+        out.push(name.clone());
+        return;
+    }
+    let mut e = e.clone();
+    for_each_child(&mut e, &mut |c| columns_named(c, out));
+}
+
+fn ms(d: i64) -> Duration {
+    Duration::from_millis(u64::try_from(d).unwrap_or(0))
+}
+
+/// Something a table or stream can be keyed by: a row, or a row in a
+/// window.
+pub trait KeyRow: Clone + 'static {
+    fn row(&self) -> &Row;
+    fn window(&self) -> Option<Window>;
+}
+
+impl KeyRow for Row {
+    fn row(&self) -> &Row {
+        self
+    }
+    fn window(&self) -> Option<Window> {
+        None
+    }
+}
+
+impl KeyRow for Windowed<Row> {
+    fn row(&self) -> &Row {
+        &self.key
+    }
+    fn window(&self) -> Option<Window> {
+        Some(self.window)
+    }
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(catalog: &'a Catalog, functions: &'a FunctionRegistry, query_id: &str) -> Self {
+        Planner {
+            catalog,
+            functions,
+            builder: StreamsBuilder::new(),
+            query_id: query_id.to_string(),
+            counter: 0,
+            sources: Vec::new(),
+            sink_timestamp: None,
+            materialize: true,
+            reads: None,
+            pseudo_reads: [true; 3],
+            names_read: None,
+            col_refs: None,
+            short_rows: false,
+            join_spare: 0,
+            post_groups: 0,
+        }
+    }
+
+    fn name(&mut self, what: &str) -> String {
+        self.counter += 1;
+        format!("{}-{what}-{}", self.query_id, self.counter)
+    }
+
+    fn binder(&self, scope: Scope) -> Binder<'a> {
+        Binder {
+            scope,
+            functions: self.functions,
+        }
+    }
+
+    /// Plans `q` writing to `sink`; `sink_name` names it in errors.
+    pub fn plan(&mut self, q: &Query, sink_name: &str, sink: Sink) -> Result<Planned, SqlError> {
+        if q.limit.is_some() {
+            if let Sink::Topic { .. } = sink {
+                return Err(err(q.pos, "LIMIT is not supported in persistent queries"));
+            }
+        }
+        let key_names: Vec<String> = self
+            .catalog
+            .source(&q.from.name.name)
+            .map(|i| i.schema.key.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default();
+        self.reads = reads_of(q, &key_names);
+        // Each joined source adds at most its key, values, window bounds
+        // and pseudo columns.
+        self.join_spare = q
+            .joins
+            .iter()
+            .filter_map(|j| self.catalog.source(&j.right.name.name))
+            .map(|i| i.schema.key.len() + i.schema.value.len() + 5)
+            .sum();
+        self.col_refs = col_refs_of(q);
+        self.names_read = self
+            .col_refs
+            .as_ref()
+            .map(|refs| refs.iter().map(|r| r.name.clone()).collect());
+        self.pseudo_reads = match &self.names_read {
+            None => [true; 3],
+            Some(n) => [ROWTIME, ROWPARTITION, ROWOFFSET].map(|p| n.contains(p)),
+        };
+        let has_agg = !q.group_by.is_empty() || self.select_has_aggregate(&q.select);
+        let has_table_fn = q.select.iter().any(|item| {
+            matches!(item, SelectItem::Expr { expr, .. }
+                if matches!(&expr.kind, ExprKind::Function { name, .. }
+                    if self.functions.table_arc(&name.name).is_some()))
+        });
+        // A stream's WHERE right before its projection is one step with it.
+        let fuse = q.partition_by.is_empty() && !has_agg && !has_table_fn;
+        // Rows that only WHERE, the projection or an aggregation's group
+        // and argument expressions see (no join, PARTITION BY or table
+        // function appends after them or re-keys them) need no
+        // pseudo-column slots nobody reads.
+        self.short_rows = q.partition_by.is_empty()
+            && !has_table_fn
+            && q.joins.is_empty()
+            && self.pseudo_reads == [false; 3];
+        let mut rel = self.relation(q)?;
+        if !fuse {
+            rel = rel.settle();
+        }
+        let mut fused_where = None;
+        if let Some(w) = &q.where_ {
+            let pred = Arc::new(self.binder(rel.scope()).bind_condition(w, "WHERE")?);
+            rel.flow = match rel.flow {
+                Flow::Stream(s) if fuse => {
+                    fused_where = Some(pred);
+                    Flow::Stream(s)
+                }
+                Flow::Stream(s) => Flow::Stream(s.filter(move |_, v: &Row| pred.test(v))),
+                Flow::Table(t) => Flow::Table(t.filter(move |_, v: &Row| pred.test(v))),
+            };
+        }
+        if !q.partition_by.is_empty() {
+            if !q.group_by.is_empty() {
+                return Err(err(
+                    q.partition_by[0].pos,
+                    "PARTITION BY and GROUP BY cannot be used together",
+                ));
+            }
+            rel = self.partition_by(rel, &q.partition_by)?;
+        }
+        if has_agg {
+            return self.aggregate(q, rel, sink_name, sink);
+        }
+        if q.window.is_some() {
+            return Err(err(
+                q.window.as_ref().map_or(q.pos, |w| w.pos),
+                "WINDOW needs an aggregation (GROUP BY)",
+            ));
+        }
+        if let Some(h) = &q.having {
+            return Err(err(h.pos, "HAVING needs an aggregation (GROUP BY)"));
+        }
+        let (mut rel, select) = self.table_functions(rel, &q.select)?;
+        let proj = self.projection(&select, &rel, sink_name, matches!(sink, Sink::Topic { .. }))?;
+        let schema = proj.schema();
+        let exprs = proj.compiled();
+        let sources = self.sources.clone();
+        match rel.flow {
+            Flow::Stream(s) => {
+                let owned = OwnedProjection::new(&exprs);
+                let mut out = match (rel.fill.take(), fused_where, rel.tail.take()) {
+                    // The node producing the rows runs WHERE and projection.
+                    (None, pred, Some(tail)) => {
+                        let _ = tail.set(Arc::new(move |v: Row| match &pred {
+                            Some(p) if !p.test(&v) => None,
+                            _ => Some(owned.apply(v)),
+                        }));
+                        s
+                    }
+                    (Some(pending), pred, _) => {
+                        let fill = pending.fill.clone();
+                        pending.run(
+                            s,
+                            Arc::new(move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| {
+                                let full = fill(m, k, v)?;
+                                match &pred {
+                                    Some(p) if !p.test(&full) => {
+                                        crate::types::discard_row(full);
+                                        None
+                                    }
+                                    _ => Some(owned.apply(full)),
+                                }
+                            }),
+                        )
+                    }
+                    (None, Some(pred), None) => {
+                        s.flat_map_values(move |_, v: Row| pred.test(&v).then(|| owned.apply(v)))
+                    }
+                    (None, None, None) => s.map_values(move |_, v: Row| owned.apply(v)),
+                };
+                if let Some(col) = &self.sink_timestamp {
+                    let Some(i) = schema.value.iter().position(|c| c.name == *col) else {
+                        return Err(SqlError::new(format!(
+                            "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{col}'"
+                        )));
+                    };
+                    out = out.with_timestamps(move |_, v: &Row, ts| {
+                        event_time(v.get(i), None).unwrap_or(ts)
+                    });
+                }
+                self.write_stream(out, &schema, rel.window, sink)?;
+                Ok(Planned {
+                    kind: SourceKind::Stream,
+                    schema,
+                    window: rel.window,
+                    sources,
+                    materialization: None,
+                })
+            }
+            Flow::Table(t) => {
+                let e2 = exprs.clone();
+                let out = t.map_values(move |_, v: &Row| eval_all(&e2, v));
+                let out = out.with_serdes(rel.key_serde.clone(), InternalSerde);
+                // Pull queries read the result rows from a store of their
+                // own (the key row already ends with any window bounds).
+                let materialization = if self.materialize {
+                    let store = self.name("Materialize");
+                    out.to_stream().to_table_nullable(&store, InternalSerde);
+                    let post: PostFn = Arc::new(|k: &Row, _, v: &Row| Some(concat_rows(k, v)));
+                    Some(Materialization {
+                        store,
+                        window: None,
+                        key_serde: rel.key_serde.clone(),
+                        value_serde: Arc::new(InternalSerde),
+                        post,
+                    })
+                } else {
+                    None
+                };
+                self.write_table(out, &schema, rel.window, sink)?;
+                Ok(Planned {
+                    kind: SourceKind::Table,
+                    schema,
+                    window: rel.window,
+                    sources,
+                    materialization,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! Planning projections and filters: the select list (in place over rows
+//! the step owns when it can), table functions, and PARTITION BY.
+
+use super::*;
+
+/// One output column: its name, type and expression over the input scope.
+pub(super) struct OutCol {
+    pub(super) name: String,
+    pub(super) ty: SqlType,
+    pub(super) expr: Compiled,
+}
+
+/// The projection of a query: key columns (by key position) and value
+/// columns.
+pub(super) struct Projection {
+    pub(super) keys: Vec<(String, SqlType)>,
+    pub(super) values: Vec<OutCol>,
+}
+
+impl Projection {
+    pub(super) fn schema(&self) -> Schema {
+        Schema {
+            key: self
+                .keys
+                .iter()
+                .map(|(n, t)| Column::new(n, t.clone()))
+                .collect(),
+            value: self
+                .values
+                .iter()
+                .map(|c| Column::new(&c.name, c.ty.clone()))
+                .collect(),
+        }
+    }
+    pub(super) fn compiled(&self) -> Arc<Vec<Compiled>> {
+        Arc::new(self.values.iter().map(|c| c.expr.clone()).collect())
+    }
+}
+
+pub(super) fn eval_all(exprs: &[Compiled], row: &Row) -> Row {
+    exprs.iter().map(|e| e.eval(row)).collect()
+}
+
+/// A projection over rows it owns: computed columns are evaluated first,
+/// then plain column references *move* their value out of the input row
+/// (copying only a column projected twice).
+pub(super) struct OwnedProjection {
+    pub(super) exprs: Vec<Compiled>,
+    /// Per output: `Some(slot)` when it is a column moved out.
+    pub(super) takes: Vec<Option<usize>>,
+    /// Whether the output can be built inside the input row's buffer:
+    /// every moved column comes from its output position or a later one,
+    /// and at most one output is computed (held aside while columns move).
+    pub(super) in_place: bool,
+    /// The input row length the in-place path needs.
+    pub(super) width: usize,
+    /// For the in-place path: (output position, slot) of each moved
+    /// column that changes place, in output order.
+    pub(super) moves: Vec<(usize, usize)>,
+    /// For the in-place path: (output position, expression) of the
+    /// computed output, if there is one.
+    pub(super) computed: Option<(usize, Compiled)>,
+}
+
+impl OwnedProjection {
+    pub(super) fn new(exprs: &[Compiled]) -> Self {
+        let mut uses: std::collections::HashMap<usize, usize> = Default::default();
+        for e in exprs {
+            if let Compiled::Column(i) = e {
+                *uses.entry(*i).or_default() += 1;
+            }
+        }
+        let takes: Vec<Option<usize>> = exprs
+            .iter()
+            .map(|e| match e {
+                Compiled::Column(i) if uses.get(i) == Some(&1) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        let in_place = takes
+            .iter()
+            .enumerate()
+            .all(|(j, t)| t.is_none_or(|i| i >= j))
+            && takes.iter().filter(|t| t.is_none()).count() <= 1;
+        let width = takes
+            .iter()
+            .flatten()
+            .max()
+            .map_or(exprs.len(), |m| (m + 1).max(exprs.len()));
+        let moves = takes
+            .iter()
+            .enumerate()
+            .filter_map(|(j, t)| t.filter(|i| *i != j).map(|i| (j, i)))
+            .collect();
+        let computed = exprs
+            .iter()
+            .zip(&takes)
+            .enumerate()
+            .find(|(_, (_, t))| t.is_none())
+            .map(|(j, (e, _))| (j, e.clone()));
+        OwnedProjection {
+            exprs: exprs.to_vec(),
+            takes,
+            in_place,
+            width,
+            moves,
+            computed,
+        }
+    }
+
+    pub(super) fn apply(&self, mut row: Row) -> Row {
+        if self.in_place && self.width <= row.len() {
+            // The computed output (if any) first, against the intact row;
+            // then each output position j takes its column from slot
+            // i >= j (no earlier step wrote there, no later one reads j).
+            let held = self.computed.as_ref().map(|(j, e)| (*j, e.eval(&row)));
+            for &(j, i) in &self.moves {
+                row.swap(j, i);
+            }
+            if let Some((j, v)) = held {
+                std::mem::replace(&mut row[j], v).discard();
+            }
+            crate::types::truncate_row(&mut row, self.exprs.len());
+            return row;
+        }
+        let mut out: Row = self
+            .exprs
+            .iter()
+            .zip(&self.takes)
+            .map(|(e, t)| match t {
+                Some(_) => Value::Null,
+                None => e.eval(&row),
+            })
+            .collect();
+        for (o, t) in out.iter_mut().zip(&self.takes) {
+            if let Some(i) = t {
+                if let Some(v) = row.get_mut(*i) {
+                    o.set(std::mem::take(v));
+                }
+            }
+        }
+        crate::types::discard_row(row);
+        out
+    }
+}
+
+impl<'a> Planner<'a> {
+    /// Binds a select list against a relation: key columns must be
+    /// projected (ksqlDB's rule for persistent queries), the rest become
+    /// value columns.
+    pub(super) fn projection(
+        &self,
+        items: &[SelectItem],
+        rel: &Rel,
+        sink: &str,
+        require_keys: bool,
+    ) -> Result<Projection, SqlError> {
+        let scope = rel.scope();
+        let multi = rel.parts.len() > 1;
+        let mut keys: Vec<Option<(String, SqlType)>> = vec![None; rel.keys.len()];
+        let mut values: Vec<OutCol> = Vec::new();
+        let mut names: HashSet<String> = HashSet::new();
+        let key_pos = |slot: Option<usize>, text: &str| -> Option<usize> {
+            rel.keys.iter().position(|k| {
+                slot.is_some_and(|s| k.slots.contains(&s)) || k.texts.iter().any(|t| t == text)
+            })
+        };
+        let mut add = |name: String,
+                       ty: SqlType,
+                       expr: Compiled,
+                       kp: Option<usize>,
+                       pos: Pos,
+                       keys: &mut Vec<Option<(String, SqlType)>>|
+         -> Result<(), SqlError> {
+            if !names.insert(name.clone()) {
+                return Err(err(
+                    pos,
+                    format!("duplicate column name {name} in the projection; give one an alias"),
+                ));
+            }
+            if let Some(k) = kp {
+                if keys[k].is_none() {
+                    keys[k] = Some((name, ty));
+                    return Ok(());
+                }
+            }
+            values.push(OutCol { name, ty, expr });
+            Ok(())
+        };
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                SelectItem::Star { qualifier, pos } => {
+                    if let Some(q) = qualifier {
+                        if !rel.parts.contains(&q.name) {
+                            return Err(err(
+                                q.pos,
+                                format!("source {} not found in this query", q.name),
+                            ));
+                        }
+                    }
+                    for c in &scope.columns {
+                        if rel.pseudo.contains(&c.index) {
+                            continue;
+                        }
+                        if qualifier
+                            .as_ref()
+                            .is_some_and(|q| c.qualifier.as_deref() != Some(q.name.as_str()))
+                        {
+                            continue;
+                        }
+                        let name = if multi {
+                            format!("{}_{}", c.qualifier.as_deref().unwrap_or(""), c.name)
+                        } else {
+                            c.name.clone()
+                        };
+                        let kp = key_pos(Some(c.index), "");
+                        add(
+                            name,
+                            c.ty.clone(),
+                            Compiled::Column(c.index),
+                            kp,
+                            *pos,
+                            &mut keys,
+                        )?;
+                    }
+                }
+                SelectItem::Expr { expr, alias } => {
+                    let (c, t) = self.binder(scope.clone()).bind(expr)?;
+                    let slot = match &c {
+                        Compiled::Column(s) => Some(*s),
+                        _ => None,
+                    };
+                    let name = match (alias, &expr.kind) {
+                        (Some(a), _) => a.name.clone(),
+                        (None, ExprKind::Column { name, .. }) => name.name.clone(),
+                        (None, ExprKind::Deref { field, .. }) => field.name.clone(),
+                        _ => format!("KSQL_COL_{i}"),
+                    };
+                    let kp = key_pos(slot, &canon(expr, &scope));
+                    add(
+                        name,
+                        t.unwrap_or(SqlType::String),
+                        c,
+                        kp,
+                        expr.pos,
+                        &mut keys,
+                    )?;
+                }
+            }
+        }
+        let mut out_keys = Vec::new();
+        let nk = rel.keys.len() - if rel.window.is_some() { 2 } else { 0 };
+        for (i, k) in keys.into_iter().enumerate() {
+            if i >= nk {
+                // The window travels in the key, not as a column.
+                if let Some((n, t)) = k {
+                    let slot = rel.keys[i].slots[0];
+                    values.push(OutCol {
+                        name: n,
+                        ty: t,
+                        expr: Compiled::Column(slot),
+                    });
+                }
+                continue;
+            }
+            match k {
+                Some(k) => out_keys.push(k),
+                None if require_keys => {
+                    let what = rel.keys[i]
+                        .slots
+                        .iter()
+                        .filter_map(|s| scope.columns.get(*s))
+                        .map(|c| format!("{}.{}", c.qualifier.as_deref().unwrap_or(""), c.name))
+                        .collect::<Vec<_>>()
+                        .join(" or ");
+                    return Err(SqlError::new(format!(
+                        "Key missing from projection. The query used to build {sink} must include the key column {what} in its projection"
+                    )));
+                }
+                None => out_keys.push((format!("KSQL_KEY_{i}"), rel.key_types[i].clone())),
+            }
+        }
+        Ok(Projection {
+            keys: out_keys,
+            values,
+        })
+    }
+
+    /// Table functions in the select list (`EXPLODE(arr) AS x`): each
+    /// record becomes one row per element; several table functions zip,
+    /// the shorter padded with NULL. Their values become extra columns.
+    pub(super) fn table_functions(
+        &mut self,
+        mut rel: Rel,
+        items: &[SelectItem],
+    ) -> Result<(Rel, Vec<SelectItem>), SqlError> {
+        let mut out = Vec::with_capacity(items.len());
+        let mut calls: Vec<(Arc<dyn crate::functions::TableFunction>, Vec<Compiled>)> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let SelectItem::Expr { expr, alias } = item else {
+                out.push(item.clone());
+                continue;
+            };
+            let ExprKind::Function { name, args, .. } = &expr.kind else {
+                out.push(item.clone());
+                continue;
+            };
+            let Some(f) = self.functions.table_arc(&name.name) else {
+                out.push(item.clone());
+                continue;
+            };
+            let mut compiled = Vec::new();
+            let mut types = Vec::new();
+            for a in args {
+                let (c, t) = self.binder(rel.scope()).bind(a)?;
+                compiled.push(c);
+                types.push(t);
+            }
+            let ty = f
+                .return_type(&types)
+                .map_err(|e| err(name.pos, e.to_string()))?;
+            let slot = rel.columns.len();
+            let col = format!("__T{slot}");
+            rel.columns.push(ScopeColumn {
+                qualifier: None,
+                name: col.clone(),
+                ty,
+                index: slot,
+            });
+            rel.pseudo.insert(slot);
+            calls.push((f, compiled));
+            out.push(SelectItem::Expr {
+                expr: column_ref(&col, expr.pos),
+                alias: Some(alias.clone().unwrap_or(Ident {
+                    name: format!("KSQL_COL_{i}"),
+                    pos: expr.pos,
+                })),
+            });
+        }
+        if calls.is_empty() {
+            return Ok((rel, out));
+        }
+        let Flow::Stream(s) = rel.flow else {
+            return Err(err(
+                items.first().map_or(Pos::default(), |_| Pos::default()),
+                "table functions such as EXPLODE work on streams only",
+            ));
+        };
+        let calls = Arc::new(calls);
+        let s = s.flat_map_values(move |_, v: Row| {
+            let lists: Vec<Vec<Value>> = calls
+                .iter()
+                .map(|(f, args)| {
+                    let a: Vec<Value> = args.iter().map(|c| c.eval(&v)).collect();
+                    f.call(&a).unwrap_or_default()
+                })
+                .collect();
+            let n = lists.iter().map(Vec::len).max().unwrap_or(0);
+            (0..n)
+                .map(|i| {
+                    let mut row = v.clone();
+                    row.extend(lists.iter().map(|l| l.get(i).cloned().unwrap_or_default()));
+                    row
+                })
+                .collect::<Vec<Row>>()
+        });
+        rel.flow = Flow::Stream(s);
+        Ok((rel, out))
+    }
+
+    pub(super) fn partition_by(&mut self, rel: Rel, exprs: &[Expr]) -> Result<Rel, SqlError> {
+        let scope = rel.scope();
+        let Flow::Stream(s) = rel.flow else {
+            return Err(err(exprs[0].pos, "PARTITION BY applies to streams only"));
+        };
+        let mut compiled = Vec::new();
+        let mut keys = Vec::new();
+        let mut types = Vec::new();
+        for e in exprs {
+            let (c, t) = self.binder(scope.clone()).bind(e)?;
+            let mut alt = KeyAlt {
+                texts: vec![canon(e, &scope)],
+                slots: Vec::new(),
+            };
+            if let Compiled::Column(slot) = c {
+                alt.slots.push(slot);
+            }
+            keys.push(alt);
+            types.push(t.unwrap_or(SqlType::String));
+            compiled.push(c);
+        }
+        let compiled = Arc::new(compiled);
+        let s = s
+            .select_key(move |_, v: &Row| eval_all(&compiled, v))
+            .with_serdes(InternalKeySerde, InternalSerde);
+        Ok(Rel {
+            flow: Flow::Stream(s),
+            keys,
+            key_types: types,
+            key_serde: Arc::new(InternalKeySerde),
+            raw_table: None,
+            ..rel
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ast::BinaryOp;
+
+    fn s(x: &str) -> Value {
+        Value::String(x.to_string())
+    }
+
+    fn times_two(slot: usize) -> Compiled {
+        Compiled::Arith(
+            BinaryOp::Mul,
+            Box::new(Compiled::Column(slot)),
+            Box::new(Compiled::Const(Value::BigInt(2))),
+            SqlType::BigInt,
+        )
+    }
+
+    #[test]
+    fn an_in_place_projection_moves_columns_and_computes_the_rest() {
+        // [key, user, amount, rowtime] -> [user, amount * 2, key]
+        let p = OwnedProjection::new(&[Compiled::Column(1), times_two(2), Compiled::Column(0)]);
+        assert!(!p.in_place, "slot 0 moves to position 2: not in place");
+        let row = vec![s("k1"), s("u1"), Value::BigInt(21), Value::BigInt(7)];
+        assert_eq!(p.apply(row), vec![s("u1"), Value::BigInt(42), s("k1")]);
+
+        // [key, user, amount, rowtime] -> [user, amount * 2, rowtime]
+        let p = OwnedProjection::new(&[Compiled::Column(1), times_two(2), Compiled::Column(3)]);
+        assert!(p.in_place);
+        let row = vec![s("k1"), s("u1"), Value::BigInt(21), Value::BigInt(7)];
+        assert_eq!(
+            p.apply(row),
+            vec![s("u1"), Value::BigInt(42), Value::BigInt(7)]
+        );
+        // NULL in, NULL out; a short row takes the general path.
+        let row = vec![Value::Null, Value::Null, Value::Null, Value::Null];
+        assert_eq!(p.apply(row), vec![Value::Null; 3]);
+        assert_eq!(
+            p.apply(vec![Value::Null, s("u2")]),
+            vec![s("u2"), Value::Null, Value::Null]
+        );
+    }
+
+    #[test]
+    fn a_column_projected_twice_is_copied_not_moved() {
+        // Both copies count as computed: more than one, so the general path.
+        let p = OwnedProjection::new(&[Compiled::Column(1), Compiled::Column(1), times_two(0)]);
+        assert!(!p.in_place);
+        let row = vec![Value::BigInt(5), s("x"), Value::Null];
+        assert_eq!(p.apply(row), vec![s("x"), s("x"), Value::BigInt(10)]);
+    }
+
+    #[test]
+    fn more_than_one_computed_output_takes_the_general_path() {
+        let p = OwnedProjection::new(&[times_two(0), times_two(0), Compiled::Column(2)]);
+        assert!(!p.in_place);
+        let row = vec![Value::BigInt(3), Value::Null, s("z")];
+        assert_eq!(
+            p.apply(row),
+            vec![Value::BigInt(6), Value::BigInt(6), s("z")]
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! Planning sinks: writing a query's stream or table to its topic (or a
+//! callback), with the key and value serdes of its formats.
+
+use super::*;
+
+impl<'a> Planner<'a> {
+    pub(super) fn write_stream(
+        &mut self,
+        s: KStream<Row, Row>,
+        schema: &Schema,
+        window: Option<WindowType>,
+        sink: Sink,
+    ) -> Result<(), SqlError> {
+        match sink {
+            Sink::Topic { ref topic, .. } => {
+                let (ks, vs) = sink_serdes(&sink, schema)?;
+                s.to_with(topic, key_serde_for::<Row>(ks, window), vs);
+            }
+            Sink::Callback(f) => s.foreach(move |k: &Row, v: &Row| {
+                f(SinkRow {
+                    key: k.clone(),
+                    window: None,
+                    value: Some(v.clone()),
+                })
+            }),
+        }
+        Ok(())
+    }
+
+    pub(super) fn write_table<K: KeyRow>(
+        &mut self,
+        t: KTable<K, Row>,
+        schema: &Schema,
+        window: Option<WindowType>,
+        sink: Sink,
+    ) -> Result<(), SqlError> {
+        let s = t.to_stream();
+        match sink {
+            Sink::Topic { ref topic, .. } => {
+                let (ks, vs) = sink_serdes(&sink, schema)?;
+                s.to_with(topic, key_serde_for::<K>(ks, window), OptionSerde(vs));
+            }
+            Sink::Callback(f) => s.foreach(move |k: &K, v: &Option<Row>| {
+                f(SinkRow {
+                    key: k.row().clone(),
+                    window: k.window(),
+                    value: v.clone(),
+                })
+            }),
+        }
+        Ok(())
+    }
+}
+
+/// The key and value serdes of a topic sink, once its formats are known to
+/// carry the schema's columns.
+pub(super) fn sink_serdes(sink: &Sink, schema: &Schema) -> Result<(RowSerde, RowSerde), SqlError> {
+    let Sink::Topic {
+        key_format,
+        value_format,
+        wrap_single_value,
+        ..
+    } = sink
+    else {
+        return Err(SqlError::server("a callback sink has no serdes"));
+    };
+    key_format
+        .check(&schema.key, "key")
+        .map_err(SqlError::new)?;
+    value_format
+        .check(&schema.value, "value")
+        .map_err(SqlError::new)?;
+    Ok((
+        RowSerde::new(*key_format, schema.key.clone(), false),
+        RowSerde::new(*value_format, schema.value.clone(), *wrap_single_value),
+    ))
+}
+
+/// The sink key serde of a (possibly windowed) key: `Windowed<Row>` keys
+/// of windowed aggregations, or rows that end with their window's bounds
+/// (queries over windowed sources).
+pub(super) fn key_serde_for<K: KeyRow>(
+    ks: RowSerde,
+    window: Option<WindowType>,
+) -> Arc<dyn Serde<K>> {
+    let as_row: Box<dyn std::any::Any> = Box::new(match window {
+        None => Box::new(ks.clone()) as Box<dyn Serde<Row>>,
+        Some(w) => Box::new(WindowedRowSerde {
+            inner: ks.clone(),
+            window: w,
+        }) as Box<dyn Serde<Row>>,
+    });
+    if let Ok(b) = as_row.downcast::<Box<dyn Serde<K>>>() {
+        return Arc::from(*b);
+    }
+    let windowed: Box<dyn std::any::Any> = match window {
+        Some(WindowType::Session) => {
+            Box::new(Box::new(WindowedSerde::session(ks)) as Box<dyn Serde<Windowed<Row>>>)
+        }
+        Some(WindowType::Time { size_ms }) => {
+            Box::new(Box::new(WindowedSerde::time(ks, size_ms)) as Box<dyn Serde<Windowed<Row>>>)
+        }
+        None => Box::new(()),
+    };
+    match windowed.downcast::<Box<dyn Serde<K>>>() {
+        Ok(b) => Arc::from(*b),
+        Err(_) => Arc::new(NeverSerde),
+    }
+}
+
+/// Only reached if a key type and its window disagree, which the planner
+/// never builds; it refuses to write rather than panic.
+pub(super) struct NeverSerde;
+
+impl<K> Serde<K> for NeverSerde {
+    fn serialize(&self, _: &K) -> Serialized {
+        Err(SerdeError("key type and window type disagree".into()))
+    }
+    fn deserialize(&self, _: Option<&[u8]>) -> Result<K, SerdeError> {
+        Err(SerdeError("key type and window type disagree".into()))
+    }
+}
