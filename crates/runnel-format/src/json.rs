@@ -799,7 +799,12 @@ impl RowCodec for JsonCodec {
                 return Ok(row);
             }
         }
-        Ok(crate::format::padded(self.decode(bytes)?, prefix, suffix, spare))
+        Ok(crate::format::padded(
+            self.decode(bytes)?,
+            prefix,
+            suffix,
+            spare,
+        ))
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<Row, FormatError> {

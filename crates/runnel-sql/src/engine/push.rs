@@ -81,8 +81,7 @@ impl Engine {
             tx,
             stop: stop.clone(),
         };
-        let tap = self.tap(&info, earliest)?;
-        lock(&tap.subscribers).push(sub);
+        self.subscribe_tap(&info, earliest, sub)?;
         Ok(QueryStream {
             id: format!(
                 "transient_{}_{}",
@@ -97,12 +96,22 @@ impl Engine {
         })
     }
 
-    pub(super) fn tap(&self, info: &SourceInfo, earliest: bool) -> Result<Arc<Tap>, SqlError> {
+    /// Adds `sub` to the source's tap: the shared one from the end of the
+    /// topic, or a tap of its own from the beginning (`earliest`). The
+    /// subscriber is in place before a new tap's reader starts, so no row
+    /// the reader takes is handed to nobody.
+    pub(super) fn subscribe_tap(
+        &self,
+        info: &SourceInfo,
+        earliest: bool,
+        sub: Subscriber,
+    ) -> Result<(), SqlError> {
         let mut taps = lock(&self.inner.taps);
         taps.retain(|_, t| !t.stop.load(Ordering::SeqCst));
         if !earliest {
             if let Some(t) = taps.get(&info.name) {
-                return Ok(t.clone());
+                lock(&t.subscribers).push(sub);
+                return Ok(());
             }
         }
         let id = self.inner.transient.fetch_add(1, Ordering::Relaxed);
@@ -126,7 +135,7 @@ impl Engine {
             backend.end_offsets(&tps).map_err(backend_err)?
         };
         let tap = Arc::new(Tap {
-            subscribers: Mutex::new(Vec::new()),
+            subscribers: Mutex::new(vec![sub]),
             stop: Arc::new(AtomicBool::new(false)),
         });
         let t2 = tap.clone();
@@ -136,9 +145,9 @@ impl Engine {
             .spawn(move || run_tap(t2, info2, backend, tps, start))
             .map_err(|e| SqlError::server(e.to_string()))?;
         if !earliest {
-            taps.insert(info.name.clone(), tap.clone());
+            taps.insert(info.name.clone(), tap);
         }
-        Ok(tap)
+        Ok(())
     }
 
     /// A push query that needs state (aggregation, join): its own
