@@ -95,7 +95,7 @@ impl Srv {
     fn query_stream_with(&self, sql: &str, properties: Json) -> impl Iterator<Item = Json> {
         // A row that never comes fails the test instead of hanging it.
         let r = ureq::post(&self.url("/query-stream"))
-            .timeout_read(Duration::from_secs(30))
+            .timeout(Duration::from_secs(30))
             .set("Accept", crate::query::DELIMITED)
             .send_string(&json!({"sql": sql, "properties": properties}).to_string())
             .unwrap();
