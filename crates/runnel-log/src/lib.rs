@@ -24,6 +24,7 @@
 //! <dir>/deleted/<topic>.<id>.deleted/             topic deletion in progress
 //! <dir>/producer-ids                              producer id reservation
 //! <dir>/producer-state.json                       producer state snapshot
+//! <dir>/.lock                                     held while a process has the log open
 //! ```
 //!
 //! * **Segment** (`<base>.log`, base offset zero-padded to 20 digits): the
@@ -76,6 +77,12 @@
 //!   Compaction writes `<base>.log.cleaned`, fsyncs it, deletes the
 //!   segment's index files, renames it over `<base>.log` and rewrites the
 //!   indexes; a leftover `*.cleaned` file is deleted on open.
+//! * **`.lock`**: [`Log::open`] takes an exclusive `flock` on it for as
+//!   long as the log is open and writes `pid <id>` into it; a second open
+//!   of the directory, by any process, fails with
+//!   [`LogError::DirectoryLocked`] naming that holder. The OS releases the
+//!   lock when the holder dies, so a crash never leaves the directory
+//!   locked.
 //! * **`producer-ids`** (the broker's idempotent producers, through
 //!   [`producer_state::ProducerFiles`]): decimal i64 N (surrounding
 //!   whitespace allowed), replaced atomically (write `producer-ids.tmp`,
@@ -180,6 +187,8 @@ pub enum LogError {
     InvalidRecord(String),
     #[error("partition storage failed and is no longer writable: {0}")]
     StorageFailed(String),
+    #[error("data directory {dir} is in use by another process ({holder}); stop it first, or use another --data-dir")]
+    DirectoryLocked { dir: String, holder: String },
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -19,10 +19,53 @@ const DELETED_DIR: &str = "deleted";
 /// (as [`Log::flush_all`] does), so the next open needs no rescan.
 pub struct Log {
     dir: PathBuf,
+    /// The data directory's lock file, locked while the log is open.
+    _lock: fs::File,
     defaults: Arc<BTreeMap<String, String>>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serializes topic creation and deletion.
     admin: Mutex<()>,
+}
+
+/// The lock file of a data directory (Kafka's is `.lock` too).
+pub const LOCK_FILE: &str = ".lock";
+
+/// Takes the data directory's lock (an exclusive `flock` on
+/// [`LOCK_FILE`], released by the OS when the process ends, a crash
+/// included) and writes this process's id into the file, so a second
+/// process on the same directory is refused with a message naming the
+/// first. Two processes appending to one log overwrite each other's
+/// acknowledged records.
+fn lock_dir(dir: &Path) -> Result<fs::File, LogError> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(LOCK_FILE);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0)?;
+            file.seek(std::io::SeekFrom::Start(0))?;
+            writeln!(file, "pid {}", std::process::id())?;
+            Ok(file)
+        }
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "a process that has not written its id yet".to_string(),
+                h => h.to_string(),
+            };
+            Err(LogError::DirectoryLocked {
+                dir: dir.display().to_string(),
+                holder,
+            })
+        }
+        Err(fs::TryLockError::Error(e)) => Err(e.into()),
+    }
 }
 
 impl Log {
@@ -32,6 +75,8 @@ impl Log {
     /// keys such as `flush.messages`); they are validated.
     pub fn open(dir: &Path, defaults: BTreeMap<String, String>) -> Result<Log, LogError> {
         config::resolve(&BTreeMap::new(), &defaults)?;
+        fs::create_dir_all(dir)?;
+        let lock = lock_dir(dir)?;
         let defaults = Arc::new(defaults);
         let topics_dir = dir.join(TOPICS_DIR);
         let deleted_dir = dir.join(DELETED_DIR);
@@ -59,10 +104,20 @@ impl Log {
         }
         Ok(Log {
             dir: dir.to_path_buf(),
+            _lock: lock,
             defaults,
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
         })
+    }
+
+    /// Test support: leaves as a crash would — nothing flushed or closed,
+    /// only the directory lock released (the OS does that for a dead
+    /// process).
+    #[cfg(test)]
+    pub(crate) fn crash(self) {
+        let _ = self._lock.unlock();
+        std::mem::forget(self);
     }
 
     /// The data directory.

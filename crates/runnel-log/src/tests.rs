@@ -1014,7 +1014,7 @@ fn restart_rescans_only_from_recovery_point() {
     let hw = p.high_watermark();
     let last = *bases.last().unwrap();
     // crash: no flush on the way out
-    std::mem::forget(log);
+    log.crash();
     // A flipped record byte in the (trusted, flushed) first segment is not
     // noticed: healthy old segments are not rescanned.
     let first = pdir.join(format!("{:020}.log", 0));
@@ -1186,4 +1186,32 @@ fn deferred_appends_share_one_sync() {
         .unwrap();
     let mut c = simple_batch(0, 1, 10);
     assert_eq!(q.append_deferred(&mut c, 0).unwrap().1, None);
+}
+
+/// Two processes on one data directory would overwrite each other's
+/// acknowledged records: the second open is refused, naming the holder,
+/// until the first log is closed.
+#[test]
+fn a_data_directory_is_opened_by_one_log_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    match Log::open(dir.path(), BTreeMap::new()) {
+        Err(LogError::DirectoryLocked { dir: d, holder }) => {
+            assert_eq!(d, dir.path().display().to_string());
+            assert_eq!(holder, format!("pid {}", std::process::id()));
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("a second log opened a locked directory"),
+    }
+    let message = Log::open(dir.path(), BTreeMap::new())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        message.contains("is in use by another process"),
+        "{message}"
+    );
+    drop(first);
+    let again = open(dir.path());
+    assert!(again.dir().join(crate::log::LOCK_FILE).exists());
 }

@@ -175,3 +175,31 @@ fn produce_and_consume_like_kcat() {
     assert_eq!(first["headers"], serde_json::json!(["source", "cli"]));
     assert_eq!(first["offset"], 0);
 }
+
+/// A second server on a data directory in use must refuse to start, naming
+/// the directory and the process that has it (two writers on one log
+/// overwrite each other's acknowledged records); once the first is gone,
+/// the directory opens again.
+#[test]
+fn a_second_server_on_a_data_directory_in_use_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut first = Server::start(&data, &[]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["serve", "--no-sql", "--data-dir"])
+        .arg(&data)
+        .args(["--listen", &format!("127.0.0.1:{}", common::free_port())])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run a second runnel serve");
+    assert!(!out.status.success(), "the second server started");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("data directory {} is in use", data.display()))
+            && err.contains(&format!("pid {}", first.pid())),
+        "{err}"
+    );
+    assert_eq!(first.terminate(), Some(0));
+    let mut again = Server::start(&data, &[]);
+    assert_eq!(again.terminate(), Some(0));
+}

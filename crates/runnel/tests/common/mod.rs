@@ -96,6 +96,11 @@ impl Server {
         }
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.data_dir.with_extension("server.log")
     }
