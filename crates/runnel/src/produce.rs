@@ -52,7 +52,12 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
         .set("bootstrap.servers", &args.bootstrap)
         .set("compression.codec", &args.compression)
         .set("acks", &args.acks)
-        .set("linger.ms", "5");
+        .set("linger.ms", "5")
+        // The Java client's partitioner, as Kafka Streams, ksqlDB and every
+        // other Runnel path use: a key lands on one partition whichever
+        // way it was written (librdkafka's default, consistent_random,
+        // hashes with CRC32). Keyless records still spread randomly.
+        .set("partitioner", "murmur2_random");
     for kv in &args.properties {
         let (k, v) = parse_kv(kv)?;
         config.set(k, v);
