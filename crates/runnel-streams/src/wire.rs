@@ -155,7 +155,9 @@ impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Encode { .. } => Failure::Encode(e.to_string()),
-            StoreError::Storage { .. } => Failure::Storage(e.to_string()),
+            StoreError::Storage { .. } | StoreError::DirectoryInUse { .. } => {
+                Failure::Storage(e.to_string())
+            }
         }
     }
 }

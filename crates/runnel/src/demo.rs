@@ -237,7 +237,8 @@ fn run_app(r: &RunArgs, stop: &AtomicBool) -> Result<()> {
         cfg = cfg.commit_interval(Duration::from_millis(ms));
     }
     if let Some(dir) = &r.state_dir {
-        cfg = cfg.stores(Arc::new(runnel_streams::state::DiskStores::new(dir)));
+        let stores = runnel_streams::state::DiskStores::new(dir).lock()?;
+        cfg = cfg.stores(Arc::new(stores));
     }
     let backend = backend(common, app, instance, g)?;
     let mut streams = Streams::new(topology, cfg, Box::new(backend))?;

@@ -311,3 +311,32 @@ fn three_instances_share_the_work_and_survivors_take_over_a_dead_ones_tasks() {
         "the survivors created the dead instance's tasks too"
     );
 }
+
+/// A second instance on a state directory in use is refused at start,
+/// naming the directory and the process that has it, instead of joining
+/// the group and failing when its first store opens.
+#[test]
+fn a_second_instance_on_a_state_directory_in_use_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    generate(&server, 7, 200, 0);
+    let first = App::start(&server, dir.path(), "a", false);
+    first.wait_for_tasks();
+    let pid = first.child.as_ref().expect("running").id();
+    let out = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["demo", "unstable-apps", "run", "-b", &server.bootstrap()])
+        .args(["--instance-id", "b", "--state-dir"])
+        .arg(dir.path().join("state-a"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run a second instance");
+    assert!(!out.status.success(), "the second instance started");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "state directory {} is in use by another instance (pid {pid})",
+            dir.path().join("state-a").display()
+        )),
+        "{err}"
+    );
+}

@@ -92,6 +92,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// [`StoreError`] instead of sharing the file.
 pub struct DiskStores {
     dir: PathBuf,
+    /// The state directory's lock file, when [`DiskStores::lock`] took it.
+    _lock: Option<std::fs::File>,
     cache_bytes: usize,
     durable_interval: Duration,
     dbs: Mutex<HashMap<String, Arc<AppDb>>>,
@@ -112,9 +114,62 @@ impl DiskStores {
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         DiskStores {
             dir: state_dir.into(),
+            _lock: None,
             cache_bytes: DEFAULT_CACHE_BYTES,
             durable_interval: DEFAULT_DURABLE_INTERVAL,
             dbs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes the state directory for this instance: an exclusive lock on
+    /// `<dir>/.lock` (released by the OS when the process ends, a crash
+    /// included) holding this process's id. A second instance on the same
+    /// directory is refused at once, naming the holder, instead of joining
+    /// the group and failing when its first store opens.
+    pub fn lock(mut self) -> Result<Self, StoreError> {
+        use std::io::{Read, Seek, Write};
+        let fail = |message: String| StoreError::Storage {
+            store: "*".to_string(),
+            message,
+        };
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            fail(format!(
+                "creating state directory {}: {e}",
+                self.dir.display()
+            ))
+        })?;
+        let path = self.dir.join(".lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| fail(format!("opening {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {
+                let written = file
+                    .set_len(0)
+                    .and_then(|()| file.seek(std::io::SeekFrom::Start(0)))
+                    .and_then(|_| writeln!(file, "pid {}", std::process::id()));
+                written.map_err(|e| fail(format!("writing {}: {e}", path.display())))?;
+                self._lock = Some(file);
+                Ok(self)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                Err(StoreError::DirectoryInUse {
+                    dir: self.dir.display().to_string(),
+                    holder: match holder.trim() {
+                        "" => "a process that has not written its id yet".to_string(),
+                        h => h.to_string(),
+                    },
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(fail(format!("locking {}: {e}", path.display())))
+            }
         }
     }
 
@@ -785,6 +840,24 @@ mod tests {
         std::fs::write(dir.path().join("junk").join(DB_FILE), vec![7u8; 8192]).unwrap();
         let e = DiskStores::new(dir.path()).open("junk", "s", 0);
         assert!(matches!(e, Err(StoreError::Storage { .. })));
+    }
+
+    #[test]
+    fn a_state_directory_is_locked_by_one_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DiskStores::new(dir.path()).lock().unwrap();
+        let err = DiskStores::new(dir.path()).lock().err().expect("refused");
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!(
+                "state directory {} is in use by another instance (pid {})",
+                dir.path().display(),
+                std::process::id()
+            )),
+            "{message}"
+        );
+        drop(first);
+        assert!(DiskStores::new(dir.path()).lock().is_ok());
     }
 
     /// Writes batches `i` = 1..=N, batch `i` putting key `k{i}` and reaching

@@ -54,6 +54,9 @@ pub enum StoreError {
     /// A key or value the store was asked to write or look up cannot be
     /// encoded: a processing error of the record at hand, not a storage
     /// failure.
+    /// Another instance holds the state directory (`DiskStores::lock`).
+    #[error("state directory {dir} is in use by another instance ({holder}); stop it first, or give each instance its own --state-dir")]
+    DirectoryInUse { dir: String, holder: String },
     #[error("cannot encode the store's {what}: {source}")]
     Encode {
         what: &'static str,
