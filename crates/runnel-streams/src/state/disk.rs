@@ -846,7 +846,7 @@ mod tests {
     fn a_state_directory_is_locked_by_one_instance() {
         let dir = tempfile::tempdir().unwrap();
         let first = DiskStores::new(dir.path()).lock().unwrap();
-        let err = DiskStores::new(dir.path()).lock().err().expect("refused");
+        let err = DiskStores::new(dir.path()).lock().expect_err("refused");
         let message = err.to_string();
         assert!(
             message.contains(&format!(
