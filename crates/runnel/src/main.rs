@@ -44,7 +44,20 @@ enum Command {
     Sql(sql_cli::SqlArgs),
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // A message with its causes, never a backtrace: these are the
+            // user's errors (a broker down, a bad flag), whatever
+            // RUST_BACKTRACE says.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     // Client commands report librdkafka's errors themselves; its own log of
     // them (e.g. a "global error" per partition end) would only repeat them.

@@ -182,9 +182,11 @@ fn run_script_path(stmt: &str) -> Option<String> {
 }
 
 impl Client {
+    /// A client of the API at `server`: a URL, or `host:port` like every
+    /// other subcommand's addresses.
     pub fn new(server: &str) -> Client {
         Client {
-            base: server.trim_end_matches('/').to_string(),
+            base: base_url(server),
             agent: ureq::AgentBuilder::new()
                 .timeout_connect(Duration::from_secs(5))
                 .build(),
@@ -842,9 +844,29 @@ fn interactive(client: &Client) -> Result<()> {
     Ok(())
 }
 
+/// `server` as a base URL: `http://` is assumed for `host:port`.
+fn base_url(server: &str) -> String {
+    let server = server.trim_end_matches('/');
+    if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("http://{server}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn servers_are_urls_or_host_and_port() {
+        assert_eq!(base_url("127.0.0.1:8088"), "http://127.0.0.1:8088");
+        assert_eq!(base_url("http://localhost:8088/"), "http://localhost:8088");
+        assert_eq!(
+            base_url("https://ksql.example:443"),
+            "https://ksql.example:443"
+        );
+    }
 
     #[test]
     fn statement_kinds() {

@@ -274,3 +274,43 @@ fn crc32fast_ieee(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// A user's error (here: no broker there) is one message, never a
+/// backtrace, even with RUST_BACKTRACE=1 set as many Rust users have it.
+#[test]
+fn errors_are_messages_not_backtraces() {
+    let out = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args([
+            "topic",
+            "list",
+            "-b",
+            &format!("127.0.0.1:{}", common::free_port()),
+        ])
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run runnel");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.to_lowercase().contains("backtrace"), "{err}");
+    assert!(err.lines().count() <= 3, "{err}");
+}
+
+/// `runnel sql --server host:port`, like every other subcommand's address.
+#[test]
+fn sql_takes_a_host_and_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_sql(&dir.path().join("data"), &[]);
+    let addr = server.sql_addr.expect("sql").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["sql", "--server", &addr, "-e", "SHOW STREAMS;"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run runnel sql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
