@@ -56,6 +56,8 @@ pub enum HttpError {
 pub const BAD_REQUEST: u32 = 40000;
 /// ksqlDB's "not found" code (unknown command ids, unknown routes).
 pub const NOT_FOUND: u32 = 40400;
+/// ksqlDB's "method not allowed" code.
+pub const METHOD_NOT_ALLOWED: u32 = 40500;
 /// ksqlDB's server error code.
 pub const SERVER_ERROR: u32 = 50000;
 
@@ -121,17 +123,43 @@ fn new_state(engine: Engine) -> AppState {
 }
 
 fn routes(state: AppState) -> Router {
+    // Each route answers other methods with ksqlDB's 405 error body (set
+    // per route, so the API can share a listener with others).
     Router::new()
-        .route("/ksql", post(ksql))
-        .route("/query", post(query::query))
-        .route("/query-stream", post(query::query_stream))
-        .route("/close-query", post(query::close_query))
-        .route("/inserts-stream", post(query::inserts_stream))
-        .route("/info", get(info))
-        .route("/healthcheck", get(healthcheck))
-        .route("/status", get(statuses))
-        .route("/status/{*command_id}", get(status))
+        .route("/ksql", post(ksql).fallback(method_not_allowed))
+        .route("/query", post(query::query).fallback(method_not_allowed))
+        .route(
+            "/query-stream",
+            post(query::query_stream).fallback(method_not_allowed),
+        )
+        .route(
+            "/close-query",
+            post(query::close_query).fallback(method_not_allowed),
+        )
+        .route(
+            "/inserts-stream",
+            post(query::inserts_stream).fallback(method_not_allowed),
+        )
+        .route("/info", get(info).fallback(method_not_allowed))
+        .route(
+            "/healthcheck",
+            get(healthcheck).fallback(method_not_allowed),
+        )
+        .route("/status", get(statuses).fallback(method_not_allowed))
+        .route(
+            "/status/{*command_id}",
+            get(status).fallback(method_not_allowed),
+        )
         .with_state(state)
+}
+
+/// ksqlDB's answer to a method a route does not take.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::generic(
+        StatusCode::METHOD_NOT_ALLOWED,
+        METHOD_NOT_ALLOWED,
+        format!("HTTP 405 Method Not Allowed: {method} {}", uri.path()),
+    )
 }
 
 /// Serves the API alone on `listener` until `shutdown` completes; then

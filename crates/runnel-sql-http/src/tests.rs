@@ -137,6 +137,17 @@ fn info_healthcheck_and_unknown_routes() {
     let (code, body) = s.get("/nope");
     assert_eq!(code, 404);
     assert_eq!(body["error_code"], json!(crate::NOT_FOUND));
+    // A known path with the wrong method: ksqlDB's 405 error body, not an
+    // empty one.
+    let (code, body) = s.get("/ksql");
+    assert_eq!(code, 405);
+    assert_eq!(body["@type"], json!("generic_error"));
+    assert_eq!(body["error_code"], json!(crate::METHOD_NOT_ALLOWED));
+    let (code, body) = s.post("/info", "{}");
+    assert_eq!(
+        (code, body["error_code"].clone()),
+        (405, json!(crate::METHOD_NOT_ALLOWED))
+    );
 }
 
 #[test]
