@@ -63,6 +63,18 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
         config.set(k, v);
     }
     let producer: FutureProducer = config.create().context("cannot create the producer")?;
+    // Fail within seconds when no broker answers, as kcat does, instead of
+    // queueing records until their delivery times out minutes later.
+    let bootstrap = args.bootstrap.clone();
+    let client = producer.clone();
+    tokio::task::spawn_blocking(move || {
+        client
+            .client()
+            .fetch_metadata(None, std::time::Duration::from_secs(10))
+            .map(|_| ())
+    })
+    .await?
+    .with_context(|| format!("cannot reach a broker at {bootstrap}"))?;
     let headers: Vec<(String, String)> = args
         .headers
         .iter()

@@ -314,3 +314,32 @@ fn sql_takes_a_host_and_port() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Producing to an address where no broker answers fails within seconds,
+/// naming the address (it used to wait for the delivery timeout, 5 min).
+#[test]
+fn produce_to_no_broker_fails_fast() {
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["produce", "t", "-b", &addr])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run runnel produce");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"hello\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(!out.status.success());
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot reach a broker at {addr}")),
+        "{err}"
+    );
+}
