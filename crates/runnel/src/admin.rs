@@ -98,7 +98,7 @@ pub async fn run(args: TopicArgs) -> Result<()> {
                     &format!("cannot create topic {name}"),
                 )?;
             }
-            println!("created topic {name}");
+            outln!("created topic {name}")?;
         }
         TopicCommand::List => {
             let meta = metadata(&mut client, None).await?;
@@ -113,7 +113,7 @@ pub async fn run(args: TopicArgs) -> Result<()> {
                 .collect();
             names.sort();
             for (name, partitions) in names {
-                println!("{name}\t{partitions} partition(s)");
+                outln!("{name}\t{partitions} partition(s)")?;
             }
         }
         TopicCommand::Describe { name } => describe(&mut client, &name).await?,
@@ -139,7 +139,7 @@ pub async fn run(args: TopicArgs) -> Result<()> {
                     r.error_message.as_ref(),
                     &format!("cannot delete topic {n}"),
                 )?;
-                println!("deleted topic {n}");
+                outln!("deleted topic {n}")?;
             }
         }
         TopicCommand::AlterConfig { name, set, delete } => {
@@ -178,7 +178,7 @@ pub async fn run(args: TopicArgs) -> Result<()> {
                     &format!("cannot alter configs of {name}"),
                 )?;
             }
-            println!("altered configs of topic {name}");
+            outln!("altered configs of topic {name}")?;
         }
     }
     Ok(())
@@ -211,12 +211,12 @@ async fn describe(client: &mut Client, name: &str) -> Result<()> {
     let find = |offsets: &std::collections::BTreeMap<i32, i64>, p: i32| {
         offsets.get(&p).copied().unwrap_or(-1)
     };
-    println!(
+    outln!(
         "Topic: {name}\tPartitionCount: {}\tTopicId: {}",
         partitions.len(),
         topic.topic_id
-    );
-    println!("PARTITION\tLEADER\tLOG-START-OFFSET\tLOG-END-OFFSET");
+    )?;
+    outln!("PARTITION\tLEADER\tLOG-START-OFFSET\tLOG-END-OFFSET")?;
     for p in &partitions {
         let leader = topic
             .partitions
@@ -224,11 +224,11 @@ async fn describe(client: &mut Client, name: &str) -> Result<()> {
             .find(|x| x.partition_index == *p)
             .map(|x| x.leader_id.0)
             .unwrap_or(-1);
-        println!(
+        outln!(
             "{p}\t{leader}\t{}\t{}",
             find(&earliest, *p),
             find(&latest, *p)
-        );
+        )?;
     }
     let v = client.version(ApiKey::DescribeConfigs, 4)?;
     let req =
@@ -237,7 +237,7 @@ async fn describe(client: &mut Client, name: &str) -> Result<()> {
             .with_resource_name(s(name))
             .with_configuration_keys(None)]);
     let resp = client.send(&req, v).await?;
-    println!("CONFIG\tVALUE\tSOURCE");
+    outln!("CONFIG\tVALUE\tSOURCE")?;
     for r in &resp.results {
         check(
             r.error_code,
@@ -251,11 +251,11 @@ async fn describe(client: &mut Client, name: &str) -> Result<()> {
                 5 => "default",
                 _ => "other",
             };
-            println!(
+            outln!(
                 "{}\t{}\t{source}",
                 &*c.name,
                 c.value.as_deref().unwrap_or("")
-            );
+            )?;
         }
     }
     Ok(())

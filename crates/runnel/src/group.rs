@@ -88,10 +88,10 @@ pub async fn run(args: GroupArgs) -> Result<()> {
             check(resp.error_code, "list groups")?;
             let mut groups = resp.groups;
             groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
-            println!("GROUP\tSTATE\tPROTOCOL-TYPE");
+            outln!("GROUP\tSTATE\tPROTOCOL-TYPE")?;
             for g in groups {
                 let state = if v >= 4 { g.group_state.as_str() } else { "-" };
-                println!("{}\t{state}\t{}", g.group_id.0, g.protocol_type);
+                outln!("{}\t{state}\t{}", g.group_id.0, g.protocol_type)?;
             }
         }
         GroupCommand::Describe { group } => describe(&mut client, &group).await?,
@@ -109,7 +109,7 @@ pub async fn run(args: GroupArgs) -> Result<()> {
             let mut failed = false;
             for r in resp.results {
                 match r.error_code.err() {
-                    None => println!("deleted group {}", r.group_id.0),
+                    None => outln!("deleted group {}", r.group_id.0)?,
                     Some(e) => {
                         failed = true;
                         eprintln!("cannot delete group {}: {e:?}", r.group_id.0);
@@ -225,7 +225,7 @@ async fn describe(client: &mut Client, group: &str) -> Result<()> {
             );
         }
     }
-    println!(
+    outln!(
         "Group: {group}\tState: {}\tProtocol: {}\tMembers: {}",
         g.group_state,
         if g.protocol_data.is_empty() {
@@ -234,8 +234,8 @@ async fn describe(client: &mut Client, group: &str) -> Result<()> {
             g.protocol_data.as_str()
         },
         g.members.len()
-    );
-    println!("TOPIC\tPARTITION\tCURRENT-OFFSET\tLOG-END-OFFSET\tLAG\tCONSUMER-ID\tHOST\tCLIENT-ID");
+    )?;
+    outln!("TOPIC\tPARTITION\tCURRENT-OFFSET\tLOG-END-OFFSET\tLAG\tCONSUMER-ID\tHOST\tCLIENT-ID")?;
     let dash = || "-".to_string();
     for ((topic, partition), committed) in &rows {
         let end = ends.get(&(topic.clone(), *partition)).copied();
@@ -248,12 +248,12 @@ async fn describe(client: &mut Client, group: &str) -> Result<()> {
             .get(&(topic.clone(), *partition))
             .cloned()
             .unwrap_or_else(|| (dash(), dash(), dash()));
-        println!(
+        outln!(
             "{topic}\t{partition}\t{}\t{}\t{lag}\t{member}\t{}\t{client_id}",
             current.map_or_else(dash, |c| c.to_string()),
             end.map_or_else(dash, |e| e.to_string()),
             if host.is_empty() { dash() } else { host },
-        );
+        )?;
     }
     Ok(())
 }
@@ -400,17 +400,17 @@ async fn reset_offsets(
             plan.push((topic.clone(), *p, current(topic, *p), target));
         }
     }
-    println!("TOPIC\tPARTITION\tCURRENT-OFFSET\tNEW-OFFSET");
+    outln!("TOPIC\tPARTITION\tCURRENT-OFFSET\tNEW-OFFSET")?;
     for (t, p, cur, new) in &plan {
         let cur = if *cur < 0 {
             "-".to_string()
         } else {
             cur.to_string()
         };
-        println!("{t}\t{p}\t{cur}\t{new}");
+        outln!("{t}\t{p}\t{cur}\t{new}")?;
     }
     if !execute {
-        println!("(dry run: add --execute to commit these offsets)");
+        outln!("(dry run: add --execute to commit these offsets)")?;
         return Ok(());
     }
     let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
@@ -449,7 +449,7 @@ async fn reset_offsets(
             }
         }
     }
-    println!("committed {} offsets for group {group}", plan.len());
+    outln!("committed {} offsets for group {group}", plan.len())?;
     Ok(())
 }
 

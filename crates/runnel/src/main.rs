@@ -1,5 +1,15 @@
 //! The runnel command: serve the broker, administer topics, produce and consume.
 
+/// `println!` for command output that reports a closed stdout (`runnel …
+/// | head`) as an error, which `main` turns into a quiet exit, instead of
+/// panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod admin;
 mod client;
 mod config;
@@ -47,6 +57,9 @@ enum Command {
 fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of our output went away (`| head`): done, quietly, as
+        // Unix tools are.
+        Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // A message with its causes, never a backtrace: these are the
             // user's errors (a broker down, a bad flag), whatever
@@ -55,6 +68,13 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run() -> Result<()> {

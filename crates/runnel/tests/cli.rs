@@ -343,3 +343,36 @@ fn produce_to_no_broker_fails_fast() {
         "{err}"
     );
 }
+
+/// Output into a closed pipe (`runnel … | head`) ends the command quietly:
+/// no panic, no error, exit 0, as with Unix tools.
+#[test]
+fn a_closed_stdout_ends_commands_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    ok(&server, &["topic", "create", "piped", "-p", "3"], None);
+    ok(&server, &["produce", "piped"], Some("a\nb\nc\n"));
+    for args in [
+        vec!["topic", "describe", "piped"],
+        vec!["topic", "list"],
+        vec!["consume", "piped", "-o", "beginning", "-e"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .args(&args)
+            .args(["-b", &server.bootstrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run runnel");
+        // The reader is gone before the first line is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("error"),
+            "{args:?}: {err}"
+        );
+    }
+}
