@@ -35,6 +35,17 @@ pub struct BrokerConfig {
     pub offsets_retention_ms: i64,
     /// How often the group timer checks sessions and rebalance deadlines.
     pub group_tick_ms: u64,
+    /// Most open connections per listener (Kafka's `max.connections`); a
+    /// connection beyond it is closed at once.
+    pub max_connections: usize,
+    /// Most open connections from one client address
+    /// (`max.connections.per.ip`).
+    pub max_connections_per_ip: usize,
+    /// Most bytes of request frames being read or handled at once, across
+    /// connections (`queued.max.request.bytes`): a reader waits for room
+    /// before it reads a frame's body, so memory held by requests stays
+    /// bounded whatever clients send.
+    pub queued_max_request_bytes: usize,
 }
 
 impl Default for BrokerConfig {
@@ -53,6 +64,9 @@ impl Default for BrokerConfig {
             offsets_topic_partitions: 1,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             group_tick_ms: 100,
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            queued_max_request_bytes: 512 * 1024 * 1024,
         }
     }
 }

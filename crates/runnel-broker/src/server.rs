@@ -1,6 +1,8 @@
 //! Accepting connections, framing requests and writing responses.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +12,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -42,6 +44,7 @@ pub async fn serve_listener(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BrokerError> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let limits = Arc::new(Limits::new(&broker.config));
     let maintenance = tokio::spawn(maintenance_loop(broker.clone(), stop_rx.clone()));
     let group_timer = tokio::spawn(crate::group::run_timer(broker.clone(), stop_rx.clone()));
     let mut connections = JoinSet::new();
@@ -50,14 +53,21 @@ pub async fn serve_listener(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Some(slot) = limits.admit(peer.ip()) else {
+                        // Over a connection cap: closed at once, as Kafka does.
+                        drop(stream);
+                        continue;
+                    };
                     debug!(%peer, "connection accepted");
                     let broker = broker.clone();
                     let stop = stop_rx.clone();
                     let ctx = ConnectionContext::accepted(name, peer);
+                    let limits = limits.clone();
                     connections.spawn(async move {
-                        if let Err(err) = connection(broker, ctx, stream, stop).await {
+                        if let Err(err) = connection(broker, ctx, stream, stop, &limits).await {
                             debug!(%peer, %err, "connection closed");
                         }
+                        drop(slot);
                     });
                 }
                 Err(err) => {
@@ -142,6 +152,7 @@ async fn connection(
     ctx: ConnectionContext,
     stream: TcpStream,
     mut stop: watch::Receiver<bool>,
+    limits: &Limits,
 ) -> Result<(), BrokerError> {
     stream.set_nodelay(true)?;
     let (read, write) = stream.into_split();
@@ -155,10 +166,10 @@ async fn connection(
     let mut syncs: Vec<PendingSync> = Vec::new();
     loop {
         let frame = tokio::select! {
-            frame = read_frame(&mut reader, max) => frame?,
+            frame = read_frame(&mut reader, max, limits) => frame?,
             _ = stop.wait_for(|s| *s) => None,
         };
-        let Some(frame) = frame else { break };
+        let Some((frame, _budget)) = frame else { break };
         let response = handle_frame(&broker, &ctx, frame, &stop, &mut syncs).await?;
         if let Some(response) = response {
             if syncs.is_empty() && held.is_empty() {
@@ -228,11 +239,93 @@ async fn complete_syncs(syncs: &mut Vec<PendingSync>) -> Result<(), BrokerError>
     Ok(())
 }
 
-/// Reads one size-prefixed frame; `None` on a clean end of stream.
+/// Connection caps and the in-flight request budget of one listener.
+pub(crate) struct Limits {
+    max_connections: usize,
+    max_per_ip: usize,
+    open: std::sync::Mutex<HashMap<IpAddr, usize>>,
+    /// Bytes of request frames in flight, in KiB permits.
+    budget: Arc<Semaphore>,
+    budget_kib: u32,
+}
+
+impl Limits {
+    pub(crate) fn new(config: &crate::BrokerConfig) -> Limits {
+        // A frame as large as the broker accepts always fits alone: a
+        // frame's chunks together take at most ceil(size / 1 KiB) permits.
+        let bytes = config
+            .queued_max_request_bytes
+            .max(config.max_request_bytes)
+            .max(FRAME_CHUNK);
+        let budget_kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .min(u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
+        Limits {
+            max_connections: config.max_connections.max(1),
+            max_per_ip: config.max_connections_per_ip.max(1),
+            open: std::sync::Mutex::new(HashMap::new()),
+            budget: Arc::new(Semaphore::new(budget_kib as usize)),
+            budget_kib,
+        }
+    }
+
+    /// `kib` KiB of the request budget, waiting for room.
+    async fn take(&self, kib: usize) -> Result<OwnedSemaphorePermit, BrokerError> {
+        let kib = u32::try_from(kib).unwrap_or(u32::MAX).min(self.budget_kib);
+        self.budget
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .map_err(|e| BrokerError::Io(std::io::Error::other(e)))
+    }
+
+    /// A place for a new connection from `ip`, or `None` over a cap.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<OwnedSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let total: usize = open.values().sum();
+        let from_ip = open.get(&ip).copied().unwrap_or(0);
+        if total >= self.max_connections || from_ip >= self.max_per_ip {
+            debug!(%ip, total, from_ip, "connection refused: over a connection cap");
+            return None;
+        }
+        *open.entry(ip).or_insert(0) += 1;
+        Some(OwnedSlot {
+            limits: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// An admitted connection; frees its place when dropped.
+pub(crate) struct OwnedSlot {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+}
+
+impl Drop for OwnedSlot {
+    fn drop(&mut self) {
+        let mut open = self.limits.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Reads one size-prefixed frame; `None` on a clean end of stream. The
+/// buffer grows as bytes arrive and the listener's request budget is
+/// taken chunk by chunk before each is read (given back when the returned
+/// permit drops, after the request is handled): a length prefix alone
+/// holds one 64 KiB chunk at most, whatever size it claims, and when the
+/// budget is spent readers wait (TCP pushes back on their clients) instead
+/// of allocating.
 async fn read_frame<R: AsyncReadExt + Unpin>(
     reader: &mut R,
     max: usize,
-) -> Result<Option<BytesMut>, BrokerError> {
+    limits: &Limits,
+) -> Result<Option<(BytesMut, Option<OwnedSemaphorePermit>)>, BrokerError> {
     let mut len = [0u8; 4];
     match reader.read_exact(&mut len).await {
         Ok(_) => {}
@@ -246,10 +339,42 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
             max,
         });
     }
-    let mut frame = BytesMut::zeroed(size as usize);
-    reader.read_exact(&mut frame).await?;
-    Ok(Some(frame))
+    let size = size as usize;
+    let mut frame = BytesMut::with_capacity(size.min(FRAME_CHUNK));
+    let mut budget: Option<OwnedSemaphorePermit> = None;
+    let mut reserved = 0usize;
+    while frame.len() < size {
+        // Budget for the next chunk before reading it: what a frame holds
+        // is what its client has sent, never what its prefix claims.
+        let want = (size - frame.len()).min(FRAME_CHUNK);
+        if frame.len() + want > reserved {
+            let kib = (frame.len() + want - reserved).div_ceil(1024);
+            let more = limits.take(kib).await?;
+            match budget.as_mut() {
+                Some(b) => b.merge(more),
+                None => budget = Some(more),
+            }
+            reserved += kib * 1024;
+        }
+        if frame.capacity() - frame.len() < want {
+            // Double, up to what is still to come.
+            frame.reserve((size - frame.len()).min(frame.len().max(FRAME_CHUNK)));
+        }
+        let n = (&mut *reader)
+            .take(want as u64)
+            .read_buf(&mut frame)
+            .await?;
+        if n == 0 {
+            return Err(BrokerError::Io(std::io::Error::from(
+                std::io::ErrorKind::UnexpectedEof,
+            )));
+        }
+    }
+    Ok(Some((frame, budget)))
 }
+
+/// A frame's first allocation, and its growth step while small.
+const FRAME_CHUNK: usize = 64 * 1024;
 
 /// Decodes one request, runs it and encodes the response (none for acks=0
 /// produce). An error means the connection must be closed.
@@ -317,4 +442,74 @@ fn encode_response(
     let len = (out.len() - 4) as i32;
     out[..4].copy_from_slice(&len.to_be_bytes());
     Ok(out)
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    fn limits(budget: usize) -> Limits {
+        Limits::new(&crate::BrokerConfig {
+            max_request_bytes: budget,
+            queued_max_request_bytes: budget,
+            ..crate::BrokerConfig::default()
+        })
+    }
+
+    /// A frame holds budget for the bytes its client sent; a reader whose
+    /// next chunk does not fit waits, and goes on once room is freed.
+    #[tokio::test]
+    async fn frames_take_the_budget_as_their_bytes_arrive() {
+        let limits = Arc::new(limits(256 * 1024));
+        assert_eq!(limits.budget.available_permits(), 256);
+        // A prefix alone takes nothing.
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        client
+            .write_all(&(256 * 1024i32).to_be_bytes())
+            .await
+            .unwrap();
+        let l = limits.clone();
+        let hog = tokio::spawn(async move {
+            let mut r = server;
+            read_frame(&mut r, 1 << 20, &l)
+                .await
+                .map(|f| f.map(|(b, _)| b.len()))
+        });
+        tokio::task::yield_now().await;
+        // 200 KiB sent: the reader holds budget for what it has read.
+        client.write_all(&vec![7u8; 200 * 1024]).await.unwrap();
+        while limits.budget.available_permits() > 256 - 200 {
+            tokio::task::yield_now().await;
+        }
+        // A second frame of 100 KiB fits only partly: its reader waits.
+        let (mut c2, s2) = tokio::io::duplex(1 << 20);
+        c2.write_all(&(100 * 1024i32).to_be_bytes()).await.unwrap();
+        c2.write_all(&vec![1u8; 100 * 1024]).await.unwrap();
+        let l = limits.clone();
+        let waiting = tokio::spawn(async move {
+            let mut r = s2;
+            read_frame(&mut r, 1 << 20, &l)
+                .await
+                .map(|f| f.map(|(b, _)| b.len()))
+        });
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiting.is_finished(), "read beyond the budget");
+        // The first frame completes and its request is done: room again.
+        client.write_all(&vec![7u8; 56 * 1024]).await.unwrap();
+        assert_eq!(hog.await.unwrap().unwrap(), Some(256 * 1024));
+        assert_eq!(waiting.await.unwrap().unwrap(), Some(100 * 1024));
+        assert_eq!(limits.budget.available_permits(), 256);
+    }
+
+    #[test]
+    fn the_budget_always_fits_the_largest_frame() {
+        let l = Limits::new(&crate::BrokerConfig {
+            max_request_bytes: 8 << 20,
+            queued_max_request_bytes: 1 << 20,
+            ..crate::BrokerConfig::default()
+        });
+        assert_eq!(l.budget_kib, 8 * 1024);
+    }
 }

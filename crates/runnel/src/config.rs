@@ -69,6 +69,18 @@ pub struct ServeConfig {
     #[arg(long, env = "RUNNEL_OFFSETS_TOPIC_PARTITIONS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offsets_topic_partitions: Option<i32>,
+    /// Most open Kafka connections [default: 10000].
+    #[arg(long, env = "RUNNEL_MAX_CONNECTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Most open Kafka connections from one client address [default: 1000].
+    #[arg(long, env = "RUNNEL_MAX_CONNECTIONS_PER_IP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Most bytes of requests being read or handled at once [default: 536870912].
+    #[arg(long, env = "RUNNEL_QUEUED_MAX_REQUEST_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_max_request_bytes: Option<usize>,
     /// Default for a topic config key on every topic, e.g. retention.ms=86400000 (repeatable).
     #[arg(long = "topic-config", value_name = "KEY=VALUE")]
     #[serde(skip)]
@@ -193,6 +205,13 @@ impl ServeConfig {
             auto_create_topics: self.auto_create_topics.unwrap_or(d.auto_create_topics),
             default_partitions: self.default_partitions.unwrap_or(d.default_partitions),
             max_request_bytes: self.max_request_bytes.unwrap_or(d.max_request_bytes),
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            max_connections_per_ip: self
+                .max_connections_per_ip
+                .unwrap_or(d.max_connections_per_ip),
+            queued_max_request_bytes: self
+                .queued_max_request_bytes
+                .unwrap_or(d.queued_max_request_bytes),
             topic_defaults,
             group: runnel_broker::group::GroupConfig {
                 initial_rebalance_delay: self

@@ -39,7 +39,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the broker (Kafka protocol on 9092, data in ./runnel-data by default).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Create, list, describe, delete and configure topics on any Kafka-compatible broker.
     Topic(admin::TopicArgs),
     /// List, describe (offsets and lag) and delete consumer groups.
@@ -92,7 +92,7 @@ fn run() -> Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Topic(args) => admin::run(args).await,
             Command::Group(args) => group::run(args).await,
             Command::Produce(args) => produce::run(args).await,

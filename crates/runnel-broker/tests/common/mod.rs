@@ -23,15 +23,21 @@ pub struct Running {
 
 /// Starts a broker with default settings (1 MiB request limit).
 pub async fn start() -> Running {
+    start_with(|_| {}).await
+}
+
+/// [`start`] with `tweak` applied to the configuration.
+pub async fn start_with(tweak: impl FnOnce(&mut BrokerConfig)) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = BrokerConfig {
+    let mut config = BrokerConfig {
         advertised_host: "127.0.0.1".into(),
         advertised_port: addr.port() as i32,
         max_request_bytes: 1024 * 1024,
         ..BrokerConfig::default()
     };
+    tweak(&mut config);
     let broker: Arc<Broker> = Broker::open(dir.path(), config).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

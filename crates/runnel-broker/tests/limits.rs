@@ -1,0 +1,111 @@
+//! No input from a socket takes the broker down: connection caps, and
+//! request memory bounded by what clients actually send and by the
+//! in-flight budget, not by the length prefixes they claim.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
+
+mod common;
+
+use std::time::Duration;
+
+use common::{call, start_with};
+use kafka_protocol::messages::ApiVersionsRequest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The broker still answers a request on a new connection.
+async fn answers(addr: std::net::SocketAddr) {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let resp = call(&mut c, &ApiVersionsRequest::default(), 3).await;
+    assert_eq!(resp.error_code, 0);
+}
+
+/// Resident memory of this process (the broker runs in it), in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_per_address_cap_are_closed() {
+    let r = start_with(|c| c.max_connections_per_ip = 5).await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut c = TcpStream::connect(r.addr).await.unwrap();
+        // Each of the five is served.
+        let resp = call(&mut c, &ApiVersionsRequest::default(), 3).await;
+        assert_eq!(resp.error_code, 0);
+        held.push(c);
+    }
+    // The sixth is closed without an answer.
+    let mut extra = TcpStream::connect(r.addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(10), extra.read(&mut buf))
+        .await
+        .expect("closed in time")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the connection over the cap was not closed");
+    // Closing one makes room again.
+    drop(held.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = TcpStream::connect(r.addr).await.unwrap();
+        let mut req = bytes::BytesMut::new();
+        // A cheap probe: an ApiVersions request, answered only if admitted.
+        use kafka_protocol::messages::RequestHeader;
+        use kafka_protocol::protocol::{Encodable, HeaderVersion, Request, StrBytes};
+        req.extend_from_slice(&[0, 0, 0, 0]);
+        RequestHeader::default()
+            .with_request_api_key(ApiVersionsRequest::KEY)
+            .with_request_api_version(3)
+            .with_correlation_id(1)
+            .with_client_id(Some(StrBytes::from_static_str("probe")))
+            .encode(&mut req, ApiVersionsRequest::header_version(3))
+            .unwrap();
+        ApiVersionsRequest::default().encode(&mut req, 3).unwrap();
+        let len = (req.len() - 4) as i32;
+        req[..4].copy_from_slice(&len.to_be_bytes());
+        let _ = c.write_all(&req).await;
+        let mut size = [0u8; 4];
+        if c.read_exact(&mut size).await.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no room after a close"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_huge_frames_hold_no_memory_and_the_broker_keeps_answering() {
+    let r = start_with(|c| c.max_request_bytes = 100 * 1024 * 1024).await;
+    answers(r.addr).await;
+    let before = rss();
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let mut c = TcpStream::connect(r.addr).await.unwrap();
+        // Claims 100 MiB, sends 10 bytes of it, and stalls.
+        c.write_all(&(100 * 1024 * 1024i32).to_be_bytes())
+            .await
+            .unwrap();
+        c.write_all(&[7u8; 10]).await.unwrap();
+        held.push(c);
+    }
+    // Let the broker read what arrived.
+    answers(r.addr).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let grown = rss().saturating_sub(before);
+    // 200 × 100 MiB claimed; allocating on the claim would be 20 GiB.
+    assert!(
+        grown < 64 * 1024 * 1024,
+        "RSS grew by {} MiB for 200 half-sent frames",
+        grown / (1024 * 1024)
+    );
+    answers(r.addr).await;
+}
