@@ -46,6 +46,11 @@ pub struct BrokerConfig {
     /// before it reads a frame's body, so memory held by requests stays
     /// bounded whatever clients send.
     pub queued_max_request_bytes: usize,
+    /// Most bytes one Fetch response carries (Kafka's broker
+    /// `fetch.max.bytes`): a request's `max_bytes` is capped by it, and a
+    /// `max_bytes` of zero or less means zero, as in Kafka (the first batch
+    /// is still returned so a consumer always progresses).
+    pub fetch_max_bytes: usize,
 }
 
 impl Default for BrokerConfig {
@@ -67,6 +72,7 @@ impl Default for BrokerConfig {
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
             queued_max_request_bytes: 512 * 1024 * 1024,
+            fetch_max_bytes: 55 * 1024 * 1024,
         }
     }
 }

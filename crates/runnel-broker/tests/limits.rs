@@ -109,3 +109,80 @@ async fn half_sent_huge_frames_hold_no_memory_and_the_broker_keeps_answering() {
     );
     answers(r.addr).await;
 }
+
+/// Fetch responses are bounded by the broker's fetch.max.bytes whatever
+/// the request asks, and a max_bytes of zero or less returns the first
+/// batch alone (Kafka's semantics), never an unbounded read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetches_are_bounded_by_the_brokers_fetch_max_bytes() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let r = start_with(|c| {
+        c.max_request_bytes = 4 << 20;
+        c.fetch_max_bytes = 300 * 1024;
+        c.topic_defaults
+            .insert("max.message.bytes".into(), (2 << 20).to_string());
+    })
+    .await;
+    let mut c = TcpStream::connect(r.addr).await.unwrap();
+    let topic = TopicName(StrBytes::from_static_str("big"));
+    let create = kafka_protocol::messages::CreateTopicsRequest::default()
+        .with_topics(vec![
+            kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                .with_name(topic.clone())
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+        ])
+        .with_timeout_ms(5_000);
+    assert_eq!(call(&mut c, &create, 5).await.topics[0].error_code, 0);
+    // Ten batches of ~100 KiB each.
+    for i in 0..10i64 {
+        let batch = runnel_log::batch::testing::simple_batch(1_000 + i, 1, 100 * 1024);
+        let req = kafka_protocol::messages::ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![
+                kafka_protocol::messages::produce_request::TopicProduceData::default()
+                    .with_name(topic.clone())
+                    .with_partition_data(vec![
+                        kafka_protocol::messages::produce_request::PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(bytes::Bytes::from(batch))),
+                    ]),
+            ]);
+        let resp = call(&mut c, &req, 9).await;
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    }
+    let fetch = |max_bytes: i32| {
+        FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(0)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic.clone())
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(64 << 20)])])
+    };
+    let records = |resp: &kafka_protocol::messages::FetchResponse| {
+        resp.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .map_or(0, |b| b.len())
+    };
+    // Asked for everything: capped by the broker.
+    let resp = call(&mut c, &fetch(i32::MAX), 12).await;
+    let n = records(&resp);
+    assert!(n > 0 && n <= 300 * 1024 + 110 * 1024, "{n} bytes");
+    // Zero or less: the first batch alone.
+    for max in [0, -1] {
+        let resp = call(&mut c, &fetch(max), 12).await;
+        let n = records(&resp);
+        assert!(
+            (100 * 1024..110 * 1024).contains(&n),
+            "max_bytes {max}: {n} bytes"
+        );
+    }
+}

@@ -77,6 +77,10 @@ pub struct ServeConfig {
     #[arg(long, env = "RUNNEL_MAX_CONNECTIONS_PER_IP")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections_per_ip: Option<usize>,
+    /// Most bytes in one Fetch response [default: 57671680].
+    #[arg(long, env = "RUNNEL_FETCH_MAX_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch_max_bytes: Option<usize>,
     /// Most bytes of requests being read or handled at once [default: 536870912].
     #[arg(long, env = "RUNNEL_QUEUED_MAX_REQUEST_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -212,6 +216,7 @@ impl ServeConfig {
             queued_max_request_bytes: self
                 .queued_max_request_bytes
                 .unwrap_or(d.queued_max_request_bytes),
+            fetch_max_bytes: self.fetch_max_bytes.unwrap_or(d.fetch_max_bytes),
             topic_defaults,
             group: runnel_broker::group::GroupConfig {
                 initial_rebalance_delay: self

@@ -54,11 +54,12 @@ pub(crate) async fn fetch(
 
 /// Reads every requested partition once: (response, bytes returned, any error).
 fn fetch_once(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
-    let mut budget = if req.max_bytes <= 0 {
-        i32::MAX as usize
-    } else {
-        req.max_bytes as usize
-    };
+    // Kafka's min(request max_bytes, broker fetch.max.bytes): every read
+    // is bounded; a non-positive max_bytes leaves room for the first batch
+    // alone (returned whatever its size, so a consumer always progresses).
+    let mut budget = usize::try_from(req.max_bytes)
+        .unwrap_or(0)
+        .min(broker.config.fetch_max_bytes);
     let mut total = 0usize;
     let mut failed = false;
     let mut topics = Vec::with_capacity(req.topics.len());
