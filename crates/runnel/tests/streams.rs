@@ -322,6 +322,12 @@ fn a_second_instance_on_a_state_directory_in_use_refuses_to_start() {
     generate(&server, 7, 200, 0);
     let first = App::start(&server, dir.path(), "a", false);
     first.wait_for_tasks();
+    // A fresh state directory needs no repair, and says none.
+    assert!(
+        !first.log().contains("repairing state database"),
+        "{}",
+        first.log()
+    );
     let pid = first.child.as_ref().expect("running").id();
     let out = Command::new(env!("CARGO_BIN_EXE_runnel"))
         .args(["demo", "unstable-apps", "run", "-b", &server.bootstrap()])

@@ -233,14 +233,19 @@ impl DiskStores {
         let path = dir.join(DB_FILE);
         let started = Instant::now();
         let repair_path = path.clone();
+        // redb reports a new file's initialisation through the repair
+        // callback too: only a database that existed can need repairing.
+        let existed = path.exists();
         let db = redb::Database::builder()
             .set_cache_size(self.cache_bytes)
             .set_repair_callback(move |s| {
-                tracing::warn!(
-                    path = %repair_path.display(),
-                    progress = s.progress(),
-                    "repairing state database after an unclean shutdown"
-                );
+                if existed {
+                    tracing::warn!(
+                        path = %repair_path.display(),
+                        progress = s.progress(),
+                        "repairing state database after an unclean shutdown"
+                    );
+                }
             })
             .create(&path)
             .map_err(|e| storage(store, format!("opening {}: {e}", path.display())))?;
