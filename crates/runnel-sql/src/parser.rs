@@ -240,6 +240,15 @@ pub fn parse_expr(text: &str) -> Result<Expr, ParseError> {
 /// returned without one, so a caller can tell it is unterminated. Empty
 /// statements are skipped.
 pub fn split_statements(text: &str) -> Result<Vec<String>, ParseError> {
+    Ok(split_statements_at(text)?
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect())
+}
+
+/// [`split_statements`], each statement with the byte offset in `text`
+/// where it starts (to report positions in the whole script).
+pub fn split_statements_at(text: &str) -> Result<Vec<(usize, String)>, ParseError> {
     let tokens = tokenize(text)?;
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
@@ -248,12 +257,12 @@ pub fn split_statements(text: &str) -> Result<Vec<String>, ParseError> {
         match t.kind {
             TokenKind::Semicolon => {
                 if let Some(s) = start.take() {
-                    out.push(text.get(s..t.end).unwrap_or("").to_string());
+                    out.push((s, text.get(s..t.end).unwrap_or("").to_string()));
                 }
             }
             TokenKind::Eof => {
                 if let Some(s) = start.take() {
-                    out.push(text.get(s..last_end).unwrap_or("").to_string());
+                    out.push((s, text.get(s..last_end).unwrap_or("").to_string()));
                 }
             }
             _ => {

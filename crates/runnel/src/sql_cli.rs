@@ -53,13 +53,13 @@ pub fn run(args: SqlArgs) -> Result<()> {
     let client = Client::new(&args.server);
     let mut out = std::io::stdout();
     let batch = if let Some(text) = &args.execute {
-        client.run_script(text, Path::new("."), &mut out)
+        client.run_script(text, Path::new("."), None, &mut out)
     } else if let Some(path) = &args.file {
         std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))
             .and_then(|text| {
                 let dir = path.parent().unwrap_or(Path::new("."));
-                client.run_script(&text, dir, &mut out)
+                client.run_script(&text, dir, Some(path), &mut out)
             })
     } else {
         return interactive(&client);
@@ -240,10 +240,29 @@ impl Client {
 
     /// Runs every statement of `text`, stopping at the first error.
     /// `RUN SCRIPT` paths are relative to `dir`.
-    pub fn run_script(&self, text: &str, dir: &Path, out: &mut dyn Write) -> Result<()> {
-        let statements = runnel_sql::parser::split_statements(text).map_err(|e| anyhow!("{e}"))?;
-        for stmt in statements {
-            self.run_statement(&stmt, dir, out)?;
+    /// Runs a script's statements in order, stopping at the first error.
+    /// With the script's `file`, errors name `file:line:col` in it.
+    pub fn run_script(
+        &self,
+        text: &str,
+        dir: &Path,
+        file: Option<&Path>,
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        let statements = runnel_sql::parser::split_statements_at(text).map_err(|e| match file {
+            Some(f) => anyhow!("{}: {e}", f.display()),
+            None => anyhow!("{e}"),
+        })?;
+        for (offset, stmt) in statements {
+            match (self.run_statement(&stmt, dir, out), file) {
+                (Ok(()), _) => {}
+                // A nested script's error names its own file already.
+                (Err(e), _) if e.downcast_ref::<ScriptError>().is_some() => return Err(e),
+                (Err(e), Some(f)) => {
+                    return Err(ScriptError(in_script(f, text, offset, &format!("{e:#}"))).into())
+                }
+                (Err(e), None) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -255,7 +274,7 @@ impl Client {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let dir = path.parent().unwrap_or(Path::new("."));
-            return self.run_script(&text, dir, out);
+            return self.run_script(&text, dir, Some(&path), out);
         }
         match kind_of(stmt) {
             Kind::Other => {
@@ -826,7 +845,7 @@ fn interactive(client: &Client) -> Result<()> {
                 }
                 let text = std::mem::take(&mut buffer);
                 let _ = rl.add_history_entry(text.trim_end());
-                if let Err(e) = client.run_script(&text, Path::new("."), &mut out) {
+                if let Err(e) = client.run_script(&text, Path::new("."), None, &mut out) {
                     eprintln!("{e:#}");
                 }
                 if let Some(h) = rl.helper_mut() {
@@ -844,6 +863,41 @@ fn interactive(client: &Client) -> Result<()> {
     Ok(())
 }
 
+/// An error already placed in a script file (`file:line:col: …`).
+#[derive(Debug)]
+struct ScriptError(String);
+
+impl std::fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScriptError {}
+
+/// `message` about the statement starting at byte `offset` of a script's
+/// `text`, as `file:line:col: …` in the script: a `line L:C: ` position
+/// relative to the statement is moved to the file; without one the
+/// statement's start is named.
+fn in_script(file: &Path, text: &str, offset: usize, message: &str) -> String {
+    let before = text.get(..offset).unwrap_or("");
+    let start_line = before.matches('\n').count() + 1;
+    let start_col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let positioned = message.strip_prefix("line ").and_then(|rest| {
+        let (pos, msg) = rest.split_once(": ")?;
+        let (l, c) = pos.split_once(':')?;
+        Some((l.parse::<usize>().ok()?, c.parse::<usize>().ok()?, msg))
+    });
+    match positioned {
+        Some((l, c, msg)) => {
+            let line = start_line + l - 1;
+            let col = if l == 1 { start_col + c - 1 } else { c };
+            format!("{}:{line}:{col}: {msg}", file.display())
+        }
+        None => format!("{}:{start_line}:{start_col}: {message}", file.display()),
+    }
+}
+
 /// `server` as a base URL: `http://` is assumed for `host:port`.
 fn base_url(server: &str) -> String {
     let server = server.trim_end_matches('/');
@@ -857,6 +911,27 @@ fn base_url(server: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn script_errors_name_the_file_line_and_column() {
+        let text = "CREATE STREAM a (k INT KEY) WITH (KAFKA_TOPIC='a', VALUE_FORMAT='JSON');\n\n  SELECT x\n    FROM nope;";
+        let offset = text.find("SELECT").unwrap();
+        let f = Path::new("etl.sql");
+        // Line 2, column 10 of the statement: line 4 of the file.
+        assert_eq!(
+            in_script(f, text, offset, "line 2:10: unknown source NOPE"),
+            "etl.sql:4:10: unknown source NOPE"
+        );
+        // Line 1 of the statement starts at its column in the file.
+        assert_eq!(
+            in_script(f, text, offset, "line 1:8: unknown column X"),
+            "etl.sql:3:10: unknown column X"
+        );
+        assert_eq!(
+            in_script(f, text, offset, "cannot reach the SQL API"),
+            "etl.sql:3:3: cannot reach the SQL API"
+        );
+    }
 
     #[test]
     fn servers_are_urls_or_host_and_port() {

@@ -376,3 +376,30 @@ fn a_closed_stdout_ends_commands_quietly() {
         );
     }
 }
+
+/// `runnel sql -f` names the failing statement's place in the file, not in
+/// the statement.
+#[test]
+fn sql_script_errors_name_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_sql(&dir.path().join("data"), &[]);
+    let script = dir.path().join("etl.sql");
+    std::fs::write(
+        &script,
+        "CREATE STREAM s (k STRING KEY, v INT)\n  WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', PARTITIONS=1);\n\nCREATE STREAM t AS\n  SELECT nope FROM s;\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["sql", "--server", &server.sql_url(), "-f"])
+        .arg(&script)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run runnel sql -f");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    // NOPE is on line 5, column 10 of the file (line 2 of its statement).
+    assert!(
+        err.contains(&format!("{}:5:10:", script.display())),
+        "{err}"
+    );
+}
