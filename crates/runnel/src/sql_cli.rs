@@ -333,7 +333,7 @@ impl Client {
         INTERRUPTED.store(false, Ordering::SeqCst);
         STREAMING.store(true, Ordering::SeqCst);
         let streaming = StreamingGuard;
-        let widths: Vec<usize> = names.iter().map(|n| n.len().max(12)).collect();
+        let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count().max(12)).collect();
         if kind == Kind::Push {
             print_rule(&widths, out)?;
             print_row(&names, &widths, out)?;
@@ -353,7 +353,18 @@ impl Client {
                     let row: Json = serde_json::from_str(&line?).context("a row is not JSON")?;
                     match &row {
                         Json::String(s) => writeln!(out, "{s}")?,
-                        Json::Array(_) => print_row(&row_cells(&row)?, &widths, out)?,
+                        Json::Array(_) => {
+                            let cells = row_cells(&row)?;
+                            // A wider value than its column so far (a
+                            // 13-digit WINDOWSTART, a long string): the
+                            // columns grow and the header is shown again.
+                            if widen(&mut widths, &cells) && kind == Kind::Push {
+                                print_rule(&widths, out)?;
+                                print_row(&names, &widths, out)?;
+                                print_rule(&widths, out)?;
+                            }
+                            print_row(&cells, &widths, out)?
+                        }
                         other => match other.get("message").and_then(Json::as_str) {
                             Some(m) => bail!("{m}"),
                             None => writeln!(out, "{other}")?,
@@ -400,6 +411,38 @@ fn row_cells(row: &Json) -> Result<Vec<String>> {
             None => bail!("unexpected row: {other}"),
         },
     }
+}
+
+/// What `help` prints in the shell.
+const HELP: &str = "\
+Type SQL statements in the ksqlDB dialect, each ending with ';' (a statement
+may span lines). Some to start with:
+
+  SHOW STREAMS;  SHOW TABLES;  SHOW QUERIES;  SHOW TOPICS;  SHOW FUNCTIONS;
+  DESCRIBE <source> [EXTENDED];  DESCRIBE FUNCTION <name>;  EXPLAIN <query id>;
+  CREATE STREAM|TABLE ... WITH (KAFKA_TOPIC='...', VALUE_FORMAT='JSON');
+  CREATE STREAM|TABLE <name> AS SELECT ...;     a persistent query
+  SELECT ... FROM <table> WHERE <key> = ...;    a pull query
+  SELECT ... FROM <source> EMIT CHANGES;        a push query (Ctrl-C stops it)
+  INSERT INTO <stream> (cols) VALUES (...);  PRINT '<topic>' FROM BEGINNING;
+  SET 'auto.offset.reset'='earliest';  UNSET '...';  RUN SCRIPT '<file.sql>';
+  TERMINATE <query id>;  DROP STREAM|TABLE <name> [DELETE TOPIC];
+
+Shell: 'help' shows this, 'exit' or 'quit' (or Ctrl-D) leaves, the arrow keys
+walk the history, Tab completes keywords and source names.
+";
+
+/// Grows `widths` to fit `cells`; whether any grew.
+fn widen(widths: &mut [usize], cells: &[String]) -> bool {
+    let mut grew = false;
+    for (w, c) in widths.iter_mut().zip(cells) {
+        let n = c.chars().count();
+        if n > *w {
+            *w = n;
+            grew = true;
+        }
+    }
+    grew
 }
 
 fn print_rule(widths: &[usize], out: &mut dyn Write) -> std::io::Result<()> {
@@ -819,7 +862,7 @@ fn interactive(client: &Client) -> Result<()> {
     }
     let mut out = std::io::stdout();
     println!("runnel sql {} — {}", env!("CARGO_PKG_VERSION"), client.base);
-    println!("Statements end with ';'. Ctrl-C stops a running query; 'exit' leaves.");
+    println!("Statements end with ';'. 'help' lists what you can type; Ctrl-C stops a running query; 'exit' leaves.");
     let mut buffer = String::new();
     loop {
         let prompt = if buffer.is_empty() {
@@ -833,6 +876,10 @@ fn interactive(client: &Client) -> Result<()> {
                     let word = line.trim().trim_end_matches(';').trim();
                     if word.eq_ignore_ascii_case("exit") || word.eq_ignore_ascii_case("quit") {
                         break;
+                    }
+                    if word.eq_ignore_ascii_case("help") {
+                        print!("{HELP}");
+                        continue;
                     }
                     if word.is_empty() {
                         continue;
@@ -930,6 +977,20 @@ mod tests {
         assert_eq!(
             in_script(f, text, offset, "cannot reach the SQL API"),
             "etl.sql:3:3: cannot reach the SQL API"
+        );
+    }
+
+    #[test]
+    fn push_query_columns_grow_to_fit_their_values() {
+        let mut widths = vec![12, 12];
+        assert!(!widen(&mut widths, &["a".into(), "12345".into()]));
+        assert!(widen(&mut widths, &["maps".into(), "1765065600000".into()]));
+        assert_eq!(widths, [12, 13]);
+        let mut out = Vec::new();
+        print_row(&["maps".into(), "1765065600000".into()], &widths, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "| maps         | 1765065600000 |\n"
         );
     }
 

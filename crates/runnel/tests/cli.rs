@@ -403,3 +403,30 @@ fn sql_script_errors_name_file_line_and_column() {
         "{err}"
     );
 }
+
+/// The shell's `help` lists what can be typed.
+#[test]
+fn the_sql_shell_has_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_sql(&dir.path().join("data"), &[]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["sql", "--server", &server.sql_url()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run runnel sql");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"help\nexit\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("SHOW STREAMS;") && text.contains("EMIT CHANGES"),
+        "{text}"
+    );
+}
