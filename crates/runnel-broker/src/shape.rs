@@ -290,6 +290,7 @@ const APIS: &[ApiShape] = &[
     api(ApiKey::EndTxn, 0, 5, 3, END_TXN),
     api(ApiKey::TxnOffsetCommit, 0, 3, 3, TXN_OFFSET_COMMIT),
     api(ApiKey::DescribeConfigs, 1, 4, 4, DESCRIBE_CONFIGS),
+    api(ApiKey::AlterConfigs, 0, 2, 2, ALTER_CONFIGS),
     api(ApiKey::CreatePartitions, 0, 3, 2, CREATE_PARTITIONS),
     api(ApiKey::DeleteGroups, 0, 2, 2, DELETE_GROUPS),
     api(
@@ -631,6 +632,18 @@ const CREATE_PARTITIONS: Ty = Ty::Struct(&[
 // DeleteGroups (42)
 const DELETE_GROUPS: Ty = Ty::Struct(&[f("groups_names", array(&STR))]);
 
+// AlterConfigs (33)
+const ALTER_CONFIGS_CONFIG: Ty = Ty::Struct(&[f("name", STR), f("value", NULLABLE_STR)]);
+const ALTER_CONFIGS_RESOURCE: Ty = Ty::Struct(&[
+    f("resource_type", I8),
+    f("resource_name", STR),
+    f("configs", array(&ALTER_CONFIGS_CONFIG)),
+]);
+const ALTER_CONFIGS: Ty = Ty::Struct(&[
+    f("resources", array(&ALTER_CONFIGS_RESOURCE)),
+    f("validate_only", BOOL),
+]);
+
 // IncrementalAlterConfigs (44)
 const INCREMENTAL_ALTER_CONFIGS_CONFIG: Ty = Ty::Struct(&[
     f("name", STR),
@@ -951,6 +964,7 @@ mod tests {
             ApiKey::DescribeConfigs => encode(&DescribeConfigsRequest::default(), v),
             ApiKey::CreatePartitions => encode(&CreatePartitionsRequest::default(), v),
             ApiKey::DeleteGroups => encode(&DeleteGroupsRequest::default(), v),
+            ApiKey::AlterConfigs => encode(&AlterConfigsRequest::default(), v),
             ApiKey::IncrementalAlterConfigs => {
                 encode(&IncrementalAlterConfigsRequest::default(), v)
             }
@@ -1421,6 +1435,27 @@ mod tests {
                     .with_unknown_tagged_fields(tags());
                 encode(&request, v)
             }
+            ApiKey::AlterConfigs => {
+                use alter_configs_request::*;
+                let resource = |name: &str| {
+                    AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s(name))
+                        .with_configs(vec![
+                            AlterableConfig::default()
+                                .with_name(s("retention.ms"))
+                                .with_value(Some(s("1000"))),
+                            AlterableConfig::default()
+                                .with_name(s("cleanup.policy"))
+                                .with_value(None),
+                        ])
+                };
+                let request = AlterConfigsRequest::default()
+                    .with_resources(vec![resource("orders"), resource("payments")])
+                    .with_validate_only(true)
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
             ApiKey::IncrementalAlterConfigs => {
                 use incremental_alter_configs_request::*;
                 let resource = |name: &str| {
@@ -1500,6 +1535,7 @@ mod tests {
             (DeleteTopics, 1, 6),
             (DeleteRecords, 0, 2),
             (DescribeConfigs, 1, 4),
+            (AlterConfigs, 0, 2),
             (CreatePartitions, 0, 3),
             (IncrementalAlterConfigs, 0, 1),
             (DescribeCluster, 0, 1),

@@ -43,6 +43,7 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::CreatePartitions, 0, 3),
     s(ApiKey::DeleteGroups, 0, 2),
     s(ApiKey::IncrementalAlterConfigs, 0, 1),
+    s(ApiKey::AlterConfigs, 0, 2),
     s(ApiKey::OffsetDelete, 0, 0),
     s(ApiKey::InitProducerId, 0, 4),
     s(ApiKey::AddPartitionsToTxn, 0, 3),

@@ -3,13 +3,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kafka_protocol::messages::alter_configs_request::AlterableConfig as LegacyConfig;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse as LegacyResourceResponse;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{
-    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse,
+    AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::ResponseError;
 use runnel_log::{ConfigEntry, LogError};
@@ -215,6 +217,93 @@ pub(crate) fn describe_configs(
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// AlterConfigs (the legacy API librdkafka's `AlterConfigs` and older
+/// tools use): the given configs become the resource's whole set of
+/// overrides, the ones not named are removed, all or nothing.
+pub(crate) async fn alter_configs(
+    broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
+    req: AlterConfigsRequest,
+) -> Result<AlterConfigsResponse, BrokerError> {
+    let b = broker.clone();
+    blocking(move || {
+        let responses = req
+            .resources
+            .into_iter()
+            .map(|res| {
+                let mut r = LegacyResourceResponse::default()
+                    .with_resource_type(res.resource_type)
+                    .with_resource_name(res.resource_name.clone());
+                let outcome = match res.resource_type {
+                    RESOURCE_TOPIC => replace_topic_configs(
+                        &b,
+                        &res.resource_name,
+                        &res.configs,
+                        req.validate_only,
+                    ),
+                    RESOURCE_BROKER => Err((
+                        ResponseError::InvalidRequest,
+                        "broker settings are static: set them with runnel serve flags or its config file".to_string(),
+                    )),
+                    other => Err((
+                        ResponseError::InvalidRequest,
+                        format!("unsupported config resource type {other}"),
+                    )),
+                };
+                if let Err((code, message)) = outcome {
+                    r.error_code = code.code();
+                    r.error_message = Some(str_bytes(&message));
+                }
+                r
+            })
+            .collect();
+        AlterConfigsResponse::default().with_responses(responses)
+    })
+    .await
+}
+
+fn replace_topic_configs(
+    broker: &Broker,
+    name: &str,
+    configs: &[LegacyConfig],
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    let log_err = |e: LogError| (log_error_code(&e), e.to_string());
+    let topic = broker
+        .log()
+        .topic(name)
+        .ok_or_else(|| log_err(LogError::UnknownTopic(name.to_string())))?;
+    let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+    for c in configs {
+        match &c.value {
+            Some(v) => {
+                wanted.insert(c.name.to_string(), v.to_string());
+            }
+            None => {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("{} needs a value", &*c.name),
+                ))
+            }
+        }
+    }
+    if validate_only {
+        return broker
+            .log()
+            .validate_configs(&wanted)
+            .map(|_| ())
+            .map_err(log_err);
+    }
+    let mut changes: Vec<(String, Option<String>)> = topic
+        .overrides()
+        .into_keys()
+        .filter(|k| !wanted.contains_key(k))
+        .map(|k| (k, None))
+        .collect();
+    changes.extend(wanted.into_iter().map(|(k, v)| (k, Some(v))));
+    topic.alter_configs(&changes).map_err(log_err)
 }
 
 /// IncrementalAlterConfigs operations.

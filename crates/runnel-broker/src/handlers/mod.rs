@@ -117,6 +117,9 @@ pub(crate) async fn handle(
         RequestKind::IncrementalAlterConfigs(req) => ResponseKind::IncrementalAlterConfigs(
             configs::incremental_alter_configs(broker, ctx, req).await?,
         ),
+        RequestKind::AlterConfigs(req) => {
+            ResponseKind::AlterConfigs(configs::alter_configs(broker, ctx, req).await?)
+        }
         other => {
             // versions::accepted() let it through, so this is a routing bug.
             return Err(BrokerError::Malformed(format!(
