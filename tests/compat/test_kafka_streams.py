@@ -1,0 +1,308 @@
+"""Kafka Streams (kafka-streams of the fixture's version, exactly_once_v2)
+on Runnel's broker, checked against runnel-streams on the same input.
+
+The talk's slide-8 topology runs twice on one private Runnel broker: as
+runnel-streams (`runnel demo unstable-apps run --exactly-once`) and as a
+Kafka Streams application (`java/UnstableApps.java`, compiled at test time
+into the jar cache), each with its own application id and output topics.
+`runnel demo unstable-apps` names its topics itself, hence the private
+broker. Each application runs until its group's committed offsets reach
+the end of both input topics, and is then stopped. The three output
+topics of each, read `read_committed` as tables (latest value per key,
+a tombstone removes its key), must be what the input says, byte for
+byte: the counts per app and day, and their join filtered by the crash
+ratio; and the two applications' tables must be equal. Kafka Streams'
+are; runnel-streams' join misses rows in some runs (the race described at
+`RUNNEL_JOIN_RACE`), a non-strict xfail until it is fixed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+import kafka_cluster
+from compat_util import ck_admin, ck_create_topic, wait_until
+from conftest import RunnelServer, runnel_bin, tail
+
+pytestmark = pytest.mark.kafka
+
+SOURCE = Path(__file__).resolve().parent / "java" / "UnstableApps.java"
+
+DAY_MS = 86_400_000
+EVENTS, DAYS, SEED, PARTITIONS = 4000, 4, 7, 3
+THRESHOLD, GRACE_SECS = 0.1, 3600
+INPUTS = ("apps_opened", "app_crashes")
+OUTPUTS = ("opened_per_day", "crashed_per_day", "unstable_apps")
+JAVA_PREFIX = "java_"
+RUN_TIMEOUT_S = 60.0
+
+
+@pytest.fixture(scope="session")
+def unstable_apps_classes(kafka_libs) -> Path:
+    return kafka_cluster.compile_java([SOURCE], "unstable-apps")
+
+
+def read_table(bootstrap: str, topic: str) -> tuple[dict[bytes, bytes], int]:
+    """The topic as a table, read_committed to the end; and how many records it held."""
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": "kafka-streams-verifier",
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+        "enable.partition.eof": True,
+    })
+    try:
+        parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
+        assert len(parts) == PARTITIONS, f"{topic} has partitions {parts}"
+        c.assign([TopicPartition(topic, p, 0) for p in parts])
+        at_end: set[int] = set()
+        rows: dict[bytes, bytes] = {}
+        records = 0
+        deadline = time.monotonic() + 30
+        while len(at_end) < len(parts):
+            assert time.monotonic() < deadline, f"{topic}: no end of partitions {set(parts) - at_end}"
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error() is not None:
+                assert m.error().code() == KafkaError._PARTITION_EOF, m.error()
+                at_end.add(m.partition())
+                continue
+            records += 1
+            if m.value() is None:
+                rows.pop(m.key(), None)
+            else:
+                rows[m.key()] = m.value()
+        return rows, records
+    finally:
+        c.close()
+
+
+def input_records(bootstrap: str, topic: str) -> list[tuple[bytes, int]]:
+    """(key, timestamp) of every input record."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "kafka-streams-verifier",
+                  "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        at_end: set[int] = set()
+        out = []
+        while len(at_end) < PARTITIONS:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error() is not None:
+                assert m.error().code() == KafkaError._PARTITION_EOF, m.error()
+                at_end.add(m.partition())
+                continue
+            out.append((m.key(), m.timestamp()[1]))
+        return out
+    finally:
+        c.close()
+
+
+def end_offsets(bootstrap: str) -> dict[tuple[str, int], int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "kafka-streams-verifier"})
+    try:
+        return {(t, p): c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+                for t in INPUTS for p in range(PARTITIONS)}
+    finally:
+        c.close()
+
+
+def caught_up(bootstrap: str, group: str, ends: dict[tuple[str, int], int]) -> bool:
+    """The group's committed offsets are at the end of every input partition.
+
+    With exactly-once the offsets commit in the transaction that writes the
+    results of the records before them, so the output is complete then."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        committed = c.committed([TopicPartition(t, p) for t, p in ends], timeout=10)
+    finally:
+        c.close()
+    return all(tp.offset == ends[(tp.topic, tp.partition)] or (tp.offset < 0 and ends[(tp.topic, tp.partition)] == 0)
+               for tp in committed)
+
+
+def run_until_caught_up(proc: subprocess.Popen, log: Path, bootstrap: str, group: str, ends) -> None:
+    def done():
+        assert proc.poll() is None, f"{group} exited with {proc.returncode}; log:\n{tail(log)}"
+        return caught_up(bootstrap, group, ends)
+
+    wait_until(done, timeout=RUN_TIMEOUT_S, interval=0.25, what=f"{group} to commit the end of its input")
+
+
+def expected_tables(opened_in, crashed_in) -> dict[str, dict[bytes, bytes]]:
+    """What the topology must write, computed from the input records."""
+    def counts(records):
+        out: dict[bytes, int] = {}
+        for key, ts in records:
+            wkey = key + (ts - ts % DAY_MS).to_bytes(8, "big")
+            out[wkey] = out.get(wkey, 0) + 1
+        return out
+
+    opens, crashes = counts(opened_in), counts(crashed_in)
+    unstable = {}
+    for k in opens.keys() & crashes.keys():
+        o, c = opens[k], crashes[k]
+        ratio = c / max(o, 1)
+        if ratio > THRESHOLD:
+            # Python's repr of a float is the shortest decimal that reads
+            # back as it, as serde_json (ryu) prints it in this range.
+            unstable[k] = f'{{"OPENS":{o},"CRASHES":{c},"RATIO":{ratio!r}}}'.encode()
+    return {
+        "opened_per_day": {k: f'{{"OPENS":{n}}}'.encode() for k, n in opens.items()},
+        "crashed_per_day": {k: f'{{"CRASHES":{n}}}'.encode() for k, n in crashes.items()},
+        "unstable_apps": unstable,
+        "_joined": {k: b"" for k in opens.keys() & crashes.keys()},
+    }
+
+
+def show_key(k: bytes) -> str:
+    return f"{k[:-8].decode()}@{int.from_bytes(k[-8:], 'big')}"
+
+
+def table_diff(got: dict[bytes, bytes], want: dict[bytes, bytes]) -> list[str]:
+    return [f"{show_key(k)}: {got.get(k)!r} instead of {want.get(k)!r}"
+            for k in sorted(got.keys() | want.keys()) if got.get(k) != want.get(k)]
+
+
+@pytest.fixture(scope="module")
+def slide8(unstable_apps_classes, tmp_path_factory):
+    """Both applications run once on one private broker: every table they wrote, and the expected ones."""
+    base = tmp_path_factory.mktemp("slide8")
+    server = RunnelServer(runnel_bin(), base / "data", base / "runnel.log").start()
+    try:
+        yield run_both(server.bootstrap, base, unstable_apps_classes)
+    finally:
+        code = server.stop()
+        assert code == 0, f"runnel serve exited with {code}:\n{tail(server.log_path)}"
+
+
+def run_both(bootstrap: str, tmp_path: Path, unstable_apps_classes: Path) -> dict:
+    now = int(time.time() * 1000)
+    # Whole days ending with yesterday: the same input on every run of a day.
+    start = now - now % DAY_MS - DAYS * DAY_MS
+    gen = subprocess.run(
+        [str(runnel_bin()), "demo", "unstable-apps", "generate", "-b", bootstrap,
+         "--events", str(EVENTS), "--days", str(DAYS), "--seed", str(SEED),
+         "--partitions", str(PARTITIONS), "--start-ms", str(start)],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert gen.returncode == 0, gen.stderr
+    admin = ck_admin(bootstrap)
+    for t in OUTPUTS:
+        ck_create_topic(admin, JAVA_PREFIX + t, partitions=PARTITIONS)
+    ends = end_offsets(bootstrap)
+    assert sum(ends.values()) > EVENTS
+
+    env = dict(os.environ, RUNNEL_LOG="info", NO_COLOR="1")
+    timings = {}
+
+    # runnel-streams first, then Kafka Streams: one application at a time
+    # on the 2 cores, so that neither one's timing depends on the other's.
+    runnel_log = tmp_path / "runnel-streams.log"
+    t0 = time.monotonic()
+    with open(runnel_log, "wb") as log:
+        proc = subprocess.Popen(
+            [str(runnel_bin()), "demo", "unstable-apps", "run", "-b", bootstrap, "--exactly-once",
+             "--application-id", "runnel-slide8", "--threshold", str(THRESHOLD),
+             "--grace-secs", str(GRACE_SECS)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+        try:
+            run_until_caught_up(proc, runnel_log, bootstrap, "runnel-slide8", ends)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, f"runnel-streams exited with {proc.returncode}:\n{tail(runnel_log)}"
+    timings["runnel-streams"] = time.monotonic() - t0
+
+    java_log = tmp_path / "kafka-streams.log"
+    t0 = time.monotonic()
+    with open(java_log, "wb") as log:
+        proc = subprocess.Popen(
+            kafka_cluster.java("UnstableApps", bootstrap, "kafka-streams-slide8", str(tmp_path / "state"),
+                               JAVA_PREFIX, str(THRESHOLD), str(GRACE_SECS),
+                               cp=kafka_cluster.classpath(unstable_apps_classes),
+                               props={"org.slf4j.simpleLogger.defaultLogLevel": "warn"}),
+            stdin=subprocess.PIPE, stdout=log, stderr=log)
+        try:
+            run_until_caught_up(proc, java_log, bootstrap, "kafka-streams-slide8", ends)
+        finally:
+            if proc.poll() is None:
+                proc.stdin.write(b"stop\n")
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, f"Kafka Streams exited with {proc.returncode}:\n{tail(java_log)}"
+    timings["kafka-streams"] = time.monotonic() - t0
+    print("run times:", {k: round(v, 1) for k, v in timings.items()})
+
+    want = expected_tables(input_records(bootstrap, INPUTS[0]), input_records(bootstrap, INPUTS[1]))
+    got = {}
+    for t in OUTPUTS:
+        got[("runnel", t)] = read_table(bootstrap, t)
+        got[("java", t)] = read_table(bootstrap, JAVA_PREFIX + t)
+    return {"want": want, "got": got}
+
+
+def test_the_input_is_non_trivial(slide8):
+    want = slide8["want"]
+    # Every app on every day, and the filter keeps some joined rows and
+    # drops others.
+    assert len(want["opened_per_day"]) == 8 * DAYS
+    assert len(want["unstable_apps"]) >= 10
+    assert len(want["_joined"]) - len(want["unstable_apps"]) >= 5
+
+
+@pytest.mark.parametrize("table", OUTPUTS)
+def test_kafka_streams_exactly_once_on_runnel(slide8, table):
+    """Kafka Streams with exactly_once_v2 on Runnel's broker writes the
+    tables the input implies, in runnel-streams' byte layout."""
+    rows, records = slide8["got"][("java", table)]
+    assert records >= len(rows) > 0
+    assert table_diff(rows, slide8["want"][table]) == []
+
+
+# runnel-streams' bug, not Kafka Streams': in some runs (1 in 6 to 3 in 5
+# on an idle 2-core machine) its unstable_apps lacks the rows of partition
+# 2's first two days (camera, chat and weather on day 1, chat and weather on
+# day 2: 5 of 21 rows) while both count tables are exact. A task reading two
+# partitions waits for one whose lag is unknown at most `max_task_idle`
+# (500 ms, app.rs `process`), then goes on with what it has. When one
+# input's first records come later than that (failing runs commit a first
+# transaction 510 ms after the task is created, holding one output
+# partition; passing runs commit everything in one), the task processes
+# the other input's whole buffered partition, that input's window store
+# expires the first days, and the join of the late input's records finds
+# nothing. Kafka Streams waits as long as the lag is unknown or positive
+# (max.task.idle.ms only bounds the wait for caught-up partitions), so it
+# processes in timestamp order. Not strict: the race goes either way.
+RUNNEL_JOIN_RACE = (
+    "runnel-streams processes one input ahead of the other when a partition's first fetch "
+    "takes longer than max_task_idle (500 ms); the join then misses expired windows")
+
+
+@pytest.mark.parametrize("table", [
+    "opened_per_day",
+    "crashed_per_day",
+    pytest.param("unstable_apps", marks=pytest.mark.xfail(reason=RUNNEL_JOIN_RACE, strict=False)),
+])
+def test_runnel_streams_equals_kafka_streams(slide8, table):
+    runnel, records = slide8["got"][("runnel", table)]
+    java, _ = slide8["got"][("java", table)]
+    assert records >= len(runnel) > 0
+    assert table_diff(runnel, java) == []
