@@ -141,6 +141,10 @@ impl Topology {
     }
 }
 
+/// How long a task reading several partitions waits at most for one whose
+/// lag is not known yet (see [`StreamsConfig::max_task_idle`]).
+const UNKNOWN_LAG_WAIT: Duration = Duration::from_secs(30);
+
 /// Settings of one application instance.
 #[derive(Clone)]
 pub struct StreamsConfig {
@@ -157,9 +161,12 @@ pub struct StreamsConfig {
     pub max_uncommitted_writes: usize,
     /// Storage for state stores.
     pub stores: Arc<dyn StoreSupplier>,
-    /// A task reading several partitions waits for one that is empty but
-    /// not known to be caught up (so it processes in timestamp order), at
-    /// most this long before going on without it.
+    /// A task reading several partitions processes their records in
+    /// timestamp order: it waits for an empty partition that has more data
+    /// (positive lag) until the data arrives, and for one whose lag is not
+    /// known yet at most the longer of this and 30 s (a safety bound for a
+    /// backend that cannot tell; Kafka Streams waits as long as it takes).
+    /// A caught-up partition is not waited for.
     pub max_task_idle: Duration,
     /// This instance's own interactive-query endpoint (`host:port`), as
     /// [`crate::query::KeyMetadata::active`] reports it. Other instances learn it
@@ -537,6 +544,13 @@ impl Streams {
     }
 
     fn process(&mut self) -> Result<usize, StreamsError> {
+        /// Why a task holds back its queued records.
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+        enum Wait {
+            No,
+            ForLag,
+            ForData,
+        }
         let mut n = 0usize;
         let wall = now_ms();
         let backend = &mut self.backend;
@@ -547,31 +561,40 @@ impl Streams {
             task.cx.wall_ms = wall;
             let several = task.roots.len() > 1;
             loop {
-                // The queued record with the smallest timestamp goes first;
-                // an empty partition that is known to have more data makes
-                // the task wait for it (Kafka's max.task.idle.ms = 0).
-                let mut wait = false;
+                // The queued record with the smallest timestamp goes first.
+                // An empty partition that has more data (positive lag)
+                // makes the task wait for it, however long the fetch takes:
+                // going on would process the other inputs past records
+                // that exist (a join would then miss them for good). One
+                // whose lag is not known yet (no fetch answered since the
+                // assignment) is waited for too, as Kafka Streams does,
+                // within a safety bound; a caught-up one (lag 0) is not
+                // waited for (Kafka's max.task.idle.ms = 0).
+                let mut wait = Wait::No;
                 if several {
                     for topic in task.roots.keys() {
                         if task.queues.get(topic).is_none_or(VecDeque::is_empty) {
                             let tp = TopicPartition::new(topic.clone(), id.partition);
                             let lag = *lags.entry(tp).or_insert_with_key(|tp| backend.lag(tp));
-                            if lag != Some(0) {
-                                wait = true;
-                            }
+                            wait = wait.max(match lag {
+                                Some(0) => Wait::No,
+                                Some(_) => Wait::ForData,
+                                None => Wait::ForLag,
+                            });
                         }
                     }
                 }
-                // Waiting is bounded: after max_task_idle the task goes on
-                // with what it has (Kafka's enforced processing).
-                if wait {
-                    let since = *task.idle_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= max_idle {
-                        wait = false;
+                let wait = match wait {
+                    Wait::No => {
+                        task.idle_since = None;
+                        false
                     }
-                } else {
-                    task.idle_since = None;
-                }
+                    Wait::ForData => true,
+                    Wait::ForLag => {
+                        let since = *task.idle_since.get_or_insert_with(Instant::now);
+                        since.elapsed() < max_idle.max(UNKNOWN_LAG_WAIT)
+                    }
+                };
                 let mut best: Option<(i64, &String, &mut VecDeque<ConsumedRecord>)> = None;
                 for (topic, q) in task.queues.iter_mut() {
                     if let Some(ts) = q.front().map(|r| r.timestamp) {
