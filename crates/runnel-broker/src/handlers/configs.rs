@@ -236,22 +236,9 @@ pub(crate) async fn alter_configs(
                 let mut r = LegacyResourceResponse::default()
                     .with_resource_type(res.resource_type)
                     .with_resource_name(res.resource_name.clone());
-                let outcome = match res.resource_type {
-                    RESOURCE_TOPIC => replace_topic_configs(
-                        &b,
-                        &res.resource_name,
-                        &res.configs,
-                        req.validate_only,
-                    ),
-                    RESOURCE_BROKER => Err((
-                        ResponseError::InvalidRequest,
-                        "broker settings are static: set them with runnel serve flags or its config file".to_string(),
-                    )),
-                    other => Err((
-                        ResponseError::InvalidRequest,
-                        format!("unsupported config resource type {other}"),
-                    )),
-                };
+                let outcome = alter_resource(res.resource_type, || {
+                    replace_topic_configs(&b, &res.resource_name, &res.configs, req.validate_only)
+                });
                 if let Err((code, message)) = outcome {
                     r.error_code = code.code();
                     r.error_message = Some(str_bytes(&message));
@@ -262,6 +249,26 @@ pub(crate) async fn alter_configs(
         AlterConfigsResponse::default().with_responses(responses)
     })
     .await
+}
+
+/// Runs `alter_topic` for a topic resource; refuses the others (broker
+/// settings are static).
+fn alter_resource(
+    resource_type: i8,
+    alter_topic: impl FnOnce() -> Result<(), (ResponseError, String)>,
+) -> Result<(), (ResponseError, String)> {
+    match resource_type {
+        RESOURCE_TOPIC => alter_topic(),
+        RESOURCE_BROKER => Err((
+            ResponseError::InvalidRequest,
+            "broker settings are static: set them with runnel serve flags or its config file"
+                .to_string(),
+        )),
+        other => Err((
+            ResponseError::InvalidRequest,
+            format!("unsupported config resource type {other}"),
+        )),
+    }
 }
 
 fn replace_topic_configs(
@@ -326,17 +333,9 @@ pub(crate) async fn incremental_alter_configs(
                 let mut r = AlterConfigsResourceResponse::default()
                     .with_resource_type(res.resource_type)
                     .with_resource_name(res.resource_name.clone());
-                let outcome = match res.resource_type {
-                    RESOURCE_TOPIC => alter_topic(&b, &res.resource_name, &res.configs, req.validate_only),
-                    RESOURCE_BROKER => Err((
-                        ResponseError::InvalidRequest,
-                        "broker settings are static: set them with runnel serve flags or its config file".to_string(),
-                    )),
-                    other => Err((
-                        ResponseError::InvalidRequest,
-                        format!("unsupported config resource type {other}"),
-                    )),
-                };
+                let outcome = alter_resource(res.resource_type, || {
+                    alter_topic(&b, &res.resource_name, &res.configs, req.validate_only)
+                });
                 if let Err((code, message)) = outcome {
                     r.error_code = code.code();
                     r.error_message = Some(str_bytes(&message));
