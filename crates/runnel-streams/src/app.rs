@@ -1056,3 +1056,149 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+#[cfg(test)]
+mod wait_tests {
+    //! A task reading two inputs waits for one whose lag is not known yet
+    //! (its first fetch is slow), instead of going on without it after
+    //! `max_task_idle`: the records then come out in timestamp order.
+
+    use super::*;
+    use crate::backend::{BackendError, ConsumedRecord, PollEvent, ProducedRecord};
+    use crate::serdes::StringSerde;
+    use crate::StreamsBuilder;
+
+    /// Serves "a" at once and "b" only after `b_after`; "b"'s lag is
+    /// unknown until then.
+    struct SlowSecondInput {
+        started: Instant,
+        b_after: Duration,
+        polls: usize,
+        a_sent: bool,
+        b_sent: bool,
+        sent: Arc<Mutex<Vec<ProducedRecord>>>,
+    }
+
+    fn rec(topic: &str, offset: i64, ts: i64) -> ConsumedRecord {
+        ConsumedRecord {
+            topic: topic.into(),
+            partition: 0,
+            offset,
+            timestamp: ts,
+            key: Some(b"k".to_vec()),
+            value: Some(format!("{topic}@{ts}").into_bytes()),
+            headers: Vec::new(),
+        }
+    }
+
+    impl Backend for SlowSecondInput {
+        fn partition_count(&mut self, _: &str) -> Result<Option<i32>, BackendError> {
+            Ok(Some(1))
+        }
+        fn create_topic(
+            &mut self,
+            _: &str,
+            _: i32,
+            _: &[(String, String)],
+        ) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn subscribe(&mut self, _: &[String]) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn poll(&mut self, timeout: Duration) -> Result<Vec<PollEvent>, BackendError> {
+            self.polls += 1;
+            if self.polls == 1 {
+                return Ok(vec![PollEvent::Assigned(vec![
+                    TopicPartition::new("a", 0),
+                    TopicPartition::new("b", 0),
+                ])]);
+            }
+            if !self.a_sent {
+                self.a_sent = true;
+                return Ok(vec![PollEvent::Records(vec![
+                    rec("a", 0, 10),
+                    rec("a", 1, 30),
+                ])]);
+            }
+            if !self.b_sent && self.started.elapsed() >= self.b_after {
+                self.b_sent = true;
+                return Ok(vec![PollEvent::Records(vec![rec("b", 0, 20)])]);
+            }
+            std::thread::sleep(timeout.min(Duration::from_millis(5)));
+            Ok(Vec::new())
+        }
+        fn seek(&mut self, _: &TopicPartition, _: i64) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn committed(&mut self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>, BackendError> {
+            Ok(vec![None; tps.len()])
+        }
+        fn begin(&mut self) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn send(&mut self, records: Vec<ProducedRecord>) -> Result<(), BackendError> {
+            self.sent.lock().unwrap().extend(records);
+            Ok(())
+        }
+        fn commit(&mut self, _: &[(TopicPartition, i64)]) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn abort(&mut self) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn end_offsets(&mut self, tps: &[TopicPartition]) -> Result<Vec<i64>, BackendError> {
+            Ok(vec![0; tps.len()])
+        }
+        fn lag(&mut self, tp: &TopicPartition) -> Option<i64> {
+            match tp.topic.as_str() {
+                "a" => self.a_sent.then_some(0),
+                _ => self.b_sent.then_some(0),
+            }
+        }
+        fn read_partition(
+            &mut self,
+            _: &TopicPartition,
+            from: i64,
+            _: &mut dyn FnMut(ConsumedRecord),
+        ) -> Result<i64, BackendError> {
+            Ok(from)
+        }
+    }
+
+    #[test]
+    fn a_partition_whose_lag_is_unknown_is_waited_for() {
+        let b = StreamsBuilder::new();
+        let a = b.stream("a", StringSerde, StringSerde);
+        a.merge(&b.stream("b", StringSerde, StringSerde))
+            .to_with("out", StringSerde, StringSerde);
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let backend = SlowSecondInput {
+            started: Instant::now(),
+            // Far longer than max_task_idle: the old bound gave up on "b".
+            b_after: Duration::from_millis(300),
+            polls: 0,
+            a_sent: false,
+            b_sent: false,
+            sent: sent.clone(),
+        };
+        let mut config = StreamsConfig::new("wait");
+        config.max_task_idle = Duration::from_millis(20);
+        config.poll_timeout = Duration::from_millis(5);
+        let mut streams = Streams::new(b.build().unwrap(), config, Box::new(backend)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while streams.metrics().processed < 3 {
+            assert!(Instant::now() < deadline, "not all records processed");
+            streams.poll_once().unwrap();
+        }
+        streams.commit().unwrap();
+        let order: Vec<i64> = sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.topic == "out")
+            .map(|r| r.timestamp)
+            .collect();
+        assert_eq!(order, [10, 20, 30]);
+    }
+}
