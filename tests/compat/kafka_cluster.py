@@ -386,12 +386,18 @@ class KafkaCluster:
 
     def _random_cluster_id(self) -> str:
         # A KRaft cluster id is a base64url-encoded UUID without padding,
-        # what `kafka-storage random-uuid` prints.
-        return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # what `kafka-storage random-uuid` prints. Like Kafka's own
+        # Uuid.randomUuid, never one starting with '-': the storage tool
+        # would read it as an option (1 start in 64 failed that way).
+        while True:
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            if not cid.startswith("-"):
+                return cid
 
     def _format(self, node: int) -> None:
         proc = subprocess.run(
-            java("kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(self.config_path(node))),
+            java("kafka.tools.StorageTool", "format", f"--cluster-id={self.cluster_id}", "-c",
+                 str(self.config_path(node))),
             capture_output=True, text=True, stdin=subprocess.DEVNULL,
         )
         if proc.returncode != 0:
