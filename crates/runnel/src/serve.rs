@@ -24,6 +24,7 @@ pub use crate::config::ServeConfig as ServeArgs;
 const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn run(args: ServeArgs) -> Result<()> {
+    let stop = shutdown_signal()?;
     let config = args.resolve()?;
     let mut services = Supervisor::new();
     services.drain_timeout(HTTP_DRAIN_TIMEOUT);
@@ -69,7 +70,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             listen,
             advertised,
         ));
-        services.run(shutdown_signal()).await?;
+        services.run(stop).await?;
         return Ok(());
     }
 
@@ -112,7 +113,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             sql_listen(&config),
         ));
     }
-    services.run(shutdown_signal()).await?;
+    services.run(stop).await?;
     Ok(())
 }
 
@@ -142,23 +143,29 @@ impl Service for KafkaService {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed
+/// when this is called, not when it is first awaited: a signal that comes
+/// while the server is still starting (its port may already accept
+/// connections) is kept and stops it cleanly once it serves, instead of
+/// killing the process.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => info!("interrupted; shutting down"),
+                _ = terminate.recv() => info!("terminated; shutting down"),
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => info!("interrupted; shutting down"),
-        _ = term => info!("terminated; shutting down"),
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            info!("interrupted; shutting down");
+        })
     }
 }

@@ -430,3 +430,15 @@ fn the_sql_shell_has_help() {
         "{text}"
     );
 }
+
+/// SIGTERM as soon as the port accepts connections (the server may still
+/// be starting its services) stops the server cleanly, exit 0, rather than
+/// killing it before its signal handler is in place.
+#[test]
+fn sigterm_during_start_up_is_a_clean_stop() {
+    for i in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Server::start(&dir.path().join("data"), &[]);
+        assert_eq!(server.terminate(), Some(0), "start {i}");
+    }
+}
