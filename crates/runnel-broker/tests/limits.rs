@@ -19,17 +19,6 @@ async fn answers(addr: std::net::SocketAddr) {
     assert_eq!(resp.error_code, 0);
 }
 
-/// Resident memory of this process (the broker runs in it), in bytes.
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_per_address_cap_are_closed() {
     let r = start_with(|c| c.max_connections_per_ip = 5).await;
@@ -82,31 +71,25 @@ async fn connections_beyond_the_per_address_cap_are_closed() {
     }
 }
 
+/// 200 clients each claim a 100 MiB frame and stall after 10 bytes: the
+/// broker keeps answering others. (What such frames hold is what their
+/// clients sent, within the request budget: `server::limit_tests` checks
+/// that accounting deterministically. Process RSS is no measure here: it
+/// is shared with the other tests of this binary running in parallel.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn half_sent_huge_frames_hold_no_memory_and_the_broker_keeps_answering() {
+async fn half_sent_huge_frames_leave_the_broker_answering() {
     let r = start_with(|c| c.max_request_bytes = 100 * 1024 * 1024).await;
     answers(r.addr).await;
-    let before = rss();
     let mut held = Vec::new();
     for _ in 0..200 {
         let mut c = TcpStream::connect(r.addr).await.unwrap();
-        // Claims 100 MiB, sends 10 bytes of it, and stalls.
         c.write_all(&(100 * 1024 * 1024i32).to_be_bytes())
             .await
             .unwrap();
         c.write_all(&[7u8; 10]).await.unwrap();
         held.push(c);
     }
-    // Let the broker read what arrived.
     answers(r.addr).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let grown = rss().saturating_sub(before);
-    // 200 × 100 MiB claimed; allocating on the claim would be 20 GiB.
-    assert!(
-        grown < 64 * 1024 * 1024,
-        "RSS grew by {} MiB for 200 half-sent frames",
-        grown / (1024 * 1024)
-    );
     answers(r.addr).await;
 }
 
