@@ -286,7 +286,8 @@ mod tests {
             r#"{"type":"object","properties":{"zip":{"type":"string"}},"required":["zip"]}"#,
         );
         let text = r#"{"type":"object","properties":{"home":{"$ref":"address.json"}}}"#;
-        let s = ParsedSchema::parse(SchemaType::Json, text, std::slice::from_ref(&address)).unwrap();
+        let s =
+            ParsedSchema::parse(SchemaType::Json, text, std::slice::from_ref(&address)).unwrap();
         assert!(s.validate(&json!({"home": {"zip": "1"}})).is_ok());
         assert!(s.validate(&json!({"home": {}})).is_err());
 

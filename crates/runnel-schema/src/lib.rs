@@ -22,6 +22,7 @@ use std::str::FromStr;
 mod avro;
 mod json;
 mod protobuf;
+mod protobuf_compat;
 
 /// The kinds of schema the registry knows, named as in its API
 /// (`schemaType`; AVRO when absent).
@@ -293,7 +294,8 @@ impl ParsedSchema {
 pub fn check_backward(new: &ParsedSchema, previous: &ParsedSchema) -> Vec<Incompatibility> {
     match (&new.kind, &previous.kind) {
         (Kind::Avro(n), Kind::Avro(p)) => avro::check_backward(n, p),
-        (Kind::Protobuf(_), Kind::Protobuf(_)) | (Kind::Json(_), Kind::Json(_)) => {
+        (Kind::Protobuf(n), Kind::Protobuf(p)) => protobuf_compat::check_backward(n, p),
+        (Kind::Json(_), Kind::Json(_)) => {
             // The checkers for these types come next; until then only an
             // unchanged schema passes.
             if new.canonical == previous.canonical {
