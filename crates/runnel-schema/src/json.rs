@@ -34,24 +34,26 @@ impl fmt::Debug for Json {
 /// with `/` and their name (a relative `$ref` under a schema's `$id`).
 struct Retriever(Arc<BTreeMap<String, Value>>);
 
-impl Retriever {
-    fn find(&self, uri: &str) -> Option<&Value> {
-        let uri = uri.split('#').next().unwrap_or(uri);
-        if let Some(v) = self.0.get(uri) {
+/// The referenced schema a `$ref` URL (its fragment aside) names.
+pub(crate) fn find_reference<'a>(
+    references: &'a BTreeMap<String, Value>,
+    uri: &str,
+) -> Option<&'a Value> {
+    let uri = uri.split('#').next().unwrap_or(uri);
+    if let Some(v) = references.get(uri) {
+        return Some(v);
+    }
+    if let Some(rest) = uri.strip_prefix("json-schema:///") {
+        if let Some(v) = references.get(rest) {
             return Some(v);
         }
-        if let Some(rest) = uri.strip_prefix("json-schema:///") {
-            if let Some(v) = self.0.get(rest) {
-                return Some(v);
-            }
-        }
-        self.0.iter().find_map(|(name, v)| {
-            let name = name.trim_start_matches("./");
-            uri.strip_suffix(name)
-                .filter(|head| head.ends_with('/'))
-                .map(|_| v)
-        })
     }
+    references.iter().find_map(|(name, v)| {
+        let name = name.trim_start_matches("./");
+        uri.strip_suffix(name)
+            .filter(|head| head.ends_with('/'))
+            .map(|_| v)
+    })
 }
 
 impl jsonschema::Retrieve for Retriever {
@@ -59,7 +61,7 @@ impl jsonschema::Retrieve for Retriever {
         &self,
         uri: &jsonschema::Uri<String>,
     ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        self.find(uri.as_str())
+        find_reference(&self.0, uri.as_str())
             .cloned()
             .ok_or_else(|| format!("reference {} was not given", uri.as_str()).into())
     }
@@ -96,6 +98,10 @@ impl Json {
 
     pub(crate) fn value(&self) -> &Value {
         &self.schema
+    }
+
+    pub(crate) fn references(&self) -> &BTreeMap<String, Value> {
+        &self.references
     }
 
     pub(crate) fn canonical(&self) -> String {

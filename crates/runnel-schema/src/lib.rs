@@ -21,6 +21,7 @@ use std::str::FromStr;
 
 mod avro;
 mod json;
+mod json_compat;
 mod protobuf;
 mod protobuf_compat;
 
@@ -295,22 +296,7 @@ pub fn check_backward(new: &ParsedSchema, previous: &ParsedSchema) -> Vec<Incomp
     match (&new.kind, &previous.kind) {
         (Kind::Avro(n), Kind::Avro(p)) => avro::check_backward(n, p),
         (Kind::Protobuf(n), Kind::Protobuf(p)) => protobuf_compat::check_backward(n, p),
-        (Kind::Json(_), Kind::Json(_)) => {
-            // The checkers for these types come next; until then only an
-            // unchanged schema passes.
-            if new.canonical == previous.canonical {
-                Vec::new()
-            } else {
-                vec![Incompatibility {
-                    kind: "COMPATIBILITY_NOT_CHECKED".into(),
-                    path: "#/".into(),
-                    message: format!(
-                        "compatibility of changed {} schemas is not checked yet",
-                        new.schema_type()
-                    ),
-                }]
-            }
-        }
+        (Kind::Json(n), Kind::Json(p)) => json_compat::check_backward(n, p),
         _ => vec![Incompatibility {
             kind: "TYPE_MISMATCH".into(),
             path: "#/".into(),
