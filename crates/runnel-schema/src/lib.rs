@@ -22,6 +22,8 @@ use std::str::FromStr;
 mod avro;
 mod json;
 mod json_compat;
+#[cfg(test)]
+mod proptests;
 mod protobuf;
 mod protobuf_compat;
 
