@@ -25,6 +25,7 @@ mod json_compat;
 #[cfg(test)]
 mod proptests;
 mod protobuf;
+mod protobuf_builtin;
 mod protobuf_compat;
 
 /// The kinds of schema the registry knows, named as in its API

@@ -22,8 +22,8 @@ pub(crate) struct Protobuf {
     file: FileDescriptor,
 }
 
-/// Serves the schema and its references by import path, then Google's
-/// well-known types.
+/// Serves the schema and its references by import path, then the files
+/// Confluent knows built in, then Google's well-known types.
 struct Sources {
     files: BTreeMap<String, String>,
     google: GoogleFileResolver,
@@ -31,7 +31,10 @@ struct Sources {
 
 impl FileResolver for Sources {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-        match self.files.get(name) {
+        if let Some(source) = self.files.get(name) {
+            return File::from_source(name, source);
+        }
+        match crate::protobuf_builtin::file(name) {
             Some(source) => File::from_source(name, source),
             None => self.google.open_file(name),
         }
@@ -879,6 +882,33 @@ mod tests {
             }
         "#;
         parse(text);
+    }
+
+    #[test]
+    fn confluents_built_in_imports_need_no_references() {
+        for (name, _) in crate::protobuf_builtin::FILES {
+            let text =
+                format!("syntax = \"proto3\";\nimport \"{name}\";\nmessage M {{ int32 x = 1; }}");
+            ParsedSchema::parse(SchemaType::Protobuf, &text, &[])
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let text = r#"
+            syntax = "proto3";
+            import "confluent/meta.proto";
+            import "google/type/date.proto";
+            message Event {
+              option (confluent.message_meta) = { doc: "an event" };
+              google.type.Date day = 1 [(confluent.field_meta) = { tags: ["PII"] }];
+            }
+        "#;
+        let s = parse(text);
+        assert!(
+            s.canonical().contains("(confluent.field_meta)"),
+            "{}",
+            s.canonical()
+        );
+        let again = parse(s.canonical());
+        assert_eq!(again.canonical(), s.canonical());
     }
 
     #[test]
