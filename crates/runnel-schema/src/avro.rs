@@ -44,8 +44,16 @@ impl Avro {
         Ok(Avro { schema, names })
     }
 
+    /// The schema as apache-avro writes it back (every attribute kept:
+    /// doc, aliases, defaults, logical types, custom properties), compact
+    /// with sorted keys. Not Avro's parsing canonical form, which drops
+    /// doc, aliases and defaults: two registrations differing in a default
+    /// are two versions, as in Confluent's registry.
     pub(crate) fn canonical(&self) -> String {
-        self.schema.canonical_form()
+        match serde_json::to_value(&self.schema) {
+            Ok(v) => crate::json::canonical(&v),
+            Err(_) => self.schema.canonical_form(),
+        }
     }
 
     pub(crate) fn schema(&self) -> &Schema {
@@ -762,18 +770,29 @@ mod tests {
     }
 
     #[test]
-    fn canonical_form_ignores_whitespace_order_and_docs() {
+    fn canonical_form_ignores_layout_but_keeps_what_means_something() {
         let a = avro(
-            r#"{"type":"record","name":"R","namespace":"t","doc":"x","fields":[{"name":"a","type":"int"}]}"#,
+            r#"{"type":"record","name":"R","namespace":"t","doc":"x","fields":[{"name":"a","type":"int","default":1}]}"#,
         );
         let b = avro(
             r#"{
-                "fields": [ { "type": "int", "name": "a" } ],
+                "fields": [ { "default": 1, "type": "int", "name": "a" } ],
+                "doc": "x",
                 "name": "t.R",
                 "type": "record"
             }"#,
         );
         assert_eq!(a.canonical(), b.canonical());
+        let other_default = avro(
+            r#"{"type":"record","name":"R","namespace":"t","doc":"x","fields":[{"name":"a","type":"int","default":2}]}"#,
+        );
+        assert_ne!(a.canonical(), other_default.canonical());
+        let other_doc = avro(
+            r#"{"type":"record","name":"R","namespace":"t","doc":"y","fields":[{"name":"a","type":"int","default":1}]}"#,
+        );
+        assert_ne!(a.canonical(), other_doc.canonical());
+        // A fixed point.
+        assert_eq!(avro(a.canonical()).canonical(), a.canonical());
     }
 
     #[test]
