@@ -527,6 +527,16 @@ impl<'a> Checker<'a> {
                 None => self.property_added(reader, writer, name, rp, &here, &reader_required),
             }
         }
+        // Required names without a property schema of their own.
+        for &name in &reader_required {
+            if !reader_props.contains_key(name) && !writer_required.contains(name) {
+                self.add(
+                    "REQUIRED_ATTRIBUTE_ADDED",
+                    &format!("{path}/required"),
+                    format!("property {name} became required: old documents may lack it"),
+                );
+            }
+        }
         for (&name, &wp) in &writer_props {
             if reader_props.contains_key(name) {
                 continue;
@@ -1375,6 +1385,19 @@ mod tests {
         let mut new = obj(json!({"a": {"type": "string", "default": ""}}));
         new["required"] = json!(["a"]);
         compatible(new, obj(json!({"a": {"type": "string"}})));
+    }
+
+    #[test]
+    fn required_names_without_a_schema_count_too() {
+        incompatible(
+            json!({"type": "object", "required": ["x"]}),
+            json!({"type": "object"}),
+            &["REQUIRED_ATTRIBUTE_ADDED #/required"],
+        );
+        compatible(
+            json!({"type": "object"}),
+            json!({"type": "object", "required": ["x"]}),
+        );
     }
 
     #[test]
