@@ -82,11 +82,21 @@ impl Json {
             .with_retriever(Retriever(refs.clone()))
             .build(&schema)
             .map_err(|e| {
-                let at = e.schema_path().as_str().to_string();
+                // Where in the schema (it is the instance its meta-schema
+                // checked).
+                let at = e.instance_path().as_str().to_string();
                 if at.is_empty() {
-                    SchemaError::invalid(e.to_string())
-                } else {
-                    SchemaError::invalid(format!("{e} (at {at})"))
+                    return SchemaError::invalid(e.to_string());
+                }
+                let position = locate(text, &at);
+                let message = match position {
+                    Some((line, column)) => format!("{e} (at {at}, line {line} column {column})"),
+                    None => format!("{e} (at {at})"),
+                };
+                SchemaError::Invalid {
+                    message,
+                    line: position.map(|p| p.0),
+                    column: position.map(|p| p.1),
                 }
             })?;
         Ok(Json {
@@ -168,6 +178,115 @@ fn collect(refs: &[Resolved], out: &mut BTreeMap<String, Value>) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// Line and column (1-based) where the value a JSON pointer names starts
+/// in `text` (valid JSON).
+pub(crate) fn locate(text: &str, pointer: &str) -> Option<(u32, u32)> {
+    let bytes = text.as_bytes();
+    let mut pos = skip_ws(bytes, 0);
+    for token in pointer.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        pos = match bytes.get(pos)? {
+            b'{' => member(text, pos, &token)?,
+            b'[' => element(bytes, pos, token.parse().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(crate::protobuf::line_column(text, pos))
+}
+
+fn skip_ws(bytes: &[u8], mut pos: usize) -> usize {
+    while bytes.get(pos).is_some_and(|b| b.is_ascii_whitespace()) {
+        pos += 1;
+    }
+    pos
+}
+
+/// The end of the string starting at `pos` (its opening quote).
+fn string_end(bytes: &[u8], pos: usize) -> Option<usize> {
+    let mut i = pos + 1;
+    loop {
+        match bytes.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+/// The end of the value starting at `pos`.
+fn value_end(bytes: &[u8], pos: usize) -> Option<usize> {
+    match bytes.get(pos)? {
+        b'"' => string_end(bytes, pos),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = pos;
+            loop {
+                match bytes.get(i)? {
+                    b'"' => {
+                        i = string_end(bytes, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let mut i = pos;
+            while bytes
+                .get(i)
+                .is_some_and(|b| !matches!(b, b',' | b'}' | b']') && !b.is_ascii_whitespace())
+            {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
+/// The start of the value of member `key` of the object at `pos`.
+fn member(text: &str, pos: usize, key: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = skip_ws(bytes, pos + 1);
+    while bytes.get(i)? == &b'"' {
+        let end = string_end(bytes, i)?;
+        let name: String = serde_json::from_str(text.get(i..end)?).ok()?;
+        i = skip_ws(bytes, end);
+        if bytes.get(i)? != &b':' {
+            return None;
+        }
+        i = skip_ws(bytes, i + 1);
+        if name == key {
+            return Some(i);
+        }
+        i = skip_ws(bytes, value_end(bytes, i)?);
+        if bytes.get(i)? == &b',' {
+            i = skip_ws(bytes, i + 1);
+        }
+    }
+    None
+}
+
+/// The start of element `index` of the array at `pos`.
+fn element(bytes: &[u8], pos: usize, index: usize) -> Option<usize> {
+    let mut i = skip_ws(bytes, pos + 1);
+    for _ in 0..index {
+        i = skip_ws(bytes, value_end(bytes, i)?);
+        if bytes.get(i)? != &b',' {
+            return None;
+        }
+        i = skip_ws(bytes, i + 1);
+    }
+    (bytes.get(i)? != &b']').then_some(i)
 }
 
 /// Compact JSON with every object's keys sorted, whatever order the map
@@ -315,6 +434,33 @@ mod tests {
             SchemaError::Invalid { line, column, .. } => {
                 assert_eq!(line, Some(3));
                 assert!(column.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn pointers_are_located_in_the_text() {
+        let text = "{\n  \"a\": [1, {\"b\\\"\": \"x\"}],\n  \"c/d\": {\"e\": true}\n}";
+        assert_eq!(locate(text, ""), Some((1, 1)));
+        assert_eq!(locate(text, "/a"), Some((2, 8)));
+        assert_eq!(locate(text, "/a/1"), Some((2, 12)));
+        assert_eq!(locate(text, "/a/1/b\""), Some((2, 20)));
+        assert_eq!(locate(text, "/c~1d/e"), Some((3, 16)));
+        assert_eq!(locate(text, "/nope"), None);
+        assert_eq!(locate(text, "/a/5"), None);
+    }
+
+    #[test]
+    fn schemas_that_break_the_meta_schema_say_where() {
+        match parse("{\n  \"properties\": {\n    \"a\": {\"minLength\": -1}\n  }\n}").unwrap_err() {
+            SchemaError::Invalid {
+                message,
+                line,
+                column,
+            } => {
+                assert_eq!((line, column), (Some(3), Some(24)), "{message}");
+                assert!(message.contains("/properties/a/minLength"), "{message}");
             }
             other => panic!("{other:?}"),
         }
