@@ -311,3 +311,46 @@ pub fn check_backward(new: &ParsedSchema, previous: &ParsedSchema) -> Vec<Incomp
         }],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsed_schemas_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync + 'static>() {}
+        shared::<ParsedSchema>();
+        shared::<Incompatibility>();
+        shared::<SchemaError>();
+    }
+
+    #[test]
+    fn schema_types_never_read_each_other() {
+        let avro = ParsedSchema::parse(SchemaType::Avro, "\"string\"", &[]).unwrap();
+        let json = ParsedSchema::parse(SchemaType::Json, r#"{"type":"string"}"#, &[]).unwrap();
+        let proto = ParsedSchema::parse(
+            SchemaType::Protobuf,
+            "syntax = \"proto3\"; message M {}",
+            &[],
+        )
+        .unwrap();
+        for (a, b) in [(&avro, &json), (&json, &proto), (&proto, &avro)] {
+            let found = check_backward(a, b);
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].kind, "TYPE_MISMATCH");
+            assert!(found[0].message.contains(a.schema_type().name()));
+        }
+    }
+
+    #[test]
+    fn accessors_answer_for_their_own_type_only() {
+        let avro = ParsedSchema::parse(SchemaType::Avro, "\"string\"", &[]).unwrap();
+        assert!(avro.as_json().is_none());
+        assert!(avro.as_protobuf().is_none());
+        assert!(avro.file_descriptor().is_none());
+        assert!(avro.message_by_indexes(&[0]).is_none());
+        assert!(avro.validate(&serde_json::json!(1)).is_ok());
+        assert_eq!(avro.normalized(), avro.canonical());
+        assert_eq!(avro.text(), "\"string\"");
+    }
+}
