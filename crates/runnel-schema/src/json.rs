@@ -78,27 +78,29 @@ impl Json {
         let mut refs = BTreeMap::new();
         collect(references, &mut refs)?;
         let refs = Arc::new(refs);
-        let validator = jsonschema::options()
-            .with_retriever(Retriever(refs.clone()))
-            .build(&schema)
-            .map_err(|e| {
-                // Where in the schema (it is the instance its meta-schema
-                // checked).
-                let at = e.instance_path().as_str().to_string();
-                if at.is_empty() {
-                    return SchemaError::invalid(e.to_string());
-                }
-                let position = locate(text, &at);
-                let message = match position {
-                    Some((line, column)) => format!("{e} (at {at}, line {line} column {column})"),
-                    None => format!("{e} (at {at})"),
-                };
-                SchemaError::Invalid {
-                    message,
-                    line: position.map(|p| p.0),
-                    column: position.map(|p| p.1),
-                }
-            })?;
+        let mut options = jsonschema::options().with_retriever(Retriever(refs.clone()));
+        if schema.get("$schema").is_none() {
+            // Confluent's default when a schema does not name its draft.
+            options = options.with_draft(jsonschema::Draft::Draft7);
+        }
+        let validator = options.build(&schema).map_err(|e| {
+            // Where in the schema (it is the instance its meta-schema
+            // checked).
+            let at = e.instance_path().as_str().to_string();
+            if at.is_empty() {
+                return SchemaError::invalid(e.to_string());
+            }
+            let position = locate(text, &at);
+            let message = match position {
+                Some((line, column)) => format!("{e} (at {at}, line {line} column {column})"),
+                None => format!("{e} (at {at})"),
+            };
+            SchemaError::Invalid {
+                message,
+                line: position.map(|p| p.0),
+                column: position.map(|p| p.1),
+            }
+        })?;
         Ok(Json {
             schema,
             references: refs,

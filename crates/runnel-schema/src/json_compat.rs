@@ -236,6 +236,23 @@ impl<'a> Checker<'a> {
             return;
         }
 
+        // A combination of one schema is that schema (Confluent too).
+        let writer_alternatives = combined(writer).map_or(0, |(_, ws)| ws.len());
+        if let (Some((_, [only])), 0 | 1) = (combined(reader), writer_alternatives) {
+            self.compare(reader.with(only), writer, path);
+            let siblings = reader.siblings();
+            if !siblings.accepts_anything() {
+                self.compare_resolved(siblings, writer, path);
+            }
+            return;
+        }
+        if let Some((_, [only])) = combined(writer) {
+            if writer.siblings().accepts_anything() {
+                self.compare(reader, writer.with(only), path);
+                return;
+            }
+        }
+
         match (combined(reader), combined(writer)) {
             (None, None) => {}
             (Some(rc), _) => {
@@ -444,6 +461,25 @@ impl<'a> Checker<'a> {
         }
         let r = Items::of(reader);
         let w = Items::of(writer);
+        if r.prefix_key.is_none() && w.prefix_key.is_none() {
+            // additionalItems means nothing without a tuple, but Confluent
+            // compares it all the same; so do we, for the same verdicts.
+            let here = format!("{path}/additionalItems");
+            match (reader.get("additionalItems"), writer.get("additionalItems")) {
+                (Some(Value::Bool(false)), w) if w != Some(&Value::Bool(false)) => self.add(
+                    "ADDITIONAL_ITEMS_REMOVED",
+                    &here,
+                    "additionalItems became false".into(),
+                ),
+                (Some(ra), Some(wa)) => self.compare(reader.with(ra), writer.with(wa), &here),
+                (Some(ra), None) if !reader.with(ra).accepts_anything() => self.add(
+                    "ADDITIONAL_ITEMS_NARROWED",
+                    &here,
+                    "additionalItems now has a schema".into(),
+                ),
+                _ => {}
+            }
+        }
         let positions = r.prefix.len().max(w.prefix.len());
         for i in 0..positions {
             let rp = r.at(i);
@@ -466,6 +502,8 @@ impl<'a> Checker<'a> {
                         );
                     }
                 }
+                // An old item that could not be there.
+                (None, Some(wp)) if writer.with(wp).accepts_nothing() => {}
                 (None, Some(_)) => {
                     self.add(
                         "ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL",
@@ -527,16 +565,9 @@ impl<'a> Checker<'a> {
                 None => self.property_added(reader, writer, name, rp, &here, &reader_required),
             }
         }
-        // Required names without a property schema of their own.
-        for &name in &reader_required {
-            if !reader_props.contains_key(name) && !writer_required.contains(name) {
-                self.add(
-                    "REQUIRED_ATTRIBUTE_ADDED",
-                    &format!("{path}/required"),
-                    format!("property {name} became required: old documents may lack it"),
-                );
-            }
-        }
+        // A required name without a property schema is not checked:
+        // Confluent judges required-ness per property, and we keep its
+        // verdicts.
         for (&name, &wp) in &writer_props {
             if reader_props.contains_key(name) {
                 continue;
@@ -567,38 +598,72 @@ impl<'a> Checker<'a> {
 
         // Properties neither lists: what the writer allowed for them must
         // still be allowed.
-        let radd = reader.get("additionalProperties");
-        let wadd = writer.get("additionalProperties");
-        let here = format!("{path}/additionalProperties");
+        // (unevaluatedProperties plays the part where additionalProperties
+        // is absent.)
+        let (rkey, radd) = extra_keyword(reader);
+        let (_, wadd) = extra_keyword(writer);
+        let here = format!("{path}/{rkey}");
+        let name = if rkey == "unevaluatedProperties" {
+            "UNEVALUATED_PROPERTIES"
+        } else {
+            "ADDITIONAL_PROPERTIES"
+        };
         match (radd, wadd) {
             (Some(Value::Bool(false)), w)
                 if w != Some(&Value::Bool(false)) && reader.get("patternProperties").is_none() =>
             {
                 self.add(
-                    "ADDITIONAL_PROPERTIES_REMOVED",
+                    &format!("{name}_REMOVED"),
                     &here,
-                    "additionalProperties became false: old documents with other properties are rejected".into(),
+                    format!(
+                        "{rkey} became false: old documents with other properties are rejected"
+                    ),
                 )
             }
             (Some(r @ Value::Object(_)), Some(w @ Value::Object(_)))
                 if !self.probe(reader.with(r), writer.with(w)) =>
             {
                 self.add(
-                    "ADDITIONAL_PROPERTIES_NARROWED",
+                    &format!("{name}_NARROWED"),
                     &here,
-                    "the schema of additional properties is narrower than before".into(),
+                    format!("the schema of {rkey} is narrower than before"),
                 );
             }
             (Some(r @ Value::Object(_)), None | Some(Value::Bool(true)))
                 if !reader.with(r).accepts_anything() =>
             {
                 self.add(
-                    "ADDITIONAL_PROPERTIES_NARROWED",
+                    &format!("{name}_NARROWED"),
                     &here,
-                    "additional properties, free before, now have a schema".into(),
+                    format!("other properties, free before, now have a schema ({rkey})"),
                 );
             }
             _ => {}
+        }
+
+        // dependencies / dependentSchemas with a schema: what an object
+        // with the property must also match, so new or narrower ones
+        // reject old documents.
+        for keyword in ["dependencies", "dependentSchemas"] {
+            let Some(rdeps) = reader.get(keyword).and_then(Value::as_object) else {
+                continue;
+            };
+            let wdeps = writer.get(keyword).and_then(Value::as_object);
+            for (name, rdep) in rdeps {
+                if rdep.is_array() {
+                    continue;
+                }
+                let here = format!("{path}/{keyword}/{}", escape(name));
+                match wdeps.and_then(|w| w.get(name)).filter(|w| !w.is_array()) {
+                    Some(wdep) => self.compare(reader.with(rdep), writer.with(wdep), &here),
+                    None if !reader.with(rdep).accepts_anything() => self.add(
+                        "DEPENDENCY_SCHEMA_ADDED",
+                        &here,
+                        format!("objects with property {name} must now match a schema they did not before"),
+                    ),
+                    None => {}
+                }
+            }
         }
 
         // dependencies / dependentRequired: a new or longer list of
@@ -918,6 +983,18 @@ fn combined<'a>(node: Node<'a>) -> Option<(&'static str, &'a [Value])> {
     })
 }
 
+/// The keyword that governs properties an object schema does not list:
+/// additionalProperties, else unevaluatedProperties (2019-09 on).
+fn extra_keyword<'a>(node: Node<'a>) -> (&'static str, Option<&'a Value>) {
+    match node.get("additionalProperties") {
+        Some(v) => ("additionalProperties", Some(v)),
+        None => match node.get("unevaluatedProperties") {
+            Some(v) => ("unevaluatedProperties", Some(v)),
+            None => ("additionalProperties", None),
+        },
+    }
+}
+
 /// How an object schema treats a property it does not list.
 enum Extra<'a> {
     /// Any value.
@@ -936,7 +1013,7 @@ fn extra_schema<'a>(node: Node<'a>, name: &str) -> Extra<'a> {
             }
         }
     }
-    match node.get("additionalProperties") {
+    match extra_keyword(node).1 {
         // Names matching no pattern (or patterns we cannot read) are free.
         None | Some(Value::Bool(true)) => Extra::Open,
         Some(Value::Bool(false)) => Extra::Closed,
@@ -1086,8 +1163,12 @@ impl<'a> Items<'a> {
             return Items {
                 prefix,
                 prefix_key: Some("prefixItems"),
-                rest: node.get("items"),
-                rest_key: "items",
+                rest: node.get("items").or_else(|| node.get("unevaluatedItems")),
+                rest_key: if node.get("items").is_none() && node.get("unevaluatedItems").is_some() {
+                    "unevaluatedItems"
+                } else {
+                    "items"
+                },
             };
         }
         match node.get("items") {
@@ -1388,15 +1469,64 @@ mod tests {
     }
 
     #[test]
-    fn required_names_without_a_schema_count_too() {
-        incompatible(
-            json!({"type": "object", "required": ["x"]}),
-            json!({"type": "object"}),
-            &["REQUIRED_ATTRIBUTE_ADDED #/required"],
-        );
+    fn required_names_without_a_schema_are_not_judged_as_confluent_does() {
         compatible(
-            json!({"type": "object"}),
-            json!({"type": "object", "required": ["x"]}),
+            json!({"properties": {"foo": {"type": "string"}}, "required": ["bar"]}),
+            json!({"properties": {"foo": {"type": "string"}}, "required": ["foo"]}),
+        );
+    }
+
+    #[test]
+    fn unevaluated_keywords_close_content_like_additional_ones() {
+        let d = "https://json-schema.org/draft/2020-12/schema";
+        let old = json!({"$schema": d, "type": "object", "properties": {"a": {"type": "string"}},
+                         "unevaluatedProperties": false});
+        compatible(
+            json!({"$schema": d, "type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+                   "unevaluatedProperties": false}),
+            old.clone(),
+        );
+        incompatible(
+            json!({"$schema": d, "type": "object", "properties": {}, "unevaluatedProperties": false}),
+            old,
+            &["PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL #/properties/a"],
+        );
+        incompatible(
+            json!({"$schema": d, "type": "array", "prefixItems": [{"type": "string"}], "unevaluatedItems": {"type": "string"}}),
+            json!({"$schema": d, "type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}], "unevaluatedItems": false}),
+            &[
+                "TYPE_CHANGED #/unevaluatedItems",
+                "ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL #/unevaluatedItems",
+            ],
+        );
+    }
+
+    #[test]
+    fn singleton_combinations_are_their_schema() {
+        compatible(
+            json!({"allOf": [{"type": "string"}]}),
+            json!({"oneOf": [{"type": "string"}]}),
+        );
+        incompatible(
+            json!({"anyOf": [{"type": "integer"}]}),
+            json!({"type": "string"}),
+            &["TYPE_CHANGED #"],
+        );
+    }
+
+    #[test]
+    fn dependency_schemas_may_go_but_not_come_or_narrow() {
+        let old = json!({"dependencies": {"foo": {"type": "string"}}});
+        compatible(json!({"type": "object"}), old.clone());
+        incompatible(
+            json!({"dependencies": {"foo": {"type": "number"}}}),
+            old.clone(),
+            &["TYPE_CHANGED #/dependencies/foo"],
+        );
+        incompatible(
+            json!({"dependencies": {"foo": {"type": "string"}, "bar": {"type": "string"}}}),
+            old,
+            &["DEPENDENCY_SCHEMA_ADDED #/dependencies/bar"],
         );
     }
 
