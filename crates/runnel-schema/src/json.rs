@@ -1,5 +1,6 @@
 //! JSON Schemas: checked and compiled by the `jsonschema` crate (drafts 4,
-//! 6, 7, 2019-09 and 2020-12, chosen by `$schema`), `$ref`s to other
+//! 6, 7, 2019-09 and 2020-12, chosen by `$schema`; draft 7 without one,
+//! as in Confluent's registry), `$ref`s to other
 //! schemas served from the references, and the canonical form (compact,
 //! object keys sorted).
 
