@@ -177,6 +177,12 @@ fn collect(refs: &[Resolved], out: &mut BTreeMap<String, Value>) -> Result<(), S
                 },
                 other => other,
             })?;
+            // Also under its own `$id`, which a `$ref` may use instead of
+            // the name it was registered under.
+            if let Some(id) = value.get("$id").and_then(Value::as_str) {
+                let id = id.trim_end_matches('#').to_string();
+                out.entry(id).or_insert_with(|| value.clone());
+            }
             out.insert(r.name.clone(), value);
         }
     }
@@ -426,6 +432,20 @@ mod tests {
         let s = ParsedSchema::parse(SchemaType::Json, text, &[by_url]).unwrap();
         assert!(s.validate(&json!({"work": {}})).is_err());
         assert!(s.validate(&json!({"home": {}})).is_err());
+
+        // By the referenced schema's own $id.
+        let with_id = reference(
+            "customer",
+            r#"{"$id":"https://example.com/customer.schema.json","type":"object","required":["id"]}"#,
+        );
+        let s = ParsedSchema::parse(
+            SchemaType::Json,
+            r#"{"properties":{"c":{"$ref":"https://example.com/customer.schema.json"}}}"#,
+            &[with_id],
+        )
+        .unwrap();
+        assert!(s.validate(&json!({"c": {}})).is_err());
+        assert!(s.validate(&json!({"c": {"id": 1}})).is_ok());
 
         let missing = parse(r#"{"$ref":"nowhere.json"}"#).unwrap_err();
         assert!(missing.to_string().contains("nowhere.json"), "{missing}");
