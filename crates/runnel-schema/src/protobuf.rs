@@ -26,11 +26,19 @@ pub(crate) struct Protobuf {
 /// Confluent knows built in, then Google's well-known types.
 struct Sources {
     files: BTreeMap<String, String>,
+    /// The schema as an encoded `FileDescriptorProto`, when it came so.
+    descriptor: Option<(String, Vec<u8>)>,
     google: GoogleFileResolver,
 }
 
 impl FileResolver for Sources {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        if let Some((main, bytes)) = &self.descriptor {
+            if name == main {
+                return File::decode_file_descriptor_proto(bytes.as_slice())
+                    .map_err(protox::Error::new);
+            }
+        }
         if let Some(source) = self.files.get(name) {
             return File::from_source(name, source);
         }
@@ -46,21 +54,21 @@ impl Protobuf {
         let mut files = BTreeMap::new();
         collect(references, &mut files)?;
         let main = main_file_name(&files);
-        files.insert(main.clone(), text.to_string());
-        let sources = files.clone();
-        let mut compiler = protox::Compiler::with_file_resolver(Sources {
-            files,
-            google: GoogleFileResolver::new(),
-        });
-        compiler.include_imports(true).include_source_info(false);
-        compiler
-            .open_file(&main)
-            .map_err(|e| compile_error(&e, &sources, &main))?;
-        let pool = compiler.descriptor_pool();
-        let file = pool
-            .get_file_by_name(&main)
-            .ok_or_else(|| SchemaError::invalid("the compiled schema is missing"))?;
-        Ok(Protobuf { file })
+        let mut with_text = files.clone();
+        with_text.insert(main.clone(), text.to_string());
+        match compile(&main, with_text.clone(), None) {
+            Ok(file) => Ok(Protobuf { file }),
+            Err(e) => {
+                // As Confluent does: text that is not a .proto may be a
+                // base64-encoded FileDescriptorProto.
+                if let Some(bytes) = descriptor_bytes(text, &main) {
+                    if let Ok(file) = compile(&main, files, Some(bytes)) {
+                        return Ok(Protobuf { file });
+                    }
+                }
+                Err(compile_error(&e, &with_text, &main))
+            }
+        }
     }
 
     pub(crate) fn file(&self) -> &FileDescriptor {
@@ -128,6 +136,74 @@ impl Protobuf {
         indexes.reverse();
         Some(indexes)
     }
+}
+
+fn compile(
+    main: &str,
+    files: BTreeMap<String, String>,
+    descriptor: Option<Vec<u8>>,
+) -> Result<FileDescriptor, protox::Error> {
+    let mut compiler = protox::Compiler::with_file_resolver(Sources {
+        files,
+        descriptor: descriptor.map(|d| (main.to_string(), d)),
+        google: GoogleFileResolver::new(),
+    });
+    compiler.include_imports(true).include_source_info(false);
+    compiler.open_file(main)?;
+    compiler
+        .descriptor_pool()
+        .get_file_by_name(main)
+        .ok_or_else(|| protox::Error::new("the compiled schema is missing"))
+}
+
+/// The text as an encoded `FileDescriptorProto` named `main`, when it is
+/// base64 of one that declares something.
+fn descriptor_bytes(text: &str, main: &str) -> Option<Vec<u8>> {
+    use prost_reflect::prost::Message;
+    let bytes = base64_decode(text.trim())?;
+    let mut proto =
+        prost_reflect::prost_types::FileDescriptorProto::decode(bytes.as_slice()).ok()?;
+    if proto.message_type.is_empty() && proto.enum_type.is_empty() && proto.service.is_empty() {
+        return None;
+    }
+    proto.name = Some(main.to_string());
+    // Re-encoded with the name changed; unknown fields (custom options)
+    // survive the round trip.
+    Some(proto.encode_to_vec())
+}
+
+/// Standard base64 with padding (what Confluent's clients send).
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    }
+    let bytes = text.as_bytes();
+    if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (i, chunk) in bytes.chunks(4).enumerate() {
+        let last = i == bytes.len() / 4 - 1;
+        let pad = chunk.iter().rev().take_while(|c| **c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pad] {
+            n = (n << 6) | value(c)?;
+        }
+        n <<= 6 * pad;
+        let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&decoded[..3 - pad]);
+    }
+    Some(out)
 }
 
 /// The main file's name: one no reference uses.
@@ -909,6 +985,40 @@ mod tests {
         );
         let again = parse(s.canonical());
         assert_eq!(again.canonical(), s.canonical());
+    }
+
+    #[test]
+    fn base64_descriptors_are_accepted_as_confluent_accepts_them() {
+        use prost_reflect::prost::Message;
+        let text = parse(ORDER);
+        let bytes = text
+            .file_descriptor()
+            .unwrap()
+            .file_descriptor_proto()
+            .encode_to_vec();
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut b64 = String::new();
+        for chunk in bytes.chunks(3) {
+            let n =
+                chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+            for i in 0..=chunk.len() {
+                b64.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            }
+            for _ in chunk.len()..3 {
+                b64.push('=');
+            }
+        }
+        let from_descriptor = parse(&b64);
+        assert_eq!(from_descriptor.canonical(), text.canonical());
+        assert_eq!(base64_decode(&b64), Some(bytes));
+        assert_eq!(base64_decode("abc"), None);
+        assert_eq!(base64_decode("a=bc"), None);
+        // Text that is neither keeps the .proto parser's error.
+        let err = ParsedSchema::parse(SchemaType::Protobuf, "QUJD", &[]).unwrap_err();
+        assert!(
+            matches!(err, SchemaError::Invalid { line: Some(_), .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
