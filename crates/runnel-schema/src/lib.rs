@@ -273,6 +273,15 @@ impl ParsedSchema {
         }
     }
 
+    /// A Protobuf schema as a base64-encoded `FileDescriptorProto` (what
+    /// Confluent's registry answers for `format=serialized`).
+    pub fn serialized(&self) -> Option<String> {
+        match &self.kind {
+            Kind::Protobuf(p) => Some(p.serialized()),
+            _ => None,
+        }
+    }
+
     /// The schema of a JSON Schema, as parsed.
     pub fn as_json(&self) -> Option<&serde_json::Value> {
         match &self.kind {

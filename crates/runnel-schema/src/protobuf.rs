@@ -75,6 +75,11 @@ impl Protobuf {
         &self.file
     }
 
+    /// The file as a base64 `FileDescriptorProto`.
+    pub(crate) fn serialized(&self) -> String {
+        base64_encode(&self.file.encode_to_vec())
+    }
+
     pub(crate) fn canonical(&self) -> String {
         render(&self.file)
     }
@@ -170,6 +175,23 @@ fn descriptor_bytes(text: &str, main: &str) -> Option<Vec<u8>> {
     // Re-encoded with the name changed; unknown fields (custom options)
     // survive the round trip.
     Some(proto.encode_to_vec())
+}
+
+/// Standard base64 with padding.
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            let index = (n >> (18 - 6 * i)) & 63;
+            out.push(char::from(ALPHABET[index as usize]));
+        }
+        for _ in chunk.len()..3 {
+            out.push('=');
+        }
+    }
+    out
 }
 
 /// Standard base64 with padding (what Confluent's clients send).
@@ -996,22 +1018,19 @@ mod tests {
             .unwrap()
             .file_descriptor_proto()
             .encode_to_vec();
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut b64 = String::new();
-        for chunk in bytes.chunks(3) {
-            let n =
-                chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
-            for i in 0..=chunk.len() {
-                b64.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            }
-            for _ in chunk.len()..3 {
-                b64.push('=');
-            }
-        }
+        let b64 = text.serialized().unwrap();
         let from_descriptor = parse(&b64);
         assert_eq!(from_descriptor.canonical(), text.canonical());
         assert_eq!(base64_decode(&b64), Some(bytes));
         assert_eq!(base64_decode("abc"), None);
+        for n in 0..8u8 {
+            let data: Vec<u8> = (0..n).map(|i| i * 37 + 1).collect();
+            assert_eq!(
+                base64_decode(&base64_encode(&data)).unwrap_or_default(),
+                data
+            );
+        }
+        assert_eq!(base64_encode(b"Ma"), "TWE=");
         assert_eq!(base64_decode("a=bc"), None);
         // Text that is neither keeps the .proto parser's error.
         let err = ParsedSchema::parse(SchemaType::Protobuf, "QUJD", &[]).unwrap_err();
