@@ -1066,6 +1066,10 @@ fn types_of(node: Node<'_>) -> Option<BTreeSet<&'static str>> {
                 .collect(),
         ),
         _ => {
+            if let Some(values) = enum_values(node) {
+                // The types of the values it allows.
+                return Some(values.iter().map(|v| value_type(v)).collect());
+            }
             let o = node.obj()?;
             let has = |keys: &[&str]| keys.iter().any(|k| o.contains_key(*k));
             let mut inferred = BTreeSet::new();
@@ -1118,6 +1122,18 @@ fn properties(node: Node<'_>) -> BTreeMap<&str, &Value> {
         .and_then(Value::as_object)
         .map(|o| o.iter().map(|(k, v)| (k.as_str(), v)).collect())
         .unwrap_or_default()
+}
+
+fn value_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
 }
 
 fn enum_values(node: Node<'_>) -> Option<Vec<&Value>> {
@@ -1367,6 +1383,14 @@ mod tests {
             &["ENUM_ARRAY_NARROWED #/enum"],
         );
         compatible(json!({"enum": ["a", "b"]}), json!({"const": "a"}));
+        // An enum of strings was only ever strings.
+        compatible(json!({"type": "string"}), json!({"enum": ["a", "b"]}));
+        compatible(json!({"type": "number"}), json!({"enum": [1, 2.5]}));
+        incompatible(
+            json!({"type": "string"}),
+            json!({"enum": ["a", 1]}),
+            &["TYPE_NARROWED #"],
+        );
     }
 
     #[test]
