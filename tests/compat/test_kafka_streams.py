@@ -38,14 +38,7 @@ from slide8 import (DAYS, EVENTS, GRACE_SECS, INPUTS, OUTPUTS, PARTITIONS, SEED,
 
 pytestmark = pytest.mark.kafka
 
-SOURCE = Path(__file__).resolve().parent / "java" / "UnstableApps.java"
-
 JAVA_PREFIX = "java_"
-
-
-@pytest.fixture(scope="session")
-def unstable_apps_classes(kafka_libs) -> Path:
-    return kafka_cluster.compile_java([SOURCE], "unstable-apps")
 
 
 @pytest.fixture(scope="module")

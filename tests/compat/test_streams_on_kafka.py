@@ -1,22 +1,27 @@
 """runnel-streams with exactly-once on a 3-broker Apache Kafka cluster
-that loses a broker mid-run.
+that loses a broker mid-run, with Kafka Streams beside it as the control.
 
-The talk's slide-8 application (`runnel demo unstable-apps run
---exactly-once`) runs on the fixture cluster in two phases. It first
-processes two days of input, up to its end. Then the broker that
-coordinates its consumer group (and leads some of the partitions it reads
-and writes) is killed with SIGKILL, and two more days of input are written
-to the two brokers left: the application processes them with its
-coordinator gone, so its transactions fail or hang in the middle of its
-work, whatever the machine's speed. The broker comes back later. The run
-must end with every output table, read `read_committed`, exactly what the
+The talk's slide-8 topology runs twice on the fixture cluster, side by
+side on the same input: as runnel-streams (`runnel demo unstable-apps run
+--exactly-once`) and as Kafka Streams with `exactly_once_v2`
+(`java/UnstableApps.java`). Both first process two days of input, up to
+its end. Then the broker that coordinates the runnel application's group
+(and leads some of the partitions both read and write) is killed with
+SIGKILL, and two more days of input are written to the two brokers left:
+the applications process them with that broker gone, so their
+transactions fail or hang in the middle of their work, whatever the
+machine's speed. The broker comes back 15 s later. Each application must
+end with every output table, read `read_committed`, exactly what the
 whole input implies: a transaction that fails with the broker rolls the
 tasks' state back to the last commit and reprocesses from there, and no
-retriable error stops the application.
+retriable error stops the application. A failure of Kafka Streams here
+would be the fixture's; one of runnel-streams alone is Runnel's bug.
 
-Found with it: librdkafka's `send_offsets_to_transaction` can block for
-good when the group coordinator dies (librdkafka issues #5456, #5511),
-which hung the application; transaction calls now run under a watchdog
+Found with it: runnel-streams died ('end offset of …-changelog: Not
+leader for partition') after a commit, and librdkafka's
+`send_offsets_to_transaction` could block for good when the group
+coordinator died (librdkafka issues #5456, #5511); a retriable error now
+rolls back to the last commit, and transaction calls run under a watchdog
 that replaces a stuck producer.
 """
 
@@ -30,6 +35,8 @@ import time
 import pytest
 from confluent_kafka.admin import AdminClient
 
+import kafka_cluster
+from compat_util import ck_admin, ck_create_topic
 from conftest import runnel_bin, tail
 from slide8 import (DAY_MS, EVENTS, GRACE_SECS, INPUTS, OUTPUTS, PARTITIONS, SEED, THRESHOLD,
                     end_offsets, expected_tables, input_records, read_table, run_until_caught_up,
@@ -38,9 +45,12 @@ from slide8 import (DAY_MS, EVENTS, GRACE_SECS, INPUTS, OUTPUTS, PARTITIONS, SEE
 # The module's one run includes a broker's restart.
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
-APP = "runnel-slide8-faults"
+RUNNEL_APP = "runnel-slide8-faults"
+JAVA_APP = "kafka-streams-slide8-faults"
+JAVA_PREFIX = "java_faults_"
 PHASE_DAYS = 2
 DOWN_FOR_S = 15.0
+CATCH_UP_S = 120.0
 
 
 def generate(bootstrap: str, start_ms: int, seed: int) -> None:
@@ -58,8 +68,22 @@ def coordinator_of(bootstrap: str, group: str) -> int:
     return desc.coordinator.id
 
 
+def stop(proc: subprocess.Popen, java: bool) -> None:
+    if proc.poll() is None:
+        if java:
+            proc.stdin.write(b"stop\n")
+            proc.stdin.close()
+        else:
+            proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="module")
-def faulty_run(kafka, tmp_path_factory):
+def faulty_run(kafka, unstable_apps_classes, tmp_path_factory):
     base = tmp_path_factory.mktemp("slide8-faults")
     bootstrap = kafka.bootstrap
     now = int(time.time() * 1000)
@@ -67,46 +91,57 @@ def faulty_run(kafka, tmp_path_factory):
     start = now - now % DAY_MS - 2 * PHASE_DAYS * DAY_MS
     generate(bootstrap, start, SEED)
     first = end_offsets(bootstrap)
+    admin = ck_admin(bootstrap)
+    for t in OUTPUTS:
+        ck_create_topic(admin, JAVA_PREFIX + t, partitions=PARTITIONS)
 
     env = dict(os.environ, RUNNEL_LOG="info", NO_COLOR="1")
-    log_path = base / "runnel-streams.log"
+    runnel_log, java_log = base / "runnel-streams.log", base / "kafka-streams.log"
     victim = None
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
+    with open(runnel_log, "wb") as rlog, open(java_log, "wb") as jlog:
+        runnel = subprocess.Popen(
             [str(runnel_bin()), "demo", "unstable-apps", "run", "-b", bootstrap, "--exactly-once",
-             "--application-id", APP, "--threshold", str(THRESHOLD),
+             "--application-id", RUNNEL_APP, "--threshold", str(THRESHOLD),
              "--grace-secs", str(GRACE_SECS)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+            stdin=subprocess.DEVNULL, stdout=rlog, stderr=rlog, env=env)
+        java = subprocess.Popen(
+            kafka_cluster.java("UnstableApps", bootstrap, JAVA_APP, str(base / "state"),
+                               JAVA_PREFIX, str(THRESHOLD), str(GRACE_SECS),
+                               cp=kafka_cluster.classpath(unstable_apps_classes),
+                               props={"org.slf4j.simpleLogger.defaultLogLevel": "warn"}),
+            stdin=subprocess.PIPE, stdout=jlog, stderr=jlog)
         try:
-            run_until_caught_up(proc, log_path, bootstrap, APP, first)
-            victim = coordinator_of(bootstrap, APP)
+            run_until_caught_up(runnel, runnel_log, bootstrap, RUNNEL_APP, first, timeout=CATCH_UP_S)
+            run_until_caught_up(java, java_log, bootstrap, JAVA_APP, first, timeout=CATCH_UP_S)
+            victim = coordinator_of(bootstrap, RUNNEL_APP)
             kafka.kill_node(victim)
-            print(f"killed node {victim}, the group's coordinator")
+            print(f"killed node {victim}, the runnel application's group coordinator")
             generate(bootstrap, start + PHASE_DAYS * DAY_MS, SEED + 1)
             ends = end_offsets(bootstrap)
             time.sleep(DOWN_FOR_S)
-            assert proc.poll() is None, f"the application died with the broker:\n{tail(log_path)}"
             kafka.start_node(victim)
-            run_until_caught_up(proc, log_path, bootstrap, APP, ends, timeout=120)
+            run_until_caught_up(runnel, runnel_log, bootstrap, RUNNEL_APP, ends, timeout=CATCH_UP_S)
+            run_until_caught_up(java, java_log, bootstrap, JAVA_APP, ends, timeout=CATCH_UP_S)
         finally:
             if victim is not None and not kafka.alive(victim):
                 kafka.start_node(victim)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode == 0, f"runnel-streams exited with {proc.returncode}:\n{tail(log_path)}"
+            stop(runnel, java=False)
+            stop(java, java=True)
+    assert runnel.returncode == 0, f"runnel-streams exited with {runnel.returncode}:\n{tail(runnel_log)}"
+    assert java.returncode == 0, f"Kafka Streams exited with {java.returncode}:\n{tail(java_log)}"
     want = expected_tables(input_records(bootstrap, INPUTS[0]), input_records(bootstrap, INPUTS[1]))
-    got = {t: read_table(bootstrap, t) for t in OUTPUTS}
-    return {"want": want, "got": got, "log": log_path}
+    got = {}
+    for t in OUTPUTS:
+        got[("runnel", t)] = read_table(bootstrap, t)
+        got[("java", t)] = read_table(bootstrap, JAVA_PREFIX + t)
+    return {"want": want, "got": got, "logs": (runnel_log, java_log)}
 
 
+@pytest.mark.parametrize("engine", ["java", "runnel"])
 @pytest.mark.parametrize("table", OUTPUTS)
-def test_exactly_once_survives_a_broker_kill(faulty_run, table):
-    rows, records = faulty_run["got"][table]
+def test_exactly_once_survives_a_broker_kill(faulty_run, engine, table):
+    rows, records = faulty_run["got"][(engine, table)]
     assert records >= len(rows) > 0
     diff = table_diff(rows, faulty_run["want"][table])
-    assert diff == [], f"{len(diff)} rows differ:\n" + "\n".join(diff[:20]) + f"\nlog: {faulty_run['log']}"
+    assert diff == [], (f"{engine}: {len(diff)} rows differ:\n" + "\n".join(diff[:20])
+                        + f"\nlogs: {faulty_run['logs']}")
