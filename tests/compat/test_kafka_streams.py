@@ -32,7 +32,7 @@ import pytest
 import kafka_cluster
 from compat_util import ck_admin, ck_create_topic
 from conftest import RunnelServer, runnel_bin, tail
-from slide8 import (DAYS, EVENTS, GRACE_SECS, INPUTS, OUTPUTS, PARTITIONS, SEED, THRESHOLD,
+from slide8 import (DAY_MS, DAYS, EVENTS, GRACE_SECS, INPUTS, OUTPUTS, PARTITIONS, SEED, THRESHOLD,
                     end_offsets, expected_tables, input_records, read_table, run_until_caught_up,
                     table_diff)
 
