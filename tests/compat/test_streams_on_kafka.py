@@ -1,5 +1,6 @@
 """runnel-streams with exactly-once on a 3-broker Apache Kafka cluster
-that loses a broker mid-run, with Kafka Streams beside it as the control.
+that loses a broker mid-run, with Kafka Streams beside it as the control;
+and two runnel-streams instances sharing the work, one of them killed.
 
 The talk's slide-8 topology runs twice on the fixture cluster, side by
 side on the same input: as runnel-streams (`runnel demo unstable-apps run
@@ -53,11 +54,11 @@ DOWN_FOR_S = 15.0
 CATCH_UP_S = 120.0
 
 
-def generate(bootstrap: str, start_ms: int, seed: int) -> None:
+def generate(bootstrap: str, start_ms: int, seed: int, prefix: str = "") -> None:
     gen = subprocess.run(
         [str(runnel_bin()), "demo", "unstable-apps", "generate", "-b", bootstrap,
          "--events", str(EVENTS), "--days", str(PHASE_DAYS), "--seed", str(seed),
-         "--partitions", str(PARTITIONS), "--start-ms", str(start_ms)],
+         "--partitions", str(PARTITIONS), "--start-ms", str(start_ms), "--topic-prefix", prefix],
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert gen.returncode == 0, gen.stderr
 
@@ -145,3 +146,68 @@ def test_exactly_once_survives_a_broker_kill(faulty_run, engine, table):
     diff = table_diff(rows, faulty_run["want"][table])
     assert diff == [], (f"{engine}: {len(diff)} rows differ:\n" + "\n".join(diff[:20])
                         + f"\nlogs: {faulty_run['logs']}")
+
+
+TWO_APP = "runnel-slide8-two"
+TWO_PREFIX = "two_"
+# A killed instance's partitions move once its session expires.
+FAST_SESSION = ["-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500"]
+
+
+def start_instance(bootstrap: str, instance: int, log_path, env) -> subprocess.Popen:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [str(runnel_bin()), "demo", "unstable-apps", "run", "-b", bootstrap, "--exactly-once",
+             "--application-id", TWO_APP, "--instance-id", str(instance),
+             "--topic-prefix", TWO_PREFIX, "--threshold", str(THRESHOLD),
+             "--grace-secs", str(GRACE_SECS), *FAST_SESSION],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+
+
+@pytest.fixture(scope="module")
+def two_instances(kafka, tmp_path_factory):
+    """Two instances share the partitions; one is SIGKILLed while both
+    process the second half of the input, the other takes its partitions
+    over, and the killed one comes back (fencing its open transaction)."""
+    base = tmp_path_factory.mktemp("slide8-two")
+    bootstrap = kafka.bootstrap
+    now = int(time.time() * 1000)
+    start = now - now % DAY_MS - 2 * PHASE_DAYS * DAY_MS
+    generate(bootstrap, start, SEED, TWO_PREFIX)
+    first = end_offsets(bootstrap, TWO_PREFIX)
+    env = dict(os.environ, RUNNEL_LOG="info", NO_COLOR="1")
+    logs = [base / "instance-0.log", base / "instance-1.log"]
+    procs = [start_instance(bootstrap, i, logs[i], env) for i in (0, 1)]
+    try:
+        run_until_caught_up(procs[0], logs[0], bootstrap, TWO_APP, first, timeout=CATCH_UP_S)
+        assert procs[1].poll() is None, tail(logs[1])
+        generate(bootstrap, start + PHASE_DAYS * DAY_MS, SEED + 1, TWO_PREFIX)
+        procs[1].kill()
+        procs[1].wait()
+        ends = end_offsets(bootstrap, TWO_PREFIX)
+        # Instance 0 alone for a while (it takes over once the session of
+        # the killed one expires), then both again.
+        time.sleep(10)
+        procs[1] = start_instance(bootstrap, 1, logs[1], env)
+        run_until_caught_up(procs[0], logs[0], bootstrap, TWO_APP, ends, timeout=CATCH_UP_S)
+    finally:
+        for p in procs:
+            stop(p, java=False)
+    for i, p in enumerate(procs):
+        assert p.returncode == 0, f"instance {i} exited with {p.returncode}:\n{tail(logs[i])}"
+    for i in (0, 1):
+        text = logs[i].read_text(errors="replace")
+        assert "partitions assigned" in text, f"instance {i} never had partitions:\n{tail(logs[i])}"
+    want = expected_tables(input_records(bootstrap, TWO_PREFIX + INPUTS[0]),
+                           input_records(bootstrap, TWO_PREFIX + INPUTS[1]))
+    got = {t: read_table(bootstrap, TWO_PREFIX + t) for t in OUTPUTS}
+    return {"want": want, "got": got, "logs": logs}
+
+
+@pytest.mark.parametrize("table", OUTPUTS)
+def test_exactly_once_survives_an_instance_kill(two_instances, table):
+    rows, records = two_instances["got"][table]
+    assert records >= len(rows) > 0
+    diff = table_diff(rows, two_instances["want"][table])
+    assert diff == [], (f"{len(diff)} rows differ:\n" + "\n".join(diff[:20])
+                        + f"\nlogs: {two_instances['logs']}")
