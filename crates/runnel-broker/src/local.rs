@@ -33,6 +33,8 @@ pub enum LocalError {
     Txn(#[from] TxnError),
     #[error("produce refused: {0}")]
     Refused(String),
+    #[error("group {group}: {error}")]
+    Group { group: String, error: ResponseError },
     #[error("offset commit of {topic}-{partition} refused: {error}")]
     CommitRefused {
         topic: String,
@@ -292,6 +294,38 @@ impl Local {
             None => hw,
         };
         Ok((p.log_start_offset(), hw, lso))
+    }
+
+    /// Holds `group` for an application running in this process: listed
+    /// and described as Stable with `held` as its one member, closed to
+    /// members over the wire, until [`release_group`](Self::release_group).
+    pub fn hold_group(&self, group: &str, held: crate::group::HeldGroup) {
+        self.broker.groups().hold(group, held);
+    }
+
+    /// Ends `member_id`'s hold on `group`.
+    pub fn release_group(&self, group: &str, member_id: &str) {
+        self.broker.groups().release(group, member_id);
+    }
+
+    /// Deletes a group without members and its committed offsets, as
+    /// DeleteGroups does (GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP otherwise).
+    pub fn delete_group(&self, group: &str) -> Result<(), LocalError> {
+        let refused = |error| LocalError::Group {
+            group: group.to_string(),
+            error,
+        };
+        let groups = self.broker.groups();
+        let offsets = groups.offsets().group_offsets(group);
+        if groups.describe(group).is_none() && offsets.is_empty() {
+            return Err(refused(ResponseError::GroupIdNotFound));
+        }
+        groups.remove_if_empty(group).map_err(refused)?;
+        let tombstones = offsets.into_iter().map(|(k, _)| (k, None)).collect();
+        groups
+            .offsets()
+            .write(group, tombstones, crate::now_ms())
+            .map_err(LocalError::Log)
     }
 
     /// The group's committed offset of a partition.

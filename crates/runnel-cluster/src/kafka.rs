@@ -110,4 +110,8 @@ impl Cluster for KafkaCluster {
     fn delete_topic(&self, topic: &str) -> Result<(), BackendError> {
         self.admin.delete_topic(topic)
     }
+
+    fn delete_group(&self, group: &str) -> Result<(), BackendError> {
+        self.admin.delete_group(group)
+    }
 }

@@ -65,4 +65,8 @@ pub trait Cluster: Send + Sync + 'static {
     fn create_topic(&self, topic: &NewTopic) -> Result<(), BackendError>;
     /// Deletes a topic; a topic that does not exist is an error.
     fn delete_topic(&self, topic: &str) -> Result<(), BackendError>;
+    /// Deletes an application's consumer group and its committed offsets
+    /// (when the application is dropped for good); a group that still has
+    /// members, or does not exist, is an error.
+    fn delete_group(&self, group: &str) -> Result<(), BackendError>;
 }

@@ -244,6 +244,44 @@ impl LocalBackend {
     }
 }
 
+impl LocalBackend {
+    /// Its member id in the group it holds (and in [`Backend::group_members`]).
+    fn member_id(&self) -> String {
+        format!("{}-local", self.group)
+    }
+
+    /// Shows the application in the broker's group listings as its group's
+    /// one member, owning every partition it reads (Stable, where a group
+    /// with only committed offsets would say Empty), and keeps clients
+    /// over the wire out of the group while it runs.
+    fn hold_group(&self) {
+        let mut partitions: Vec<(String, Vec<i32>)> = Vec::new();
+        for tp in &self.assigned {
+            match partitions.iter_mut().find(|(t, _)| *t == tp.topic) {
+                Some((_, ps)) => ps.push(tp.partition),
+                None => partitions.push((tp.topic.clone(), vec![tp.partition])),
+            }
+        }
+        self.local.hold_group(
+            &self.group,
+            runnel_broker::group::HeldGroup {
+                member_id: self.member_id(),
+                client_id: self.member_id(),
+                client_host: "/127.0.0.1".into(),
+                partitions,
+            },
+        );
+    }
+}
+
+impl Drop for LocalBackend {
+    fn drop(&mut self) {
+        if !self.subscribed.is_empty() {
+            self.local.release_group(&self.group, &self.member_id());
+        }
+    }
+}
+
 impl Backend for LocalBackend {
     fn partition_count(&mut self, topic: &str) -> Result<Option<i32>, BackendError> {
         Ok(self.local.partition_count(topic))
@@ -280,6 +318,7 @@ impl Backend for LocalBackend {
             self.positions.insert(tp.clone(), pos);
         }
         self.assigned = assigned.clone();
+        self.hold_group();
         self.events.push_back(PollEvent::Assigned(assigned));
         Ok(())
     }
@@ -433,7 +472,7 @@ impl Backend for LocalBackend {
         if self.subscribed.is_empty() {
             return Ok(Vec::new());
         }
-        let id = format!("{}-local", self.group);
+        let id = self.member_id();
         Ok(vec![MemberInfo {
             member_id: id.clone(),
             client_id: id,
@@ -512,5 +551,9 @@ impl runnel_cluster::Cluster for LocalCluster {
 
     fn delete_topic(&self, topic: &str) -> Result<(), BackendError> {
         self.local.delete_topic(topic).map_err(err)
+    }
+
+    fn delete_group(&self, group: &str) -> Result<(), BackendError> {
+        self.local.delete_group(group).map_err(err)
     }
 }

@@ -1263,6 +1263,24 @@ impl KafkaAdmin {
         }
         Ok(())
     }
+
+    /// Deletes a consumer group without members and its offsets.
+    pub fn delete_group(&self, group: &str) -> Result<(), BackendError> {
+        let options = AdminOptions::new().request_timeout(Some(self.timeout));
+        let results = block_on(self.admin.delete_groups(&[group], &options))
+            .map_err(|e| classify("delete groups", &e))?;
+        for result in results {
+            match result {
+                Ok(name) => info!(group = %name, "group deleted"),
+                Err((name, code)) => {
+                    return Err(BackendError::Fatal(format!(
+                        "cannot delete group {name}: {code:?}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Creates a topic and waits until it can be used. On a cluster of several

@@ -489,6 +489,81 @@ pub struct Coordinator {
     /// would vanish with its offsets and DeleteGroups would answer
     /// GROUP_ID_NOT_FOUND.
     offsetless: Mutex<HashMap<String, i64>>,
+    /// Groups held by an application running inside the broker's process
+    /// (a SQL query, a connector): listed and described as Stable with one
+    /// member, closed to members over the wire.
+    held: Mutex<HashMap<String, HeldGroup>>,
+}
+
+/// A group an in-process application holds: it owns every partition of its
+/// subscription without the group protocol (no joins, no heartbeats).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldGroup {
+    pub member_id: String,
+    pub client_id: String,
+    pub client_host: String,
+    /// Its partitions, by topic.
+    pub partitions: Vec<(String, Vec<i32>)>,
+}
+
+impl HeldGroup {
+    /// Its subscription in the consumer protocol (version 0: topics).
+    fn metadata(&self) -> Bytes {
+        let mut b = Vec::new();
+        b.extend_from_slice(&0i16.to_be_bytes());
+        put_array_len(&mut b, self.partitions.len());
+        for (topic, _) in &self.partitions {
+            put_string(&mut b, topic);
+        }
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // no user data
+        Bytes::from(b)
+    }
+
+    /// Its assignment in the consumer protocol (version 0).
+    fn assignment(&self) -> Bytes {
+        let mut b = Vec::new();
+        b.extend_from_slice(&0i16.to_be_bytes());
+        put_array_len(&mut b, self.partitions.len());
+        for (topic, parts) in &self.partitions {
+            put_string(&mut b, topic);
+            put_array_len(&mut b, parts.len());
+            for p in parts {
+                b.extend_from_slice(&p.to_be_bytes());
+            }
+        }
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // no user data
+        Bytes::from(b)
+    }
+
+    fn description(&self) -> GroupDescription {
+        GroupDescription {
+            state: GroupState::Stable,
+            protocol_type: "consumer".into(),
+            protocol: HELD_PROTOCOL.into(),
+            members: vec![MemberDescription {
+                member_id: self.member_id.clone(),
+                instance_id: None,
+                client_id: self.client_id.clone(),
+                client_host: self.client_host.clone(),
+                metadata: self.metadata(),
+                assignment: self.assignment(),
+            }],
+        }
+    }
+}
+
+/// The assignment strategy a held group reports: its one member has it all.
+pub const HELD_PROTOCOL: &str = "runnel-local";
+
+fn put_array_len(b: &mut Vec<u8>, n: usize) {
+    b.extend_from_slice(&i32::try_from(n).unwrap_or(i32::MAX).to_be_bytes());
+}
+
+fn put_string(b: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let n = i16::try_from(bytes.len()).unwrap_or(i16::MAX);
+    b.extend_from_slice(&n.to_be_bytes());
+    b.extend_from_slice(bytes.get(..n.max(0) as usize).unwrap_or(bytes));
 }
 
 /// How long a group without members or offsets is still listed: Kafka's
@@ -506,6 +581,7 @@ impl Coordinator {
             epoch_tag: crate::now_ms() as u64,
             empty_since: Mutex::new(HashMap::new()),
             offsetless: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
         }
     }
 
@@ -516,6 +592,29 @@ impl Coordinator {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
         self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn held_lock(&self) -> MutexGuard<'_, HashMap<String, HeldGroup>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An in-process application holds `group_id` (replacing any earlier
+    /// hold): the group is Stable with it as the one member until
+    /// [`release`](Self::release).
+    pub fn hold(&self, group_id: &str, held: HeldGroup) {
+        self.held_lock().insert(group_id.to_string(), held);
+    }
+
+    /// Ends `member_id`'s hold on `group_id` (a later holder's stays).
+    pub fn release(&self, group_id: &str, member_id: &str) {
+        let mut held = self.held_lock();
+        if held.get(group_id).is_some_and(|h| h.member_id == member_id) {
+            held.remove(group_id);
+        }
+    }
+
+    fn is_held(&self, group_id: &str) -> bool {
+        self.held_lock().contains_key(group_id)
     }
 
     fn new_member_id(&self, client_id: &str) -> String {
@@ -533,6 +632,10 @@ impl Coordinator {
             || req.session_timeout_ms > self.config.max_session_timeout_ms
         {
             return fail(ResponseError::InvalidSessionTimeout);
+        }
+        if self.is_held(&req.group_id) {
+            // Its one member owns every partition and speaks no protocol.
+            return fail(ResponseError::GroupMaxSizeReached);
         }
         let mut groups = self.lock();
         if !req.member_id.is_empty() && !groups.contains_key(&req.group_id) {
@@ -930,9 +1033,11 @@ impl Coordinator {
     /// Whether the group currently has members (such groups cannot be
     /// deleted and their offsets do not expire).
     pub fn has_members(&self, group_id: &str) -> bool {
-        self.lock()
-            .get(group_id)
-            .is_some_and(|g| !g.members.is_empty())
+        self.is_held(group_id)
+            || self
+                .lock()
+                .get(group_id)
+                .is_some_and(|g| !g.members.is_empty())
     }
 
     /// Topics the group's members subscribe to (consumer protocol only).
@@ -956,6 +1061,9 @@ impl Coordinator {
 
     /// DescribeGroups for one group (`None`: no such group and no offsets).
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        if let Some(h) = self.held_lock().get(group_id) {
+            return Some(h.description());
+        }
         let groups = self.lock();
         match groups.get(group_id) {
             Some(g) => {
@@ -1021,6 +1129,10 @@ impl Coordinator {
                 )
             })
             .collect();
+        for g in self.held_lock().keys() {
+            out.retain(|(id, _, _)| id != g);
+            out.push((g.clone(), "consumer".into(), GroupState::Stable));
+        }
         let offsetless: Vec<String> = self.offsetless_lock().keys().cloned().collect();
         for g in self.offsets.groups().into_iter().chain(offsetless) {
             if !out.iter().any(|(id, _, _)| *id == g) {
@@ -1045,6 +1157,9 @@ impl Coordinator {
 
     /// Forgets an empty group (its offsets are deleted by the caller).
     pub fn remove_if_empty(&self, group_id: &str) -> Result<(), ResponseError> {
+        if self.is_held(group_id) {
+            return Err(ResponseError::NonEmptyGroup);
+        }
         let mut groups = self.lock();
         match groups.get(group_id) {
             Some(g) if !g.members.is_empty() => return Err(ResponseError::NonEmptyGroup),

@@ -484,3 +484,41 @@ fn a_group_outlives_its_deleted_offsets_until_the_cleanup() {
     assert!(f.c.describe("solo").is_none());
     assert!(f.c.list().iter().all(|(g, _, _)| g != "solo"));
 }
+
+#[test]
+fn a_held_group_is_stable_with_its_one_member_and_closed_to_joins() {
+    let f = fixture();
+    let held = HeldGroup {
+        member_id: "g-local".into(),
+        client_id: "g-local".into(),
+        client_host: "/127.0.0.1".into(),
+        partitions: vec![("a".into(), vec![0, 1]), ("bb".into(), vec![2])],
+    };
+    f.c.hold("g", held.clone());
+    assert_eq!(
+        f.c.list(),
+        vec![("g".to_string(), "consumer".to_string(), GroupState::Stable)]
+    );
+    let d = f.c.describe("g").unwrap();
+    assert_eq!(
+        (d.state, d.protocol.as_str()),
+        (GroupState::Stable, HELD_PROTOCOL)
+    );
+    assert_eq!(d.members.len(), 1);
+    assert_eq!(subscription(&d.members[0].metadata), vec!["a", "bb"]);
+    // Assignment: version, [topic, [partition]], user data.
+    let a = d.members[0].assignment.as_ref();
+    assert_eq!(&a[..6], &[0, 0, 0, 0, 0, 2]);
+    assert_eq!(a.len(), 2 + 4 + (2 + 1 + 4 + 8) + (2 + 2 + 4 + 4) + 4);
+    assert!(f.c.has_members("g"));
+    assert_eq!(f.c.remove_if_empty("g"), Err(ResponseError::NonEmptyGroup));
+    let joined = ready(f.c.join(f.t0, join_req("", None, &["range"])));
+    assert_eq!(joined.error, ResponseError::GroupMaxSizeReached.code());
+    // Only its own holder releases it.
+    f.c.release("g", "someone-else");
+    assert!(f.c.has_members("g"));
+    f.c.release("g", "g-local");
+    assert!(!f.c.has_members("g"));
+    assert!(f.c.list().is_empty());
+    assert_eq!(f.c.remove_if_empty("g"), Ok(()));
+}

@@ -569,20 +569,11 @@ pub(crate) async fn delete_groups(
 }
 
 async fn delete_group(broker: &Arc<Broker>, id: &str) -> i16 {
-    let groups = broker.groups();
-    let offsets = groups.offsets().group_offsets(id);
-    let known = groups.describe(id).is_some();
-    if !known && offsets.is_empty() {
-        return ResponseError::GroupIdNotFound.code();
-    }
-    if let Err(e) = groups.remove_if_empty(id) {
-        return e.code();
-    }
-    let tombstones = offsets.into_iter().map(|(k, _)| (k, None)).collect();
     let b = broker.clone();
     let g = id.to_string();
-    match blocking(move || b.groups().offsets().write(&g, tombstones, crate::now_ms())).await {
+    match blocking(move || b.local().delete_group(&g)).await {
         Ok(Ok(())) => 0,
+        Ok(Err(crate::local::LocalError::Group { error, .. })) => error.code(),
         Ok(Err(err)) => {
             warn!(group = %id, %err, "deleting group offsets failed");
             ResponseError::CoordinatorNotAvailable.code()

@@ -204,7 +204,7 @@ impl Engine {
             .map(|q| q.id.clone())
             .collect();
         for w in writers {
-            self.stop_query(&mut st, &w);
+            self.drop_query(&mut st, &w);
         }
         let serving: Vec<String> = st
             .running
@@ -213,7 +213,7 @@ impl Engine {
             .cloned()
             .collect();
         for q in serving {
-            self.stop_query(&mut st, &q);
+            self.drop_query(&mut st, &q);
         }
         st.catalog.sources.remove(&info.name);
         let seq = st.seq;

@@ -590,4 +590,65 @@ mod tests {
         assert_eq!(second.command_count(), 1);
         second.shutdown();
     }
+
+    /// A running query's group is listed Stable with the engine as its one
+    /// member owning every partition (not Empty, as a group with only
+    /// committed offsets); TERMINATE deletes the group, offsets included,
+    /// and DROP does for the queries it stops.
+    #[test]
+    fn query_groups_are_stable_while_they_run_and_gone_once_dropped() {
+        use runnel_broker::group::GroupState;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let broker = Broker::open(dir.path(), BrokerConfig::default()).expect("broker");
+        let engine = Engine::start(
+            Arc::new(LocalCluster::new(broker.local())),
+            EngineConfig::default(),
+        )
+        .expect("starts");
+        let run = |text: &str| one(&engine, text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        run("CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', PARTITIONS=2);");
+        run("CREATE TABLE T AS SELECT K, COUNT(*) AS N FROM S GROUP BY K;");
+        run("CREATE STREAM C AS SELECT * FROM S;");
+        run("INSERT INTO S (K, V) VALUES ('a', 1);");
+        assert!(engine.wait_idle(Duration::from_secs(20)));
+        let groups = || broker.groups().list();
+        let query_groups: Vec<(String, GroupState)> = groups()
+            .into_iter()
+            .filter(|(g, _, _)| g.contains("query_"))
+            .map(|(g, _, state)| (g, state))
+            .collect();
+        assert_eq!(query_groups.len(), 2, "{query_groups:?}");
+        assert!(
+            query_groups.iter().all(|(_, s)| *s == GroupState::Stable),
+            "{query_groups:?}"
+        );
+        let (ctas, _) = query_groups
+            .iter()
+            .find(|(g, _)| g.contains("CTAS_T_"))
+            .expect("the CTAS group");
+        let desc = broker.groups().describe(ctas).expect("described");
+        assert_eq!(desc.members.len(), 1);
+        assert!(!desc.members[0].assignment.is_empty());
+
+        let csas = query_groups
+            .iter()
+            .find(|(g, _)| g.contains("CSAS_C_"))
+            .map(|(g, _)| g.clone())
+            .expect("the CSAS group");
+        let qid = csas.split("query_").nth(1).expect("query id").to_string();
+        run(&format!("TERMINATE {qid};"));
+        assert!(
+            !groups().iter().any(|(g, _, _)| *g == csas),
+            "{:?}",
+            groups()
+        );
+        assert_eq!(broker.groups().offsets().group_offsets(&csas).len(), 0);
+        run("DROP TABLE T;");
+        assert!(
+            !groups().iter().any(|(g, _, _)| g == ctas),
+            "{:?}",
+            groups()
+        );
+        engine.shutdown();
+    }
 }

@@ -101,7 +101,7 @@ impl Engine {
                 .zip(&info.schema.value)
                 .any(|(a, b)| a.ty != b.ty)
         {
-            self.stop_query(&mut st, &qid);
+            self.drop_query(&mut st, &qid);
             return Err(SqlError::at(
                 query.pos,
                 format!(
@@ -147,7 +147,7 @@ impl Engine {
             }
         };
         for id in &ids {
-            self.stop_query(&mut st, id);
+            self.drop_query(&mut st, id);
             st.catalog.queries.remove(id);
             for s in st.catalog.sources.values_mut() {
                 if s.writer.as_deref() == Some(id.as_str()) {
@@ -189,7 +189,7 @@ impl Engine {
             .build()
             .map_err(|e| SqlError::new(e.to_string()))?;
         let description = topology.describe();
-        let app_id = format!("{}query_{qid}", self.inner.config.service_id);
+        let app_id = self.query_app_id(qid);
         let guarantee = start.guarantee;
         let backend = self
             .inner
@@ -242,6 +242,27 @@ impl Engine {
         Ok(planned)
     }
 
+    /// A query's application id: its consumer group, the prefix of its
+    /// internal topics.
+    fn query_app_id(&self, qid: &str) -> String {
+        format!("{}query_{qid}", self.inner.config.service_id)
+    }
+
+    /// Stops a query for good (TERMINATE, DROP, a query refused after it
+    /// started) and deletes its consumer group with its offsets, as ksqlDB
+    /// cleans up a terminated query. Other servers running it still hold
+    /// the group: the last one to stop it deletes it.
+    pub(super) fn drop_query(&self, st: &mut State, qid: &str) {
+        self.stop_query(st, qid);
+        let group = self.query_app_id(qid);
+        match self.inner.cluster.delete_group(&group) {
+            Ok(()) => tracing::debug!(%group, "query group deleted"),
+            Err(e) => tracing::debug!(%group, error = %e, "query group not deleted"),
+        }
+    }
+
+    /// Stops a query, keeping its group and offsets (CREATE OR REPLACE
+    /// starts it again where it stopped).
     pub(super) fn stop_query(&self, st: &mut State, qid: &str) {
         if let Some(mut r) = st.running.remove(qid) {
             r.stop.store(true, Ordering::SeqCst);
