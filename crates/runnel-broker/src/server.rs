@@ -156,8 +156,8 @@ async fn connection(
 ) -> Result<(), BrokerError> {
     stream.set_nodelay(true)?;
     let (read, write) = stream.into_split();
-    let mut reader = BufReader::with_capacity(256 * 1024, read);
-    let mut writer = BufWriter::with_capacity(256 * 1024, write);
+    let mut reader = BufReader::with_capacity(CONNECTION_BUFFER, read);
+    let mut writer = BufWriter::with_capacity(CONNECTION_BUFFER, write);
     let max = broker.config.max_request_bytes;
     // Group commit: responses waiting for an fsync (and every response after
     // them, to keep order) are held while more pipelined requests are already
@@ -198,6 +198,12 @@ async fn connection(
     writer.flush().await?;
     Ok(())
 }
+
+/// Read and write buffers of a connection, allocated (and touched) for
+/// every connection however idle it is: 5,000 idle connections held 2.2 GiB
+/// with 256 KiB buffers. Larger reads and writes (produce requests, fetch
+/// responses) bypass them.
+const CONNECTION_BUFFER: usize = 8 * 1024;
 
 /// Most responses held back for one group commit.
 const MAX_HELD: usize = 64;
@@ -431,7 +437,14 @@ fn encode_response(
     body: &ResponseKind,
     version: i16,
 ) -> Result<BytesMut, BrokerError> {
-    let mut out = BytesMut::with_capacity(128);
+    // A fetch response carries up to fetch.max.bytes of records: sized
+    // once, instead of doubling its way there (which held up to twice
+    // its size, plus the copies of each step).
+    let body_size = match body {
+        ResponseKind::Fetch(f) => f.compute_size(version).unwrap_or(0),
+        _ => 0,
+    };
+    let mut out = BytesMut::with_capacity(128 + body_size);
     out.put_i32(0);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
