@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command for Runnel, for developers and CI alike:
 #
-#   ./scripts/test.sh                 # set-up, fmt, clippy, cargo test, build, client compat suite
+#   ./scripts/test.sh                 # set-up, fmt, clippy, cargo test, build, fuzz, client compat suite
 #   ./scripts/test.sh --compat-only   # set-up, then only the client compat suite, on the binary you built
 #   ./scripts/test.sh -- -k kcat      # anything after -- goes to pytest
 #
@@ -170,6 +170,8 @@ if [ "$compat_only" -eq 0 ]; then
   step cargo clippy --workspace --all-targets -- -D warnings
   step cargo test --workspace
   step cargo build -p runnel
+  # Coverage-guided fuzzing, briefly: FUZZ_SECONDS per target (30).
+  step ./scripts/fuzz.sh
 fi
 
 section "client compatibility suite: pytest tests/compat  [t+$((SECONDS - started))s]"
