@@ -508,12 +508,16 @@ mod tests {
     #[test]
     fn an_id_taken_by_another_schema_is_not_given_to_a_second_one() {
         let mut s = State::default();
-        apply(&mut s, schema("a", 1, 1, r#""string""#));
-        apply(&mut s, schema("b", 1, 1, r#""int""#));
-        assert!(s.subjects.get("b").is_none());
-        assert_eq!(s.schemas[&1].text, r#""string""#);
+        let x = r#"{"type":"enum","name":"X","symbols":["A"]}"#;
+        apply(&mut s, schema("a", 1, 1, x));
+        apply(&mut s, schema("b", 1, 1, r#"{"type":"enum","name":"Y","symbols":["A"]}"#));
+        assert!(!s.subjects.contains_key("b"));
+        assert_eq!(s.schemas[&1].text, x);
         // The same schema (in another spelling) may share it.
-        apply(&mut s, schema("c", 1, 1, r#"{"type": "string"}"#));
+        apply(
+            &mut s,
+            schema("c", 1, 1, r#"{ "symbols": ["A"], "name": "X", "type": "enum" }"#),
+        );
         assert_eq!(s.versions("c", false), vec![(1, Version { id: 1, deleted: false })]);
     }
 
