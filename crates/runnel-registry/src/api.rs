@@ -377,11 +377,7 @@ async fn schema_by_id_raw(State(r): Reg, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn schema_subjects(
-    State(r): Reg,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Response {
+async fn schema_subjects(State(r): Reg, Path(id): Path<String>, RawQuery(q): RawQuery) -> Response {
     let p = Params::new(q);
     run(r, move |r| {
         let mut subjects: Vec<String> = r
@@ -395,11 +391,7 @@ async fn schema_subjects(
     .await
 }
 
-async fn schema_versions(
-    State(r): Reg,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Response {
+async fn schema_versions(State(r): Reg, Path(id): Path<String>, RawQuery(q): RawQuery) -> Response {
     let p = Params::new(q);
     run(r, move |r| {
         let list: Vec<Json> = r
@@ -509,11 +501,7 @@ async fn delete_global_config(State(r): Reg) -> Response {
     run(r, |r| Ok(config_body(&r.delete_config(None)?))).await
 }
 
-async fn get_config(
-    State(r): Reg,
-    Path(subject): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Response {
+async fn get_config(State(r): Reg, Path(subject): Path<String>, RawQuery(q): RawQuery) -> Response {
     let p = Params::new(q);
     run(r, move |r| {
         Ok(config_body(
@@ -528,7 +516,10 @@ async fn put_config(State(r): Reg, Path(subject): Path<String>, bytes: Bytes) ->
 }
 
 async fn delete_config(State(r): Reg, Path(subject): Path<String>) -> Response {
-    run(r, move |r| Ok(config_body(&r.delete_config(Some(&subject))?))).await
+    run(r, move |r| {
+        Ok(config_body(&r.delete_config(Some(&subject))?))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -558,11 +549,7 @@ async fn put_global_mode(State(r): Reg, RawQuery(q): RawQuery, bytes: Bytes) -> 
     run(r, move |r| update_mode(r, None, &bytes, p.flag("force"))).await
 }
 
-async fn get_mode(
-    State(r): Reg,
-    Path(subject): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Response {
+async fn get_mode(State(r): Reg, Path(subject): Path<String>, RawQuery(q): RawQuery) -> Response {
     let p = Params::new(q);
     run(r, move |r| {
         Ok(json!({"mode": r.mode(Some(&subject), p.flag("defaultToGlobal"))?.name()}))
@@ -584,7 +571,10 @@ async fn put_mode(
 }
 
 async fn delete_mode(State(r): Reg, Path(subject): Path<String>) -> Response {
-    run(r, move |r| Ok(json!({"mode": r.delete_mode(&subject)?.name()}))).await
+    run(r, move |r| {
+        Ok(json!({"mode": r.delete_mode(&subject)?.name()}))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -24,7 +24,9 @@ pub enum RegistryError {
     #[error("Subject '{0}' was not deleted first before being permanently deleted")]
     SubjectNotSoftDeleted(String),
     /// 40406: a soft delete of a version already soft-deleted.
-    #[error("Subject '{0}' Version {1} was soft deleted. Set permanent=true to delete permanently")]
+    #[error(
+        "Subject '{0}' Version {1} was soft deleted. Set permanent=true to delete permanently"
+    )]
     VersionSoftDeleted(String, i32),
     /// 40407: a permanent delete of a live version.
     #[error("Subject '{0}' Version {1} was not deleted first before being permanently deleted")]

@@ -183,12 +183,18 @@ impl Registry {
     /// Starts a registry on `cluster`: creates the topic if needed,
     /// replays it, then follows it in the background for what other
     /// instances write.
-    pub fn start(cluster: Arc<dyn Cluster>, config: RegistryConfig) -> Result<Registry, RegistryError> {
+    pub fn start(
+        cluster: Arc<dyn Cluster>,
+        config: RegistryConfig,
+    ) -> Result<Registry, RegistryError> {
         cluster
             .create_topic(&NewTopic::new(&config.topic, 1).compacted())
             .map_err(store_err)?;
         let backend = cluster
-            .backend(&format!("{}-reader", config.writer_id), Guarantee::AtLeastOnce)
+            .backend(
+                &format!("{}-reader", config.writer_id),
+                Guarantee::AtLeastOnce,
+            )
             .map_err(store_err)?;
         let origin = format!(
             "{}-{}",
@@ -266,7 +272,10 @@ impl Registry {
                     }
                 }
                 let Some(key) = r.key.as_deref().and_then(Key::decode) else {
-                    tracing::warn!(offset = r.offset, "_schemas: a record whose key is not a registry key is ignored");
+                    tracing::warn!(
+                        offset = r.offset,
+                        "_schemas: a record whose key is not a registry key is ignored"
+                    );
                     continue;
                 };
                 match r.value.as_deref().map(|v| Value::decode(&key, v)) {
@@ -334,7 +343,11 @@ impl Registry {
                     headers: vec![(WRITE_HEADER.to_string(), Some(mark.clone().into_bytes()))],
                 })
                 .collect();
-            match w.begin().and_then(|_| w.send(produced)).and_then(|_| w.commit(&[])) {
+            match w
+                .begin()
+                .and_then(|_| w.send(produced))
+                .and_then(|_| w.commit(&[]))
+            {
                 Ok(()) => {
                     self.wait_for(&mark)?;
                     return Ok(answer);
@@ -423,7 +436,12 @@ impl Registry {
             .collect())
     }
 
-    fn subject_schema(state: &State, subject: &str, version: i32, id: i32) -> Result<SubjectSchema, RegistryError> {
+    fn subject_schema(
+        state: &State,
+        subject: &str,
+        version: i32,
+        id: i32,
+    ) -> Result<SubjectSchema, RegistryError> {
         let c = state
             .schemas
             .get(&id)
@@ -432,7 +450,8 @@ impl Registry {
             subject: subject.to_string(),
             version,
             id,
-            schema_type: (c.schema_type != SchemaType::Avro).then(|| c.schema_type.name().to_string()),
+            schema_type: (c.schema_type != SchemaType::Avro)
+                .then(|| c.schema_type.name().to_string()),
             references: c.references.clone(),
             schema: c.text.clone(),
         })
@@ -451,7 +470,11 @@ impl Registry {
     }
 
     /// The ids of the schemas referencing a version.
-    pub fn referenced_by(&self, subject: &str, version: VersionSpec) -> Result<Vec<i32>, RegistryError> {
+    pub fn referenced_by(
+        &self,
+        subject: &str,
+        version: VersionSpec,
+    ) -> Result<Vec<i32>, RegistryError> {
         let state = self.state();
         let (n, _) = find_version(&state, subject, version, false)?;
         Ok(state.referenced_by(subject, n, false))
@@ -475,9 +498,8 @@ impl Registry {
         };
         let references = req.references.clone().unwrap_or_default();
         let resolved = state.resolve(&references)?;
-        let parsed = ParsedSchema::parse(schema_type, text, &resolved).map_err(|e| {
-            RegistryError::InvalidSchema(format!("Invalid schema: {e}"))
-        })?;
+        let parsed = ParsedSchema::parse(schema_type, text, &resolved)
+            .map_err(|e| RegistryError::InvalidSchema(format!("Invalid schema: {e}")))?;
         Ok((parsed, references))
     }
 
@@ -516,7 +538,9 @@ impl Registry {
         normalize: bool,
     ) -> Result<i32, RegistryError> {
         if subject.is_empty() || subject.chars().any(char::is_control) {
-            return Err(RegistryError::BadRequest(format!("invalid subject {subject:?}")));
+            return Err(RegistryError::BadRequest(format!(
+                "invalid subject {subject:?}"
+            )));
         }
         let import_id = req.id.filter(|id| *id >= 0);
         let import_version = req.version.filter(|v| *v >= 1);
@@ -638,7 +662,11 @@ impl Registry {
     /// Deletes a subject: soft (its versions stay readable by id and with
     /// `deleted=true`) or, after a soft delete, permanent. Returns the
     /// versions deleted.
-    pub fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>, RegistryError> {
+    pub fn delete_subject(
+        &self,
+        subject: &str,
+        permanent: bool,
+    ) -> Result<Vec<i32>, RegistryError> {
         self.write(|state| {
             if state.mode(subject).read_only() {
                 return Err(RegistryError::NotPermitted(format!(
@@ -649,7 +677,11 @@ impl Registry {
             if all.is_empty() {
                 return Err(RegistryError::SubjectNotFound(subject.to_string()));
             }
-            let live: Vec<i32> = all.iter().filter(|(_, v)| !v.deleted).map(|(n, _)| *n).collect();
+            let live: Vec<i32> = all
+                .iter()
+                .filter(|(_, v)| !v.deleted)
+                .map(|(n, _)| *n)
+                .collect();
             let targets: Vec<i32> = if permanent {
                 if !live.is_empty() {
                     return Err(RegistryError::SubjectNotSoftDeleted(subject.to_string()));
@@ -715,7 +747,9 @@ impl Registry {
                 return Err(RegistryError::SubjectNotFound(subject.to_string()));
             }
             let (n, v) = match version {
-                VersionSpec::Latest => find_version(state, subject, VersionSpec::Latest, permanent)?,
+                VersionSpec::Latest => {
+                    find_version(state, subject, VersionSpec::Latest, permanent)?
+                }
                 VersionSpec::Number(n) => {
                     let v = state
                         .subjects
@@ -778,7 +812,8 @@ impl Registry {
             .get(&id)
             .ok_or(RegistryError::SchemaIdNotFound(id))?;
         Ok(SchemaById {
-            schema_type: (c.schema_type != SchemaType::Avro).then(|| c.schema_type.name().to_string()),
+            schema_type: (c.schema_type != SchemaType::Avro)
+                .then(|| c.schema_type.name().to_string()),
             references: c.references.clone(),
             schema: c.text.clone(),
         })
@@ -852,10 +887,17 @@ impl Registry {
 
     /// The config of a subject (`None`: the global one). A subject
     /// without one is 40408 unless `default_to_global`.
-    pub fn config(&self, subject: Option<&str>, default_to_global: bool) -> Result<Config, RegistryError> {
+    pub fn config(
+        &self,
+        subject: Option<&str>,
+        default_to_global: bool,
+    ) -> Result<Config, RegistryError> {
         let state = self.state();
         let key = subject.map(str::to_string);
-        let found = state.configs.get(&key).filter(|c| c.compatibility_level.is_some() || c.normalize.is_some());
+        let found = state
+            .configs
+            .get(&key)
+            .filter(|c| c.compatibility_level.is_some() || c.normalize.is_some());
         match (found, subject) {
             (Some(c), _) => Ok(Config {
                 level: c
@@ -899,10 +941,15 @@ impl Registry {
             let old = state.configs.get(&key).cloned().unwrap_or_default();
             let value = ConfigValue {
                 subject: key.clone(),
-                compatibility_level: level.map(|l| l.name().to_string()).or(old.compatibility_level),
+                compatibility_level: level
+                    .map(|l| l.name().to_string())
+                    .or(old.compatibility_level),
                 normalize: normalize.or(old.normalize),
             };
-            Ok((vec![(Key::Config { subject: key }, Some(Value::Config(value)))], ()))
+            Ok((
+                vec![(Key::Config { subject: key }, Some(Value::Config(value)))],
+                (),
+            ))
         })
     }
 
@@ -913,7 +960,11 @@ impl Registry {
             let key = subject.map(str::to_string);
             let old = match (state.configs.get(&key), subject) {
                 (Some(c), _) => Config {
-                    level: c.compatibility_level.as_deref().and_then(|l| l.parse().ok()).unwrap_or_default(),
+                    level: c
+                        .compatibility_level
+                        .as_deref()
+                        .and_then(|l| l.parse().ok())
+                        .unwrap_or_default(),
                     normalize: c.normalize,
                 },
                 (None, None) => Config {
@@ -932,7 +983,11 @@ impl Registry {
     }
 
     /// The mode of a subject (`None`: the global one).
-    pub fn mode(&self, subject: Option<&str>, default_to_global: bool) -> Result<Mode, RegistryError> {
+    pub fn mode(
+        &self,
+        subject: Option<&str>,
+        default_to_global: bool,
+    ) -> Result<Mode, RegistryError> {
         let state = self.state();
         match subject {
             None => Ok(state.modes.get(&None).copied().unwrap_or_default()),
@@ -946,7 +1001,12 @@ impl Registry {
 
     /// Sets a mode. IMPORT needs the subjects in scope to have no live
     /// version unless `force`; their soft-deleted versions go.
-    pub fn set_mode(&self, subject: Option<&str>, mode: Mode, force: bool) -> Result<(), RegistryError> {
+    pub fn set_mode(
+        &self,
+        subject: Option<&str>,
+        mode: Mode,
+        force: bool,
+    ) -> Result<(), RegistryError> {
         self.write(|state| {
             let in_scope = |s: &str| subject.is_none_or(|x| x == s);
             let mut records: Records = Vec::new();
@@ -1013,7 +1073,12 @@ fn clear_subject_settings(state: &State, subject: &str) -> Records {
     let key = Some(subject.to_string());
     let mut records = Vec::new();
     if state.modes.contains_key(&key) {
-        records.push((Key::Mode { subject: key.clone() }, None));
+        records.push((
+            Key::Mode {
+                subject: key.clone(),
+            },
+            None,
+        ));
     }
     if state.configs.contains_key(&key) {
         records.push((Key::Config { subject: key }, None));
@@ -1071,12 +1136,10 @@ fn check_against(
         let Some(c) = state.schemas.get(id) else {
             continue;
         };
-        let old = match state
-            .resolve(&c.references)
-            .and_then(|refs| {
-                ParsedSchema::parse(c.schema_type, &c.text, &refs)
-                    .map_err(|e| RegistryError::InvalidSchema(e.to_string()))
-            }) {
+        let old = match state.resolve(&c.references).and_then(|refs| {
+            ParsedSchema::parse(c.schema_type, &c.text, &refs)
+                .map_err(|e| RegistryError::InvalidSchema(e.to_string()))
+        }) {
             Ok(p) => p,
             Err(e) => {
                 messages.push(format!(

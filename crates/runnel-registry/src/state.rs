@@ -247,7 +247,12 @@ impl State {
             return;
         };
         if v.id < 0 || version < 1 {
-            tracing::warn!(subject, version, id = v.id, "_schemas: a schema record without a valid id or version is ignored");
+            tracing::warn!(
+                subject,
+                version,
+                id = v.id,
+                "_schemas: a schema record without a valid id or version is ignored"
+            );
             return;
         }
         match self.schemas.get(&v.id) {
@@ -255,10 +260,16 @@ impl State {
                 if existing.schema_type != schema_type
                     || existing.references != v.references
                     || (existing.text != v.schema
-                        && existing.canonical != self.canonical(schema_type, &v.schema, &v.references)) =>
+                        && existing.canonical
+                            != self.canonical(schema_type, &v.schema, &v.references)) =>
             {
                 // Two different schemas under one id: the first one keeps it.
-                tracing::warn!(subject, version, id = v.id, "_schemas: a different schema under an id already taken is ignored");
+                tracing::warn!(
+                    subject,
+                    version,
+                    id = v.id,
+                    "_schemas: a different schema under an id already taken is ignored"
+                );
                 return;
             }
             Some(_) => {}
@@ -275,13 +286,17 @@ impl State {
             }
         }
         self.max_id = self.max_id.max(v.id);
-        let previous = self.subjects.entry(subject.to_string()).or_default().insert(
-            version,
-            Version {
-                id: v.id,
-                deleted: v.deleted,
-            },
-        );
+        let previous = self
+            .subjects
+            .entry(subject.to_string())
+            .or_default()
+            .insert(
+                version,
+                Version {
+                    id: v.id,
+                    deleted: v.deleted,
+                },
+            );
         if let Some(p) = previous.filter(|p| p.id != v.id) {
             self.release(p.id, subject, version);
         }
@@ -510,15 +525,32 @@ mod tests {
         let mut s = State::default();
         let x = r#"{"type":"enum","name":"X","symbols":["A"]}"#;
         apply(&mut s, schema("a", 1, 1, x));
-        apply(&mut s, schema("b", 1, 1, r#"{"type":"enum","name":"Y","symbols":["A"]}"#));
+        apply(
+            &mut s,
+            schema("b", 1, 1, r#"{"type":"enum","name":"Y","symbols":["A"]}"#),
+        );
         assert!(!s.subjects.contains_key("b"));
         assert_eq!(s.schemas[&1].text, x);
         // The same schema (in another spelling) may share it.
         apply(
             &mut s,
-            schema("c", 1, 1, r#"{ "symbols": ["A"], "name": "X", "type": "enum" }"#),
+            schema(
+                "c",
+                1,
+                1,
+                r#"{ "symbols": ["A"], "name": "X", "type": "enum" }"#,
+            ),
         );
-        assert_eq!(s.versions("c", false), vec![(1, Version { id: 1, deleted: false })]);
+        assert_eq!(
+            s.versions("c", false),
+            vec![(
+                1,
+                Version {
+                    id: 1,
+                    deleted: false
+                }
+            )]
+        );
     }
 
     #[test]
@@ -537,7 +569,10 @@ mod tests {
         );
         assert!(!s.has_subject("a", false));
         assert!(s.has_subject("a", true));
-        assert!(s.schemas.contains_key(&2), "a soft-deleted schema keeps its id");
+        assert!(
+            s.schemas.contains_key(&2),
+            "a soft-deleted schema keeps its id"
+        );
         s.apply(
             &Key::Schema {
                 subject: "a".into(),
@@ -559,7 +594,10 @@ mod tests {
 
     #[test]
     fn levels_and_modes_parse_as_the_api_spells_them() {
-        assert_eq!("full_transitive".parse::<Level>().unwrap(), Level::FullTransitive);
+        assert_eq!(
+            "full_transitive".parse::<Level>().unwrap(),
+            Level::FullTransitive
+        );
         assert!("sideways".parse::<Level>().is_err());
         assert_eq!("import".parse::<Mode>().unwrap(), Mode::Import);
         assert!("WRITEONLY".parse::<Mode>().is_err());

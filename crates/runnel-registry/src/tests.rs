@@ -146,8 +146,8 @@ fn register_look_up_and_read_back() {
     let id = n.register("orders-value", &v1);
     assert_eq!(id, 1);
     // The same schema again, in another spelling: the same id, no new version.
-    let respelled = serde_json::to_string_pretty(&serde_json::from_str::<Json>(&v1).unwrap())
-        .unwrap();
+    let respelled =
+        serde_json::to_string_pretty(&serde_json::from_str::<Json>(&v1).unwrap()).unwrap();
     assert_eq!(n.register("orders-value", &respelled), 1);
     assert_eq!(n.get("/subjects/orders-value/versions"), (200, json!([1])));
     // The same schema under another subject shares its id.
@@ -256,7 +256,10 @@ fn compatibility_levels_decide_registrations() {
     let no_default = record(&[("a", "int"), ("b", "string")]);
     let (s, e) = n.post("/subjects/s/versions", json!({"schema": no_default}));
     assert_eq!((s, error_code(&e)), (409, 40901), "{e}");
-    assert!(e["message"].as_str().unwrap().contains("incompatible"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("incompatible"),
+        "{e}"
+    );
     let (s, c) = n.post(
         "/compatibility/subjects/s/versions/latest?verbose=true",
         json!({"schema": no_default}),
@@ -265,11 +268,16 @@ fn compatibility_levels_decide_registrations() {
     assert_eq!(c["is_compatible"], false);
     let messages = c["messages"].as_array().unwrap();
     assert!(
-        messages.iter().any(|m| m.as_str().unwrap().contains("oldSchemaVersion: 1")),
+        messages
+            .iter()
+            .any(|m| m.as_str().unwrap().contains("oldSchemaVersion: 1")),
         "{c}"
     );
     assert_eq!(
-        n.post("/compatibility/subjects/s/versions", json!({"schema": no_default})),
+        n.post(
+            "/compatibility/subjects/s/versions",
+            json!({"schema": no_default})
+        ),
         (200, json!({"is_compatible": false}))
     );
     // Unknown subject, `latest`: nothing to be incompatible with.
@@ -286,7 +294,10 @@ fn compatibility_levels_decide_registrations() {
     );
     assert_eq!((s, error_code(&e)), (404, 40402));
     // An invalid schema: 42201, or an explanation with verbose.
-    let (s, e) = n.post("/compatibility/subjects/s/versions/1", json!({"schema": "{"}));
+    let (s, e) = n.post(
+        "/compatibility/subjects/s/versions/1",
+        json!({"schema": "{"}),
+    );
     assert_eq!((s, error_code(&e)), (422, 42201));
     let (s, c) = n.post(
         "/compatibility/subjects/s/versions/1?verbose=true",
@@ -316,7 +327,10 @@ fn compatibility_levels_decide_registrations() {
     n.register("f", &record(&[("a", "int"), ("b", "int")]));
     n.put("/config/f", json!({"compatibility": "FORWARD"}));
     // Dropping a field old readers need with no default: not forward.
-    let (s, _) = n.post("/subjects/f/versions", json!({"schema": record(&[("a", "int")])}));
+    let (s, _) = n.post(
+        "/subjects/f/versions",
+        json!({"schema": record(&[("a", "int")])}),
+    );
     assert_eq!(s, 409);
     // Adding a field without a default is forward compatible.
     let added = record(&[("a", "int"), ("b", "int"), ("c", "int")]);
@@ -350,7 +364,10 @@ fn config_and_mode() {
         n.put("/config", json!({"compatibility": "FULL"})),
         (200, json!({"compatibility": "FULL"}))
     );
-    assert_eq!(n.get("/config"), (200, json!({"compatibilityLevel": "FULL"})));
+    assert_eq!(
+        n.get("/config"),
+        (200, json!({"compatibilityLevel": "FULL"}))
+    );
     let (s, e) = n.get("/config/s");
     assert_eq!((s, error_code(&e)), (404, 40408));
     assert_eq!(
@@ -358,7 +375,10 @@ fn config_and_mode() {
         (200, json!({"compatibilityLevel": "FULL"}))
     );
     n.put("/config/s", json!({"compatibility": "NONE"}));
-    assert_eq!(n.get("/config/s"), (200, json!({"compatibilityLevel": "NONE"})));
+    assert_eq!(
+        n.get("/config/s"),
+        (200, json!({"compatibilityLevel": "NONE"}))
+    );
     assert_eq!(
         n.delete("/config/s"),
         (200, json!({"compatibilityLevel": "NONE"}))
@@ -410,7 +430,10 @@ fn config_and_mode() {
         json!({"schema": p("double"), "id": 50}),
     );
     assert_eq!((s, error_code(&e)), (422, 42205), "{e}");
-    let (s, e) = n.post("/subjects/imported/versions", json!({"schema": p("double")}));
+    let (s, e) = n.post(
+        "/subjects/imported/versions",
+        json!({"schema": p("double")}),
+    );
     assert_eq!((s, error_code(&e)), (422, 42205), "{e}");
     // Imported with its id and version, no compatibility check.
     assert_eq!(
@@ -434,7 +457,10 @@ fn config_and_mode() {
     );
     assert_eq!((s, error_code(&e)), (422, 42205), "{e}");
     assert_eq!(n.get("/subjects/imported/versions"), (200, json!([7, 8])));
-    assert_eq!(n.get("/schemas/ids/100"), (200, json!({"schema": p("double")})));
+    assert_eq!(
+        n.get("/schemas/ids/100"),
+        (200, json!({"schema": p("double")}))
+    );
     n.put("/mode/imported", json!({"mode": "READWRITE"}));
     // New ids come after the imported ones.
     assert_eq!(n.register("later", &p("bytes")), 102);
@@ -471,7 +497,10 @@ fn soft_and_permanent_deletes_follow_confluents_rules() {
         n.get("/schemas/ids/2/versions?deleted=true"),
         (200, json!([{"subject": "s", "version": 2}]))
     );
-    assert_eq!(n.delete("/subjects/s/versions/2?permanent=true"), (200, json!(2)));
+    assert_eq!(
+        n.delete("/subjects/s/versions/2?permanent=true"),
+        (200, json!(2))
+    );
     let (s, e) = n.get("/schemas/ids/2");
     assert_eq!((s, error_code(&e)), (404, 40403));
     let (s, e) = n.delete("/subjects/s/versions/2?permanent=true");
@@ -603,10 +632,7 @@ fn a_restart_keeps_every_subject_version_id_config_and_mode() {
             "/subjects/imp/versions",
             json!({"schema": p("double"), "id": 40, "version": 3}),
         );
-        expected = paths
-            .iter()
-            .map(|p| (p.to_string(), n.get(p)))
-            .collect();
+        expected = paths.iter().map(|p| (p.to_string(), n.get(p))).collect();
         n.stop();
         broker.log().close().unwrap();
     }
@@ -647,7 +673,10 @@ fn the_topic_holds_confluents_records() {
         vec![
             (
                 r#"{"keytype":"SCHEMA","subject":"s","version":1,"magic":1}"#.to_string(),
-                Some(format!(r#"{{"subject":"s","version":1,"id":1,"schemaType":"AVRO","schema":{},"deleted":false}}"#, Json::String(p("int"))))
+                Some(format!(
+                    r#"{{"subject":"s","version":1,"id":1,"schemaType":"AVRO","schema":{},"deleted":false}}"#,
+                    Json::String(p("int"))
+                ))
             ),
             (
                 r#"{"keytype":"DELETE_SUBJECT","subject":"s","magic":0}"#.to_string(),
@@ -732,7 +761,8 @@ fn two_instances_registering_at_once_never_share_an_id() {
         assert_eq!(s, 200);
         let stored: Json = serde_json::from_str(body["schema"].as_str().unwrap()).unwrap();
         let common = p("string");
-        let sent: Json = serde_json::from_str(if schema == "common" { &common } else { schema }).unwrap();
+        let sent: Json =
+            serde_json::from_str(if schema == "common" { &common } else { schema }).unwrap();
         assert_eq!(stored, sent, "id {id}");
     }
     for n in [a, b] {
