@@ -273,3 +273,88 @@ def test_a_killed_registry_keeps_every_schema_it_acknowledged(tmp_path):
         assert new_id > max(acknowledged.values())
     finally:
         assert server.stop() == 0
+
+
+class RemoteRegistry:
+    """`runnel serve --bootstrap-servers B --no-sql`: a registry alone, on a
+    cluster it reaches over the Kafka protocol (librdkafka), as it would
+    run on Apache Kafka."""
+
+    def __init__(self, bootstrap: str, log_path):
+        import os
+        import subprocess
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(log_path, "ab")
+        env = dict(os.environ, RUNNEL_LOG="info", NO_COLOR="1")
+        self.proc = subprocess.Popen(
+            [str(runnel_bin()), "serve", "--bootstrap-servers", bootstrap, "--no-sql",
+             "--registry-listen", f"127.0.0.1:{self.port}"],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=env,
+        )
+
+    def stop(self) -> int:
+        import signal
+        import subprocess
+
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        finally:
+            self._log.close()
+
+
+def test_two_registries_on_one_cluster_never_give_one_id_twice(make_server, tmp_path):
+    """Two registry processes share one cluster's `_schemas` topic and take
+    registrations at the same moment, through the Kafka protocol: every
+    schema gets one id, no id goes to two schemas, and both agree."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    broker = make_server(extra_args=["--no-registry", "--no-sql"]).start()
+    a = RemoteRegistry(broker.bootstrap, tmp_path / "registry-a.log")
+    b = RemoteRegistry(broker.bootstrap, tmp_path / "registry-b.log")
+    try:
+        for r in (a, b):
+            wait_for_registry(r.url)
+        httpx.put(f"{a.url}/config", json={"compatibility": "NONE"}).raise_for_status()
+
+        def register(job):
+            url, name, subject = job
+            schema = json.dumps({"type": "record", "name": name, "fields": []})
+            r = httpx.post(f"{url}/subjects/{subject}/versions", json={"schema": schema},
+                           timeout=60)
+            assert r.status_code == 200, r.text
+            return name, r.json()["id"]
+
+        jobs = []
+        for i in range(60):
+            url = a.url if i % 2 == 0 else b.url
+            jobs.append((url, f"S{i}", f"shared-{i % 3}"))
+            # The same schema through both registries.
+            jobs.append((url, "Common", "common"))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(register, jobs))
+        by_name: dict[str, int] = {}
+        by_id: dict[int, str] = {}
+        for name, schema_id in results:
+            assert by_name.setdefault(name, schema_id) == schema_id, f"{name} got two ids"
+            assert by_id.setdefault(schema_id, name) == name, f"id {schema_id} went to two schemas"
+        assert len(by_name) == 61
+
+        def same():
+            paths = ["/subjects", "/subjects/shared-0/versions", "/subjects/common/versions"]
+            return all(httpx.get(f"{a.url}{p}").json() == httpx.get(f"{b.url}{p}").json()
+                       for p in paths)
+        wait_until(same, timeout=15, what="both registries to agree")
+        assert httpx.get(f"{b.url}/subjects/common/versions").json() == [1]
+        for name, schema_id in by_name.items():
+            body = httpx.get(f"{b.url}/schemas/ids/{schema_id}").json()
+            assert json.loads(body["schema"])["name"] == name
+    finally:
+        assert a.stop() == 0
+        assert b.stop() == 0

@@ -65,19 +65,25 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
         let properties = config.kafka_properties()?;
         if !config.no_registry {
-            let (bootstrap, properties) = (bootstrap.clone(), properties.clone());
+            let (bootstrap, mut properties) = (bootstrap.clone(), properties.clone());
+            // The registry reads `_schemas` to its end after every write, and
+            // under read_committed that end is only known once a fetch
+            // comes back empty past the transaction marker: with librdkafka's
+            // default wait (500 ms) every write would take a second.
+            if !properties.iter().any(|(k, _)| k == "fetch.wait.max.ms") {
+                properties.push(("fetch.wait.max.ms".to_string(), "10".to_string()));
+            }
             let make = Box::new(move || {
                 KafkaCluster::new(bootstrap.clone(), properties)
                     .map(|c| Arc::new(c) as Arc<dyn Cluster>)
                     .map_err(|e| format!("cannot reach the cluster at {bootstrap}: {e}"))
             });
+            // The default port stays optional here too: several servers
+            // on one cluster, on one host, still start (one serves 8081).
             services.add(RegistryService::with_factory(
                 make,
                 RegistryConfig::default(),
-                HttpListen {
-                    required: true,
-                    ..registry_listen(&config)
-                },
+                registry_listen(&config),
             ));
         }
         if config.no_sql {
