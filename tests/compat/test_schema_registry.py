@@ -358,3 +358,30 @@ def test_two_registries_on_one_cluster_never_give_one_id_twice(make_server, tmp_
     finally:
         assert a.stop() == 0
         assert b.stop() == 0
+
+
+def test_kafkajs_schema_registry_client(registry):
+    """@kafkajs/confluent-schema-registry and KafkaJS (js/registry.test.js)."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    server, url = registry
+    js = Path(__file__).resolve().parent / "js"
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    if not (js / "node_modules" / "@kafkajs" / "confluent-schema-registry").is_dir():
+        pytest.fail(f"@kafkajs/confluent-schema-registry is not installed: run `npm ci` in {js}")
+    env = dict(os.environ, RUNNEL_BOOTSTRAP=server.bootstrap, RUNNEL_REGISTRY=url,
+               KAFKAJS_NO_PARTITIONER_WARNING="1")
+    proc = subprocess.run([node, "--test", "--test-reporter=tap", "registry.test.js"],
+                          cwd=js, env=env, capture_output=True, text=True, timeout=110)
+    report = f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    passed = re.search(r"^# pass (\d+)$", proc.stdout, re.M)
+    failed = re.search(r"^# fail (\d+)$", proc.stdout, re.M)
+    assert proc.returncode == 0, f"registry.test.js failed (exit {proc.returncode})\n{report}"
+    assert failed is not None and int(failed.group(1)) == 0, report
+    assert passed is not None and int(passed.group(1)) >= 3, report
