@@ -771,3 +771,99 @@ fn two_instances_registering_at_once_never_share_an_id() {
         }
     }
 }
+
+#[test]
+fn protobuf_and_json_schemas_carry_their_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open_broker(dir.path());
+    let n = Node::start(cluster(&broker));
+    let proto = "syntax = \"proto3\";\npackage t;\nmessage Order {\n  string id = 1;\n  int64 amount = 2;\n}\n";
+    let (s, body) = n.post(
+        "/subjects/orders-value/versions",
+        json!({"schema": proto, "schemaType": "PROTOBUF"}),
+    );
+    assert_eq!((s, &body), (200, &json!({"id": 1})), "{body}");
+    let (_, v) = n.get("/subjects/orders-value/versions/1");
+    assert_eq!(v["schemaType"], "PROTOBUF");
+    assert_eq!(v["schema"], proto);
+    assert_eq!(n.get("/schemas/ids/1").1["schemaType"], "PROTOBUF");
+    // The same text as AVRO is not a valid Avro schema.
+    let (s, e) = n.post("/subjects/o2/versions", json!({"schema": proto}));
+    assert_eq!((s, error_code(&e)), (422, 42201), "{e}");
+    // A field number reused with another type is not backward compatible.
+    let changed = proto.replace("int64 amount = 2", "string amount = 2");
+    let (s, c) = n.post(
+        "/compatibility/subjects/orders-value/versions/latest?verbose=true",
+        json!({"schema": changed, "schemaType": "PROTOBUF"}),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(c["is_compatible"], false, "{c}");
+    // Adding a field is.
+    let added = proto.replace("}\n", "  string note = 3;\n}\n");
+    assert_eq!(
+        n.post(
+            "/subjects/orders-value/versions",
+            json!({"schema": added, "schemaType": "protobuf"})
+        ),
+        (200, json!({"id": 2}))
+    );
+
+    let schema = json!({"type": "object", "properties": {"a": {"type": "integer"}}}).to_string();
+    let (s, body) = n.post(
+        "/subjects/j/versions",
+        json!({"schema": schema, "schemaType": "JSON"}),
+    );
+    assert_eq!((s, &body), (200, &json!({"id": 3})), "{body}");
+    assert_eq!(n.get("/subjects/j/versions/1").1["schemaType"], "JSON");
+    // Looked up in another spelling, same type.
+    let respelled =
+        serde_json::to_string_pretty(&serde_json::from_str::<Json>(&schema).unwrap()).unwrap();
+    let (s, found) = n.post(
+        "/subjects/j",
+        json!({"schema": respelled, "schemaType": "JSON"}),
+    );
+    assert_eq!((s, found["id"].clone()), (200, json!(3)), "{found}");
+    // Without its type it is read as Avro, which it is not.
+    let (s, e) = n.post("/subjects/j", json!({"schema": schema}));
+    assert_eq!((s, error_code(&e)), (422, 42201), "{e}");
+    n.stop();
+}
+
+#[test]
+fn normalize_stores_the_canonical_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open_broker(dir.path());
+    let n = Node::start(cluster(&broker));
+    let spaced = "{ \"type\" : \"record\", \"name\" : \"R\", \"fields\" : [ ] }";
+    assert_eq!(
+        n.post(
+            "/subjects/s/versions?normalize=true",
+            json!({"schema": spaced})
+        ),
+        (200, json!({"id": 1}))
+    );
+    let stored = n.get("/subjects/s/versions/1").1["schema"].clone();
+    assert_ne!(stored, json!(spaced));
+    assert!(!stored.as_str().unwrap().contains(' '), "{stored}");
+    // Without normalize the text is kept as registered.
+    n.put("/config/t", json!({"compatibility": "NONE"}));
+    let other = "{ \"type\" : \"enum\", \"name\" : \"E\", \"symbols\" : [\"A\"] }";
+    n.post("/subjects/t/versions", json!({"schema": other}));
+    assert_eq!(n.get("/subjects/t/versions/1").1["schema"], json!(other));
+    // normalize in a subject's config does it too.
+    n.put("/config/u", json!({"normalize": true}));
+    assert_eq!(
+        n.get("/config/u"),
+        (
+            200,
+            json!({"compatibilityLevel": "BACKWARD", "normalize": true})
+        )
+    );
+    let third = "{ \"type\" : \"fixed\", \"name\" : \"F\", \"size\" : 2 }";
+    n.post("/subjects/u/versions", json!({"schema": third}));
+    assert!(!n.get("/subjects/u/versions/1").1["schema"]
+        .as_str()
+        .unwrap()
+        .contains(' '));
+    n.stop();
+}
