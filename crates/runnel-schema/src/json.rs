@@ -1,5 +1,6 @@
 //! JSON Schemas: checked and compiled by the `jsonschema` crate (drafts 4,
-//! 6, 7, 2019-09 and 2020-12, chosen by `$schema`), `$ref`s to other
+//! 6, 7, 2019-09 and 2020-12, chosen by `$schema`; draft 7 without one,
+//! as in Confluent's registry), `$ref`s to other
 //! schemas served from the references, and the canonical form (compact,
 //! object keys sorted).
 
@@ -34,24 +35,26 @@ impl fmt::Debug for Json {
 /// with `/` and their name (a relative `$ref` under a schema's `$id`).
 struct Retriever(Arc<BTreeMap<String, Value>>);
 
-impl Retriever {
-    fn find(&self, uri: &str) -> Option<&Value> {
-        let uri = uri.split('#').next().unwrap_or(uri);
-        if let Some(v) = self.0.get(uri) {
+/// The referenced schema a `$ref` URL (its fragment aside) names.
+pub(crate) fn find_reference<'a>(
+    references: &'a BTreeMap<String, Value>,
+    uri: &str,
+) -> Option<&'a Value> {
+    let uri = uri.split('#').next().unwrap_or(uri);
+    if let Some(v) = references.get(uri) {
+        return Some(v);
+    }
+    if let Some(rest) = uri.strip_prefix("json-schema:///") {
+        if let Some(v) = references.get(rest) {
             return Some(v);
         }
-        if let Some(rest) = uri.strip_prefix("json-schema:///") {
-            if let Some(v) = self.0.get(rest) {
-                return Some(v);
-            }
-        }
-        self.0.iter().find_map(|(name, v)| {
-            let name = name.trim_start_matches("./");
-            uri.strip_suffix(name)
-                .filter(|head| head.ends_with('/'))
-                .map(|_| v)
-        })
     }
+    references.iter().find_map(|(name, v)| {
+        let name = name.trim_start_matches("./");
+        uri.strip_suffix(name)
+            .filter(|head| head.ends_with('/'))
+            .map(|_| v)
+    })
 }
 
 impl jsonschema::Retrieve for Retriever {
@@ -59,7 +62,7 @@ impl jsonschema::Retrieve for Retriever {
         &self,
         uri: &jsonschema::Uri<String>,
     ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        self.find(uri.as_str())
+        find_reference(&self.0, uri.as_str())
             .cloned()
             .ok_or_else(|| format!("reference {} was not given", uri.as_str()).into())
     }
@@ -76,17 +79,29 @@ impl Json {
         let mut refs = BTreeMap::new();
         collect(references, &mut refs)?;
         let refs = Arc::new(refs);
-        let validator = jsonschema::options()
-            .with_retriever(Retriever(refs.clone()))
-            .build(&schema)
-            .map_err(|e| {
-                let at = e.schema_path().as_str().to_string();
-                if at.is_empty() {
-                    SchemaError::invalid(e.to_string())
-                } else {
-                    SchemaError::invalid(format!("{e} (at {at})"))
-                }
-            })?;
+        let mut options = jsonschema::options().with_retriever(Retriever(refs.clone()));
+        if schema.get("$schema").is_none() {
+            // Confluent's default when a schema does not name its draft.
+            options = options.with_draft(jsonschema::Draft::Draft7);
+        }
+        let validator = options.build(&schema).map_err(|e| {
+            // Where in the schema (it is the instance its meta-schema
+            // checked).
+            let at = e.instance_path().as_str().to_string();
+            if at.is_empty() {
+                return SchemaError::invalid(e.to_string());
+            }
+            let position = locate(text, &at);
+            let message = match position {
+                Some((line, column)) => format!("{e} (at {at}, line {line} column {column})"),
+                None => format!("{e} (at {at})"),
+            };
+            SchemaError::Invalid {
+                message,
+                line: position.map(|p| p.0),
+                column: position.map(|p| p.1),
+            }
+        })?;
         Ok(Json {
             schema,
             references: refs,
@@ -96,6 +111,10 @@ impl Json {
 
     pub(crate) fn value(&self) -> &Value {
         &self.schema
+    }
+
+    pub(crate) fn references(&self) -> &BTreeMap<String, Value> {
+        &self.references
     }
 
     pub(crate) fn canonical(&self) -> String {
@@ -158,10 +177,125 @@ fn collect(refs: &[Resolved], out: &mut BTreeMap<String, Value>) -> Result<(), S
                 },
                 other => other,
             })?;
+            // Also under its own `$id`, which a `$ref` may use instead of
+            // the name it was registered under.
+            if let Some(id) = value.get("$id").and_then(Value::as_str) {
+                let id = id.trim_end_matches('#').to_string();
+                out.entry(id).or_insert_with(|| value.clone());
+            }
             out.insert(r.name.clone(), value);
         }
     }
     Ok(())
+}
+
+/// Line and column (1-based) where the value a JSON pointer names starts
+/// in `text` (valid JSON).
+pub(crate) fn locate(text: &str, pointer: &str) -> Option<(u32, u32)> {
+    let bytes = text.as_bytes();
+    let mut pos = skip_ws(bytes, 0);
+    for token in pointer.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        pos = match bytes.get(pos)? {
+            b'{' => member(text, pos, &token)?,
+            b'[' => element(bytes, pos, token.parse().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(crate::protobuf::line_column(text, pos))
+}
+
+fn skip_ws(bytes: &[u8], mut pos: usize) -> usize {
+    while bytes.get(pos).is_some_and(|b| b.is_ascii_whitespace()) {
+        pos += 1;
+    }
+    pos
+}
+
+/// The end of the string starting at `pos` (its opening quote).
+fn string_end(bytes: &[u8], pos: usize) -> Option<usize> {
+    let mut i = pos + 1;
+    loop {
+        match bytes.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+/// The end of the value starting at `pos`.
+fn value_end(bytes: &[u8], pos: usize) -> Option<usize> {
+    match bytes.get(pos)? {
+        b'"' => string_end(bytes, pos),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = pos;
+            loop {
+                match bytes.get(i)? {
+                    b'"' => {
+                        i = string_end(bytes, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let mut i = pos;
+            while bytes
+                .get(i)
+                .is_some_and(|b| !matches!(b, b',' | b'}' | b']') && !b.is_ascii_whitespace())
+            {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
+/// The start of the value of member `key` of the object at `pos`.
+fn member(text: &str, pos: usize, key: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = skip_ws(bytes, pos + 1);
+    while bytes.get(i)? == &b'"' {
+        let end = string_end(bytes, i)?;
+        let name: String = serde_json::from_str(text.get(i..end)?).ok()?;
+        i = skip_ws(bytes, end);
+        if bytes.get(i)? != &b':' {
+            return None;
+        }
+        i = skip_ws(bytes, i + 1);
+        if name == key {
+            return Some(i);
+        }
+        i = skip_ws(bytes, value_end(bytes, i)?);
+        if bytes.get(i)? == &b',' {
+            i = skip_ws(bytes, i + 1);
+        }
+    }
+    None
+}
+
+/// The start of element `index` of the array at `pos`.
+fn element(bytes: &[u8], pos: usize, index: usize) -> Option<usize> {
+    let mut i = skip_ws(bytes, pos + 1);
+    for _ in 0..index {
+        i = skip_ws(bytes, value_end(bytes, i)?);
+        if bytes.get(i)? != &b',' {
+            return None;
+        }
+        i = skip_ws(bytes, i + 1);
+    }
+    (bytes.get(i)? != &b']').then_some(i)
 }
 
 /// Compact JSON with every object's keys sorted, whatever order the map
@@ -299,6 +433,20 @@ mod tests {
         assert!(s.validate(&json!({"work": {}})).is_err());
         assert!(s.validate(&json!({"home": {}})).is_err());
 
+        // By the referenced schema's own $id.
+        let with_id = reference(
+            "customer",
+            r#"{"$id":"https://example.com/customer.schema.json","type":"object","required":["id"]}"#,
+        );
+        let s = ParsedSchema::parse(
+            SchemaType::Json,
+            r#"{"properties":{"c":{"$ref":"https://example.com/customer.schema.json"}}}"#,
+            &[with_id],
+        )
+        .unwrap();
+        assert!(s.validate(&json!({"c": {}})).is_err());
+        assert!(s.validate(&json!({"c": {"id": 1}})).is_ok());
+
         let missing = parse(r#"{"$ref":"nowhere.json"}"#).unwrap_err();
         assert!(missing.to_string().contains("nowhere.json"), "{missing}");
     }
@@ -309,6 +457,33 @@ mod tests {
             SchemaError::Invalid { line, column, .. } => {
                 assert_eq!(line, Some(3));
                 assert!(column.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn pointers_are_located_in_the_text() {
+        let text = "{\n  \"a\": [1, {\"b\\\"\": \"x\"}],\n  \"c/d\": {\"e\": true}\n}";
+        assert_eq!(locate(text, ""), Some((1, 1)));
+        assert_eq!(locate(text, "/a"), Some((2, 8)));
+        assert_eq!(locate(text, "/a/1"), Some((2, 12)));
+        assert_eq!(locate(text, "/a/1/b\""), Some((2, 20)));
+        assert_eq!(locate(text, "/c~1d/e"), Some((3, 16)));
+        assert_eq!(locate(text, "/nope"), None);
+        assert_eq!(locate(text, "/a/5"), None);
+    }
+
+    #[test]
+    fn schemas_that_break_the_meta_schema_say_where() {
+        match parse("{\n  \"properties\": {\n    \"a\": {\"minLength\": -1}\n  }\n}").unwrap_err() {
+            SchemaError::Invalid {
+                message,
+                line,
+                column,
+            } => {
+                assert_eq!((line, column), (Some(3), Some(24)), "{message}");
+                assert!(message.contains("/properties/a/minLength"), "{message}");
             }
             other => panic!("{other:?}"),
         }

@@ -21,7 +21,11 @@ use std::str::FromStr;
 
 mod avro;
 mod json;
+mod json_compat;
+#[cfg(test)]
+mod proptests;
 mod protobuf;
+mod protobuf_builtin;
 mod protobuf_compat;
 
 /// The kinds of schema the registry knows, named as in its API
@@ -269,6 +273,15 @@ impl ParsedSchema {
         }
     }
 
+    /// A Protobuf schema as a base64-encoded `FileDescriptorProto` (what
+    /// Confluent's registry answers for `format=serialized`).
+    pub fn serialized(&self) -> Option<String> {
+        match &self.kind {
+            Kind::Protobuf(p) => Some(p.serialized()),
+            _ => None,
+        }
+    }
+
     /// The schema of a JSON Schema, as parsed.
     pub fn as_json(&self) -> Option<&serde_json::Value> {
         match &self.kind {
@@ -295,22 +308,7 @@ pub fn check_backward(new: &ParsedSchema, previous: &ParsedSchema) -> Vec<Incomp
     match (&new.kind, &previous.kind) {
         (Kind::Avro(n), Kind::Avro(p)) => avro::check_backward(n, p),
         (Kind::Protobuf(n), Kind::Protobuf(p)) => protobuf_compat::check_backward(n, p),
-        (Kind::Json(_), Kind::Json(_)) => {
-            // The checkers for these types come next; until then only an
-            // unchanged schema passes.
-            if new.canonical == previous.canonical {
-                Vec::new()
-            } else {
-                vec![Incompatibility {
-                    kind: "COMPATIBILITY_NOT_CHECKED".into(),
-                    path: "#/".into(),
-                    message: format!(
-                        "compatibility of changed {} schemas is not checked yet",
-                        new.schema_type()
-                    ),
-                }]
-            }
-        }
+        (Kind::Json(n), Kind::Json(p)) => json_compat::check_backward(n, p),
         _ => vec![Incompatibility {
             kind: "TYPE_MISMATCH".into(),
             path: "#/".into(),
@@ -320,5 +318,48 @@ pub fn check_backward(new: &ParsedSchema, previous: &ParsedSchema) -> Vec<Incomp
                 previous.schema_type()
             ),
         }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsed_schemas_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync + 'static>() {}
+        shared::<ParsedSchema>();
+        shared::<Incompatibility>();
+        shared::<SchemaError>();
+    }
+
+    #[test]
+    fn schema_types_never_read_each_other() {
+        let avro = ParsedSchema::parse(SchemaType::Avro, "\"string\"", &[]).unwrap();
+        let json = ParsedSchema::parse(SchemaType::Json, r#"{"type":"string"}"#, &[]).unwrap();
+        let proto = ParsedSchema::parse(
+            SchemaType::Protobuf,
+            "syntax = \"proto3\"; message M {}",
+            &[],
+        )
+        .unwrap();
+        for (a, b) in [(&avro, &json), (&json, &proto), (&proto, &avro)] {
+            let found = check_backward(a, b);
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].kind, "TYPE_MISMATCH");
+            assert!(found[0].message.contains(a.schema_type().name()));
+        }
+    }
+
+    #[test]
+    fn accessors_answer_for_their_own_type_only() {
+        let avro = ParsedSchema::parse(SchemaType::Avro, "\"string\"", &[]).unwrap();
+        assert!(avro.as_json().is_none());
+        assert!(avro.as_protobuf().is_none());
+        assert!(avro.file_descriptor().is_none());
+        assert!(avro.message_by_indexes(&[0]).is_none());
+        assert!(avro.validate(&serde_json::json!(1)).is_ok());
+        assert_eq!(avro.normalized(), avro.canonical());
+        assert_eq!(avro.text(), "\"string\"");
     }
 }

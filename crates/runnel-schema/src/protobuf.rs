@@ -22,16 +22,27 @@ pub(crate) struct Protobuf {
     file: FileDescriptor,
 }
 
-/// Serves the schema and its references by import path, then Google's
-/// well-known types.
+/// Serves the schema and its references by import path, then the files
+/// Confluent knows built in, then Google's well-known types.
 struct Sources {
     files: BTreeMap<String, String>,
+    /// The schema as an encoded `FileDescriptorProto`, when it came so.
+    descriptor: Option<(String, Vec<u8>)>,
     google: GoogleFileResolver,
 }
 
 impl FileResolver for Sources {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-        match self.files.get(name) {
+        if let Some((main, bytes)) = &self.descriptor {
+            if name == main {
+                return File::decode_file_descriptor_proto(bytes.as_slice())
+                    .map_err(protox::Error::new);
+            }
+        }
+        if let Some(source) = self.files.get(name) {
+            return File::from_source(name, source);
+        }
+        match crate::protobuf_builtin::file(name) {
             Some(source) => File::from_source(name, source),
             None => self.google.open_file(name),
         }
@@ -43,25 +54,30 @@ impl Protobuf {
         let mut files = BTreeMap::new();
         collect(references, &mut files)?;
         let main = main_file_name(&files);
-        files.insert(main.clone(), text.to_string());
-        let sources = files.clone();
-        let mut compiler = protox::Compiler::with_file_resolver(Sources {
-            files,
-            google: GoogleFileResolver::new(),
-        });
-        compiler.include_imports(true).include_source_info(false);
-        compiler
-            .open_file(&main)
-            .map_err(|e| compile_error(&e, &sources, &main))?;
-        let pool = compiler.descriptor_pool();
-        let file = pool
-            .get_file_by_name(&main)
-            .ok_or_else(|| SchemaError::invalid("the compiled schema is missing"))?;
-        Ok(Protobuf { file })
+        let mut with_text = files.clone();
+        with_text.insert(main.clone(), text.to_string());
+        match compile(&main, with_text.clone(), None) {
+            Ok(file) => Ok(Protobuf { file }),
+            Err(e) => {
+                // As Confluent does: text that is not a .proto may be a
+                // base64-encoded FileDescriptorProto.
+                if let Some(bytes) = descriptor_bytes(text, &main) {
+                    if let Ok(file) = compile(&main, files, Some(bytes)) {
+                        return Ok(Protobuf { file });
+                    }
+                }
+                Err(compile_error(&e, &with_text, &main))
+            }
+        }
     }
 
     pub(crate) fn file(&self) -> &FileDescriptor {
         &self.file
+    }
+
+    /// The file as a base64 `FileDescriptorProto`.
+    pub(crate) fn serialized(&self) -> String {
+        base64_encode(&self.file.encode_to_vec())
     }
 
     pub(crate) fn canonical(&self) -> String {
@@ -125,6 +141,91 @@ impl Protobuf {
         indexes.reverse();
         Some(indexes)
     }
+}
+
+fn compile(
+    main: &str,
+    files: BTreeMap<String, String>,
+    descriptor: Option<Vec<u8>>,
+) -> Result<FileDescriptor, protox::Error> {
+    let mut compiler = protox::Compiler::with_file_resolver(Sources {
+        files,
+        descriptor: descriptor.map(|d| (main.to_string(), d)),
+        google: GoogleFileResolver::new(),
+    });
+    compiler.include_imports(true).include_source_info(false);
+    compiler.open_file(main)?;
+    compiler
+        .descriptor_pool()
+        .get_file_by_name(main)
+        .ok_or_else(|| protox::Error::new("the compiled schema is missing"))
+}
+
+/// The text as an encoded `FileDescriptorProto` named `main`, when it is
+/// base64 of one that declares something.
+fn descriptor_bytes(text: &str, main: &str) -> Option<Vec<u8>> {
+    use prost_reflect::prost::Message;
+    let bytes = base64_decode(text.trim())?;
+    let mut proto =
+        prost_reflect::prost_types::FileDescriptorProto::decode(bytes.as_slice()).ok()?;
+    if proto.message_type.is_empty() && proto.enum_type.is_empty() && proto.service.is_empty() {
+        return None;
+    }
+    proto.name = Some(main.to_string());
+    // Re-encoded with the name changed; unknown fields (custom options)
+    // survive the round trip.
+    Some(proto.encode_to_vec())
+}
+
+/// Standard base64 with padding.
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            let index = (n >> (18 - 6 * i)) & 63;
+            out.push(char::from(ALPHABET[index as usize]));
+        }
+        for _ in chunk.len()..3 {
+            out.push('=');
+        }
+    }
+    out
+}
+
+/// Standard base64 with padding (what Confluent's clients send).
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    }
+    let bytes = text.as_bytes();
+    if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (i, chunk) in bytes.chunks(4).enumerate() {
+        let last = i == bytes.len() / 4 - 1;
+        let pad = chunk.iter().rev().take_while(|c| **c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pad] {
+            n = (n << 6) | value(c)?;
+        }
+        n <<= 6 * pad;
+        let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&decoded[..3 - pad]);
+    }
+    Some(out)
 }
 
 /// The main file's name: one no reference uses.
@@ -879,6 +980,64 @@ mod tests {
             }
         "#;
         parse(text);
+    }
+
+    #[test]
+    fn confluents_built_in_imports_need_no_references() {
+        for (name, _) in crate::protobuf_builtin::FILES {
+            let text =
+                format!("syntax = \"proto3\";\nimport \"{name}\";\nmessage M {{ int32 x = 1; }}");
+            ParsedSchema::parse(SchemaType::Protobuf, &text, &[])
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let text = r#"
+            syntax = "proto3";
+            import "confluent/meta.proto";
+            import "google/type/date.proto";
+            message Event {
+              option (confluent.message_meta) = { doc: "an event" };
+              google.type.Date day = 1 [(confluent.field_meta) = { tags: ["PII"] }];
+            }
+        "#;
+        let s = parse(text);
+        assert!(
+            s.canonical().contains("(confluent.field_meta)"),
+            "{}",
+            s.canonical()
+        );
+        let again = parse(s.canonical());
+        assert_eq!(again.canonical(), s.canonical());
+    }
+
+    #[test]
+    fn base64_descriptors_are_accepted_as_confluent_accepts_them() {
+        use prost_reflect::prost::Message;
+        let text = parse(ORDER);
+        let bytes = text
+            .file_descriptor()
+            .unwrap()
+            .file_descriptor_proto()
+            .encode_to_vec();
+        let b64 = text.serialized().unwrap();
+        let from_descriptor = parse(&b64);
+        assert_eq!(from_descriptor.canonical(), text.canonical());
+        assert_eq!(base64_decode(&b64), Some(bytes));
+        assert_eq!(base64_decode("abc"), None);
+        for n in 0..8u8 {
+            let data: Vec<u8> = (0..n).map(|i| i * 37 + 1).collect();
+            assert_eq!(
+                base64_decode(&base64_encode(&data)).unwrap_or_default(),
+                data
+            );
+        }
+        assert_eq!(base64_encode(b"Ma"), "TWE=");
+        assert_eq!(base64_decode("a=bc"), None);
+        // Text that is neither keeps the .proto parser's error.
+        let err = ParsedSchema::parse(SchemaType::Protobuf, "QUJD", &[]).unwrap_err();
+        assert!(
+            matches!(err, SchemaError::Invalid { line: Some(_), .. }),
+            "{err:?}"
+        );
     }
 
     #[test]

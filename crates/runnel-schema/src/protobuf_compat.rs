@@ -555,6 +555,19 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_number_is_judged_by_its_new_type() {
+        let old = p3("message M { string email = 1; }");
+        // Same wire type under another name: fine (names are not on the wire).
+        compatible(&p3("message M { bytes raw = 1; }"), &old);
+        // Another wire type: old data would be misread.
+        incompatible(
+            &p3("message M { int64 count = 1; }"),
+            &old,
+            &["FIELD_SCALAR_KIND_CHANGED #/M/1"],
+        );
+    }
+
+    #[test]
     fn required_fields_may_neither_come_nor_go() {
         let old = p2("message M { required string a = 1; }");
         incompatible(
