@@ -127,8 +127,7 @@ fn record(fields: &[(&str, &str)]) -> String {
     json!({"type": "record", "name": "R", "namespace": "t", "fields": fields}).to_string()
 }
 
-/// A small named Avro schema (runnel-schema does not take a bare
-/// primitive such as `"int"` yet).
+/// A small named Avro schema, distinct per name.
 fn p(name: &str) -> String {
     json!({"type": "enum", "name": name, "symbols": ["A"]}).to_string()
 }
@@ -154,17 +153,26 @@ fn register_look_up_and_read_back() {
     assert_eq!(n.register("other-value", &v1), 1);
     let id2 = n.register("strings", &p("string"));
     assert_eq!(id2, 2);
+    // A bare primitive, as key schemas often are.
+    assert_eq!(n.register("keys", "\"string\""), 3);
+    assert_eq!(
+        n.get("/subjects/keys/versions/1/schema"),
+        (200, json!("string"))
+    );
 
     assert_eq!(
         n.get("/subjects"),
-        (200, json!(["orders-value", "other-value", "strings"]))
+        (
+            200,
+            json!(["keys", "orders-value", "other-value", "strings"])
+        )
     );
     assert_eq!(
         n.get("/subjects?subjectPrefix=o"),
         (200, json!(["orders-value", "other-value"]))
     );
     assert_eq!(
-        n.get("/subjects?offset=1&limit=1"),
+        n.get("/subjects?offset=2&limit=1"),
         (200, json!(["other-value"]))
     );
     let (s, body) = n.get("/subjects/orders-value/versions/1");
@@ -241,7 +249,7 @@ fn register_look_up_and_read_back() {
     assert_eq!(s, 404, "{e}");
     // No failed registration left anything behind.
     assert_eq!(n.get("/subjects/x/versions").0, 404);
-    assert_eq!(n.registry.max_id(), 2);
+    assert_eq!(n.registry.max_id(), 3);
     n.stop();
 }
 
