@@ -411,6 +411,31 @@ impl Registry {
             .collect()
     }
 
+    /// Every version of the subjects starting with `prefix` (soft-deleted
+    /// ones too when `deleted`; only each subject's latest when
+    /// `latest_only`), by subject then version.
+    pub fn schemas(&self, prefix: &str, deleted: bool, latest_only: bool) -> Vec<SubjectSchema> {
+        let state = self.state();
+        let mut out = Vec::new();
+        for subject in state.subjects.keys().filter(|s| s.starts_with(prefix)) {
+            let versions = state.versions(subject, deleted);
+            let chosen: &[(i32, crate::state::Version)] = if latest_only {
+                match versions.len() {
+                    0 => &[],
+                    n => &versions[n - 1..],
+                }
+            } else {
+                &versions
+            };
+            for (n, v) in chosen {
+                if let Ok(s) = Self::subject_schema(&state, subject, *n, v.id) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+
     /// The version numbers of `subject`.
     pub fn versions(
         &self,

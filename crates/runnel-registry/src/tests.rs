@@ -247,6 +247,26 @@ fn register_look_up_and_read_back() {
     assert_eq!(s, 400, "{e}");
     let (s, e) = n.get("/no/such/path");
     assert_eq!(s, 404, "{e}");
+    let (s, e) = n.call("PATCH", "/subjects", None);
+    assert_eq!((s, error_code(&e)), (405, 405), "{e}");
+    // Every schema, or each subject's latest.
+    let (s, all) = n.get("/schemas?subjectPrefix=o");
+    assert_eq!(s, 200);
+    assert_eq!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["subject"].clone(), x["version"].clone(), x["id"].clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (json!("orders-value"), json!(1), json!(1)),
+            (json!("other-value"), json!(1), json!(1))
+        ]
+    );
+    assert_eq!(
+        n.get("/schemas?latestOnly=true&limit=1").1,
+        json!([{"subject": "keys", "version": 1, "id": 3, "schema": "\"string\""}])
+    );
     // No failed registration left anything behind.
     assert_eq!(n.get("/subjects/x/versions").0, 404);
     assert_eq!(n.registry.max_id(), 3);
