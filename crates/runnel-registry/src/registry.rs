@@ -258,6 +258,7 @@ impl Registry {
             .map_err(store_err)?;
         let n = records.len();
         let mut marks = Vec::new();
+        let own = format!("{}-", self.inner.origin);
         {
             let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
             for r in records {
@@ -265,7 +266,7 @@ impl Registry {
                 for (k, v) in &r.headers {
                     if k == WRITE_HEADER {
                         if let Some(m) = v.as_deref().and_then(|v| std::str::from_utf8(v).ok()) {
-                            if m.starts_with(&self.inner.origin) {
+                            if m.starts_with(&own) {
                                 marks.push(m.to_string());
                             }
                         }
