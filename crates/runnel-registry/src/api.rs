@@ -220,15 +220,10 @@ fn to_json<T: serde::Serialize>(v: T) -> Json {
 }
 
 fn parse_id(id: &str) -> Result<i32, RegistryError> {
-    id.parse::<i32>()
-        .map_err(|_| RegistryError::SchemaIdNotFound(-1))
-        .and_then(|n| {
-            if n < 0 {
-                Err(RegistryError::SchemaIdNotFound(n))
-            } else {
-                Ok(n)
-            }
-        })
+    match id.parse::<i32>() {
+        Ok(n) if n >= 0 => Ok(n),
+        _ => Err(RegistryError::NoSuchId(id.to_string())),
+    }
 }
 
 async fn root() -> Response {

@@ -226,8 +226,11 @@ fn register_look_up_and_read_back() {
     }
     let (s, e) = n.get("/schemas/ids/77");
     assert_eq!((s, error_code(&e)), (404, 40403));
-    let (s, e) = n.get("/schemas/ids/abc");
-    assert_eq!((s, error_code(&e)), (404, 40403));
+    for bad in ["abc", "-1", "99999999999"] {
+        let (s, e) = n.get(&format!("/schemas/ids/{bad}"));
+        assert_eq!((s, error_code(&e)), (404, 40403));
+        assert_eq!(e["message"], format!("Schema {bad} not found"));
+    }
     let (s, e) = n.post(
         "/subjects/x/versions",
         json!({"schema": "{\"type\": \"record\", \"name\": \"R\"}"}),
