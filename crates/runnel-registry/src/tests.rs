@@ -898,3 +898,110 @@ fn normalize_stores_the_canonical_form() {
         .contains(' '));
     n.stop();
 }
+
+/// A topic a Confluent registry wrote (plain, not transactional writes; its
+/// NOOP and CONTEXT keys, records with and without `schemaType`, fields of
+/// its later versions, a soft-deleted subject, the global config and mode)
+/// is served as that registry would serve it, and new ids follow its ids.
+#[test]
+fn a_topic_written_by_confluents_registry_is_read_as_it_wrote_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open_broker(dir.path());
+    let c = cluster(&broker);
+    c.create_topic(&runnel_cluster::NewTopic::new("_schemas", 1).compacted())
+        .unwrap();
+    let avro = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"}]}"#;
+    let proto = "syntax = \"proto3\";\nmessage Pay {\n  string id = 1;\n}\n";
+    let records: Vec<(String, Option<String>)> = vec![
+        (r#"{"keytype":"NOOP","magic":0}"#.into(), None),
+        (
+            r#"{"keytype":"CONTEXT","tenant":"default","context":".","magic":0}"#.into(),
+            Some(r#"{"tenant":"default","context":"."}"#.into()),
+        ),
+        (
+            r#"{"keytype":"SCHEMA","subject":"orders-value","version":1,"magic":1}"#.into(),
+            Some(json!({"subject": "orders-value", "version": 1, "id": 7, "schema": avro, "deleted": false}).to_string()),
+        ),
+        (
+            r#"{"keytype":"SCHEMA","subject":"pay-value","version":1,"magic":1}"#.into(),
+            Some(json!({"subject": "pay-value", "version": 1, "id": 8, "md5": "x",
+                "schemaType": "PROTOBUF", "metadata": null, "ruleSet": null,
+                "schema": proto, "deleted": false}).to_string()),
+        ),
+        (
+            r#"{"keytype":"SCHEMA","subject":"gone","version":1,"magic":1}"#.into(),
+            Some(json!({"subject": "gone", "version": 1, "id": 7, "schema": avro, "deleted": false}).to_string()),
+        ),
+        (
+            r#"{"keytype":"DELETE_SUBJECT","subject":"gone","magic":0}"#.into(),
+            Some(r#"{"subject":"gone","version":1}"#.into()),
+        ),
+        (
+            r#"{"keytype":"CONFIG","magic":0}"#.into(),
+            Some(r#"{"compatibilityLevel":"FULL"}"#.into()),
+        ),
+        (
+            r#"{"keytype":"CONFIG","subject":"pay-value","magic":0}"#.into(),
+            Some(r#"{"subject":"pay-value","compatibilityLevel":"NONE"}"#.into()),
+        ),
+        (
+            r#"{"keytype":"MODE","magic":0}"#.into(),
+            Some(r#"{"mode":"READWRITE"}"#.into()),
+        ),
+    ];
+    let mut backend = c.backend("confluent-like", Guarantee::AtLeastOnce).unwrap();
+    backend
+        .send(
+            records
+                .into_iter()
+                .map(|(k, v)| runnel_cluster::ProducedRecord {
+                    topic: "_schemas".into(),
+                    partition: 0,
+                    timestamp: 1,
+                    key: Some(k.into_bytes()),
+                    value: v.map(String::into_bytes),
+                    headers: Vec::new(),
+                })
+                .collect(),
+        )
+        .unwrap();
+    backend.commit(&[]).unwrap();
+
+    let n = Node::start(c);
+    assert_eq!(
+        n.get("/subjects"),
+        (200, json!(["orders-value", "pay-value"]))
+    );
+    assert_eq!(
+        n.get("/subjects?deleted=true"),
+        (200, json!(["gone", "orders-value", "pay-value"]))
+    );
+    assert_eq!(
+        n.get("/subjects/orders-value/versions/1"),
+        (
+            200,
+            json!({"subject": "orders-value", "version": 1, "id": 7, "schema": avro})
+        )
+    );
+    assert_eq!(
+        n.get("/schemas/ids/8"),
+        (200, json!({"schemaType": "PROTOBUF", "schema": proto}))
+    );
+    assert_eq!(
+        n.get("/config"),
+        (200, json!({"compatibilityLevel": "FULL"}))
+    );
+    assert_eq!(
+        n.get("/config/pay-value"),
+        (200, json!({"compatibilityLevel": "NONE"}))
+    );
+    assert_eq!(
+        n.get("/schemas/ids/7/subjects?deleted=true"),
+        (200, json!(["gone", "orders-value"]))
+    );
+    // The same schema is found under its id; a new one gets the next id.
+    let (_, found) = n.post("/subjects/orders-value", json!({"schema": avro}));
+    assert_eq!(found["id"], 7);
+    assert_eq!(n.register("other", &p("X")), 9);
+    n.stop();
+}
