@@ -62,9 +62,11 @@
 //! it retries on the new state. The writer answers once it has read its
 //! own records back (they carry its write mark), so an acknowledged write
 //! is in the topic and in this instance's state. Readers read
-//! `read_committed`; a Confluent registry sharing the topic reads
-//! uncommitted records and could see a write Runnel aborted after such a
-//! conflict.
+//! `read_committed`. A Confluent registry is not part of the election (it
+//! writes without transactions and reads uncommitted records, so it could
+//! see a write Runnel aborted after a conflict): share a topic with one to
+//! move from one registry to the other, with one of them writing at a
+//! time, not to run both as writers.
 //!
 //! Reads are answered from the local state, without a round trip to the
 //! topic: an instance sees another's writes within a poll interval.
