@@ -1,7 +1,7 @@
 //! A Confluent-compatible Schema Registry: the REST API (port 8081) over schemas kept in the compacted _schemas topic of any cluster.
 //!
 //! [`Registry`] holds what the registry knows and decides every change;
-//! [`api`] is the REST API (Confluent's paths, bodies, status codes and
+//! [`api()`] is the REST API (Confluent's paths, bodies, status codes and
 //! `error_code`s; content types `application/vnd.schemaregistry.v1+json`,
 //! `application/vnd.schemaregistry+json` and `application/json` are all
 //! taken); [`RegistryService`] runs both as a service of `runnel serve`.
