@@ -32,8 +32,8 @@ pub struct RegistryConfig {
     pub writer_id: String,
     /// How often the topic is read for records other instances wrote.
     pub poll: Duration,
-    /// How long a write may take to be read back before it is reported
-    /// as timed out.
+    /// How long a write may take, attempts and reading it back included,
+    /// before it is reported as timed out.
     pub write_timeout: Duration,
 }
 
@@ -52,8 +52,25 @@ impl Default for RegistryConfig {
 /// belongs to, so the writer knows when the topic has given it back.
 const WRITE_HEADER: &str = "runnel-registry-write";
 
-/// Attempts of one write when others keep fencing this instance.
-const WRITE_ATTEMPTS: u32 = 20;
+/// The longest pause between two attempts of a write that lost the
+/// writer's role to another instance.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+/// A pause before attempt `attempt` (from 1) of a write: exponential, with
+/// jitter, so two instances taking turns fencing each other fall out of
+/// step instead of fencing each other forever.
+fn backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let base = Duration::from_millis(20)
+        .saturating_mul(1 << attempt.min(5))
+        .min(MAX_BACKOFF);
+    // RandomState is seeded randomly: a random number without a crate.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    // Between half and one and a half times the base.
+    base / 2 + base.mul_f64((random % 1000) as f64 / 1000.0)
+}
 
 /// A schema as a subject version holds it (the body of
 /// `GET /subjects/{s}/versions/{v}` and of a lookup).
@@ -306,10 +323,13 @@ impl Registry {
     ) -> Result<T, RegistryError> {
         let mut writer = lock(&self.inner.writer);
         let mut last = String::new();
-        for attempt in 0..WRITE_ATTEMPTS {
+        let deadline = Instant::now() + self.inner.config.write_timeout;
+        let mut attempt = 0u32;
+        while attempt == 0 || Instant::now() < deadline {
             if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(10 * u64::from(attempt.min(10))));
+                std::thread::sleep(backoff(attempt));
             }
+            attempt += 1;
             let w = match writer.as_mut() {
                 Some(w) => w,
                 None => {
@@ -354,15 +374,15 @@ impl Registry {
                     return Ok(answer);
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, attempt, "schema registry: write failed; becoming the writer again");
+                    tracing::debug!(error = %e, attempt, "schema registry: write failed (another instance became the writer?); becoming the writer again");
                     let _ = w.abort();
                     *writer = None;
                     last = e.to_string();
                 }
             }
         }
-        Err(RegistryError::Store(format!(
-            "cannot write to {}: {last}",
+        Err(RegistryError::Timeout(format!(
+            "cannot write to {} ({attempt} attempts): {last}",
             self.inner.config.topic
         )))
     }
