@@ -1277,3 +1277,136 @@ fn values_that_cannot_be_encoded_are_skipped_never_written_as_tombstones(env: En
 }
 
 on_both_backends!(values_that_cannot_be_encoded_are_skipped_never_written_as_tombstones);
+
+/// A backend whose chosen commits are aborted by "the cluster": the
+/// transaction is aborted and the commit fails with a retriable error, as
+/// when a broker dies with the transaction's coordinator.
+struct AbortedCommits {
+    inner: Box<dyn runnel_streams::Backend>,
+    commits: usize,
+    abort: Vec<usize>,
+}
+
+impl runnel_streams::Backend for AbortedCommits {
+    fn partition_count(&mut self, t: &str) -> Result<Option<i32>, runnel_streams::BackendError> {
+        self.inner.partition_count(t)
+    }
+    fn create_topic(
+        &mut self,
+        t: &str,
+        n: i32,
+        c: &[(String, String)],
+    ) -> Result<(), runnel_streams::BackendError> {
+        self.inner.create_topic(t, n, c)
+    }
+    fn subscribe(&mut self, t: &[String]) -> Result<(), runnel_streams::BackendError> {
+        self.inner.subscribe(t)
+    }
+    fn poll(
+        &mut self,
+        d: Duration,
+    ) -> Result<Vec<runnel_streams::backend::PollEvent>, runnel_streams::BackendError> {
+        self.inner.poll(d)
+    }
+    fn seek(
+        &mut self,
+        tp: &runnel_streams::backend::TopicPartition,
+        o: i64,
+    ) -> Result<(), runnel_streams::BackendError> {
+        self.inner.seek(tp, o)
+    }
+    fn committed(
+        &mut self,
+        tps: &[runnel_streams::backend::TopicPartition],
+    ) -> Result<Vec<Option<i64>>, runnel_streams::BackendError> {
+        self.inner.committed(tps)
+    }
+    fn begin(&mut self) -> Result<(), runnel_streams::BackendError> {
+        self.inner.begin()
+    }
+    fn send(
+        &mut self,
+        r: Vec<runnel_streams::backend::ProducedRecord>,
+    ) -> Result<(), runnel_streams::BackendError> {
+        self.inner.send(r)
+    }
+    fn commit(
+        &mut self,
+        o: &[(runnel_streams::backend::TopicPartition, i64)],
+    ) -> Result<(), runnel_streams::BackendError> {
+        self.commits += 1;
+        if self.abort.contains(&self.commits) {
+            self.inner.abort()?;
+            return Err(runnel_streams::BackendError::Retriable(
+                "the coordinator went away".into(),
+            ));
+        }
+        self.inner.commit(o)
+    }
+    fn abort(&mut self) -> Result<(), runnel_streams::BackendError> {
+        self.inner.abort()
+    }
+    fn lag(&mut self, tp: &runnel_streams::backend::TopicPartition) -> Option<i64> {
+        self.inner.lag(tp)
+    }
+    fn end_offsets(
+        &mut self,
+        tps: &[runnel_streams::backend::TopicPartition],
+    ) -> Result<Vec<i64>, runnel_streams::BackendError> {
+        self.inner.end_offsets(tps)
+    }
+    fn read_partition(
+        &mut self,
+        tp: &runnel_streams::backend::TopicPartition,
+        from: i64,
+        f: &mut dyn FnMut(runnel_streams::backend::ConsumedRecord),
+    ) -> Result<i64, runnel_streams::BackendError> {
+        self.inner.read_partition(tp, from, f)
+    }
+}
+
+fn an_aborted_commit_is_redone_from_the_last_commit(env: Env) {
+    env.topic("in", 1);
+    env.topic("counts", 1);
+    let b = StreamsBuilder::new();
+    b.stream("in", StringSerde, StringSerde)
+        .group_by_key()
+        .count("c")
+        .to_stream()
+        .to_with("counts", StringSerde, OptionSerde(I64Serde));
+    let backend = AbortedCommits {
+        inner: env.backend("aborted", Guarantee::ExactlyOnce).unwrap(),
+        commits: 0,
+        abort: vec![2, 3],
+    };
+    let mut app = env
+        .start_on(
+            b.build().unwrap(),
+            "aborted",
+            Guarantee::ExactlyOnce,
+            Box::new(backend),
+        )
+        .unwrap();
+    // Three rounds of input, each committed: the second round's commit is
+    // aborted twice; its records are processed again from the first
+    // commit's state, never counted twice, and the application goes on.
+    for round in 0..3 {
+        let ts = 10 * round;
+        env.produce_str("in", &[("a", "", ts + 1), ("a", "", ts + 2)]);
+        env.drain(&mut app);
+        app.commit().unwrap();
+        if round == 1 {
+            assert_eq!(app.metrics().rollbacks, 1, "{:?}", app.metrics());
+            env.drain(&mut app);
+            app.commit().unwrap();
+            assert_eq!(app.metrics().rollbacks, 2, "{:?}", app.metrics());
+            env.drain(&mut app);
+            app.commit().unwrap();
+        }
+    }
+    app.close().unwrap();
+    let counts: Vec<Option<i64>> = env.read_i64("counts").into_iter().map(|c| c.1).collect();
+    assert_eq!(counts, (1..=6).map(Some).collect::<Vec<_>>());
+}
+
+on_both_backends!(an_aborted_commit_is_redone_from_the_last_commit);

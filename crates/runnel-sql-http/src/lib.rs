@@ -281,12 +281,35 @@ struct KsqlRequest {
     streams_properties: serde_json::Map<String, Json>,
 }
 
-/// The statement among `text`'s that failed: the one after those that ran.
-fn failed_statement(text: &str, ran: usize) -> String {
-    runnel_sql::parser::split_statements(text)
-        .ok()
-        .and_then(|s| s.into_iter().nth(ran))
+/// The statement among `text`'s that failed: the one the error's position
+/// falls in (a parse error stops the request before anything runs, in
+/// whichever statement it is), else the one after those that ran.
+fn failed_statement(text: &str, ran: usize, e: &SqlError) -> String {
+    let Ok(statements) = runnel_sql::parser::split_statements_at(text) else {
+        return text.to_string();
+    };
+    let by_position = e.pos.filter(|p| p.line > 0).and_then(|p| {
+        statements
+            .iter()
+            .rev()
+            .find(|(start, _)| line_col(text, *start) <= (p.line, p.col))
+    });
+    by_position
+        .or_else(|| statements.get(ran))
+        .map(|(_, s)| s.clone())
         .unwrap_or_else(|| text.to_string())
+}
+
+/// The 1-based line and column of byte `offset` in `text`, as the parser
+/// counts them.
+fn line_col(text: &str, offset: usize) -> (u32, u32) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (
+        u32::try_from(line).unwrap_or(u32::MAX),
+        u32::try_from(col).unwrap_or(u32::MAX),
+    )
 }
 
 async fn ksql(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
@@ -306,7 +329,7 @@ async fn ksql(State(state): State<AppState>, body: Bytes) -> Result<Response, Ap
             Ok(json_response(StatusCode::OK, &Json::Array(entities)))
         }
         Err((e, executed)) => {
-            let failed = failed_statement(&req.ksql, executed.len());
+            let failed = failed_statement(&req.ksql, executed.len(), &e);
             let entities = executed.iter().map(entity::to_json).collect();
             Err(ApiError::statement(&e, &failed, entities))
         }

@@ -190,8 +190,10 @@ fn statement_errors_carry_the_position_and_what_ran_before() {
     assert_eq!(body["error_code"], json!(40001));
     let msg = body["message"].as_str().unwrap();
     assert!(msg.starts_with("line 2:1:"), "{msg}");
-    // A parse error stops the whole request before anything runs.
+    // A parse error stops the whole request before anything runs, and
+    // names the statement it is in.
     assert_eq!(body["entities"], json!([]));
+    assert_eq!(body["statementText"], json!("SELEC * FROM S;"));
 
     s.ksql(CREATE_S);
     let (code, body) = s.post(

@@ -145,6 +145,9 @@ impl Topology {
 /// lag is not known yet (see [`StreamsConfig::max_task_idle`]).
 const UNKNOWN_LAG_WAIT: Duration = Duration::from_secs(30);
 
+/// Pause after a retriable backend error before the next poll.
+const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+
 /// Settings of one application instance.
 #[derive(Clone)]
 pub struct StreamsConfig {
@@ -476,7 +479,40 @@ impl Streams {
 
     /// One round: poll, process everything polled, send results, commit
     /// when due. Returns the number of records processed.
+    ///
+    /// A retriable backend error (a broker gone, a partition leader
+    /// moving, a transaction the cluster aborted) rolls every task back to
+    /// its last commit (state, queued records and positions) and returns
+    /// `Ok(0)` after a short pause: the next poll reprocesses from there.
+    /// Only errors retrying cannot mend are returned.
     pub fn poll_once(&mut self) -> Result<usize, StreamsError> {
+        let polled = self.poll_and_process();
+        Ok(self.recover(polled)?.unwrap_or(0))
+    }
+
+    /// A retriable backend error rolls back whatever this instance has not
+    /// committed; other outcomes pass through.
+    fn recover<T>(&mut self, r: Result<T, StreamsError>) -> Result<Option<T>, StreamsError> {
+        match r {
+            Err(StreamsError::Backend(BackendError::Retriable(why))) => {
+                tracing::warn!(error = %why, "retriable backend error; going back to the last commit");
+                let uncommitted = self.in_txn
+                    || self.tasks.values().any(|t| {
+                        t.position != t.committed
+                            || !t.cx.out.is_empty()
+                            || t.stores.values().any(|s| lock(s).dirty_len() > 0)
+                    });
+                if uncommitted {
+                    self.rollback_all()?;
+                }
+                std::thread::sleep(RETRY_BACKOFF);
+                Ok(None)
+            }
+            other => other.map(Some),
+        }
+    }
+
+    fn poll_and_process(&mut self) -> Result<usize, StreamsError> {
         let events = self.backend.poll(self.config.poll_timeout)?;
         let rebalanced = events
             .iter()
@@ -538,7 +574,7 @@ impl Streams {
         if self.last_commit.elapsed() >= self.config.commit_interval
             || dirty >= self.config.max_uncommitted_writes
         {
-            self.commit()?;
+            self.commit_now()?;
         }
         Ok(n)
     }
@@ -717,8 +753,14 @@ impl Streams {
         Ok(())
     }
 
-    /// Commits now: changelogs, outputs and input positions.
+    /// Commits now: changelogs, outputs and input positions. A retriable
+    /// failure rolls back to the last commit, as in [`poll_once`](Self::poll_once).
     pub fn commit(&mut self) -> Result<(), StreamsError> {
+        let committed = self.commit_now();
+        self.recover(committed).map(|_| ())
+    }
+
+    fn commit_now(&mut self) -> Result<(), StreamsError> {
         self.flush_outputs()?;
         let ts = now_ms();
         let mut changelog = Vec::new();
@@ -771,7 +813,13 @@ impl Streams {
             Vec::new()
         } else {
             let tps: Vec<TopicPartition> = logged.iter().map(|(tp, _)| tp.clone()).collect();
-            self.backend.end_offsets(&tps)?
+            // The commit is done: a failure here only costs the stores
+            // their new checkpoints (a restore starts from an older one,
+            // and reads the same changelog records again).
+            self.backend.end_offsets(&tps).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "no changelog end offsets after a commit; checkpoints stay where they were");
+                Vec::new()
+            })
         };
         for (i, (_, s)) in logged.iter().enumerate() {
             lock(s)

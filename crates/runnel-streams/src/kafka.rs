@@ -51,7 +51,13 @@
 //!   engine must rewind to the committed offsets; a following
 //!   [`abort`](Backend::abort) is then a no-op. Fatal producer errors
 //!   (fencing by a newer instance with the same transactional id, epoch
-//!   errors) are [`BackendError::Fenced`]. Dropping a backend with an open
+//!   errors) are [`BackendError::Fenced`]. Transaction calls run under a
+//!   watchdog: librdkafka can block in `send_offsets_to_transaction` for
+//!   good when the group coordinator's broker dies (its issues #5456 and
+//!   #5511); a call still blocked well past its timeout makes the backend
+//!   replace its producer (the new one's `init_transactions` fences the
+//!   old one and aborts its transaction) and return
+//!   [`BackendError::Retriable`]. Dropping a backend with an open
 //!   transaction aborts it (bounded by the configured timeout), so
 //!   read_committed readers are not held up until the transaction times out.
 //!
@@ -233,7 +239,9 @@ impl KafkaBackendConfig {
 pub struct KafkaBackend {
     config: KafkaBackendConfig,
     consumer: BaseConsumer<GroupContext>,
-    producer: ThreadedProducer<DeliveryContext>,
+    /// Shared with the thread running a transaction call (see
+    /// [`KafkaBackend::txn_op`]).
+    producer: Arc<TxnProducer>,
     admin: AdminClient<LogContext>,
     /// Created by the first `read_partition`.
     restore: Option<BaseConsumer<LogContext>>,
@@ -259,8 +267,13 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(50);
 const RESTORE_POLL: Duration = Duration::from_millis(100);
 /// Pause between retries of a seek on a partition that is not fetching yet.
 const SEEK_BACKOFF: Duration = Duration::from_millis(10);
+/// Pause between attempts to read a partition's watermarks.
+const WATERMARK_BACKOFF: Duration = Duration::from_millis(100);
 /// Pause between retries of a retriable transaction call.
 const TXN_BACKOFF: Duration = Duration::from_millis(100);
+/// How long past its timeout a transaction call may block before the
+/// producer is declared stuck and replaced.
+const TXN_STUCK_GRACE: Duration = Duration::from_secs(10);
 
 impl KafkaBackend {
     /// Creates the clients; under exactly-once also registers the
@@ -305,17 +318,7 @@ impl KafkaBackend {
             .create_with_context(GroupContext::default())
             .map_err(|e| BackendError::Fatal(format!("cannot create the consumer: {e}")))?;
 
-        let mut pc = base_config(&config, &format!("{app}-{instance}-producer"));
-        pc.set("enable.idempotence", "true");
-        apply_properties(&mut pc, &config.properties);
-        pc.remove("transactional.id");
-        if eos {
-            pc.set("enable.idempotence", "true")
-                .set("transactional.id", config.transactional_id());
-        }
-        let producer: ThreadedProducer<DeliveryContext> = pc
-            .create_with_context(DeliveryContext::default())
-            .map_err(|e| BackendError::Fatal(format!("cannot create the producer: {e}")))?;
+        let producer = Arc::new(create_producer(&config)?);
 
         let mut ac = base_config(&config, &format!("{app}-{instance}-admin"));
         apply_properties(&mut ac, &config.properties);
@@ -335,17 +338,44 @@ impl KafkaBackend {
             lag_committed: std::collections::HashMap::new(),
         };
         if eos {
-            backend
-                .txn_op("init_transactions", |t| {
-                    backend.producer.init_transactions(t)
-                })
-                .map_err(TxnError::into_backend)?;
-            info!(
-                transactional_id = %backend.config.transactional_id(),
-                "transactional producer initialised"
-            );
+            backend.init_transactions()?;
         }
         Ok(backend)
+    }
+
+    /// Registers the transactional id (fencing older producers with it and
+    /// aborting their open transaction).
+    fn init_transactions(&self) -> Result<(), BackendError> {
+        self.txn_op("init_transactions", |p, t| p.init_transactions(t))
+            .map_err(|e| match e {
+                TxnError::Stuck(msg) => BackendError::Fatal(msg),
+                other => other.into_backend(),
+            })?;
+        info!(
+            transactional_id = %self.config.transactional_id(),
+            "transactional producer initialised"
+        );
+        Ok(())
+    }
+
+    /// Replaces a producer stuck in a transaction call by a new one with
+    /// the same transactional id: its `init_transactions` fences the old
+    /// one and aborts the transaction it had open, so what this instance
+    /// wrote since its last commit is discarded. The old producer and the
+    /// thread blocked in it are left to librdkafka.
+    fn replace_producer(&mut self, why: String) -> BackendError {
+        error!(reason = %why, "replacing the transactional producer");
+        self.in_txn = false;
+        let fresh = create_producer(&self.config).and_then(|p| {
+            self.producer = Arc::new(p);
+            self.init_transactions()
+        });
+        match fresh {
+            Ok(()) => BackendError::Retriable(format!(
+                "{why}; the transaction was abandoned and its records and offsets are discarded"
+            )),
+            Err(e) => BackendError::Fatal(format!("{why}; no new producer: {e}")),
+        }
     }
 
     /// The configuration this backend was created with.
@@ -365,61 +395,41 @@ impl KafkaBackend {
     /// state: under exactly-once every fatal error means this instance may
     /// not write any more (fenced); under at-least-once it is fatal.
     fn producer_error(&self, what: &str, e: &KafkaError) -> BackendError {
-        if let Some((code, reason)) = self.producer.client().fatal_error() {
-            let msg = format!("{what}: producer fatal error {code:?}: {reason}");
-            return if self.eos() || is_fencing(code) {
-                BackendError::Fenced(msg)
-            } else {
-                BackendError::Fatal(msg)
-            };
-        }
-        if self.eos() && e.rdkafka_error_code() == Some(RDKafkaErrorCode::State) {
-            // librdkafka refuses to produce once the transaction has failed
-            // (an abortable error): abort and redo the work.
-            return BackendError::Retriable(format!(
-                "{what}: the transaction failed and must be aborted: {e}"
-            ));
-        }
-        classify(what, e)
+        producer_error(&self.producer, self.eos(), what, e)
     }
 
     /// Runs a transaction call, retrying it while librdkafka says it is
-    /// retriable, within the configured timeout.
+    /// retriable, within the configured timeout. The call runs on a thread
+    /// of its own: librdkafka may block in it past its timeout (in
+    /// `send_offsets_to_transaction` when the group coordinator broker
+    /// dies, librdkafka issues #5456 and #5511), and a call that has not
+    /// returned [`TXN_STUCK_GRACE`] after its timeout is reported
+    /// [`TxnError::Stuck`] instead of blocking the application for good.
     fn txn_op(
         &self,
-        what: &str,
-        mut op: impl FnMut(Duration) -> KafkaResult<()>,
+        what: &'static str,
+        op: impl FnMut(&TxnProducer, Duration) -> KafkaResult<()> + Send + 'static,
     ) -> Result<(), TxnError> {
-        let deadline = Instant::now() + self.timeout();
-        loop {
-            let remaining = deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1));
-            let err = match op(remaining) {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
-            if let KafkaError::Transaction(te) = &err {
-                if te.is_fatal() {
-                    return Err(TxnError::Backend(BackendError::Fenced(format!(
-                        "{what}: {err}"
-                    ))));
-                }
-                if te.txn_requires_abort() {
-                    return Err(TxnError::Abortable(format!("{what}: {err}")));
-                }
-                if te.is_retriable() {
-                    if Instant::now() < deadline {
-                        warn!(%err, "{what} failed, retrying");
-                        std::thread::sleep(TXN_BACKOFF);
-                        continue;
-                    }
-                    return Err(TxnError::Backend(BackendError::Retriable(format!(
-                        "{what}: {err}"
-                    ))));
-                }
-            }
-            return Err(TxnError::Backend(self.producer_error(what, &err)));
+        let producer = Arc::clone(&self.producer);
+        let timeout = self.timeout();
+        let eos = self.eos();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("runnel-txn".into())
+            .spawn(move || {
+                let _ = tx.send(txn_retry(&producer, eos, what, timeout, op));
+            })
+            .map_err(|e| {
+                TxnError::Backend(BackendError::Fatal(format!(
+                    "{what}: cannot start its thread: {e}"
+                )))
+            })?;
+        match rx.recv_timeout(timeout + TXN_STUCK_GRACE) {
+            Ok(result) => result,
+            Err(_) => Err(TxnError::Stuck(format!(
+                "{what} did not return within {:?}",
+                timeout + TXN_STUCK_GRACE
+            ))),
         }
     }
 
@@ -445,8 +455,7 @@ impl KafkaBackend {
         if !self.in_txn {
             return Ok(());
         }
-        let producer = &self.producer;
-        let result = self.txn_op("abort_transaction", |t| producer.abort_transaction(t));
+        let result = self.txn_op("abort_transaction", |p, t| p.abort_transaction(t));
         match result {
             Ok(()) => {
                 self.in_txn = false;
@@ -455,6 +464,11 @@ impl KafkaBackend {
                 debug!("transaction aborted");
                 Ok(())
             }
+            Err(TxnError::Stuck(why)) => match self.replace_producer(why) {
+                // The new producer aborted the transaction: done.
+                BackendError::Retriable(_) => Ok(()),
+                e => Err(e),
+            },
             Err(e) => Err(e.into_backend()),
         }
     }
@@ -496,13 +510,11 @@ impl KafkaBackend {
                         "the consumer has no group metadata".into(),
                     )));
                 };
-                let producer = &self.producer;
-                self.txn_op("send_offsets_to_transaction", |t| {
-                    producer.send_offsets_to_transaction(&tpl, &group, t)
+                self.txn_op("send_offsets_to_transaction", move |p, t| {
+                    p.send_offsets_to_transaction(&tpl, &group, t)
                 })?;
             }
-            let producer = &self.producer;
-            self.txn_op("commit_transaction", |t| producer.commit_transaction(t))
+            self.txn_op("commit_transaction", |p, t| p.commit_transaction(t))
         })();
         match result {
             Ok(()) => {
@@ -518,6 +530,7 @@ impl KafkaBackend {
                     "transaction aborted, its records and offsets are discarded: {msg}"
                 )))
             }
+            Err(TxnError::Stuck(why)) => Err(self.replace_producer(why)),
             Err(TxnError::Backend(e)) => Err(e),
         }
     }
@@ -884,12 +897,7 @@ impl Backend for KafkaBackend {
         let timeout = self.timeout();
         let restore = self.restore_consumer()?;
         tps.iter()
-            .map(|tp| {
-                restore
-                    .fetch_watermarks(&tp.topic, tp.partition, timeout)
-                    .map(|(_, high)| high)
-                    .map_err(|e| classify(&format!("end offset of {tp}"), &e))
-            })
+            .map(|tp| watermarks(restore, tp, timeout).map(|(_, high)| high))
             .collect()
     }
 
@@ -942,9 +950,7 @@ impl Backend for KafkaBackend {
         }
         let timeout = self.timeout();
         let restore = self.restore_consumer()?;
-        let (_, end) = restore
-            .fetch_watermarks(&tp.topic, tp.partition, timeout)
-            .map_err(|e| classify(&format!("end offset of {tp}"), &e))?;
+        let (_, end) = watermarks(restore, tp, timeout)?;
         if from >= end {
             debug!(%tp, from, end, "read_partition: nothing to read");
             return Ok(from);
@@ -1469,6 +1475,36 @@ fn is_retriable(code: RDKafkaErrorCode) -> bool {
     )
 }
 
+/// The low and high watermarks of `tp`, asked again for up to `timeout`
+/// while the cluster cannot tell yet: a topic just created reaches each
+/// client's metadata (and each broker's) a moment later, so a partition it
+/// has may be unknown here for a while (`UnknownPartition`), and a
+/// partition's leader moves when a broker dies.
+fn watermarks(
+    consumer: &BaseConsumer<LogContext>,
+    tp: &TopicPartition,
+    timeout: Duration,
+) -> Result<(i64, i64), BackendError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(WATERMARK_BACKOFF);
+        let e = match consumer.fetch_watermarks(&tp.topic, tp.partition, left) {
+            Ok(w) => return Ok(w),
+            Err(e) => e,
+        };
+        let err = classify(&format!("end offset of {tp}"), &e);
+        let not_yet = matches!(err, BackendError::Retriable(_))
+            || e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownPartition);
+        if !not_yet || Instant::now() >= deadline {
+            return Err(err);
+        }
+        debug!(%tp, error = %e, "end offset not known yet; asking again");
+        std::thread::sleep(WATERMARK_BACKOFF);
+    }
+}
+
 fn classify(what: &str, e: &KafkaError) -> BackendError {
     let msg = format!("{what}: {e}");
     if let KafkaError::Transaction(te) = e {
@@ -1490,6 +1526,8 @@ fn classify(what: &str, e: &KafkaError) -> BackendError {
 enum TxnError {
     /// The transaction cannot commit and must be aborted.
     Abortable(String),
+    /// librdkafka did not return from the call: the producer is unusable.
+    Stuck(String),
     Backend(BackendError),
 }
 
@@ -1497,8 +1535,98 @@ impl TxnError {
     fn into_backend(self) -> BackendError {
         match self {
             TxnError::Abortable(msg) => BackendError::Retriable(msg),
+            TxnError::Stuck(msg) => BackendError::Fatal(msg),
             TxnError::Backend(e) => e,
         }
+    }
+}
+
+/// The producer type of the backend.
+type TxnProducer = ThreadedProducer<DeliveryContext>;
+
+/// The backend's producer: idempotent; transactional under exactly-once.
+fn create_producer(config: &KafkaBackendConfig) -> Result<TxnProducer, BackendError> {
+    let mut pc = base_config(
+        config,
+        &format!("{}-{}-producer", config.application_id, config.instance_id),
+    );
+    pc.set("enable.idempotence", "true");
+    if config.guarantee == Guarantee::ExactlyOnce {
+        // Kafka Streams' default under exactly-once: the open transaction
+        // of a crashed instance whose successor has another transactional
+        // id holds read_committed readers back this long at most.
+        pc.set("transaction.timeout.ms", "10000");
+    }
+    apply_properties(&mut pc, &config.properties);
+    pc.remove("transactional.id");
+    if config.guarantee == Guarantee::ExactlyOnce {
+        pc.set("enable.idempotence", "true")
+            .set("transactional.id", config.transactional_id());
+    }
+    pc.create_with_context(DeliveryContext::default())
+        .map_err(|e| BackendError::Fatal(format!("cannot create the producer: {e}")))
+}
+
+/// Maps a producer-side error, consulting the producer's fatal error
+/// state: under exactly-once every fatal error means this instance may
+/// not write any more (fenced); under at-least-once it is fatal.
+fn producer_error(producer: &TxnProducer, eos: bool, what: &str, e: &KafkaError) -> BackendError {
+    if let Some((code, reason)) = producer.client().fatal_error() {
+        let msg = format!("{what}: producer fatal error {code:?}: {reason}");
+        return if eos || is_fencing(code) {
+            BackendError::Fenced(msg)
+        } else {
+            BackendError::Fatal(msg)
+        };
+    }
+    if eos && e.rdkafka_error_code() == Some(RDKafkaErrorCode::State) {
+        // librdkafka refuses to produce once the transaction has failed
+        // (an abortable error): abort and redo the work.
+        return BackendError::Retriable(format!(
+            "{what}: the transaction failed and must be aborted: {e}"
+        ));
+    }
+    classify(what, e)
+}
+
+/// [`KafkaBackend::txn_op`]'s retry loop, on its own thread.
+fn txn_retry(
+    producer: &TxnProducer,
+    eos: bool,
+    what: &str,
+    timeout: Duration,
+    mut op: impl FnMut(&TxnProducer, Duration) -> KafkaResult<()>,
+) -> Result<(), TxnError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let remaining = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        let err = match op(producer, remaining) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if let KafkaError::Transaction(te) = &err {
+            if te.is_fatal() {
+                return Err(TxnError::Backend(BackendError::Fenced(format!(
+                    "{what}: {err}"
+                ))));
+            }
+            if te.txn_requires_abort() {
+                return Err(TxnError::Abortable(format!("{what}: {err}")));
+            }
+            if te.is_retriable() {
+                if Instant::now() < deadline {
+                    warn!(%err, "{what} failed, retrying");
+                    std::thread::sleep(TXN_BACKOFF);
+                    continue;
+                }
+                return Err(TxnError::Backend(BackendError::Retriable(format!(
+                    "{what}: {err}"
+                ))));
+            }
+        }
+        return Err(TxnError::Backend(producer_error(producer, eos, what, &err)));
     }
 }
 

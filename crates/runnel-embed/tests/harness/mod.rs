@@ -282,7 +282,13 @@ impl Env {
         app: &str,
         g: Guarantee,
     ) -> Result<Streams, StreamsError> {
-        let backend: Box<dyn Backend> = match self.via {
+        let backend = self.backend(app, g)?;
+        self.start_on(topology, app, g, backend)
+    }
+
+    /// A backend of this environment's kind for `app`.
+    pub fn backend(&self, app: &str, g: Guarantee) -> Result<Box<dyn Backend>, StreamsError> {
+        Ok(match self.via {
             Via::Local => Box::new(LocalBackend::new(self.local.clone(), app, g)?),
             Via::Kafka => Box::new(KafkaBackend::new(
                 KafkaBackendConfig::new(self.bootstrap.clone(), app)
@@ -291,7 +297,17 @@ impl Env {
                     .with_property("session.timeout.ms", "6000")
                     .with_property("heartbeat.interval.ms", "500"),
             )?),
-        };
+        })
+    }
+
+    /// Starts `topology` on a given backend (a wrapper of [`Env::backend`]'s).
+    pub fn start_on(
+        &self,
+        topology: Topology,
+        app: &str,
+        g: Guarantee,
+        backend: Box<dyn Backend>,
+    ) -> Result<Streams, StreamsError> {
         let mut cfg = StreamsConfig::new(app);
         if g == Guarantee::ExactlyOnce {
             cfg = cfg.exactly_once();
