@@ -71,10 +71,12 @@
 //! Reads are answered from the local state, without a round trip to the
 //! topic: an instance sees another's writes within a poll interval.
 //!
-//! One limit: the in-process broker's backends and the Kafka backends
-//! derive different transactional ids from one application id
-//! (`<id>-local` and `<id>-0`), so the registry embedded in a `runnel
-//! serve` and registries reaching that same broker with
+//! Every registry process must therefore derive the same transactional
+//! id: `runnel serve` gives the registry's `KafkaCluster` the fixed
+//! instance id [`service::KAFKA_INSTANCE_ID`] (a `KafkaCluster` otherwise
+//! takes one per process). One limit: the in-process broker's backends
+//! derive another one (`<id>-local`), so the registry embedded in a
+//! `runnel serve` and registries reaching that same broker with
 //! `--bootstrap-servers` do not fence each other. Run registries that
 //! share a topic all through `--bootstrap-servers` (the broker's own with
 //! `--no-registry`), or only the embedded one.

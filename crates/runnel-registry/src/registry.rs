@@ -27,8 +27,12 @@ pub struct RegistryConfig {
     /// `kafkastore.topic`).
     pub topic: String,
     /// The application id of the writer: every instance sharing a topic
-    /// must use the same one, since its transactional id is what fences
-    /// the other writers (see the crate docs).
+    /// must use the same one, and reach the cluster through `Cluster`s
+    /// that derive the same transactional id from it (for a
+    /// `KafkaCluster`, the same instance id:
+    /// [`KAFKA_INSTANCE_ID`](crate::service::KAFKA_INSTANCE_ID)), since
+    /// that transactional id is what fences the other writers (see the
+    /// crate docs).
     pub writer_id: String,
     /// How often the topic is read for records other instances wrote.
     pub poll: Duration,
