@@ -91,5 +91,5 @@ def test_two_registries_on_a_three_broker_kafka_cluster(kafka, tmp_path, unique_
         assert schema_keys and all(k["magic"] == 1 and "subject" in k and "version" in k
                                    for k in schema_keys), keys
     finally:
-        assert a.stop() == 0
-        assert b.stop() == 0
+        codes = [a.stop(), b.stop()]
+    assert codes == [0, 0], f"registries exited with {codes}"

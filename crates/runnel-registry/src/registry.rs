@@ -56,6 +56,9 @@ impl Default for RegistryConfig {
 /// belongs to, so the writer knows when the topic has given it back.
 const WRITE_HEADER: &str = "runnel-registry-write";
 
+/// How long [`Registry::shutdown`] waits for the follower thread.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+
 /// The longest pause between two attempts of a write that lost the
 /// writer's role to another instance.
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
@@ -252,10 +255,24 @@ impl Registry {
     }
 
     /// Stops following the topic.
+    ///
+    /// Waits a moment for the follower thread, not for a read it may be
+    /// blocked in (a cluster that does not answer holds it up to the
+    /// backend's timeout): then it is left to end on its own, so a server
+    /// stops promptly even when its cluster is gone.
     pub fn shutdown(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
-        if let Some(h) = lock(&self.inner.follower).take() {
+        let Some(h) = lock(&self.inner.follower).take() else {
+            return;
+        };
+        let deadline = Instant::now() + SHUTDOWN_WAIT;
+        while !h.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if h.is_finished() {
             let _ = h.join();
+        } else {
+            tracing::info!("the schemas topic follower is still reading; not waiting for it");
         }
     }
 
