@@ -16,6 +16,7 @@
 mod kafka;
 
 pub use kafka::KafkaCluster;
+pub use runnel_streams::backend::{ConsumedRecord, Headers, ProducedRecord, TopicPartition};
 pub use runnel_streams::{Backend, BackendError, Guarantee};
 
 /// A topic to create: name, partition count and topic configs

@@ -102,9 +102,17 @@ pub struct ServeConfig {
     #[arg(long, conflicts_with = "sql_listen")]
     #[serde(skip_serializing_if = "is_false")]
     pub no_sql: bool,
-    /// Run only the SQL engine and its API, on this Kafka-compatible cluster
-    /// (host:port[,host:port…]) instead of a local log.
-    #[arg(long, env = "RUNNEL_BOOTSTRAP_SERVERS", conflicts_with = "no_sql")]
+    /// Schema Registry (Confluent REST) listener address [default: 0.0.0.0:8081].
+    #[arg(long, env = "RUNNEL_REGISTRY_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_listen: Option<String>,
+    /// Don't run the schema registry.
+    #[arg(long, conflicts_with = "registry_listen")]
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_registry: bool,
+    /// Run only the services (SQL engine, schema registry) on this
+    /// Kafka-compatible cluster (host:port[,host:port…]) instead of a local log.
+    #[arg(long, env = "RUNNEL_BOOTSTRAP_SERVERS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bootstrap_servers: Option<String>,
     /// A librdkafka property for every client of --bootstrap-servers, e.g. security.protocol=SSL (repeatable).
@@ -315,6 +323,9 @@ mod tests {
         assert_eq!(c.topic_defaults["retention.ms"], "1000");
         let q = file("sql_listen = \"127.0.0.1:18088\"").unwrap();
         assert_eq!(q.sql_listen.as_deref(), Some("127.0.0.1:18088"));
+        let r = file("registry_listen = \"127.0.0.1:18081\"\nno_registry = false").unwrap();
+        assert_eq!(r.registry_listen.as_deref(), Some("127.0.0.1:18081"));
+        assert!(file("no_registry = true").unwrap().no_registry);
         // Flag-only settings are not file keys.
         assert!(file("config = \"x.toml\"").is_err());
         assert!(file("topic_config = [\"a=b\"]").is_err());

@@ -1,8 +1,9 @@
 //! `runnel serve`: open the log and run the platform's services over it —
-//! the Kafka listener and (unless `--no-sql`) the SQL engine with its
-//! ksqlDB-compatible API on the same in-process broker — under one
-//! [`Supervisor`], until a signal stops them in reverse order. With
-//! `--bootstrap-servers` there is no local log: the SQL engine runs on that
+//! the Kafka listener, (unless `--no-sql`) the SQL engine with its
+//! ksqlDB-compatible API and (unless `--no-registry`) the schema registry,
+//! on the same in-process broker — under one [`Supervisor`], until a
+//! signal stops them in reverse order. With `--bootstrap-servers` there is
+//! no local log: the SQL engine and the registry run on that
 //! Kafka-compatible cluster instead.
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use runnel_broker::Broker;
 use runnel_cluster::{Cluster, KafkaCluster};
+use runnel_registry::{RegistryConfig, RegistryService};
 use runnel_service::{
     BoxFuture, HttpListen, Running, Service, ServiceError, StartContext, Supervisor,
 };
@@ -41,9 +43,53 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         },
     };
 
+    let registry_listen = |config: &ServeArgs| match &config.registry_listen {
+        Some(addr) => HttpListen {
+            addr: addr.clone(),
+            required: true,
+        },
+        // As for SQL: a taken default port leaves the registry out.
+        None => HttpListen {
+            addr: runnel_registry::service::DEFAULT_LISTEN.to_string(),
+            required: false,
+        },
+    };
+
     if let Some(bootstrap) = config.bootstrap_servers.clone() {
-        // No local log: the SQL engine and its API on that cluster.
+        // No local log: the SQL engine, the registry and their APIs on
+        // that cluster.
+        if config.no_sql && config.no_registry {
+            anyhow::bail!(
+                "--bootstrap-servers with --no-sql and --no-registry leaves nothing to run"
+            );
+        }
         let properties = config.kafka_properties()?;
+        if !config.no_registry {
+            let (bootstrap, mut properties) = (bootstrap.clone(), properties.clone());
+            // The registry reads `_schemas` to its end after every write, and
+            // under read_committed that end is only known once a fetch
+            // comes back empty past the transaction marker: with librdkafka's
+            // default wait (500 ms) every write would take a second.
+            if !properties.iter().any(|(k, _)| k == "fetch.wait.max.ms") {
+                properties.push(("fetch.wait.max.ms".to_string(), "10".to_string()));
+            }
+            let make = Box::new(move || {
+                KafkaCluster::new(bootstrap.clone(), properties)
+                    .map(|c| Arc::new(c) as Arc<dyn Cluster>)
+                    .map_err(|e| format!("cannot reach the cluster at {bootstrap}: {e}"))
+            });
+            // The default port stays optional here too: several servers
+            // on one cluster, on one host, still start (one serves 8081).
+            services.add(RegistryService::with_factory(
+                make,
+                RegistryConfig::default(),
+                registry_listen(&config),
+            ));
+        }
+        if config.no_sql {
+            services.run(stop).await?;
+            return Ok(());
+        }
         let listen = HttpListen {
             required: true,
             ..sql_listen(&config)
@@ -102,11 +148,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
     // Services start in this order and stop in the reverse one: the SQL
     // engine's queries commit and stop writing before the broker flushes
-    // the log.
+    // the log. The registry starts before the SQL engine, which will read
+    // schemas from it.
     let local = broker.local();
     services.add(KafkaService { broker, listener });
+    let cluster: Arc<dyn Cluster> = Arc::new(runnel_embed::LocalCluster::new(local));
+    if !config.no_registry {
+        services.add(RegistryService::new(
+            cluster.clone(),
+            RegistryConfig::default(),
+            registry_listen(&config),
+        ));
+    }
     if !config.no_sql {
-        let cluster = Arc::new(runnel_embed::LocalCluster::new(local));
         services.add(SqlService::new(
             cluster,
             runnel_sql::EngineConfig::default(),
