@@ -47,7 +47,7 @@ use crate::ast::{
 use crate::catalog::{Catalog, SourceInfo};
 use crate::error::SqlError;
 use crate::expr::{Binder, Compiled, Scope, ScopeColumn};
-use crate::format::{Format, InternalKeySerde, InternalSerde, Row, RowSerde};
+use crate::format::{CodecSpec, Format, InternalKeySerde, InternalSerde, Row, RowSerde};
 use crate::functions::{Aggregator, FunctionRegistry};
 use crate::schema::{Column, Schema, WindowType, ROWOFFSET, ROWPARTITION, ROWTIME};
 use crate::types::{SqlType, Value};
