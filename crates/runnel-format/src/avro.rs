@@ -86,11 +86,9 @@ pub(crate) type Names<'a> = HashMap<Name, &'a Schema>;
 pub(crate) fn names(schema: &Schema) -> Names<'_> {
     fn walk<'a>(s: &'a Schema, out: &mut Names<'a>) {
         match s {
-            Schema::Record(r) => {
-                if out.insert(r.name.clone(), s).is_none() {
-                    for f in &r.fields {
-                        walk(&f.schema, out);
-                    }
+            Schema::Record(r) if out.insert(r.name.clone(), s).is_none() => {
+                for f in &r.fields {
+                    walk(&f.schema, out);
                 }
             }
             Schema::Enum(e) => {
@@ -201,7 +199,7 @@ pub fn infer_columns(schema: &Schema, single: &str) -> Result<(Vec<Column>, bool
     }
 }
 
-fn decimal_text(bytes: &[u8], scale: usize) -> Result<String, FormatError> {
+pub(crate) fn decimal_text(bytes: &[u8], scale: usize) -> Result<String, FormatError> {
     if bytes.len() > 16 {
         return Err(FormatError::Decode(
             "an Avro decimal wider than 128 bits".to_string(),
@@ -319,7 +317,7 @@ fn encode_err(what: impl std::fmt::Display) -> FormatError {
     FormatError::Encode(format!("cannot write Avro: {what}"))
 }
 
-fn big_endian(d: &rust_decimal::Decimal, scale: u32) -> Vec<u8> {
+pub(crate) fn big_endian(d: &rust_decimal::Decimal, scale: u32) -> Vec<u8> {
     let mut d = *d;
     d.rescale(scale);
     let n = d.mantissa();

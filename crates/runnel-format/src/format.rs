@@ -257,12 +257,12 @@ impl FormatRegistry {
         }
     }
 
-    /// The built-in formats and AVRO and JSON_SR, whose schemas live in
+    /// The built-in formats and AVRO, PROTOBUF and JSON_SR, whose schemas live in
     /// the registry `client` talks to.
     pub fn with_schema_registry(client: runnel_registry_client::RegistryClient) -> FormatRegistry {
         use crate::registry::{Kind, RegistryFormat};
         let mut r = FormatRegistry::builtin();
-        for kind in [Kind::Avro, Kind::JsonSr] {
+        for kind in [Kind::Avro, Kind::Protobuf, Kind::JsonSr] {
             let format: &'static RegistryFormat =
                 Box::leak(Box::new(RegistryFormat::new(kind, client.clone())));
             r.register(Format::new(format));

@@ -1,4 +1,4 @@
-//! Rows and their serialization formats: SQL types and values, casts from text, and the KAFKA, JSON, DELIMITED, NONE, AVRO, JSON_SR and internal encodings behind one format registry.
+//! Rows and their serialization formats: SQL types and values, casts from text, and the KAFKA, JSON, DELIMITED, NONE, AVRO, PROTOBUF, JSON_SR and internal encodings behind one format registry.
 //!
 //! The SQL engine, the schema registry and connectors all move rows
 //! between Rust values and record bytes; this crate is where that lives,
@@ -13,6 +13,7 @@ pub mod format;
 pub mod internal;
 pub mod json;
 pub mod kafka;
+pub mod protobuf;
 pub mod registry;
 pub mod schema;
 pub mod types;

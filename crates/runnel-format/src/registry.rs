@@ -1,5 +1,5 @@
-//! The formats that keep their schemas in a schema registry: AVRO and
-//! JSON_SR, in Confluent's wire format (magic byte 0, the schema id, the
+//! The formats that keep their schemas in a schema registry: AVRO,
+//! PROTOBUF and JSON_SR, in Confluent's wire format (magic byte 0, the schema id, the
 //! payload).
 //!
 //! Decoding reads the schema id of each record and decodes with that
@@ -18,17 +18,33 @@ use runnel_registry_client::{wire, ClientError, RegistryClient, SubjectNameStrat
 use runnel_schema::{ParsedSchema, SchemaType};
 use serde_json::{json, Value as Json};
 
-use crate::avro;
 use crate::format::{CodecSpec, FormatError, Row, RowCodec, RowFormat};
 use crate::json::from_json;
 use crate::schema::Column;
 use crate::types::{SqlType, Value};
+use crate::{avro, protobuf};
 
 /// Which schema type a registry format writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Avro,
+    Protobuf,
     JsonSr,
+}
+
+impl Kind {
+    fn schema_type(self) -> SchemaType {
+        match self {
+            Kind::Avro => SchemaType::Avro,
+            Kind::Protobuf => SchemaType::Protobuf,
+            Kind::JsonSr => SchemaType::Json,
+        }
+    }
+
+    /// Whether rows are always a record (message), one column or not.
+    fn always_wrapped(self) -> bool {
+        self == Kind::Protobuf
+    }
 }
 
 /// AVRO or JSON_SR, with the client of the registry its schemas live in.
@@ -43,10 +59,7 @@ impl RegistryFormat {
     }
 
     fn schema_type(&self) -> SchemaType {
-        match self.kind {
-            Kind::Avro => SchemaType::Avro,
-            Kind::JsonSr => SchemaType::Json,
-        }
+        self.kind.schema_type()
     }
 }
 
@@ -61,12 +74,26 @@ pub fn subject(topic: &str, is_key: bool) -> String {
         .unwrap_or_else(|_| format!("{topic}-value"))
 }
 
-/// The schema text ksqlDB derives for rows of `columns`.
-pub fn derived_schema(kind: Kind, columns: &[Column], wrap: bool, full_name: &str) -> String {
-    match kind {
-        Kind::Avro => avro::schema_for(columns, wrap, full_name).to_string(),
+/// The schema text ksqlDB derives for rows of `columns` (`full_name`:
+/// the record or message name, ksqlDB's default when `None`).
+pub fn derived_schema(
+    kind: Kind,
+    columns: &[Column],
+    wrap: bool,
+    full_name: Option<&str>,
+) -> Result<String, FormatError> {
+    Ok(match kind {
+        Kind::Avro => avro::schema_for(
+            columns,
+            wrap,
+            full_name.unwrap_or(avro::DEFAULT_RECORD_NAME),
+        )
+        .to_string(),
+        Kind::Protobuf => {
+            protobuf::schema_for(columns, full_name.unwrap_or(protobuf::DEFAULT_MESSAGE_NAME))?
+        }
         Kind::JsonSr => json_schema_for(columns, wrap).to_string(),
-    }
+    })
 }
 
 fn check_columns(columns: &[Column], what: &str, kind: Kind) -> Result<(), FormatError> {
@@ -106,6 +133,7 @@ impl RowFormat for RegistryFormat {
     fn name(&self) -> &'static str {
         match self.kind {
             Kind::Avro => "AVRO",
+            Kind::Protobuf => "PROTOBUF",
             Kind::JsonSr => "JSON_SR",
         }
     }
@@ -115,7 +143,11 @@ impl RowFormat for RegistryFormat {
     }
 
     fn check(&self, columns: &[Column], what: &str) -> Result<(), FormatError> {
-        check_columns(columns, what, self.kind)
+        check_columns(columns, what, self.kind)?;
+        if self.kind == Kind::Protobuf {
+            protobuf::schema_for(columns, protobuf::DEFAULT_MESSAGE_NAME)?;
+        }
+        Ok(())
     }
 
     fn codec(&self, spec: &CodecSpec<'_>) -> Arc<dyn RowCodec> {
@@ -123,13 +155,10 @@ impl RowFormat for RegistryFormat {
             kind: self.kind,
             client: self.client.clone(),
             columns: spec.columns.to_vec(),
-            wrap: spec.columns.len() != 1 || spec.wrap_single,
+            wrap: spec.columns.len() != 1 || spec.wrap_single || self.kind.always_wrapped(),
             schema_id: spec.schema_id,
             subject: spec.topic.map(|t| subject(t, spec.is_key)),
-            full_name: spec
-                .full_name
-                .unwrap_or(avro::DEFAULT_RECORD_NAME)
-                .to_string(),
+            full_name: spec.full_name.map(str::to_string),
             writer: OnceLock::new(),
         })
     }
@@ -138,13 +167,8 @@ impl RowFormat for RegistryFormat {
         let Some(topic) = spec.topic else {
             return Ok(None);
         };
-        let wrap = spec.columns.len() != 1 || spec.wrap_single;
-        let text = derived_schema(
-            self.kind,
-            spec.columns,
-            wrap,
-            spec.full_name.unwrap_or(avro::DEFAULT_RECORD_NAME),
-        );
+        let wrap = spec.columns.len() != 1 || spec.wrap_single || self.kind.always_wrapped();
+        let text = derived_schema(self.kind, spec.columns, wrap, spec.full_name)?;
         self.client
             .register(
                 &subject(topic, spec.is_key),
@@ -187,6 +211,9 @@ pub fn infer_columns(
     if let Some(j) = schema.as_json() {
         return json_infer_columns(j, single);
     }
+    if let Some(m) = schema.as_protobuf() {
+        return Ok((protobuf::infer_columns(&m)?, true));
+    }
     Err(FormatError::Unsupported(format!(
         "cannot infer columns from a {} schema",
         schema.schema_type()
@@ -200,7 +227,7 @@ struct RegistryCodec {
     wrap: bool,
     schema_id: Option<i32>,
     subject: Option<String>,
-    full_name: String,
+    full_name: Option<String>,
     writer: OnceLock<(i32, Arc<ParsedSchema>)>,
 }
 
@@ -215,11 +242,13 @@ impl RegistryCodec {
             (None, Some(subject)) => match self.client.latest(subject) {
                 Ok(s) => (s.id, s.schema),
                 Err(e) if e.is_not_found() => {
-                    let schema_type = match self.kind {
-                        Kind::Avro => SchemaType::Avro,
-                        Kind::JsonSr => SchemaType::Json,
-                    };
-                    let text = derived_schema(self.kind, &self.columns, self.wrap, &self.full_name);
+                    let schema_type = self.kind.schema_type();
+                    let text = derived_schema(
+                        self.kind,
+                        &self.columns,
+                        self.wrap,
+                        self.full_name.as_deref(),
+                    )?;
                     let id = self
                         .client
                         .register(subject, schema_type, &text, &[], false)
@@ -301,6 +330,20 @@ impl RowCodec for RegistryCodec {
                     .map_err(|e| FormatError::Encode(format!("cannot write Avro: {e}")))?;
                 out.extend_from_slice(&datum);
             }
+            Kind::Protobuf => {
+                let desc = schema.as_protobuf().ok_or_else(|| {
+                    FormatError::Encode(format!("schema {id} is not a Protobuf schema"))
+                })?;
+                let indexes = schema.message_indexes(desc.full_name()).unwrap_or_default();
+                wire::write_indexes(&indexes, &mut out);
+                let named: Vec<(String, Value)> = self
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| (c.name.clone(), v.clone()))
+                    .collect();
+                out.extend_from_slice(&protobuf::encode(&protobuf::message(&desc, &named)?));
+            }
             Kind::JsonSr => {
                 let j = if self.wrap {
                     Json::Object(
@@ -334,6 +377,17 @@ impl RowCodec for RegistryCodec {
                     .map_err(|e| FormatError::Decode(format!("bad Avro record: {e}")))?;
                 let names = avro::names(a);
                 self.row_of(&avro::to_json(&value, a, &names)?)
+            }
+            Kind::Protobuf => {
+                let (indexes, message) =
+                    wire::read_indexes(payload).map_err(|e| FormatError::Decode(e.to_string()))?;
+                let schema = self.client.schema_by_id(id).map_err(client_err)?;
+                let desc = schema.message_by_indexes(&indexes).ok_or_else(|| {
+                    FormatError::Decode(format!(
+                        "schema {id} has no Protobuf message at indexes {indexes:?}"
+                    ))
+                })?;
+                self.row_of(&protobuf::decode(desc, message)?)
             }
             Kind::JsonSr => {
                 let j: Json = serde_json::from_slice(payload)

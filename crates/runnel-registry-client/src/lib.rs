@@ -345,10 +345,7 @@ impl RegistryClient {
                 .ok_or_else(|| ClientError::BadResponse(format!("no {k} in {body}")))
         };
         let id = int("id")?;
-        let schema = match self.cache().by_id.get(&id) {
-            Some(s) => Some(s.clone()),
-            None => None,
-        };
+        let schema = self.cache().by_id.get(&id).cloned();
         let schema = match schema {
             Some(s) => s,
             None => {
