@@ -5,7 +5,7 @@
 use runnel_streams::OffsetReset;
 
 use super::persistent::QueryStart;
-use super::props::{check_props, format_prop, prop_int, prop_string};
+use super::props::{check_props, format_prop, prop_int, prop_string, value_full_name};
 use super::result::Outcome;
 use super::{backend_err, lock, Cmd, Engine, State};
 use crate::ast::{ColumnDef, Ident, Props, Query, SelectItem, SourceKind};
@@ -289,6 +289,7 @@ impl Engine {
                 "Missing required property \"VALUE_FORMAT\" which has no default value.",
             ));
         };
+        value_full_name(with, value_format)?;
         let mut wrap_single_value =
             prop_string(with, "WRAP_SINGLE_VALUE").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
         let mut schema = Schema::default();
@@ -503,8 +504,7 @@ impl Engine {
         // The output's schemas, registered as ksqlDB registers them.
         let wrap =
             prop_string(with, "WRAP_SINGLE_VALUE").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
-        let value_name = prop_string(with, "VALUE_AVRO_SCHEMA_FULL_NAME")
-            .or_else(|| prop_string(with, "VALUE_SCHEMA_FULL_NAME"));
+        let value_name = value_full_name(with, value_format)?;
         let key_name = prop_string(with, "KEY_SCHEMA_FULL_NAME");
         for (format, columns, is_key, wrap, full_name) in [
             (key_format, &planned.schema.key, true, false, &key_name),

@@ -66,6 +66,35 @@ pub(super) fn format_prop(
     }
 }
 
+/// The record name a WITH clause gives a value schema
+/// (`VALUE_AVRO_SCHEMA_FULL_NAME`, or `VALUE_SCHEMA_FULL_NAME`), refused
+/// when empty or for a format without registry schemas, in ksqlDB's words.
+pub(super) fn value_full_name(props: &Props, format: Format) -> Result<Option<String>, SqlError> {
+    let key = ["VALUE_AVRO_SCHEMA_FULL_NAME", "VALUE_SCHEMA_FULL_NAME"]
+        .into_iter()
+        .find(|k| props.get(k).is_some());
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let pos = props
+        .get_ident(key)
+        .map_or_else(Default::default, |i| i.pos);
+    let name = prop_string(props, key).unwrap_or_default();
+    if !format.get().needs_schema_registry() {
+        return Err(SqlError::at(
+            pos,
+            format!("{format} does not support the following configs: [fullSchemaName]"),
+        ));
+    }
+    if name.trim().is_empty() {
+        return Err(SqlError::at(
+            pos,
+            "fullSchemaName cannot be empty. Format configuration: {fullSchemaName=}",
+        ));
+    }
+    Ok(Some(name.trim().to_string()))
+}
+
 /// The engine property naming the schema registry.
 pub const SCHEMA_REGISTRY_URL: &str = "ksql.schema.registry.url";
 
