@@ -12,6 +12,7 @@ import json
 import struct
 import urllib.error
 import urllib.request
+import uuid
 
 import httpx
 import pytest
@@ -106,7 +107,7 @@ def test_avro_serializer_in_sql_in_between_avro_deserializer_out(server, unique_
     ck_flush(p)
 
     # No column list: the columns come from the subject's latest schema.
-    sink = unique_name("big").upper()
+    sink = f"BIG_{uuid.uuid4().hex[:8].upper()}"
     server.ksql(f"CREATE STREAM {sink}_src WITH (kafka_topic='{topic}', value_format='AVRO');")
     described = server.ksql(f"DESCRIBE {sink}_src;")
     fields = {f["name"]: f["schema"]["type"] for f in described[0]["sourceDescription"]["fields"]
@@ -144,7 +145,7 @@ def test_json_serializer_in_sql_json_deserializer_out(server, unique_name):
         p.produce(topic, value=serialize(r, ctx))
     ck_flush(p)
 
-    sink = unique_name("hot").upper()
+    sink = f"HOT_{uuid.uuid4().hex[:8].upper()}"
     server.ksql(f"CREATE STREAM {sink}_src WITH (kafka_topic='{topic}', value_format='JSON_SR');")
     server.ksql(
         f"CREATE STREAM {sink} AS SELECT sensor, celsius, count + 1 AS next "
