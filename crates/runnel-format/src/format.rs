@@ -178,6 +178,9 @@ impl Format {
     pub const DELIMITED: Format = Format(&crate::delimited::DelimitedFormat);
     /// No bytes at all: for keyless streams.
     pub const NONE: Format = Format(&NoneFormat);
+    /// Protobuf messages of the schema derived from the columns, without
+    /// a schema registry.
+    pub const PROTOBUF_NOSR: Format = Format(&crate::protobuf::ProtobufNoSr);
 
     /// A format of `'static` lifetime (a registry leaks one per format it
     /// is given: formats are few and live as long as the process).
@@ -233,7 +236,7 @@ impl fmt::Display for Format {
 }
 
 /// Names that are formats of ksqlDB's which need a schema registry.
-const SCHEMA_REGISTRY_FORMATS: [&str; 4] = ["AVRO", "PROTOBUF", "PROTOBUF_NOSR", "JSON_SR"];
+const SCHEMA_REGISTRY_FORMATS: [&str; 3] = ["AVRO", "PROTOBUF", "JSON_SR"];
 
 /// The formats statements may name, by name.
 #[derive(Clone)]
@@ -250,10 +253,16 @@ impl fmt::Debug for FormatRegistry {
 static BUILTIN: LazyLock<FormatRegistry> = LazyLock::new(FormatRegistry::builtin);
 
 impl FormatRegistry {
-    /// KAFKA, JSON, DELIMITED and NONE.
+    /// KAFKA, JSON, DELIMITED, NONE and PROTOBUF_NOSR.
     pub fn builtin() -> FormatRegistry {
         FormatRegistry {
-            formats: vec![Format::KAFKA, Format::JSON, Format::DELIMITED, Format::NONE],
+            formats: vec![
+                Format::KAFKA,
+                Format::JSON,
+                Format::DELIMITED,
+                Format::NONE,
+                Format::PROTOBUF_NOSR,
+            ],
         }
     }
 
@@ -950,12 +959,12 @@ mod tests {
         let mut registry = FormatRegistry::builtin();
         assert_eq!(
             registry.names().collect::<Vec<_>>(),
-            ["KAFKA", "JSON", "DELIMITED", "NONE"]
+            ["KAFKA", "JSON", "DELIMITED", "NONE", "PROTOBUF_NOSR"]
         );
         assert_eq!(registry.get("json"), Ok(Format::JSON));
         assert_eq!(
             registry.get("xml").unwrap_err().to_string(),
-            "unknown format 'xml'; expected one of KAFKA, JSON, DELIMITED, NONE"
+            "unknown format 'xml'; expected one of KAFKA, JSON, DELIMITED, NONE, PROTOBUF_NOSR"
         );
         assert!(matches!(
             registry.get("avro"),

@@ -1,4 +1,4 @@
-//! Rows and their serialization formats: SQL types and values, casts from text, and the KAFKA, JSON, DELIMITED, NONE, AVRO, PROTOBUF, JSON_SR and internal encodings behind one format registry.
+//! Rows and their serialization formats: SQL types and values, casts from text, and the KAFKA, JSON, DELIMITED, NONE, AVRO, PROTOBUF, PROTOBUF_NOSR, JSON_SR and internal encodings behind one format registry.
 //!
 //! The SQL engine, the schema registry and connectors all move rows
 //! between Rust values and record bytes; this crate is where that lives,

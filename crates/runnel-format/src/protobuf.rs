@@ -656,3 +656,87 @@ message M { google.protobuf.Int32Value w = 1; int32 plain = 2; Inner inner = 3; 
         assert_eq!(j["w"], json!(5));
     }
 }
+
+/// PROTOBUF_NOSR: Protobuf messages without a schema registry or the
+/// wire format's header, with the schema ksqlDB derives from the columns
+/// on both sides.
+pub struct ProtobufNoSr;
+
+impl crate::format::RowFormat for ProtobufNoSr {
+    fn name(&self) -> &'static str {
+        "PROTOBUF_NOSR"
+    }
+
+    fn check(&self, columns: &[Column], _what: &str) -> Result<(), FormatError> {
+        schema_for(columns, DEFAULT_MESSAGE_NAME).map(|_| ())
+    }
+
+    fn codec(
+        &self,
+        spec: &crate::format::CodecSpec<'_>,
+    ) -> std::sync::Arc<dyn crate::format::RowCodec> {
+        let desc = schema_for(spec.columns, DEFAULT_MESSAGE_NAME).and_then(|text| {
+            runnel_schema::ParsedSchema::parse(runnel_schema::SchemaType::Protobuf, &text, &[])
+                .ok()
+                .and_then(|p| p.as_protobuf())
+                .ok_or_else(|| FormatError::Unsupported(format!("cannot compile {text}")))
+        });
+        std::sync::Arc::new(NoSrCodec {
+            columns: spec.columns.to_vec(),
+            desc,
+        })
+    }
+}
+
+struct NoSrCodec {
+    columns: Vec<Column>,
+    desc: Result<MessageDescriptor, FormatError>,
+}
+
+impl crate::format::RowCodec for NoSrCodec {
+    fn encode(&self, row: &[Value]) -> Result<Option<Vec<u8>>, FormatError> {
+        let desc = self.desc.as_ref().map_err(Clone::clone)?;
+        let named: Vec<(String, Value)> = self
+            .columns
+            .iter()
+            .zip(row)
+            .map(|(c, v)| (c.name.clone(), v.clone()))
+            .collect();
+        Ok(Some(encode(&message(desc, &named)?)))
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<crate::format::Row, FormatError> {
+        let desc = self.desc.as_ref().map_err(Clone::clone)?;
+        let j = decode(desc.clone(), bytes)?;
+        self.columns
+            .iter()
+            .map(|c| match j.get(&c.name) {
+                None | Some(Json::Null) => Ok(Value::Null),
+                Some(v) => {
+                    crate::json::from_json(&c.ty, v).map_err(|e| FormatError::Decode(e.to_string()))
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod nosr_tests {
+    use super::*;
+    use crate::format::{Format, RowSerde};
+
+    #[test]
+    fn protobuf_nosr_rows_are_bare_messages() {
+        let cols = vec![
+            Column::new("ID", SqlType::BigInt),
+            Column::new("NAME", SqlType::String),
+        ];
+        let serde = RowSerde::new(Format::PROTOBUF_NOSR, cols, true);
+        let row = vec![Value::BigInt(150), Value::String("a".into())];
+        let bytes = serde.encode(&row).unwrap().unwrap();
+        // Field 1 varint 150, field 2 string "a": no magic byte, no id.
+        assert_eq!(bytes, [0x08, 0x96, 0x01, 0x12, 0x01, b'a']);
+        assert_eq!(serde.decode(&bytes).unwrap(), row);
+        assert!(serde.decode(&[0xff]).is_err());
+    }
+}

@@ -214,7 +214,7 @@ fn encode_value(info: Option<&SourceInfo>, value: &Json) -> Result<Option<Vec<u8
         return Ok(None);
     }
     let format = info.map_or(Format::JSON, |i| i.value_format);
-    if let Some(info) = info.filter(|_| format.get().needs_schema_registry()) {
+    if let Some(info) = info.filter(|_| schemaful(format)) {
         let wrap = info.schema.value.len() != 1 || info.wrap_single_value;
         let row = row_of(&info.schema.value, value, wrap)?;
         return Ok(info.value_serde().encode(&row)?);
@@ -232,6 +232,12 @@ fn encode_value(info: Option<&SourceInfo>, value: &Json) -> Result<Option<Vec<u8
         }
         (_, v) => Ok(Some(v.to_string().into_bytes())),
     }
+}
+
+/// Formats whose records the harness writes and reads through the
+/// source's own serde (Avro, Protobuf, JSON Schema).
+fn schemaful(format: Format) -> bool {
+    format.get().needs_schema_registry() || format.name() == "PROTOBUF_NOSR"
 }
 
 /// A JSON record as a row of `columns`: an object of them (names in any
@@ -305,7 +311,7 @@ fn decode_value(info: &SourceInfo, value: Option<&[u8]>) -> Result<Json, String>
     let Some(bytes) = value else {
         return Ok(Json::Null);
     };
-    if info.value_format.get().needs_schema_registry() {
+    if schemaful(info.value_format) {
         let row = info.value_serde().decode(bytes)?;
         if info.schema.value.len() == 1 && !info.wrap_single_value {
             return Ok(row.first().map_or(Json::Null, to_json));
