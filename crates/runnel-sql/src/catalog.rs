@@ -33,6 +33,10 @@ pub struct SourceInfo {
     pub read_only: bool,
     /// The persistent query writing it (CSAS/CTAS), if any.
     pub writer: Option<String>,
+    /// `KEY_SCHEMA_ID` / `VALUE_SCHEMA_ID`: the registry schemas its keys
+    /// and values are written with (else the subjects' latest).
+    pub key_schema_id: Option<i32>,
+    pub value_schema_id: Option<i32>,
 }
 
 impl SourceInfo {
@@ -44,6 +48,7 @@ impl SourceInfo {
             CodecSpec {
                 topic: Some(&self.topic),
                 is_key: true,
+                schema_id: self.key_schema_id,
                 ..CodecSpec::new(&self.schema.key, false)
             },
         )
@@ -56,6 +61,7 @@ impl SourceInfo {
             self.value_format,
             CodecSpec {
                 topic: Some(&self.topic),
+                schema_id: self.value_schema_id,
                 ..CodecSpec::new(&self.schema.value, self.wrap_single_value)
             },
         )

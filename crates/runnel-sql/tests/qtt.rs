@@ -573,6 +573,15 @@ fn run_case(case: &Json) -> Result<(), String> {
                 }
             }
         }
+        // Subjects nothing may have registered.
+        if let Some(r) = &registry {
+            for subject in case["noSubjects"].as_array().into_iter().flatten() {
+                let subject = subject.as_str().ok_or("noSubjects holds names")?;
+                if let Ok(got) = r.latest(subject) {
+                    return Err(format!("subject {subject} should not exist, got {got}"));
+                }
+            }
+        }
         // Pull queries.
         for p in case["pull"].as_array().unwrap_or(&empty) {
             let q = p["query"].as_str().ok_or("pull without query")?;

@@ -452,6 +452,8 @@ impl Engine {
             sql: text.to_string(),
             read_only,
             writer: None,
+            key_schema_id: prop_int(with, "KEY_SCHEMA_ID")?,
+            value_schema_id: prop_int(with, "VALUE_SCHEMA_ID")?,
         })
     }
 
@@ -478,12 +480,17 @@ impl Engine {
         let value_format =
             format_prop(formats, with, "VALUE_FORMAT", &topic)?.unwrap_or(from.value_format);
         let partitions = prop_int(with, "PARTITIONS")?.unwrap_or(from.partitions);
+        // Output schemas named by id are used as they are, not registered.
+        let key_schema_id = prop_int(with, "KEY_SCHEMA_ID")?;
+        let value_schema_id = prop_int(with, "VALUE_SCHEMA_ID")?;
         let sink = Sink::Topic {
             topic: topic.clone(),
             key_format,
             value_format,
             wrap_single_value: prop_string(with, "WRAP_SINGLE_VALUE")
                 .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
+            key_schema_id,
+            value_schema_id,
         };
         // Plan first to learn the schema; only then create the topic.
         let sink_ts = prop_string(with, "TIMESTAMP").map(|t| t.to_ascii_uppercase());
@@ -506,17 +513,25 @@ impl Engine {
             prop_string(with, "WRAP_SINGLE_VALUE").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
         let value_name = value_full_name(with, value_format)?;
         let key_name = prop_string(with, "KEY_SCHEMA_FULL_NAME");
-        for (format, columns, is_key, wrap, full_name) in [
-            (key_format, &planned.schema.key, true, false, &key_name),
+        for (format, columns, is_key, wrap, full_name, id) in [
+            (
+                key_format,
+                &planned.schema.key,
+                true,
+                false,
+                &key_name,
+                key_schema_id,
+            ),
             (
                 value_format,
                 &planned.schema.value,
                 false,
                 wrap,
                 &value_name,
+                value_schema_id,
             ),
         ] {
-            if columns.is_empty() || planned.window.is_some() && is_key {
+            if columns.is_empty() || planned.window.is_some() && is_key || id.is_some() {
                 continue;
             }
             let spec = CodecSpec {
@@ -555,6 +570,8 @@ impl Engine {
             sql: text.to_string(),
             read_only: false,
             writer: Some(qid.to_string()),
+            key_schema_id,
+            value_schema_id,
         };
         st.catalog.sources.insert(info.name.clone(), info.clone());
         if let Err(e) = self.start_query(st, start, query, &info.name, Some(&info)) {

@@ -64,6 +64,9 @@ pub enum Sink {
         key_format: Format,
         value_format: Format,
         wrap_single_value: bool,
+        /// The registry schemas to write with (else the subjects' latest).
+        key_schema_id: Option<i32>,
+        value_schema_id: Option<i32>,
     },
     /// A callback (transient push queries).
     Callback(Arc<dyn Fn(SinkRow) + Send + Sync>),

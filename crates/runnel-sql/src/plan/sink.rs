@@ -60,6 +60,8 @@ pub(super) fn sink_serdes(sink: &Sink, schema: &Schema) -> Result<(RowSerde, Row
         key_format,
         value_format,
         wrap_single_value,
+        key_schema_id,
+        value_schema_id,
     } = sink
     else {
         return Err(SqlError::server("a callback sink has no serdes"));
@@ -76,6 +78,7 @@ pub(super) fn sink_serdes(sink: &Sink, schema: &Schema) -> Result<(RowSerde, Row
             CodecSpec {
                 topic: Some(topic),
                 is_key: true,
+                schema_id: *key_schema_id,
                 ..CodecSpec::new(&schema.key, false)
             },
         ),
@@ -83,6 +86,7 @@ pub(super) fn sink_serdes(sink: &Sink, schema: &Schema) -> Result<(RowSerde, Row
             *value_format,
             CodecSpec {
                 topic: Some(topic),
+                schema_id: *value_schema_id,
                 ..CodecSpec::new(&schema.value, *wrap_single_value)
             },
         ),
