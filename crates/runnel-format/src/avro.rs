@@ -83,7 +83,14 @@ pub fn schema_for(columns: &[Column], wrap: bool, full_name: &str) -> Json {
 /// Named types of a schema by full name, to follow `Schema::Ref`s.
 pub(crate) type Names<'a> = HashMap<Name, &'a Schema>;
 
+#[cfg(test)]
 pub(crate) fn names(schema: &Schema) -> Names<'_> {
+    names_in([schema])
+}
+
+/// Named types of several schemas (a schema and those its references
+/// define).
+pub(crate) fn names_in<'a>(schemas: impl IntoIterator<Item = &'a Schema>) -> Names<'a> {
     fn walk<'a>(s: &'a Schema, out: &mut Names<'a>) {
         match s {
             Schema::Record(r) if out.insert(r.name.clone(), s).is_none() => {
@@ -104,7 +111,9 @@ pub(crate) fn names(schema: &Schema) -> Names<'_> {
         }
     }
     let mut out = HashMap::new();
-    walk(schema, &mut out);
+    for schema in schemas {
+        walk(schema, &mut out);
+    }
     out
 }
 
@@ -181,7 +190,16 @@ fn non_null(u: &UnionSchema) -> Option<(usize, &Schema)> {
 /// `true`, or a single column named `single` of the schema's type and
 /// `false` (not wrapped).
 pub fn infer_columns(schema: &Schema, single: &str) -> Result<(Vec<Column>, bool), FormatError> {
-    let names = names(schema);
+    infer_columns_with(schema, &[], single)
+}
+
+/// [`infer_columns`] of a schema using named types its references define.
+pub fn infer_columns_with(
+    schema: &Schema,
+    refs: &[Schema],
+    single: &str,
+) -> Result<(Vec<Column>, bool), FormatError> {
+    let names = names_in(std::iter::once(schema).chain(refs));
     match deref(schema, &names) {
         Schema::Record(RecordSchema { fields, .. }) => Ok((
             fields

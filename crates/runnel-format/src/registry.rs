@@ -12,7 +12,8 @@
 //! their output schemas up front ([`RowFormat::register`]) and infer
 //! columns from the registry ([`RowFormat::infer`]).
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use runnel_registry_client::{wire, ClientError, RegistryClient, SubjectNameStrategy};
 use runnel_schema::{ParsedSchema, SchemaType};
@@ -160,6 +161,7 @@ impl RowFormat for RegistryFormat {
             subject: spec.topic.map(|t| subject(t, spec.is_key)),
             full_name: spec.full_name.map(str::to_string),
             writer: OnceLock::new(),
+            avro: Mutex::new(HashMap::new()),
         })
     }
 
@@ -206,7 +208,8 @@ pub fn infer_columns(
     single: &str,
 ) -> Result<(Vec<Column>, bool), FormatError> {
     if let Some(a) = schema.as_avro() {
-        return avro::infer_columns(a, single);
+        let parts = avro_schemas(0, a, schema)?;
+        return avro::infer_columns_with(&parts.main, &parts.refs, single);
     }
     if let Some(j) = schema.as_json() {
         return json_infer_columns(j, single);
@@ -229,9 +232,66 @@ struct RegistryCodec {
     subject: Option<String>,
     full_name: Option<String>,
     writer: OnceLock<(i32, Arc<ParsedSchema>)>,
+    /// Avro schemas by id with the named types of their references.
+    avro: Mutex<HashMap<i32, Arc<AvroSchemas>>>,
+}
+
+/// An Avro schema and the schemas its references define (the named types
+/// it may use), as apache-avro reads and writes with them.
+struct AvroSchemas {
+    main: apache_avro::Schema,
+    refs: Vec<apache_avro::Schema>,
+}
+
+/// The texts of a schema's references, each after its own references,
+/// once each.
+fn reference_texts<'a>(refs: &'a [runnel_schema::Resolved], out: &mut Vec<&'a str>) {
+    for r in refs {
+        reference_texts(&r.references, out);
+        if !out.contains(&r.schema.as_str()) {
+            out.push(&r.schema);
+        }
+    }
+}
+
+/// An Avro schema with its references' named types.
+fn avro_schemas(
+    id: i32,
+    main: &apache_avro::Schema,
+    schema: &ParsedSchema,
+) -> Result<AvroSchemas, FormatError> {
+    if schema.references().is_empty() {
+        return Ok(AvroSchemas {
+            main: main.clone(),
+            refs: Vec::new(),
+        });
+    }
+    let mut texts = Vec::new();
+    reference_texts(schema.references(), &mut texts);
+    let (main, refs) = apache_avro::Schema::parse_str_with_list(schema.text(), texts)
+        .map_err(|e| FormatError::Decode(format!("schema {id}: {e}")))?;
+    Ok(AvroSchemas { main, refs })
 }
 
 impl RegistryCodec {
+    /// The Avro schema of `id` with its references' named types (parsed
+    /// once per id).
+    fn avro(&self, id: i32, schema: &ParsedSchema) -> Result<Arc<AvroSchemas>, FormatError> {
+        let mut cache = self
+            .avro
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(a) = cache.get(&id) {
+            return Ok(a.clone());
+        }
+        let main = schema
+            .as_avro()
+            .ok_or_else(|| FormatError::Decode(format!("schema {id} is not an Avro schema")))?;
+        let parts = Arc::new(avro_schemas(id, main, schema)?);
+        cache.insert(id, parts.clone());
+        Ok(parts)
+    }
+
     /// The schema this codec writes with, and its id.
     fn writer(&self) -> Result<&(i32, Arc<ParsedSchema>), FormatError> {
         if let Some(w) = self.writer.get() {
@@ -302,10 +362,9 @@ impl RowCodec for RegistryCodec {
         wire::write_header(*id, &mut out);
         match self.kind {
             Kind::Avro => {
-                let a = schema.as_avro().ok_or_else(|| {
-                    FormatError::Encode(format!("schema {id} is not an Avro schema"))
-                })?;
-                let names = avro::names(a);
+                let parts = self.avro(*id, schema)?;
+                let a = &parts.main;
+                let names = avro::names_in(std::iter::once(a).chain(&parts.refs));
                 let value = if self.wrap {
                     let target = match a {
                         apache_avro::Schema::Record(r) => r,
@@ -326,8 +385,9 @@ impl RowCodec for RegistryCodec {
                 } else {
                     avro::to_avro(row.first().unwrap_or(&Value::Null), a, &names)?
                 };
-                let datum = apache_avro::to_avro_datum(a, value)
-                    .map_err(|e| FormatError::Encode(format!("cannot write Avro: {e}")))?;
+                let datum =
+                    apache_avro::to_avro_datum_schemata(a, parts.refs.iter().collect(), value)
+                        .map_err(|e| FormatError::Encode(format!("cannot write Avro: {e}")))?;
                 out.extend_from_slice(&datum);
             }
             Kind::Protobuf => {
@@ -369,13 +429,17 @@ impl RowCodec for RegistryCodec {
         match self.kind {
             Kind::Avro => {
                 let schema = self.client.schema_by_id(id).map_err(client_err)?;
-                let a = schema.as_avro().ok_or_else(|| {
-                    FormatError::Decode(format!("schema {id} is not an Avro schema"))
-                })?;
+                let parts = self.avro(id, &schema)?;
+                let a = &parts.main;
                 let mut reader = payload;
-                let value = apache_avro::from_avro_datum(a, &mut reader, None)
-                    .map_err(|e| FormatError::Decode(format!("bad Avro record: {e}")))?;
-                let names = avro::names(a);
+                let value = apache_avro::from_avro_datum_schemata(
+                    a,
+                    parts.refs.iter().collect(),
+                    &mut reader,
+                    None,
+                )
+                .map_err(|e| FormatError::Decode(format!("bad Avro record: {e}")))?;
+                let names = avro::names_in(std::iter::once(a).chain(&parts.refs));
                 self.row_of(&avro::to_json(&value, a, &names)?)
             }
             Kind::Protobuf => {

@@ -82,6 +82,9 @@ impl TestRegistry {
         if let Some(t) = s.get("schemaType") {
             body["schemaType"] = t.clone();
         }
+        if let Some(r) = s.get("references") {
+            body["references"] = r.clone();
+        }
         ureq::post(&format!("{}/subjects/{subject}/versions", self.url))
             .set("Content-Type", "application/vnd.schemaregistry.v1+json")
             .send_string(&body.to_string())
