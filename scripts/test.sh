@@ -140,7 +140,7 @@ setup_node() {
     (cd "$js" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
     file_hash "$js/package-lock.json" >"$stamp"
   fi
-  echo "node packages: kafkajs $(node -p 'require("./tests/compat/js/node_modules/kafkajs/package.json").version')"
+  echo "node packages: kafkajs $(node -p 'require("./tests/compat/js/node_modules/kafkajs/package.json").version'), @kafkajs/confluent-schema-registry $(node -p 'require("./tests/compat/js/node_modules/@kafkajs/confluent-schema-registry/package.json").version')"
 }
 
 setup_kafka() {

@@ -273,6 +273,13 @@ def kafka(kafka_libs, tmp_path_factory) -> kafka_cluster.KafkaCluster:
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def unstable_apps_classes(kafka_libs) -> Path:
+    """The talk's slide-8 topology as a Kafka Streams application (java/UnstableApps.java)."""
+    return kafka_cluster.compile_java([Path(__file__).resolve().parent / "java" / "UnstableApps.java"],
+                                      "unstable-apps")
+
+
 _LAST_KAFKA_TEST: str | None = None
 
 

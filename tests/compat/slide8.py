@@ -81,10 +81,11 @@ def input_records(bootstrap: str, topic: str) -> list[tuple[bytes, int]]:
         c.close()
 
 
-def end_offsets(bootstrap: str) -> dict[tuple[str, int], int]:
+def end_offsets(bootstrap: str, prefix: str = "") -> dict[tuple[str, int], int]:
+    """End offsets of the input partitions (topics named with `prefix`)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "kafka-streams-verifier"})
     try:
-        return {(t, p): c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+        return {(prefix + t, p): c.get_watermark_offsets(TopicPartition(prefix + t, p), timeout=10)[1]
                 for t in INPUTS for p in range(PARTITIONS)}
     finally:
         c.close()

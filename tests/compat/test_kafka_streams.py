@@ -32,20 +32,13 @@ import pytest
 import kafka_cluster
 from compat_util import ck_admin, ck_create_topic
 from conftest import RunnelServer, runnel_bin, tail
-from slide8 import (DAYS, EVENTS, GRACE_SECS, INPUTS, OUTPUTS, PARTITIONS, SEED, THRESHOLD,
+from slide8 import (DAY_MS, DAYS, EVENTS, GRACE_SECS, INPUTS, OUTPUTS, PARTITIONS, SEED, THRESHOLD,
                     end_offsets, expected_tables, input_records, read_table, run_until_caught_up,
                     table_diff)
 
 pytestmark = pytest.mark.kafka
 
-SOURCE = Path(__file__).resolve().parent / "java" / "UnstableApps.java"
-
 JAVA_PREFIX = "java_"
-
-
-@pytest.fixture(scope="session")
-def unstable_apps_classes(kafka_libs) -> Path:
-    return kafka_cluster.compile_java([SOURCE], "unstable-apps")
 
 
 @pytest.fixture(scope="module")

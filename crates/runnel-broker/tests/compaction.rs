@@ -85,6 +85,15 @@ async fn shut_down(sv: Served) {
 }
 
 async fn produce(st: &mut TcpStream, topic: &str, batch: Vec<u8>) -> (i16, i64) {
+    let p = produce_response(st, topic, batch).await;
+    (p.error_code, p.base_offset)
+}
+
+async fn produce_response(
+    st: &mut TcpStream,
+    topic: &str,
+    batch: Vec<u8>,
+) -> kafka_protocol::messages::produce_response::PartitionProduceResponse {
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(5000)
@@ -93,9 +102,8 @@ async fn produce(st: &mut TcpStream, topic: &str, batch: Vec<u8>) -> (i16, i64) 
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(Bytes::from(batch)))])]);
-    let resp = call(st, &req, 9).await;
-    let p = &resp.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
+    let mut resp = call(st, &req, 9).await;
+    resp.responses.remove(0).partition_responses.remove(0)
 }
 
 fn record(key: Option<&str>, value: &str) -> TestRecord {
@@ -147,10 +155,20 @@ async fn compacted_topic_refuses_keyless_records() {
     let mut st = TcpStream::connect(sv.addr).await.expect("connect");
 
     let keyless = build_batch(1_000, &[record(Some("k"), "a"), record(None, "b")]);
-    assert_eq!(
-        produce(&mut st, "kv", keyless.clone()).await.0,
-        INVALID_RECORD
-    );
+    let refused = produce_response(&mut st, "kv", keyless.clone()).await;
+    assert_eq!(refused.error_code, INVALID_RECORD);
+    // KIP-467: the response names the record at fault, by its index.
+    let errors: Vec<(i32, String)> = refused
+        .record_errors
+        .iter()
+        .map(|e| {
+            let why = e.batch_index_error_message.as_deref().unwrap_or_default();
+            (e.batch_index, why.to_string())
+        })
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, 1);
+    assert!(errors[0].1.contains("without a key"), "{errors:?}");
     assert_eq!(
         produce(&mut st, "kv", gzip_batch(None)).await.0,
         INVALID_RECORD,

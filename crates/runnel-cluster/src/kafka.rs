@@ -21,6 +21,19 @@ pub struct KafkaCluster {
     timeout: Duration,
     admin: KafkaAdmin,
     application_server: Option<String>,
+    /// Distinguishes this process's instances of each application from
+    /// other processes' (their transactional ids): several processes run
+    /// the same applications (SQL servers sharing a command topic), and
+    /// two with one transactional id would fence each other.
+    instance_id: String,
+}
+
+/// An instance id no other process uses: this process's id and start time.
+fn process_instance_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}-{:x}", std::process::id(), nanos)
 }
 
 impl KafkaCluster {
@@ -42,6 +55,7 @@ impl KafkaCluster {
             timeout,
             admin,
             application_server: None,
+            instance_id: process_instance_id(),
         })
     }
 
@@ -50,6 +64,16 @@ impl KafkaCluster {
     /// queries for the partitions it hosts.
     pub fn with_application_server(mut self, endpoint: impl Into<String>) -> Self {
         self.application_server = Some(endpoint.into());
+        self
+    }
+
+    /// Names this process's instances of the applications it runs (their
+    /// transactional ids under exactly-once); unique per process unless
+    /// set. A stable id lets a restarted process fence the transactions
+    /// its crashed predecessor left open at once, instead of after their
+    /// timeout.
+    pub fn with_instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = id.into();
         self
     }
 
@@ -67,6 +91,7 @@ impl Cluster for KafkaCluster {
     ) -> Result<Box<dyn Backend>, BackendError> {
         let mut config = KafkaBackendConfig::new(self.bootstrap_servers.clone(), app_id)
             .with_guarantee(guarantee)
+            .with_instance_id(self.instance_id.clone())
             .with_timeout(self.timeout);
         config.properties = self.properties.clone();
         config.application_server = self.application_server.clone();

@@ -322,28 +322,49 @@ pub fn encode_batch(t: &BatchTemplate, records: &[OwnedRecord]) -> Result<Vec<u8
 /// Checks that every record of every batch in a produce payload has a key
 /// (compacted topics refuse keyless records). Batches are validated (CRC)
 /// and decompressed up to `limit` bytes each. Errors: the batch's own
-/// validation error, or [`LogError::InvalidRecord`] for a keyless record.
+/// validation error, or [`LogError::InvalidRecord`] for keyless records.
 pub fn require_keys(payload: &[u8], limit: usize) -> Result<(), LogError> {
+    match keyless_records(payload, limit)?.first() {
+        None => Ok(()),
+        Some(_) => Err(LogError::InvalidRecord(KEYLESS.into())),
+    }
+}
+
+/// Why a compacted topic refuses a record.
+pub const KEYLESS: &str = "a compacted topic cannot take a record without a key";
+
+/// The positions of the keyless records of a produce payload, counted
+/// over its records in order (the `batch_index` of the Produce API's
+/// record errors); empty when every record has a key. Batches are
+/// validated (CRC) and decompressed up to `limit` bytes each.
+pub fn keyless_records(payload: &[u8], limit: usize) -> Result<Vec<i32>, LogError> {
+    let mut out = Vec::new();
+    let mut index = 0i32;
     for h in crate::batch::BatchIter::new(payload, usize::MAX) {
         let h = h?;
         if h.is_control() {
             continue;
         }
-        let keyless = if h.compression() == NONE {
+        let keys: Vec<bool> = if h.compression() == NONE {
             crate::batch::records(&h)
                 .ok_or_else(|| corrupt("malformed records in an uncompressed batch"))?
                 .iter()
-                .any(|r| r.key.is_none())
+                .map(|r| r.key.is_some())
+                .collect()
         } else {
-            decode_records(&h, limit)?.iter().any(|r| r.key.is_none())
+            decode_records(&h, limit)?
+                .iter()
+                .map(|r| r.key.is_some())
+                .collect()
         };
-        if keyless {
-            return Err(LogError::InvalidRecord(
-                "Compacted topic cannot accept message without key".into(),
-            ));
+        for keyed in keys {
+            if !keyed {
+                out.push(index);
+            }
+            index = index.saturating_add(1);
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -443,6 +464,7 @@ mod tests {
             require_keys(&payload, 1 << 20),
             Err(LogError::InvalidRecord(_))
         ));
+        assert_eq!(keyless_records(&payload, 1 << 20).unwrap(), vec![1]);
         let plain = crate::batch::build::simple_batch(0, 2, 4);
         require_keys(&plain, 1 << 20).unwrap();
         let mut bad = keyed;

@@ -59,6 +59,7 @@ pub fn routes(registry: Registry) -> Router {
             "/subjects/{subject}/versions/{version}/referencedby",
             get(referenced_by),
         )
+        .route("/schemas", get(list_schemas))
         .route("/schemas/types", get(schema_types))
         .route("/schemas/ids/{id}", get(schema_by_id))
         .route("/schemas/ids/{id}/schema", get(schema_by_id_raw))
@@ -87,6 +88,7 @@ pub fn routes(registry: Registry) -> Router {
             "/mode/{subject}",
             get(get_mode).put(put_mode).delete(delete_mode),
         )
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(registry)
 }
 
@@ -125,6 +127,13 @@ where
         Ok(Err(e)) => error(&e),
         Err(e) => error(&RegistryError::Store(format!("the request failed: {e}"))),
     }
+}
+
+async fn method_not_allowed() -> Response {
+    body(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({"error_code": 405, "message": "HTTP 405 Method Not Allowed"}),
+    )
 }
 
 async fn not_found() -> Response {
@@ -211,15 +220,10 @@ fn to_json<T: serde::Serialize>(v: T) -> Json {
 }
 
 fn parse_id(id: &str) -> Result<i32, RegistryError> {
-    id.parse::<i32>()
-        .map_err(|_| RegistryError::SchemaIdNotFound(-1))
-        .and_then(|n| {
-            if n < 0 {
-                Err(RegistryError::SchemaIdNotFound(n))
-            } else {
-                Ok(n)
-            }
-        })
+    match id.parse::<i32>() {
+        Ok(n) if n >= 0 => Ok(n),
+        _ => Err(RegistryError::NoSuchId(id.to_string())),
+    }
 }
 
 async fn root() -> Response {
@@ -350,6 +354,16 @@ async fn delete_version(
     run(r, move |r| {
         let v = VersionSpec::parse(&version)?;
         Ok(json!(r.delete_version(&subject, v, p.flag("permanent"))?))
+    })
+    .await
+}
+
+async fn list_schemas(State(r): Reg, RawQuery(q): RawQuery) -> Response {
+    let p = Params::new(q);
+    run(r, move |r| {
+        let prefix = p.get("subjectPrefix").unwrap_or("").to_string();
+        let list = r.schemas(&prefix, p.flag("deleted"), p.flag("latestOnly"));
+        Ok(to_json(page(list, &p)))
     })
     .await
 }

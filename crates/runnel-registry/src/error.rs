@@ -17,6 +17,9 @@ pub enum RegistryError {
     /// 40403, for a lookup by id.
     #[error("Schema {0} not found")]
     SchemaIdNotFound(i32),
+    /// 40403, for an id that is not a number a schema could have.
+    #[error("Schema {0} not found")]
+    NoSuchId(String),
     /// 40404: a soft delete of a subject already soft-deleted.
     #[error("Subject '{0}' was soft deleted. Set permanent=true to delete permanently")]
     SubjectSoftDeleted(String),
@@ -77,6 +80,7 @@ impl RegistryError {
             | RegistryError::VersionNotFound(_)
             | RegistryError::SchemaNotFound
             | RegistryError::SchemaIdNotFound(_)
+            | RegistryError::NoSuchId(_)
             | RegistryError::SubjectSoftDeleted(_)
             | RegistryError::SubjectNotSoftDeleted(_)
             | RegistryError::VersionSoftDeleted(..)
@@ -100,7 +104,9 @@ impl RegistryError {
         match self {
             RegistryError::SubjectNotFound(_) => 40401,
             RegistryError::VersionNotFound(_) => 40402,
-            RegistryError::SchemaNotFound | RegistryError::SchemaIdNotFound(_) => 40403,
+            RegistryError::SchemaNotFound
+            | RegistryError::SchemaIdNotFound(_)
+            | RegistryError::NoSuchId(_) => 40403,
             RegistryError::SubjectSoftDeleted(_) => 40404,
             RegistryError::SubjectNotSoftDeleted(_) => 40405,
             RegistryError::VersionSoftDeleted(..) => 40406,

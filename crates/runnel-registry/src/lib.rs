@@ -1,7 +1,7 @@
 //! A Confluent-compatible Schema Registry: the REST API (port 8081) over schemas kept in the compacted _schemas topic of any cluster.
 //!
 //! [`Registry`] holds what the registry knows and decides every change;
-//! [`api`] is the REST API (Confluent's paths, bodies, status codes and
+//! [`api()`] is the REST API (Confluent's paths, bodies, status codes and
 //! `error_code`s; content types `application/vnd.schemaregistry.v1+json`,
 //! `application/vnd.schemaregistry+json` and `application/json` are all
 //! taken); [`RegistryService`] runs both as a service of `runnel serve`.
@@ -62,12 +62,24 @@
 //! it retries on the new state. The writer answers once it has read its
 //! own records back (they carry its write mark), so an acknowledged write
 //! is in the topic and in this instance's state. Readers read
-//! `read_committed`; a Confluent registry sharing the topic reads
-//! uncommitted records and could see a write Runnel aborted after such a
-//! conflict.
+//! `read_committed`. A Confluent registry is not part of the election (it
+//! writes without transactions and reads uncommitted records, so it could
+//! see a write Runnel aborted after a conflict): share a topic with one to
+//! move from one registry to the other, with one of them writing at a
+//! time, not to run both as writers.
 //!
 //! Reads are answered from the local state, without a round trip to the
 //! topic: an instance sees another's writes within a poll interval.
+//!
+//! Every registry process must therefore derive the same transactional
+//! id: `runnel serve` gives the registry's `KafkaCluster` the fixed
+//! instance id [`service::KAFKA_INSTANCE_ID`] (a `KafkaCluster` otherwise
+//! takes one per process). One limit: the in-process broker's backends
+//! derive another one (`<id>-local`), so the registry embedded in a
+//! `runnel serve` and registries reaching that same broker with
+//! `--bootstrap-servers` do not fence each other. Run registries that
+//! share a topic all through `--bootstrap-servers` (the broker's own with
+//! `--no-registry`), or only the embedded one.
 
 pub mod api;
 mod error;

@@ -27,13 +27,17 @@ pub struct RegistryConfig {
     /// `kafkastore.topic`).
     pub topic: String,
     /// The application id of the writer: every instance sharing a topic
-    /// must use the same one, since its transactional id is what fences
-    /// the other writers (see the crate docs).
+    /// must use the same one, and reach the cluster through `Cluster`s
+    /// that derive the same transactional id from it (for a
+    /// `KafkaCluster`, the same instance id:
+    /// [`KAFKA_INSTANCE_ID`](crate::service::KAFKA_INSTANCE_ID)), since
+    /// that transactional id is what fences the other writers (see the
+    /// crate docs).
     pub writer_id: String,
     /// How often the topic is read for records other instances wrote.
     pub poll: Duration,
-    /// How long a write may take to be read back before it is reported
-    /// as timed out.
+    /// How long a write may take, attempts and reading it back included,
+    /// before it is reported as timed out.
     pub write_timeout: Duration,
 }
 
@@ -52,8 +56,28 @@ impl Default for RegistryConfig {
 /// belongs to, so the writer knows when the topic has given it back.
 const WRITE_HEADER: &str = "runnel-registry-write";
 
-/// Attempts of one write when others keep fencing this instance.
-const WRITE_ATTEMPTS: u32 = 20;
+/// How long [`Registry::shutdown`] waits for the follower thread.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+
+/// The longest pause between two attempts of a write that lost the
+/// writer's role to another instance.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+/// A pause before attempt `attempt` (from 1) of a write: exponential, with
+/// jitter, so two instances taking turns fencing each other fall out of
+/// step instead of fencing each other forever.
+fn backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let base = Duration::from_millis(20)
+        .saturating_mul(1 << attempt.min(5))
+        .min(MAX_BACKOFF);
+    // RandomState is seeded randomly: a random number without a crate.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    // Between half and one and a half times the base.
+    base / 2 + base.mul_f64((random % 1000) as f64 / 1000.0)
+}
 
 /// A schema as a subject version holds it (the body of
 /// `GET /subjects/{s}/versions/{v}` and of a lookup).
@@ -231,10 +255,24 @@ impl Registry {
     }
 
     /// Stops following the topic.
+    ///
+    /// Waits a moment for the follower thread, not for a read it may be
+    /// blocked in (a cluster that does not answer holds it up to the
+    /// backend's timeout): then it is left to end on its own, so a server
+    /// stops promptly even when its cluster is gone.
     pub fn shutdown(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
-        if let Some(h) = lock(&self.inner.follower).take() {
+        let Some(h) = lock(&self.inner.follower).take() else {
+            return;
+        };
+        let deadline = Instant::now() + SHUTDOWN_WAIT;
+        while !h.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if h.is_finished() {
             let _ = h.join();
+        } else {
+            tracing::info!("the schemas topic follower is still reading; not waiting for it");
         }
     }
 
@@ -258,6 +296,7 @@ impl Registry {
             .map_err(store_err)?;
         let n = records.len();
         let mut marks = Vec::new();
+        let own = format!("{}-", self.inner.origin);
         {
             let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
             for r in records {
@@ -265,7 +304,7 @@ impl Registry {
                 for (k, v) in &r.headers {
                     if k == WRITE_HEADER {
                         if let Some(m) = v.as_deref().and_then(|v| std::str::from_utf8(v).ok()) {
-                            if m.starts_with(&self.inner.origin) {
+                            if m.starts_with(&own) {
                                 marks.push(m.to_string());
                             }
                         }
@@ -305,10 +344,13 @@ impl Registry {
     ) -> Result<T, RegistryError> {
         let mut writer = lock(&self.inner.writer);
         let mut last = String::new();
-        for attempt in 0..WRITE_ATTEMPTS {
+        let deadline = Instant::now() + self.inner.config.write_timeout;
+        let mut attempt = 0u32;
+        while attempt == 0 || Instant::now() < deadline {
             if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(10 * u64::from(attempt.min(10))));
+                std::thread::sleep(backoff(attempt));
             }
+            attempt += 1;
             let w = match writer.as_mut() {
                 Some(w) => w,
                 None => {
@@ -353,15 +395,15 @@ impl Registry {
                     return Ok(answer);
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, attempt, "schema registry: write failed; becoming the writer again");
+                    tracing::debug!(error = %e, attempt, "schema registry: write failed (another instance became the writer?); becoming the writer again");
                     let _ = w.abort();
                     *writer = None;
                     last = e.to_string();
                 }
             }
         }
-        Err(RegistryError::Store(format!(
-            "cannot write to {}: {last}",
+        Err(RegistryError::Timeout(format!(
+            "cannot write to {} ({attempt} attempts): {last}",
             self.inner.config.topic
         )))
     }
@@ -409,6 +451,31 @@ impl Registry {
             })
             .map(|(s, _)| s.clone())
             .collect()
+    }
+
+    /// Every version of the subjects starting with `prefix` (soft-deleted
+    /// ones too when `deleted`; only each subject's latest when
+    /// `latest_only`), by subject then version.
+    pub fn schemas(&self, prefix: &str, deleted: bool, latest_only: bool) -> Vec<SubjectSchema> {
+        let state = self.state();
+        let mut out = Vec::new();
+        for subject in state.subjects.keys().filter(|s| s.starts_with(prefix)) {
+            let versions = state.versions(subject, deleted);
+            let chosen: &[(i32, crate::state::Version)] = if latest_only {
+                match versions.len() {
+                    0 => &[],
+                    n => &versions[n - 1..],
+                }
+            } else {
+                &versions
+            };
+            for (n, v) in chosen {
+                if let Ok(s) = Self::subject_schema(&state, subject, *n, v.id) {
+                    out.push(s);
+                }
+            }
+        }
+        out
     }
 
     /// The version numbers of `subject`.

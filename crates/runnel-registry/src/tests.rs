@@ -127,8 +127,7 @@ fn record(fields: &[(&str, &str)]) -> String {
     json!({"type": "record", "name": "R", "namespace": "t", "fields": fields}).to_string()
 }
 
-/// A small named Avro schema (runnel-schema does not take a bare
-/// primitive such as `"int"` yet).
+/// A small named Avro schema, distinct per name.
 fn p(name: &str) -> String {
     json!({"type": "enum", "name": name, "symbols": ["A"]}).to_string()
 }
@@ -154,17 +153,26 @@ fn register_look_up_and_read_back() {
     assert_eq!(n.register("other-value", &v1), 1);
     let id2 = n.register("strings", &p("string"));
     assert_eq!(id2, 2);
+    // A bare primitive, as key schemas often are.
+    assert_eq!(n.register("keys", "\"string\""), 3);
+    assert_eq!(
+        n.get("/subjects/keys/versions/1/schema"),
+        (200, json!("string"))
+    );
 
     assert_eq!(
         n.get("/subjects"),
-        (200, json!(["orders-value", "other-value", "strings"]))
+        (
+            200,
+            json!(["keys", "orders-value", "other-value", "strings"])
+        )
     );
     assert_eq!(
         n.get("/subjects?subjectPrefix=o"),
         (200, json!(["orders-value", "other-value"]))
     );
     assert_eq!(
-        n.get("/subjects?offset=1&limit=1"),
+        n.get("/subjects?offset=2&limit=1"),
         (200, json!(["other-value"]))
     );
     let (s, body) = n.get("/subjects/orders-value/versions/1");
@@ -218,8 +226,11 @@ fn register_look_up_and_read_back() {
     }
     let (s, e) = n.get("/schemas/ids/77");
     assert_eq!((s, error_code(&e)), (404, 40403));
-    let (s, e) = n.get("/schemas/ids/abc");
-    assert_eq!((s, error_code(&e)), (404, 40403));
+    for bad in ["abc", "-1", "99999999999"] {
+        let (s, e) = n.get(&format!("/schemas/ids/{bad}"));
+        assert_eq!((s, error_code(&e)), (404, 40403));
+        assert_eq!(e["message"], format!("Schema {bad} not found"));
+    }
     let (s, e) = n.post(
         "/subjects/x/versions",
         json!({"schema": "{\"type\": \"record\", \"name\": \"R\"}"}),
@@ -239,9 +250,29 @@ fn register_look_up_and_read_back() {
     assert_eq!(s, 400, "{e}");
     let (s, e) = n.get("/no/such/path");
     assert_eq!(s, 404, "{e}");
+    let (s, e) = n.call("PATCH", "/subjects", None);
+    assert_eq!((s, error_code(&e)), (405, 405), "{e}");
+    // Every schema, or each subject's latest.
+    let (s, all) = n.get("/schemas?subjectPrefix=o");
+    assert_eq!(s, 200);
+    assert_eq!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["subject"].clone(), x["version"].clone(), x["id"].clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (json!("orders-value"), json!(1), json!(1)),
+            (json!("other-value"), json!(1), json!(1))
+        ]
+    );
+    assert_eq!(
+        n.get("/schemas?latestOnly=true&limit=1").1,
+        json!([{"subject": "keys", "version": 1, "id": 3, "schema": "\"string\""}])
+    );
     // No failed registration left anything behind.
     assert_eq!(n.get("/subjects/x/versions").0, 404);
-    assert_eq!(n.registry.max_id(), 2);
+    assert_eq!(n.registry.max_id(), 3);
     n.stop();
 }
 
@@ -865,5 +896,112 @@ fn normalize_stores_the_canonical_form() {
         .as_str()
         .unwrap()
         .contains(' '));
+    n.stop();
+}
+
+/// A topic a Confluent registry wrote (plain, not transactional writes; its
+/// NOOP and CONTEXT keys, records with and without `schemaType`, fields of
+/// its later versions, a soft-deleted subject, the global config and mode)
+/// is served as that registry would serve it, and new ids follow its ids.
+#[test]
+fn a_topic_written_by_confluents_registry_is_read_as_it_wrote_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open_broker(dir.path());
+    let c = cluster(&broker);
+    c.create_topic(&runnel_cluster::NewTopic::new("_schemas", 1).compacted())
+        .unwrap();
+    let avro = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"}]}"#;
+    let proto = "syntax = \"proto3\";\nmessage Pay {\n  string id = 1;\n}\n";
+    let records: Vec<(String, Option<String>)> = vec![
+        (r#"{"keytype":"NOOP","magic":0}"#.into(), None),
+        (
+            r#"{"keytype":"CONTEXT","tenant":"default","context":".","magic":0}"#.into(),
+            Some(r#"{"tenant":"default","context":"."}"#.into()),
+        ),
+        (
+            r#"{"keytype":"SCHEMA","subject":"orders-value","version":1,"magic":1}"#.into(),
+            Some(json!({"subject": "orders-value", "version": 1, "id": 7, "schema": avro, "deleted": false}).to_string()),
+        ),
+        (
+            r#"{"keytype":"SCHEMA","subject":"pay-value","version":1,"magic":1}"#.into(),
+            Some(json!({"subject": "pay-value", "version": 1, "id": 8, "md5": "x",
+                "schemaType": "PROTOBUF", "metadata": null, "ruleSet": null,
+                "schema": proto, "deleted": false}).to_string()),
+        ),
+        (
+            r#"{"keytype":"SCHEMA","subject":"gone","version":1,"magic":1}"#.into(),
+            Some(json!({"subject": "gone", "version": 1, "id": 7, "schema": avro, "deleted": false}).to_string()),
+        ),
+        (
+            r#"{"keytype":"DELETE_SUBJECT","subject":"gone","magic":0}"#.into(),
+            Some(r#"{"subject":"gone","version":1}"#.into()),
+        ),
+        (
+            r#"{"keytype":"CONFIG","magic":0}"#.into(),
+            Some(r#"{"compatibilityLevel":"FULL"}"#.into()),
+        ),
+        (
+            r#"{"keytype":"CONFIG","subject":"pay-value","magic":0}"#.into(),
+            Some(r#"{"subject":"pay-value","compatibilityLevel":"NONE"}"#.into()),
+        ),
+        (
+            r#"{"keytype":"MODE","magic":0}"#.into(),
+            Some(r#"{"mode":"READWRITE"}"#.into()),
+        ),
+    ];
+    let mut backend = c.backend("confluent-like", Guarantee::AtLeastOnce).unwrap();
+    backend
+        .send(
+            records
+                .into_iter()
+                .map(|(k, v)| runnel_cluster::ProducedRecord {
+                    topic: "_schemas".into(),
+                    partition: 0,
+                    timestamp: 1,
+                    key: Some(k.into_bytes()),
+                    value: v.map(String::into_bytes),
+                    headers: Vec::new(),
+                })
+                .collect(),
+        )
+        .unwrap();
+    backend.commit(&[]).unwrap();
+
+    let n = Node::start(c);
+    assert_eq!(
+        n.get("/subjects"),
+        (200, json!(["orders-value", "pay-value"]))
+    );
+    assert_eq!(
+        n.get("/subjects?deleted=true"),
+        (200, json!(["gone", "orders-value", "pay-value"]))
+    );
+    assert_eq!(
+        n.get("/subjects/orders-value/versions/1"),
+        (
+            200,
+            json!({"subject": "orders-value", "version": 1, "id": 7, "schema": avro})
+        )
+    );
+    assert_eq!(
+        n.get("/schemas/ids/8"),
+        (200, json!({"schemaType": "PROTOBUF", "schema": proto}))
+    );
+    assert_eq!(
+        n.get("/config"),
+        (200, json!({"compatibilityLevel": "FULL"}))
+    );
+    assert_eq!(
+        n.get("/config/pay-value"),
+        (200, json!({"compatibilityLevel": "NONE"}))
+    );
+    assert_eq!(
+        n.get("/schemas/ids/7/subjects?deleted=true"),
+        (200, json!(["gone", "orders-value"]))
+    );
+    // The same schema is found under its id; a new one gets the next id.
+    let (_, found) = n.post("/subjects/orders-value", json!({"schema": avro}));
+    assert_eq!(found["id"], 7);
+    assert_eq!(n.register("other", &p("X")), 9);
     n.stop();
 }

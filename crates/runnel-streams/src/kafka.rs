@@ -267,6 +267,8 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(50);
 const RESTORE_POLL: Duration = Duration::from_millis(100);
 /// Pause between retries of a seek on a partition that is not fetching yet.
 const SEEK_BACKOFF: Duration = Duration::from_millis(10);
+/// Pause between attempts to read a partition's watermarks.
+const WATERMARK_BACKOFF: Duration = Duration::from_millis(100);
 /// Pause between retries of a retriable transaction call.
 const TXN_BACKOFF: Duration = Duration::from_millis(100);
 /// How long past its timeout a transaction call may block before the
@@ -895,12 +897,7 @@ impl Backend for KafkaBackend {
         let timeout = self.timeout();
         let restore = self.restore_consumer()?;
         tps.iter()
-            .map(|tp| {
-                restore
-                    .fetch_watermarks(&tp.topic, tp.partition, timeout)
-                    .map(|(_, high)| high)
-                    .map_err(|e| classify(&format!("end offset of {tp}"), &e))
-            })
+            .map(|tp| watermarks(restore, tp, timeout).map(|(_, high)| high))
             .collect()
     }
 
@@ -953,9 +950,7 @@ impl Backend for KafkaBackend {
         }
         let timeout = self.timeout();
         let restore = self.restore_consumer()?;
-        let (_, end) = restore
-            .fetch_watermarks(&tp.topic, tp.partition, timeout)
-            .map_err(|e| classify(&format!("end offset of {tp}"), &e))?;
+        let (_, end) = watermarks(restore, tp, timeout)?;
         if from >= end {
             debug!(%tp, from, end, "read_partition: nothing to read");
             return Ok(from);
@@ -1480,6 +1475,36 @@ fn is_retriable(code: RDKafkaErrorCode) -> bool {
     )
 }
 
+/// The low and high watermarks of `tp`, asked again for up to `timeout`
+/// while the cluster cannot tell yet: a topic just created reaches each
+/// client's metadata (and each broker's) a moment later, so a partition it
+/// has may be unknown here for a while (`UnknownPartition`), and a
+/// partition's leader moves when a broker dies.
+fn watermarks(
+    consumer: &BaseConsumer<LogContext>,
+    tp: &TopicPartition,
+    timeout: Duration,
+) -> Result<(i64, i64), BackendError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(WATERMARK_BACKOFF);
+        let e = match consumer.fetch_watermarks(&tp.topic, tp.partition, left) {
+            Ok(w) => return Ok(w),
+            Err(e) => e,
+        };
+        let err = classify(&format!("end offset of {tp}"), &e);
+        let not_yet = matches!(err, BackendError::Retriable(_))
+            || e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownPartition);
+        if !not_yet || Instant::now() >= deadline {
+            return Err(err);
+        }
+        debug!(%tp, error = %e, "end offset not known yet; asking again");
+        std::thread::sleep(WATERMARK_BACKOFF);
+    }
+}
+
 fn classify(what: &str, e: &KafkaError) -> BackendError {
     let msg = format!("{what}: {e}");
     if let KafkaError::Transaction(te) = e {
@@ -1526,6 +1551,12 @@ fn create_producer(config: &KafkaBackendConfig) -> Result<TxnProducer, BackendEr
         &format!("{}-{}-producer", config.application_id, config.instance_id),
     );
     pc.set("enable.idempotence", "true");
+    if config.guarantee == Guarantee::ExactlyOnce {
+        // Kafka Streams' default under exactly-once: the open transaction
+        // of a crashed instance whose successor has another transactional
+        // id holds read_committed readers back this long at most.
+        pc.set("transaction.timeout.ms", "10000");
+    }
     apply_properties(&mut pc, &config.properties);
     pc.remove("transactional.id");
     if config.guarantee == Guarantee::ExactlyOnce {

@@ -62,16 +62,71 @@ pub struct Unstable {
 /// app must exceed (per day) to be listed as unstable; `grace` is how late
 /// an event may arrive and still count.
 pub fn unstable_apps(threshold: f64, grace: Duration) -> Result<Topology, TopologyError> {
+    unstable_apps_on(&Topics::prefixed(""), threshold, grace)
+}
+
+/// The pipeline's topics: the constants above, behind a prefix (several
+/// copies of the pipeline on one cluster, as tests run them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    pub apps_opened: String,
+    pub app_crashes: String,
+    pub opened_per_day: String,
+    pub crashed_per_day: String,
+    pub unstable_apps: String,
+}
+
+impl Topics {
+    pub fn prefixed(prefix: &str) -> Topics {
+        Topics {
+            apps_opened: format!("{prefix}{APPS_OPENED}"),
+            app_crashes: format!("{prefix}{APP_CRASHES}"),
+            opened_per_day: format!("{prefix}{OPENED_PER_DAY}"),
+            crashed_per_day: format!("{prefix}{CRASHED_PER_DAY}"),
+            unstable_apps: format!("{prefix}{UNSTABLE_APPS}"),
+        }
+    }
+
+    /// The two input topics.
+    pub fn inputs(&self) -> [&str; 2] {
+        [&self.apps_opened, &self.app_crashes]
+    }
+
+    /// The three output topics.
+    pub fn outputs(&self) -> [&str; 3] {
+        [
+            &self.opened_per_day,
+            &self.crashed_per_day,
+            &self.unstable_apps,
+        ]
+    }
+
+    /// Where a generated record goes.
+    pub fn of(&self, g: &Generated) -> &str {
+        if g.topic == APP_CRASHES {
+            &self.app_crashes
+        } else {
+            &self.apps_opened
+        }
+    }
+}
+
+/// [`unstable_apps`] on the given topics.
+pub fn unstable_apps_on(
+    topics: &Topics,
+    threshold: f64,
+    grace: Duration,
+) -> Result<Topology, TopologyError> {
     let b = StreamsBuilder::new();
     let windows = TimeWindows::of(Duration::from_millis(DAY_MS as u64)).grace(grace);
     let wkey = || WindowedSerde::time(StringSerde, DAY_MS);
     let opened = b
-        .stream(APPS_OPENED, StringSerde, JsonSerde::<Event>::new())
+        .stream(&topics.apps_opened, StringSerde, JsonSerde::<Event>::new())
         .group_by_key()
         .windowed_by(windows)
         .count("opened_per_day_store");
     let crashed = b
-        .stream(APP_CRASHES, StringSerde, JsonSerde::<Event>::new())
+        .stream(&topics.app_crashes, StringSerde, JsonSerde::<Event>::new())
         .group_by_key()
         .windowed_by(windows)
         .count("crashed_per_day_store");
@@ -79,7 +134,7 @@ pub fn unstable_apps(threshold: f64, grace: Duration) -> Result<Topology, Topolo
         .map_values(|_, n: &i64| Opens { opens: *n })
         .to_stream()
         .to_with(
-            OPENED_PER_DAY,
+            &topics.opened_per_day,
             wkey(),
             OptionSerde(JsonSerde::<Opens>::new()),
         );
@@ -87,7 +142,7 @@ pub fn unstable_apps(threshold: f64, grace: Duration) -> Result<Topology, Topolo
         .map_values(|_, n: &i64| Crashes { crashes: *n })
         .to_stream()
         .to_with(
-            CRASHED_PER_DAY,
+            &topics.crashed_per_day,
             wkey(),
             OptionSerde(JsonSerde::<Crashes>::new()),
         );
@@ -100,7 +155,7 @@ pub fn unstable_apps(threshold: f64, grace: Duration) -> Result<Topology, Topolo
         .filter(move |_: &Windowed<String>, u: &Unstable| u.ratio > threshold)
         .to_stream()
         .to_with(
-            UNSTABLE_APPS,
+            &topics.unstable_apps,
             wkey(),
             OptionSerde(JsonSerde::<Unstable>::new()),
         );

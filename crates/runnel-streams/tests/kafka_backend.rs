@@ -547,3 +547,27 @@ fn an_undeliverable_record_fails_the_next_at_least_once_commit() {
     assert!(matches!(result, Err(BackendError::Fatal(_))), "{result:?}");
     assert_eq!(b.committed(&[tp("one", 0)]).unwrap(), vec![None]);
 }
+
+/// A topic another process has just created may not be in this client's
+/// metadata (nor on every broker of a cluster) yet: asking for its end
+/// offsets waits until it is, within the timeout, instead of failing with
+/// `UnknownPartition` (a SQL server starting beside another on a 3-broker
+/// Kafka died of it).
+#[test]
+fn end_offsets_of_a_topic_created_a_moment_later_wait_for_it() {
+    let broker = TestBroker::start();
+    let mut b = broker.backend("late-topic-app");
+    let local = broker.0.local();
+    let creator = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        local
+            .create_topic("late", 2, Default::default())
+            .expect("create");
+    });
+    let started = Instant::now();
+    assert_eq!(b.end_offsets(&[tp("late", 1)]).unwrap(), vec![0]);
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    creator.join().unwrap();
+    let (values, end) = read_all(&mut b, &tp("late", 0), 0);
+    assert_eq!((values.len(), end), (0, 0));
+}

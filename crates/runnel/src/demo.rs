@@ -48,6 +48,16 @@ struct Common {
     /// Extra librdkafka property, KEY=VALUE (repeatable).
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     properties: Vec<String>,
+    /// Prefix of the pipeline's five topic names (several copies of the
+    /// pipeline on one cluster).
+    #[arg(long, default_value = "")]
+    topic_prefix: String,
+}
+
+impl Common {
+    fn topics(&self) -> talk::Topics {
+        talk::Topics::prefixed(&self.topic_prefix)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -166,16 +176,11 @@ fn generate(
     start_ms: Option<i64>,
 ) -> Result<()> {
     let mut b = backend(common, "runnel-demo-generator", "0", Guarantee::AtLeastOnce)?;
-    for t in [
-        talk::APPS_OPENED,
-        talk::APP_CRASHES,
-        talk::OPENED_PER_DAY,
-        talk::CRASHED_PER_DAY,
-        talk::UNSTABLE_APPS,
-    ] {
+    let topics = common.topics();
+    for t in topics.inputs().into_iter().chain(topics.outputs()) {
         b.create_topic(t, partitions, &[])?;
     }
-    for t in [talk::APPS_OPENED, talk::APP_CRASHES] {
+    for t in topics.inputs() {
         let n = b.partition_count(t)?.unwrap_or(0);
         if n != partitions {
             bail!("topic {t} has {n} partitions, not {partitions}: input topics must be co-partitioned");
@@ -193,7 +198,7 @@ fn generate(
         let recs = chunk
             .iter()
             .map(|g| ProducedRecord {
-                topic: g.topic.to_string(),
+                topic: topics.of(g).to_string(),
                 partition: partition_for(g.app_id.as_bytes(), partitions),
                 timestamp: g.timestamp,
                 key: Some(g.app_id.as_bytes().to_vec()),
@@ -210,8 +215,8 @@ fn generate(
     }
     eprintln!(
         "wrote {total} events to {} and {} in {:.1} s",
-        talk::APPS_OPENED,
-        talk::APP_CRASHES,
+        topics.apps_opened,
+        topics.app_crashes,
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -226,7 +231,8 @@ fn run_app(r: &RunArgs, stop: &AtomicBool) -> Result<()> {
     } else {
         Guarantee::AtLeastOnce
     };
-    let topology = talk::unstable_apps(threshold, Duration::from_secs(grace_secs))?;
+    let topology =
+        talk::unstable_apps_on(&common.topics(), threshold, Duration::from_secs(grace_secs))?;
     let mut cfg = StreamsConfig::new(app);
     if exactly_once {
         cfg = cfg.exactly_once();
@@ -270,11 +276,8 @@ type Rows = BTreeMap<(i64, String), serde_json::Value>;
 fn show(common: &Common) -> Result<()> {
     let mut b = backend(common, "runnel-demo-show", "0", Guarantee::AtLeastOnce)?;
     let mut tables: Vec<(&str, Rows)> = Vec::new();
-    for t in [
-        talk::OPENED_PER_DAY,
-        talk::CRASHED_PER_DAY,
-        talk::UNSTABLE_APPS,
-    ] {
+    let topics = common.topics();
+    for t in topics.outputs() {
         let mut rows = BTreeMap::new();
         let n = b.partition_count(t)?.unwrap_or(0);
         for p in 0..n {

@@ -87,6 +87,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             }
             let make = Box::new(move || {
                 KafkaCluster::new(bootstrap.clone(), properties)
+                    // One instance id for every registry process: their
+                    // writers share a transactional id, which is how they
+                    // fence each other (see runnel-registry).
+                    .map(|c| c.with_instance_id(runnel_registry::service::KAFKA_INSTANCE_ID))
                     .map(|c| Arc::new(c) as Arc<dyn Cluster>)
                     .map_err(|e| format!("cannot reach the cluster at {bootstrap}: {e}"))
             });

@@ -442,3 +442,60 @@ fn sigterm_during_start_up_is_a_clean_stop() {
         assert_eq!(server.terminate(), Some(0), "start {i}");
     }
 }
+
+/// The schema registry listens where `--registry-listen` (or the config
+/// file's `registry_listen`) says, and `--no-registry` turns it off.
+#[test]
+fn the_schema_registry_follows_its_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Server::start(&dir.path().join("a"), &["--registry-listen", &listen]);
+    let url = format!("http://{listen}");
+    let body = wait_for_http(&format!("{url}/subjects"));
+    assert_eq!(body, "[]");
+    let registered = ureq::post(&format!("{url}/subjects/t-value/versions"))
+        .set("Content-Type", "application/vnd.schemaregistry.v1+json")
+        .send_string(r#"{"schema": "\"string\""}"#)
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert_eq!(registered, r#"{"id":1}"#);
+    assert_eq!(server.terminate(), Some(0));
+
+    // From the config file; then off with the flag, the file unchanged.
+    let port = common::free_port();
+    let config = dir.path().join("runnel.toml");
+    std::fs::write(&config, format!("registry_listen = \"127.0.0.1:{port}\"\n")).unwrap();
+    let config_s = config.to_str().unwrap();
+    let mut server = Server::start(&dir.path().join("b"), &["--config", config_s]);
+    assert_eq!(
+        wait_for_http(&format!("http://127.0.0.1:{port}/subjects")),
+        "[]"
+    );
+    assert_eq!(server.terminate(), Some(0));
+    let mut server = Server::start(
+        &dir.path().join("c"),
+        &["--config", config_s, "--no-registry"],
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the registry listens despite --no-registry"
+    );
+    assert_eq!(server.terminate(), Some(0));
+}
+
+/// GETs `url` until it answers 200 (the HTTP APIs start after the Kafka
+/// listener); the body.
+fn wait_for_http(url: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match ureq::get(url).call() {
+            Ok(r) => return r.into_string().unwrap(),
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{url}: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+}

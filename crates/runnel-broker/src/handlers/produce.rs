@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 use runnel_log::codec;
@@ -107,6 +109,15 @@ fn append_all(
                             resp.error_code = f.code;
                             if version >= 8 {
                                 resp.error_message = f.message.as_deref().map(str_bytes);
+                                resp.record_errors = f
+                                    .record_errors
+                                    .iter()
+                                    .map(|(i, why)| {
+                                        BatchIndexAndErrorMessage::default()
+                                            .with_batch_index(*i)
+                                            .with_batch_index_error_message(Some(str_bytes(why)))
+                                    })
+                                    .collect();
                             }
                         }
                     }
@@ -138,6 +149,19 @@ pub(crate) struct AppendFailure {
     /// Kafka error code.
     pub code: i16,
     pub message: Option<String>,
+    /// The records at fault, by index in the batch, with why (KIP-467's
+    /// record errors; empty when the whole batch is at fault).
+    pub record_errors: Vec<(i32, String)>,
+}
+
+impl AppendFailure {
+    pub(crate) fn new(code: i16, message: impl Into<String>) -> Self {
+        AppendFailure {
+            code,
+            message: Some(message.into()),
+            record_errors: Vec::new(),
+        }
+    }
 }
 
 impl std::fmt::Display for AppendFailure {
@@ -167,11 +191,22 @@ pub(crate) fn append_one(
     let cfg = partition.config();
     if cfg.is_compacted() {
         let limit = codec::decompression_limit(cfg.max_message_bytes);
-        if let Err(err) = codec::require_keys(data, limit) {
+        let keyless = codec::keyless_records(data, limit).map_err(|err| {
             warn!(topic = %topic, partition = index, %err, "produce rejected");
+            AppendFailure::new(log_error_code(&err).code(), err.to_string())
+        })?;
+        if !keyless.is_empty() {
+            // KIP-467: the batch fails as a whole, and the response names
+            // the records at fault (their index in the batch).
+            let why = format!("{} in topic partition {topic}-{index}", codec::KEYLESS);
+            warn!(topic = %topic, partition = index, records = ?keyless, "produce rejected: keyless records on a compacted topic");
             return Err(AppendFailure {
-                code: log_error_code(&err).code(),
-                message: Some(err.to_string()),
+                code: ResponseError::InvalidRecord.code(),
+                message: Some(format!(
+                    "{} of the batch's records were rejected ({why}): records {keyless:?}",
+                    keyless.len()
+                )),
+                record_errors: keyless.into_iter().map(|i| (i, why.clone())).collect(),
             });
         }
     }
@@ -181,10 +216,10 @@ pub(crate) fn append_one(
     if let Some(p) = producer.filter(|p| p.transactional) {
         if let Err(e) = broker.txn.may_write(p.producer_id, p.epoch, topic, index) {
             warn!(topic = %topic, partition = index, %e, "transactional batch refused");
-            return Err(AppendFailure {
-                code: super::txn::txn_error_code(&e),
-                message: Some(e.to_string()),
-            });
+            return Err(AppendFailure::new(
+                super::txn::txn_error_code(&e),
+                e.to_string(),
+            ));
         }
     }
     let verdict = match (producer, state.as_deref()) {
@@ -213,10 +248,7 @@ pub(crate) fn append_one(
                 ),
             };
             warn!(topic = %topic, partition = index, %why, "idempotent batch refused");
-            return Err(AppendFailure {
-                code: code.code(),
-                message: Some(why),
-            });
+            return Err(AppendFailure::new(code.code(), why));
         }
     };
     if let (Ok((info, _)), Some(p), Some(s)) = (&appended, producer, state.as_deref_mut()) {
@@ -232,10 +264,10 @@ pub(crate) fn append_one(
         }),
         Err(err) => {
             warn!(topic = %topic, partition = index, %err, "produce rejected");
-            Err(AppendFailure {
-                code: log_error_code(&err).code(),
-                message: Some(err.to_string()),
-            })
+            Err(AppendFailure::new(
+                log_error_code(&err).code(),
+                err.to_string(),
+            ))
         }
     }
 }

@@ -89,6 +89,7 @@ impl Engine {
                 qid: &qid,
                 text,
                 reset: OffsetReset::Earliest,
+                ..QueryStart::asked(&qid, text, &st.props, props)
             };
             self.start_query(&mut st, &start, &q, &info.name, None)?;
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use runnel_streams::backend::{Backend, Guarantee};
 use runnel_streams::{OffsetReset, Queries, Streams, StreamsConfig};
 
-use super::props::{persistent_reset, prop_string};
+use super::props::{persistent_guarantee, persistent_reset, prop_string};
 use super::result::Outcome;
 use super::{backend_err, lock, Cmd, Engine, State};
 use crate::ast::{Ident, Props, Query, SourceKind};
@@ -39,6 +39,8 @@ pub(super) struct QueryStart<'a> {
     /// Where its source partitions start (`auto.offset.reset`): the
     /// earliest offset unless the statement or session set `latest`.
     pub(super) reset: OffsetReset,
+    /// At-least-once unless the statement or session asked exactly-once.
+    pub(super) guarantee: Guarantee,
 }
 
 impl<'a> QueryStart<'a> {
@@ -54,6 +56,7 @@ impl<'a> QueryStart<'a> {
             qid,
             text,
             reset: persistent_reset(session, props),
+            guarantee: persistent_guarantee(session, props),
         }
     }
 }
@@ -189,10 +192,7 @@ impl Engine {
             .map_err(|e| SqlError::new(e.to_string()))?;
         let description = topology.describe();
         let app_id = format!("{}query_{qid}", self.inner.config.service_id);
-        let guarantee = match st.props.get("processing.guarantee").map(String::as_str) {
-            Some("exactly_once" | "exactly_once_v2") => Guarantee::ExactlyOnce,
-            _ => Guarantee::AtLeastOnce,
-        };
+        let guarantee = start.guarantee;
         let backend = self
             .inner
             .cluster

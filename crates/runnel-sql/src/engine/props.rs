@@ -152,6 +152,24 @@ pub(super) fn offset_reset_prop(
     find(props).or_else(|| find(session))
 }
 
+/// A persistent query's processing guarantee: exactly-once when the
+/// statement's request or the session asked for it (`processing.guarantee`,
+/// also under its `ksql.streams.` name), at-least-once otherwise.
+pub(super) fn persistent_guarantee(
+    session: &BTreeMap<String, String>,
+    props: &BTreeMap<String, String>,
+) -> runnel_streams::Guarantee {
+    let find = |m: &BTreeMap<String, String>| {
+        ["processing.guarantee", "ksql.streams.processing.guarantee"]
+            .iter()
+            .find_map(|k| m.get(*k).cloned())
+    };
+    match find(props).or_else(|| find(session)).as_deref() {
+        Some("exactly_once" | "exactly_once_v2") => runnel_streams::Guarantee::ExactlyOnce,
+        _ => runnel_streams::Guarantee::AtLeastOnce,
+    }
+}
+
 /// A persistent query's [`OffsetReset`]: earliest unless `latest` was asked.
 pub(super) fn persistent_reset(
     session: &BTreeMap<String, String>,

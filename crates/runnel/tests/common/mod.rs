@@ -83,6 +83,14 @@ impl Server {
             .args(&self.extra)
             // Only the tests that use the SQL API run the engine.
             .args((!self.extra.iter().any(|a| a == "--sql-listen")).then_some("--no-sql"))
+            // Nor the schema registry.
+            .args(
+                (!self
+                    .extra
+                    .iter()
+                    .any(|a| a == "--registry-listen" || a == "--config"))
+                .then_some("--no-registry"),
+            )
             .env("RUNNEL_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
