@@ -34,8 +34,11 @@ pub enum FormatError {
     #[error("unknown format '{name}'; expected one of {known}")]
     Unknown { name: String, known: String },
     /// A format that needs a schema registry, and none is configured.
-    #[error("format {0} needs a schema registry, which Runnel does not have yet; use JSON, DELIMITED or KAFKA")]
+    #[error("format {0} needs a schema registry: configure 'ksql.schema.registry.url'")]
     NeedsSchemaRegistry(String),
+    /// The schema registry failed or refused a call.
+    #[error("{0}")]
+    Registry(String),
     /// The format cannot carry these columns.
     #[error("{0}")]
     Unsupported(String),
@@ -66,6 +69,29 @@ pub struct CodecSpec<'a> {
     /// registry: registered or looked up when the query is planned, so a
     /// codec never blocks on the registry per record.
     pub schema_id: Option<i32>,
+    /// The topic the rows are written to, for formats whose schemas live
+    /// in a schema registry (its subject is `<topic>-key`/`<topic>-value`).
+    pub topic: Option<&'a str>,
+    /// Keys (not values) of `topic`.
+    pub is_key: bool,
+    /// The full name of the record a schema-registry format registers
+    /// (`VALUE_AVRO_SCHEMA_FULL_NAME`); ksqlDB's default when `None`.
+    pub full_name: Option<&'a str>,
+}
+
+impl<'a> CodecSpec<'a> {
+    /// Rows of `columns`, wrapped as `wrap_single` says, nothing else set.
+    pub fn new(columns: &'a [Column], wrap_single: bool) -> CodecSpec<'a> {
+        CodecSpec {
+            columns,
+            wrap_single,
+            delimiter: ',',
+            schema_id: None,
+            topic: None,
+            is_key: false,
+            full_name: None,
+        }
+    }
 }
 
 /// One serialization format.
@@ -81,6 +107,26 @@ pub trait RowFormat: Send + Sync + 'static {
     fn check(&self, columns: &[Column], what: &str) -> Result<(), FormatError>;
     /// A codec for rows as `spec` describes them.
     fn codec(&self, spec: &CodecSpec<'_>) -> Arc<dyn RowCodec>;
+    /// Registers the schema rows of `spec` are written with under the
+    /// subject of its topic, returning its id; `None` for formats without
+    /// a schema registry.
+    fn register(&self, spec: &CodecSpec<'_>) -> Result<Option<i32>, FormatError> {
+        let _ = spec;
+        Ok(None)
+    }
+    /// The columns of a topic's keys (`is_key`) or values, from the schema
+    /// `schema_id` or the latest of the topic's subject, and whether they
+    /// are wrapped in a record; `None` when the format has no schemas or
+    /// the subject has none.
+    fn infer(
+        &self,
+        topic: &str,
+        is_key: bool,
+        schema_id: Option<i32>,
+    ) -> Result<Option<(Vec<Column>, bool)>, FormatError> {
+        let _ = (topic, is_key, schema_id);
+        Ok(None)
+    }
 }
 
 /// Encodes and decodes the rows of one set of columns in one format.
@@ -132,6 +178,9 @@ impl Format {
     pub const DELIMITED: Format = Format(&crate::delimited::DelimitedFormat);
     /// No bytes at all: for keyless streams.
     pub const NONE: Format = Format(&NoneFormat);
+    /// Protobuf messages of the schema derived from the columns, without
+    /// a schema registry.
+    pub const PROTOBUF_NOSR: Format = Format(&crate::protobuf::ProtobufNoSr);
 
     /// A format of `'static` lifetime (a registry leaks one per format it
     /// is given: formats are few and live as long as the process).
@@ -187,7 +236,7 @@ impl fmt::Display for Format {
 }
 
 /// Names that are formats of ksqlDB's which need a schema registry.
-const SCHEMA_REGISTRY_FORMATS: [&str; 4] = ["AVRO", "PROTOBUF", "PROTOBUF_NOSR", "JSON_SR"];
+const SCHEMA_REGISTRY_FORMATS: [&str; 3] = ["AVRO", "PROTOBUF", "JSON_SR"];
 
 /// The formats statements may name, by name.
 #[derive(Clone)]
@@ -204,11 +253,30 @@ impl fmt::Debug for FormatRegistry {
 static BUILTIN: LazyLock<FormatRegistry> = LazyLock::new(FormatRegistry::builtin);
 
 impl FormatRegistry {
-    /// KAFKA, JSON, DELIMITED and NONE.
+    /// KAFKA, JSON, DELIMITED, NONE and PROTOBUF_NOSR.
     pub fn builtin() -> FormatRegistry {
         FormatRegistry {
-            formats: vec![Format::KAFKA, Format::JSON, Format::DELIMITED, Format::NONE],
+            formats: vec![
+                Format::KAFKA,
+                Format::JSON,
+                Format::DELIMITED,
+                Format::NONE,
+                Format::PROTOBUF_NOSR,
+            ],
         }
+    }
+
+    /// The built-in formats and AVRO, PROTOBUF and JSON_SR, whose schemas live in
+    /// the registry `client` talks to.
+    pub fn with_schema_registry(client: runnel_registry_client::RegistryClient) -> FormatRegistry {
+        use crate::registry::{Kind, RegistryFormat};
+        let mut r = FormatRegistry::builtin();
+        for kind in [Kind::Avro, Kind::Protobuf, Kind::JsonSr] {
+            let format: &'static RegistryFormat =
+                Box::leak(Box::new(RegistryFormat::new(kind, client.clone())));
+            r.register(Format::new(format));
+        }
+        r
     }
 
     /// Adds a format, or replaces the one of the same name; returns the
@@ -303,15 +371,7 @@ impl fmt::Debug for RowSerde {
 impl RowSerde {
     /// Rows of `columns` in `format`.
     pub fn new(format: Format, columns: Vec<Column>, wrap_single: bool) -> Self {
-        RowSerde::with_spec(
-            format,
-            CodecSpec {
-                columns: &columns,
-                wrap_single,
-                delimiter: ',',
-                schema_id: None,
-            },
-        )
+        RowSerde::with_spec(format, CodecSpec::new(&columns, wrap_single))
     }
 
     /// Rows as `spec` describes them (a delimiter, a schema id…).
@@ -899,12 +959,12 @@ mod tests {
         let mut registry = FormatRegistry::builtin();
         assert_eq!(
             registry.names().collect::<Vec<_>>(),
-            ["KAFKA", "JSON", "DELIMITED", "NONE"]
+            ["KAFKA", "JSON", "DELIMITED", "NONE", "PROTOBUF_NOSR"]
         );
         assert_eq!(registry.get("json"), Ok(Format::JSON));
         assert_eq!(
             registry.get("xml").unwrap_err().to_string(),
-            "unknown format 'xml'; expected one of KAFKA, JSON, DELIMITED, NONE"
+            "unknown format 'xml'; expected one of KAFKA, JSON, DELIMITED, NONE, PROTOBUF_NOSR"
         );
         assert!(matches!(
             registry.get("avro"),

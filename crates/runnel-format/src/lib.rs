@@ -1,4 +1,4 @@
-//! Rows and their serialization formats: SQL types and values, casts from text, and the KAFKA, JSON, DELIMITED, NONE and internal encodings behind one format registry.
+//! Rows and their serialization formats: SQL types and values, casts from text, and the KAFKA, JSON, DELIMITED, NONE, AVRO, PROTOBUF, PROTOBUF_NOSR, JSON_SR and internal encodings behind one format registry.
 //!
 //! The SQL engine, the schema registry and connectors all move rows
 //! between Rust values and record bytes; this crate is where that lives,
@@ -6,11 +6,14 @@
 //! `cast` (values from text), `format` (the formats and `RowSerde`, the
 //! stream engine's serde of a row in a format).
 
+pub mod avro;
 pub mod cast;
 pub mod delimited;
 pub mod format;
 pub mod internal;
 pub mod json;
 pub mod kafka;
+pub mod protobuf;
+pub mod registry;
 pub mod schema;
 pub mod types;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::ast::SourceKind;
-use crate::format::{Format, RowSerde};
+use crate::format::{CodecSpec, Format, RowSerde};
 use crate::schema::{Column, Schema, WindowType};
 use crate::types::SqlType;
 
@@ -33,18 +33,37 @@ pub struct SourceInfo {
     pub read_only: bool,
     /// The persistent query writing it (CSAS/CTAS), if any.
     pub writer: Option<String>,
+    /// `KEY_SCHEMA_ID` / `VALUE_SCHEMA_ID`: the registry schemas its keys
+    /// and values are written with (else the subjects' latest).
+    pub key_schema_id: Option<i32>,
+    pub value_schema_id: Option<i32>,
 }
 
 impl SourceInfo {
+    /// Its keys' serde (schema-registry formats write with the latest
+    /// schema of `<topic>-key`).
     pub fn key_serde(&self) -> RowSerde {
-        RowSerde::new(self.key_format, self.schema.key.clone(), false)
+        RowSerde::with_spec(
+            self.key_format,
+            CodecSpec {
+                topic: Some(&self.topic),
+                is_key: true,
+                schema_id: self.key_schema_id,
+                ..CodecSpec::new(&self.schema.key, false)
+            },
+        )
     }
 
+    /// Its values' serde (schema-registry formats write with the latest
+    /// schema of `<topic>-value`).
     pub fn value_serde(&self) -> RowSerde {
-        RowSerde::new(
+        RowSerde::with_spec(
             self.value_format,
-            self.schema.value.clone(),
-            self.wrap_single_value,
+            CodecSpec {
+                topic: Some(&self.topic),
+                schema_id: self.value_schema_id,
+                ..CodecSpec::new(&self.schema.value, self.wrap_single_value)
+            },
         )
     }
 

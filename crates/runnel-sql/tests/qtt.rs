@@ -22,6 +22,106 @@ use runnel_sql::{Engine, EngineConfig, QueryEvent};
 use runnel_streams::{Backend, Guarantee, ProducedRecord, TopicPartition};
 use serde_json::{json, Value as Json};
 
+/// Runnel's schema registry on the case's broker, serving its REST API on
+/// a loopback port until dropped.
+struct TestRegistry {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    registry: runnel_registry::Registry,
+}
+
+impl TestRegistry {
+    fn start(cluster: Arc<dyn runnel_cluster::Cluster>) -> Result<TestRegistry, String> {
+        let config = runnel_registry::RegistryConfig {
+            poll: Duration::from_millis(50),
+            ..Default::default()
+        };
+        let registry =
+            runnel_registry::Registry::start(cluster, config).map_err(|e| e.to_string())?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let url = format!(
+            "http://{}",
+            listener.local_addr().map_err(|e| e.to_string())?
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let routes = runnel_registry::api::routes(registry.clone());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(l, routes)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        Ok(TestRegistry {
+            url,
+            stop: Some(tx),
+            thread: Some(thread),
+            registry,
+        })
+    }
+
+    /// Registers `{"subject", "schema" (text or JSON), "schemaType"}`.
+    fn register(&self, s: &Json) -> Result<(), String> {
+        let subject = s["subject"].as_str().ok_or("schema without subject")?;
+        let text = match &s["schema"] {
+            Json::String(t) => t.clone(),
+            other => other.to_string(),
+        };
+        let mut body = json!({"schema": text});
+        if let Some(t) = s.get("schemaType") {
+            body["schemaType"] = t.clone();
+        }
+        if let Some(r) = s.get("references") {
+            body["references"] = r.clone();
+        }
+        ureq::post(&format!("{}/subjects/{subject}/versions", self.url))
+            .set("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .send_string(&body.to_string())
+            .map_err(|e| format!("registering {subject}: {e}"))?;
+        Ok(())
+    }
+
+    /// The latest version of a subject, its schema text parsed as JSON
+    /// when it is JSON.
+    fn latest(&self, subject: &str) -> Result<Json, String> {
+        let mut v: Json = ureq::get(&format!("{}/subjects/{subject}/versions/latest", self.url))
+            .call()
+            .map_err(|e| format!("subject {subject}: {e}"))?
+            .into_json()
+            .map_err(|e| e.to_string())?;
+        if let Some(parsed) = v["schema"]
+            .as_str()
+            .and_then(|t| serde_json::from_str::<Json>(t).ok())
+        {
+            v["schema"] = parsed;
+        }
+        Ok(v)
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.registry.shutdown();
+    }
+}
+
 fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases")
 }
@@ -98,6 +198,9 @@ fn encode_key(info: Option<&SourceInfo>, key: &Json) -> Result<Option<Vec<u8>>, 
     };
     match info.key_format.name() {
         "JSON" => Ok(Some(key.to_string().into_bytes())),
+        _ if info.key_format.get().needs_schema_registry() => Ok(info
+            .key_serde()
+            .encode(&row_of(&info.schema.key, key, false)?)?),
         _ => {
             let cols = &info.schema.key;
             let Some(c) = cols.first() else {
@@ -114,6 +217,11 @@ fn encode_value(info: Option<&SourceInfo>, value: &Json) -> Result<Option<Vec<u8
         return Ok(None);
     }
     let format = info.map_or(Format::JSON, |i| i.value_format);
+    if let Some(info) = info.filter(|_| schemaful(format)) {
+        let wrap = info.schema.value.len() != 1 || info.wrap_single_value;
+        let row = row_of(&info.schema.value, value, wrap)?;
+        return Ok(info.value_serde().encode(&row)?);
+    }
     match (format.name(), value) {
         ("JSON", v) => Ok(Some(v.to_string().into_bytes())),
         ("DELIMITED", Json::String(s)) => Ok(Some(s.clone().into_bytes())),
@@ -127,6 +235,36 @@ fn encode_value(info: Option<&SourceInfo>, value: &Json) -> Result<Option<Vec<u8
         }
         (_, v) => Ok(Some(v.to_string().into_bytes())),
     }
+}
+
+/// Formats whose records the harness writes and reads through the
+/// source's own serde (Avro, Protobuf, JSON Schema).
+fn schemaful(format: Format) -> bool {
+    format.get().needs_schema_registry() || format.name() == "PROTOBUF_NOSR"
+}
+
+/// A JSON record as a row of `columns`: an object of them (names in any
+/// case) when `wrapped`, else the one column's value.
+fn row_of(
+    columns: &[runnel_sql::schema::Column],
+    j: &Json,
+    wrapped: bool,
+) -> Result<Vec<runnel_sql::types::Value>, String> {
+    if !wrapped {
+        let c = columns.first().ok_or("no column")?;
+        return Ok(vec![from_json(&c.ty, j)?]);
+    }
+    columns
+        .iter()
+        .map(|c| {
+            let v = j.as_object().and_then(|o| {
+                o.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(&c.name))
+                    .map(|(_, v)| v)
+            });
+            Ok(v.map_or(Ok(runnel_sql::types::Value::Null), |v| from_json(&c.ty, v))?)
+        })
+        .collect()
 }
 
 /// Decodes a sink record's key to JSON, with its window.
@@ -176,6 +314,20 @@ fn decode_value(info: &SourceInfo, value: Option<&[u8]>) -> Result<Json, String>
     let Some(bytes) = value else {
         return Ok(Json::Null);
     };
+    if schemaful(info.value_format) {
+        let row = info.value_serde().decode(bytes)?;
+        if info.schema.value.len() == 1 && !info.wrap_single_value {
+            return Ok(row.first().map_or(Json::Null, to_json));
+        }
+        return Ok(Json::Object(
+            info.schema
+                .value
+                .iter()
+                .zip(&row)
+                .map(|(c, v)| (c.name.clone(), to_json(v)))
+                .collect(),
+        ));
+    }
     match info.value_format.name() {
         "JSON" => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
         "DELIMITED" => Ok(Json::String(String::from_utf8_lossy(bytes).into_owned())),
@@ -229,9 +381,25 @@ fn run_case(case: &Json) -> Result<(), String> {
             .create_topic(topic, 1, BTreeMap::new())
             .map_err(|e| e.to_string())?;
     }
+    let cluster: Arc<dyn runnel_cluster::Cluster> = Arc::new(LocalCluster::new(local.clone()));
+    // Cases of the schema-registry formats get a real registry (Runnel's
+    // own) on the same broker, over HTTP.
+    let registry = if case.get("registry").and_then(Json::as_bool) == Some(true) {
+        Some(TestRegistry::start(cluster.clone())?)
+    } else {
+        None
+    };
+    if let Some(r) = &registry {
+        for s in case["schemas"].as_array().into_iter().flatten() {
+            r.register(s)?;
+        }
+    }
     let engine = Engine::start(
-        Arc::new(LocalCluster::new(local.clone())),
-        EngineConfig::default(),
+        cluster,
+        EngineConfig {
+            schema_registry_url: registry.as_ref().map(|r| r.url.clone()),
+            ..EngineConfig::default()
+        },
     )
     .map_err(|e| e.to_string())?;
     let result = (|| {
@@ -393,6 +561,27 @@ fn run_case(case: &Json) -> Result<(), String> {
                         "{topic}: record {i} differs: expected {w}, got:\n{}",
                         show(&actual)
                     ));
+                }
+            }
+        }
+        // Schemas the statements registered.
+        if let Some(r) = &registry {
+            for want in case["subjects"].as_array().into_iter().flatten() {
+                let subject = want["subject"].as_str().ok_or("subject without name")?;
+                let got = r.latest(subject)?;
+                if !json_contains(&got, want) {
+                    return Err(format!(
+                        "subject {subject}: expected {want}, registered {got}"
+                    ));
+                }
+            }
+        }
+        // Subjects nothing may have registered.
+        if let Some(r) = &registry {
+            for subject in case["noSubjects"].as_array().into_iter().flatten() {
+                let subject = subject.as_str().ok_or("noSubjects holds names")?;
+                if let Ok(got) = r.latest(subject) {
+                    return Err(format!("subject {subject} should not exist, got {got}"));
                 }
             }
         }

@@ -110,6 +110,11 @@ pub struct ServeConfig {
     #[arg(long, conflicts_with = "registry_listen")]
     #[serde(skip_serializing_if = "is_false")]
     pub no_registry: bool,
+    /// Schema registry of the SQL engine's AVRO and JSON_SR formats
+    /// (ksqlDB's ksql.schema.registry.url) [default: the built-in registry, http://127.0.0.1:8081 or --registry-listen].
+    #[arg(long, env = "RUNNEL_SCHEMA_REGISTRY_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_registry_url: Option<String>,
     /// Run only the services (SQL engine, schema registry) on this
     /// Kafka-compatible cluster (host:port[,host:port…]) instead of a local log.
     #[arg(long, env = "RUNNEL_BOOTSTRAP_SERVERS")]

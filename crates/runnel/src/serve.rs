@@ -55,6 +55,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         },
     };
 
+    // The SQL engine's schema registry: the one given, else the built-in
+    // one (reached on loopback when it listens on every address).
+    let engine_config = runnel_sql::EngineConfig {
+        schema_registry_url: config.schema_registry_url.clone().or_else(|| {
+            (!config.no_registry).then(|| {
+                let addr = registry_listen(&config).addr;
+                format!("http://{}", addr.replace("0.0.0.0", "127.0.0.1"))
+            })
+        }),
+        ..runnel_sql::EngineConfig::default()
+    };
+
     if let Some(bootstrap) = config.bootstrap_servers.clone() {
         // No local log: the SQL engine, the registry and their APIs on
         // that cluster.
@@ -116,7 +128,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         });
         services.add(SqlService::shared(
             make,
-            runnel_sql::EngineConfig::default(),
+            engine_config.clone(),
             listen,
             advertised,
         ));
@@ -165,11 +177,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         ));
     }
     if !config.no_sql {
-        services.add(SqlService::new(
-            cluster,
-            runnel_sql::EngineConfig::default(),
-            sql_listen(&config),
-        ));
+        services.add(SqlService::new(cluster, engine_config, sql_listen(&config)));
     }
     services.run(stop).await?;
     Ok(())

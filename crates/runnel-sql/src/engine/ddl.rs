@@ -5,13 +5,13 @@
 use runnel_streams::OffsetReset;
 
 use super::persistent::QueryStart;
-use super::props::{check_props, format_prop, prop_int, prop_string};
+use super::props::{check_props, format_prop, prop_int, prop_string, value_full_name};
 use super::result::Outcome;
 use super::{backend_err, lock, Cmd, Engine, State};
 use crate::ast::{ColumnDef, Ident, Props, Query, SelectItem, SourceKind};
 use crate::catalog::SourceInfo;
 use crate::error::SqlError;
-use crate::format::Format;
+use crate::format::{CodecSpec, Format};
 use crate::plan::{Planner, Sink};
 use crate::schema::{Column, Schema, RESERVED};
 
@@ -282,13 +282,17 @@ impl Engine {
                 "Missing required property \"KAFKA_TOPIC\" which has no default value.",
             ));
         };
-        let key_format = format_prop(with, "KEY_FORMAT")?.unwrap_or(Format::KAFKA);
-        let Some(value_format) = format_prop(with, "VALUE_FORMAT")? else {
+        let formats = &self.inner.formats;
+        let key_format = format_prop(formats, with, "KEY_FORMAT", &topic)?.unwrap_or(Format::KAFKA);
+        let Some(value_format) = format_prop(formats, with, "VALUE_FORMAT", &topic)? else {
             return Err(SqlError::at(
                 name.pos,
                 "Missing required property \"VALUE_FORMAT\" which has no default value.",
             ));
         };
+        value_full_name(with, value_format)?;
+        let mut wrap_single_value =
+            prop_string(with, "WRAP_SINGLE_VALUE").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
         let mut schema = Schema::default();
         let mut seen = std::collections::HashSet::new();
         for c in columns {
@@ -338,6 +342,36 @@ impl Engine {
                 crate::ast::KeyKind::None => {
                     schema.value.push(Column::new(&c.name.name, c.ty.clone()))
                 }
+            }
+        }
+        // Columns a schema registry knows: inferred when none are declared.
+        if schema.value.is_empty() && value_format.get().needs_schema_registry() {
+            let id = prop_int(with, "VALUE_SCHEMA_ID")?;
+            match value_format
+                .get()
+                .infer(&topic, false, id)
+                .map_err(|e| SqlError::at(name.pos, e))?
+            {
+                Some((cols, wrapped)) => {
+                    wrap_single_value = wrapped;
+                    schema.value = cols;
+                }
+                None => {
+                    return Err(SqlError::at(
+                        name.pos,
+                        format!("Schema for message values on topic '{topic}' does not exist in the Schema Registry. Subject: {topic}-value"),
+                    ))
+                }
+            }
+        }
+        if schema.key.is_empty() && key_format.get().needs_schema_registry() {
+            let id = prop_int(with, "KEY_SCHEMA_ID")?;
+            if let Some((cols, _)) = key_format
+                .get()
+                .infer(&topic, true, id)
+                .map_err(|e| SqlError::at(name.pos, e))?
+            {
+                schema.key = cols;
             }
         }
         if kind == SourceKind::Table && schema.key.is_empty() {
@@ -411,8 +445,7 @@ impl Engine {
             schema,
             key_format,
             value_format,
-            wrap_single_value: prop_string(with, "WRAP_SINGLE_VALUE")
-                .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
+            wrap_single_value,
             window: None,
             timestamp,
             timestamp_format: prop_string(with, "TIMESTAMP_FORMAT"),
@@ -420,6 +453,8 @@ impl Engine {
             sql: text.to_string(),
             read_only,
             writer: None,
+            key_schema_id: prop_int(with, "KEY_SCHEMA_ID")?,
+            value_schema_id: prop_int(with, "VALUE_SCHEMA_ID")?,
         })
     }
 
@@ -440,15 +475,23 @@ impl Engine {
             .cloned()
             .ok_or_else(|| self.not_found(st, &query.from.name))?;
         let topic = prop_string(with, "KAFKA_TOPIC").unwrap_or_else(|| name.name.clone());
-        let key_format = format_prop(with, "KEY_FORMAT")?.unwrap_or(from.key_format);
-        let value_format = format_prop(with, "VALUE_FORMAT")?.unwrap_or(from.value_format);
+        let formats = &self.inner.formats;
+        let key_format =
+            format_prop(formats, with, "KEY_FORMAT", &topic)?.unwrap_or(from.key_format);
+        let value_format =
+            format_prop(formats, with, "VALUE_FORMAT", &topic)?.unwrap_or(from.value_format);
         let partitions = prop_int(with, "PARTITIONS")?.unwrap_or(from.partitions);
+        // Output schemas named by id are used as they are, not registered.
+        let key_schema_id = prop_int(with, "KEY_SCHEMA_ID")?;
+        let value_schema_id = prop_int(with, "VALUE_SCHEMA_ID")?;
         let sink = Sink::Topic {
             topic: topic.clone(),
             key_format,
             value_format,
             wrap_single_value: prop_string(with, "WRAP_SINGLE_VALUE")
                 .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
+            key_schema_id,
+            value_schema_id,
         };
         // Plan first to learn the schema; only then create the topic.
         let sink_ts = prop_string(with, "TIMESTAMP").map(|t| t.to_ascii_uppercase());
@@ -465,6 +508,43 @@ impl Engine {
                     planned.kind, planned.kind
                 ),
             ));
+        }
+        // The output's schemas, registered as ksqlDB registers them.
+        let wrap =
+            prop_string(with, "WRAP_SINGLE_VALUE").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+        let value_name = value_full_name(with, value_format)?;
+        let key_name = prop_string(with, "KEY_SCHEMA_FULL_NAME");
+        for (format, columns, is_key, wrap, full_name, id) in [
+            (
+                key_format,
+                &planned.schema.key,
+                true,
+                false,
+                &key_name,
+                key_schema_id,
+            ),
+            (
+                value_format,
+                &planned.schema.value,
+                false,
+                wrap,
+                &value_name,
+                value_schema_id,
+            ),
+        ] {
+            if columns.is_empty() || planned.window.is_some() && is_key || id.is_some() {
+                continue;
+            }
+            let spec = CodecSpec {
+                topic: Some(&topic),
+                is_key,
+                full_name: full_name.as_deref(),
+                ..CodecSpec::new(columns, wrap)
+            };
+            format
+                .get()
+                .register(&spec)
+                .map_err(|e| SqlError::at(name.pos, e))?;
         }
         {
             let mut admin = lock(&self.inner.admin);
@@ -491,6 +571,8 @@ impl Engine {
             sql: text.to_string(),
             read_only: false,
             writer: Some(qid.to_string()),
+            key_schema_id,
+            value_schema_id,
         };
         st.catalog.sources.insert(info.name.clone(), info.clone());
         if let Err(e) = self.start_query(st, start, query, &info.name, Some(&info)) {

@@ -40,6 +40,7 @@ use serde_json::Value as Json;
 use crate::ast::{Ident, Parsed, Statement};
 use crate::catalog::Catalog;
 use crate::error::{ErrorKind, SqlError};
+use crate::format::FormatRegistry;
 use crate::format::Row;
 use crate::functions::FunctionRegistry;
 use crate::types::SqlType;
@@ -68,6 +69,9 @@ pub struct EngineConfig {
     /// same cluster reach it: advertised to each persistent query's group
     /// so pull queries for partitions hosted here can be sent here.
     pub application_server: Option<String>,
+    /// `ksql.schema.registry.url`: the schema registry of the AVRO and
+    /// JSON_SR formats; without one, statements naming them fail.
+    pub schema_registry_url: Option<String>,
 }
 
 /// Sends a pull query to another engine (`host:port`, its SQL text) and
@@ -87,6 +91,7 @@ impl Default for EngineConfig {
             commit_interval: Duration::from_millis(200),
             default_partitions: 1,
             application_server: None,
+            schema_registry_url: None,
         }
     }
 }
@@ -142,6 +147,9 @@ struct State {
 struct Inner {
     cluster: Arc<dyn Cluster>,
     functions: FunctionRegistry,
+    /// The formats statements may name (with AVRO and JSON_SR when a
+    /// schema registry is configured).
+    formats: FormatRegistry,
     config: EngineConfig,
     state: Mutex<State>,
     admin: Mutex<Box<dyn Backend>>,
@@ -208,6 +216,12 @@ impl Engine {
             inner: Arc::new(Inner {
                 cluster,
                 functions: FunctionRegistry::builtin(),
+                formats: match &config.schema_registry_url {
+                    Some(url) => FormatRegistry::with_schema_registry(
+                        runnel_registry_client::RegistryClient::new(url),
+                    ),
+                    None => FormatRegistry::builtin(),
+                },
                 config,
                 state: Mutex::new(State {
                     catalog: Catalog::default(),

@@ -178,6 +178,8 @@ impl Engine {
                 key_format: s.key_format,
                 value_format: s.value_format,
                 wrap_single_value: s.wrap_single_value,
+                key_schema_id: s.key_schema_id,
+                value_schema_id: s.value_schema_id,
             },
             None => Sink::Callback(Arc::new(|_| {})),
         };

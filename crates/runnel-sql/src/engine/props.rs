@@ -8,7 +8,7 @@ use runnel_streams::OffsetReset;
 
 use crate::ast::{PropValue, Props};
 use crate::error::SqlError;
-use crate::format::Format;
+use crate::format::{Format, FormatError, FormatRegistry};
 
 pub(super) fn prop_string(props: &Props, name: &str) -> Option<String> {
     props.get(name).map(|v| match v {
@@ -37,22 +37,68 @@ pub(super) fn prop_int(props: &Props, name: &str) -> Result<Option<i32>, SqlErro
     }
 }
 
-pub(super) fn format_prop(props: &Props, name: &str) -> Result<Option<Format>, SqlError> {
+/// The format a WITH clause names for keys or values (`name`), looked up
+/// in `formats`; `topic` is for ksqlDB's message when the format needs a
+/// schema registry and none is configured.
+pub(super) fn format_prop(
+    formats: &FormatRegistry,
+    props: &Props,
+    name: &str,
+    topic: &str,
+) -> Result<Option<Format>, SqlError> {
     let both = prop_string(props, "FORMAT");
+    let pos = props
+        .get_ident(name)
+        .or_else(|| props.get_ident("FORMAT"))
+        .map_or_else(Default::default, |i| i.pos);
     match prop_string(props, name).or(both) {
         None => Ok(None),
-        Some(f) => Format::parse(&f).map(Some).map_err(|e| {
-            SqlError::at(
-                props
-                    .get_ident(name)
-                    .map_or_else(Default::default, |i| i.pos),
-                e,
-            )
+        Some(f) => formats.get(&f).map(Some).map_err(|e| match e {
+            FormatError::NeedsSchemaRegistry(f) => SqlError::at(
+                pos,
+                format!(
+                    "Cannot create topic '{topic}' with format {} without configuring '{SCHEMA_REGISTRY_URL}'",
+                    f.to_ascii_uppercase()
+                ),
+            ),
+            e => SqlError::at(pos, e),
         }),
     }
 }
 
-pub(super) const KNOWN_PROPS: [&str; 12] = [
+/// The record name a WITH clause gives a value schema
+/// (`VALUE_AVRO_SCHEMA_FULL_NAME`, or `VALUE_SCHEMA_FULL_NAME`), refused
+/// when empty or for a format without registry schemas, in ksqlDB's words.
+pub(super) fn value_full_name(props: &Props, format: Format) -> Result<Option<String>, SqlError> {
+    let key = ["VALUE_AVRO_SCHEMA_FULL_NAME", "VALUE_SCHEMA_FULL_NAME"]
+        .into_iter()
+        .find(|k| props.get(k).is_some());
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let pos = props
+        .get_ident(key)
+        .map_or_else(Default::default, |i| i.pos);
+    let name = prop_string(props, key).unwrap_or_default();
+    if !format.get().needs_schema_registry() {
+        return Err(SqlError::at(
+            pos,
+            format!("{format} does not support the following configs: [fullSchemaName]"),
+        ));
+    }
+    if name.trim().is_empty() {
+        return Err(SqlError::at(
+            pos,
+            "fullSchemaName cannot be empty. Format configuration: {fullSchemaName=}",
+        ));
+    }
+    Ok(Some(name.trim().to_string()))
+}
+
+/// The engine property naming the schema registry.
+pub const SCHEMA_REGISTRY_URL: &str = "ksql.schema.registry.url";
+
+pub(super) const KNOWN_PROPS: [&str; 17] = [
     "KAFKA_TOPIC",
     "KEY_FORMAT",
     "VALUE_FORMAT",
@@ -65,6 +111,11 @@ pub(super) const KNOWN_PROPS: [&str; 12] = [
     "VALUE_DELIMITER",
     "RETENTION_MS",
     "CLEANUP_POLICY",
+    "KEY_SCHEMA_ID",
+    "VALUE_SCHEMA_ID",
+    "VALUE_AVRO_SCHEMA_FULL_NAME",
+    "KEY_SCHEMA_FULL_NAME",
+    "VALUE_SCHEMA_FULL_NAME",
 ];
 
 pub(super) fn check_props(props: &Props) -> Result<(), SqlError> {
@@ -73,8 +124,6 @@ pub(super) fn check_props(props: &Props) -> Result<(), SqlError> {
             && k.name != "WINDOW_TYPE"
             && k.name != "WINDOW_SIZE"
             && k.name != "QUERY_ID"
-            && k.name != "KEY_SCHEMA_ID"
-            && k.name != "VALUE_SCHEMA_ID"
         {
             return Err(SqlError::at(
                 k.pos,
@@ -186,18 +235,30 @@ mod tests {
     fn format_falls_back_to_format_for_both() {
         let p = with("FORMAT='JSON', KEY_FORMAT='KAFKA'");
         assert_eq!(
-            format_prop(&p, "KEY_FORMAT").ok(),
+            format_prop(&FormatRegistry::builtin(), &p, "KEY_FORMAT", "t").ok(),
             Some(Some(Format::KAFKA))
         );
         assert_eq!(
-            format_prop(&p, "VALUE_FORMAT").ok(),
+            format_prop(&FormatRegistry::builtin(), &p, "VALUE_FORMAT", "t").ok(),
             Some(Some(Format::JSON))
         );
         assert_eq!(
-            format_prop(&with("KAFKA_TOPIC='t'"), "VALUE_FORMAT").ok(),
+            format_prop(
+                &FormatRegistry::builtin(),
+                &with("KAFKA_TOPIC='t'"),
+                "VALUE_FORMAT",
+                "t"
+            )
+            .ok(),
             Some(None)
         );
-        assert!(format_prop(&with("VALUE_FORMAT='XML'"), "VALUE_FORMAT").is_err());
+        assert!(format_prop(
+            &FormatRegistry::builtin(),
+            &with("VALUE_FORMAT='XML'"),
+            "VALUE_FORMAT",
+            "t"
+        )
+        .is_err());
     }
 
     #[test]

@@ -442,10 +442,21 @@ impl<'a> Planner<'a> {
         // Key serde of the grouped table: the sink's key format when it can
         // carry the key (so pull queries and sinks agree), else internal.
         let key_serde: Arc<dyn Serde<Row>> = match &sink {
-            Sink::Topic { key_format, .. }
-                if key_format.check(&schema.key, "key").is_ok() && *key_format != Format::NONE =>
-            {
-                Arc::new(RowSerde::new(*key_format, schema.key.clone(), false))
+            Sink::Topic {
+                key_format,
+                topic,
+                key_schema_id,
+                ..
+            } if key_format.check(&schema.key, "key").is_ok() && *key_format != Format::NONE => {
+                Arc::new(RowSerde::with_spec(
+                    *key_format,
+                    crate::format::CodecSpec {
+                        topic: Some(topic),
+                        is_key: true,
+                        schema_id: *key_schema_id,
+                        ..crate::format::CodecSpec::new(&schema.key, false)
+                    },
+                ))
             }
             _ => Arc::new(InternalKeySerde),
         };

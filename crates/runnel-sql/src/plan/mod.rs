@@ -47,7 +47,7 @@ use crate::ast::{
 use crate::catalog::{Catalog, SourceInfo};
 use crate::error::SqlError;
 use crate::expr::{Binder, Compiled, Scope, ScopeColumn};
-use crate::format::{Format, InternalKeySerde, InternalSerde, Row, RowSerde};
+use crate::format::{CodecSpec, Format, InternalKeySerde, InternalSerde, Row, RowSerde};
 use crate::functions::{Aggregator, FunctionRegistry};
 use crate::schema::{Column, Schema, WindowType, ROWOFFSET, ROWPARTITION, ROWTIME};
 use crate::types::{SqlType, Value};
@@ -64,6 +64,9 @@ pub enum Sink {
         key_format: Format,
         value_format: Format,
         wrap_single_value: bool,
+        /// The registry schemas to write with (else the subjects' latest).
+        key_schema_id: Option<i32>,
+        value_schema_id: Option<i32>,
     },
     /// A callback (transient push queries).
     Callback(Arc<dyn Fn(SinkRow) + Send + Sync>),

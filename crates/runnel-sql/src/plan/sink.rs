@@ -56,10 +56,12 @@ impl<'a> Planner<'a> {
 /// carry the schema's columns.
 pub(super) fn sink_serdes(sink: &Sink, schema: &Schema) -> Result<(RowSerde, RowSerde), SqlError> {
     let Sink::Topic {
+        topic,
         key_format,
         value_format,
         wrap_single_value,
-        ..
+        key_schema_id,
+        value_schema_id,
     } = sink
     else {
         return Err(SqlError::server("a callback sink has no serdes"));
@@ -71,8 +73,23 @@ pub(super) fn sink_serdes(sink: &Sink, schema: &Schema) -> Result<(RowSerde, Row
         .check(&schema.value, "value")
         .map_err(SqlError::new)?;
     Ok((
-        RowSerde::new(*key_format, schema.key.clone(), false),
-        RowSerde::new(*value_format, schema.value.clone(), *wrap_single_value),
+        RowSerde::with_spec(
+            *key_format,
+            CodecSpec {
+                topic: Some(topic),
+                is_key: true,
+                schema_id: *key_schema_id,
+                ..CodecSpec::new(&schema.key, false)
+            },
+        ),
+        RowSerde::with_spec(
+            *value_format,
+            CodecSpec {
+                topic: Some(topic),
+                schema_id: *value_schema_id,
+                ..CodecSpec::new(&schema.value, *wrap_single_value)
+            },
+        ),
     ))
 }
 

@@ -1,0 +1,618 @@
+//! The formats that keep their schemas in a schema registry: AVRO,
+//! PROTOBUF and JSON_SR, in Confluent's wire format (magic byte 0, the schema id, the
+//! payload).
+//!
+//! Decoding reads the schema id of each record and decodes with that
+//! (writer's) schema, fetched through the [`RegistryClient`] once per id.
+//! Encoding writes with the schema a codec was given an id of
+//! ([`CodecSpec::schema_id`]), or else with the latest schema of the
+//! topic's subject (`<topic>-key` / `<topic>-value`), registering the
+//! schema ksqlDB would derive from the columns when the subject has none;
+//! the schema is fixed at the codec's first record. Statements register
+//! their output schemas up front ([`RowFormat::register`]) and infer
+//! columns from the registry ([`RowFormat::infer`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use runnel_registry_client::{wire, ClientError, RegistryClient, SubjectNameStrategy};
+use runnel_schema::{ParsedSchema, SchemaType};
+use serde_json::{json, Value as Json};
+
+use crate::format::{CodecSpec, FormatError, Row, RowCodec, RowFormat};
+use crate::json::from_json;
+use crate::schema::Column;
+use crate::types::{SqlType, Value};
+use crate::{avro, protobuf};
+
+/// Which schema type a registry format writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Avro,
+    Protobuf,
+    JsonSr,
+}
+
+impl Kind {
+    fn schema_type(self) -> SchemaType {
+        match self {
+            Kind::Avro => SchemaType::Avro,
+            Kind::Protobuf => SchemaType::Protobuf,
+            Kind::JsonSr => SchemaType::Json,
+        }
+    }
+
+    /// Whether rows are always a record (message), one column or not.
+    fn always_wrapped(self) -> bool {
+        self == Kind::Protobuf
+    }
+}
+
+/// AVRO or JSON_SR, with the client of the registry its schemas live in.
+pub struct RegistryFormat {
+    kind: Kind,
+    client: RegistryClient,
+}
+
+impl RegistryFormat {
+    pub fn new(kind: Kind, client: RegistryClient) -> RegistryFormat {
+        RegistryFormat { kind, client }
+    }
+
+    fn schema_type(&self) -> SchemaType {
+        self.kind.schema_type()
+    }
+}
+
+fn client_err(e: ClientError) -> FormatError {
+    FormatError::Registry(e.to_string())
+}
+
+/// The subject of a topic's keys or values (TopicNameStrategy).
+pub fn subject(topic: &str, is_key: bool) -> String {
+    SubjectNameStrategy::TopicName
+        .subject(topic, is_key, None)
+        .unwrap_or_else(|_| format!("{topic}-value"))
+}
+
+/// The schema text ksqlDB derives for rows of `columns` (`full_name`:
+/// the record or message name, ksqlDB's default when `None`).
+pub fn derived_schema(
+    kind: Kind,
+    columns: &[Column],
+    wrap: bool,
+    full_name: Option<&str>,
+) -> Result<String, FormatError> {
+    Ok(match kind {
+        Kind::Avro => avro::schema_for(
+            columns,
+            wrap,
+            full_name.unwrap_or(avro::DEFAULT_RECORD_NAME),
+        )
+        .to_string(),
+        Kind::Protobuf => {
+            protobuf::schema_for(columns, full_name.unwrap_or(protobuf::DEFAULT_MESSAGE_NAME))?
+        }
+        Kind::JsonSr => json_schema_for(columns, wrap).to_string(),
+    })
+}
+
+fn check_columns(columns: &[Column], what: &str, kind: Kind) -> Result<(), FormatError> {
+    fn walk(ty: &SqlType, kind: Kind) -> Result<(), String> {
+        match ty {
+            SqlType::Map(k, v) => {
+                if kind == Kind::Avro && **k != SqlType::String {
+                    return Err(format!(
+                        "Avro only supports MAPs with STRING keys, but got {ty}."
+                    ));
+                }
+                walk(v, kind)
+            }
+            SqlType::Array(t) => walk(t, kind),
+            SqlType::Struct(fields) => fields.iter().try_for_each(|(_, t)| walk(t, kind)),
+            _ => Ok(()),
+        }
+    }
+    for c in columns {
+        walk(&c.ty, kind)
+            .map_err(|e| FormatError::Unsupported(format!("{what} column {}: {e}", c.name)))?;
+        if kind == Kind::Avro
+            && !c.name.chars().enumerate().all(|(i, ch)| {
+                ch == '_' || ch.is_ascii_alphabetic() || (i > 0 && ch.is_ascii_digit())
+            })
+        {
+            return Err(FormatError::Unsupported(format!(
+                "Schema is not compatible with Avro: Illegal initial character: {}",
+                c.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl RowFormat for RegistryFormat {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::Avro => "AVRO",
+            Kind::Protobuf => "PROTOBUF",
+            Kind::JsonSr => "JSON_SR",
+        }
+    }
+
+    fn needs_schema_registry(&self) -> bool {
+        true
+    }
+
+    fn check(&self, columns: &[Column], what: &str) -> Result<(), FormatError> {
+        check_columns(columns, what, self.kind)?;
+        if self.kind == Kind::Protobuf {
+            protobuf::schema_for(columns, protobuf::DEFAULT_MESSAGE_NAME)?;
+        }
+        Ok(())
+    }
+
+    fn codec(&self, spec: &CodecSpec<'_>) -> Arc<dyn RowCodec> {
+        Arc::new(RegistryCodec {
+            kind: self.kind,
+            client: self.client.clone(),
+            columns: spec.columns.to_vec(),
+            wrap: spec.columns.len() != 1 || spec.wrap_single || self.kind.always_wrapped(),
+            schema_id: spec.schema_id,
+            subject: spec.topic.map(|t| subject(t, spec.is_key)),
+            full_name: spec.full_name.map(str::to_string),
+            writer: OnceLock::new(),
+            avro: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn register(&self, spec: &CodecSpec<'_>) -> Result<Option<i32>, FormatError> {
+        let Some(topic) = spec.topic else {
+            return Ok(None);
+        };
+        let wrap = spec.columns.len() != 1 || spec.wrap_single || self.kind.always_wrapped();
+        let text = derived_schema(self.kind, spec.columns, wrap, spec.full_name)?;
+        self.client
+            .register(
+                &subject(topic, spec.is_key),
+                self.schema_type(),
+                &text,
+                &[],
+                false,
+            )
+            .map(Some)
+            .map_err(client_err)
+    }
+
+    fn infer(
+        &self,
+        topic: &str,
+        is_key: bool,
+        schema_id: Option<i32>,
+    ) -> Result<Option<(Vec<Column>, bool)>, FormatError> {
+        let schema = match schema_id {
+            Some(id) => self.client.schema_by_id(id).map_err(client_err)?,
+            None => match self.client.latest(&subject(topic, is_key)) {
+                Ok(s) => s.schema,
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(client_err(e)),
+            },
+        };
+        let single = if is_key { "ROWKEY" } else { "ROWVAL" };
+        infer_columns(&schema, single).map(Some)
+    }
+}
+
+/// The columns a parsed schema gives (see [`avro::infer_columns`]).
+pub fn infer_columns(
+    schema: &ParsedSchema,
+    single: &str,
+) -> Result<(Vec<Column>, bool), FormatError> {
+    if let Some(a) = schema.as_avro() {
+        let parts = avro_schemas(0, a, schema)?;
+        return avro::infer_columns_with(&parts.main, &parts.refs, single);
+    }
+    if let Some(j) = schema.as_json() {
+        return json_infer_columns(j, single);
+    }
+    if let Some(m) = schema.as_protobuf() {
+        return Ok((protobuf::infer_columns(&m)?, true));
+    }
+    Err(FormatError::Unsupported(format!(
+        "cannot infer columns from a {} schema",
+        schema.schema_type()
+    )))
+}
+
+struct RegistryCodec {
+    kind: Kind,
+    client: RegistryClient,
+    columns: Vec<Column>,
+    wrap: bool,
+    schema_id: Option<i32>,
+    subject: Option<String>,
+    full_name: Option<String>,
+    writer: OnceLock<(i32, Arc<ParsedSchema>)>,
+    /// Avro schemas by id with the named types of their references.
+    avro: Mutex<HashMap<i32, Arc<AvroSchemas>>>,
+}
+
+/// An Avro schema and the schemas its references define (the named types
+/// it may use), as apache-avro reads and writes with them.
+struct AvroSchemas {
+    main: apache_avro::Schema,
+    refs: Vec<apache_avro::Schema>,
+}
+
+/// The texts of a schema's references, each after its own references,
+/// once each.
+fn reference_texts<'a>(refs: &'a [runnel_schema::Resolved], out: &mut Vec<&'a str>) {
+    for r in refs {
+        reference_texts(&r.references, out);
+        if !out.contains(&r.schema.as_str()) {
+            out.push(&r.schema);
+        }
+    }
+}
+
+/// An Avro schema with its references' named types.
+fn avro_schemas(
+    id: i32,
+    main: &apache_avro::Schema,
+    schema: &ParsedSchema,
+) -> Result<AvroSchemas, FormatError> {
+    if schema.references().is_empty() {
+        return Ok(AvroSchemas {
+            main: main.clone(),
+            refs: Vec::new(),
+        });
+    }
+    let mut texts = Vec::new();
+    reference_texts(schema.references(), &mut texts);
+    let (main, refs) = apache_avro::Schema::parse_str_with_list(schema.text(), texts)
+        .map_err(|e| FormatError::Decode(format!("schema {id}: {e}")))?;
+    Ok(AvroSchemas { main, refs })
+}
+
+impl RegistryCodec {
+    /// The Avro schema of `id` with its references' named types (parsed
+    /// once per id).
+    fn avro(&self, id: i32, schema: &ParsedSchema) -> Result<Arc<AvroSchemas>, FormatError> {
+        let mut cache = self
+            .avro
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(a) = cache.get(&id) {
+            return Ok(a.clone());
+        }
+        let main = schema
+            .as_avro()
+            .ok_or_else(|| FormatError::Decode(format!("schema {id} is not an Avro schema")))?;
+        let parts = Arc::new(avro_schemas(id, main, schema)?);
+        cache.insert(id, parts.clone());
+        Ok(parts)
+    }
+
+    /// The schema this codec writes with, and its id.
+    fn writer(&self) -> Result<&(i32, Arc<ParsedSchema>), FormatError> {
+        if let Some(w) = self.writer.get() {
+            return Ok(w);
+        }
+        let found = match (self.schema_id, &self.subject) {
+            (Some(id), _) => (id, self.client.schema_by_id(id).map_err(client_err)?),
+            (None, Some(subject)) => match self.client.latest(subject) {
+                Ok(s) => (s.id, s.schema),
+                Err(e) if e.is_not_found() => {
+                    let schema_type = self.kind.schema_type();
+                    let text = derived_schema(
+                        self.kind,
+                        &self.columns,
+                        self.wrap,
+                        self.full_name.as_deref(),
+                    )?;
+                    let id = self
+                        .client
+                        .register(subject, schema_type, &text, &[], false)
+                        .map_err(client_err)?;
+                    (id, self.client.schema_by_id(id).map_err(client_err)?)
+                }
+                Err(e) => return Err(client_err(e)),
+            },
+            (None, None) => {
+                return Err(FormatError::Encode(
+                    "no schema to write with: neither a schema id nor a subject".to_string(),
+                ))
+            }
+        };
+        Ok(self.writer.get_or_init(|| found))
+    }
+
+    /// A decoded value (as JSON) into the row.
+    fn row_of(&self, j: &Json) -> Result<Row, FormatError> {
+        let dec = |e: crate::types::ValueError| FormatError::Decode(e.to_string());
+        if !self.wrap {
+            let ty = self.columns.first().map_or(&SqlType::String, |c| &c.ty);
+            return Ok(vec![from_json(ty, j).map_err(dec)?]);
+        }
+        let Json::Object(obj) = j else {
+            return Err(FormatError::Decode(format!(
+                "expected a record of the columns, got {j}"
+            )));
+        };
+        self.columns
+            .iter()
+            .map(|c| {
+                let v = obj.get(&c.name).or_else(|| {
+                    obj.iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(&c.name))
+                        .map(|(_, v)| v)
+                });
+                match v {
+                    None => Ok(Value::Null),
+                    Some(v) => from_json(&c.ty, v).map_err(dec),
+                }
+            })
+            .collect()
+    }
+}
+
+impl RowCodec for RegistryCodec {
+    fn encode(&self, row: &[Value]) -> Result<Option<Vec<u8>>, FormatError> {
+        let (id, schema) = self.writer()?;
+        let mut out = Vec::with_capacity(64);
+        wire::write_header(*id, &mut out);
+        match self.kind {
+            Kind::Avro => {
+                let parts = self.avro(*id, schema)?;
+                let a = &parts.main;
+                let names = avro::names_in(std::iter::once(a).chain(&parts.refs));
+                let value = if self.wrap {
+                    let target = match a {
+                        apache_avro::Schema::Record(r) => r,
+                        _ => {
+                            return Err(FormatError::Encode(format!(
+                                "schema {id} is not a record, and the row has {} columns",
+                                self.columns.len()
+                            )))
+                        }
+                    };
+                    let named: Vec<(String, Value)> = self
+                        .columns
+                        .iter()
+                        .zip(row)
+                        .map(|(c, v)| (c.name.clone(), v.clone()))
+                        .collect();
+                    avro::record_value(target, &named, &names)?
+                } else {
+                    avro::to_avro(row.first().unwrap_or(&Value::Null), a, &names)?
+                };
+                let datum =
+                    apache_avro::to_avro_datum_schemata(a, parts.refs.iter().collect(), value)
+                        .map_err(|e| FormatError::Encode(format!("cannot write Avro: {e}")))?;
+                out.extend_from_slice(&datum);
+            }
+            Kind::Protobuf => {
+                let desc = schema.as_protobuf().ok_or_else(|| {
+                    FormatError::Encode(format!("schema {id} is not a Protobuf schema"))
+                })?;
+                let indexes = schema.message_indexes(desc.full_name()).unwrap_or_default();
+                wire::write_indexes(&indexes, &mut out);
+                let named: Vec<(String, Value)> = self
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| (c.name.clone(), v.clone()))
+                    .collect();
+                out.extend_from_slice(&protobuf::encode(&protobuf::message(&desc, &named)?));
+            }
+            Kind::JsonSr => {
+                let j = if self.wrap {
+                    Json::Object(
+                        self.columns
+                            .iter()
+                            .zip(row)
+                            .map(|(c, v)| (c.name.clone(), crate::json::to_json(v)))
+                            .collect(),
+                    )
+                } else {
+                    crate::json::to_json(row.first().unwrap_or(&Value::Null))
+                };
+                let text =
+                    serde_json::to_vec(&j).map_err(|e| FormatError::Encode(e.to_string()))?;
+                out.extend_from_slice(&text);
+            }
+        }
+        Ok(Some(out))
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<Row, FormatError> {
+        let (id, payload) = wire::split(bytes).map_err(|e| FormatError::Decode(e.to_string()))?;
+        match self.kind {
+            Kind::Avro => {
+                let schema = self.client.schema_by_id(id).map_err(client_err)?;
+                let parts = self.avro(id, &schema)?;
+                let a = &parts.main;
+                let mut reader = payload;
+                let value = apache_avro::from_avro_datum_schemata(
+                    a,
+                    parts.refs.iter().collect(),
+                    &mut reader,
+                    None,
+                )
+                .map_err(|e| FormatError::Decode(format!("bad Avro record: {e}")))?;
+                let names = avro::names_in(std::iter::once(a).chain(&parts.refs));
+                self.row_of(&avro::to_json(&value, a, &names)?)
+            }
+            Kind::Protobuf => {
+                let (indexes, message) =
+                    wire::read_indexes(payload).map_err(|e| FormatError::Decode(e.to_string()))?;
+                let schema = self.client.schema_by_id(id).map_err(client_err)?;
+                let desc = schema.message_by_indexes(&indexes).ok_or_else(|| {
+                    FormatError::Decode(format!(
+                        "schema {id} has no Protobuf message at indexes {indexes:?}"
+                    ))
+                })?;
+                self.row_of(&protobuf::decode(desc, message)?)
+            }
+            Kind::JsonSr => {
+                let j: Json = serde_json::from_slice(payload)
+                    .map_err(|e| FormatError::Decode(format!("bad JSON: {e}")))?;
+                self.row_of(&j)
+            }
+        }
+    }
+}
+
+// ---- JSON Schema, as ksqlDB writes and reads it (Connect's conventions).
+
+fn json_nullable(t: Json) -> Json {
+    json!({"oneOf": [{"type": "null"}, t]})
+}
+
+fn json_type(ty: &SqlType) -> Json {
+    match ty {
+        SqlType::Boolean => json!({"type": "boolean"}),
+        SqlType::Int => json!({"type": "integer", "connect.type": "int32"}),
+        SqlType::BigInt => json!({"type": "integer", "connect.type": "int64"}),
+        SqlType::Double => json!({"type": "number", "connect.type": "float64"}),
+        SqlType::String => json!({"type": "string"}),
+        SqlType::Bytes => json!({"type": "string", "connect.type": "bytes"}),
+        SqlType::Decimal { precision, scale } => json!({
+            "type": "number", "connect.type": "bytes",
+            "title": "org.apache.kafka.connect.data.Decimal",
+            "connect.parameters": {"scale": scale.to_string(), "connect.decimal.precision": precision.to_string()},
+        }),
+        SqlType::Date => {
+            json!({"type": "integer", "connect.type": "int32", "title": "org.apache.kafka.connect.data.Date"})
+        }
+        SqlType::Time => {
+            json!({"type": "integer", "connect.type": "int32", "title": "org.apache.kafka.connect.data.Time"})
+        }
+        SqlType::Timestamp => {
+            json!({"type": "integer", "connect.type": "int64", "title": "org.apache.kafka.connect.data.Timestamp"})
+        }
+        SqlType::Array(t) => json!({"type": "array", "items": json_nullable(json_type(t))}),
+        SqlType::Map(_, v) => {
+            json!({"type": "object", "additionalProperties": json_nullable(json_type(v))})
+        }
+        SqlType::Struct(fields) => json_object(fields.iter().map(|(n, t)| (n.as_str(), t))),
+    }
+}
+
+fn json_object<'a>(fields: impl Iterator<Item = (&'a str, &'a SqlType)>) -> Json {
+    let mut props = serde_json::Map::new();
+    for (i, (n, t)) in fields.enumerate() {
+        let mut f = json_nullable(json_type(t));
+        f["connect.index"] = json!(i);
+        props.insert(n.to_string(), f);
+    }
+    json!({"type": "object", "properties": props})
+}
+
+/// The JSON Schema ksqlDB derives for rows of `columns`.
+pub fn json_schema_for(columns: &[Column], wrap: bool) -> Json {
+    if !wrap {
+        if let Some(c) = columns.first() {
+            return json_nullable(json_type(&c.ty));
+        }
+    }
+    json_object(columns.iter().map(|c| (c.name.as_str(), &c.ty)))
+}
+
+/// The SQL type of a JSON Schema.
+pub fn json_sql_type(s: &Json) -> Result<SqlType, FormatError> {
+    let unsupported = || FormatError::Unsupported(format!("JSON Schema {s} has no SQL type"));
+    for key in ["oneOf", "anyOf"] {
+        if let Some(alts) = s[key].as_array() {
+            let non_null: Vec<&Json> = alts.iter().filter(|a| a["type"] != "null").collect();
+            return match non_null.as_slice() {
+                [one] => json_sql_type(one),
+                _ => Err(unsupported()),
+            };
+        }
+    }
+    let ty = match &s["type"] {
+        Json::String(t) => t.as_str(),
+        Json::Array(ts) => {
+            let non_null: Vec<&str> = ts
+                .iter()
+                .filter_map(Json::as_str)
+                .filter(|t| *t != "null")
+                .collect();
+            match non_null.as_slice() {
+                [one] => *one,
+                _ => return Err(unsupported()),
+            }
+        }
+        _ if s.get("properties").is_some() => "object",
+        _ => return Err(unsupported()),
+    };
+    let title = s["title"]
+        .as_str()
+        .or(s["connect.name"].as_str())
+        .unwrap_or("");
+    Ok(match ty {
+        "boolean" => SqlType::Boolean,
+        "integer" => match title {
+            "org.apache.kafka.connect.data.Date" => SqlType::Date,
+            "org.apache.kafka.connect.data.Time" => SqlType::Time,
+            "org.apache.kafka.connect.data.Timestamp" => SqlType::Timestamp,
+            _ if s["connect.type"] == "int32"
+                || s["connect.type"] == "int16"
+                || s["connect.type"] == "int8" =>
+            {
+                SqlType::Int
+            }
+            _ => SqlType::BigInt,
+        },
+        "number" => {
+            if title == "org.apache.kafka.connect.data.Decimal" {
+                let p = &s["connect.parameters"];
+                let num = |k: &str, d: u8| {
+                    p[k].as_str()
+                        .and_then(|t| t.parse().ok())
+                        .or(p[k].as_u64().and_then(|n| u8::try_from(n).ok()))
+                        .unwrap_or(d)
+                };
+                SqlType::Decimal {
+                    precision: num("connect.decimal.precision", 64),
+                    scale: num("scale", 0),
+                }
+            } else {
+                SqlType::Double
+            }
+        }
+        "string" if s["connect.type"] == "bytes" => SqlType::Bytes,
+        "string" => SqlType::String,
+        "array" => SqlType::Array(Box::new(json_sql_type(&s["items"])?)),
+        "object" => match (&s["properties"], &s["additionalProperties"]) {
+            (Json::Object(props), _) => SqlType::Struct(
+                props
+                    .iter()
+                    .map(|(n, t)| Ok((n.clone(), json_sql_type(t)?)))
+                    .collect::<Result<_, FormatError>>()?,
+            ),
+            (_, v @ Json::Object(_)) => {
+                SqlType::Map(Box::new(SqlType::String), Box::new(json_sql_type(v)?))
+            }
+            _ => return Err(unsupported()),
+        },
+        _ => return Err(unsupported()),
+    })
+}
+
+/// Columns from a JSON Schema: an object's properties (upper case) and
+/// `true`, or one column named `single`.
+pub fn json_infer_columns(s: &Json, single: &str) -> Result<(Vec<Column>, bool), FormatError> {
+    if let Json::Object(props) = &s["properties"] {
+        let mut fields: Vec<(&String, &Json)> = props.iter().collect();
+        fields.sort_by_key(|(_, f)| f["connect.index"].as_u64().unwrap_or(u64::MAX));
+        return Ok((
+            fields
+                .into_iter()
+                .map(|(n, t)| Ok(Column::new(&n.to_ascii_uppercase(), json_sql_type(t)?)))
+                .collect::<Result<_, FormatError>>()?,
+            true,
+        ));
+    }
+    Ok((vec![Column::new(single, json_sql_type(s)?)], false))
+}
