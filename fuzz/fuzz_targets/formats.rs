@@ -27,12 +27,7 @@ fn codecs() -> &'static Vec<std::sync::Arc<dyn RowCodec>> {
             ),
         ];
         let scalars: Vec<Column> = columns.iter().take(7).cloned().collect();
-        let spec = |columns| CodecSpec {
-            columns,
-            wrap_single: true,
-            delimiter: ',',
-            schema_id: None,
-        };
+        let spec = |columns| CodecSpec::new(columns, true);
         vec![
             Format::JSON.get().codec(&spec(&columns)),
             Format::DELIMITED.get().codec(&spec(&scalars)),
