@@ -269,6 +269,8 @@ const RESTORE_POLL: Duration = Duration::from_millis(100);
 const SEEK_BACKOFF: Duration = Duration::from_millis(10);
 /// Pause between attempts to read a partition's watermarks.
 const WATERMARK_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait of one attempt to read a partition's watermarks.
+const WATERMARK_ATTEMPT: Duration = Duration::from_secs(5);
 /// Pause between retries of a retriable transaction call.
 const TXN_BACKOFF: Duration = Duration::from_millis(100);
 /// How long past its timeout a transaction call may block before the
@@ -1505,10 +1507,12 @@ fn watermarks(
 ) -> Result<(i64, i64), BackendError> {
     let deadline = Instant::now() + timeout;
     loop {
-        let left = deadline
+        // Each attempt is short: one that waits on a broker that is gone
+        // or no longer the leader would otherwise use the whole timeout.
+        let attempt = deadline
             .saturating_duration_since(Instant::now())
-            .max(WATERMARK_BACKOFF);
-        let e = match consumer.fetch_watermarks(&tp.topic, tp.partition, left) {
+            .clamp(WATERMARK_BACKOFF, WATERMARK_ATTEMPT);
+        let e = match consumer.fetch_watermarks(&tp.topic, tp.partition, attempt) {
             Ok(w) => return Ok(w),
             Err(e) => e,
         };
