@@ -345,23 +345,21 @@ pub fn keyless_records(payload: &[u8], limit: usize) -> Result<Vec<i32>, LogErro
         if h.is_control() {
             continue;
         }
-        let keys: Vec<bool> = if h.compression() == NONE {
-            crate::batch::records(&h)
-                .ok_or_else(|| corrupt("malformed records in an uncompressed batch"))?
-                .iter()
-                .map(|r| r.key.is_some())
-                .collect()
-        } else {
-            decode_records(&h, limit)?
-                .iter()
-                .map(|r| r.key.is_some())
-                .collect()
-        };
-        for keyed in keys {
+        let mut note = |keyed: bool| {
             if !keyed {
                 out.push(index);
             }
             index = index.saturating_add(1);
+        };
+        if h.compression() == NONE {
+            crate::batch::records(&h)
+                .ok_or_else(|| corrupt("malformed records in an uncompressed batch"))?
+                .iter()
+                .for_each(|r| note(r.key.is_some()));
+        } else {
+            decode_records(&h, limit)?
+                .iter()
+                .for_each(|r| note(r.key.is_some()));
         }
     }
     Ok(out)

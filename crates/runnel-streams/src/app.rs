@@ -496,13 +496,7 @@ impl Streams {
         match r {
             Err(StreamsError::Backend(BackendError::Retriable(why))) => {
                 tracing::warn!(error = %why, "retriable backend error; going back to the last commit");
-                let uncommitted = self.in_txn
-                    || self.tasks.values().any(|t| {
-                        t.position != t.committed
-                            || !t.cx.out.is_empty()
-                            || t.stores.values().any(|s| lock(s).dirty_len() > 0)
-                    });
-                if uncommitted {
+                if self.has_uncommitted() {
                     self.rollback_all()?;
                 }
                 std::thread::sleep(RETRY_BACKOFF);
@@ -510,6 +504,18 @@ impl Streams {
             }
             other => other.map(Some),
         }
+    }
+
+    /// Whether anything happened since the last commit: an open
+    /// transaction, positions past the committed ones, outputs not sent,
+    /// store writes not committed.
+    fn has_uncommitted(&self) -> bool {
+        self.in_txn
+            || self.tasks.values().any(|t| {
+                t.position != t.committed
+                    || !t.cx.out.is_empty()
+                    || t.stores.values().any(|s| lock(s).dirty_len() > 0)
+            })
     }
 
     fn poll_and_process(&mut self) -> Result<usize, StreamsError> {
@@ -888,11 +894,7 @@ impl Streams {
                 })
             })
             .collect();
-        let uncommitted = self.in_txn
-            || self.tasks.values().any(|t| {
-                t.position != t.committed || t.stores.values().any(|s| lock(s).dirty_len() > 0)
-            });
-        if uncommitted {
+        if self.has_uncommitted() {
             self.rollback_all()?;
         }
         for id in doomed {
