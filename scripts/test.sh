@@ -11,7 +11,9 @@
 # and clippy with rustup; the compat suite's Python packages in .venv/
 # (re-installed when tests/compat/requirements.txt changes); KafkaJS with
 # `npm ci` in tests/compat/js (again when its package-lock.json changes);
-# Apache Kafka's jars with Maven into ~/.cache/runnel (scripts/kafka.sh fetch).
+# Apache Kafka's jars with Maven into ~/.cache/runnel (scripts/kafka.sh fetch);
+# PostgreSQL (Debian's package), started privately for the run and stopped
+# at its end (scripts/postgres.sh).
 # On a fresh Debian 12 with Rust, Python 3.11, Node 20, gcc, Java 17 and
 # Maven this is all it takes; .ci/run calls exactly this.
 # Environment: PYTHON (default .venv/bin/python), RUNNEL_BIN (default
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --compat-only) compat_only=1 ;;
     --) shift; pytest_args+=("$@"); break ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -80,6 +82,8 @@ setup_system() {
   local packages=(kcat pkg-config zlib1g-dev make gcc g++ ca-certificates)
   command -v javac >/dev/null || packages+=(openjdk-17-jdk-headless)
   command -v mvn >/dev/null || packages+=(maven)
+  # PostgreSQL: the real database of the connector tests (CDC, sinks).
+  ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || packages+=(postgresql)
   local missing=() pkg status
   if command -v dpkg-query >/dev/null; then
     for pkg in "${packages[@]}"; do
@@ -158,11 +162,23 @@ setup_kafka() {
   echo "Apache Kafka $("$ROOT/scripts/kafka.sh" version): jars in $("$ROOT/scripts/kafka.sh" fetch)"
 }
 
+# One private PostgreSQL for the whole run (scripts/postgres.sh), stopped
+# when this script ends; tests reach it through RUNNEL_TEST_POSTGRES_URL and
+# make a database each.
+setup_postgres() {
+  local dir="$ROOT/target/test-postgres"
+  RUNNEL_TEST_POSTGRES_URL=$("$ROOT/scripts/postgres.sh" start "$dir")
+  export RUNNEL_TEST_POSTGRES_URL
+  trap '"$ROOT/scripts/postgres.sh" stop "$ROOT/target/test-postgres" || true' EXIT
+  echo "PostgreSQL $(psql "$RUNNEL_TEST_POSTGRES_URL" -Atc 'show server_version'): $RUNNEL_TEST_POSTGRES_URL"
+}
+
 section "set-up  [t+$((SECONDS - started))s]"
 setup_system
 setup_python
 setup_node
 setup_kafka
+setup_postgres
 export PYTHON
 
 if [ "$compat_only" -eq 0 ]; then
