@@ -14,6 +14,13 @@ use crate::worker::{Worker, WorkerConfig};
 /// Kafka Connect's port.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8083";
 
+/// The instance id a worker gives its `KafkaCluster`
+/// (`with_instance_id`): the transactional ids of exactly-once source
+/// tasks (`<group.id>-<connector>-<task>` plus this) must be the same
+/// after a restart, so the new task fences the old one and aborts its
+/// open transaction.
+pub const KAFKA_INSTANCE_ID: &str = "connect";
+
 /// Builds the cluster when the service starts (a remote cluster is only
 /// reached then).
 pub type ClusterFactory = Box<dyn FnOnce() -> Result<Arc<dyn Cluster>, String> + Send>;

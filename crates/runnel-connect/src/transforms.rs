@@ -606,10 +606,12 @@ impl Transform for ValueToKey {
                 rec.key = Value::Map(entries);
                 rec.key_schema = None;
             }
-            other => return Err(data(format!(
+            other => {
+                return Err(data(format!(
                 "Only Struct objects supported for [copying fields from value to key], found: {}",
                 other.kind_name()
-            ))),
+            )))
+            }
         }
         Ok(Some(rec))
     }
