@@ -565,10 +565,7 @@ async fn validate_config(
         }
     }
     blocking(move || {
-        let (body, _) = w.validate(&config).map_err(|e| match e {
-            WorkerError::BadRequest(m) => WorkerError::NotFound(m),
-            other => other,
-        })?;
+        let (body, _) = w.validate(&config)?;
         Ok(json_response(StatusCode::OK, body))
     })
     .await

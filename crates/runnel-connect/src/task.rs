@@ -447,40 +447,40 @@ fn run_sink(
     let errors = Errors::new(config);
     let topics = sink_topics(&inner.cluster, config)?;
     let mut backend = inner.backend(&sink_group(name), Guarantee::AtLeastOnce)?;
-    // Wait for the topics to exist (Kafka's consumer waits too).
-    loop {
-        let mut missing = None;
-        for t in &topics {
-            if backend.partition_count(t)?.is_none() {
-                missing = Some(t.clone());
-            }
-        }
-        match missing {
-            None => break,
-            Some(t) => {
-                if control.stop.load(Ordering::SeqCst) || inner.stopping() {
-                    return Ok(());
-                }
-                tracing::debug!(connector = %name, topic = %t, "waiting for the topic to exist");
-                nap(control, Duration::from_millis(500));
-            }
-        }
-    }
-    backend.subscribe(&topics)?;
-    for t in &topics {
-        inner.note_topic(name, id, t);
-    }
     let mut task: Box<dyn SinkTask> = plugin.sink_task()?;
     let cx = ConnectorContext {
         connector: name.to_string(),
         task: id,
     };
     task.start(config, &cx)?;
-    info!(connector = %name, task = id, ?topics, "sink task started");
     let mut positions: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     let mut dirty = false;
     let mut last_commit = Instant::now();
     let result = (|| -> Result<(), TaskError> {
+        // Wait for the topics to exist (Kafka's consumer waits too).
+        loop {
+            let mut missing = None;
+            for t in &topics {
+                if backend.partition_count(t)?.is_none() {
+                    missing = Some(t.clone());
+                }
+            }
+            match missing {
+                None => break,
+                Some(t) => {
+                    if control.stop.load(Ordering::SeqCst) || inner.stopping() {
+                        return Ok(());
+                    }
+                    tracing::debug!(connector = %name, topic = %t, "waiting for the topic to exist");
+                    nap(control, Duration::from_millis(500));
+                }
+            }
+        }
+        backend.subscribe(&topics)?;
+        for t in &topics {
+            inner.note_topic(name, id, t);
+        }
+        info!(connector = %name, task = id, ?topics, "sink task started");
         loop {
             if !wait_while_paused(inner, name, id, control) {
                 break;
