@@ -37,14 +37,14 @@ fn err(msg: impl Into<String>) -> ConvertError {
 /// Connect data ⇄ bytes.
 pub trait Converter: Send + Sync {
     /// Serializes a key or value; `None` is a null record key or value.
-    fn from_connect(
+    fn encode(
         &self,
         topic: &str,
         schema: Option<&Schema>,
         value: &Value,
     ) -> Result<Option<Vec<u8>>, ConvertError>;
     /// Deserializes a key or value.
-    fn to_connect(
+    fn decode(
         &self,
         topic: &str,
         bytes: Option<&[u8]>,
@@ -85,7 +85,7 @@ pub struct JsonConverter {
 }
 
 impl Converter for JsonConverter {
-    fn from_connect(
+    fn encode(
         &self,
         _topic: &str,
         schema: Option<&Schema>,
@@ -109,7 +109,7 @@ impl Converter for JsonConverter {
         Ok(Some(out.to_string().into_bytes()))
     }
 
-    fn to_connect(
+    fn decode(
         &self,
         _topic: &str,
         bytes: Option<&[u8]>,
@@ -504,7 +504,7 @@ pub fn value_to_text(value: &Value) -> String {
 pub struct StringConverter;
 
 impl Converter for StringConverter {
-    fn from_connect(
+    fn encode(
         &self,
         _topic: &str,
         _schema: Option<&Schema>,
@@ -516,7 +516,7 @@ impl Converter for StringConverter {
         })
     }
 
-    fn to_connect(
+    fn decode(
         &self,
         _topic: &str,
         bytes: Option<&[u8]>,
@@ -536,7 +536,7 @@ impl Converter for StringConverter {
 pub struct ByteArrayConverter;
 
 impl Converter for ByteArrayConverter {
-    fn from_connect(
+    fn encode(
         &self,
         _topic: &str,
         schema: Option<&Schema>,
@@ -560,7 +560,7 @@ impl Converter for ByteArrayConverter {
         }
     }
 
-    fn to_connect(
+    fn decode(
         &self,
         _topic: &str,
         bytes: Option<&[u8]>,
@@ -604,7 +604,7 @@ mod tests {
             .unwrap();
         let c = JsonConverter { schemas: true };
         let bytes = c
-            .from_connect("t", Some(&schema), &Value::Struct(s.clone()))
+            .encode("t", Some(&schema), &Value::Struct(s.clone()))
             .unwrap()
             .unwrap();
         let j: Json = serde_json::from_slice(&bytes).unwrap();
@@ -624,7 +624,7 @@ mod tests {
                 "payload": {"id": 7, "name": "ann", "price": "BNI=", "born": 19000, "tags": null}
             })
         );
-        let (back_schema, back) = c.to_connect("t", Some(&bytes)).unwrap();
+        let (back_schema, back) = c.decode("t", Some(&bytes)).unwrap();
         assert_eq!(back_schema.as_ref(), Some(&schema));
         assert_eq!(back, Value::Struct(s));
     }
@@ -633,29 +633,29 @@ mod tests {
     fn json_without_schemas_and_errors() {
         let c = JsonConverter { schemas: false };
         let v = Value::Map(vec![(Value::String("a".into()), Value::Int64(1))]);
-        let bytes = c.from_connect("t", None, &v).unwrap().unwrap();
+        let bytes = c.encode("t", None, &v).unwrap().unwrap();
         assert_eq!(bytes, br#"{"a":1}"#.to_vec());
-        assert_eq!(c.to_connect("t", Some(&bytes)).unwrap(), (None, v));
-        assert_eq!(c.from_connect("t", None, &Value::Null).unwrap(), None);
+        assert_eq!(c.decode("t", Some(&bytes)).unwrap(), (None, v));
+        assert_eq!(c.encode("t", None, &Value::Null).unwrap(), None);
         let strict = JsonConverter { schemas: true };
-        let e = strict.to_connect("t", Some(br#"{"a":1}"#)).unwrap_err();
+        let e = strict.decode("t", Some(br#"{"a":1}"#)).unwrap_err();
         assert!(e.0.contains("requires \"schema\" and \"payload\""), "{e}");
-        assert!(strict.to_connect("t", Some(b"{nope")).is_err());
+        assert!(strict.decode("t", Some(b"{nope")).is_err());
         // A value that does not fit its schema is refused.
         assert!(strict
-            .from_connect("t", Some(&Schema::int32()), &Value::String("x".into()))
+            .encode("t", Some(&Schema::int32()), &Value::String("x".into()))
             .is_err());
         // Optional, defaults and non-string map keys.
         let m = Schema::map(Schema::int32(), Schema::string());
         let mv = Value::Map(vec![(Value::Int32(1), Value::String("x".into()))]);
-        let bytes = strict.from_connect("t", Some(&m), &mv).unwrap().unwrap();
+        let bytes = strict.encode("t", Some(&m), &mv).unwrap().unwrap();
         let j: Json = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(j["payload"], json!([[1, "x"]]));
-        assert_eq!(strict.to_connect("t", Some(&bytes)).unwrap().1, mv);
+        assert_eq!(strict.decode("t", Some(&bytes)).unwrap().1, mv);
         let d = Schema::int32().default_value(Value::Int32(5));
         let env = json!({"schema": schema_to_json(&d), "payload": null}).to_string();
         assert_eq!(
-            strict.to_connect("t", Some(env.as_bytes())).unwrap().1,
+            strict.decode("t", Some(env.as_bytes())).unwrap().1,
             Value::Int32(5)
         );
         assert!(converter("com.example.Nope", &Config::new()).is_err());
@@ -668,22 +668,22 @@ mod tests {
     fn string_and_bytes() {
         let s = StringConverter;
         assert_eq!(
-            s.from_connect("t", None, &Value::Int64(42)).unwrap(),
+            s.encode("t", None, &Value::Int64(42)).unwrap(),
             Some(b"42".to_vec())
         );
         assert_eq!(
-            s.to_connect("t", Some(b"hi")).unwrap().1,
+            s.decode("t", Some(b"hi")).unwrap().1,
             Value::String("hi".into())
         );
         let b = ByteArrayConverter;
         assert_eq!(
-            b.from_connect("t", None, &Value::Bytes(vec![1, 2]))
+            b.encode("t", None, &Value::Bytes(vec![1, 2]))
                 .unwrap(),
             Some(vec![1, 2])
         );
         assert!(b
-            .from_connect("t", None, &Value::String("x".into()))
+            .encode("t", None, &Value::String("x".into()))
             .is_err());
-        assert_eq!(b.to_connect("t", None).unwrap().1, Value::Null);
+        assert_eq!(b.decode("t", None).unwrap().1, Value::Null);
     }
 }

@@ -404,11 +404,11 @@ fn source_record(
     };
     let key = conv
         .key
-        .from_connect(&rec.topic, rec.key_schema.as_ref(), &rec.key)
+        .encode(&rec.topic, rec.key_schema.as_ref(), &rec.key)
         .map_err(|e| e.to_string())?;
     let value = conv
         .value
-        .from_connect(&rec.topic, rec.value_schema.as_ref(), &rec.value)
+        .encode(&rec.topic, rec.value_schema.as_ref(), &rec.value)
         .map_err(|e| e.to_string())?;
     let n = parts
         .count(backend, &rec.topic)
@@ -616,11 +616,11 @@ fn sink_record(
 ) -> Result<Option<SinkRecord>, (&'static str, String)> {
     let (key_schema, key) = conv
         .key
-        .to_connect(&r.topic, r.key.as_deref())
+        .decode(&r.topic, r.key.as_deref())
         .map_err(|e| ("KEY_CONVERTER", e.to_string()))?;
     let (value_schema, value) = conv
         .value
-        .to_connect(&r.topic, r.value.as_deref())
+        .decode(&r.topic, r.value.as_deref())
         .map_err(|e| ("VALUE_CONVERTER", e.to_string()))?;
     let rec = Rec {
         topic: r.topic.clone(),
