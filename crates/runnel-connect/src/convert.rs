@@ -677,13 +677,10 @@ mod tests {
         );
         let b = ByteArrayConverter;
         assert_eq!(
-            b.encode("t", None, &Value::Bytes(vec![1, 2]))
-                .unwrap(),
+            b.encode("t", None, &Value::Bytes(vec![1, 2])).unwrap(),
             Some(vec![1, 2])
         );
-        assert!(b
-            .encode("t", None, &Value::String("x".into()))
-            .is_err());
+        assert!(b.encode("t", None, &Value::String("x".into())).is_err());
         assert_eq!(b.decode("t", None).unwrap().1, Value::Null);
     }
 }

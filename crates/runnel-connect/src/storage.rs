@@ -9,7 +9,7 @@
 //! | `connector-<name>` | `{"properties":{…}}` |
 //! | `task-<name>-<n>` | `{"properties":{…}}` |
 //! | `commit-<name>` | `{"tasks":N}`: the task configs written before apply together |
-//! | `target-state-<name>` | `{"state":"STARTED"\|"PAUSED"}`, and for STOPPED `{"state":"PAUSED","state.v2":"STOPPED"}` (older readers see PAUSED) |
+//! | `target-state-<name>` | `{"state":S,"state.v2":S}`, S = `STARTED`, `PAUSED` or `STOPPED`, except that `state` says PAUSED for STOPPED (what Kafka 3.5+ writes: older workers know no STOPPED) |
 //!
 //! A null value deletes (a connector, its target state). Records with
 //! other keys (`session-key`, `tasks-fencing-…`) are read past.
@@ -154,11 +154,14 @@ impl ConfigRecord {
             ConfigRecord::Target(name, state) => (
                 format!("target-state-{name}").into_bytes(),
                 state.map(|s| {
-                    let v = match s {
-                        TargetState::Stopped => json!({"state": "PAUSED", "state.v2": "STOPPED"}),
-                        other => json!({ "state": other.as_str() }),
+                    // `state` is what workers from before STOPPED read.
+                    let v1 = match s {
+                        TargetState::Stopped => "PAUSED",
+                        other => other.as_str(),
                     };
-                    v.to_string().into_bytes()
+                    json!({"state": v1, "state.v2": s.as_str()})
+                        .to_string()
+                        .into_bytes()
                 }),
             ),
             ConfigRecord::Other => return None,

@@ -898,7 +898,7 @@ impl Worker {
     pub fn restart_task(&self, name: &str, id: i32) -> Result<(), WorkerError> {
         let info = self.info(name)?;
         if !info.tasks.contains(&id) {
-            return Err(WorkerError::NotFound(format!("Task {name}-{id} not found")));
+            return Err(WorkerError::NotFound(format!("Unknown task: {name}-{id}")));
         }
         let paused = self.inner.state().target(name) == TargetState::Paused;
         let mut rt = lock(&self.inner.runtime);
