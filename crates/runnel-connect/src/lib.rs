@@ -50,6 +50,7 @@
 //! the log only through `runnel_cluster::Cluster`.
 
 pub mod api;
+pub mod assign;
 pub mod builtin;
 pub mod convert;
 pub mod error;
