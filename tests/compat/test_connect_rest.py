@@ -397,18 +397,18 @@ def test_sigkill_during_an_exactly_once_file_source(tmp_path):
 class Worker:
     """`runnel connect -b B`: a standalone worker of a group."""
 
-    def __init__(self, bootstrap: str, log_path: Path):
+    def __init__(self, bootstrap: str, log_path: Path, extra=(), port: int | None = None):
         import os
         import subprocess
 
-        self.port = free_port()
+        self.port = port or free_port()
         self._log = open(log_path, "ab")
         env = dict(os.environ, RUNNEL_LOG="info", NO_COLOR="1")
         self.proc = subprocess.Popen(
             [str(runnel_bin()), "connect", "-b", bootstrap,
              "--connect-listen", f"127.0.0.1:{self.port}",
              "--kafka-property", "session.timeout.ms=6000",
-             "--kafka-property", "heartbeat.interval.ms=1000"],
+             "--kafka-property", "heartbeat.interval.ms=1000", *extra],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=env)
         self.id = f"127.0.0.1:{self.port}"
         self.http = httpx.Client(base_url=f"http://{self.id}", timeout=30)
@@ -470,3 +470,46 @@ def test_two_workers_share_tasks_and_take_over_a_dead_ones(make_server, tmp_path
         for w in (a, b):
             if w.proc.poll() is None:
                 w.kill()
+
+
+def test_sigkill_of_a_standalone_exactly_once_worker(make_server, tmp_path):
+    """`runnel connect` (the Kafka-protocol backend, librdkafka's
+    transactional producer) killed three times while its file source
+    copies: a read_committed reader sees every line once."""
+    broker = make_server(extra_args=["--no-sql", "--no-registry", "--no-connect"]).start()
+    src = tmp_path / "in.txt"
+    # Each poll is a transaction, and the broker fsyncs every write here
+    # (--flush-messages 1): a few hundred transactions at most.
+    total = 4000
+    src.write_text("".join(f"line-{i}\n" for i in range(total)))
+    topic = unique("eos-worker")
+    port = free_port()
+    extra = ["--connect-property", "exactly.once.source.support=enabled"]
+    w = None
+    try:
+        last = 0
+        for round_ in range(4):
+            w = Worker(broker.bootstrap, tmp_path / "worker.log", extra, port)
+            w.wait_ready()
+            if round_ == 0:
+                r = w.http.post("/connectors", json={
+                    "name": "eos", "config": source_config(src, topic, **{"batch.size": "20"})})
+                assert r.status_code == 201, r.text
+            if round_ == 3:
+                break
+
+            def position():
+                offsets = w.http.get("/connectors/eos/offsets").json()["offsets"]
+                return offsets[0]["offset"]["position"] if offsets else 0
+            start = last
+            wait_until(lambda: position() > start, timeout=30, what="progress")
+            last = position()
+            w.kill()
+        msgs = consume_all(broker.bootstrap, topic, total, timeout=90)
+        values = [m.value().decode() for m in msgs]
+        assert len(values) == total, f"{len(values)} records, {len(set(values))} distinct"
+        assert values == [f"line-{i}" for i in range(total)]
+        assert w.stop() == 0
+    finally:
+        if w is not None and w.proc.poll() is None:
+            w.kill()
