@@ -890,10 +890,14 @@ impl Worker {
     /// validation body and its error count.
     pub fn validate(&self, config: &Config) -> Result<(Json, usize), WorkerError> {
         let class = config.get("connector.class").ok_or_else(|| {
-            WorkerError::BadRequest(
-                "Connector config {} contains no connector type"
-                    .replace("{}", &format!("{config:?}")),
-            )
+            WorkerError::BadRequest(format!(
+                "Connector config {{{}}} contains no connector type",
+                config
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
         })?;
         let plugin = self.inner.plugin(class)?;
         Ok(validate::validate(
@@ -938,8 +942,6 @@ impl Worker {
                     .join(", ")
             )));
         }
-        let (_, errors) = self.validate(config)?;
-        let _ = errors;
         let messages = validate::error_messages(&self.validate(config)?.0);
         if !messages.is_empty() {
             return Err(WorkerError::BadRequest(format!(
