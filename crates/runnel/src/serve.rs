@@ -64,6 +64,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 format!("http://{}", addr.replace("0.0.0.0", "127.0.0.1"))
             })
         }),
+        connect_url: Some(
+            config
+                .connect_url
+                .clone()
+                .unwrap_or_else(|| "http://127.0.0.1:8083".to_string()),
+        ),
         ..runnel_sql::EngineConfig::default()
     };
 
