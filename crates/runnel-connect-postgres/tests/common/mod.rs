@@ -154,6 +154,12 @@ impl MapOffsets {
     fn key(p: &SourcePartition) -> String {
         serde_json::to_string(p).unwrap()
     }
+    /// The stored offset of server `prefix`.
+    pub fn offset_of(&self, prefix: &str) -> SourceOffset {
+        let mut p = SourcePartition::new();
+        p.insert("server".into(), serde_json::json!(prefix));
+        self.offset(&p).expect("an offset is stored")
+    }
     pub fn store(&self, p: &SourcePartition, o: &SourceOffset) {
         self.0.lock().unwrap().insert(Self::key(p), o.clone());
     }
