@@ -204,6 +204,13 @@ impl TableSchemas {
 
     fn fill_required(&self, s: &mut Struct) {
         for f in &self.row_schema.fields {
+            // A struct-valued column (VariableScaleDecimal) takes the
+            // field's own schema (optional or not).
+            if let Value::Struct(inner) = &mut s.values[f.index] {
+                if *inner.schema != f.schema {
+                    inner.schema = Arc::new(f.schema.clone());
+                }
+            }
             if !f.schema.optional && s.values[f.index].is_null() {
                 s.values[f.index] = fallback(&f.schema);
             }
