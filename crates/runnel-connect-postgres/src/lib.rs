@@ -16,6 +16,7 @@ pub mod lsn;
 pub mod meta;
 pub mod pgoutput;
 pub mod replication;
+pub mod sink;
 
 pub mod source;
 pub mod types;
@@ -25,12 +26,14 @@ use std::sync::Arc;
 
 pub use error::Error;
 
+pub use sink::{JdbcSinkConnector, JdbcSinkTask};
 pub use source::{PostgresConnector, PostgresSourceTask};
 
 /// Both connectors, for the runtime's plugin list.
 pub fn plugins() -> Vec<Arc<dyn ConnectorPlugin>> {
     vec![
         Arc::new(PostgresConnector::new()),
+        Arc::new(JdbcSinkConnector::new()),
 
     ]
 }
