@@ -34,6 +34,5 @@ pub fn plugins() -> Vec<Arc<dyn ConnectorPlugin>> {
     vec![
         Arc::new(PostgresConnector::new()),
         Arc::new(JdbcSinkConnector::new()),
-
     ]
 }

@@ -215,7 +215,9 @@ pub fn decode(mut buf: Bytes) -> Result<Message> {
                 kind = buf.get_u8();
             }
             if kind != b'N' {
-                return Err(Error::Protocol("pgoutput: Update without a new tuple".into()));
+                return Err(Error::Protocol(
+                    "pgoutput: Update without a new tuple".into(),
+                ));
             }
             Message::Update {
                 oid,
@@ -228,7 +230,9 @@ pub fn decode(mut buf: Bytes) -> Result<Message> {
             let oid = buf.get_u32();
             let kind = buf.get_u8();
             if kind != b'K' && kind != b'O' {
-                return Err(Error::Protocol("pgoutput: Delete without an old tuple".into()));
+                return Err(Error::Protocol(
+                    "pgoutput: Delete without an old tuple".into(),
+                ));
             }
             Message::Delete {
                 oid,
@@ -331,7 +335,10 @@ mod tests {
         else {
             panic!("not a relation")
         };
-        assert_eq!((oid, namespace.as_str(), name.as_str()), (16384, "public", "orders"));
+        assert_eq!(
+            (oid, namespace.as_str(), name.as_str()),
+            (16384, "public", "orders")
+        );
         assert_eq!(replica_identity, b'd');
         assert!(columns[0].key && !columns[1].key);
         assert_eq!(columns[1].name, "note");
@@ -418,7 +425,13 @@ mod tests {
 
     #[test]
     fn truncated_messages_are_errors_not_panics() {
-        for bytes in [&b"B\0\0"[..], b"R\0\0\0\x01pub", b"I\0\0\0\x01N\0\x01t\0\0\0\x09ab", b"Z", b""] {
+        for bytes in [
+            &b"B\0\0"[..],
+            b"R\0\0\0\x01pub",
+            b"I\0\0\0\x01N\0\x01t\0\0\0\x09ab",
+            b"Z",
+            b"",
+        ] {
             assert!(decode(Bytes::copy_from_slice(bytes)).is_err(), "{bytes:?}");
         }
     }

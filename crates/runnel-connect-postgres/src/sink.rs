@@ -24,9 +24,9 @@ use crate::conn::ConnSettings;
 use crate::error::{Error, Result};
 use crate::replication::quote_ident;
 use runnel_connect_api::{
-    logical, Config, ConfigDef, ConfigKey, ConfigType, ConfigValue, ConnectError,
-    ConnectorContext, ConnectorKind, ConnectorPlugin, Importance, Schema, SchemaType, SinkRecord,
-    SinkTask, Validator, Value,
+    logical, Config, ConfigDef, ConfigKey, ConfigType, ConfigValue, ConnectError, ConnectorContext,
+    ConnectorKind, ConnectorPlugin, Importance, Schema, SchemaType, SinkRecord, SinkTask,
+    Validator, Value,
 };
 use std::collections::HashMap;
 use tokio_postgres::{Client, GenericClient};
@@ -71,20 +71,117 @@ fn key(name: &str, kind: ConfigType, default: Option<&str>, doc: &str) -> Config
 
 fn sink_config_def() -> ConfigDef {
     ConfigDef::new()
-        .define(key("connection.url", ConfigType::String, None, "jdbc:postgresql://host:port/db (or postgres://…)").validator(Validator::NonEmpty))
+        .define(
+            key(
+                "connection.url",
+                ConfigType::String,
+                None,
+                "jdbc:postgresql://host:port/db (or postgres://…)",
+            )
+            .validator(Validator::NonEmpty),
+        )
         .define(key("connection.user", ConfigType::String, Some(""), "User"))
-        .define(key("connection.password", ConfigType::Password, Some(""), "Password"))
-        .define(key("table.name.format", ConfigType::String, Some("${topic}"), "Table name; ${topic} is replaced by the record's topic"))
-        .define(key("insert.mode", ConfigType::String, Some("insert"), "insert, upsert or update").validator(Validator::one_of(&["insert", "upsert", "update"])))
-        .define(key("pk.mode", ConfigType::String, Some("none"), "none, kafka, record_key or record_value").validator(Validator::one_of(&["none", "kafka", "record_key", "record_value"])))
-        .define(key("pk.fields", ConfigType::List, Some(""), "Primary key column names"))
-        .define(key("fields.whitelist", ConfigType::List, Some(""), "Value fields to write (empty: all)"))
-        .define(key("delete.enabled", ConfigType::Boolean, Some("false"), "A tombstone deletes the row (needs pk.mode=record_key)"))
-        .define(key("auto.create", ConfigType::Boolean, Some("false"), "CREATE TABLE when missing"))
-        .define(key("auto.evolve", ConfigType::Boolean, Some("false"), "ALTER TABLE ADD COLUMN for new optional fields"))
-        .define(key("batch.size", ConfigType::Int, Some("3000"), "Records per statement batch").validator(Validator::Range { min: Some(1), max: None }))
-        .define(key("max.retries", ConfigType::Int, Some("10"), "Consecutive retriable failures before the task fails").validator(Validator::Range { min: Some(0), max: None }))
-        .define(key("retry.backoff.ms", ConfigType::Int, Some("3000"), "Wait between retries").validator(Validator::Range { min: Some(0), max: None }))
+        .define(key(
+            "connection.password",
+            ConfigType::Password,
+            Some(""),
+            "Password",
+        ))
+        .define(key(
+            "table.name.format",
+            ConfigType::String,
+            Some("${topic}"),
+            "Table name; ${topic} is replaced by the record's topic",
+        ))
+        .define(
+            key(
+                "insert.mode",
+                ConfigType::String,
+                Some("insert"),
+                "insert, upsert or update",
+            )
+            .validator(Validator::one_of(&["insert", "upsert", "update"])),
+        )
+        .define(
+            key(
+                "pk.mode",
+                ConfigType::String,
+                Some("none"),
+                "none, kafka, record_key or record_value",
+            )
+            .validator(Validator::one_of(&[
+                "none",
+                "kafka",
+                "record_key",
+                "record_value",
+            ])),
+        )
+        .define(key(
+            "pk.fields",
+            ConfigType::List,
+            Some(""),
+            "Primary key column names",
+        ))
+        .define(key(
+            "fields.whitelist",
+            ConfigType::List,
+            Some(""),
+            "Value fields to write (empty: all)",
+        ))
+        .define(key(
+            "delete.enabled",
+            ConfigType::Boolean,
+            Some("false"),
+            "A tombstone deletes the row (needs pk.mode=record_key)",
+        ))
+        .define(key(
+            "auto.create",
+            ConfigType::Boolean,
+            Some("false"),
+            "CREATE TABLE when missing",
+        ))
+        .define(key(
+            "auto.evolve",
+            ConfigType::Boolean,
+            Some("false"),
+            "ALTER TABLE ADD COLUMN for new optional fields",
+        ))
+        .define(
+            key(
+                "batch.size",
+                ConfigType::Int,
+                Some("3000"),
+                "Records per statement batch",
+            )
+            .validator(Validator::Range {
+                min: Some(1),
+                max: None,
+            }),
+        )
+        .define(
+            key(
+                "max.retries",
+                ConfigType::Int,
+                Some("10"),
+                "Consecutive retriable failures before the task fails",
+            )
+            .validator(Validator::Range {
+                min: Some(0),
+                max: None,
+            }),
+        )
+        .define(
+            key(
+                "retry.backoff.ms",
+                ConfigType::Int,
+                Some("3000"),
+                "Wait between retries",
+            )
+            .validator(Validator::Range {
+                min: Some(0),
+                max: None,
+            }),
+        )
 }
 
 impl SinkConfig {
@@ -103,7 +200,12 @@ impl SinkConfig {
         if !password.is_empty() {
             conn.password = Some(password);
         }
-        let insert_mode = match def.string(config, "insert.mode").map_err(m)?.to_ascii_lowercase().as_str() {
+        let insert_mode = match def
+            .string(config, "insert.mode")
+            .map_err(m)?
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "upsert" => InsertMode::Upsert,
             "update" => InsertMode::Update,
             _ => InsertMode::Insert,
@@ -330,7 +432,9 @@ fn infer_schema(v: &Value) -> Schema {
 fn fields_of(value: &Value, schema: Option<&Schema>, what: &str) -> Result<Vec<Col>> {
     match value {
         Value::Struct(s) => {
-            let schema = schema.filter(|s| s.kind == SchemaType::Struct).unwrap_or(&s.schema);
+            let schema = schema
+                .filter(|s| s.kind == SchemaType::Struct)
+                .unwrap_or(&s.schema);
             Ok(schema
                 .fields
                 .iter()
@@ -409,7 +513,12 @@ fn date_text(days: i64) -> String {
 
 fn time_text(ms: i64) -> String {
     let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
-    format!("{h:02}:{:02}:{:02}.{:03}", rest / 60_000, (rest % 60_000) / 1000, rest % 1000)
+    format!(
+        "{h:02}:{:02}:{:02}.{:03}",
+        rest / 60_000,
+        (rest % 60_000) / 1000,
+        rest % 1000
+    )
 }
 
 /// A two's-complement big-endian integer with `scale` as decimal text.
@@ -467,13 +576,19 @@ fn value_text(schema: &Schema, v: &Value) -> Result<Option<String>> {
     Ok(Some(match v {
         Value::Null => return Ok(None),
         Value::Boolean(b) => b.to_string(),
-        Value::Int32(d) if matches!(logical, Some(logical::DATE) | Some("io.debezium.time.Date")) => {
+        Value::Int32(d)
+            if matches!(logical, Some(logical::DATE) | Some("io.debezium.time.Date")) =>
+        {
             date_text(i64::from(*d))
         }
         Value::Int32(ms) if logical == Some(logical::TIME) => time_text(i64::from(*ms)),
         Value::Int64(ms) if logical == Some(logical::TIMESTAMP) => {
             let days = ms.div_euclid(86_400_000);
-            format!("{} {}", date_text(days), time_text(ms.rem_euclid(86_400_000)))
+            format!(
+                "{} {}",
+                date_text(days),
+                time_text(ms.rem_euclid(86_400_000))
+            )
         }
         Value::Int8(i) => i.to_string(),
         Value::Int16(i) => i.to_string(),
@@ -546,7 +661,11 @@ fn columns(cfg: &SinkConfig, r: &SinkRecord) -> Result<(Vec<Col>, Vec<Col>)> {
             },
         ],
         PkMode::RecordKey => match &r.key {
-            Value::Null => return Err(Error::Convert("a record without a key (pk.mode=record_key)".into())),
+            Value::Null => {
+                return Err(Error::Convert(
+                    "a record without a key (pk.mode=record_key)".into(),
+                ))
+            }
             Value::Struct(_) | Value::Map(_) => {
                 let mut cols = fields_of(&r.key, r.key_schema.as_ref(), "key")?;
                 if !cfg.pk_fields.is_empty() {
@@ -567,7 +686,10 @@ fn columns(cfg: &SinkConfig, r: &SinkRecord) -> Result<(Vec<Col>, Vec<Col>)> {
                 };
                 vec![Col {
                     name,
-                    schema: r.key_schema.clone().unwrap_or_else(|| infer_schema(primitive)),
+                    schema: r
+                        .key_schema
+                        .clone()
+                        .unwrap_or_else(|| infer_schema(primitive)),
                     value: primitive.clone(),
                 }]
             }
@@ -585,7 +707,10 @@ fn columns(cfg: &SinkConfig, r: &SinkRecord) -> Result<(Vec<Col>, Vec<Col>)> {
     }
     for k in &pk {
         if k.value.is_null() {
-            return Err(Error::Convert(format!("primary key field {} is null", k.name)));
+            return Err(Error::Convert(format!(
+                "primary key field {} is null",
+                k.name
+            )));
         }
     }
     Ok((pk, value_cols))
@@ -616,9 +741,11 @@ async fn ensure_table(
     pk: &[Col],
     cols: &[Col],
 ) -> Result<()> {
-    let known = tables
-        .get(table)
-        .is_some_and(|t| pk.iter().chain(cols).all(|c| t.columns.contains_key(&c.name)));
+    let known = tables.get(table).is_some_and(|t| {
+        pk.iter()
+            .chain(cols)
+            .all(|c| t.columns.contains_key(&c.name))
+    });
     if known {
         return Ok(());
     }
@@ -633,7 +760,11 @@ async fn ensure_table(
         }
         let mut defs = Vec::new();
         for c in pk {
-            defs.push(format!("{} {} NOT NULL", quote_ident(&c.name), sql_type(&c.schema)?));
+            defs.push(format!(
+                "{} {} NOT NULL",
+                quote_ident(&c.name),
+                sql_type(&c.schema)?
+            ));
         }
         for c in cols {
             defs.push(format!(
@@ -646,10 +777,17 @@ async fn ensure_table(
         if !pk.is_empty() {
             defs.push(format!(
                 "PRIMARY KEY ({})",
-                pk.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ")
+                pk.iter()
+                    .map(|c| quote_ident(&c.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
-        let sql = format!("CREATE TABLE IF NOT EXISTS {} ({})", table_ident(table), defs.join(", "));
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {} ({})",
+            table_ident(table),
+            defs.join(", ")
+        );
         tracing::info!(%sql, "creating table");
         client.batch_execute(&sql).await?;
         info = table_info(client, table).await?;
@@ -661,7 +799,11 @@ async fn ensure_table(
         .filter(|c| !info.columns.contains_key(&c.name))
         .collect();
     if !missing.is_empty() {
-        let names = missing.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+        let names = missing
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
         if !cfg.auto_evolve {
             return Err(Error::config(
                 "auto.evolve",
@@ -695,7 +837,11 @@ async fn ensure_table(
 
 /// `$n::text::type` for column `c`.
 fn param(n: usize, info: &TableInfo, c: &Col) -> String {
-    let ty = info.columns.get(&c.name).map(String::as_str).unwrap_or("text");
+    let ty = info
+        .columns
+        .get(&c.name)
+        .map(String::as_str)
+        .unwrap_or("text");
     format!("${n}::text::{ty}")
 }
 
@@ -725,7 +871,11 @@ async fn write(
                     .enumerate()
                     .map(|(i, c)| format!("{} = {}", quote_ident(&c.name), param(i + 1, &info, c)))
                     .collect();
-                let sql = format!("DELETE FROM {} WHERE {}", table_ident(&table), cond.join(" AND "));
+                let sql = format!(
+                    "DELETE FROM {} WHERE {}",
+                    table_ident(&table),
+                    cond.join(" AND ")
+                );
                 let params = texts(&pk)?;
                 tx.execute(&sql, &refs(&params)).await?;
                 continue;
@@ -741,13 +891,19 @@ async fn write(
                     let sets: Vec<String> = cols
                         .iter()
                         .enumerate()
-                        .map(|(i, c)| format!("{} = {}", quote_ident(&c.name), param(i + 1, &info, c)))
+                        .map(|(i, c)| {
+                            format!("{} = {}", quote_ident(&c.name), param(i + 1, &info, c))
+                        })
                         .collect();
                     let cond: Vec<String> = pk
                         .iter()
                         .enumerate()
                         .map(|(i, c)| {
-                            format!("{} = {}", quote_ident(&c.name), param(cols.len() + i + 1, &info, c))
+                            format!(
+                                "{} = {}",
+                                quote_ident(&c.name),
+                                param(cols.len() + i + 1, &info, c)
+                            )
                         })
                         .collect();
                     let mut params = texts(&cols)?;
@@ -764,15 +920,22 @@ async fn write(
                 }
                 mode => {
                     let names: Vec<String> = all.iter().map(|c| quote_ident(&c.name)).collect();
-                    let values: Vec<String> =
-                        all.iter().enumerate().map(|(i, c)| param(i + 1, &info, c)).collect();
+                    let values: Vec<String> = all
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| param(i + 1, &info, c))
+                        .collect();
                     let mut sql = format!(
                         "INSERT INTO {} ({}) VALUES ({})",
                         table_ident(&table),
                         names.join(", "),
                         values.join(", ")
                     );
-                    let pk_list = pk.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
+                    let pk_list = pk
+                        .iter()
+                        .map(|c| quote_ident(&c.name))
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     if mode == InsertMode::Upsert {
                         if cols.is_empty() {
                             sql.push_str(&format!(" ON CONFLICT ({pk_list}) DO NOTHING"));
@@ -781,7 +944,10 @@ async fn write(
                                 .iter()
                                 .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(&c.name)))
                                 .collect();
-                            sql.push_str(&format!(" ON CONFLICT ({pk_list}) DO UPDATE SET {}", sets.join(", ")));
+                            sql.push_str(&format!(
+                                " ON CONFLICT ({pk_list}) DO UPDATE SET {}",
+                                sets.join(", ")
+                            ));
                         }
                     } else if cfg.pk_mode == PkMode::Kafka {
                         // The same topic/partition/offset is the same record.
@@ -800,7 +966,9 @@ async fn write(
 }
 
 fn texts(cols: &[Col]) -> Result<Vec<Option<String>>> {
-    cols.iter().map(|c| value_text(&c.schema, &c.value)).collect()
+    cols.iter()
+        .map(|c| value_text(&c.schema, &c.value))
+        .collect()
 }
 
 fn refs(params: &[Option<String>]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {

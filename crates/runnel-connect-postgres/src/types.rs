@@ -104,14 +104,17 @@ pub fn column_schema(kind: &TypeKind, mode: DecimalMode, optional: bool) -> Sche
         TypeKind::Bool => Schema::boolean(),
         TypeKind::Text | TypeKind::Other => Schema::string(),
         TypeKind::Numeric(p) => match (mode, p) {
-            (DecimalMode::Precise, Some((precision, scale))) => Schema::decimal(*scale)
-                .param("connect.decimal.precision", precision.to_string()),
+            (DecimalMode::Precise, Some((precision, scale))) => {
+                Schema::decimal(*scale).param("connect.decimal.precision", precision.to_string())
+            }
             (DecimalMode::Precise, None) => variable_scale_decimal_schema(),
             (DecimalMode::Double, _) => Schema::float64(),
             (DecimalMode::String, _) => Schema::string(),
         },
         TypeKind::Date => Schema::int32().named("io.debezium.time.Date").version(1),
-        TypeKind::Time => Schema::int64().named("io.debezium.time.MicroTime").version(1),
+        TypeKind::Time => Schema::int64()
+            .named("io.debezium.time.MicroTime")
+            .version(1),
         TypeKind::Timestamp => Schema::int64()
             .named("io.debezium.time.MicroTimestamp")
             .version(1),
@@ -363,7 +366,12 @@ fn parse_time(text: &str) -> Option<i64> {
         return None;
     }
     let mut micros: i64 = 0;
-    for (i, c) in frac.bytes().chain(std::iter::repeat(b'0')).take(6).enumerate() {
+    for (i, c) in frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(6)
+        .enumerate()
+    {
         let _ = i;
         micros = micros * 10 + i64::from(c - b'0');
     }
@@ -475,10 +483,20 @@ mod tests {
         assert_eq!(decimal_to_twos_complement("128").unwrap(), vec![0, 0x80]);
         assert_eq!(decimal_to_twos_complement("-1").unwrap(), vec![0xff]);
         assert_eq!(decimal_to_twos_complement("-128").unwrap(), vec![0x80]);
-        assert_eq!(decimal_to_twos_complement("-129").unwrap(), vec![0xff, 0x7f]);
-        assert_eq!(decimal_to_twos_complement("12345").unwrap(), vec![0x30, 0x39]);
-        let v = text_to_value(&TypeKind::Numeric(Some((10, 2))), DecimalMode::Precise, "-12.3")
-            .unwrap();
+        assert_eq!(
+            decimal_to_twos_complement("-129").unwrap(),
+            vec![0xff, 0x7f]
+        );
+        assert_eq!(
+            decimal_to_twos_complement("12345").unwrap(),
+            vec![0x30, 0x39]
+        );
+        let v = text_to_value(
+            &TypeKind::Numeric(Some((10, 2))),
+            DecimalMode::Precise,
+            "-12.3",
+        )
+        .unwrap();
         // -1230
         assert_eq!(v, Value::Bytes(vec![0xfb, 0x32]));
     }

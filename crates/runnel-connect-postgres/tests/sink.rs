@@ -13,7 +13,10 @@ fn sink_config(db: &TestDb, extra: &[(&str, &str)]) -> Config {
     let (h, p) = host_port();
     let mut c: Config = [
         ("connector.class", "JdbcSinkConnector"),
-        ("connection.url", format!("jdbc:postgresql://{h}:{p}/{}", db.name).as_str()),
+        (
+            "connection.url",
+            format!("jdbc:postgresql://{h}:{p}/{}", db.name).as_str(),
+        ),
         ("connection.user", "postgres"),
         ("topics", "people"),
     ]
@@ -51,7 +54,9 @@ fn value_schema(with_age: bool) -> Arc<Schema> {
 
 fn rec(offset: i64, id: i32, name: Option<&str>, with_age: bool) -> SinkRecord {
     let ks = key_schema();
-    let key = Struct::new(ks.clone()).with("id", Value::Int32(id)).unwrap();
+    let key = Struct::new(ks.clone())
+        .with("id", Value::Int32(id))
+        .unwrap();
     let (value_schema, value) = match name {
         None => (None, Value::Null),
         Some(n) => {
@@ -108,11 +113,18 @@ fn upsert_by_record_key_is_idempotent_and_tombstones_delete() {
         ],
     );
     let mut task = start(&config);
-    let batch = vec![rec(0, 1, Some("ann"), false), rec(1, 2, Some("bob"), false), rec(2, 1, Some("ann2"), false)];
+    let batch = vec![
+        rec(0, 1, Some("ann"), false),
+        rec(1, 2, Some("bob"), false),
+        rec(2, 1, Some("ann2"), false),
+    ];
     task.put(batch.clone()).unwrap();
     task.flush().unwrap();
     let q = "SELECT id || ':' || name || ':' || score || ':' || born || ':' || seen FROM people ORDER BY id";
-    let want = ["1:ann2:12.34:2024-03-01:2024-03-01 00:00:00.123", "2:bob:12.34:2024-03-01:2024-03-01 00:00:00.123"];
+    let want = [
+        "1:ann2:12.34:2024-03-01:2024-03-01 00:00:00.123",
+        "2:bob:12.34:2024-03-01:2024-03-01 00:00:00.123",
+    ];
     assert_eq!(rows(&db, q), want);
     // Redelivery after a crash: the same records again change nothing.
     task.put(batch).unwrap();
@@ -138,7 +150,10 @@ fn a_put_is_one_transaction() {
     let mut task = start(&sink_config(&db, &[("pk.mode", "record_key")]));
     // The second record violates the primary key: nothing of the put stays.
     let err = task
-        .put(vec![rec(0, 1, Some("a"), false), rec(1, 1, Some("b"), false)])
+        .put(vec![
+            rec(0, 1, Some("a"), false),
+            rec(1, 1, Some("b"), false),
+        ])
         .unwrap_err();
     assert!(matches!(err, ConnectError::Fatal(_)), "{err}");
     assert!(rows(&db, "SELECT name FROM people").is_empty());
@@ -166,9 +181,19 @@ fn update_mode_changes_only_existing_rows() {
     db.client()
         .batch_execute("CREATE TABLE people (id int PRIMARY KEY, name text NOT NULL, score numeric, born date, seen timestamp); INSERT INTO people (id, name) VALUES (1, 'old')")
         .unwrap();
-    let mut task = start(&sink_config(&db, &[("insert.mode", "update"), ("pk.mode", "record_key")]));
-    task.put(vec![rec(0, 1, Some("new"), false), rec(1, 2, Some("absent"), false)]).unwrap();
-    assert_eq!(rows(&db, "SELECT id || name FROM people ORDER BY id"), ["1new"]);
+    let mut task = start(&sink_config(
+        &db,
+        &[("insert.mode", "update"), ("pk.mode", "record_key")],
+    ));
+    task.put(vec![
+        rec(0, 1, Some("new"), false),
+        rec(1, 2, Some("absent"), false),
+    ])
+    .unwrap();
+    assert_eq!(
+        rows(&db, "SELECT id || name FROM people ORDER BY id"),
+        ["1new"]
+    );
     task.stop();
 }
 
@@ -177,19 +202,30 @@ fn auto_evolve_adds_new_optional_columns() {
     let db = TestDb::new("sink_evolve");
     let mut task = start(&sink_config(
         &db,
-        &[("insert.mode", "upsert"), ("pk.mode", "record_key"), ("auto.create", "true"), ("auto.evolve", "true")],
+        &[
+            ("insert.mode", "upsert"),
+            ("pk.mode", "record_key"),
+            ("auto.create", "true"),
+            ("auto.evolve", "true"),
+        ],
     ));
     task.put(vec![rec(0, 1, Some("a"), false)]).unwrap();
     task.put(vec![rec(1, 2, Some("b"), true)]).unwrap();
     assert_eq!(
-        rows(&db, "SELECT id || ':' || coalesce(age::text, '-') FROM people ORDER BY id"),
+        rows(
+            &db,
+            "SELECT id || ':' || coalesce(age::text, '-') FROM people ORDER BY id"
+        ),
         ["1:-", "2:40"]
     );
     task.stop();
 
     // Without auto.evolve a new field is a configuration error.
     let db = TestDb::new("sink_noevolve");
-    let mut task = start(&sink_config(&db, &[("pk.mode", "record_key"), ("auto.create", "true")]));
+    let mut task = start(&sink_config(
+        &db,
+        &[("pk.mode", "record_key"), ("auto.create", "true")],
+    ));
     task.put(vec![rec(0, 1, Some("a"), false)]).unwrap();
     match task.put(vec![rec(1, 2, Some("b"), true)]) {
         Err(ConnectError::Config { field, .. }) => assert_eq!(field, "auto.evolve"),
@@ -227,8 +263,12 @@ fn record_value_keys_whitelists_and_schemaless_maps() {
         ]),
         headers: Vec::new(),
     };
-    task.put(vec![map("a", 1), map("b", 2), map("a", 5)]).unwrap();
-    assert_eq!(rows(&db, "SELECT sku || qty FROM stock_t1 ORDER BY sku"), ["a5", "b2"]);
+    task.put(vec![map("a", 1), map("b", 2), map("a", 5)])
+        .unwrap();
+    assert_eq!(
+        rows(&db, "SELECT sku || qty FROM stock_t1 ORDER BY sku"),
+        ["a5", "b2"]
+    );
     let cols = rows(&db, "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'stock_t1' ORDER BY 1");
     assert_eq!(cols, ["qty", "sku"]);
     task.stop();
@@ -237,7 +277,14 @@ fn record_value_keys_whitelists_and_schemaless_maps() {
 #[test]
 fn a_lost_connection_is_retriable_and_the_next_put_reconnects() {
     let db = TestDb::new("sink_lost");
-    let mut task = start(&sink_config(&db, &[("insert.mode", "upsert"), ("pk.mode", "record_key"), ("auto.create", "true")]));
+    let mut task = start(&sink_config(
+        &db,
+        &[
+            ("insert.mode", "upsert"),
+            ("pk.mode", "record_key"),
+            ("auto.create", "true"),
+        ],
+    ));
     task.put(vec![rec(0, 1, Some("a"), false)]).unwrap();
     admin()
         .execute(
@@ -265,11 +312,26 @@ fn sink_configuration_errors_name_their_field() {
             .map(|v| v.name)
     };
     assert_eq!(first_error(&[]), None);
-    assert_eq!(first_error(&[("delete.enabled", "true")]).as_deref(), Some("delete.enabled"));
-    assert_eq!(first_error(&[("insert.mode", "upsert")]).as_deref(), Some("pk.mode"));
-    assert_eq!(first_error(&[("insert.mode", "merge")]).as_deref(), Some("insert.mode"));
-    assert_eq!(first_error(&[("connection.url", "mysql://x/y")]).as_deref(), Some("connection.url"));
-    assert_eq!(first_error(&[("pk.mode", "kafka"), ("pk.fields", "a,b")]).as_deref(), Some("pk.fields"));
+    assert_eq!(
+        first_error(&[("delete.enabled", "true")]).as_deref(),
+        Some("delete.enabled")
+    );
+    assert_eq!(
+        first_error(&[("insert.mode", "upsert")]).as_deref(),
+        Some("pk.mode")
+    );
+    assert_eq!(
+        first_error(&[("insert.mode", "merge")]).as_deref(),
+        Some("insert.mode")
+    );
+    assert_eq!(
+        first_error(&[("connection.url", "mysql://x/y")]).as_deref(),
+        Some("connection.url")
+    );
+    assert_eq!(
+        first_error(&[("pk.mode", "kafka"), ("pk.fields", "a,b")]).as_deref(),
+        Some("pk.fields")
+    );
     // A missing table without auto.create.
     let mut task = start(&sink_config(&db, &[]));
     match task.put(vec![rec(0, 1, Some("a"), false)]) {
@@ -277,9 +339,15 @@ fn sink_configuration_errors_name_their_field() {
         other => panic!("{other:?}"),
     }
     task.stop();
-    let names: Vec<String> = runnel_connect_postgres::plugins().iter().map(|p| p.class().to_string()).collect();
+    let names: Vec<String> = runnel_connect_postgres::plugins()
+        .iter()
+        .map(|p| p.class().to_string())
+        .collect();
     assert_eq!(
         names,
-        ["io.debezium.connector.postgresql.PostgresConnector", "io.confluent.connect.jdbc.JdbcSinkConnector"]
+        [
+            "io.debezium.connector.postgresql.PostgresConnector",
+            "io.confluent.connect.jdbc.JdbcSinkConnector"
+        ]
     );
 }

@@ -28,15 +28,24 @@ fn snapshot_then_streaming_gives_debezium_envelopes() {
     assert_eq!(r0.topic, "srv.public.customers");
     assert_eq!(op(r0), "r");
     assert_eq!(key_id(r0), 1);
-    assert_eq!(r0.key_schema.as_ref().unwrap().name.as_deref(), Some("srv.public.customers.Key"));
+    assert_eq!(
+        r0.key_schema.as_ref().unwrap().name.as_deref(),
+        Some("srv.public.customers.Key")
+    );
     let vs = r0.value_schema.as_ref().unwrap();
     assert_eq!(vs.name.as_deref(), Some("srv.public.customers.Envelope"));
     assert_eq!(
-        vs.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        vs.fields
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>(),
         ["before", "after", "source", "op", "ts_ms", "transaction"]
     );
     let after_schema = &vs.field_named("after").unwrap().schema;
-    assert_eq!(after_schema.name.as_deref(), Some("srv.public.customers.Value"));
+    assert_eq!(
+        after_schema.name.as_deref(),
+        Some("srv.public.customers.Value")
+    );
     assert!(after_schema.optional);
     assert!(!after_schema.field_named("name").unwrap().schema.optional);
     assert!(after_schema.field_named("email").unwrap().schema.optional);
@@ -46,17 +55,44 @@ fn snapshot_then_streaming_gives_debezium_envelopes() {
     );
     assert!(field(&r0.value, "before").is_null());
     assert_eq!(field(&r0.value, "after.name"), &Value::String("ann".into()));
-    assert_eq!(field(&r0.value, "after.email"), &Value::String("ann@x".into()));
-    assert_eq!(field(&r0.value, "source.snapshot"), &Value::String("true".into()));
-    assert_eq!(field(&r0.value, "source.connector"), &Value::String("postgresql".into()));
-    assert_eq!(field(&r0.value, "source.name"), &Value::String("srv".into()));
-    assert_eq!(field(&r0.value, "source.db"), &Value::String(db.name.clone()));
-    assert_eq!(field(&r0.value, "source.schema"), &Value::String("public".into()));
-    assert_eq!(field(&r0.value, "source.table"), &Value::String("customers".into()));
-    assert_eq!(field(&snap[1].value, "source.snapshot"), &Value::String("last".into()));
+    assert_eq!(
+        field(&r0.value, "after.email"),
+        &Value::String("ann@x".into())
+    );
+    assert_eq!(
+        field(&r0.value, "source.snapshot"),
+        &Value::String("true".into())
+    );
+    assert_eq!(
+        field(&r0.value, "source.connector"),
+        &Value::String("postgresql".into())
+    );
+    assert_eq!(
+        field(&r0.value, "source.name"),
+        &Value::String("srv".into())
+    );
+    assert_eq!(
+        field(&r0.value, "source.db"),
+        &Value::String(db.name.clone())
+    );
+    assert_eq!(
+        field(&r0.value, "source.schema"),
+        &Value::String("public".into())
+    );
+    assert_eq!(
+        field(&r0.value, "source.table"),
+        &Value::String("customers".into())
+    );
+    assert_eq!(
+        field(&snap[1].value, "source.snapshot"),
+        &Value::String("last".into())
+    );
     assert_eq!(field(&snap[1].value, "after.email"), &Value::Null);
     assert_eq!(r0.source_partition.get("server").unwrap(), "srv");
-    assert_eq!(snap[1].source_offset.get("last_snapshot_record").unwrap(), true);
+    assert_eq!(
+        snap[1].source_offset.get("last_snapshot_record").unwrap(),
+        true
+    );
     for r in &snap {
         let Value::Struct(s) = &r.value else { panic!() };
         s.validate().unwrap();
@@ -71,13 +107,23 @@ fn snapshot_then_streaming_gives_debezium_envelopes() {
     let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 4);
     let recs: Vec<_> = data(&recs).into_iter().cloned().collect();
     assert_eq!(
-        recs.iter().map(|r| (op(r).to_string(), key_id(r))).collect::<Vec<_>>(),
-        [("c".to_string(), 3), ("u".into(), 2), ("d".into(), 1), ("tombstone".into(), 1)]
+        recs.iter()
+            .map(|r| (op(r).to_string(), key_id(r)))
+            .collect::<Vec<_>>(),
+        [
+            ("c".to_string(), 3),
+            ("u".into(), 2),
+            ("d".into(), 1),
+            ("tombstone".into(), 1)
+        ]
     );
     let ins = &recs[0];
     assert_eq!(field(&ins.value, "after.name"), &Value::String("cy".into()));
     assert!(field(&ins.value, "before").is_null());
-    assert_eq!(field(&ins.value, "source.snapshot"), &Value::String("false".into()));
+    assert_eq!(
+        field(&ins.value, "source.snapshot"),
+        &Value::String("false".into())
+    );
     let tx = int(field(&ins.value, "source.txId"));
     assert!(tx > 0);
     assert!(int(field(&ins.value, "source.lsn")) > 0);
@@ -85,8 +131,14 @@ fn snapshot_then_streaming_gives_debezium_envelopes() {
     let upd = &recs[1];
     // DEFAULT replica identity: no before image on an update.
     assert!(field(&upd.value, "before").is_null());
-    assert_eq!(field(&upd.value, "after.email"), &Value::String("bob@x".into()));
-    assert_eq!(field(&upd.value, "after.name"), &Value::String("bob".into()));
+    assert_eq!(
+        field(&upd.value, "after.email"),
+        &Value::String("bob@x".into())
+    );
+    assert_eq!(
+        field(&upd.value, "after.name"),
+        &Value::String("bob".into())
+    );
     let del = &recs[2];
     assert!(field(&del.value, "after").is_null());
     assert_eq!(int(field(&del.value, "before.id")), 1);
@@ -152,21 +204,39 @@ fn writes_during_the_snapshot_are_neither_lost_nor_duplicated() {
         r.iter().any(|r| r.value.is_null() || op(r) != "r") || data(r).len() >= 20000
     });
     writer.join().unwrap();
-    c.batch_execute("INSERT INTO items VALUES (999999, 'end')").unwrap();
+    c.batch_execute("INSERT INTO items VALUES (999999, 'end')")
+        .unwrap();
     all.extend(poll_until(task.as_mut(), &offsets, T, |r| {
-        data(r).iter().any(|r| !r.value.is_null() && key_id(r) == 999_999)
+        data(r)
+            .iter()
+            .any(|r| !r.value.is_null() && key_id(r) == 999_999)
     }));
-    let snapshot_ids: Vec<i64> = data(&all).into_iter().filter(|r| op(r) == "r").map(key_id).collect();
+    let snapshot_ids: Vec<i64> = data(&all)
+        .into_iter()
+        .filter(|r| op(r) == "r")
+        .map(key_id)
+        .collect();
     let distinct: BTreeSet<i64> = snapshot_ids.iter().copied().collect();
-    assert_eq!(distinct.len(), snapshot_ids.len(), "a row snapshotted twice");
+    assert_eq!(
+        distinct.len(),
+        snapshot_ids.len(),
+        "a row snapshotted twice"
+    );
     // Each insert is seen once: in the snapshot or as a create, not both.
-    let created: Vec<i64> = data(&all).into_iter().filter(|r| op(r) == "c").map(key_id).collect();
+    let created: Vec<i64> = data(&all)
+        .into_iter()
+        .filter(|r| op(r) == "c")
+        .map(key_id)
+        .collect();
     for id in &created {
         assert!(!distinct.contains(id), "{id} both snapshotted and created");
     }
     let created_set: BTreeSet<i64> = created.iter().copied().collect();
     assert_eq!(created_set.len(), created.len(), "a create twice");
-    assert_eq!(created_set.len() + distinct.iter().filter(|i| **i >= 100_000).count(), 201);
+    assert_eq!(
+        created_set.len() + distinct.iter().filter(|i| **i >= 100_000).count(),
+        201
+    );
     let mut state = BTreeMap::new();
     apply(&mut state, &all);
     let mut truth = BTreeMap::new();
@@ -182,17 +252,20 @@ fn writes_during_the_snapshot_are_neither_lost_nor_duplicated() {
 fn a_restart_in_the_middle_of_a_large_transaction_emits_every_change_once() {
     let db = TestDb::new("restart");
     let mut c = db.client();
-    c.batch_execute("CREATE TABLE big (id int PRIMARY KEY, v text NOT NULL)").unwrap();
+    c.batch_execute("CREATE TABLE big (id int PRIMARY KEY, v text NOT NULL)")
+        .unwrap();
     let config = db.source_config(&[("snapshot.mode", "never")]);
     let offsets = MapOffsets::default();
     let mut task = start_task(&config, &offsets);
-    c.batch_execute("INSERT INTO big VALUES (1, 'before')").unwrap();
+    c.batch_execute("INSERT INTO big VALUES (1, 'before')")
+        .unwrap();
     c.batch_execute(
         "BEGIN; INSERT INTO big SELECT g, 'x' FROM generate_series(2, 5001) g;
          UPDATE big SET v = 'y' WHERE id <= 100; COMMIT;",
     )
     .unwrap();
-    c.batch_execute("INSERT INTO big VALUES (6000, 'after')").unwrap();
+    c.batch_execute("INSERT INTO big VALUES (6000, 'after')")
+        .unwrap();
     // Read part of the big transaction; what was stored is what the
     // runtime made durable.
     let first = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 1500);
@@ -220,7 +293,11 @@ fn a_restart_in_the_middle_of_a_large_transaction_emits_every_change_once() {
     // A restart after everything was committed emits nothing again.
     let mut task = start_task(&config, &offsets);
     let again = drain(task.as_mut(), &offsets, Duration::from_secs(2));
-    assert!(data(&again).is_empty(), "{:?}", again.iter().map(summary).collect::<Vec<_>>());
+    assert!(
+        data(&again).is_empty(),
+        "{:?}",
+        again.iter().map(summary).collect::<Vec<_>>()
+    );
     task.stop();
 }
 
@@ -249,7 +326,13 @@ fn common_types_map_as_debezium_does() {
     task.stop();
     for r in [&recs[0], &streamed[0]] {
         let after = field(&r.value, "after");
-        let schema = &r.value_schema.as_ref().unwrap().field_named("after").unwrap().schema;
+        let schema = &r
+            .value_schema
+            .as_ref()
+            .unwrap()
+            .field_named("after")
+            .unwrap()
+            .schema;
         let s = |name: &str| &schema.field_named(name).unwrap().schema;
         let v = |name: &str| field(after, name).clone();
         assert_eq!(v("id"), Value::Int64(1));
@@ -260,24 +343,39 @@ fn common_types_map_as_debezium_does() {
         assert_eq!(v("txt"), Value::String("hé".into()));
         assert_eq!(v("vc"), Value::String("v".into()));
         assert_eq!(v("ch"), Value::String("ab ".into()));
-        assert_eq!(s("n").name.as_deref(), Some("org.apache.kafka.connect.data.Decimal"));
+        assert_eq!(
+            s("n").name.as_deref(),
+            Some("org.apache.kafka.connect.data.Decimal")
+        );
         assert_eq!(s("n").parameter("scale"), Some("2"));
         assert_eq!(v("n"), Value::Bytes(vec![0xfb, 0x32])); // -1230
-        assert_eq!(s("nu").name.as_deref(), Some("io.debezium.data.VariableScaleDecimal"));
+        assert_eq!(
+            s("nu").name.as_deref(),
+            Some("io.debezium.data.VariableScaleDecimal")
+        );
         assert_eq!(field(after, "nu.scale"), &Value::Int32(5));
         assert_eq!(s("d").name.as_deref(), Some("io.debezium.time.Date"));
         assert_eq!(v("d"), Value::Int32(19783));
         assert_eq!(s("tm").name.as_deref(), Some("io.debezium.time.MicroTime"));
         assert_eq!(v("tm"), Value::Int64(3_723_500_000));
-        assert_eq!(s("ts").name.as_deref(), Some("io.debezium.time.MicroTimestamp"));
+        assert_eq!(
+            s("ts").name.as_deref(),
+            Some("io.debezium.time.MicroTimestamp")
+        );
         assert_eq!(v("ts"), Value::Int64(19783 * 86_400_000_000 + 1_000_001));
-        assert_eq!(s("tz").name.as_deref(), Some("io.debezium.time.ZonedTimestamp"));
+        assert_eq!(
+            s("tz").name.as_deref(),
+            Some("io.debezium.time.ZonedTimestamp")
+        );
         assert_eq!(v("tz"), Value::String("2024-03-01T10:00:00Z".into()));
         assert_eq!(s("j").name.as_deref(), Some("io.debezium.data.Json"));
         assert_eq!(v("j"), Value::String("{\"a\": 1}".into()));
         assert_eq!(v("jb"), Value::String("{\"b\": [1, 2]}".into()));
         assert_eq!(s("u").name.as_deref(), Some("io.debezium.data.Uuid"));
-        assert_eq!(v("u"), Value::String("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()));
+        assert_eq!(
+            v("u"),
+            Value::String("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into())
+        );
         assert_eq!(v("by"), Value::Bytes(vec![0, 255]));
         assert_eq!(
             v("arr"),
@@ -291,7 +389,9 @@ fn common_types_map_as_debezium_does() {
         assert_eq!(s("m").parameter("allowed"), Some("sad,ok,happy"));
         assert_eq!(v("m"), Value::String("happy".into()));
         assert_eq!(v("other"), Value::String("10.0.0.1".into()));
-        let Value::Struct(st) = &r.value else { panic!() };
+        let Value::Struct(st) = &r.value else {
+            panic!()
+        };
         st.validate().unwrap();
     }
     assert_eq!(field(&recs[0].value, "after.s"), &Value::Int16(-2));
@@ -302,12 +402,20 @@ fn common_types_map_as_debezium_does() {
 fn decimal_handling_modes_double_and_string() {
     let db = TestDb::new("decimal");
     let mut c = db.client();
-    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, n numeric(10,2)); INSERT INTO t VALUES (1, 2.50)")
-        .unwrap();
-    for (mode, want) in [("double", Value::Float64(2.5)), ("string", Value::String("2.50".into()))] {
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, n numeric(10,2)); INSERT INTO t VALUES (1, 2.50)",
+    )
+    .unwrap();
+    for (mode, want) in [
+        ("double", Value::Float64(2.5)),
+        ("string", Value::String("2.50".into())),
+    ] {
         let offsets = MapOffsets::default();
         let mut task = start_task(
-            &db.source_config(&[("decimal.handling.mode", mode), ("slot.drop.on.stop", "true")]),
+            &db.source_config(&[
+                ("decimal.handling.mode", mode),
+                ("slot.drop.on.stop", "true"),
+            ]),
             &offsets,
         );
         let recs = poll_until(task.as_mut(), &offsets, T, |r| !data(r).is_empty());
@@ -320,23 +428,35 @@ fn decimal_handling_modes_double_and_string() {
 fn a_primary_key_change_is_a_delete_tombstone_and_create() {
     let db = TestDb::new("pkchange");
     let mut c = db.client();
-    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL); INSERT INTO t VALUES (1, 'a')")
-        .unwrap();
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL); INSERT INTO t VALUES (1, 'a')",
+    )
+    .unwrap();
     let offsets = MapOffsets::default();
     let mut task = start_task(&db.source_config(&[("snapshot.mode", "never")]), &offsets);
-    c.batch_execute("UPDATE t SET id = 2, v = 'b' WHERE id = 1").unwrap();
+    c.batch_execute("UPDATE t SET id = 2, v = 'b' WHERE id = 1")
+        .unwrap();
     let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 3);
     task.stop();
     assert_eq!(
-        recs.iter().map(|r| (op(r).to_string(), key_id(r))).collect::<Vec<_>>(),
-        [("d".to_string(), 1), ("tombstone".into(), 1), ("c".into(), 2)]
+        recs.iter()
+            .map(|r| (op(r).to_string(), key_id(r)))
+            .collect::<Vec<_>>(),
+        [
+            ("d".to_string(), 1),
+            ("tombstone".into(), 1),
+            ("c".into(), 2)
+        ]
     );
     assert_eq!(int(field(&recs[0].value, "before.id")), 1);
     assert_eq!(field(&recs[2].value, "after.v"), &Value::String("b".into()));
     // Without tombstones.
     let offsets = MapOffsets::default();
     let mut task = start_task(
-        &db.source_config(&[("snapshot.mode", "never"), ("tombstones.on.delete", "false")]),
+        &db.source_config(&[
+            ("snapshot.mode", "never"),
+            ("tombstones.on.delete", "false"),
+        ]),
         &offsets,
     );
     c.batch_execute("UPDATE t SET id = 3 WHERE id = 2").unwrap();
@@ -344,7 +464,10 @@ fn a_primary_key_change_is_a_delete_tombstone_and_create() {
     let more = drain(task.as_mut(), &offsets, Duration::from_millis(800));
     task.stop();
     assert_eq!(
-        recs.iter().chain(&more).map(|r| (op(r).to_string(), key_id(r))).collect::<Vec<_>>(),
+        recs.iter()
+            .chain(&more)
+            .map(|r| (op(r).to_string(), key_id(r)))
+            .collect::<Vec<_>>(),
         [("d".to_string(), 2), ("c".into(), 3)]
     );
 }
@@ -397,12 +520,18 @@ fn snapshot_modes_initial_always_never_and_initial_only() {
     c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL); INSERT INTO t VALUES (1, 'a'), (2, 'b')")
         .unwrap();
     let ops = |recs: &[runnel_connect_api::SourceRecord]| {
-        data(recs).iter().map(|r| format!("{}{}", op(r), key_id(r))).collect::<Vec<_>>()
+        data(recs)
+            .iter()
+            .map(|r| format!("{}{}", op(r), key_id(r)))
+            .collect::<Vec<_>>()
     };
 
     // never: changes only.
     let offsets = MapOffsets::default();
-    let mut task = start_task(&db.source_config(&[("snapshot.mode", "never"), ("slot.drop.on.stop", "true")]), &offsets);
+    let mut task = start_task(
+        &db.source_config(&[("snapshot.mode", "never"), ("slot.drop.on.stop", "true")]),
+        &offsets,
+    );
     c.batch_execute("INSERT INTO t VALUES (3, 'c')").unwrap();
     let recs = poll_until(task.as_mut(), &offsets, T, |r| !data(r).is_empty());
     task.stop();
@@ -441,7 +570,10 @@ fn snapshot_modes_initial_always_never_and_initial_only() {
     // initial_only: the snapshot, then nothing.
     let offsets = MapOffsets::default();
     let mut task = start_task(
-        &db.source_config(&[("snapshot.mode", "initial_only"), ("slot.name", "unused_slot_x")]),
+        &db.source_config(&[
+            ("snapshot.mode", "initial_only"),
+            ("slot.name", "unused_slot_x"),
+        ]),
         &offsets,
     );
     let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 6);
@@ -451,7 +583,10 @@ fn snapshot_modes_initial_always_never_and_initial_only() {
     assert_eq!(ops(&recs).len(), 6);
     assert!(data(&more).is_empty());
     assert!(admin()
-        .query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = 'unused_slot_x'", &[])
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'unused_slot_x'",
+            &[]
+        )
         .unwrap()
         .is_none());
 }
@@ -475,12 +610,16 @@ fn table_filters_select_what_is_captured() {
         &offsets,
     );
     let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 2);
-    c.batch_execute("INSERT INTO inv.b VALUES (2); INSERT INTO inv.a VALUES (2);").unwrap();
+    c.batch_execute("INSERT INTO inv.b VALUES (2); INSERT INTO inv.a VALUES (2);")
+        .unwrap();
     let streamed = poll_until(task.as_mut(), &offsets, T, |r| !data(r).is_empty());
     task.stop();
     let topics: Vec<_> = data(&recs).iter().map(|r| r.topic.clone()).collect();
     assert_eq!(topics, ["srv.inv.a", "srv.public.c"]);
-    assert_eq!(streamed.iter().map(summary).collect::<Vec<_>>(), ["srv.inv.a c Some(Int32(2))"]);
+    assert_eq!(
+        streamed.iter().map(summary).collect::<Vec<_>>(),
+        ["srv.inv.a c Some(Int32(2))"]
+    );
     let tables: Vec<String> = c
         .query("SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = 'dbz_publication' ORDER BY 1", &[])
         .unwrap()
@@ -494,7 +633,8 @@ fn table_filters_select_what_is_captured() {
 fn heartbeats_advance_the_offset_and_the_slot_of_an_idle_database() {
     let db = TestDb::new("heartbeat");
     let mut c = db.client();
-    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE other (id int)").unwrap();
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE other (id int)")
+        .unwrap();
     let offsets = MapOffsets::default();
     let mut task = start_task(
         &db.source_config(&[
@@ -507,23 +647,44 @@ fn heartbeats_advance_the_offset_and_the_slot_of_an_idle_database() {
     );
     let before = db.slot_confirmed_flush().unwrap();
     // Changes to an uncaptured table move the WAL but give no records.
-    c.batch_execute("INSERT INTO other SELECT generate_series(1, 1000)").unwrap();
-    let after_write: String = c.query_one("SELECT pg_current_wal_lsn()::text", &[]).unwrap().get(0);
+    c.batch_execute("INSERT INTO other SELECT generate_series(1, 1000)")
+        .unwrap();
+    let after_write: String = c
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .unwrap()
+        .get(0);
     let recs = poll_until(task.as_mut(), &offsets, T, |r| {
-        r.iter().filter(|r| r.topic == "__debezium-heartbeat.srv").count() >= 2
+        r.iter()
+            .filter(|r| r.topic == "__debezium-heartbeat.srv")
+            .count()
+            >= 2
             && r.last().is_some_and(|l| {
-                l.source_offset.get("lsn").and_then(|v| v.as_u64()).unwrap_or(0)
+                l.source_offset
+                    .get("lsn")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
                     >= lsn(&after_write)
             })
     });
-    let hb = recs.iter().find(|r| r.topic == "__debezium-heartbeat.srv").unwrap();
+    let hb = recs
+        .iter()
+        .find(|r| r.topic == "__debezium-heartbeat.srv")
+        .unwrap();
     assert_eq!(field(&hb.key, "serverName"), &Value::String("srv".into()));
-    assert!(int(field(hb.value.as_struct().map(|_| &hb.value).unwrap(), "ts_ms")) > 0);
+    assert!(
+        int(field(
+            hb.value.as_struct().map(|_| &hb.value).unwrap(),
+            "ts_ms"
+        )) > 0
+    );
     assert!(data(&recs).is_empty());
     let confirmed = db.slot_confirmed_flush().unwrap();
     task.stop();
     assert!(lsn(&confirmed) > lsn(&before), "{before} -> {confirmed}");
-    assert!(lsn(&confirmed) >= lsn(&after_write), "{confirmed} < {after_write}");
+    assert!(
+        lsn(&confirmed) >= lsn(&after_write),
+        "{confirmed} < {after_write}"
+    );
 }
 
 fn lsn(text: &str) -> u64 {
@@ -542,23 +703,42 @@ fn configuration_errors_name_their_field() {
             .flat_map(|v| v.errors.into_iter().map(move |e| (v.name.clone(), e)))
             .collect()
     };
-    assert!(errors(&db.source_config(&[])).is_empty(), "{:?}", errors(&db.source_config(&[])));
+    assert!(
+        errors(&db.source_config(&[])).is_empty(),
+        "{:?}",
+        errors(&db.source_config(&[]))
+    );
     let e = errors(&db.source_config(&[("plugin.name", "decoderbufs")]));
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].0, "plugin.name");
     let mut no_prefix = db.source_config(&[]);
     no_prefix.remove("topic.prefix");
     assert_eq!(errors(&no_prefix)[0].0, "topic.prefix");
-    assert_eq!(errors(&db.source_config(&[("table.include.list", "a(")]))[0].0, "table.include.list");
-    assert_eq!(errors(&db.source_config(&[("snapshot.mode", "sometimes")]))[0].0, "snapshot.mode");
+    assert_eq!(
+        errors(&db.source_config(&[("table.include.list", "a(")]))[0].0,
+        "table.include.list"
+    );
+    assert_eq!(
+        errors(&db.source_config(&[("snapshot.mode", "sometimes")]))[0].0,
+        "snapshot.mode"
+    );
     let e = errors(&db.source_config(&[("database.dbname", "no_such_db_here")]));
     assert_eq!(e[0].0, "database.dbname", "{e:?}");
-    let e = errors(&db.source_config(&[("database.hostname", "127.0.0.1"), ("database.port", "1")]));
+    let e =
+        errors(&db.source_config(&[("database.hostname", "127.0.0.1"), ("database.port", "1")]));
     assert_eq!(e[0].0, "database.hostname", "{e:?}");
     // Task configs: one task; a bad config is a Config error naming the field.
-    assert_eq!(plugin.task_configs(&db.source_config(&[]), 4).unwrap().len(), 1);
+    assert_eq!(
+        plugin
+            .task_configs(&db.source_config(&[]), 4)
+            .unwrap()
+            .len(),
+        1
+    );
     match plugin.task_configs(&db.source_config(&[("plugin.name", "wal2json")]), 1) {
-        Err(runnel_connect_api::ConnectError::Config { field, .. }) => assert_eq!(field, "plugin.name"),
+        Err(runnel_connect_api::ConnectError::Config { field, .. }) => {
+            assert_eq!(field, "plugin.name")
+        }
         other => panic!("{other:?}"),
     }
     assert!(plugin.aliases().contains(&"PostgresConnector".to_string()));
@@ -566,10 +746,16 @@ fn configuration_errors_name_their_field() {
     let mut task = runnel_connect_postgres::PostgresSourceTask::new();
     let err = runnel_connect_api::SourceTask::start(
         &mut task,
-        &db.source_config(&[("publication.autocreate.mode", "disabled"), ("publication.name", "nope")]),
+        &db.source_config(&[
+            ("publication.autocreate.mode", "disabled"),
+            ("publication.name", "nope"),
+        ]),
         &ctx(),
         &MapOffsets::default(),
     )
     .unwrap_err();
-    assert!(matches!(err, runnel_connect_api::ConnectError::Config { ref field, .. } if field == "publication.name"), "{err}");
+    assert!(
+        matches!(err, runnel_connect_api::ConnectError::Config { ref field, .. } if field == "publication.name"),
+        "{err}"
+    );
 }

@@ -131,7 +131,10 @@ impl SourceConfig {
             "never" | "no_data" => SnapshotMode::Never,
             _ => SnapshotMode::InitialOnly,
         };
-        let autocreate = match s("publication.autocreate.mode")?.to_ascii_lowercase().as_str() {
+        let autocreate = match s("publication.autocreate.mode")?
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "all_tables" => AutoCreate::AllTables,
             "disabled" => AutoCreate::Disabled,
             _ => AutoCreate::Filtered,
@@ -175,14 +178,20 @@ impl SourceConfig {
         if !out.table_include.is_empty() && !out.table_exclude.is_empty() {
             return Err(Error::config(
                 "table.exclude.list",
-                config.get("table.exclude.list").cloned().unwrap_or_default(),
+                config
+                    .get("table.exclude.list")
+                    .cloned()
+                    .unwrap_or_default(),
                 "table.include.list and table.exclude.list cannot both be set",
             ));
         }
         if !out.schema_include.is_empty() && !out.schema_exclude.is_empty() {
             return Err(Error::config(
                 "schema.exclude.list",
-                config.get("schema.exclude.list").cloned().unwrap_or_default(),
+                config
+                    .get("schema.exclude.list")
+                    .cloned()
+                    .unwrap_or_default(),
                 "schema.include.list and schema.exclude.list cannot both be set",
             ));
         }

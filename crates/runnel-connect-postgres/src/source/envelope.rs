@@ -248,7 +248,10 @@ impl TableSchemas {
             .put("db", Value::String(self.db.clone()))?
             .put(
                 "sequence",
-                info.sequence.clone().map(Value::String).unwrap_or(Value::Null),
+                info.sequence
+                    .clone()
+                    .map(Value::String)
+                    .unwrap_or(Value::Null),
             )?
             .put("ts_us", Value::Int64(info.ts_us))?
             .put("ts_ns", Value::Int64(info.ts_us.saturating_mul(1000)))?

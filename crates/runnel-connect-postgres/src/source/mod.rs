@@ -53,9 +53,8 @@ use crate::replication::{
 use config::{AutoCreate, SnapshotMode, SourceConfig};
 use envelope::{heartbeat_schemas, SourceInfo, TableSchemas, VERSION};
 use runnel_connect_api::{
-    Config, ConfigDef, ConfigValue, ConnectError, ConnectorContext, ConnectorKind,
-    ConnectorPlugin, OffsetReader, SourceOffset, SourcePartition, SourceRecord, SourceTask, Struct,
-    Value,
+    Config, ConfigDef, ConfigValue, ConnectError, ConnectorContext, ConnectorKind, ConnectorPlugin,
+    OffsetReader, SourceOffset, SourcePartition, SourceRecord, SourceTask, Struct, Value,
 };
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
@@ -196,7 +195,11 @@ impl ConnectorPlugin for PostgresConnector {
         }
         out
     }
-    fn task_configs(&self, config: &Config, _max_tasks: usize) -> Result<Vec<Config>, ConnectError> {
+    fn task_configs(
+        &self,
+        config: &Config,
+        _max_tasks: usize,
+    ) -> Result<Vec<Config>, ConnectError> {
         SourceConfig::parse(config)?;
         Ok(vec![config.clone()])
     }
@@ -231,7 +234,7 @@ struct SnapshotState {
 }
 
 enum Phase {
-    Snapshot(SnapshotState),
+    Snapshot(Box<SnapshotState>),
     Streaming,
     /// `initial_only` after its snapshot, or nothing to do.
     Idle,
@@ -380,7 +383,10 @@ async fn publication_setup(cfg: &SourceConfig, client: &Client) -> Result<()> {
             let sql = if tables.is_empty() {
                 format!("CREATE PUBLICATION {pubname}")
             } else {
-                format!("CREATE PUBLICATION {pubname} FOR TABLE {}", tables.join(", "))
+                format!(
+                    "CREATE PUBLICATION {pubname} FOR TABLE {}",
+                    tables.join(", ")
+                )
             };
             client.batch_execute(&sql).await?;
         }
@@ -432,7 +438,9 @@ impl Running {
             return Err(Error::config(
                 "plugin.name",
                 "pgoutput",
-                format!("the server's wal_level is {level}; logical decoding needs wal_level=logical"),
+                format!(
+                    "the server's wal_level is {level}; logical decoding needs wal_level=logical"
+                ),
             ));
         }
         publication_setup(&cfg, &client).await?;
@@ -499,9 +507,9 @@ impl Running {
                         "CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput EXPORT_SNAPSHOT"
                     ))
                     .await?;
-                let row = rows
-                    .first()
-                    .ok_or_else(|| Error::Protocol("CREATE_REPLICATION_SLOT returned no row".into()))?;
+                let row = rows.first().ok_or_else(|| {
+                    Error::Protocol("CREATE_REPLICATION_SLOT returned no row".into())
+                })?;
                 consistent_point = row
                     .get(1)
                     .cloned()
@@ -537,14 +545,14 @@ impl Running {
             running.last_end = consistent_point;
             running.skip_before = consistent_point;
             running.confirmed = consistent_point;
-            running.phase = Phase::Snapshot(SnapshotState {
+            running.phase = Phase::Snapshot(Box::new(SnapshotState {
                 tables,
                 current: None,
                 consistent_point,
                 pending: None,
                 ts_us: now_us(),
                 then_stream: stream,
-            });
+            }));
             if stream {
                 running.repl = Some(repl);
             } else {
@@ -634,11 +642,19 @@ impl Running {
             if snap.current.is_none() {
                 match snap.tables.pop_front() {
                     Some(t) => {
-                        let cols: Vec<String> =
-                            t.meta.columns.iter().map(|c| quote_ident(&c.name)).collect();
+                        let cols: Vec<String> = t
+                            .meta
+                            .columns
+                            .iter()
+                            .map(|c| quote_ident(&c.name))
+                            .collect();
                         let sql = format!(
                             "DECLARE runnel_snapshot NO SCROLL CURSOR FOR SELECT {} FROM {}.{}",
-                            if cols.is_empty() { "NULL".to_string() } else { cols.join(", ") },
+                            if cols.is_empty() {
+                                "NULL".to_string()
+                            } else {
+                                cols.join(", ")
+                            },
                             quote_ident(&t.meta.schema),
                             quote_ident(&t.meta.name)
                         );
@@ -694,9 +710,8 @@ impl Running {
                     continue;
                 };
                 n += 1;
-                let values: Vec<Option<&str>> = (0..table.meta.columns.len())
-                    .map(|i| row.get(i))
-                    .collect();
+                let values: Vec<Option<&str>> =
+                    (0..table.meta.columns.len()).map(|i| row.get(i)).collect();
                 let after = table.row_from_text(&values)?;
                 let key = table.key_of(&after)?;
                 let info = SourceInfo {
@@ -770,7 +785,8 @@ impl Running {
             _ => self.idle_offset(),
         };
         let (ks, vs) = heartbeat_schemas();
-        let key = Struct::new(ks.clone()).with("serverName", Value::String(self.cfg.prefix.clone()))?;
+        let key =
+            Struct::new(ks.clone()).with("serverName", Value::String(self.cfg.prefix.clone()))?;
         let value = Struct::new(vs.clone()).with("ts_ms", Value::Int64(now_us() / 1000))?;
         Ok(Some(SourceRecord::new(
             self.partition.clone(),

@@ -51,7 +51,11 @@ pub fn host_port() -> (String, u16) {
 }
 
 pub fn admin() -> postgres::Client {
-    postgres::Client::connect(&format!("{} connect_timeout=10", url_params("postgres")), postgres::NoTls).unwrap()
+    postgres::Client::connect(
+        &format!("{} connect_timeout=10", url_params("postgres")),
+        postgres::NoTls,
+    )
+    .unwrap()
 }
 
 fn url_params(db: &str) -> String {
@@ -100,7 +104,10 @@ impl TestDb {
     pub fn source_config(&self, extra: &[(&str, &str)]) -> Config {
         let (h, p) = host_port();
         let mut c: Config = [
-            ("connector.class", "io.debezium.connector.postgresql.PostgresConnector"),
+            (
+                "connector.class",
+                "io.debezium.connector.postgresql.PostgresConnector",
+            ),
             ("database.hostname", h.as_str()),
             ("database.port", &p.to_string()),
             ("database.user", "postgres"),
@@ -142,7 +149,10 @@ impl Drop for TestDb {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = a.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        let _ = a.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }
 
@@ -224,7 +234,11 @@ pub fn data(records: &[SourceRecord]) -> Vec<&SourceRecord> {
 }
 
 /// Polls for `quiet` and returns what came (expecting usually nothing).
-pub fn drain(task: &mut dyn SourceTask, offsets: &MapOffsets, quiet: Duration) -> Vec<SourceRecord> {
+pub fn drain(
+    task: &mut dyn SourceTask,
+    offsets: &MapOffsets,
+    quiet: Duration,
+) -> Vec<SourceRecord> {
     let until = Instant::now() + quiet;
     let mut all = Vec::new();
     while Instant::now() < until {
@@ -243,7 +257,9 @@ pub fn field<'a>(v: &'a Value, path: &str) -> &'a Value {
     let mut cur = v;
     for p in path.split('.') {
         cur = match cur {
-            Value::Struct(s) => s.get(p).unwrap_or_else(|| panic!("no field {p} in {cur:?}")),
+            Value::Struct(s) => s
+                .get(p)
+                .unwrap_or_else(|| panic!("no field {p} in {cur:?}")),
             _ => panic!("{p}: not a struct: {cur:?}"),
         };
     }
