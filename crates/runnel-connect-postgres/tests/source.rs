@@ -181,35 +181,38 @@ fn writes_during_the_snapshot_are_neither_lost_nor_duplicated() {
          INSERT INTO items SELECT g, 'init' FROM generate_series(1, 20000) g;",
     )
     .unwrap();
-    let offsets = MapOffsets::default();
-    let mut task = start_task(&db.source_config(&[]), &offsets);
-    // Writers run while the snapshot is read.
+    // A writer commits one change after another, before, while and after
+    // the slot is created and the snapshot is read.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let mut c = db.client();
+        let stop = stop.clone();
         std::thread::spawn(move || {
-            for i in 0..200 {
-                c.batch_execute(&format!(
-                    "INSERT INTO items VALUES ({}, 'new{i}');
-                     UPDATE items SET v = 'upd{i}' WHERE id = {};
-                     DELETE FROM items WHERE id = {};",
-                    100_000 + i,
-                    1 + i * 50,
-                    2 + i * 50
-                ))
-                .unwrap();
+            let mut i = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) || i < 50 {
+                let sql = match i % 3 {
+                    0 => format!("INSERT INTO items VALUES ({}, 'new{i}')", 100_000 + i),
+                    1 => format!("UPDATE items SET v = 'upd{i}' WHERE id = {}", 1 + (i * 7) % 20000),
+                    _ => format!("DELETE FROM items WHERE id = {}", 2 + (i * 11) % 20000),
+                };
+                c.batch_execute(&sql).unwrap();
+                i += 1;
             }
+            (0..i).filter(|i| i % 3 == 0).count()
         })
     };
+    std::thread::sleep(Duration::from_millis(100));
+    let offsets = MapOffsets::default();
+    let mut task = start_task(&db.source_config(&[]), &offsets);
     let mut all = poll_until(task.as_mut(), &offsets, T, |r| {
-        r.iter().any(|r| r.value.is_null() || op(r) != "r") || data(r).len() >= 20000
+        r.iter().any(|r| r.source_offset.get("last_snapshot_record") == Some(&serde_json::json!(true)))
     });
-    writer.join().unwrap();
-    c.batch_execute("INSERT INTO items VALUES (999999, 'end')")
-        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let inserted = writer.join().unwrap();
+    c.batch_execute("INSERT INTO items VALUES (999999, 'end')").unwrap();
     all.extend(poll_until(task.as_mut(), &offsets, T, |r| {
-        data(r)
-            .iter()
-            .any(|r| !r.value.is_null() && key_id(r) == 999_999)
+        data(r).iter().any(|r| !r.value.is_null() && key_id(r) == 999_999)
     }));
     let snapshot_ids: Vec<i64> = data(&all)
         .into_iter()
@@ -235,8 +238,13 @@ fn writes_during_the_snapshot_are_neither_lost_nor_duplicated() {
     assert_eq!(created_set.len(), created.len(), "a create twice");
     assert_eq!(
         created_set.len() + distinct.iter().filter(|i| **i >= 100_000).count(),
-        201
+        inserted + 1
     );
+    assert!(
+        distinct.iter().any(|i| *i >= 100_000),
+        "no write before the snapshot"
+    );
+    assert!(created_set.len() > 1, "no write after the slot");
     let mut state = BTreeMap::new();
     apply(&mut state, &all);
     let mut truth = BTreeMap::new();
