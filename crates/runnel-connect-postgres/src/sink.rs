@@ -63,6 +63,7 @@ struct SinkConfig {
     auto_evolve: bool,
     batch_size: usize,
     max_retries: u32,
+    retry_backoff: std::time::Duration,
 }
 
 fn key(name: &str, kind: ConfigType, default: Option<&str>, doc: &str) -> ConfigKey {
@@ -260,6 +261,9 @@ impl SinkConfig {
             auto_evolve: def.boolean(config, "auto.evolve").map_err(m)?,
             batch_size: usize::try_from(def.int(config, "batch.size").map_err(m)?).unwrap_or(3000),
             max_retries: u32::try_from(def.int(config, "max.retries").map_err(m)?).unwrap_or(10),
+            retry_backoff: std::time::Duration::from_millis(
+                u64::try_from(def.int(config, "retry.backoff.ms").map_err(m)?).unwrap_or(3000),
+            ),
         })
     }
 }
@@ -331,6 +335,7 @@ pub struct JdbcSinkTask {
     client: Option<Client>,
     tables: HashMap<String, TableInfo>,
     failures: u32,
+    last_failure: Option<std::time::Instant>,
 }
 
 impl JdbcSinkTask {
@@ -358,6 +363,14 @@ impl SinkTask for JdbcSinkTask {
             return Err(ConnectError::Fatal("the task is not started".into()));
         };
         let result = rt.block_on(async {
+            // After a retriable failure, wait out retry.backoff.ms before
+            // reconnecting.
+            if let Some(at) = self.last_failure.take() {
+                let left = cfg.retry_backoff.saturating_sub(at.elapsed());
+                if !left.is_zero() {
+                    tokio::time::sleep(left).await;
+                }
+            }
             if self.client.as_ref().is_none_or(|c| c.is_closed()) {
                 self.client = Some(cfg.conn.connect().await?);
                 self.tables.clear();
@@ -386,6 +399,7 @@ impl SinkTask for JdbcSinkTask {
                     }
                     tracing::warn!("write failed, will be retried: {e}");
                     self.client = None;
+                    self.last_failure = Some(std::time::Instant::now());
                     Err(ConnectError::Retriable(e.to_string()))
                 } else {
                     Err(e.into())

@@ -283,6 +283,7 @@ fn a_lost_connection_is_retriable_and_the_next_put_reconnects() {
             ("insert.mode", "upsert"),
             ("pk.mode", "record_key"),
             ("auto.create", "true"),
+            ("retry.backoff.ms", "300"),
         ],
     ));
     task.put(vec![rec(0, 1, Some("a"), false)]).unwrap();
@@ -295,7 +296,12 @@ fn a_lost_connection_is_retriable_and_the_next_put_reconnects() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     let err = task.put(vec![rec(1, 2, Some("b"), false)]).unwrap_err();
     assert!(matches!(err, ConnectError::Retriable(_)), "{err}");
+    let t0 = std::time::Instant::now();
     task.put(vec![rec(1, 2, Some("b"), false)]).unwrap();
+    assert!(
+        t0.elapsed() >= std::time::Duration::from_millis(250),
+        "no backoff"
+    );
     assert_eq!(rows(&db, "SELECT name FROM people ORDER BY id"), ["a", "b"]);
     task.stop();
 }

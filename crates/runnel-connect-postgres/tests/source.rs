@@ -192,7 +192,10 @@ fn writes_during_the_snapshot_are_neither_lost_nor_duplicated() {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) || i < 50 {
                 let sql = match i % 3 {
                     0 => format!("INSERT INTO items VALUES ({}, 'new{i}')", 100_000 + i),
-                    1 => format!("UPDATE items SET v = 'upd{i}' WHERE id = {}", 1 + (i * 7) % 20000),
+                    1 => format!(
+                        "UPDATE items SET v = 'upd{i}' WHERE id = {}",
+                        1 + (i * 7) % 20000
+                    ),
                     _ => format!("DELETE FROM items WHERE id = {}", 2 + (i * 11) % 20000),
                 };
                 c.batch_execute(&sql).unwrap();
@@ -205,14 +208,18 @@ fn writes_during_the_snapshot_are_neither_lost_nor_duplicated() {
     let offsets = MapOffsets::default();
     let mut task = start_task(&db.source_config(&[]), &offsets);
     let mut all = poll_until(task.as_mut(), &offsets, T, |r| {
-        r.iter().any(|r| r.source_offset.get("last_snapshot_record") == Some(&serde_json::json!(true)))
+        r.iter()
+            .any(|r| r.source_offset.get("last_snapshot_record") == Some(&serde_json::json!(true)))
     });
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let inserted = writer.join().unwrap();
-    c.batch_execute("INSERT INTO items VALUES (999999, 'end')").unwrap();
+    c.batch_execute("INSERT INTO items VALUES (999999, 'end')")
+        .unwrap();
     all.extend(poll_until(task.as_mut(), &offsets, T, |r| {
-        data(r).iter().any(|r| !r.value.is_null() && key_id(r) == 999_999)
+        data(r)
+            .iter()
+            .any(|r| !r.value.is_null() && key_id(r) == 999_999)
     }));
     let snapshot_ids: Vec<i64> = data(&all)
         .into_iter()
@@ -765,5 +772,96 @@ fn configuration_errors_name_their_field() {
     assert!(
         matches!(err, runnel_connect_api::ConnectError::Config { ref field, .. } if field == "publication.name"),
         "{err}"
+    );
+}
+
+#[test]
+fn only_commit_confirms_and_stored_offsets_ahead_of_the_slot_are_not_repeated() {
+    let db = TestDb::new("confirm");
+    let mut c = db.client();
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .unwrap();
+    let config = db.source_config(&[("snapshot.mode", "never")]);
+    let offsets = MapOffsets::default();
+    let mut task = start_task(&config, &offsets);
+    let at_start = db.slot_confirmed_flush().unwrap();
+    for i in 1..=3 {
+        c.batch_execute(&format!("INSERT INTO t VALUES ({i})"))
+            .unwrap();
+    }
+    // Poll and store offsets as the runtime would, but crash before
+    // calling commit: the slot must not have moved.
+    let mut got = Vec::new();
+    while data(&got).len() < 3 {
+        let recs = task.poll().unwrap();
+        if let Some(last) = recs.last() {
+            offsets.store(&last.source_partition, &last.source_offset);
+        }
+        got.extend(recs);
+    }
+    assert_eq!(db.slot_confirmed_flush().unwrap(), at_start);
+    task.stop();
+    // The restart re-reads from the slot and skips what the stored offset
+    // says was emitted.
+    c.batch_execute("INSERT INTO t VALUES (4)").unwrap();
+    let mut task = start_task(&config, &offsets);
+    let recs = poll_until(task.as_mut(), &offsets, T, |r| !data(r).is_empty());
+    let more = drain(task.as_mut(), &offsets, Duration::from_millis(800));
+    assert_eq!(
+        data(&recs)
+            .iter()
+            .chain(data(&more).iter())
+            .map(|r| key_id(r))
+            .collect::<Vec<_>>(),
+        [4]
+    );
+    // poll_until called commit: now the slot has moved past all four.
+    let moved = db.slot_confirmed_flush().unwrap();
+    assert!(lsn(&moved) > lsn(&at_start), "{at_start} -> {moved}");
+    let four_lsn = data(&recs)[0]
+        .source_offset
+        .get("lsn_commit")
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert!(
+        lsn(&moved) > four_lsn,
+        "the completed transaction's end is confirmed"
+    );
+    task.stop();
+}
+
+#[test]
+fn an_unfinished_snapshot_is_taken_again_at_restart() {
+    let db = TestDb::new("resnap");
+    let mut c = db.client();
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 3000);",
+    )
+    .unwrap();
+    let config = db.source_config(&[]);
+    let offsets = MapOffsets::default();
+    let mut task = start_task(&config, &offsets);
+    let first = poll_until(task.as_mut(), &offsets, T, |r| !data(r).is_empty());
+    assert!(first.len() < 3000);
+    assert_eq!(
+        offsets
+            .offset_of("srv")
+            .get("last_snapshot_record")
+            .unwrap(),
+        false
+    );
+    task.stop();
+    let mut task = start_task(&config, &offsets);
+    let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 3000);
+    c.batch_execute("INSERT INTO t VALUES (5000)").unwrap();
+    let streamed = poll_until(task.as_mut(), &offsets, T, |r| !data(r).is_empty());
+    task.stop();
+    let ids: BTreeSet<i64> = data(&recs).iter().map(|r| key_id(r)).collect();
+    assert_eq!(ids.len(), 3000);
+    assert!(data(&recs).iter().all(|r| op(r) == "r"));
+    assert_eq!(
+        streamed.iter().map(summary).collect::<Vec<_>>(),
+        ["srv.public.t c Some(Int32(5000))"]
     );
 }
