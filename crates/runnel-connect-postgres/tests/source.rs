@@ -865,3 +865,58 @@ fn an_unfinished_snapshot_is_taken_again_at_restart() {
         ["srv.public.t c Some(Int32(5000))"]
     );
 }
+
+#[test]
+fn a_lost_connection_is_retriable_and_the_task_resumes_without_gaps_or_repeats() {
+    let db = TestDb::new("reconnect");
+    let mut c = db.client();
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .unwrap();
+    let offsets = MapOffsets::default();
+    let mut task = start_task(&db.source_config(&[("snapshot.mode", "never")]), &offsets);
+    c.batch_execute("INSERT INTO t SELECT generate_series(1, 6000)")
+        .unwrap();
+    // Part of the transaction is read, then every connection of the task
+    // is killed.
+    let first = task.poll().unwrap();
+    assert!(!first.is_empty() && first.len() < 6000, "{}", first.len());
+    let killed = admin()
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'runnel-connect-postgres' AND (datname = $1 OR backend_type = 'walsender')",
+            &[&db.name],
+        )
+        .unwrap()
+        .len();
+    assert!(killed >= 2, "{killed}");
+    c.batch_execute("INSERT INTO t SELECT generate_series(6001, 6100)")
+        .unwrap();
+    let mut all = first;
+    let mut retriable = 0;
+    let deadline = std::time::Instant::now() + T;
+    while data(&all).len() < 6100 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} records",
+            all.len()
+        );
+        match task.poll() {
+            Ok(recs) => all.extend(recs),
+            Err(runnel_connect_api::ConnectError::Retriable(_)) => {
+                retriable += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let more = drain(task.as_mut(), &offsets, Duration::from_millis(800));
+    task.stop();
+    assert!(retriable >= 1);
+    let ids: Vec<i64> = data(&all)
+        .iter()
+        .chain(data(&more).iter())
+        .map(|r| key_id(r))
+        .collect();
+    let distinct: BTreeSet<i64> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), 6100, "repeated changes");
+    assert_eq!(distinct.len(), 6100);
+}

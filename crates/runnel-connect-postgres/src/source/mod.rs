@@ -213,6 +213,14 @@ impl ConnectorPlugin for PostgresConnector {
 pub struct PostgresSourceTask {
     rt: Option<tokio::runtime::Runtime>,
     state: Option<Running>,
+    /// The parsed config and partition, kept to reconnect after a
+    /// retriable failure.
+    config: Option<(SourceConfig, SourcePartition)>,
+    /// The offset of the last record `poll` returned: where to resume
+    /// after reconnecting.
+    resume: Option<SourceOffset>,
+    /// The highest LSN confirmed to the server (through `commit`).
+    confirmed: Lsn,
 }
 
 impl PostgresSourceTask {
@@ -306,24 +314,85 @@ impl SourceTask for PostgresSourceTask {
             offset = ?stored,
             "starting PostgreSQL CDC task"
         );
-        let running = rt.block_on(Running::start(cfg, partition, stored))?;
+        let confirmed = stored
+            .as_ref()
+            .and_then(|o| offset_lsn(o, "lsn"))
+            .unwrap_or_default();
+        let running = rt.block_on(Running::start(
+            cfg.clone(),
+            partition.clone(),
+            stored.clone(),
+            confirmed,
+            false,
+        ))?;
         self.state = Some(running);
         self.rt = Some(rt);
+        self.config = Some((cfg, partition));
+        self.resume = stored;
+        self.confirmed = confirmed;
         Ok(())
     }
 
     fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
-        let (Some(rt), Some(state)) = (&self.rt, &mut self.state) else {
+        let Some(rt) = &self.rt else {
             return Err(ConnectError::Fatal("the task is not started".into()));
         };
-        Ok(rt.block_on(state.poll())?)
+        if self.state.is_none() {
+            // Reconnect after a retriable failure, resuming after the last
+            // record returned.
+            let Some((cfg, partition)) = &self.config else {
+                return Err(ConnectError::Fatal("the task is not started".into()));
+            };
+            tracing::info!(offset = ?self.resume, "reconnecting");
+            let running = rt.block_on(Running::start(
+                cfg.clone(),
+                partition.clone(),
+                self.resume.clone(),
+                self.confirmed,
+                true,
+            ))?;
+            self.state = Some(running);
+        }
+        let Some(state) = &mut self.state else {
+            return Ok(Vec::new());
+        };
+        match rt.block_on(state.poll()) {
+            Ok(records) => {
+                if let Some(last) = records.last() {
+                    self.resume = Some(last.source_offset.clone());
+                }
+                Ok(records)
+            }
+            Err(e) if e.is_retriable() => {
+                tracing::warn!("lost the connection to PostgreSQL, will reconnect: {e}");
+                if let Some(state) = self.state.take() {
+                    rt.block_on(state.abandon());
+                }
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn commit(&mut self, offsets: &[(SourcePartition, SourceOffset)]) -> Result<(), ConnectError> {
         let (Some(rt), Some(state)) = (&self.rt, &mut self.state) else {
             return Ok(());
         };
-        Ok(rt.block_on(state.commit(offsets))?)
+        match rt.block_on(state.commit(offsets)) {
+            Ok(confirmed) => {
+                self.confirmed = self.confirmed.max(confirmed);
+                Ok(())
+            }
+            Err(e) if e.is_retriable() => {
+                // The next poll reconnects; the LSN is confirmed then.
+                self.confirmed = self.confirmed.max(state.confirmed);
+                if let Some(state) = self.state.take() {
+                    rt.block_on(state.abandon());
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn stop(&mut self) {
@@ -427,10 +496,15 @@ async fn drop_slot(client: &Client, slot: &str) -> Result<()> {
 }
 
 impl Running {
+    /// Connects and prepares: `stored` is where to resume, `confirmed` the
+    /// LSN known durable; `reconnecting` after a failure (no new snapshot
+    /// under `always`).
     async fn start(
         cfg: SourceConfig,
         partition: SourcePartition,
         stored: Option<SourceOffset>,
+        confirmed: Lsn,
+        reconnecting: bool,
     ) -> Result<Running> {
         let client = cfg.conn.connect().await?;
         let level: String = client.query_one("SHOW wal_level", &[]).await?.get(0);
@@ -451,7 +525,7 @@ impl Running {
         });
         let have_offset = stored.is_some() && !snapshot_unfinished;
         let snapshot = match cfg.snapshot_mode {
-            SnapshotMode::Always => true,
+            SnapshotMode::Always => !reconnecting || !have_offset,
             SnapshotMode::Initial | SnapshotMode::InitialOnly => !have_offset,
             SnapshotMode::Never => false,
         };
@@ -570,7 +644,7 @@ impl Running {
                 let lsn = offset_lsn(o, "lsn").unwrap_or_default();
                 running.last_end = lsn;
                 running.skip_before = lsn;
-                running.confirmed = lsn;
+                running.confirmed = confirmed;
                 if let (Some(commit), Some(index)) = (
                     offset_lsn(o, "lsn_commit"),
                     o.get("event_index").and_then(|v| v.as_u64()),
@@ -1063,9 +1137,10 @@ impl Running {
         Ok(())
     }
 
-    async fn commit(&mut self, offsets: &[(SourcePartition, SourceOffset)]) -> Result<()> {
+    /// Confirms what `offsets` make safe; returns the confirmed LSN.
+    async fn commit(&mut self, offsets: &[(SourcePartition, SourceOffset)]) -> Result<Lsn> {
         let Some((_, o)) = offsets.iter().rev().find(|(p, _)| *p == self.partition) else {
-            return Ok(());
+            return Ok(self.confirmed);
         };
         let mut safe = offset_lsn(o, "lsn").unwrap_or_default();
         if let (Some(c), Some(n)) = (
@@ -1088,7 +1163,14 @@ impl Running {
                 self.send_status().await?;
             }
         }
-        Ok(())
+        Ok(self.confirmed)
+    }
+
+    /// Drops the connections after a failure (the slot stays).
+    async fn abandon(mut self) {
+        if let Some(repl) = self.repl.take() {
+            repl.close().await;
+        }
     }
 
     async fn stop(mut self) {
