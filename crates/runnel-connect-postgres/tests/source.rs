@@ -882,8 +882,9 @@ fn a_lost_connection_is_retriable_and_the_task_resumes_without_gaps_or_repeats()
     assert!(!first.is_empty() && first.len() < 6000, "{}", first.len());
     let killed = admin()
         .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'runnel-connect-postgres' AND (datname = $1 OR backend_type = 'walsender')",
-            &[&db.name],
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'runnel-connect-postgres' AND datname = $1 \
+             AND (backend_type <> 'walsender' OR pid = (SELECT active_pid FROM pg_replication_slots WHERE slot_name = $2))",
+            &[&db.name, &db.slot()],
         )
         .unwrap()
         .len();
