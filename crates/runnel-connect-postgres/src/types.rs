@@ -216,7 +216,10 @@ pub fn text_to_value(kind: &TypeKind, mode: DecimalMode, text: &str) -> Result<V
         TypeKind::Date => Value::Int32(parse_date(text).ok_or_else(b)?),
         TypeKind::Time => Value::Int64(parse_time(text).ok_or_else(b)?),
         TypeKind::Timestamp => Value::Int64(parse_timestamp(text).ok_or_else(b)?),
-        TypeKind::Timestamptz => Value::String(zoned_timestamp(text).ok_or_else(b)?),
+        // Years BC (and anything else unexpected) keep PostgreSQL's text.
+        TypeKind::Timestamptz => {
+            Value::String(zoned_timestamp(text).unwrap_or_else(|| text.to_string()))
+        }
         TypeKind::Json | TypeKind::Uuid | TypeKind::Enum(_) => Value::String(text.to_string()),
         TypeKind::Bytea => Value::Bytes(parse_bytea(text).ok_or_else(b)?),
         TypeKind::Array(element) => {
@@ -403,6 +406,9 @@ fn parse_timestamp(text: &str) -> Option<i64> {
 fn zoned_timestamp(text: &str) -> Option<String> {
     if text == "infinity" || text == "-infinity" {
         return Some(text.to_string());
+    }
+    if text.ends_with(" BC") {
+        return None;
     }
     let (date, rest) = text.split_once(' ')?;
     let time = rest.strip_suffix("+00")?;

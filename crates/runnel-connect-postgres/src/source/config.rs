@@ -214,3 +214,79 @@ impl SourceConfig {
         !any(&self.table_exclude, &full)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let mut c: Config = [
+            ("database.hostname", "db"),
+            ("database.user", "u"),
+            ("database.dbname", "shop"),
+            ("topic.prefix", "srv"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in pairs {
+            c.insert(k.to_string(), v.to_string());
+        }
+        c
+    }
+
+    #[test]
+    fn defaults_are_debeziums() {
+        let c = SourceConfig::parse(&config(&[])).unwrap();
+        assert_eq!(c.conn.port, 5432);
+        assert_eq!(c.slot, "debezium");
+        assert_eq!(c.publication, "dbz_publication");
+        assert_eq!(c.autocreate, AutoCreate::AllTables);
+        assert_eq!(c.snapshot_mode, SnapshotMode::Initial);
+        assert!(c.tombstones_on_delete);
+        assert!(!c.slot_drop_on_stop);
+        assert_eq!(c.heartbeat_ms, 0);
+        assert_eq!(c.decimal_mode, DecimalMode::Precise);
+        let no_data = SourceConfig::parse(&config(&[("snapshot.mode", "no_data")])).unwrap();
+        assert_eq!(no_data.snapshot_mode, SnapshotMode::Never);
+    }
+
+    #[test]
+    fn filters_match_whole_names() {
+        let c = SourceConfig::parse(&config(&[(
+            "table.include.list",
+            "public\\.ord.*,inv\\.items",
+        )]))
+        .unwrap();
+        assert!(c.captures("public", "orders"));
+        assert!(c.captures("inv", "items"));
+        assert!(!c.captures("inv", "items2"));
+        assert!(!c.captures("xpublic", "orders"));
+        let c = SourceConfig::parse(&config(&[("schema.exclude.list", "audit")])).unwrap();
+        assert!(!c.captures("audit", "log"));
+        assert!(c.captures("audit2", "log"));
+    }
+
+    #[test]
+    fn bad_values_are_errors_on_their_key() {
+        for (key, value) in [
+            ("plugin.name", "decoderbufs"),
+            ("slot.name", "Bad-Slot"),
+            ("snapshot.mode", "sometimes"),
+            ("table.include.list", "a("),
+            ("database.port", "70000"),
+        ] {
+            match SourceConfig::parse(&config(&[(key, value)])) {
+                Err(Error::Config { field, .. }) => assert_eq!(field, key),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        match SourceConfig::parse(&config(&[
+            ("table.include.list", "a"),
+            ("table.exclude.list", "b"),
+        ])) {
+            Err(Error::Config { field, .. }) => assert_eq!(field, "table.exclude.list"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
