@@ -29,7 +29,7 @@ use runnel_connect_api::{
     Validator, Value,
 };
 use std::collections::HashMap;
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::{Client, GenericClient, Statement, Transaction};
 
 /// The class name.
 pub const CLASS: &str = "io.confluent.connect.jdbc.JdbcSinkConnector";
@@ -334,6 +334,8 @@ pub struct JdbcSinkTask {
     cfg: Option<SinkConfig>,
     client: Option<Client>,
     tables: HashMap<String, TableInfo>,
+    /// Prepared statements by SQL text (valid for the current connection).
+    statements: HashMap<String, Statement>,
     failures: u32,
     last_failure: Option<std::time::Instant>,
 }
@@ -374,12 +376,20 @@ impl SinkTask for JdbcSinkTask {
             if self.client.as_ref().is_none_or(|c| c.is_closed()) {
                 self.client = Some(cfg.conn.connect().await?);
                 self.tables.clear();
+                self.statements.clear();
             }
             let client = self
                 .client
                 .as_mut()
                 .ok_or_else(|| Error::Protocol("no connection".into()))?;
-            write(client, cfg, &mut self.tables, &records).await
+            write(
+                client,
+                cfg,
+                &mut self.tables,
+                &mut self.statements,
+                &records,
+            )
+            .await
         });
         match result {
             Ok(()) => {
@@ -389,6 +399,7 @@ impl SinkTask for JdbcSinkTask {
             Err(e) => {
                 // Schema knowledge may be stale after a failure.
                 self.tables.clear();
+                self.statements.clear();
                 if e.is_retriable() {
                     self.failures += 1;
                     if self.failures > cfg.max_retries {
@@ -863,6 +874,7 @@ async fn write(
     client: &mut Client,
     cfg: &SinkConfig,
     tables: &mut HashMap<String, TableInfo>,
+    statements: &mut HashMap<String, Statement>,
     records: &[SinkRecord],
 ) -> Result<()> {
     if records.is_empty() {
@@ -891,7 +903,7 @@ async fn write(
                     cond.join(" AND ")
                 );
                 let params = texts(&pk)?;
-                tx.execute(&sql, &refs(&params)).await?;
+                execute(&tx, statements, &sql, &params).await?;
                 continue;
             }
             ensure_table(&tx, cfg, tables, &table, &pk, &cols).await?;
@@ -972,11 +984,29 @@ async fn write(
                     (sql, params)
                 }
             };
-            tx.execute(&sql, &refs(&params)).await?;
+            execute(&tx, statements, &sql, &params).await?;
         }
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Runs `sql`, preparing it once per connection.
+async fn execute(
+    tx: &Transaction<'_>,
+    statements: &mut HashMap<String, Statement>,
+    sql: &str,
+    params: &[Option<String>],
+) -> Result<u64> {
+    let statement = match statements.get(sql) {
+        Some(s) => s.clone(),
+        None => {
+            let s = tx.prepare(sql).await?;
+            statements.insert(sql.to_string(), s.clone());
+            s
+        }
+    };
+    Ok(tx.execute(&statement, &refs(params)).await?)
 }
 
 fn texts(cols: &[Col]) -> Result<Vec<Option<String>>> {

@@ -357,3 +357,25 @@ fn sink_configuration_errors_name_their_field() {
         ]
     );
 }
+
+#[test]
+fn a_large_put_is_written_whole() {
+    let db = TestDb::new("sink_large");
+    let mut task = start(&sink_config(
+        &db,
+        &[
+            ("insert.mode", "upsert"),
+            ("pk.mode", "record_key"),
+            ("auto.create", "true"),
+            ("batch.size", "500"),
+        ],
+    ));
+    let batch: Vec<SinkRecord> = (0..5000)
+        .map(|i| rec(i, (i % 4000) as i32, Some("n"), false))
+        .collect();
+    let t0 = std::time::Instant::now();
+    task.put(batch).unwrap();
+    eprintln!("5000 upserts in {:?}", t0.elapsed());
+    assert_eq!(rows(&db, "SELECT count(*)::text FROM people"), ["4000"]);
+    task.stop();
+}
