@@ -17,6 +17,7 @@ mod consume;
 mod demo;
 mod group;
 mod produce;
+mod registry_cli;
 mod serve;
 mod sql_cli;
 
@@ -52,6 +53,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// SQL shell against the ksqlDB-compatible API (interactive, -e or -f).
     Sql(sql_cli::SqlArgs),
+    /// Schema registry subjects, schemas and compatibility levels (rpk registry style).
+    Registry(registry_cli::RegistryArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -98,6 +101,7 @@ fn run() -> Result<()> {
             Command::Produce(args) => produce::run(args).await,
             Command::Consume(args) => consume::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Registry(args) => registry_cli::run(args).await,
             // A blocking client (line editor, HTTP): off the async threads.
             Command::Sql(args) => tokio::task::spawn_blocking(move || sql_cli::run(args)).await?,
         }
