@@ -22,8 +22,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 
+import slide8
 from compat_util import wait_until
 from conftest import free_port, runnel_bin, tail
 
@@ -158,27 +159,7 @@ def produce_values(bootstrap: str, topic: str, values: range, keys: list[str]) -
 
 def read_committed_values(bootstrap: str, topic: str) -> list[int]:
     """Every V of the topic, read read_committed to the end of each partition."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"verify-{topic}",
-                  "enable.auto.commit": False, "isolation.level": "read_committed",
-                  "enable.partition.eof": True})
-    try:
-        parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
-        c.assign([TopicPartition(topic, p, 0) for p in parts])
-        at_end, out = set(), []
-        deadline = time.monotonic() + 30
-        while len(at_end) < len(parts):
-            assert time.monotonic() < deadline, f"{topic}: no end of partitions {set(parts) - at_end}"
-            m = c.poll(0.5)
-            if m is None:
-                continue
-            if m.error() is not None:
-                assert m.error().code() == KafkaError._PARTITION_EOF, m.error()
-                at_end.add(m.partition())
-                continue
-            out.append(json.loads(m.value())["V"])
-        return out
-    finally:
-        c.close()
+    return [json.loads(m.value())["V"] for m in slide8.read_committed(bootstrap, topic, group=f"verify-{topic}")]
 
 
 def test_a_sql_server_killed_and_restarted_with_exactly_once(kafka, tmp_path, unique_name):
