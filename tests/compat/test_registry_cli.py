@@ -113,6 +113,24 @@ def test_registry_verbs_agree_with_confluents_client(server, tmp_path, unique_na
                "--schema", str(compatible_file))
     assert r.stdout.strip() == "compatible"
 
+    # A second version; a read-only subject refuses a third.
+    runnel("registry", "-r", server.registry, "schema", "create", subject, "--schema", str(compatible_file))
+    assert runnel("registry", "-r", server.registry, "subject", "versions", subject).stdout.split() == ["1", "2"]
+    assert [v for v in client.get_versions(subject)] == [1, 2]
+    out = runnel("registry", "-r", server.registry, "mode", "set", subject, "--mode", "readonly").stdout
+    assert out.splitlines()[1].split() == [subject, "READONLY"]
+    third = dict(compatible, fields=compatible["fields"] + [{"name": "rush", "type": "boolean", "default": False}])
+    third_file = tmp_path / "third.avsc"
+    third_file.write_text(json.dumps(third))
+    r = runnel("registry", "-r", server.registry, "schema", "create", subject, "--schema", str(third_file), check=False)
+    assert r.returncode == 1 and "42205" in r.stderr, r.stderr
+    runnel("registry", "-r", server.registry, "mode", "set", subject, "--mode", "READWRITE")
+    assert runnel("registry", "-r", server.registry, "mode", "get", subject).stdout.splitlines()[1].split() \
+        == [subject, "READWRITE"]
+    out = runnel("registry", "-r", server.registry, "schema", "delete", subject, "--schema-version", "1").stdout
+    assert out.strip() == f"deleted version 1 of {subject}"
+    assert client.get_versions(subject) == [2]
+
     out = runnel("registry", "-r", server.registry, "subject", "delete", subject).stdout
     assert subject in out and subject not in client.get_subjects()
     r = runnel("registry", "-r", server.registry, "schema", "get", subject, check=False)

@@ -530,6 +530,58 @@ impl RegistryClient {
         Ok(numbers(&answer))
     }
 
+    /// Deletes one version of a subject (soft, or permanently after a soft
+    /// delete) and returns its number.
+    pub fn delete_version(
+        &self,
+        subject: &str,
+        version: &str,
+        permanent: bool,
+    ) -> Result<i32, ClientError> {
+        let query = if permanent { "?permanent=true" } else { "" };
+        let answer = self.call(
+            "DELETE",
+            &format!(
+                "/subjects/{}/versions/{}{query}",
+                segment(subject),
+                segment(version)
+            ),
+            None,
+        )?;
+        self.cache().latest.remove(subject);
+        answer
+            .as_i64()
+            .and_then(|v| i32::try_from(v).ok())
+            .ok_or_else(|| ClientError::BadResponse(format!("not a version: {answer}")))
+    }
+
+    /// The mode (READWRITE, READONLY, IMPORT) of a subject (falling back to
+    /// the global one) or the global mode.
+    pub fn mode(&self, subject: Option<&str>) -> Result<String, ClientError> {
+        let path = match subject {
+            Some(s) => format!("/mode/{}?defaultToGlobal=true", segment(s)),
+            None => "/mode".to_string(),
+        };
+        let answer = self.call("GET", &path, None)?;
+        answer["mode"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::BadResponse(format!("no mode in {answer}")))
+    }
+
+    /// Sets the mode of a subject, or the global one.
+    pub fn set_mode(&self, subject: Option<&str>, mode: &str) -> Result<String, ClientError> {
+        let path = match subject {
+            Some(s) => format!("/mode/{}", segment(s)),
+            None => "/mode".to_string(),
+        };
+        let answer = self.call("PUT", &path, Some(&json!({ "mode": mode })))?;
+        answer["mode"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::BadResponse(format!("no mode in {answer}")))
+    }
+
     /// The compatibility level of a subject (falling back to the global
     /// one, as the registry's `defaultToGlobal` does), or the global level.
     pub fn compatibility(&self, subject: Option<&str>) -> Result<String, ClientError> {

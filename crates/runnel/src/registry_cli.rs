@@ -36,6 +36,22 @@ enum RegistryCommand {
     /// Compatibility levels, global or per subject.
     #[command(subcommand, name = "compatibility-level")]
     CompatibilityLevel(LevelCommand),
+    /// Modes (READWRITE, READONLY, IMPORT), global or per subject.
+    #[command(subcommand)]
+    Mode(ModeCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ModeCommand {
+    /// The global mode, or a subject's.
+    Get { subject: Option<String> },
+    /// Set the global mode, or a subject's.
+    Set {
+        subject: Option<String>,
+        /// READWRITE, READONLY or IMPORT.
+        #[arg(long)]
+        mode: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -52,6 +68,8 @@ enum SubjectCommand {
         #[arg(long)]
         permanent: bool,
     },
+    /// A subject's versions.
+    Versions { subject: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -70,6 +88,14 @@ enum SchemaCommand {
         subject: String,
         #[arg(long, default_value = "latest")]
         schema_version: String,
+    },
+    /// Delete one version of a subject (soft; --permanent after a soft delete).
+    Delete {
+        subject: String,
+        #[arg(long)]
+        schema_version: String,
+        #[arg(long)]
+        permanent: bool,
     },
     /// Whether a schema file may be registered under a subject.
     CheckCompatibility {
@@ -147,6 +173,42 @@ fn run_blocking(args: RegistryArgs, out: &mut dyn Write) -> Result<()> {
                 "deleted {}subject {subject}, versions {}",
                 if permanent { "(permanently) " } else { "" },
                 list.join(", ")
+            )?;
+        }
+        RegistryCommand::Subject(SubjectCommand::Versions { subject }) => {
+            for v in client.versions(&subject)? {
+                writeln!(out, "{v}")?;
+            }
+        }
+        RegistryCommand::Schema(SchemaCommand::Delete {
+            subject,
+            schema_version,
+            permanent,
+        }) => {
+            let v = client.delete_version(&subject, &schema_version, permanent)?;
+            writeln!(
+                out,
+                "deleted {}version {v} of {subject}",
+                if permanent { "(permanently) " } else { "" }
+            )?;
+        }
+        RegistryCommand::Mode(command) => {
+            let (subject, mode) = match command {
+                ModeCommand::Get { subject } => {
+                    let mode = client.mode(subject.as_deref())?;
+                    (subject, mode)
+                }
+                ModeCommand::Set { subject, mode } => {
+                    let mode = client.set_mode(subject.as_deref(), &mode.to_ascii_uppercase())?;
+                    (subject, mode)
+                }
+            };
+            columns(
+                &[
+                    vec!["SUBJECT".into(), "MODE".into()],
+                    vec![subject.unwrap_or_else(|| "{GLOBAL}".into()), mode],
+                ],
+                out,
             )?;
         }
         RegistryCommand::Schema(SchemaCommand::Create {
