@@ -49,6 +49,16 @@ pub struct LogConfig {
     /// `min.cleanable.dirty.ratio`: compaction runs once the uncompacted
     /// bytes are at least this share of the compactable bytes.
     pub min_cleanable_dirty_ratio: f64,
+    /// `confluent.key.schema.validation`: produced keys must carry the id
+    /// of a schema registered for the topic's key subject (the broker
+    /// checks it; the log only stores the setting).
+    pub key_schema_validation: bool,
+    /// `confluent.value.schema.validation`: the same for values.
+    pub value_schema_validation: bool,
+    /// `confluent.key.subject.name.strategy`: how the key subject is named.
+    pub key_subject_name_strategy: String,
+    /// `confluent.value.subject.name.strategy`.
+    pub value_subject_name_strategy: String,
 }
 
 impl LogConfig {
@@ -95,8 +105,23 @@ fn unreachable_defaults() -> LogConfig {
         min_compaction_lag_ms: 0,
         max_compaction_lag_ms: i64::MAX,
         min_cleanable_dirty_ratio: 0.5,
+        key_schema_validation: false,
+        value_schema_validation: false,
+        key_subject_name_strategy: TOPIC_NAME_STRATEGY.into(),
+        value_subject_name_strategy: TOPIC_NAME_STRATEGY.into(),
     }
 }
+
+/// Confluent's default subject name strategy (`<topic>-key`, `<topic>-value`).
+pub const TOPIC_NAME_STRATEGY: &str = "io.confluent.kafka.serializers.subject.TopicNameStrategy";
+
+/// The subject name strategies the `confluent.*.subject.name.strategy`
+/// configs accept (Confluent's class names).
+const SUBJECT_NAME_STRATEGIES: &[&str] = &[
+    TOPIC_NAME_STRATEGY,
+    "io.confluent.kafka.serializers.subject.RecordNameStrategy",
+    "io.confluent.kafka.serializers.subject.TopicRecordNameStrategy",
+];
 
 /// Where an effective config value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +176,26 @@ const DEFS: &[Def] = &[
         key: "compression.type",
         default: "producer",
         kind: Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+    },
+    Def {
+        key: "confluent.key.schema.validation",
+        default: "false",
+        kind: Kind::Bool,
+    },
+    Def {
+        key: "confluent.key.subject.name.strategy",
+        default: TOPIC_NAME_STRATEGY,
+        kind: Kind::OneOf(SUBJECT_NAME_STRATEGIES),
+    },
+    Def {
+        key: "confluent.value.schema.validation",
+        default: "false",
+        kind: Kind::Bool,
+    },
+    Def {
+        key: "confluent.value.subject.name.strategy",
+        default: TOPIC_NAME_STRATEGY,
+        kind: Kind::OneOf(SUBJECT_NAME_STRATEGIES),
     },
     Def {
         key: "delete.retention.ms",
@@ -442,6 +487,10 @@ pub(crate) fn resolve(
                 )
             },
         )?,
+        key_schema_validation: get("confluent.key.schema.validation") == "true",
+        value_schema_validation: get("confluent.value.schema.validation") == "true",
+        key_subject_name_strategy: get("confluent.key.subject.name.strategy").to_string(),
+        value_subject_name_strategy: get("confluent.value.subject.name.strategy").to_string(),
     };
     Ok((cfg, o))
 }

@@ -530,6 +530,21 @@ impl RegistryClient {
         Ok(numbers(&answer))
     }
 
+    /// The subjects and versions schema `id` is registered under.
+    pub fn subjects_of_id(&self, id: i32) -> Result<Vec<(String, i32)>, ClientError> {
+        let answer = self.call("GET", &format!("/schemas/ids/{id}/versions"), None)?;
+        Ok(answer
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| {
+                let subject = v["subject"].as_str()?.to_string();
+                let version = i32::try_from(v["version"].as_i64()?).ok()?;
+                Some((subject, version))
+            })
+            .collect())
+    }
+
     /// Deletes one version of a subject (soft, or permanently after a soft
     /// delete) and returns its number.
     pub fn delete_version(

@@ -18,6 +18,7 @@ mod demo;
 mod group;
 mod produce;
 mod registry_cli;
+mod schema_validation;
 mod serve;
 mod sql_cli;
 

@@ -172,6 +172,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // engine's queries commit and stop writing before the broker flushes
     // the log. The registry starts before the SQL engine, which will read
     // schemas from it.
+    // Topics with confluent.*.schema.validation=true check produced records
+    // against the SQL engine's registry (the built-in one unless
+    // --schema-registry-url names another).
+    if let Some(url) = &engine_config.schema_registry_url {
+        broker.set_schema_validator(Arc::new(crate::schema_validation::RegistryValidator::new(
+            url,
+        )));
+    }
     let local = broker.local();
     services.add(KafkaService { broker, listener });
     let cluster: Arc<dyn Cluster> = Arc::new(runnel_embed::LocalCluster::new(local));

@@ -210,6 +210,13 @@ pub(crate) fn append_one(
             });
         }
     }
+    crate::schema_check::check(
+        broker.schemas.get().map(|v| v.as_ref()),
+        topic,
+        index,
+        &cfg,
+        data,
+    )?;
     let producer = ProducerBatch::of_payload(data);
     let state = producer.map(|_| broker.producers.partition(topic, index));
     let mut state = state.as_deref().map(lock);
