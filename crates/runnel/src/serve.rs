@@ -181,11 +181,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         )));
     }
     let local = broker.local();
+    let local_for_registry = broker.local();
     services.add(KafkaService { broker, listener });
     let cluster: Arc<dyn Cluster> = Arc::new(runnel_embed::LocalCluster::new(local));
     if !config.no_registry {
+        // The registry's writer takes the transactional id remote registries
+        // on this broker take (`runnel serve --bootstrap-servers`), so the
+        // embedded one and they fence each other.
+        let registry_cluster: Arc<dyn Cluster> = Arc::new(
+            runnel_embed::LocalCluster::new(local_for_registry)
+                .with_instance_id(runnel_registry::service::KAFKA_INSTANCE_ID),
+        );
         services.add(RegistryService::new(
-            cluster.clone(),
+            registry_cluster,
             RegistryConfig::default(),
             registry_listen(&config),
         ));
