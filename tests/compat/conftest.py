@@ -160,6 +160,28 @@ class RunnelServer:
         return self.proc.returncode
 
 
+def start_registry_server(base: Path, extra_args=()) -> RunnelServer:
+    """`runnel serve` with its schema registry on a free port (`.registry` is
+    its URL) and no SQL engine, returned once the registry answers."""
+    import httpx
+
+    port = free_port()
+    server = RunnelServer(runnel_bin(), base / "data", base / "runnel.log",
+                          ["--registry-listen", f"127.0.0.1:{port}", "--no-sql", *extra_args]).start()
+    server.registry = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            if httpx.get(f"{server.registry}/subjects", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError(f"no schema registry at {server.registry}; log:\n{tail(server.log_path)}")
+        time.sleep(0.05)
+
+
 _SESSION_SERVER: RunnelServer | None = None
 
 

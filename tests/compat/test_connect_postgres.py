@@ -11,15 +11,13 @@ SQL API, which reaches the connector runtime's Kafka Connect REST API.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 import uuid
 
 import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from compat_util import ck_consumer, wait_until
+from compat_util import ck_consumer, ksql_statements, wait_until
 from conftest import RunnelServer, free_port, runnel_bin
 
 JSON = "org.apache.kafka.connect.json.JsonConverter"
@@ -49,14 +47,7 @@ class Server:
         wait_until(ready, timeout=60, what="the SQL API and the connector runtime")
 
     def ksql(self, sql: str) -> list:
-        req = urllib.request.Request(
-            f"{self.sql}/ksql", data=json.dumps({"ksql": sql}).encode(),
-            headers={"Content-Type": "application/json"}, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            raise AssertionError(f"{sql!r}: HTTP {e.code}: {e.read().decode()}") from None
+        return ksql_statements(self.sql, sql)
 
     def ksql_error(self, sql: str) -> tuple[int, dict]:
         r = httpx.post(f"{self.sql}/ksql", json={"ksql": sql}, timeout=60)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -18,8 +17,8 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from compat_util import ck_consume, ck_consumer, ck_flush, ck_producer, wait_until
-from conftest import RunnelServer, free_port, runnel_bin
+from compat_util import ck_consume, ck_consumer, ck_flush, ck_producer
+from conftest import runnel_bin, start_registry_server
 
 ORDER = {
     "type": "record", "name": "Order", "namespace": "compat.cli",
@@ -45,18 +44,7 @@ message Point { int32 x = 1; int32 y = 2; string label = 3; }
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("registry-cli")
-    port = free_port()
-    s = RunnelServer(runnel_bin(), base / "data", base / "runnel.log",
-                     ["--registry-listen", f"127.0.0.1:{port}", "--no-sql"]).start()
-    s.registry = f"http://127.0.0.1:{port}"
-
-    def ready():
-        try:
-            return httpx.get(f"{s.registry}/subjects", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-    wait_until(ready, timeout=60, what="the registry")
+    s = start_registry_server(tmp_path_factory.mktemp("registry-cli"))
     yield s
     assert s.stop() == 0
 

@@ -25,7 +25,7 @@ import pytest
 from confluent_kafka import Producer
 
 import slide8
-from compat_util import wait_until
+from compat_util import ksql_statements, wait_until
 from conftest import free_port, runnel_bin, tail
 
 pytestmark = pytest.mark.kafka
@@ -65,14 +65,7 @@ class SqlServer:
         raise AssertionError(f"no SQL API within {START_TIMEOUT_S}s; log:\n{tail(self.log_path)}")
 
     def ksql(self, sql: str, props: dict | None = None) -> list:
-        req = urllib.request.Request(
-            self.url("/ksql"), data=json.dumps({"ksql": sql, "streamsProperties": props or {}}).encode(),
-            headers={"Content-Type": "application/json"}, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            raise AssertionError(f"{sql!r}: HTTP {e.code}: {e.read().decode()}") from None
+        return ksql_statements(self.url(""), sql, props)
 
     def pull(self, sql: str) -> list:
         """Rows of a pull query (`/query-stream`, one JSON value per line).

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
@@ -16,8 +15,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from compat_util import ck_admin, ck_consume, ck_consumer, wait_until
-from conftest import RunnelServer, free_port, runnel_bin
+from compat_util import ck_admin, ck_consume, ck_consumer
+from conftest import start_registry_server
 
 
 def schema(name: str) -> str:
@@ -27,18 +26,7 @@ def schema(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("schema-validation")
-    port = free_port()
-    s = RunnelServer(runnel_bin(), base / "data", base / "runnel.log",
-                     ["--registry-listen", f"127.0.0.1:{port}", "--no-sql"]).start()
-    s.registry = f"http://127.0.0.1:{port}"
-
-    def ready():
-        try:
-            return httpx.get(f"{s.registry}/subjects", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-    wait_until(ready, timeout=60, what="the registry")
+    s = start_registry_server(tmp_path_factory.mktemp("schema-validation"))
     yield s
     assert s.stop() == 0
 
