@@ -1,7 +1,7 @@
 //! Schema registry look-ups under many concurrent clients: p50/p99 of
 //! (a) schemas by id over HTTP (no client cache), (b) look-ups by schema
 //! under a subject (`POST /subjects/{s}`), and (c) the client's cached
-//! `schema_by_id`, each from `--clients` threads at once.
+//! `schema_by_id` once warm, each from `--clients` threads at once.
 //!
 //!     cargo run --release -p runnel-registry-client --example registry_bench -- [--clients 100] [--requests 200] [--url URL]
 //!
@@ -150,6 +150,13 @@ fn main() {
         let clients_v: Arc<Vec<RegistryClient>> =
             Arc::new((0..clients).map(|_| RegistryClient::new(&url)).collect());
         let ids = ids.clone();
+        // Warm: each client has fetched every schema once (not timed), as
+        // a long-running serializer has.
+        for c in clients_v.iter() {
+            for id in ids.iter() {
+                c.schema_by_id(*id).unwrap();
+            }
+        }
         run(
             "by_id_cached_client",
             clients,
