@@ -88,7 +88,8 @@ pub(crate) fn check(
     let limit = codec::decompression_limit(cfg.max_message_bytes);
     let mut faults: Vec<(i32, String)> = Vec::new();
     let mut unavailable: Option<String> = None;
-    codec::for_each_record(payload, limit, |i, key, value| {
+    codec::for_each_record(payload, limit, |r| {
+        let (i, key, value) = (r.index, r.key, r.value);
         if unavailable.is_some() {
             return;
         }

@@ -30,6 +30,12 @@ pub struct LogConfig {
     pub cleanup_policy: String,
     /// `message.timestamp.type`.
     pub message_timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: how far in the past a CreateTime
+    /// record may be (the broker refuses older ones; unbounded by default).
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future (1 hour by
+    /// default since Kafka 4.0).
+    pub timestamp_after_max_ms: i64,
     /// `segment.index.bytes`: max size of a segment's offset index; the
     /// segment rolls when its index would overflow.
     pub segment_index_bytes: u32,
@@ -98,6 +104,8 @@ fn unreachable_defaults() -> LogConfig {
         index_interval_bytes: 4096,
         cleanup_policy: "delete".into(),
         message_timestamp_type: TimestampType::CreateTime,
+        timestamp_before_max_ms: i64::MAX,
+        timestamp_after_max_ms: 3_600_000,
         segment_index_bytes: 10 * 1024 * 1024,
         min_insync_replicas: 1,
         compression_type: "producer".into(),
@@ -251,6 +259,22 @@ const DEFS: &[Def] = &[
         kind: Kind::Int {
             min: 0,
             max: I32MAX,
+        },
+    },
+    Def {
+        key: "message.timestamp.after.max.ms",
+        default: "3600000",
+        kind: Kind::Long {
+            min: 0,
+            max: i64::MAX,
+        },
+    },
+    Def {
+        key: "message.timestamp.before.max.ms",
+        default: "9223372036854775807",
+        kind: Kind::Long {
+            min: 0,
+            max: i64::MAX,
         },
     },
     Def {
@@ -472,6 +496,8 @@ pub(crate) fn resolve(
         } else {
             TimestampType::CreateTime
         },
+        timestamp_before_max_ms: num("message.timestamp.before.max.ms")?,
+        timestamp_after_max_ms: num("message.timestamp.after.max.ms")?,
         segment_index_bytes: num("segment.index.bytes")? as u32,
         min_insync_replicas: num("min.insync.replicas")? as i32,
         compression_type: get("compression.type").to_string(),
