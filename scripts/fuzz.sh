@@ -20,7 +20,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
-targets=(request batch recovery formats)
+targets=(request batch recovery formats sql)
 seconds=${FUZZ_SECONDS:-30}
 if [ $# -gt 0 ]; then
   targets=("$1")

@@ -164,3 +164,20 @@ def _partition_count(admin: AdminClient, name: str) -> int:
 
 def tp(topic: str, partition: int = 0, offset: int = -1001) -> TopicPartition:
     return TopicPartition(topic, partition, offset)
+
+
+def ksql_statements(base_url: str, sql: str, props: dict | None = None) -> list:
+    """POSTs statements to a ksqlDB-compatible `/ksql` endpoint and returns its
+    entities; any HTTP error fails with the statement and the answer."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{base_url}/ksql", data=json.dumps({"ksql": sql, "streamsProperties": props or {}}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        raise AssertionError(f"{sql!r}: HTTP {e.code}: {e.read().decode()}") from None

@@ -160,6 +160,28 @@ class RunnelServer:
         return self.proc.returncode
 
 
+def start_registry_server(base: Path, extra_args=()) -> RunnelServer:
+    """`runnel serve` with its schema registry on a free port (`.registry` is
+    its URL) and no SQL engine, returned once the registry answers."""
+    import httpx
+
+    port = free_port()
+    server = RunnelServer(runnel_bin(), base / "data", base / "runnel.log",
+                          ["--registry-listen", f"127.0.0.1:{port}", "--no-sql", *extra_args]).start()
+    server.registry = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            if httpx.get(f"{server.registry}/subjects", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError(f"no schema registry at {server.registry}; log:\n{tail(server.log_path)}")
+        time.sleep(0.05)
+
+
 _SESSION_SERVER: RunnelServer | None = None
 
 
@@ -325,3 +347,67 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_report_header(config):
     return [f"runnel binary: {runnel_bin()}", f"apache kafka: {kafka_cluster.kafka_version()} ({kafka_cluster.libs_dir()})"]
+
+
+# ----------------------------------------------------------------------------
+# PostgreSQL (scripts/postgres.sh): the real database of the connector tests
+# ----------------------------------------------------------------------------
+
+
+class Postgres:
+    """A PostgreSQL server reached with `psql`; `url` names its `postgres` database."""
+
+    def __init__(self, url: str):
+        self.url = url
+        m = re.match(r"postgres(?:ql)?://([^@/]+)@([^:/]+):(\d+)/(\w+)", url)
+        assert m, f"unexpected PostgreSQL URL {url}"
+        self.user, self.host, self.port = m.group(1), m.group(2), int(m.group(3))
+
+    def db_url(self, db: str) -> str:
+        return f"postgres://{self.user}@{self.host}:{self.port}/{db}"
+
+    def psql(self, sql: str, db: str = "postgres") -> str:
+        """Runs `sql` with psql (stops at the first error) and returns its unaligned output."""
+        r = subprocess.run(
+            ["psql", self.db_url(db), "-v", "ON_ERROR_STOP=1", "-AtX", "-F", "|", "-c", sql],
+            capture_output=True, text=True, timeout=60,
+        )
+        if r.returncode != 0:
+            raise AssertionError(f"psql failed ({r.returncode}) on {sql!r}: {r.stderr}")
+        return r.stdout
+
+    def rows(self, sql: str, db: str) -> list[list[str]]:
+        return [line.split("|") for line in self.psql(sql, db).splitlines() if line]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Postgres:
+    """The test command's PostgreSQL ($RUNNEL_TEST_POSTGRES_URL), else a private one
+    started here with scripts/postgres.sh (left running for the next run)."""
+    url = os.environ.get("RUNNEL_TEST_POSTGRES_URL")
+    if not url:
+        r = subprocess.run([str(REPO_ROOT / "scripts" / "postgres.sh"), "start"],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            pytest.fail(f"cannot start PostgreSQL with scripts/postgres.sh: {r.stderr}", pytrace=False)
+        url = r.stdout.strip().splitlines()[-1]
+    return Postgres(url)
+
+
+@pytest.fixture
+def pg_database(postgres, request):
+    """A database of this test's own; its replication slots and itself are dropped afterwards."""
+    name = "t_" + re.sub(r"[^a-z0-9_]+", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:8]
+    postgres.psql(f"CREATE DATABASE {name}")
+    yield name
+    postgres.psql(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+        f"WHERE database = '{name}' AND active_pid IS NOT NULL"
+    )
+    # A terminated walsender releases its slot when its process has gone.
+    deadline = time.monotonic() + 30
+    while postgres.psql(f"SELECT count(*) FROM pg_replication_slots WHERE database = '{name}' AND active").strip() != "0":
+        assert time.monotonic() < deadline, f"replication slots of {name} still active"
+        time.sleep(0.1)
+    postgres.psql(f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '{name}'")
+    postgres.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -23,22 +23,23 @@ OUTPUTS = ("opened_per_day", "crashed_per_day", "unstable_apps")
 RUN_TIMEOUT_S = 60.0
 
 
-def read_table(bootstrap: str, topic: str) -> tuple[dict[bytes, bytes], int]:
-    """The topic as a table, read_committed to the end; and how many records it held."""
+def read_committed(bootstrap: str, topic: str, group: str = "kafka-streams-verifier",
+                   partitions: int | None = None) -> list:
+    """Every record of the topic, read read_committed to the end of each partition
+    (`partitions`: how many it must have)."""
     c = Consumer({
         "bootstrap.servers": bootstrap,
-        "group.id": "kafka-streams-verifier",
+        "group.id": group,
         "enable.auto.commit": False,
         "isolation.level": "read_committed",
         "enable.partition.eof": True,
     })
     try:
         parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
-        assert len(parts) == PARTITIONS, f"{topic} has partitions {parts}"
+        assert partitions is None or len(parts) == partitions, f"{topic} has partitions {parts}"
         c.assign([TopicPartition(topic, p, 0) for p in parts])
         at_end: set[int] = set()
-        rows: dict[bytes, bytes] = {}
-        records = 0
+        out = []
         deadline = time.monotonic() + 30
         while len(at_end) < len(parts):
             assert time.monotonic() < deadline, f"{topic}: no end of partitions {set(parts) - at_end}"
@@ -49,14 +50,22 @@ def read_table(bootstrap: str, topic: str) -> tuple[dict[bytes, bytes], int]:
                 assert m.error().code() == KafkaError._PARTITION_EOF, m.error()
                 at_end.add(m.partition())
                 continue
-            records += 1
-            if m.value() is None:
-                rows.pop(m.key(), None)
-            else:
-                rows[m.key()] = m.value()
-        return rows, records
+            out.append(m)
+        return out
     finally:
         c.close()
+
+
+def read_table(bootstrap: str, topic: str) -> tuple[dict[bytes, bytes], int]:
+    """The topic as a table, read_committed to the end; and how many records it held."""
+    records = read_committed(bootstrap, topic, partitions=PARTITIONS)
+    rows: dict[bytes, bytes] = {}
+    for m in records:
+        if m.value() is None:
+            rows.pop(m.key(), None)
+        else:
+            rows[m.key()] = m.value()
+    return rows, len(records)
 
 
 def input_records(bootstrap: str, topic: str) -> list[tuple[bytes, int]]:

@@ -123,6 +123,35 @@ def test_record_errors_of_a_produce(peers, topic):
     assert seen["runnel"] == seen["kafka"]
 
 
+def test_timestamps_out_of_range_are_refused_as_kafka_4_does(peers, topic):
+    """Kafka 4 refuses CreateTime records more than message.timestamp.after.max.ms
+    (1 hour) ahead, or more than message.timestamp.before.max.ms behind when set;
+    one bad record fails its whole batch (KIP-467); LogAppendTime topics take anything."""
+    def probe(bootstrap, rf, name):
+        now = now_ms()
+        create(bootstrap, rf, name)
+        create(bootstrap, rf, f"{name}-recent", config={"message.timestamp.before.max.ms": "3600000"})
+        create(bootstrap, rf, f"{name}-append", config={"message.timestamp.type": "LogAppendTime"})
+        hour = 3_600_000
+        return {
+            "past and present": produce_all(bootstrap, name, [(b"a", b"1", now - 30 * 24 * hour),
+                                                                (b"b", b"2", now)]),
+            "two hours ahead": produce_all(bootstrap, name, [(b"c", b"3", now + 2 * hour)]),
+            "one bad in a batch": produce_all(bootstrap, name, [(b"d", b"4", now),
+                                                                  (b"e", b"5", now + 2 * hour),
+                                                                  (b"f", b"6", now)]),
+            "a day old, bound of an hour": produce_all(bootstrap, f"{name}-recent",
+                                                       [(b"g", b"7", now - 24 * hour)]),
+            "ahead on LogAppendTime": produce_all(bootstrap, f"{name}-append",
+                                                  [(b"h", b"8", now + 2 * hour)]),
+            "kept": [m.value() for m in consume_all(bootstrap, name)],
+        }
+
+    seen = differential(peers, topic, probe)
+    assert seen["runnel"] == seen["kafka"]
+    assert seen["runnel"]["two hours ahead"] == ["INVALID_TIMESTAMP"], seen
+
+
 def test_offsets_and_timestamps(peers, topic):
     def probe(bootstrap, rf, name):
         base = now_ms() - 60_000
@@ -213,7 +242,7 @@ def test_group_states_as_members_come_and_go(peers, topic):
 
 def test_topic_config_descriptions(peers, topic):
     keys = ("cleanup.policy", "retention.ms", "compression.type", "message.timestamp.type",
-            "max.message.bytes")
+            "max.message.bytes", "message.timestamp.before.max.ms", "message.timestamp.after.max.ms")
 
     def probe(bootstrap, rf, name):
         create(bootstrap, rf, name, config={"retention.ms": "3600000"})

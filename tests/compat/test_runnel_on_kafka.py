@@ -22,9 +22,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from compat_util import wait_until
+import slide8
+from compat_util import ksql_statements, wait_until
 from conftest import free_port, runnel_bin, tail
 
 pytestmark = pytest.mark.kafka
@@ -64,14 +65,7 @@ class SqlServer:
         raise AssertionError(f"no SQL API within {START_TIMEOUT_S}s; log:\n{tail(self.log_path)}")
 
     def ksql(self, sql: str, props: dict | None = None) -> list:
-        req = urllib.request.Request(
-            self.url("/ksql"), data=json.dumps({"ksql": sql, "streamsProperties": props or {}}).encode(),
-            headers={"Content-Type": "application/json"}, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            raise AssertionError(f"{sql!r}: HTTP {e.code}: {e.read().decode()}") from None
+        return ksql_statements(self.url(""), sql, props)
 
     def pull(self, sql: str) -> list:
         """Rows of a pull query (`/query-stream`, one JSON value per line).
@@ -158,27 +152,7 @@ def produce_values(bootstrap: str, topic: str, values: range, keys: list[str]) -
 
 def read_committed_values(bootstrap: str, topic: str) -> list[int]:
     """Every V of the topic, read read_committed to the end of each partition."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"verify-{topic}",
-                  "enable.auto.commit": False, "isolation.level": "read_committed",
-                  "enable.partition.eof": True})
-    try:
-        parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
-        c.assign([TopicPartition(topic, p, 0) for p in parts])
-        at_end, out = set(), []
-        deadline = time.monotonic() + 30
-        while len(at_end) < len(parts):
-            assert time.monotonic() < deadline, f"{topic}: no end of partitions {set(parts) - at_end}"
-            m = c.poll(0.5)
-            if m is None:
-                continue
-            if m.error() is not None:
-                assert m.error().code() == KafkaError._PARTITION_EOF, m.error()
-                at_end.add(m.partition())
-                continue
-            out.append(json.loads(m.value())["V"])
-        return out
-    finally:
-        c.close()
+    return [json.loads(m.value())["V"] for m in slide8.read_committed(bootstrap, topic, group=f"verify-{topic}")]
 
 
 def test_a_sql_server_killed_and_restarted_with_exactly_once(kafka, tmp_path, unique_name):

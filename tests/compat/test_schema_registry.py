@@ -310,14 +310,31 @@ class RemoteRegistry:
             self._log.close()
 
 
-def test_two_registries_on_one_cluster_never_give_one_id_twice(make_server, tmp_path):
-    """Two registry processes share one cluster's `_schemas` topic and take
-    registrations at the same moment, through the Kafka protocol: every
-    schema gets one id, no id goes to two schemas, and both agree."""
+class EmbeddedRegistry:
+    """The registry inside the broker's own `runnel serve` (in-process backends)."""
+
+    def __init__(self, port: int):
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> int:
+        return 0
+
+
+@pytest.mark.parametrize("first", ["remote", "embedded"])
+def test_two_registries_on_one_cluster_never_give_one_id_twice(make_server, tmp_path, first):
+    """Two registries share one cluster's `_schemas` topic and take
+    registrations at the same moment — two processes reaching it through the
+    Kafka protocol, or the broker's embedded registry and one such process:
+    every schema gets one id, no id goes to two schemas, and both agree."""
     from concurrent.futures import ThreadPoolExecutor
 
-    broker = make_server(extra_args=["--no-registry", "--no-sql"]).start()
-    a = RemoteRegistry(broker.bootstrap, tmp_path / "registry-a.log")
+    if first == "embedded":
+        port = free_port()
+        broker = make_server(extra_args=["--registry-listen", f"127.0.0.1:{port}", "--no-sql"]).start()
+        a = EmbeddedRegistry(port)
+    else:
+        broker = make_server(extra_args=["--no-registry", "--no-sql"]).start()
+        a = RemoteRegistry(broker.bootstrap, tmp_path / "registry-a.log")
     b = RemoteRegistry(broker.bootstrap, tmp_path / "registry-b.log")
     try:
         for r in (a, b):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import struct
-import urllib.error
-import urllib.request
 import uuid
 
 import httpx
@@ -22,7 +20,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext, StringSerializer
 
-from compat_util import ck_consume, ck_consumer, ck_flush, ck_producer, wait_until
+from compat_util import ck_consume, ck_consumer, ck_flush, ck_producer, ksql_statements, wait_until
 from conftest import RunnelServer, free_port, runnel_bin
 
 ORDER = json.dumps({
@@ -67,14 +65,7 @@ class Server:
         wait_until(ready, timeout=60, what="the registry and the SQL API")
 
     def ksql(self, sql: str) -> list:
-        req = urllib.request.Request(
-            f"{self.sql}/ksql", data=json.dumps({"ksql": sql}).encode(),
-            headers={"Content-Type": "application/json"}, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            raise AssertionError(f"{sql!r}: HTTP {e.code}: {e.read().decode()}") from None
+        return ksql_statements(self.sql, sql)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ pub mod group;
 mod handlers;
 pub mod local;
 pub mod producers;
+pub mod schema_check;
 mod server;
 pub mod shape;
 pub mod txn;
@@ -47,6 +48,9 @@ pub struct Broker {
     txn: txn::Coordinator,
     /// Wakes in-process readers after appends.
     local_signal: local::AppendSignal,
+    /// The schema registry of topics with schema validation on, once the
+    /// binary provides one.
+    schemas: std::sync::OnceLock<Arc<dyn schema_check::SchemaValidator>>,
 }
 
 impl Broker {
@@ -78,10 +82,18 @@ impl Broker {
             groups,
             txn,
             local_signal: local::AppendSignal::default(),
+            schemas: std::sync::OnceLock::new(),
         }))
     }
 
     /// The log this broker serves.
+    /// The schema registry that checks produced records on topics with
+    /// `confluent.key|value.schema.validation=true`. Set once (a later
+    /// call is ignored and returns false).
+    pub fn set_schema_validator(&self, validator: Arc<dyn schema_check::SchemaValidator>) -> bool {
+        self.schemas.set(validator).is_ok()
+    }
+
     pub fn log(&self) -> &Arc<Log> {
         &self.log
     }

@@ -13,8 +13,10 @@
 //! exactly-once, its transactions); the trait adds what is not tied to one
 //! application: listing, creating and deleting topics.
 
+#[cfg(feature = "kafka")]
 mod kafka;
 
+#[cfg(feature = "kafka")]
 pub use kafka::KafkaCluster;
 pub use runnel_streams::backend::{ConsumedRecord, Headers, ProducedRecord, TopicPartition};
 pub use runnel_streams::serdes::{murmur2, partition_for};

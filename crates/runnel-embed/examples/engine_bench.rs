@@ -7,8 +7,13 @@
 //! cargo run --release -p runnel-embed --example engine_bench -- \
 //!     [--events N] [--backend local|kafka|both] \
 //!     [--query all|filter|windowed-count|stream-table-join|poll] \
-//!     [--keys K] [--partitions P] [--days D] [--kafka-prop KEY=VALUE]...
+//!     [--keys K] [--partitions P] [--days D] [--kafka-prop KEY=VALUE]... \
+//!     [--value-format json|avro|protobuf]
 //! ```
+//!
+//! `--value-format avro|protobuf` encodes the events (and the filter's
+//! outputs) with `runnel-serdes` through a schema registry (Runnel's, in
+//! process) instead of JSON; only `filter` and `poll` run then.
 //!
 //! Setup, before any clock starts: a broker in a temp dir; the input topic
 //! `events` (`P` partitions, default 1) is preloaded with `N` events
@@ -56,7 +61,7 @@ use runnel_log::batch::build::{build_batch_with, TestRecord};
 use runnel_log::batch::BatchIter;
 use runnel_log::codec;
 use runnel_streams::serdes::{
-    partition_for, I64Serde, JsonSerde, OptionSerde, StringSerde, WindowedSerde,
+    partition_for, I64Serde, JsonSerde, OptionSerde, SerdeRef, StringSerde, WindowedSerde,
 };
 use runnel_streams::{
     Backend, Guarantee, KafkaBackend, KafkaBackendConfig, PollEvent, Streams, StreamsBuilder,
@@ -132,13 +137,15 @@ struct Opts {
     queries: Vec<Query>,
     /// Extra librdkafka properties for the Kafka backend.
     kafka_props: Vec<(String, String)>,
+    format: ValueFormat,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: engine_bench [--events N] [--backend local|kafka|both] \
          [--query all|filter|windowed-count|stream-table-join|poll] \
-         [--keys K] [--partitions P] [--days D] [--kafka-prop KEY=VALUE]..."
+         [--keys K] [--partitions P] [--days D] [--kafka-prop KEY=VALUE]... \
+         [--value-format json|avro|protobuf]"
     );
     std::process::exit(2)
 }
@@ -152,6 +159,7 @@ fn parse_args() -> Opts {
         backends: vec![Via::Local, Via::Kafka],
         queries: vec![Query::Filter, Query::WindowedCount, Query::Join],
         kafka_props: Vec::new(),
+        format: ValueFormat::Json,
     };
     let mut all = true;
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -172,6 +180,14 @@ fn parse_args() -> Opts {
                     usage()
                 };
                 o.kafka_props.push((k.to_string(), v.to_string()));
+            }
+            "--value-format" => {
+                o.format = match val.as_str() {
+                    "json" => ValueFormat::Json,
+                    "avro" => ValueFormat::Avro,
+                    "protobuf" => ValueFormat::Protobuf,
+                    _ => usage(),
+                }
             }
             "--backend" => {
                 o.backends = match val.as_str() {
@@ -195,6 +211,14 @@ fn parse_args() -> Opts {
             _ => usage(),
         }
         i += 2;
+    }
+    if o.format != ValueFormat::Json {
+        // The other queries read values as JSON text.
+        o.queries
+            .retain(|q| matches!(q, Query::Filter | Query::Poll));
+        if o.queries.is_empty() {
+            usage()
+        }
     }
     if all {
         o.queries.insert(0, Query::Poll);
@@ -335,17 +359,103 @@ impl Env {
 
 // ------------------------------------------------------------------ input
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// An event: JSON (serde), Avro (serde) or Protobuf (prost) alike.
+#[derive(Clone, PartialEq, Serialize, Deserialize, prost::Message)]
 struct Event {
+    #[prost(string, tag = "1")]
     user: String,
+    #[prost(uint32, tag = "2")]
     amount: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, prost::Message)]
 struct Enriched {
+    #[prost(string, tag = "1")]
     user: String,
+    #[prost(uint64, tag = "2")]
     cents: u64,
+    #[prost(bool, tag = "3")]
     big: bool,
+}
+
+const EVENT_AVSC: &str = r#"{"type":"record","name":"Event","namespace":"bench","fields":[{"name":"user","type":"string"},{"name":"amount","type":"long"}]}"#;
+const ENRICHED_AVSC: &str = r#"{"type":"record","name":"Enriched","namespace":"bench","fields":[{"name":"user","type":"string"},{"name":"cents","type":"long"},{"name":"big","type":"boolean"}]}"#;
+const BENCH_PROTO: &str = "syntax = \"proto3\";\npackage bench;\nmessage Event { string user = 1; uint32 amount = 2; }\nmessage Enriched { string user = 1; uint64 cents = 2; bool big = 3; }\n";
+
+/// How event values are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueFormat {
+    Json,
+    Avro,
+    Protobuf,
+}
+
+impl ValueFormat {
+    fn name(self) -> &'static str {
+        match self {
+            ValueFormat::Json => "JSON",
+            ValueFormat::Avro => "Avro",
+            ValueFormat::Protobuf => "Protobuf",
+        }
+    }
+}
+
+/// The serdes of the events and the filter's outputs, and the registry
+/// they use (kept alive for the run).
+struct ValueSerdes {
+    event: SerdeRef<Event>,
+    enriched: SerdeRef<Enriched>,
+    _registry: Option<runnel_testkit::TestRegistry>,
+}
+
+fn value_serdes(f: ValueFormat) -> Result<ValueSerdes, Error> {
+    use runnel_serdes::{AvroSerde, ProtobufSerde, Registration};
+    if f == ValueFormat::Json {
+        return Ok(ValueSerdes {
+            event: Arc::new(JsonSerde::<Event>::new()),
+            enriched: Arc::new(JsonSerde::<Enriched>::new()),
+            _registry: None,
+        });
+    }
+    let registry = runnel_testkit::TestRegistry::start();
+    let client = runnel_registry_client::RegistryClient::new(registry.url());
+    let (event, enriched): (SerdeRef<Event>, SerdeRef<Enriched>) = match f {
+        ValueFormat::Avro => (
+            Arc::new(AvroSerde::new(
+                client.clone(),
+                "events-value",
+                EVENT_AVSC,
+                Registration::Auto,
+            )?),
+            Arc::new(AvroSerde::new(
+                client,
+                "out-value",
+                ENRICHED_AVSC,
+                Registration::Auto,
+            )?),
+        ),
+        _ => (
+            Arc::new(ProtobufSerde::new(
+                client.clone(),
+                "events-value",
+                BENCH_PROTO,
+                Some("bench.Event"),
+                Registration::Auto,
+            )?),
+            Arc::new(ProtobufSerde::new(
+                client,
+                "out-value",
+                BENCH_PROTO,
+                Some("bench.Enriched"),
+                Registration::Auto,
+            )?),
+        ),
+    };
+    Ok(ValueSerdes {
+        event,
+        enriched,
+        _registry: Some(registry),
+    })
 }
 
 fn key_of(i: u64) -> String {
@@ -410,7 +520,7 @@ impl Loader<'_> {
 
 /// Preloads the input (and the table when needed); returns how many
 /// events pass the filter.
-fn preload(env: &Env, o: &Opts, table: bool) -> Result<u64, Error> {
+fn preload(env: &Env, o: &Opts, table: bool, serdes: &ValueSerdes) -> Result<u64, Error> {
     env.local
         .create_topic(INPUT, o.partitions, Default::default())?;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -434,7 +544,11 @@ fn preload(env: &Env, o: &Opts, table: bool) -> Result<u64, Error> {
             amount,
         };
         let ts = T0 + (i as i128 * span as i128 / o.events as i128) as i64;
-        loader.push(key, serde_json::to_vec(&ev)?, ts)?;
+        let value = serdes
+            .event
+            .serialize(&ev)?
+            .ok_or("an event encoded as null")?;
+        loader.push(key, value, ts)?;
         if i % 250_000 == 249_999 {
             eprintln!("preload: {} of {} events", i + 1, o.events);
         }
@@ -628,19 +742,19 @@ fn poll_floor(env: &Env, o: &Opts, via: Via) -> Result<Row, Error> {
     })
 }
 
-fn topology(q: Query, out: &str) -> Result<Topology, Error> {
+fn topology(q: Query, out: &str, serdes: &ValueSerdes) -> Result<Topology, Error> {
     let b = StreamsBuilder::new();
     match q {
         Query::Poll => return Err("no topology for poll".into()),
         Query::Filter => {
-            b.stream(INPUT, StringSerde, JsonSerde::<Event>::new())
+            b.stream(INPUT, StringSerde, serdes.event.clone())
                 .filter(|_, e: &Event| e.amount >= 50)
                 .map_values(|_, e: Event| Enriched {
                     cents: u64::from(e.amount) * 100,
                     big: e.amount >= 90,
                     user: e.user,
                 })
-                .to_with(out, StringSerde, JsonSerde::<Enriched>::new());
+                .to_with(out, StringSerde, serdes.enriched.clone());
         }
         Query::WindowedCount => {
             b.stream(INPUT, StringSerde, StringSerde)
@@ -675,7 +789,14 @@ fn topology(q: Query, out: &str) -> Result<Topology, Error> {
     Ok(b.build()?)
 }
 
-fn run_query(env: &Env, o: &Opts, q: Query, via: Via, expected_out: u64) -> Result<Row, Error> {
+fn run_query(
+    env: &Env,
+    o: &Opts,
+    q: Query,
+    via: Via,
+    expected_out: u64,
+    serdes: &ValueSerdes,
+) -> Result<Row, Error> {
     if q == Query::Poll {
         return poll_floor(env, o, via);
     }
@@ -689,7 +810,7 @@ fn run_query(env: &Env, o: &Opts, q: Query, via: Via, expected_out: u64) -> Resu
     // Kafka Streams' at-least-once default; the run ends with a commit.
     let config = StreamsConfig::new(app).commit_interval(Duration::from_secs(30));
     let t = Instant::now();
-    let mut streams = Streams::new(topology(q, &out)?, config, backend)?;
+    let mut streams = Streams::new(topology(q, &out, serdes)?, config, backend)?;
     while streams.metrics().tasks == 0 {
         streams.poll_once()?;
         if t.elapsed() > STALL {
@@ -754,7 +875,8 @@ fn main() -> Result<(), Error> {
     let tcp = o.backends.contains(&Via::Kafka);
     let env = Env::open(tcp)?;
     let join = o.queries.contains(&Query::Join);
-    let passing = preload(&env, &o, join)?;
+    let serdes = value_serdes(o.format)?;
+    let passing = preload(&env, &o, join, &serdes)?;
     let base = baseline(&env, o.events)?;
     println!("{}", base.json(&base));
     let mut rows = Vec::new();
@@ -764,7 +886,10 @@ fn main() -> Result<(), Error> {
                 Query::Filter => passing,
                 _ => o.events,
             };
-            let row = run_query(&env, &o, q, via, expected)?;
+            let mut row = run_query(&env, &o, q, via, expected, &serdes)?;
+            if q == Query::Filter {
+                row.query = format!("filter + map_values ({})", o.format.name());
+            }
             println!("{}", row.json(&base));
             rows.push(row);
         }

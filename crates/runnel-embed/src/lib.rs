@@ -97,7 +97,20 @@ impl LocalBackend {
         application_id: &str,
         guarantee: Guarantee,
     ) -> Result<LocalBackend, BackendError> {
-        let txn_id = format!("{application_id}-local");
+        LocalBackend::with_instance_id(local, application_id, guarantee, "local")
+    }
+
+    /// [`LocalBackend::new`] with the transactional id
+    /// `<application_id>-<instance_id>`: what a `KafkaCluster` with the same
+    /// instance id derives, so an in-process instance and remote ones of
+    /// one application fence each other (the schema registry's writer).
+    pub fn with_instance_id(
+        local: Local,
+        application_id: &str,
+        guarantee: Guarantee,
+        instance_id: &str,
+    ) -> Result<LocalBackend, BackendError> {
+        let txn_id = format!("{application_id}-{instance_id}");
         let producer = match guarantee {
             Guarantee::ExactlyOnce => Some(
                 local
@@ -514,11 +527,22 @@ impl Backend for LocalBackend {
 #[derive(Clone)]
 pub struct LocalCluster {
     local: Local,
+    instance_id: String,
 }
 
 impl LocalCluster {
     pub fn new(local: Local) -> Self {
-        LocalCluster { local }
+        LocalCluster {
+            local,
+            instance_id: "local".to_string(),
+        }
+    }
+
+    /// Backends of this cluster take the transactional id
+    /// `<application>-<id>` (see [`LocalBackend::with_instance_id`]).
+    pub fn with_instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = id.into();
+        self
     }
 }
 
@@ -528,10 +552,11 @@ impl runnel_cluster::Cluster for LocalCluster {
         app_id: &str,
         guarantee: Guarantee,
     ) -> Result<Box<dyn Backend>, BackendError> {
-        Ok(Box::new(LocalBackend::new(
+        Ok(Box::new(LocalBackend::with_instance_id(
             self.local.clone(),
             app_id,
             guarantee,
+            &self.instance_id,
         )?))
     }
 

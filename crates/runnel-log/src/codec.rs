@@ -333,35 +333,71 @@ pub fn require_keys(payload: &[u8], limit: usize) -> Result<(), LogError> {
 /// Why a compacted topic refuses a record.
 pub const KEYLESS: &str = "a compacted topic cannot take a record without a key";
 
-/// The positions of the keyless records of a produce payload, counted
-/// over its records in order (the `batch_index` of the Produce API's
-/// record errors); empty when every record has a key. Batches are
-/// validated (CRC) and decompressed up to `limit` bytes each.
-pub fn keyless_records(payload: &[u8], limit: usize) -> Result<Vec<i32>, LogError> {
-    let mut out = Vec::new();
+/// One record of a produced payload, as the produce path's checks see it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    /// Its index in the payload, control batches aside (KIP-467's
+    /// `batch_index`).
+    pub index: i32,
+    /// Its offset as the producer numbered it (base offset + delta).
+    pub offset: i64,
+    /// Its timestamp (batch base timestamp + delta).
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// Calls `f` with every record of a produced payload, decompressing (up to
+/// `limit`) as needed: the produce path's record-level checks.
+pub fn for_each_record(
+    payload: &[u8],
+    limit: usize,
+    mut f: impl FnMut(RecordRef<'_>),
+) -> Result<(), LogError> {
     let mut index = 0i32;
     for h in crate::batch::BatchIter::new(payload, usize::MAX) {
         let h = h?;
         if h.is_control() {
             continue;
         }
-        let mut note = |keyed: bool| {
-            if !keyed {
-                out.push(index);
-            }
-            index = index.saturating_add(1);
-        };
         if h.compression() == NONE {
-            crate::batch::records(&h)
-                .ok_or_else(|| corrupt("malformed records in an uncompressed batch"))?
-                .iter()
-                .for_each(|r| note(r.key.is_some()));
+            let records = crate::batch::records(&h)
+                .ok_or_else(|| corrupt("malformed records in an uncompressed batch"))?;
+            for r in &records {
+                f(RecordRef {
+                    index,
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    key: r.key,
+                    value: r.value,
+                });
+                index = index.saturating_add(1);
+            }
         } else {
-            decode_records(&h, limit)?
-                .iter()
-                .for_each(|r| note(r.key.is_some()));
+            for r in &decode_records(&h, limit)? {
+                f(RecordRef {
+                    index,
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    key: r.key.as_deref(),
+                    value: r.value.as_deref(),
+                });
+                index = index.saturating_add(1);
+            }
         }
     }
+    Ok(())
+}
+
+/// Indexes (in the payload, control batches aside) of records without a
+/// key: what a compacted topic refuses (KIP-467 record errors).
+pub fn keyless_records(payload: &[u8], limit: usize) -> Result<Vec<i32>, LogError> {
+    let mut out = Vec::new();
+    for_each_record(payload, limit, |r| {
+        if r.key.is_none() {
+            out.push(r.index);
+        }
+    })?;
     Ok(out)
 }
 

@@ -30,6 +30,12 @@ pub struct LogConfig {
     pub cleanup_policy: String,
     /// `message.timestamp.type`.
     pub message_timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: how far in the past a CreateTime
+    /// record may be (the broker refuses older ones; unbounded by default).
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future (1 hour by
+    /// default since Kafka 4.0).
+    pub timestamp_after_max_ms: i64,
     /// `segment.index.bytes`: max size of a segment's offset index; the
     /// segment rolls when its index would overflow.
     pub segment_index_bytes: u32,
@@ -49,6 +55,16 @@ pub struct LogConfig {
     /// `min.cleanable.dirty.ratio`: compaction runs once the uncompacted
     /// bytes are at least this share of the compactable bytes.
     pub min_cleanable_dirty_ratio: f64,
+    /// `confluent.key.schema.validation`: produced keys must carry the id
+    /// of a schema registered for the topic's key subject (the broker
+    /// checks it; the log only stores the setting).
+    pub key_schema_validation: bool,
+    /// `confluent.value.schema.validation`: the same for values.
+    pub value_schema_validation: bool,
+    /// `confluent.key.subject.name.strategy`: how the key subject is named.
+    pub key_subject_name_strategy: String,
+    /// `confluent.value.subject.name.strategy`.
+    pub value_subject_name_strategy: String,
 }
 
 impl LogConfig {
@@ -88,6 +104,8 @@ fn unreachable_defaults() -> LogConfig {
         index_interval_bytes: 4096,
         cleanup_policy: "delete".into(),
         message_timestamp_type: TimestampType::CreateTime,
+        timestamp_before_max_ms: i64::MAX,
+        timestamp_after_max_ms: 3_600_000,
         segment_index_bytes: 10 * 1024 * 1024,
         min_insync_replicas: 1,
         compression_type: "producer".into(),
@@ -95,8 +113,23 @@ fn unreachable_defaults() -> LogConfig {
         min_compaction_lag_ms: 0,
         max_compaction_lag_ms: i64::MAX,
         min_cleanable_dirty_ratio: 0.5,
+        key_schema_validation: false,
+        value_schema_validation: false,
+        key_subject_name_strategy: TOPIC_NAME_STRATEGY.into(),
+        value_subject_name_strategy: TOPIC_NAME_STRATEGY.into(),
     }
 }
+
+/// Confluent's default subject name strategy (`<topic>-key`, `<topic>-value`).
+pub const TOPIC_NAME_STRATEGY: &str = "io.confluent.kafka.serializers.subject.TopicNameStrategy";
+
+/// The subject name strategies the `confluent.*.subject.name.strategy`
+/// configs accept (Confluent's class names).
+const SUBJECT_NAME_STRATEGIES: &[&str] = &[
+    TOPIC_NAME_STRATEGY,
+    "io.confluent.kafka.serializers.subject.RecordNameStrategy",
+    "io.confluent.kafka.serializers.subject.TopicRecordNameStrategy",
+];
 
 /// Where an effective config value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +186,26 @@ const DEFS: &[Def] = &[
         kind: Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
     },
     Def {
+        key: "confluent.key.schema.validation",
+        default: "false",
+        kind: Kind::Bool,
+    },
+    Def {
+        key: "confluent.key.subject.name.strategy",
+        default: TOPIC_NAME_STRATEGY,
+        kind: Kind::OneOf(SUBJECT_NAME_STRATEGIES),
+    },
+    Def {
+        key: "confluent.value.schema.validation",
+        default: "false",
+        kind: Kind::Bool,
+    },
+    Def {
+        key: "confluent.value.subject.name.strategy",
+        default: TOPIC_NAME_STRATEGY,
+        kind: Kind::OneOf(SUBJECT_NAME_STRATEGIES),
+    },
+    Def {
         key: "delete.retention.ms",
         default: "86400000",
         kind: Kind::Long {
@@ -206,6 +259,22 @@ const DEFS: &[Def] = &[
         kind: Kind::Int {
             min: 0,
             max: I32MAX,
+        },
+    },
+    Def {
+        key: "message.timestamp.after.max.ms",
+        default: "3600000",
+        kind: Kind::Long {
+            min: 0,
+            max: i64::MAX,
+        },
+    },
+    Def {
+        key: "message.timestamp.before.max.ms",
+        default: "9223372036854775807",
+        kind: Kind::Long {
+            min: 0,
+            max: i64::MAX,
         },
     },
     Def {
@@ -427,6 +496,8 @@ pub(crate) fn resolve(
         } else {
             TimestampType::CreateTime
         },
+        timestamp_before_max_ms: num("message.timestamp.before.max.ms")?,
+        timestamp_after_max_ms: num("message.timestamp.after.max.ms")?,
         segment_index_bytes: num("segment.index.bytes")? as u32,
         min_insync_replicas: num("min.insync.replicas")? as i32,
         compression_type: get("compression.type").to_string(),
@@ -442,6 +513,10 @@ pub(crate) fn resolve(
                 )
             },
         )?,
+        key_schema_validation: get("confluent.key.schema.validation") == "true",
+        value_schema_validation: get("confluent.value.schema.validation") == "true",
+        key_subject_name_strategy: get("confluent.key.subject.name.strategy").to_string(),
+        value_subject_name_strategy: get("confluent.value.subject.name.strategy").to_string(),
     };
     Ok((cfg, o))
 }

@@ -151,6 +151,7 @@ mod topic;
 
 pub use config::{
     builtin_default, supported_keys, ConfigEntry, ConfigSource, LogConfig, TimestampType,
+    TOPIC_NAME_STRATEGY,
 };
 pub use log::Log;
 pub use partition::{CompactionStats, Partition};

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use runnel_schema::{ParsedSchema, Resolved, SchemaError, SchemaType};
 use serde_json::{json, Value as Json};
 
+pub mod json;
 pub mod wire;
 
 /// Why a registry call failed.
@@ -477,6 +478,165 @@ impl RegistryClient {
             .as_bool()
             .ok_or_else(|| ClientError::BadResponse(format!("no is_compatible in {answer}")))
     }
+
+    /// Every subject (with `deleted`, soft-deleted ones too), sorted.
+    pub fn subjects(&self, deleted: bool) -> Result<Vec<String>, ClientError> {
+        let query = if deleted { "?deleted=true" } else { "" };
+        let answer = self.call("GET", &format!("/subjects{query}"), None)?;
+        let mut list: Vec<String> = answer
+            .as_array()
+            .ok_or_else(|| ClientError::BadResponse(format!("not a list: {answer}")))?
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect();
+        list.sort();
+        Ok(list)
+    }
+
+    /// The versions of a subject.
+    pub fn versions(&self, subject: &str) -> Result<Vec<i32>, ClientError> {
+        let answer = self.call(
+            "GET",
+            &format!("/subjects/{}/versions", segment(subject)),
+            None,
+        )?;
+        Ok(numbers(&answer))
+    }
+
+    /// One version of a subject (`latest` or a number), uncached.
+    pub fn version(&self, subject: &str, version: &str) -> Result<SubjectSchema, ClientError> {
+        let body = self.call(
+            "GET",
+            &format!(
+                "/subjects/{}/versions/{}",
+                segment(subject),
+                segment(version)
+            ),
+            None,
+        )?;
+        self.subject_schema(&body)
+    }
+
+    /// Deletes a subject (soft, or permanently after a soft delete) and
+    /// returns the versions it deleted.
+    pub fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>, ClientError> {
+        let query = if permanent { "?permanent=true" } else { "" };
+        let answer = self.call(
+            "DELETE",
+            &format!("/subjects/{}{query}", segment(subject)),
+            None,
+        )?;
+        self.cache().latest.remove(subject);
+        Ok(numbers(&answer))
+    }
+
+    /// The subjects and versions schema `id` is registered under.
+    pub fn subjects_of_id(&self, id: i32) -> Result<Vec<(String, i32)>, ClientError> {
+        let answer = self.call("GET", &format!("/schemas/ids/{id}/versions"), None)?;
+        Ok(answer
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| {
+                let subject = v["subject"].as_str()?.to_string();
+                let version = i32::try_from(v["version"].as_i64()?).ok()?;
+                Some((subject, version))
+            })
+            .collect())
+    }
+
+    /// Deletes one version of a subject (soft, or permanently after a soft
+    /// delete) and returns its number.
+    pub fn delete_version(
+        &self,
+        subject: &str,
+        version: &str,
+        permanent: bool,
+    ) -> Result<i32, ClientError> {
+        let query = if permanent { "?permanent=true" } else { "" };
+        let answer = self.call(
+            "DELETE",
+            &format!(
+                "/subjects/{}/versions/{}{query}",
+                segment(subject),
+                segment(version)
+            ),
+            None,
+        )?;
+        self.cache().latest.remove(subject);
+        answer
+            .as_i64()
+            .and_then(|v| i32::try_from(v).ok())
+            .ok_or_else(|| ClientError::BadResponse(format!("not a version: {answer}")))
+    }
+
+    /// The mode (READWRITE, READONLY, IMPORT) of a subject (falling back to
+    /// the global one) or the global mode.
+    pub fn mode(&self, subject: Option<&str>) -> Result<String, ClientError> {
+        let path = match subject {
+            Some(s) => format!("/mode/{}?defaultToGlobal=true", segment(s)),
+            None => "/mode".to_string(),
+        };
+        let answer = self.call("GET", &path, None)?;
+        answer["mode"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::BadResponse(format!("no mode in {answer}")))
+    }
+
+    /// Sets the mode of a subject, or the global one.
+    pub fn set_mode(&self, subject: Option<&str>, mode: &str) -> Result<String, ClientError> {
+        let path = match subject {
+            Some(s) => format!("/mode/{}", segment(s)),
+            None => "/mode".to_string(),
+        };
+        let answer = self.call("PUT", &path, Some(&json!({ "mode": mode })))?;
+        answer["mode"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::BadResponse(format!("no mode in {answer}")))
+    }
+
+    /// The compatibility level of a subject (falling back to the global
+    /// one, as the registry's `defaultToGlobal` does), or the global level.
+    pub fn compatibility(&self, subject: Option<&str>) -> Result<String, ClientError> {
+        let path = match subject {
+            Some(s) => format!("/config/{}?defaultToGlobal=true", segment(s)),
+            None => "/config".to_string(),
+        };
+        let answer = self.call("GET", &path, None)?;
+        answer["compatibilityLevel"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::BadResponse(format!("no compatibilityLevel in {answer}")))
+    }
+
+    /// Sets the compatibility level of a subject, or the global one.
+    pub fn set_compatibility(
+        &self,
+        subject: Option<&str>,
+        level: &str,
+    ) -> Result<String, ClientError> {
+        let path = match subject {
+            Some(s) => format!("/config/{}", segment(s)),
+            None => "/config".to_string(),
+        };
+        let answer = self.call("PUT", &path, Some(&json!({ "compatibility": level })))?;
+        answer["compatibility"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::BadResponse(format!("no compatibility in {answer}")))
+    }
+}
+
+/// The integers of a JSON array (versions).
+fn numbers(answer: &Json) -> Vec<i32> {
+    answer
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_i64().and_then(|v| i32::try_from(v).ok()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,85 +3,19 @@
 //! references, the latest version, and the registry's errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use runnel_broker::{Broker, BrokerConfig};
-use runnel_embed::LocalCluster;
 use runnel_registry_client::{ClientConfig, ClientError, Reference, RegistryClient};
 use runnel_schema::SchemaType;
-
-struct Served {
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    registry: runnel_registry::Registry,
-    _broker: Arc<Broker>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.registry.shutdown();
-    }
-}
-
-fn serve() -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::open(dir.path(), BrokerConfig::default()).unwrap();
-    let cluster = Arc::new(LocalCluster::new(broker.local()));
-    let registry = runnel_registry::Registry::start(
-        cluster,
-        runnel_registry::RegistryConfig {
-            poll: Duration::from_millis(50),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let routes = runnel_registry::api::routes(registry.clone());
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(l, routes)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
-    });
-    Served {
-        url,
-        stop: Some(tx),
-        thread: Some(thread),
-        registry,
-        _broker: broker,
-        _dir: dir,
-    }
-}
+use runnel_testkit::TestRegistry;
 
 const USER: &str = r#"{"type":"record","name":"User","namespace":"ex","fields":[{"name":"name","type":"string"}]}"#;
 const USER2: &str = r#"{"type":"record","name":"User","namespace":"ex","fields":[{"name":"name","type":"string"},{"name":"age","type":["null","int"],"default":null}]}"#;
 
 #[test]
 fn register_look_up_and_fetch_by_id() {
-    let served = serve();
-    let client = RegistryClient::new(&served.url);
+    let served = TestRegistry::start();
+    let client = RegistryClient::new(served.url());
     let id = client
         .register("users-value", SchemaType::Avro, USER, &[], false)
         .unwrap();
@@ -92,7 +26,7 @@ fn register_look_up_and_fetch_by_id() {
             .unwrap(),
         id
     );
-    let fresh = RegistryClient::new(&served.url);
+    let fresh = RegistryClient::new(served.url());
     assert_eq!(
         fresh
             .register("users-value", SchemaType::Avro, USER, &[], false)
@@ -120,8 +54,8 @@ fn register_look_up_and_fetch_by_id() {
 
 #[test]
 fn references_are_resolved_for_schemas_by_id() {
-    let served = serve();
-    let client = RegistryClient::new(&served.url);
+    let served = TestRegistry::start();
+    let client = RegistryClient::new(served.url());
     let common = r#"syntax = "proto3"; package ex; message Money { int64 cents = 1; }"#;
     client
         .register("money.proto", SchemaType::Protobuf, common, &[], false)
@@ -140,7 +74,7 @@ fn references_are_resolved_for_schemas_by_id() {
             false,
         )
         .unwrap();
-    let s = RegistryClient::new(&served.url).schema_by_id(id).unwrap();
+    let s = RegistryClient::new(served.url()).schema_by_id(id).unwrap();
     assert_eq!(s.references().len(), 1);
     let m = s.as_protobuf().unwrap();
     assert_eq!(m.full_name(), "ex.Order");
@@ -157,8 +91,8 @@ fn references_are_resolved_for_schemas_by_id() {
 
 #[test]
 fn the_registrys_errors_carry_its_codes() {
-    let served = serve();
-    let client = RegistryClient::new(&served.url);
+    let served = TestRegistry::start();
+    let client = RegistryClient::new(served.url());
     let e = client.latest("nope-value").unwrap_err();
     assert_eq!(e.error_code(), Some(40401), "{e}");
     assert!(e.is_not_found());
@@ -187,15 +121,15 @@ fn the_registrys_errors_carry_its_codes() {
 
 #[test]
 fn the_latest_version_is_remembered_only_briefly() {
-    let served = serve();
+    let served = TestRegistry::start();
     let client = RegistryClient::with_config(
-        &served.url,
+        served.url(),
         ClientConfig {
             latest_ttl: Duration::from_millis(300),
             ..ClientConfig::default()
         },
     );
-    let writer = RegistryClient::new(&served.url);
+    let writer = RegistryClient::new(served.url());
     writer
         .register("t-value", SchemaType::Avro, USER, &[], false)
         .unwrap();

@@ -72,14 +72,11 @@
 //! topic: an instance sees another's writes within a poll interval.
 //!
 //! Every registry process must therefore derive the same transactional
-//! id: `runnel serve` gives the registry's `KafkaCluster` the fixed
-//! instance id [`service::KAFKA_INSTANCE_ID`] (a `KafkaCluster` otherwise
-//! takes one per process). One limit: the in-process broker's backends
-//! derive another one (`<id>-local`), so the registry embedded in a
-//! `runnel serve` and registries reaching that same broker with
-//! `--bootstrap-servers` do not fence each other. Run registries that
-//! share a topic all through `--bootstrap-servers` (the broker's own with
-//! `--no-registry`), or only the embedded one.
+//! id: `runnel serve` gives the registry's cluster — a `KafkaCluster`, or
+//! the in-process broker's `LocalCluster` for the embedded registry — the
+//! fixed instance id [`service::KAFKA_INSTANCE_ID`] (each otherwise takes
+//! one of its own), so the embedded registry and registries reaching the
+//! same broker with `--bootstrap-servers` fence each other too.
 
 pub mod api;
 mod error;

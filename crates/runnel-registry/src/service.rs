@@ -12,11 +12,12 @@ use crate::registry::{Registry, RegistryConfig};
 /// The Schema Registry's port.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8081";
 
-/// The instance id every registry process gives its `KafkaCluster`
-/// (`with_instance_id`): the writer's transactional id is the writer id
-/// plus the instance id, and registries fence each other only if it is
-/// the same in all of them (a `KafkaCluster` otherwise takes one per
-/// process).
+/// The instance id every registry process gives its cluster
+/// (`KafkaCluster::with_instance_id`, `LocalCluster::with_instance_id`):
+/// the writer's transactional id is the writer id plus the instance id,
+/// and registries fence each other only if it is the same in all of them
+/// (a `KafkaCluster` otherwise takes one per process, a `LocalCluster`
+/// `local`).
 pub const KAFKA_INSTANCE_ID: &str = "registry";
 
 /// Builds the cluster when the service starts (a remote cluster is only

@@ -86,7 +86,48 @@ pub fn to_json(e: &Executed) -> Json {
         Outcome::QueryDescription(d) => {
             json!({"@type": "queryDescription", "statementText": text, "queryDescription": query_description(d), "warnings": []})
         }
+        Outcome::ConnectorInfo(info) => {
+            let info = json!({"name": info["name"], "config": info["config"], "tasks": info["tasks"], "type": info["type"]});
+            json!({"@type": "connector_info", "statementText": text, "info": info, "warnings": []})
+        }
+        Outcome::Connectors {
+            connectors,
+            warnings,
+        } => {
+            let list: Vec<Json> = connectors
+                .iter()
+                .map(|c| json!({"name": c.name, "type": c.kind, "className": c.class, "state": c.state}))
+                .collect();
+            json!({"@type": "connector_list", "statementText": text, "warnings": warning_list(warnings), "connectors": list})
+        }
+        Outcome::ConnectorDescription(d) => {
+            let sources: Vec<Json> = d
+                .sources
+                .iter()
+                .map(|s| {
+                    source_description(&SourceDescription {
+                        source: s.clone(),
+                        read_queries: Vec::new(),
+                        write_queries: Vec::new(),
+                        extended: false,
+                    })
+                })
+                .collect();
+            json!({"@type": "connector_description", "statementText": text, "connectorClass": d.class,
+                   "status": d.status, "sources": sources, "topics": d.topics, "warnings": warning_list(&d.warnings)})
+        }
+        Outcome::DroppedConnector(name) => {
+            json!({"@type": "drop_connector", "statementText": text, "connectorName": name, "warnings": []})
+        }
+        Outcome::Warning(message) => {
+            json!({"@type": "warning_entity", "statementText": text, "message": message, "warnings": []})
+        }
     }
+}
+
+/// ksqlDB's `KsqlWarning` list.
+fn warning_list(warnings: &[String]) -> Vec<Json> {
+    warnings.iter().map(|m| json!({"message": m})).collect()
 }
 
 /// The command id and status of a statement numbered in the command

@@ -203,6 +203,12 @@ impl ApiError {
     /// A `statement_error` body: the statement, and what ran before it failed.
     pub(crate) fn statement(e: &SqlError, text: &str, entities: Vec<Json>) -> Self {
         let code = Engine::error_code(e);
+        if let runnel_sql::error::ErrorKind::Remote(status) = e.kind {
+            // Another service's refusal is passed on with its status, in
+            // a plain error body, as ksqlDB does for Kafka Connect's.
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            return ApiError::generic(status, code, e.to_string());
+        }
         let status = if code >= SERVER_ERROR {
             StatusCode::INTERNAL_SERVER_ERROR
         } else {

@@ -161,6 +161,17 @@ pub enum Statement {
     Terminate { query_id: Option<Ident> },
     /// `SHOW|LIST …`.
     Show { what: ShowWhat, extended: bool },
+    /// `CREATE SOURCE|SINK CONNECTOR [IF NOT EXISTS] name WITH (…)`: the
+    /// properties as written (names keep their case), sent to Kafka
+    /// Connect.
+    CreateConnector {
+        kind: ConnectorKind,
+        if_not_exists: bool,
+        name: Ident,
+        config: Vec<(String, String)>,
+    },
+    /// `DROP CONNECTOR [IF EXISTS] name`.
+    DropConnector { if_exists: bool, name: Ident },
     /// `DESCRIBE [STREAMS|TABLES|FUNCTION name|name] [EXTENDED]`.
     Describe {
         target: DescribeTarget,
@@ -192,17 +203,40 @@ pub enum Statement {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ShowWhat {
+    /// `SHOW [SOURCE|SINK] CONNECTORS`; `None` is all of them.
+    Connectors(Option<ConnectorKind>),
     Streams,
     Tables,
     Queries,
-    Topics { all: bool },
+    Topics {
+        all: bool,
+    },
     Properties,
     Functions,
     Variables,
 }
 
+/// A connector's direction, as the connector statements name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorKind {
+    Source,
+    Sink,
+}
+
+impl ConnectorKind {
+    /// `source` or `sink`, as Kafka Connect writes a connector's type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorKind::Source => "source",
+            ConnectorKind::Sink => "sink",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum DescribeTarget {
+    /// `DESCRIBE CONNECTOR name`.
+    Connector(Ident),
     Source(Ident),
     Function(Ident),
     Streams,

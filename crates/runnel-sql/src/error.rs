@@ -13,6 +13,10 @@ pub enum ErrorKind {
     NotFound,
     /// The engine failed while running a valid statement: 50000.
     Server,
+    /// Another service (Kafka Connect) refused with this HTTP status; the
+    /// REST API answers with that status and error code status × 100, as
+    /// ksqlDB does.
+    Remote(u16),
 }
 
 /// A statement's error, with its position when one is known.
@@ -45,6 +49,15 @@ impl SqlError {
             pos,
             message: message.into(),
             kind: ErrorKind::NotFound,
+        }
+    }
+
+    /// Another service refused with HTTP `status`.
+    pub fn remote(status: u16, message: impl Into<String>) -> Self {
+        SqlError {
+            pos: None,
+            message: message.into(),
+            kind: ErrorKind::Remote(status),
         }
     }
 

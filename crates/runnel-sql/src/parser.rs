@@ -11,9 +11,9 @@
 use std::fmt;
 
 use crate::ast::{
-    BinaryOp, ColumnDef, DescribeTarget, DurationSpec, Emit, ExplainTarget, Expr, ExprKind, Ident,
-    Join, JoinKind, KeyKind, Literal, Parsed, Pos, PropValue, Props, Query, Relation, SelectItem,
-    ShowWhat, SourceKind, Statement, UnaryOp, WindowKind, WindowSpec, Within,
+    BinaryOp, ColumnDef, ConnectorKind, DescribeTarget, DurationSpec, Emit, ExplainTarget, Expr,
+    ExprKind, Ident, Join, JoinKind, KeyKind, Literal, Parsed, Pos, PropValue, Props, Query,
+    Relation, SelectItem, ShowWhat, SourceKind, Statement, UnaryOp, WindowKind, WindowSpec, Within,
 };
 use crate::lexer::{tokenize, LexError, Token, TokenKind};
 use crate::types::SqlType;
@@ -757,6 +757,12 @@ impl<'a> Parser<'a> {
         } else {
             false
         };
+        if !or_replace
+            && matches!(self.current_word(), Some("SOURCE" | "SINK"))
+            && self.word_at(1, "CONNECTOR")
+        {
+            return self.create_connector();
+        }
         let source_pos = self.pos();
         let source = self.eat_word("SOURCE");
         let kind = self.source_kind()?;
@@ -972,8 +978,73 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// `SOURCE|SINK CONNECTOR [IF NOT EXISTS] name WITH ('k'='v', …)`
+    /// after CREATE.
+    fn create_connector(&mut self) -> PResult<Statement> {
+        let kind = if self.eat_word("SOURCE") {
+            ConnectorKind::Source
+        } else {
+            self.expect_word("SINK")?;
+            ConnectorKind::Sink
+        };
+        self.expect_word("CONNECTOR")?;
+        let if_not_exists = if self.eat_word("IF") {
+            self.expect_word("NOT")?;
+            self.expect_word("EXISTS")?;
+            true
+        } else {
+            false
+        };
+        let name = self.ident("a connector name")?;
+        self.expect_word("WITH")?;
+        self.expect(&TokenKind::LParen, "'('")?;
+        let mut config: Vec<(String, String)> = Vec::new();
+        loop {
+            // Connector property names are case-sensitive: quoted, as
+            // written.
+            let t = self.peek().clone();
+            let key = match &t.kind {
+                TokenKind::String(s) | TokenKind::QuotedIdent(s) => s.clone(),
+                _ => {
+                    return Err(self.error_here(
+                        "a connector property name in quotes, e.g. \"connector.class\"",
+                        &[],
+                    ))
+                }
+            };
+            self.bump();
+            if config.iter().any(|(k, _)| *k == key) {
+                return Err(Self::error_at(&t, format!("duplicate property {key}")));
+            }
+            self.expect(&TokenKind::Eq, "'='")?;
+            let value = self.prop_value()?;
+            config.push((key, value.to_string()));
+            if self.eat(&TokenKind::Comma) {
+                continue;
+            }
+            self.expect(&TokenKind::RParen, "',' or ')'")?;
+            break;
+        }
+        Ok(Statement::CreateConnector {
+            kind,
+            if_not_exists,
+            name,
+            config,
+        })
+    }
+
     fn drop_statement(&mut self) -> PResult<Statement> {
         self.expect_word("DROP")?;
+        if self.eat_word("CONNECTOR") {
+            let if_exists = if self.eat_word("IF") {
+                self.expect_word("EXISTS")?;
+                true
+            } else {
+                false
+            };
+            let name = self.ident("a connector name")?;
+            return Ok(Statement::DropConnector { if_exists, name });
+        }
         let kind = self.source_kind()?;
         let if_exists = if self.eat_word("IF") {
             self.expect_word("EXISTS")?;
@@ -1007,8 +1078,24 @@ impl<'a> Parser<'a> {
             "PROPERTIES",
             "FUNCTIONS",
             "VARIABLES",
+            "CONNECTORS",
+            "SOURCE",
+            "SINK",
         ];
         let what = match self.current_word() {
+            Some("CONNECTORS") => ShowWhat::Connectors(None),
+            Some(w @ ("SOURCE" | "SINK")) => {
+                let kind = if w == "SOURCE" {
+                    ConnectorKind::Source
+                } else {
+                    ConnectorKind::Sink
+                };
+                self.bump();
+                if !self.at_word("CONNECTORS") {
+                    return Err(self.error_here("CONNECTORS", &["CONNECTORS"]));
+                }
+                ShowWhat::Connectors(Some(kind))
+            }
             Some("STREAMS") => ShowWhat::Streams,
             Some("TABLES") => ShowWhat::Tables,
             Some("QUERIES") => ShowWhat::Queries,
@@ -1025,8 +1112,8 @@ impl<'a> Parser<'a> {
             Some("VARIABLES") => ShowWhat::Variables,
             _ => {
                 return Err(self.error_here(
-                    "STREAMS, TABLES, QUERIES, TOPICS, ALL TOPICS, PROPERTIES, FUNCTIONS or \
-                     VARIABLES",
+                    "STREAMS, TABLES, QUERIES, TOPICS, ALL TOPICS, PROPERTIES, FUNCTIONS, \
+                     VARIABLES or [SOURCE|SINK] CONNECTORS",
                     WHAT,
                 ))
             }
@@ -1048,6 +1135,9 @@ impl<'a> Parser<'a> {
         } else if self.at_word("TABLES") && next_is_end_or_extended(self) {
             self.bump();
             DescribeTarget::Tables
+        } else if self.at_word("CONNECTOR") && !next_is_end_or_extended(self) {
+            self.bump();
+            DescribeTarget::Connector(self.ident("a connector name")?)
         } else if self.at_word("FUNCTION") && !next_is_end_or_extended(self) {
             self.bump();
             DescribeTarget::Function(self.ident("a function name")?)
@@ -2168,6 +2258,87 @@ mod tests {
 
     fn name(i: &Ident) -> &str {
         &i.name
+    }
+
+    #[test]
+    fn connector_statements_keep_property_names_as_written() {
+        match stmt(
+            "CREATE SOURCE CONNECTOR IF NOT EXISTS `pg-src` WITH (\"connector.class\"='PostgresConnector', 'tasks.max'=1, \"snapshot.enabled\"=true);",
+        ) {
+            Statement::CreateConnector {
+                kind,
+                if_not_exists,
+                name: n,
+                config,
+            } => {
+                assert_eq!(kind, ConnectorKind::Source);
+                assert!(if_not_exists);
+                assert_eq!(name(&n), "pg-src");
+                assert_eq!(
+                    config,
+                    vec![
+                        ("connector.class".to_string(), "PostgresConnector".to_string()),
+                        ("tasks.max".to_string(), "1".to_string()),
+                        ("snapshot.enabled".to_string(), "true".to_string()),
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            stmt("create sink connector s with ('connector.class'='x')"),
+            Statement::CreateConnector {
+                kind: ConnectorKind::Sink,
+                if_not_exists: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            stmt("SHOW CONNECTORS"),
+            Statement::Show {
+                what: ShowWhat::Connectors(None),
+                ..
+            }
+        ));
+        assert!(matches!(
+            stmt("LIST SINK CONNECTORS"),
+            Statement::Show {
+                what: ShowWhat::Connectors(Some(ConnectorKind::Sink)),
+                ..
+            }
+        ));
+        assert!(matches!(
+            stmt("DESCRIBE CONNECTOR c"),
+            Statement::Describe {
+                target: DescribeTarget::Connector(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            stmt("DROP CONNECTOR IF EXISTS c"),
+            Statement::DropConnector {
+                if_exists: true,
+                ..
+            }
+        ));
+        // A CREATE SOURCE stream is still a stream.
+        assert!(matches!(
+            stmt("CREATE SOURCE STREAM s (a INT) WITH (kafka_topic='t', value_format='JSON')"),
+            Statement::CreateSource { source: true, .. }
+        ));
+    }
+
+    #[test]
+    fn connector_statement_errors_have_positions() {
+        let e = err("CREATE SOURCE CONNECTOR c WITH (connector_class='x')");
+        assert_eq!((e.line, e.col), (1, 33), "{e}");
+        assert!(e.message.contains("in quotes"), "{e}");
+        let e = err("CREATE SINK CONNECTOR c WITH ('a'='1', 'a'='2')");
+        assert!(e.message.contains("duplicate property a"), "{e}");
+        let e = err("SHOW SOURCE TABLES");
+        assert!(e.message.contains("CONNECTORS"), "{e}");
+        let e = err("CREATE SINK CONNECTOR c");
+        assert!(e.message.contains("WITH"), "{e}");
     }
 
     fn at(line: u32, col: u32) -> Pos {

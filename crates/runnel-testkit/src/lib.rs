@@ -1,4 +1,4 @@
-//! Test support shared by the workspace's tests: an in-process broker serving the Kafka protocol on a loopback port from a runtime of its own.
+//! Test support shared by the workspace's tests: an in-process broker serving the Kafka protocol on a loopback port from a runtime of its own, and (feature registry) a schema registry over HTTP.
 //!
 //! Tests of the engine, the SQL API and the Kafka backend all need "a
 //! broker on a background runtime": [`TestBroker`] is that one copy. It
@@ -115,6 +115,94 @@ impl Drop for TestBroker {
         if let Some(h) = self.server.take() {
             let _ = h.join();
         }
+    }
+}
+
+/// Runnel's schema registry on an in-process broker, serving Confluent's
+/// REST API on a loopback port until dropped (feature `registry`).
+#[cfg(feature = "registry")]
+pub struct TestRegistry {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    registry: runnel_registry::Registry,
+    broker: Arc<Broker>,
+    _dir: tempfile::TempDir,
+}
+
+#[cfg(feature = "registry")]
+impl TestRegistry {
+    /// A registry on a broker of its own.
+    pub fn start() -> TestRegistry {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let broker = Broker::open(dir.path(), BrokerConfig::default()).expect("broker");
+        let cluster = Arc::new(runnel_embed::LocalCluster::new(broker.local()));
+        let registry = runnel_registry::Registry::start(
+            cluster,
+            runnel_registry::RegistryConfig {
+                poll: Duration::from_millis(50),
+                ..Default::default()
+            },
+        )
+        .expect("registry");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let url = format!("http://{}", listener.local_addr().expect("bound address"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let routes = runnel_registry::api::routes(registry.clone());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("registry runtime");
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let _ = axum::serve(l, routes)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await;
+            });
+        });
+        TestRegistry {
+            url,
+            stop: Some(tx),
+            thread: Some(thread),
+            registry,
+            broker,
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The registry itself (to stop or inspect it).
+    pub fn registry(&self) -> &runnel_registry::Registry {
+        &self.registry
+    }
+
+    /// The broker holding `_schemas` (tests may run applications on it).
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+}
+
+#[cfg(feature = "registry")]
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.registry.shutdown();
     }
 }
 

@@ -128,6 +128,11 @@ pub struct ServeConfig {
     #[arg(long, env = "RUNNEL_SCHEMA_REGISTRY_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_registry_url: Option<String>,
+    /// Kafka Connect REST API of the SQL engine's connector statements
+    /// (ksqlDB's ksql.connect.url) [default: http://127.0.0.1:8083].
+    #[arg(long, env = "RUNNEL_CONNECT_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_url: Option<String>,
     /// Run only the services (SQL engine, schema registry) on this
     /// Kafka-compatible cluster (host:port[,host:port…]) instead of a local log.
     #[arg(long, env = "RUNNEL_BOOTSTRAP_SERVERS")]

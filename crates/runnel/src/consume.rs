@@ -50,6 +50,70 @@ pub struct ConsumeArgs {
     /// Extra librdkafka property, KEY=VALUE (repeatable).
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     properties: Vec<String>,
+    /// Decode with the schema registry (kcat -s): key=FMT, value=FMT or
+    /// FMT for both; FMT is avro, protobuf or json_sr. Decoded records print
+    /// as JSON.
+    #[arg(short = 's', long = "serdes", value_name = "[key=|value=]FMT")]
+    serdes: Vec<String>,
+    /// Schema registry URL for -s (kcat -r).
+    #[arg(
+        short = 'r',
+        long = "schema-registry",
+        env = "RUNNEL_SCHEMA_REGISTRY",
+        default_value = "http://localhost:8081"
+    )]
+    schema_registry: String,
+}
+
+/// How the key and value of each record are decoded (`-s`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Serdes {
+    key: Option<runnel_schema::SchemaType>,
+    value: Option<runnel_schema::SchemaType>,
+}
+
+fn parse_serdes(specs: &[String]) -> Result<Serdes> {
+    let mut s = Serdes::default();
+    for spec in specs {
+        let (field, fmt) = match spec.split_once('=') {
+            Some((f, v)) => (Some(f), v),
+            None => (None, spec.as_str()),
+        };
+        let ty = match fmt.to_ascii_lowercase().as_str() {
+            "avro" => runnel_schema::SchemaType::Avro,
+            "protobuf" => runnel_schema::SchemaType::Protobuf,
+            "json_sr" | "json-sr" | "jsonschema" => runnel_schema::SchemaType::Json,
+            other => bail!("unknown serdes {other:?} in -s {spec} (avro, protobuf or json_sr)"),
+        };
+        match field {
+            None => {
+                s.key = Some(ty);
+                s.value = Some(ty);
+            }
+            Some("key") => s.key = Some(ty),
+            Some("value") => s.value = Some(ty),
+            Some(other) => bail!("-s {spec}: {other} is neither key nor value"),
+        }
+    }
+    Ok(s)
+}
+
+/// Decodes `bytes` written with a registry schema of type `ty` to JSON text.
+fn decode_field(
+    client: &runnel_registry_client::RegistryClient,
+    ty: runnel_schema::SchemaType,
+    bytes: &[u8],
+) -> Result<Vec<u8>> {
+    let (id, value) = runnel_registry_client::json::decode(client, bytes)?;
+    let actual = client.schema_by_id(id)?.schema_type();
+    if actual != ty {
+        bail!(
+            "written with {} schema {id}, not {}",
+            actual.name(),
+            ty.name()
+        );
+    }
+    Ok(value.to_string().into_bytes())
 }
 
 /// Where to start reading.
@@ -80,6 +144,9 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
 
 fn consume(args: ConsumeArgs) -> Result<()> {
     let start = parse_start(&args.offset)?;
+    let serdes = parse_serdes(&args.serdes)?;
+    let registry = (serdes != Serdes::default())
+        .then(|| runnel_registry_client::RegistryClient::new(&args.schema_registry));
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &args.bootstrap)
@@ -154,10 +221,34 @@ fn consume(args: ConsumeArgs) -> Result<()> {
             Some(Ok(msg)) => {
                 at_end.remove(&msg.partition());
                 seen += 1;
+                let decode = |ty: Option<runnel_schema::SchemaType>,
+                              bytes: Option<&[u8]>,
+                              what: &str|
+                 -> Result<Option<Vec<u8>>> {
+                    match (ty, bytes, &registry) {
+                        (Some(ty), Some(b), Some(client)) => {
+                            decode_field(client, ty, b).map(Some).with_context(|| {
+                                format!(
+                                    "cannot decode the {what} of {}-{} offset {}",
+                                    msg.topic(),
+                                    msg.partition(),
+                                    msg.offset()
+                                )
+                            })
+                        }
+                        (_, b, _) => Ok(b.map(<[u8]>::to_vec)),
+                    }
+                };
+                let key = decode(serdes.key, msg.key(), "key")?;
+                let value = decode(serdes.value, msg.payload(), "value")?;
+                let fields = Fields {
+                    key: key.as_deref(),
+                    value: value.as_deref(),
+                };
                 if args.json {
-                    writeln!(out, "{}", to_json(&msg))?;
+                    writeln!(out, "{}", to_json(&msg, &fields))?;
                 } else {
-                    out.write_all(&render(&format, &msg))?;
+                    out.write_all(&render(&format, &msg, &fields))?;
                 }
                 out.flush()?;
             }
@@ -177,7 +268,13 @@ fn headers_of<M: Message>(msg: &M) -> Vec<(String, Option<Vec<u8>>)> {
         .unwrap_or_default()
 }
 
-fn to_json<M: Message>(msg: &M) -> serde_json::Value {
+/// A record's key and value as printed (decoded with `-s`, or as read).
+struct Fields<'a> {
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+}
+
+fn to_json<M: Message>(msg: &M, fields: &Fields<'_>) -> serde_json::Value {
     let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
     let headers: Vec<serde_json::Value> = headers_of(msg)
         .into_iter()
@@ -188,14 +285,14 @@ fn to_json<M: Message>(msg: &M) -> serde_json::Value {
         "partition": msg.partition(),
         "offset": msg.offset(),
         "ts": msg.timestamp().to_millis(),
-        "key": text(msg.key()),
-        "payload": text(msg.payload()),
+        "key": text(fields.key),
+        "payload": text(fields.value),
         "headers": headers,
     })
 }
 
 /// Renders a record with kcat-style format tokens.
-fn render<M: Message>(format: &str, msg: &M) -> Vec<u8> {
+fn render<M: Message>(format: &str, msg: &M, fields: &Fields<'_>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut chars = format.chars().peekable();
     while let Some(c) = chars.next() {
@@ -206,8 +303,8 @@ fn render<M: Message>(format: &str, msg: &M) -> Vec<u8> {
                     't' => out.extend_from_slice(msg.topic().as_bytes()),
                     'p' => out.extend_from_slice(msg.partition().to_string().as_bytes()),
                     'o' => out.extend_from_slice(msg.offset().to_string().as_bytes()),
-                    'k' => out.extend_from_slice(msg.key().unwrap_or_default()),
-                    's' => out.extend_from_slice(msg.payload().unwrap_or_default()),
+                    'k' => out.extend_from_slice(fields.key.unwrap_or_default()),
+                    's' => out.extend_from_slice(fields.value.unwrap_or_default()),
                     'K' => out.extend_from_slice(
                         msg.key()
                             .map_or(-1, |k| k.len() as i64)
@@ -280,5 +377,24 @@ mod tests {
         );
         assert!(parse_start("s@x").is_err());
         assert!(parse_start("middle").is_err());
+    }
+
+    #[test]
+    fn serdes_like_kcat() {
+        use runnel_schema::SchemaType;
+        let s = parse_serdes(&["avro".into()]).unwrap();
+        assert_eq!(
+            (s.key, s.value),
+            (Some(SchemaType::Avro), Some(SchemaType::Avro))
+        );
+        let s = parse_serdes(&["value=protobuf".into()]).unwrap();
+        assert_eq!((s.key, s.value), (None, Some(SchemaType::Protobuf)));
+        let s = parse_serdes(&["key=json_sr".into(), "value=avro".into()]).unwrap();
+        assert_eq!(
+            (s.key, s.value),
+            (Some(SchemaType::Json), Some(SchemaType::Avro))
+        );
+        assert!(parse_serdes(&["thrift".into()]).is_err());
+        assert!(parse_serdes(&["header=avro".into()]).is_err());
     }
 }

@@ -98,7 +98,9 @@ enum UnstableApps {
         /// App-open events to write (crashes come on top).
         #[arg(long, default_value_t = 100_000)]
         events: usize,
-        /// Days the events span, ending today.
+        /// Days the events span: the whole days before today (UTC), so no
+        /// event lies in the future (Kafka 4 refuses timestamps more than
+        /// an hour ahead).
         #[arg(long, default_value_t = 7)]
         days: i64,
         /// Seed of the generator: the same seed writes the same events.
@@ -107,7 +109,7 @@ enum UnstableApps {
         /// Partitions of the input and output topics.
         #[arg(long, default_value_t = 3)]
         partitions: i32,
-        /// First day of the events, as ms since the epoch [default: days ago].
+        /// First day of the events, as ms since the epoch [default: DAYS days before today].
         #[arg(long)]
         start_ms: Option<i64>,
     },
@@ -190,7 +192,7 @@ fn generate(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let today = now - now.rem_euclid(talk::DAY_MS);
-    let start = start_ms.unwrap_or(today - (days - 1) * talk::DAY_MS);
+    let start = start_ms.unwrap_or(today - days * talk::DAY_MS);
     let all = talk::generate(seed, events, days, start);
     let total = all.len();
     let started = Instant::now();

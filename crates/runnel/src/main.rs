@@ -18,6 +18,8 @@ mod consume;
 mod demo;
 mod group;
 mod produce;
+mod registry_cli;
+mod schema_validation;
 mod serve;
 mod sql_cli;
 
@@ -55,6 +57,8 @@ enum Command {
     Sql(sql_cli::SqlArgs),
     /// A Kafka Connect worker (REST on 127.0.0.1:8083) against any Kafka-compatible cluster.
     Connect(connect_cmd::ConnectArgs),
+    /// Schema registry subjects, schemas and compatibility levels (rpk registry style).
+    Registry(registry_cli::RegistryArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -102,6 +106,7 @@ fn run() -> Result<()> {
             Command::Consume(args) => consume::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Connect(args) => connect_cmd::run(args, serve::shutdown_signal()?).await,
+            Command::Registry(args) => registry_cli::run(args).await,
             // A blocking client (line editor, HTTP): off the async threads.
             Command::Sql(args) => tokio::task::spawn_blocking(move || sql_cli::run(args)).await?,
         }

@@ -44,6 +44,101 @@ pub struct ProduceArgs {
     /// Extra librdkafka property, KEY=VALUE (repeatable).
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     properties: Vec<String>,
+    /// Encode each value (a JSON line) with this schema file, registered
+    /// under <topic>-value first (Confluent's value.schema).
+    #[arg(long, value_name = "FILE", conflicts_with = "value_schema_id")]
+    value_schema: Option<std::path::PathBuf>,
+    /// Encode each value (a JSON line) with the registered schema of this id.
+    #[arg(long, value_name = "ID")]
+    value_schema_id: Option<i32>,
+    /// Encode each key (JSON, with -K) with this schema file, registered
+    /// under <topic>-key first.
+    #[arg(long, value_name = "FILE", conflicts_with = "key_schema_id")]
+    key_schema: Option<std::path::PathBuf>,
+    /// Encode each key (JSON, with -K) with the registered schema of this id.
+    #[arg(long, value_name = "ID")]
+    key_schema_id: Option<i32>,
+    /// Type of the schema files: avro, protobuf or json [default: protobuf
+    /// for .proto files, json for .json files that are JSON Schemas, else avro].
+    #[arg(long, value_name = "TYPE")]
+    schema_type: Option<String>,
+    /// Schema registry URL for the schema options.
+    #[arg(
+        short = 'r',
+        long = "schema-registry",
+        env = "RUNNEL_SCHEMA_REGISTRY",
+        default_value = "http://localhost:8081"
+    )]
+    schema_registry: String,
+}
+
+/// A schema records are encoded with: its id and parsed form.
+struct Encoder {
+    id: i32,
+    schema: std::sync::Arc<runnel_schema::ParsedSchema>,
+}
+
+impl Encoder {
+    fn encode(&self, line: &str, what: &str, n: u64) -> Result<Vec<u8>> {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("line {n}: the {what} is not JSON"))?;
+        runnel_registry_client::json::encode(&self.schema, self.id, &value)
+            .with_context(|| format!("line {n}: cannot encode the {what}"))
+    }
+}
+
+/// The schema type of a schema file: `--schema-type`, else guessed.
+pub(crate) fn schema_type_of(
+    path: &std::path::Path,
+    text: &str,
+    given: Option<&str>,
+) -> Result<runnel_schema::SchemaType> {
+    use runnel_schema::SchemaType;
+    if let Some(t) = given {
+        return t
+            .parse()
+            .map_err(|_| anyhow::anyhow!("unknown schema type {t:?} (avro, protobuf or json)"));
+    }
+    if path.extension().is_some_and(|e| e == "proto") {
+        return Ok(SchemaType::Protobuf);
+    }
+    // A JSON Schema says so ($schema) or describes an object by
+    // `properties`; an Avro schema has `type` "record" and `fields`.
+    let json: Option<serde_json::Value> = serde_json::from_str(text).ok();
+    let is_json_schema = json.as_ref().is_some_and(|j| {
+        j.get("$schema").is_some() || (j.get("properties").is_some() && j.get("fields").is_none())
+    });
+    Ok(if is_json_schema {
+        SchemaType::Json
+    } else {
+        SchemaType::Avro
+    })
+}
+
+/// The encoder a pair of schema options asks for, if any.
+fn encoder(
+    client: &runnel_registry_client::RegistryClient,
+    subject: &str,
+    file: Option<&std::path::Path>,
+    id: Option<i32>,
+    schema_type: Option<&str>,
+) -> Result<Option<Encoder>> {
+    let id = match (file, id) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let ty = schema_type_of(path, &text, schema_type)?;
+            client
+                .register(subject, ty, &text, &[], false)
+                .with_context(|| format!("cannot register {} under {subject}", path.display()))?
+        }
+        (None, Some(id)) => id,
+        (None, None) => return Ok(None),
+    };
+    let schema = client
+        .schema_by_id(id)
+        .with_context(|| format!("cannot fetch schema {id}"))?;
+    Ok(Some(Encoder { id, schema }))
 }
 
 pub async fn run(args: ProduceArgs) -> Result<()> {
@@ -81,17 +176,54 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
         .map(|h| parse_kv(h))
         .collect::<Result<_>>()?;
 
+    let registry = runnel_registry_client::RegistryClient::new(&args.schema_registry);
+    let client = registry.clone();
+    let (topic, schema_type) = (args.topic.clone(), args.schema_type.clone());
+    let (value_file, value_id) = (args.value_schema.clone(), args.value_schema_id);
+    let (key_file, key_id) = (args.key_schema.clone(), args.key_schema_id);
+    let (key_encoder, value_encoder) = tokio::task::spawn_blocking(move || -> Result<_> {
+        Ok((
+            encoder(
+                &client,
+                &format!("{topic}-key"),
+                key_file.as_deref(),
+                key_id,
+                schema_type.as_deref(),
+            )?,
+            encoder(
+                &client,
+                &format!("{topic}-value"),
+                value_file.as_deref(),
+                value_id,
+                schema_type.as_deref(),
+            )?,
+        ))
+    })
+    .await??;
+    if key_encoder.is_some() && args.key_delimiter.is_none() {
+        bail!("a key schema needs keys: split lines into key and value with -K");
+    }
+
     let stdin = std::io::stdin();
     let mut pending = Vec::new();
     let mut sent = 0u64;
     for line in stdin.lock().lines() {
         let line = line.context("cannot read stdin")?;
+        let n = sent + 1;
         let (key, value) = match &args.key_delimiter {
             Some(d) => match line.split_once(d.as_str()) {
                 Some((k, v)) => (Some(k.to_string()), v.to_string()),
                 None => (None, line),
             },
             None => (None, line),
+        };
+        let key: Option<Vec<u8>> = match (&key_encoder, key) {
+            (Some(e), Some(k)) => Some(e.encode(&k, "key", n)?),
+            (_, k) => k.map(String::into_bytes),
+        };
+        let value: Vec<u8> = match &value_encoder {
+            Some(e) => e.encode(&value, "value", n)?,
+            None => value.into_bytes(),
         };
         let mut owned = OwnedHeaders::new_with_capacity(headers.len());
         for (k, v) in &headers {
@@ -100,7 +232,7 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
                 value: Some(v.as_bytes()),
             });
         }
-        let mut record = FutureRecord::<String, String>::to(&args.topic)
+        let mut record = FutureRecord::<Vec<u8>, Vec<u8>>::to(&args.topic)
             .payload(&value)
             .headers(owned);
         if let Some(k) = &key {

@@ -57,18 +57,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         },
     };
 
-    // The SQL engine's schema registry: the one given, else the built-in
-    // one (reached on loopback when it listens on every address).
-    let engine_config = runnel_sql::EngineConfig {
-        schema_registry_url: config.schema_registry_url.clone().or_else(|| {
-            (!config.no_registry).then(|| {
-                let addr = registry_listen(&config).addr;
-                format!("http://{}", addr.replace("0.0.0.0", "127.0.0.1"))
-            })
-        }),
-        ..runnel_sql::EngineConfig::default()
-    };
-
     let connect_listen = |config: &ServeArgs| match &config.connect_listen {
         Some(addr) => HttpListen {
             addr: addr.clone(),
@@ -80,6 +68,24 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             required: false,
         },
     };
+    // The SQL engine's schema registry: the one given, else the built-in
+    // one (reached on loopback when it listens on every address).
+    let engine_config = runnel_sql::EngineConfig {
+        schema_registry_url: config.schema_registry_url.clone().or_else(|| {
+            (!config.no_registry).then(|| {
+                let addr = registry_listen(&config).addr;
+                format!("http://{}", addr.replace("0.0.0.0", "127.0.0.1"))
+            })
+        }),
+        // The connector statements' Kafka Connect: the one given, else
+        // the built-in worker where it listens.
+        connect_url: Some(config.connect_url.clone().unwrap_or_else(|| {
+            let addr = connect_listen(&config).addr;
+            format!("http://{}", addr.replace("0.0.0.0", "127.0.0.1"))
+        })),
+        ..runnel_sql::EngineConfig::default()
+    };
+
     let connect_config = if config.no_connect {
         None
     } else {
@@ -205,26 +211,46 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // engine's queries commit and stop writing before the broker flushes
     // the log. The registry starts before the SQL engine, which will read
     // schemas from it.
+    // Topics with confluent.*.schema.validation=true check produced records
+    // against the SQL engine's registry (the built-in one unless
+    // --schema-registry-url names another).
+    if let Some(url) = &engine_config.schema_registry_url {
+        broker.set_schema_validator(Arc::new(crate::schema_validation::RegistryValidator::new(
+            url,
+        )));
+    }
     let local = broker.local();
+    let local_for_registry = broker.local();
+    let local_for_connect = broker.local();
     services.add(KafkaService { broker, listener });
     let cluster: Arc<dyn Cluster> = Arc::new(runnel_embed::LocalCluster::new(local));
     if !config.no_registry {
+        // The registry's writer takes the transactional id remote registries
+        // on this broker take (`runnel serve --bootstrap-servers`), so the
+        // embedded one and they fence each other.
+        let registry_cluster: Arc<dyn Cluster> = Arc::new(
+            runnel_embed::LocalCluster::new(local_for_registry)
+                .with_instance_id(runnel_registry::service::KAFKA_INSTANCE_ID),
+        );
         services.add(RegistryService::new(
-            cluster.clone(),
+            registry_cluster,
             RegistryConfig::default(),
             registry_listen(&config),
         ));
     }
     if !config.no_sql {
-        services.add(SqlService::new(
-            cluster.clone(),
-            engine_config,
-            sql_listen(&config),
-        ));
+        services.add(SqlService::new(cluster, engine_config, sql_listen(&config)));
     }
     if let Some(worker) = connect_config {
+        // Exactly-once source tasks take the transactional ids remote
+        // workers on this broker take (`runnel connect`), so an embedded
+        // and a remote instance of a task fence each other.
+        let connect_cluster: Arc<dyn Cluster> = Arc::new(
+            runnel_embed::LocalCluster::new(local_for_connect)
+                .with_instance_id(runnel_connect::service::KAFKA_INSTANCE_ID),
+        );
         services.add(ConnectService::new(
-            cluster,
+            connect_cluster,
             worker,
             crate::connect_cmd::plugins(),
             connect_listen(&config),

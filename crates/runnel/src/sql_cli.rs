@@ -668,6 +668,79 @@ pub fn print_entity(e: &Json, out: &mut dyn Write) -> Result<()> {
                 describe_source(&d, out)?;
             }
         }
+        "connector_list" => {
+            list_table(
+                &list("connectors"),
+                &[
+                    ("Connector Name", "name"),
+                    ("Type", "type"),
+                    ("Class", "className"),
+                    ("Status", "state"),
+                ],
+                out,
+            )?;
+            for w in list("warnings") {
+                writeln!(
+                    out,
+                    "WARNING: {}",
+                    w.get("message").map(cell).unwrap_or_default()
+                )?;
+            }
+        }
+        "connector_info" => {
+            let name = e.pointer("/info/name").map(cell).unwrap_or_default();
+            print_table(
+                &["Message".into()],
+                &[vec![format!("Created connector {name}")]],
+                out,
+            )?;
+        }
+        "drop_connector" => {
+            let name = e.get("connectorName").map(cell).unwrap_or_default();
+            print_table(
+                &["Message".into()],
+                &[vec![format!("Dropped connector \"{name}\"")]],
+                out,
+            )?;
+        }
+        "warning_entity" => {
+            writeln!(out, "{}", e.get("message").map(cell).unwrap_or_default())?;
+        }
+        "connector_description" => {
+            let field = |p: &str| e.pointer(p).map(cell).unwrap_or_default();
+            for (label, value) in [
+                ("Name", field("/status/name")),
+                ("Class", field("/connectorClass")),
+                ("Type", field("/status/type")),
+                ("State", field("/status/connector/state")),
+                ("WorkerId", field("/status/connector/worker_id")),
+            ] {
+                writeln!(out, "{label:<17}: {value}")?;
+            }
+            let tasks = e
+                .pointer("/status/tasks")
+                .and_then(Json::as_array)
+                .cloned()
+                .unwrap_or_default();
+            writeln!(out)?;
+            list_table(
+                &tasks,
+                &[
+                    ("Task ID", "id"),
+                    ("State", "state"),
+                    ("Error Trace", "trace"),
+                ],
+                out,
+            )?;
+            let topics: Vec<Json> = list("topics")
+                .into_iter()
+                .map(|t| json!({"topic": t}))
+                .collect();
+            if !topics.is_empty() {
+                writeln!(out)?;
+                list_table(&topics, &[("Related Topics", "topic")], out)?;
+            }
+        }
         _ => writeln!(out, "{}", serde_json::to_string_pretty(e)?)?,
     }
     Ok(())
@@ -688,6 +761,9 @@ const KEYWORDS: &[&str] = &[
     "STREAM",
     "TABLE",
     "SOURCE",
+    "SINK",
+    "CONNECTOR",
+    "CONNECTORS",
     "AS",
     "WITH",
     "INSERT",

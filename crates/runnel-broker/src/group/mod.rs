@@ -30,7 +30,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedPartitions;
+use kafka_protocol::messages::{
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
+};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 use runnel_log::LogError;
 use tokio::sync::{oneshot, watch};
@@ -509,30 +514,26 @@ pub struct HeldGroup {
 impl HeldGroup {
     /// Its subscription in the consumer protocol (version 0: topics).
     fn metadata(&self) -> Bytes {
-        let mut b = Vec::new();
-        b.extend_from_slice(&0i16.to_be_bytes());
-        put_array_len(&mut b, self.partitions.len());
-        for (topic, _) in &self.partitions {
-            put_string(&mut b, topic);
-        }
-        b.extend_from_slice(&(-1i32).to_be_bytes()); // no user data
-        Bytes::from(b)
+        let topics = self
+            .partitions
+            .iter()
+            .map(|(topic, _)| StrBytes::from_string(topic.clone()))
+            .collect();
+        consumer_protocol(&ConsumerProtocolSubscription::default().with_topics(topics))
     }
 
     /// Its assignment in the consumer protocol (version 0).
     fn assignment(&self) -> Bytes {
-        let mut b = Vec::new();
-        b.extend_from_slice(&0i16.to_be_bytes());
-        put_array_len(&mut b, self.partitions.len());
-        for (topic, parts) in &self.partitions {
-            put_string(&mut b, topic);
-            put_array_len(&mut b, parts.len());
-            for p in parts {
-                b.extend_from_slice(&p.to_be_bytes());
-            }
-        }
-        b.extend_from_slice(&(-1i32).to_be_bytes()); // no user data
-        Bytes::from(b)
+        let assigned = self
+            .partitions
+            .iter()
+            .map(|(topic, parts)| {
+                AssignedPartitions::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+                    .with_partitions(parts.clone())
+            })
+            .collect();
+        consumer_protocol(&ConsumerProtocolAssignment::default().with_assigned_partitions(assigned))
     }
 
     fn description(&self) -> GroupDescription {
@@ -555,15 +556,18 @@ impl HeldGroup {
 /// The assignment strategy a held group reports: its one member has it all.
 pub const HELD_PROTOCOL: &str = "runnel-local";
 
-fn put_array_len(b: &mut Vec<u8>, n: usize) {
-    b.extend_from_slice(&i32::try_from(n).unwrap_or(i32::MAX).to_be_bytes());
-}
-
-fn put_string(b: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    let n = i16::try_from(bytes.len()).unwrap_or(i16::MAX);
-    b.extend_from_slice(&n.to_be_bytes());
-    b.extend_from_slice(bytes.get(..n.max(0) as usize).unwrap_or(bytes));
+/// A consumer-protocol message (subscription or assignment) as group
+/// members exchange it: version 0, then its fields.
+fn consumer_protocol<T: Encodable>(message: &T) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(0);
+    if let Err(e) = message.encode(&mut b, 0) {
+        // Only fields a version lacks fail to encode; version 0 has all
+        // these use.
+        warn!("cannot encode a consumer protocol message: {e}");
+        return Bytes::new();
+    }
+    b.freeze()
 }
 
 /// How long a group without members or offsets is still listed: Kafka's
@@ -1268,7 +1272,9 @@ fn check_member(
 }
 
 /// Topics in a consumer protocol subscription (`i16 version`, `[string]`
-/// topics, ...); empty when it does not parse.
+/// topics, ...); empty when it does not parse. Read by hand, not with
+/// kafka-protocol's decoder: these bytes come from clients, and that
+/// decoder pre-allocates from the array count they claim.
 fn subscription(metadata: &Bytes) -> Vec<String> {
     let b = metadata.as_ref();
     let mut pos = 2usize;

@@ -506,10 +506,18 @@ fn a_held_group_is_stable_with_its_one_member_and_closed_to_joins() {
     );
     assert_eq!(d.members.len(), 1);
     assert_eq!(subscription(&d.members[0].metadata), vec!["a", "bb"]);
-    // Assignment: version, [topic, [partition]], user data.
-    let a = d.members[0].assignment.as_ref();
-    assert_eq!(&a[..6], &[0, 0, 0, 0, 0, 2]);
-    assert_eq!(a.len(), 2 + 4 + (2 + 1 + 4 + 8) + (2 + 2 + 4 + 4) + 4);
+    // Assignment: version 0, then what a consumer decodes.
+    let mut a = d.members[0].assignment.clone();
+    assert_eq!(bytes::Buf::get_i16(&mut a), 0);
+    let decoded = <kafka_protocol::messages::ConsumerProtocolAssignment as kafka_protocol::protocol::Decodable>::decode(&mut a, 0).unwrap();
+    let assigned: Vec<(String, Vec<i32>)> = decoded
+        .assigned_partitions
+        .iter()
+        .map(|t| (t.topic.to_string(), t.partitions.clone()))
+        .collect();
+    assert_eq!(assigned, held.partitions);
+    assert_eq!(decoded.user_data, None);
+    assert!(a.is_empty());
     assert!(f.c.has_members("g"));
     assert_eq!(f.c.remove_if_empty("g"), Err(ResponseError::NonEmptyGroup));
     let joined = ready(f.c.join(f.t0, join_req("", None, &["range"])));

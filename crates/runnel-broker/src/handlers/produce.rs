@@ -210,6 +210,14 @@ pub(crate) fn append_one(
             });
         }
     }
+    check_timestamps(&cfg, topic, index, data, now)?;
+    crate::schema_check::check(
+        broker.schemas.get().map(|v| v.as_ref()),
+        topic,
+        index,
+        &cfg,
+        data,
+    )?;
     let producer = ProducerBatch::of_payload(data);
     let state = producer.map(|_| broker.producers.partition(topic, index));
     let mut state = state.as_deref().map(lock);
@@ -299,4 +307,55 @@ fn reject_all(
         })
         .collect();
     ProduceResponse::default().with_responses(responses)
+}
+
+/// Kafka's timestamp bounds on CreateTime topics
+/// (`message.timestamp.before.max.ms`, `message.timestamp.after.max.ms`,
+/// 1 hour ahead by default since Kafka 4.0): a batch with a record outside
+/// `[now - before, now + after]` is refused with `INVALID_TIMESTAMP`, the
+/// records at fault named (KIP-467). Records are looked at only when the
+/// batch's max timestamp is beyond the upper bound or a lower bound is set.
+fn check_timestamps(
+    cfg: &runnel_log::LogConfig,
+    topic: &str,
+    index: i32,
+    payload: &[u8],
+    now: i64,
+) -> Result<(), AppendFailure> {
+    if cfg.message_timestamp_type == runnel_log::TimestampType::LogAppendTime {
+        return Ok(());
+    }
+    let lo = now.saturating_sub(cfg.timestamp_before_max_ms);
+    let hi = now.saturating_add(cfg.timestamp_after_max_ms);
+    let lower_bound = cfg.timestamp_before_max_ms != i64::MAX;
+    let suspect = runnel_log::batch::BatchIter::new(payload, usize::MAX)
+        .filter_map(Result::ok)
+        .any(|h| !h.is_control() && (lower_bound || h.max_timestamp() > hi));
+    if !suspect {
+        return Ok(());
+    }
+    let limit = codec::decompression_limit(cfg.max_message_bytes);
+    let mut faults: Vec<(i32, String)> = Vec::new();
+    codec::for_each_record(payload, limit, |r| {
+        // -1: no timestamp (Kafka checks only real ones).
+        if r.timestamp != -1 && (r.timestamp < lo || r.timestamp > hi) {
+            faults.push((
+                r.index,
+                format!(
+                    "Timestamp {} of message with offset {} is out of range. The timestamp should be within [{lo}, {hi}]",
+                    r.timestamp, r.offset
+                ),
+            ));
+        }
+    })
+    .map_err(|e| AppendFailure::new(ResponseError::CorruptMessage.code(), e.to_string()))?;
+    if faults.is_empty() {
+        return Ok(());
+    }
+    warn!(topic = %topic, partition = index, records = faults.len(), "produce rejected: timestamps out of range");
+    Err(AppendFailure {
+        code: ResponseError::InvalidTimestamp.code(),
+        message: Some(faults[0].1.clone()),
+        record_errors: faults,
+    })
 }

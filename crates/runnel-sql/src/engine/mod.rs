@@ -17,6 +17,7 @@
 //! statement to its module.
 
 mod commands;
+mod connectors;
 mod ddl;
 mod insert;
 mod persistent;
@@ -72,6 +73,9 @@ pub struct EngineConfig {
     /// `ksql.schema.registry.url`: the schema registry of the AVRO and
     /// JSON_SR formats; without one, statements naming them fail.
     pub schema_registry_url: Option<String>,
+    /// `ksql.connect.url`: the Kafka Connect REST API the connector
+    /// statements use; without one they fail.
+    pub connect_url: Option<String>,
 }
 
 /// Sends a pull query to another engine (`host:port`, its SQL text) and
@@ -92,6 +96,7 @@ impl Default for EngineConfig {
             default_partitions: 1,
             application_server: None,
             schema_registry_url: None,
+            connect_url: None,
         }
     }
 }
@@ -366,6 +371,13 @@ impl Engine {
             Statement::Terminate { query_id } => self.terminate(query_id, &cmd),
             Statement::Show { what, extended } => self.show(what, *extended),
             Statement::Describe { target, extended } => self.describe(target, *extended),
+            Statement::CreateConnector {
+                if_not_exists,
+                name,
+                config,
+                ..
+            } => self.create_connector(*if_not_exists, name, config),
+            Statement::DropConnector { if_exists, name } => self.drop_connector(*if_exists, name),
             Statement::Explain(target) => self.explain(target, text),
             Statement::Set { name, value } => self.set(name, value),
             Statement::Unset { name } => self.unset(name),
@@ -451,6 +463,7 @@ impl Engine {
             ErrorKind::Statement => 40001,
             ErrorKind::NotFound => 40001,
             ErrorKind::Server => 50000,
+            ErrorKind::Remote(status) => u32::from(status) * 100,
         }
     }
 }
@@ -488,6 +501,42 @@ mod tests {
     }
 
     #[test]
+    fn connector_statements_without_kafka_connect_say_so() {
+        let (engine, _dir) = engine();
+        let e = one(&engine, "SHOW CONNECTORS").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Server);
+        assert!(e.message.contains("ksql.connect.url"), "{e}");
+
+        // A Connect that cannot be reached: a server error naming it, and
+        // the engine keeps serving.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        drop(listener);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let broker = Broker::open(dir.path(), BrokerConfig::default()).expect("broker");
+        let engine = Engine::start(
+            Arc::new(LocalCluster::new(broker.local())),
+            EngineConfig {
+                connect_url: Some(url.clone()),
+                ..EngineConfig::default()
+            },
+        )
+        .expect("engine starts");
+        let e = one(&engine, "DROP CONNECTOR c").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Server);
+        assert!(
+            e.message
+                .starts_with("Failed to drop connector: cannot reach Kafka Connect"),
+            "{e}"
+        );
+        assert!(e.message.contains(&url), "{e}");
+        assert!(matches!(
+            one(&engine, "SHOW STREAMS"),
+            Ok(Outcome::Streams(_))
+        ));
+    }
+
+    #[test]
     fn each_statement_reaches_its_handler() {
         let (engine, _dir) = engine();
         let kind = |text: &str| -> String {
@@ -511,6 +560,11 @@ mod tests {
                 Outcome::Variables(_) => "Variables".into(),
                 Outcome::Function(_) => "Function".into(),
                 Outcome::QueryDescription(_) => "QueryDescription".into(),
+                Outcome::ConnectorInfo(_) => "ConnectorInfo".into(),
+                Outcome::Connectors { .. } => "Connectors".into(),
+                Outcome::ConnectorDescription(_) => "ConnectorDescription".into(),
+                Outcome::DroppedConnector(_) => "DroppedConnector".into(),
+                Outcome::Warning(m) => format!("Warning: {m}"),
             }
         };
         let cases = [

@@ -6,6 +6,7 @@ use crate::ast::{Ident, SourceKind};
 use crate::catalog::{QueryInfo, SourceInfo};
 use crate::functions::FunctionInfo;
 use crate::schema::Column;
+use serde_json::Value as Json;
 
 /// One statement run by [`Engine::execute`](super::Engine::execute).
 #[derive(Debug, Clone)]
@@ -48,6 +49,42 @@ pub enum Outcome {
     Function(FunctionInfo),
     /// EXPLAIN a query id or a query.
     QueryDescription(QueryDescription),
+    /// CREATE SOURCE|SINK CONNECTOR: Kafka Connect's connector info
+    /// (`name`, `config`, `tasks`, `type`), as it answered.
+    ConnectorInfo(Json),
+    /// SHOW [SOURCE|SINK] CONNECTORS.
+    Connectors {
+        connectors: Vec<ConnectorSummary>,
+        warnings: Vec<String>,
+    },
+    /// DESCRIBE CONNECTOR.
+    ConnectorDescription(Box<ConnectorDescription>),
+    /// DROP CONNECTOR: the connector's name.
+    DroppedConnector(String),
+    /// Nothing was done, and why (`IF [NOT] EXISTS` on a connector).
+    Warning(String),
+}
+
+/// One connector of SHOW CONNECTORS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorSummary {
+    pub name: String,
+    /// `source`, `sink`, or `unknown` when Kafka Connect could not say.
+    pub kind: String,
+    pub class: Option<String>,
+    /// ksqlDB's summary (`RUNNING (1/1 tasks RUNNING)`).
+    pub state: Option<String>,
+}
+
+/// DESCRIBE CONNECTOR: the class, Kafka Connect's status body, the topics
+/// the connector uses and the streams and tables over them.
+#[derive(Debug, Clone)]
+pub struct ConnectorDescription {
+    pub class: String,
+    pub status: Json,
+    pub sources: Vec<SourceInfo>,
+    pub topics: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 impl Outcome {

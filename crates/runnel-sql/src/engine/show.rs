@@ -15,6 +15,11 @@ impl Engine {
     pub(super) fn show(&self, what: &ShowWhat, extended: bool) -> Result<Outcome, SqlError> {
         let st = lock(&self.inner.state);
         Ok(match what {
+            ShowWhat::Connectors(scope) => {
+                // Kafka Connect is asked over HTTP: not under the lock.
+                drop(st);
+                return self.show_connectors(*scope);
+            }
             ShowWhat::Streams | ShowWhat::Tables => {
                 let kind = if *what == ShowWhat::Streams {
                     SourceKind::Stream
@@ -103,6 +108,10 @@ impl Engine {
     ) -> Result<Outcome, SqlError> {
         let st = lock(&self.inner.state);
         match target {
+            DescribeTarget::Connector(name) => {
+                drop(st);
+                self.describe_connector(name)
+            }
             DescribeTarget::Source(name) => {
                 let Some(s) = st.catalog.source(&name.name) else {
                     return Err(self.not_found(&st, name));

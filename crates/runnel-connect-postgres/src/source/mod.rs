@@ -1,0 +1,1189 @@
+//! The PostgreSQL CDC source: Debezium's `PostgresConnector`.
+//!
+//! One task per connector. At start it makes sure the publication and the
+//! replication slot exist, then either snapshots (creating the slot with an
+//! exported snapshot, which it imports into a REPEATABLE READ transaction,
+//! so the snapshot and the slot's start are the same instant) or streams
+//! the slot's `pgoutput` changes.
+//!
+//! ## Offsets
+//!
+//! Source partition `{"server": <topic.prefix>}`. A streamed change's
+//! offset holds `lsn` (the end LSN of the last transaction whose changes
+//! were all emitted: safe to confirm), `lsn_commit` and `txId` (the
+//! transaction the change belongs to), `lsn_proc` (the change's own LSN),
+//! `event_index` (how many changes of that transaction are emitted with
+//! this one) and `ts_usec` (commit time). On restart the task streams from
+//! the slot, skips transactions that committed before `lsn`, and skips the
+//! first `event_index` changes of transaction `lsn_commit`: a restart in
+//! the middle of a transaction neither loses nor repeats a change.
+//! Snapshot records carry `snapshot: true`, `last_snapshot_record` and the
+//! slot's consistent point as `lsn`; a snapshot that did not finish is
+//! started again (with a new slot) at the next start.
+//!
+//! The task confirms an LSN to PostgreSQL (standby status update) only in
+//! [`SourceTask::commit`], when the runtime says the records are durable:
+//! the stored offset's `lsn`, or the end of the transaction whose last
+//! change the stored offset is.
+//!
+//! ## Events
+//!
+//! Ops `r` (snapshot), `c`, `u`, `d`; a delete is followed by a tombstone
+//! when `tombstones.on.delete`; a primary key change is a delete (and
+//! tombstone) of the old key and a create of the new. `before` is what the
+//! table's REPLICA IDENTITY gives: the whole old row under FULL, the key
+//! columns under DEFAULT on a delete or key change (other columns null, or
+//! the type's zero where the column is NOT NULL, as Debezium does), null
+//! on other updates under DEFAULT. An unchanged TOASTed value the server
+//! did not send is `__debezium_unavailable_value` for strings (json,
+//! enums, text...), its UTF-8 bytes for `bytea`, a one-element array of it
+//! for string arrays, and null (or zero when NOT NULL) for other types.
+//! Truncates are not emitted (Debezium's default `skipped.operations=t`).
+
+pub mod config;
+pub mod envelope;
+
+use crate::error::{Error, Result};
+use crate::lsn::Lsn;
+use crate::meta::{list_tables, load_table, TypeResolver};
+use crate::pgoutput::{self, Message, TupleValue};
+use crate::replication::{
+    quote_ident, quote_literal, ReplicationConn, StreamMessage, PG_EPOCH_OFFSET_MICROS,
+};
+use config::{AutoCreate, SnapshotMode, SourceConfig};
+use envelope::{heartbeat_schemas, SourceInfo, TableSchemas, VERSION};
+use runnel_connect_api::{
+    Config, ConfigDef, ConfigValue, ConnectError, ConnectorContext, ConnectorKind, ConnectorPlugin,
+    OffsetReader, SourceOffset, SourcePartition, SourceRecord, SourceTask, Struct, Value,
+};
+use serde_json::json;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+/// The class name.
+pub const CLASS: &str = "io.debezium.connector.postgresql.PostgresConnector";
+
+/// Rows fetched per snapshot round trip.
+const SNAPSHOT_FETCH: usize = 1024;
+/// Records returned by one poll at most.
+const MAX_BATCH: usize = 4096;
+/// How long a poll waits for changes when there are none.
+const POLL_WAIT: Duration = Duration::from_millis(500);
+/// How often the task tells the server where it is even when not asked.
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Debezium's PostgreSQL connector (pgoutput).
+#[derive(Debug, Default, Clone)]
+pub struct PostgresConnector;
+
+impl PostgresConnector {
+    pub fn new() -> PostgresConnector {
+        PostgresConnector
+    }
+}
+
+/// Connects and checks the server can do logical replication; the error
+/// says which key is at fault.
+async fn check_server(cfg: &SourceConfig) -> Result<(), (String, String)> {
+    let client = match tokio::time::timeout(Duration::from_secs(10), cfg.conn.connect()).await {
+        Err(_) => {
+            return Err((
+                "database.hostname".into(),
+                format!(
+                    "cannot connect to {}:{}: timed out",
+                    cfg.conn.host, cfg.conn.port
+                ),
+            ))
+        }
+        Ok(Err(e)) => {
+            let field = match &e {
+                Error::Postgres(pe) => match pe.code().map(|c| c.code()) {
+                    Some("28P01") => "database.password",
+                    Some("28000") => "database.user",
+                    Some("3D000") => "database.dbname",
+                    _ => "database.hostname",
+                },
+                _ => "database.hostname",
+            };
+            let detail = match &e {
+                Error::Postgres(pe) => pe
+                    .as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_else(|| e.to_string()),
+                _ => e.to_string(),
+            };
+            return Err((
+                field.into(),
+                format!(
+                    "cannot connect to {}:{}/{}: {detail}",
+                    cfg.conn.host, cfg.conn.port, cfg.conn.dbname
+                ),
+            ));
+        }
+        Ok(Ok(c)) => c,
+    };
+    let level = client
+        .query_one("SHOW wal_level", &[])
+        .await
+        .map_err(|e| ("database.hostname".to_string(), e.to_string()))?;
+    let level: String = level.get(0);
+    if level != "logical" {
+        return Err((
+            "plugin.name".into(),
+            format!("the server's wal_level is {level}; logical decoding needs wal_level=logical"),
+        ));
+    }
+    Ok(())
+}
+
+impl ConnectorPlugin for PostgresConnector {
+    fn class(&self) -> &str {
+        CLASS
+    }
+    fn aliases(&self) -> Vec<String> {
+        vec!["PostgresConnector".into()]
+    }
+    fn kind(&self) -> ConnectorKind {
+        ConnectorKind::Source
+    }
+    fn version(&self) -> &str {
+        VERSION
+    }
+    fn config_def(&self) -> ConfigDef {
+        config::config_def()
+    }
+    fn validate(&self, config: &Config) -> Vec<ConfigValue> {
+        let mut out = self.config_def().validate(config);
+        if out.iter().any(|v| !v.errors.is_empty()) {
+            return out;
+        }
+        let mut add = |field: &str, message: String| {
+            if let Some(v) = out.iter_mut().find(|v| v.name == field) {
+                v.errors.push(message);
+            }
+        };
+        let cfg = match SourceConfig::parse(config) {
+            Ok(c) => c,
+            Err(Error::Config { field, message, .. }) => {
+                add(&field, message);
+                return out;
+            }
+            Err(e) => {
+                add("database.hostname", e.to_string());
+                return out;
+            }
+        };
+        let checked = runtime()
+            .map_err(|e| ("database.hostname".to_string(), e.to_string()))
+            .and_then(|rt| rt.block_on(check_server(&cfg)));
+        if let Err((field, message)) = checked {
+            add(&field, message);
+        }
+        out
+    }
+    fn task_configs(
+        &self,
+        config: &Config,
+        _max_tasks: usize,
+    ) -> Result<Vec<Config>, ConnectError> {
+        SourceConfig::parse(config)?;
+        Ok(vec![config.clone()])
+    }
+    fn source_task(&self) -> Result<Box<dyn SourceTask>, ConnectError> {
+        Ok(Box::new(PostgresSourceTask::new()))
+    }
+}
+
+/// The CDC task.
+#[derive(Default)]
+pub struct PostgresSourceTask {
+    rt: Option<tokio::runtime::Runtime>,
+    state: Option<Running>,
+    /// The parsed config and partition, kept to reconnect after a
+    /// retriable failure.
+    config: Option<(SourceConfig, SourcePartition)>,
+    /// The offset of the last record `poll` returned: where to resume
+    /// after reconnecting.
+    resume: Option<SourceOffset>,
+    /// The highest LSN confirmed to the server (through `commit`).
+    confirmed: Lsn,
+}
+
+impl PostgresSourceTask {
+    pub fn new() -> PostgresSourceTask {
+        PostgresSourceTask::default()
+    }
+}
+
+struct SnapshotState {
+    tables: VecDeque<TableSchemas>,
+    current: Option<TableSchemas>,
+    consistent_point: Lsn,
+    /// The last record made, held back until it is known whether it is
+    /// the snapshot's last.
+    pending: Option<SourceRecord>,
+    ts_us: i64,
+    /// Stream after the snapshot (false for `initial_only`).
+    then_stream: bool,
+}
+
+enum Phase {
+    Snapshot(Box<SnapshotState>),
+    Streaming,
+    /// `initial_only` after its snapshot, or nothing to do.
+    Idle,
+}
+
+struct Txn {
+    xid: u32,
+    commit_lsn: Lsn,
+    commit_us: i64,
+    /// Changes seen so far in this transaction (emitted or skipped).
+    index: u64,
+    /// Changes at the start of this transaction already emitted before a
+    /// restart.
+    skip: u64,
+    /// The whole transaction committed before the stored position.
+    skip_all: bool,
+}
+
+struct Running {
+    cfg: SourceConfig,
+    partition: SourcePartition,
+    client: Client,
+    types: TypeResolver,
+    repl: Option<ReplicationConn>,
+    phase: Phase,
+    /// Schemas per relation OID (`None`: not captured).
+    relations: HashMap<u32, Option<TableSchemas>>,
+    txn: Option<Txn>,
+    /// End of the last transaction fully emitted.
+    last_end: Lsn,
+    /// The server's position when idle (keepalives between transactions).
+    idle_pos: Lsn,
+    received: Lsn,
+    confirmed: Lsn,
+    skip_before: Lsn,
+    resume: Option<(Lsn, u64)>,
+    /// Transactions whose changes are all emitted: (commit, count, end).
+    completed: VecDeque<(Lsn, u64, Lsn)>,
+    last_xid: Option<u32>,
+    last_commit_us: i64,
+    last_offset: Option<SourceOffset>,
+    last_status: Instant,
+    last_heartbeat: Instant,
+}
+
+fn lsn_json(l: Lsn) -> serde_json::Value {
+    json!(l.0)
+}
+
+fn offset_lsn(o: &SourceOffset, key: &str) -> Option<Lsn> {
+    o.get(key).and_then(|v| v.as_u64()).map(Lsn)
+}
+
+impl SourceTask for PostgresSourceTask {
+    fn start(
+        &mut self,
+        config: &Config,
+        context: &ConnectorContext,
+        offsets: &dyn OffsetReader,
+    ) -> Result<(), ConnectError> {
+        let cfg = SourceConfig::parse(config)?;
+        let rt = runtime()?;
+        let mut partition = SourcePartition::new();
+        partition.insert("server".into(), json!(cfg.prefix));
+        let stored = offsets.offset(&partition);
+        tracing::info!(
+            connector = %context.connector,
+            slot = %cfg.slot,
+            offset = ?stored,
+            "starting PostgreSQL CDC task"
+        );
+        let confirmed = stored
+            .as_ref()
+            .and_then(|o| offset_lsn(o, "lsn"))
+            .unwrap_or_default();
+        let running = rt.block_on(Running::start(
+            cfg.clone(),
+            partition.clone(),
+            stored.clone(),
+            confirmed,
+            false,
+        ))?;
+        self.state = Some(running);
+        self.rt = Some(rt);
+        self.config = Some((cfg, partition));
+        self.resume = stored;
+        self.confirmed = confirmed;
+        Ok(())
+    }
+
+    fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
+        let Some(rt) = &self.rt else {
+            return Err(ConnectError::Fatal("the task is not started".into()));
+        };
+        if self.state.is_none() {
+            // Reconnect after a retriable failure, resuming after the last
+            // record returned.
+            let Some((cfg, partition)) = &self.config else {
+                return Err(ConnectError::Fatal("the task is not started".into()));
+            };
+            tracing::info!(offset = ?self.resume, "reconnecting");
+            let running = rt.block_on(Running::start(
+                cfg.clone(),
+                partition.clone(),
+                self.resume.clone(),
+                self.confirmed,
+                true,
+            ))?;
+            self.state = Some(running);
+        }
+        let Some(state) = &mut self.state else {
+            return Ok(Vec::new());
+        };
+        match rt.block_on(state.poll()) {
+            Ok(records) => {
+                if let Some(last) = records.last() {
+                    self.resume = Some(last.source_offset.clone());
+                }
+                Ok(records)
+            }
+            Err(e) if e.is_retriable() => {
+                tracing::warn!("lost the connection to PostgreSQL, will reconnect: {e}");
+                if let Some(state) = self.state.take() {
+                    rt.block_on(state.abandon());
+                }
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn commit(&mut self, offsets: &[(SourcePartition, SourceOffset)]) -> Result<(), ConnectError> {
+        let (Some(rt), Some(state)) = (&self.rt, &mut self.state) else {
+            return Ok(());
+        };
+        match rt.block_on(state.commit(offsets)) {
+            Ok(confirmed) => {
+                self.confirmed = self.confirmed.max(confirmed);
+                Ok(())
+            }
+            Err(e) if e.is_retriable() => {
+                // The next poll reconnects; the LSN is confirmed then.
+                self.confirmed = self.confirmed.max(state.confirmed);
+                if let Some(state) = self.state.take() {
+                    rt.block_on(state.abandon());
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let (Some(rt), Some(state)) = (self.rt.take(), self.state.take()) {
+            rt.block_on(state.stop());
+        }
+    }
+}
+
+async fn publication_setup(cfg: &SourceConfig, client: &Client) -> Result<()> {
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &[&cfg.publication],
+        )
+        .await?
+        .is_some();
+    let pubname = quote_ident(&cfg.publication);
+    let filtered_tables = || async {
+        let tables = list_tables(client).await?;
+        Ok::<_, Error>(
+            tables
+                .into_iter()
+                .filter(|(_, s, t)| cfg.captures(s, t))
+                .map(|(_, s, t)| format!("{}.{}", quote_ident(&s), quote_ident(&t)))
+                .collect::<Vec<_>>(),
+        )
+    };
+    match (exists, cfg.autocreate) {
+        (true, AutoCreate::Filtered) => {
+            let tables = filtered_tables().await?;
+            if !tables.is_empty() {
+                client
+                    .batch_execute(&format!(
+                        "ALTER PUBLICATION {pubname} SET TABLE {}",
+                        tables.join(", ")
+                    ))
+                    .await?;
+            }
+        }
+        (true, _) => {}
+        (false, AutoCreate::Disabled) => {
+            return Err(Error::config(
+                "publication.name",
+                &cfg.publication,
+                "the publication does not exist and publication.autocreate.mode is disabled",
+            ))
+        }
+        (false, AutoCreate::AllTables) => {
+            tracing::info!(publication = %cfg.publication, "creating publication for all tables");
+            client
+                .batch_execute(&format!("CREATE PUBLICATION {pubname} FOR ALL TABLES"))
+                .await?;
+        }
+        (false, AutoCreate::Filtered) => {
+            let tables = filtered_tables().await?;
+            let sql = if tables.is_empty() {
+                format!("CREATE PUBLICATION {pubname}")
+            } else {
+                format!(
+                    "CREATE PUBLICATION {pubname} FOR TABLE {}",
+                    tables.join(", ")
+                )
+            };
+            client.batch_execute(&sql).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the slot exists, and whether a process uses it.
+async fn slot_state(client: &Client, slot: &str) -> Result<Option<bool>> {
+    let row = client
+        .query_opt(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await?;
+    Ok(row.map(|r| r.get::<_, bool>(0)))
+}
+
+async fn drop_slot(client: &Client, slot: &str) -> Result<()> {
+    // A walsender that just lost its client may hold the slot a moment.
+    let mut tries = 0;
+    loop {
+        match client
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if tries < 50 && e.code().map(|c| c.code()) == Some("55006") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+impl Running {
+    /// Connects and prepares: `stored` is where to resume, `confirmed` the
+    /// LSN known durable; `reconnecting` after a failure (no new snapshot
+    /// under `always`).
+    async fn start(
+        cfg: SourceConfig,
+        partition: SourcePartition,
+        stored: Option<SourceOffset>,
+        confirmed: Lsn,
+        reconnecting: bool,
+    ) -> Result<Running> {
+        let client = cfg.conn.connect().await?;
+        let level: String = client.query_one("SHOW wal_level", &[]).await?.get(0);
+        if level != "logical" {
+            return Err(Error::config(
+                "plugin.name",
+                "pgoutput",
+                format!(
+                    "the server's wal_level is {level}; logical decoding needs wal_level=logical"
+                ),
+            ));
+        }
+        publication_setup(&cfg, &client).await?;
+
+        let snapshot_unfinished = stored.as_ref().is_some_and(|o| {
+            o.get("snapshot").and_then(|v| v.as_bool()) == Some(true)
+                && o.get("last_snapshot_record").and_then(|v| v.as_bool()) != Some(true)
+        });
+        let have_offset = stored.is_some() && !snapshot_unfinished;
+        let snapshot = match cfg.snapshot_mode {
+            SnapshotMode::Always => !reconnecting || !have_offset,
+            SnapshotMode::Initial | SnapshotMode::InitialOnly => !have_offset,
+            SnapshotMode::Never => false,
+        };
+        let stream = cfg.snapshot_mode != SnapshotMode::InitialOnly;
+
+        let mut running = Running {
+            partition,
+            client,
+            types: TypeResolver::default(),
+            repl: None,
+            phase: Phase::Idle,
+            relations: HashMap::new(),
+            txn: None,
+            last_end: Lsn(0),
+            idle_pos: Lsn(0),
+            received: Lsn(0),
+            confirmed: Lsn(0),
+            skip_before: Lsn(0),
+            resume: None,
+            completed: VecDeque::new(),
+            last_xid: None,
+            last_commit_us: 0,
+            last_offset: None,
+            last_status: Instant::now(),
+            last_heartbeat: Instant::now(),
+            cfg,
+        };
+
+        if !snapshot && !stream {
+            tracing::info!("initial_only: the snapshot is done, nothing to stream");
+            return Ok(running);
+        }
+
+        let existing = slot_state(&running.client, &running.cfg.slot).await?;
+        if existing == Some(true) {
+            return Err(Error::Server {
+                code: "55006".into(),
+                message: format!("replication slot {} is in use", running.cfg.slot),
+            });
+        }
+        let mut repl = ReplicationConn::connect(&running.cfg.conn).await?;
+        let slot = quote_ident(&running.cfg.slot);
+        if snapshot {
+            let consistent_point;
+            let snapshot_name;
+            if stream {
+                if existing.is_some() {
+                    tracing::info!(slot = %running.cfg.slot, "dropping the slot to snapshot anew from a fresh one");
+                    drop_slot(&running.client, &running.cfg.slot).await?;
+                }
+                let rows = repl
+                    .simple_query(&format!(
+                        "CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput EXPORT_SNAPSHOT"
+                    ))
+                    .await?;
+                let row = rows.first().ok_or_else(|| {
+                    Error::Protocol("CREATE_REPLICATION_SLOT returned no row".into())
+                })?;
+                consistent_point = row
+                    .get(1)
+                    .cloned()
+                    .flatten()
+                    .and_then(|s| Lsn::parse(&s))
+                    .ok_or_else(|| Error::Protocol("no consistent point".into()))?;
+                snapshot_name = row.get(2).cloned().flatten();
+            } else {
+                consistent_point = Lsn(0);
+                snapshot_name = None;
+            }
+            running
+                .client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await?;
+            if let Some(name) = &snapshot_name {
+                running
+                    .client
+                    .batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", quote_literal(name)))
+                    .await?;
+            }
+            // Tables and their metadata as of the snapshot.
+            let mut tables = VecDeque::new();
+            for (oid, schema, name) in list_tables(&running.client).await? {
+                if !running.cfg.captures(&schema, &name) {
+                    continue;
+                }
+                if let Some(meta) = load_table(&running.client, &mut running.types, oid).await? {
+                    tables.push_back(running.schemas(meta));
+                }
+            }
+            tracing::info!(tables = tables.len(), %consistent_point, "snapshot started");
+            running.last_end = consistent_point;
+            running.skip_before = consistent_point;
+            running.confirmed = consistent_point;
+            running.phase = Phase::Snapshot(Box::new(SnapshotState {
+                tables,
+                current: None,
+                consistent_point,
+                pending: None,
+                ts_us: now_us(),
+                then_stream: stream,
+            }));
+            if stream {
+                running.repl = Some(repl);
+            } else {
+                repl.close().await;
+            }
+        } else {
+            if existing.is_none() {
+                tracing::info!(slot = %running.cfg.slot, "creating replication slot");
+                repl.simple_query(&format!(
+                    "CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput NOEXPORT_SNAPSHOT"
+                ))
+                .await?;
+            }
+            if let Some(o) = &stored {
+                let lsn = offset_lsn(o, "lsn").unwrap_or_default();
+                running.last_end = lsn;
+                running.skip_before = lsn;
+                running.confirmed = confirmed;
+                if let (Some(commit), Some(index)) = (
+                    offset_lsn(o, "lsn_commit"),
+                    o.get("event_index").and_then(|v| v.as_u64()),
+                ) {
+                    running.resume = Some((commit, index));
+                }
+                running.last_offset = Some(o.clone());
+            }
+            running.repl = Some(repl);
+            running.start_streaming().await?;
+        }
+        Ok(running)
+    }
+
+    fn schemas(&self, meta: crate::meta::TableMeta) -> TableSchemas {
+        TableSchemas::new(
+            meta,
+            &self.cfg.prefix,
+            &self.cfg.conn.dbname,
+            self.cfg.decimal_mode,
+        )
+    }
+
+    async fn start_streaming(&mut self) -> Result<()> {
+        let start = self.last_end;
+        let repl = self
+            .repl
+            .as_mut()
+            .ok_or_else(|| Error::Protocol("no replication connection".into()))?;
+        repl.start_replication(&self.cfg.slot, start, &self.cfg.publication)
+            .await?;
+        tracing::info!(slot = %self.cfg.slot, %start, "streaming changes");
+        self.received = start;
+        repl.send_status(self.received, self.confirmed).await?;
+        self.last_status = Instant::now();
+        self.phase = Phase::Streaming;
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
+        match self.phase {
+            Phase::Snapshot(_) => self.poll_snapshot().await,
+            Phase::Streaming => self.poll_stream().await,
+            Phase::Idle => {
+                tokio::time::sleep(POLL_WAIT).await;
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn snapshot_offset(&self, cp: Lsn, ts_us: i64, last: bool) -> SourceOffset {
+        let mut o = SourceOffset::new();
+        o.insert("lsn".into(), lsn_json(cp));
+        o.insert("ts_usec".into(), json!(ts_us));
+        o.insert("snapshot".into(), json!(true));
+        o.insert("last_snapshot_record".into(), json!(last));
+        o
+    }
+
+    async fn poll_snapshot(&mut self) -> Result<Vec<SourceRecord>> {
+        let mut out = Vec::new();
+        loop {
+            let Phase::Snapshot(snap) = &mut self.phase else {
+                return Ok(out);
+            };
+            if out.len() >= SNAPSHOT_FETCH {
+                return Ok(out);
+            }
+            if snap.current.is_none() {
+                match snap.tables.pop_front() {
+                    Some(t) => {
+                        let cols: Vec<String> = t
+                            .meta
+                            .columns
+                            .iter()
+                            .map(|c| quote_ident(&c.name))
+                            .collect();
+                        let sql = format!(
+                            "DECLARE runnel_snapshot NO SCROLL CURSOR FOR SELECT {} FROM {}.{}",
+                            if cols.is_empty() {
+                                "NULL".to_string()
+                            } else {
+                                cols.join(", ")
+                            },
+                            quote_ident(&t.meta.schema),
+                            quote_ident(&t.meta.name)
+                        );
+                        tracing::info!(table = %t.topic, "snapshotting");
+                        self.client.batch_execute(&sql).await?;
+                        snap.current = Some(t);
+                        continue;
+                    }
+                    None => {
+                        // The end: the held-back record is the last.
+                        let cp = snap.consistent_point;
+                        let ts = snap.ts_us;
+                        let then_stream = snap.then_stream;
+                        if let Some(mut last) = snap.pending.take() {
+                            if let Value::Struct(env) = &mut last.value {
+                                if let Some(Value::Struct(src)) = env
+                                    .schema
+                                    .field_named("source")
+                                    .map(|f| f.index)
+                                    .and_then(|i| env.values.get_mut(i))
+                                {
+                                    src.put("snapshot", Value::String("last".into()))?;
+                                }
+                            }
+                            last.source_offset = self.snapshot_offset(cp, ts, true);
+                            out.push(last);
+                        }
+                        self.client.batch_execute("COMMIT").await?;
+                        tracing::info!("snapshot done");
+                        if then_stream {
+                            self.start_streaming().await?;
+                        } else {
+                            self.phase = Phase::Idle;
+                        }
+                        return Ok(out);
+                    }
+                }
+            }
+            let rows = self
+                .client
+                .simple_query(&format!("FETCH {SNAPSHOT_FETCH} FROM runnel_snapshot"))
+                .await?;
+            let now_ms = now_us() / 1000;
+            let Phase::Snapshot(snap) = &mut self.phase else {
+                return Ok(out);
+            };
+            let Some(table) = &snap.current else {
+                continue;
+            };
+            let mut n = 0;
+            for m in rows {
+                let SimpleQueryMessage::Row(row) = m else {
+                    continue;
+                };
+                n += 1;
+                let values: Vec<Option<&str>> =
+                    (0..table.meta.columns.len()).map(|i| row.get(i)).collect();
+                let after = table.row_from_text(&values)?;
+                let key = table.key_of(&after)?;
+                let info = SourceInfo {
+                    ts_us: snap.ts_us,
+                    snapshot: "true",
+                    sequence: None,
+                    tx_id: None,
+                    lsn: Some(snap.consistent_point.0 as i64),
+                };
+                let value = table.envelope("r", None, Some(after), &info, now_ms)?;
+                let rec = SourceRecord::new(
+                    self.partition.clone(),
+                    SourceOffset::new(),
+                    table.topic.clone(),
+                    table.key_schema.as_deref().cloned(),
+                    key,
+                    Some((*table.envelope_schema).clone()),
+                    value,
+                );
+                if let Some(prev) = snap.pending.replace(rec) {
+                    out.push(prev);
+                }
+            }
+            // Offsets are the same for every non-last snapshot record.
+            let offset = {
+                let mut o = SourceOffset::new();
+                o.insert("lsn".into(), lsn_json(snap.consistent_point));
+                o.insert("ts_usec".into(), json!(snap.ts_us));
+                o.insert("snapshot".into(), json!(true));
+                o.insert("last_snapshot_record".into(), json!(false));
+                o
+            };
+            for r in out.iter_mut() {
+                if r.source_offset.is_empty() {
+                    r.source_offset = offset.clone();
+                }
+            }
+            if let Some(p) = &mut snap.pending {
+                p.source_offset = offset;
+            }
+            if n == 0 {
+                self.client.batch_execute("CLOSE runnel_snapshot").await?;
+                if let Phase::Snapshot(snap) = &mut self.phase {
+                    snap.current = None;
+                }
+            }
+        }
+    }
+
+    /// The offset for "everything up to here is emitted" outside a
+    /// transaction.
+    fn idle_offset(&self) -> SourceOffset {
+        let mut o = SourceOffset::new();
+        o.insert("lsn".into(), lsn_json(self.last_end.max(self.idle_pos)));
+        o.insert("ts_usec".into(), json!(self.last_commit_us));
+        if let Some(x) = self.last_xid {
+            o.insert("txId".into(), json!(x));
+        }
+        o
+    }
+
+    fn heartbeat(&mut self) -> Result<Option<SourceRecord>> {
+        if self.cfg.heartbeat_ms == 0
+            || self.last_heartbeat.elapsed() < Duration::from_millis(self.cfg.heartbeat_ms)
+        {
+            return Ok(None);
+        }
+        self.last_heartbeat = Instant::now();
+        let offset = match (&self.txn, &self.last_offset) {
+            (Some(_), Some(o)) => o.clone(),
+            _ => self.idle_offset(),
+        };
+        let (ks, vs) = heartbeat_schemas();
+        let key =
+            Struct::new(ks.clone()).with("serverName", Value::String(self.cfg.prefix.clone()))?;
+        let value = Struct::new(vs.clone()).with("ts_ms", Value::Int64(now_us() / 1000))?;
+        Ok(Some(SourceRecord::new(
+            self.partition.clone(),
+            offset,
+            format!("__debezium-heartbeat.{}", self.cfg.prefix),
+            Some((*ks).clone()),
+            Value::Struct(key),
+            Some((*vs).clone()),
+            Value::Struct(value),
+        )))
+    }
+
+    async fn send_status(&mut self) -> Result<()> {
+        if let Some(repl) = self.repl.as_mut() {
+            repl.send_status(self.received, self.confirmed).await?;
+        }
+        self.last_status = Instant::now();
+        Ok(())
+    }
+
+    async fn poll_stream(&mut self) -> Result<Vec<SourceRecord>> {
+        let mut out = Vec::new();
+        let deadline = Instant::now() + POLL_WAIT;
+        loop {
+            if out.len() >= MAX_BATCH {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline && !out.is_empty() {
+                break;
+            }
+            let wait = if out.is_empty() {
+                deadline.saturating_duration_since(now)
+            } else {
+                Duration::from_millis(1)
+            };
+            if wait.is_zero() {
+                break;
+            }
+            let repl = self
+                .repl
+                .as_mut()
+                .ok_or_else(|| Error::Protocol("no replication connection".into()))?;
+            match repl.next(wait).await? {
+                None => {
+                    if !out.is_empty() {
+                        break;
+                    }
+                }
+                Some(StreamMessage::Keepalive { wal_end, reply }) => {
+                    self.received = self.received.max(wal_end);
+                    if self.txn.is_none() {
+                        self.idle_pos = self.idle_pos.max(wal_end);
+                    }
+                    if reply {
+                        self.send_status().await?;
+                    }
+                }
+                Some(StreamMessage::XLogData { start, end, data }) => {
+                    self.received = self.received.max(end).max(start);
+                    let msg = pgoutput::decode(data)?;
+                    self.handle(msg, start, &mut out).await?;
+                }
+            }
+        }
+        if self.last_status.elapsed() >= STATUS_INTERVAL {
+            self.send_status().await?;
+        }
+        if let Some(hb) = self.heartbeat()? {
+            out.push(hb);
+        }
+        Ok(out)
+    }
+
+    async fn relation(&mut self, oid: u32) -> Result<Option<&TableSchemas>> {
+        if !self.relations.contains_key(&oid) {
+            let meta = load_table(&self.client, &mut self.types, oid).await?;
+            let t = meta
+                .filter(|m| self.cfg.captures(&m.schema, &m.name))
+                .map(|m| self.schemas(m));
+            self.relations.insert(oid, t);
+        }
+        Ok(self.relations.get(&oid).and_then(|t| t.as_ref()))
+    }
+
+    async fn handle(&mut self, msg: Message, lsn: Lsn, out: &mut Vec<SourceRecord>) -> Result<()> {
+        match msg {
+            Message::Begin {
+                final_lsn,
+                commit_time,
+                xid,
+            } => {
+                let skip_all = final_lsn < self.skip_before;
+                let skip = match self.resume {
+                    Some((c, n)) if c == final_lsn => n,
+                    _ => 0,
+                };
+                self.txn = Some(Txn {
+                    xid,
+                    commit_lsn: final_lsn,
+                    commit_us: commit_time + PG_EPOCH_OFFSET_MICROS,
+                    index: 0,
+                    skip,
+                    skip_all,
+                });
+            }
+            Message::Commit { end_lsn, .. } => {
+                if let Some(t) = self.txn.take() {
+                    if !t.skip_all {
+                        self.completed.push_back((t.commit_lsn, t.index, end_lsn));
+                        if self.completed.len() > 10_000 {
+                            self.completed.pop_front();
+                        }
+                    }
+                    self.last_xid = Some(t.xid);
+                    self.last_commit_us = t.commit_us;
+                    if Some(t.commit_lsn) == self.resume.map(|r| r.0) {
+                        self.resume = None;
+                    }
+                }
+                self.last_end = self.last_end.max(end_lsn);
+            }
+            Message::Relation {
+                oid,
+                namespace,
+                name,
+                columns,
+                ..
+            } => {
+                // The catalog gives nullability and the primary key; the
+                // message gives the columns the tuples will have.
+                self.relations.remove(&oid);
+                let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+                if self.relation(oid).await?.is_some() {
+                    if let Some(Some(t)) = self.relations.get_mut(&oid) {
+                        t.set_tuple_columns(&names)?;
+                    }
+                } else {
+                    tracing::debug!(%namespace, %name, "relation not captured");
+                }
+            }
+            Message::Insert { oid, new } => {
+                if self.next_change() {
+                    self.change(oid, lsn, None, Some(new), out).await?;
+                }
+            }
+            Message::Update { oid, old, new } => {
+                if self.next_change() {
+                    self.change(oid, lsn, Some(old), Some(new), out).await?;
+                }
+            }
+            Message::Delete { oid, old } => {
+                if self.next_change() {
+                    self.change(oid, lsn, Some(Some(old)), None, out).await?;
+                }
+            }
+            Message::Truncate { .. } => {
+                self.next_change();
+                tracing::debug!("truncate skipped");
+            }
+            Message::Origin | Message::Type { .. } | Message::LogicalMessage => {}
+        }
+        Ok(())
+    }
+
+    /// Counts a change of the open transaction; whether to emit it.
+    fn next_change(&mut self) -> bool {
+        match &mut self.txn {
+            Some(t) => {
+                t.index += 1;
+                !t.skip_all && t.index > t.skip
+            }
+            None => true,
+        }
+    }
+
+    /// Emits the records of one change. `old`: `None` for an insert,
+    /// `Some(None)` for an update without an old image.
+    async fn change(
+        &mut self,
+        oid: u32,
+        lsn: Lsn,
+        old: Option<Option<(u8, Vec<TupleValue>)>>,
+        new: Option<Vec<TupleValue>>,
+        out: &mut Vec<SourceRecord>,
+    ) -> Result<()> {
+        let tombstones = self.cfg.tombstones_on_delete;
+        let last_end = self.last_end;
+        let (xid, commit_lsn, commit_us, index) = match &self.txn {
+            Some(t) => (Some(t.xid), t.commit_lsn, t.commit_us, t.index),
+            None => (None, lsn, now_us(), 0),
+        };
+        let partition = self.partition.clone();
+        let Some(table) = self.relation(oid).await? else {
+            return Ok(());
+        };
+        let mut offset = SourceOffset::new();
+        offset.insert("lsn".into(), lsn_json(last_end));
+        offset.insert("lsn_commit".into(), lsn_json(commit_lsn));
+        offset.insert("lsn_proc".into(), lsn_json(lsn));
+        if let Some(x) = xid {
+            offset.insert("txId".into(), json!(x));
+        }
+        offset.insert("ts_usec".into(), json!(commit_us));
+        offset.insert("event_index".into(), json!(index));
+        let info = SourceInfo {
+            ts_us: commit_us,
+            snapshot: "false",
+            sequence: Some(format!("[\"{}\",\"{}\"]", last_end.0, lsn.0)),
+            tx_id: xid.map(i64::from),
+            lsn: Some(lsn.0 as i64),
+        };
+        let now_ms = now_us() / 1000;
+        let before = match &old {
+            Some(Some((_, t))) => Some(table.row_from_tuple(t)?),
+            _ => None,
+        };
+        let after = match &new {
+            Some(t) => Some(table.row_from_tuple(t)?),
+            None => None,
+        };
+        let record = |key: Value, value: Value| {
+            SourceRecord::new(
+                partition.clone(),
+                offset.clone(),
+                table.topic.clone(),
+                table.key_schema.as_deref().cloned(),
+                key,
+                Some((*table.envelope_schema).clone()),
+                value,
+            )
+        };
+        let delete = |before: Struct, out: &mut Vec<SourceRecord>| -> Result<()> {
+            let key = table.key_of(&before)?;
+            let value = table.envelope("d", Some(before), None, &info, now_ms)?;
+            out.push(record(key.clone(), value));
+            if tombstones && !key.is_null() {
+                out.push(record(key, Value::Null));
+            }
+            Ok(())
+        };
+        match (before, after) {
+            (None, Some(after)) if old.is_none() => {
+                let key = table.key_of(&after)?;
+                let value = table.envelope("c", None, Some(after), &info, now_ms)?;
+                out.push(record(key, value));
+            }
+            (before, Some(after)) => {
+                let key = table.key_of(&after)?;
+                let key_changed = match &before {
+                    Some(b) => table.key_schema.is_some() && table.key_of(b)? != key,
+                    None => false,
+                };
+                if let (true, Some(b)) = (key_changed, before.clone()) {
+                    delete(b, out)?;
+                    let value = table.envelope("c", None, Some(after), &info, now_ms)?;
+                    out.push(record(key, value));
+                } else {
+                    // Under DEFAULT identity an old key tuple (`K`) only
+                    // comes with a key change, so `before` is a full old
+                    // row here or none.
+                    let before = match &old {
+                        Some(Some((b'O', _))) => before,
+                        _ => None,
+                    };
+                    let value = table.envelope("u", before, Some(after), &info, now_ms)?;
+                    out.push(record(key, value));
+                }
+            }
+            (Some(before), None) => delete(before, out)?,
+            (None, None) => {}
+        }
+        self.last_offset = Some(offset);
+        Ok(())
+    }
+
+    /// Confirms what `offsets` make safe; returns the confirmed LSN.
+    async fn commit(&mut self, offsets: &[(SourcePartition, SourceOffset)]) -> Result<Lsn> {
+        let Some((_, o)) = offsets.iter().rev().find(|(p, _)| *p == self.partition) else {
+            return Ok(self.confirmed);
+        };
+        let mut safe = offset_lsn(o, "lsn").unwrap_or_default();
+        if let (Some(c), Some(n)) = (
+            offset_lsn(o, "lsn_commit"),
+            o.get("event_index").and_then(|v| v.as_u64()),
+        ) {
+            while self.completed.front().is_some_and(|(lsn, _, _)| *lsn < c) {
+                self.completed.pop_front();
+            }
+            if let Some((_, count, end)) = self.completed.front() {
+                if self.completed.front().map(|f| f.0) == Some(c) && *count == n {
+                    safe = safe.max(*end);
+                }
+            }
+        }
+        if safe > self.confirmed {
+            tracing::debug!(lsn = %safe, "confirming");
+            self.confirmed = safe;
+            if matches!(self.phase, Phase::Streaming) {
+                self.send_status().await?;
+            }
+        }
+        Ok(self.confirmed)
+    }
+
+    /// Drops the connections after a failure (the slot stays).
+    async fn abandon(mut self) {
+        if let Some(repl) = self.repl.take() {
+            repl.close().await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if matches!(self.phase, Phase::Streaming) {
+            let _ = self.send_status().await;
+        }
+        if let Some(repl) = self.repl.take() {
+            repl.close().await;
+        }
+        if self.cfg.slot_drop_on_stop {
+            if let Err(e) = drop_slot(&self.client, &self.cfg.slot).await {
+                tracing::warn!(slot = %self.cfg.slot, "cannot drop the slot: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,549 @@
+//! PostgreSQL column types as Connect schemas, and PostgreSQL's text
+//! output form (what `pgoutput` and the snapshot's text-mode queries send)
+//! as Connect values, following Debezium's PostgreSQL type mapping.
+//!
+//! Every connection of this crate sets `TimeZone=UTC`, `DateStyle=ISO`
+//! and `bytea_output=hex`, so the text forms parsed here are fixed.
+
+use crate::error::{Error, Result};
+use runnel_connect_api::{Schema, Struct, Value};
+use std::sync::Arc;
+
+/// Debezium's placeholder for an unchanged TOASTed value the server did
+/// not send (`unavailable.value.placeholder`).
+pub const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
+
+/// How `numeric`/`decimal` columns are represented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalMode {
+    /// Connect `Decimal` (bytes + scale); unconstrained numeric as
+    /// `io.debezium.data.VariableScaleDecimal`.
+    Precise,
+    Double,
+    String,
+}
+
+/// What a column's values are, as far as conversion goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TypeKind {
+    Int16,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    Bool,
+    Text,
+    /// `numeric(precision, scale)`; `None` when unconstrained.
+    Numeric(Option<(i32, i32)>),
+    Date,
+    Time,
+    Timestamp,
+    Timestamptz,
+    Json,
+    Uuid,
+    Bytea,
+    /// An enum type with its labels in order.
+    Enum(Vec<String>),
+    Array(Box<TypeKind>),
+    /// Anything else, passed as its text form.
+    Other,
+}
+
+/// The kind of a built-in type by OID, or `None` when the catalog must be
+/// asked (enums, domains, arrays of those, extension types).
+pub fn builtin_kind(oid: u32, typmod: i32) -> Option<TypeKind> {
+    let numeric = || {
+        if typmod >= 4 {
+            let m = typmod - 4;
+            Some(((m >> 16) & 0xffff, m & 0xffff))
+        } else {
+            None
+        }
+    };
+    Some(match oid {
+        21 => TypeKind::Int16,
+        23 => TypeKind::Int32,
+        20 | 26 => TypeKind::Int64,
+        700 => TypeKind::Float32,
+        701 => TypeKind::Float64,
+        16 => TypeKind::Bool,
+        25 | 1043 | 1042 | 18 | 19 => TypeKind::Text,
+        1700 => TypeKind::Numeric(numeric()),
+        1082 => TypeKind::Date,
+        1083 => TypeKind::Time,
+        1114 => TypeKind::Timestamp,
+        1184 => TypeKind::Timestamptz,
+        114 | 3802 => TypeKind::Json,
+        2950 => TypeKind::Uuid,
+        17 => TypeKind::Bytea,
+        1005 => TypeKind::Array(Box::new(TypeKind::Int16)),
+        1007 => TypeKind::Array(Box::new(TypeKind::Int32)),
+        1016 => TypeKind::Array(Box::new(TypeKind::Int64)),
+        1021 => TypeKind::Array(Box::new(TypeKind::Float32)),
+        1022 => TypeKind::Array(Box::new(TypeKind::Float64)),
+        1000 => TypeKind::Array(Box::new(TypeKind::Bool)),
+        1009 | 1015 | 1014 => TypeKind::Array(Box::new(TypeKind::Text)),
+        1231 => TypeKind::Array(Box::new(TypeKind::Numeric(numeric()))),
+        1182 => TypeKind::Array(Box::new(TypeKind::Date)),
+        1115 => TypeKind::Array(Box::new(TypeKind::Timestamp)),
+        1185 => TypeKind::Array(Box::new(TypeKind::Timestamptz)),
+        2951 => TypeKind::Array(Box::new(TypeKind::Uuid)),
+        199 | 3807 => TypeKind::Array(Box::new(TypeKind::Json)),
+        _ => return None,
+    })
+}
+
+/// The Connect schema of a column of `kind` (optional when `optional`).
+pub fn column_schema(kind: &TypeKind, mode: DecimalMode, optional: bool) -> Schema {
+    let s = match kind {
+        TypeKind::Int16 => Schema::int16(),
+        TypeKind::Int32 => Schema::int32(),
+        TypeKind::Int64 => Schema::int64(),
+        TypeKind::Float32 => Schema::float32(),
+        TypeKind::Float64 => Schema::float64(),
+        TypeKind::Bool => Schema::boolean(),
+        TypeKind::Text | TypeKind::Other => Schema::string(),
+        TypeKind::Numeric(p) => match (mode, p) {
+            (DecimalMode::Precise, Some((precision, scale))) => {
+                Schema::decimal(*scale).param("connect.decimal.precision", precision.to_string())
+            }
+            (DecimalMode::Precise, None) => variable_scale_decimal_schema(),
+            (DecimalMode::Double, _) => Schema::float64(),
+            (DecimalMode::String, _) => Schema::string(),
+        },
+        TypeKind::Date => Schema::int32().named("io.debezium.time.Date").version(1),
+        TypeKind::Time => Schema::int64()
+            .named("io.debezium.time.MicroTime")
+            .version(1),
+        TypeKind::Timestamp => Schema::int64()
+            .named("io.debezium.time.MicroTimestamp")
+            .version(1),
+        TypeKind::Timestamptz => Schema::string()
+            .named("io.debezium.time.ZonedTimestamp")
+            .version(1),
+        TypeKind::Json => Schema::string().named("io.debezium.data.Json").version(1),
+        TypeKind::Uuid => Schema::string().named("io.debezium.data.Uuid").version(1),
+        TypeKind::Bytea => Schema::bytes(),
+        TypeKind::Enum(labels) => Schema::string()
+            .named("io.debezium.data.Enum")
+            .version(1)
+            .param("allowed", labels.join(",")),
+        TypeKind::Array(element) => Schema::array(column_schema(element, mode, true)),
+    };
+    if optional {
+        s.optional()
+    } else {
+        s
+    }
+}
+
+fn variable_scale_decimal_schema() -> Schema {
+    Schema::struct_named("io.debezium.data.VariableScaleDecimal")
+        .version(1)
+        .doc("Variable scaled decimal")
+        .field("scale", Schema::int32())
+        .field("value", Schema::bytes())
+}
+
+/// The value standing for an unchanged TOASTed column: the placeholder
+/// for strings, its bytes for `bytea`, a one-element array of it for
+/// string arrays, null otherwise.
+pub fn unavailable_value(kind: &TypeKind, mode: DecimalMode) -> Value {
+    match column_schema(kind, mode, true).kind {
+        runnel_connect_api::SchemaType::String => Value::String(UNAVAILABLE_VALUE.to_string()),
+        runnel_connect_api::SchemaType::Bytes if *kind == TypeKind::Bytea => {
+            Value::Bytes(UNAVAILABLE_VALUE.as_bytes().to_vec())
+        }
+        runnel_connect_api::SchemaType::Array => {
+            match column_schema(kind, mode, true).value.map(|v| v.kind) {
+                Some(runnel_connect_api::SchemaType::String) => {
+                    Value::Array(vec![Value::String(UNAVAILABLE_VALUE.to_string())])
+                }
+                _ => Value::Null,
+            }
+        }
+        _ => Value::Null,
+    }
+}
+
+fn bad(kind: &TypeKind, text: &str) -> Error {
+    Error::Convert(format!("{text:?} as {kind:?}"))
+}
+
+/// Converts a value in PostgreSQL's text form.
+pub fn text_to_value(kind: &TypeKind, mode: DecimalMode, text: &str) -> Result<Value> {
+    let b = || bad(kind, text);
+    Ok(match kind {
+        TypeKind::Int16 => Value::Int16(text.parse().map_err(|_| b())?),
+        TypeKind::Int32 => Value::Int32(text.parse().map_err(|_| b())?),
+        TypeKind::Int64 => Value::Int64(text.parse().map_err(|_| b())?),
+        TypeKind::Float32 => Value::Float32(text.parse().map_err(|_| b())?),
+        TypeKind::Float64 => Value::Float64(text.parse().map_err(|_| b())?),
+        TypeKind::Bool => match text {
+            "t" | "true" => Value::Boolean(true),
+            "f" | "false" => Value::Boolean(false),
+            _ => return Err(b()),
+        },
+        TypeKind::Text | TypeKind::Other => Value::String(text.to_string()),
+        TypeKind::Numeric(p) => match mode {
+            DecimalMode::String => Value::String(text.to_string()),
+            DecimalMode::Double => Value::Float64(text.parse().map_err(|_| b())?),
+            DecimalMode::Precise => {
+                if text == "NaN" || text.contains("Infinity") {
+                    // Connect's Decimal has no NaN or infinities.
+                    Value::Null
+                } else {
+                    let (unscaled, scale) = parse_decimal(text).ok_or_else(b)?;
+                    match p {
+                        Some((_, target)) => {
+                            let unscaled = rescale(&unscaled, scale, *target).ok_or_else(b)?;
+                            Value::Bytes(decimal_to_twos_complement(&unscaled).ok_or_else(b)?)
+                        }
+                        None => {
+                            let schema = Arc::new(variable_scale_decimal_schema());
+                            let mut s = Struct::new(schema);
+                            s.put("scale", Value::Int32(scale))?;
+                            s.put(
+                                "value",
+                                Value::Bytes(decimal_to_twos_complement(&unscaled).ok_or_else(b)?),
+                            )?;
+                            Value::Struct(s)
+                        }
+                    }
+                }
+            }
+        },
+        TypeKind::Date => Value::Int32(parse_date(text).ok_or_else(b)?),
+        TypeKind::Time => Value::Int64(parse_time(text).ok_or_else(b)?),
+        TypeKind::Timestamp => Value::Int64(parse_timestamp(text).ok_or_else(b)?),
+        // Years BC (and anything else unexpected) keep PostgreSQL's text.
+        TypeKind::Timestamptz => {
+            Value::String(zoned_timestamp(text).unwrap_or_else(|| text.to_string()))
+        }
+        TypeKind::Json | TypeKind::Uuid | TypeKind::Enum(_) => Value::String(text.to_string()),
+        TypeKind::Bytea => Value::Bytes(parse_bytea(text).ok_or_else(b)?),
+        TypeKind::Array(element) => {
+            let items = parse_array(text).ok_or_else(b)?;
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.push(match item {
+                    None => Value::Null,
+                    Some(t) => text_to_value(element, mode, &t)?,
+                });
+            }
+            Value::Array(out)
+        }
+    })
+}
+
+/// `-12.340` → ("-12340", 3).
+fn parse_decimal(text: &str) -> Option<(String, i32)> {
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut unscaled = String::with_capacity(int.len() + frac.len() + 1);
+    if neg {
+        unscaled.push('-');
+    }
+    unscaled.push_str(int);
+    unscaled.push_str(frac);
+    Some((unscaled, frac.len() as i32))
+}
+
+/// The unscaled digits at `target` scale (padding with zeros; dropping
+/// digits only when they are zeros).
+fn rescale(unscaled: &str, scale: i32, target: i32) -> Option<String> {
+    if target >= scale {
+        let mut s = unscaled.to_string();
+        s.extend(std::iter::repeat_n('0', (target - scale) as usize));
+        Some(s)
+    } else {
+        let cut = (scale - target) as usize;
+        let (keep, dropped) = unscaled.split_at(unscaled.len().checked_sub(cut)?);
+        if dropped.bytes().all(|c| c == b'0') {
+            Some(keep.to_string())
+        } else {
+            None
+        }
+    }
+}
+
+/// A decimal integer (`-123`) as big-endian two's complement, minimal
+/// length (Java's `BigInteger.toByteArray`).
+pub fn decimal_to_twos_complement(digits: &str) -> Option<Vec<u8>> {
+    let (neg, digits) = match digits.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, digits),
+    };
+    // Magnitude, little-endian base 256.
+    let mut mag: Vec<u8> = vec![0];
+    for c in digits.bytes() {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        let mut carry = u32::from(c - b'0');
+        for byte in mag.iter_mut() {
+            let v = u32::from(*byte) * 10 + carry;
+            *byte = (v & 0xff) as u8;
+            carry = v >> 8;
+        }
+        while carry > 0 {
+            mag.push((carry & 0xff) as u8);
+            carry >>= 8;
+        }
+    }
+    let is_zero = mag.iter().all(|b| *b == 0);
+    if neg && !is_zero {
+        // Two's complement: invert and add one.
+        let mut carry = 1u16;
+        for byte in mag.iter_mut() {
+            let v = u16::from(!*byte) + carry;
+            *byte = (v & 0xff) as u8;
+            carry = v >> 8;
+        }
+        mag.push(0xff);
+    } else {
+        mag.push(0);
+    }
+    let mut be: Vec<u8> = mag.into_iter().rev().collect();
+    // Drop redundant sign bytes.
+    while be.len() > 1
+        && ((be[0] == 0 && be[1] & 0x80 == 0) || (be[0] == 0xff && be[1] & 0x80 != 0))
+    {
+        be.remove(0);
+    }
+    Some(be)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD[ BC]` → days since the epoch; infinities as Debezium
+/// (`i32::MAX`/`i32::MIN`).
+fn parse_date(text: &str) -> Option<i32> {
+    match text {
+        "infinity" => return Some(i32::MAX),
+        "-infinity" => return Some(i32::MIN),
+        _ => {}
+    }
+    let (text, bc) = match text.strip_suffix(" BC") {
+        Some(t) => (t, true),
+        None => (text, false),
+    };
+    let mut parts = text.splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next()?.parse().ok()?;
+    let d: u32 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let y = if bc { 1 - y } else { y };
+    i32::try_from(days_from_civil(y, m, d)).ok()
+}
+
+/// `HH:MM:SS[.ffffff]` → microseconds since midnight.
+fn parse_time(text: &str) -> Option<i64> {
+    let mut parts = text.splitn(3, ':');
+    let h: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let sec = parts.next()?;
+    let (s, frac) = sec.split_once('.').unwrap_or((sec, ""));
+    let s: i64 = s.parse().ok()?;
+    if frac.len() > 6 || !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut micros: i64 = 0;
+    for (i, c) in frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(6)
+        .enumerate()
+    {
+        let _ = i;
+        micros = micros * 10 + i64::from(c - b'0');
+    }
+    Some(((h * 60 + m) * 60 + s) * 1_000_000 + micros)
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]` → microseconds since the epoch.
+fn parse_timestamp(text: &str) -> Option<i64> {
+    match text {
+        "infinity" => return Some(i64::MAX),
+        "-infinity" => return Some(i64::MIN),
+        _ => {}
+    }
+    let (text, bc) = match text.strip_suffix(" BC") {
+        Some(t) => (t, true),
+        None => (text, false),
+    };
+    let (date, time) = text.split_once(' ')?;
+    let days = i64::from(parse_date(&if bc {
+        format!("{date} BC")
+    } else {
+        date.to_string()
+    })?);
+    Some(days * 86_400_000_000 + parse_time(time)?)
+}
+
+/// A `timestamptz` in UTC (`2024-01-02 03:04:05.5+00`) in Debezium's
+/// ISO-8601 form (`2024-01-02T03:04:05.5Z`).
+fn zoned_timestamp(text: &str) -> Option<String> {
+    if text == "infinity" || text == "-infinity" {
+        return Some(text.to_string());
+    }
+    if text.ends_with(" BC") {
+        return None;
+    }
+    let (date, rest) = text.split_once(' ')?;
+    let time = rest.strip_suffix("+00")?;
+    Some(format!("{date}T{time}Z"))
+}
+
+/// `\x0aff` → bytes.
+fn parse_bytea(text: &str) -> Option<Vec<u8>> {
+    let hex = text.strip_prefix("\\x")?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A one-dimensional array literal `{a,"b c",NULL}` → its elements.
+fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
+    // A lower bound decoration (`[0:1]={…}`) is dropped.
+    let text = match text.find("={") {
+        Some(i) if text.starts_with('[') => &text[i + 1..],
+        _ => text,
+    };
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?;
+    let mut out = Vec::new();
+    if inner.is_empty() {
+        return Some(out);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        let mut item = String::new();
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '\\' => item.push(chars.next()?),
+                    '"' => break,
+                    c => item.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                if c == '{' {
+                    // Multi-dimensional arrays are not supported here.
+                    return None;
+                }
+                item.push(c);
+                chars.next();
+            }
+        }
+        out.push(if !quoted && item == "NULL" {
+            None
+        } else {
+            Some(item)
+        });
+        match chars.next() {
+            None => return Some(out),
+            Some(',') => {}
+            Some(_) => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_become_minimal_twos_complement() {
+        assert_eq!(decimal_to_twos_complement("0").unwrap(), vec![0]);
+        assert_eq!(decimal_to_twos_complement("127").unwrap(), vec![0x7f]);
+        assert_eq!(decimal_to_twos_complement("128").unwrap(), vec![0, 0x80]);
+        assert_eq!(decimal_to_twos_complement("-1").unwrap(), vec![0xff]);
+        assert_eq!(decimal_to_twos_complement("-128").unwrap(), vec![0x80]);
+        assert_eq!(
+            decimal_to_twos_complement("-129").unwrap(),
+            vec![0xff, 0x7f]
+        );
+        assert_eq!(
+            decimal_to_twos_complement("12345").unwrap(),
+            vec![0x30, 0x39]
+        );
+        let v = text_to_value(
+            &TypeKind::Numeric(Some((10, 2))),
+            DecimalMode::Precise,
+            "-12.3",
+        )
+        .unwrap();
+        // -1230
+        assert_eq!(v, Value::Bytes(vec![0xfb, 0x32]));
+    }
+
+    #[test]
+    fn dates_and_times_follow_debeziums_units() {
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("2024-03-01"), Some(19783));
+        assert_eq!(parse_date("1969-12-31"), Some(-1));
+        assert_eq!(parse_time("01:02:03.5"), Some(3_723_500_000));
+        assert_eq!(
+            parse_timestamp("2024-03-01 00:00:01.000001"),
+            Some(19783 * 86_400_000_000 + 1_000_001)
+        );
+        assert_eq!(
+            zoned_timestamp("2024-03-01 10:00:00.25+00").as_deref(),
+            Some("2024-03-01T10:00:00.25Z")
+        );
+    }
+
+    #[test]
+    fn arrays_bytea_and_placeholders_convert() {
+        assert_eq!(
+            parse_array(r#"{a,"b c",NULL,"NULL","q\"x"}"#).unwrap(),
+            vec![
+                Some("a".into()),
+                Some("b c".into()),
+                None,
+                Some("NULL".into()),
+                Some("q\"x".into())
+            ]
+        );
+        assert_eq!(parse_array("{}").unwrap(), vec![]);
+        assert_eq!(parse_bytea("\\x00ff").unwrap(), vec![0, 255]);
+        assert_eq!(
+            unavailable_value(&TypeKind::Text, DecimalMode::Precise),
+            Value::String(UNAVAILABLE_VALUE.into())
+        );
+        assert_eq!(
+            unavailable_value(&TypeKind::Int32, DecimalMode::Precise),
+            Value::Null
+        );
+    }
+}
