@@ -4,8 +4,8 @@
 //! on the same in-process broker, and (unless `--no-connect`) the Kafka
 //! Connect worker — under one [`Supervisor`], until a signal stops them
 //! in reverse order. With `--bootstrap-servers` there is
-//! no local log: the SQL engine and the registry run on that
-//! Kafka-compatible cluster instead.
+//! no local log: the SQL engine, the registry and the connect worker run
+//! on that Kafka-compatible cluster instead.
 
 use std::sync::Arc;
 use std::time::Duration;
