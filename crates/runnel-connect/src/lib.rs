@@ -63,7 +63,9 @@
 //! workers instead of being forwarded; a connector restart asked of a
 //! worker that does not own the connector does nothing. The in-process
 //! `LocalCluster` backend reports only its own member, so `runnel serve`
-//! on its own log is a group of one. Apache Kafka Connect workers cannot
+//! on its own log is a group of one: remote `runnel connect` workers on
+//! that broker need another `group.id` (or the embedded worker turned
+//! off with `--no-connect`), or both sides would run everything. Apache Kafka Connect workers cannot
 //! join the same group (their group protocol is `connect`, ours
 //! `consumer`), though they read the same topics.
 //!
