@@ -103,7 +103,7 @@ def test_changes_in_postgres_flow_through_cdc_and_sql_back_into_postgres(server,
     server.ksql(
         f"CREATE SOURCE CONNECTOR raw_{suffix} WITH ("
         "\"connector.class\"='io.debezium.connector.postgresql.PostgresConnector', "
-        f"{pg_props(postgres, db)}, \"topic.prefix\"='raw{suffix}', "
+        f"{pg_props(postgres, db)}, \"topic.prefix\"='raw{suffix}', \"table.include.list\"='public.orders', "
         f"\"slot.name\"='raw_{suffix}', \"publication.name\"='raw_{suffix}', "
         "\"decimal.handling.mode\"='double', "
         f"\"key.converter\"='{JSON}', \"key.converter.schemas.enable\"='false', "
@@ -113,7 +113,7 @@ def test_changes_in_postgres_flow_through_cdc_and_sql_back_into_postgres(server,
     server.ksql(
         f"CREATE SOURCE CONNECTOR flat_{suffix} WITH ("
         "\"connector.class\"='io.debezium.connector.postgresql.PostgresConnector', "
-        f"{pg_props(postgres, db)}, \"topic.prefix\"='flat{suffix}', "
+        f"{pg_props(postgres, db)}, \"topic.prefix\"='flat{suffix}', \"table.include.list\"='public.orders', "
         f"\"slot.name\"='flat_{suffix}', \"publication.name\"='flat_{suffix}', "
         "\"decimal.handling.mode\"='double', "
         "\"transforms\"='unwrap,key', "
