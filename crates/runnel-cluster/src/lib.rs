@@ -19,7 +19,8 @@ mod kafka;
 #[cfg(feature = "kafka")]
 pub use kafka::KafkaCluster;
 pub use runnel_streams::backend::{ConsumedRecord, Headers, ProducedRecord, TopicPartition};
-pub use runnel_streams::{Backend, BackendError, Guarantee};
+pub use runnel_streams::serdes::{murmur2, partition_for};
+pub use runnel_streams::{Backend, BackendError, Guarantee, MemberInfo, PollEvent};
 
 /// A topic to create: name, partition count and topic configs
 /// (`cleanup.policy=compact`, say).

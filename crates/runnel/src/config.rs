@@ -110,6 +110,19 @@ pub struct ServeConfig {
     #[arg(long, conflicts_with = "registry_listen")]
     #[serde(skip_serializing_if = "is_false")]
     pub no_registry: bool,
+    /// Kafka Connect REST listener address [default: 127.0.0.1:8083].
+    #[arg(long, env = "RUNNEL_CONNECT_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_listen: Option<String>,
+    /// Don't run the connect worker.
+    #[arg(long, conflicts_with = "connect_listen")]
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_connect: bool,
+    /// A Kafka Connect worker property, e.g. exactly.once.source.support=enabled,
+    /// group.id=…, offset.storage.topic=…, value.converter=… (repeatable).
+    #[arg(long = "connect-property", value_name = "KEY=VALUE")]
+    #[serde(skip)]
+    pub connect_property: Vec<String>,
     /// Schema registry of the SQL engine's AVRO and JSON_SR formats
     /// (ksqlDB's ksql.schema.registry.url) [default: the built-in registry, http://127.0.0.1:8081 or --registry-listen].
     #[arg(long, env = "RUNNEL_SCHEMA_REGISTRY_URL")]
@@ -182,6 +195,7 @@ impl ServeConfig {
         merged.config = self.config;
         merged.topic_config = self.topic_config;
         merged.kafka_property = self.kafka_property;
+        merged.connect_property = self.connect_property;
         Ok(merged)
     }
 
@@ -195,6 +209,14 @@ impl ServeConfig {
     /// The Kafka listener's address.
     pub fn listen(&self) -> String {
         self.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.into())
+    }
+
+    /// The connect worker's properties (`--connect-property`).
+    pub fn connect_properties(&self) -> Result<Vec<(String, String)>> {
+        self.connect_property
+            .iter()
+            .map(|kv| parse_kv(kv))
+            .collect()
     }
 
     /// The librdkafka properties for a remote cluster's clients.

@@ -13,6 +13,7 @@ macro_rules! outln {
 mod admin;
 mod client;
 mod config;
+mod connect_cmd;
 mod consume;
 mod demo;
 mod group;
@@ -52,6 +53,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// SQL shell against the ksqlDB-compatible API (interactive, -e or -f).
     Sql(sql_cli::SqlArgs),
+    /// A Kafka Connect worker (REST on 127.0.0.1:8083) against any Kafka-compatible cluster.
+    Connect(connect_cmd::ConnectArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -82,7 +85,7 @@ fn run() -> Result<()> {
     // Client commands report librdkafka's errors themselves; its own log of
     // them (e.g. a "global error" per partition end) would only repeat them.
     let default_filter = match cli.command {
-        Command::Serve(_) => "info",
+        Command::Serve(_) | Command::Connect(_) => "info",
         Command::Demo(_) => "info,librdkafka=warn,rdkafka::client=warn",
         _ => "warn,librdkafka=off,rdkafka::client=off",
     };
@@ -98,6 +101,7 @@ fn run() -> Result<()> {
             Command::Produce(args) => produce::run(args).await,
             Command::Consume(args) => consume::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Connect(args) => connect_cmd::run(args, serve::shutdown_signal()?).await,
             // A blocking client (line editor, HTTP): off the async threads.
             Command::Sql(args) => tokio::task::spawn_blocking(move || sql_cli::run(args)).await?,
         }

@@ -1,8 +1,9 @@
 //! `runnel serve`: open the log and run the platform's services over it —
 //! the Kafka listener, (unless `--no-sql`) the SQL engine with its
 //! ksqlDB-compatible API and (unless `--no-registry`) the schema registry,
-//! on the same in-process broker — under one [`Supervisor`], until a
-//! signal stops them in reverse order. With `--bootstrap-servers` there is
+//! on the same in-process broker, and (unless `--no-connect`) the Kafka
+//! Connect worker — under one [`Supervisor`], until a signal stops them
+//! in reverse order. With `--bootstrap-servers` there is
 //! no local log: the SQL engine and the registry run on that
 //! Kafka-compatible cluster instead.
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use runnel_broker::Broker;
 use runnel_cluster::{Cluster, KafkaCluster};
+use runnel_connect::{ConnectService, WorkerConfig};
 use runnel_registry::{RegistryConfig, RegistryService};
 use runnel_service::{
     BoxFuture, HttpListen, Running, Service, ServiceError, StartContext, Supervisor,
@@ -73,15 +75,52 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         ..runnel_sql::EngineConfig::default()
     };
 
+    let connect_listen = |config: &ServeArgs| match &config.connect_listen {
+        Some(addr) => HttpListen {
+            addr: addr.clone(),
+            required: true,
+        },
+        // As for SQL: a taken default port leaves the connect worker out.
+        None => HttpListen {
+            addr: runnel_connect::service::DEFAULT_LISTEN.to_string(),
+            required: false,
+        },
+    };
+    let connect_config = if config.no_connect {
+        None
+    } else {
+        Some(
+            WorkerConfig::from_properties(&config.connect_properties()?)
+                .map_err(|e| anyhow::anyhow!("--connect-property: {e}"))?,
+        )
+    };
+
     if let Some(bootstrap) = config.bootstrap_servers.clone() {
-        // No local log: the SQL engine, the registry and their APIs on
-        // that cluster.
-        if config.no_sql && config.no_registry {
+        // No local log: the SQL engine, the registry, the connect worker
+        // and their APIs on that cluster.
+        if config.no_sql && config.no_registry && config.no_connect {
             anyhow::bail!(
-                "--bootstrap-servers with --no-sql and --no-registry leaves nothing to run"
+                "--bootstrap-servers with --no-sql, --no-registry and --no-connect leaves nothing to run"
             );
         }
         let properties = config.kafka_properties()?;
+        if let Some(worker) = connect_config.clone() {
+            let (bootstrap, properties) = (bootstrap.clone(), properties.clone());
+            let make = Box::new(move || {
+                KafkaCluster::new(bootstrap.clone(), properties)
+                    // Stable transactional ids for exactly-once source
+                    // tasks: a restarted worker fences its predecessor.
+                    .map(|c| c.with_instance_id(runnel_connect::service::KAFKA_INSTANCE_ID))
+                    .map(|c| Arc::new(c) as Arc<dyn Cluster>)
+                    .map_err(|e| format!("cannot reach the cluster at {bootstrap}: {e}"))
+            });
+            services.add(ConnectService::with_factory(
+                make,
+                worker,
+                crate::connect_cmd::plugins(),
+                connect_listen(&config),
+            ));
+        }
         if !config.no_registry {
             let (bootstrap, mut properties) = (bootstrap.clone(), properties.clone());
             // The registry reads `_schemas` to its end after every write, and
@@ -183,7 +222,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         ));
     }
     if !config.no_sql {
-        services.add(SqlService::new(cluster, engine_config, sql_listen(&config)));
+        services.add(SqlService::new(
+            cluster.clone(),
+            engine_config,
+            sql_listen(&config),
+        ));
+    }
+    if let Some(worker) = connect_config {
+        services.add(ConnectService::new(
+            cluster,
+            worker,
+            crate::connect_cmd::plugins(),
+            connect_listen(&config),
+        ));
     }
     services.run(stop).await?;
     Ok(())
@@ -220,7 +271,7 @@ impl Service for KafkaService {
 /// while the server is still starting (its port may already accept
 /// connections) is kept and stops it cleanly once it serves, instead of
 /// killing the process.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -485,6 +485,57 @@ fn the_schema_registry_follows_its_settings() {
     assert_eq!(server.terminate(), Some(0));
 }
 
+/// The connect worker listens where `--connect-listen` (or the config
+/// file's `connect_listen`) says, keeps its connectors across a restart,
+/// and `--no-connect` turns it off.
+#[test]
+fn the_connect_worker_follows_its_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = ["--connect-listen", listen.as_str()];
+    let mut server = Server::start(&dir.path().join("a"), &args);
+    let url = format!("http://{listen}");
+    assert_eq!(wait_for_http(&format!("{url}/connectors")), "[]");
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "x\n").unwrap();
+    let created = ureq::post(&format!("{url}/connectors"))
+        .send_json(ureq::json!({"name": "f", "config": {
+            "connector.class": "FileStreamSource",
+            "file": input.to_str().unwrap(),
+            "topic": "lines"}}))
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(server.terminate(), Some(0));
+    let mut server = Server::start(&dir.path().join("a"), &args);
+    assert_eq!(wait_for_http(&format!("{url}/connectors")), r#"["f"]"#);
+    assert_eq!(server.terminate(), Some(0));
+
+    let port = common::free_port();
+    let config = dir.path().join("runnel.toml");
+    std::fs::write(
+        &config,
+        format!("connect_listen = \"127.0.0.1:{port}\"\nno_registry = true\n"),
+    )
+    .unwrap();
+    let config_s = config.to_str().unwrap();
+    let mut server = Server::start(&dir.path().join("b"), &["--config", config_s]);
+    assert_eq!(
+        wait_for_http(&format!("http://127.0.0.1:{port}/connectors")),
+        "[]"
+    );
+    assert_eq!(server.terminate(), Some(0));
+    let mut server = Server::start(
+        &dir.path().join("c"),
+        &["--config", config_s, "--no-connect"],
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the connect worker listens despite --no-connect"
+    );
+    assert_eq!(server.terminate(), Some(0));
+}
+
 /// GETs `url` until it answers 200 (the HTTP APIs start after the Kafka
 /// listener); the body.
 fn wait_for_http(url: &str) -> String {

@@ -91,6 +91,14 @@ impl Server {
                     .any(|a| a == "--registry-listen" || a == "--config"))
                 .then_some("--no-registry"),
             )
+            // Nor the connect worker.
+            .args(
+                (!self
+                    .extra
+                    .iter()
+                    .any(|a| a == "--connect-listen" || a == "--config"))
+                .then_some("--no-connect"),
+            )
             .env("RUNNEL_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

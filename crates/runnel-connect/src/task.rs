@@ -1,0 +1,691 @@
+//! A task's thread: the source loop (poll → convert → transform → send,
+//! then offsets) and the sink loop (poll → convert → transform → put,
+//! flush, commit).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use runnel_cluster::{
+    Backend, BackendError, Cluster, ConsumedRecord, Guarantee, PollEvent, ProducedRecord,
+    TopicPartition,
+};
+use runnel_connect_api::{
+    Config, ConnectError, ConnectorContext, Header, OffsetReader, Schema, SinkRecord, SinkTask,
+    SourceOffset, SourcePartition, SourceRecord, SourceTask, Value,
+};
+use tracing::{error, info, warn};
+
+use crate::convert::{self, Converter};
+use crate::storage::State;
+use crate::transforms::{Chain, Rec};
+use crate::worker::{now_ms, Inner, TaskControl};
+
+/// Why a task stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("{0}")]
+    Connect(#[from] ConnectError),
+    #[error("{0}")]
+    Backend(#[from] BackendError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("Tolerance exceeded in error handler: {0}")]
+    Tolerance(String),
+}
+
+/// The consumer group of a sink connector.
+pub fn sink_group(name: &str) -> String {
+    format!("connect-{name}")
+}
+
+/// The topics a sink reads: `topics`, or the existing topics matching
+/// `topics.regex`.
+pub fn sink_topics(cluster: &Arc<dyn Cluster>, config: &Config) -> Result<Vec<String>, TaskError> {
+    let list: Vec<String> = config
+        .get("topics")
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !list.is_empty() {
+        return Ok(list);
+    }
+    match config.get("topics.regex").filter(|r| !r.is_empty()) {
+        Some(r) => {
+            let re = Regex::new(&format!("^(?:{r})$"))
+                .map_err(|e| TaskError::Setup(format!("Invalid topics.regex: {e}")))?;
+            Ok(cluster
+                .topics()?
+                .into_iter()
+                .map(|(t, _)| t)
+                .filter(|t| re.is_match(t))
+                .collect())
+        }
+        None => Err(TaskError::Setup(
+            "Must configure one of topics or topics.regex".into(),
+        )),
+    }
+}
+
+/// The key and value converters of a connector (its settings over the
+/// worker's).
+pub struct Converters {
+    pub key: Box<dyn Converter>,
+    pub value: Box<dyn Converter>,
+}
+
+impl Converters {
+    pub fn new(config: &Config, defaults: &Config) -> Result<Converters, convert::ConvertError> {
+        let make = |which: &str| {
+            let class = config
+                .get(which)
+                .or_else(|| defaults.get(which))
+                .map_or(convert::JSON, String::as_str);
+            let prefix = format!("{which}.");
+            let mut settings = crate::transforms::sub_config(defaults, &prefix);
+            settings.extend(crate::transforms::sub_config(config, &prefix));
+            convert::converter(class, &settings)
+        };
+        Ok(Converters {
+            key: make("key.converter")?,
+            value: make("value.converter")?,
+        })
+    }
+}
+
+/// How record errors are handled (`errors.*`).
+struct Errors {
+    tolerate: bool,
+    log: bool,
+    dlq: Option<String>,
+    context_headers: bool,
+}
+
+impl Errors {
+    fn new(config: &Config) -> Errors {
+        let flag = |k: &str| {
+            config
+                .get(k)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        };
+        Errors {
+            tolerate: config
+                .get("errors.tolerance")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("all")),
+            log: flag("errors.log.enable"),
+            dlq: config
+                .get("errors.deadletterqueue.topic.name")
+                .filter(|t| !t.trim().is_empty())
+                .cloned(),
+            context_headers: flag("errors.deadletterqueue.context.headers.enable"),
+        }
+    }
+}
+
+struct Snapshot(Vec<(SourcePartition, SourceOffset)>);
+
+impl OffsetReader for Snapshot {
+    fn offset(&self, partition: &SourcePartition) -> Option<SourceOffset> {
+        self.0
+            .iter()
+            .find(|(p, _)| p == partition)
+            .map(|(_, o)| o.clone())
+    }
+}
+
+/// Runs one task until it is told to stop or fails.
+pub(crate) fn run(
+    inner: Arc<Inner>,
+    name: String,
+    id: i32,
+    config: Config,
+    control: Arc<TaskControl>,
+) {
+    let is_sink = inner
+        .plugin_for(&config)
+        .map(|p| p.kind() == runnel_connect_api::ConnectorKind::Sink)
+        .unwrap_or(false);
+    let result = if is_sink {
+        run_sink(&inner, &name, id, &config, &control)
+    } else {
+        run_source(&inner, &name, id, &config, &control)
+    };
+    match result {
+        Ok(()) => info!(connector = %name, task = id, "task stopped"),
+        Err(e) => {
+            error!(connector = %name, task = id, error = %e, "task failed");
+            if !control.stop.load(Ordering::SeqCst) {
+                inner.set_task_status(&name, id, State::Failed, Some(failure_trace(&e)));
+            }
+        }
+    }
+}
+
+fn failure_trace(e: &TaskError) -> String {
+    let kind = match e {
+        TaskError::Connect(ConnectError::Config { .. }) => {
+            "org.apache.kafka.common.config.ConfigException"
+        }
+        TaskError::Connect(ConnectError::Retriable(_)) => {
+            "org.apache.kafka.connect.errors.RetriableException"
+        }
+        TaskError::Tolerance(_) => "org.apache.kafka.connect.errors.ConnectException",
+        _ => "org.apache.kafka.connect.errors.ConnectException",
+    };
+    format!("{kind}: {e}")
+}
+
+/// Sleeps in small steps while the task is not stopped.
+fn nap(control: &TaskControl, d: Duration) {
+    let until = Instant::now() + d;
+    while Instant::now() < until && !control.stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(7))).min(Duration::from_secs(10))
+}
+
+/// Waits while the task is paused; false once it must stop.
+fn wait_while_paused(inner: &Inner, name: &str, id: i32, control: &TaskControl) -> bool {
+    let mut was_paused = false;
+    while control.paused.load(Ordering::SeqCst) {
+        if control.stop.load(Ordering::SeqCst) || inner.stopping() {
+            return false;
+        }
+        was_paused = true;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if was_paused {
+        inner.set_task_status(name, id, State::Running, None);
+    }
+    !control.stop.load(Ordering::SeqCst) && !inner.stopping()
+}
+
+fn headers_out(headers: &[Header]) -> runnel_cluster::Headers {
+    headers
+        .iter()
+        .map(|h| {
+            let v = match &h.value {
+                Value::Null => None,
+                v => Some(convert::value_to_text(v).into_bytes()),
+            };
+            (h.key.clone(), v)
+        })
+        .collect()
+}
+
+fn headers_in(headers: &runnel_cluster::Headers) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|(k, v)| Header {
+            key: k.clone(),
+            schema: Some(Schema::string().optional()),
+            value: v.as_ref().map_or(Value::Null, |b| {
+                Value::String(String::from_utf8_lossy(b).into_owned())
+            }),
+        })
+        .collect()
+}
+
+struct Partitioner {
+    counts: HashMap<String, i32>,
+    round_robin: u32,
+    new_partitions: i32,
+}
+
+impl Partitioner {
+    fn count(&mut self, backend: &mut dyn Backend, topic: &str) -> Result<i32, BackendError> {
+        if let Some(n) = self.counts.get(topic) {
+            return Ok(*n);
+        }
+        let n = match backend.partition_count(topic)? {
+            Some(n) => n,
+            None => {
+                backend.create_topic(topic, self.new_partitions, &[])?;
+                backend
+                    .partition_count(topic)?
+                    .unwrap_or(self.new_partitions)
+            }
+        };
+        self.counts.insert(topic.to_string(), n);
+        Ok(n)
+    }
+}
+
+fn run_source(
+    inner: &Arc<Inner>,
+    name: &str,
+    id: i32,
+    config: &Config,
+    control: &TaskControl,
+) -> Result<(), TaskError> {
+    let plugin = inner
+        .plugin_for(config)
+        .map_err(|e| TaskError::Setup(e.to_string()))?;
+    let converters = Converters::new(config, &inner.config.defaults)
+        .map_err(|e| TaskError::Setup(e.to_string()))?;
+    let chain = Chain::from_config(config).map_err(|e| TaskError::Setup(e.to_string()))?;
+    let errors = Errors::new(config);
+    let eos = inner.config.exactly_once_source;
+    let guarantee = if eos {
+        Guarantee::ExactlyOnce
+    } else {
+        Guarantee::AtLeastOnce
+    };
+    // KIP-618's transactional id: <group>-<connector>-<task>; a new
+    // instance fences the previous one and aborts its open transaction.
+    let app = format!("{}-{name}-{id}", inner.config.group_id);
+    let mut backend = inner.backend(&app, guarantee)?;
+    inner
+        .read_offsets()
+        .map_err(|e| TaskError::Setup(e.to_string()))?;
+    let snapshot = Snapshot(inner.offsets_of(name));
+    let mut task: Box<dyn SourceTask> = plugin.source_task()?;
+    let cx = ConnectorContext {
+        connector: name.to_string(),
+        task: id,
+    };
+    task.start(config, &cx, &snapshot)?;
+    info!(connector = %name, task = id, exactly_once = eos, "source task started");
+    let mut parts = Partitioner {
+        counts: HashMap::new(),
+        round_robin: 0,
+        new_partitions: config
+            .get("topic.creation.default.partitions")
+            .and_then(|v| v.parse().ok())
+            .filter(|n: &i32| *n > 0)
+            .unwrap_or(1),
+    };
+    let result = (|| -> Result<(), TaskError> {
+        let mut attempt = 0u32;
+        loop {
+            if !wait_while_paused(inner, name, id, control) {
+                return Ok(());
+            }
+            let records = match task.poll() {
+                Ok(r) => {
+                    attempt = 0;
+                    r
+                }
+                Err(ConnectError::Retriable(msg)) => {
+                    warn!(connector = %name, task = id, error = %msg, "retriable poll error; retrying");
+                    nap(control, backoff(attempt));
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if records.is_empty() {
+                continue;
+            }
+            let mut last: Vec<(SourcePartition, Option<SourceOffset>)> = Vec::new();
+            let mut out = Vec::with_capacity(records.len());
+            for r in records {
+                match last.iter_mut().find(|(p, _)| *p == r.source_partition) {
+                    Some(slot) => slot.1 = Some(r.source_offset.clone()),
+                    None => last.push((r.source_partition.clone(), Some(r.source_offset.clone()))),
+                }
+                match source_record(&converters, &chain, r, backend.as_mut(), &mut parts) {
+                    Ok(Some(p)) => out.push(p),
+                    Ok(None) => {}
+                    Err(e) => {
+                        if errors.log || errors.tolerate {
+                            warn!(connector = %name, task = id, error = %e, "error converting a source record");
+                        }
+                        if !errors.tolerate {
+                            return Err(TaskError::Tolerance(e));
+                        }
+                    }
+                }
+            }
+            for p in &out {
+                inner.note_topic(name, id, &p.topic);
+            }
+            if eos {
+                backend.begin()?;
+                let sent = backend
+                    .send(out)
+                    .and_then(|()| backend.send(inner.offset_records(name, &last)))
+                    .and_then(|()| backend.commit(&[]));
+                if let Err(e) = sent {
+                    let _ = backend.abort();
+                    return Err(e.into());
+                }
+                inner.remember_offsets(name, &last);
+            } else {
+                backend.send(out)?;
+                backend.commit(&[])?;
+                inner
+                    .write_offsets(name, &last)
+                    .map_err(|e| TaskError::Setup(e.to_string()))?;
+            }
+            let committed: Vec<(SourcePartition, SourceOffset)> = last
+                .into_iter()
+                .filter_map(|(p, o)| o.map(|o| (p, o)))
+                .collect();
+            if let Err(e) = task.commit(&committed) {
+                warn!(connector = %name, task = id, error = %e, "source task commit failed");
+            }
+        }
+    })();
+    task.stop();
+    result
+}
+
+fn source_record(
+    conv: &Converters,
+    chain: &Chain,
+    r: SourceRecord,
+    backend: &mut dyn Backend,
+    parts: &mut Partitioner,
+) -> Result<Option<ProducedRecord>, String> {
+    let rec = Rec {
+        topic: r.topic,
+        partition: r.partition,
+        offset: None,
+        key_schema: r.key_schema,
+        key: r.key,
+        value_schema: r.value_schema,
+        value: r.value,
+        timestamp: r.timestamp,
+        headers: r.headers,
+    };
+    let Some(rec) = chain.apply(rec).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let key = conv
+        .key
+        .encode(&rec.topic, rec.key_schema.as_ref(), &rec.key)
+        .map_err(|e| e.to_string())?;
+    let value = conv
+        .value
+        .encode(&rec.topic, rec.value_schema.as_ref(), &rec.value)
+        .map_err(|e| e.to_string())?;
+    let n = parts
+        .count(backend, &rec.topic)
+        .map_err(|e| e.to_string())?;
+    let partition = match (rec.partition, &key) {
+        (Some(p), _) => p,
+        (None, Some(k)) => runnel_cluster::partition_for(k, n),
+        (None, None) => {
+            parts.round_robin = parts.round_robin.wrapping_add(1);
+            i32::try_from(parts.round_robin % u32::try_from(n.max(1)).unwrap_or(1)).unwrap_or(0)
+        }
+    };
+    Ok(Some(ProducedRecord {
+        topic: rec.topic,
+        partition,
+        timestamp: rec.timestamp.unwrap_or_else(now_ms),
+        key,
+        value,
+        headers: headers_out(&rec.headers),
+    }))
+}
+
+fn run_sink(
+    inner: &Arc<Inner>,
+    name: &str,
+    id: i32,
+    config: &Config,
+    control: &TaskControl,
+) -> Result<(), TaskError> {
+    let plugin = inner
+        .plugin_for(config)
+        .map_err(|e| TaskError::Setup(e.to_string()))?;
+    let converters = Converters::new(config, &inner.config.defaults)
+        .map_err(|e| TaskError::Setup(e.to_string()))?;
+    let chain = Chain::from_config(config).map_err(|e| TaskError::Setup(e.to_string()))?;
+    let errors = Errors::new(config);
+    let topics = sink_topics(&inner.cluster, config)?;
+    let mut backend = inner.backend(&sink_group(name), Guarantee::AtLeastOnce)?;
+    let mut task: Box<dyn SinkTask> = plugin.sink_task()?;
+    let cx = ConnectorContext {
+        connector: name.to_string(),
+        task: id,
+    };
+    task.start(config, &cx)?;
+    let mut positions: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let mut dirty = false;
+    let mut last_commit = Instant::now();
+    let result = (|| -> Result<(), TaskError> {
+        // Wait for the topics to exist (Kafka's consumer waits too).
+        loop {
+            let mut missing = None;
+            for t in &topics {
+                if backend.partition_count(t)?.is_none() {
+                    missing = Some(t.clone());
+                }
+            }
+            match missing {
+                None => break,
+                Some(t) => {
+                    if control.stop.load(Ordering::SeqCst) || inner.stopping() {
+                        return Ok(());
+                    }
+                    tracing::debug!(connector = %name, topic = %t, "waiting for the topic to exist");
+                    nap(control, Duration::from_millis(500));
+                }
+            }
+        }
+        backend.subscribe(&topics)?;
+        for t in &topics {
+            inner.note_topic(name, id, t);
+        }
+        info!(connector = %name, task = id, ?topics, "sink task started");
+        loop {
+            if !wait_while_paused(inner, name, id, control) {
+                break;
+            }
+            for event in backend.poll(Duration::from_millis(200))? {
+                match event {
+                    PollEvent::Assigned(_) => {}
+                    PollEvent::Revoked(tps) => {
+                        for tp in tps {
+                            positions.remove(&tp);
+                        }
+                    }
+                    PollEvent::Records(recs) => {
+                        let mut batch = Vec::with_capacity(recs.len());
+                        let mut dead = Vec::new();
+                        for r in recs {
+                            positions.insert(
+                                TopicPartition::new(r.topic.clone(), r.partition),
+                                r.offset + 1,
+                            );
+                            match sink_record(&converters, &chain, &r) {
+                                Ok(Some(s)) => batch.push(s),
+                                Ok(None) => {}
+                                Err((stage, e)) => {
+                                    if errors.log || errors.tolerate {
+                                        warn!(connector = %name, task = id, topic = %r.topic, partition = r.partition, offset = r.offset, error = %e, "error converting a sink record");
+                                    }
+                                    if !errors.tolerate {
+                                        return Err(TaskError::Tolerance(e));
+                                    }
+                                    if let Some(dlq) = &errors.dlq {
+                                        dead.push(dead_letter(
+                                            dlq,
+                                            &r,
+                                            name,
+                                            id,
+                                            stage,
+                                            &e,
+                                            errors.context_headers,
+                                        ));
+                                    }
+                                }
+                            }
+                        }
+                        if !dead.is_empty() {
+                            let mut parts = Partitioner {
+                                counts: HashMap::new(),
+                                round_robin: 0,
+                                new_partitions: 1,
+                            };
+                            for d in &dead {
+                                parts.count(backend.as_mut(), &d.topic)?;
+                            }
+                            backend.send(dead)?;
+                            backend.commit(&[])?;
+                        }
+                        if !batch.is_empty() {
+                            put_with_retries(task.as_mut(), batch, control, name, id)?;
+                        }
+                        dirty = true;
+                    }
+                }
+            }
+            if dirty && last_commit.elapsed() >= inner.config.commit_interval {
+                commit_sink(task.as_mut(), backend.as_mut(), &positions, control)?;
+                dirty = false;
+                last_commit = Instant::now();
+            }
+        }
+        if dirty {
+            commit_sink(task.as_mut(), backend.as_mut(), &positions, control)?;
+        }
+        Ok(())
+    })();
+    task.stop();
+    result
+}
+
+fn put_with_retries(
+    task: &mut dyn SinkTask,
+    batch: Vec<SinkRecord>,
+    control: &TaskControl,
+    name: &str,
+    id: i32,
+) -> Result<(), TaskError> {
+    let mut attempt = 0;
+    loop {
+        match task.put(batch.clone()) {
+            Ok(()) => return Ok(()),
+            Err(ConnectError::Retriable(msg)) => {
+                if control.stop.load(Ordering::SeqCst) {
+                    return Err(TaskError::Connect(ConnectError::Retriable(msg)));
+                }
+                warn!(connector = %name, task = id, error = %msg, attempt, "retriable put error; putting the records again");
+                nap(control, backoff(attempt));
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn commit_sink(
+    task: &mut dyn SinkTask,
+    backend: &mut dyn Backend,
+    positions: &BTreeMap<TopicPartition, i64>,
+    control: &TaskControl,
+) -> Result<(), TaskError> {
+    let mut attempt = 0;
+    loop {
+        match task.flush() {
+            Ok(()) => break,
+            Err(ConnectError::Retriable(msg))
+                if attempt < 10 && !control.stop.load(Ordering::SeqCst) =>
+            {
+                warn!(error = %msg, "retriable flush error; flushing again");
+                nap(control, backoff(attempt));
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let offsets: Vec<(TopicPartition, i64)> =
+        positions.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
+    backend.commit(&offsets)?;
+    Ok(())
+}
+
+fn sink_record(
+    conv: &Converters,
+    chain: &Chain,
+    r: &ConsumedRecord,
+) -> Result<Option<SinkRecord>, (&'static str, String)> {
+    let (key_schema, key) = conv
+        .key
+        .decode(&r.topic, r.key.as_deref())
+        .map_err(|e| ("KEY_CONVERTER", e.to_string()))?;
+    let (value_schema, value) = conv
+        .value
+        .decode(&r.topic, r.value.as_deref())
+        .map_err(|e| ("VALUE_CONVERTER", e.to_string()))?;
+    let rec = Rec {
+        topic: r.topic.clone(),
+        partition: Some(r.partition),
+        offset: Some(r.offset),
+        key_schema,
+        key,
+        value_schema,
+        value,
+        timestamp: Some(r.timestamp),
+        headers: headers_in(&r.headers),
+    };
+    let Some(rec) = chain
+        .apply(rec)
+        .map_err(|e| ("TRANSFORMATION", e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(SinkRecord {
+        topic: rec.topic,
+        partition: rec.partition.unwrap_or(r.partition),
+        offset: r.offset,
+        timestamp: rec.timestamp,
+        key_schema: rec.key_schema,
+        key: rec.key,
+        value_schema: rec.value_schema,
+        value: rec.value,
+        headers: rec.headers,
+    }))
+}
+
+/// The dead letter queue record of a record that failed: its original
+/// bytes, with Kafka Connect's `__connect.errors.*` context headers when
+/// asked for.
+fn dead_letter(
+    topic: &str,
+    r: &ConsumedRecord,
+    connector: &str,
+    task: i32,
+    stage: &str,
+    error: &str,
+    context: bool,
+) -> ProducedRecord {
+    let mut headers = r.headers.clone();
+    if context {
+        let h = |k: &str, v: String| (format!("__connect.errors.{k}"), Some(v.into_bytes()));
+        headers.push(h("topic", r.topic.clone()));
+        headers.push(h("partition", r.partition.to_string()));
+        headers.push(h("offset", r.offset.to_string()));
+        headers.push(h("connector.name", connector.to_string()));
+        headers.push(h("task.id", task.to_string()));
+        headers.push(h("stage", stage.to_string()));
+        headers.push(h("class.name", "runnel-connect".to_string()));
+        headers.push(h(
+            "exception.class.name",
+            "org.apache.kafka.connect.errors.DataException".to_string(),
+        ));
+        headers.push(h("exception.message", error.to_string()));
+    }
+    ProducedRecord {
+        topic: topic.to_string(),
+        partition: 0,
+        timestamp: r.timestamp,
+        key: r.key.clone(),
+        value: r.value.clone(),
+        headers,
+    }
+}
