@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+import connect_reference
 import kafka_cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -280,6 +281,44 @@ def unstable_apps_classes(kafka_libs) -> Path:
                                       "unstable-apps")
 
 
+# ----------------------------------------------------------------------------
+# Kafka Connect with Debezium's PostgreSQL connector, the reference
+# (connect_reference.py, scripts/connect/pom.xml)
+# ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def connect_libs(kafka_libs) -> Path:
+    """The cache folder of Kafka Connect's and Debezium's jars (fetched with Maven once per machine)."""
+    try:
+        return connect_reference.fetch_connect()
+    except kafka_cluster.KafkaUnavailable as e:
+        kafka_unavailable(f"Kafka Connect and Debezium {connect_reference.debezium_version()} cannot be had: {e}")
+
+
+_CONNECT_WORKERS: list[connect_reference.ConnectWorker] = []
+
+
+@pytest.fixture
+def connect_worker(connect_libs, tmp_path):
+    """Factory: Apache Kafka's Connect worker (distributed mode, Debezium's
+    PostgreSQL connector on its plugin.path) on the cluster at `bootstrap`;
+    every worker started is stopped at teardown, and a failing test's report
+    carries the tail of their logs."""
+    workers: list[connect_reference.ConnectWorker] = []
+
+    def make(bootstrap: str, replication_factor: int = 1) -> connect_reference.ConnectWorker:
+        w = connect_reference.ConnectWorker(tmp_path / f"connect-{len(workers)}", bootstrap, replication_factor)
+        workers.append(w)
+        _CONNECT_WORKERS.append(w)
+        return w.start()
+
+    yield make
+    for w in workers:
+        w.stop()
+        _CONNECT_WORKERS.remove(w)
+
+
 _LAST_KAFKA_TEST: str | None = None
 
 
@@ -318,6 +357,8 @@ def pytest_runtest_makereport(item, call):
         return
     if _SESSION_SERVER is not None and "bootstrap" in item.fixturenames:
         rep.sections.append(("runnel serve log (tail)", tail(_SESSION_SERVER.log_path, 40)))
+    for w in _CONNECT_WORKERS:
+        rep.sections.append((f"kafka connect worker log (tail) {w.log_path}", w.tail(40)))
     if _SESSION_KAFKA is not None and uses_kafka_cluster(item):
         for n in range(1, _SESSION_KAFKA.nodes + 1):
             rep.sections.append((f"kafka node {n} log (tail)", tail(_SESSION_KAFKA.log_path(n), 30)))
@@ -325,3 +366,67 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_report_header(config):
     return [f"runnel binary: {runnel_bin()}", f"apache kafka: {kafka_cluster.kafka_version()} ({kafka_cluster.libs_dir()})"]
+
+
+# ----------------------------------------------------------------------------
+# PostgreSQL (scripts/postgres.sh): the real database of the connector tests
+# ----------------------------------------------------------------------------
+
+
+class Postgres:
+    """A PostgreSQL server reached with `psql`; `url` names its `postgres` database."""
+
+    def __init__(self, url: str):
+        self.url = url
+        m = re.match(r"postgres(?:ql)?://([^@/]+)@([^:/]+):(\d+)/(\w+)", url)
+        assert m, f"unexpected PostgreSQL URL {url}"
+        self.user, self.host, self.port = m.group(1), m.group(2), int(m.group(3))
+
+    def db_url(self, db: str) -> str:
+        return f"postgres://{self.user}@{self.host}:{self.port}/{db}"
+
+    def psql(self, sql: str, db: str = "postgres") -> str:
+        """Runs `sql` with psql (stops at the first error) and returns its unaligned output."""
+        r = subprocess.run(
+            ["psql", self.db_url(db), "-v", "ON_ERROR_STOP=1", "-AtX", "-F", "|", "-c", sql],
+            capture_output=True, text=True, timeout=60,
+        )
+        if r.returncode != 0:
+            raise AssertionError(f"psql failed ({r.returncode}) on {sql!r}: {r.stderr}")
+        return r.stdout
+
+    def rows(self, sql: str, db: str) -> list[list[str]]:
+        return [line.split("|") for line in self.psql(sql, db).splitlines() if line]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Postgres:
+    """The test command's PostgreSQL ($RUNNEL_TEST_POSTGRES_URL), else a private one
+    started here with scripts/postgres.sh (left running for the next run)."""
+    url = os.environ.get("RUNNEL_TEST_POSTGRES_URL")
+    if not url:
+        r = subprocess.run([str(REPO_ROOT / "scripts" / "postgres.sh"), "start"],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            pytest.fail(f"cannot start PostgreSQL with scripts/postgres.sh: {r.stderr}", pytrace=False)
+        url = r.stdout.strip().splitlines()[-1]
+    return Postgres(url)
+
+
+@pytest.fixture
+def pg_database(postgres, request):
+    """A database of this test's own; its replication slots and itself are dropped afterwards."""
+    name = "t_" + re.sub(r"[^a-z0-9_]+", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:8]
+    postgres.psql(f"CREATE DATABASE {name}")
+    yield name
+    postgres.psql(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+        f"WHERE database = '{name}' AND active_pid IS NOT NULL"
+    )
+    # A terminated walsender releases its slot when its process has gone.
+    deadline = time.monotonic() + 30
+    while postgres.psql(f"SELECT count(*) FROM pg_replication_slots WHERE database = '{name}' AND active").strip() != "0":
+        assert time.monotonic() < deadline, f"replication slots of {name} still active"
+        time.sleep(0.1)
+    postgres.psql(f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '{name}'")
+    postgres.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

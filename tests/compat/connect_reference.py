@@ -17,7 +17,10 @@ any virtualenv exists.
 - `ConnectWorker(dir, bootstrap, rf).start()` runs one distributed worker
   (`org.apache.kafka.connect.cli.ConnectDistributed`) on free ports,
   waits until its REST API lists the PostgreSQL connector plugin, and
-  `stop()` ends it (SIGTERM, SIGKILL after a timeout).
+  `stop()` ends it (SIGTERM, SIGKILL after a timeout). Debezium 3.6.1 calls
+  `org.apache.kafka.common.utils.Sanitizer`, which Kafka 4.4.0's clients
+  only have under `...utils.internals`: `java/connect-shim` bridges the
+  two on the worker's class path (compiled at test time, beside the jars).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ import kafka_cluster
 from kafka_cluster import KafkaUnavailable
 
 POM = kafka_cluster.REPO_ROOT / "scripts" / "connect" / "pom.xml"
+SHIM_SOURCES = [kafka_cluster.REPO_ROOT / "tests" / "compat" / "java" / "connect-shim" / "org" / "apache" / "kafka"
+                / "common" / "utils" / "Sanitizer.java"]
 DEBEZIUM_PLUGIN = "debezium-connector-postgres"
 DEBEZIUM_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
 WORKER_START_TIMEOUT_S = 120.0
@@ -253,13 +258,16 @@ class ConnectWorker:
 
     def start(self, timeout: float = WORKER_START_TIMEOUT_S) -> "ConnectWorker":
         fetch_connect()
+        # Debezium 3.6 still calls a kafka-clients class that Kafka 4.4 moved:
+        # a bridge of ours on the worker's class path (java/connect-shim).
+        shim = kafka_cluster.compile_java(SHIM_SOURCES, "connect-shim", cp=f"{libs_dir() / '*'}")
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = kafka_cluster.free_ports(1)[0]
         self.config_path.write_text("".join(f"{k}={v}\n" for k, v in self.properties().items()))
         log = open(self.log_path, "ab")
         cmd = kafka_cluster.java(
             "org.apache.kafka.connect.cli.ConnectDistributed", str(self.config_path),
-            cp=f"{libs_dir() / '*'}", heap=["-Xms128m", "-Xmx768m"],
+            cp=os.pathsep.join([str(shim), str(libs_dir() / "*")]), heap=["-Xms128m", "-Xmx768m"],
             props={
                 "org.slf4j.simpleLogger.defaultLogLevel": "info",
                 "org.slf4j.simpleLogger.showDateTime": "true",
