@@ -15,9 +15,10 @@ use runnel_service::{HttpListen, Supervisor};
 use crate::config::parse_kv;
 
 /// The connector plugins of this binary beyond the runtime's built-in
-/// ones (file source and sink, datagen), which `ConnectService` adds.
+/// ones (file source and sink, datagen), which `ConnectService` adds:
+/// the PostgreSQL CDC source and the JDBC-style sink.
 pub fn plugins() -> Vec<Arc<dyn ConnectorPlugin>> {
-    Vec::new()
+    runnel_connect_postgres::plugins()
 }
 
 #[derive(Args, Debug)]
