@@ -38,7 +38,8 @@ pub enum TypeKind {
     Date,
     Time,
     Timestamp,
-    Timestamptz,
+    /// `timestamptz(p)`: the fraction digits Debezium writes (`p`, or 6).
+    Timestamptz(u8),
     Json,
     Uuid,
     Bytea,
@@ -72,7 +73,7 @@ pub fn builtin_kind(oid: u32, typmod: i32) -> Option<TypeKind> {
         1082 => TypeKind::Date,
         1083 => TypeKind::Time,
         1114 => TypeKind::Timestamp,
-        1184 => TypeKind::Timestamptz,
+        1184 => TypeKind::Timestamptz(fraction_digits(typmod)),
         114 | 3802 => TypeKind::Json,
         2950 => TypeKind::Uuid,
         17 => TypeKind::Bytea,
@@ -86,7 +87,7 @@ pub fn builtin_kind(oid: u32, typmod: i32) -> Option<TypeKind> {
         1231 => TypeKind::Array(Box::new(TypeKind::Numeric(numeric()))),
         1182 => TypeKind::Array(Box::new(TypeKind::Date)),
         1115 => TypeKind::Array(Box::new(TypeKind::Timestamp)),
-        1185 => TypeKind::Array(Box::new(TypeKind::Timestamptz)),
+        1185 => TypeKind::Array(Box::new(TypeKind::Timestamptz(fraction_digits(typmod)))),
         2951 => TypeKind::Array(Box::new(TypeKind::Uuid)),
         199 | 3807 => TypeKind::Array(Box::new(TypeKind::Json)),
         _ => return None,
@@ -118,7 +119,7 @@ pub fn column_schema(kind: &TypeKind, mode: DecimalMode, optional: bool) -> Sche
         TypeKind::Timestamp => Schema::int64()
             .named("io.debezium.time.MicroTimestamp")
             .version(1),
-        TypeKind::Timestamptz => Schema::string()
+        TypeKind::Timestamptz(_) => Schema::string()
             .named("io.debezium.time.ZonedTimestamp")
             .version(1),
         TypeKind::Json => Schema::string().named("io.debezium.data.Json").version(1),
@@ -217,8 +218,8 @@ pub fn text_to_value(kind: &TypeKind, mode: DecimalMode, text: &str) -> Result<V
         TypeKind::Time => Value::Int64(parse_time(text).ok_or_else(b)?),
         TypeKind::Timestamp => Value::Int64(parse_timestamp(text).ok_or_else(b)?),
         // Years BC (and anything else unexpected) keep PostgreSQL's text.
-        TypeKind::Timestamptz => {
-            Value::String(zoned_timestamp(text).unwrap_or_else(|| text.to_string()))
+        TypeKind::Timestamptz(digits) => {
+            Value::String(zoned_timestamp(text, *digits).unwrap_or_else(|| text.to_string()))
         }
         TypeKind::Json | TypeKind::Uuid | TypeKind::Enum(_) => Value::String(text.to_string()),
         TypeKind::Bytea => Value::Bytes(parse_bytea(text).ok_or_else(b)?),
@@ -401,9 +402,20 @@ fn parse_timestamp(text: &str) -> Option<i64> {
     Some(days * 86_400_000_000 + parse_time(time)?)
 }
 
+/// The fractional second digits of a `timestamptz(p)` column: `p`, or 6
+/// when the type has no precision (typmod -1).
+fn fraction_digits(typmod: i32) -> u8 {
+    match typmod {
+        0..=6 => typmod as u8,
+        _ => 6,
+    }
+}
+
 /// A `timestamptz` in UTC (`2024-01-02 03:04:05.5+00`) in Debezium's
-/// ISO-8601 form (`2024-01-02T03:04:05.5Z`).
-fn zoned_timestamp(text: &str) -> Option<String> {
+/// ISO-8601 form, the fraction always as many digits as the column's
+/// precision: `2024-01-02T03:04:05.500000Z` for `timestamptz`,
+/// `2024-01-02T03:04:05Z` for `timestamptz(0)`.
+fn zoned_timestamp(text: &str, digits: u8) -> Option<String> {
     if text == "infinity" || text == "-infinity" {
         return Some(text.to_string());
     }
@@ -412,7 +424,16 @@ fn zoned_timestamp(text: &str) -> Option<String> {
     }
     let (date, rest) = text.split_once(' ')?;
     let time = rest.strip_suffix("+00")?;
-    Some(format!("{date}T{time}Z"))
+    let (whole, fraction) = time.split_once('.').unwrap_or((time, ""));
+    if digits == 0 {
+        return Some(format!("{date}T{whole}Z"));
+    }
+    let mut fraction = fraction.to_string();
+    fraction.truncate(usize::from(digits));
+    while fraction.len() < usize::from(digits) {
+        fraction.push('0');
+    }
+    Some(format!("{date}T{whole}.{fraction}Z"))
 }
 
 /// `\x0aff` → bytes.
@@ -518,9 +539,24 @@ mod tests {
             Some(19783 * 86_400_000_000 + 1_000_001)
         );
         assert_eq!(
-            zoned_timestamp("2024-03-01 10:00:00.25+00").as_deref(),
-            Some("2024-03-01T10:00:00.25Z")
+            zoned_timestamp("2024-03-01 10:00:00.25+00", 6).as_deref(),
+            Some("2024-03-01T10:00:00.250000Z")
         );
+        // Debezium writes as many fraction digits as the column's precision.
+        assert_eq!(
+            zoned_timestamp("1970-01-01 00:00:00+00", 6).as_deref(),
+            Some("1970-01-01T00:00:00.000000Z")
+        );
+        assert_eq!(
+            zoned_timestamp("2024-03-01 10:00:00.25+00", 3).as_deref(),
+            Some("2024-03-01T10:00:00.250Z")
+        );
+        assert_eq!(
+            zoned_timestamp("2024-03-01 10:00:00+00", 0).as_deref(),
+            Some("2024-03-01T10:00:00Z")
+        );
+        assert_eq!(fraction_digits(-1), 6);
+        assert_eq!(fraction_digits(3), 3);
     }
 
     #[test]
