@@ -11,9 +11,16 @@ use std::sync::Arc;
 /// The connector version written in `source.version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The `source` block's schema (`io.debezium.connector.postgresql.Source`).
+/// The values of `source.snapshot`: where a snapshot record stands in the
+/// snapshot and in its table, `false` for streamed changes.
+pub const SNAPSHOT_MARKERS: &str =
+    "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental";
+
+/// The `source` block's schema (`io.debezium.connector.postgresql.Source`,
+/// version 1), fields in Debezium's order.
 pub fn source_schema() -> Schema {
     Schema::struct_named("io.debezium.connector.postgresql.Source")
+        .version(1)
         .field("version", Schema::string())
         .field("connector", Schema::string())
         .field("name", Schema::string())
@@ -24,7 +31,7 @@ pub fn source_schema() -> Schema {
                 .optional()
                 .named("io.debezium.data.Enum")
                 .version(1)
-                .param("allowed", "true,last,false,incremental")
+                .param("allowed", SNAPSHOT_MARKERS)
                 .default_value(Value::String("false".into())),
         )
         .field("db", Schema::string())
@@ -36,6 +43,9 @@ pub fn source_schema() -> Schema {
         .field("txId", Schema::int64().optional())
         .field("lsn", Schema::int64().optional())
         .field("xmin", Schema::int64().optional())
+        // Replication origin of the change (always null here).
+        .field("origin", Schema::string().optional())
+        .field("origin_lsn", Schema::int64().optional())
 }
 
 /// The optional `transaction` block's schema (`event.block`).
@@ -53,7 +63,7 @@ pub fn transaction_schema() -> Schema {
 pub struct SourceInfo {
     /// Commit (or snapshot) time, microseconds since the epoch.
     pub ts_us: i64,
-    /// `"true"`, `"last"` or `"false"`.
+    /// One of [`SNAPSHOT_MARKERS`].
     pub snapshot: &'static str,
     pub sequence: Option<String>,
     pub tx_id: Option<i64>,
@@ -126,14 +136,17 @@ impl TableSchemas {
             Some(Arc::new(key))
         };
         let source = source_schema();
+        // Debezium's envelope, version 2 (with ts_us and ts_ns).
         let envelope = Schema::struct_named(format!("{base}.Envelope"))
-            .version(1)
+            .version(2)
             .field("before", (*row_schema).clone())
             .field("after", (*row_schema).clone())
             .field("source", source.clone())
+            .field("transaction", transaction_schema())
             .field("op", Schema::string())
             .field("ts_ms", Schema::int64().optional())
-            .field("transaction", transaction_schema());
+            .field("ts_us", Schema::int64().optional())
+            .field("ts_ns", Schema::int64().optional());
         let tuple_columns = (0..meta.columns.len()).collect();
         TableSchemas {
             topic: base,
@@ -229,14 +242,15 @@ impl TableSchemas {
         Ok(Value::Struct(k))
     }
 
-    /// The change event value.
+    /// The change event value; `now_us`: when the connector made it
+    /// (microseconds since the epoch).
     pub fn envelope(
         &self,
         op: &str,
         before: Option<Struct>,
         after: Option<Struct>,
         info: &SourceInfo,
-        now_ms: i64,
+        now_us: i64,
     ) -> Result<Value> {
         let mut source = Struct::new(self.source_schema.clone());
         source
@@ -264,7 +278,9 @@ impl TableSchemas {
             .put("after", after.map(Value::Struct).unwrap_or(Value::Null))?
             .put("source", Value::Struct(source))?
             .put("op", Value::String(op.to_string()))?
-            .put("ts_ms", Value::Int64(now_ms))?;
+            .put("ts_ms", Value::Int64(now_us.div_euclid(1000)))?
+            .put("ts_us", Value::Int64(now_us))?
+            .put("ts_ns", Value::Int64(now_us.saturating_mul(1000)))?;
         Ok(Value::Struct(env))
     }
 }
