@@ -1094,3 +1094,40 @@ fn snapshot_markers_and_table_order_are_debeziums() {
         ]
     );
 }
+
+#[test]
+fn constant_column_defaults_are_schema_defaults_and_fill_key_only_before_images() {
+    let db = TestDb::new("defaults");
+    let mut c = db.client();
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL DEFAULT 'it''s', \
+         n int NOT NULL DEFAULT 7, z int NOT NULL, f text DEFAULT now()::text); \
+         INSERT INTO t (id, z) VALUES (1, 5)",
+    )
+    .unwrap();
+    let offsets = MapOffsets::default();
+    let mut task = start_task(&db.source_config(&[("snapshot.mode", "never")]), &offsets);
+    c.batch_execute("DELETE FROM t WHERE id = 1").unwrap();
+    let recs = poll_until(task.as_mut(), &offsets, T, |r| !data(r).is_empty());
+    task.stop();
+    let del = data(&recs)[0];
+    assert_eq!(op(del), "d");
+    let before = &del
+        .value_schema
+        .as_ref()
+        .unwrap()
+        .field_named("before")
+        .unwrap()
+        .schema;
+    let default = |f: &str| before.field_named(f).unwrap().schema.default.clone();
+    assert_eq!(default("v"), Some(Box::new(Value::String("it's".into()))));
+    assert_eq!(default("n"), Some(Box::new(Value::Int32(7))));
+    assert_eq!(default("z"), None);
+    assert_eq!(default("f"), None);
+    // DEFAULT identity sends only the key: NOT NULL columns take their
+    // default, else the type's zero.
+    assert_eq!(field(&del.value, "before.v"), &Value::String("it's".into()));
+    assert_eq!(field(&del.value, "before.n"), &Value::Int32(7));
+    assert_eq!(field(&del.value, "before.z"), &Value::Int32(0));
+    assert!(field(&del.value, "before.f").is_null());
+}

@@ -90,8 +90,11 @@ pub struct TableSchemas {
 
 /// A value for a required field that has none (a column a DEFAULT
 /// replica identity did not send): Debezium fills such fields with the
-/// type's zero.
+/// column's default, else the type's zero.
 fn fallback(schema: &Schema) -> Value {
+    if let Some(v) = &schema.default {
+        return (**v).clone();
+    }
     match schema.kind {
         SchemaType::Int8 => Value::Int8(0),
         SchemaType::Int16 => Value::Int16(0),
@@ -121,7 +124,16 @@ impl TableSchemas {
         let base = format!("{prefix}.{}.{}", meta.schema, meta.name);
         let mut row = Schema::struct_named(format!("{base}.Value"));
         for c in &meta.columns {
-            row = row.field(&c.name, column_schema(&c.kind, decimal_mode, !c.not_null));
+            let mut schema = column_schema(&c.kind, decimal_mode, !c.not_null);
+            // A constant DEFAULT is the field's default, as Debezium has it.
+            if let Some(v) = c
+                .default
+                .as_deref()
+                .and_then(|d| text_to_value(&c.kind, decimal_mode, d).ok())
+            {
+                schema = schema.default_value(v);
+            }
+            row = row.field(&c.name, schema);
         }
         let row_schema = Arc::new(row.optional());
         let key_schema = if meta.primary_key.is_empty() {
