@@ -42,12 +42,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from conftest import free_port, tail
 from connect_reference import DEBEZIUM_CLASS, ConnectRest, ConnectError
 
-TABLES = ("types", "full_t")
+TABLES = ("types", "single", "full_t")
 MARKER_ID = 999  # the last change of the script in each table
 TIMEOUT_S = 90.0
 
 SCHEMA_SQL = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE single (id int2 PRIMARY KEY, note varchar);
 CREATE TABLE types (
   id int4 PRIMARY KEY,
   c_int2 int2,
@@ -64,6 +65,7 @@ CREATE TABLE types (
   c_time time,
   c_ts timestamp,
   c_tstz timestamptz,
+  c_tstz3 timestamptz(3),
   c_json json,
   c_jsonb jsonb,
   c_uuid uuid,
@@ -78,7 +80,7 @@ ALTER TABLE full_t REPLICA IDENTITY FULL;
 """
 
 COLUMNS = ("id, c_int2, c_int8, c_num, c_numeric, c_f4, c_f8, c_bool, c_text, c_varchar, c_char, c_date, "
-           "c_time, c_ts, c_tstz, c_json, c_jsonb, c_uuid, c_bytea, c_ints, c_texts, c_mood")
+           "c_time, c_ts, c_tstz, c_tstz3, c_json, c_jsonb, c_uuid, c_bytea, c_ints, c_texts, c_mood")
 
 
 def full_row(i: int) -> str:
@@ -87,6 +89,7 @@ def full_row(i: int) -> str:
         f"({i}, {-i}, {9_000_000_000 + i}, {1234.5 + i}, {i}.000123456789012345, {i}.5, -{i}.25e10, {str(i % 2 == 0).lower()}, "
         f"'text {i} é', 'varchar {i}', 'ch{i}', DATE '2024-02-{(i % 28) + 1:02d}', TIME '12:34:56.{i:06d}', "
         f"TIMESTAMP '2024-03-01 01:02:03.{i:06d}', TIMESTAMPTZ '2024-03-01 12:34:56.{i:03d}+02', "
+        f"TIMESTAMPTZ '2024-03-01 12:34:56.{i:06d}+00', "
         f"'{{\"a\": [{i}, 2], \"s\": \"x\"}}', '{{\"b\": {{\"c\": null, \"n\": {i}}}}}', "
         f"'{uuid.UUID(int=i)}', '\\xdeadbeef{i:02x}', '{{{i},2,3}}', '{{\"a\",\"b c\",{i}}}', "
         f"'{('sad', 'ok', 'happy')[i % 3]}')"
@@ -95,6 +98,7 @@ def full_row(i: int) -> str:
 
 BEFORE_SNAPSHOT = [
     f"INSERT INTO types ({COLUMNS}) VALUES {full_row(1)}, {full_row(2)}, {full_row(3)}",
+    "INSERT INTO single VALUES (1, 'alone')",
     "INSERT INTO full_t VALUES (1, 'one', 10), (2, 'two', 20)",
 ]
 
@@ -107,7 +111,8 @@ CHANGES = [
     # A primary-key change: delete (+ tombstone) of the old key, create of the new one.
     "UPDATE types SET id = 100 WHERE id = 2",
     "DELETE FROM types WHERE id = 3",
-    "UPDATE types SET c_ints = '{}', c_texts = '{}', c_jsonb = NULL, c_numeric = 'NaN' WHERE id = 11",
+    "UPDATE types SET c_ints = '{}', c_texts = '{}', c_jsonb = NULL, c_numeric = 'NaN', c_f8 = 'Infinity', "
+    "c_f4 = 'NaN' WHERE id = 11",
     f"BEGIN; INSERT INTO types ({COLUMNS}) VALUES {full_row(12)}; "
     "UPDATE types SET c_varchar = 'in tx' WHERE id = 12; DELETE FROM types WHERE id = 10; COMMIT",
     "INSERT INTO types (id, c_num, c_numeric, c_time, c_tstz) "
@@ -116,11 +121,13 @@ CHANGES = [
     "UPDATE full_t SET qty = coalesce(qty, 0) + 1",
     "UPDATE full_t SET id = 20 WHERE id = 1",
     "DELETE FROM full_t WHERE id = 2",
+    "UPDATE single SET note = NULL",
     f"INSERT INTO types (id) VALUES ({MARKER_ID})",
+    f"INSERT INTO single VALUES ({MARKER_ID}, 'marker')",
     f"INSERT INTO full_t VALUES ({MARKER_ID}, 'marker', 0)",
 ]
 
-SNAPSHOT_COUNTS = {"types": 3, "full_t": 2}
+SNAPSHOT_COUNTS = {"types": 3, "single": 1, "full_t": 2}
 
 
 def connector_config(postgres, db: str, prefix: str, suffix: str) -> dict:
@@ -138,7 +145,7 @@ def connector_config(postgres, db: str, prefix: str, suffix: str) -> dict:
         "slot.name": f"{prefix}_{suffix}",
         "publication.name": f"{prefix}_pub_{suffix}",
         "publication.autocreate.mode": "filtered",
-        "table.include.list": "public.types,public.full_t",
+        "table.include.list": "public.types,public.full_t,public.single",
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
         "key.converter.schemas.enable": "true",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
