@@ -337,10 +337,22 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// `YYYY-MM-DD[ BC]` → days since the epoch; infinities as Debezium
 /// (`i32::MAX`/`i32::MIN`).
+/// Debezium's `io.debezium.time.Date` for `infinity` / `-infinity`:
+/// PostgreSQL's own day numbers for them (i32::MAX and i32::MIN days from
+/// 2000-01-01) moved to the 1970 epoch in 32-bit arithmetic, so the
+/// positive one wraps around (checked against Debezium 3.6.1).
+const DATE_INFINITY: i32 = i32::MAX.wrapping_add(10_957);
+const DATE_NEG_INFINITY: i32 = i32::MIN + 10_957;
+/// Debezium's `MicroTimestamp` for `infinity` / `-infinity`: the JDBC
+/// driver's millisecond sentinels, as they are (checked against Debezium
+/// 3.6.1).
+const TIMESTAMP_INFINITY: i64 = 9_223_372_036_825_200_000;
+const TIMESTAMP_NEG_INFINITY: i64 = -9_223_372_036_832_400_000;
+
 fn parse_date(text: &str) -> Option<i32> {
     match text {
-        "infinity" => return Some(i32::MAX),
-        "-infinity" => return Some(i32::MIN),
+        "infinity" => return Some(DATE_INFINITY),
+        "-infinity" => return Some(DATE_NEG_INFINITY),
         _ => {}
     }
     let (text, bc) = match text.strip_suffix(" BC") {
@@ -385,8 +397,8 @@ fn parse_time(text: &str) -> Option<i64> {
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` → microseconds since the epoch.
 fn parse_timestamp(text: &str) -> Option<i64> {
     match text {
-        "infinity" => return Some(i64::MAX),
-        "-infinity" => return Some(i64::MIN),
+        "infinity" => return Some(TIMESTAMP_INFINITY),
+        "-infinity" => return Some(TIMESTAMP_NEG_INFINITY),
         _ => {}
     }
     let (text, bc) = match text.strip_suffix(" BC") {
@@ -533,6 +545,14 @@ mod tests {
         assert_eq!(parse_date("1970-01-01"), Some(0));
         assert_eq!(parse_date("2024-03-01"), Some(19783));
         assert_eq!(parse_date("1969-12-31"), Some(-1));
+        // Infinities as Debezium writes them.
+        assert_eq!(parse_date("infinity"), Some(-2_147_472_692));
+        assert_eq!(parse_date("-infinity"), Some(-2_147_472_691));
+        assert_eq!(parse_timestamp("infinity"), Some(9_223_372_036_825_200_000));
+        assert_eq!(
+            parse_timestamp("-infinity"),
+            Some(-9_223_372_036_832_400_000)
+        );
         assert_eq!(parse_time("01:02:03.5"), Some(3_723_500_000));
         assert_eq!(
             parse_timestamp("2024-03-01 00:00:01.000001"),
