@@ -1131,3 +1131,31 @@ fn constant_column_defaults_are_schema_defaults_and_fill_key_only_before_images(
     assert_eq!(field(&del.value, "before.z"), &Value::Int32(0));
     assert!(field(&del.value, "before.f").is_null());
 }
+
+#[test]
+fn a_delete_from_a_table_without_a_key_is_followed_by_a_tombstone_too() {
+    let db = TestDb::new("nokeytomb");
+    let mut c = db.client();
+    c.batch_execute(
+        "CREATE TABLE t (k int, v text); ALTER TABLE t REPLICA IDENTITY FULL; \
+         INSERT INTO t VALUES (1, 'a')",
+    )
+    .unwrap();
+    let offsets = MapOffsets::default();
+    let mut task = start_task(&db.source_config(&[("snapshot.mode", "never")]), &offsets);
+    c.batch_execute("DELETE FROM t WHERE k = 1").unwrap();
+    let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 2);
+    task.stop();
+    let recs = data(&recs);
+    // As Debezium: the tombstone has a null key as well as a null value.
+    assert_eq!(
+        recs.iter().map(|r| op(r)).collect::<Vec<_>>(),
+        ["d", "tombstone"]
+    );
+    assert!(recs[0].key.is_null() && recs[1].key.is_null());
+    assert!(recs[1].key_schema.is_none() && recs[1].value_schema.is_none());
+    assert_eq!(
+        field(&recs[0].value, "before.v"),
+        &Value::String("a".into())
+    );
+}

@@ -1252,7 +1252,9 @@ impl Running {
                 let key = table.key_of(&before)?;
                 let value = table.envelope("d", Some(before), None, &info, now)?;
                 out.push(record(key.clone(), value, extra.clone()));
-                if tombstones && !key.is_null() {
+                // Debezium follows a delete with a tombstone even when the
+                // table has no key (a record with null key and value).
+                if tombstones {
                     out.push(record(key, Value::Null, extra));
                 }
                 Ok(())
