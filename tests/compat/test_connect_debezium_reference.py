@@ -442,7 +442,8 @@ def test_runnel_cdc_matches_debezium(postgres, pg_database, make_server, connect
         postgres.psql(sql, db)
 
     connect_port = free_port()
-    server = make_server(extra_args=["--connect-listen", f"127.0.0.1:{connect_port}"]).start()
+    # Only the broker and the connect worker: no fixed ports (8081, 8088) to collide on.
+    server = make_server(extra_args=["--no-sql", "--no-registry", "--connect-listen", f"127.0.0.1:{connect_port}"]).start()
     bootstrap = server.bootstrap
     create_topics(bootstrap, [f"{p}.public.{t}" for p in ("ref", "rnl") for t in TABLES])
 
