@@ -392,3 +392,81 @@ def test_sigkill_during_an_exactly_once_file_source(tmp_path):
     finally:
         if server is not None and server.proc is not None and server.proc.poll() is None:
             assert server.stop() == 0
+
+
+class Worker:
+    """`runnel connect -b B`: a standalone worker of a group."""
+
+    def __init__(self, bootstrap: str, log_path: Path):
+        import os
+        import subprocess
+
+        self.port = free_port()
+        self._log = open(log_path, "ab")
+        env = dict(os.environ, RUNNEL_LOG="info", NO_COLOR="1")
+        self.proc = subprocess.Popen(
+            [str(runnel_bin()), "connect", "-b", bootstrap,
+             "--connect-listen", f"127.0.0.1:{self.port}",
+             "--kafka-property", "session.timeout.ms=6000",
+             "--kafka-property", "heartbeat.interval.ms=1000"],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=env)
+        self.id = f"127.0.0.1:{self.port}"
+        self.http = httpx.Client(base_url=f"http://{self.id}", timeout=30)
+
+    def wait_ready(self):
+        def ready():
+            assert self.proc.poll() is None, f"worker exited with {self.proc.returncode}"
+            try:
+                return self.http.get("/connectors").status_code == 200
+            except httpx.HTTPError:
+                return False
+        wait_until(ready, timeout=60, what=f"the worker at {self.id}")
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> int:
+        import signal
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self._log.close()
+        return code
+
+
+def test_two_workers_share_tasks_and_take_over_a_dead_ones(make_server, tmp_path):
+    broker = make_server(extra_args=["--no-sql", "--no-registry", "--no-connect"]).start()
+    a = Worker(broker.bootstrap, tmp_path / "worker-a.log")
+    b = Worker(broker.bootstrap, tmp_path / "worker-b.log")
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        topic = unique("dg")
+        r = a.http.post("/connectors", json={"name": "dg", "config": {
+            "connector.class": "DatagenConnector", "kafka.topic": topic, "quickstart": "pageviews",
+            "max.interval": "20", "tasks.max": "4"}})
+        assert r.status_code == 201, r.text
+
+        def spread():
+            for w in (a, b):
+                s = w.http.get("/connectors/dg/status").json()
+                if len(s["tasks"]) != 4 or any(t["state"] != "RUNNING" for t in s["tasks"]):
+                    return False
+                if {t["worker_id"] for t in s["tasks"]} != {a.id, b.id}:
+                    return False
+            return True
+        wait_until(spread, timeout=30, what="tasks on both workers")
+        s = b.http.get("/connectors/dg/status").json()
+        assert sorted(t["worker_id"] for t in s["tasks"]) == sorted([a.id, a.id, b.id, b.id])
+        b.kill()
+
+        def moved():
+            s = a.http.get("/connectors/dg/status").json()
+            return len(s["tasks"]) == 4 and all(
+                t["state"] == "RUNNING" and t["worker_id"] == a.id for t in s["tasks"])
+        wait_until(moved, timeout=40, what="the dead worker's tasks on the other")
+        assert a.stop() == 0
+    finally:
+        for w in (a, b):
+            if w.proc.poll() is None:
+                w.kill()

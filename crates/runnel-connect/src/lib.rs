@@ -40,16 +40,39 @@
 //!
 //! # Several workers
 //!
-//! Not yet: a worker runs every connector of its config topic. Two workers
-//! on one `group.id` would both run every task (exactly-once sources
-//! would fence each other's transactions, so nothing is duplicated there,
-//! but they would take turns failing). Run one worker per group.
+//! Workers of one `group.id` share the connectors and tasks of their
+//! config topic without a leader. Each joins the group as a consumer of
+//! the config topic (a `Backend` for the application `group.id`) on a
+//! membership thread that keeps polling (so the coordinator sees it
+//! alive); after every rebalance, and every 2 s, it reads
+//! `group_members()` and, when the member ids changed, computes
+//! [`assign::assign`]: connectors by name, then tasks by connector and
+//! number, dealt round robin over the sorted member ids. Every worker
+//! computes the same split from the same config topic, so no one hands
+//! it out. Reassignment is eager: a worker stops what it no longer owns
+//! and starts what it now owns. A dead worker leaves the group after the
+//! session timeout (librdkafka's `session.timeout.ms`, 45 s by default;
+//! `--kafka-property` sets it) and its work moves. The owner of a
+//! connector makes and writes its task configs and its status; the owner
+//! of a task runs it and writes its status; every worker follows the
+//! status topic, so each REST API answers for all. Limits: during a
+//! reassignment a task may briefly run on two workers (exactly-once
+//! sources fence each other through their shared transactional id; sink
+//! groups rebalance their partitions); requests that must act where a
+//! task runs (`POST …/tasks/{id}/restart`) answer 409 on the other
+//! workers instead of being forwarded; a connector restart asked of a
+//! worker that does not own the connector does nothing. The in-process
+//! `LocalCluster` backend reports only its own member, so `runnel serve`
+//! on its own log is a group of one. Apache Kafka Connect workers cannot
+//! join the same group (their group protocol is `connect`, ours
+//! `consumer`), though they read the same topics.
 //!
 //! **Architecture invariants:** the runtime knows connectors only through
 //! `runnel-connect-api` (the built-in ones in [`builtin`] too) and reaches
 //! the log only through `runnel_cluster::Cluster`.
 
 pub mod api;
+pub mod assign;
 pub mod builtin;
 pub mod convert;
 pub mod error;

@@ -188,6 +188,9 @@ struct Statuses {
     connectors: BTreeMap<String, Status>,
     tasks: BTreeMap<(String, i32), Status>,
     topics: BTreeMap<String, BTreeSet<String>>,
+    /// What this worker runs (its statuses of them are the current ones).
+    owned_connectors: BTreeSet<String>,
+    owned_tasks: BTreeSet<(String, i32)>,
 }
 
 /// The offsets topic as read so far.
@@ -224,6 +227,12 @@ pub(crate) struct Inner {
     runtime: Mutex<BTreeMap<String, ConnectorRun>>,
     stopping: AtomicBool,
     follower: Mutex<Option<JoinHandle<()>>>,
+    membership: Mutex<Option<JoinHandle<()>>>,
+    /// The group's member ids and this worker's own (`None`: not known
+    /// yet, or the cluster cannot tell: this worker runs everything).
+    members: RwLock<Option<(Vec<String>, String)>>,
+    /// Next offset of each status topic partition to read.
+    status_next: Mutex<Vec<i64>>,
     offset_partitions: i32,
     status_partitions: i32,
 }
@@ -316,6 +325,9 @@ impl Worker {
                 runtime: Mutex::new(BTreeMap::new()),
                 stopping: AtomicBool::new(false),
                 follower: Mutex::new(None),
+                membership: Mutex::new(None),
+                members: RwLock::new(None),
+                status_next: Mutex::new(vec![0; usize::try_from(status_partitions).unwrap_or(1)]),
                 offset_partitions,
                 status_partitions,
                 config,
@@ -331,6 +343,7 @@ impl Worker {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "connect worker: config topic replayed"
         );
+        worker.join_group()?;
         worker.reconcile();
         let weak = Arc::downgrade(&worker.inner);
         let poll = worker.inner.config.poll;
@@ -343,6 +356,9 @@ impl Worker {
                     return;
                 }
                 let w = Worker { inner };
+                if let Err(e) = w.read_statuses() {
+                    warn!(error = %e, "connect worker: cannot read the status topic");
+                }
                 match w.catch_up() {
                     Ok(0) => {}
                     Ok(_) => w.reconcile(),
@@ -354,10 +370,116 @@ impl Worker {
         Ok(worker)
     }
 
+    /// Joins the group `group.id` (a consumer of the config topic) and
+    /// follows its membership on a thread of its own: after each
+    /// rebalance every worker reads the member ids and computes the same
+    /// assignment ([`crate::assign`]), stopping what it no longer owns and
+    /// starting what it now owns. Waits (30 s at most) for the first
+    /// membership, so a worker joining a running group does not start
+    /// everything first.
+    fn join_group(&self) -> Result<(), WorkerError> {
+        let mut backend = self
+            .inner
+            .cluster
+            .backend(&self.inner.config.group_id, Guarantee::AtLeastOnce)
+            .map_err(store_err)?;
+        backend
+            .subscribe(std::slice::from_ref(&self.inner.config.config_topic))
+            .map_err(store_err)?;
+        let weak = Arc::downgrade(&self.inner);
+        let handle = std::thread::Builder::new()
+            .name("connect-membership".into())
+            .spawn(move || {
+                let mut last_check = Instant::now() - Duration::from_secs(60);
+                loop {
+                    let Some(inner) = weak.upgrade() else { return };
+                    if inner.stopping.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let rebalanced = match backend.poll(Duration::from_millis(200)) {
+                        Ok(events) => events
+                            .iter()
+                            .any(|e| !matches!(e, runnel_cluster::PollEvent::Records(_))),
+                        Err(e) => {
+                            warn!(error = %e, "connect worker: group membership poll failed");
+                            std::thread::sleep(Duration::from_millis(500));
+                            false
+                        }
+                    };
+                    if !rebalanced && last_check.elapsed() < Duration::from_secs(2) {
+                        continue;
+                    }
+                    last_check = Instant::now();
+                    let members = match backend.group_members() {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "connect worker: group members unknown");
+                            continue;
+                        }
+                    };
+                    let Some(me) = members.iter().find(|m| m.is_self).map(|m| m.member_id.clone()) else {
+                        continue;
+                    };
+                    let mut ids: Vec<String> = members.into_iter().map(|m| m.member_id).collect();
+                    ids.sort();
+                    let changed = {
+                        let mut cur = inner.members.write().unwrap_or_else(|p| p.into_inner());
+                        let new = Some((ids.clone(), me.clone()));
+                        let changed = *cur != new;
+                        *cur = new;
+                        changed
+                    };
+                    if changed {
+                        info!(members = ids.len(), me = %me, "connect worker: group membership changed; reassigning");
+                        Worker { inner }.reconcile();
+                    }
+                }
+            })
+            .map_err(|e| WorkerError::Store(format!("cannot start the membership thread: {e}")))?;
+        *lock(&self.inner.membership) = Some(handle);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self
+            .inner
+            .members
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+        {
+            if Instant::now() > deadline {
+                warn!("connect worker: group membership not known after 30 s; running every connector here");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// What this worker runs now.
+    fn owned(&self, state: &ConfigState) -> crate::assign::Owned {
+        match &*self.inner.members.read().unwrap_or_else(|p| p.into_inner()) {
+            Some((members, me)) => crate::assign::assign(state, members, me),
+            None => crate::assign::everything(state),
+        }
+    }
+
+    /// The group's member ids as this worker last saw them.
+    pub fn members(&self) -> Vec<String> {
+        self.inner
+            .members
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(m, _)| m.clone())
+            .unwrap_or_default()
+    }
+
     /// Stops every task (they commit what they did) and the follower.
     pub fn shutdown(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
         if let Some(h) = lock(&self.inner.follower).take() {
+            let _ = h.join();
+        }
+        if let Some(h) = lock(&self.inner.membership).take() {
             let _ = h.join();
         }
         let mut rt = lock(&self.inner.runtime);
@@ -409,27 +531,72 @@ impl Worker {
         Ok(n)
     }
 
+    /// Reads the status topic from where the last call stopped: the
+    /// statuses other workers wrote (and this one's, read back) and the
+    /// connectors' active topics.
     fn read_statuses(&self) -> Result<(), WorkerError> {
         let mut reader = lock(&self.inner.config_reader);
-        let mut st = lock(&self.inner.statuses);
+        let mut next = lock(&self.inner.status_next);
+        let mut records = Vec::new();
         for p in 0..self.inner.status_partitions {
+            let i = usize::try_from(p).unwrap_or(0);
+            let from = next.get(i).copied().unwrap_or(0);
             let tp = TopicPartition::new(&self.inner.config.status_topic, p);
-            reader
-                .read_partition(&tp, 0, &mut |r| {
-                    let Some(key) = r.key.as_deref().and_then(|k| std::str::from_utf8(k).ok())
-                    else {
-                        return;
-                    };
-                    if let Some((topic, connector)) = storage::decode_topic_status_key(key) {
-                        let set = st.topics.entry(connector).or_default();
-                        if r.value.is_some() {
-                            set.insert(topic);
-                        } else {
-                            set.remove(&topic);
-                        }
+            let end = reader
+                .read_partition(&tp, from, &mut |r| {
+                    if r.offset >= from {
+                        records.push(r);
                     }
                 })
                 .map_err(store_err)?;
+            if let Some(n) = next.get_mut(i) {
+                *n = (*n).max(end);
+            }
+        }
+        drop(reader);
+        let mut st = lock(&self.inner.statuses);
+        for r in records {
+            let Some(key) = r.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()) else {
+                continue;
+            };
+            if let Some((topic, connector)) = storage::decode_topic_status_key(key) {
+                let set = st.topics.entry(connector).or_default();
+                if r.value.is_some() {
+                    set.insert(topic);
+                } else {
+                    set.remove(&topic);
+                }
+                continue;
+            }
+            let status = r.value.as_deref().and_then(Status::decode);
+            // A status another worker wrote for what this worker runs
+            // now is stale (it ran it before a reassignment): kept out.
+            let from_other = status
+                .as_ref()
+                .is_some_and(|s| s.worker_id != self.inner.config.worker_id);
+            if let Some(name) = key.strip_prefix("status-connector-") {
+                if from_other && st.owned_connectors.contains(name) {
+                    continue;
+                }
+                match status {
+                    Some(s) => st.connectors.insert(name.to_string(), s),
+                    None => st.connectors.remove(name),
+                };
+            } else if let Some(rest) = key.strip_prefix("status-task-") {
+                let Some((name, id)) = rest
+                    .rsplit_once('-')
+                    .and_then(|(n, i)| Some((n.to_string(), i.parse::<i32>().ok()?)))
+                else {
+                    continue;
+                };
+                if from_other && st.owned_tasks.contains(&(name.clone(), id)) {
+                    continue;
+                }
+                match status {
+                    Some(s) => st.tasks.insert((name, id), s),
+                    None => st.tasks.remove(&(name, id)),
+                };
+            }
         }
         Ok(())
     }
@@ -461,11 +628,29 @@ impl Worker {
     /// Starts, stops and reconfigures tasks until they match the config
     /// topic.
     pub fn reconcile(&self) {
+        // Task configs written in one pass change the assignment: a few
+        // passes until nothing is written.
+        for _ in 0..3 {
+            if !self.reconcile_once() {
+                break;
+            }
+        }
+    }
+
+    /// One pass of [`Self::reconcile`]; true when it wrote task configs.
+    fn reconcile_once(&self) -> bool {
         if self.inner.stopping.load(Ordering::SeqCst) {
-            return;
+            return false;
         }
         let mut rt = lock(&self.inner.runtime);
         let state = self.inner.state().clone();
+        let owned = self.owned(&state);
+        {
+            let mut st = lock(&self.inner.statuses);
+            st.owned_connectors = owned.connectors.clone();
+            st.owned_tasks = owned.tasks.clone();
+        }
+        let mut wrote = false;
         // Deleted connectors.
         let gone: Vec<String> = rt
             .keys()
@@ -482,6 +667,7 @@ impl Worker {
         }
         for (name, config) in &state.connectors {
             let target = state.target(name);
+            let owner = owned.connectors.contains(name);
             let run = rt.entry(name.clone()).or_default();
             if target == TargetState::Stopped {
                 for (_, t) in run.tasks.iter_mut() {
@@ -490,7 +676,17 @@ impl Worker {
                 let ids: Vec<i32> = run.tasks.keys().copied().collect();
                 run.tasks.clear();
                 run.config = None;
-                for id in ids {
+                if !owner {
+                    continue;
+                }
+                let stale: Vec<i32> = lock(&self.inner.statuses)
+                    .tasks
+                    .keys()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, i)| *i)
+                    .chain(ids)
+                    .collect();
+                for id in stale {
                     self.inner.delete_task_status(name, id);
                 }
                 self.inner.set_connector_status(name, State::Stopped, None);
@@ -508,7 +704,7 @@ impl Worker {
                 .get(name)
                 .cloned()
                 .unwrap_or_default();
-            if run.config.as_ref() != Some(config) || stored.is_empty() {
+            if owner && (run.config.as_ref() != Some(config) || stored.is_empty()) {
                 match self.inner.make_task_configs(name, config) {
                     Ok(tasks) => {
                         if tasks != stored {
@@ -531,6 +727,7 @@ impl Worker {
                                 warn!(connector = %name, error = %e, "cannot write task configs");
                                 continue;
                             }
+                            wrote = true;
                         }
                         run.config = Some(config.clone());
                     }
@@ -548,15 +745,21 @@ impl Worker {
                 }
             }
             let paused = target == TargetState::Paused;
-            self.inner.set_connector_status(
-                name,
-                if paused {
-                    State::Paused
-                } else {
-                    State::Running
-                },
-                None,
-            );
+            let failed = lock(&self.inner.statuses)
+                .connectors
+                .get(name)
+                .is_some_and(|s| s.state == State::Failed);
+            if owner && !(failed && run.config.as_ref() == Some(config)) {
+                self.inner.set_connector_status(
+                    name,
+                    if paused {
+                        State::Paused
+                    } else {
+                        State::Running
+                    },
+                    None,
+                );
+            }
             let tasks = self
                 .inner
                 .state()
@@ -575,10 +778,19 @@ impl Worker {
                 if let Some(mut t) = run.tasks.remove(&id) {
                     t.stop();
                 }
-                self.inner.delete_task_status(name, id);
+                if owner {
+                    self.inner.delete_task_status(name, id);
+                }
             }
             for (i, tc) in tasks.iter().enumerate() {
                 let id = i32::try_from(i).unwrap_or(i32::MAX);
+                if !owned.tasks.contains(&(name.clone(), id)) {
+                    // Another worker's now: stop it here (eager).
+                    if let Some(mut t) = run.tasks.remove(&id) {
+                        t.stop();
+                    }
+                    continue;
+                }
                 let same = run.tasks.get(&id).is_some_and(|t| t.config == *tc);
                 if same {
                     if let Some(t) = run.tasks.get(&id) {
@@ -608,6 +820,7 @@ impl Worker {
                     .insert(id, self.spawn_task(name, id, tc.clone(), paused));
             }
         }
+        wrote
     }
 
     fn spawn_task(&self, name: &str, id: i32, config: Config, paused: bool) -> TaskRun {
@@ -901,6 +1114,12 @@ impl Worker {
             return Err(WorkerError::NotFound(format!("Unknown task: {name}-{id}")));
         }
         let paused = self.inner.state().target(name) == TargetState::Paused;
+        let owned = self.owned(&self.inner.state().clone());
+        if !owned.tasks.contains(&(name.to_string(), id)) {
+            return Err(WorkerError::Conflict(format!(
+                "Task {name}-{id} runs on another worker of the group; ask that worker"
+            )));
+        }
         let mut rt = lock(&self.inner.runtime);
         let run = rt.entry(name.to_string()).or_default();
         let config = match run.tasks.remove(&id) {

@@ -333,3 +333,198 @@ fn at_least_once_source_repeats_after_the_same_crash() {
     dedup.dedup();
     assert_eq!(dedup.len(), 30);
 }
+
+/// A sink that fails its first `put`s with a retriable error and
+/// remembers what it was given.
+struct Flaky {
+    fail_first: usize,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+    puts: Arc<AtomicI64>,
+}
+
+struct FlakyTask {
+    fail_first: usize,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+    puts: Arc<AtomicI64>,
+}
+
+impl runnel_connect_api::ConnectorPlugin for Flaky {
+    fn class(&self) -> &str {
+        "com.example.FlakySink"
+    }
+    fn kind(&self) -> runnel_connect_api::ConnectorKind {
+        runnel_connect_api::ConnectorKind::Sink
+    }
+    fn version(&self) -> &str {
+        "1"
+    }
+    fn config_def(&self) -> runnel_connect_api::ConfigDef {
+        runnel_connect_api::ConfigDef::new()
+    }
+    fn task_configs(
+        &self,
+        config: &Config,
+        _max: usize,
+    ) -> Result<Vec<Config>, runnel_connect_api::ConnectError> {
+        Ok(vec![config.clone()])
+    }
+    fn sink_task(
+        &self,
+    ) -> Result<Box<dyn runnel_connect_api::SinkTask>, runnel_connect_api::ConnectError> {
+        Ok(Box::new(FlakyTask {
+            fail_first: self.fail_first,
+            seen: self.seen.clone(),
+            puts: self.puts.clone(),
+        }))
+    }
+}
+
+impl runnel_connect_api::SinkTask for FlakyTask {
+    fn start(
+        &mut self,
+        _: &Config,
+        _: &runnel_connect_api::ConnectorContext,
+    ) -> Result<(), runnel_connect_api::ConnectError> {
+        Ok(())
+    }
+    fn put(
+        &mut self,
+        records: Vec<runnel_connect_api::SinkRecord>,
+    ) -> Result<(), runnel_connect_api::ConnectError> {
+        let n = self.puts.fetch_add(1, Ordering::SeqCst);
+        if (n as usize) < self.fail_first {
+            return Err(runnel_connect_api::ConnectError::Retriable(
+                "database restarting".into(),
+            ));
+        }
+        let mut seen = self.seen.lock().unwrap();
+        for r in records {
+            seen.push(format!("{:?}", r.value));
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), runnel_connect_api::ConnectError> {
+        Ok(())
+    }
+    fn stop(&mut self) {}
+}
+
+fn produce(cluster: &Arc<dyn Cluster>, topic: &str, values: &[&[u8]]) {
+    cluster.create_topic(&NewTopic::new(topic, 1)).unwrap();
+    let mut b = cluster
+        .backend("test-producer", Guarantee::AtLeastOnce)
+        .unwrap();
+    let recs = values
+        .iter()
+        .map(|v| ProducedRecord {
+            topic: topic.into(),
+            partition: 0,
+            timestamp: 1,
+            key: None,
+            value: Some(v.to_vec()),
+            headers: Vec::new(),
+        })
+        .collect();
+    b.send(recs).unwrap();
+    b.commit(&[]).unwrap();
+}
+
+#[test]
+fn a_sink_retries_retriable_puts_and_dead_letters_bad_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(&dir.path().join("log"));
+    let cluster: Arc<dyn Cluster> = Arc::new(LocalCluster::new(broker.local()));
+    produce(&cluster, "in", &[br#"{"a":1}"#, b"not json", br#"{"a":2}"#]);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let puts = Arc::new(AtomicI64::new(0));
+    let mut plugins = runnel_connect::builtin::plugins();
+    plugins.push(Arc::new(Flaky {
+        fail_first: 2,
+        seen: seen.clone(),
+        puts: puts.clone(),
+    }));
+    let config = WorkerConfig {
+        poll: Duration::from_millis(50),
+        commit_interval: Duration::from_millis(100),
+        ..WorkerConfig::default()
+    };
+    let w = Worker::start(cluster.clone(), config, plugins).unwrap();
+    w.create(
+        "flaky",
+        cfg(&[
+            ("connector.class", "com.example.FlakySink"),
+            ("topics", "in"),
+            (
+                "value.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            ),
+            ("value.converter.schemas.enable", "false"),
+            ("errors.tolerance", "all"),
+            ("errors.deadletterqueue.topic.name", "dlq"),
+            ("errors.deadletterqueue.context.headers.enable", "true"),
+        ]),
+        None,
+    )
+    .unwrap();
+    wait_for("the good records", Duration::from_secs(20), || {
+        seen.lock().unwrap().len() >= 2
+    });
+    assert!(
+        puts.load(Ordering::SeqCst) >= 3,
+        "put again after the retriable errors"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(topic_values(&cluster, "dlq"), vec!["not json".to_string()]);
+    let mut b = cluster.backend("test-dlq", Guarantee::AtLeastOnce).unwrap();
+    let mut headers = Vec::new();
+    b.read_partition(&TopicPartition::new("dlq", 0), 0, &mut |r| {
+        headers = r.headers
+    })
+    .unwrap();
+    let h = |k: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.clone())
+            .map(|v| String::from_utf8(v).unwrap())
+    };
+    assert_eq!(h("__connect.errors.topic").as_deref(), Some("in"));
+    assert_eq!(h("__connect.errors.offset").as_deref(), Some("1"));
+    assert_eq!(
+        h("__connect.errors.stage").as_deref(),
+        Some("VALUE_CONVERTER")
+    );
+    assert_eq!(
+        h("__connect.errors.connector.name").as_deref(),
+        Some("flaky")
+    );
+    assert!(h("__connect.errors.exception.message").is_some());
+    assert_eq!(w.status("flaky").unwrap()["tasks"][0]["state"], "RUNNING");
+    // Without tolerance the same bad record fails the task, naming why.
+    w.put_config(
+        "flaky",
+        cfg(&[
+            ("connector.class", "com.example.FlakySink"),
+            ("topics", "in"),
+            (
+                "value.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            ),
+            ("value.converter.schemas.enable", "false"),
+        ]),
+    )
+    .unwrap();
+    w.reset_offsets("flaky").unwrap_err(); // only while STOPPED
+    w.set_target("flaky", TargetState::Stopped).unwrap();
+    w.reset_offsets("flaky").unwrap();
+    w.set_target("flaky", TargetState::Started).unwrap();
+    wait_for("the task to fail", Duration::from_secs(20), || {
+        w.status("flaky").unwrap()["tasks"][0]["state"] == "FAILED"
+    });
+    let trace = w.status("flaky").unwrap()["tasks"][0]["trace"].clone();
+    assert!(
+        trace.as_str().unwrap().contains("Tolerance exceeded"),
+        "{trace}"
+    );
+    w.shutdown();
+}
