@@ -14,10 +14,9 @@ pub struct ColumnMeta {
     pub type_modifier: i32,
     pub kind: TypeKind,
     pub not_null: bool,
-    /// The column's DEFAULT when it is a literal (`'x'::text`, `42`,
-    /// `true`): its text, as the schema's default. Other expressions
-    /// (functions, sequences) give none.
-    pub default: Option<String>,
+    /// The column's DEFAULT as the schema's default, when Debezium gives
+    /// it one.
+    pub default: Option<ColumnDefault>,
 }
 
 /// A table as the catalog describes it now.
@@ -138,7 +137,7 @@ pub async fn load_table(
             type_oid,
             type_modifier,
             not_null,
-            default: default.as_deref().and_then(literal_default),
+            default: default.as_deref().and_then(column_default),
         });
     }
     pk.sort();
@@ -150,6 +149,37 @@ pub async fn load_table(
         primary_key: pk.into_iter().map(|(_, n)| n).collect(),
         replica_identity: ident.bytes().next().unwrap_or(b'd'),
     }))
+}
+
+/// What a column's DEFAULT gives its schema.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnDefault {
+    /// A constant: its text.
+    Literal(String),
+    /// A sequence (`nextval(…)`) or the current time (`now()`,
+    /// `CURRENT_TIMESTAMP`…): the type's zero, as Debezium has it.
+    Zero,
+}
+
+/// What the DEFAULT expression `expr` (as `pg_get_expr` prints it) gives:
+/// a constant, the zero of sequences and clock functions, or nothing.
+pub fn column_default(expr: &str) -> Option<ColumnDefault> {
+    if let Some(v) = literal_default(expr) {
+        return Some(ColumnDefault::Literal(v));
+    }
+    let e = expr.trim().to_ascii_lowercase();
+    let clock = [
+        "now()",
+        "current_timestamp",
+        "current_date",
+        "current_time",
+        "localtimestamp",
+        "localtime",
+        "transaction_timestamp()",
+        "statement_timestamp()",
+        "clock_timestamp()",
+    ];
+    (e.starts_with("nextval(") || clock.contains(&e.as_str())).then_some(ColumnDefault::Zero)
 }
 
 /// The value of a DEFAULT expression as `pg_get_expr` prints it, when it
@@ -216,7 +246,7 @@ pub async fn list_tables(client: &Client) -> Result<Vec<(u32, String, String)>> 
 
 #[cfg(test)]
 mod tests {
-    use super::literal_default;
+    use super::{column_default, literal_default, ColumnDefault};
 
     #[test]
     fn constant_defaults_are_read_others_are_not() {
@@ -237,5 +267,19 @@ mod tests {
         assert_eq!(literal_default("nextval('t_id_seq'::regclass)"), None);
         assert_eq!(literal_default("'a'::text || 'b'::text"), None);
         assert_eq!(literal_default("CURRENT_TIMESTAMP"), None);
+        assert_eq!(
+            column_default("'x'::text"),
+            Some(ColumnDefault::Literal("x".into()))
+        );
+        assert_eq!(
+            column_default("nextval('t_id_seq'::regclass)"),
+            Some(ColumnDefault::Zero)
+        );
+        assert_eq!(column_default("now()"), Some(ColumnDefault::Zero));
+        assert_eq!(
+            column_default("CURRENT_TIMESTAMP"),
+            Some(ColumnDefault::Zero)
+        );
+        assert_eq!(column_default("md5(random()::text)"), None);
     }
 }

@@ -1101,7 +1101,8 @@ fn constant_column_defaults_are_schema_defaults_and_fill_key_only_before_images(
     let mut c = db.client();
     c.batch_execute(
         "CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL DEFAULT 'it''s', \
-         n int NOT NULL DEFAULT 7, z int NOT NULL, f text DEFAULT now()::text); \
+         n int NOT NULL DEFAULT 7, z int NOT NULL, f text DEFAULT now()::text, \
+         ts timestamp DEFAULT now(), s bigserial); \
          INSERT INTO t (id, z) VALUES (1, 5)",
     )
     .unwrap();
@@ -1124,6 +1125,9 @@ fn constant_column_defaults_are_schema_defaults_and_fill_key_only_before_images(
     assert_eq!(default("n"), Some(Box::new(Value::Int32(7))));
     assert_eq!(default("z"), None);
     assert_eq!(default("f"), None);
+    // Clock functions and sequences: the type's zero, as Debezium writes.
+    assert_eq!(default("ts"), Some(Box::new(Value::Int64(0))));
+    assert_eq!(default("s"), Some(Box::new(Value::Int64(0))));
     // DEFAULT identity sends only the key: NOT NULL columns take their
     // default, else the type's zero.
     assert_eq!(field(&del.value, "before.v"), &Value::String("it's".into()));

@@ -2,7 +2,7 @@
 //! schemas, the `source` block, and heartbeat records.
 
 use crate::error::{Error, Result};
-use crate::meta::TableMeta;
+use crate::meta::{ColumnDefault, ColumnMeta, TableMeta};
 use crate::pgoutput::TupleValue;
 use crate::types::{column_schema, text_to_value, unavailable_value, DecimalMode, TypeKind};
 use runnel_connect_api::{Schema, SchemaType, Struct, Value};
@@ -119,21 +119,31 @@ fn fallback(schema: &Schema) -> Value {
     }
 }
 
+/// A column's schema with its DEFAULT as the field's default, as Debezium
+/// has it: a constant's value, or the type's zero for sequences and clock
+/// functions.
+fn with_default(schema: Schema, column: &ColumnMeta, mode: DecimalMode) -> Schema {
+    let value = match &column.default {
+        Some(ColumnDefault::Literal(text)) => text_to_value(&column.kind, mode, text).ok(),
+        Some(ColumnDefault::Zero) => Some(fallback(&Schema {
+            default: None,
+            ..schema.clone()
+        })),
+        None => None,
+    };
+    match value {
+        Some(v) if !v.is_null() => schema.default_value(v),
+        _ => schema,
+    }
+}
+
 impl TableSchemas {
     pub fn new(meta: TableMeta, prefix: &str, db: &str, decimal_mode: DecimalMode) -> TableSchemas {
         let base = format!("{prefix}.{}.{}", meta.schema, meta.name);
         let mut row = Schema::struct_named(format!("{base}.Value"));
         for c in &meta.columns {
-            let mut schema = column_schema(&c.kind, decimal_mode, !c.not_null);
-            // A constant DEFAULT is the field's default, as Debezium has it.
-            if let Some(v) = c
-                .default
-                .as_deref()
-                .and_then(|d| text_to_value(&c.kind, decimal_mode, d).ok())
-            {
-                schema = schema.default_value(v);
-            }
-            row = row.field(&c.name, schema);
+            let schema = column_schema(&c.kind, decimal_mode, !c.not_null);
+            row = row.field(&c.name, with_default(schema, c, decimal_mode));
         }
         let row_schema = Arc::new(row.optional());
         let key_schema = if meta.primary_key.is_empty() {
@@ -142,7 +152,8 @@ impl TableSchemas {
             let mut key = Schema::struct_named(format!("{base}.Key"));
             for name in &meta.primary_key {
                 if let Some(c) = meta.columns.iter().find(|c| &c.name == name) {
-                    key = key.field(name, column_schema(&c.kind, decimal_mode, false));
+                    let schema = column_schema(&c.kind, decimal_mode, false);
+                    key = key.field(name, with_default(schema, c, decimal_mode));
                 }
             }
             Some(Arc::new(key))
