@@ -42,7 +42,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from conftest import free_port, tail
 from connect_reference import DEBEZIUM_CLASS, ConnectRest, ConnectError
 
-TABLES = ("types", "single", "full_t", "nopk")
+TABLES = ("types", "single", "full_t", "nopk", "more_types")
 MARKER_ID = 999  # the last change of the script in each table
 TIMEOUT_S = 90.0
 
@@ -76,6 +76,30 @@ CREATE TABLE types (
   c_required text NOT NULL DEFAULT 'required'
 );
 CREATE TABLE full_t (id int8 PRIMARY KEY, name text, qty int4);
+CREATE TABLE more_types (
+  id bigserial PRIMARY KEY,
+  c_num5 numeric(5),
+  c_interval interval,
+  c_timetz timetz,
+  c_money money,
+  c_inet inet,
+  c_cidr cidr,
+  c_macaddr macaddr,
+  c_xml xml,
+  c_bit bit(3),
+  c_bit1 bit(1),
+  c_varbit varbit,
+  c_bool_d bool NOT NULL DEFAULT true,
+  c_int_d int4 DEFAULT -1,
+  c_num_d numeric(6,2) DEFAULT 1.5,
+  c_ts_d timestamp DEFAULT now(),
+  c_time3 time(3),
+  c_ts3 timestamp(3),
+  c_nums numeric(10,2)[],
+  c_int2s int2[],
+  c_bigs int8[],
+  c_dates date[]
+);
 CREATE TABLE nopk (k int, v text);
 ALTER TABLE nopk REPLICA IDENTITY FULL;  -- updates and deletes need one without a key
 ALTER TABLE full_t REPLICA IDENTITY FULL;
@@ -127,6 +151,14 @@ CHANGES = [
     "INSERT INTO types (id, c_text, c_texts, c_bytea) SELECT 15, string_agg(md5(i::text), ''), "
     "ARRAY[string_agg(md5(i::text), '')], decode(string_agg(md5(i::text), ''), 'hex') FROM generate_series(1, 400) i",
     "UPDATE types SET c_int2 = 15 WHERE id = 15",
+    "INSERT INTO more_types (c_num5, c_interval, c_timetz, c_money, c_inet, c_cidr, c_macaddr, c_xml, c_bit, "
+    "c_varbit, c_time3, c_ts3, c_nums, c_int2s, c_bigs, c_dates, c_ts_d) VALUES (12345, '1 year 2 mons 3 days 04:05:06.789', "
+    "'12:34:56.789+02', 12.34, '192.168.1.1', '10.0.0.0/8', '08:00:2b:01:02:03', '<a>x</a>', B'101', B'1101', "
+    "'01:02:03.456', '2024-03-01 01:02:03.456', '{1.50,-2.25}', '{1,2}', '{9000000000}', '{2024-01-01,NULL}', "
+    "'2024-01-01 00:00:00')",
+    "INSERT INTO more_types (c_bit1, c_interval, c_timetz, c_money, c_bit, c_varbit) "
+    "VALUES (B'1', '-1 day -00:00:01.5', '23:59:59.999999-08', -1234.5, B'000', B'100000001')",
+    "INSERT INTO more_types (id) VALUES (DEFAULT)",
     "INSERT INTO nopk VALUES (1, 'a'), (2, 'b')",
     "UPDATE nopk SET v = 'c' WHERE k = 1",
     "DELETE FROM nopk WHERE k = 2",
@@ -138,6 +170,7 @@ CHANGES = [
     f"INSERT INTO types (id) VALUES ({MARKER_ID})",
     f"INSERT INTO single VALUES ({MARKER_ID}, 'marker')",
     f"INSERT INTO nopk VALUES ({MARKER_ID}, 'marker')",
+    f"INSERT INTO more_types (id) VALUES ({MARKER_ID})",
     f"INSERT INTO full_t VALUES ({MARKER_ID}, 'marker', 0)",
 ]
 
@@ -159,7 +192,7 @@ def connector_config(postgres, db: str, prefix: str, suffix: str) -> dict:
         "slot.name": f"{prefix}_{suffix}",
         "publication.name": f"{prefix}_pub_{suffix}",
         "publication.autocreate.mode": "filtered",
-        "table.include.list": "public.types,public.full_t,public.single,public.nopk",
+        "table.include.list": "public.types,public.full_t,public.single,public.nopk,public.more_types",
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
         "key.converter.schemas.enable": "true",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
