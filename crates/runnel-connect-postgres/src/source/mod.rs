@@ -585,6 +585,19 @@ async fn slot_state(client: &Client, slot: &str) -> Result<Option<bool>> {
     Ok(row.map(|r| r.get::<_, bool>(0)))
 }
 
+/// The slot's confirmed flush LSN (none for a missing slot).
+async fn slot_confirmed(client: &Client, slot: &str) -> Result<Option<Lsn>> {
+    let row = client
+        .query_opt(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await?;
+    Ok(row
+        .and_then(|r| r.get::<_, Option<String>>(0))
+        .and_then(|t| Lsn::parse(&t)))
+}
+
 async fn drop_slot(client: &Client, slot: &str) -> Result<()> {
     // A walsender that just lost its client may hold the slot a moment.
     let mut tries = 0;
@@ -770,7 +783,12 @@ impl Running {
                 running.last_end = lsn;
                 running.skip_before = lsn;
                 running.confirmed = confirmed;
-                running.sequence_commit = Some(lsn);
+                // The last commit seen before the stop: the end of the
+                // stored change's transaction when it was confirmed (the
+                // server will not send it again), as Debezium reports it
+                // in the first sequence after a restart.
+                let flushed = slot_confirmed(&running.client, &running.cfg.slot).await?;
+                running.sequence_commit = Some(flushed.map_or(lsn, |f| f.max(lsn)));
                 if let (Some(commit), Some(index)) = (
                     offset_lsn(o, "lsn_commit"),
                     o.get("event_index").and_then(|v| v.as_u64()),
