@@ -40,7 +40,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import free_port, tail
-from connect_reference import DEBEZIUM_CLASS, ConnectRest, ConnectError
+from connect_reference import DEBEZIUM_CLASS, ConnectError, ConnectRest, http
 
 TABLES = ("types", "single", "full_t", "nopk", "more_types")
 MARKER_ID = 999  # the last change of the script in each table
@@ -468,7 +468,21 @@ def wait_plugin(rest: ConnectRest, timeout: float = 60.0) -> None:
     raise AssertionError(f"{rest.url} does not list {DEBEZIUM_CLASS}: {last}")
 
 
-def test_runnel_cdc_matches_debezium(postgres, pg_database, make_server, connect_worker):
+# The index in CHANGES after which the restart variant restarts both
+# connectors (their tasks stop, commit their offsets and start again).
+RESTART_AFTER = 7
+
+
+def restart_task(rest: ConnectRest, name: str) -> None:
+    """Restarts `name`'s task 0 (stop, offsets committed, start) and waits until it runs."""
+    http("POST", f"{rest.url}/connectors/{name}/tasks/0/restart")
+    rest.wait_running(name)
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["straight", "restart"])
+def test_runnel_cdc_matches_debezium(postgres, pg_database, make_server, connect_worker, restart):
+    """The script straight through, or with both tasks restarted in the middle
+    (they resume from their stored offsets: nothing lost, nothing repeated)."""
     db = pg_database
     postgres.psql(SCHEMA_SQL, db)
     for sql in BEFORE_SNAPSHOT:
@@ -508,8 +522,11 @@ def test_runnel_cdc_matches_debezium(postgres, pg_database, make_server, connect
             read_until(bootstrap, f"{prefix}.public.{t}", lambda rs, n=SNAPSHOT_COUNTS[t]: len(rs) >= n,
                        diagnose(prefix))
 
-    for sql in CHANGES:
+    for i, sql in enumerate(CHANGES):
         postgres.psql(sql, db)
+        if restart and i == RESTART_AFTER:
+            restart_task(reference.rest, "ref-pg")
+            restart_task(runnel, "rnl-pg")
 
     problems: list[str] = []
     for t in TABLES:
