@@ -6,6 +6,8 @@
 # loopback ports.
 #
 #   scripts/kafka.sh fetch                           # jars into the cache, once
+#   scripts/kafka.sh fetch-connect                   # Kafka Connect + Debezium's PostgreSQL
+#                                                    # connector (scripts/connect/pom.xml), once
 #   scripts/kafka.sh start --nodes 3 --dir /tmp/k    # prints the bootstrap servers when ready
 #   scripts/kafka.sh kill --dir /tmp/k --node 2      # SIGKILL one node
 #   scripts/kafka.sh restart --dir /tmp/k --node 2   # start it again, wait until ready

@@ -11,7 +11,8 @@
 # and clippy with rustup; the compat suite's Python packages in .venv/
 # (re-installed when tests/compat/requirements.txt changes); KafkaJS with
 # `npm ci` in tests/compat/js (again when its package-lock.json changes);
-# Apache Kafka's jars with Maven into ~/.cache/runnel (scripts/kafka.sh fetch);
+# Apache Kafka's jars with Maven into ~/.cache/runnel (scripts/kafka.sh fetch),
+# and Kafka Connect's with Debezium's PostgreSQL connector (fetch-connect);
 # PostgreSQL (Debian's package), started privately for the run and stopped
 # at its end (scripts/postgres.sh).
 # On a fresh Debian 12 with Rust, Python 3.11, Node 20, gcc, Java 17 and
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --compat-only) compat_only=1 ;;
     --) shift; pytest_args+=("$@"); break ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -150,6 +151,9 @@ setup_node() {
 setup_kafka() {
   local rc=0
   "$ROOT/scripts/kafka.sh" fetch >/dev/null || rc=$?
+  # Kafka Connect and Debezium's PostgreSQL connector: the reference of
+  # tests/compat/test_connect_debezium_reference.py.
+  [ "$rc" -ne 0 ] || "$ROOT/scripts/kafka.sh" fetch-connect >/dev/null || rc=$?
   if [ "$rc" -ne 0 ]; then
     if [ "${CI:-}" != "true" ] && [ "${RUNNEL_SKIP_KAFKA:-}" = "1" ]; then
       echo "warning: Apache Kafka's jars cannot be fetched; RUNNEL_SKIP_KAFKA=1 skips the tests that need them" >&2
@@ -160,6 +164,7 @@ setup_kafka() {
     exit 1
   fi
   echo "Apache Kafka $("$ROOT/scripts/kafka.sh" version): jars in $("$ROOT/scripts/kafka.sh" fetch)"
+  echo "Kafka Connect and Debezium: jars in $("$ROOT/scripts/kafka.sh" fetch-connect)"
 }
 
 # One private PostgreSQL for the whole run (scripts/postgres.sh), stopped

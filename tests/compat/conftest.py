@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+import connect_reference
 import kafka_cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -302,6 +303,44 @@ def unstable_apps_classes(kafka_libs) -> Path:
                                       "unstable-apps")
 
 
+# ----------------------------------------------------------------------------
+# Kafka Connect with Debezium's PostgreSQL connector, the reference
+# (connect_reference.py, scripts/connect/pom.xml)
+# ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def connect_libs(kafka_libs) -> Path:
+    """The cache folder of Kafka Connect's and Debezium's jars (fetched with Maven once per machine)."""
+    try:
+        return connect_reference.fetch_connect()
+    except kafka_cluster.KafkaUnavailable as e:
+        kafka_unavailable(f"Kafka Connect and Debezium {connect_reference.debezium_version()} cannot be had: {e}")
+
+
+_CONNECT_WORKERS: list[connect_reference.ConnectWorker] = []
+
+
+@pytest.fixture
+def connect_worker(connect_libs, tmp_path):
+    """Factory: Apache Kafka's Connect worker (distributed mode, Debezium's
+    PostgreSQL connector on its plugin.path) on the cluster at `bootstrap`;
+    every worker started is stopped at teardown, and a failing test's report
+    carries the tail of their logs."""
+    workers: list[connect_reference.ConnectWorker] = []
+
+    def make(bootstrap: str, replication_factor: int = 1) -> connect_reference.ConnectWorker:
+        w = connect_reference.ConnectWorker(tmp_path / f"connect-{len(workers)}", bootstrap, replication_factor)
+        workers.append(w)
+        _CONNECT_WORKERS.append(w)
+        return w.start()
+
+    yield make
+    for w in workers:
+        w.stop()
+        _CONNECT_WORKERS.remove(w)
+
+
 _LAST_KAFKA_TEST: str | None = None
 
 
@@ -340,6 +379,8 @@ def pytest_runtest_makereport(item, call):
         return
     if _SESSION_SERVER is not None and "bootstrap" in item.fixturenames:
         rep.sections.append(("runnel serve log (tail)", tail(_SESSION_SERVER.log_path, 40)))
+    for w in _CONNECT_WORKERS:
+        rep.sections.append((f"kafka connect worker log (tail) {w.log_path}", w.tail(40)))
     if _SESSION_KAFKA is not None and uses_kafka_cluster(item):
         for n in range(1, _SESSION_KAFKA.nodes + 1):
             rep.sections.append((f"kafka node {n} log (tail)", tail(_SESSION_KAFKA.log_path(n), 30)))

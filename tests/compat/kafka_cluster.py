@@ -532,6 +532,8 @@ def main(argv: list[str]) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("version", help="print the Apache Kafka version the tests use")
     sub.add_parser("fetch", help="fetch the jars into the cache (once) and print the folder")
+    sub.add_parser("fetch-connect", help="fetch Kafka Connect's and Debezium's PostgreSQL connector's jars "
+                   "(scripts/connect/pom.xml) into the cache (once) and print the folder")
     sub.add_parser("classpath", help="print a java -cp value for Kafka's jars")
     p = sub.add_parser("start", help="start a cluster, wait until ready, print its bootstrap servers")
     p.add_argument("--nodes", type=int, choices=(1, 3), default=1)
@@ -556,6 +558,11 @@ def main(argv: list[str]) -> int:
             print(kafka_version())
         elif args.cmd == "fetch":
             print(fetch(log))
+        elif args.cmd == "fetch-connect":
+            import connect_reference  # beside this file; imports this module
+
+            fetch(log)
+            print(connect_reference.fetch_connect(log))
         elif args.cmd == "classpath":
             fetch(log)
             print(classpath())

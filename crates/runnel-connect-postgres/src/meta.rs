@@ -14,6 +14,9 @@ pub struct ColumnMeta {
     pub type_modifier: i32,
     pub kind: TypeKind,
     pub not_null: bool,
+    /// The column's DEFAULT as the schema's default, when Debezium gives
+    /// it one.
+    pub default: Option<ColumnDefault>,
 }
 
 /// A table as the catalog describes it now.
@@ -109,8 +112,9 @@ pub async fn load_table(
     let rows = client
         .query(
             "SELECT a.attname::text, a.atttypid, a.atttypmod, a.attnotnull, \
-             array_position(i.indkey::int2[], a.attnum) \
+             array_position(i.indkey::int2[], a.attnum), pg_get_expr(d.adbin, d.adrelid) \
              FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
+             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
             &[&oid],
         )
@@ -123,6 +127,7 @@ pub async fn load_table(
         let type_modifier: i32 = r.get(2);
         let not_null: bool = r.get(3);
         let pk_pos: Option<i32> = r.get(4);
+        let default: Option<String> = r.get(5);
         if let Some(p) = pk_pos {
             pk.push((p, col_name.clone()));
         }
@@ -132,6 +137,7 @@ pub async fn load_table(
             type_oid,
             type_modifier,
             not_null,
+            default: default.as_deref().and_then(column_default),
         });
     }
     pk.sort();
@@ -143,6 +149,80 @@ pub async fn load_table(
         primary_key: pk.into_iter().map(|(_, n)| n).collect(),
         replica_identity: ident.bytes().next().unwrap_or(b'd'),
     }))
+}
+
+/// What a column's DEFAULT gives its schema.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnDefault {
+    /// A constant: its text.
+    Literal(String),
+    /// A sequence (`nextval(…)`) or the current time (`now()`,
+    /// `CURRENT_TIMESTAMP`…): the type's zero, as Debezium has it.
+    Zero,
+}
+
+/// What the DEFAULT expression `expr` (as `pg_get_expr` prints it) gives:
+/// a constant, the zero of sequences and clock functions, or nothing.
+pub fn column_default(expr: &str) -> Option<ColumnDefault> {
+    if let Some(v) = literal_default(expr) {
+        return Some(ColumnDefault::Literal(v));
+    }
+    let e = expr.trim().to_ascii_lowercase();
+    let clock = [
+        "now()",
+        "current_timestamp",
+        "current_date",
+        "current_time",
+        "localtimestamp",
+        "localtime",
+        "transaction_timestamp()",
+        "statement_timestamp()",
+        "clock_timestamp()",
+    ];
+    (e.starts_with("nextval(") || clock.contains(&e.as_str())).then_some(ColumnDefault::Zero)
+}
+
+/// The value of a DEFAULT expression as `pg_get_expr` prints it, when it
+/// is a constant: a quoted literal with an optional cast (`'a''b'::text`
+/// gives `a'b`), a number or a boolean. Anything else is `None`.
+pub fn literal_default(expr: &str) -> Option<String> {
+    let expr = expr.trim();
+    if let Some(rest) = expr.strip_prefix('\'') {
+        let mut out = String::new();
+        let mut chars = rest.chars().peekable();
+        loop {
+            match chars.next()? {
+                '\'' if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    out.push('\'');
+                }
+                '\'' => break,
+                c => out.push(c),
+            }
+        }
+        let tail: String = chars.collect();
+        // Only a cast may follow the literal (`::text`, `::character varying`).
+        let cast_only = tail.is_empty()
+            || tail.strip_prefix("::").is_some_and(|t| {
+                t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " _.\"[]".contains(c))
+            });
+        return cast_only.then_some(out);
+    }
+    let bare = expr
+        .strip_prefix('(')
+        .and_then(|e| e.strip_suffix(')'))
+        .unwrap_or(expr);
+    let number = !bare.is_empty()
+        && bare
+            .trim_start_matches('-')
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.')
+        && bare.chars().any(|c| c.is_ascii_digit());
+    if number || bare == "true" || bare == "false" {
+        return Some(bare.to_string());
+    }
+    None
 }
 
 /// The user tables of the database (ordinary and partitioned), as
@@ -162,4 +242,44 @@ pub async fn list_tables(client: &Client) -> Result<Vec<(u32, String, String)>> 
         .into_iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{column_default, literal_default, ColumnDefault};
+
+    #[test]
+    fn constant_defaults_are_read_others_are_not() {
+        assert_eq!(
+            literal_default("'required'::text").as_deref(),
+            Some("required")
+        );
+        assert_eq!(
+            literal_default("'it''s'::character varying").as_deref(),
+            Some("it's")
+        );
+        assert_eq!(literal_default("''::text").as_deref(), Some(""));
+        assert_eq!(literal_default("42").as_deref(), Some("42"));
+        assert_eq!(literal_default("'-1'::integer").as_deref(), Some("-1"));
+        assert_eq!(literal_default("(-1.5)").as_deref(), Some("-1.5"));
+        assert_eq!(literal_default("true").as_deref(), Some("true"));
+        assert_eq!(literal_default("now()"), None);
+        assert_eq!(literal_default("nextval('t_id_seq'::regclass)"), None);
+        assert_eq!(literal_default("'a'::text || 'b'::text"), None);
+        assert_eq!(literal_default("CURRENT_TIMESTAMP"), None);
+        assert_eq!(
+            column_default("'x'::text"),
+            Some(ColumnDefault::Literal("x".into()))
+        );
+        assert_eq!(
+            column_default("nextval('t_id_seq'::regclass)"),
+            Some(ColumnDefault::Zero)
+        );
+        assert_eq!(column_default("now()"), Some(ColumnDefault::Zero));
+        assert_eq!(
+            column_default("CURRENT_TIMESTAMP"),
+            Some(ColumnDefault::Zero)
+        );
+        assert_eq!(column_default("md5(random()::text)"), None);
+    }
 }

@@ -314,10 +314,28 @@ impl ReplicationConn {
     }
 
     /// Says goodbye (best effort).
+    /// Says goodbye and waits (10 s at most) until the server closes the
+    /// connection: its walsender releases the slot before closing the
+    /// socket, so a task started right after finds the slot free instead
+    /// of "in use".
     pub async fn close(mut self) {
         let mut out = BytesMut::new();
         frontend::terminate(&mut out);
-        let _ = self.write(&out).await;
+        if self.write(&out).await.is_err() {
+            return;
+        }
+        let drain = async {
+            let mut scratch = [0u8; 8192];
+            // Whatever the server still sends (the rest of a CopyData
+            // stream) is dropped; 0 bytes is its end of the connection.
+            while matches!(self.stream.read(&mut scratch).await, Ok(n) if n > 0) {}
+        };
+        if tokio::time::timeout(Duration::from_secs(10), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the server did not close the replication connection within 10 s");
+        }
     }
 }
 

@@ -38,7 +38,24 @@ pub enum TypeKind {
     Date,
     Time,
     Timestamp,
-    Timestamptz,
+    /// `time(p)` with p <= 3: milliseconds (`io.debezium.time.Time`), as
+    /// Debezium's adaptive time precision mode has it.
+    TimeMillis,
+    /// `timestamp(p)` with p <= 3: milliseconds (`io.debezium.time.Timestamp`).
+    TimestampMillis,
+    /// `timetz`: `io.debezium.time.ZonedTime`, in UTC.
+    Timetz,
+    /// `interval`: `io.debezium.time.MicroDuration`.
+    Interval,
+    /// `money`: a Decimal of scale 2.
+    Money,
+    /// `bit(n)` (n > 1) and `varbit(n)`: `io.debezium.data.Bits` of
+    /// length n; `bit(1)` is a boolean.
+    Bits(i32),
+    /// `xml`: `io.debezium.data.Xml`.
+    Xml,
+    /// `timestamptz(p)`: the fraction digits Debezium writes (`p`, or 6).
+    Timestamptz(u8),
     Json,
     Uuid,
     Bytea,
@@ -70,9 +87,18 @@ pub fn builtin_kind(oid: u32, typmod: i32) -> Option<TypeKind> {
         25 | 1043 | 1042 | 18 | 19 => TypeKind::Text,
         1700 => TypeKind::Numeric(numeric()),
         1082 => TypeKind::Date,
+        1083 if (0..=3).contains(&typmod) => TypeKind::TimeMillis,
         1083 => TypeKind::Time,
+        1114 if (0..=3).contains(&typmod) => TypeKind::TimestampMillis,
         1114 => TypeKind::Timestamp,
-        1184 => TypeKind::Timestamptz,
+        1266 => TypeKind::Timetz,
+        1186 => TypeKind::Interval,
+        790 => TypeKind::Money,
+        1560 if typmod == 1 => TypeKind::Bool,
+        1560 => TypeKind::Bits(typmod.max(1)),
+        1562 => TypeKind::Bits(if typmod > 0 { typmod } else { i32::MAX }),
+        142 => TypeKind::Xml,
+        1184 => TypeKind::Timestamptz(fraction_digits(typmod)),
         114 | 3802 => TypeKind::Json,
         2950 => TypeKind::Uuid,
         17 => TypeKind::Bytea,
@@ -85,8 +111,9 @@ pub fn builtin_kind(oid: u32, typmod: i32) -> Option<TypeKind> {
         1009 | 1015 | 1014 => TypeKind::Array(Box::new(TypeKind::Text)),
         1231 => TypeKind::Array(Box::new(TypeKind::Numeric(numeric()))),
         1182 => TypeKind::Array(Box::new(TypeKind::Date)),
+        1115 if (0..=3).contains(&typmod) => TypeKind::Array(Box::new(TypeKind::TimestampMillis)),
         1115 => TypeKind::Array(Box::new(TypeKind::Timestamp)),
-        1185 => TypeKind::Array(Box::new(TypeKind::Timestamptz)),
+        1185 => TypeKind::Array(Box::new(TypeKind::Timestamptz(fraction_digits(typmod)))),
         2951 => TypeKind::Array(Box::new(TypeKind::Uuid)),
         199 | 3807 => TypeKind::Array(Box::new(TypeKind::Json)),
         _ => return None,
@@ -118,9 +145,29 @@ pub fn column_schema(kind: &TypeKind, mode: DecimalMode, optional: bool) -> Sche
         TypeKind::Timestamp => Schema::int64()
             .named("io.debezium.time.MicroTimestamp")
             .version(1),
-        TypeKind::Timestamptz => Schema::string()
+        TypeKind::Timestamptz(_) => Schema::string()
             .named("io.debezium.time.ZonedTimestamp")
             .version(1),
+        TypeKind::TimeMillis => Schema::int32().named("io.debezium.time.Time").version(1),
+        TypeKind::TimestampMillis => Schema::int64()
+            .named("io.debezium.time.Timestamp")
+            .version(1),
+        TypeKind::Timetz => Schema::string()
+            .named("io.debezium.time.ZonedTime")
+            .version(1),
+        TypeKind::Interval => Schema::int64()
+            .named("io.debezium.time.MicroDuration")
+            .version(1),
+        TypeKind::Money => match mode {
+            DecimalMode::Precise => Schema::decimal(2),
+            DecimalMode::Double => Schema::float64(),
+            DecimalMode::String => Schema::string(),
+        },
+        TypeKind::Bits(length) => Schema::bytes()
+            .named("io.debezium.data.Bits")
+            .version(1)
+            .param("length", length.to_string()),
+        TypeKind::Xml => Schema::string().named("io.debezium.data.Xml").version(1),
         TypeKind::Json => Schema::string().named("io.debezium.data.Json").version(1),
         TypeKind::Uuid => Schema::string().named("io.debezium.data.Uuid").version(1),
         TypeKind::Bytea => Schema::bytes(),
@@ -180,8 +227,9 @@ pub fn text_to_value(kind: &TypeKind, mode: DecimalMode, text: &str) -> Result<V
         TypeKind::Float32 => Value::Float32(text.parse().map_err(|_| b())?),
         TypeKind::Float64 => Value::Float64(text.parse().map_err(|_| b())?),
         TypeKind::Bool => match text {
-            "t" | "true" => Value::Boolean(true),
-            "f" | "false" => Value::Boolean(false),
+            // `1` / `0`: a bit(1) value.
+            "t" | "true" | "1" => Value::Boolean(true),
+            "f" | "false" | "0" => Value::Boolean(false),
             _ => return Err(b()),
         },
         TypeKind::Text | TypeKind::Other => Value::String(text.to_string()),
@@ -216,9 +264,43 @@ pub fn text_to_value(kind: &TypeKind, mode: DecimalMode, text: &str) -> Result<V
         TypeKind::Date => Value::Int32(parse_date(text).ok_or_else(b)?),
         TypeKind::Time => Value::Int64(parse_time(text).ok_or_else(b)?),
         TypeKind::Timestamp => Value::Int64(parse_timestamp(text).ok_or_else(b)?),
+        TypeKind::TimeMillis => Value::Int32(
+            i32::try_from(parse_time(text).ok_or_else(b)?.div_euclid(1000)).map_err(|_| b())?,
+        ),
+        TypeKind::TimestampMillis => Value::Int64(match text {
+            // The JDBC driver's sentinels are milliseconds already.
+            "infinity" => TIMESTAMP_INFINITY,
+            "-infinity" => TIMESTAMP_NEG_INFINITY,
+            _ => parse_timestamp(text).ok_or_else(b)?.div_euclid(1000),
+        }),
+        TypeKind::Timetz => Value::String(zoned_time(text).ok_or_else(b)?),
+        TypeKind::Interval => Value::Int64(parse_iso_interval(text).ok_or_else(b)?),
+        TypeKind::Money => {
+            let negative = text.contains('-') || text.starts_with('(');
+            let digits: String = text
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            let signed = if negative {
+                format!("-{digits}")
+            } else {
+                digits
+            };
+            match mode {
+                DecimalMode::String => Value::String(signed),
+                DecimalMode::Double => Value::Float64(signed.parse().map_err(|_| b())?),
+                DecimalMode::Precise => {
+                    let (unscaled, scale) = parse_decimal(&signed).ok_or_else(b)?;
+                    let unscaled = rescale(&unscaled, scale, 2).ok_or_else(b)?;
+                    Value::Bytes(decimal_to_twos_complement(&unscaled).ok_or_else(b)?)
+                }
+            }
+        }
+        TypeKind::Bits(_) => Value::Bytes(bits_to_bytes(text).ok_or_else(b)?),
+        TypeKind::Xml => Value::String(text.to_string()),
         // Years BC (and anything else unexpected) keep PostgreSQL's text.
-        TypeKind::Timestamptz => {
-            Value::String(zoned_timestamp(text).unwrap_or_else(|| text.to_string()))
+        TypeKind::Timestamptz(digits) => {
+            Value::String(zoned_timestamp(text, *digits).unwrap_or_else(|| text.to_string()))
         }
         TypeKind::Json | TypeKind::Uuid | TypeKind::Enum(_) => Value::String(text.to_string()),
         TypeKind::Bytea => Value::Bytes(parse_bytea(text).ok_or_else(b)?),
@@ -336,10 +418,22 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// `YYYY-MM-DD[ BC]` → days since the epoch; infinities as Debezium
 /// (`i32::MAX`/`i32::MIN`).
+/// Debezium's `io.debezium.time.Date` for `infinity` / `-infinity`:
+/// PostgreSQL's own day numbers for them (i32::MAX and i32::MIN days from
+/// 2000-01-01) moved to the 1970 epoch in 32-bit arithmetic, so the
+/// positive one wraps around (checked against Debezium 3.6.1).
+const DATE_INFINITY: i32 = i32::MAX.wrapping_add(10_957);
+const DATE_NEG_INFINITY: i32 = i32::MIN + 10_957;
+/// Debezium's `MicroTimestamp` for `infinity` / `-infinity`: the JDBC
+/// driver's millisecond sentinels, as they are (checked against Debezium
+/// 3.6.1).
+const TIMESTAMP_INFINITY: i64 = 9_223_372_036_825_200_000;
+const TIMESTAMP_NEG_INFINITY: i64 = -9_223_372_036_832_400_000;
+
 fn parse_date(text: &str) -> Option<i32> {
     match text {
-        "infinity" => return Some(i32::MAX),
-        "-infinity" => return Some(i32::MIN),
+        "infinity" => return Some(DATE_INFINITY),
+        "-infinity" => return Some(DATE_NEG_INFINITY),
         _ => {}
     }
     let (text, bc) = match text.strip_suffix(" BC") {
@@ -384,8 +478,8 @@ fn parse_time(text: &str) -> Option<i64> {
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` → microseconds since the epoch.
 fn parse_timestamp(text: &str) -> Option<i64> {
     match text {
-        "infinity" => return Some(i64::MAX),
-        "-infinity" => return Some(i64::MIN),
+        "infinity" => return Some(TIMESTAMP_INFINITY),
+        "-infinity" => return Some(TIMESTAMP_NEG_INFINITY),
         _ => {}
     }
     let (text, bc) = match text.strip_suffix(" BC") {
@@ -401,9 +495,20 @@ fn parse_timestamp(text: &str) -> Option<i64> {
     Some(days * 86_400_000_000 + parse_time(time)?)
 }
 
+/// The fractional second digits of a `timestamptz(p)` column: `p`, or 6
+/// when the type has no precision (typmod -1).
+fn fraction_digits(typmod: i32) -> u8 {
+    match typmod {
+        0..=6 => typmod as u8,
+        _ => 6,
+    }
+}
+
 /// A `timestamptz` in UTC (`2024-01-02 03:04:05.5+00`) in Debezium's
-/// ISO-8601 form (`2024-01-02T03:04:05.5Z`).
-fn zoned_timestamp(text: &str) -> Option<String> {
+/// ISO-8601 form, the fraction always as many digits as the column's
+/// precision: `2024-01-02T03:04:05.500000Z` for `timestamptz`,
+/// `2024-01-02T03:04:05Z` for `timestamptz(0)`.
+fn zoned_timestamp(text: &str, digits: u8) -> Option<String> {
     if text == "infinity" || text == "-infinity" {
         return Some(text.to_string());
     }
@@ -412,7 +517,104 @@ fn zoned_timestamp(text: &str) -> Option<String> {
     }
     let (date, rest) = text.split_once(' ')?;
     let time = rest.strip_suffix("+00")?;
-    Some(format!("{date}T{time}Z"))
+    let (whole, fraction) = time.split_once('.').unwrap_or((time, ""));
+    if digits == 0 {
+        return Some(format!("{date}T{whole}Z"));
+    }
+    let mut fraction = fraction.to_string();
+    fraction.truncate(usize::from(digits));
+    while fraction.len() < usize::from(digits) {
+        fraction.push('0');
+    }
+    Some(format!("{date}T{whole}.{fraction}Z"))
+}
+
+/// A bit string (`1101`) as Debezium's `Bits`: the bits as a number (the
+/// first bit the most significant) in little-endian bytes, without
+/// trailing zero bytes (Java's `BitSet.toByteArray`).
+fn bits_to_bytes(text: &str) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; text.len().div_ceil(8)];
+    for (i, c) in text.bytes().rev().enumerate() {
+        match c {
+            b'1' => out[i / 8] |= 1 << (i % 8),
+            b'0' => {}
+            _ => return None,
+        }
+    }
+    while out.last() == Some(&0) {
+        out.pop();
+    }
+    Some(out)
+}
+
+/// A `timetz` (`12:34:56.789+02`, `01:02:03-05:30`) moved to UTC and
+/// written as Debezium's ZonedTime (`10:34:56.789Z`).
+fn zoned_time(text: &str) -> Option<String> {
+    let at = text.rfind(['+', '-'])?;
+    let (time, offset) = text.split_at(at);
+    let sign: i64 = if offset.starts_with('-') { -1 } else { 1 };
+    let mut parts = offset[1..].split(':');
+    let oh: i64 = parts.next()?.parse().ok()?;
+    let om: i64 = parts.next().map_or(Some(0), |m| m.parse().ok())?;
+    let os: i64 = parts.next().map_or(Some(0), |x| x.parse().ok())?;
+    let micros = parse_time(time)?;
+    let day = 86_400_000_000;
+    let utc = (micros - sign * ((oh * 60 + om) * 60 + os) * 1_000_000).rem_euclid(day);
+    let (secs, frac) = (utc / 1_000_000, utc % 1_000_000);
+    let mut out = format!("{:02}:{:02}", secs / 3600, secs / 60 % 60);
+    // As java.time prints a local time: seconds and fraction only when
+    // not zero, the fraction without trailing zeros.
+    if secs % 60 != 0 || frac != 0 {
+        out.push_str(&format!(":{:02}", secs % 60));
+        if frac != 0 {
+            let f = format!("{frac:06}");
+            out.push('.');
+            out.push_str(f.trim_end_matches('0'));
+        }
+    }
+    out.push('Z');
+    Some(out)
+}
+
+/// An interval in ISO 8601 form (the session's IntervalStyle,
+/// `P1Y2M3DT4H5M6.789S`, components may be negative) as Debezium's
+/// MicroDuration: microseconds, a month being 365.25 / 12 days.
+fn parse_iso_interval(text: &str) -> Option<i64> {
+    let rest = text.strip_prefix('P')?;
+    let (date, time) = rest.split_once('T').unwrap_or((rest, ""));
+    let mut micros: f64 = 0.0;
+    let day = 86_400_000_000.0;
+    let mut component = |part: &str, units: &[(char, f64)]| -> Option<()> {
+        let mut number = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' || c == '-' {
+                number.push(c);
+            } else {
+                let unit = units.iter().find(|(u, _)| *u == c)?.1;
+                micros += number.parse::<f64>().ok()? * unit;
+                number.clear();
+            }
+        }
+        number.is_empty().then_some(())
+    };
+    component(
+        date,
+        &[
+            ('Y', 365.25 * day),
+            ('M', 365.25 / 12.0 * day),
+            ('W', 7.0 * day),
+            ('D', day),
+        ],
+    )?;
+    component(
+        time,
+        &[
+            ('H', 3_600_000_000.0),
+            ('M', 60_000_000.0),
+            ('S', 1_000_000.0),
+        ],
+    )?;
+    Some(micros.round() as i64)
 }
 
 /// `\x0aff` → bytes.
@@ -512,15 +714,81 @@ mod tests {
         assert_eq!(parse_date("1970-01-01"), Some(0));
         assert_eq!(parse_date("2024-03-01"), Some(19783));
         assert_eq!(parse_date("1969-12-31"), Some(-1));
+        // Infinities as Debezium writes them.
+        assert_eq!(parse_date("infinity"), Some(-2_147_472_692));
+        assert_eq!(parse_date("-infinity"), Some(-2_147_472_691));
+        assert_eq!(parse_timestamp("infinity"), Some(9_223_372_036_825_200_000));
+        assert_eq!(
+            parse_timestamp("-infinity"),
+            Some(-9_223_372_036_832_400_000)
+        );
         assert_eq!(parse_time("01:02:03.5"), Some(3_723_500_000));
         assert_eq!(
             parse_timestamp("2024-03-01 00:00:01.000001"),
             Some(19783 * 86_400_000_000 + 1_000_001)
         );
         assert_eq!(
-            zoned_timestamp("2024-03-01 10:00:00.25+00").as_deref(),
-            Some("2024-03-01T10:00:00.25Z")
+            zoned_timestamp("2024-03-01 10:00:00.25+00", 6).as_deref(),
+            Some("2024-03-01T10:00:00.250000Z")
         );
+        // Debezium writes as many fraction digits as the column's precision.
+        assert_eq!(
+            zoned_timestamp("1970-01-01 00:00:00+00", 6).as_deref(),
+            Some("1970-01-01T00:00:00.000000Z")
+        );
+        assert_eq!(
+            zoned_timestamp("2024-03-01 10:00:00.25+00", 3).as_deref(),
+            Some("2024-03-01T10:00:00.250Z")
+        );
+        assert_eq!(
+            zoned_timestamp("2024-03-01 10:00:00+00", 0).as_deref(),
+            Some("2024-03-01T10:00:00Z")
+        );
+        assert_eq!(fraction_digits(-1), 6);
+        assert_eq!(fraction_digits(3), 3);
+    }
+
+    #[test]
+    fn more_types_convert_as_debezium_does() {
+        // Values checked against Debezium 3.6.1 (the reference test).
+        assert_eq!(bits_to_bytes("101"), Some(vec![0x05]));
+        assert_eq!(bits_to_bytes("1101"), Some(vec![0x0d]));
+        assert_eq!(bits_to_bytes("100000000"), Some(vec![0x00, 0x01]));
+        assert_eq!(bits_to_bytes("000"), Some(vec![]));
+        assert_eq!(
+            zoned_time("12:34:56.789+02").as_deref(),
+            Some("10:34:56.789Z")
+        );
+        assert_eq!(zoned_time("01:00:00-05:30").as_deref(), Some("06:30Z"));
+        assert_eq!(zoned_time("00:30:00+01").as_deref(), Some("23:30Z"));
+        assert_eq!(
+            parse_iso_interval("P1Y2M3DT4H5M6.789S"),
+            Some(37_091_106_789_000)
+        );
+        assert_eq!(parse_iso_interval("PT-1S"), Some(-1_000_000));
+        assert_eq!(parse_iso_interval("P0D"), Some(0));
+        let money = text_to_value(&TypeKind::Money, DecimalMode::Precise, "-$1,234.50").unwrap();
+        assert_eq!(
+            money,
+            Value::Bytes(decimal_to_twos_complement("-123450").unwrap())
+        );
+        assert_eq!(
+            text_to_value(&TypeKind::TimeMillis, DecimalMode::Precise, "01:02:03.456").unwrap(),
+            Value::Int32(3_723_456)
+        );
+        assert_eq!(
+            text_to_value(
+                &TypeKind::TimestampMillis,
+                DecimalMode::Precise,
+                "2024-03-01 01:02:03.456"
+            )
+            .unwrap(),
+            Value::Int64(1_709_254_923_456)
+        );
+        assert_eq!(builtin_kind(1560, 1), Some(TypeKind::Bool));
+        assert_eq!(builtin_kind(1562, -1), Some(TypeKind::Bits(i32::MAX)));
+        assert_eq!(builtin_kind(1083, 3), Some(TypeKind::TimeMillis));
+        assert_eq!(builtin_kind(1083, -1), Some(TypeKind::Time));
     }
 
     #[test]

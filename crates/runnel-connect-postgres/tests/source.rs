@@ -39,8 +39,35 @@ fn snapshot_then_streaming_gives_debezium_envelopes() {
             .iter()
             .map(|f| f.name.as_str())
             .collect::<Vec<_>>(),
-        ["before", "after", "source", "op", "ts_ms", "transaction"]
+        // Debezium's envelope version 2, in its field order.
+        [
+            "before",
+            "after",
+            "source",
+            "transaction",
+            "op",
+            "ts_ms",
+            "ts_us",
+            "ts_ns"
+        ]
     );
+    assert_eq!(vs.version, Some(2));
+    let src_schema = &vs.field_named("source").unwrap().schema;
+    assert_eq!(src_schema.version, Some(1));
+    assert_eq!(
+        src_schema
+            .fields
+            .iter()
+            .rev()
+            .take(3)
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>(),
+        ["origin_lsn", "origin", "xmin"]
+    );
+    let ts_ms = int(field(&r0.value, "ts_ms"));
+    let ts_us = int(field(&r0.value, "ts_us"));
+    assert_eq!(ts_us / 1000, ts_ms);
+    assert_eq!(int(field(&r0.value, "ts_ns")), ts_us * 1000);
     let after_schema = &vs.field_named("after").unwrap().schema;
     assert_eq!(
         after_schema.name.as_deref(),
@@ -59,9 +86,17 @@ fn snapshot_then_streaming_gives_debezium_envelopes() {
         field(&r0.value, "after.email"),
         &Value::String("ann@x".into())
     );
+    // The first and last records of the snapshot say so.
     assert_eq!(
         field(&r0.value, "source.snapshot"),
-        &Value::String("true".into())
+        &Value::String("first".into())
+    );
+    // A snapshot record carries the snapshot's transaction and LSN.
+    let snap_lsn = int(field(&r0.value, "source.lsn"));
+    assert!(int(field(&r0.value, "source.txId")) > 0);
+    assert_eq!(
+        field(&r0.value, "source.sequence"),
+        &Value::String(format!("[null,\"{snap_lsn}\"]"))
     );
     assert_eq!(
         field(&r0.value, "source.connector"),
@@ -126,7 +161,38 @@ fn snapshot_then_streaming_gives_debezium_envelopes() {
     );
     let tx = int(field(&ins.value, "source.txId"));
     assert!(tx > 0);
-    assert!(int(field(&ins.value, "source.lsn")) > 0);
+    let ins_lsn = int(field(&ins.value, "source.lsn"));
+    assert!(ins_lsn > 0);
+    // No commit seen since the snapshot: the sequence's first LSN is null.
+    assert_eq!(
+        field(&ins.value, "source.sequence"),
+        &Value::String(format!("[null,\"{ins_lsn}\"]"))
+    );
+    // Debezium's context headers on every event.
+    let headers = |r: &runnel_connect_api::SourceRecord| {
+        r.headers
+            .iter()
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect::<Vec<_>>()
+    };
+    let h = headers(ins);
+    assert_eq!(
+        h.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        [
+            "__debezium.context.connectorLogicalName",
+            "__debezium.context.taskId",
+            "__debezium.context.connectorName",
+            "__debezium.context.runId"
+        ]
+    );
+    assert_eq!(h[0].1, Value::String("srv".into()));
+    assert_eq!(h[1].1, Value::String("0".into()));
+    assert_eq!(h[2].1, Value::String("postgresql".into()));
+    let Value::String(run_id) = &h[3].1 else {
+        panic!()
+    };
+    assert_eq!(run_id.len(), 36);
+    assert_eq!(headers(&snap[0]), h);
     assert!(int(field(&ins.value, "source.ts_ms")) > 1_600_000_000_000);
     let upd = &recs[1];
     // DEFAULT replica identity: no before image on an update.
@@ -144,6 +210,8 @@ fn snapshot_then_streaming_gives_debezium_envelopes() {
     assert_eq!(int(field(&del.value, "before.id")), 1);
     assert!(field(&del.value, "before.email").is_null());
     assert!(recs[3].value.is_null());
+    // A tombstone has no value schema (JsonConverter writes a null value).
+    assert!(recs[3].value_schema.is_none());
     assert_eq!(recs[3].key, del.key);
     for r in &recs[..3] {
         let Value::Struct(s) = &r.value else { panic!() };
@@ -153,6 +221,14 @@ fn snapshot_then_streaming_gives_debezium_envelopes() {
         assert!(r.source_offset.contains_key("txId"));
         assert!(r.source_offset.contains_key("ts_usec"));
     }
+    // After a commit, the sequence starts with its end LSN.
+    c.batch_execute("UPDATE customers SET name = 'z' WHERE id = 3")
+        .unwrap();
+    let more = poll_until(task.as_mut(), &offsets, T, |r| !data(r).is_empty());
+    let Value::String(seq) = field(&data(&more)[0].value, "source.sequence") else {
+        panic!()
+    };
+    assert!(seq.starts_with("[\""), "{seq}");
     task.stop();
 }
 
@@ -382,7 +458,8 @@ fn common_types_map_as_debezium_does() {
             s("tz").name.as_deref(),
             Some("io.debezium.time.ZonedTimestamp")
         );
-        assert_eq!(v("tz"), Value::String("2024-03-01T10:00:00Z".into()));
+        // As many fraction digits as the column's precision (6 by default).
+        assert_eq!(v("tz"), Value::String("2024-03-01T10:00:00.000000Z".into()));
         assert_eq!(s("j").name.as_deref(), Some("io.debezium.data.Json"));
         assert_eq!(v("j"), Value::String("{\"a\": 1}".into()));
         assert_eq!(v("jb"), Value::String("{\"b\": [1, 2]}".into()));
@@ -465,6 +542,25 @@ fn a_primary_key_change_is_a_delete_tombstone_and_create() {
     );
     assert_eq!(int(field(&recs[0].value, "before.id")), 1);
     assert_eq!(field(&recs[2].value, "after.v"), &Value::String("b".into()));
+    // The delete and its tombstone name the new key, the create the old.
+    let first_header = |r: &runnel_connect_api::SourceRecord| {
+        let h = &r.headers[0];
+        (h.key.clone(), h.value.clone())
+    };
+    assert_eq!(
+        first_header(&recs[0]),
+        ("__debezium.newkey".into(), recs[2].key.clone())
+    );
+    assert_eq!(
+        first_header(&recs[1]),
+        ("__debezium.newkey".into(), recs[2].key.clone())
+    );
+    assert_eq!(
+        first_header(&recs[2]),
+        ("__debezium.oldkey".into(), recs[0].key.clone())
+    );
+    assert_eq!(recs[2].headers[0].schema, recs[2].key_schema);
+    assert_eq!(recs[0].headers.len(), 5);
     // Without tombstones.
     let offsets = MapOffsets::default();
     let mut task = start_task(
@@ -920,4 +1016,150 @@ fn a_lost_connection_is_retriable_and_the_task_resumes_without_gaps_or_repeats()
     let distinct: BTreeSet<i64> = ids.iter().copied().collect();
     assert_eq!(ids.len(), 6100, "repeated changes");
     assert_eq!(distinct.len(), 6100);
+}
+
+/// (table, id, source.snapshot) of snapshot records, in order.
+fn markers(recs: &[runnel_connect_api::SourceRecord]) -> Vec<(String, i64, String)> {
+    data(recs)
+        .into_iter()
+        .map(|r| {
+            let Value::String(m) = field(&r.value, "source.snapshot") else {
+                panic!("no snapshot marker")
+            };
+            let Value::String(t) = field(&r.value, "source.table") else {
+                panic!("no table")
+            };
+            (t.clone(), key_id(r), m.clone())
+        })
+        .collect()
+}
+
+#[test]
+fn snapshot_markers_and_table_order_are_debeziums() {
+    let db = TestDb::new("markers");
+    let mut c = db.client();
+    c.batch_execute(
+        "CREATE TABLE b_two (id int PRIMARY KEY); INSERT INTO b_two VALUES (1), (2);
+         CREATE TABLE a_one (id int PRIMARY KEY); INSERT INTO a_one VALUES (1);
+         CREATE TABLE c_three (id int PRIMARY KEY); INSERT INTO c_three VALUES (1), (2), (3);",
+    )
+    .unwrap();
+    let m = |t: &str, id: i64, marker: &str| (t.to_string(), id, marker.to_string());
+    // Tables in the order of the include list's entries.
+    let offsets = MapOffsets::default();
+    let mut task = start_task(
+        &db.source_config(&[
+            (
+                "table.include.list",
+                "public.c_three,public.a_one,public.b_.*",
+            ),
+            ("snapshot.mode", "initial_only"),
+            ("slot.name", "markers_listed"),
+        ]),
+        &offsets,
+    );
+    let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 6);
+    task.stop();
+    assert_eq!(
+        markers(&recs),
+        [
+            m("c_three", 1, "first"),
+            m("c_three", 2, "true"),
+            m("c_three", 3, "last_in_data_collection"),
+            m("a_one", 1, "last_in_data_collection"),
+            m("b_two", 1, "first_in_data_collection"),
+            m("b_two", 2, "last"),
+        ]
+    );
+    // Without a list, by name.
+    let offsets = MapOffsets::default();
+    let mut task = start_task(
+        &db.source_config(&[
+            ("snapshot.mode", "initial_only"),
+            ("slot.name", "markers_all"),
+        ]),
+        &offsets,
+    );
+    let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 6);
+    task.stop();
+    assert_eq!(
+        markers(&recs),
+        [
+            m("a_one", 1, "first"),
+            m("b_two", 1, "first_in_data_collection"),
+            m("b_two", 2, "last_in_data_collection"),
+            m("c_three", 1, "first_in_data_collection"),
+            m("c_three", 2, "true"),
+            m("c_three", 3, "last"),
+        ]
+    );
+}
+
+#[test]
+fn constant_column_defaults_are_schema_defaults_and_fill_key_only_before_images() {
+    let db = TestDb::new("defaults");
+    let mut c = db.client();
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL DEFAULT 'it''s', \
+         n int NOT NULL DEFAULT 7, z int NOT NULL, f text DEFAULT now()::text, \
+         ts timestamp DEFAULT now(), s bigserial); \
+         INSERT INTO t (id, z) VALUES (1, 5)",
+    )
+    .unwrap();
+    let offsets = MapOffsets::default();
+    let mut task = start_task(&db.source_config(&[("snapshot.mode", "never")]), &offsets);
+    c.batch_execute("DELETE FROM t WHERE id = 1").unwrap();
+    let recs = poll_until(task.as_mut(), &offsets, T, |r| !data(r).is_empty());
+    task.stop();
+    let del = data(&recs)[0];
+    assert_eq!(op(del), "d");
+    let before = &del
+        .value_schema
+        .as_ref()
+        .unwrap()
+        .field_named("before")
+        .unwrap()
+        .schema;
+    let default = |f: &str| before.field_named(f).unwrap().schema.default.clone();
+    assert_eq!(default("v"), Some(Box::new(Value::String("it's".into()))));
+    assert_eq!(default("n"), Some(Box::new(Value::Int32(7))));
+    assert_eq!(default("z"), None);
+    assert_eq!(default("f"), None);
+    // Clock functions and sequences: the type's zero, as Debezium writes.
+    assert_eq!(default("ts"), Some(Box::new(Value::Int64(0))));
+    assert_eq!(default("s"), Some(Box::new(Value::Int64(0))));
+    // DEFAULT identity sends only the key: NOT NULL columns take their
+    // default, else the type's zero.
+    assert_eq!(field(&del.value, "before.v"), &Value::String("it's".into()));
+    assert_eq!(field(&del.value, "before.n"), &Value::Int32(7));
+    assert_eq!(field(&del.value, "before.z"), &Value::Int32(0));
+    assert!(field(&del.value, "before.f").is_null());
+}
+
+#[test]
+fn a_delete_from_a_table_without_a_key_is_followed_by_a_tombstone_too() {
+    let db = TestDb::new("nokeytomb");
+    let mut c = db.client();
+    c.batch_execute(
+        "CREATE TABLE t (k int, v text); ALTER TABLE t REPLICA IDENTITY FULL; \
+         INSERT INTO t VALUES (1, 'a')",
+    )
+    .unwrap();
+    let offsets = MapOffsets::default();
+    let mut task = start_task(&db.source_config(&[("snapshot.mode", "never")]), &offsets);
+    c.batch_execute("DELETE FROM t WHERE k = 1").unwrap();
+    let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 2);
+    task.stop();
+    let recs = data(&recs);
+    // As Debezium: the tombstone has a null key as well as a null value.
+    assert_eq!(
+        recs.iter().map(|r| op(r)).collect::<Vec<_>>(),
+        ["d", "tombstone"]
+    );
+    assert!(recs[0].key.is_null() && recs[1].key.is_null());
+    assert!(recs[1].key_schema.is_none() && recs[1].value_schema.is_none());
+    assert_eq!(
+        field(&recs[0].value, "before.v"),
+        &Value::String("a".into())
+    );
 }

@@ -283,10 +283,16 @@ fn b64(bytes: &[u8]) -> Json {
     Json::String(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
+/// A float as JSON; NaN and the infinities, which JSON numbers cannot be,
+/// as the strings Kafka's JsonConverter (Jackson) writes: "NaN",
+/// "Infinity", "-Infinity".
 fn f64_json(v: f64) -> Result<Json, ConvertError> {
-    serde_json::Number::from_f64(v)
-        .map(Json::Number)
-        .ok_or_else(|| err(format!("{v} cannot be written as JSON")))
+    Ok(match serde_json::Number::from_f64(v) {
+        Some(n) => Json::Number(n),
+        None if v.is_nan() => Json::String("NaN".into()),
+        None if v > 0.0 => Json::String("Infinity".into()),
+        None => Json::String("-Infinity".into()),
+    })
 }
 
 /// A value as JSON, following its schema when there is one.
@@ -574,6 +580,27 @@ impl Converter for ByteArrayConverter {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn non_finite_floats_are_written_as_jacksons_strings() {
+        let enc = |v: Value, schema: Schema| value_to_json(Some(&schema), &v).unwrap();
+        assert_eq!(
+            enc(Value::Float64(f64::INFINITY), Schema::float64()),
+            Json::String("Infinity".into())
+        );
+        assert_eq!(
+            enc(Value::Float64(f64::NEG_INFINITY), Schema::float64()),
+            Json::String("-Infinity".into())
+        );
+        assert_eq!(
+            enc(Value::Float32(f32::NAN), Schema::float32()),
+            Json::String("NaN".into())
+        );
+        assert_eq!(
+            enc(Value::Float64(1.5), Schema::float64()),
+            serde_json::json!(1.5)
+        );
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -16,7 +16,7 @@ use crate::config::parse_kv;
 
 /// The connector plugins of this binary beyond the runtime's built-in
 /// ones (file source and sink, datagen), which `ConnectService` adds:
-/// the PostgreSQL CDC source and JDBC-style sink.
+/// the PostgreSQL CDC source and the JDBC-style sink.
 pub fn plugins() -> Vec<Arc<dyn ConnectorPlugin>> {
     runnel_connect_postgres::plugins()
 }

@@ -213,6 +213,17 @@ impl SourceConfig {
         }
         !any(&self.table_exclude, &full)
     }
+
+    /// Where a captured table comes in the snapshot: Debezium snapshots
+    /// tables in the order of the `table.include.list` entry that first
+    /// matches them (by name within one entry); without a list, by name.
+    pub fn snapshot_rank(&self, schema: &str, table: &str) -> usize {
+        let full = format!("{schema}.{table}");
+        self.table_include
+            .iter()
+            .position(|r| r.is_match(&full))
+            .unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +244,21 @@ mod tests {
             c.insert(k.to_string(), v.to_string());
         }
         c
+    }
+
+    #[test]
+    fn snapshot_order_follows_the_include_list() {
+        let c = SourceConfig::parse(&config(&[(
+            "table.include.list",
+            "public.types, public.full_.*,public.single",
+        )]))
+        .unwrap();
+        assert_eq!(c.snapshot_rank("public", "types"), 0);
+        assert_eq!(c.snapshot_rank("public", "full_t"), 1);
+        assert_eq!(c.snapshot_rank("public", "single"), 2);
+        let all = SourceConfig::parse(&config(&[])).unwrap();
+        assert_eq!(all.snapshot_rank("public", "zebra"), 0);
+        assert_eq!(all.snapshot_rank("public", "ant"), 0);
     }
 
     #[test]

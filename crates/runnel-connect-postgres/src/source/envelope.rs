@@ -2,7 +2,7 @@
 //! schemas, the `source` block, and heartbeat records.
 
 use crate::error::{Error, Result};
-use crate::meta::TableMeta;
+use crate::meta::{ColumnDefault, ColumnMeta, TableMeta};
 use crate::pgoutput::TupleValue;
 use crate::types::{column_schema, text_to_value, unavailable_value, DecimalMode, TypeKind};
 use runnel_connect_api::{Schema, SchemaType, Struct, Value};
@@ -11,9 +11,16 @@ use std::sync::Arc;
 /// The connector version written in `source.version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The `source` block's schema (`io.debezium.connector.postgresql.Source`).
+/// The values of `source.snapshot`: where a snapshot record stands in the
+/// snapshot and in its table, `false` for streamed changes.
+pub const SNAPSHOT_MARKERS: &str =
+    "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental";
+
+/// The `source` block's schema (`io.debezium.connector.postgresql.Source`,
+/// version 1), fields in Debezium's order.
 pub fn source_schema() -> Schema {
     Schema::struct_named("io.debezium.connector.postgresql.Source")
+        .version(1)
         .field("version", Schema::string())
         .field("connector", Schema::string())
         .field("name", Schema::string())
@@ -24,7 +31,7 @@ pub fn source_schema() -> Schema {
                 .optional()
                 .named("io.debezium.data.Enum")
                 .version(1)
-                .param("allowed", "true,last,false,incremental")
+                .param("allowed", SNAPSHOT_MARKERS)
                 .default_value(Value::String("false".into())),
         )
         .field("db", Schema::string())
@@ -36,6 +43,9 @@ pub fn source_schema() -> Schema {
         .field("txId", Schema::int64().optional())
         .field("lsn", Schema::int64().optional())
         .field("xmin", Schema::int64().optional())
+        // Replication origin of the change (always null here).
+        .field("origin", Schema::string().optional())
+        .field("origin_lsn", Schema::int64().optional())
 }
 
 /// The optional `transaction` block's schema (`event.block`).
@@ -53,7 +63,7 @@ pub fn transaction_schema() -> Schema {
 pub struct SourceInfo {
     /// Commit (or snapshot) time, microseconds since the epoch.
     pub ts_us: i64,
-    /// `"true"`, `"last"` or `"false"`.
+    /// One of [`SNAPSHOT_MARKERS`].
     pub snapshot: &'static str,
     pub sequence: Option<String>,
     pub tx_id: Option<i64>,
@@ -80,8 +90,11 @@ pub struct TableSchemas {
 
 /// A value for a required field that has none (a column a DEFAULT
 /// replica identity did not send): Debezium fills such fields with the
-/// type's zero.
+/// column's default, else the type's zero.
 fn fallback(schema: &Schema) -> Value {
+    if let Some(v) = &schema.default {
+        return (**v).clone();
+    }
     match schema.kind {
         SchemaType::Int8 => Value::Int8(0),
         SchemaType::Int16 => Value::Int16(0),
@@ -106,12 +119,31 @@ fn fallback(schema: &Schema) -> Value {
     }
 }
 
+/// A column's schema with its DEFAULT as the field's default, as Debezium
+/// has it: a constant's value, or the type's zero for sequences and clock
+/// functions.
+fn with_default(schema: Schema, column: &ColumnMeta, mode: DecimalMode) -> Schema {
+    let value = match &column.default {
+        Some(ColumnDefault::Literal(text)) => text_to_value(&column.kind, mode, text).ok(),
+        Some(ColumnDefault::Zero) => Some(fallback(&Schema {
+            default: None,
+            ..schema.clone()
+        })),
+        None => None,
+    };
+    match value {
+        Some(v) if !v.is_null() => schema.default_value(v),
+        _ => schema,
+    }
+}
+
 impl TableSchemas {
     pub fn new(meta: TableMeta, prefix: &str, db: &str, decimal_mode: DecimalMode) -> TableSchemas {
         let base = format!("{prefix}.{}.{}", meta.schema, meta.name);
         let mut row = Schema::struct_named(format!("{base}.Value"));
         for c in &meta.columns {
-            row = row.field(&c.name, column_schema(&c.kind, decimal_mode, !c.not_null));
+            let schema = column_schema(&c.kind, decimal_mode, !c.not_null);
+            row = row.field(&c.name, with_default(schema, c, decimal_mode));
         }
         let row_schema = Arc::new(row.optional());
         let key_schema = if meta.primary_key.is_empty() {
@@ -120,20 +152,24 @@ impl TableSchemas {
             let mut key = Schema::struct_named(format!("{base}.Key"));
             for name in &meta.primary_key {
                 if let Some(c) = meta.columns.iter().find(|c| &c.name == name) {
-                    key = key.field(name, column_schema(&c.kind, decimal_mode, false));
+                    let schema = column_schema(&c.kind, decimal_mode, false);
+                    key = key.field(name, with_default(schema, c, decimal_mode));
                 }
             }
             Some(Arc::new(key))
         };
         let source = source_schema();
+        // Debezium's envelope, version 2 (with ts_us and ts_ns).
         let envelope = Schema::struct_named(format!("{base}.Envelope"))
-            .version(1)
+            .version(2)
             .field("before", (*row_schema).clone())
             .field("after", (*row_schema).clone())
             .field("source", source.clone())
+            .field("transaction", transaction_schema())
             .field("op", Schema::string())
             .field("ts_ms", Schema::int64().optional())
-            .field("transaction", transaction_schema());
+            .field("ts_us", Schema::int64().optional())
+            .field("ts_ns", Schema::int64().optional());
         let tuple_columns = (0..meta.columns.len()).collect();
         TableSchemas {
             topic: base,
@@ -229,14 +265,15 @@ impl TableSchemas {
         Ok(Value::Struct(k))
     }
 
-    /// The change event value.
+    /// The change event value; `now_us`: when the connector made it
+    /// (microseconds since the epoch).
     pub fn envelope(
         &self,
         op: &str,
         before: Option<Struct>,
         after: Option<Struct>,
         info: &SourceInfo,
-        now_ms: i64,
+        now_us: i64,
     ) -> Result<Value> {
         let mut source = Struct::new(self.source_schema.clone());
         source
@@ -264,7 +301,9 @@ impl TableSchemas {
             .put("after", after.map(Value::Struct).unwrap_or(Value::Null))?
             .put("source", Value::Struct(source))?
             .put("op", Value::String(op.to_string()))?
-            .put("ts_ms", Value::Int64(now_ms))?;
+            .put("ts_ms", Value::Int64(now_us.div_euclid(1000)))?
+            .put("ts_us", Value::Int64(now_us))?
+            .put("ts_ns", Value::Int64(now_us.saturating_mul(1000)))?;
         Ok(Value::Struct(env))
     }
 }

@@ -54,7 +54,8 @@ use config::{AutoCreate, SnapshotMode, SourceConfig};
 use envelope::{heartbeat_schemas, SourceInfo, TableSchemas, VERSION};
 use runnel_connect_api::{
     Config, ConfigDef, ConfigValue, ConnectError, ConnectorContext, ConnectorKind, ConnectorPlugin,
-    OffsetReader, SourceOffset, SourcePartition, SourceRecord, SourceTask, Struct, Value,
+    Header, OffsetReader, Schema, SourceOffset, SourcePartition, SourceRecord, SourceTask, Struct,
+    Value,
 };
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
@@ -235,10 +236,61 @@ struct SnapshotState {
     consistent_point: Lsn,
     /// The last record made, held back until it is known whether it is
     /// the snapshot's last.
-    pending: Option<SourceRecord>,
+    pending: Option<Pending>,
+    /// Whether a record of the snapshot was made yet.
+    started: bool,
+    /// Whether a record of the current table was made yet.
+    table_started: bool,
     ts_us: i64,
+    /// The snapshot transaction's id (`source.txId` of its records).
+    tx_id: Option<i64>,
     /// Stream after the snapshot (false for `initial_only`).
     then_stream: bool,
+}
+
+/// A snapshot record waiting for its `source.snapshot` marker.
+struct Pending {
+    record: SourceRecord,
+    first: bool,
+    first_in_table: bool,
+    last_in_table: bool,
+}
+
+impl Pending {
+    /// The record with its marker: `first` and `last` for the first and
+    /// last records of the snapshot, `first_in_data_collection` and
+    /// `last_in_data_collection` for a table's first and last otherwise,
+    /// `true` for the rest.
+    fn finish(mut self, last: bool) -> Result<SourceRecord> {
+        let marker = if last {
+            "last"
+        } else if self.first {
+            "first"
+        } else if self.last_in_table {
+            "last_in_data_collection"
+        } else if self.first_in_table {
+            "first_in_data_collection"
+        } else {
+            "true"
+        };
+        set_snapshot_marker(&mut self.record, marker)?;
+        Ok(self.record)
+    }
+}
+
+/// Sets `source.snapshot` of a change event record.
+fn set_snapshot_marker(record: &mut SourceRecord, marker: &str) -> Result<()> {
+    if let Value::Struct(env) = &mut record.value {
+        if let Some(Value::Struct(src)) = env
+            .schema
+            .field_named("source")
+            .map(|f| f.index)
+            .and_then(|i| env.values.get_mut(i))
+        {
+            src.put("snapshot", Value::String(marker.into()))?;
+        }
+    }
+    Ok(())
 }
 
 enum Phase {
@@ -286,6 +338,65 @@ struct Running {
     last_offset: Option<SourceOffset>,
     last_status: Instant,
     last_heartbeat: Instant,
+    /// The first element of `source.sequence` (the last commit's end):
+    /// none after a snapshot or a fresh start until a transaction commits.
+    sequence_commit: Option<Lsn>,
+    /// The headers on every change event (`__debezium.context.*`).
+    context_headers: Vec<Header>,
+}
+
+/// `source.sequence`: the last commit's end LSN (null when none yet) and
+/// the change's LSN, as a JSON array of strings.
+fn sequence(last_commit: Option<Lsn>, lsn: Lsn) -> String {
+    match last_commit {
+        Some(c) => format!("[\"{}\",\"{}\"]", c.0, lsn.0),
+        None => format!("[null,\"{}\"]", lsn.0),
+    }
+}
+
+/// The headers Debezium puts on every change event: the logical name
+/// (`topic.prefix`), the task, the connector type and an id of this run
+/// of the task.
+fn context_headers(prefix: &str, task: u32, run_id: &str) -> Vec<Header> {
+    let text = |key: &str, value: String| Header {
+        key: key.to_string(),
+        schema: Some(Schema::string()),
+        value: Value::String(value),
+    };
+    vec![
+        text(
+            "__debezium.context.connectorLogicalName",
+            prefix.to_string(),
+        ),
+        text("__debezium.context.taskId", task.to_string()),
+        text("__debezium.context.connectorName", "postgresql".to_string()),
+        text("__debezium.context.runId", run_id.to_string()),
+    ]
+}
+
+/// A fresh id for a run of the task: a time-ordered (version 7) UUID.
+fn run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(now.as_nanos());
+    h.write_u32(std::process::id());
+    let r1 = h.finish();
+    h.write_u64(r1);
+    let r2 = h.finish();
+    let ms = (now.as_millis() as u64) & 0xffff_ffff_ffff;
+    let hi = (ms << 16) | 0x7000 | (r1 & 0x0fff);
+    let lo = (r2 & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xffff,
+        lo >> 48,
+        lo & 0xffff_ffff_ffff
+    )
 }
 
 fn lsn_json(l: Lsn) -> serde_json::Value {
@@ -474,6 +585,19 @@ async fn slot_state(client: &Client, slot: &str) -> Result<Option<bool>> {
     Ok(row.map(|r| r.get::<_, bool>(0)))
 }
 
+/// The slot's confirmed flush LSN (none for a missing slot).
+async fn slot_confirmed(client: &Client, slot: &str) -> Result<Option<Lsn>> {
+    let row = client
+        .query_opt(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await?;
+    Ok(row
+        .and_then(|r| r.get::<_, Option<String>>(0))
+        .and_then(|t| Lsn::parse(&t)))
+}
+
 async fn drop_slot(client: &Client, slot: &str) -> Result<()> {
     // A walsender that just lost its client may hold the slot a moment.
     let mut tries = 0;
@@ -551,6 +675,8 @@ impl Running {
             last_offset: None,
             last_status: Instant::now(),
             last_heartbeat: Instant::now(),
+            sequence_commit: None,
+            context_headers: context_headers(&cfg.prefix, 0, &run_id()),
             cfg,
         };
 
@@ -605,9 +731,18 @@ impl Running {
                     .batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", quote_literal(name)))
                     .await?;
             }
+            // The snapshot's transaction id, as Debezium reports it.
+            let tx_id: Option<i64> = running
+                .client
+                .query_one("SELECT txid_current()", &[])
+                .await?
+                .get(0);
             // Tables and their metadata as of the snapshot.
             let mut tables = VecDeque::new();
-            for (oid, schema, name) in list_tables(&running.client).await? {
+            let mut listed = list_tables(&running.client).await?;
+            // By name, then (stable) by include-list entry: Debezium's order.
+            listed.sort_by_key(|(_, schema, name)| running.cfg.snapshot_rank(schema, name));
+            for (oid, schema, name) in listed {
                 if !running.cfg.captures(&schema, &name) {
                     continue;
                 }
@@ -624,7 +759,10 @@ impl Running {
                 current: None,
                 consistent_point,
                 pending: None,
+                started: false,
+                table_started: false,
                 ts_us: now_us(),
+                tx_id,
                 then_stream: stream,
             }));
             if stream {
@@ -645,6 +783,12 @@ impl Running {
                 running.last_end = lsn;
                 running.skip_before = lsn;
                 running.confirmed = confirmed;
+                // The last commit seen before the stop: the end of the
+                // stored change's transaction when it was confirmed (the
+                // server will not send it again), as Debezium reports it
+                // in the first sequence after a restart.
+                let flushed = slot_confirmed(&running.client, &running.cfg.slot).await?;
+                running.sequence_commit = Some(flushed.map_or(lsn, |f| f.max(lsn)));
                 if let (Some(commit), Some(index)) = (
                     offset_lsn(o, "lsn_commit"),
                     o.get("event_index").and_then(|v| v.as_u64()),
@@ -742,17 +886,8 @@ impl Running {
                         let cp = snap.consistent_point;
                         let ts = snap.ts_us;
                         let then_stream = snap.then_stream;
-                        if let Some(mut last) = snap.pending.take() {
-                            if let Value::Struct(env) = &mut last.value {
-                                if let Some(Value::Struct(src)) = env
-                                    .schema
-                                    .field_named("source")
-                                    .map(|f| f.index)
-                                    .and_then(|i| env.values.get_mut(i))
-                                {
-                                    src.put("snapshot", Value::String("last".into()))?;
-                                }
-                            }
+                        if let Some(pending) = snap.pending.take() {
+                            let mut last = pending.finish(true)?;
                             last.source_offset = self.snapshot_offset(cp, ts, true);
                             out.push(last);
                         }
@@ -771,7 +906,7 @@ impl Running {
                 .client
                 .simple_query(&format!("FETCH {SNAPSHOT_FETCH} FROM runnel_snapshot"))
                 .await?;
-            let now_ms = now_us() / 1000;
+            let now = now_us();
             let Phase::Snapshot(snap) = &mut self.phase else {
                 return Ok(out);
             };
@@ -791,12 +926,12 @@ impl Running {
                 let info = SourceInfo {
                     ts_us: snap.ts_us,
                     snapshot: "true",
-                    sequence: None,
-                    tx_id: None,
+                    sequence: Some(sequence(None, snap.consistent_point)),
+                    tx_id: snap.tx_id,
                     lsn: Some(snap.consistent_point.0 as i64),
                 };
-                let value = table.envelope("r", None, Some(after), &info, now_ms)?;
-                let rec = SourceRecord::new(
+                let value = table.envelope("r", None, Some(after), &info, now)?;
+                let mut rec = SourceRecord::new(
                     self.partition.clone(),
                     SourceOffset::new(),
                     table.topic.clone(),
@@ -805,8 +940,17 @@ impl Running {
                     Some((*table.envelope_schema).clone()),
                     value,
                 );
-                if let Some(prev) = snap.pending.replace(rec) {
-                    out.push(prev);
+                rec.headers = self.context_headers.clone();
+                let first_in_table = n == 1 && !snap.table_started;
+                let pending = Pending {
+                    record: rec,
+                    first: !snap.started,
+                    first_in_table,
+                    last_in_table: false,
+                };
+                snap.started = true;
+                if let Some(prev) = snap.pending.replace(pending) {
+                    out.push(prev.finish(false)?);
                 }
             }
             // Offsets are the same for every non-last snapshot record.
@@ -824,9 +968,19 @@ impl Running {
                 }
             }
             if let Some(p) = &mut snap.pending {
-                p.source_offset = offset;
+                p.record.source_offset = offset;
             }
-            if n == 0 {
+            if n > 0 {
+                snap.table_started = true;
+            } else {
+                // The table's rows are all read: the held-back record (if
+                // this table had any) is its last.
+                if snap.table_started {
+                    if let Some(p) = &mut snap.pending {
+                        p.last_in_table = true;
+                    }
+                }
+                snap.table_started = false;
                 self.client.batch_execute("CLOSE runnel_snapshot").await?;
                 if let Phase::Snapshot(snap) = &mut self.phase {
                     snap.current = None;
@@ -982,6 +1136,7 @@ impl Running {
                     }
                 }
                 self.last_end = self.last_end.max(end_lsn);
+                self.sequence_commit = Some(self.last_end);
             }
             Message::Relation {
                 oid,
@@ -1049,6 +1204,8 @@ impl Running {
     ) -> Result<()> {
         let tombstones = self.cfg.tombstones_on_delete;
         let last_end = self.last_end;
+        let sequence_commit = self.sequence_commit;
+        let context_headers = self.context_headers.clone();
         let (xid, commit_lsn, commit_us, index) = match &self.txn {
             Some(t) => (Some(t.xid), t.commit_lsn, t.commit_us, t.index),
             None => (None, lsn, now_us(), 0),
@@ -1069,11 +1226,11 @@ impl Running {
         let info = SourceInfo {
             ts_us: commit_us,
             snapshot: "false",
-            sequence: Some(format!("[\"{}\",\"{}\"]", last_end.0, lsn.0)),
+            sequence: Some(sequence(sequence_commit, lsn)),
             tx_id: xid.map(i64::from),
             lsn: Some(lsn.0 as i64),
         };
-        let now_ms = now_us() / 1000;
+        let now = now_us();
         let before = match &old {
             Some(Some((_, t))) => Some(table.row_from_tuple(t)?),
             _ => None,
@@ -1082,31 +1239,49 @@ impl Running {
             Some(t) => Some(table.row_from_tuple(t)?),
             None => None,
         };
-        let record = |key: Value, value: Value| {
-            SourceRecord::new(
+        // `extra`: headers before the context headers (a key change's
+        // `__debezium.oldkey` / `newkey`). A tombstone has no value schema.
+        let record = |key: Value, value: Value, extra: Vec<Header>| {
+            let value_schema = if value.is_null() {
+                None
+            } else {
+                Some((*table.envelope_schema).clone())
+            };
+            let mut r = SourceRecord::new(
                 partition.clone(),
                 offset.clone(),
                 table.topic.clone(),
                 table.key_schema.as_deref().cloned(),
                 key,
-                Some((*table.envelope_schema).clone()),
+                value_schema,
                 value,
-            )
+            );
+            r.headers = extra;
+            r.headers.extend(context_headers.iter().cloned());
+            r
         };
-        let delete = |before: Struct, out: &mut Vec<SourceRecord>| -> Result<()> {
-            let key = table.key_of(&before)?;
-            let value = table.envelope("d", Some(before), None, &info, now_ms)?;
-            out.push(record(key.clone(), value));
-            if tombstones && !key.is_null() {
-                out.push(record(key, Value::Null));
-            }
-            Ok(())
+        let key_header = |name: &str, key: &Value| Header {
+            key: name.to_string(),
+            schema: table.key_schema.as_deref().cloned(),
+            value: key.clone(),
         };
+        let delete =
+            |before: Struct, extra: Vec<Header>, out: &mut Vec<SourceRecord>| -> Result<()> {
+                let key = table.key_of(&before)?;
+                let value = table.envelope("d", Some(before), None, &info, now)?;
+                out.push(record(key.clone(), value, extra.clone()));
+                // Debezium follows a delete with a tombstone even when the
+                // table has no key (a record with null key and value).
+                if tombstones {
+                    out.push(record(key, Value::Null, extra));
+                }
+                Ok(())
+            };
         match (before, after) {
             (None, Some(after)) if old.is_none() => {
                 let key = table.key_of(&after)?;
-                let value = table.envelope("c", None, Some(after), &info, now_ms)?;
-                out.push(record(key, value));
+                let value = table.envelope("c", None, Some(after), &info, now)?;
+                out.push(record(key, value, Vec::new()));
             }
             (before, Some(after)) => {
                 let key = table.key_of(&after)?;
@@ -1115,9 +1290,14 @@ impl Running {
                     None => false,
                 };
                 if let (true, Some(b)) = (key_changed, before.clone()) {
-                    delete(b, out)?;
-                    let value = table.envelope("c", None, Some(after), &info, now_ms)?;
-                    out.push(record(key, value));
+                    let old_key = table.key_of(&b)?;
+                    delete(b, vec![key_header("__debezium.newkey", &key)], out)?;
+                    let value = table.envelope("c", None, Some(after), &info, now)?;
+                    out.push(record(
+                        key,
+                        value,
+                        vec![key_header("__debezium.oldkey", &old_key)],
+                    ));
                 } else {
                     // Under DEFAULT identity an old key tuple (`K`) only
                     // comes with a key change, so `before` is a full old
@@ -1126,11 +1306,11 @@ impl Running {
                         Some(Some((b'O', _))) => before,
                         _ => None,
                     };
-                    let value = table.envelope("u", before, Some(after), &info, now_ms)?;
-                    out.push(record(key, value));
+                    let value = table.envelope("u", before, Some(after), &info, now)?;
+                    out.push(record(key, value, Vec::new()));
                 }
             }
-            (Some(before), None) => delete(before, out)?,
+            (Some(before), None) => delete(before, Vec::new(), out)?,
             (None, None) => {}
         }
         self.last_offset = Some(offset);
