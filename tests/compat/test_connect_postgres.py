@@ -90,6 +90,22 @@ class TopicReader:
         self.consumer.close()
 
 
+def read_all(bootstrap: str, topic: str) -> list[tuple]:
+    """Every (key, value) of partition 0 of a topic, as JSON."""
+    from confluent_kafka import KafkaError
+    c = ck_consumer(bootstrap, **{"enable.partition.eof": True})
+    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    out = []
+    while True:
+        m = c.poll(5)
+        if m is None or (m.error() and m.error().code() == KafkaError._PARTITION_EOF):
+            break
+        if m.error() is None:
+            out.append((m.key(), m.value()))
+    c.close()
+    return out
+
+
 def test_changes_in_postgres_flow_through_cdc_and_sql_back_into_postgres(server, postgres, pg_database):
     db = pg_database
     suffix = uuid.uuid4().hex[:8]
@@ -191,7 +207,11 @@ def test_changes_in_postgres_flow_through_cdc_and_sql_back_into_postgres(server,
 
     want = expected()
     assert want == [(10, 8.25, 2), (20, 10.99, 2), (30, 0.01, 1)], want
-    wait_until(lambda: written() == want, timeout=90, what=f"spend_out to become {want}")
+    try:
+        wait_until(lambda: written() == want, timeout=90, what=f"spend_out to become {want}")
+    except AssertionError as e:
+        dumps = {t: read_all(server.server.bootstrap, t) for t in (flat, f"spend_{suffix}")}
+        raise AssertionError(f"{e}\nspend_out: {written()}\ntopics: {dumps}") from None
 
     described = server.ksql(f"DESCRIBE CONNECTOR sink_{suffix};")[0]
     assert described["@type"] == "connector_description", described
