@@ -392,6 +392,9 @@ impl Engine {
                 ),
             ));
         }
+        if let Some(c) = schema.key.iter().find(|c| contains_map(&c.ty)) {
+            return Err(SqlError::at(name.pos, map_key_message(&c.name, &c.ty)));
+        }
         key_format
             .check(&schema.key, "key")
             .map_err(|e| SqlError::at(name.pos, e))?;
@@ -620,6 +623,27 @@ pub(super) fn select_star(name: &str) -> Query {
         limit: None,
         pos: Default::default(),
     }
+}
+
+/// Whether a type is a MAP or holds one (in an ARRAY, MAP or STRUCT).
+fn contains_map(ty: &crate::types::SqlType) -> bool {
+    use crate::types::SqlType;
+    match ty {
+        SqlType::Map(..) => true,
+        SqlType::Array(t) => contains_map(t),
+        SqlType::Struct(fields) => fields.iter().any(|(_, t)| contains_map(t)),
+        _ => false,
+    }
+}
+
+/// ksqlDB's refusal of a key column holding a MAP, in its words (a
+/// map's serialized order is not stable, so equal keys could differ).
+pub(super) fn map_key_message(column: &str, ty: &crate::types::SqlType) -> String {
+    format!(
+        "Map keys, including types that contain maps, are not supported as they may lead to \
+         unexpected behavior due to inconsistent serialization. Key column name: `{column}`. \
+         Column type: {ty}. See https://github.com/confluentinc/ksql/issues/6621 for more."
+    )
 }
 
 #[cfg(test)]

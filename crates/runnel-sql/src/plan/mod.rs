@@ -536,9 +536,16 @@ impl<'a> Planner<'a> {
                     }
                     (Some(pending), pred, _) => {
                         let fill = pending.fill.clone();
+                        // A record with a null value passes a projection
+                        // as a null value (written as a tombstone), as in
+                        // ksqlDB; WHERE drops it.
+                        let pass_nulls = pred.is_none() && matches!(sink, Sink::Topic { .. });
                         pending.run(
                             s,
                             Arc::new(move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| {
+                                if v.is_empty() && pass_nulls {
+                                    return Some(Vec::new());
+                                }
                                 let full = fill(m, k, v)?;
                                 match &pred {
                                     Some(p) if !p.test(&full) => {

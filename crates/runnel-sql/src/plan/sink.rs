@@ -14,6 +14,11 @@ impl<'a> Planner<'a> {
         match sink {
             Sink::Topic { ref topic, .. } => {
                 let (ks, vs) = sink_serdes(&sink, schema)?;
+                // An empty row is a record whose value was null.
+                let vs = NullWhenEmpty {
+                    inner: vs,
+                    columns: schema.value.len(),
+                };
                 s.to_with(topic, key_serde_for::<Row>(ks, window), vs);
             }
             Sink::Callback(f) => s.foreach(move |k: &Row, v: &Row| {
@@ -135,5 +140,27 @@ impl<K> Serde<K> for NeverSerde {
     }
     fn deserialize(&self, _: Option<&[u8]>) -> Result<K, SerdeError> {
         Err(SerdeError("key type and window type disagree".into()))
+    }
+}
+
+/// A stream sink's value serde: an empty row where the schema has value
+/// columns is a null value passed through (a tombstone on the topic).
+struct NullWhenEmpty {
+    inner: RowSerde,
+    columns: usize,
+}
+
+impl Serde<Row> for NullWhenEmpty {
+    fn serialize(&self, v: &Row) -> Serialized {
+        if v.is_empty() && self.columns > 0 {
+            return Ok(None);
+        }
+        self.inner.serialize(v)
+    }
+    fn deserialize(&self, b: Option<&[u8]>) -> Result<Row, SerdeError> {
+        self.inner.deserialize(b)
+    }
+    fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
+        self.inner.partition_bytes(serialized)
     }
 }
