@@ -126,8 +126,9 @@ pub struct TestRegistry {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     registry: runnel_registry::Registry,
-    broker: Arc<Broker>,
-    _dir: tempfile::TempDir,
+    /// The broker and directory of [`TestRegistry::start`] (none with
+    /// [`TestRegistry::start_on`]).
+    own: Option<(Arc<Broker>, tempfile::TempDir)>,
 }
 
 #[cfg(feature = "registry")]
@@ -137,6 +138,13 @@ impl TestRegistry {
         let dir = tempfile::tempdir().expect("temporary directory");
         let broker = Broker::open(dir.path(), BrokerConfig::default()).expect("broker");
         let cluster = Arc::new(runnel_embed::LocalCluster::new(broker.local()));
+        let mut r = TestRegistry::start_on(cluster);
+        r.own = Some((broker, dir));
+        r
+    }
+
+    /// A registry keeping `_schemas` on `cluster` (a test's own broker).
+    pub fn start_on(cluster: Arc<dyn runnel_cluster::Cluster>) -> TestRegistry {
         let registry = runnel_registry::Registry::start(
             cluster,
             runnel_registry::RegistryConfig {
@@ -172,8 +180,7 @@ impl TestRegistry {
             stop: Some(tx),
             thread: Some(thread),
             registry,
-            broker,
-            _dir: dir,
+            own: None,
         }
     }
 
@@ -187,9 +194,13 @@ impl TestRegistry {
         &self.registry
     }
 
-    /// The broker holding `_schemas` (tests may run applications on it).
+    /// The broker holding `_schemas` when the registry has its own
+    /// ([`TestRegistry::start`]; tests may run applications on it).
     pub fn broker(&self) -> &Arc<Broker> {
-        &self.broker
+        match &self.own {
+            Some((broker, _)) => broker,
+            None => panic!("TestRegistry::start_on has no broker of its own"),
+        }
     }
 }
 

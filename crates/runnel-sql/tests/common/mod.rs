@@ -20,51 +20,18 @@ use runnel_streams::{Backend, Guarantee, ProducedRecord, TopicPartition};
 use serde_json::{json, Value as Json};
 
 /// Runnel's schema registry on the case's broker, serving its REST API on
-/// a loopback port until dropped.
+/// a loopback port until dropped (runnel-testkit's), with what cases need.
 pub struct TestRegistry {
     pub url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    registry: runnel_registry::Registry,
+    _served: runnel_testkit::TestRegistry,
 }
 
 impl TestRegistry {
     pub fn start(cluster: Arc<dyn runnel_cluster::Cluster>) -> Result<TestRegistry, String> {
-        let config = runnel_registry::RegistryConfig {
-            poll: Duration::from_millis(50),
-            ..Default::default()
-        };
-        let registry =
-            runnel_registry::Registry::start(cluster, config).map_err(|e| e.to_string())?;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let url = format!(
-            "http://{}",
-            listener.local_addr().map_err(|e| e.to_string())?
-        );
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let routes = runnel_registry::api::routes(registry.clone());
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(l, routes)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
+        let served = runnel_testkit::TestRegistry::start_on(cluster);
         Ok(TestRegistry {
-            url,
-            stop: Some(tx),
-            thread: Some(thread),
-            registry,
+            url: served.url().to_string(),
+            _served: served,
         })
     }
 
@@ -120,18 +87,6 @@ impl TestRegistry {
             v["schema"] = parsed;
         }
         Ok(v)
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.registry.shutdown();
     }
 }
 
