@@ -88,6 +88,32 @@ fn err(e: LocalError) -> BackendError {
     }
 }
 
+/// Most records in one appended batch.
+const BATCH_RECORDS: usize = 5_000;
+/// Bytes of keys, values and headers in one appended batch: well under
+/// the default `max.message.bytes` (1 MiB), as a producer's `batch.size`
+/// keeps its batches; a single larger record still makes a batch alone
+/// (and is refused as a Kafka producer's would be).
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// How many of `recs` (at least one) go into the next batch.
+fn batch_len(recs: &[TestRecord]) -> usize {
+    let mut bytes = 0usize;
+    for (i, r) in recs.iter().enumerate().take(BATCH_RECORDS) {
+        bytes += 24
+            + r.key.as_ref().map_or(0, Vec::len)
+            + r.value.as_ref().map_or(0, Vec::len)
+            + r.headers
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+                .sum::<usize>();
+        if bytes > BATCH_BYTES && i > 0 {
+            return i;
+        }
+    }
+    recs.len().min(BATCH_RECORDS)
+}
+
 impl LocalBackend {
     /// A backend for application `application_id` on the broker behind
     /// `local`. Under exactly-once this claims the transactional id
@@ -423,7 +449,7 @@ impl Backend for LocalBackend {
         for (topic, partition, mut recs) in groups {
             self.ensure_in_txn(&topic, partition)?;
             while !recs.is_empty() {
-                let rest = recs.split_off(recs.len().min(5_000));
+                let rest = recs.split_off(batch_len(&recs));
                 self.append_batch(&topic, partition, std::mem::replace(&mut recs, rest))?;
             }
         }
@@ -580,5 +606,42 @@ impl runnel_cluster::Cluster for LocalCluster {
 
     fn delete_group(&self, group: &str) -> Result<(), BackendError> {
         self.local.delete_group(group).map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runnel_broker::{Broker, BrokerConfig};
+
+    #[test]
+    fn one_send_larger_than_max_message_bytes_is_split_into_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path(), BrokerConfig::default()).unwrap();
+        let local = broker.local();
+        local.create_topic("big", 1, Default::default()).unwrap();
+        for guarantee in [Guarantee::AtLeastOnce, Guarantee::ExactlyOnce] {
+            let mut b = LocalBackend::new(local.clone(), "big-writer", guarantee).unwrap();
+            b.begin().unwrap();
+            // 4 MiB in one send: four times the topic's max.message.bytes.
+            let records = (0..64)
+                .map(|i| ProducedRecord {
+                    topic: "big".into(),
+                    partition: 0,
+                    timestamp: i,
+                    key: Some(vec![b'k'; 8]),
+                    value: Some(vec![b'v'; 64 * 1024]),
+                    headers: Vec::new(),
+                })
+                .collect();
+            b.send(records).unwrap();
+            b.commit(&[]).unwrap();
+        }
+        let mut reader = LocalBackend::new(local, "big-reader", Guarantee::AtLeastOnce).unwrap();
+        let mut n = 0;
+        reader
+            .read_partition(&TopicPartition::new("big", 0), 0, &mut |_| n += 1)
+            .unwrap();
+        assert_eq!(n, 128);
     }
 }
