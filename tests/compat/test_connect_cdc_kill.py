@@ -12,7 +12,9 @@ import time
 import uuid
 
 import httpx
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer
+
+import slide8
 
 from compat_util import wait_until
 from conftest import RunnelServer, free_port, runnel_bin
@@ -23,35 +25,21 @@ JSON = "org.apache.kafka.connect.json.JsonConverter"
 
 def changes(bootstrap: str, topic: str) -> list[tuple]:
     """(key id, op, after.v) of every committed record of the topic, in order
-    per partition (tombstones left out)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"verify-{uuid.uuid4().hex}",
-                  "enable.auto.commit": False, "isolation.level": "read_committed",
-                  "enable.partition.eof": True})
+    per partition (tombstones left out); none before the topic exists."""
+    admin = Consumer({"bootstrap.servers": bootstrap, "group.id": "cdc-kill-probe"})
     try:
-        md = c.list_topics(topic, timeout=10).topics.get(topic)
+        md = admin.list_topics(topic, timeout=10).topics.get(topic)
         if md is None or md.error is not None:
             return []
-        parts = list(md.partitions)
-        c.assign([TopicPartition(topic, p, 0) for p in parts])
-        at_end, out = set(), []
-        deadline = time.monotonic() + 30
-        while len(at_end) < len(parts):
-            assert time.monotonic() < deadline, f"{topic}: no end of partitions"
-            m = c.poll(0.5)
-            if m is None:
-                continue
-            if m.error() is not None:
-                assert m.error().code() == KafkaError._PARTITION_EOF, m.error()
-                at_end.add(m.partition())
-                continue
-            if m.value() is None:
-                continue
-            v = json.loads(m.value())
-            after = v.get("after") or {}
-            out.append((json.loads(m.key())["id"], v["op"], after.get("v")))
-        return out
     finally:
-        c.close()
+        admin.close()
+    out = []
+    for m in slide8.read_committed(bootstrap, topic, group=f"verify-{uuid.uuid4().hex}"):
+        if m.value() is None:
+            continue
+        v = json.loads(m.value())
+        out.append((json.loads(m.key())["id"], v["op"], (v.get("after") or {}).get("v")))
+    return out
 
 
 def test_cdc_killed_during_snapshot_streaming_and_a_large_transaction(tmp_path, postgres, pg_database):
