@@ -13,8 +13,8 @@ use runnel_cluster::{
     TopicPartition,
 };
 use runnel_connect_api::{
-    Config, ConnectError, ConnectorContext, Header, OffsetReader, Schema, SinkRecord, SinkTask,
-    SourceOffset, SourcePartition, SourceRecord, SourceTask, Value,
+    Config, ConnectError, ConnectorContext, ConnectorPlugin, Header, OffsetReader, Schema,
+    SinkRecord, SinkTask, SourceOffset, SourcePartition, SourceRecord, SourceTask, Value,
 };
 use tracing::{error, info, warn};
 
@@ -261,6 +261,27 @@ impl Partitioner {
     }
 }
 
+/// What a source or sink task is built with from its config: its plugin,
+/// converters, transforms and error handling.
+struct Setup {
+    plugin: Arc<dyn ConnectorPlugin>,
+    converters: Converters,
+    chain: Chain,
+    errors: Errors,
+}
+
+impl Setup {
+    fn new(inner: &Arc<Inner>, config: &Config) -> Result<Setup, TaskError> {
+        let setup = |e: &dyn std::fmt::Display| TaskError::Setup(e.to_string());
+        Ok(Setup {
+            plugin: inner.plugin_for(config).map_err(|e| setup(&e))?,
+            converters: Converters::new(config, &inner.config.defaults).map_err(|e| setup(&e))?,
+            chain: Chain::from_config(config).map_err(|e| setup(&e))?,
+            errors: Errors::new(config),
+        })
+    }
+}
+
 fn run_source(
     inner: &Arc<Inner>,
     name: &str,
@@ -268,13 +289,12 @@ fn run_source(
     config: &Config,
     control: &TaskControl,
 ) -> Result<(), TaskError> {
-    let plugin = inner
-        .plugin_for(config)
-        .map_err(|e| TaskError::Setup(e.to_string()))?;
-    let converters = Converters::new(config, &inner.config.defaults)
-        .map_err(|e| TaskError::Setup(e.to_string()))?;
-    let chain = Chain::from_config(config).map_err(|e| TaskError::Setup(e.to_string()))?;
-    let errors = Errors::new(config);
+    let Setup {
+        plugin,
+        converters,
+        chain,
+        errors,
+    } = Setup::new(inner, config)?;
     let eos = inner.config.exactly_once_source;
     let guarantee = if eos {
         Guarantee::ExactlyOnce
@@ -438,13 +458,12 @@ fn run_sink(
     config: &Config,
     control: &TaskControl,
 ) -> Result<(), TaskError> {
-    let plugin = inner
-        .plugin_for(config)
-        .map_err(|e| TaskError::Setup(e.to_string()))?;
-    let converters = Converters::new(config, &inner.config.defaults)
-        .map_err(|e| TaskError::Setup(e.to_string()))?;
-    let chain = Chain::from_config(config).map_err(|e| TaskError::Setup(e.to_string()))?;
-    let errors = Errors::new(config);
+    let Setup {
+        plugin,
+        converters,
+        chain,
+        errors,
+    } = Setup::new(inner, config)?;
     let topics = sink_topics(&inner.cluster, config)?;
     let mut backend = inner.backend(&sink_group(name), Guarantee::AtLeastOnce)?;
     let mut task: Box<dyn SinkTask> = plugin.sink_task()?;
