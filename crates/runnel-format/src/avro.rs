@@ -117,7 +117,7 @@ pub(crate) fn names_in<'a>(schemas: impl IntoIterator<Item = &'a Schema>) -> Nam
     out
 }
 
-fn deref<'a>(s: &'a Schema, names: &Names<'a>) -> &'a Schema {
+pub(crate) fn deref<'a>(s: &'a Schema, names: &Names<'a>) -> &'a Schema {
     match s {
         Schema::Ref { name } => names.get(name).copied().unwrap_or(s),
         _ => s,
@@ -251,6 +251,10 @@ pub(crate) fn to_json(v: &Avro, schema: &Schema, names: &Names<'_>) -> Result<Js
             json!(l.div_euclid(1000))
         }
         Avro::TimestampNanos(l) | Avro::LocalTimestampNanos(l) => json!(l.div_euclid(1_000_000)),
+        // NaN and the infinities as text, which the column reads back
+        // (JSON has no number for them).
+        Avro::Float(f) if !f.is_finite() => Json::String(f64::from(*f).to_string()),
+        Avro::Double(d) if !d.is_finite() => Json::String(d.to_string()),
         Avro::Float(f) => json!(f64::from(*f)),
         Avro::Double(d) => json!(d),
         Avro::Bytes(b) | Avro::Fixed(_, b) => Json::String(base64_encode(b)),

@@ -7,6 +7,10 @@
 //! stream engine's serde of a row in a format).
 
 pub mod avro;
+mod avro_read;
+#[cfg(test)]
+mod avro_testgen;
+mod avro_write;
 pub mod cast;
 pub mod delimited;
 pub mod format;

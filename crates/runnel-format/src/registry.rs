@@ -19,6 +19,8 @@ use runnel_registry_client::{wire, ClientError, RegistryClient, SubjectNameStrat
 use runnel_schema::{ParsedSchema, SchemaType};
 use serde_json::{json, Value as Json};
 
+use crate::avro_read::RowPlan;
+use crate::avro_write::RowWriter;
 use crate::format::{CodecSpec, FormatError, Row, RowCodec, RowFormat};
 use crate::json::from_json;
 use crate::schema::Column;
@@ -241,6 +243,12 @@ struct RegistryCodec {
 struct AvroSchemas {
     main: apache_avro::Schema,
     refs: Vec<apache_avro::Schema>,
+    /// How records of this schema are read as the codec's columns, when
+    /// they can be read directly (see `avro_read`).
+    plan: Option<RowPlan>,
+    /// How the codec's rows are written with this schema directly (see
+    /// `avro_write`).
+    writer: Option<RowWriter>,
 }
 
 /// The texts of a schema's references, each after its own references,
@@ -264,13 +272,20 @@ fn avro_schemas(
         return Ok(AvroSchemas {
             main: main.clone(),
             refs: Vec::new(),
+            plan: None,
+            writer: None,
         });
     }
     let mut texts = Vec::new();
     reference_texts(schema.references(), &mut texts);
     let (main, refs) = apache_avro::Schema::parse_str_with_list(schema.text(), texts)
         .map_err(|e| FormatError::Decode(format!("schema {id}: {e}")))?;
-    Ok(AvroSchemas { main, refs })
+    Ok(AvroSchemas {
+        main,
+        refs,
+        plan: None,
+        writer: None,
+    })
 }
 
 impl RegistryCodec {
@@ -287,9 +302,40 @@ impl RegistryCodec {
         let main = schema
             .as_avro()
             .ok_or_else(|| FormatError::Decode(format!("schema {id} is not an Avro schema")))?;
-        let parts = Arc::new(avro_schemas(id, main, schema)?);
+        let mut parts = avro_schemas(id, main, schema)?;
+        let names = avro::names_in(std::iter::once(&parts.main).chain(&parts.refs));
+        let columns: Vec<(&str, &SqlType)> = self
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), &c.ty))
+            .collect();
+        let plan = RowPlan::compile(&parts.main, &names, &columns, self.wrap);
+        let names_only: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+        let writer = RowWriter::compile(&parts.main, &names, &names_only, self.wrap);
+        drop(names);
+        parts.plan = plan;
+        parts.writer = writer;
+        let parts = Arc::new(parts);
         cache.insert(id, parts.clone());
         Ok(parts)
+    }
+
+    /// The Avro schema of `id` as [`Self::avro`] gives it, fetched from
+    /// the registry only the first time.
+    fn avro_by_id(&self, id: i32) -> Result<Arc<AvroSchemas>, FormatError> {
+        let cached = self
+            .avro
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .cloned();
+        match cached {
+            Some(a) => Ok(a),
+            None => {
+                let schema = self.client.schema_by_id(id).map_err(client_err)?;
+                self.avro(id, &schema)
+            }
+        }
     }
 
     /// The schema this codec writes with, and its id.
@@ -328,31 +374,38 @@ impl RegistryCodec {
 
     /// A decoded value (as JSON) into the row.
     fn row_of(&self, j: &Json) -> Result<Row, FormatError> {
-        let dec = |e: crate::types::ValueError| FormatError::Decode(e.to_string());
-        if !self.wrap {
-            let ty = self.columns.first().map_or(&SqlType::String, |c| &c.ty);
-            return Ok(vec![from_json(ty, j).map_err(dec)?]);
-        }
-        let Json::Object(obj) = j else {
-            return Err(FormatError::Decode(format!(
-                "expected a record of the columns, got {j}"
-            )));
-        };
-        self.columns
-            .iter()
-            .map(|c| {
-                let v = obj.get(&c.name).or_else(|| {
-                    obj.iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(&c.name))
-                        .map(|(_, v)| v)
-                });
-                match v {
-                    None => Ok(Value::Null),
-                    Some(v) => from_json(&c.ty, v).map_err(dec),
-                }
-            })
-            .collect()
+        row_of(&self.columns, self.wrap, j)
     }
+}
+
+/// A decoded value (as JSON) as a row of `columns`: the fields of a
+/// record (`wrap`), found by name (exactly, else in any case), or the one
+/// column.
+pub(crate) fn row_of(columns: &[Column], wrap: bool, j: &Json) -> Result<Row, FormatError> {
+    let dec = |e: crate::types::ValueError| FormatError::Decode(e.to_string());
+    if !wrap {
+        let ty = columns.first().map_or(&SqlType::String, |c| &c.ty);
+        return Ok(vec![from_json(ty, j).map_err(dec)?]);
+    }
+    let Json::Object(obj) = j else {
+        return Err(FormatError::Decode(format!(
+            "expected a record of the columns, got {j}"
+        )));
+    };
+    columns
+        .iter()
+        .map(|c| {
+            let v = obj.get(&c.name).or_else(|| {
+                obj.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(&c.name))
+                    .map(|(_, v)| v)
+            });
+            match v {
+                None => Ok(Value::Null),
+                Some(v) => from_json(&c.ty, v).map_err(dec),
+            }
+        })
+        .collect()
 }
 
 impl RowCodec for RegistryCodec {
@@ -363,6 +416,14 @@ impl RowCodec for RegistryCodec {
         match self.kind {
             Kind::Avro => {
                 let parts = self.avro(*id, schema)?;
+                if let Some(w) = &parts.writer {
+                    let header = out.len();
+                    if w.write(row, &mut out).is_ok() {
+                        return Ok(Some(out));
+                    }
+                    // The general path says what does not fit.
+                    out.truncate(header);
+                }
                 let a = &parts.main;
                 let names = avro::names_in(std::iter::once(a).chain(&parts.refs));
                 let value = if self.wrap {
@@ -428,8 +489,10 @@ impl RowCodec for RegistryCodec {
         let (id, payload) = wire::split(bytes).map_err(|e| FormatError::Decode(e.to_string()))?;
         match self.kind {
             Kind::Avro => {
-                let schema = self.client.schema_by_id(id).map_err(client_err)?;
-                let parts = self.avro(id, &schema)?;
+                let parts = self.avro_by_id(id)?;
+                if let Some(plan) = &parts.plan {
+                    return plan.read(payload);
+                }
                 let a = &parts.main;
                 let mut reader = payload;
                 let value = apache_avro::from_avro_datum_schemata(

@@ -6,6 +6,7 @@
 //! cargo run --release -p runnel-sql --example sql_bench -- \
 //!     [--events N] [--keys K] [--pull-keys M] [--pulls Q] [--push P[,P…]] [--only throughput|pull|push]
 //!     [--query NAME-SUBSTRING] [--sql-only | --dsl-only] [--rounds R]
+//! cargo run --release -p runnel-sql --example sql_bench -- --only formats [--events N] [--rounds R]
 //! ```
 //!
 //! Setup, before any clock starts: a broker in a temp dir; topic `events`
@@ -28,6 +29,11 @@
 //! Push: P push queries (default 100,1000,2000) on one stream, then 100
 //! rows inserted; time until every query received every row, and rows
 //! delivered per second.
+//!
+//! Formats (`--only formats`, not part of the default run): the filter +
+//! projection query over the same events as JSON, AVRO, PROTOBUF and
+//! JSON_SR values (Runnel's schema registry in process), events per CPU
+//! second of the query's thread and the ratio to JSON.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 use std::collections::{BTreeMap, HashMap};
@@ -465,6 +471,95 @@ fn throughput(a: &Args) -> Result<(), Error> {
     Ok(())
 }
 
+/// The filter + projection query over the same events in each value
+/// format, the registry formats through Runnel's schema registry (on the
+/// same in-process broker). Each format's input topic is written by a CSAS
+/// from the JSON events before any clock starts, so the records are what
+/// the SQL engine itself writes; the timed query reads and writes its
+/// input's format. Rounds alternate the formats' order.
+fn formats(a: &Args) -> Result<(), Error> {
+    let dir = tempfile::tempdir()?;
+    let broker = Broker::open(dir.path(), BrokerConfig::default())?;
+    let local = broker.local();
+    local.create_topic("events", 1, BTreeMap::new())?;
+    eprintln!("preloading {} events, {} keys", a.events, a.keys);
+    let n = produce(&broker, "events", events(a.events, a.keys))?;
+    let cluster = Arc::new(LocalCluster::new(local.clone()));
+    let registry = runnel_testkit::TestRegistry::start_on(cluster.clone());
+    let engine = Engine::start(
+        cluster,
+        EngineConfig {
+            commit_interval: Duration::from_secs(30),
+            schema_registry_url: Some(registry.url().to_string()),
+            ..EngineConfig::default()
+        },
+    )?;
+    sql(&engine, "CREATE STREAM events (k STRING KEY, user_id STRING, amount BIGINT) WITH (KAFKA_TOPIC='events', VALUE_FORMAT='JSON');")?;
+    let formats = ["JSON", "AVRO", "PROTOBUF", "JSON_SR"];
+    for f in &formats[1..] {
+        eprintln!("writing the events as {f}");
+        sql(&engine, &format!("CREATE STREAM events_{f} WITH (VALUE_FORMAT='{f}') AS SELECT * FROM events;"))?;
+        if !engine.wait_idle(Duration::from_secs(600)) {
+            return Err(format!("the {f} copy did not finish").into());
+        }
+    }
+    sql(&engine, "TERMINATE ALL;")?;
+    // Per format: (wall s, process CPU s, query thread CPU s) per round.
+    let mut runs: BTreeMap<&str, Vec<(f64, f64, f64)>> = BTreeMap::new();
+    for r in 0..a.rounds {
+        let mut order: Vec<&str> = formats.to_vec();
+        if r % 2 == 1 {
+            order.reverse();
+        }
+        for f in order {
+            eprintln!("filter + projection over {f}, round {}/{}", r + 1, a.rounds);
+            let input = if f == "JSON" { "events".to_string() } else { format!("events_{f}") };
+            let before = threads_cpu("query-");
+            let mut st = 0.0;
+            let (w, c) = measure(|| {
+                sql(&engine, &format!("CREATE STREAM out_{f}_r{r} AS SELECT k, user_id, amount * 2 AS a2 FROM {input} WHERE amount >= 50;"))?;
+                if !engine.wait_idle(Duration::from_secs(600)) {
+                    return Err("the SQL query did not finish".into());
+                }
+                st = threads_cpu_since("query-", &before);
+                Ok(())
+            })?;
+            sql(&engine, "TERMINATE ALL;")?;
+            eprintln!("  {f}: {w:.2} s wall, {st:.2} CPU-s in the query thread");
+            runs.entry(f).or_default().push((w, c, st));
+        }
+    }
+    let median = |mut v: Vec<f64>| -> f64 {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let json_thread = median(runs.get("JSON").map_or_else(Vec::new, |v| v.iter().map(|r| r.2).collect()));
+    println!("| value format | events/s (wall) | events per query-thread CPU-s | ÷ JSON (per CPU-s), rounds |");
+    println!("|---|---:|---:|---|");
+    for f in formats {
+        let v = runs.get(f).cloned().unwrap_or_default();
+        let per_round: Vec<String> = v
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let j = runs.get("JSON").and_then(|j| j.get(i)).map_or(0.0, |j| j.2);
+                format!("{:.2}", if r.2 > 0.0 { j / r.2 } else { 0.0 })
+            })
+            .collect();
+        let wall = median(v.iter().map(|r| r.0).collect());
+        let thread = median(v.iter().map(|r| r.2).collect());
+        println!(
+            "| {f} | {:.0}k | {:.0}k | {:.2} ({}) |",
+            n as f64 / wall / 1000.0,
+            n as f64 / thread / 1000.0,
+            if thread > 0.0 { json_thread / thread } else { 0.0 },
+            per_round.join(", ")
+        );
+    }
+    engine.shutdown();
+    Ok(())
+}
+
 fn pull(a: &Args) -> Result<(), Error> {
     let dir = tempfile::tempdir()?;
     let broker = Broker::open(dir.path(), BrokerConfig::default())?;
@@ -598,6 +693,9 @@ fn main() -> Result<(), Error> {
     }
     if only.as_deref().is_none_or(|o| o == "push") {
         push(&a)?;
+    }
+    if only.as_deref().is_some_and(|o| o == "formats") {
+        formats(&a)?;
     }
     Ok(())
 }
