@@ -1,7 +1,9 @@
 //! Avro for serde types (Confluent's `SpecificAvroSerde`, with serde in
 //! place of generated classes).
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use apache_avro::types::Value as AvroValue;
 use runnel_registry_client::{wire, RegistryClient};
@@ -10,6 +12,7 @@ use runnel_streams::serdes::{Serde, SerdeError, Serialized};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::avro_de::Direct;
 use crate::registered::{Registration, Writer};
 
 /// Avro records of a serde type `T` (a struct whose fields match the
@@ -19,6 +22,10 @@ pub struct AvroSerde<T> {
     /// The serde's own schema: records written with older or newer
     /// compatible schemas are resolved to it.
     reader: apache_avro::Schema,
+    /// Per writer schema id: its direct decoder when it is the reader's
+    /// schema (no resolution needed), `None` when records of it are
+    /// resolved to the reader's.
+    direct: Mutex<HashMap<i32, Option<Arc<Direct>>>>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -39,6 +46,7 @@ impl<T> AvroSerde<T> {
         Ok(AvroSerde {
             writer: Writer::new(client, subject, SchemaType::Avro, schema, registration),
             reader,
+            direct: Mutex::new(HashMap::new()),
             _t: PhantomData,
         })
     }
@@ -73,6 +81,16 @@ impl<T: Serialize + DeserializeOwned + 'static> Serde<T> for AvroSerde<T> {
         let avro = writer
             .as_avro()
             .ok_or_else(|| SerdeError(format!("schema {id} is not an Avro schema")))?;
+        let direct = self
+            .direct
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id)
+            .or_insert_with(|| (*avro == self.reader).then(|| Arc::new(Direct::new(avro))))
+            .clone();
+        if let Some(direct) = direct {
+            return direct.read(payload).map_err(err);
+        }
         let datum =
             apache_avro::from_avro_datum(avro, &mut payload, Some(&self.reader)).map_err(err)?;
         apache_avro::from_value::<T>(&datum).map_err(err)

@@ -15,9 +15,11 @@
 //! latest version instead (`use.latest.version`); [`Registration::Id`]
 //! with a given id. Reading takes the writer's schema by its id from the
 //! registry (cached) and, for Avro, resolves it to the serde's own schema,
-//! so a reader with a newer compatible schema reads older records.
+//! so a reader with a newer compatible schema reads older records; records
+//! written with the serde's own schema are decoded straight into the type.
 
 mod avro;
+mod avro_de;
 mod json_schema;
 mod protobuf;
 mod registered;
