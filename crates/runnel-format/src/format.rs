@@ -77,6 +77,9 @@ pub struct CodecSpec<'a> {
     /// The full name of the record a schema-registry format registers
     /// (`VALUE_AVRO_SCHEMA_FULL_NAME`); ksqlDB's default when `None`.
     pub full_name: Option<&'a str>,
+    /// How a derived Protobuf schema makes scalars nullable
+    /// (`…_PROTOBUF_NULLABLE_REPRESENTATION`).
+    pub protobuf_nullable: Option<crate::protobuf::NullableRepresentation>,
 }
 
 impl<'a> CodecSpec<'a> {
@@ -90,6 +93,7 @@ impl<'a> CodecSpec<'a> {
             topic: None,
             is_key: false,
             full_name: None,
+            protobuf_nullable: None,
         }
     }
 }
@@ -100,6 +104,11 @@ pub trait RowFormat: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Whether it reads and writes schemas through a schema registry.
     fn needs_schema_registry(&self) -> bool {
+        false
+    }
+    /// Whether `…_PROTOBUF_NULLABLE_REPRESENTATION` applies to it (the
+    /// Protobuf formats).
+    fn supports_protobuf_nullable(&self) -> bool {
         false
     }
     /// Checks that the format can carry these columns (`what`: "key" or

@@ -5,7 +5,9 @@
 //! `google.type.TimeOfDay` ↔ TIME, `confluent.type.Decimal` ↔ DECIMAL,
 //! and the wrappers (`google.protobuf.Int32Value`…) → their value, NULL
 //! when absent. Proto3 scalars have no NULL: absent reads as the type's
-//! default, and a NULL is written as the default.
+//! default, and a NULL is written as the default — unless they track
+//! presence (`optional`): then absent is NULL. Derived schemas make scalars
+//! nullable either way with [`NullableRepresentation`].
 
 use std::fmt::Write as _;
 
@@ -22,6 +24,29 @@ use crate::types::{base64_encode, SqlType, Value};
 
 /// ksqlDB's name for the message it derives for rows.
 pub const DEFAULT_MESSAGE_NAME: &str = "ConnectDefault1";
+
+/// How a derived `.proto` makes scalar columns nullable
+/// (`KEY_`/`VALUE_PROTOBUF_NULLABLE_REPRESENTATION`); without one, proto3
+/// scalars carry no NULL (written as the default, read as the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NullableRepresentation {
+    /// proto3 `optional` fields: an absent field is NULL.
+    Optional,
+    /// `google.protobuf` wrapper messages (`Int32Value`…): an absent
+    /// wrapper is NULL.
+    Wrapper,
+}
+
+impl NullableRepresentation {
+    /// `OPTIONAL` or `WRAPPER`, in any case.
+    pub fn parse(text: &str) -> Option<NullableRepresentation> {
+        match text.trim().to_ascii_uppercase().as_str() {
+            "OPTIONAL" => Some(NullableRepresentation::Optional),
+            "WRAPPER" => Some(NullableRepresentation::Wrapper),
+            _ => None,
+        }
+    }
+}
 
 const WRAPPERS: [&str; 9] = [
     "google.protobuf.DoubleValue",
@@ -164,10 +189,9 @@ fn message_json(m: &DynamicMessage) -> Result<Json, FormatError> {
         _ => {
             let mut obj = serde_json::Map::new();
             for f in d.fields() {
-                let v = if matches!(f.kind(), Kind::Message(_))
-                    && !f.is_list()
-                    && !f.is_map()
-                    && !m.has_field(&f)
+                // An absent message, or an absent scalar that tracks
+                // presence (proto3 `optional`, proto2), is NULL.
+                let v = if !f.is_list() && !f.is_map() && f.supports_presence() && !m.has_field(&f)
                 {
                     Json::Null
                 } else if f.is_map() {
@@ -425,6 +449,7 @@ pub fn encode(m: &DynamicMessage) -> Vec<u8> {
 struct Writer {
     next: usize,
     imports: std::collections::BTreeSet<&'static str>,
+    nullable: Option<NullableRepresentation>,
 }
 
 impl Writer {
@@ -491,7 +516,16 @@ impl Writer {
                     };
                     format!("map<{k}, {}>", self.ty(v, &mut nested)?)
                 }
-                t => self.ty(t, &mut nested)?,
+                t => match (self.nullable, scalar_wrapper(t)) {
+                    (Some(NullableRepresentation::Optional), Some(_)) => {
+                        format!("optional {}", self.ty(t, &mut nested)?)
+                    }
+                    (Some(NullableRepresentation::Wrapper), Some(w)) => {
+                        self.imports.insert("google/protobuf/wrappers.proto");
+                        w.to_string()
+                    }
+                    _ => self.ty(t, &mut nested)?,
+                },
             };
             let _ = writeln!(fields, "  {decl} {} = {};", c.name, i + 1);
         }
@@ -503,11 +537,34 @@ impl Writer {
     }
 }
 
+/// The wrapper message of a scalar SQL type (`None`: not a scalar).
+fn scalar_wrapper(ty: &SqlType) -> Option<&'static str> {
+    Some(match ty {
+        SqlType::Boolean => "google.protobuf.BoolValue",
+        SqlType::Int => "google.protobuf.Int32Value",
+        SqlType::BigInt => "google.protobuf.Int64Value",
+        SqlType::Double => "google.protobuf.DoubleValue",
+        SqlType::String => "google.protobuf.StringValue",
+        SqlType::Bytes => "google.protobuf.BytesValue",
+        _ => return None,
+    })
+}
+
 /// The `.proto` ksqlDB derives for rows of `columns` (always a message).
 pub fn schema_for(columns: &[Column], name: &str) -> Result<String, FormatError> {
+    schema_with(columns, name, None)
+}
+
+/// [`schema_for`] with scalar fields made nullable as `nullable` says.
+pub fn schema_with(
+    columns: &[Column],
+    name: &str,
+    nullable: Option<NullableRepresentation>,
+) -> Result<String, FormatError> {
     let mut w = Writer {
         next: 1,
         imports: Default::default(),
+        nullable,
     };
     let (package, simple) = match name.rsplit_once('.') {
         Some((p, n)) => (Some(p), n),
@@ -671,16 +728,21 @@ impl crate::format::RowFormat for ProtobufNoSr {
         schema_for(columns, DEFAULT_MESSAGE_NAME).map(|_| ())
     }
 
+    fn supports_protobuf_nullable(&self) -> bool {
+        true
+    }
+
     fn codec(
         &self,
         spec: &crate::format::CodecSpec<'_>,
     ) -> std::sync::Arc<dyn crate::format::RowCodec> {
-        let desc = schema_for(spec.columns, DEFAULT_MESSAGE_NAME).and_then(|text| {
-            runnel_schema::ParsedSchema::parse(runnel_schema::SchemaType::Protobuf, &text, &[])
-                .ok()
-                .and_then(|p| p.as_protobuf())
-                .ok_or_else(|| FormatError::Unsupported(format!("cannot compile {text}")))
-        });
+        let desc = schema_with(spec.columns, DEFAULT_MESSAGE_NAME, spec.protobuf_nullable)
+            .and_then(|text| {
+                runnel_schema::ParsedSchema::parse(runnel_schema::SchemaType::Protobuf, &text, &[])
+                    .ok()
+                    .and_then(|p| p.as_protobuf())
+                    .ok_or_else(|| FormatError::Unsupported(format!("cannot compile {text}")))
+            });
         std::sync::Arc::new(NoSrCodec {
             columns: spec.columns.to_vec(),
             desc,

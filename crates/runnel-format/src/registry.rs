@@ -84,6 +84,7 @@ pub fn derived_schema(
     columns: &[Column],
     wrap: bool,
     full_name: Option<&str>,
+    nullable: Option<protobuf::NullableRepresentation>,
 ) -> Result<String, FormatError> {
     Ok(match kind {
         Kind::Avro => avro::schema_for(
@@ -92,9 +93,11 @@ pub fn derived_schema(
             full_name.unwrap_or(avro::DEFAULT_RECORD_NAME),
         )
         .to_string(),
-        Kind::Protobuf => {
-            protobuf::schema_for(columns, full_name.unwrap_or(protobuf::DEFAULT_MESSAGE_NAME))?
-        }
+        Kind::Protobuf => protobuf::schema_with(
+            columns,
+            full_name.unwrap_or(protobuf::DEFAULT_MESSAGE_NAME),
+            nullable,
+        )?,
         Kind::JsonSr => json_schema_for(columns, wrap).to_string(),
     })
 }
@@ -145,6 +148,10 @@ impl RowFormat for RegistryFormat {
         true
     }
 
+    fn supports_protobuf_nullable(&self) -> bool {
+        self.kind == Kind::Protobuf
+    }
+
     fn check(&self, columns: &[Column], what: &str) -> Result<(), FormatError> {
         check_columns(columns, what, self.kind)?;
         if self.kind == Kind::Protobuf {
@@ -162,6 +169,7 @@ impl RowFormat for RegistryFormat {
             schema_id: spec.schema_id,
             subject: spec.topic.map(|t| subject(t, spec.is_key)),
             full_name: spec.full_name.map(str::to_string),
+            protobuf_nullable: spec.protobuf_nullable,
             writer: OnceLock::new(),
             avro: Mutex::new(HashMap::new()),
         })
@@ -172,7 +180,13 @@ impl RowFormat for RegistryFormat {
             return Ok(None);
         };
         let wrap = spec.columns.len() != 1 || spec.wrap_single || self.kind.always_wrapped();
-        let text = derived_schema(self.kind, spec.columns, wrap, spec.full_name)?;
+        let text = derived_schema(
+            self.kind,
+            spec.columns,
+            wrap,
+            spec.full_name,
+            spec.protobuf_nullable,
+        )?;
         self.client
             .register(
                 &subject(topic, spec.is_key),
@@ -233,6 +247,7 @@ struct RegistryCodec {
     schema_id: Option<i32>,
     subject: Option<String>,
     full_name: Option<String>,
+    protobuf_nullable: Option<protobuf::NullableRepresentation>,
     writer: OnceLock<(i32, Arc<ParsedSchema>)>,
     /// Avro schemas by id with the named types of their references.
     avro: Mutex<HashMap<i32, Arc<AvroSchemas>>>,
@@ -354,6 +369,7 @@ impl RegistryCodec {
                         &self.columns,
                         self.wrap,
                         self.full_name.as_deref(),
+                        self.protobuf_nullable,
                     )?;
                     let id = self
                         .client

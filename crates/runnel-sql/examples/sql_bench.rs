@@ -498,7 +498,10 @@ fn formats(a: &Args) -> Result<(), Error> {
     let formats = ["JSON", "AVRO", "PROTOBUF", "JSON_SR"];
     for f in &formats[1..] {
         eprintln!("writing the events as {f}");
-        sql(&engine, &format!("CREATE STREAM events_{f} WITH (VALUE_FORMAT='{f}') AS SELECT * FROM events;"))?;
+        sql(
+            &engine,
+            &format!("CREATE STREAM events_{f} WITH (VALUE_FORMAT='{f}') AS SELECT * FROM events;"),
+        )?;
         if !engine.wait_idle(Duration::from_secs(600)) {
             return Err(format!("the {f} copy did not finish").into());
         }
@@ -513,7 +516,11 @@ fn formats(a: &Args) -> Result<(), Error> {
         }
         for f in order {
             eprintln!("filter + projection over {f}, round {}/{}", r + 1, a.rounds);
-            let input = if f == "JSON" { "events".to_string() } else { format!("events_{f}") };
+            let input = if f == "JSON" {
+                "events".to_string()
+            } else {
+                format!("events_{f}")
+            };
             let before = threads_cpu("query-");
             let mut st = 0.0;
             let (w, c) = measure(|| {
@@ -533,7 +540,10 @@ fn formats(a: &Args) -> Result<(), Error> {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(0.0)
     };
-    let json_thread = median(runs.get("JSON").map_or_else(Vec::new, |v| v.iter().map(|r| r.2).collect()));
+    let json_thread = median(
+        runs.get("JSON")
+            .map_or_else(Vec::new, |v| v.iter().map(|r| r.2).collect()),
+    );
     println!("| value format | events/s (wall) | events per query-thread CPU-s | ÷ JSON (per CPU-s), rounds |");
     println!("|---|---:|---:|---|");
     for f in formats {
@@ -552,7 +562,11 @@ fn formats(a: &Args) -> Result<(), Error> {
             "| {f} | {:.0}k | {:.0}k | {:.2} ({}) |",
             n as f64 / wall / 1000.0,
             n as f64 / thread / 1000.0,
-            if thread > 0.0 { json_thread / thread } else { 0.0 },
+            if thread > 0.0 {
+                json_thread / thread
+            } else {
+                0.0
+            },
             per_round.join(", ")
         );
     }

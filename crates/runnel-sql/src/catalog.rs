@@ -7,6 +7,7 @@ use crate::ast::SourceKind;
 use crate::format::{CodecSpec, Format, RowSerde};
 use crate::schema::{Column, Schema, WindowType};
 use crate::types::SqlType;
+use runnel_format::protobuf::NullableRepresentation;
 
 /// A stream or table: its columns and where and how its rows are stored.
 #[derive(Debug, Clone)]
@@ -37,6 +38,10 @@ pub struct SourceInfo {
     /// and values are written with (else the subjects' latest).
     pub key_schema_id: Option<i32>,
     pub value_schema_id: Option<i32>,
+    /// `KEY_`/`VALUE_PROTOBUF_NULLABLE_REPRESENTATION`: how the Protobuf
+    /// schemas derived for its keys and values make scalars nullable.
+    pub key_protobuf_nullable: Option<NullableRepresentation>,
+    pub value_protobuf_nullable: Option<NullableRepresentation>,
 }
 
 impl SourceInfo {
@@ -49,6 +54,7 @@ impl SourceInfo {
                 topic: Some(&self.topic),
                 is_key: true,
                 schema_id: self.key_schema_id,
+                protobuf_nullable: self.key_protobuf_nullable,
                 ..CodecSpec::new(&self.schema.key, false)
             },
         )
@@ -62,6 +68,7 @@ impl SourceInfo {
             CodecSpec {
                 topic: Some(&self.topic),
                 schema_id: self.value_schema_id,
+                protobuf_nullable: self.value_protobuf_nullable,
                 ..CodecSpec::new(&self.schema.value, self.wrap_single_value)
             },
         )

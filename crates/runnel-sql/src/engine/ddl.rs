@@ -5,7 +5,9 @@
 use runnel_streams::OffsetReset;
 
 use super::persistent::QueryStart;
-use super::props::{check_props, format_prop, prop_int, prop_string, value_full_name};
+use super::props::{
+    check_props, format_prop, prop_int, prop_string, protobuf_nullable, value_full_name,
+};
 use super::result::Outcome;
 use super::{backend_err, lock, Cmd, Engine, State};
 use crate::ast::{ColumnDef, Ident, Props, Query, SelectItem, SourceKind};
@@ -458,6 +460,8 @@ impl Engine {
             writer: None,
             key_schema_id: prop_int(with, "KEY_SCHEMA_ID")?,
             value_schema_id: prop_int(with, "VALUE_SCHEMA_ID")?,
+            key_protobuf_nullable: protobuf_nullable(with, "KEY", key_format)?,
+            value_protobuf_nullable: protobuf_nullable(with, "VALUE", value_format)?,
         })
     }
 
@@ -487,6 +491,8 @@ impl Engine {
         // Output schemas named by id are used as they are, not registered.
         let key_schema_id = prop_int(with, "KEY_SCHEMA_ID")?;
         let value_schema_id = prop_int(with, "VALUE_SCHEMA_ID")?;
+        let key_protobuf_nullable = protobuf_nullable(with, "KEY", key_format)?;
+        let value_protobuf_nullable = protobuf_nullable(with, "VALUE", value_format)?;
         let sink = Sink::Topic {
             topic: topic.clone(),
             key_format,
@@ -495,6 +501,8 @@ impl Engine {
                 .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
             key_schema_id,
             value_schema_id,
+            key_protobuf_nullable,
+            value_protobuf_nullable,
         };
         // Plan first to learn the schema; only then create the topic.
         let sink_ts = prop_string(with, "TIMESTAMP").map(|t| t.to_ascii_uppercase());
@@ -517,7 +525,7 @@ impl Engine {
             prop_string(with, "WRAP_SINGLE_VALUE").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
         let value_name = value_full_name(with, value_format)?;
         let key_name = prop_string(with, "KEY_SCHEMA_FULL_NAME");
-        for (format, columns, is_key, wrap, full_name, id) in [
+        for (format, columns, is_key, wrap, full_name, id, nullable) in [
             (
                 key_format,
                 &planned.schema.key,
@@ -525,6 +533,7 @@ impl Engine {
                 false,
                 &key_name,
                 key_schema_id,
+                key_protobuf_nullable,
             ),
             (
                 value_format,
@@ -533,6 +542,7 @@ impl Engine {
                 wrap,
                 &value_name,
                 value_schema_id,
+                value_protobuf_nullable,
             ),
         ] {
             if columns.is_empty() || planned.window.is_some() && is_key || id.is_some() {
@@ -542,6 +552,7 @@ impl Engine {
                 topic: Some(&topic),
                 is_key,
                 full_name: full_name.as_deref(),
+                protobuf_nullable: nullable,
                 ..CodecSpec::new(columns, wrap)
             };
             format
@@ -576,6 +587,8 @@ impl Engine {
             writer: Some(qid.to_string()),
             key_schema_id,
             value_schema_id,
+            key_protobuf_nullable,
+            value_protobuf_nullable,
         };
         st.catalog.sources.insert(info.name.clone(), info.clone());
         if let Err(e) = self.start_query(st, start, query, &info.name, Some(&info)) {

@@ -180,6 +180,8 @@ impl Engine {
                 wrap_single_value: s.wrap_single_value,
                 key_schema_id: s.key_schema_id,
                 value_schema_id: s.value_schema_id,
+                key_protobuf_nullable: s.key_protobuf_nullable,
+                value_protobuf_nullable: s.value_protobuf_nullable,
             },
             None => Sink::Callback(Arc::new(|_| {})),
         };

@@ -9,6 +9,7 @@ use runnel_streams::OffsetReset;
 use crate::ast::{PropValue, Props};
 use crate::error::SqlError;
 use crate::format::{Format, FormatError, FormatRegistry};
+use runnel_format::protobuf::NullableRepresentation;
 
 pub(super) fn prop_string(props: &Props, name: &str) -> Option<String> {
     props.get(name).map(|v| match v {
@@ -95,10 +96,40 @@ pub(super) fn value_full_name(props: &Props, format: Format) -> Result<Option<St
     Ok(Some(name.trim().to_string()))
 }
 
+/// `<side>_PROTOBUF_NULLABLE_REPRESENTATION` (`side`: KEY or VALUE):
+/// OPTIONAL or WRAPPER, for the Protobuf formats only.
+pub(super) fn protobuf_nullable(
+    props: &Props,
+    side: &str,
+    format: Format,
+) -> Result<Option<NullableRepresentation>, SqlError> {
+    let key = format!("{side}_PROTOBUF_NULLABLE_REPRESENTATION");
+    let Some(text) = prop_string(props, &key) else {
+        return Ok(None);
+    };
+    let pos = props
+        .get_ident(&key)
+        .map_or_else(Default::default, |i| i.pos);
+    if !format.get().supports_protobuf_nullable() {
+        return Err(SqlError::at(
+            pos,
+            format!("{format} does not support the following configs: [nullableRepresentation]"),
+        ));
+    }
+    NullableRepresentation::parse(&text)
+        .map(Some)
+        .ok_or_else(|| {
+            SqlError::at(
+                pos,
+                format!("Invalid value {text} for property {key}: expected OPTIONAL or WRAPPER"),
+            )
+        })
+}
+
 /// The engine property naming the schema registry.
 pub const SCHEMA_REGISTRY_URL: &str = "ksql.schema.registry.url";
 
-pub(super) const KNOWN_PROPS: [&str; 17] = [
+pub(super) const KNOWN_PROPS: [&str; 19] = [
     "KAFKA_TOPIC",
     "KEY_FORMAT",
     "VALUE_FORMAT",
@@ -116,6 +147,8 @@ pub(super) const KNOWN_PROPS: [&str; 17] = [
     "VALUE_AVRO_SCHEMA_FULL_NAME",
     "KEY_SCHEMA_FULL_NAME",
     "VALUE_SCHEMA_FULL_NAME",
+    "KEY_PROTOBUF_NULLABLE_REPRESENTATION",
+    "VALUE_PROTOBUF_NULLABLE_REPRESENTATION",
 ];
 
 pub(super) fn check_props(props: &Props) -> Result<(), SqlError> {

@@ -446,6 +446,7 @@ impl<'a> Planner<'a> {
                 key_format,
                 topic,
                 key_schema_id,
+                key_protobuf_nullable,
                 ..
             } if key_format.check(&schema.key, "key").is_ok() && *key_format != Format::NONE => {
                 Arc::new(RowSerde::with_spec(
@@ -454,6 +455,7 @@ impl<'a> Planner<'a> {
                         topic: Some(topic),
                         is_key: true,
                         schema_id: *key_schema_id,
+                        protobuf_nullable: *key_protobuf_nullable,
                         ..crate::format::CodecSpec::new(&schema.key, false)
                     },
                 ))

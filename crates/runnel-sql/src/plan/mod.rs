@@ -51,6 +51,7 @@ use crate::format::{CodecSpec, Format, InternalKeySerde, InternalSerde, Row, Row
 use crate::functions::{Aggregator, FunctionRegistry};
 use crate::schema::{Column, Schema, WindowType, ROWOFFSET, ROWPARTITION, ROWTIME};
 use crate::types::{SqlType, Value};
+use runnel_format::protobuf::NullableRepresentation;
 
 /// Grace period when a window names none (ksqlDB's default: 24 hours).
 pub const DEFAULT_GRACE_MS: i64 = 86_400_000;
@@ -67,6 +68,9 @@ pub enum Sink {
         /// The registry schemas to write with (else the subjects' latest).
         key_schema_id: Option<i32>,
         value_schema_id: Option<i32>,
+        /// How derived Protobuf schemas make scalars nullable.
+        key_protobuf_nullable: Option<NullableRepresentation>,
+        value_protobuf_nullable: Option<NullableRepresentation>,
     },
     /// A callback (transient push queries).
     Callback(Arc<dyn Fn(SinkRow) + Send + Sync>),

@@ -67,6 +67,8 @@ pub(super) fn sink_serdes(sink: &Sink, schema: &Schema) -> Result<(RowSerde, Row
         wrap_single_value,
         key_schema_id,
         value_schema_id,
+        key_protobuf_nullable,
+        value_protobuf_nullable,
     } = sink
     else {
         return Err(SqlError::server("a callback sink has no serdes"));
@@ -84,6 +86,7 @@ pub(super) fn sink_serdes(sink: &Sink, schema: &Schema) -> Result<(RowSerde, Row
                 topic: Some(topic),
                 is_key: true,
                 schema_id: *key_schema_id,
+                protobuf_nullable: *key_protobuf_nullable,
                 ..CodecSpec::new(&schema.key, false)
             },
         ),
@@ -92,6 +95,7 @@ pub(super) fn sink_serdes(sink: &Sink, schema: &Schema) -> Result<(RowSerde, Row
             CodecSpec {
                 topic: Some(topic),
                 schema_id: *value_schema_id,
+                protobuf_nullable: *value_protobuf_nullable,
                 ..CodecSpec::new(&schema.value, *wrap_single_value)
             },
         ),
