@@ -32,6 +32,7 @@
 //! own `connect.version`.
 
 pub mod avro;
+pub mod json_schema;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -372,6 +373,11 @@ pub fn converter(
     }
     Some(match simple {
         "AvroConverter" => boxed(RegistryConverter::new(avro::AvroFormat, settings, is_key)),
+        "JsonSchemaConverter" => boxed(RegistryConverter::new(
+            json_schema::JsonSchemaFormat,
+            settings,
+            is_key,
+        )),
         _ => return None,
     })
 }
