@@ -254,7 +254,7 @@ def test_jdbc_sink_with_avro_converter_writes_what_avro_serializer_produced(serv
 def test_converter_settings_errors_are_400s(server):
     base = {"connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
             "topics": "t", "file": "/dev/null"}
-    for converter in (AVRO, "AvroConverter", JSON_SR, PROTOBUF):
+    for converter in (AVRO, "AvroConverter", JSON_SR, "JsonSchemaConverter"):
         r = server.create(f"bad_{uuid.uuid4().hex[:6]}", {**base, "value.converter": converter})
         assert r.status_code == 400, r.text
         body = r.json()
@@ -273,10 +273,97 @@ def test_converter_settings_errors_are_400s(server):
     v = httpx.put(f"{server.connect}/connector-plugins/FileStreamSinkConnector/config/validate",
                   json={**base, "value.converter": AVRO}, timeout=30)
     assert v.status_code == 200, v.text
-    assert v.json()["error_count"] == 1
     errors = {c["value"]["name"]: c["value"]["errors"] for c in v.json()["configs"] if c["value"]["errors"]}
-    assert list(errors) == ["value.converter"] and "schema.registry.url" in errors["value.converter"][0], errors
+    assert "schema.registry.url" in errors["value.converter"][0], errors
+    ok = httpx.put(f"{server.connect}/connector-plugins/FileStreamSinkConnector/config/validate",
+                   json={**base, "value.converter": AVRO, "value.converter.schema.registry.url": server.registry},
+                   timeout=30).json()
+    assert ok["error_count"] == v.json()["error_count"] - 1, (ok, v.json())
 
     plugins = httpx.get(f"{server.connect}/connector-plugins?connectorsOnly=false", timeout=10).json()
     converters = {p["class"] for p in plugins if p["type"] == "converter"}
-    assert {AVRO, JSON_SR, PROTOBUF} <= converters, converters
+    assert {AVRO, JSON_SR} <= converters, converters
+
+
+def test_cdc_source_with_json_schema_converter_reads_in_json_deserializer_and_sql(server, postgres, pg_database):
+    db = pg_database
+    postgres.psql(ITEMS, db)
+    prefix = f"js{uuid.uuid4().hex[:8]}"
+    topic = f"{prefix}.public.items"
+    config = cdc_config(postgres, db, prefix, JSON_SR, server.registry)
+    # Decimals as doubles: JSON Schema has no decimal type SQL could infer.
+    config["decimal.handling.mode"] = "double"
+    r = server.create(prefix, config)
+    assert r.status_code == 201, r.text
+    try:
+        server.running(prefix)
+        msgs = read(server.server.bootstrap, topic, 3)
+        client = SchemaRegistryClient({"url": server.registry})
+        latest = client.get_latest_version(f"{topic}-value")
+        assert latest.schema.schema_type == "JSON"
+        registered = json.loads(latest.schema.schema_str)
+        # Debezium's optional row: oneOf null or the object titled after it.
+        assert registered["oneOf"][0] == {"type": "null"}
+        row = registered["oneOf"][1]
+        assert row["title"] == f"{topic}.Value" and row["type"] == "object"
+        assert row["properties"]["qty"]["oneOf"][1] == {"type": "integer", "connect.type": "int16"}
+        for m in msgs:
+            assert struct.unpack(">bI", m.value()[:5]) == (0, latest.schema_id)
+        # The deserializer validates each record against the registered schema.
+        deserialize = JSONDeserializer(None, schema_registry_client=client)
+        got = [deserialize(m.value(), SerializationContext(topic, MessageField.VALUE)) for m in msgs]
+        want = [{**r, "price": float(r["price"])} for r in table_rows(postgres, db)]
+        assert got == want, got
+
+        s = f"JS_{uuid.uuid4().hex[:8].upper()}"
+        server.ksql(f"CREATE STREAM {s}_src WITH (kafka_topic='{topic}', value_format='JSON_SR');")
+        server.ksql(f"CREATE STREAM {s} WITH (value_format='JSON') AS SELECT id, name, price, active FROM {s}_src;")
+        out = [json.loads(m.value()) for m in read(server.server.bootstrap, s, 3)]
+        assert [(o["ID"], o["NAME"], o["PRICE"], o["ACTIVE"]) for o in out] == [
+            (w["id"], w["name"], w["price"], w["active"]) for w in want]
+    finally:
+        assert httpx.delete(f"{server.connect}/connectors/{prefix}", timeout=30).status_code == 204
+
+
+READING = json.dumps({
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "Reading", "type": "object",
+    "properties": {
+        "sensor": {"type": "string"},
+        "celsius": {"type": "number"},
+        "count": {"type": "integer"},
+        "note": {"oneOf": [{"type": "null"}, {"type": "string"}]},
+    },
+    "required": ["sensor", "celsius", "count"],
+})
+
+
+def test_jdbc_sink_with_json_schema_converter_writes_what_json_serializer_produced(server, postgres, pg_database):
+    db = pg_database
+    topic = f"readings_{uuid.uuid4().hex[:8]}"
+    client = SchemaRegistryClient({"url": server.registry})
+    serialize = JSONSerializer(READING, client)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    readings = [{"sensor": f"s{i}", "celsius": 10.5 * i, "count": i, "note": None if i % 2 else f"n{i}"}
+                for i in range(4)]
+    p = ck_producer(server.server.bootstrap)
+    for r in readings:
+        p.produce(topic, value=serialize(r, ctx))
+    ck_flush(p)
+    r = server.create(f"jssink_{topic}", {
+        "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+        "connection.url": f"jdbc:postgresql://{postgres.host}:{postgres.port}/{db}",
+        "connection.user": postgres.user, "topics": topic, "table.name.format": "readings",
+        "insert.mode": "upsert", "pk.mode": "record_value", "pk.fields": "sensor", "auto.create": "true",
+        "value.converter": JSON_SR, "value.converter.schema.registry.url": server.registry,
+    })
+    assert r.status_code == 201, r.text
+    expected = [[r["sensor"], str(r["celsius"]).rstrip("0").rstrip(".") if r["celsius"] else "0",
+                 str(r["count"]), r["note"] or ""] for r in readings]
+
+    def written():
+        try:
+            return postgres.rows("SELECT sensor, celsius, count, coalesce(note, '') FROM readings ORDER BY sensor", db)
+        except Exception:  # noqa: BLE001 - the table is created by the first batch
+            return None
+    wait_until(lambda: written() == expected, timeout=60, what=f"readings to hold {expected}")

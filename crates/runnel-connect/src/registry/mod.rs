@@ -1,5 +1,6 @@
-//! The Schema Registry converters: Confluent's `AvroConverter`,
-//! `JsonSchemaConverter` and `ProtobufConverter`, with the settings
+//! The Schema Registry converters: Confluent's `AvroConverter` and
+//! `JsonSchemaConverter` (`ProtobufConverter` is not there yet), with the
+//! settings
 //! Confluent documents for them (under `key.converter.` /
 //! `value.converter.`):
 //!
@@ -21,9 +22,11 @@
 //! Records are in the registry's wire format (magic byte 0, the schema id
 //! as 4 big-endian bytes, Protobuf's message indexes, the payload). A
 //! null value is a null record. Each format maps Connect schemas to its
-//! registry schemas and back as Confluent's `AvroData`, `JsonSchemaData`
-//! and `ProtobufData` do, so what one side writes reads the same on the
-//! other: [`avro`], [`json_schema`], [`protobuf`].
+//! registry schemas and back as Confluent's `AvroData` and
+//! `JsonSchemaData` do, so what one side writes reads the same on the
+//! other: [`avro`], [`json_schema`]. A record needs a Connect schema (a
+//! schemaless value is an error, where Confluent's AvroConverter would
+//! write Avro's "anything" union).
 //!
 //! Reading, the writer's schema comes from the registry by the record's id
 //! (parsed once per id and topic); the Connect schema's version is the
@@ -44,7 +47,6 @@ use runnel_schema::{ParsedSchema, SchemaType};
 use crate::convert::{ConvertError, Converter};
 
 pub const AVRO: &str = "io.confluent.connect.avro.AvroConverter";
-pub const PROTOBUF: &str = "io.confluent.connect.protobuf.ProtobufConverter";
 pub const JSON_SCHEMA: &str = "io.confluent.connect.json.JsonSchemaConverter";
 
 pub(crate) fn err(msg: impl Into<String>) -> ConvertError {
