@@ -236,7 +236,7 @@ impl ToAvro {
             f.insert("doc".into(), json!(d));
         }
         match &fs.default {
-            Some(d) if !(null_first && !d.is_null()) => {
+            Some(d) if !null_first || d.is_null() => {
                 f.insert("default".into(), default_json(fs, d)?);
             }
             _ if fs.optional => {

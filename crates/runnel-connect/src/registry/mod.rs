@@ -169,6 +169,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Readers by writer schema id and topic.
+type Readers<R> = HashMap<(i32, String), Arc<R>>;
+
 /// A converter of records in the registry's wire format.
 pub struct RegistryConverter<F: Format> {
     format: F,
@@ -177,7 +180,7 @@ pub struct RegistryConverter<F: Format> {
     settings: Settings,
     own: Mutex<Vec<Arc<Own<F::Writer>>>>,
     latest: Mutex<HashMap<i32, Arc<F::Writer>>>,
-    readers: Mutex<HashMap<(i32, String), Arc<F::Reader>>>,
+    readers: Mutex<Readers<F::Reader>>,
 }
 
 /// How many Connect schemas a converter remembers (a connector has a few;
