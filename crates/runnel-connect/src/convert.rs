@@ -11,6 +11,9 @@
 //! * `org.apache.kafka.connect.storage.StringConverter`: UTF-8 text.
 //! * `org.apache.kafka.connect.converters.ByteArrayConverter`: bytes as
 //!   they are.
+//! * `io.confluent.connect.avro.AvroConverter` and
+//!   `io.confluent.connect.json.JsonSchemaConverter`: the Schema
+//!   Registry's formats, in [`crate::registry`].
 //!
 //! A null value without a schema is a null record (a tombstone), as in
 //! Kafka.
@@ -53,8 +56,17 @@ pub trait Converter: Send + Sync {
 
 /// The converter `class` with its settings (`schemas.enable`…, the prefix
 /// already removed). Short names (`JsonConverter`…) are accepted too.
-pub fn converter(class: &str, settings: &Config) -> Result<Box<dyn Converter>, ConvertError> {
+/// `is_key` says whether it converts keys (the registry converters name
+/// subjects `<topic>-key` then).
+pub fn converter(
+    class: &str,
+    settings: &Config,
+    is_key: bool,
+) -> Result<Box<dyn Converter>, ConvertError> {
     let simple = class.rsplit('.').next().unwrap_or(class);
+    if let Some(c) = crate::registry::converter(simple, settings, is_key) {
+        return c;
+    }
     match simple {
         "JsonConverter" => {
             let schemas = match settings.get("schemas.enable").map(|s| s.trim()) {
@@ -76,7 +88,13 @@ pub fn converter(class: &str, settings: &Config) -> Result<Box<dyn Converter>, C
 }
 
 /// The classes [`converter`] knows.
-pub const CLASSES: [&str; 3] = [JSON, STRING, BYTES];
+pub const CLASSES: [&str; 5] = [
+    JSON,
+    STRING,
+    BYTES,
+    crate::registry::AVRO,
+    crate::registry::JSON_SCHEMA,
+];
 
 /// Kafka's JsonConverter.
 #[derive(Debug, Clone, Copy)]
@@ -685,10 +703,10 @@ mod tests {
             strict.decode("t", Some(env.as_bytes())).unwrap().1,
             Value::Int32(5)
         );
-        assert!(converter("com.example.Nope", &Config::new()).is_err());
+        assert!(converter("com.example.Nope", &Config::new(), false).is_err());
         let mut bad = Config::new();
         bad.insert("schemas.enable".into(), "maybe".into());
-        assert!(converter(JSON, &bad).is_err());
+        assert!(converter(JSON, &bad, false).is_err());
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub mod assign;
 pub mod builtin;
 pub mod convert;
 pub mod error;
+pub mod registry;
 pub mod service;
 pub mod storage;
 pub mod task;

@@ -83,7 +83,7 @@ pub struct Converters {
 
 impl Converters {
     pub fn new(config: &Config, defaults: &Config) -> Result<Converters, convert::ConvertError> {
-        let make = |which: &str| {
+        let make = |which: &str, is_key: bool| {
             let class = config
                 .get(which)
                 .or_else(|| defaults.get(which))
@@ -91,11 +91,11 @@ impl Converters {
             let prefix = format!("{which}.");
             let mut settings = crate::transforms::sub_config(defaults, &prefix);
             settings.extend(crate::transforms::sub_config(config, &prefix));
-            convert::converter(class, &settings)
+            convert::converter(class, &settings, is_key)
         };
         Ok(Converters {
-            key: make("key.converter")?,
-            value: make("value.converter")?,
+            key: make("key.converter", true)?,
+            value: make("value.converter", false)?,
         })
     }
 }

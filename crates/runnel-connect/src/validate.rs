@@ -90,7 +90,7 @@ pub fn validate(plugin: &dyn ConnectorPlugin, config: &Config, defaults: &Config
     for which in ["key.converter", "value.converter"] {
         if let Some(class) = config.get(which).filter(|c| !c.is_empty()) {
             let settings = crate::transforms::sub_config(config, &format!("{which}."));
-            if let Err(e) = convert::converter(class, &settings) {
+            if let Err(e) = convert::converter(class, &settings, which == "key.converter") {
                 add_error(
                     &mut values,
                     which,

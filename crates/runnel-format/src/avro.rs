@@ -200,7 +200,18 @@ pub fn infer_columns_with(
     single: &str,
 ) -> Result<(Vec<Column>, bool), FormatError> {
     let names = names_in(std::iter::once(schema).chain(refs));
-    match deref(schema, &names) {
+    // A nullable record (`["null", record]`, what Confluent's AvroConverter
+    // registers for an optional struct such as Debezium's unwrapped row)
+    // gives its fields as columns, as in ksqlDB; a null record is a
+    // tombstone.
+    let top = match deref(schema, &names) {
+        Schema::Union(u) => match non_null(u).map(|(_, s)| deref(s, &names)) {
+            Some(r @ Schema::Record(_)) => r,
+            _ => deref(schema, &names),
+        },
+        other => other,
+    };
+    match top {
         Schema::Record(RecordSchema { fields, .. }) => Ok((
             fields
                 .iter()
@@ -622,6 +633,17 @@ mod tests {
         assert!(!wrapped);
         assert_eq!(cols, vec![Column::new("ROWKEY", SqlType::BigInt)]);
         assert!(infer_columns(&parse(&json!(["int", "string"])), "ROWVAL").is_err());
+        let nullable = parse(&json!(["null", {"type": "record", "name": "R", "fields": [
+            {"name": "a", "type": "int"}, {"name": "b", "type": ["null", "string"]}]}]));
+        let (cols, wrapped) = infer_columns(&nullable, "ROWVAL").unwrap();
+        assert!(wrapped);
+        assert_eq!(
+            cols,
+            vec![
+                Column::new("A", SqlType::Int),
+                Column::new("B", SqlType::String)
+            ]
+        );
     }
 
     #[test]

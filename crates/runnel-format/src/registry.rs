@@ -682,6 +682,21 @@ pub fn json_sql_type(s: &Json) -> Result<SqlType, FormatError> {
 /// Columns from a JSON Schema: an object's properties (upper case) and
 /// `true`, or one column named `single`.
 pub fn json_infer_columns(s: &Json, single: &str) -> Result<(Vec<Column>, bool), FormatError> {
+    // A nullable object (`{"oneOf": [{"type": "null"}, {…object…}]}`, what
+    // Confluent's JsonSchemaConverter registers for an optional struct)
+    // gives its properties as columns, as in ksqlDB.
+    if let Some([a, b]) = s["oneOf"]
+        .as_array()
+        .or(s["anyOf"].as_array())
+        .map(Vec::as_slice)
+    {
+        let null = |j: &Json| j["type"] == "null";
+        match (null(a), null(b)) {
+            (true, false) if b["properties"].is_object() => return json_infer_columns(b, single),
+            (false, true) if a["properties"].is_object() => return json_infer_columns(a, single),
+            _ => {}
+        }
+    }
     if let Json::Object(props) = &s["properties"] {
         let mut fields: Vec<(&String, &Json)> = props.iter().collect();
         fields.sort_by_key(|(_, f)| f["connect.index"].as_u64().unwrap_or(u64::MAX));
@@ -694,4 +709,22 @@ pub fn json_infer_columns(s: &Json, single: &str) -> Result<(Vec<Column>, bool),
         ));
     }
     Ok((vec![Column::new(single, json_sql_type(s)?)], false))
+}
+
+#[cfg(test)]
+mod nullable_row_tests {
+    use super::*;
+
+    #[test]
+    fn a_nullable_object_gives_its_properties_as_columns() {
+        let s = serde_json::json!({"oneOf": [{"type": "null"}, {"type": "object", "properties": {
+            "b": {"type": "string", "connect.index": 1},
+            "a": {"type": "integer", "connect.type": "int32", "connect.index": 0}}}]});
+        let (cols, wrapped) = json_infer_columns(&s, "ROWVAL").unwrap();
+        assert!(wrapped);
+        assert_eq!(
+            cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["A", "B"]
+        );
+    }
 }
