@@ -109,6 +109,13 @@ enum RowRoot {
     Wrapped(Record),
     /// The whole value is the one column.
     Single(Node),
+    /// A union of null and the record at branch `at`: the record's fields
+    /// are the columns (the null branch is no row).
+    Nullable {
+        at: usize,
+        branches: usize,
+        record: Record,
+    },
 }
 
 impl RowPlan {
@@ -127,6 +134,25 @@ impl RowPlan {
                 Schema::Record(r) => {
                     RowRoot::Wrapped(record(r, columns, false, names, &mut stack)?)
                 }
+                // A nullable record (what Confluent's converters register
+                // for an optional struct) whose fields are the columns.
+                Schema::Union(u) => {
+                    let variants = u.variants();
+                    let mut record_at = None;
+                    for (i, v) in variants.iter().enumerate() {
+                        match (deref(v, names), record_at) {
+                            (Schema::Null, _) => {}
+                            (Schema::Record(r), None) => record_at = Some((i, r)),
+                            _ => return None,
+                        }
+                    }
+                    let (at, r) = record_at?;
+                    RowRoot::Nullable {
+                        at,
+                        branches: variants.len(),
+                        record: record(r, columns, false, names, &mut stack)?,
+                    }
+                }
                 _ => return None,
             }
         } else {
@@ -141,6 +167,18 @@ impl RowPlan {
         match &self.root {
             RowRoot::Wrapped(r) => r.read_values(&mut input),
             RowRoot::Single(n) => n.read(&mut input).map(|v| vec![v]),
+            RowRoot::Nullable {
+                at,
+                branches,
+                record,
+            } => match input.long() {
+                Ok(i) if usize::try_from(i).ok() == Some(*at) => record.read_values(&mut input),
+                Ok(i) if usize::try_from(i).is_ok_and(|i| i < *branches) => {
+                    Err("expected a record of the columns, got null".to_string())
+                }
+                Ok(i) => Err(format!("union branch {i} of {branches}")),
+                Err(e) => Err(e),
+            },
         }
         .map_err(|e| FormatError::Decode(format!("bad Avro record: {e}")))
     }
@@ -712,6 +750,37 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_nullable_record_reads_as_its_fields() {
+        let schema = Schema::parse(&json!(["null", {"type": "record", "name": "R", "fields": [
+            {"name": "a", "type": "long"}, {"name": "b", "type": ["null", "string"]}]}]))
+        .expect("schema");
+        let columns = vec![
+            Column::new("A", SqlType::BigInt),
+            Column::new("B", SqlType::String),
+        ];
+        let row = Avro::Union(
+            1,
+            Box::new(Avro::Record(vec![
+                ("a".into(), Avro::Long(-3)),
+                (
+                    "b".into(),
+                    Avro::Union(1, Box::new(Avro::String("x".into()))),
+                ),
+            ])),
+        );
+        let bytes = apache_avro::to_avro_datum(&schema, row).expect("encode");
+        let fast = direct(&schema, &bytes, &columns, true).expect("plan");
+        assert_eq!(fast, Ok(vec![Value::BigInt(-3), Value::String("x".into())]));
+        assert_eq!(fast, general(&schema, &bytes, &columns, true));
+        let null = apache_avro::to_avro_datum(&schema, Avro::Union(0, Box::new(Avro::Null)))
+            .expect("encode");
+        assert!(direct(&schema, &null, &columns, true)
+            .expect("plan")
+            .is_err());
+        assert!(general(&schema, &null, &columns, true).is_err());
     }
 
     #[test]
