@@ -282,7 +282,7 @@ const APIS: &[ApiShape] = &[
     api(ApiKey::LeaveGroup, 0, 5, 4, LEAVE_GROUP),
     api(ApiKey::SyncGroup, 0, 5, 4, SYNC_GROUP),
     api(ApiKey::DescribeGroups, 0, 5, 5, DESCRIBE_GROUPS),
-    api(ApiKey::ListGroups, 0, 4, 3, LIST_GROUPS),
+    api(ApiKey::ListGroups, 0, 5, 3, LIST_GROUPS),
     api(ApiKey::ApiVersions, 0, 3, 3, API_VERSIONS),
     api(ApiKey::CreateTopics, 2, 7, 5, CREATE_TOPICS),
     api(ApiKey::DeleteTopics, 1, 6, 4, DELETE_TOPICS),
@@ -306,6 +306,20 @@ const APIS: &[ApiShape] = &[
     api(ApiKey::OffsetDelete, 0, 0, NOT_FLEXIBLE, OFFSET_DELETE),
     api(ApiKey::DescribeCluster, 0, 1, 0, DESCRIBE_CLUSTER),
     api(ApiKey::DescribeLogDirs, 1, 4, 2, DESCRIBE_LOG_DIRS),
+    api(
+        ApiKey::ConsumerGroupHeartbeat,
+        0,
+        1,
+        0,
+        CONSUMER_GROUP_HEARTBEAT,
+    ),
+    api(
+        ApiKey::ConsumerGroupDescribe,
+        0,
+        1,
+        0,
+        CONSUMER_GROUP_DESCRIBE,
+    ),
     api(ApiKey::DescribeProducers, 0, 0, 0, DESCRIBE_PRODUCERS),
     api(ApiKey::DescribeTransactions, 0, 0, 0, DESCRIBE_TRANSACTIONS),
     api(ApiKey::ListTransactions, 0, 2, 0, LIST_TRANSACTIONS),
@@ -710,6 +724,31 @@ const LIST_TRANSACTIONS: Ty = Ty::Struct(&[
     f("transactional_id_pattern", NULLABLE_STR).since(2),
 ]);
 
+// ConsumerGroupHeartbeat (68)
+const CONSUMER_GROUP_HEARTBEAT_TOPIC: Ty =
+    Ty::Struct(&[f("topic_id", UUID), f("partitions", array(&I32))]);
+const CONSUMER_GROUP_HEARTBEAT: Ty = Ty::Struct(&[
+    f("group_id", STR),
+    f("member_id", STR),
+    f("member_epoch", I32),
+    f("instance_id", NULLABLE_STR),
+    f("rack_id", NULLABLE_STR),
+    f("rebalance_timeout_ms", I32),
+    f("subscribed_topic_names", nullable_array(&STR)),
+    f("subscribed_topic_regex", NULLABLE_STR).since(1),
+    f("server_assignor", NULLABLE_STR),
+    f(
+        "topic_partitions",
+        nullable_array(&CONSUMER_GROUP_HEARTBEAT_TOPIC),
+    ),
+]);
+
+// ConsumerGroupDescribe (69)
+const CONSUMER_GROUP_DESCRIBE: Ty = Ty::Struct(&[
+    f("group_ids", array(&STR)),
+    f("include_authorized_operations", BOOL),
+]);
+
 // DescribeTopicPartitions (75)
 const DESCRIBE_TOPIC_PARTITIONS_TOPIC: Ty = Ty::Struct(&[f("name", STR)]);
 const DESCRIBE_TOPIC_PARTITIONS: Ty = Ty::Struct(&[
@@ -1024,6 +1063,8 @@ mod tests {
             ApiKey::OffsetDelete => encode(&OffsetDeleteRequest::default(), v),
             ApiKey::DescribeCluster => encode(&DescribeClusterRequest::default(), v),
             ApiKey::DescribeLogDirs => encode(&DescribeLogDirsRequest::default(), v),
+            ApiKey::ConsumerGroupHeartbeat => encode(&ConsumerGroupHeartbeatRequest::default(), v),
+            ApiKey::ConsumerGroupDescribe => encode(&ConsumerGroupDescribeRequest::default(), v),
             ApiKey::DescribeProducers => encode(&DescribeProducersRequest::default(), v),
             ApiKey::DescribeTransactions => encode(&DescribeTransactionsRequest::default(), v),
             ApiKey::ListTransactions => encode(&ListTransactionsRequest::default(), v),
@@ -1292,6 +1333,11 @@ mod tests {
                 let request = ListGroupsRequest::default()
                     .with_states_filter(if v >= 4 {
                         vec![s("Stable"), s("Empty")]
+                    } else {
+                        vec![]
+                    })
+                    .with_types_filter(if v >= 5 {
+                        vec![s("consumer"), s("classic")]
                     } else {
                         vec![]
                     })
@@ -1577,6 +1623,35 @@ mod tests {
                     .with_unknown_tagged_fields(tags());
                 encode(&request, v)
             }
+            ApiKey::ConsumerGroupHeartbeat => {
+                use consumer_group_heartbeat_request::*;
+                let owned = |n: u8| {
+                    TopicPartitions::default()
+                        .with_topic_id(uuid::Uuid::from_bytes([n; 16]))
+                        .with_partitions(vec![0, 2])
+                        .with_unknown_tagged_fields(tags())
+                };
+                let request = ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(s("group-1").into())
+                    .with_member_id(s("member-1"))
+                    .with_member_epoch(3)
+                    .with_instance_id(Some(s("instance-1")))
+                    .with_rack_id(None)
+                    .with_rebalance_timeout_ms(30_000)
+                    .with_subscribed_topic_names(Some(vec![s("orders").into(), s("pay").into()]))
+                    .with_subscribed_topic_regex((v >= 1).then(|| s("ord.*")))
+                    .with_server_assignor(Some(s("range")))
+                    .with_topic_partitions(Some(vec![owned(1), owned(2)]))
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
+            ApiKey::ConsumerGroupDescribe => {
+                let request = ConsumerGroupDescribeRequest::default()
+                    .with_group_ids(vec![s("group-1").into(), s("group-2").into()])
+                    .with_include_authorized_operations(true)
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
             ApiKey::DescribeProducers => {
                 use describe_producers_request::*;
                 let topic = |name: &str| {
@@ -1642,6 +1717,12 @@ mod tests {
                 &DescribeLogDirsRequest::default().with_topics(None),
                 v,
             )),
+            ApiKey::ConsumerGroupHeartbeat => Some(encode(
+                &ConsumerGroupHeartbeatRequest::default()
+                    .with_subscribed_topic_names(None)
+                    .with_topic_partitions(None),
+                v,
+            )),
             ApiKey::ListTransactions if v >= 2 => Some(encode(
                 &ListTransactionsRequest::default().with_transactional_id_pattern(None),
                 v,
@@ -1675,7 +1756,7 @@ mod tests {
             (OffsetCommit, 2, 9),
             (OffsetFetch, 1, 9),
             (DescribeGroups, 0, 5),
-            (ListGroups, 0, 4),
+            (ListGroups, 0, 5),
             (DeleteGroups, 0, 2),
             (OffsetDelete, 0, 0),
             (InitProducerId, 0, 5),
@@ -1684,6 +1765,8 @@ mod tests {
             (EndTxn, 0, 5),
             (TxnOffsetCommit, 0, 3),
             (DescribeLogDirs, 1, 4),
+            (ConsumerGroupHeartbeat, 0, 1),
+            (ConsumerGroupDescribe, 0, 1),
             (DescribeProducers, 0, 0),
             (DescribeTransactions, 0, 0),
             (ListTransactions, 0, 2),

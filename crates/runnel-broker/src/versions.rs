@@ -34,7 +34,7 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::LeaveGroup, 0, 5),
     s(ApiKey::SyncGroup, 0, 5),
     s(ApiKey::DescribeGroups, 0, 5),
-    s(ApiKey::ListGroups, 0, 4),
+    s(ApiKey::ListGroups, 0, 5),
     s(ApiKey::ApiVersions, 0, 3),
     s(ApiKey::CreateTopics, 2, 7),
     s(ApiKey::DeleteTopics, 1, 6),
@@ -55,6 +55,8 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::DescribeProducers, 0, 0),
     s(ApiKey::DescribeTransactions, 0, 0),
     s(ApiKey::ListTransactions, 0, 2),
+    s(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    s(ApiKey::ConsumerGroupDescribe, 0, 1),
     s(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 

@@ -2,6 +2,7 @@
 
 mod admin;
 mod configs;
+mod consumer_groups;
 mod describe;
 mod fetch;
 mod groups;
@@ -121,6 +122,12 @@ pub(crate) async fn handle(
         RequestKind::AlterConfigs(req) => {
             ResponseKind::AlterConfigs(configs::alter_configs(broker, ctx, req).await?)
         }
+        RequestKind::ConsumerGroupHeartbeat(req) => ResponseKind::ConsumerGroupHeartbeat(
+            consumer_groups::consumer_group_heartbeat(broker, ctx, header, req),
+        ),
+        RequestKind::ConsumerGroupDescribe(req) => ResponseKind::ConsumerGroupDescribe(
+            consumer_groups::consumer_group_describe(broker, ctx, req, v),
+        ),
         RequestKind::DescribeLogDirs(req) => {
             ResponseKind::DescribeLogDirs(describe::describe_log_dirs(broker, ctx, req))
         }
