@@ -3,7 +3,8 @@ Runnel's broker: two of Kafka's console consumers (Java client 4.4.0,
 `group.protocol=consumer`) share a topic's partitions, one leaves and the
 other takes them all over, committed offsets reach the end of the log;
 `kafka-consumer-groups` lists, describes (members, state, offsets) such a
-group as it does on Kafka.
+group as it does on Kafka; librdkafka's KIP-848 consumer (confluent-kafka,
+`group.protocol=consumer`) does the same hand-over and commits.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import tempfile
 
 import pytest
 
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
 import kafka_cluster
 from compat_util import ck_producer, wait_until
 from test_kafka_tools import CONSUMER, GROUPS, TOPICS, rows, tool
-
-pytestmark = pytest.mark.kafka
 
 
 def produce(bootstrap: str, topic: str, partitions: int, per_partition: int, start: int) -> set[str]:
@@ -60,6 +62,7 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+@pytest.mark.kafka
 def test_console_consumers_share_and_take_over_with_the_consumer_protocol(kafka_libs, bootstrap, topic):
     topic = topic.replace("_", "-")
     group = f"{topic}-g"
@@ -103,3 +106,43 @@ def test_console_consumers_share_and_take_over_with_the_consumer_protocol(kafka_
     out, _ = tool(GROUPS, *b, "--describe", "--group", group, "--state")
     [state] = [r for r in rows(out, "GROUP") if r[0] == group]
     assert state[-2:] == ["Empty", "0"], out
+
+
+def rk_consumer(bootstrap: str, group: str) -> Consumer:
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+
+
+def test_librdkafka_consumers_share_and_take_over(bootstrap, topic):
+    group = f"{topic}-g"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 4, 1)])[topic].result(timeout=15)
+    sent = produce(bootstrap, topic, 4, 10, 0)
+    a, b = rk_consumer(bootstrap, group), rk_consumer(bootstrap, group)
+    got: set[str] = set()
+
+    def poll(*consumers):
+        for c in consumers:
+            m = c.poll(0.2)
+            if m is not None and m.error() is None:
+                got.add(m.value().decode())
+
+    try:
+        a.subscribe([topic])
+        wait_until(lambda: poll(a) or len(a.assignment()) == 4, timeout=30, what="a owns all 4")
+        b.subscribe([topic])
+        wait_until(lambda: poll(a, b) or (len(a.assignment()), len(b.assignment())) == (2, 2),
+                   timeout=30, what="2 + 2")
+        assert not {(t.topic, t.partition) for t in a.assignment()} & \
+            {(t.topic, t.partition) for t in b.assignment()}
+        a.commit(asynchronous=False)
+        a.close()
+        wait_until(lambda: poll(b) or len(b.assignment()) == 4, timeout=30, what="b takes over")
+        wait_until(lambda: poll(b) or got == sent, timeout=30, what="every record read")
+        b.commit(asynchronous=False)
+        committed = b.committed([TopicPartition(topic, p) for p in range(4)], timeout=10)
+        assert [tp.offset for tp in committed] == [10, 10, 10, 10]
+    finally:
+        b.close()
+    d = admin.describe_consumer_groups([group])[group].result(timeout=15)
+    assert (d.state.name, d.type.name, d.partition_assignor, d.members) == ("EMPTY", "CONSUMER", "uniform", [])
