@@ -92,7 +92,7 @@ def test_kafka_topics(kafka_libs, bootstrap, topic):
     # --flush-messages 1 (a static broker config, shown as Kafka shows one).
     assert set(m.group(1).split(",")) == {"retention.ms=3600000", "flush.messages=1"}, out
     assert [re.sub(r"\s+", " ", line.strip()) for line in lines[1:]] == [
-        f"Topic: {topic} Partition: {p} Leader: 1 Replicas: 1 Isr: 1 Elr: N/A LastKnownElr: N/A" for p in range(3)
+        f"Topic: {topic} Partition: {p} Leader: 1 Replicas: 1 Isr: 1 Elr: LastKnownElr:" for p in range(3)
     ]
 
     tool(TOPICS, *b, "--alter", "--topic", topic, "--partitions", "4")

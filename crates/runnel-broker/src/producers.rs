@@ -78,6 +78,23 @@ pub struct ProducerBatch {
     pub first_seq: i32,
     pub last_seq: i32,
     pub transactional: bool,
+    /// The highest max timestamp of the batches.
+    pub max_timestamp: i64,
+}
+
+/// One producer as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The last sequence written (-1 when no batch is remembered).
+    pub last_sequence: i32,
+    /// The max timestamp of its last batch or marker (-1 unknown).
+    pub last_timestamp: i64,
+    /// The coordinator epoch of its last marker (-1 none).
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction (-1 none).
+    pub current_txn_start_offset: i64,
 }
 
 impl ProducerBatch {
@@ -90,7 +107,9 @@ impl ProducerBatch {
             return None;
         }
         let mut last = first;
+        let mut max_timestamp = first.max_timestamp();
         for h in iter.flatten() {
+            max_timestamp = max_timestamp.max(h.max_timestamp());
             last = h;
         }
         Some(ProducerBatch {
@@ -99,6 +118,7 @@ impl ProducerBatch {
             first_seq: first.base_sequence(),
             last_seq: last_sequence(&last),
             transactional: first.is_transactional(),
+            max_timestamp,
         })
     }
 }
@@ -186,8 +206,39 @@ impl PartitionProducers {
         self.state.aborted.retain(|a| a.last_offset >= log_start);
     }
 
-    /// Closes a producer's transaction at its marker's offset.
-    pub fn end_transaction(&mut self, producer_id: i64, marker_offset: i64, commit: bool) {
+    /// Every producer this partition remembers, by producer id.
+    pub fn active(&self) -> Vec<ActiveProducer> {
+        let mut out: Vec<ActiveProducer> = self
+            .state
+            .producers
+            .iter()
+            .map(|(pid, e)| ActiveProducer {
+                producer_id: *pid,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: self.state.ongoing.get(pid).copied().unwrap_or(-1),
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
+    }
+
+    /// Closes a producer's transaction at its marker's offset (a marker
+    /// with coordinator epoch 0 and timestamp `timestamp`, as
+    /// `control::marker_batch` writes them).
+    pub fn end_transaction(
+        &mut self,
+        producer_id: i64,
+        marker_offset: i64,
+        commit: bool,
+        timestamp: i64,
+    ) {
+        if let Some(entry) = self.state.producers.get_mut(&producer_id) {
+            entry.last_timestamp = timestamp;
+            entry.coordinator_epoch = 0;
+        }
         if let Some(first_offset) = self.state.ongoing.remove(&producer_id) {
             if !commit {
                 self.state.aborted.push(AbortedTxn {
@@ -212,6 +263,7 @@ impl PartitionProducers {
             entry.epoch = b.epoch;
             entry.batches.clear();
         }
+        entry.last_timestamp = b.max_timestamp;
         entry.batches.push_back(CachedBatch {
             first_seq: b.first_seq,
             last_seq: b.last_seq,
@@ -292,6 +344,7 @@ impl Producers {
                                     h.producer_id(),
                                     h.base_offset(),
                                     marker.is_commit(),
+                                    h.max_timestamp(),
                                 );
                             }
                         } else if h.producer_id() >= 0 {
@@ -302,6 +355,7 @@ impl Producers {
                                 first_seq: h.base_sequence(),
                                 last_seq: last_sequence(&h),
                                 transactional: h.is_transactional(),
+                                max_timestamp: h.max_timestamp(),
                             };
                             state.record(&b, h.base_offset());
                             rebuilt += 1;
@@ -407,6 +461,7 @@ mod tests {
             first_seq: first,
             last_seq: last,
             transactional: false,
+            max_timestamp: 1_000 + i64::from(first),
         }
     }
 
@@ -496,7 +551,7 @@ mod tests {
         let info = partition.append(&mut batch, 0).unwrap();
         lock(&state).record(&b(5, 0, 0, 2), info.base_offset);
         lock(&state).state.ongoing.insert(9, 0);
-        lock(&state).end_transaction(9, 3, false);
+        lock(&state).end_transaction(9, 3, false, 50);
         producers.snapshot(&log).unwrap();
         // The batch leaves the log: only the snapshot still knows it.
         let mut more = build_batch_with(0, &recs, -1, -1, -1, 0);

@@ -173,6 +173,9 @@ enum Ty {
     },
     /// The fields in order, then (flexible versions) the tagged-field section.
     Struct(&'static [Field]),
+    /// A nullable struct: Int8 -1 for null, 1 followed by the struct.
+    /// (The codec reads any other marker as null, and so does this check.)
+    OptionStruct(&'static [Field]),
 }
 
 /// One field of a struct, present in versions `since..=until`.
@@ -279,7 +282,7 @@ const APIS: &[ApiShape] = &[
     api(ApiKey::LeaveGroup, 0, 5, 4, LEAVE_GROUP),
     api(ApiKey::SyncGroup, 0, 5, 4, SYNC_GROUP),
     api(ApiKey::DescribeGroups, 0, 5, 5, DESCRIBE_GROUPS),
-    api(ApiKey::ListGroups, 0, 4, 3, LIST_GROUPS),
+    api(ApiKey::ListGroups, 0, 5, 3, LIST_GROUPS),
     api(ApiKey::ApiVersions, 0, 3, 3, API_VERSIONS),
     api(ApiKey::CreateTopics, 2, 7, 5, CREATE_TOPICS),
     api(ApiKey::DeleteTopics, 1, 6, 4, DELETE_TOPICS),
@@ -302,6 +305,31 @@ const APIS: &[ApiShape] = &[
     ),
     api(ApiKey::OffsetDelete, 0, 0, NOT_FLEXIBLE, OFFSET_DELETE),
     api(ApiKey::DescribeCluster, 0, 1, 0, DESCRIBE_CLUSTER),
+    api(ApiKey::DescribeLogDirs, 1, 4, 2, DESCRIBE_LOG_DIRS),
+    api(
+        ApiKey::ConsumerGroupHeartbeat,
+        0,
+        1,
+        0,
+        CONSUMER_GROUP_HEARTBEAT,
+    ),
+    api(
+        ApiKey::ConsumerGroupDescribe,
+        0,
+        1,
+        0,
+        CONSUMER_GROUP_DESCRIBE,
+    ),
+    api(ApiKey::DescribeProducers, 0, 0, 0, DESCRIBE_PRODUCERS),
+    api(ApiKey::DescribeTransactions, 0, 0, 0, DESCRIBE_TRANSACTIONS),
+    api(ApiKey::ListTransactions, 0, 2, 0, LIST_TRANSACTIONS),
+    api(
+        ApiKey::DescribeTopicPartitions,
+        0,
+        0,
+        0,
+        DESCRIBE_TOPIC_PARTITIONS,
+    ),
 ];
 
 // ---------------------------------------------------------------------------
@@ -676,6 +704,62 @@ const DESCRIBE_CLUSTER: Ty = Ty::Struct(&[
     f("include_fenced_brokers", BOOL).since(2),
 ]);
 
+// DescribeLogDirs (35)
+const DESCRIBE_LOG_DIRS_TOPIC: Ty = Ty::Struct(&[f("topic", STR), f("partitions", array(&I32))]);
+const DESCRIBE_LOG_DIRS: Ty = Ty::Struct(&[f("topics", nullable_array(&DESCRIBE_LOG_DIRS_TOPIC))]);
+
+// DescribeProducers (61)
+const DESCRIBE_PRODUCERS_TOPIC: Ty =
+    Ty::Struct(&[f("name", STR), f("partition_indexes", array(&I32))]);
+const DESCRIBE_PRODUCERS: Ty = Ty::Struct(&[f("topics", array(&DESCRIBE_PRODUCERS_TOPIC))]);
+
+// DescribeTransactions (65)
+const DESCRIBE_TRANSACTIONS: Ty = Ty::Struct(&[f("transactional_ids", array(&STR))]);
+
+// ListTransactions (66)
+const LIST_TRANSACTIONS: Ty = Ty::Struct(&[
+    f("state_filters", array(&STR)),
+    f("producer_id_filters", array(&I64)),
+    f("duration_filter", I64).since(1),
+    f("transactional_id_pattern", NULLABLE_STR).since(2),
+]);
+
+// ConsumerGroupHeartbeat (68)
+const CONSUMER_GROUP_HEARTBEAT_TOPIC: Ty =
+    Ty::Struct(&[f("topic_id", UUID), f("partitions", array(&I32))]);
+const CONSUMER_GROUP_HEARTBEAT: Ty = Ty::Struct(&[
+    f("group_id", STR),
+    f("member_id", STR),
+    f("member_epoch", I32),
+    f("instance_id", NULLABLE_STR),
+    f("rack_id", NULLABLE_STR),
+    f("rebalance_timeout_ms", I32),
+    f("subscribed_topic_names", nullable_array(&STR)),
+    f("subscribed_topic_regex", NULLABLE_STR).since(1),
+    f("server_assignor", NULLABLE_STR),
+    f(
+        "topic_partitions",
+        nullable_array(&CONSUMER_GROUP_HEARTBEAT_TOPIC),
+    ),
+]);
+
+// ConsumerGroupDescribe (69)
+const CONSUMER_GROUP_DESCRIBE: Ty = Ty::Struct(&[
+    f("group_ids", array(&STR)),
+    f("include_authorized_operations", BOOL),
+]);
+
+// DescribeTopicPartitions (75)
+const DESCRIBE_TOPIC_PARTITIONS_TOPIC: Ty = Ty::Struct(&[f("name", STR)]);
+const DESCRIBE_TOPIC_PARTITIONS: Ty = Ty::Struct(&[
+    f("topics", array(&DESCRIBE_TOPIC_PARTITIONS_TOPIC)),
+    f("response_partition_limit", I32),
+    f(
+        "cursor",
+        Ty::OptionStruct(&[f("topic_name", STR), f("partition_index", I32)]),
+    ),
+]);
+
 // ---------------------------------------------------------------------------
 // The walk.
 
@@ -812,6 +896,14 @@ impl Walker<'_> {
             Ty::Bytes { nullable } => self.blob(true, nullable),
             Ty::Array { of, nullable } => self.array(of, nullable),
             Ty::Struct(fields) => self.fields(fields),
+            Ty::OptionStruct(fields) => {
+                let [present] = self.bytes::<1>()?;
+                if present == 1 {
+                    self.fields(fields)
+                } else {
+                    Ok(())
+                }
+            }
         }
     }
 
@@ -970,6 +1062,15 @@ mod tests {
             }
             ApiKey::OffsetDelete => encode(&OffsetDeleteRequest::default(), v),
             ApiKey::DescribeCluster => encode(&DescribeClusterRequest::default(), v),
+            ApiKey::DescribeLogDirs => encode(&DescribeLogDirsRequest::default(), v),
+            ApiKey::ConsumerGroupHeartbeat => encode(&ConsumerGroupHeartbeatRequest::default(), v),
+            ApiKey::ConsumerGroupDescribe => encode(&ConsumerGroupDescribeRequest::default(), v),
+            ApiKey::DescribeProducers => encode(&DescribeProducersRequest::default(), v),
+            ApiKey::DescribeTransactions => encode(&DescribeTransactionsRequest::default(), v),
+            ApiKey::ListTransactions => encode(&ListTransactionsRequest::default(), v),
+            ApiKey::DescribeTopicPartitions => {
+                encode(&DescribeTopicPartitionsRequest::default(), v)
+            }
             other => panic!("no sample for {other:?}"),
         }
     }
@@ -1232,6 +1333,11 @@ mod tests {
                 let request = ListGroupsRequest::default()
                     .with_states_filter(if v >= 4 {
                         vec![s("Stable"), s("Empty")]
+                    } else {
+                        vec![]
+                    })
+                    .with_types_filter(if v >= 5 {
+                        vec![s("consumer"), s("classic")]
                     } else {
                         vec![]
                     })
@@ -1504,6 +1610,95 @@ mod tests {
                     .with_unknown_tagged_fields(tags());
                 encode(&request, v)
             }
+            ApiKey::DescribeLogDirs => {
+                use describe_log_dirs_request::*;
+                let topic = |name: &str| {
+                    DescribableLogDirTopic::default()
+                        .with_topic(s(name).into())
+                        .with_partitions(vec![0, 7])
+                        .with_unknown_tagged_fields(tags())
+                };
+                let request = DescribeLogDirsRequest::default()
+                    .with_topics(Some(vec![topic("orders"), topic("payments")]))
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
+            ApiKey::ConsumerGroupHeartbeat => {
+                use consumer_group_heartbeat_request::*;
+                let owned = |n: u8| {
+                    TopicPartitions::default()
+                        .with_topic_id(uuid::Uuid::from_bytes([n; 16]))
+                        .with_partitions(vec![0, 2])
+                        .with_unknown_tagged_fields(tags())
+                };
+                let request = ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(s("group-1").into())
+                    .with_member_id(s("member-1"))
+                    .with_member_epoch(3)
+                    .with_instance_id(Some(s("instance-1")))
+                    .with_rack_id(None)
+                    .with_rebalance_timeout_ms(30_000)
+                    .with_subscribed_topic_names(Some(vec![s("orders").into(), s("pay").into()]))
+                    .with_subscribed_topic_regex((v >= 1).then(|| s("ord.*")))
+                    .with_server_assignor(Some(s("range")))
+                    .with_topic_partitions(Some(vec![owned(1), owned(2)]))
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
+            ApiKey::ConsumerGroupDescribe => {
+                let request = ConsumerGroupDescribeRequest::default()
+                    .with_group_ids(vec![s("group-1").into(), s("group-2").into()])
+                    .with_include_authorized_operations(true)
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
+            ApiKey::DescribeProducers => {
+                use describe_producers_request::*;
+                let topic = |name: &str| {
+                    TopicRequest::default()
+                        .with_name(s(name).into())
+                        .with_partition_indexes(vec![0, 3])
+                        .with_unknown_tagged_fields(tags())
+                };
+                let request = DescribeProducersRequest::default()
+                    .with_topics(vec![topic("orders"), topic("payments")])
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
+            ApiKey::DescribeTransactions => {
+                let request = DescribeTransactionsRequest::default()
+                    .with_transactional_ids(vec![s("txn-1").into(), s("txn-2").into()])
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
+            ApiKey::ListTransactions => {
+                let request = ListTransactionsRequest::default()
+                    .with_state_filters(vec![s("Ongoing"), s("PrepareAbort")])
+                    .with_producer_id_filters(vec![ProducerId(7), ProducerId(9)])
+                    .with_duration_filter(if v >= 1 { 60_000 } else { -1 })
+                    .with_transactional_id_pattern((v >= 2).then(|| s("txn-.*")))
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
+            ApiKey::DescribeTopicPartitions => {
+                use describe_topic_partitions_request::*;
+                let topic = |name: &str| {
+                    TopicRequest::default()
+                        .with_name(s(name).into())
+                        .with_unknown_tagged_fields(tags())
+                };
+                let request = DescribeTopicPartitionsRequest::default()
+                    .with_topics(vec![topic("orders"), topic("payments")])
+                    .with_response_partition_limit(10)
+                    .with_cursor(Some(
+                        Cursor::default()
+                            .with_topic_name(s("payments").into())
+                            .with_partition_index(4)
+                            .with_unknown_tagged_fields(tags()),
+                    ))
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
             other => panic!("no sample for {other:?}"),
         }
     }
@@ -1516,6 +1711,20 @@ mod tests {
                 &OffsetFetchRequest::default()
                     .with_group_id(s("group-1").into())
                     .with_topics(None),
+                v,
+            )),
+            ApiKey::DescribeLogDirs => Some(encode(
+                &DescribeLogDirsRequest::default().with_topics(None),
+                v,
+            )),
+            ApiKey::ConsumerGroupHeartbeat => Some(encode(
+                &ConsumerGroupHeartbeatRequest::default()
+                    .with_subscribed_topic_names(None)
+                    .with_topic_partitions(None),
+                v,
+            )),
+            ApiKey::ListTransactions if v >= 2 => Some(encode(
+                &ListTransactionsRequest::default().with_transactional_id_pattern(None),
                 v,
             )),
             _ => None,
@@ -1547,7 +1756,7 @@ mod tests {
             (OffsetCommit, 2, 9),
             (OffsetFetch, 1, 9),
             (DescribeGroups, 0, 5),
-            (ListGroups, 0, 4),
+            (ListGroups, 0, 5),
             (DeleteGroups, 0, 2),
             (OffsetDelete, 0, 0),
             (InitProducerId, 0, 5),
@@ -1555,6 +1764,13 @@ mod tests {
             (AddOffsetsToTxn, 0, 3),
             (EndTxn, 0, 5),
             (TxnOffsetCommit, 0, 3),
+            (DescribeLogDirs, 1, 4),
+            (ConsumerGroupHeartbeat, 0, 1),
+            (ConsumerGroupDescribe, 0, 1),
+            (DescribeProducers, 0, 0),
+            (DescribeTransactions, 0, 0),
+            (ListTransactions, 0, 2),
+            (DescribeTopicPartitions, 0, 0),
         ];
         let mut table: Vec<_> = APIS.iter().map(|a| (a.key, a.min, a.max)).collect();
         asked.sort_by_key(|e| e.0 as i16);

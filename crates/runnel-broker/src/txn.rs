@@ -49,6 +49,37 @@ pub enum TxnState {
     CompleteAbort,
 }
 
+impl TxnState {
+    /// Kafka's name of the state (`TransactionState.name`), as
+    /// ListTransactions and DescribeTransactions report it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnState::Empty => "Empty",
+            TxnState::Ongoing => "Ongoing",
+            TxnState::PrepareCommit => "PrepareCommit",
+            TxnState::PrepareAbort => "PrepareAbort",
+            TxnState::CompleteCommit => "CompleteCommit",
+            TxnState::CompleteAbort => "CompleteAbort",
+        }
+    }
+
+    /// The state Kafka names `name`; `None` for a name Kafka does not
+    /// know. `PrepareEpochFence` and `Dead` are Kafka states this
+    /// coordinator never enters: known, matching nothing.
+    pub fn from_name(name: &str) -> Option<Option<TxnState>> {
+        Some(Some(match name {
+            "Empty" => TxnState::Empty,
+            "Ongoing" => TxnState::Ongoing,
+            "PrepareCommit" => TxnState::PrepareCommit,
+            "PrepareAbort" => TxnState::PrepareAbort,
+            "CompleteCommit" => TxnState::CompleteCommit,
+            "CompleteAbort" => TxnState::CompleteAbort,
+            "PrepareEpochFence" | "Dead" => return Some(None),
+            _ => return None,
+        }))
+    }
+}
+
 /// Everything the coordinator knows of one transactional id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxnMeta {
@@ -71,6 +102,18 @@ pub struct TxnMeta {
     /// is fenced.
     #[serde(default)]
     pub bumped_on_end: bool,
+}
+
+impl TxnMeta {
+    /// When the current (or last) transaction started, as Kafka reports
+    /// it: -1 while no transaction has started since InitProducerId.
+    pub fn start_time_ms(&self) -> i64 {
+        if self.state == TxnState::Empty {
+            -1
+        } else {
+            self.started_ms
+        }
+    }
 }
 
 /// One TxnOffsetCommit entry waiting for the transaction's outcome.
@@ -194,6 +237,14 @@ impl Coordinator {
     /// The producer id and epoch of a transactional id (if known).
     pub fn get(&self, id: &str) -> Option<TxnMeta> {
         lock(&self.state).get(id).cloned()
+    }
+
+    /// Every transactional id the coordinator knows, by id.
+    pub fn all(&self) -> Vec<(String, TxnMeta)> {
+        lock(&self.state)
+            .iter()
+            .map(|(k, m)| (k.clone(), m.clone()))
+            .collect()
     }
 
     fn persist(&self, id: &str, meta: &TxnMeta) -> Result<(), LogError> {
@@ -531,10 +582,11 @@ fn write_marker(
     } else {
         Marker::Abort
     };
-    let mut batch = control::marker_batch(crate::now_ms(), meta.producer_id, meta.epoch, marker);
+    let now = crate::now_ms();
+    let mut batch = control::marker_batch(now, meta.producer_id, meta.epoch, marker);
     let state = producers.partition(topic, index);
     let mut state = lock(&state);
-    let info = partition.append(&mut batch, crate::now_ms())?;
-    state.end_transaction(meta.producer_id, info.base_offset, commit);
+    let info = partition.append(&mut batch, now)?;
+    state.end_transaction(meta.producer_id, info.base_offset, commit, now);
     Ok(())
 }

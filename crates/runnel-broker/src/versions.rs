@@ -34,12 +34,13 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::LeaveGroup, 0, 5),
     s(ApiKey::SyncGroup, 0, 5),
     s(ApiKey::DescribeGroups, 0, 5),
-    s(ApiKey::ListGroups, 0, 4),
+    s(ApiKey::ListGroups, 0, 5),
     s(ApiKey::ApiVersions, 0, 3),
     s(ApiKey::CreateTopics, 2, 7),
     s(ApiKey::DeleteTopics, 1, 6),
     s(ApiKey::DeleteRecords, 0, 2),
     s(ApiKey::DescribeConfigs, 1, 4),
+    s(ApiKey::DescribeLogDirs, 1, 4),
     s(ApiKey::CreatePartitions, 0, 3),
     s(ApiKey::DeleteGroups, 0, 2),
     s(ApiKey::IncrementalAlterConfigs, 0, 1),
@@ -51,6 +52,12 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::EndTxn, 0, 5),
     s(ApiKey::TxnOffsetCommit, 0, 3),
     s(ApiKey::DescribeCluster, 0, 1),
+    s(ApiKey::DescribeProducers, 0, 0),
+    s(ApiKey::DescribeTransactions, 0, 0),
+    s(ApiKey::ListTransactions, 0, 2),
+    s(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    s(ApiKey::ConsumerGroupDescribe, 0, 1),
+    s(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// The lowest version the broker actually decodes for `key` (Produce below 3

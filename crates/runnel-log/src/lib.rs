@@ -95,10 +95,12 @@
 //!   `{"partitions": [{"topic", "partition", "offset", "state"}]}` in any
 //!   key order, where `offset` is the partition's log end the state covers
 //!   and `state` is `{"producers": {"<producer id>": {"epoch", "batches":
-//!   [{"first_seq", "last_seq", "base_offset"}]}}, "ongoing": {"<producer
+//!   [{"first_seq", "last_seq", "base_offset"}], "last_timestamp",
+//!   "coordinator_epoch"}}, "ongoing": {"<producer
 //!   id>": first offset of its open transaction}, "aborted":
 //!   [{"producer_id", "first_offset", "last_offset" (the abort marker)}]}`
-//!   (batches and aborted transactions oldest first). A missing or
+//!   (batches and aborted transactions oldest first; `last_timestamp` and
+//!   `coordinator_epoch` may be missing, read as -1). A missing or
 //!   unreadable file, or a partition whose `offset` is past its log end, is
 //!   rebuilt from the newest batches of the log instead.
 //!

@@ -27,11 +27,38 @@ pub struct CachedBatch {
 }
 
 /// What a partition remembers of one producer id.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerEntry {
     pub epoch: i16,
     /// Its last batches, oldest first.
     pub batches: VecDeque<CachedBatch>,
+    /// The max timestamp of its last batch or transaction marker
+    /// (-1: unknown, e.g. a snapshot written before this was kept).
+    #[serde(default = "unknown")]
+    pub last_timestamp: i64,
+    /// The coordinator epoch of the last transaction marker written for
+    /// it (-1: none yet).
+    #[serde(default = "unknown_epoch")]
+    pub coordinator_epoch: i32,
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        ProducerEntry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            last_timestamp: -1,
+            coordinator_epoch: -1,
+        }
+    }
+}
+
+fn unknown() -> i64 {
+    -1
+}
+
+fn unknown_epoch() -> i32 {
+    -1
 }
 
 /// The offsets of an aborted transaction on one partition.
@@ -190,6 +217,8 @@ mod tests {
                     last_seq: 2,
                     base_offset: 10,
                 }]),
+                last_timestamp: 1_700_000_000_000,
+                coordinator_epoch: -1,
             },
         );
         state.ongoing.insert(5, 10);
@@ -215,6 +244,8 @@ mod tests {
         let p = &loaded[0];
         assert_eq!((p.topic.as_str(), p.partition, p.offset), ("orders", 0, 7));
         assert_eq!(p.state.producers[&9].batches[0].base_offset, 5);
+        assert_eq!(p.state.producers[&9].last_timestamp, -1, "not kept then");
+        assert_eq!(p.state.producers[&9].coordinator_epoch, -1, "not kept then");
         assert_eq!(p.state.aborted[0].last_offset, 2);
 
         fs::write(d.path().join(PRODUCER_STATE_FILE), "{not json").expect("write");

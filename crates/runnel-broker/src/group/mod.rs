@@ -23,6 +23,7 @@
 //! [`offsets`].
 
 mod commit;
+pub mod consumer;
 pub mod offsets;
 
 use std::collections::HashMap;
@@ -498,6 +499,8 @@ pub struct Coordinator {
     /// (a SQL query, a connector): listed and described as Stable with one
     /// member, closed to members over the wire.
     held: Mutex<HashMap<String, HeldGroup>>,
+    /// Groups of the new consumer protocol (KIP-848).
+    consumer: consumer::ConsumerGroups,
 }
 
 /// A group an in-process application holds: it owns every partition of its
@@ -586,7 +589,23 @@ impl Coordinator {
             empty_since: Mutex::new(HashMap::new()),
             offsetless: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
+            consumer: consumer::ConsumerGroups::new(consumer::ConsumerGroupConfig::default()),
         }
+    }
+
+    /// The groups of the consumer protocol (KIP-848).
+    pub fn consumer(&self) -> &consumer::ConsumerGroups {
+        &self.consumer
+    }
+
+    /// Whether `group_id` is a classic group with members (a consumer
+    /// protocol heartbeat for it is refused, as Kafka does).
+    pub fn is_classic_with_members(&self, group_id: &str) -> bool {
+        self.is_held(group_id)
+            || self
+                .lock()
+                .get(group_id)
+                .is_some_and(|g| !g.members.is_empty())
     }
 
     /// The committed offsets.
@@ -640,6 +659,10 @@ impl Coordinator {
         if self.is_held(&req.group_id) {
             // Its one member owns every partition and speaks no protocol.
             return fail(ResponseError::GroupMaxSizeReached);
+        }
+        if self.consumer.has_members(&req.group_id) {
+            // A consumer-protocol group: classic members cannot join it.
+            return fail(ResponseError::InconsistentGroupProtocol);
         }
         let mut groups = self.lock();
         if !req.member_id.is_empty() && !groups.contains_key(&req.group_id) {
@@ -979,6 +1002,9 @@ impl Coordinator {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
+        if self.consumer.exists(group_id) {
+            return self.consumer.check_commit(group_id, member_id, generation);
+        }
         let groups = self.lock();
         let Some(group) = groups.get(group_id) else {
             // Simple commits (assign() + commit) need no group.
@@ -1000,6 +1026,7 @@ impl Coordinator {
     /// Runs timeouts: expired pending member ids, session expiry, rebalance
     /// deadlines and the initial rebalance delay.
     pub fn tick(&self, now: Instant) {
+        self.consumer.tick(now);
         let mut groups = self.lock();
         for group in groups.values_mut() {
             group.pending_members.retain(|_, until| *until > now);
@@ -1038,6 +1065,7 @@ impl Coordinator {
     /// deleted and their offsets do not expire).
     pub fn has_members(&self, group_id: &str) -> bool {
         self.is_held(group_id)
+            || self.consumer.has_members(group_id)
             || self
                 .lock()
                 .get(group_id)
@@ -1164,6 +1192,7 @@ impl Coordinator {
         if self.is_held(group_id) {
             return Err(ResponseError::NonEmptyGroup);
         }
+        self.consumer.remove_if_empty(group_id)?;
         let mut groups = self.lock();
         match groups.get(group_id) {
             Some(g) if !g.members.is_empty() => return Err(ResponseError::NonEmptyGroup),

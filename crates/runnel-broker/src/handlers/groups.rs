@@ -398,6 +398,15 @@ pub(crate) fn offset_fetch(
             .groups
             .into_iter()
             .map(|g| {
+                if let Err(code) = broker.groups().consumer().check_fetch(
+                    &g.group_id.0,
+                    g.member_id.as_deref(),
+                    g.member_epoch,
+                ) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(code.code());
+                }
                 let wanted = g.topics.map(|ts| {
                     ts.into_iter()
                         .map(|t| (t.name, t.partition_indexes))
@@ -493,6 +502,13 @@ pub(crate) fn describe_groups(
             if version >= 3 {
                 g.authorized_operations = i32::MIN;
             }
+            if broker.groups().consumer().exists(&id.0) {
+                // Kafka 4 (KIP-1043): DescribeGroups describes classic
+                // groups only; ConsumerGroupDescribe describes this one.
+                return g
+                    .with_error_code(ResponseError::GroupIdNotFound.code())
+                    .with_group_state(str_bytes("Dead"));
+            }
             match broker.groups().describe(&id.0) {
                 None => g.with_group_state(str_bytes("Dead")),
                 Some(d) => g
@@ -530,22 +546,42 @@ pub(crate) fn list_groups(
     version: i16,
 ) -> ListGroupsResponse {
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
-    let groups = broker
+    let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    // (id, protocol type, state, group type); consumer-protocol groups
+    // replace the offsets-only entries the classic listing has for them.
+    let consumer = broker.groups().consumer().list();
+    let mut all: Vec<(String, String, String, &str)> = broker
         .groups()
         .list()
         .into_iter()
-        .filter(|(_, _, state)| {
-            version < 4 || states.is_empty() || states.contains(&state.name().to_lowercase())
+        .filter(|(id, _, _)| !consumer.iter().any(|(c, _)| c == id))
+        .map(|(id, ptype, state)| (id, ptype, state.name().to_string(), "classic"))
+        .collect();
+    all.extend(
+        consumer
+            .into_iter()
+            .map(|(id, state)| (id, "consumer".to_string(), state.to_string(), "consumer")),
+    );
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let groups = all
+        .into_iter()
+        .filter(|(_, _, state, _)| {
+            version < 4 || states.is_empty() || states.contains(&state.to_lowercase())
         })
-        .map(|(id, ptype, state)| {
-            let g = ListedGroup::default()
+        .filter(|(_, _, _, kind)| {
+            version < 5 || types.is_empty() || types.iter().any(|t| t == kind)
+        })
+        .map(|(id, ptype, state, kind)| {
+            let mut g = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(&id)))
                 .with_protocol_type(str_bytes(&ptype));
             if version >= 4 {
-                g.with_group_state(str_bytes(state.name()))
-            } else {
-                g
+                g = g.with_group_state(str_bytes(&state));
             }
+            if version >= 5 {
+                g = g.with_group_type(str_bytes(kind));
+            }
+            g
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

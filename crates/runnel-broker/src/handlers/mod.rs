@@ -2,6 +2,8 @@
 
 mod admin;
 mod configs;
+mod consumer_groups;
+mod describe;
 mod fetch;
 mod groups;
 mod metadata;
@@ -120,6 +122,27 @@ pub(crate) async fn handle(
         RequestKind::AlterConfigs(req) => {
             ResponseKind::AlterConfigs(configs::alter_configs(broker, ctx, req).await?)
         }
+        RequestKind::ConsumerGroupHeartbeat(req) => ResponseKind::ConsumerGroupHeartbeat(
+            consumer_groups::consumer_group_heartbeat(broker, ctx, header, req),
+        ),
+        RequestKind::ConsumerGroupDescribe(req) => ResponseKind::ConsumerGroupDescribe(
+            consumer_groups::consumer_group_describe(broker, ctx, req, v),
+        ),
+        RequestKind::DescribeLogDirs(req) => {
+            ResponseKind::DescribeLogDirs(describe::describe_log_dirs(broker, ctx, req))
+        }
+        RequestKind::ListTransactions(req) => {
+            ResponseKind::ListTransactions(describe::list_transactions(broker, ctx, req))
+        }
+        RequestKind::DescribeTransactions(req) => {
+            ResponseKind::DescribeTransactions(describe::describe_transactions(broker, ctx, req))
+        }
+        RequestKind::DescribeProducers(req) => {
+            ResponseKind::DescribeProducers(describe::describe_producers(broker, ctx, req))
+        }
+        RequestKind::DescribeTopicPartitions(req) => ResponseKind::DescribeTopicPartitions(
+            describe::describe_topic_partitions(broker, ctx, req),
+        ),
         other => {
             // versions::accepted() let it through, so this is a routing bug.
             return Err(BrokerError::Malformed(format!(

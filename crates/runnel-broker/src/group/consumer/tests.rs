@@ -1,0 +1,183 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+fn view(topics: &[(&str, i32)]) -> TopicView {
+    topics.iter().map(|(t, n)| (t.to_string(), *n)).collect()
+}
+
+fn tps(list: &[(&str, i32)]) -> BTreeSet<Tp> {
+    list.iter().map(|(t, p)| (t.to_string(), *p)).collect()
+}
+
+fn hb(member: &str, epoch: i32, owned: Option<BTreeSet<Tp>>) -> Heartbeat {
+    Heartbeat {
+        group_id: "g".into(),
+        member_id: member.into(),
+        member_epoch: epoch,
+        rebalance_timeout_ms: 30_000,
+        topics: (epoch == 0).then(|| vec!["t".to_string()]),
+        owned,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        ..Heartbeat::default()
+    }
+}
+
+#[test]
+fn a_partition_moves_only_after_its_owner_revoked_it() {
+    let groups = ConsumerGroups::new(ConsumerGroupConfig::default());
+    let v = view(&[("t", 4)]);
+    let now = Instant::now();
+    let a = groups
+        .heartbeat(now, hb("a", 0, Some(tps(&[]))), &v)
+        .unwrap();
+    assert_eq!(a.member_epoch, 1);
+    assert_eq!(
+        a.assignment,
+        Some(tps(&[("t", 0), ("t", 1), ("t", 2), ("t", 3)]))
+    );
+    let all = a.assignment.clone().unwrap();
+    let a = groups
+        .heartbeat(now, hb("a", 1, Some(all.clone())), &v)
+        .unwrap();
+    assert_eq!(a.assignment, None, "nothing new to say");
+
+    // b joins: the group epoch moves to 2, b gets nothing yet.
+    let b = groups
+        .heartbeat(now, hb("b", 0, Some(tps(&[]))), &v)
+        .unwrap();
+    assert_eq!((b.member_epoch, b.assignment.clone()), (2, Some(tps(&[]))));
+    assert_eq!(groups.describe("g").unwrap().state, "Reconciling");
+    // a is told to keep two: it stays at epoch 1 until it revokes.
+    let a = groups.heartbeat(now, hb("a", 1, None), &v).unwrap();
+    assert_eq!(a.member_epoch, 1);
+    let kept = a.assignment.clone().unwrap();
+    assert_eq!(kept.len(), 2);
+    let moving: BTreeSet<Tp> = all.difference(&kept).cloned().collect();
+    // b asks again: still nothing, a has not let go.
+    let b = groups.heartbeat(now, hb("b", 2, None), &v).unwrap();
+    assert_eq!(b.assignment, None);
+    assert_eq!(groups.check_commit("g", "a", 1), Ok(()));
+    // a revokes: its epoch moves on; then b gets the two partitions.
+    let a = groups
+        .heartbeat(now, hb("a", 1, Some(kept.clone())), &v)
+        .unwrap();
+    assert_eq!((a.member_epoch, a.assignment), (2, Some(kept.clone())));
+    assert_eq!(
+        groups.check_commit("g", "a", 1),
+        Err(ResponseError::StaleMemberEpoch)
+    );
+    assert_eq!(
+        groups.check_commit("g", "a", 3),
+        Err(ResponseError::FencedMemberEpoch)
+    );
+    let b = groups.heartbeat(now, hb("b", 2, None), &v).unwrap();
+    assert_eq!(b.assignment, Some(moving.clone()));
+    groups.heartbeat(now, hb("b", 2, Some(moving)), &v).unwrap();
+    assert_eq!(groups.describe("g").unwrap().state, "Stable");
+
+    // a leaves: b takes everything at epoch 3.
+    let left = groups.heartbeat(now, hb("a", -1, None), &v).unwrap();
+    assert_eq!(left.member_epoch, -1);
+    let b = groups.heartbeat(now, hb("b", 2, None), &v).unwrap();
+    assert_eq!((b.member_epoch, b.assignment), (3, Some(all)));
+    assert_eq!(
+        groups.heartbeat(now, hb("a", 1, None), &v).unwrap_err().0,
+        ResponseError::UnknownMemberId
+    );
+    assert_eq!(
+        groups.heartbeat(now, hb("b", 7, None), &v).unwrap_err().0,
+        ResponseError::FencedMemberEpoch
+    );
+}
+
+#[test]
+fn sessions_expire_and_partition_counts_rebalance() {
+    let cfg = ConsumerGroupConfig {
+        session_timeout: Duration::from_secs(45),
+        ..ConsumerGroupConfig::default()
+    };
+    let groups = ConsumerGroups::new(cfg);
+    let now = Instant::now();
+    let v = view(&[("t", 2)]);
+    groups
+        .heartbeat(now, hb("a", 0, Some(tps(&[]))), &v)
+        .unwrap();
+    let b = groups
+        .heartbeat(now, hb("b", 0, Some(tps(&[]))), &v)
+        .unwrap();
+    assert_eq!(b.assignment, Some(tps(&[])), "a still holds both");
+    let a = groups.heartbeat(now, hb("a", 1, None), &v).unwrap();
+    assert_eq!(a.assignment, Some(tps(&[("t", 0)])));
+    groups
+        .heartbeat(now, hb("a", 1, Some(tps(&[("t", 0)]))), &v)
+        .unwrap();
+    let later = now + Duration::from_secs(30);
+    let b = groups.heartbeat(later, hb("b", 2, None), &v).unwrap();
+    assert_eq!(b.assignment, Some(tps(&[("t", 1)])));
+    groups.tick(now + Duration::from_secs(46));
+    let view_ = groups.describe("g").unwrap();
+    assert_eq!(view_.members.len(), 1, "a's session expired");
+    let b = groups.heartbeat(later, hb("b", 2, None), &v).unwrap();
+    assert_eq!(
+        (b.member_epoch, b.assignment.clone()),
+        (3, Some(tps(&[("t", 0), ("t", 1)])))
+    );
+    // A third partition appears: the epoch goes up and b gets it.
+    let v3 = view(&[("t", 3)]);
+    let b = groups
+        .heartbeat(later, hb("b", b.member_epoch, None), &v3)
+        .unwrap();
+    assert_eq!(b.assignment, Some(tps(&[("t", 0), ("t", 1), ("t", 2)])));
+}
+
+#[test]
+fn range_and_uniform_assignors() {
+    let subs: BTreeMap<String, BTreeSet<String>> = [("a", ["t", "u"]), ("b", ["t", "u"])]
+        .iter()
+        .map(|(m, ts)| (m.to_string(), ts.iter().map(|t| t.to_string()).collect()))
+        .collect();
+    let v = view(&[("t", 3), ("u", 3)]);
+    let r = range(&subs, &v);
+    assert_eq!(r["a"], tps(&[("t", 0), ("t", 1), ("u", 0), ("u", 1)]));
+    assert_eq!(r["b"], tps(&[("t", 2), ("u", 2)]));
+    let u = uniform(&subs, &v, &HashMap::new());
+    assert_eq!((u["a"].len(), u["b"].len()), (3, 3));
+    // Sticky: what a member keeps stays with it.
+    let mut current = HashMap::new();
+    current.insert("b".to_string(), tps(&[("t", 0), ("u", 1), ("u", 2)]));
+    let u = uniform(&subs, &v, &current);
+    assert_eq!(u["b"], tps(&[("t", 0), ("u", 1), ("u", 2)]));
+    // Unknown assignors are refused.
+    let groups = ConsumerGroups::new(ConsumerGroupConfig::default());
+    let mut req = hb("a", 0, Some(tps(&[])));
+    req.assignor = Some("sticky".into());
+    let e = groups.heartbeat(Instant::now(), req, &v).unwrap_err();
+    assert_eq!(e.0, ResponseError::UnsupportedAssignor);
+}
+
+#[test]
+fn a_static_member_comes_back_to_its_partitions() {
+    let groups = ConsumerGroups::new(ConsumerGroupConfig::default());
+    let now = Instant::now();
+    let v = view(&[("t", 2)]);
+    let mut first = hb("a", 0, Some(tps(&[])));
+    first.instance_id = Some("i1".into());
+    let a = groups.heartbeat(now, first.clone(), &v).unwrap();
+    let mut other = first.clone();
+    other.member_id = "x".into();
+    assert_eq!(
+        groups.heartbeat(now, other.clone(), &v).unwrap_err().0,
+        ResponseError::UnreleasedInstanceId
+    );
+    let mut leave = hb("a", -2, None);
+    leave.instance_id = Some("i1".into());
+    assert_eq!(groups.heartbeat(now, leave, &v).unwrap().member_epoch, -2);
+    let back = groups.heartbeat(now, other, &v).unwrap();
+    assert_eq!(back.member_id, "x");
+    assert_eq!(
+        (back.member_epoch, back.assignment),
+        (a.member_epoch, a.assignment)
+    );
+}

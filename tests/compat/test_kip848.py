@@ -1,0 +1,148 @@
+"""KIP-848, the consumer group protocol with server-side assignment, on
+Runnel's broker: two of Kafka's console consumers (Java client 4.4.0,
+`group.protocol=consumer`) share a topic's partitions, one leaves and the
+other takes them all over, committed offsets reach the end of the log;
+`kafka-consumer-groups` lists, describes (members, state, offsets) such a
+group as it does on Kafka; librdkafka's KIP-848 consumer (confluent-kafka,
+`group.protocol=consumer`) does the same hand-over and commits.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import tempfile
+
+import pytest
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import kafka_cluster
+from compat_util import ck_producer, wait_until
+from test_kafka_tools import CONSUMER, GROUPS, TOPICS, rows, tool
+
+
+def produce(bootstrap: str, topic: str, partitions: int, per_partition: int, start: int) -> set[str]:
+    p = ck_producer(bootstrap)
+    values = set()
+    for part in range(partitions):
+        for i in range(start, start + per_partition):
+            v = f"p{part}-{i}"
+            p.produce(topic, value=v, partition=part)
+            values.add(v)
+    assert p.flush(30) == 0
+    return values
+
+
+def members(b: list[str], group: str) -> list[int]:
+    """Partition counts of the group's members, sorted."""
+    out, _ = tool(GROUPS, *b, "--describe", "--group", group, "--members")
+    return sorted(int(r[4]) for r in rows(out, "GROUP") if r[0] == group and len(r) >= 5)
+
+
+def start_consumer(b: list[str], topic: str, group: str, out):
+    return subprocess.Popen(
+        kafka_cluster.java(CONSUMER, *b, "--topic", topic, "--group", group, "--from-beginning",
+                           "--command-property", "group.protocol=consumer",
+                           "--command-property", "auto.commit.interval.ms=500"),
+        stdout=out, stderr=subprocess.DEVNULL, text=True,
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM: the console consumer closes its consumer, which leaves."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.kafka
+def test_console_consumers_share_and_take_over_with_the_consumer_protocol(kafka_libs, bootstrap, topic):
+    topic = topic.replace("_", "-")
+    group = f"{topic}-g"
+    b = ["--bootstrap-server", bootstrap]
+    tool(TOPICS, *b, "--create", "--topic", topic, "--partitions", "4", "--replication-factor", "1")
+    sent = produce(bootstrap, topic, 4, 10, 0)
+    with tempfile.TemporaryFile("w+") as out_a, tempfile.TemporaryFile("w+") as out_b:
+        a = start_consumer(b, topic, group, out_a)
+        procs = [a]
+        try:
+            wait_until(lambda: members(b, group) == [4], timeout=60, interval=0.5, what="a owns all 4")
+            bproc = start_consumer(b, topic, group, out_b)
+            procs.append(bproc)
+            # b gets its two only after a has revoked them.
+            wait_until(lambda: members(b, group) == [2, 2], timeout=60, interval=0.5, what="2 + 2")
+            out, _ = tool(GROUPS, *b, "--describe", "--group", group, "--state")
+            [state] = [r for r in rows(out, "GROUP") if r[0] == group]
+            assert state[-3:] == ["uniform", "Stable", "2"], out
+            listed, _ = tool(GROUPS, *b, "--list", "--type")
+            assert [group, "Consumer"] in rows(listed, "GROUP"), listed
+
+            stop(a)
+            wait_until(lambda: members(b, group) == [4], timeout=60, interval=0.5, what="b takes over")
+            sent |= produce(bootstrap, topic, 4, 5, 10)
+
+            def caught_up():
+                out, _ = tool(GROUPS, *b, "--describe", "--group", group, "--offsets")
+                offs = [(r[3], r[4]) for r in rows(out, "GROUP") if r[0] == group and r[1] == topic]
+                return len(offs) == 4 and all(c == e == "15" for c, e in offs) and out
+            wait_until(caught_up, timeout=60, interval=0.5, what="offsets committed to the end")
+        finally:
+            for p in procs:
+                stop(p)
+        out_a.seek(0)
+        out_b.seek(0)
+        got_a = {v for v in out_a.read().split() if re.fullmatch(r"p\d+-\d+", v)}
+        got_b = {v for v in out_b.read().split() if re.fullmatch(r"p\d+-\d+", v)}
+    # At least once: every record was read, by one consumer or the other.
+    assert got_a | got_b == sent
+    assert got_b - got_a, "b read records"
+    out, _ = tool(GROUPS, *b, "--describe", "--group", group, "--state")
+    [state] = [r for r in rows(out, "GROUP") if r[0] == group]
+    assert state[-2:] == ["Empty", "0"], out
+
+
+def rk_consumer(bootstrap: str, group: str) -> Consumer:
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+
+
+def test_librdkafka_consumers_share_and_take_over(bootstrap, topic):
+    group = f"{topic}-g"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 4, 1)])[topic].result(timeout=15)
+    sent = produce(bootstrap, topic, 4, 10, 0)
+    a, b = rk_consumer(bootstrap, group), rk_consumer(bootstrap, group)
+    got: set[str] = set()
+
+    def poll(*consumers):
+        for c in consumers:
+            m = c.poll(0.2)
+            if m is not None and m.error() is None:
+                got.add(m.value().decode())
+
+    try:
+        a.subscribe([topic])
+        wait_until(lambda: poll(a) or len(a.assignment()) == 4, timeout=30, what="a owns all 4")
+        b.subscribe([topic])
+        wait_until(lambda: poll(a, b) or (len(a.assignment()), len(b.assignment())) == (2, 2),
+                   timeout=30, what="2 + 2")
+        assert not {(t.topic, t.partition) for t in a.assignment()} & \
+            {(t.topic, t.partition) for t in b.assignment()}
+        a.commit(asynchronous=False)
+        a.close()
+        wait_until(lambda: poll(b) or len(b.assignment()) == 4, timeout=30, what="b takes over")
+        wait_until(lambda: poll(b) or got == sent, timeout=30, what="every record read")
+        b.commit(asynchronous=False)
+        committed = b.committed([TopicPartition(topic, p) for p in range(4)], timeout=10)
+        assert [tp.offset for tp in committed] == [10, 10, 10, 10]
+    finally:
+        b.close()
+    d = admin.describe_consumer_groups([group])[group].result(timeout=15)
+    assert (d.state.name, d.type.name, d.partition_assignor, d.members) == ("EMPTY", "CONSUMER", "uniform", [])
