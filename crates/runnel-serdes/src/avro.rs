@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use apache_avro::types::Value as AvroValue;
 use runnel_registry_client::{wire, RegistryClient};
@@ -26,6 +26,8 @@ pub struct AvroSerde<T> {
     /// schema (no resolution needed), `None` when records of it are
     /// resolved to the reader's.
     direct: Mutex<HashMap<i32, Option<Arc<Direct>>>>,
+    /// The writer's schema, compiled for writing once resolved.
+    writing: OnceLock<Direct>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -47,6 +49,7 @@ impl<T> AvroSerde<T> {
             writer: Writer::new(client, subject, SchemaType::Avro, schema, registration),
             reader,
             direct: Mutex::new(HashMap::new()),
+            writing: OnceLock::new(),
             _t: PhantomData,
         })
     }
@@ -58,14 +61,26 @@ fn err(e: impl std::fmt::Display) -> SerdeError {
 
 impl<T: Serialize + DeserializeOwned + 'static> Serde<T> for AvroSerde<T> {
     fn serialize(&self, value: &T) -> Serialized {
-        let datum = apache_avro::to_value(value).map_err(err)?;
-        if datum == AvroValue::Null && self.reader != apache_avro::Schema::Null {
+        if crate::avro_ser::is_null(value) && self.reader != apache_avro::Schema::Null {
+            // A tombstone.
             return Ok(None);
         }
         let (id, schema) = self.writer.resolve()?;
         let avro = schema
             .as_avro()
             .ok_or_else(|| SerdeError("not an Avro schema".into()))?;
+        let direct = self.writing.get_or_init(|| Direct::new(avro));
+        let mut out = Vec::with_capacity(64);
+        wire::write_header(*id, &mut out);
+        if direct.write(value, &mut out).is_ok() {
+            return Ok(Some(out));
+        }
+        // apache-avro's path: a null value (a tombstone), defaults of fields
+        // the type lacks, and the reason for anything else.
+        let datum = apache_avro::to_value(value).map_err(err)?;
+        if datum == AvroValue::Null && self.reader != apache_avro::Schema::Null {
+            return Ok(None);
+        }
         let datum = datum.resolve(avro).map_err(err)?;
         let mut out = Vec::new();
         wire::write_header(*id, &mut out);

@@ -68,6 +68,14 @@ impl Direct {
         }
     }
 
+    pub(crate) fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub(crate) fn names(&self) -> &HashMap<Name, Schema> {
+        &self.names
+    }
+
     /// Decodes one datum as `T`.
     pub(crate) fn read<T: de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, DeError> {
         let mut input = bytes;
@@ -412,27 +420,27 @@ impl<'de, 's> de::MapAccess<'de> for Fields<'_, 'de, 's> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde::{Deserialize, Serialize};
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    enum Status {
+    pub(crate) enum Status {
         Open,
         Closed,
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    struct Line {
+    pub(crate) struct Line {
         sku: String,
         qty: i32,
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    struct Wrapper(i64);
+    pub(crate) struct Wrapper(i64);
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    struct Order {
+    pub(crate) struct Order {
         id: i64,
         customer: Option<String>,
         total: f64,
@@ -445,7 +453,7 @@ mod tests {
         at: Wrapper,
     }
 
-    const SCHEMA: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+    pub(crate) const SCHEMA: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
         {"name": "id", "type": "long"},
         {"name": "customer", "type": ["null", "string"], "default": null},
         {"name": "total", "type": "double"},
@@ -460,7 +468,7 @@ mod tests {
         {"name": "extra", "type": ["null", {"type": "array", "items": "Line"}], "default": null}
     ]}"#;
 
-    fn order(i: i64) -> Order {
+    pub(crate) fn order(i: i64) -> Order {
         Order {
             id: i * 7919,
             customer: (i % 3 != 0).then(|| format!("c{i}")),
@@ -489,7 +497,7 @@ mod tests {
 
     /// The record as apache-avro writes it, with the extra field (which
     /// the type does not have) filled.
-    fn encoded(schema: &Schema, o: &Order, extra: bool) -> Vec<u8> {
+    pub(crate) fn encoded(schema: &Schema, o: &Order, extra: bool) -> Vec<u8> {
         use apache_avro::types::Value as Avro;
         let v = apache_avro::to_value(o).expect("value");
         let Avro::Record(mut fields) = v else {

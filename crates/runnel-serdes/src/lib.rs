@@ -20,6 +20,7 @@
 
 mod avro;
 mod avro_de;
+mod avro_ser;
 mod json_schema;
 mod protobuf;
 mod registered;
