@@ -191,9 +191,11 @@ fn non_null(u: &UnionSchema) -> Option<(usize, &Schema)> {
 /// `false` (not wrapped).
 pub fn infer_columns(schema: &Schema, single: &str) -> Result<(Vec<Column>, bool), FormatError> {
     infer_columns_with(schema, &[], single)
+        .map(|(cols, wrapped)| (crate::schema::upper_cased(cols), wrapped))
 }
 
-/// [`infer_columns`] of a schema using named types its references define.
+/// The columns of a schema using named types its references define, named
+/// as the schema names them (see [`infer_columns`] for ksqlDB's casing).
 pub fn infer_columns_with(
     schema: &Schema,
     refs: &[Schema],
@@ -215,12 +217,7 @@ pub fn infer_columns_with(
         Schema::Record(RecordSchema { fields, .. }) => Ok((
             fields
                 .iter()
-                .map(|f| {
-                    Ok(Column::new(
-                        &f.name.to_ascii_uppercase(),
-                        sql_type(&f.schema, &names)?,
-                    ))
-                })
+                .map(|f| Ok(Column::new(&f.name, sql_type(&f.schema, &names)?)))
                 .collect::<Result<_, FormatError>>()?,
             true,
         )),
@@ -519,10 +516,13 @@ mod tests {
         let back = apache_avro::from_avro_datum(&schema, &mut &bytes[..], None).unwrap();
         let j = to_json(&back, &schema, &names).unwrap();
         assert_eq!(from_json(&ty, &j["C"]).unwrap(), v, "{ty}");
-        // The type inferred from the schema is the column's.
-        let (inferred, wrapped) = infer_columns(&schema, "ROWVAL").unwrap();
+        // The type inferred from the schema is the column's, as written
+        // (by id) or upper-cased all through (a subject's latest).
+        let (inferred, wrapped) = infer_columns_with(&schema, &[], "ROWVAL").unwrap();
         assert!(wrapped);
         assert_eq!(inferred, cols);
+        let (upper, _) = infer_columns(&schema, "ROWVAL").unwrap();
+        assert_eq!(upper, crate::schema::upper_cased(cols.clone()));
     }
 
     #[test]

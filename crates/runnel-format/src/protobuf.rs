@@ -124,10 +124,16 @@ pub fn field_type(f: &FieldDescriptor) -> Result<SqlType, FormatError> {
     })
 }
 
-/// The columns of a message: its fields, names in upper case.
+/// The columns of a message: its fields, names in upper case (nested
+/// ones too), as ksqlDB infers them.
 pub fn infer_columns(m: &MessageDescriptor) -> Result<Vec<Column>, FormatError> {
+    columns_as_written(m).map(crate::schema::upper_cased)
+}
+
+/// The columns of a message named as its fields are.
+pub fn columns_as_written(m: &MessageDescriptor) -> Result<Vec<Column>, FormatError> {
     m.fields()
-        .map(|f| Ok(Column::new(&f.name().to_ascii_uppercase(), field_type(&f)?)))
+        .map(|f| Ok(Column::new(f.name(), field_type(&f)?)))
         .collect()
 }
 
@@ -702,7 +708,7 @@ message M { google.protobuf.Int32Value w = 1; int32 plain = 2; Inner inner = 3; 
             .collect();
         assert_eq!(
             got,
-            ["W INTEGER", "PLAIN INTEGER", "INNER STRUCT<`s` STRING>"]
+            ["W INTEGER", "PLAIN INTEGER", "INNER STRUCT<`S` STRING>"]
         );
         // An empty message: the wrapper and the message are NULL, the
         // plain scalar its default.

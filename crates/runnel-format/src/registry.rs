@@ -214,12 +214,29 @@ impl RowFormat for RegistryFormat {
             },
         };
         let single = if is_key { "ROWKEY" } else { "ROWVAL" };
-        infer_columns(&schema, single).map(Some)
+        // As ksqlDB: columns of a schema named by id keep its names' case;
+        // those of a subject's latest schema are upper-cased, nested
+        // fields too.
+        match schema_id {
+            Some(_) => columns_as_written(&schema, single).map(Some),
+            None => infer_columns(&schema, single).map(Some),
+        }
     }
 }
 
-/// The columns a parsed schema gives (see [`avro::infer_columns`]).
+/// The columns a parsed schema gives, names in upper case (nested fields
+/// too), as ksqlDB infers them from a subject's latest schema.
 pub fn infer_columns(
+    schema: &ParsedSchema,
+    single: &str,
+) -> Result<(Vec<Column>, bool), FormatError> {
+    columns_as_written(schema, single)
+        .map(|(cols, wrapped)| (crate::schema::upper_cased(cols), wrapped))
+}
+
+/// The columns a parsed schema gives, named as the schema names them (a
+/// schema given by id).
+pub fn columns_as_written(
     schema: &ParsedSchema,
     single: &str,
 ) -> Result<(Vec<Column>, bool), FormatError> {
@@ -231,7 +248,7 @@ pub fn infer_columns(
         return json_infer_columns(j, single);
     }
     if let Some(m) = schema.as_protobuf() {
-        return Ok((protobuf::infer_columns(&m)?, true));
+        return Ok((protobuf::columns_as_written(&m)?, true));
     }
     Err(FormatError::Unsupported(format!(
         "cannot infer columns from a {} schema",
@@ -679,8 +696,8 @@ pub fn json_sql_type(s: &Json) -> Result<SqlType, FormatError> {
     })
 }
 
-/// Columns from a JSON Schema: an object's properties (upper case) and
-/// `true`, or one column named `single`.
+/// Columns from a JSON Schema: an object's properties (named as written)
+/// and `true`, or one column named `single`.
 pub fn json_infer_columns(s: &Json, single: &str) -> Result<(Vec<Column>, bool), FormatError> {
     // A nullable object (`{"oneOf": [{"type": "null"}, {…object…}]}`, what
     // Confluent's JsonSchemaConverter registers for an optional struct)
@@ -703,7 +720,7 @@ pub fn json_infer_columns(s: &Json, single: &str) -> Result<(Vec<Column>, bool),
         return Ok((
             fields
                 .into_iter()
-                .map(|(n, t)| Ok(Column::new(&n.to_ascii_uppercase(), json_sql_type(t)?)))
+                .map(|(n, t)| Ok(Column::new(n, json_sql_type(t)?)))
                 .collect::<Result<_, FormatError>>()?,
             true,
         ));
@@ -724,7 +741,7 @@ mod nullable_row_tests {
         assert!(wrapped);
         assert_eq!(
             cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-            ["A", "B"]
+            ["a", "b"]
         );
     }
 }

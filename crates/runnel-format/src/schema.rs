@@ -31,6 +31,29 @@ pub const WINDOWEND: &str = "WINDOWEND";
 /// Names no user column may take.
 pub const RESERVED: [&str; 5] = [ROWTIME, ROWPARTITION, ROWOFFSET, WINDOWSTART, WINDOWEND];
 
+/// Columns with their names, and the field names of their STRUCTs (inside
+/// arrays and maps too), in upper case: how ksqlDB names what it infers
+/// from a registry schema.
+pub fn upper_cased(columns: Vec<Column>) -> Vec<Column> {
+    fn ty(t: SqlType) -> SqlType {
+        match t {
+            SqlType::Struct(fields) => SqlType::Struct(
+                fields
+                    .into_iter()
+                    .map(|(n, t)| (n.to_ascii_uppercase(), ty(t)))
+                    .collect(),
+            ),
+            SqlType::Array(t) => SqlType::Array(Box::new(ty(*t))),
+            SqlType::Map(k, v) => SqlType::Map(k, Box::new(ty(*v))),
+            t => t,
+        }
+    }
+    columns
+        .into_iter()
+        .map(|c| Column::new(&c.name.to_ascii_uppercase(), ty(c.ty)))
+        .collect()
+}
+
 /// The columns of a stream or table.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Schema {
