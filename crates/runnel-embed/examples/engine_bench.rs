@@ -673,6 +673,52 @@ fn baseline(env: &Env, events: u64) -> Result<Row, Error> {
     })
 }
 
+/// Every input value decoded with the events' serde (as the filter's
+/// first step does), repeated until at least a second was spent: what the
+/// value format alone costs.
+fn value_decoding(
+    env: &Env,
+    events: u64,
+    f: ValueFormat,
+    serdes: &ValueSerdes,
+) -> Result<Row, Error> {
+    let (w0, c0) = (Instant::now(), cpu_now());
+    let mut records = 0;
+    let mut amounts = 0u64;
+    let mut failed = None;
+    loop {
+        let n = env.scan(INPUT, |_, v| match serdes.event.deserialize(v) {
+            Ok(e) => amounts += u64::from(e.amount),
+            Err(e) => failed = Some(e.to_string()),
+        })?;
+        if let Some(e) = failed.take() {
+            return Err(format!("a value did not decode: {e}").into());
+        }
+        if n != events {
+            return Err(format!("decoding read {n} records, expected {events}").into());
+        }
+        records += n;
+        if w0.elapsed() >= Duration::from_secs(1) {
+            break;
+        }
+    }
+    std::hint::black_box(amounts);
+    let c1 = cpu_now();
+    Ok(Row {
+        query: format!("values decoded ({})", f.name()),
+        backend: "-",
+        records,
+        wall: w0.elapsed().as_secs_f64(),
+        cpu: Cpu {
+            process: c1.process - c0.process,
+            main: c1.main - c0.main,
+        },
+        startup: 0.0,
+        outputs: None,
+        commits: None,
+    })
+}
+
 fn make_backend(
     env: &Env,
     via: Via,
@@ -879,6 +925,8 @@ fn main() -> Result<(), Error> {
     let passing = preload(&env, &o, join, &serdes)?;
     let base = baseline(&env, o.events)?;
     println!("{}", base.json(&base));
+    let decoded = value_decoding(&env, o.events, o.format, &serdes)?;
+    println!("{}", decoded.json(&base));
     let mut rows = Vec::new();
     for &via in &o.backends {
         for &q in &o.queries {

@@ -75,7 +75,8 @@ struct Record {
 
 #[derive(Debug)]
 enum Step {
-    Read(Node),
+    /// Read into the slot, or passed over when no one reads the column.
+    Read(Node, Skip),
     Skip(Skip),
 }
 
@@ -159,6 +160,41 @@ impl RowPlan {
             RowRoot::Single(node(schema, columns.first()?.1, names, &mut stack)?)
         };
         Some(RowPlan { root })
+    }
+
+    /// [`Self::read`] into a row with `prefix` leading NULLs and `suffix`
+    /// trailing ones, room for `spare` more, the columns flagged in
+    /// `unread` left NULL (see `RowCodec::decode_with_prefix`).
+    pub(crate) fn read_padded(
+        &self,
+        bytes: &[u8],
+        (prefix, suffix, spare): (usize, usize, usize),
+        unread: &[bool],
+    ) -> Result<Vec<Value>, FormatError> {
+        let record = match &self.root {
+            RowRoot::Single(_) => {
+                return self
+                    .read(bytes)
+                    .map(|v| crate::format::padded(v, prefix, suffix, spare))
+            }
+            RowRoot::Wrapped(r) => r,
+            RowRoot::Nullable { record, .. } => record,
+        };
+        let mut input = Input { buf: bytes };
+        if let RowRoot::Nullable { at, .. } = &self.root {
+            match input.long() {
+                Ok(i) if usize::try_from(i).ok() == Some(*at) => {}
+                // No record: the error `read` gives.
+                _ => return self.read(bytes),
+            }
+        }
+        let width = prefix + record.width + suffix;
+        let mut row = Vec::with_capacity(width + spare);
+        row.resize_with(width, || Value::Null);
+        record
+            .read_into(&mut input, &mut row[prefix..prefix + record.width], unread)
+            .map_err(|e| FormatError::Decode(format!("bad Avro record: {e}")))?;
+        Ok(row)
     }
 
     /// Decodes one record's payload (after the wire header).
@@ -294,7 +330,10 @@ fn record(
         .zip(&slot_of)
         .map(|(f, slot)| match slot {
             Some(j) => Some((
-                Step::Read(node(&f.schema, targets[*j].1, names, stack)?),
+                Step::Read(
+                    node(&f.schema, targets[*j].1, names, stack)?,
+                    skip(&f.schema, names, stack)?,
+                ),
                 Some(*j),
             )),
             None => Some((Step::Skip(skip(&f.schema, names, stack)?), None)),
@@ -448,9 +487,19 @@ impl<'a> Input<'a> {
 impl Record {
     fn read_values(&self, input: &mut Input<'_>) -> Read<Vec<Value>> {
         let mut out = vec![Value::Null; self.width];
+        self.read_into(input, &mut out, &[])?;
+        Ok(out)
+    }
+
+    /// Fills `out` (one slot per column, NULL until read); columns flagged
+    /// in `unread` are passed over.
+    fn read_into(&self, input: &mut Input<'_>, out: &mut [Value], unread: &[bool]) -> Read<()> {
         for (step, slot) in &self.fields {
             match (step, slot) {
-                (Step::Read(n), slot) => {
+                (Step::Read(_, s), Some(j)) if unread.get(*j).copied().unwrap_or(false) => {
+                    s.skip(input)?;
+                }
+                (Step::Read(n, _), slot) => {
                     let v = n.read(input)?;
                     if let Some(o) = slot.and_then(|j| out.get_mut(j)) {
                         *o = v;
@@ -459,7 +508,7 @@ impl Record {
                 (Step::Skip(s), _) => s.skip(input)?,
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     fn read_struct(&self, input: &mut Input<'_>) -> Read<Value> {
@@ -750,6 +799,43 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn padded_rows_leave_unread_columns_null() {
+        let schema = Schema::parse(&json!({"type": "record", "name": "R", "fields": [
+            {"name": "a", "type": "long"}, {"name": "b", "type": "string"},
+            {"name": "c", "type": {"type": "array", "items": "int"}}]}))
+        .expect("schema");
+        let names = names_in([&schema]);
+        let (a, b, c) = (
+            SqlType::BigInt,
+            SqlType::String,
+            SqlType::Array(Box::new(SqlType::Int)),
+        );
+        let plan = RowPlan::compile(&schema, &names, &[("A", &a), ("B", &b), ("C", &c)], true)
+            .expect("plan");
+        let v = Avro::Record(vec![
+            ("a".into(), Avro::Long(4)),
+            ("b".into(), Avro::String("x".into())),
+            ("c".into(), Avro::Array(vec![Avro::Int(1), Avro::Int(2)])),
+        ]);
+        let bytes = apache_avro::to_avro_datum(&schema, v).expect("encode");
+        let row = plan
+            .read_padded(&bytes, (1, 2, 3), &[false, true, false])
+            .expect("row");
+        assert_eq!(
+            row,
+            vec![
+                Value::Null,
+                Value::BigInt(4),
+                Value::Null,
+                Value::Array(vec![Value::Int(1), Value::Int(2)]),
+                Value::Null,
+                Value::Null
+            ]
+        );
+        assert!(row.capacity() >= 9);
     }
 
     #[test]

@@ -172,6 +172,7 @@ impl RowFormat for RegistryFormat {
             protobuf_nullable: spec.protobuf_nullable,
             writer: OnceLock::new(),
             avro: Mutex::new(HashMap::new()),
+            first_avro: OnceLock::new(),
         })
     }
 
@@ -268,6 +269,9 @@ struct RegistryCodec {
     writer: OnceLock<(i32, Arc<ParsedSchema>)>,
     /// Avro schemas by id with the named types of their references.
     avro: Mutex<HashMap<i32, Arc<AvroSchemas>>>,
+    /// The first of them (most topics have one writer schema): found
+    /// without the lock.
+    first_avro: OnceLock<(i32, Arc<AvroSchemas>)>,
 }
 
 /// An Avro schema and the schemas its references define (the named types
@@ -324,6 +328,11 @@ impl RegistryCodec {
     /// The Avro schema of `id` with its references' named types (parsed
     /// once per id).
     fn avro(&self, id: i32, schema: &ParsedSchema) -> Result<Arc<AvroSchemas>, FormatError> {
+        if let Some((first, a)) = self.first_avro.get() {
+            if *first == id {
+                return Ok(a.clone());
+            }
+        }
         let mut cache = self
             .avro
             .lock()
@@ -349,12 +358,18 @@ impl RegistryCodec {
         parts.writer = writer;
         let parts = Arc::new(parts);
         cache.insert(id, parts.clone());
+        let _ = self.first_avro.set((id, parts.clone()));
         Ok(parts)
     }
 
     /// The Avro schema of `id` as [`Self::avro`] gives it, fetched from
     /// the registry only the first time.
     fn avro_by_id(&self, id: i32) -> Result<Arc<AvroSchemas>, FormatError> {
+        if let Some((first, a)) = self.first_avro.get() {
+            if *first == id {
+                return Ok(a.clone());
+            }
+        }
         let cached = self
             .avro
             .lock()
@@ -516,6 +531,29 @@ impl RowCodec for RegistryCodec {
             }
         }
         Ok(Some(out))
+    }
+
+    fn decode_with_prefix(
+        &self,
+        bytes: &[u8],
+        prefix: usize,
+        suffix: usize,
+        spare: usize,
+        unread: &[bool],
+    ) -> Result<Row, FormatError> {
+        if self.kind == Kind::Avro {
+            let (id, payload) =
+                wire::split(bytes).map_err(|e| FormatError::Decode(e.to_string()))?;
+            if let Some(plan) = &self.avro_by_id(id)?.plan {
+                return plan.read_padded(payload, (prefix, suffix, spare), unread);
+            }
+        }
+        Ok(crate::format::padded(
+            self.decode(bytes)?,
+            prefix,
+            suffix,
+            spare,
+        ))
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<Row, FormatError> {

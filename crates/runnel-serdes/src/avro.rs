@@ -26,6 +26,8 @@ pub struct AvroSerde<T> {
     /// schema (no resolution needed), `None` when records of it are
     /// resolved to the reader's.
     direct: Mutex<HashMap<i32, Option<Arc<Direct>>>>,
+    /// The first writer schema id read directly, and its decoder.
+    first_direct: OnceLock<(i32, Arc<Direct>)>,
     /// The writer's schema, compiled for writing once resolved.
     writing: OnceLock<Direct>,
     _t: PhantomData<fn() -> T>,
@@ -49,6 +51,7 @@ impl<T> AvroSerde<T> {
             writer: Writer::new(client, subject, SchemaType::Avro, schema, registration),
             reader,
             direct: Mutex::new(HashMap::new()),
+            first_direct: OnceLock::new(),
             writing: OnceLock::new(),
             _t: PhantomData,
         })
@@ -92,6 +95,15 @@ impl<T: Serialize + DeserializeOwned + 'static> Serde<T> for AvroSerde<T> {
         let Some(bytes) = bytes else {
             return apache_avro::from_value::<T>(&AvroValue::Null).map_err(err);
         };
+        // The common case, without the registry client's cache or a lock:
+        // the first writer schema seen, read directly.
+        if let Ok((id, payload)) = wire::split(bytes) {
+            if let Some((first, direct)) = self.first_direct.get() {
+                if *first == id {
+                    return direct.read(payload).map_err(err);
+                }
+            }
+        }
         let (id, writer, mut payload) = self.writer.reader(bytes)?;
         let avro = writer
             .as_avro()
@@ -104,6 +116,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Serde<T> for AvroSerde<T> {
             .or_insert_with(|| (*avro == self.reader).then(|| Arc::new(Direct::new(avro))))
             .clone();
         if let Some(direct) = direct {
+            let _ = self.first_direct.set((id, direct.clone()));
             return direct.read(payload).map_err(err);
         }
         let datum =
