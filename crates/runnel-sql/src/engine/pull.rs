@@ -246,6 +246,7 @@ impl Engine {
     ) -> Result<SelectList, SqlError> {
         let mut columns = Vec::new();
         let mut exprs = Vec::new();
+        let generated = crate::plan::generated_names(items, |n| cols.iter().any(|c| c.name == n));
         for (i, item) in items.iter().enumerate() {
             match item {
                 SelectItem::Star { .. } => {
@@ -263,7 +264,9 @@ impl Engine {
                     let name = match (alias, &expr.kind) {
                         (Some(a), _) => a.name.clone(),
                         (None, ExprKind::Column { name, .. }) => name.name.clone(),
-                        _ => format!("KSQL_COL_{i}"),
+                        _ => generated[i]
+                            .clone()
+                            .unwrap_or_else(|| format!("KSQL_COL_{i}")),
                     };
                     columns.push((name, t.unwrap_or(SqlType::String)));
                     exprs.push(c);

@@ -426,6 +426,31 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// `q` with its unaliased computed select items named as ksqlDB names
+    /// them (see [`generated_names`]); `None` when none needs a name.
+    fn with_generated_names(&self, q: &Query) -> Option<Query> {
+        let mut taken: HashSet<String> = HashSet::new();
+        let sources =
+            std::iter::once(&q.from.name.name).chain(q.joins.iter().map(|j| &j.right.name.name));
+        for s in sources.filter_map(|n| self.catalog.source(n)) {
+            taken.extend(s.schema.columns().map(|c| c.name.clone()));
+        }
+        let names = generated_names(&q.select, |n| taken.contains(n));
+        if names.iter().all(Option::is_none) {
+            return None;
+        }
+        let mut q = q.clone();
+        for (item, name) in q.select.iter_mut().zip(names) {
+            if let (SelectItem::Expr { expr, alias }, Some(name)) = (item, name) {
+                *alias = Some(Ident {
+                    name,
+                    pos: expr.pos,
+                });
+            }
+        }
+        Some(q)
+    }
+
     fn name(&mut self, what: &str) -> String {
         self.counter += 1;
         format!("{}-{what}-{}", self.query_id, self.counter)
@@ -440,6 +465,14 @@ impl<'a> Planner<'a> {
 
     /// Plans `q` writing to `sink`; `sink_name` names it in errors.
     pub fn plan(&mut self, q: &Query, sink_name: &str, sink: Sink) -> Result<Planned, SqlError> {
+        let named;
+        let q = match self.with_generated_names(q) {
+            Some(n) => {
+                named = n;
+                &named
+            }
+            None => q,
+        };
         if q.limit.is_some() {
             if let Sink::Topic { .. } = sink {
                 return Err(err(q.pos, "LIMIT is not supported in persistent queries"));
@@ -616,4 +649,32 @@ impl<'a> Planner<'a> {
             }
         }
     }
+}
+
+/// ksqlDB's names for select items that are computed and unaliased (not a
+/// column, not a struct field): `KSQL_COL_<n>`, numbered over those items
+/// only, in order, skipping names `taken` says the sources' columns have.
+/// `None` for items that need no generated name.
+pub(crate) fn generated_names(
+    items: &[SelectItem],
+    taken: impl Fn(&str) -> bool,
+) -> Vec<Option<String>> {
+    let mut n = 0;
+    items
+        .iter()
+        .map(|item| match item {
+            SelectItem::Expr { expr, alias: None }
+                if !matches!(expr.kind, ExprKind::Column { .. } | ExprKind::Deref { .. }) =>
+            {
+                loop {
+                    let name = format!("KSQL_COL_{n}");
+                    n += 1;
+                    if !taken(&name) {
+                        break Some(name);
+                    }
+                }
+            }
+            _ => None,
+        })
+        .collect()
 }
