@@ -426,16 +426,41 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// `q` with its unaliased computed select items named as ksqlDB names
-    /// them (see [`generated_names`]); `None` when none needs a name.
+    /// `q` with its unaliased select items named as ksqlDB names them:
+    /// computed ones `KSQL_COL_<n>` (see [`generated_names`]), and in a
+    /// join a qualified column whose name more than one source has
+    /// `<qualifier>_<name>` (`L.V0` → `L_V0`); `None` when none needs a
+    /// name.
     fn with_generated_names(&self, q: &Query) -> Option<Query> {
         let mut taken: HashSet<String> = HashSet::new();
+        // How many of the query's sources have a column of each name.
+        let mut owners: std::collections::HashMap<String, usize> = Default::default();
         let sources =
             std::iter::once(&q.from.name.name).chain(q.joins.iter().map(|j| &j.right.name.name));
         for s in sources.filter_map(|n| self.catalog.source(n)) {
-            taken.extend(s.schema.columns().map(|c| c.name.clone()));
+            let own: HashSet<&String> = s.schema.columns().map(|c| &c.name).collect();
+            for n in own {
+                taken.insert(n.clone());
+                *owners.entry(n.clone()).or_default() += 1;
+            }
         }
-        let names = generated_names(&q.select, |n| taken.contains(n));
+        let mut names = generated_names(&q.select, |n| taken.contains(n));
+        if !q.joins.is_empty() {
+            for (item, name) in q.select.iter().zip(names.iter_mut()) {
+                let SelectItem::Expr { expr, alias: None } = item else {
+                    continue;
+                };
+                if let ExprKind::Column {
+                    qualifier: Some(qualifier),
+                    name: column,
+                } = &expr.kind
+                {
+                    if owners.get(&column.name).is_some_and(|n| *n > 1) {
+                        *name = Some(format!("{}_{}", qualifier.name, column.name));
+                    }
+                }
+            }
+        }
         if names.iter().all(Option::is_none) {
             return None;
         }
