@@ -64,9 +64,13 @@ pub async fn serve_listener(
                     let ctx = ConnectionContext::accepted(name, peer);
                     let limits = limits.clone();
                     connections.spawn(async move {
+                        let b = broker.clone();
                         if let Err(err) = connection(broker, ctx, stream, stop, &limits).await {
                             debug!(%peer, %err, "connection closed");
                         }
+                        // Share sessions die with their connection, as in
+                        // Kafka: what they held is given back at once.
+                        b.groups().share().connection_closed(peer);
                         drop(slot);
                     });
                 }

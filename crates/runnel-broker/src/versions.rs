@@ -58,6 +58,13 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     s(ApiKey::ConsumerGroupDescribe, 0, 1),
     s(ApiKey::DescribeTopicPartitions, 0, 0),
+    s(ApiKey::ShareGroupHeartbeat, 1, 1),
+    s(ApiKey::ShareGroupDescribe, 1, 1),
+    s(ApiKey::ShareFetch, 1, 1),
+    s(ApiKey::ShareAcknowledge, 1, 1),
+    s(ApiKey::DescribeShareGroupOffsets, 0, 0),
+    s(ApiKey::AlterShareGroupOffsets, 0, 0),
+    s(ApiKey::DeleteShareGroupOffsets, 0, 0),
 ];
 
 /// The lowest version the broker actually decodes for `key` (Produce below 3

@@ -9,6 +9,7 @@ mod groups;
 mod metadata;
 pub(crate) mod produce;
 mod producer_ids;
+mod share_groups;
 mod txn;
 
 use std::sync::Arc;
@@ -142,6 +143,27 @@ pub(crate) async fn handle(
         }
         RequestKind::DescribeTopicPartitions(req) => ResponseKind::DescribeTopicPartitions(
             describe::describe_topic_partitions(broker, ctx, req),
+        ),
+        RequestKind::ShareGroupHeartbeat(req) => ResponseKind::ShareGroupHeartbeat(
+            share_groups::share_group_heartbeat(broker, ctx, header, req),
+        ),
+        RequestKind::ShareGroupDescribe(req) => {
+            ResponseKind::ShareGroupDescribe(share_groups::share_group_describe(broker, ctx, req))
+        }
+        RequestKind::ShareFetch(req) => {
+            ResponseKind::ShareFetch(share_groups::share_fetch(broker, ctx, req, stop).await)
+        }
+        RequestKind::ShareAcknowledge(req) => {
+            ResponseKind::ShareAcknowledge(share_groups::share_acknowledge(broker, ctx, req))
+        }
+        RequestKind::DescribeShareGroupOffsets(req) => ResponseKind::DescribeShareGroupOffsets(
+            share_groups::describe_share_group_offsets(broker, ctx, req),
+        ),
+        RequestKind::AlterShareGroupOffsets(req) => ResponseKind::AlterShareGroupOffsets(
+            share_groups::alter_share_group_offsets(broker, ctx, req),
+        ),
+        RequestKind::DeleteShareGroupOffsets(req) => ResponseKind::DeleteShareGroupOffsets(
+            share_groups::delete_share_group_offsets(broker, ctx, req),
         ),
         other => {
             // versions::accepted() let it through, so this is a routing bug.
