@@ -1,0 +1,120 @@
+"""Share groups (KIP-932, Kafka's queues) on Runnel's broker, driven by the
+Java client's KafkaShareConsumer (explicit acknowledgement) and
+`kafka-share-groups`, each check also run on the Kafka cluster.
+
+`java/ShareChecks.java` is compiled at test time with ClientChecks.java
+against the fixture's kafka-clients jar.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+import kafka_cluster
+
+pytestmark = pytest.mark.kafka
+
+HERE = Path(__file__).resolve().parent / "java"
+
+
+@pytest.fixture(scope="session")
+def share_checks(kafka_libs) -> Path:
+    [clients] = sorted(kafka_libs.glob("kafka-clients-*.jar"))
+    return kafka_cluster.compile_java([HERE / "ShareChecks.java", HERE / "ClientChecks.java"],
+                                      "share-checks", cp=str(clients))
+
+
+@pytest.fixture
+def peer(request):
+    """(name, bootstrap) of Runnel's session broker or of the Kafka cluster."""
+    if request.param == "runnel":
+        return "runnel", request.getfixturevalue("bootstrap")
+    cluster = request.getfixturevalue("kafka")
+    assert not cluster.stopped, "the session's Kafka cluster was stopped before this test"
+    return "kafka", cluster.bootstrap
+
+
+PEERS = pytest.mark.parametrize("peer", ["runnel", "kafka"], indirect=True)
+
+
+def cmd(classes: Path, bootstrap: str, prefix: str, check: str) -> list[str]:
+    return kafka_cluster.java("ShareChecks", bootstrap, prefix, check, cp=kafka_cluster.classpath(classes))
+
+
+def result(proc_out: str, report: str, check: str) -> dict:
+    lines = [json.loads(line) for line in proc_out.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, report
+    assert lines[0]["check"] == check and lines[0]["ok"], f"{lines[0].get('error')}\n{report}"
+    return lines[0]["result"]
+
+
+def run_check(classes: Path, bootstrap: str, prefix: str, check: str) -> dict:
+    proc = subprocess.run(cmd(classes, bootstrap, prefix, check), capture_output=True, text=True,
+                          timeout=110, stdin=subprocess.DEVNULL)
+    report = f"exit {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, report
+    return result(proc.stdout, report, check)
+
+
+@PEERS
+def test_share_consumers_release_reject_and_hand_over(share_checks, peer):
+    name, bootstrap = peer
+    prefix = f"share-{uuid.uuid4().hex[:8]}"
+    r = run_check(share_checks, bootstrap, prefix, "queue")
+    assert r["state"] == "Stable"
+    assert sorted(m["client_id"] for m in r["members"]) == ["share-a", "share-b"]
+    events = r["events"]
+    queue = [e for e in events if e["n"] < 30]
+    # Both consumers of the single partition got records.
+    assert {e["who"] for e in queue} == {"a", "b"}, queue
+    by_n: dict[int, list[dict]] = {}
+    for e in queue:
+        by_n.setdefault(e["n"], []).append(e)
+    for n in range(30):
+        got = [(e["count"], e["action"]) for e in by_n.get(n, [])]
+        if n % 10 == 3:
+            # Released on its first delivery, back with delivery count 2.
+            assert got == [(1, "release"), (2, "accept")], (n, got)
+        elif n % 10 == 7:
+            # Rejected: never delivered again.
+            assert got == [(1, "reject")], (n, got)
+        else:
+            assert got == [(1, "accept")], (n, got)
+    # The share-partition start offset moved over everything acknowledged.
+    assert r["start_after_queue"] == 30
+    # What a closed consumer held comes back to the other one, counted twice.
+    held = set(r["held_by_a"])
+    after = [e for e in events if e["n"] >= 30 and e["who"] == "b"]
+    assert {e["n"] for e in after} == set(range(30, 40))
+    for e in after:
+        assert e["count"] == (2 if e["n"] in held else e["count"]) and e["count"] in (1, 2), e
+    assert all(e["count"] == 2 for e in after if e["n"] in held), after
+    assert r["start_after_close"] == 40
+
+
+@PEERS
+def test_records_of_a_killed_share_consumer_are_redelivered(share_checks, peer):
+    name, bootstrap = peer
+    prefix = f"share-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen(cmd(share_checks, bootstrap, prefix, "hold"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        held = result(line, f"hold printed {line!r}", "hold")["held"]
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+    assert held, err
+    r = run_check(share_checks, bootstrap, prefix, "drain")
+    counts = {int(k): v for k, v in r["counts"].items()}
+    assert set(counts) == set(range(10))
+    # Every record the killed consumer held is delivered a second time.
+    assert all(counts[n] == 2 for n in held), (held, counts)
+    assert set(counts.values()) <= {1, 2}, counts
+    assert r["start"] == 10
