@@ -8,6 +8,7 @@ import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.ExecutionException;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
@@ -27,6 +28,7 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.GroupIdNotFoundException;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
@@ -165,8 +167,14 @@ public class ShareChecks {
                 while (!both && System.currentTimeMillis() < deadline) {
                     a.poll(POLL);
                     b.poll(POLL);
-                    ShareGroupDescription d = admin.describeShareGroups(List.of(group()))
-                        .describedGroups().get(group()).get();
+                    ShareGroupDescription d;
+                    try {
+                        d = admin.describeShareGroups(List.of(group())).describedGroups().get(group()).get();
+                    } catch (ExecutionException e) {
+                        // Not there until the first heartbeat.
+                        if (e.getCause() instanceof GroupIdNotFoundException) continue;
+                        throw e;
+                    }
                     both = d.members().size() == 2 && d.members().stream().allMatch(
                         m -> m.assignment().topicPartitions().contains(new TopicPartition(topic(), 0)));
                 }
