@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 import kafka_cluster
+from test_kafka_tools import rows, tool
+
+SHARE_GROUPS = "org.apache.kafka.tools.consumer.group.ShareGroupCommand"
 
 pytestmark = pytest.mark.kafka
 
@@ -100,20 +103,28 @@ def test_share_consumers_release_reject_and_hand_over(share_checks, peer):
     assert r["start_after_close"] == 40 if name == "runnel" else r["start_after_close"] <= 40
 
 
-@PEERS
-def test_records_of_a_killed_share_consumer_are_redelivered(share_checks, peer):
-    name, bootstrap = peer
-    prefix = f"share-{uuid.uuid4().hex[:8]}"
-    proc = subprocess.Popen(cmd(share_checks, bootstrap, prefix, "hold"), stdout=subprocess.PIPE,
+def hold(classes: Path, bootstrap: str, prefix: str, while_held=lambda: None) -> list[int]:
+    """Runs the `hold` check (10 records, one share consumer holding the
+    first it got), calls `while_held`, then SIGKILLs the consumer."""
+    proc = subprocess.Popen(cmd(classes, bootstrap, prefix, "hold"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         held = result(line, f"hold printed {line!r}", "hold")["held"]
+        while_held()
     finally:
         proc.kill()
         _, err = proc.communicate(timeout=30)
     assert held, err
+    return held
+
+
+@PEERS
+def test_records_of_a_killed_share_consumer_are_redelivered(share_checks, peer):
+    name, bootstrap = peer
+    prefix = f"share-{uuid.uuid4().hex[:8]}"
+    held = hold(share_checks, bootstrap, prefix)
     r = run_check(share_checks, bootstrap, prefix, "drain")
     counts = {int(k): v for k, v in r["counts"].items()}
     assert set(counts) == set(range(10))
@@ -121,3 +132,65 @@ def test_records_of_a_killed_share_consumer_are_redelivered(share_checks, peer):
     assert all(counts[n] == 2 for n in held), (held, counts)
     assert set(counts.values()) <= {1, 2}, counts
     assert r["start"] == 10 if name == "runnel" else r["start"] <= 10
+
+
+@PEERS
+def test_kafka_share_groups_tool(share_checks, peer):
+    """`kafka-share-groups` on a group with a live member, then its offset
+    admin calls on a group without members, each output checked."""
+    name, bootstrap = peer
+    prefix = f"share-{uuid.uuid4().hex[:8]}"
+    topic, group = f"{prefix}-q", f"{prefix}-g"
+    b = ["--bootstrap-server", bootstrap]
+
+    def share_groups(*args: str, ok: bool = True) -> str:
+        out, err = tool(SHARE_GROUPS, *b, *args, ok=ok)
+        return out + err
+
+    def while_held():
+        listed = share_groups("--list", "--state")
+        assert [group, "Stable"] in rows(listed, "GROUP"), listed
+        out = share_groups("--describe", "--group", group, "--members")
+        [member] = [r for r in rows(out, "GROUP") if r[0] == group]
+        assert (member[2:]) == ["/127.0.0.1", "share-hold", "1", f"{topic}:0"], out
+        out = share_groups("--describe", "--group", group, "--state")
+        [state] = [r for r in rows(out, "GROUP") if r[0] == group]
+        assert state[-2:] == ["Stable", "1"], out
+        out = share_groups("--describe", "--group", group)
+        [offsets] = [r for r in rows(out, "GROUP") if r[0] == group]
+        # Runnel shows the live start offset and lag; Kafka shows the state
+        # it persisted, none until the partition's first state write.
+        want = ["0", "10"] if name == "runnel" else ["-", "-"]
+        assert offsets == [group, topic, "0", *want], out
+
+    hold(share_checks, bootstrap, prefix, while_held)
+
+    # Offsets of a group without members: reset (creating the group),
+    # describe, delete offsets, delete the group.
+    other = f"{prefix}-admin"
+    reset = ["--reset-offsets", "--group", other, "--topic", topic]
+    out = share_groups(*reset, "--to-offset", "4", "--dry-run")
+    assert rows(out, "GROUP") == [[other, topic, "0", "4"]], out
+    out = share_groups(*reset, "--to-earliest", "--execute")
+    assert rows(out, "GROUP") == [[other, topic, "0", "0"]], out
+    assert [other, "Empty"] in rows(share_groups("--list", "--state"), "GROUP")
+    out = share_groups("--describe", "--group", other)
+    assert rows(out, "GROUP") == [[other, topic, "0", "0", "10"]], out
+    out = share_groups("--describe", "--group", other, "--offsets", "--verbose")
+    assert rows(out, "GROUP") == [[other, topic, "0", "0", "0", "10"]], out
+    out = share_groups("--describe", "--group", other, "--state")
+    assert f"Share group '{other}' has no active members." in out, out
+    [state] = [r for r in rows(out, "GROUP") if r[0] == other]
+    assert state[-2:] == ["Empty", "0"], out
+    out = share_groups(*reset, "--to-latest", "--execute")
+    assert rows(out, "GROUP") == [[other, topic, "0", "10"]], out
+    out = share_groups("--describe", "--group", other)
+    assert rows(out, "GROUP") == [[other, topic, "0", "10", "0"]], out
+    out = share_groups("--delete-offsets", "--group", other, "--topic", topic)
+    assert rows(out, "TOPIC") == [[topic, "Successful"]], out
+    out = share_groups("--describe", "--group", other)
+    assert f"Share group '{other}' has no offset information." in out, out
+    out = share_groups("--delete", "--group", other)
+    assert f"Deletion of requested share groups ('{other}') was successful." in out, out
+    out = share_groups("--describe", "--group", other)  # exits 0 all the same
+    assert f"GroupIdNotFoundException: Group {other} not found." in out, out

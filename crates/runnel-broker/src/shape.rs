@@ -2031,10 +2031,14 @@ mod tests {
             for v in e.min..=e.max {
                 if crate::versions::accepted(e.key, v) {
                     assert_ne!(
-                        check_request_body(e.key as i16, v, &[]),
+                        check_request_body(
+                            e.key as i16,
+                            crate::versions::codec_version(e.key, v),
+                            &[]
+                        ),
                         Err(ShapeError::NoShape {
                             api: e.key as i16,
-                            version: v
+                            version: crate::versions::codec_version(e.key, v)
                         }),
                         "the broker accepts {:?} v{v} but it has no shape",
                         e.key

@@ -873,9 +873,10 @@ impl ShareGroups {
         })
     }
 
-    /// The start offsets (SPSO) of the group's initialized partitions;
-    /// `None` when it is not a share group.
-    pub fn start_offsets(&self, group_id: &str) -> Option<BTreeMap<Tp, i64>> {
+    /// The start offsets (SPSO) of the group's initialized partitions, each
+    /// with how many records after it are done already; `None` when it is
+    /// not a share group.
+    pub fn start_offsets(&self, group_id: &str) -> Option<BTreeMap<Tp, (i64, i64)>> {
         let now = Instant::now();
         let mut guard = self.lock();
         let st = &mut *guard;
@@ -886,7 +887,12 @@ impl ShareGroups {
                 .iter_mut()
                 .map(|(tp, p)| {
                     p.expire(now, limit);
-                    (tp.clone(), p.start)
+                    let done = p
+                        .records
+                        .values()
+                        .filter(|r| r.state == RecState::Done)
+                        .count() as i64;
+                    (tp.clone(), (p.start, done))
                 })
                 .collect(),
         )

@@ -176,6 +176,24 @@ pub(crate) async fn handle(
     Ok(Some(response))
 }
 
+/// Answers a request of a version the codec cannot encode the response of
+/// (see [`versions::HAND_ENCODED`]): the response body, encoded here.
+pub(crate) fn hand_encoded(
+    broker: &Arc<Broker>,
+    ctx: &ConnectionContext,
+    request: RequestKind,
+    version: i16,
+) -> Result<Vec<u8>, BrokerError> {
+    match request {
+        RequestKind::DescribeShareGroupOffsets(req) if version == 1 => Ok(
+            share_groups::describe_share_group_offsets_v1(broker, ctx, req),
+        ),
+        _ => Err(BrokerError::Malformed(format!(
+            "no hand-encoded response for v{version}"
+        ))),
+    }
+}
+
 /// The ApiVersions body listing every supported API.
 pub(crate) fn api_versions_body(error_code: i16) -> ApiVersionsResponse {
     ApiVersionsResponse::default()

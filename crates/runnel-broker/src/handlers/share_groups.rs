@@ -611,25 +611,32 @@ pub(crate) fn share_acknowledge(
     )
 }
 
-pub(crate) fn describe_share_group_offsets(
-    broker: &Arc<Broker>,
-    _ctx: &ConnectionContext,
+/// One partition of a DescribeShareGroupOffsets answer.
+struct OffsetRow {
+    partition: i32,
+    start: i64,
+    lag: i64,
+    error: i16,
+}
+
+/// One group of a DescribeShareGroupOffsets answer: (topic, id, rows) or
+/// the group's error.
+type OffsetGroup = Result<Vec<(String, Uuid, Vec<OffsetRow>)>, (i16, String)>;
+
+fn share_group_offsets(
+    broker: &Broker,
     req: DescribeShareGroupOffsetsRequest,
-) -> DescribeShareGroupOffsetsResponse {
+) -> Vec<(kafka_protocol::messages::GroupId, OffsetGroup)> {
     let topics = topics(broker);
-    let groups = req
-        .groups
+    req.groups
         .into_iter()
         .map(|g| {
-            let out =
-                DescribeShareGroupOffsetsResponseGroup::default().with_group_id(g.group_id.clone());
             let Some(starts) = broker.groups().share().start_offsets(&g.group_id.0) else {
-                return out
-                    .with_error_code(ResponseError::GroupIdNotFound.code())
-                    .with_error_message(Some(str_bytes(&format!(
-                        "Group {} not found.",
-                        g.group_id.0
-                    ))));
+                let message = format!("Group {} not found.", g.group_id.0);
+                return (
+                    g.group_id,
+                    Err((ResponseError::GroupIdNotFound.code(), message)),
+                );
             };
             // Without topics: every partition the group has state for.
             let wanted: BTreeMap<String, Vec<i32>> = match g.topics {
@@ -645,39 +652,144 @@ pub(crate) fn describe_share_group_offsets(
                     m
                 }
             };
-            out.with_topics(
-                wanted
-                    .into_iter()
-                    .map(|(t, ps)| {
-                        let id = topics.ids.get(&t).copied().unwrap_or_default();
-                        let known = topics.ids.contains_key(&t);
-                        DescribeShareGroupOffsetsResponseTopic::default()
-                            .with_topic_name(TopicName(str_bytes(&t)))
-                            .with_topic_id(id)
-                            .with_partitions(
-                                ps.into_iter()
-                                    .map(|p| {
-                                        let r =
+            let rows = wanted
+                .into_iter()
+                .map(|(t, ps)| {
+                    let topic = broker.log().topic(&t);
+                    let id = topics.ids.get(&t).copied().unwrap_or_default();
+                    let rows = ps
+                        .into_iter()
+                        .map(|p| {
+                            let Some(part) = topic.as_ref().and_then(|tt| tt.partition(p)) else {
+                                return OffsetRow {
+                                    partition: p,
+                                    start: -1,
+                                    lag: -1,
+                                    error: ResponseError::UnknownTopicOrPartition.code(),
+                                };
+                            };
+                            match starts.get(&(t.clone(), p)) {
+                                // Kafka's lag: records after the start not
+                                // yet delivered and acknowledged.
+                                Some((start, done)) => OffsetRow {
+                                    partition: p,
+                                    start: *start,
+                                    lag: (part.high_watermark() - start - done).max(0),
+                                    error: 0,
+                                },
+                                None => OffsetRow {
+                                    partition: p,
+                                    start: -1,
+                                    lag: -1,
+                                    error: 0,
+                                },
+                            }
+                        })
+                        .collect();
+                    (t, id, rows)
+                })
+                .collect();
+            (g.group_id, Ok(rows))
+        })
+        .collect()
+}
+
+pub(crate) fn describe_share_group_offsets(
+    broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
+    req: DescribeShareGroupOffsetsRequest,
+) -> DescribeShareGroupOffsetsResponse {
+    let groups = share_group_offsets(broker, req)
+        .into_iter()
+        .map(|(id, g)| {
+            let out = DescribeShareGroupOffsetsResponseGroup::default().with_group_id(id);
+            match g {
+                Err((code, message)) => out
+                    .with_error_code(code)
+                    .with_error_message(Some(str_bytes(&message))),
+                Ok(topics) => out.with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(t, id, rows)| {
+                            DescribeShareGroupOffsetsResponseTopic::default()
+                                .with_topic_name(TopicName(str_bytes(&t)))
+                                .with_topic_id(id)
+                                .with_partitions(
+                                    rows.into_iter()
+                                        .map(|r| {
                                             DescribeShareGroupOffsetsResponsePartition::default()
-                                                .with_partition_index(p)
-                                                .with_leader_epoch(0);
-                                        if !known {
-                                            return r.with_start_offset(-1).with_error_code(
-                                                ResponseError::UnknownTopicOrPartition.code(),
-                                            );
-                                        }
-                                        r.with_start_offset(
-                                            starts.get(&(t.clone(), p)).copied().unwrap_or(-1),
-                                        )
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            )
+                                                .with_partition_index(r.partition)
+                                                .with_start_offset(r.start)
+                                                .with_leader_epoch(0)
+                                                .with_error_code(r.error)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                ),
+            }
         })
         .collect();
     DescribeShareGroupOffsetsResponse::default().with_groups(groups)
+}
+
+/// DescribeShareGroupOffsets v1 (with `Lag`), which the codec does not
+/// have: the response body encoded here, all fields compact.
+pub(crate) fn describe_share_group_offsets_v1(
+    broker: &Arc<Broker>,
+    _ctx: &ConnectionContext,
+    req: DescribeShareGroupOffsetsRequest,
+) -> Vec<u8> {
+    fn uvarint(out: &mut Vec<u8>, mut n: u64) {
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+    fn string(out: &mut Vec<u8>, s: Option<&str>) {
+        match s {
+            None => out.push(0),
+            Some(s) => {
+                uvarint(out, s.len() as u64 + 1);
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+    const NO_TAGS: u8 = 0;
+    let groups = share_group_offsets(broker, req);
+    let mut out = Vec::new();
+    out.extend_from_slice(&0i32.to_be_bytes()); // throttle_time_ms
+    uvarint(&mut out, groups.len() as u64 + 1);
+    for (id, g) in groups {
+        string(&mut out, Some(&id.0));
+        let (topics, code, message) = match g {
+            Ok(topics) => (topics, 0i16, None),
+            Err((code, message)) => (Vec::new(), code, Some(message)),
+        };
+        uvarint(&mut out, topics.len() as u64 + 1);
+        for (name, topic_id, rows) in topics {
+            string(&mut out, Some(&name));
+            out.extend_from_slice(topic_id.as_bytes());
+            uvarint(&mut out, rows.len() as u64 + 1);
+            for r in rows {
+                out.extend_from_slice(&r.partition.to_be_bytes());
+                out.extend_from_slice(&r.start.to_be_bytes());
+                out.extend_from_slice(&0i32.to_be_bytes()); // leader_epoch
+                out.extend_from_slice(&r.lag.to_be_bytes());
+                out.extend_from_slice(&r.error.to_be_bytes());
+                string(&mut out, None);
+                out.push(NO_TAGS);
+            }
+            out.push(NO_TAGS);
+        }
+        out.extend_from_slice(&code.to_be_bytes());
+        string(&mut out, message.as_deref());
+        out.push(NO_TAGS);
+    }
+    out.push(NO_TAGS);
+    out
 }
 
 pub(crate) fn alter_share_group_offsets(
