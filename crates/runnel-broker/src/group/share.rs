@@ -181,6 +181,9 @@ struct Group {
     members: BTreeMap<String, Member>,
     /// Partition counts of the subscribed topics the assignment was built on.
     topic_counts: BTreeMap<String, i32>,
+    /// The target assignment at `assignment_epoch`; each member takes its
+    /// own, and that epoch, on its next heartbeat.
+    target: HashMap<String, BTreeSet<Tp>>,
     partitions: BTreeMap<Tp, SharePartition>,
 }
 
@@ -480,6 +483,7 @@ impl ShareGroups {
                     group.epoch += 1;
                 }
                 -1 => {
+                    group.target.remove(&req.member_id);
                     if group.members.remove(&req.member_id).is_none() {
                         return Err(err(
                             ResponseError::UnknownMemberId,
@@ -525,9 +529,19 @@ impl ShareGroups {
             if group.epoch > group.assignment_epoch {
                 assign(group, view);
             }
+            let target = group
+                .target
+                .get(&req.member_id)
+                .cloned()
+                .unwrap_or_default();
+            let assignment_epoch = group.assignment_epoch;
             let Some(m) = group.members.get_mut(&req.member_id) else {
                 return Err(err(ResponseError::UnknownMemberId, "member vanished"));
             };
+            if m.epoch != assignment_epoch {
+                m.epoch = assignment_epoch;
+                m.assigned = target;
+            }
             let current = (m.epoch, m.assigned.clone());
             let send = req.member_epoch == 0 || m.sent.as_ref() != Some(&current);
             m.sent = Some(current);
@@ -1050,9 +1064,9 @@ fn state_name(g: &Group) -> &'static str {
     }
 }
 
-/// Assigns at the group epoch with [`simple`]; share members take their
-/// assignment at once (nothing is revoked first: a partition may be
-/// fetched by several members).
+/// Computes the target assignment at the group epoch with [`simple`].
+/// Members take theirs on their next heartbeat, with nothing revoked first
+/// (a partition may be fetched by several members).
 fn assign(group: &mut Group, view: &TopicView) {
     let subs: BTreeMap<String, BTreeSet<String>> = group
         .members
@@ -1068,13 +1082,9 @@ fn assign(group: &mut Group, view: &TopicView) {
             )
         })
         .collect();
-    let target = simple(&subs, view);
+    group.target = simple(&subs, view);
     group.topic_counts = subscribed_counts(group, view);
     group.assignment_epoch = group.epoch;
-    for (id, m) in group.members.iter_mut() {
-        m.assigned = target.get(id).cloned().unwrap_or_default();
-        m.epoch = group.epoch;
-    }
 }
 
 /// The simple assignor, per topic: with at least as many partitions as
