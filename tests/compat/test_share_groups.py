@@ -194,3 +194,73 @@ def test_kafka_share_groups_tool(share_checks, peer):
     assert f"Deletion of requested share groups ('{other}') was successful." in out, out
     out = share_groups("--describe", "--group", other)  # exits 0 all the same
     assert f"GroupIdNotFoundException: Group {other} not found." in out, out
+
+
+def rk_share_consumer(bootstrap: str, group: str, client_id: str):
+    from confluent_kafka import ShareConsumer
+    return ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": client_id,
+                          "share.acknowledgement.mode": "explicit"})
+
+
+@PEERS
+def test_librdkafka_share_consumers_release_and_reject(kafka_libs, peer):
+    """librdkafka's share consumer (confluent-kafka 2.16): the same release
+    and reject rules as the Java check, two consumers on one partition."""
+    from confluent_kafka import AcknowledgeType
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from compat_util import ck_producer, wait_until
+
+    name, bootstrap = peer
+    prefix = f"share-rk-{uuid.uuid4().hex[:8]}"
+    topic, group = f"{prefix}-q", f"{prefix}-g"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1)])[topic].result(timeout=30)
+    p = ck_producer(bootstrap)
+    for i in range(30):
+        p.produce(topic, value=f"r{i}", partition=0)
+        assert p.flush(30) == 0  # one record per batch
+    # The group starts at the earliest record (the default is the log end).
+    out, _ = tool(SHARE_GROUPS, "--bootstrap-server", bootstrap, "--reset-offsets", "--group", group,
+                  "--topic", topic, "--to-earliest", "--execute")
+    assert rows(out, "GROUP") == [[group, topic, "0", "0"]], out
+
+    consumers = {w: rk_share_consumer(bootstrap, group, f"rk-{w}") for w in ("a", "b")}
+    events: list[tuple[str, int, int, str]] = []
+    accepted: set[int] = set()
+    wanted = {i for i in range(30) if i % 10 != 7}
+    try:
+        for c in consumers.values():
+            c.subscribe([topic])
+
+        def poll_all():
+            for who, c in consumers.items():
+                msgs = [m for m in c.poll(0.2) if m.error() is None]
+                for m in msgs:
+                    n, count = int(m.value().decode()[1:]), m.delivery_count()
+                    if n % 10 == 3 and count == 1:
+                        c.acknowledge(m, AcknowledgeType.RELEASE)
+                        action = "release"
+                    elif n % 10 == 7:
+                        c.acknowledge(m, AcknowledgeType.REJECT)
+                        action = "reject"
+                    else:
+                        c.acknowledge(m, AcknowledgeType.ACCEPT)
+                        accepted.add(n)
+                        action = "accept"
+                    events.append((who, n, count, action))
+                if msgs:
+                    c.commit_sync()
+            return accepted == wanted
+
+        wait_until(poll_all, timeout=60, interval=0, what="every record but the rejected ones accepted")
+    finally:
+        for c in consumers.values():
+            c.close()
+    for n in range(30):
+        got = [(count, action) for _, m, count, action in events if m == n]
+        if n % 10 == 3:
+            assert got == [(1, "release"), (2, "accept")], (n, events)
+        elif n % 10 == 7:
+            assert got == [(1, "reject")], (n, events)
+        else:
+            assert got == [(1, "accept")], (n, events)
