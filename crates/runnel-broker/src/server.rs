@@ -71,6 +71,10 @@ pub async fn serve_listener(
                         // Share sessions die with their connection, as in
                         // Kafka: what they held is given back at once.
                         b.groups().share().connection_closed(peer);
+                        let flushed = tokio::task::spawn_blocking(move || b.groups().share().flush()).await;
+                        if !matches!(flushed, Ok(Ok(()))) {
+                            warn!(%peer, "writing share-group state failed");
+                        }
                         drop(slot);
                     });
                 }

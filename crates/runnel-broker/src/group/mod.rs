@@ -26,6 +26,7 @@ mod commit;
 pub mod consumer;
 pub mod offsets;
 pub mod share;
+pub mod share_store;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1274,6 +1275,13 @@ pub(crate) async fn run_timer(broker: Arc<Broker>, mut stop: watch::Receiver<boo
         }
         let now = Instant::now();
         broker.groups().tick(now);
+        // Locks that ran out and members that timed out changed share state.
+        let b = broker.clone();
+        match tokio::task::spawn_blocking(move || b.groups().share().flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => warn!(%err, "writing share-group state failed"),
+            Err(err) => warn!(%err, "writing share-group state failed"),
+        }
         if now.duration_since(last_expiry) >= expiry_every {
             last_expiry = now;
             let b = broker.clone();

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::consumer::{Refusal, TopicView, Tp};
+use super::share_store::{Restored, Run, ShareStore, Stored, Write};
 
 /// The only assignor of share groups.
 pub const ASSIGNOR: &str = "simple";
@@ -113,6 +114,9 @@ struct SharePartition {
     /// In-flight offsets in `start..end` (offsets absent here were never
     /// in a batch, e.g. compacted away, and count as done).
     records: BTreeMap<i64, Rec>,
+    /// Changed in a way that is written to `__share_group_state` (anything
+    /// but an acquisition) since it was last written.
+    dirty: bool,
 }
 
 impl SharePartition {
@@ -153,6 +157,7 @@ impl SharePartition {
         }
         if any {
             self.advance();
+            self.dirty = true;
         }
         freed
     }
@@ -169,8 +174,59 @@ impl SharePartition {
         }
         if any {
             self.advance();
+            self.dirty = true;
         }
         freed
+    }
+
+    /// What is written of it: the start and the in-flight runs (acquired
+    /// records are written as to be delivered: an acquisition is not
+    /// persisted, so they come back after a restart).
+    fn stored(&self) -> Stored {
+        let mut runs: Vec<Run> = Vec::new();
+        for (o, r) in &self.records {
+            let done = r.state == RecState::Done;
+            match runs.last_mut() {
+                Some(last) if last.1 + 1 == *o && last.2 == done && last.3 == r.delivery_count => {
+                    last.1 = *o;
+                }
+                _ => runs.push((*o, *o, done, r.delivery_count)),
+            }
+        }
+        Stored {
+            start: self.start,
+            runs,
+        }
+    }
+
+    /// Rebuilds a partition from what was written.
+    fn restored(s: &Stored, now: Instant) -> SharePartition {
+        let mut records = BTreeMap::new();
+        let mut end = s.start;
+        for (first, last, done, count) in &s.runs {
+            for o in *first..=*last {
+                records.insert(
+                    o,
+                    Rec {
+                        state: if *done {
+                            RecState::Done
+                        } else {
+                            RecState::Available
+                        },
+                        delivery_count: *count,
+                        owner: String::new(),
+                        locked_until: now,
+                    },
+                );
+            }
+            end = end.max(last + 1);
+        }
+        SharePartition {
+            start: s.start,
+            end,
+            records,
+            dirty: false,
+        }
     }
 }
 
@@ -203,6 +259,9 @@ struct State {
     sessions: HashMap<(String, String), Session>,
     /// Group configs set with IncrementalAlterConfigs (`share.*`), by group.
     configs: HashMap<String, BTreeMap<String, String>>,
+    /// Writes other than dirty partitions waiting for [`ShareGroups::flush`]:
+    /// forgotten partitions, changed or deleted group configs.
+    pending: Vec<Write>,
 }
 
 /// The group configs (resource type GROUP) share groups take.
@@ -318,6 +377,10 @@ pub struct ShareGroups {
     /// Bumped when records become available again (released, lock timed
     /// out), so waiting share fetches look again.
     changed: watch::Sender<u64>,
+    /// `__share_group_state`, once the broker attached it.
+    store: std::sync::OnceLock<ShareStore>,
+    /// Orders flushes: each writes the state as of its own turn.
+    flushing: Mutex<()>,
 }
 
 fn err(code: ResponseError, message: impl Into<String>) -> Refusal {
@@ -330,6 +393,56 @@ impl ShareGroups {
             config,
             state: Mutex::new(State::default()),
             changed: watch::channel(0).0,
+            store: std::sync::OnceLock::new(),
+            flushing: Mutex::new(()),
+        }
+    }
+
+    /// Attaches the store and takes over the state it replayed: share
+    /// groups without members, their partitions and configs.
+    pub fn restore(&self, store: ShareStore, restored: Restored) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        for ((group, tp), stored) in restored.partitions {
+            st.groups
+                .entry(group)
+                .or_default()
+                .partitions
+                .insert(tp, SharePartition::restored(&stored, now));
+        }
+        for (group, configs) in restored.configs {
+            st.configs.insert(group, configs);
+        }
+        drop(st);
+        // Only the first store counts (the broker attaches one).
+        let _ = self.store.set(store);
+    }
+
+    /// Writes what changed since the last flush to `__share_group_state`
+    /// (nothing without a store). Blocking: the acknowledgements a response
+    /// confirms are written before it is sent.
+    pub fn flush(&self) -> Result<(), runnel_log::LogError> {
+        let _turn = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut writes = Vec::new();
+        {
+            let mut st = self.lock();
+            for (group_id, group) in st.groups.iter_mut() {
+                for (tp, p) in group.partitions.iter_mut() {
+                    if p.dirty {
+                        p.dirty = false;
+                        writes.push(Write::Partition(
+                            group_id.clone(),
+                            tp.clone(),
+                            Some(p.stored()),
+                        ));
+                    }
+                }
+            }
+            writes.append(&mut st.pending);
+        }
+        match self.store.get() {
+            Some(store) => store.write(writes, crate::now_ms()),
+            None => Ok(()),
         }
     }
 
@@ -390,7 +503,8 @@ impl ShareGroups {
         if validate_only {
             return Ok(());
         }
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let o = st.configs.entry(group_id.to_string()).or_default();
         for (k, v) in changes {
             match v {
@@ -402,6 +516,9 @@ impl ShareGroups {
                 }
             }
         }
+        let snapshot = o.clone();
+        st.pending
+            .push(Write::Configs(group_id.to_string(), Some(snapshot)));
         Ok(())
     }
 
@@ -568,6 +685,7 @@ impl ShareGroups {
             groups,
             sessions,
             configs,
+            ..
         } = &mut *st;
         for (id, group) in groups.iter_mut() {
             let limit = settings(&self.config, configs.get(id)).limit;
@@ -751,6 +869,7 @@ impl ShareGroups {
             }
         }
         p.advance();
+        p.dirty = true;
         drop(guard);
         if freed {
             self.notify();
@@ -931,6 +1050,7 @@ impl ShareGroups {
                     start: *offset,
                     end: *offset,
                     records: BTreeMap::new(),
+                    dirty: true,
                 },
             );
         }
@@ -940,7 +1060,8 @@ impl ShareGroups {
     /// DeleteShareGroupOffsets: forgets the state of whole topics of an
     /// empty group. `Err` for the group as a whole.
     pub fn delete_offsets(&self, group_id: &str, topics: &[String]) -> Result<(), ResponseError> {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let group = st
             .groups
             .get_mut(group_id)
@@ -948,7 +1069,17 @@ impl ShareGroups {
         if !group.members.is_empty() {
             return Err(ResponseError::NonEmptyGroup);
         }
-        group.partitions.retain(|(t, _), _| !topics.contains(t));
+        let gone: Vec<Tp> = group
+            .partitions
+            .keys()
+            .filter(|(t, _)| topics.contains(t))
+            .cloned()
+            .collect();
+        for tp in gone {
+            group.partitions.remove(&tp);
+            st.pending
+                .push(Write::Partition(group_id.to_string(), tp, None));
+        }
         Ok(())
     }
 
@@ -960,6 +1091,8 @@ impl ShareGroups {
             _ => {
                 st.groups.remove(group_id);
                 st.sessions.retain(|(g, _), _| g != group_id);
+                st.configs.remove(group_id);
+                st.pending.push(Write::Configs(group_id.to_string(), None));
                 Ok(())
             }
         }
@@ -996,6 +1129,7 @@ fn partition<'a>(
             start: at,
             end: at,
             records: BTreeMap::new(),
+            dirty: true,
         }
     });
     if p.end < log_start || p.end > log_end {
@@ -1004,10 +1138,12 @@ fn partition<'a>(
         p.start = at;
         p.end = at;
         p.records.clear();
+        p.dirty = true;
     } else if p.start < log_start {
         p.records.retain(|o, _| *o >= log_start);
         p.start = log_start;
         p.advance();
+        p.dirty = true;
     }
     p
 }

@@ -392,11 +392,13 @@ fn alter_group(
             }
         }
     }
-    broker
-        .groups()
-        .share()
+    let share = broker.groups().share();
+    share
         .alter_group_configs(name, &changes, validate_only)
-        .map_err(|m| (ResponseError::InvalidConfig, m))
+        .map_err(|m| (ResponseError::InvalidConfig, m))?;
+    share
+        .flush()
+        .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))
 }
 
 fn alter_topic(

@@ -614,7 +614,10 @@ pub(crate) async fn delete_groups(
 async fn delete_group(broker: &Arc<Broker>, id: &str) -> i16 {
     if broker.groups().share().exists(id) {
         return match broker.groups().share().remove_if_empty(id) {
-            Ok(()) => 0,
+            Ok(()) => match super::share_groups::flush(broker).await {
+                Ok(()) => 0,
+                Err(e) => e.code(),
+            },
             Err(e) => e.code(),
         };
     }

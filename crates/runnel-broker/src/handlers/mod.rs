@@ -9,7 +9,7 @@ mod groups;
 mod metadata;
 pub(crate) mod produce;
 mod producer_ids;
-mod share_groups;
+pub(crate) mod share_groups;
 mod txn;
 
 use std::sync::Arc;
@@ -145,7 +145,7 @@ pub(crate) async fn handle(
             describe::describe_topic_partitions(broker, ctx, req),
         ),
         RequestKind::ShareGroupHeartbeat(req) => ResponseKind::ShareGroupHeartbeat(
-            share_groups::share_group_heartbeat(broker, ctx, header, req),
+            share_groups::share_group_heartbeat(broker, ctx, header, req).await,
         ),
         RequestKind::ShareGroupDescribe(req) => {
             ResponseKind::ShareGroupDescribe(share_groups::share_group_describe(broker, ctx, req))
@@ -154,16 +154,16 @@ pub(crate) async fn handle(
             ResponseKind::ShareFetch(share_groups::share_fetch(broker, ctx, req, stop).await)
         }
         RequestKind::ShareAcknowledge(req) => {
-            ResponseKind::ShareAcknowledge(share_groups::share_acknowledge(broker, ctx, req))
+            ResponseKind::ShareAcknowledge(share_groups::share_acknowledge(broker, ctx, req).await)
         }
         RequestKind::DescribeShareGroupOffsets(req) => ResponseKind::DescribeShareGroupOffsets(
             share_groups::describe_share_group_offsets(broker, ctx, req),
         ),
         RequestKind::AlterShareGroupOffsets(req) => ResponseKind::AlterShareGroupOffsets(
-            share_groups::alter_share_group_offsets(broker, ctx, req),
+            share_groups::alter_share_group_offsets(broker, ctx, req).await,
         ),
         RequestKind::DeleteShareGroupOffsets(req) => ResponseKind::DeleteShareGroupOffsets(
-            share_groups::delete_share_group_offsets(broker, ctx, req),
+            share_groups::delete_share_group_offsets(broker, ctx, req).await,
         ),
         other => {
             // versions::accepted() let it through, so this is a routing bug.

@@ -60,7 +60,21 @@ fn other_kind(broker: &Broker, group_id: &str) -> Option<String> {
     .then(|| format!("Group {group_id} is not a share group."))
 }
 
-pub(crate) fn share_group_heartbeat(
+/// Writes the share state that changed (see [`crate::group::share_store`])
+/// off the async workers; `Err` when it could not be written.
+pub(crate) async fn flush(broker: &Arc<Broker>) -> Result<(), ResponseError> {
+    let b = broker.clone();
+    match super::blocking(move || b.groups().share().flush()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => {
+            tracing::warn!(%err, "writing share-group state failed");
+            Err(ResponseError::KafkaStorageError)
+        }
+        Err(_) => Err(ResponseError::UnknownServerError),
+    }
+}
+
+pub(crate) async fn share_group_heartbeat(
     broker: &Arc<Broker>,
     ctx: &ConnectionContext,
     header: &RequestHeader,
@@ -94,7 +108,12 @@ pub(crate) fn share_group_heartbeat(
             .unwrap_or_default(),
         client_host: ctx.client_host(),
     };
-    match share.heartbeat(Instant::now(), hb, &topics.view) {
+    let reply = share.heartbeat(Instant::now(), hb, &topics.view);
+    // A member leaving gave its records back.
+    if let Err(code) = flush(broker).await {
+        return refuse(code, "writing share-group state failed".to_string());
+    }
+    match reply {
         Err((code, message)) => refuse(code, message),
         Ok(reply) => ShareGroupHeartbeatResponse::default()
             .with_member_id(Some(str_bytes(&reply.member_id)))
@@ -410,6 +429,9 @@ pub(crate) async fn share_fetch(
         .collect();
     if op == SessionOp::Close {
         share.close_session(&group_id, &member_id);
+        if let Err(code) = flush(broker).await {
+            return refuse(code, "writing share-group state failed");
+        }
         return respond(broker, lock_ms, &topics, responses);
     }
     let (add, unknown_add) = named(
@@ -482,7 +504,7 @@ pub(crate) async fn share_fetch(
         }
         let errors = responses.values().any(|p| p.error_code != 0);
         if got || errors || Instant::now() >= deadline || *stop.borrow() {
-            return respond(broker, lock_ms, &topics, responses);
+            break;
         }
         tokio::select! {
             changed = appended.changed() => if changed.is_err() { break },
@@ -490,6 +512,11 @@ pub(crate) async fn share_fetch(
             _ = tokio::time::sleep_until(deadline) => {}
             _ = stop.wait_for(|s| *s) => {}
         }
+    }
+    // The acknowledgements this response confirms (and a partition's
+    // first start offset) are written before it is sent.
+    if let Err(code) = flush(broker).await {
+        return refuse(code, "writing share-group state failed");
     }
     respond(broker, lock_ms, &topics, responses)
 }
@@ -528,7 +555,7 @@ fn respond(
         )
 }
 
-pub(crate) fn share_acknowledge(
+pub(crate) async fn share_acknowledge(
     broker: &Arc<Broker>,
     ctx: &ConnectionContext,
     req: ShareAcknowledgeRequest,
@@ -585,6 +612,9 @@ pub(crate) fn share_acknowledge(
     let results = apply_acks(broker, &topics, &group_id, &member_id, acks);
     if op == SessionOp::Close {
         share.close_session(&group_id, &member_id);
+    }
+    if let Err(code) = flush(broker).await {
+        return refuse(code, "writing share-group state failed");
     }
     let mut by_topic: BTreeMap<Uuid, Vec<AckPartition>> = BTreeMap::new();
     for ((id, p), code) in results {
@@ -792,7 +822,7 @@ pub(crate) fn describe_share_group_offsets_v1(
     out
 }
 
-pub(crate) fn alter_share_group_offsets(
+pub(crate) async fn alter_share_group_offsets(
     broker: &Arc<Broker>,
     _ctx: &ConnectionContext,
     req: AlterShareGroupOffsetsRequest,
@@ -865,12 +895,16 @@ pub(crate) fn alter_share_group_offsets(
     if let Some(e) = group_error {
         resp = resp
             .with_error_code(e.code())
-            .with_error_message(Some(str_bytes(&format!("Group {group_id} is not empty."))));
+            .with_error_message(Some(str_bytes(&if e == ResponseError::NonEmptyGroup {
+                format!("Group {group_id} is not empty.")
+            } else {
+                "writing share-group state failed".to_string()
+            })));
     }
     resp
 }
 
-pub(crate) fn delete_share_group_offsets(
+pub(crate) async fn delete_share_group_offsets(
     broker: &Arc<Broker>,
     _ctx: &ConnectionContext,
     req: DeleteShareGroupOffsetsRequest,
@@ -887,15 +921,19 @@ pub(crate) fn delete_share_group_offsets(
         .filter(|t| topics.ids.contains_key(*t))
         .cloned()
         .collect();
-    if let Err(e) = broker.groups().share().delete_offsets(&group_id, &existing) {
+    let deleted = match broker.groups().share().delete_offsets(&group_id, &existing) {
+        Ok(()) => flush(broker).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = deleted {
         return DeleteShareGroupOffsetsResponse::default()
             .with_error_code(e.code())
             .with_error_message(Some(str_bytes(&format!(
                 "Group {group_id}: {}",
-                if e == ResponseError::NonEmptyGroup {
-                    "the group is not empty"
-                } else {
-                    "not found"
+                match e {
+                    ResponseError::NonEmptyGroup => "the group is not empty",
+                    ResponseError::GroupIdNotFound => "not found",
+                    _ => "writing share-group state failed",
                 }
             ))));
     }
