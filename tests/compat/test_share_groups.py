@@ -324,3 +324,49 @@ def test_share_state_survives_a_broker_crash(kafka_libs, make_server):
     out, _ = tool(SHARE_GROUPS, "--bootstrap-server", server2.bootstrap, "--describe", "--group", group)
     assert rows(out, "GROUP") == [[group, topic, "0", "10", "0"]], out
     assert server2.stop() == 0
+
+
+@PEERS
+def test_a_lock_that_runs_out_redelivers(kafka_libs, peer):
+    """Records a live consumer acquired and neither acknowledged nor
+    released go to another consumer once their acquisition lock ran out
+    (the group's `share.record.lock.duration.ms`, 15 s: Kafka's minimum)."""
+    import time
+
+    from confluent_kafka import AcknowledgeType
+    from compat_util import ck_producer, wait_until
+    from test_kafka_tools import CONFIGS
+
+    name, bootstrap = peer
+    prefix = f"share-lock-{uuid.uuid4().hex[:8]}"
+    topic, group = f"{prefix}-q", f"{prefix}-g"
+    p = ck_producer(bootstrap)
+    for i in range(3):
+        p.produce(topic, value=f"r{i}", partition=0)
+        assert p.flush(30) == 0
+    tool(CONFIGS, "--bootstrap-server", bootstrap, "--entity-type", "groups", "--entity-name", group,
+         "--alter", "--add-config", "share.record.lock.duration.ms=15000,share.auto.offset.reset=earliest")
+    out, _ = tool(CONFIGS, "--bootstrap-server", bootstrap, "--entity-type", "groups", "--entity-name", group,
+                  "--describe")
+    assert "share.record.lock.duration.ms=15000" in out and "share.auto.offset.reset=earliest" in out, out
+    holder, other = (rk_share_consumer(bootstrap, group, f"rk-{w}") for w in ("holder", "other"))
+    try:
+        holder.subscribe([topic])
+        held: list = []
+        wait_until(lambda: held.extend(m for m in holder.poll(0.2) if m.error() is None) or len(held) == 3,
+                   timeout=30, interval=0, what="the holder acquires all 3")
+        acquired_at = time.monotonic()
+        other.subscribe([topic])
+        got: list = []
+        wait_until(lambda: got.extend(m for m in other.poll(0.5) if m.error() is None) or len(got) == 3,
+                   timeout=60, interval=0, what="the other consumer gets them after the lock")
+        waited = time.monotonic() - acquired_at
+        assert sorted((m.value().decode(), m.delivery_count()) for m in got) == \
+            [("r0", 2), ("r1", 2), ("r2", 2)]
+        assert waited >= 14, waited
+        for m in got:
+            other.acknowledge(m, AcknowledgeType.ACCEPT)
+        other.commit_sync()
+    finally:
+        other.close()
+        holder.close()

@@ -22,9 +22,12 @@
 //! that leaves, times out, closes its share session or loses its connection
 //! gives its acquired records back (their delivery counts stay).
 //!
-//! State lives in memory behind one std mutex, never held across `.await`:
-//! a broker restart forgets share groups and their progress (members
-//! rejoin; partitions start again from `auto.offset.reset`).
+//! State lives in memory behind one std mutex, never held across `.await`.
+//! What is not an acquisition (acknowledgements, releases, archiving, a
+//! partition's first start offset, resets, `share.*` group configs) is
+//! written to `__share_group_state` by [`ShareGroups::flush`] before the
+//! response that confirms it ([`super::share_store`]) and replayed on
+//! open; membership and share sessions are not (members rejoin).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -296,9 +299,10 @@ fn settings(config: &ShareGroupConfig, overrides: Option<&BTreeMap<String, Strin
 fn valid_config(key: &str, value: &str) -> Result<(), String> {
     let ok = match key {
         "share.auto.offset.reset" => value == "earliest" || value == "latest",
+        // Kafka's group.share.{min,max}.record.lock.duration.ms defaults.
         "share.record.lock.duration.ms" => value
             .parse::<u64>()
-            .is_ok_and(|v| (1_000..=3_600_000).contains(&v)),
+            .is_ok_and(|v| (15_000..=60_000).contains(&v)),
         "share.delivery.count.limit" => value.parse::<i16>().is_ok_and(|v| (2..=10).contains(&v)),
         _ => return Err(format!("Unknown group config name: {key}")),
     };
