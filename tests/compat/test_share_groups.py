@@ -162,6 +162,17 @@ def test_kafka_share_groups_tool(share_checks, peer):
         # it persisted, none until the partition's first state write.
         want = ["0", "10"] if name == "runnel" else ["-", "-"]
         assert offsets == [group, topic, "0", *want], out
+        if name == "runnel":
+            # Runnel's own CLI lists and describes the share group too.
+            from conftest import runnel_bin
+            cli = [str(runnel_bin()), "group", "-b", bootstrap]
+            listed = subprocess.run([*cli, "list"], capture_output=True, text=True, timeout=30).stdout
+            assert [group, "Stable", "share"] in rows(listed, "GROUP"), listed
+            described = subprocess.run([*cli, "describe", group], capture_output=True, text=True,
+                                       timeout=30).stdout
+            lines = described.splitlines()
+            assert lines[0] == f"Group: {group}\tState: Stable\tProtocol: share\tAssignor: simple\tMembers: 1"
+            assert lines[2:] == [f"{topic}\t0\t0\t10\t10\tshare-hold@/127.0.0.1"], described
 
     hold(share_checks, bootstrap, prefix, while_held)
 
