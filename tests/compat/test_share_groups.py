@@ -381,3 +381,46 @@ def test_a_lock_that_runs_out_redelivers(kafka_libs, peer):
     finally:
         other.close()
         holder.close()
+
+
+@PEERS
+def test_a_record_released_delivery_count_limit_times_is_archived(kafka_libs, peer):
+    """`share.delivery.count.limit` (5): a record released on each of its
+    5 deliveries is archived; the start offset moves past it."""
+    from confluent_kafka import AcknowledgeType
+    from compat_util import ck_producer, wait_until
+
+    name, bootstrap = peer
+    prefix = f"share-limit-{uuid.uuid4().hex[:8]}"
+    topic, group = f"{prefix}-q", f"{prefix}-g"
+    p = ck_producer(bootstrap)
+    for i in range(2):
+        p.produce(topic, value=f"r{i}", partition=0)
+        assert p.flush(30) == 0
+    tool(SHARE_GROUPS, "--bootstrap-server", bootstrap, "--reset-offsets", "--group", group,
+         "--topic", topic, "--to-earliest", "--execute")
+    c = rk_share_consumer(bootstrap, group, "rk-limit")
+    deliveries: list[tuple[str, int]] = []
+    try:
+        c.subscribe([topic])
+
+        def step():
+            msgs = [m for m in c.poll(0.2) if m.error() is None]
+            for m in msgs:
+                v = m.value().decode()
+                deliveries.append((v, m.delivery_count()))
+                c.acknowledge(m, AcknowledgeType.RELEASE if v == "r0" else AcknowledgeType.ACCEPT)
+            if msgs:
+                c.commit_sync()
+            return [d for d in deliveries if d[0] == "r0"] == [("r0", n) for n in range(1, 6)] \
+                and ("r1", 1) in deliveries
+        wait_until(step, timeout=60, interval=0, what="r0 delivered 5 times, r1 once")
+    finally:
+        c.close()
+    assert sorted(deliveries) == [("r0", n) for n in range(1, 6)] + [("r1", 1)]
+    out, _ = tool(SHARE_GROUPS, "--bootstrap-server", bootstrap, "--describe", "--group", group)
+    [row] = [r for r in rows(out, "GROUP") if r[0] == group]
+    if name == "runnel":
+        assert row == [group, topic, "0", "2", "0"], out
+    else:
+        assert row[-1] == "0", out
