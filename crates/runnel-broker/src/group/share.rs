@@ -837,7 +837,10 @@ impl ShareGroups {
         let mut freed = false;
         for (first, last, types) in batches {
             let (first, last) = (*first, *last);
-            let len = last.checked_sub(first).map(|d| d + 1).unwrap_or(0);
+            let len = last
+                .checked_sub(first)
+                .and_then(|d| d.checked_add(1))
+                .unwrap_or(0);
             let valid_types = types.iter().all(|t| (ACK_GAP..=ACK_REJECT).contains(t));
             if len <= 0 || types.is_empty() || !valid_types {
                 result = Err(ResponseError::InvalidRequest);
@@ -851,7 +854,11 @@ impl ShareGroups {
                 if types.len() == 1 {
                     types[0]
                 } else {
-                    types[(o - first) as usize]
+                    // In range: one type per offset was checked above.
+                    usize::try_from(o - first)
+                        .ok()
+                        .and_then(|i| types.get(i).copied())
+                        .unwrap_or(-1)
                 }
             };
             // A gap may name offsets that were never records.

@@ -111,6 +111,12 @@ fn only_the_holder_may_acknowledge() {
         s.acknowledge(G, "m", &tp(), &[(1, 0, vec![1])]),
         Err(ResponseError::InvalidRequest)
     );
+    // Ranges too long to count are refused, not overflowed.
+    for (first, last) in [(0, i64::MAX), (i64::MIN, i64::MAX), (-5, 3)] {
+        assert!(s
+            .acknowledge(G, "m", &tp(), &[(first, last, vec![ACK_ACCEPT])])
+            .is_err());
+    }
     // Accepted twice: the second time it is no longer acquired.
     s.acknowledge(G, "m", &tp(), &[(0, 1, vec![ACK_ACCEPT])])
         .expect("ack");
