@@ -74,6 +74,8 @@ impl Broker {
             },
         )?;
         let groups = group::Coordinator::new(config.group.clone(), offsets);
+        let (share_store, restored) = group::share_store::ShareStore::open(log.clone())?;
+        groups.share().restore(share_store, restored);
         Ok(Arc::new(Broker {
             log,
             config,
@@ -143,7 +145,11 @@ impl Broker {
 }
 
 /// Topics only the broker's coordinators write, delete or truncate.
-pub const INTERNAL_TOPICS: &[&str] = &[group::OFFSETS_TOPIC, txn::TXN_TOPIC];
+pub const INTERNAL_TOPICS: &[&str] = &[
+    group::OFFSETS_TOPIC,
+    txn::TXN_TOPIC,
+    group::share_store::SHARE_STATE_TOPIC,
+];
 
 /// Whether clients are kept from writing, deleting or truncating `topic`.
 pub fn is_internal(topic: &str) -> bool {

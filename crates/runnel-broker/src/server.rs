@@ -64,8 +64,16 @@ pub async fn serve_listener(
                     let ctx = ConnectionContext::accepted(name, peer);
                     let limits = limits.clone();
                     connections.spawn(async move {
+                        let b = broker.clone();
                         if let Err(err) = connection(broker, ctx, stream, stop, &limits).await {
                             debug!(%peer, %err, "connection closed");
+                        }
+                        // Share sessions die with their connection, as in
+                        // Kafka: what they held is given back at once.
+                        b.groups().share().connection_closed(peer);
+                        let flushed = tokio::task::spawn_blocking(move || b.groups().share().flush()).await;
+                        if !matches!(flushed, Ok(Ok(()))) {
+                            warn!(%peer, "writing share-group state failed");
                         }
                         drop(slot);
                     });
@@ -414,10 +422,16 @@ pub(crate) async fn handle_frame(
         .map_err(|e| BrokerError::Malformed(format!("{key:?} v{version} header: {e:#}")))?;
     // The codec sizes arrays from wire counts before reading them; refuse
     // bodies whose counts and lengths are not backed by bytes in the frame.
-    crate::shape::check_request_body(api, version, &buf)
+    let codec_version = versions::codec_version(key, version);
+    crate::shape::check_request_body(api, codec_version, &buf)
         .map_err(|e| BrokerError::Malformed(format!("{key:?} v{version}: {e}")))?;
-    let request = RequestKind::decode(key, &mut buf, version)
+    let request = RequestKind::decode(key, &mut buf, codec_version)
         .map_err(|e| BrokerError::Malformed(format!("{key:?} v{version}: {e:#}")))?;
+    if codec_version != version {
+        return handlers::hand_encoded(broker, ctx, request, version)
+            .map(|body| frame_hand_encoded(header.correlation_id, key, version, &body))
+            .map(Some);
+    }
     let response = handlers::handle(broker, ctx, &header, request, stop, syncs).await?;
     match response {
         None => Ok(None),
@@ -429,6 +443,20 @@ pub(crate) async fn handle_frame(
         )
         .map(Some),
     }
+}
+
+/// Frames a response body the handler encoded itself.
+fn frame_hand_encoded(correlation_id: i32, key: ApiKey, version: i16, body: &[u8]) -> BytesMut {
+    let mut out = BytesMut::with_capacity(16 + body.len());
+    out.put_i32(0);
+    out.put_i32(correlation_id);
+    if key.response_header_version(version) >= 1 {
+        out.put_u8(0); // no tagged fields
+    }
+    out.extend_from_slice(body);
+    let len = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    out
 }
 
 fn encode_response(

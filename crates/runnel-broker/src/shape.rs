@@ -330,6 +330,31 @@ const APIS: &[ApiShape] = &[
         0,
         DESCRIBE_TOPIC_PARTITIONS,
     ),
+    api(ApiKey::ShareGroupHeartbeat, 1, 1, 1, SHARE_GROUP_HEARTBEAT),
+    api(ApiKey::ShareGroupDescribe, 1, 1, 1, SHARE_GROUP_DESCRIBE),
+    api(ApiKey::ShareFetch, 1, 1, 1, SHARE_FETCH),
+    api(ApiKey::ShareAcknowledge, 1, 1, 1, SHARE_ACKNOWLEDGE),
+    api(
+        ApiKey::DescribeShareGroupOffsets,
+        0,
+        0,
+        0,
+        DESCRIBE_SHARE_GROUP_OFFSETS,
+    ),
+    api(
+        ApiKey::AlterShareGroupOffsets,
+        0,
+        0,
+        0,
+        ALTER_SHARE_GROUP_OFFSETS,
+    ),
+    api(
+        ApiKey::DeleteShareGroupOffsets,
+        0,
+        0,
+        0,
+        DELETE_SHARE_GROUP_OFFSETS,
+    ),
 ];
 
 // ---------------------------------------------------------------------------
@@ -760,6 +785,86 @@ const DESCRIBE_TOPIC_PARTITIONS: Ty = Ty::Struct(&[
     ),
 ]);
 
+// ShareGroupHeartbeat (76)
+const SHARE_GROUP_HEARTBEAT: Ty = Ty::Struct(&[
+    f("group_id", STR),
+    f("member_id", STR),
+    f("member_epoch", I32),
+    f("rack_id", NULLABLE_STR),
+    f("subscribed_topic_names", nullable_array(&STR)),
+]);
+
+// ShareGroupDescribe (77)
+const SHARE_GROUP_DESCRIBE: Ty = Ty::Struct(&[
+    f("group_ids", array(&STR)),
+    f("include_authorized_operations", BOOL),
+]);
+
+// ShareFetch (78) and ShareAcknowledge (79)
+const SHARE_ACK_BATCH: Ty = Ty::Struct(&[
+    f("first_offset", I64),
+    f("last_offset", I64),
+    f("acknowledge_types", array(&I8)),
+]);
+const SHARE_PARTITION: Ty = Ty::Struct(&[
+    f("partition_index", I32),
+    f("acknowledgement_batches", array(&SHARE_ACK_BATCH)),
+]);
+const SHARE_TOPIC: Ty = Ty::Struct(&[
+    f("topic_id", UUID),
+    f("partitions", array(&SHARE_PARTITION)),
+]);
+const SHARE_FORGOTTEN: Ty = Ty::Struct(&[f("topic_id", UUID), f("partitions", array(&I32))]);
+const SHARE_FETCH: Ty = Ty::Struct(&[
+    f("group_id", NULLABLE_STR),
+    f("member_id", NULLABLE_STR),
+    f("share_session_epoch", I32),
+    f("max_wait_ms", I32),
+    f("min_bytes", I32),
+    f("max_bytes", I32),
+    f("max_records", I32),
+    f("batch_size", I32),
+    f("topics", array(&SHARE_TOPIC)),
+    f("forgotten_topics_data", array(&SHARE_FORGOTTEN)),
+]);
+const SHARE_ACKNOWLEDGE: Ty = Ty::Struct(&[
+    f("group_id", NULLABLE_STR),
+    f("member_id", NULLABLE_STR),
+    f("share_session_epoch", I32),
+    f("topics", array(&SHARE_TOPIC)),
+]);
+
+// DescribeShareGroupOffsets (90)
+const DESCRIBE_SHARE_GROUP_OFFSETS_TOPIC: Ty =
+    Ty::Struct(&[f("topic_name", STR), f("partitions", array(&I32))]);
+const DESCRIBE_SHARE_GROUP_OFFSETS_GROUP: Ty = Ty::Struct(&[
+    f("group_id", STR),
+    f(
+        "topics",
+        nullable_array(&DESCRIBE_SHARE_GROUP_OFFSETS_TOPIC),
+    ),
+]);
+const DESCRIBE_SHARE_GROUP_OFFSETS: Ty =
+    Ty::Struct(&[f("groups", array(&DESCRIBE_SHARE_GROUP_OFFSETS_GROUP))]);
+
+// AlterShareGroupOffsets (91)
+const ALTER_SHARE_GROUP_OFFSETS_PARTITION: Ty =
+    Ty::Struct(&[f("partition_index", I32), f("start_offset", I64)]);
+const ALTER_SHARE_GROUP_OFFSETS_TOPIC: Ty = Ty::Struct(&[
+    f("topic_name", STR),
+    f("partitions", array(&ALTER_SHARE_GROUP_OFFSETS_PARTITION)),
+]);
+const ALTER_SHARE_GROUP_OFFSETS: Ty = Ty::Struct(&[
+    f("group_id", STR),
+    f("topics", array(&ALTER_SHARE_GROUP_OFFSETS_TOPIC)),
+]);
+
+// DeleteShareGroupOffsets (92)
+const DELETE_SHARE_GROUP_OFFSETS: Ty = Ty::Struct(&[
+    f("group_id", STR),
+    f("topics", array(&Ty::Struct(&[f("topic_name", STR)]))),
+]);
+
 // ---------------------------------------------------------------------------
 // The walk.
 
@@ -1070,6 +1175,17 @@ mod tests {
             ApiKey::ListTransactions => encode(&ListTransactionsRequest::default(), v),
             ApiKey::DescribeTopicPartitions => {
                 encode(&DescribeTopicPartitionsRequest::default(), v)
+            }
+            ApiKey::ShareGroupHeartbeat => encode(&ShareGroupHeartbeatRequest::default(), v),
+            ApiKey::ShareGroupDescribe => encode(&ShareGroupDescribeRequest::default(), v),
+            ApiKey::ShareFetch => encode(&ShareFetchRequest::default(), v),
+            ApiKey::ShareAcknowledge => encode(&ShareAcknowledgeRequest::default(), v),
+            ApiKey::DescribeShareGroupOffsets => {
+                encode(&DescribeShareGroupOffsetsRequest::default(), v)
+            }
+            ApiKey::AlterShareGroupOffsets => encode(&AlterShareGroupOffsetsRequest::default(), v),
+            ApiKey::DeleteShareGroupOffsets => {
+                encode(&DeleteShareGroupOffsetsRequest::default(), v)
             }
             other => panic!("no sample for {other:?}"),
         }
@@ -1699,6 +1815,119 @@ mod tests {
                     .with_unknown_tagged_fields(tags());
                 encode(&request, v)
             }
+            ApiKey::ShareGroupHeartbeat => {
+                let request = ShareGroupHeartbeatRequest::default()
+                    .with_group_id(s("group-1").into())
+                    .with_member_id(s("member-1"))
+                    .with_member_epoch(3)
+                    .with_rack_id(Some(s("rack-a")))
+                    .with_subscribed_topic_names(Some(vec![
+                        s("orders").into(),
+                        s("payments").into(),
+                    ]))
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
+            ApiKey::ShareGroupDescribe => {
+                let request = ShareGroupDescribeRequest::default()
+                    .with_group_ids(vec![s("group-1").into(), s("group-2").into()])
+                    .with_include_authorized_operations(true)
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
+            ApiKey::ShareFetch => {
+                use share_fetch_request::*;
+                let batch = |first: i64| {
+                    AcknowledgementBatch::default()
+                        .with_first_offset(first)
+                        .with_last_offset(first + 2)
+                        .with_acknowledge_types(vec![1, 2, 3])
+                        .with_unknown_tagged_fields(tags())
+                };
+                let partition = |p: i32| {
+                    FetchPartition::default()
+                        .with_partition_index(p)
+                        .with_acknowledgement_batches(vec![batch(0), batch(10)])
+                        .with_unknown_tagged_fields(tags())
+                };
+                let request = ShareFetchRequest::default()
+                    .with_group_id(Some(s("group-1").into()))
+                    .with_member_id(Some(s("member-1")))
+                    .with_share_session_epoch(4)
+                    .with_max_wait_ms(500)
+                    .with_min_bytes(1)
+                    .with_max_bytes(1 << 20)
+                    .with_max_records(500)
+                    .with_batch_size(100)
+                    .with_topics(vec![FetchTopic::default()
+                        .with_topic_id(uuid::Uuid::from_u128(7))
+                        .with_partitions(vec![partition(0), partition(1)])
+                        .with_unknown_tagged_fields(tags())])
+                    .with_forgotten_topics_data(vec![ForgottenTopic::default()
+                        .with_topic_id(uuid::Uuid::from_u128(8))
+                        .with_partitions(vec![2, 3])
+                        .with_unknown_tagged_fields(tags())])
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
+            ApiKey::ShareAcknowledge => {
+                use share_acknowledge_request::*;
+                let batch = AcknowledgementBatch::default()
+                    .with_first_offset(5)
+                    .with_last_offset(5)
+                    .with_acknowledge_types(vec![1])
+                    .with_unknown_tagged_fields(tags());
+                let request = ShareAcknowledgeRequest::default()
+                    .with_group_id(Some(s("group-1").into()))
+                    .with_member_id(Some(s("member-1")))
+                    .with_share_session_epoch(-1)
+                    .with_topics(vec![AcknowledgeTopic::default()
+                        .with_topic_id(uuid::Uuid::from_u128(7))
+                        .with_partitions(vec![AcknowledgePartition::default()
+                            .with_partition_index(0)
+                            .with_acknowledgement_batches(vec![batch.clone(), batch])
+                            .with_unknown_tagged_fields(tags())])
+                        .with_unknown_tagged_fields(tags())])
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
+            ApiKey::DescribeShareGroupOffsets => {
+                use describe_share_group_offsets_request::*;
+                let request = DescribeShareGroupOffsetsRequest::default()
+                    .with_groups(vec![DescribeShareGroupOffsetsRequestGroup::default()
+                        .with_group_id(s("group-1").into())
+                        .with_topics(Some(vec![DescribeShareGroupOffsetsRequestTopic::default()
+                            .with_topic_name(s("orders").into())
+                            .with_partitions(vec![0, 1])
+                            .with_unknown_tagged_fields(tags())]))
+                        .with_unknown_tagged_fields(tags())])
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
+            ApiKey::AlterShareGroupOffsets => {
+                use alter_share_group_offsets_request::*;
+                let request = AlterShareGroupOffsetsRequest::default()
+                    .with_group_id(s("group-1").into())
+                    .with_topics(vec![AlterShareGroupOffsetsRequestTopic::default()
+                        .with_topic_name(s("orders").into())
+                        .with_partitions(vec![AlterShareGroupOffsetsRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_start_offset(42)
+                            .with_unknown_tagged_fields(tags())])
+                        .with_unknown_tagged_fields(tags())])
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
+            ApiKey::DeleteShareGroupOffsets => {
+                use delete_share_group_offsets_request::*;
+                let request = DeleteShareGroupOffsetsRequest::default()
+                    .with_group_id(s("group-1").into())
+                    .with_topics(vec![DeleteShareGroupOffsetsRequestTopic::default()
+                        .with_topic_name(s("orders").into())
+                        .with_unknown_tagged_fields(tags())])
+                    .with_unknown_tagged_fields(tags());
+                encode(&request, v)
+            }
             other => panic!("no sample for {other:?}"),
         }
     }
@@ -1771,6 +2000,13 @@ mod tests {
             (DescribeTransactions, 0, 0),
             (ListTransactions, 0, 2),
             (DescribeTopicPartitions, 0, 0),
+            (ShareGroupHeartbeat, 1, 1),
+            (ShareGroupDescribe, 1, 1),
+            (ShareFetch, 1, 1),
+            (ShareAcknowledge, 1, 1),
+            (DescribeShareGroupOffsets, 0, 0),
+            (AlterShareGroupOffsets, 0, 0),
+            (DeleteShareGroupOffsets, 0, 0),
         ];
         let mut table: Vec<_> = APIS.iter().map(|a| (a.key, a.min, a.max)).collect();
         asked.sort_by_key(|e| e.0 as i16);
@@ -1795,10 +2031,14 @@ mod tests {
             for v in e.min..=e.max {
                 if crate::versions::accepted(e.key, v) {
                     assert_ne!(
-                        check_request_body(e.key as i16, v, &[]),
+                        check_request_body(
+                            e.key as i16,
+                            crate::versions::codec_version(e.key, v),
+                            &[]
+                        ),
                         Err(ShapeError::NoShape {
                             api: e.key as i16,
-                            version: v
+                            version: crate::versions::codec_version(e.key, v)
                         }),
                         "the broker accepts {:?} v{v} but it has no shape",
                         e.key

@@ -6,15 +6,18 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use kafka_protocol::error::ParseResponseErrorCode;
+use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
-    MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, DescribeShareGroupOffsetsRequest, GroupId,
+    ListGroupsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
+    ShareGroupDescribeRequest, TopicName,
 };
+use kafka_protocol::ResponseError;
 
 use crate::client::{s, Client};
 
@@ -35,7 +38,7 @@ pub struct GroupArgs {
 
 #[derive(Subcommand, Debug)]
 enum GroupCommand {
-    /// List consumer groups with their state.
+    /// List groups (classic, consumer and share) with their state.
     List,
     /// Show a group's members, committed offsets and lag per partition.
     Describe { group: String },
@@ -164,6 +167,9 @@ async fn describe(client: &mut Client, group: &str) -> Result<()> {
     };
     check(g.error_code, "describe group")?;
     if g.group_state.as_str() == "Dead" {
+        if describe_share(client, group).await? {
+            return Ok(());
+        }
         bail!("group {group} does not exist");
     }
     // (topic, partition) -> (member id, host, client id)
@@ -256,6 +262,101 @@ async fn describe(client: &mut Client, group: &str) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Describes a share group (KIP-932): its members, and per partition the
+/// share-partition start offset, the log end and the lag between them.
+/// `false` when there is no such share group.
+async fn describe_share(client: &mut Client, group: &str) -> Result<bool> {
+    let Ok(v) = client.version(ApiKey::ShareGroupDescribe, 1) else {
+        return Ok(false);
+    };
+    let resp = client
+        .send(
+            &ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]),
+            v,
+        )
+        .await?;
+    let Some(g) = resp.groups.into_iter().next() else {
+        bail!("no description of group {group} in the response");
+    };
+    if g.error_code.err() == Some(ResponseError::GroupIdNotFound) {
+        return Ok(false);
+    }
+    check(g.error_code, "describe share group")?;
+    // (topic, partition) -> the members fetching it (several may).
+    let mut consumers: BTreeMap<(String, i32), Vec<String>> = BTreeMap::new();
+    for m in &g.members {
+        for t in &m.assignment.topic_partitions {
+            for p in &t.partitions {
+                consumers
+                    .entry((t.topic_name.0.to_string(), *p))
+                    .or_default()
+                    .push(format!("{}@{}", m.client_id, m.client_host));
+            }
+        }
+    }
+    let ov = client.version(ApiKey::DescribeShareGroupOffsets, 0)?;
+    let offsets = client
+        .send(
+            &DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+                DescribeShareGroupOffsetsRequestGroup::default()
+                    .with_group_id(GroupId(s(group)))
+                    .with_topics(None),
+            ]),
+            ov,
+        )
+        .await?;
+    let mut starts: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for og in offsets.groups {
+        check(og.error_code, "describe share group offsets")?;
+        for t in og.topics {
+            for p in t.partitions {
+                starts.insert(
+                    (t.topic_name.0.to_string(), p.partition_index),
+                    p.start_offset,
+                );
+            }
+        }
+    }
+    for tp in consumers.keys() {
+        starts.entry(tp.clone()).or_insert(-1);
+    }
+    let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in starts.keys() {
+        by_topic.entry(t.as_str()).or_default().push(*p);
+    }
+    for (topic, partitions) in by_topic {
+        if let Ok(o) = client.list_offsets(topic, &partitions, -1).await {
+            ends.extend(o.into_iter().map(|(p, o)| ((topic.to_string(), p), o)));
+        }
+    }
+    outln!(
+        "Group: {group}\tState: {}\tProtocol: share\tAssignor: {}\tMembers: {}",
+        g.group_state,
+        g.assignor_name,
+        g.members.len()
+    )?;
+    outln!("TOPIC\tPARTITION\tSTART-OFFSET\tLOG-END-OFFSET\tLAG\tCONSUMERS")?;
+    let dash = || "-".to_string();
+    for ((topic, partition), start) in &starts {
+        let start = (*start >= 0).then_some(*start);
+        let end = ends.get(&(topic.clone(), *partition)).copied();
+        let lag = match (start, end) {
+            (Some(s), Some(e)) => (e - s).max(0).to_string(),
+            _ => dash(),
+        };
+        let who = consumers
+            .get(&(topic.clone(), *partition))
+            .map_or_else(dash, |c| c.join(","));
+        outln!(
+            "{topic}\t{partition}\t{}\t{}\t{lag}\t{who}",
+            start.map_or_else(dash, |s| s.to_string()),
+            end.map_or_else(dash, |e| e.to_string()),
+        )?;
+    }
+    Ok(true)
 }
 
 /// Parses epoch milliseconds or `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (UTC).

@@ -25,6 +25,8 @@
 mod commit;
 pub mod consumer;
 pub mod offsets;
+pub mod share;
+pub mod share_store;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +60,8 @@ pub struct GroupConfig {
     pub min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms`
     pub max_session_timeout_ms: i32,
+    /// Share groups (`group.share.*`).
+    pub share: share::ShareGroupConfig,
 }
 
 impl Default for GroupConfig {
@@ -66,6 +70,7 @@ impl Default for GroupConfig {
             initial_rebalance_delay: Duration::from_millis(300),
             min_session_timeout_ms: 1_000,
             max_session_timeout_ms: 1_800_000,
+            share: share::ShareGroupConfig::default(),
         }
     }
 }
@@ -501,6 +506,8 @@ pub struct Coordinator {
     held: Mutex<HashMap<String, HeldGroup>>,
     /// Groups of the new consumer protocol (KIP-848).
     consumer: consumer::ConsumerGroups,
+    /// Share groups (KIP-932).
+    share: share::ShareGroups,
 }
 
 /// A group an in-process application holds: it owns every partition of its
@@ -581,7 +588,6 @@ pub const OFFSETLESS_CLEANUP_MS: i64 = 600_000;
 impl Coordinator {
     pub fn new(config: GroupConfig, offsets: OffsetStore) -> Coordinator {
         Coordinator {
-            config,
             groups: Mutex::new(HashMap::new()),
             offsets,
             next_member: AtomicU64::new(1),
@@ -590,12 +596,19 @@ impl Coordinator {
             offsetless: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
             consumer: consumer::ConsumerGroups::new(consumer::ConsumerGroupConfig::default()),
+            share: share::ShareGroups::new(config.share.clone()),
+            config,
         }
     }
 
     /// The groups of the consumer protocol (KIP-848).
     pub fn consumer(&self) -> &consumer::ConsumerGroups {
         &self.consumer
+    }
+
+    /// The share groups (KIP-932).
+    pub fn share(&self) -> &share::ShareGroups {
+        &self.share
     }
 
     /// Whether `group_id` is a classic group with members (a consumer
@@ -1027,6 +1040,7 @@ impl Coordinator {
     /// deadlines and the initial rebalance delay.
     pub fn tick(&self, now: Instant) {
         self.consumer.tick(now);
+        self.share.tick(now);
         let mut groups = self.lock();
         for group in groups.values_mut() {
             group.pending_members.retain(|_, until| *until > now);
@@ -1261,6 +1275,13 @@ pub(crate) async fn run_timer(broker: Arc<Broker>, mut stop: watch::Receiver<boo
         }
         let now = Instant::now();
         broker.groups().tick(now);
+        // Locks that ran out and members that timed out changed share state.
+        let b = broker.clone();
+        match tokio::task::spawn_blocking(move || b.groups().share().flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => warn!(%err, "writing share-group state failed"),
+            Err(err) => warn!(%err, "writing share-group state failed"),
+        }
         if now.duration_since(last_expiry) >= expiry_every {
             last_expiry = now;
             let b = broker.clone();

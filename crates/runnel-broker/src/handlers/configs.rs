@@ -23,11 +23,13 @@ use crate::Broker;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
 
 /// Config sources as Kafka numbers them.
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
+const SOURCE_GROUP: i8 = 8;
 
 /// Config types as Kafka numbers them (DescribeConfigs v3+).
 fn config_type(name: &str) -> i8 {
@@ -206,6 +208,19 @@ pub(crate) fn describe_configs(
                             .collect();
                     }
                 }
+                RESOURCE_GROUP => {
+                    r.configs = broker
+                        .groups()
+                        .share()
+                        .group_configs(&res.resource_name)
+                        .iter()
+                        .filter(|(k, _, _)| wanted(k))
+                        .map(|(k, v, set)| {
+                            let source = if *set { SOURCE_GROUP } else { SOURCE_DEFAULT };
+                            entry(k, v, source, version)
+                        })
+                        .collect();
+                }
                 other => {
                     r.error_code = ResponseError::InvalidRequest.code();
                     r.error_message = Some(str_bytes(&format!(
@@ -333,9 +348,13 @@ pub(crate) async fn incremental_alter_configs(
                 let mut r = AlterConfigsResourceResponse::default()
                     .with_resource_type(res.resource_type)
                     .with_resource_name(res.resource_name.clone());
-                let outcome = alter_resource(res.resource_type, || {
-                    alter_topic(&b, &res.resource_name, &res.configs, req.validate_only)
-                });
+                let outcome = if res.resource_type == RESOURCE_GROUP {
+                    alter_group(&b, &res.resource_name, &res.configs, req.validate_only)
+                } else {
+                    alter_resource(res.resource_type, || {
+                        alter_topic(&b, &res.resource_name, &res.configs, req.validate_only)
+                    })
+                };
                 if let Err((code, message)) = outcome {
                     r.error_code = code.code();
                     r.error_message = Some(str_bytes(&message));
@@ -349,6 +368,38 @@ pub(crate) async fn incremental_alter_configs(
 }
 
 type AlterOp = kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
+
+/// Group configs (KIP-932's `share.*` keys), SET and DELETE only.
+fn alter_group(
+    broker: &Broker,
+    name: &str,
+    ops: &[AlterOp],
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    let mut changes = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op.config_operation {
+            OP_SET => changes.push((
+                op.name.to_string(),
+                op.value.as_ref().map(|v| v.to_string()),
+            )),
+            OP_DELETE => changes.push((op.name.to_string(), None)),
+            _ => {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("{} is not a list config", &*op.name),
+                ))
+            }
+        }
+    }
+    let share = broker.groups().share();
+    share
+        .alter_group_configs(name, &changes, validate_only)
+        .map_err(|m| (ResponseError::InvalidConfig, m))?;
+    share
+        .flush()
+        .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))
+}
 
 fn alter_topic(
     broker: &Broker,

@@ -24,13 +24,13 @@ use crate::group::consumer::{Heartbeat, TopicView, Tp};
 use crate::Broker;
 
 /// The broker's topics: partition counts by name, names and ids both ways.
-struct Topics {
-    view: TopicView,
-    by_id: HashMap<Uuid, String>,
-    ids: HashMap<String, Uuid>,
+pub(super) struct Topics {
+    pub(super) view: TopicView,
+    pub(super) by_id: HashMap<Uuid, String>,
+    pub(super) ids: HashMap<String, Uuid>,
 }
 
-fn topics(broker: &Broker) -> Topics {
+pub(super) fn topics(broker: &Broker) -> Topics {
     let mut t = Topics {
         view: BTreeMap::new(),
         by_id: HashMap::new(),
@@ -47,7 +47,7 @@ fn topics(broker: &Broker) -> Topics {
 }
 
 /// Partitions grouped by topic, in topic then partition order.
-fn by_topic(set: &BTreeSet<Tp>) -> BTreeMap<&str, Vec<i32>> {
+pub(super) fn by_topic(set: &BTreeSet<Tp>) -> BTreeMap<&str, Vec<i32>> {
     let mut out: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (t, p) in set {
         out.entry(t.as_str()).or_default().push(*p);

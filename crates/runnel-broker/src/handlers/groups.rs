@@ -562,6 +562,13 @@ pub(crate) fn list_groups(
             .into_iter()
             .map(|(id, state)| (id, "consumer".to_string(), state.to_string(), "consumer")),
     );
+    let share = broker.groups().share().list();
+    all.retain(|(id, ..)| !share.iter().any(|(s, _)| s == id));
+    all.extend(
+        share
+            .into_iter()
+            .map(|(id, state)| (id, "share".to_string(), state.to_string(), "share")),
+    );
     all.sort_by(|a, b| a.0.cmp(&b.0));
     let groups = all
         .into_iter()
@@ -605,6 +612,15 @@ pub(crate) async fn delete_groups(
 }
 
 async fn delete_group(broker: &Arc<Broker>, id: &str) -> i16 {
+    if broker.groups().share().exists(id) {
+        return match broker.groups().share().remove_if_empty(id) {
+            Ok(()) => match super::share_groups::flush(broker).await {
+                Ok(()) => 0,
+                Err(e) => e.code(),
+            },
+            Err(e) => e.code(),
+        };
+    }
     let b = broker.clone();
     let g = id.to_string();
     match blocking(move || b.local().delete_group(&g)).await {

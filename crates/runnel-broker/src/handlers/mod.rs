@@ -9,6 +9,7 @@ mod groups;
 mod metadata;
 pub(crate) mod produce;
 mod producer_ids;
+pub(crate) mod share_groups;
 mod txn;
 
 use std::sync::Arc;
@@ -143,6 +144,27 @@ pub(crate) async fn handle(
         RequestKind::DescribeTopicPartitions(req) => ResponseKind::DescribeTopicPartitions(
             describe::describe_topic_partitions(broker, ctx, req),
         ),
+        RequestKind::ShareGroupHeartbeat(req) => ResponseKind::ShareGroupHeartbeat(
+            share_groups::share_group_heartbeat(broker, ctx, header, req).await,
+        ),
+        RequestKind::ShareGroupDescribe(req) => {
+            ResponseKind::ShareGroupDescribe(share_groups::share_group_describe(broker, ctx, req))
+        }
+        RequestKind::ShareFetch(req) => {
+            ResponseKind::ShareFetch(share_groups::share_fetch(broker, ctx, req, stop).await)
+        }
+        RequestKind::ShareAcknowledge(req) => {
+            ResponseKind::ShareAcknowledge(share_groups::share_acknowledge(broker, ctx, req).await)
+        }
+        RequestKind::DescribeShareGroupOffsets(req) => ResponseKind::DescribeShareGroupOffsets(
+            share_groups::describe_share_group_offsets(broker, ctx, req),
+        ),
+        RequestKind::AlterShareGroupOffsets(req) => ResponseKind::AlterShareGroupOffsets(
+            share_groups::alter_share_group_offsets(broker, ctx, req).await,
+        ),
+        RequestKind::DeleteShareGroupOffsets(req) => ResponseKind::DeleteShareGroupOffsets(
+            share_groups::delete_share_group_offsets(broker, ctx, req).await,
+        ),
         other => {
             // versions::accepted() let it through, so this is a routing bug.
             return Err(BrokerError::Malformed(format!(
@@ -152,6 +174,24 @@ pub(crate) async fn handle(
         }
     };
     Ok(Some(response))
+}
+
+/// Answers a request of a version the codec cannot encode the response of
+/// (see [`versions::HAND_ENCODED`]): the response body, encoded here.
+pub(crate) fn hand_encoded(
+    broker: &Arc<Broker>,
+    ctx: &ConnectionContext,
+    request: RequestKind,
+    version: i16,
+) -> Result<Vec<u8>, BrokerError> {
+    match request {
+        RequestKind::DescribeShareGroupOffsets(req) if version == 1 => Ok(
+            share_groups::describe_share_group_offsets_v1(broker, ctx, req),
+        ),
+        _ => Err(BrokerError::Malformed(format!(
+            "no hand-encoded response for v{version}"
+        ))),
+    }
 }
 
 /// The ApiVersions body listing every supported API.

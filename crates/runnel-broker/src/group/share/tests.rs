@@ -1,0 +1,354 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use tokio::time::Instant;
+
+use super::*;
+
+const G: &str = "g";
+
+fn tp() -> Tp {
+    ("t".to_string(), 0)
+}
+
+fn view(partitions: i32) -> TopicView {
+    BTreeMap::from([("t".to_string(), partitions)])
+}
+
+fn groups() -> ShareGroups {
+    ShareGroups::new(ShareGroupConfig {
+        record_lock_duration: Duration::from_millis(1_000),
+        delivery_count_limit: 3,
+        partition_max_record_locks: 10,
+        reset_earliest: true,
+        ..ShareGroupConfig::default()
+    })
+}
+
+fn join(s: &ShareGroups, member: &str, now: Instant, v: &TopicView) -> HeartbeatReply {
+    s.heartbeat(
+        now,
+        Heartbeat {
+            group_id: G.into(),
+            member_id: member.into(),
+            member_epoch: 0,
+            topics: Some(vec!["t".into()]),
+            ..Heartbeat::default()
+        },
+        v,
+    )
+    .expect("join")
+}
+
+/// A group with member `m` whose partition starts at 0 of a 100-record log.
+fn with_member(now: Instant) -> ShareGroups {
+    let s = groups();
+    join(&s, "m", now, &view(1));
+    assert_eq!(s.next_read(G, &tp(), (0, 100)), Some((0, 10)));
+    s
+}
+
+fn ranges(a: &[Acquired]) -> Vec<(i64, i64, i16)> {
+    a.iter()
+        .map(|a| (a.first, a.last, a.delivery_count))
+        .collect()
+}
+
+#[test]
+fn released_records_come_back_with_a_higher_delivery_count() {
+    let now = Instant::now();
+    let s = with_member(now);
+    assert_eq!(
+        ranges(&s.acquire_new(G, "m", &tp(), 0, 4, now)),
+        vec![(0, 3, 1)]
+    );
+    s.acknowledge(
+        G,
+        "m",
+        &tp(),
+        &[(0, 3, vec![ACK_ACCEPT, ACK_RELEASE, ACK_REJECT, ACK_RELEASE])],
+    )
+    .expect("ack");
+    // 0 accepted, 2 rejected: done; 1 and 3 available again.
+    assert_eq!(
+        ranges(&s.acquire_available(G, "n", &tp(), 10, now)),
+        vec![(1, 1, 2), (3, 3, 2)]
+    );
+    assert_eq!(s.start_offsets(G).expect("group")[&tp()], (1, 1));
+    s.acknowledge(G, "n", &tp(), &[(1, 1, vec![ACK_ACCEPT])])
+        .expect("ack");
+    s.acknowledge(G, "n", &tp(), &[(3, 3, vec![ACK_ACCEPT])])
+        .expect("ack");
+    // Everything acquired is done: the start moves to the end.
+    assert_eq!(s.start_offsets(G).expect("group")[&tp()], (4, 0));
+}
+
+#[test]
+fn only_the_holder_may_acknowledge() {
+    let now = Instant::now();
+    let s = with_member(now);
+    s.acquire_new(G, "m", &tp(), 0, 2, now);
+    assert_eq!(
+        s.acknowledge(G, "other", &tp(), &[(0, 0, vec![ACK_ACCEPT])]),
+        Err(ResponseError::InvalidRecordState)
+    );
+    // Never acquired, beyond the end.
+    assert_eq!(
+        s.acknowledge(G, "m", &tp(), &[(5, 5, vec![ACK_ACCEPT])]),
+        Err(ResponseError::InvalidRecordState)
+    );
+    // Types: one per offset or one for all, known ones only.
+    assert_eq!(
+        s.acknowledge(G, "m", &tp(), &[(0, 1, vec![1, 1, 1])]),
+        Err(ResponseError::InvalidRequest)
+    );
+    assert_eq!(
+        s.acknowledge(G, "m", &tp(), &[(0, 1, vec![9])]),
+        Err(ResponseError::InvalidRequest)
+    );
+    assert_eq!(
+        s.acknowledge(G, "m", &tp(), &[(1, 0, vec![1])]),
+        Err(ResponseError::InvalidRequest)
+    );
+    // Ranges too long to count are refused, not overflowed.
+    for (first, last) in [(0, i64::MAX), (i64::MIN, i64::MAX), (-5, 3)] {
+        assert!(s
+            .acknowledge(G, "m", &tp(), &[(first, last, vec![ACK_ACCEPT])])
+            .is_err());
+    }
+    // Accepted twice: the second time it is no longer acquired.
+    s.acknowledge(G, "m", &tp(), &[(0, 1, vec![ACK_ACCEPT])])
+        .expect("ack");
+    assert_eq!(
+        s.acknowledge(G, "m", &tp(), &[(0, 0, vec![ACK_ACCEPT])]),
+        Err(ResponseError::InvalidRecordState)
+    );
+}
+
+#[test]
+fn a_lock_that_times_out_releases_and_the_limit_archives() {
+    let t0 = Instant::now();
+    let s = with_member(t0);
+    s.acquire_new(G, "m", &tp(), 0, 1, t0);
+    // Deliveries 2 and 3 after each lock ran out (limit 3).
+    let mut t = t0;
+    for count in 2..=3 {
+        t += Duration::from_millis(1_000);
+        assert_eq!(
+            ranges(&s.acquire_available(G, "m", &tp(), 10, t)),
+            vec![(0, 0, count)]
+        );
+    }
+    // The third lock runs out: archived, never delivered again.
+    t += Duration::from_millis(1_000);
+    s.tick(t);
+    assert!(s.acquire_available(G, "m", &tp(), 10, t).is_empty());
+    assert_eq!(s.start_offsets(G).expect("group")[&tp()], (1, 0));
+}
+
+#[test]
+fn in_flight_records_are_bounded() {
+    let now = Instant::now();
+    let s = with_member(now);
+    s.acquire_new(G, "m", &tp(), 0, 10, now);
+    // 10 in flight: no room for more until the start moves.
+    assert_eq!(s.next_read(G, &tp(), (0, 100)), Some((10, 0)));
+    s.acknowledge(G, "m", &tp(), &[(0, 3, vec![ACK_ACCEPT])])
+        .expect("ack");
+    assert_eq!(s.next_read(G, &tp(), (0, 100)), Some((10, 4)));
+    // A stale end (another fetch acquired first) acquires nothing.
+    assert!(s.acquire_new(G, "m", &tp(), 5, 12, now).is_empty());
+}
+
+#[test]
+fn a_member_leaving_or_losing_its_connection_gives_its_records_back() {
+    let now = Instant::now();
+    let s = with_member(now);
+    join(&s, "n", now, &view(1));
+    s.acquire_new(G, "m", &tp(), 0, 2, now);
+    s.acquire_new(G, "n", &tp(), 2, 4, now);
+    let peer: SocketAddr = "127.0.0.1:5555".parse().expect("addr");
+    assert_eq!(s.session(G, "n", 0, Some(peer), true), Ok(SessionOp::Open));
+    s.connection_closed(peer);
+    assert_eq!(
+        ranges(&s.acquire_available(G, "m", &tp(), 10, now)),
+        vec![(2, 3, 2)]
+    );
+    let left = s
+        .heartbeat(
+            now,
+            Heartbeat {
+                group_id: G.into(),
+                member_id: "m".into(),
+                member_epoch: -1,
+                ..Heartbeat::default()
+            },
+            &view(1),
+        )
+        .expect("leave");
+    assert_eq!(left.member_epoch, -1);
+    assert_eq!(
+        ranges(&s.acquire_available(G, "n", &tp(), 10, now)),
+        vec![(0, 1, 2), (2, 3, 3)]
+    );
+}
+
+#[test]
+fn share_session_epochs_are_checked() {
+    let s = groups();
+    assert_eq!(
+        s.session(G, "m", 1, None, true),
+        Err(ResponseError::ShareSessionNotFound)
+    );
+    assert_eq!(
+        s.session(G, "m", 0, None, false),
+        Err(ResponseError::InvalidShareSessionEpoch)
+    );
+    assert_eq!(s.session(G, "m", 0, None, true), Ok(SessionOp::Open));
+    assert_eq!(
+        s.session(G, "m", 2, None, true),
+        Err(ResponseError::InvalidShareSessionEpoch)
+    );
+    assert_eq!(s.session(G, "m", 1, None, false), Ok(SessionOp::Continue));
+    assert_eq!(s.session(G, "m", 2, None, true), Ok(SessionOp::Continue));
+    assert_eq!(s.session(G, "m", -1, None, false), Ok(SessionOp::Close));
+    s.close_session(G, "m");
+    assert_eq!(
+        s.session(G, "m", -1, None, true),
+        Err(ResponseError::ShareSessionNotFound)
+    );
+}
+
+#[test]
+fn heartbeats_join_fence_and_expire() {
+    let now = Instant::now();
+    let s = groups();
+    let a = join(&s, "a", now, &view(2));
+    assert_eq!(a.member_epoch, 1);
+    assert_eq!(a.assignment, Some(BTreeSet::from([tp(), ("t".into(), 1)])));
+    let b = join(&s, "b", now, &view(2));
+    assert_eq!(b.member_epoch, 2);
+    let hb = |member: &str, epoch: i32| {
+        s.heartbeat(
+            now,
+            Heartbeat {
+                group_id: G.into(),
+                member_id: member.into(),
+                member_epoch: epoch,
+                ..Heartbeat::default()
+            },
+            &view(2),
+        )
+    };
+    // a takes the new target, and its epoch, on its next heartbeat.
+    assert_eq!(s.describe(G).expect("group").members[0].member_epoch, 1);
+    let a = hb("a", 1).expect("a");
+    assert_eq!(
+        (a.member_epoch, a.assignment),
+        (2, Some(BTreeSet::from([tp()])))
+    );
+    assert_eq!(hb("a", 2).expect("a").assignment, None, "sent already");
+    assert_eq!(
+        hb("a", 1).expect_err("old epoch").0,
+        ResponseError::FencedMemberEpoch
+    );
+    assert_eq!(b.assignment, Some(BTreeSet::from([("t".into(), 1)])));
+    assert_eq!(
+        hb("x", 1).expect_err("unknown").0,
+        ResponseError::UnknownMemberId
+    );
+    let d = s.describe(G).expect("group");
+    assert_eq!((d.state, d.epoch, d.members.len()), ("Stable", 2, 2));
+    // Session timeout.
+    s.tick(now + Duration::from_millis(45_000));
+    let d = s.describe(G).expect("group");
+    assert_eq!((d.state, d.members.len()), ("Empty", 0));
+}
+
+#[test]
+fn the_simple_assignor_shares_partitions_among_extra_members() {
+    let v = view(2);
+    let subs = |n: usize| -> BTreeMap<String, BTreeSet<String>> {
+        (0..n)
+            .map(|i| (format!("m{i}"), BTreeSet::from(["t".to_string()])))
+            .collect()
+    };
+    let count = |a: &std::collections::HashMap<String, BTreeSet<Tp>>, p: i32| {
+        a.values()
+            .filter(|s| s.contains(&("t".to_string(), p)))
+            .count()
+    };
+    // Fewer members than partitions: each partition to one member.
+    let one = simple(&subs(1), &v);
+    assert_eq!(one["m0"].len(), 2);
+    // More members than partitions: every member gets one, shared.
+    let five = simple(&subs(5), &v);
+    assert!(five.values().all(|s| s.len() == 1));
+    assert_eq!((count(&five, 0), count(&five, 1)), (3, 2));
+}
+
+#[test]
+fn group_configs_apply_per_group() {
+    let s = ShareGroups::new(ShareGroupConfig::default());
+    assert_eq!(
+        s.alter_group_configs(
+            G,
+            &[("share.auto.offset.reset".into(), Some("sideways".into()))],
+            false
+        ),
+        Err("Invalid value sideways for configuration share.auto.offset.reset".into())
+    );
+    assert!(s
+        .alter_group_configs(G, &[("nope".into(), Some("1".into()))], false)
+        .is_err());
+    s.alter_group_configs(
+        G,
+        &[
+            ("share.auto.offset.reset".into(), Some("earliest".into())),
+            ("share.record.lock.duration.ms".into(), Some("15000".into())),
+        ],
+        false,
+    )
+    .expect("alter");
+    assert_eq!(s.lock_duration(G), Duration::from_millis(15_000));
+    assert_eq!(s.lock_duration("other"), Duration::from_millis(30_000));
+    let now = Instant::now();
+    join(&s, "m", now, &view(1));
+    // earliest: the log start, not its end.
+    assert_eq!(s.next_read(G, &tp(), (3, 50)).map(|r| r.0), Some(3));
+    let configs = s.group_configs(G);
+    assert!(configs.contains(&("share.auto.offset.reset".into(), "earliest".into(), true)));
+    assert!(configs.contains(&("share.delivery.count.limit".into(), "5".into(), false)));
+}
+
+#[test]
+fn latest_starts_at_the_log_end_and_retention_moves_the_start() {
+    let s = ShareGroups::new(ShareGroupConfig::default());
+    let now = Instant::now();
+    join(&s, "m", now, &view(1));
+    assert_eq!(s.next_read(G, &tp(), (0, 50)).map(|r| r.0), Some(50));
+    // Records below the end were deleted: the partition moves with them.
+    assert_eq!(s.next_read(G, &tp(), (60, 70)).map(|r| r.0), Some(60));
+}
+
+#[test]
+fn offsets_are_altered_and_deleted_only_while_empty() {
+    let s = groups();
+    s.alter_offsets(G, &[(tp(), 7)]).expect("alter");
+    assert_eq!(s.start_offsets(G).expect("group")[&tp()], (7, 0));
+    join(&s, "m", Instant::now(), &view(1));
+    assert_eq!(
+        s.alter_offsets(G, &[(tp(), 0)]),
+        Err(ResponseError::NonEmptyGroup)
+    );
+    assert_eq!(
+        s.delete_offsets(G, &["t".into()]),
+        Err(ResponseError::NonEmptyGroup)
+    );
+    assert_eq!(s.remove_if_empty(G), Err(ResponseError::NonEmptyGroup));
+    assert_eq!(
+        s.delete_offsets("none", &[]),
+        Err(ResponseError::GroupIdNotFound)
+    );
+}
