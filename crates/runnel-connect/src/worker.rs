@@ -554,6 +554,16 @@ impl Worker {
             }
         }
         drop(reader);
+        // Statuses this worker writes again: another worker's status for
+        // something this one runs means the other one ran it too (its view
+        // of the group lagged or led this one's) and wrote after this
+        // worker did. Left alone, that record would be the last word in
+        // the topic while this worker never writes an unchanged status
+        // again: every other worker would show the task where it no longer
+        // runs, for good. Writing ours after it makes the owner's status
+        // the last one; the two stop once their views of the group agree.
+        let mut reassert: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        let me = &self.inner.config.worker_id;
         let mut st = lock(&self.inner.statuses);
         for r in records {
             let Some(key) = r.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()) else {
@@ -576,6 +586,9 @@ impl Worker {
                 .is_some_and(|s| s.worker_id != self.inner.config.worker_id);
             if let Some(name) = key.strip_prefix("status-connector-") {
                 if from_other && st.owned_connectors.contains(name) {
+                    if let Some(mine) = st.connectors.get(name).filter(|s| s.worker_id == *me) {
+                        reassert.push((key.to_string(), Some(mine.encode())));
+                    }
                     continue;
                 }
                 match status {
@@ -590,6 +603,13 @@ impl Worker {
                     continue;
                 };
                 if from_other && st.owned_tasks.contains(&(name.clone(), id)) {
+                    if let Some(mine) = st
+                        .tasks
+                        .get(&(name.clone(), id))
+                        .filter(|s| s.worker_id == *me)
+                    {
+                        reassert.push((key.to_string(), Some(mine.encode())));
+                    }
                     continue;
                 }
                 match status {
@@ -597,6 +617,17 @@ impl Worker {
                     None => st.tasks.remove(&(name, id)),
                 };
             }
+        }
+        drop(st);
+        if !reassert.is_empty() {
+            // One record per key is enough (the last one read decided).
+            reassert.sort();
+            reassert.dedup_by(|a, b| a.0 == b.0);
+            tracing::debug!(
+                records = reassert.len(),
+                "connect worker: another worker wrote statuses of what runs here; writing ours again"
+            );
+            self.inner.write_status_records(reassert);
         }
         Ok(())
     }
