@@ -55,13 +55,30 @@
 //! `--kafka-property` sets it) and its work moves. The owner of a
 //! connector makes and writes its task configs and its status; the owner
 //! of a task runs it and writes its status; every worker follows the
-//! status topic, so each REST API answers for all. Limits: during a
-//! reassignment a task may briefly run on two workers (exactly-once
-//! sources fence each other through their shared transactional id; sink
-//! groups rebalance their partitions); requests that must act where a
-//! task runs (`POST …/tasks/{id}/restart`) answer 409 on the other
-//! workers instead of being forwarded; a connector restart asked of a
-//! worker that does not own the connector does nothing. The in-process
+//! status topic, so each REST API answers for all. A worker that reads
+//! another worker's status for something it runs writes its own again,
+//! so the owner's status is the topic's last word once views of the group
+//! agree.
+//!
+//! Any worker answers every endpoint. Config changes, pause, resume,
+//! stop and offsets go through the config and offsets topics; restarts
+//! must act where the connector or task runs, so the receiving worker
+//! forwards them ([`Worker::route`]) to the owner's REST API with
+//! `forward=false`, as Kafka Connect does: a task restart to the task's
+//! owner; a connector restart to the connector's owner; with
+//! `includeTasks`/`onlyFailed`, the receiver picks the tasks (from the
+//! status topic) and forwards each. Each worker advertises its REST
+//! address (`worker_id`: the listener, or `rest.advertised.host.name` /
+//! `rest.advertised.port`) in its group member's `client.id`
+//! (`…@host:port`), so the owner's address comes from the same
+//! assignment every worker computes; where a member advertises none, the
+//! worker named in the item's status is asked. A forwarded request for
+//! something the receiver does not run (the group moved it meanwhile)
+//! and an owner that does not answer are Kafka's 409 "conflicting
+//! operation (e.g. worker rebalance)". Limits: during a reassignment a
+//! task may briefly run on two workers (exactly-once sources fence each
+//! other through their shared transactional id; sink groups rebalance
+//! their partitions). The in-process
 //! `LocalCluster` backend reports only its own member, so `runnel serve`
 //! on its own log is a group of one: remote `runnel connect` workers on
 //! that broker need another `group.id` (or the embedded worker turned
@@ -78,6 +95,7 @@ pub mod assign;
 pub mod builtin;
 pub mod convert;
 pub mod error;
+mod forward;
 pub mod registry;
 pub mod service;
 pub mod storage;
@@ -88,4 +106,4 @@ pub mod worker;
 
 pub use error::WorkerError;
 pub use service::ConnectService;
-pub use worker::{ConnectorInfo, Worker, WorkerConfig};
+pub use worker::{ConnectorInfo, Route, Worker, WorkerConfig};

@@ -220,9 +220,11 @@ fn statuses_settle_on_the_owner_after_views_of_the_group_disagreed() {
     });
     // B sees A again: both must show the split again.
     set(&vb, &both);
-    wait_for("the split again on both workers", Duration::from_secs(20), || {
-        placement(&a, "dg") == split && placement(&b, "dg") == split
-    });
+    wait_for(
+        "the split again on both workers",
+        Duration::from_secs(20),
+        || placement(&a, "dg") == split && placement(&b, "dg") == split,
+    );
     a.shutdown();
     b.shutdown();
 }
