@@ -132,6 +132,16 @@ fn set(v: &Arc<Mutex<Vec<String>>>, members: &[&str]) {
 }
 
 fn worker(local: &LocalCluster, me: &str, id: &str, v: &Arc<Mutex<Vec<String>>>) -> Worker {
+    worker_with(local, me, id, v, false)
+}
+
+fn worker_with(
+    local: &LocalCluster,
+    me: &str,
+    id: &str,
+    v: &Arc<Mutex<Vec<String>>>,
+    exactly_once_source: bool,
+) -> Worker {
     let cluster: Arc<dyn Cluster> = Arc::new(Viewed {
         inner: local.clone(),
         me: me.into(),
@@ -139,6 +149,7 @@ fn worker(local: &LocalCluster, me: &str, id: &str, v: &Arc<Mutex<Vec<String>>>)
     });
     let config = WorkerConfig {
         worker_id: id.into(),
+        exactly_once_source,
         poll: Duration::from_millis(50),
         commit_interval: Duration::from_millis(100),
         ..WorkerConfig::default()
@@ -225,6 +236,59 @@ fn statuses_settle_on_the_owner_after_views_of_the_group_disagreed() {
         Duration::from_secs(20),
         || placement(&a, "dg") == split && placement(&b, "dg") == split,
     );
+    a.shutdown();
+    b.shutdown();
+}
+
+/// Exactly-once sources during such a disagreement: A's view lags, so A
+/// starts the task B runs, and A's producer fences B's (one
+/// transactional id per task). B, which keeps the task, must start it
+/// again rather than stay FAILED once A sees the group again and stops
+/// its copy.
+#[test]
+fn a_fenced_exactly_once_task_starts_again_where_it_belongs() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(&dir.path().join("log"), BrokerConfig::default()).unwrap();
+    let local = LocalCluster::new(broker.local());
+    let both = ["m-a", "m-b"];
+    let (va, vb) = (view(&both), view(&both));
+    let a = worker_with(&local, "m-a", "a", &va, true);
+    let b = worker_with(&local, "m-b", "b", &vb, true);
+    let mut config = datagen(1);
+    config.insert("max.interval".into(), "20".into());
+    a.create("dg", config, None).unwrap();
+    // Over [m-a, m-b]: the connector on m-a, its task on m-b.
+    let split = ("a".to_string(), running_on(&["b"]));
+    wait_for("the split on both workers", Duration::from_secs(20), || {
+        placement(&a, "dg") == split && placement(&b, "dg") == split
+    });
+    // A believes it is alone: it starts the task too and fences B's.
+    set(&va, &["m-a"]);
+    wait_for("A running the task too", Duration::from_secs(20), || {
+        placement(&a, "dg").1 == running_on(&["a"])
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    set(&va, &both);
+    wait_for(
+        "the task running on B again",
+        Duration::from_secs(30),
+        || placement(&a, "dg") == split && placement(&b, "dg") == split,
+    );
+    // And it stays there, producing.
+    let before = local
+        .backend("probe", Guarantee::AtLeastOnce)
+        .unwrap()
+        .end_offsets(&[TopicPartition::new("pageviews", 0)])
+        .unwrap()[0];
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(placement(&a, "dg"), split);
+    assert_eq!(placement(&b, "dg"), split);
+    let after = local
+        .backend("probe", Guarantee::AtLeastOnce)
+        .unwrap()
+        .end_offsets(&[TopicPartition::new("pageviews", 0)])
+        .unwrap()[0];
+    assert!(after > before, "no new records: {before} → {after}");
     a.shutdown();
     b.shutdown();
 }
