@@ -18,7 +18,8 @@
 Everything runs on this machine: a private PostgreSQL (scripts/postgres.sh,
 fsync=off as the tests run it), one `runnel serve` (broker and connect
 worker, no SQL, no registry) on a fresh data directory, pgbench and the
-consumer. Records are JsonConverter with schemas (Kafka Connect's default).
+consumer. Records are JsonConverter with schemas (Kafka Connect's default;
+each record carries its schema), or plain JSON with --no-schemas.
 
     cargo build --release -p runnel   # numbers from release builds only
     .venv/bin/python scripts/connect_bench.py --runnel target/release/runnel
@@ -170,7 +171,12 @@ def main():
     ap.add_argument("--stream-rows", type=int, default=100_000, help="rows pgbench inserts while streaming")
     ap.add_argument("--rate", type=int, default=200, help="transactions/s for the latency run")
     ap.add_argument("--seconds", type=int, default=20, help="length of the latency run")
+    ap.add_argument("--no-schemas", action="store_true",
+                    help="JsonConverter with schemas.enable=false (plain JSON, no schema in every record)")
     args = ap.parse_args()
+    converters = {"key.converter": JSON, "value.converter": JSON}
+    if args.no_schemas:
+        converters.update({"key.converter.schemas.enable": "false", "value.converter.schemas.enable": "false"})
 
     url = subprocess.run([str(ROOT / "scripts/postgres.sh"), "start"], capture_output=True,
                          text=True, check=True).stdout.strip().splitlines()[-1]
@@ -208,8 +214,7 @@ def main():
             "database.hostname": pg.host, "database.port": str(pg.port), "database.user": pg.user,
             "database.password": "", "database.dbname": db, "topic.prefix": prefix,
             "table.include.list": "public.src", "slot.name": f"bench_{db}", "publication.name": f"bench_{db}",
-            "snapshot.mode": "initial",
-            "key.converter": JSON, "value.converter": JSON,
+            "snapshot.mode": "initial", **converters,
         }
         # Snapshot.
         t = time.monotonic()
@@ -269,15 +274,20 @@ def main():
                max_ms=round(max(latencies), 1))
         total = before + len(latencies)
 
-        # Sink: every row of the topic upserted into a new table.
+        # Sink: every row of the topic upserted into a new table. Like
+        # Confluent's JDBC sink it needs records with schemas (to create
+        # the table and bind the columns): skipped with --no-schemas.
         rows_in_src = int(pg.psql("SELECT count(*) FROM src", db))
+        if args.no_schemas:
+            runnel.delete("src")
+            return print_table(args, results, m, rows_in_src)
         sink = {
             "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
             "connection.url": f"jdbc:postgresql://{pg.host}:{pg.port}/{db}", "connection.user": pg.user,
             "topics": topic, "table.name.format": "dst", "insert.mode": "upsert",
             "pk.mode": "record_key", "pk.fields": "id", "auto.create": "true",
             "transforms": "unwrap", "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
-            "key.converter": JSON, "value.converter": JSON,
+            **converters,
         }
         t = time.monotonic()
         runnel.create("dst", sink)
@@ -288,6 +298,9 @@ def main():
                 got = 0  # the table is created with the first batch
             if got >= rows_in_src:
                 break
+            status = httpx.get(f"{runnel.connect}/connectors/dst/status", timeout=10).json()
+            if any(t.get("state") == "FAILED" for t in status.get("tasks", [])):
+                sys.exit(f"the sink failed: {status}")
             if time.monotonic() - t > 900:
                 sys.exit(f"the sink wrote {got} of {rows_in_src} rows in 900 s")
             time.sleep(0.1)
@@ -302,7 +315,12 @@ def main():
                 f"WHERE slot_name = 'bench_{db}' AND NOT active")
         pg.psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
+    print_table(args, results, m, rows_in_src)
+
+
+def print_table(args, results: dict, m: int, rows_in_src: int):
     print()
+    print(f"JsonConverter, schemas.enable={'false' if args.no_schemas else 'true'}")
     print("| measure | rate | same-run ceiling |")
     print("|---|---|---|")
     print(f"| snapshot ({args.rows:,} rows) | {results['snapshot']:,.0f} rows/s | "
@@ -311,7 +329,8 @@ def main():
           f"pgbench itself {results['stream_pg']:,.0f} rows/s |")
     print(f"| commit → log latency at {args.rate} txn/s | p50 {results['p50']:.1f} ms, "
           f"p99 {results['p99']:.1f} ms | |")
-    print(f"| sink (upsert, {rows_in_src:,} rows) | {results['sink']:,.0f} rows/s | "
+    sink = f"{results['sink']:,.0f} rows/s" if "sink" in results else "not run (needs schemas)"
+    print(f"| sink (upsert, {rows_in_src:,} rows) | {sink} | "
           f"COPY FROM STDIN {results['copy_in']:,.0f} rows/s |")
 
 
