@@ -29,6 +29,7 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from compat_util import ck_consume, ck_consumer, ck_flush, ck_producer, ksql_statements, wait_until
@@ -254,7 +255,7 @@ def test_jdbc_sink_with_avro_converter_writes_what_avro_serializer_produced(serv
 def test_converter_settings_errors_are_400s(server):
     base = {"connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
             "topics": "t", "file": "/dev/null"}
-    for converter in (AVRO, "AvroConverter", JSON_SR, "JsonSchemaConverter"):
+    for converter in (AVRO, "AvroConverter", JSON_SR, "JsonSchemaConverter", PROTOBUF, "ProtobufConverter"):
         r = server.create(f"bad_{uuid.uuid4().hex[:6]}", {**base, "value.converter": converter})
         assert r.status_code == 400, r.text
         body = r.json()
@@ -269,6 +270,10 @@ def test_converter_settings_errors_are_400s(server):
         **base, "value.converter": AVRO, "value.converter.schema.registry.url": server.registry,
         "value.converter.auto.register.schemas": "sometimes"})
     assert r.status_code == 400 and "auto.register.schemas" in r.json()["message"], r.text
+    r = server.create(f"bad_{uuid.uuid4().hex[:6]}", {
+        **base, "value.converter": PROTOBUF, "value.converter.schema.registry.url": server.registry,
+        "value.converter.optional.for.nullables": "maybe"})
+    assert r.status_code == 400 and "optional.for.nullables" in r.json()["message"], r.text
 
     v = httpx.put(f"{server.connect}/connector-plugins/FileStreamSinkConnector/config/validate",
                   json={**base, "value.converter": AVRO}, timeout=30)
@@ -282,7 +287,7 @@ def test_converter_settings_errors_are_400s(server):
 
     plugins = httpx.get(f"{server.connect}/connector-plugins?connectorsOnly=false", timeout=10).json()
     converters = {p["class"] for p in plugins if p["type"] == "converter"}
-    assert {AVRO, JSON_SR} <= converters, converters
+    assert {AVRO, JSON_SR, PROTOBUF} <= converters, converters
 
 
 def test_cdc_source_with_json_schema_converter_reads_in_json_deserializer_and_sql(server, postgres, pg_database):
@@ -367,3 +372,105 @@ def test_jdbc_sink_with_json_schema_converter_writes_what_json_serializer_produc
         except Exception:  # noqa: BLE001 - the table is created by the first batch
             return None
     wait_until(lambda: written() == expected, timeout=60, what=f"readings to hold {expected}")
+
+
+def items_message_classes(topic: str):
+    """The Value and Key messages `ProtobufConverter` should register for
+    the unwrapped rows of ITEMS, written here by hand as Confluent's
+    ProtobufData makes them (field numbers in column order, nullable
+    columns proto3 `optional` with `optional.for.nullables`, numeric as
+    `confluent.type.Decimal`) and built at run time (no protoc): the
+    deserializer reads the records with these, not with Runnel's schema."""
+    from confluent_kafka.schema_registry.confluent.type import decimal_pb2  # noqa: F401  (registers its file)
+    from google.protobuf import descriptor_pb2, descriptor_pool
+    from google.protobuf.message_factory import GetMessageClass
+
+    F = descriptor_pb2.FieldDescriptorProto
+    fdp = descriptor_pb2.FileDescriptorProto(name=f"{topic}.proto", package=topic, syntax="proto3",
+                                             dependency=["confluent/type/decimal.proto"])
+    value = fdp.message_type.add(name="Value")
+    columns = [("id", F.TYPE_INT32, False), ("name", F.TYPE_STRING, True), ("price", None, False),
+               ("qty", F.TYPE_INT32, True), ("added", F.TYPE_INT32, True), ("active", F.TYPE_BOOL, False)]
+    for number, (name, kind, optional) in enumerate(columns, start=1):
+        f = value.field.add(name=name, number=number, label=F.LABEL_OPTIONAL)
+        if kind is None:
+            f.type, f.type_name = F.TYPE_MESSAGE, ".confluent.type.Decimal"
+        else:
+            f.type = kind
+        if optional:
+            f.proto3_optional = True
+            f.oneof_index = len(value.oneof_decl)
+            value.oneof_decl.add(name=f"_{name}")
+    key = fdp.message_type.add(name="Key")
+    key.field.add(name="id", number=1, type=F.TYPE_INT32, label=F.LABEL_OPTIONAL)
+    pool = descriptor_pool.Default()
+    pool.Add(fdp)
+    return (GetMessageClass(pool.FindMessageTypeByName(f"{topic}.Value")),
+            GetMessageClass(pool.FindMessageTypeByName(f"{topic}.Key")))
+
+
+def test_cdc_source_with_protobuf_converter_reads_in_protobuf_deserializer(server, postgres, pg_database):
+    from confluent_kafka.schema_registry.confluent.type.decimal_utils import from_proto_decimal
+
+    db = pg_database
+    postgres.psql(ITEMS, db)
+    prefix = f"pb{uuid.uuid4().hex[:8]}"
+    topic = f"{prefix}.public.items"
+    config = cdc_config(postgres, db, prefix, PROTOBUF, server.registry)
+    # Values with proto3 `optional` for nullable columns, so a NULL reads
+    # as absent; keys with Confluent's defaults.
+    config["value.converter.optional.for.nullables"] = "true"
+    r = server.create(prefix, config)
+    assert r.status_code == 201, r.text
+    try:
+        server.running(prefix)
+        read(server.server.bootstrap, topic, 3)
+        postgres.psql("INSERT INTO items VALUES (4, 'date', 12345678.99, 32767, '2038-01-19', false);"
+                      "UPDATE items SET name = 'apricot', qty = NULL WHERE id = 1;", db)
+        msgs = read(server.server.bootstrap, topic, 5)
+
+        client = SchemaRegistryClient({"url": server.registry})
+        value_schema = client.get_latest_version(f"{topic}-value")
+        key_schema = client.get_latest_version(f"{topic}-key")
+        assert value_schema.schema.schema_type == "PROTOBUF"
+        text = value_schema.schema.schema_str
+        # The struct's name is the package and message; int16 keeps its
+        # Connect type in Confluent's field meta; decimals are Confluent's
+        # type (Debezium's dates are int32 days, io.debezium.time.Date).
+        assert f"package {topic};" in text and "message Value {" in text, text
+        assert "optional string name = " in text and "optional int32 added = " in text, text
+        assert "confluent.type.Decimal price = " in text and "  bool active = " in text, text
+        assert '"connect.type", value: "int16"' in text, text
+        for m in msgs:
+            # Magic byte, schema id, then the message indexes [0] as one zero byte.
+            assert m.value()[:6] == b"\x00" + value_schema.schema_id.to_bytes(4, "big") + b"\x00"
+            assert m.key()[:6] == b"\x00" + key_schema.schema_id.to_bytes(4, "big") + b"\x00"
+
+        Value, Key = items_message_classes(topic)
+        values = ProtobufDeserializer(Value, {"use.deprecated.format": False})
+        keys = ProtobufDeserializer(Key, {"use.deprecated.format": False})
+        got = [values(m.value(), SerializationContext(topic, MessageField.VALUE)) for m in msgs]
+        assert [keys(m.key(), SerializationContext(topic, MessageField.KEY)).id for m in msgs] == [1, 2, 3, 4, 1]
+
+        def as_row(v):
+            return {"id": v.id, "name": v.name if v.HasField("name") else None,
+                    "price": from_proto_decimal(v.price), "qty": v.qty if v.HasField("qty") else None,
+                    "added": v.added if v.HasField("added") else None,
+                    "active": v.active}
+        rows = {r["id"]: r for r in table_rows(postgres, db)}
+        got = [as_row(v) for v in got]
+        assert got[3] == rows[4], got[3]
+        assert got[4] == rows[1], got[4]
+        assert got[1] == rows[2] and got[2] == rows[3], got
+        assert got[0] == {**rows[1], "name": "apple", "qty": 3}
+
+        # Runnel's SQL reads the same topic, columns inferred from the registry.
+        q = f"PB_{uuid.uuid4().hex[:8].upper()}"
+        server.ksql(f"CREATE STREAM {q}_src WITH (kafka_topic='{topic}', value_format='PROTOBUF');")
+        server.ksql(f"CREATE STREAM {q} WITH (value_format='JSON') AS "
+                    f"SELECT id, name, price, qty, active FROM {q}_src;")
+        out = [json.loads(m.value()) for m in read(server.server.bootstrap, q, 5)]
+        assert [(o["ID"], o["NAME"], decimal.Decimal(str(o["PRICE"])), o["QTY"], o["ACTIVE"]) for o in out] == [
+            (g["id"], g["name"], g["price"], g["qty"], g["active"]) for g in got]
+    finally:
+        assert httpx.delete(f"{server.connect}/connectors/{prefix}", timeout=30).status_code == 204

@@ -472,6 +472,69 @@ def test_two_workers_share_tasks_and_take_over_a_dead_ones(make_server, tmp_path
                 w.kill()
 
 
+def test_any_worker_restarts_what_another_runs(make_server, tmp_path):
+    """A restart asked of a worker that does not run the task (or the
+    connector) is forwarded to the one that does, as Kafka Connect
+    forwards it: both workers answer every endpoint."""
+    broker = make_server(extra_args=["--no-sql", "--no-registry", "--no-connect"]).start()
+    a = Worker(broker.bootstrap, tmp_path / "worker-a.log")
+    b = Worker(broker.bootstrap, tmp_path / "worker-b.log")
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        out_dir = tmp_path / "missing-dir"
+        # Two sink tasks writing into a directory that does not exist yet:
+        # both fail, one on each worker.
+        r = a.http.post("/connectors", json={"name": "s", "config": {
+            "connector.class": "FileStreamSink", "file": str(out_dir / "out.txt"),
+            "topics": unique("t"), "value.converter": STRING, "tasks.max": "2"}})
+        assert r.status_code == 201, r.text
+        by_id = {a.id: a, b.id: b}
+
+        def placed(state):
+            views = [w.http.get("/connectors/s/status").json() for w in (a, b)]
+            for s in views:
+                if len(s["tasks"]) != 2 or any(t["state"] != state for t in s["tasks"]):
+                    return None
+                if {t["worker_id"] for t in s["tasks"]} != {a.id, b.id}:
+                    return None
+            if views[0]["tasks"] != views[1]["tasks"]:
+                return None
+            return {t["id"]: t["worker_id"] for t in views[0]["tasks"]}
+        owners = wait_until(lambda: placed("FAILED"), timeout=30, what="a failed task on each worker")
+        connector_owner = a.http.get("/connectors/s/status").json()["connector"]["worker_id"]
+        other = {a.id: b, b.id: a}
+        out_dir.mkdir()
+        # Task 0, asked of the worker that does not run it.
+        r = other[owners[0]].http.post("/connectors/s/tasks/0/restart")
+        assert r.status_code == 204, r.text
+        # What a forwarded request gets where the task does not run: 409.
+        r = other[owners[0]].http.post("/connectors/s/tasks/0/restart", params={"forward": "false"})
+        assert r.status_code == 409, r.text
+        # Task 1 through the connector's restart, asked of the other worker.
+        r = other[owners[1]].http.post(
+            "/connectors/s/restart", params={"includeTasks": "true", "onlyFailed": "true"})
+        assert r.status_code == 202, r.text
+        assert [t["state"] for t in r.json()["tasks"]][1] == "RESTARTING"
+        # Each runs again where it belongs, as both workers tell.
+        assert wait_until(lambda: placed("RUNNING"), timeout=30, what="both tasks running") == owners
+        # The connector itself, restarted through the worker that does not run it.
+        r = other[connector_owner].http.post("/connectors/s/restart")
+        assert r.status_code == 204, r.text
+        r = by_id[connector_owner].http.post("/connectors/s/restart")
+        assert r.status_code == 204, r.text
+        assert placed("RUNNING") == owners
+        for w in (a, b):
+            assert w.http.post("/connectors/nope/tasks/0/restart").status_code == 404
+            assert w.http.post("/connectors/s/tasks/7/restart").status_code == 404
+        assert a.stop() == 0
+        assert b.stop() == 0
+    finally:
+        for w in (a, b):
+            if w.proc.poll() is None:
+                w.kill()
+
+
 def test_sigkill_of_a_standalone_exactly_once_worker(make_server, tmp_path):
     """`runnel connect` (the Kafka-protocol backend, librdkafka's
     transactional producer) killed three times while its file source

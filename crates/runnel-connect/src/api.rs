@@ -373,13 +373,21 @@ async fn task_status(
     blocking(move || Ok(json_response(StatusCode::OK, w.task_status(&name, id)?))).await
 }
 
+/// Kafka's `forward` query parameter: false on a request another worker
+/// forwarded (it is not forwarded again).
+fn forward(params: &[(String, String)]) -> Result<bool, WorkerError> {
+    Ok(!params.iter().any(|(k, _)| k == "forward") || flag(params, "forward")?)
+}
+
 async fn task_restart(
     State(w): State<Worker>,
     Path((name, id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
 ) -> Result<Response, WorkerError> {
     let id = task_id(&id)?;
+    let forward = forward(&query_params(&q))?;
     blocking(move || {
-        w.restart_task(&name, id)?;
+        w.restart_task_anywhere(&name, id, forward)?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await
@@ -443,8 +451,9 @@ async fn restart(
     let params = query_params(&q);
     let include = flag(&params, "includeTasks")?;
     let only_failed = flag(&params, "onlyFailed")?;
+    let forward = forward(&params)?;
     blocking(move || {
-        Ok(match w.restart(&name, include, only_failed)? {
+        Ok(match w.restart(&name, include, only_failed, forward)? {
             Some(body) => json_response(StatusCode::ACCEPTED, body),
             None => StatusCode::NO_CONTENT.into_response(),
         })

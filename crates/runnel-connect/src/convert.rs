@@ -11,8 +11,9 @@
 //! * `org.apache.kafka.connect.storage.StringConverter`: UTF-8 text.
 //! * `org.apache.kafka.connect.converters.ByteArrayConverter`: bytes as
 //!   they are.
-//! * `io.confluent.connect.avro.AvroConverter` and
-//!   `io.confluent.connect.json.JsonSchemaConverter`: the Schema
+//! * `io.confluent.connect.avro.AvroConverter`,
+//!   `io.confluent.connect.json.JsonSchemaConverter` and
+//!   `io.confluent.connect.protobuf.ProtobufConverter`: the Schema
 //!   Registry's formats, in [`crate::registry`].
 //!
 //! A null value without a schema is a null record (a tombstone), as in
@@ -88,12 +89,13 @@ pub fn converter(
 }
 
 /// The classes [`converter`] knows.
-pub const CLASSES: [&str; 5] = [
+pub const CLASSES: [&str; 6] = [
     JSON,
     STRING,
     BYTES,
     crate::registry::AVRO,
     crate::registry::JSON_SCHEMA,
+    crate::registry::PROTOBUF,
 ];
 
 /// Kafka's JsonConverter.

@@ -55,13 +55,50 @@
 //! `--kafka-property` sets it) and its work moves. The owner of a
 //! connector makes and writes its task configs and its status; the owner
 //! of a task runs it and writes its status; every worker follows the
-//! status topic, so each REST API answers for all. Limits: during a
-//! reassignment a task may briefly run on two workers (exactly-once
-//! sources fence each other through their shared transactional id; sink
-//! groups rebalance their partitions); requests that must act where a
-//! task runs (`POST …/tasks/{id}/restart`) answer 409 on the other
-//! workers instead of being forwarded; a connector restart asked of a
-//! worker that does not own the connector does nothing. The in-process
+//! status topic, so each REST API answers for all. A worker that reads
+//! another worker's status for something it runs writes its own again,
+//! so the owner's status is the topic's last word once views of the group
+//! agree.
+//!
+//! Any worker answers every endpoint. Config changes, pause, resume,
+//! stop and offsets go through the config and offsets topics; restarts
+//! must act where the connector or task runs, so the receiving worker
+//! forwards them ([`Worker::route`]) to the owner's REST API with
+//! `forward=false`, as Kafka Connect does: a task restart to the task's
+//! owner; a connector restart to the connector's owner; with
+//! `includeTasks`/`onlyFailed`, the receiver picks the tasks (from the
+//! status topic) and forwards each. Each worker advertises its REST
+//! address (`worker_id`: the listener, or `rest.advertised.host.name` /
+//! `rest.advertised.port`) in its group member's `client.id`
+//! (`…@host:port`), so the owner's address comes from the same
+//! assignment every worker computes; where a member advertises none, the
+//! worker named in the item's status is asked. A forwarded request for
+//! something the receiver does not run (the group moved it meanwhile)
+//! and an owner that does not answer are Kafka's 409 "conflicting
+//! operation (e.g. worker rebalance)".
+//!
+//! **Two copies of a task during a reassignment.** There is no barrier
+//! between one worker stopping what it lost and another starting what it
+//! gained: each acts when it reads the new membership (after its
+//! rebalance event, at most every 2 s), so a task can run on both from
+//! the moment the gainer sees the change until the loser sees it and its
+//! task thread stops — under a second as a rule, a few seconds on a
+//! loaded machine. What that costs: an at-least-once source's two copies
+//! both poll from the last stored offset and both send, so that window's
+//! records may be in the topic twice (what at-least-once allows; a
+//! datagen or file source duplicates them, the PostgreSQL source cannot
+//! open its slot twice and its second copy retries until the first lets
+//! go). An exactly-once source's copies share one transactional id:
+//! the later one fences the earlier, whose open transaction is aborted,
+//! so read_committed readers see each record once; a fenced copy (and a
+//! copy whose start failed with a retriable error) is started again after
+//! a backoff instead of being left FAILED (`task.rs`), so the copy that
+//! keeps the task fences the other back. Sink copies are members of the
+//! connector's consumer group and split its partitions (records in
+//! flight at the switch are delivered again, as after any sink
+//! rebalance). Closing the window would take Kafka Connect's
+//! coordinator-driven (incremental) protocol, with a leader handing out
+//! revocations before assignments. The in-process
 //! `LocalCluster` backend reports only its own member, so `runnel serve`
 //! on its own log is a group of one: remote `runnel connect` workers on
 //! that broker need another `group.id` (or the embedded worker turned
@@ -78,6 +115,7 @@ pub mod assign;
 pub mod builtin;
 pub mod convert;
 pub mod error;
+mod forward;
 pub mod registry;
 pub mod service;
 pub mod storage;
@@ -88,4 +126,4 @@ pub mod worker;
 
 pub use error::WorkerError;
 pub use service::ConnectService;
-pub use worker::{ConnectorInfo, Worker, WorkerConfig};
+pub use worker::{ConnectorInfo, Route, Worker, WorkerConfig};

@@ -22,8 +22,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8083";
 pub const KAFKA_INSTANCE_ID: &str = "connect";
 
 /// Builds the cluster when the service starts (a remote cluster is only
-/// reached then).
-pub type ClusterFactory = Box<dyn FnOnce() -> Result<Arc<dyn Cluster>, String> + Send>;
+/// reached then), given the REST address (`host:port`) the worker
+/// advertises: a `KafkaCluster` puts it in its clients' `client.id`
+/// (`with_application_server`), so the other workers of the group learn
+/// where to forward requests for what this one runs.
+pub type ClusterFactory = Box<dyn FnOnce(&str) -> Result<Arc<dyn Cluster>, String> + Send>;
 
 /// A worker on a cluster with its API on a listener.
 pub struct ConnectService {
@@ -42,7 +45,7 @@ impl ConnectService {
         plugins: Vec<Arc<dyn ConnectorPlugin>>,
         listen: HttpListen,
     ) -> Self {
-        ConnectService::with_factory(Box::new(move || Ok(cluster)), config, plugins, listen)
+        ConnectService::with_factory(Box::new(move |_| Ok(cluster)), config, plugins, listen)
     }
 
     /// A worker on the cluster `make` builds when the service starts.
@@ -89,10 +92,19 @@ impl Service for ConnectService {
                 {
                     config.worker_id = addr.to_string().replace("0.0.0.0", "127.0.0.1");
                 }
+                // rest.advertised.host.name / rest.advertised.port.
+                if config.advertised_host.is_some() || config.advertised_port.is_some() {
+                    let host = config
+                        .advertised_host
+                        .clone()
+                        .unwrap_or_else(|| addr.ip().to_string().replace("0.0.0.0", "127.0.0.1"));
+                    let port = config.advertised_port.unwrap_or(addr.port());
+                    config.worker_id = format!("{host}:{port}");
+                }
             }
             let started = Instant::now();
             let worker = tokio::task::spawn_blocking(move || {
-                let cluster = cluster()?;
+                let cluster = cluster(&config.worker_id)?;
                 Worker::start(cluster, config, plugins).map_err(|e| e.to_string())
             })
             .await

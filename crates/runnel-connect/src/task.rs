@@ -152,10 +152,29 @@ pub(crate) fn run(
         .plugin_for(&config)
         .map(|p| p.kind() == runnel_connect_api::ConnectorKind::Sink)
         .unwrap_or(false);
-    let result = if is_sink {
-        run_sink(&inner, &name, id, &config, &control)
-    } else {
-        run_source(&inner, &name, id, &config, &control)
+    let mut attempt = 0u32;
+    let result = loop {
+        let started = Instant::now();
+        let result = if is_sink {
+            run_sink(&inner, &name, id, &config, &control)
+        } else {
+            run_source(&inner, &name, id, &config, &control)
+        };
+        let stopped = control.stop.load(Ordering::SeqCst) || inner.stopping();
+        match &result {
+            Err(e) if !stopped && attempt < MAX_TRANSIENT_RESTARTS && transient(e) => {
+                if started.elapsed() > Duration::from_secs(60) {
+                    attempt = 0;
+                }
+                warn!(connector = %name, task = id, error = %e, attempt, "task stopped by a transient error; starting it again");
+                nap(&control, backoff(attempt));
+                attempt += 1;
+                if control.stop.load(Ordering::SeqCst) || inner.stopping() {
+                    break Ok(());
+                }
+            }
+            _ => break result,
+        }
     };
     match result {
         Ok(()) => info!(connector = %name, task = id, "task stopped"),
@@ -166,6 +185,29 @@ pub(crate) fn run(
             }
         }
     }
+}
+
+/// How many times in a row a task is started again after a transient
+/// error before it is left FAILED.
+const MAX_TRANSIENT_RESTARTS: u32 = 10;
+
+/// Errors a task is started again after, rather than FAILED:
+/// * fenced: during a reassignment a task may briefly run on two workers
+///   (each computes the group's assignment on its own, so one may start a
+///   task before the other stops it); an exactly-once source instance
+///   started later fences the earlier one through their shared
+///   transactional id. When the fenced instance is the one that keeps the
+///   task, starting again fences the other (whose worker stops it anyway
+///   once it sees the group as it is); its open transaction is aborted,
+///   so nothing is lost or repeated either way.
+/// * retriable at start: e.g. a PostgreSQL replication slot still held by
+///   the previous instance's walsender (SQLSTATE 55006).
+fn transient(e: &TaskError) -> bool {
+    matches!(
+        e,
+        TaskError::Backend(BackendError::Fenced(_))
+            | TaskError::Connect(ConnectError::Retriable(_))
+    )
 }
 
 fn failure_trace(e: &TaskError) -> String {

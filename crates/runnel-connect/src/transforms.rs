@@ -1020,7 +1020,7 @@ enum TsType {
 const DAY_MS: i64 = 86_400_000;
 
 /// Days since the epoch → (year, month, day) (proleptic Gregorian).
-fn civil(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -1034,7 +1034,7 @@ fn civil(days: i64) -> (i64, u32, u32) {
 }
 
 /// (year, month, day) → days since the epoch.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);

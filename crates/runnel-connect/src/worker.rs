@@ -40,8 +40,15 @@ pub struct WorkerConfig {
     pub status_topic: String,
     /// `status.storage.partitions` (5 as in Kafka).
     pub status_partitions: i32,
-    /// How this worker names itself in statuses (its REST `host:port`).
+    /// How this worker names itself in statuses and where the other
+    /// workers of its group forward requests to: its REST `host:port`.
     pub worker_id: String,
+    /// `rest.advertised.host.name`: the host in `worker_id` (default: the
+    /// listener's address).
+    pub advertised_host: Option<String>,
+    /// `rest.advertised.port`: the port in `worker_id` (default: the
+    /// listener's).
+    pub advertised_port: Option<u16>,
     /// `exactly.once.source.support=enabled`: a source poll's records and
     /// offsets commit in one transaction (KIP-618).
     pub exactly_once_source: bool,
@@ -64,6 +71,8 @@ impl Default for WorkerConfig {
             status_topic: "connect-status".into(),
             status_partitions: 5,
             worker_id: "127.0.0.1:8083".into(),
+            advertised_host: None,
+            advertised_port: None,
             exactly_once_source: false,
             defaults: Config::new(),
             poll: Duration::from_millis(200),
@@ -84,6 +93,20 @@ impl WorkerConfig {
             };
             match k.as_str() {
                 "group.id" => c.group_id = v.clone(),
+                "rest.advertised.host.name" => {
+                    if v.is_empty() || v.contains(['@', '/', ':']) {
+                        return Err(bad("Not a host name"));
+                    }
+                    c.advertised_host = Some(v.clone())
+                }
+                "rest.advertised.port" => {
+                    c.advertised_port = Some(
+                        v.parse()
+                            .ok()
+                            .filter(|p| *p > 0)
+                            .ok_or_else(|| bad("Not a port"))?,
+                    )
+                }
                 "config.storage.topic" => c.config_topic = v.clone(),
                 "offset.storage.topic" => c.offset_topic = v.clone(),
                 "status.storage.topic" => c.status_topic = v.clone(),
@@ -228,13 +251,37 @@ pub(crate) struct Inner {
     stopping: AtomicBool,
     follower: Mutex<Option<JoinHandle<()>>>,
     membership: Mutex<Option<JoinHandle<()>>>,
-    /// The group's member ids and this worker's own (`None`: not known
+    /// The group's members and this worker's own id (`None`: not known
     /// yet, or the cluster cannot tell: this worker runs everything).
-    members: RwLock<Option<(Vec<String>, String)>>,
+    members: RwLock<Option<Membership>>,
     /// Next offset of each status topic partition to read.
     status_next: Mutex<Vec<i64>>,
     offset_partitions: i32,
     status_partitions: i32,
+}
+
+/// The group as the membership thread last read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Membership {
+    /// Member ids, sorted.
+    ids: Vec<String>,
+    /// This worker's member id.
+    me: String,
+    /// The REST address (`host:port`) each member advertises in its
+    /// `client.id` (`…@host:port`), where it does.
+    urls: BTreeMap<String, String>,
+}
+
+/// Where a request about a connector or a task must be handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Here: this worker owns it (or is alone, or cannot tell).
+    Local,
+    /// At the worker with this REST address (`host:port`).
+    Remote(String),
+    /// Nowhere known right now (its owner advertises no address and has
+    /// written no status yet): a rebalance is under way.
+    Unknown,
 }
 
 /// A connector as `GET /connectors/{name}` shows it.
@@ -420,13 +467,17 @@ impl Worker {
                     let Some(me) = members.iter().find(|m| m.is_self).map(|m| m.member_id.clone()) else {
                         continue;
                     };
+                    let urls: BTreeMap<String, String> = members
+                        .iter()
+                        .filter_map(|m| Some((m.member_id.clone(), m.endpoint.clone()?)))
+                        .collect();
                     let mut ids: Vec<String> = members.into_iter().map(|m| m.member_id).collect();
                     ids.sort();
+                    ids.dedup();
                     let changed = {
                         let mut cur = inner.members.write().unwrap_or_else(|p| p.into_inner());
-                        let new = Some((ids.clone(), me.clone()));
-                        let changed = *cur != new;
-                        *cur = new;
+                        let changed = cur.as_ref().is_none_or(|m| m.ids != ids || m.me != me);
+                        *cur = Some(Membership { ids: ids.clone(), me: me.clone(), urls });
                         changed
                     };
                     if changed {
@@ -457,8 +508,57 @@ impl Worker {
     /// What this worker runs now.
     fn owned(&self, state: &ConfigState) -> crate::assign::Owned {
         match &*self.inner.members.read().unwrap_or_else(|p| p.into_inner()) {
-            Some((members, me)) => crate::assign::assign(state, members, me),
+            Some(m) => crate::assign::assign(state, &m.ids, &m.me),
             None => crate::assign::everything(state),
+        }
+    }
+
+    /// Where a request about connector `name` (`task: None`) or one of
+    /// its tasks must be handled: at the member the assignment gives it
+    /// to — every worker computes the same one —, reached at the REST
+    /// address that member advertises; failing that, at the worker its
+    /// status names (the worker that wrote it last, which the owner
+    /// makes sure of).
+    pub fn route(&self, name: &str, task: Option<i32>) -> Route {
+        let state = self.inner.state().clone();
+        let membership = self
+            .inner
+            .members
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(m) = membership else {
+            return Route::Local;
+        };
+        let owns = |owned: &crate::assign::Owned| match task {
+            None => owned.connectors.contains(name),
+            Some(id) => owned.tasks.contains(&(name.to_string(), id)),
+        };
+        let owner = m
+            .ids
+            .iter()
+            .find(|id| owns(&crate::assign::assign(&state, &m.ids, id)));
+        match owner {
+            Some(id) if *id == m.me => return Route::Local,
+            Some(id) => {
+                if let Some(url) = m.urls.get(id) {
+                    return Route::Remote(url.clone());
+                }
+            }
+            // Not in the config topic as read here: whoever answers
+            // answers for it (a 404 as a rule).
+            None => return Route::Local,
+        }
+        let st = lock(&self.inner.statuses);
+        let status = match task {
+            None => st.connectors.get(name),
+            Some(id) => st.tasks.get(&(name.to_string(), id)),
+        };
+        match status {
+            Some(s) if s.worker_id != self.inner.config.worker_id => {
+                Route::Remote(s.worker_id.clone())
+            }
+            _ => Route::Unknown,
         }
     }
 
@@ -469,7 +569,7 @@ impl Worker {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .map(|(m, _)| m.clone())
+            .map(|m| m.ids.clone())
             .unwrap_or_default()
     }
 
@@ -554,6 +654,16 @@ impl Worker {
             }
         }
         drop(reader);
+        // Statuses this worker writes again: another worker's status for
+        // something this one runs means the other one ran it too (its view
+        // of the group lagged or led this one's) and wrote after this
+        // worker did. Left alone, that record would be the last word in
+        // the topic while this worker never writes an unchanged status
+        // again: every other worker would show the task where it no longer
+        // runs, for good. Writing ours after it makes the owner's status
+        // the last one; the two stop once their views of the group agree.
+        let mut reassert: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        let me = &self.inner.config.worker_id;
         let mut st = lock(&self.inner.statuses);
         for r in records {
             let Some(key) = r.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()) else {
@@ -576,6 +686,9 @@ impl Worker {
                 .is_some_and(|s| s.worker_id != self.inner.config.worker_id);
             if let Some(name) = key.strip_prefix("status-connector-") {
                 if from_other && st.owned_connectors.contains(name) {
+                    if let Some(mine) = st.connectors.get(name).filter(|s| s.worker_id == *me) {
+                        reassert.push((key.to_string(), Some(mine.encode())));
+                    }
                     continue;
                 }
                 match status {
@@ -590,6 +703,13 @@ impl Worker {
                     continue;
                 };
                 if from_other && st.owned_tasks.contains(&(name.clone(), id)) {
+                    if let Some(mine) = st
+                        .tasks
+                        .get(&(name.clone(), id))
+                        .filter(|s| s.worker_id == *me)
+                    {
+                        reassert.push((key.to_string(), Some(mine.encode())));
+                    }
                     continue;
                 }
                 match status {
@@ -597,6 +717,17 @@ impl Worker {
                     None => st.tasks.remove(&(name, id)),
                 };
             }
+        }
+        drop(st);
+        if !reassert.is_empty() {
+            // One record per key is enough (the last one read decided).
+            reassert.sort();
+            reassert.dedup_by(|a, b| a.0 == b.0);
+            tracing::debug!(
+                records = reassert.len(),
+                "connect worker: another worker wrote statuses of what runs here; writing ours again"
+            );
+            self.inner.write_status_records(reassert);
         }
         Ok(())
     }
@@ -1109,7 +1240,61 @@ impl Worker {
             .collect())
     }
 
-    /// Restarts one task.
+    /// Restarts one task wherever it runs: here, or at the worker that
+    /// runs it (the request is forwarded to its REST API, as Kafka
+    /// Connect does); `forward: false` (a request forwarded already)
+    /// restarts it only here.
+    pub fn restart_task_anywhere(
+        &self,
+        name: &str,
+        id: i32,
+        forward: bool,
+    ) -> Result<(), WorkerError> {
+        let info = self.info(name)?;
+        if !info.tasks.contains(&id) {
+            return Err(WorkerError::NotFound(format!("Unknown task: {name}-{id}")));
+        }
+        if !forward {
+            return self.restart_task(name, id);
+        }
+        match self.route(name, Some(id)) {
+            Route::Local => self.restart_task(name, id),
+            Route::Remote(url) => crate::forward::post(
+                &url,
+                &format!(
+                    "/connectors/{}/tasks/{id}/restart",
+                    crate::forward::segment(name)
+                ),
+            ),
+            Route::Unknown => Err(crate::forward::rebalancing(&format!("task {name}-{id}"))),
+        }
+    }
+
+    /// Restarts a connector (not its tasks) where it runs, forwarding the
+    /// request as [`Self::restart_task_anywhere`] does.
+    fn restart_connector_anywhere(&self, name: &str, forward: bool) -> Result<(), WorkerError> {
+        let route = if forward {
+            self.route(name, None)
+        } else {
+            Route::Local
+        };
+        match route {
+            Route::Local => {
+                if let Some(run) = lock(&self.inner.runtime).get_mut(name) {
+                    run.config = None;
+                }
+                self.reconcile();
+                Ok(())
+            }
+            Route::Remote(url) => crate::forward::post(
+                &url,
+                &format!("/connectors/{}/restart", crate::forward::segment(name)),
+            ),
+            Route::Unknown => Err(crate::forward::rebalancing(&format!("connector {name}"))),
+        }
+    }
+
+    /// Restarts one task here (409 when another worker runs it).
     pub fn restart_task(&self, name: &str, id: i32) -> Result<(), WorkerError> {
         let info = self.info(name)?;
         if !info.tasks.contains(&id) {
@@ -1118,9 +1303,7 @@ impl Worker {
         let paused = self.inner.state().target(name) == TargetState::Paused;
         let owned = self.owned(&self.inner.state().clone());
         if !owned.tasks.contains(&(name.to_string(), id)) {
-            return Err(WorkerError::Conflict(format!(
-                "Task {name}-{id} runs on another worker of the group; ask that worker"
-            )));
+            return Err(crate::forward::rebalancing(&format!("task {name}-{id}")));
         }
         let mut rt = lock(&self.inner.runtime);
         let run = rt.entry(name.to_string()).or_default();
@@ -1142,24 +1325,24 @@ impl Worker {
     }
 
     /// Restarts a connector (and, with `include_tasks`, its tasks — only the
-    /// failed ones with `only_failed`). Returns the status body to answer
-    /// with 202 when tasks were included or only failed ones asked for.
+    /// failed ones with `only_failed`), each where it runs: the workers
+    /// that run them are asked over their REST API unless `forward` is
+    /// false (a forwarded request: only what runs here restarts). Returns
+    /// the status body to answer with 202 when tasks were included or
+    /// only failed ones asked for.
     pub fn restart(
         &self,
         name: &str,
         include_tasks: bool,
         only_failed: bool,
+        forward: bool,
     ) -> Result<Option<Json>, WorkerError> {
         self.info(name)?;
         let connector_failed = lock(&self.inner.statuses)
             .connectors
             .get(name)
             .is_some_and(|s| s.state == State::Failed);
-        if !only_failed || connector_failed {
-            if let Some(run) = lock(&self.inner.runtime).get_mut(name) {
-                run.config = None;
-            }
-        }
+        let restart_connector = !only_failed || connector_failed;
         let mut restarted = Vec::new();
         if include_tasks {
             let failed: BTreeSet<i32> = lock(&self.inner.statuses)
@@ -1176,7 +1359,7 @@ impl Worker {
         }
         let body = (include_tasks || only_failed).then(|| {
             let mut s = self.status(name).unwrap_or(Json::Null);
-            if !only_failed || connector_failed {
+            if restart_connector {
                 s["connector"]["state"] = json!("RESTARTING");
             }
             if let Some(tasks) = s["tasks"].as_array_mut() {
@@ -1191,9 +1374,11 @@ impl Worker {
             }
             s
         });
-        self.reconcile();
+        if restart_connector {
+            self.restart_connector_anywhere(name, forward)?;
+        }
         for id in restarted {
-            self.restart_task(name, id)?;
+            self.restart_task_anywhere(name, id, forward)?;
         }
         Ok(body)
     }

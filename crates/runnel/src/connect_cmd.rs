@@ -60,9 +60,11 @@ pub async fn run(
         .map(|kv| parse_kv(kv))
         .collect::<Result<_>>()?;
     let bootstrap = args.bootstrap_servers.clone();
-    let make = Box::new(move || {
+    let make = Box::new(move |worker_id: &str| {
         KafkaCluster::new(bootstrap.clone(), kafka)
             .map(|c| c.with_instance_id(runnel_connect::service::KAFKA_INSTANCE_ID))
+            // Where the other workers of the group forward requests to it.
+            .map(|c| c.with_application_server(worker_id))
             .map(|c| Arc::new(c) as Arc<dyn Cluster>)
             .map_err(|e| format!("cannot reach the cluster at {bootstrap}: {e}"))
     });

@@ -106,11 +106,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         let properties = config.kafka_properties()?;
         if let Some(worker) = connect_config.clone() {
             let (bootstrap, properties) = (bootstrap.clone(), properties.clone());
-            let make = Box::new(move || {
+            let make = Box::new(move |worker_id: &str| {
                 KafkaCluster::new(bootstrap.clone(), properties)
                     // Stable transactional ids for exactly-once source
                     // tasks: a restarted worker fences its predecessor.
                     .map(|c| c.with_instance_id(runnel_connect::service::KAFKA_INSTANCE_ID))
+                    // Where the other workers forward requests to it.
+                    .map(|c| c.with_application_server(worker_id))
                     .map(|c| Arc::new(c) as Arc<dyn Cluster>)
                     .map_err(|e| format!("cannot reach the cluster at {bootstrap}: {e}"))
             });

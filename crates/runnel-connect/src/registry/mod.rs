@@ -1,6 +1,5 @@
-//! The Schema Registry converters: Confluent's `AvroConverter` and
-//! `JsonSchemaConverter` (`ProtobufConverter` is not there yet), with the
-//! settings
+//! The Schema Registry converters: Confluent's `AvroConverter`,
+//! `JsonSchemaConverter` and `ProtobufConverter`, with the settings
 //! Confluent documents for them (under `key.converter.` /
 //! `value.converter.`):
 //!
@@ -23,8 +22,10 @@
 //! as 4 big-endian bytes, Protobuf's message indexes, the payload). A
 //! null value is a null record. Each format maps Connect schemas to its
 //! registry schemas and back as Confluent's `AvroData` and
-//! `JsonSchemaData` do, so what one side writes reads the same on the
-//! other: [`avro`], [`json_schema`]. A record needs a Connect schema (a
+//! `JsonSchemaData` and `ProtobufData` do, so what one side writes reads
+//! the same on the other: [`avro`], [`json_schema`], [`protobuf`] (whose
+//! own settings, `optional.for.nullables` and `wrapper.for.nullables`,
+//! are there). A record needs a Connect schema (a
 //! schemaless value is an error, where Confluent's AvroConverter would
 //! write Avro's "anything" union).
 //!
@@ -36,6 +37,7 @@
 
 pub mod avro;
 pub mod json_schema;
+pub mod protobuf;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -48,6 +50,7 @@ use crate::convert::{ConvertError, Converter};
 
 pub const AVRO: &str = "io.confluent.connect.avro.AvroConverter";
 pub const JSON_SCHEMA: &str = "io.confluent.connect.json.JsonSchemaConverter";
+pub const PROTOBUF: &str = "io.confluent.connect.protobuf.ProtobufConverter";
 
 pub(crate) fn err(msg: impl Into<String>) -> ConvertError {
     ConvertError(msg.into())
@@ -99,7 +102,7 @@ pub struct Settings {
     pub strategy: SubjectNameStrategy,
 }
 
-fn flag(settings: &Config, key: &str, default: bool) -> Result<bool, ConvertError> {
+pub(crate) fn flag(settings: &Config, key: &str, default: bool) -> Result<bool, ConvertError> {
     match settings.get(key).map(|s| s.trim()) {
         None | Some("") => Ok(default),
         Some(s) if s.eq_ignore_ascii_case("true") => Ok(true),
@@ -165,7 +168,7 @@ struct Own<W> {
     ids: Mutex<HashMap<String, i32>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -383,6 +386,8 @@ pub fn converter(
             settings,
             is_key,
         )),
+        "ProtobufConverter" => protobuf::ProtobufFormat::from_settings(settings)
+            .and_then(|f| boxed(RegistryConverter::new(f, settings, is_key))),
         _ => return None,
     })
 }

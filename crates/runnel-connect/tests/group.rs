@@ -1,0 +1,294 @@
+//! Several workers of one group in one process, on one in-process broker,
+//! each with a view of the group's membership the test sets: what the
+//! status topic says while views disagree and after they agree again.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use runnel_broker::{Broker, BrokerConfig};
+use runnel_cluster::{
+    Backend, BackendError, Cluster, ConsumedRecord, Guarantee, MemberInfo, NewTopic, PollEvent,
+    ProducedRecord, TopicPartition,
+};
+use runnel_connect::{Worker, WorkerConfig};
+use runnel_connect_api::Config;
+use runnel_embed::LocalCluster;
+use serde_json::Value as Json;
+
+const GROUP: &str = "connect-cluster";
+
+/// A cluster whose group backend reports the members in `view` (the
+/// worker's own member id is `me`); every other call goes to `inner`.
+struct Viewed {
+    inner: LocalCluster,
+    me: String,
+    view: Arc<Mutex<Vec<String>>>,
+}
+
+struct ViewedBackend {
+    inner: Box<dyn Backend>,
+    me: String,
+    view: Arc<Mutex<Vec<String>>>,
+}
+
+impl Backend for ViewedBackend {
+    fn partition_count(&mut self, topic: &str) -> Result<Option<i32>, BackendError> {
+        self.inner.partition_count(topic)
+    }
+    fn create_topic(
+        &mut self,
+        t: &str,
+        p: i32,
+        c: &[(String, String)],
+    ) -> Result<(), BackendError> {
+        self.inner.create_topic(t, p, c)
+    }
+    fn subscribe(&mut self, topics: &[String]) -> Result<(), BackendError> {
+        self.inner.subscribe(topics)
+    }
+    fn poll(&mut self, timeout: Duration) -> Result<Vec<PollEvent>, BackendError> {
+        self.inner.poll(timeout)
+    }
+    fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), BackendError> {
+        self.inner.seek(tp, offset)
+    }
+    fn committed(&mut self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>, BackendError> {
+        self.inner.committed(tps)
+    }
+    fn begin(&mut self) -> Result<(), BackendError> {
+        self.inner.begin()
+    }
+    fn send(&mut self, records: Vec<ProducedRecord>) -> Result<(), BackendError> {
+        self.inner.send(records)
+    }
+    fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<(), BackendError> {
+        self.inner.commit(offsets)
+    }
+    fn abort(&mut self) -> Result<(), BackendError> {
+        self.inner.abort()
+    }
+    fn end_offsets(&mut self, tps: &[TopicPartition]) -> Result<Vec<i64>, BackendError> {
+        self.inner.end_offsets(tps)
+    }
+    fn group_members(&mut self) -> Result<Vec<MemberInfo>, BackendError> {
+        Ok(self
+            .view
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| MemberInfo {
+                member_id: m.clone(),
+                client_id: m.clone(),
+                host: "localhost".into(),
+                endpoint: None,
+                partitions: Vec::new(),
+                is_self: *m == self.me,
+            })
+            .collect())
+    }
+    fn read_partition(
+        &mut self,
+        tp: &TopicPartition,
+        from: i64,
+        f: &mut dyn FnMut(ConsumedRecord),
+    ) -> Result<i64, BackendError> {
+        self.inner.read_partition(tp, from, f)
+    }
+}
+
+impl Cluster for Viewed {
+    fn backend(&self, app: &str, g: Guarantee) -> Result<Box<dyn Backend>, BackendError> {
+        let inner = self.inner.backend(app, g)?;
+        if app == GROUP {
+            return Ok(Box::new(ViewedBackend {
+                inner,
+                me: self.me.clone(),
+                view: self.view.clone(),
+            }));
+        }
+        Ok(inner)
+    }
+    fn topics(&self) -> Result<Vec<(String, i32)>, BackendError> {
+        self.inner.topics()
+    }
+    fn create_topic(&self, topic: &NewTopic) -> Result<(), BackendError> {
+        self.inner.create_topic(topic)
+    }
+    fn delete_topic(&self, topic: &str) -> Result<(), BackendError> {
+        self.inner.delete_topic(topic)
+    }
+    fn delete_group(&self, group: &str) -> Result<(), BackendError> {
+        self.inner.delete_group(group)
+    }
+}
+
+fn view(members: &[&str]) -> Arc<Mutex<Vec<String>>> {
+    Arc::new(Mutex::new(members.iter().map(|m| m.to_string()).collect()))
+}
+
+fn set(v: &Arc<Mutex<Vec<String>>>, members: &[&str]) {
+    *v.lock().unwrap() = members.iter().map(|m| m.to_string()).collect();
+}
+
+fn worker(local: &LocalCluster, me: &str, id: &str, v: &Arc<Mutex<Vec<String>>>) -> Worker {
+    worker_with(local, me, id, v, false)
+}
+
+fn worker_with(
+    local: &LocalCluster,
+    me: &str,
+    id: &str,
+    v: &Arc<Mutex<Vec<String>>>,
+    exactly_once_source: bool,
+) -> Worker {
+    let cluster: Arc<dyn Cluster> = Arc::new(Viewed {
+        inner: local.clone(),
+        me: me.into(),
+        view: v.clone(),
+    });
+    let config = WorkerConfig {
+        worker_id: id.into(),
+        exactly_once_source,
+        poll: Duration::from_millis(50),
+        commit_interval: Duration::from_millis(100),
+        ..WorkerConfig::default()
+    };
+    Worker::start(cluster, config, runnel_connect::builtin::plugins()).unwrap()
+}
+
+fn datagen(tasks: usize) -> Config {
+    [
+        ("connector.class", "DatagenConnector"),
+        ("kafka.topic", "pageviews"),
+        ("quickstart", "pageviews"),
+        ("max.interval", "200"),
+        ("tasks.max", &tasks.to_string()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The connector's worker and each task's `(state, worker)` as `w` shows them.
+fn placement(w: &Worker, name: &str) -> (String, Vec<(String, String)>) {
+    let s: Json = w.status(name).unwrap();
+    let connector = s["connector"]["worker_id"].as_str().unwrap().to_string();
+    let tasks = s["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["state"].as_str().unwrap().to_string(),
+                t["worker_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (connector, tasks)
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn running_on(workers: &[&str]) -> Vec<(String, String)> {
+    workers
+        .iter()
+        .map(|w| ("RUNNING".to_string(), w.to_string()))
+        .collect()
+}
+
+/// Worker B's view of the group lags: for a moment it believes it is
+/// alone and runs (and writes RUNNING for) every task, after A wrote its
+/// own. Once B sees A again and stops A's tasks, both APIs must say where
+/// each task runs — A's statuses must not stay buried under B's stale
+/// ones (what made the two-worker compat test time out now and then).
+#[test]
+fn statuses_settle_on_the_owner_after_views_of_the_group_disagreed() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(&dir.path().join("log"), BrokerConfig::default()).unwrap();
+    let local = LocalCluster::new(broker.local());
+    let both = ["m-a", "m-b"];
+    let (va, vb) = (view(&both), view(&both));
+    let a = worker(&local, "m-a", "a", &va);
+    let b = worker(&local, "m-b", "b", &vb);
+    a.create("dg", datagen(4), None).unwrap();
+    // Over [m-a, m-b]: the connector and tasks 1 and 3 on m-a, tasks 0 and 2 on m-b.
+    let split = ("a".to_string(), running_on(&["b", "a", "b", "a"]));
+    wait_for("the split on both workers", Duration::from_secs(20), || {
+        placement(&a, "dg") == split && placement(&b, "dg") == split
+    });
+    // B's view lags: it alone in the group, runs everything.
+    set(&vb, &["m-b"]);
+    let all_b = ("b".to_string(), running_on(&["b", "b", "b", "b"]));
+    wait_for("B running everything", Duration::from_secs(20), || {
+        placement(&b, "dg") == all_b
+    });
+    // B sees A again: both must show the split again.
+    set(&vb, &both);
+    wait_for(
+        "the split again on both workers",
+        Duration::from_secs(20),
+        || placement(&a, "dg") == split && placement(&b, "dg") == split,
+    );
+    a.shutdown();
+    b.shutdown();
+}
+
+/// Exactly-once sources during such a disagreement: A's view lags, so A
+/// starts the task B runs, and A's producer fences B's (one
+/// transactional id per task). B, which keeps the task, must start it
+/// again rather than stay FAILED once A sees the group again and stops
+/// its copy.
+#[test]
+fn a_fenced_exactly_once_task_starts_again_where_it_belongs() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(&dir.path().join("log"), BrokerConfig::default()).unwrap();
+    let local = LocalCluster::new(broker.local());
+    let both = ["m-a", "m-b"];
+    let (va, vb) = (view(&both), view(&both));
+    let a = worker_with(&local, "m-a", "a", &va, true);
+    let b = worker_with(&local, "m-b", "b", &vb, true);
+    let mut config = datagen(1);
+    config.insert("max.interval".into(), "20".into());
+    a.create("dg", config, None).unwrap();
+    // Over [m-a, m-b]: the connector on m-a, its task on m-b.
+    let split = ("a".to_string(), running_on(&["b"]));
+    wait_for("the split on both workers", Duration::from_secs(20), || {
+        placement(&a, "dg") == split && placement(&b, "dg") == split
+    });
+    // A believes it is alone: it starts the task too and fences B's.
+    set(&va, &["m-a"]);
+    wait_for("A running the task too", Duration::from_secs(20), || {
+        placement(&a, "dg").1 == running_on(&["a"])
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    set(&va, &both);
+    wait_for(
+        "the task running on B again",
+        Duration::from_secs(30),
+        || placement(&a, "dg") == split && placement(&b, "dg") == split,
+    );
+    // And it stays there, producing.
+    let before = local
+        .backend("probe", Guarantee::AtLeastOnce)
+        .unwrap()
+        .end_offsets(&[TopicPartition::new("pageviews", 0)])
+        .unwrap()[0];
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(placement(&a, "dg"), split);
+    assert_eq!(placement(&b, "dg"), split);
+    let after = local
+        .backend("probe", Guarantee::AtLeastOnce)
+        .unwrap()
+        .end_offsets(&[TopicPartition::new("pageviews", 0)])
+        .unwrap()[0];
+    assert!(after > before, "no new records: {before} → {after}");
+    a.shutdown();
+    b.shutdown();
+}
