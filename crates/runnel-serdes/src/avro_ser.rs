@@ -367,15 +367,21 @@ pub(crate) struct Items<'a, 's> {
     names: &'s HashMap<Name, Schema>,
 }
 
+/// Writes `value` with `schema` (an item, entry or field).
+fn put<T: ?Sized + Serialize>(
+    out: &mut Vec<u8>,
+    schema: &Schema,
+    names: &HashMap<Name, Schema>,
+    value: &T,
+) -> Res {
+    value.serialize(Ser { out, schema, names })
+}
+
 impl ser::SerializeSeq for Items<'_, '_> {
     type Ok = ();
     type Error = SerError;
     fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Res {
-        value.serialize(Ser {
-            out: self.out,
-            schema: self.items,
-            names: self.names,
-        })
+        put(self.out, self.items, self.names, value)
     }
     fn end(self) -> Res {
         self.out.push(0);
@@ -393,18 +399,10 @@ impl ser::SerializeMap for Entries<'_, '_> {
     type Ok = ();
     type Error = SerError;
     fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Res {
-        key.serialize(Ser {
-            out: self.out,
-            schema: &Schema::String,
-            names: self.names,
-        })
+        put(self.out, &Schema::String, self.names, key)
     }
     fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Res {
-        value.serialize(Ser {
-            out: self.out,
-            schema: self.values,
-            names: self.names,
-        })
+        put(self.out, self.values, self.names, value)
     }
     fn end(self) -> Res {
         self.out.push(0);
@@ -445,20 +443,12 @@ impl ser::SerializeStruct for Fields<'_, '_> {
         };
         let schema = &self.record.fields[i].schema;
         if i == self.next {
-            value.serialize(Ser {
-                out: self.out,
-                schema,
-                names: self.names,
-            })?;
+            put(self.out, schema, self.names, value)?;
             self.next += 1;
             self.flush_held();
         } else if i > self.next && self.held.iter().all(|(h, _)| *h != i) {
             let mut bytes = Vec::new();
-            value.serialize(Ser {
-                out: &mut bytes,
-                schema,
-                names: self.names,
-            })?;
+            put(&mut bytes, schema, self.names, value)?;
             self.held.push((i, bytes));
         } else {
             return refuse(format!("field {key} twice"));
