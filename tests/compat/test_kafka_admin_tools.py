@@ -144,8 +144,14 @@ def test_kafka_transactions_list_describe_and_describe_producers(kafka_libs, pee
     assert table(out) == [], out
 
     p.commit_transaction(30)
-    out, _ = tool(TXNS, *b, "describe", "--transactional-id", txn_id)
-    [d] = table(out)
+    # The commit is acknowledged once it is prepared; the markers are
+    # written after it (Kafka: PrepareCommit, then CompleteCommit).
+    deadline = time.monotonic() + 30
+    while True:
+        out, _ = tool(TXNS, *b, "describe", "--transactional-id", txn_id)
+        [d] = table(out)
+        if d["TransactionState"] != "PrepareCommit" or time.monotonic() > deadline:
+            break
     assert (d["TransactionState"], d["CurrentTransactionStartTimeMs"]) == ("CompleteCommit", str(start)), out
     assert "TopicPartitions" not in d or d["TopicPartitions"] == "", out
     out, _ = tool(TXNS, *b, "describe-producers", "--topic", topic, "--partition", "1")

@@ -179,8 +179,12 @@ fn generate(
 ) -> Result<()> {
     let mut b = backend(common, "runnel-demo-generator", "0", Guarantee::AtLeastOnce)?;
     let topics = common.topics();
+    // Topics that exist are left alone: asking to create them would need
+    // the cluster's controller, which may be moving (a broker down).
     for t in topics.inputs().into_iter().chain(topics.outputs()) {
-        b.create_topic(t, partitions, &[])?;
+        if b.partition_count(t)?.is_none() {
+            b.create_topic(t, partitions, &[])?;
+        }
     }
     for t in topics.inputs() {
         let n = b.partition_count(t)?.unwrap_or(0);
