@@ -201,13 +201,9 @@ fn node(s: &Schema, names: &Names<'_>, stack: &mut Vec<Name>) -> Option<Node> {
     })
 }
 
+/// An Avro `long` (the registry client's zig-zag varint).
 fn long(n: i64, out: &mut Vec<u8>) {
-    let mut z = ((n << 1) ^ (n >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
+    runnel_registry_client::wire::write_zigzag(n, out);
 }
 
 fn sized(b: &[u8], out: &mut Vec<u8>) {

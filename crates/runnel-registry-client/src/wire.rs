@@ -38,7 +38,9 @@ pub fn split(bytes: &[u8]) -> Result<(i32, &[u8]), WireError> {
     Ok((id, &bytes[5..]))
 }
 
-fn write_zigzag(v: i64, out: &mut Vec<u8>) {
+/// Appends a zig-zag varint: Protobuf's message indexes, and Avro's
+/// `int`/`long` (and every length and count) in its binary encoding.
+pub fn write_zigzag(v: i64, out: &mut Vec<u8>) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
         out.push((z as u8 & 0x7f) | 0x80);
