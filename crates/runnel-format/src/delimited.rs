@@ -51,8 +51,9 @@ impl RowFormat for DelimitedFormat {
             )
         }) {
             Some(c) => Err(FormatError::Unsupported(format!(
-                "the DELIMITED format does not support type {} (column {})",
-                c.ty, c.name
+                "The 'DELIMITED' format does not support type '{}', column: `{}`",
+                c.ty.base_name(),
+                c.name
             ))),
             None => Ok(()),
         }
@@ -72,7 +73,8 @@ struct DelimitedCodec {
 
 impl RowCodec for DelimitedCodec {
     fn encode(&self, row: &[Value]) -> Result<Option<Vec<u8>>, FormatError> {
-        if row.iter().all(Value::is_null) && self.columns.len() == 1 {
+        // No columns (a keyless stream's key), or one that is NULL: no bytes.
+        if row.iter().all(Value::is_null) && self.columns.len() <= 1 {
             return Ok(None);
         }
         let mut out = String::new();

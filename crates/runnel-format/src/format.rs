@@ -31,7 +31,7 @@ pub type Row = Vec<Value>;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
     /// No format of this name is registered.
-    #[error("unknown format '{name}'; expected one of {known}")]
+    #[error("Unknown format: {name}; expected one of {known}")]
     Unknown { name: String, known: String },
     /// A format that needs a schema registry, and none is configured.
     #[error("format {0} needs a schema registry: configure 'ksql.schema.registry.url'")]
@@ -208,8 +208,18 @@ impl Format {
     }
 
     /// Checks that the format can carry these columns.
+    /// A refusal reads as ksqlDB's: "Key format does not support schema."
+    /// with the format, the columns and the format's reason.
     pub fn check(&self, columns: &[Column], what: &str) -> Result<(), FormatError> {
-        self.0.check(columns, what)
+        self.0.check(columns, what).map_err(|e| match e {
+            FormatError::Unsupported(reason) => FormatError::Unsupported(format!(
+                "{} format does not support schema.\nformat: {}\nschema: Persistence{{columns=[{}], features=[]}}\nreason: {reason}",
+                if what == "key" { "Key" } else { "Value" },
+                self.name(),
+                crate::schema::persisted_columns(columns, what)
+            )),
+            other => other,
+        })
     }
 
     /// The format itself.
@@ -973,7 +983,7 @@ mod tests {
         assert_eq!(registry.get("json"), Ok(Format::JSON));
         assert_eq!(
             registry.get("xml").unwrap_err().to_string(),
-            "unknown format 'xml'; expected one of KAFKA, JSON, DELIMITED, NONE, PROTOBUF_NOSR"
+            "Unknown format: xml; expected one of KAFKA, JSON, DELIMITED, NONE, PROTOBUF_NOSR"
         );
         assert!(matches!(
             registry.get("avro"),

@@ -60,8 +60,8 @@ impl RowFormat for KafkaFormat {
     fn check(&self, columns: &[Column], what: &str) -> Result<(), FormatError> {
         if columns.len() > 1 {
             return Err(FormatError::Unsupported(format!(
-                "the KAFKA format supports only one {what} column, got {}",
-                columns.len()
+                "The 'KAFKA' format only supports a single field. Got: [{}]",
+                crate::schema::persisted_columns(columns, what)
             )));
         }
         match columns.first().map(|c| (&c.ty, &c.name)) {
@@ -70,8 +70,9 @@ impl RowFormat for KafkaFormat {
                 SqlType::Int | SqlType::BigInt | SqlType::Double | SqlType::String | SqlType::Bytes,
                 _,
             )) => Ok(()),
-            Some((t, name)) => Err(FormatError::Unsupported(format!(
-                "the KAFKA format does not support type {t} (column {name})"
+            Some((t, _)) => Err(FormatError::Unsupported(format!(
+                "The 'KAFKA' format does not support type '{}'",
+                t.base_name()
             ))),
         }
     }

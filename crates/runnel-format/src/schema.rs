@@ -31,6 +31,17 @@ pub const WINDOWEND: &str = "WINDOWEND";
 /// Names no user column may take.
 pub const RESERVED: [&str; 5] = [ROWTIME, ROWPARTITION, ROWOFFSET, WINDOWSTART, WINDOWEND];
 
+/// Columns as ksqlDB prints a persisted schema: "`K` INTEGER KEY, `V` STRING"
+/// (`what` "key" marks each one KEY).
+pub fn persisted_columns(columns: &[Column], what: &str) -> String {
+    let suffix = if what == "key" { " KEY" } else { "" };
+    columns
+        .iter()
+        .map(|c| format!("`{}` {}{suffix}", c.name, c.ty))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Columns with their names, and the field names of their STRUCTs (inside
 /// arrays and maps too), in upper case: how ksqlDB names what it infers
 /// from a registry schema.

@@ -49,6 +49,26 @@ pub enum SqlType {
 }
 
 impl SqlType {
+    /// The type's name without parameters (`DECIMAL`, `ARRAY`, `STRUCT`…),
+    /// as ksqlDB's messages name a base type.
+    pub fn base_name(&self) -> &'static str {
+        match self {
+            SqlType::Boolean => "BOOLEAN",
+            SqlType::Int => "INTEGER",
+            SqlType::BigInt => "BIGINT",
+            SqlType::Double => "DOUBLE",
+            SqlType::Decimal { .. } => "DECIMAL",
+            SqlType::String => "STRING",
+            SqlType::Bytes => "BYTES",
+            SqlType::Date => "DATE",
+            SqlType::Time => "TIME",
+            SqlType::Timestamp => "TIMESTAMP",
+            SqlType::Array(_) => "ARRAY",
+            SqlType::Map(..) => "MAP",
+            SqlType::Struct(_) => "STRUCT",
+        }
+    }
+
     pub fn is_numeric(&self) -> bool {
         matches!(
             self,

@@ -42,6 +42,9 @@ pub struct SourceInfo {
     /// schemas derived for its keys and values make scalars nullable.
     pub key_protobuf_nullable: Option<NullableRepresentation>,
     pub value_protobuf_nullable: Option<NullableRepresentation>,
+    /// `KEY_`/`VALUE_DELIMITER`: DELIMITED's field delimiters.
+    pub key_delimiter: char,
+    pub value_delimiter: char,
 }
 
 impl SourceInfo {
@@ -55,6 +58,7 @@ impl SourceInfo {
                 is_key: true,
                 schema_id: self.key_schema_id,
                 protobuf_nullable: self.key_protobuf_nullable,
+                delimiter: self.key_delimiter,
                 ..CodecSpec::new(&self.schema.key, false)
             },
         )
@@ -69,6 +73,7 @@ impl SourceInfo {
                 topic: Some(&self.topic),
                 schema_id: self.value_schema_id,
                 protobuf_nullable: self.value_protobuf_nullable,
+                delimiter: self.value_delimiter,
                 ..CodecSpec::new(&self.schema.value, self.wrap_single_value)
             },
         )

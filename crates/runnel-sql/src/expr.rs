@@ -27,6 +27,9 @@ pub struct ScopeColumn {
 pub struct Scope {
     pub columns: Vec<ScopeColumn>,
     lambdas: Vec<(String, SqlType)>,
+    /// The clause being bound ("SELECT", "WHERE", "JOIN ON"…), which
+    /// ksqlDB names when a column cannot be resolved.
+    clause: &'static str,
 }
 
 impl Scope {
@@ -34,7 +37,14 @@ impl Scope {
         Scope {
             columns,
             lambdas: Vec::new(),
+            clause: "",
         }
+    }
+
+    /// The same columns, bound in `clause`.
+    pub fn in_clause(mut self, clause: &'static str) -> Self {
+        self.clause = clause;
+        self
     }
 
     /// Finds a column; the error names it, says whether it is ambiguous, and
@@ -61,19 +71,31 @@ impl Scope {
                         .iter()
                         .any(|c| c.qualifier.as_deref() == Some(q.name.as_str()))
                     {
-                        return Err(SqlError::at(
-                            q.pos,
-                            format!("source {} not found in this query", q.name),
-                        ));
+                        return Err(SqlError::at(q.pos, not_a_source(&q.name)));
                     }
                 }
                 let shown = match qualifier {
                     Some(q) => format!("{}.{}", q.name, name.name),
                     None => name.name.clone(),
                 };
-                let mut msg = format!("column {shown} cannot be resolved");
+                if self.clause == "SELECT"
+                    && (name.name == crate::schema::WINDOWSTART
+                        || name.name == crate::schema::WINDOWEND)
+                {
+                    return Err(SqlError::at(
+                        name.pos,
+                        format!(
+                            "Reserved column name in select: `{}`. Please remove or alias the column.",
+                            name.name
+                        ),
+                    ));
+                }
+                let mut msg = match self.clause {
+                    "" => format!("Column '{shown}' cannot be resolved."),
+                    clause => format!("{clause} column '{shown}' cannot be resolved."),
+                };
                 if let Some(s) = self.suggest(&name.name) {
-                    msg.push_str(&format!("; did you mean {s}?"));
+                    msg.push_str(&format!(" Did you mean {s}?"));
                 }
                 Err(SqlError::at(name.pos, msg))
             }
@@ -82,13 +104,17 @@ impl Scope {
                     .iter()
                     .map(|c| format!("{}.{}", c.qualifier.as_deref().unwrap_or("?"), c.name))
                     .collect();
+                let mut options = options;
+                options.sort();
+                let last = options.pop().unwrap_or_default();
+                let could_be = if options.is_empty() {
+                    last
+                } else {
+                    format!("{} or {last}", options.join(", "))
+                };
                 Err(SqlError::at(
                     name.pos,
-                    format!(
-                        "column {} is ambiguous; qualify it: {}",
-                        name.name,
-                        options.join(" or ")
-                    ),
+                    format!("Column '{}' is ambiguous. Could be {could_be}.", name.name),
                 ))
             }
         }
@@ -105,6 +131,11 @@ impl Scope {
             .min_by_key(|(d, _)| *d)
             .map(|(_, n)| n.clone())
     }
+}
+
+/// ksqlDB's words for a qualifier that names no source of the query.
+pub fn not_a_source(name: &str) -> String {
+    format!("'{name}' is not a valid stream/table name or alias.")
 }
 
 /// Levenshtein distance, for suggestions.
@@ -300,14 +331,35 @@ impl Binder<'_> {
                     }
                 }
             }
-            ExprKind::Binary { op, left, right } => self
-                .bind_binary(*op, left, right, e.pos)
-                .map_err(|mut err| {
-                    if err.message.starts_with("cannot compare") {
-                        err.message.push_str(&format!(" in {e}"));
+            ExprKind::Binary { op, left, right } => match self.bind_binary(*op, left, right, e.pos)
+            {
+                Ok(bound) => bound,
+                Err(mut err) if err.message.starts_with("cannot compare") => {
+                    // ksqlDB's words: both sides with their types, and the
+                    // comparison's name.
+                    let name = match op {
+                        BinaryOp::Eq => Some("EQUAL"),
+                        BinaryOp::NotEq => Some("NOT_EQUAL"),
+                        BinaryOp::Lt => Some("LESS_THAN"),
+                        BinaryOp::LtEq => Some("LESS_THAN_OR_EQUAL"),
+                        BinaryOp::Gt => Some("GREATER_THAN"),
+                        BinaryOp::GtEq => Some("GREATER_THAN_OR_EQUAL"),
+                        _ => None,
+                    };
+                    match (name, self.bind(left), self.bind(right)) {
+                        (Some(name), Ok((_, lt)), Ok((_, rt))) => {
+                            err.message = format!(
+                                "Cannot compare {left} ({}) to {right} ({}) with {name}.",
+                                type_name(&lt),
+                                type_name(&rt)
+                            );
+                        }
+                        _ => err.message.push_str(&format!(" in {e}")),
                     }
-                    err
-                })?,
+                    return Err(err);
+                }
+                Err(err) => return Err(err),
+            },
             ExprKind::IsNull { expr, negated } => {
                 let (c, _) = self.bind(expr)?;
                 (Compiled::IsNull(boxed(c), *negated), Some(SqlType::Boolean))
@@ -396,7 +448,10 @@ impl Binder<'_> {
                 let (c, t) = self.bind(expr)?;
                 if let Some(from) = &t {
                     if !castable(from, ty) {
-                        return Err(SqlError::at(e.pos, format!("cannot cast {from} to {ty}")));
+                        return Err(SqlError::at(
+                            e.pos,
+                            format!("Cast of {from} to {ty} is not supported"),
+                        ));
                     }
                 }
                 (Compiled::Cast(boxed(c), ty.clone()), Some(ty.clone()))
@@ -414,6 +469,9 @@ impl Binder<'_> {
                 ))
             }
             ExprKind::Array(items) => {
+                if items.is_empty() {
+                    return Err(SqlError::at(e.pos, "Array constructor cannot be empty. Please supply at least one element (see https://github.com/confluentinc/ksql/issues/4239)."));
+                }
                 let mut out = Vec::new();
                 let mut ty: Option<SqlType> = None;
                 for item in items {
@@ -421,11 +479,16 @@ impl Binder<'_> {
                     ty = self.unify(ty, t, item.pos)?;
                     out.push(c);
                 }
-                let ty = ty.unwrap_or(SqlType::String);
+                let Some(ty) = ty else {
+                    return Err(SqlError::at(e.pos, "Cannot construct an array with all NULL elements (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL value to the desired type."));
+                };
                 let out = out.into_iter().map(|c| coerce_to(c, &ty)).collect();
                 (Compiled::MakeArray(out), Some(SqlType::Array(Box::new(ty))))
             }
             ExprKind::Map(entries) => {
+                if entries.is_empty() {
+                    return Err(SqlError::at(e.pos, "Map constructor cannot be empty. Please supply at least one key value pair (see https://github.com/confluentinc/ksql/issues/4239)."));
+                }
                 let mut out = Vec::new();
                 let (mut kt, mut vt): (Option<SqlType>, Option<SqlType>) = (None, None);
                 for (k, v) in entries {
@@ -435,8 +498,12 @@ impl Binder<'_> {
                     vt = self.unify(vt, t, v.pos)?;
                     out.push((kc, vc));
                 }
-                let kt = kt.unwrap_or(SqlType::String);
-                let vt = vt.unwrap_or(SqlType::String);
+                let Some(kt) = kt else {
+                    return Err(SqlError::at(e.pos, "Cannot construct a map with all NULL keys (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL key to the desired type."));
+                };
+                let Some(vt) = vt else {
+                    return Err(SqlError::at(e.pos, "Cannot construct a map with all NULL values (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL value to the desired type."));
+                };
                 let out = out
                     .into_iter()
                     .map(|(k, v)| (coerce_to(k, &kt), coerce_to(v, &vt)))
@@ -450,6 +517,15 @@ impl Binder<'_> {
                 let mut out = Vec::new();
                 let mut types = Vec::new();
                 for (name, v) in fields {
+                    if types
+                        .iter()
+                        .any(|(n, _): &(String, SqlType)| *n == name.name)
+                    {
+                        return Err(SqlError::at(
+                            name.pos,
+                            format!("Duplicate field names found in STRUCT: '{}'", name.name),
+                        ));
+                    }
                     let (c, t) = self.bind(v)?;
                     types.push((name.name.clone(), t.unwrap_or(SqlType::String)));
                     out.push((name.name.clone(), c));
@@ -461,11 +537,19 @@ impl Binder<'_> {
 
     /// Binds a condition (WHERE, HAVING, ON): it must be BOOLEAN.
     pub fn bind_condition(&mut self, e: &Expr, clause: &str) -> Result<Compiled, SqlError> {
-        let (c, t) = self.bind(e)?;
+        let (c, t) = self.bind(e).map_err(|mut err| {
+            if err.message.starts_with("Cannot compare") {
+                err.message = format!("Error in {clause} expression: {}", err.message);
+            }
+            err
+        })?;
         if !matches!(t, Some(SqlType::Boolean) | None) {
             return Err(SqlError::at(
                 e.pos,
-                format!("{clause} needs a BOOLEAN condition, got {}", type_name(&t)),
+                format!(
+                    "Type error in {clause} expression: Should evaluate to boolean but is {e} ({}) instead.",
+                    type_name(&t)
+                ),
             ));
         }
         Ok(c)
@@ -563,7 +647,28 @@ impl Binder<'_> {
             | BinaryOp::LtEq
             | BinaryOp::Gt
             | BinaryOp::GtEq => {
+                let null = |e: &Expr| matches!(e.kind, ExprKind::Literal(Literal::Null));
+                if null(left) && null(right) {
+                    return Err(SqlError::at(
+                        pos,
+                        format!("Comparison with NULL not supported: {left} {op} {right}"),
+                    ));
+                }
                 self.check_comparable(&lt, &rt, pos)?;
+                // Collections and structs are only equal or not.
+                let ordered = !matches!(op, BinaryOp::Eq | BinaryOp::NotEq);
+                let collection = |t: &Option<SqlType>| {
+                    matches!(
+                        t,
+                        Some(SqlType::Array(_) | SqlType::Map(..) | SqlType::Struct(_))
+                    )
+                };
+                if ordered && (collection(&lt) || collection(&rt)) {
+                    return Err(SqlError::at(
+                        pos,
+                        format!("cannot compare {} with {}", type_name(&lt), type_name(&rt)),
+                    ));
+                }
                 let l = coerce_literal(l, &rt);
                 let r = coerce_literal(r, &lt);
                 (
@@ -641,6 +746,13 @@ impl Binder<'_> {
             }
             None => None,
         };
+        if ty.is_none() {
+            let pos = whens.first().map_or_else(Default::default, |(_, t)| t.pos);
+            return Err(SqlError::at(
+                pos,
+                "Invalid Case expression. All case branches have NULL type",
+            ));
+        }
         let wrap = |c: Compiled| match &ty {
             Some(t) => coerce_to(c, t),
             None => c,

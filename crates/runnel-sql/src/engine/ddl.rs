@@ -6,7 +6,8 @@ use runnel_streams::OffsetReset;
 
 use super::persistent::QueryStart;
 use super::props::{
-    check_props, format_prop, prop_int, prop_string, protobuf_nullable, value_full_name,
+    check_format_props, check_props, check_wrap, delimiter_prop, format_prop, prop_int,
+    prop_string, protobuf_nullable, value_full_name,
 };
 use super::result::Outcome;
 use super::{backend_err, lock, Cmd, Engine, State};
@@ -69,6 +70,11 @@ impl Engine {
             if !or_replace || existing.kind != *kind {
                 return Err(exists_error(*kind, name, existing.kind));
             }
+            if *source || existing.read_only {
+                return Err(replace_source_error(*kind, name));
+            }
+        } else if *or_replace && *source {
+            return Err(replace_source_error(*kind, name));
         }
         check_props(with)?;
         let info = self.define_source(&mut st, *kind, name, columns, with, text, *source)?;
@@ -173,7 +179,15 @@ impl Engine {
                     st.seq,
                 ));
             }
-            return Err(self.not_found(&st, name));
+            let kind_name = match kind {
+                SourceKind::Stream => "Stream",
+                SourceKind::Table => "Table",
+            };
+            return Err(self.not_found_as(
+                &st,
+                name,
+                format!("{kind_name} {} does not exist.", name.name),
+            ));
         };
         if info.kind != *kind {
             return Err(SqlError::at(
@@ -182,6 +196,12 @@ impl Engine {
                     "Incompatible data source type is {}, but statement was DROP {kind}",
                     info.kind
                 ),
+            ));
+        }
+        if info.read_only && *delete_topic {
+            return Err(SqlError::at(
+                name.pos,
+                format!("Cannot delete topic for read-only source: {}", info.name),
             ));
         }
         let readers: Vec<String> = st
@@ -284,15 +304,27 @@ impl Engine {
                 "Missing required property \"KAFKA_TOPIC\" which has no default value.",
             ));
         };
+        check_format_props(with)?;
         let formats = &self.inner.formats;
         let key_format = format_prop(formats, with, "KEY_FORMAT", &topic)?.unwrap_or(Format::KAFKA);
         let Some(value_format) = format_prop(formats, with, "VALUE_FORMAT", &topic)? else {
             return Err(SqlError::at(
                 name.pos,
-                "Missing required property \"VALUE_FORMAT\" which has no default value.",
+                "Statement is missing the 'VALUE_FORMAT' property from the WITH clause. Either provide one or set a default via the 'ksql.persistence.default.format.value' config.",
             ));
         };
         value_full_name(with, value_format)?;
+        let key_delimiter = delimiter_prop(with, "KEY", key_format)?.unwrap_or(',');
+        let value_delimiter = delimiter_prop(with, "VALUE", value_format)?.unwrap_or(',');
+        if columns.is_empty() && !value_format.get().needs_schema_registry() {
+            if prop_int(with, "VALUE_SCHEMA_ID")?.is_some() {
+                return Err(SqlError::at(
+                    name.pos,
+                    format!("VALUE_FORMAT should support schema inference when VALUE_SCHEMA_ID is provided. Current format is {value_format}."),
+                ));
+            }
+            return Err(SqlError::at(name.pos, "No columns supplied."));
+        }
         let mut wrap_single_value =
             prop_string(with, "WRAP_SINGLE_VALUE").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
         let mut schema = Schema::default();
@@ -318,7 +350,7 @@ impl Engine {
                     return Err(SqlError::at(
                         c.name.pos,
                         format!(
-                            "Column {} is a 'KEY' column: please use 'PRIMARY KEY' for tables.",
+                            "Column `{}` is a 'KEY' column: please use 'PRIMARY KEY' for tables.",
                             c.name.name
                         ),
                     ))
@@ -327,7 +359,7 @@ impl Engine {
                     return Err(SqlError::at(
                         c.name.pos,
                         format!(
-                            "Column {} is a 'PRIMARY KEY' column: please use 'KEY' for streams.",
+                            "Column `{}` is a 'PRIMARY KEY' column: please use 'KEY' for streams.",
                             c.name.name
                         ),
                     ))
@@ -379,12 +411,10 @@ impl Engine {
         if kind == SourceKind::Table && schema.key.is_empty() {
             return Err(SqlError::at(
                 name.pos,
-                format!(
-                    "Tables require a PRIMARY KEY. Please define the PRIMARY KEY of {}.",
-                    name.name
-                ),
+                "Tables require a PRIMARY KEY. Please define the PRIMARY KEY.",
             ));
         }
+        check_wrap(with, value_format, schema.value.len())?;
         if schema.value.is_empty() {
             return Err(SqlError::at(
                 name.pos,
@@ -394,8 +424,15 @@ impl Engine {
                 ),
             ));
         }
-        if let Some(c) = schema.key.iter().find(|c| contains_map(&c.ty)) {
-            return Err(SqlError::at(name.pos, map_key_message(&c.name, &c.ty)));
+        if let Some(c) = schema
+            .key
+            .iter()
+            .find(|c| crate::plan::sink::contains_map(&c.ty))
+        {
+            return Err(SqlError::at(
+                name.pos,
+                crate::plan::sink::map_key_message(&c.name, &c.ty),
+            ));
         }
         key_format
             .check(&schema.key, "key")
@@ -462,6 +499,8 @@ impl Engine {
             value_schema_id: prop_int(with, "VALUE_SCHEMA_ID")?,
             key_protobuf_nullable: protobuf_nullable(with, "KEY", key_format)?,
             value_protobuf_nullable: protobuf_nullable(with, "VALUE", value_format)?,
+            key_delimiter,
+            value_delimiter,
         })
     }
 
@@ -482,11 +521,26 @@ impl Engine {
             .cloned()
             .ok_or_else(|| self.not_found(st, &query.from.name))?;
         let topic = prop_string(with, "KAFKA_TOPIC").unwrap_or_else(|| name.name.clone());
+        check_format_props(with)?;
         let formats = &self.inner.formats;
         let key_format =
             format_prop(formats, with, "KEY_FORMAT", &topic)?.unwrap_or(from.key_format);
         let value_format =
             format_prop(formats, with, "VALUE_FORMAT", &topic)?.unwrap_or(from.value_format);
+        // A format kept from the source keeps its delimiter too.
+        let key_delimiter =
+            delimiter_prop(with, "KEY", key_format)?.unwrap_or(if key_format == from.key_format {
+                from.key_delimiter
+            } else {
+                ','
+            });
+        let value_delimiter = delimiter_prop(with, "VALUE", value_format)?.unwrap_or(
+            if value_format == from.value_format {
+                from.value_delimiter
+            } else {
+                ','
+            },
+        );
         let partitions = prop_int(with, "PARTITIONS")?.unwrap_or(from.partitions);
         // Output schemas named by id are used as they are, not registered.
         let key_schema_id = prop_int(with, "KEY_SCHEMA_ID")?;
@@ -503,6 +557,8 @@ impl Engine {
             value_schema_id,
             key_protobuf_nullable,
             value_protobuf_nullable,
+            key_delimiter,
+            value_delimiter,
         };
         // Plan first to learn the schema; only then create the topic.
         let sink_ts = prop_string(with, "TIMESTAMP").map(|t| t.to_ascii_uppercase());
@@ -520,6 +576,7 @@ impl Engine {
                 ),
             ));
         }
+        check_wrap(with, value_format, planned.schema.value.len())?;
         // The output's schemas, registered as ksqlDB registers them.
         let wrap =
             prop_string(with, "WRAP_SINGLE_VALUE").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
@@ -589,6 +646,8 @@ impl Engine {
             value_schema_id,
             key_protobuf_nullable,
             value_protobuf_nullable,
+            key_delimiter,
+            value_delimiter,
         };
         st.catalog.sources.insert(info.name.clone(), info.clone());
         if let Err(e) = self.start_query(st, start, query, &info.name, Some(&info)) {
@@ -597,6 +656,19 @@ impl Engine {
         }
         Ok(info)
     }
+}
+
+/// `CREATE OR REPLACE` of a source stream or table: refused, in ksqlDB's
+/// words.
+fn replace_source_error(kind: SourceKind, name: &Ident) -> SqlError {
+    let k = kind.to_string().to_lowercase();
+    SqlError::at(
+        name.pos,
+        format!(
+            "Cannot add {k} '{}': CREATE OR REPLACE is not supported on source {k}s.",
+            name.name
+        ),
+    )
 }
 
 /// CREATE of a name that exists (ksqlDB's wording).
@@ -636,27 +708,6 @@ pub(super) fn select_star(name: &str) -> Query {
         limit: None,
         pos: Default::default(),
     }
-}
-
-/// Whether a type is a MAP or holds one (in an ARRAY, MAP or STRUCT).
-fn contains_map(ty: &crate::types::SqlType) -> bool {
-    use crate::types::SqlType;
-    match ty {
-        SqlType::Map(..) => true,
-        SqlType::Array(t) => contains_map(t),
-        SqlType::Struct(fields) => fields.iter().any(|(_, t)| contains_map(t)),
-        _ => false,
-    }
-}
-
-/// ksqlDB's refusal of a key column holding a MAP, in its words (a
-/// map's serialized order is not stable, so equal keys could differ).
-pub(super) fn map_key_message(column: &str, ty: &crate::types::SqlType) -> String {
-    format!(
-        "Map keys, including types that contain maps, are not supported as they may lead to \
-         unexpected behavior due to inconsistent serialization. Key column name: `{column}`. \
-         Column type: {ty}. See https://github.com/confluentinc/ksql/issues/6621 for more."
-    )
 }
 
 #[cfg(test)]

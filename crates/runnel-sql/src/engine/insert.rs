@@ -28,9 +28,26 @@ impl Engine {
     ) -> Result<Outcome, SqlError> {
         let st = lock(&self.inner.state);
         let Some(info) = st.catalog.source(&target.name).cloned() else {
-            return Err(self.not_found(&st, target));
+            return Err(self.not_found_as(
+                &st,
+                target,
+                format!(
+                    "Cannot insert values into an unknown stream/table: `{}`",
+                    target.name
+                ),
+            ));
         };
         drop(st);
+        if info.read_only {
+            return Err(SqlError::at(
+                target.pos,
+                format!(
+                    "Cannot insert values into read-only {}: {}",
+                    info.kind.to_string().to_lowercase(),
+                    info.name
+                ),
+            ));
+        }
         self.insert_values(&info, columns.as_deref(), values)?;
         Ok(Outcome::done("Inserted 1 row"))
     }

@@ -426,9 +426,29 @@ impl Engine {
     }
 
     fn not_found(&self, st: &State, name: &Ident) -> SqlError {
-        let mut msg = format!("{} does not exist.", name.name);
-        if let Some(s) = st.catalog.suggest(&name.name) {
-            msg.push_str(&format!(" Did you mean {s}?"));
+        self.not_found_as(st, name, format!("{} does not exist.", name.name))
+    }
+
+    /// `msg` about a source that does not exist, with ksqlDB's hint when
+    /// one differs only in case (quoting) or a name is close.
+    fn not_found_as(&self, st: &State, name: &Ident, mut msg: String) -> SqlError {
+        let other_case = st
+            .catalog
+            .sources
+            .keys()
+            .find(|n| n.eq_ignore_ascii_case(&name.name) && **n != name.name);
+        match other_case {
+            Some(n) if *n == n.to_ascii_uppercase() => msg.push_str(&format!(
+                "\nDid you mean {n}? Hint: try removing double quotes from the source name."
+            )),
+            Some(n) => msg.push_str(&format!(
+                "\nDid you mean \"{n}\"? Hint: wrap the source name in double quotes to make it case-sensitive."
+            )),
+            None => {
+                if let Some(s) = st.catalog.suggest(&name.name) {
+                    msg.push_str(&format!(" Did you mean {s}?"));
+                }
+            }
         }
         SqlError::not_found(Some(name.pos), msg)
     }

@@ -78,13 +78,27 @@ impl Engine {
         } = *cmd;
         let mut st = lock(&self.inner.state);
         let Some(info) = st.catalog.source(&target.name).cloned() else {
-            return Err(self.not_found(&st, target));
+            return Err(self.not_found_as(
+                &st,
+                target,
+                format!("Source `{}` does not exist.", target.name),
+            ));
         };
+        if info.read_only {
+            return Err(SqlError::at(
+                target.pos,
+                format!(
+                    "Cannot insert into read-only {}: {}",
+                    info.kind.to_string().to_lowercase(),
+                    info.name
+                ),
+            ));
+        }
         if info.kind == SourceKind::Table {
             return Err(SqlError::at(
                 target.pos,
                 format!(
-                    "INSERT INTO can only be used to insert into a stream. {} is a table",
+                    "INSERT INTO can only be used to insert into a stream. {} is a table.",
                     info.name
                 ),
             ));
@@ -182,6 +196,8 @@ impl Engine {
                 value_schema_id: s.value_schema_id,
                 key_protobuf_nullable: s.key_protobuf_nullable,
                 value_protobuf_nullable: s.value_protobuf_nullable,
+                key_delimiter: s.key_delimiter,
+                value_delimiter: s.value_delimiter,
             },
             None => Sink::Callback(Arc::new(|_| {})),
         };

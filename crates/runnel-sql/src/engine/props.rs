@@ -96,6 +96,111 @@ pub(super) fn value_full_name(props: &Props, format: Format) -> Result<Option<St
     Ok(Some(name.trim().to_string()))
 }
 
+/// `<side>_DELIMITER` (`side`: KEY or VALUE): the field delimiter of the
+/// DELIMITED format, one character or `TAB`/`SPACE`; refused for other
+/// formats, in ksqlDB's words.
+pub(super) fn delimiter_prop(
+    props: &Props,
+    side: &str,
+    format: Format,
+) -> Result<Option<char>, SqlError> {
+    let key = format!("{side}_DELIMITER");
+    let Some(text) = prop_string(props, &key) else {
+        return Ok(None);
+    };
+    let pos = props
+        .get_ident(&key)
+        .map_or_else(Default::default, |i| i.pos);
+    if format != Format::DELIMITED {
+        return Err(SqlError::at(
+            pos,
+            format!("{format} does not support the following configs: [delimiter]"),
+        ));
+    }
+    let invalid = |why: String| {
+        SqlError::at(
+            pos,
+            format!(
+                "Failed to prepare statement: Configuration {key} is invalid: {why}\nExample valid value: ';'"
+            ),
+        )
+    };
+    if text.trim().is_empty() {
+        return Err(invalid(
+            "Delimiter cannot be empty, if you meant to have a tab or space for delimiter, please use the special values 'TAB' or 'SPACE'".to_string(),
+        ));
+    }
+    match text.as_str() {
+        t if t.eq_ignore_ascii_case("TAB") => Ok(Some('\t')),
+        t if t.eq_ignore_ascii_case("SPACE") => Ok(Some(' ')),
+        t => {
+            let mut chars = t.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Ok(Some(c)),
+                _ => Err(invalid(format!(
+                    "Invalid delimiter value: '{t}'. Delimiter must be a single character or TAB,SPACE"
+                ))),
+            }
+        }
+    }
+}
+
+/// `WRAP_SINGLE_VALUE`, when given: only for one value column, and only
+/// the settings the value format supports (ksqlDB's words).
+pub(super) fn check_wrap(
+    props: &Props,
+    format: Format,
+    value_columns: usize,
+) -> Result<(), SqlError> {
+    let Some(text) = prop_string(props, "WRAP_SINGLE_VALUE") else {
+        return Ok(());
+    };
+    let pos = props
+        .get_ident("WRAP_SINGLE_VALUE")
+        .map_or_else(Default::default, |i| i.pos);
+    let wrap = !text.eq_ignore_ascii_case("false");
+    let refused = match format.name() {
+        "KAFKA" | "DELIMITED" => wrap,
+        "PROTOBUF" | "PROTOBUF_NOSR" => !wrap,
+        _ => false,
+    };
+    if refused {
+        return Err(SqlError::at(
+            pos,
+            format!(
+                "Format '{}' does not support 'WRAP_SINGLE_VALUE' set to '{wrap}'.",
+                format.name()
+            ),
+        ));
+    }
+    if value_columns != 1 {
+        return Err(SqlError::at(
+            pos,
+            "'WRAP_SINGLE_VALUE' is only valid for single-field value schemas",
+        ));
+    }
+    Ok(())
+}
+
+/// `FORMAT` sets both sides: naming a side's format too is refused, in
+/// ksqlDB's words.
+pub(super) fn check_format_props(props: &Props) -> Result<(), SqlError> {
+    if props.get("FORMAT").is_none() {
+        return Ok(());
+    }
+    for side in ["KEY_FORMAT", "VALUE_FORMAT"] {
+        if let Some(k) = props.get_ident(side) {
+            return Err(SqlError::at(
+                k.pos,
+                format!(
+                    "Cannot supply both '{side}' and 'FORMAT' properties, as 'FORMAT' sets both key and value formats. Either use just 'FORMAT', or use 'KEY_FORMAT' and 'VALUE_FORMAT'."
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `<side>_PROTOBUF_NULLABLE_REPRESENTATION` (`side`: KEY or VALUE):
 /// OPTIONAL or WRAPPER, for the Protobuf formats only.
 pub(super) fn protobuf_nullable(
@@ -129,7 +234,7 @@ pub(super) fn protobuf_nullable(
 /// The engine property naming the schema registry.
 pub const SCHEMA_REGISTRY_URL: &str = "ksql.schema.registry.url";
 
-pub(super) const KNOWN_PROPS: [&str; 19] = [
+pub(super) const KNOWN_PROPS: [&str; 20] = [
     "KAFKA_TOPIC",
     "KEY_FORMAT",
     "VALUE_FORMAT",
@@ -139,6 +244,7 @@ pub(super) const KNOWN_PROPS: [&str; 19] = [
     "TIMESTAMP",
     "TIMESTAMP_FORMAT",
     "WRAP_SINGLE_VALUE",
+    "KEY_DELIMITER",
     "VALUE_DELIMITER",
     "RETENTION_MS",
     "CLEANUP_POLICY",

@@ -269,7 +269,7 @@ impl<'a> Planner<'a> {
         let mut group_exprs = Vec::new();
         let mut group_types = Vec::new();
         for g in &q.group_by {
-            let (c, t) = self.binder(scope.clone()).bind(g)?;
+            let (c, t) = self.binder(scope.clone().in_clause("GROUP BY")).bind(g)?;
             group_texts.push(canon(g, &scope));
             group_exprs.push(c);
             group_types.push(t.unwrap_or(SqlType::String));
@@ -327,7 +327,7 @@ impl<'a> Planner<'a> {
                 if self.has_aggregate(a) {
                     return Err(err(a.pos, "aggregate functions cannot be nested"));
                 }
-                let (c, t) = self.binder(scope.clone()).bind(a)?;
+                let (c, t) = self.binder(scope.clone().in_clause("SELECT")).bind(a)?;
                 compiled.push(c);
                 types.push(t);
             }
@@ -388,6 +388,9 @@ impl<'a> Planner<'a> {
         let mut values = Vec::new();
         let mut names = HashSet::new();
         for (i, (r, alias, orig)) in rewritten.iter().enumerate() {
+            if matches!(sink, Sink::Topic { .. }) {
+                super::project::check_reserved(alias.as_ref(), orig)?;
+            }
             let (c, t) = self.bind_post(&post_scope, r, orig)?;
             let name = match (alias, &orig.kind) {
                 (Some(a), _) => a.name.clone(),
@@ -403,36 +406,49 @@ impl<'a> Planner<'a> {
             }
             let ty = t.unwrap_or(SqlType::String);
             if let Compiled::Column(slot) = c {
-                if slot < group_types.len() && keys[slot].is_none() {
-                    keys[slot] = Some((name, ty));
-                    continue;
+                if slot < group_types.len() {
+                    match &keys[slot] {
+                        None => {
+                            keys[slot] = Some((name, ty));
+                            continue;
+                        }
+                        Some((first, _)) if matches!(sink, Sink::Topic { .. }) => {
+                            return Err(err(
+                                orig.pos,
+                                format!(
+                                    "The projection contains a key column more than once: `{first}` and `{name}`."
+                                ),
+                            ));
+                        }
+                        Some(_) => {}
+                    }
                 }
             }
             values.push(OutCol { name, ty, expr: c });
         }
-        let mut out_keys = Vec::new();
-        for (i, k) in keys.into_iter().enumerate() {
-            match k {
-                Some(k) => out_keys.push(k),
-                None if matches!(sink, Sink::Topic { .. }) => {
-                    return Err(err(
-                        q.group_by[i].pos,
-                        format!(
-                            "Key missing from projection. The query used to build {sink_name} must include the grouping expression {} in its projection",
-                            q.group_by[i]
-                        ),
-                    ));
-                }
-                None => out_keys.push((format!("KSQL_COL_{i}"), group_types[i].clone())),
-            }
+        let missing: Vec<usize> = (0..keys.len()).filter(|i| keys[*i].is_none()).collect();
+        if let (Some(first), Sink::Topic { .. }) = (missing.first(), &sink) {
+            let shown: Vec<String> = missing.iter().map(|i| q.group_by[*i].to_string()).collect();
+            return Err(err(
+                q.group_by[*first].pos,
+                keys_missing(sink_name, "grouping expression", &shown, true, false),
+            ));
         }
+        let out_keys: Vec<(String, SqlType)> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| k.unwrap_or_else(|| (format!("KSQL_COL_{i}"), group_types[i].clone())))
+            .collect();
         let having = match having {
             Some(h) => Some(Arc::new(
-                self.binder(post_scope.clone())
+                self.binder(post_scope.clone().in_clause("HAVING"))
                     .bind_condition(&h, "HAVING")?,
             )),
             None => None,
         };
+        if values.is_empty() && matches!(sink, Sink::Topic { .. }) {
+            return Err(SqlError::new("The projection contains no value columns."));
+        }
         let proj = Projection {
             keys: out_keys,
             values,
@@ -447,6 +463,7 @@ impl<'a> Planner<'a> {
                 topic,
                 key_schema_id,
                 key_protobuf_nullable,
+                key_delimiter,
                 ..
             } if key_format.check(&schema.key, "key").is_ok() && *key_format != Format::NONE => {
                 Arc::new(RowSerde::with_spec(
@@ -456,6 +473,7 @@ impl<'a> Planner<'a> {
                         is_key: true,
                         schema_id: *key_schema_id,
                         protobuf_nullable: *key_protobuf_nullable,
+                        delimiter: *key_delimiter,
                         ..crate::format::CodecSpec::new(&schema.key, false)
                     },
                 ))

@@ -75,7 +75,7 @@ impl<'a> Planner<'a> {
         }
         let mut pseudo = left.pseudo.clone();
         pseudo.extend(right.pseudo.iter().map(|p| p + lw));
-        let joined_scope = Scope::new(columns.clone());
+        let joined_scope = Scope::new(columns.clone()).in_clause("JOIN ON");
         // ON must be an equality between one side and the other.
         let ExprKind::Binary {
             op: crate::ast::BinaryOp::Eq,
@@ -83,6 +83,19 @@ impl<'a> Planner<'a> {
             right: b,
         } = &j.on.kind
         else {
+            if let ExprKind::Binary {
+                op: crate::ast::BinaryOp::And,
+                ..
+            } = &j.on.kind
+            {
+                return Err(err(
+                    j.on.pos,
+                    format!(
+                        "Invalid join condition: joins on multiple conditions are not yet supported. Got {}.",
+                        j.on
+                    ),
+                ));
+            }
             return Err(err(
                 j.on.pos,
                 "a join condition must be an equality between the two sides, such as a.id = b.id",
@@ -101,7 +114,10 @@ impl<'a> Planner<'a> {
                 1 => Ok(sides.into_iter().next().unwrap_or(0)),
                 0 => Err(err(
                     e.pos,
-                    "a join condition must name a column of each side",
+                    format!(
+                        "Invalid comparison expression '{e}' in join '{}'. Each side of the join comparision must contain references from exactly one source.",
+                        j.on
+                    ),
                 )),
                 _ => Err(err(
                     e.pos,
@@ -119,8 +135,8 @@ impl<'a> Planner<'a> {
                 ))
             }
         };
-        let (lc, lt) = self.binder(left.scope()).bind(le)?;
-        let (rc, rt) = self.binder(right.scope()).bind(re)?;
+        let (lc, lt) = self.binder(left.scope().in_clause("JOIN ON")).bind(le)?;
+        let (rc, rt) = self.binder(right.scope().in_clause("JOIN ON")).bind(re)?;
         // FULL OUTER joins: the synthetic key ROWKEY is whichever side's
         // join expression is present.
         let rowkey = {
@@ -138,7 +154,7 @@ impl<'a> Planner<'a> {
             return Err(err(
                 j.on.pos,
                 format!(
-                    "cannot join on expressions of different types: {lt} and {rt}; CAST one side"
+                    "Invalid join condition: types don't match. Got {le}{{{lt}}} = {re}{{{rt}}}."
                 ),
             ));
         }
@@ -169,6 +185,29 @@ impl<'a> Planner<'a> {
         }
         keys[0].texts.push(l_text);
         keys[0].texts.push(canon(re, &joined_scope));
+        // How ksqlDB names the viable keys: the left's own viable keys
+        // when the left is already keyed by this side's expression (an
+        // n-way join), then each side's column.
+        let mut shown = Vec::new();
+        if let (Some(slot), Some(k0)) = (key_slot(&left, le), left.keys.first()) {
+            if let KeyOrigin::Join(prev) = &k0.origin {
+                if k0.slots.contains(&slot) {
+                    shown.extend(prev.iter().cloned());
+                }
+            }
+        }
+        for (e, rel) in [(le, &left), (re, &right)] {
+            if let ExprKind::Column { qualifier, name } = &e.kind {
+                if let Ok(c) = rel.scope().resolve(qualifier.as_ref(), name) {
+                    let q = c.qualifier.clone().unwrap_or_default();
+                    let text = format!("{q}.{}", c.name);
+                    if !shown.contains(&text) {
+                        shown.push(text);
+                    }
+                }
+            }
+        }
+        keys[0].origin = KeyOrigin::Join(shown);
         if left.window.is_some() != right.window.is_some() {
             return Err(err(
                 j.pos,

@@ -21,7 +21,7 @@ mod aggregate;
 mod joins;
 mod project;
 mod prune;
-mod sink;
+pub(crate) mod sink;
 mod sources;
 
 pub use sources::WindowedRowSerde;
@@ -71,6 +71,9 @@ pub enum Sink {
         /// How derived Protobuf schemas make scalars nullable.
         key_protobuf_nullable: Option<NullableRepresentation>,
         value_protobuf_nullable: Option<NullableRepresentation>,
+        /// DELIMITED's field delimiters.
+        key_delimiter: char,
+        value_delimiter: char,
     },
     /// A callback (transient push queries).
     Callback(Arc<dyn Fn(SinkRow) + Send + Sync>),
@@ -115,6 +118,67 @@ pub struct Planned {
 struct KeyAlt {
     texts: Vec<String>,
     slots: Vec<usize>,
+    /// Where the key came from and how ksqlDB names it when a persistent
+    /// query's projection leaves it out.
+    origin: KeyOrigin,
+}
+
+/// Where a key position came from (for "Key missing from projection").
+#[derive(Debug, Clone, Default)]
+enum KeyOrigin {
+    /// A source's key column (or window bound).
+    #[default]
+    Source,
+    /// A join's criteria: the expressions of either side that equal it
+    /// (none: a synthetic key, ksqlDB's ROWKEY).
+    Join(Vec<String>),
+    /// A PARTITION BY expression as written, and the name `SELECT *` gives
+    /// the key it makes.
+    Partition { shown: String, name: String },
+}
+
+/// ksqlDB's refusal of a persistent query whose projection leaves out
+/// key columns: `kind` "key column", "join expression"…; with
+/// `require_all` every one of `keys` is needed, else any one of them.
+fn keys_missing(
+    sink: &str,
+    kind: &str,
+    keys: &[String],
+    require_all: bool,
+    synthetic: bool,
+) -> String {
+    fn joined(items: &[String], last: &str) -> String {
+        match items {
+            [] => String::new(),
+            [one] => one.clone(),
+            [init @ .., tail] => format!("{} {last} {tail}", init.join(", ")),
+        }
+    }
+    let plural = if keys.len() == 1 { "" } else { "s" };
+    let key_plural = if require_all && keys.len() > 1 {
+        "s"
+    } else {
+        ""
+    };
+    let list = joined(keys, if require_all { "and" } else { "or" });
+    let example = if require_all {
+        keys.join(", ")
+    } else {
+        keys.first().cloned().unwrap_or_default()
+    };
+    let mut msg = format!("Key{key_plural} missing from projection (ie, SELECT). ");
+    if synthetic {
+        msg.push_str("See https://cnfl.io/2LV7ouS.");
+    }
+    msg.push_str(&format!(
+        "\nThe query used to build `{sink}` must include the {kind}{plural} {list} in its projection (eg, SELECT {example}...)."
+    ));
+    if synthetic {
+        msg.push_str(&format!(
+            "\n{list} was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased. "
+        ));
+    }
+    msg
 }
 
 enum Flow {
@@ -488,6 +552,35 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// ksqlDB's refusal of joins and aggregations over sources whose
+    /// values are in the KAFKA format.
+    fn check_kafka_values(&self, q: &Query, has_agg: bool) -> Result<(), SqlError> {
+        let kafka: Vec<String> = std::iter::once(&q.from)
+            .chain(q.joins.iter().map(|j| &j.right))
+            .filter(|s| {
+                self.catalog
+                    .source(&s.name.name)
+                    .is_some_and(|i| i.value_format == Format::KAFKA)
+            })
+            .map(|s| s.qualifier().name.clone())
+            .collect();
+        if kafka.is_empty() {
+            return Ok(());
+        }
+        let what = if q.joins.is_empty() && has_agg {
+            "GROUP BY"
+        } else {
+            "JOIN"
+        };
+        Err(err(
+            q.from.name.pos,
+            format!(
+                "Source(s) {} are using the 'KAFKA' value format. This format does not yet support {what}.",
+                kafka.join(", ")
+            ),
+        ))
+    }
+
     /// Plans `q` writing to `sink`; `sink_name` names it in errors.
     pub fn plan(&mut self, q: &Query, sink_name: &str, sink: Sink) -> Result<Planned, SqlError> {
         let named;
@@ -527,6 +620,9 @@ impl<'a> Planner<'a> {
             Some(n) => [ROWTIME, ROWPARTITION, ROWOFFSET].map(|p| n.contains(p)),
         };
         let has_agg = !q.group_by.is_empty() || self.select_has_aggregate(&q.select);
+        if !q.joins.is_empty() || has_agg {
+            self.check_kafka_values(q, has_agg)?;
+        }
         let has_table_fn = q.select.iter().any(|item| {
             matches!(item, SelectItem::Expr { expr, .. }
                 if matches!(&expr.kind, ExprKind::Function { name, .. }
@@ -548,7 +644,10 @@ impl<'a> Planner<'a> {
         }
         let mut fused_where = None;
         if let Some(w) = &q.where_ {
-            let pred = Arc::new(self.binder(rel.scope()).bind_condition(w, "WHERE")?);
+            let pred = Arc::new(
+                self.binder(rel.scope().in_clause("WHERE"))
+                    .bind_condition(w, "WHERE")?,
+            );
             rel.flow = match rel.flow {
                 Flow::Stream(s) if fuse => {
                     fused_where = Some(pred);

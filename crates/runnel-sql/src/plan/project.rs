@@ -144,6 +144,32 @@ impl OwnedProjection {
     }
 }
 
+/// ksqlDB's refusals of a persistent query's select item named after a
+/// pseudo or window column: unaliased, or aliased to one.
+pub(super) fn check_reserved(alias: Option<&Ident>, expr: &Expr) -> Result<(), SqlError> {
+    match (alias, &expr.kind) {
+        (Some(a), _) if crate::schema::RESERVED.contains(&a.name.as_str()) => Err(err(
+            a.pos,
+            format!(
+                "`{}` is a reserved column name. You cannot use it as an alias for a column.",
+                a.name
+            ),
+        )),
+        (None, ExprKind::Column { name, .. })
+            if crate::schema::RESERVED.contains(&name.name.as_str()) =>
+        {
+            Err(err(
+                name.pos,
+                format!(
+                    "Reserved column name in select: `{}`. Please remove or alias the column.",
+                    name.name
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl<'a> Planner<'a> {
     /// Binds a select list against a relation: key columns must be
     /// projected (ksqlDB's rule for persistent queries), the rest become
@@ -165,10 +191,13 @@ impl<'a> Planner<'a> {
                 slot.is_some_and(|s| k.slots.contains(&s)) || k.texts.iter().any(|t| t == text)
             })
         };
+        let nkeys = rel.keys.len() - if rel.window.is_some() { 2 } else { 0 };
+        // Which column took each key position (none: an expression).
+        let mut claimed: Vec<Option<usize>> = vec![None; rel.keys.len()];
         let mut add = |name: String,
                        ty: SqlType,
                        expr: Compiled,
-                       kp: Option<usize>,
+                       kp: Option<(usize, Option<usize>)>,
                        pos: Pos,
                        keys: &mut Vec<Option<(String, SqlType)>>|
          -> Result<(), SqlError> {
@@ -178,10 +207,38 @@ impl<'a> Planner<'a> {
                     format!("duplicate column name {name} in the projection; give one an alias"),
                 ));
             }
-            if let Some(k) = kp {
-                if keys[k].is_none() {
-                    keys[k] = Some((name, ty));
-                    return Ok(());
+            if let Some((k, slot)) = kp {
+                match &keys[k] {
+                    None => {
+                        keys[k] = Some((name, ty));
+                        claimed[k] = slot;
+                        return Ok(());
+                    }
+                    // A persistent query's key column projected again
+                    // (another side's equal join column is a value).
+                    Some((first, _)) if require_keys && k < nkeys && claimed[k] == slot => {
+                        let key = rel.keys[k]
+                            .slots
+                            .first()
+                            .and_then(|s| scope.columns.get(*s))
+                            .map_or_else(
+                                || first.clone(),
+                                |c| match (&c.qualifier, multi) {
+                                    (Some(q), true) => format!("{q}_{}", c.name),
+                                    _ => c.name.clone(),
+                                },
+                            );
+                        let mut aliases = [first.clone(), name];
+                        aliases.sort();
+                        return Err(err(
+                            pos,
+                            format!(
+                                "The projection contains a key column (`{key}`) more than once, aliased as: {} and {}.",
+                                aliases[0], aliases[1]
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
                 }
             }
             values.push(OutCol { name, ty, expr });
@@ -192,10 +249,7 @@ impl<'a> Planner<'a> {
                 SelectItem::Star { qualifier, pos } => {
                     if let Some(q) = qualifier {
                         if !rel.parts.contains(&q.name) {
-                            return Err(err(
-                                q.pos,
-                                format!("source {} not found in this query", q.name),
-                            ));
+                            return Err(err(q.pos, crate::expr::not_a_source(&q.name)));
                         }
                     }
                     for c in &scope.columns {
@@ -213,7 +267,7 @@ impl<'a> Planner<'a> {
                         } else {
                             c.name.clone()
                         };
-                        let kp = key_pos(Some(c.index), "");
+                        let kp = key_pos(Some(c.index), "").map(|k| (k, Some(c.index)));
                         add(
                             name,
                             c.ty.clone(),
@@ -225,18 +279,21 @@ impl<'a> Planner<'a> {
                     }
                 }
                 SelectItem::Expr { expr, alias } => {
-                    let (c, t) = self.binder(scope.clone()).bind(expr)?;
+                    let (c, t) = self.binder(scope.clone().in_clause("SELECT")).bind(expr)?;
                     let slot = match &c {
                         Compiled::Column(s) => Some(*s),
                         _ => None,
                     };
+                    if require_keys {
+                        check_reserved(alias.as_ref(), expr)?;
+                    }
                     let name = match (alias, &expr.kind) {
                         (Some(a), _) => a.name.clone(),
                         (None, ExprKind::Column { name, .. }) => name.name.clone(),
                         (None, ExprKind::Deref { field, .. }) => field.name.clone(),
                         _ => format!("KSQL_COL_{i}"),
                     };
-                    let kp = key_pos(slot, &canon(expr, &scope));
+                    let kp = key_pos(slot, &canon(expr, &scope)).map(|k| (k, slot));
                     add(
                         name,
                         t.unwrap_or(SqlType::String),
@@ -248,6 +305,15 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+        let star = items.iter().any(|it| {
+            matches!(
+                it,
+                SelectItem::Star {
+                    qualifier: None,
+                    ..
+                }
+            )
+        });
         let mut out_keys = Vec::new();
         let nk = rel.keys.len() - if rel.window.is_some() { 2 } else { 0 };
         for (i, k) in keys.into_iter().enumerate() {
@@ -265,25 +331,64 @@ impl<'a> Planner<'a> {
             }
             match k {
                 Some(k) => out_keys.push(k),
+                // `SELECT *` takes a PARTITION BY expression's key too.
+                None if star => match &rel.keys[i].origin {
+                    KeyOrigin::Partition { name, .. } if !names.contains(name) => {
+                        out_keys.push((name.clone(), rel.key_types[i].clone()))
+                    }
+                    _ if require_keys => {
+                        return Err(SqlError::new(self.missing_key(rel, &scope, i, sink)));
+                    }
+                    _ => out_keys.push((format!("KSQL_KEY_{i}"), rel.key_types[i].clone())),
+                },
                 None if require_keys => {
-                    let what = rel.keys[i]
-                        .slots
-                        .iter()
-                        .filter_map(|s| scope.columns.get(*s))
-                        .map(|c| format!("{}.{}", c.qualifier.as_deref().unwrap_or(""), c.name))
-                        .collect::<Vec<_>>()
-                        .join(" or ");
-                    return Err(SqlError::new(format!(
-                        "Key missing from projection. The query used to build {sink} must include the key column {what} in its projection"
-                    )));
+                    return Err(SqlError::new(self.missing_key(rel, &scope, i, sink)));
                 }
                 None => out_keys.push((format!("KSQL_KEY_{i}"), rel.key_types[i].clone())),
             }
+        }
+        if require_keys && values.is_empty() {
+            return Err(SqlError::new("The projection contains no value columns."));
         }
         Ok(Projection {
             keys: out_keys,
             values,
         })
+    }
+
+    /// ksqlDB's words for key position `i` of `rel` missing from the
+    /// projection of the persistent query building `sink`.
+    fn missing_key(&self, rel: &Rel, scope: &Scope, i: usize, sink: &str) -> String {
+        match &rel.keys[i].origin {
+            KeyOrigin::Source => {
+                let nk = rel.keys.len() - if rel.window.is_some() { 2 } else { 0 };
+                let names: Vec<String> = rel.keys[..nk]
+                    .iter()
+                    .filter_map(|k| k.slots.first().and_then(|s| scope.columns.get(*s)))
+                    .map(|c| c.name.clone())
+                    .collect();
+                keys_missing(sink, "key column", &names, true, false)
+            }
+            KeyOrigin::Join(shown) if shown.is_empty() => keys_missing(
+                sink,
+                "join expression",
+                &["ROWKEY".to_string()],
+                false,
+                true,
+            ),
+            KeyOrigin::Join(shown) => keys_missing(sink, "join expression", shown, false, false),
+            KeyOrigin::Partition { .. } => {
+                let all: Vec<String> = rel
+                    .keys
+                    .iter()
+                    .filter_map(|k| match &k.origin {
+                        KeyOrigin::Partition { shown, .. } => Some(shown.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                keys_missing(sink, "partitioning expression", &all, true, false)
+            }
+        }
     }
 
     /// Table functions in the select list (`EXPLODE(arr) AS x`): each
@@ -312,7 +417,7 @@ impl<'a> Planner<'a> {
             let mut compiled = Vec::new();
             let mut types = Vec::new();
             for a in args {
-                let (c, t) = self.binder(rel.scope()).bind(a)?;
+                let (c, t) = self.binder(rel.scope().in_clause("SELECT")).bind(a)?;
                 compiled.push(c);
                 types.push(t);
             }
@@ -376,11 +481,26 @@ impl<'a> Planner<'a> {
         let mut compiled = Vec::new();
         let mut keys = Vec::new();
         let mut types = Vec::new();
+        let mut generated = 0;
         for e in exprs {
-            let (c, t) = self.binder(scope.clone()).bind(e)?;
+            let (c, t) = self
+                .binder(scope.clone().in_clause("PARTITION BY"))
+                .bind(e)?;
+            let name = match &e.kind {
+                ExprKind::Column { name, .. } => name.name.clone(),
+                ExprKind::Deref { field, .. } => field.name.clone(),
+                _ => {
+                    generated += 1;
+                    format!("KSQL_COL_{}", generated - 1)
+                }
+            };
             let mut alt = KeyAlt {
                 texts: vec![canon(e, &scope)],
                 slots: Vec::new(),
+                origin: KeyOrigin::Partition {
+                    shown: e.to_string(),
+                    name,
+                },
             };
             if let Compiled::Column(slot) = c {
                 alt.slots.push(slot);

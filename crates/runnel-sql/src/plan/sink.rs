@@ -69,10 +69,15 @@ pub(super) fn sink_serdes(sink: &Sink, schema: &Schema) -> Result<(RowSerde, Row
         value_schema_id,
         key_protobuf_nullable,
         value_protobuf_nullable,
+        key_delimiter,
+        value_delimiter,
     } = sink
     else {
         return Err(SqlError::server("a callback sink has no serdes"));
     };
+    if let Some(c) = schema.key.iter().find(|c| contains_map(&c.ty)) {
+        return Err(SqlError::new(map_key_message(&c.name, &c.ty)));
+    }
     key_format
         .check(&schema.key, "key")
         .map_err(SqlError::new)?;
@@ -87,6 +92,7 @@ pub(super) fn sink_serdes(sink: &Sink, schema: &Schema) -> Result<(RowSerde, Row
                 is_key: true,
                 schema_id: *key_schema_id,
                 protobuf_nullable: *key_protobuf_nullable,
+                delimiter: *key_delimiter,
                 ..CodecSpec::new(&schema.key, false)
             },
         ),
@@ -96,6 +102,7 @@ pub(super) fn sink_serdes(sink: &Sink, schema: &Schema) -> Result<(RowSerde, Row
                 topic: Some(topic),
                 schema_id: *value_schema_id,
                 protobuf_nullable: *value_protobuf_nullable,
+                delimiter: *value_delimiter,
                 ..CodecSpec::new(&schema.value, *wrap_single_value)
             },
         ),
@@ -167,4 +174,25 @@ impl Serde<Row> for NullWhenEmpty {
     fn partition_bytes<'a>(&self, serialized: &'a [u8]) -> &'a [u8] {
         self.inner.partition_bytes(serialized)
     }
+}
+
+/// Whether a type is a MAP or holds one (in an ARRAY, MAP or STRUCT).
+pub(crate) fn contains_map(ty: &crate::types::SqlType) -> bool {
+    use crate::types::SqlType;
+    match ty {
+        SqlType::Map(..) => true,
+        SqlType::Array(t) => contains_map(t),
+        SqlType::Struct(fields) => fields.iter().any(|(_, t)| contains_map(t)),
+        _ => false,
+    }
+}
+
+/// ksqlDB's refusal of a key column holding a MAP, in its words (a
+/// map's serialized order is not stable, so equal keys could differ).
+pub(crate) fn map_key_message(column: &str, ty: &crate::types::SqlType) -> String {
+    format!(
+        "Map keys, including types that contain maps, are not supported as they may lead to \
+         unexpected behavior due to inconsistent serialization. Key column name: `{column}`. \
+         Column type: {ty}. See https://github.com/confluentinc/ksql/issues/6621 for more."
+    )
 }

@@ -184,6 +184,7 @@ impl<'a> Planner<'a> {
             .map(|i| KeyAlt {
                 texts: Vec::new(),
                 slots: vec![i],
+                origin: KeyOrigin::Source,
             })
             .collect();
         let mut key_types: Vec<SqlType> = info.schema.key.iter().map(|c| c.ty.clone()).collect();
@@ -359,6 +360,16 @@ impl<'a> Planner<'a> {
     pub(super) fn relation(&mut self, q: &Query) -> Result<Rel, SqlError> {
         let mut rel = self.source(&q.from.name, q.from.alias.as_ref())?;
         for (ji, j) in q.joins.iter().enumerate() {
+            let earlier = std::iter::once(&q.from).chain(q.joins[..ji].iter().map(|j| &j.right));
+            if let Some(same) = earlier
+                .map(|s| &s.name.name)
+                .find(|n| **n == j.right.name.name)
+            {
+                return Err(err(
+                    j.right.name.pos,
+                    format!("Can not join '{same}' to '{same}': self joins are not yet supported."),
+                ));
+            }
             let right = self.source(&j.right.name, j.right.alias.as_ref())?;
             let rq = j.right.qualifier().name.clone();
             if rel.parts.contains(&rq) {

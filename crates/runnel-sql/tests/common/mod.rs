@@ -198,6 +198,8 @@ pub fn encode_key(info: Option<&SourceInfo>, key: &Json) -> Result<Option<Vec<u8
     };
     match info.key_format.name() {
         "JSON" => Ok(Some(key.to_string().into_bytes())),
+        // As ksqlDB's QTT driver writes it: the text is the record's key.
+        "DELIMITED" if key.is_string() => Ok(Some(key.as_str().unwrap_or("").as_bytes().to_vec())),
         _ if info.key_format.get().needs_schema_registry() => Ok(info
             .key_serde()
             .encode(&row_of(&info.schema.key, key, false)?)?),
@@ -207,7 +209,7 @@ pub fn encode_key(info: Option<&SourceInfo>, key: &Json) -> Result<Option<Vec<u8
                 return Ok(None);
             };
             let v = from_json(&c.ty, key)?;
-            Ok(RowSerde::new(info.key_format, cols.clone(), false).encode(&[v])?)
+            Ok(info.key_serde().encode(&[v])?)
         }
     }
 }
@@ -304,11 +306,7 @@ pub fn decode_key(
             window,
         ));
     }
-    let row = if schemaful(info.key_format) {
-        info.key_serde().decode(inner)?
-    } else {
-        RowSerde::new(info.key_format, info.schema.key.clone(), false).decode(inner)?
-    };
+    let row = info.key_serde().decode(inner)?;
     let key = if row.len() == 1 {
         to_json(&row[0])
     } else if row.is_empty() {
