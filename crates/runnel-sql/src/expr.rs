@@ -399,13 +399,29 @@ impl Binder<'_> {
                 list,
                 negated,
             } => {
+                // ksqlDB coerces the value and the list to one type:
+                // string literals to numbers or BOOLEAN, numbers widened,
+                // ARRAY/MAP/STRUCT constructors element by element.
+                let all: Vec<&Expr> = std::iter::once(expr.as_ref()).chain(list.iter()).collect();
+                let common = self.common_type(&all).map_err(|mut err| {
+                    if err.message.starts_with("operator does not exist")
+                        || err.message.starts_with("invalid input syntax")
+                    {
+                        err.message = format!("Invalid Predicate: {}", err.message);
+                    }
+                    err
+                })?;
                 let (x, xt) = self.bind(expr)?;
+                let to_common = |c: Compiled, t: &Option<SqlType>| match &common {
+                    Some(ct) if t.as_ref() != Some(ct) => coerce_to(c, ct),
+                    _ => c,
+                };
                 let mut items = Vec::with_capacity(list.len());
                 for item in list {
                     let (c, t) = self.bind(item)?;
-                    self.check_comparable(&xt, &t, item.pos)?;
-                    items.push(coerce_literal(c, &xt));
+                    items.push(to_common(coerce_literal(c, &xt), &t));
                 }
+                let x = to_common(x, &xt);
                 (
                     Compiled::In(boxed(x), items, *negated),
                     Some(SqlType::Boolean),
@@ -533,6 +549,140 @@ impl Binder<'_> {
                 (Compiled::MakeStruct(out), Some(SqlType::Struct(types)))
             }
         })
+    }
+
+    /// The type a list of expressions shares, as ksqlDB's user-list
+    /// coercion finds it (None: all NULL). Refusals start "operator does
+    /// not exist" or "invalid input syntax".
+    fn common_type(&mut self, exprs: &[&Expr]) -> Result<Option<SqlType>, SqlError> {
+        let mut result = None;
+        for e in exprs {
+            result = self.common_with(e, result)?;
+        }
+        Ok(result)
+    }
+
+    fn common_with(
+        &mut self,
+        e: &Expr,
+        target: Option<SqlType>,
+    ) -> Result<Option<SqlType>, SqlError> {
+        let (_, t) = self.bind(e)?;
+        let Some(target) = target else {
+            return Ok(t);
+        };
+        let Some(source) = t else {
+            return Ok(Some(target));
+        };
+        let fail = || {
+            SqlError::at(
+                e.pos,
+                format!(
+                    "operator does not exist: {target} = {source} ({e})\nHint: You might need to add explicit type casts."
+                ),
+            )
+        };
+        // An element that cannot be coerced fails the whole constructor.
+        let outer = |err: SqlError| {
+            if err.message.starts_with("operator does not exist") {
+                fail()
+            } else {
+                err
+            }
+        };
+        let invalid = |value: &str, ty: &SqlType| {
+            SqlError::at(
+                e.pos,
+                format!(
+                    "invalid input syntax for type {}: \"{value}\".",
+                    ty.base_name()
+                ),
+            )
+        };
+        match (&e.kind, &target) {
+            (ExprKind::Array(items), SqlType::Array(elem)) => {
+                let elem = self
+                    .common_elements((**elem).clone(), items.iter())
+                    .map_err(outer)?;
+                Ok(Some(SqlType::Array(Box::new(elem))))
+            }
+            (ExprKind::Map(entries), SqlType::Map(k, v)) => {
+                let k = self
+                    .common_elements((**k).clone(), entries.iter().map(|(k, _)| k))
+                    .map_err(outer)?;
+                let v = self
+                    .common_elements((**v).clone(), entries.iter().map(|(_, v)| v))
+                    .map_err(outer)?;
+                Ok(Some(SqlType::Map(Box::new(k), Box::new(v))))
+            }
+            (ExprKind::Struct(fields), SqlType::Struct(tf)) => {
+                let mut out: Vec<(String, SqlType)> = Vec::new();
+                let names = fields
+                    .iter()
+                    .map(|(n, _)| n.name.clone())
+                    .chain(tf.iter().map(|(n, _)| n.clone()));
+                for name in names {
+                    if out.iter().any(|(n, _)| *n == name) {
+                        continue;
+                    }
+                    let src = fields.iter().find(|(n, _)| n.name == name).map(|(_, v)| v);
+                    let tgt = tf.iter().find(|(n, _)| *n == name).map(|(_, t)| t.clone());
+                    let ty = match (src, tgt) {
+                        (Some(v), tgt) => match self.common_with(v, tgt.clone()) {
+                            Ok(t) => t.or(tgt).unwrap_or(SqlType::String),
+                            Err(err) => return Err(outer(err)),
+                        },
+                        (None, Some(t)) => t,
+                        (None, None) => continue,
+                    };
+                    out.push((name, ty));
+                }
+                Ok(Some(SqlType::Struct(out)))
+            }
+            (ExprKind::Array(_) | ExprKind::Map(_) | ExprKind::Struct(_), _) => Err(fail()),
+            (ExprKind::Literal(Literal::String(v)), t) if t.is_numeric() => {
+                let text = v.trim();
+                let literal = if !text.contains(['.', 'e', 'E']) {
+                    match text.parse::<i64>() {
+                        Ok(i) if i32::try_from(i).is_ok() => SqlType::Int,
+                        Ok(_) => SqlType::BigInt,
+                        Err(_) => decimal_type(text).ok_or_else(|| invalid(v, t))?,
+                    }
+                } else if text.contains(['e', 'E']) {
+                    text.parse::<f64>().map_err(|_| invalid(v, t))?;
+                    SqlType::Double
+                } else {
+                    decimal_type(text).ok_or_else(|| invalid(v, t))?
+                };
+                Ok(SqlType::widen(&literal, t).or(Some(literal)))
+            }
+            (ExprKind::Literal(Literal::String(v)), SqlType::Boolean) => {
+                match v.trim().to_ascii_lowercase().as_str() {
+                    "true" | "false" | "t" | "f" | "yes" | "no" | "y" | "n" => {
+                        Ok(Some(SqlType::Boolean))
+                    }
+                    _ => Err(invalid(v, &SqlType::Boolean)),
+                }
+            }
+            _ if source == target => Ok(Some(target)),
+            _ => match SqlType::widen(&source, &target) {
+                Some(w) => Ok(Some(w)),
+                None => Err(fail()),
+            },
+        }
+    }
+
+    /// The common type of `target` and some constructor elements.
+    fn common_elements<'e>(
+        &mut self,
+        target: SqlType,
+        items: impl Iterator<Item = &'e Expr>,
+    ) -> Result<SqlType, SqlError> {
+        let mut result = Some(target.clone());
+        for e in items {
+            result = self.common_with(e, result)?;
+        }
+        Ok(result.unwrap_or(target))
     }
 
     /// Binds a condition (WHERE, HAVING, ON): it must be BOOLEAN.
@@ -1028,6 +1178,16 @@ fn coerce_to(c: Compiled, t: &SqlType) -> Compiled {
         },
         _ => Compiled::Cast(boxed(c), t.clone()),
     }
+}
+
+/// The DECIMAL type of a number written as text (`"12.50"` is
+/// DECIMAL(4, 2)); None when it is not a number.
+fn decimal_type(text: &str) -> Option<SqlType> {
+    let d = text.parse::<Decimal>().ok()?;
+    let scale = u8::try_from(d.scale()).ok()?;
+    let digits = d.mantissa().unsigned_abs().to_string().len();
+    let precision = u8::try_from(digits.max(usize::from(scale)).max(1)).ok()?;
+    Some(SqlType::Decimal { precision, scale })
 }
 
 /// A literal's value: integers that fit are INT, else BIGINT; `1.5` is a

@@ -373,8 +373,9 @@ pub(super) fn register(r: &mut FunctionRegistry) {
         .params(|n| n.saturating_sub(1)),
         AggFn::new(
             "TOPK",
-            "TOPK(col, k) -> ARRAY",
-            "The k largest non-null values of `col`, largest first.",
+            "TOPK(col, k) -> ARRAY, TOPK(sort_col, col0, …, k) -> ARRAY<STRUCT>",
+            "The k largest non-null values of `col`, largest first; with more columns, the k \
+             rows with the largest `sort_col` as structs of `sort_col`, `col0`, ….",
             |a, p| bind_topk(a, p, false),
         )
         .params(|n| usize::from(n >= 2)),
@@ -686,6 +687,9 @@ fn bind_by_offset(args: &[Ty], params: &[Value], earliest: bool) -> Result<Agg, 
 }
 
 fn bind_topk(args: &[Ty], params: &[Value], distinct: bool) -> Result<Agg, ArgumentError> {
+    if !distinct && args.len() > 1 {
+        return bind_topk_with(args, params);
+    }
     let t = one_arg(args)?;
     if !is_orderable(&t) {
         return Err(ArgumentError(format!("{t} values cannot be ordered")));
@@ -711,6 +715,67 @@ fn bind_topk(args: &[Ty], params: &[Value], distinct: bool) -> Result<Agg, Argum
         move |acc, a| {
             let mut list = into_array(acc);
             fold(&mut list, first(a).clone());
+            Value::Array(list)
+        },
+    )
+    .merge(move |a, b| {
+        let mut list = into_array(a);
+        for v in into_array(b) {
+            fold(&mut list, v);
+        }
+        Value::Array(list)
+    }))
+}
+
+/// TOPK(sort_col, col0, col1, …, k): the k rows with the largest
+/// non-null `sort_col`, largest first (ties in arrival order), each a
+/// STRUCT of `sort_col`, `col0`, `col1`….
+fn bind_topk_with(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
+    let mut fields = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        let Some(t) = a else {
+            return Err("an argument's type is unknown (a NULL literal)".into());
+        };
+        let name = if i == 0 {
+            "sort_col".to_string()
+        } else {
+            format!("col{}", i - 1)
+        };
+        fields.push((name, t.clone()));
+    }
+    if !is_orderable(&fields[0].1) {
+        return Err(ArgumentError(format!(
+            "{} values cannot be ordered",
+            fields[0].1
+        )));
+    }
+    let k = match params {
+        [k] => positive_param(k, "k")?,
+        _ => return Err("needs k, the number of values to keep".into()),
+    };
+    let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
+    let sort_of = |v: &Value| match v {
+        Value::Struct(f) => f.first().map(|(_, v)| v.clone()).unwrap_or_default(),
+        _ => Value::Null,
+    };
+    let fold = move |list: &mut Vec<Value>, row: Value| {
+        let key = sort_of(&row);
+        if key.is_null() {
+            return;
+        }
+        let at = list.partition_point(|x| sort_of(x).total_cmp(&key) != Ordering::Less);
+        if at < k {
+            list.insert(at, row);
+            list.truncate(k);
+        }
+    };
+    Ok(Agg::new(
+        SqlType::Array(Box::new(SqlType::Struct(fields))),
+        Value::Array(Vec::new()),
+        move |acc, a| {
+            let mut list = into_array(acc);
+            let row = Value::Struct(names.iter().cloned().zip(a.iter().cloned()).collect());
+            fold(&mut list, row);
             Value::Array(list)
         },
     )
