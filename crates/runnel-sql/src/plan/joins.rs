@@ -343,11 +343,13 @@ impl<'a> Planner<'a> {
                                 keep.concat(l.unwrap_or(&nl), r.unwrap_or(&null_right))
                             })
                         }
+                        // A LEFT join with the sides' roles swapped; rows
+                        // keep the left side's columns first.
                         JoinKind::Right => {
-                            return Err(err(
-                                j.pos,
-                                "RIGHT OUTER JOIN is not supported; swap the sides and use LEFT",
-                            ))
+                            let nl = null_left.clone();
+                            rt_.left_join(&lt_, move |r: &Row, l: Option<&Row>| {
+                                keep.concat(l.unwrap_or(&nl), r)
+                            })
                         }
                     }
                 } else {
@@ -369,6 +371,12 @@ impl<'a> Planner<'a> {
                             },
                             &name,
                         ),
+                        JoinKind::Right => {
+                            return Err(err(
+                                j.pos,
+                                "RIGHT OUTER JOIN on a foreign key is not supported",
+                            ))
+                        }
                         other => {
                             return Err(err(
                                 j.pos,
@@ -442,11 +450,20 @@ impl<'a> Planner<'a> {
                             &prefix,
                         )
                     }
+                    // A LEFT join from the right side: its window looks
+                    // the other way.
                     JoinKind::Right => {
-                        return Err(err(
-                            j.pos,
-                            "RIGHT OUTER JOIN is not supported; swap the sides and use LEFT",
-                        ))
+                        let nl = null_left.clone();
+                        let swapped = JoinWindows::of(ms(w.before.millis))
+                            .before(ms(w.after.millis))
+                            .after(ms(w.before.millis))
+                            .grace(ms(grace));
+                        rs.left_join_stream(
+                            &ls,
+                            move |r: &Row, l: Option<&Row>| keep.concat(l.unwrap_or(&nl), r),
+                            swapped,
+                            &prefix,
+                        )
                     }
                 };
                 Flow::Stream(out.with_serdes(ks, InternalSerde))
