@@ -387,6 +387,19 @@ pub(super) fn register(r: &mut FunctionRegistry) {
         )
         .params(|n| usize::from(n >= 2)),
         AggFn::new(
+            "SUM_LIST",
+            "SUM_LIST(ARRAY<INT | BIGINT | DOUBLE>) -> INT | BIGINT | DOUBLE",
+            "The sum of every non-null element of the arrays.",
+            bind_sum_list,
+        ),
+        AggFn::new(
+            "ATTR",
+            "ATTR(col) -> type of col",
+            "The one value `col` takes (NULL counts as a value); NULL when it takes more \
+             than one.",
+            bind_attr,
+        ),
+        AggFn::new(
             "HISTOGRAM",
             "HISTOGRAM(STRING) -> MAP<STRING, BIGINT>",
             "How many times each non-null value of `col` occurs (at most 1000 distinct values).",
@@ -478,6 +491,66 @@ fn bind_sum(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
     Ok(Agg::new(t.clone(), zero(&t), step(false))
         .undo(step(true))
         .merge(|a, b| num_add(&a, &b, false)))
+}
+
+fn bind_sum_list(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
+    no_params(params)?;
+    let t = match one_arg(args)? {
+        SqlType::Array(e) if matches!(*e, SqlType::Int | SqlType::BigInt | SqlType::Double) => *e,
+        other => {
+            return Err(ArgumentError(format!(
+                "sums arrays of numbers, not {other}"
+            )))
+        }
+    };
+    let step = |negate: bool| {
+        move |acc: Value, a: &[Value]| match first(a) {
+            Value::Array(items) => items
+                .iter()
+                .filter(|v| !v.is_null())
+                .fold(acc, |acc, v| num_add(&acc, v, negate)),
+            _ => acc,
+        }
+    };
+    Ok(Agg::new(t.clone(), zero(&t), step(false))
+        .undo(step(true))
+        .merge(|a, b| num_add(&a, &b, false)))
+}
+
+/// ATTR's accumulator: each value seen (NULL too) with how many rows hold
+/// it, so that a table's undo can take a value back.
+fn bind_attr(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
+    no_params(params)?;
+    let t = one_arg(args)?;
+    let entry = |v: Value, n: i64| {
+        Value::Struct(vec![
+            ("VALUE".to_string(), v),
+            ("COUNT".to_string(), Value::BigInt(n)),
+        ])
+    };
+    let bump = move |acc: Value, v: &Value, by: i64| {
+        let mut list = into_array(acc);
+        match list.iter_mut().find(|e| field(e, "VALUE") == v) {
+            Some(e) => *e = entry(v.clone(), fint(e, "COUNT") + by),
+            None => list.push(entry(v.clone(), by)),
+        }
+        list.retain(|e| fint(e, "COUNT") > 0);
+        Value::Array(list)
+    };
+    Ok(Agg::new(t, Value::Array(Vec::new()), move |acc, a| {
+        bump(acc, first(a), 1)
+    })
+    .undo(move |acc, a| bump(acc, first(a), -1))
+    .merge(move |a, b| {
+        into_array(b).into_iter().fold(a, |acc, e| {
+            let n = fint(&e, "COUNT");
+            bump(acc, field(&e, "VALUE"), n)
+        })
+    })
+    .result(|acc| match acc {
+        Value::Array(list) if list.len() == 1 => field(&list[0], "VALUE").clone(),
+        _ => Value::Null,
+    }))
 }
 
 fn bind_avg(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {

@@ -56,7 +56,9 @@ pub(super) fn agg_merge(calls: &[AggCall], a: Row, b: Row) -> Row {
 }
 
 /// Aggregates ksqlDB can undo, so they work on table sources.
-pub(super) const UNDOABLE: [&str; 7] = [
+pub(super) const UNDOABLE: [&str; 9] = [
+    "ATTR",
+    "SUM_LIST",
     "COUNT",
     "SUM",
     "AVG",
@@ -311,11 +313,29 @@ impl<'a> Planner<'a> {
             if matches!(rel.flow, Flow::Table(_))
                 && !UNDOABLE.contains(&name.name.to_ascii_uppercase().as_str())
             {
+                // ksqlDB names every such function of the query.
+                let mut names: Vec<String> = Vec::new();
+                for (_, c) in &calls {
+                    if let ExprKind::Function { name: n, .. } = &c.kind {
+                        let upper = n.name.to_ascii_uppercase();
+                        if self.functions.aggregate(&upper).is_some()
+                            && !UNDOABLE.contains(&upper.as_str())
+                            && !names.contains(&upper)
+                        {
+                            names.push(upper);
+                        }
+                    }
+                }
+                let list = match names.split_last() {
+                    Some((last, init)) if !init.is_empty() => {
+                        format!("s {} and {last}", init.join(", "))
+                    }
+                    _ => format!(" {}", names.join("")),
+                };
                 return Err(err(
                     name.pos,
                     format!(
-                        "the aggregate function {} cannot be applied to a table source, only to a stream",
-                        name.name
+                        "The aggregation function{list} cannot be applied to a table source, only to a stream source."
                     ),
                 ));
             }

@@ -190,8 +190,14 @@ impl<'a> Planner<'a> {
         // n-way join), then each side's column.
         let mut shown = Vec::new();
         if let (Some(slot), Some(k0)) = (key_slot(&left, le), left.keys.first()) {
-            if let KeyOrigin::Join(prev) = &k0.origin {
-                if k0.slots.contains(&slot) {
+            if k0.slots.contains(&slot) {
+                // The left's other columns equal to its key stay viable.
+                for s in &k0.slots {
+                    if !keys[0].slots.contains(s) {
+                        keys[0].slots.push(*s);
+                    }
+                }
+                if let KeyOrigin::Join(prev) = &k0.origin {
                     shown.extend(prev.iter().cloned());
                 }
             }
