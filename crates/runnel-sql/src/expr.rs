@@ -664,8 +664,7 @@ impl Binder<'_> {
                     _ => Err(invalid(v, &SqlType::Boolean)),
                 }
             }
-            _ if source == target => Ok(Some(target)),
-            _ => match SqlType::widen(&source, &target) {
+            _ => match widen_deep(&source, &target) {
                 Some(w) => Ok(Some(w)),
                 None => Err(fail()),
             },
@@ -1177,6 +1176,30 @@ fn coerce_to(c: Compiled, t: &SqlType) -> Compiled {
             },
         },
         _ => Compiled::Cast(boxed(c), t.clone()),
+    }
+}
+
+/// The type two types widen to, numbers inside ARRAYs, MAPs and STRUCTs
+/// (same field names) too; None when they do not.
+fn widen_deep(a: &SqlType, b: &SqlType) -> Option<SqlType> {
+    match (a, b) {
+        _ if a == b => Some(a.clone()),
+        (SqlType::Array(x), SqlType::Array(y)) => Some(SqlType::Array(Box::new(widen_deep(x, y)?))),
+        (SqlType::Map(ka, va), SqlType::Map(kb, vb)) => Some(SqlType::Map(
+            Box::new(widen_deep(ka, kb)?),
+            Box::new(widen_deep(va, vb)?),
+        )),
+        (SqlType::Struct(fa), SqlType::Struct(fb)) if fa.len() == fb.len() => {
+            let mut out = Vec::with_capacity(fa.len());
+            for ((na, ta), (nb, tb)) in fa.iter().zip(fb) {
+                if na != nb {
+                    return None;
+                }
+                out.push((na.clone(), widen_deep(ta, tb)?));
+            }
+            Some(SqlType::Struct(out))
+        }
+        _ => SqlType::widen(a, b),
     }
 }
 

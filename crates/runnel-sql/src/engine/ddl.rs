@@ -523,8 +523,23 @@ impl Engine {
         let topic = prop_string(with, "KAFKA_TOPIC").unwrap_or_else(|| name.name.clone());
         check_format_props(with)?;
         let formats = &self.inner.formats;
-        let key_format =
-            format_prop(formats, with, "KEY_FORMAT", &topic)?.unwrap_or(from.key_format);
+        // A NONE key format is not inherited by a query that gives its
+        // rows a key (join, PARTITION BY, GROUP BY): ksqlDB's default,
+        // KAFKA, takes its place.
+        let rekeyed = !query.joins.is_empty()
+            || !query.group_by.is_empty()
+            || query.partition_by.iter().any(|e| {
+                !matches!(
+                    e.kind,
+                    crate::ast::ExprKind::Literal(crate::ast::Literal::Null)
+                )
+            });
+        let inherited = if from.key_format == Format::NONE && rekeyed {
+            Format::KAFKA
+        } else {
+            from.key_format
+        };
+        let key_format = format_prop(formats, with, "KEY_FORMAT", &topic)?.unwrap_or(inherited);
         let value_format =
             format_prop(formats, with, "VALUE_FORMAT", &topic)?.unwrap_or(from.value_format);
         // A format kept from the source keeps its delimiter too.

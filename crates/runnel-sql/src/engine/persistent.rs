@@ -3,7 +3,7 @@
 //! own, and waiting for them to be idle.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -26,9 +26,20 @@ pub(super) struct Running {
     pub(super) stop: Arc<AtomicBool>,
     pub(super) thread: Option<JoinHandle<()>>,
     pub(super) state: Arc<Mutex<String>>,
-    pub(super) idle: Arc<AtomicBool>,
+    pub(super) idle: Arc<Activity>,
     pub(super) queries: Option<Queries>,
     pub(super) materialization: Option<Materialization>,
+}
+
+/// What a query thread reports for [`Engine::wait_idle`]: whether its last
+/// poll found it idle, how many idle polls it has finished, and how many
+/// records it has processed. A flag alone is stale: it can say idle while
+/// records produced a moment ago wait for a thread not yet scheduled.
+#[derive(Default)]
+pub(super) struct Activity {
+    idle: AtomicBool,
+    idle_polls: AtomicU64,
+    records: AtomicU64,
 }
 
 /// What names a persistent query being started, and where it begins.
@@ -225,7 +236,7 @@ impl Engine {
         config.offset_reset = start.reset;
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new("RUNNING".to_string()));
-        let idle = Arc::new(AtomicBool::new(false));
+        let idle = Arc::new(Activity::default());
         let (thread, queries) = spawn_query(
             qid.to_string(),
             topology,
@@ -298,23 +309,38 @@ impl Engine {
     /// committed, or `timeout` passes; returns whether they did.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut stable = 0;
-        while Instant::now() < deadline {
-            let all = {
-                let st = lock(&self.inner.state);
-                st.running.values().all(|r| r.idle.load(Ordering::SeqCst))
-            };
-            if all {
-                stable += 1;
-                if stable >= 3 {
-                    return true;
+        let activities = || -> Vec<Arc<Activity>> {
+            let st = lock(&self.inner.state);
+            st.running.values().map(|r| r.idle.clone()).collect()
+        };
+        // Rounds until one passes in which no query processed a record:
+        // each round waits for every query to finish two idle polls after
+        // it began (the first may have started before records were
+        // produced), so records written by one query for another are seen.
+        loop {
+            let all = activities();
+            let polls: Vec<u64> = all
+                .iter()
+                .map(|a| a.idle_polls.load(Ordering::SeqCst))
+                .collect();
+            let records: u64 = all.iter().map(|a| a.records.load(Ordering::SeqCst)).sum();
+            loop {
+                let done = all.iter().zip(&polls).all(|(a, p)| {
+                    a.idle_polls.load(Ordering::SeqCst) >= p + 2 && a.idle.load(Ordering::SeqCst)
+                });
+                if done {
+                    break;
                 }
-            } else {
-                stable = 0;
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
-            std::thread::sleep(Duration::from_millis(30));
+            let after: u64 = all.iter().map(|a| a.records.load(Ordering::SeqCst)).sum();
+            if after == records && activities().len() == all.len() {
+                return true;
+            }
         }
-        false
     }
 
     /// The state of each persistent query, by id.
@@ -344,7 +370,7 @@ pub(super) fn spawn_query(
     backend: Box<dyn Backend>,
     stop: Arc<AtomicBool>,
     state: Arc<Mutex<String>>,
-    idle: Arc<AtomicBool>,
+    idle: Arc<Activity>,
 ) -> Result<(JoinHandle<()>, Queries), SqlError> {
     let (ready_tx, ready_rx) = mpsc::channel::<Result<Queries, SqlError>>();
     let name = format!("query-{qid}");
@@ -365,7 +391,8 @@ pub(super) fn spawn_query(
                     failures = 0;
                     if n > 0 {
                         dirty = true;
-                        idle.store(false, Ordering::SeqCst);
+                        idle.idle.store(false, Ordering::SeqCst);
+                        idle.records.fetch_add(n as u64, Ordering::SeqCst);
                     } else if streams.is_idle() {
                         if dirty {
                             if let Err(e) = streams.commit() {
@@ -374,9 +401,10 @@ pub(super) fn spawn_query(
                             }
                             dirty = false;
                         }
-                        idle.store(true, Ordering::SeqCst);
+                        idle.idle.store(true, Ordering::SeqCst);
+                        idle.idle_polls.fetch_add(1, Ordering::SeqCst);
                     } else {
-                        idle.store(false, Ordering::SeqCst);
+                        idle.idle.store(false, Ordering::SeqCst);
                     }
                 }
                 Err(e) => {

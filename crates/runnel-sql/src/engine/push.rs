@@ -223,7 +223,7 @@ impl Engine {
         let mut config = StreamsConfig::new(app_id).commit_interval(Duration::from_millis(500));
         config.poll_timeout = Duration::from_millis(50);
         config.max_task_idle = Duration::from_millis(50);
-        let idle = Arc::new(AtomicBool::new(false));
+        let idle = Arc::new(super::persistent::Activity::default());
         let state = Arc::new(Mutex::new("RUNNING".to_string()));
         spawn_query(
             qid.clone(),

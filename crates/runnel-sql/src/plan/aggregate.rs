@@ -408,9 +408,6 @@ impl<'a> Planner<'a> {
         let mut values = Vec::new();
         let mut names = HashSet::new();
         for (i, (r, alias, orig)) in rewritten.iter().enumerate() {
-            if matches!(sink, Sink::Topic { .. }) {
-                super::project::check_reserved(alias.as_ref(), orig)?;
-            }
             let (c, t) = self.bind_post(&post_scope, r, orig)?;
             let name = match (alias, &orig.kind) {
                 (Some(a), _) => a.name.clone(),
@@ -418,6 +415,12 @@ impl<'a> Planner<'a> {
                 (None, ExprKind::Deref { field, .. }) => field.name.clone(),
                 _ => format!("KSQL_COL_{i}"),
             };
+            super::project::check_reserved(
+                &name,
+                orig,
+                matches!(sink, Sink::Topic { .. }),
+                orig.pos,
+            )?;
             if !names.insert(name.clone()) {
                 return Err(err(
                     orig.pos,

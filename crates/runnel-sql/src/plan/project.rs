@@ -144,30 +144,35 @@ impl OwnedProjection {
     }
 }
 
-/// ksqlDB's refusals of a persistent query's select item named after a
-/// pseudo or window column: unaliased, or aliased to one.
-pub(super) fn check_reserved(alias: Option<&Ident>, expr: &Expr) -> Result<(), SqlError> {
-    match (alias, &expr.kind) {
-        (Some(a), _) if crate::schema::RESERVED.contains(&a.name.as_str()) => Err(err(
-            a.pos,
-            format!(
-                "`{}` is a reserved column name. You cannot use it as an alias for a column.",
-                a.name
-            ),
-        )),
-        (None, ExprKind::Column { name, .. })
-            if crate::schema::RESERVED.contains(&name.name.as_str()) =>
-        {
-            Err(err(
-                name.pos,
-                format!(
-                    "Reserved column name in select: `{}`. Please remove or alias the column.",
-                    name.name
-                ),
-            ))
-        }
-        _ => Ok(()),
+/// ksqlDB's refusals of a select item named after a pseudo or window
+/// column (`name`: its alias, given or derived): an alias that renames
+/// something else to one, and (in a persistent query) such a column
+/// selected under its own name.
+pub(super) fn check_reserved(
+    name: &str,
+    expr: &Expr,
+    persistent: bool,
+    pos: Pos,
+) -> Result<(), SqlError> {
+    if !crate::schema::RESERVED.contains(&name) {
+        return Ok(());
     }
+    let same = matches!(&expr.kind, ExprKind::Column { name: n, .. } if n.name == name);
+    if !same {
+        return Err(err(
+            pos,
+            format!(
+                "`{name}` is a reserved column name. You cannot use it as an alias for a column."
+            ),
+        ));
+    }
+    if persistent {
+        return Err(err(
+            pos,
+            format!("Reserved column name in select: `{name}`. Please remove or alias the column."),
+        ));
+    }
+    Ok(())
 }
 
 impl<'a> Planner<'a> {
@@ -284,15 +289,24 @@ impl<'a> Planner<'a> {
                         Compiled::Column(s) => Some(*s),
                         _ => None,
                     };
-                    if require_keys {
-                        check_reserved(alias.as_ref(), expr)?;
-                    }
                     let name = match (alias, &expr.kind) {
                         (Some(a), _) => a.name.clone(),
+                        // Every source of a join has the pseudo columns:
+                        // a qualified one is named after its source.
+                        (
+                            None,
+                            ExprKind::Column {
+                                qualifier: Some(q),
+                                name,
+                            },
+                        ) if multi && crate::schema::RESERVED.contains(&name.name.as_str()) => {
+                            format!("{}_{}", q.name, name.name)
+                        }
                         (None, ExprKind::Column { name, .. }) => name.name.clone(),
                         (None, ExprKind::Deref { field, .. }) => field.name.clone(),
                         _ => format!("KSQL_COL_{i}"),
                     };
+                    check_reserved(&name, expr, require_keys, expr.pos)?;
                     let kp = key_pos(slot, &canon(expr, &scope)).map(|k| (k, slot));
                     add(
                         name,
