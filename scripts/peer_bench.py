@@ -50,6 +50,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -403,6 +405,9 @@ def main(argv: list[str]) -> int:
                                  or Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release" / "runnel"))
     ap.add_argument("--runnel-arg", action="append", default=[],
                     help="extra argument of `runnel demo unstable-apps run` (repeatable), e.g. -X=fetch.max.bytes=…")
+    ap.add_argument("--variant", action="append", default=[], metavar="LABEL=ARGS",
+                    help="also run runnel-streams with these extra `run` arguments, after the default one "
+                         "(repeatable), e.g. --variant 'no cache=--cache-max-bytes 0': before/after in one run")
     ap.add_argument("--check-input", action="store_true",
                     help="also compare every output with what the input implies (reads the input back)")
     ap.add_argument("--work-dir", type=Path, help="brokers' data and logs [a temporary folder, removed]")
@@ -413,6 +418,12 @@ def main(argv: list[str]) -> int:
     brokers = [b for b in args.brokers.split(",") if b]
     guarantees = [g for g in args.guarantees.split(",") if g]
     engines = [e for e in args.engines.split(",") if e]
+    variants: dict[str, list[str]] = {}
+    for v in args.variant:
+        label, sep, rest = v.partition("=")
+        if not sep or not label.strip():
+            ap.error(f"--variant takes LABEL=ARGS, not {v!r}")
+        variants[label.strip()] = shlex.split(rest)
     if not set(brokers) <= set(BROKERS) or not set(guarantees) <= set(GUARANTEES) \
             or not set(engines) <= {"runnel", "streams"} or not (brokers and guarantees and engines):
         ap.error("--brokers takes runnel,kafka; --guarantees alos,eos; --engines runnel,streams")
@@ -452,16 +463,18 @@ def main(argv: list[str]) -> int:
                     want = expected_from_input(bs)
                     if reference is None:
                         reference = ("the input", want)
+                runs = [(e, []) for e in engines if e == "runnel"] + list(variants.items()) \
+                    + [(e, []) for e in engines if e == "streams"]
                 for g in guarantees:
-                    for engine in engines:
+                    for engine, extra in runs:
                         label = f"{engine} {g} on {broker_name}"
-                        if engine == "runnel":
-                            group = f"bench-runnel-{g}"
+                        if engine != "streams":
+                            group = f"bench-{re.sub('[^a-z0-9]+', '-', engine.lower())}-{g}"
                             outputs = list(OUTPUTS)
                             cmd = [str(runnel), "demo", "unstable-apps", "run", "-b", bs, "--application-id", group,
                                    "--threshold", str(THRESHOLD), "--grace-secs", str(GRACE_SECS),
                                    "--commit-ms", str(args.commit_ms_alos if g == "alos" else args.commit_ms_eos),
-                                   *(["--exactly-once"] if g == "eos" else []), *args.runnel_arg]
+                                   *(["--exactly-once"] if g == "eos" else []), *args.runnel_arg, *extra]
                             env = dict(os.environ, RUNNEL_LOG=os.environ.get("RUNNEL_LOG", "info"), NO_COLOR="1")
                             java = False
                         else:
@@ -479,7 +492,7 @@ def main(argv: list[str]) -> int:
                                    f"num.stream.threads={args.streams_threads}"]
                             env, java = None, True
                         log(f"running {label}")
-                        r = run_one(label, cmd, bs, group, ends, outputs, work / f"{engine}-{g}-{broker_name}.log",
+                        r = run_one(label, cmd, bs, group, ends, outputs, work / f"{re.sub('[^A-Za-z0-9]+', '-', engine)}-{g}-{broker_name}.log",
                                     args.timeout, java, env)
                         raw = r.pop("tables")
                         tables = {t: raw[o] for t, o in zip(OUTPUTS, outputs)}
@@ -504,7 +517,7 @@ def main(argv: list[str]) -> int:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
 
-    print_table(results, args, brokers, guarantees)
+    print_table(results, args, brokers, guarantees, ["runnel", *variants] if "runnel" in engines else [*variants])
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                          "results": results}, indent=2) + "\n")
@@ -516,30 +529,42 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def print_table(results: list[dict], args, brokers, guarantees) -> None:
+def print_table(results: list[dict], args, brokers, guarantees, runnels: list[str]) -> None:
     by = {(r["broker"], r["guarantee"], r["engine"]): r for r in results}
     cpus = os.cpu_count()
     print(f"\nslide-8, {results[0]['events']:,} events, {cpus} cores; Kafka Streams {args.streams_version} "
           f"({args.streams_threads} stream thread(s), in-memory stores, 10 MiB record cache); commit interval "
-          f"{args.commit_ms_alos} ms at-least-once, {args.commit_ms_eos} ms exactly-once\n")
-    print("| run | runnel-streams | Kafka Streams | Runnel ÷ Kafka Streams |")
-    print("|---|---:|---:|---:|")
-    for b in brokers:
-        for g in guarantees:
-            ru, ks = by.get((b, g, "runnel")), by.get((b, g, "streams"))
+          f"{args.commit_ms_alos} ms at-least-once, {args.commit_ms_eos} ms exactly-once")
 
-            def cell(r):
-                if r is None:
-                    return "—"
-                ev = r["events"]
-                return (f"{fmt_k(ev / r['wall_s'])} ev/s, {fmt_k(ev / r['cpu_s'])} per CPU-s, "
-                        f"{r['wall_s']:.1f} s, {r['cpu_s']:.1f} CPU-s, {r['rss_mib']:.0f} MiB")
+    def cell(r):
+        if r is None:
+            return "—"
+        ev = r["events"]
+        return (f"{fmt_k(ev / r['wall_s'])} ev/s, {fmt_k(ev / r['cpu_s'])} per CPU-s, "
+                f"{r['wall_s']:.1f} s, {r['cpu_s']:.1f} CPU-s, {r['rss_mib']:.0f} MiB")
 
-            ratio = "—"
-            if ru and ks:
-                ratio = (f"{ks['wall_s'] / ru['wall_s']:.2f}× wall, {ks['cpu_s'] / ru['cpu_s']:.2f}× per CPU-s, "
-                         f"RSS {ru['rss_mib'] / ks['rss_mib']:.2f}×")
-            print(f"| {GUARANTEES[g]} on {BROKERS[b]} | {cell(ru)} | {cell(ks)} | {ratio} |")
+    def ratio(a, b):
+        if not (a and b):
+            return "—"
+        return (f"{b['wall_s'] / a['wall_s']:.2f}× wall, {b['cpu_s'] / a['cpu_s']:.2f}× per CPU-s, "
+                f"RSS {a['rss_mib'] / b['rss_mib']:.2f}×")
+
+    for engine in runnels:
+        name = "runnel-streams" + ("" if engine == "runnel" else f" ({engine})")
+        print(f"\n| run | {name} | Kafka Streams | Runnel ÷ Kafka Streams |")
+        print("|---|---:|---:|---:|")
+        for b in brokers:
+            for g in guarantees:
+                ru, ks = by.get((b, g, engine)), by.get((b, g, "streams"))
+                print(f"| {GUARANTEES[g]} on {BROKERS[b]} | {cell(ru)} | {cell(ks)} | {ratio(ru, ks)} |")
+    if "runnel" in runnels and len(runnels) > 1:
+        for engine in runnels[1:]:
+            print(f"\n| run | runnel-streams ÷ runnel-streams ({engine}) |")
+            print("|---|---:|")
+            for b in brokers:
+                for g in guarantees:
+                    print(f"| {GUARANTEES[g]} on {BROKERS[b]} | "
+                          f"{ratio(by.get((b, g, 'runnel')), by.get((b, g, engine)))} |")
 
 
 if __name__ == "__main__":
