@@ -91,6 +91,10 @@ KAFKA_BROKER_JVM = ["-Xms1g", "-Xmx1g", "-server", "-XX:+UseG1GC", "-XX:MaxGCPau
 GUARANTEES = {"alos": "at-least-once", "eos": "exactly-once"}
 BROKERS = {"runnel": "Runnel's broker", "kafka": "Apache Kafka"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# How --perf-dir records (PEER_BENCH_PERF_ARGS overrides, e.g.
+# "--call-graph dwarf,16384 -F 199" for call graphs through code built
+# without frame pointers).
+PERF_ARGS = shlex.split(os.environ.get("PEER_BENCH_PERF_ARGS", "-g -F 499"))
 
 
 def log(msg: str) -> None:
@@ -335,15 +339,21 @@ def expected_from_input(bootstrap: str) -> dict[str, dict[bytes, bytes]]:
 
 
 def run_one(engine: str, cmd: list[str], bootstrap: str, group: str, ends, outputs: list[str],
-            logpath: Path, timeout: float, java: bool, env=None) -> dict:
+            logpath: Path, timeout: float, java: bool, env=None, perf_out: Path | None = None) -> dict:
     """Runs one application until its group committed the end of the input;
-    returns its measurements and output tables."""
+    returns its measurements and output tables. `perf_out`: record a
+    profile of the application (`perf record -g -p`) into this file until
+    it caught up."""
     starts = end_offsets(bootstrap, outputs)
     progress = Progress(bootstrap, group, ends)
     with open(logpath, "wb") as logf:
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if java else subprocess.DEVNULL,
                                 stdout=logf, stderr=logf, env=env)
+        perf = None
+        if perf_out is not None:
+            perf = subprocess.Popen(["perf", "record", *PERF_ARGS, "-o", str(perf_out), "-p", str(proc.pid)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf)
         cpu = hwm = wall = None
         try:
             while True:
@@ -358,6 +368,9 @@ def run_one(engine: str, cmd: list[str], bootstrap: str, group: str, ends, outpu
                 time.sleep(0.1)
         finally:
             progress.close()
+            if perf is not None:
+                perf.send_signal(signal.SIGINT)
+                perf.wait(timeout=120)
             if proc.poll() is None:
                 if java:
                     proc.stdin.write(b"stop\n")
@@ -413,6 +426,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--work-dir", type=Path, help="brokers' data and logs [a temporary folder, removed]")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds one application may take [1800]")
     ap.add_argument("--json", type=Path, help="write the measurements here too")
+    ap.add_argument("--perf-dir", type=Path,
+                    help="record a CPU profile (perf record -g) of each runnel-streams run into this folder")
     args = ap.parse_args(argv)
 
     brokers = [b for b in args.brokers.split(",") if b]
@@ -492,8 +507,13 @@ def main(argv: list[str]) -> int:
                                    f"num.stream.threads={args.streams_threads}"]
                             env, java = None, True
                         log(f"running {label}")
-                        r = run_one(label, cmd, bs, group, ends, outputs, work / f"{re.sub('[^A-Za-z0-9]+', '-', engine)}-{g}-{broker_name}.log",
-                                    args.timeout, java, env)
+                        slug = f"{re.sub('[^A-Za-z0-9]+', '-', engine)}-{g}-{broker_name}"
+                        perf_out = None
+                        if args.perf_dir is not None and engine != "streams":
+                            args.perf_dir.mkdir(parents=True, exist_ok=True)
+                            perf_out = args.perf_dir / f"{slug}.data"
+                        r = run_one(label, cmd, bs, group, ends, outputs, work / f"{slug}.log",
+                                    args.timeout, java, env, perf_out)
                         raw = r.pop("tables")
                         tables = {t: raw[o] for t, o in zip(OUTPUTS, outputs)}
                         log(f"{label}: {r['wall_s']:.1f} s, {r['cpu_s']:.1f} CPU-s, {r['rss_mib']:.0f} MiB peak RSS, "
