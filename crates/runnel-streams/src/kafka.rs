@@ -505,6 +505,8 @@ impl KafkaBackend {
         }
         self.ensure_txn()?;
         let tpl = offsets_list(offsets)?;
+        let started = Instant::now();
+        let mut offsets_sent = started;
         let result = (|| {
             if !offsets.is_empty() {
                 let Some(group) = self.consumer.group_metadata() else {
@@ -515,6 +517,7 @@ impl KafkaBackend {
                 self.txn_op("send_offsets_to_transaction", move |p, t| {
                     p.send_offsets_to_transaction(&tpl, &group, t)
                 })?;
+                offsets_sent = Instant::now();
             }
             self.txn_op("commit_transaction", |p, t| p.commit_transaction(t))
         })();
@@ -522,7 +525,14 @@ impl KafkaBackend {
             Ok(()) => {
                 self.in_txn = false;
                 self.producer.context().clear();
-                debug!(partitions = offsets.len(), "transaction committed");
+                // How long each blocking step took: the processing thread
+                // waits for both (issue 20's exactly-once gap).
+                debug!(
+                    partitions = offsets.len(),
+                    send_offsets_ms = (offsets_sent - started).as_secs_f64() * 1000.0,
+                    commit_ms = offsets_sent.elapsed().as_secs_f64() * 1000.0,
+                    "transaction committed"
+                );
                 Ok(())
             }
             Err(TxnError::Abortable(msg)) => {
