@@ -109,7 +109,15 @@ def _tool(name: str) -> str:
 
 def fetch(log=None) -> Path:
     """Copies Kafka's jars into the cache once; returns the libs folder."""
-    libs = libs_dir()
+    return maven_fetch(POM, libs_dir(), "kafka_2.13-", f"Apache Kafka {kafka_version()}", log=log)
+
+
+def maven_fetch(pom: Path, libs: Path, must_have: str, what: str,
+                defines: dict[str, str] | None = None, log=None) -> Path:
+    """Copies every jar `pom` depends on into `libs` once (a `.complete`
+    marker says it is whole); returns `libs`. `must_have`: the file name
+    prefix of a jar that must be among them; `defines`: -D properties that
+    override the pom's."""
     marker = libs / ".complete"
     if marker.exists():
         return libs
@@ -118,22 +126,23 @@ def fetch(log=None) -> Path:
     libs.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent))
     cmd = [
-        mvn, "-q", "-B", "-f", str(POM),
+        mvn, "-q", "-B", "-f", str(pom),
+        *(f"-D{k}={v}" for k, v in (defines or {}).items()),
         "dependency:copy-dependencies", f"-DoutputDirectory={staging}",
     ]
     if log:
-        log(f"fetching Apache Kafka {kafka_version()} with Maven into {libs}")
+        log(f"fetching {what} with Maven into {libs}")
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
         shutil.rmtree(staging, ignore_errors=True)
-        raise KafkaUnavailable(f"Maven did not finish fetching Kafka's jars in 15 min: {' '.join(cmd)}")
+        raise KafkaUnavailable(f"Maven did not finish fetching {what}'s jars in 15 min: {' '.join(cmd)}")
     jars = sorted(p.name for p in staging.glob("*.jar"))
-    if proc.returncode != 0 or not any(j.startswith("kafka_2.13-") for j in jars):
+    if proc.returncode != 0 or not any(j.startswith(must_have) for j in jars):
         shutil.rmtree(staging, ignore_errors=True)
         out = (proc.stdout + proc.stderr).strip().splitlines()
         raise KafkaUnavailable(
-            f"Maven could not fetch Apache Kafka {kafka_version()} (exit {proc.returncode}): "
+            f"Maven could not fetch {what} (exit {proc.returncode}): "
             + " | ".join(out[-15:])
         )
     (staging / ".complete").write_text("\n".join(jars) + "\n")
@@ -182,15 +191,17 @@ def compile_java(sources: list[Path], name: str, cp: str | None = None) -> Path:
 
 
 def java(main: str, *args: str, cp: str | None = None, heap: list[str] | None = None,
-         props: dict[str, str] | None = None) -> list[str]:
+         props: dict[str, str] | None = None, jvm: list[str] | None = None) -> list[str]:
     """The command line that runs `main` on Kafka's jars (plus `cp` in front).
 
     Logging goes through slf4j-simple, warnings and errors only unless
-    `props` says otherwise.
+    `props` says otherwise. `jvm` replaces the quick-start JVM options
+    (JVM_QUICK) and the heap: a benchmark wants the JVM's own defaults.
     """
     sysprops = {"org.slf4j.simpleLogger.defaultLogLevel": "warn", **(props or {})}
+    vm = jvm if jvm is not None else [*JVM_QUICK, *(heap or ["-Xmx512m"])]
     return [
-        _tool("java"), *JVM_QUICK, *(heap or ["-Xmx512m"]),
+        _tool("java"), *vm,
         *(f"-D{k}={v}" for k, v in sysprops.items()),
         "-cp", cp or classpath(), main, *args,
     ]
@@ -258,11 +269,14 @@ def _pid_alive(pid: int, marker: str) -> bool:
 class KafkaCluster:
     """A KRaft cluster of combined broker+controller nodes under `root`."""
 
-    def __init__(self, root: Path, nodes: int = 1):
+    def __init__(self, root: Path, nodes: int = 1, jvm: list[str] | None = None):
+        """`jvm`: the brokers' JVM options instead of the quick-start ones
+        (JVM_QUICK, BROKER_HEAP), e.g. Kafka's own for a benchmark."""
         if nodes not in (1, 3):
             raise ValueError("a fixture cluster has 1 or 3 nodes")
         self.root = Path(root).resolve()
         self.nodes = nodes
+        self.jvm = jvm
         self.cluster_id = ""
         self.broker_ports: list[int] = []
         self.controller_ports: list[int] = []
@@ -407,7 +421,7 @@ class KafkaCluster:
         log = open(self.log_path(node), "ab")
         log.write(f"\n===== starting node {node} at {time.strftime('%H:%M:%S')}\n".encode())
         log.flush()
-        cmd = java("kafka.Kafka", str(self.config_path(node)), heap=BROKER_HEAP, props={
+        cmd = java("kafka.Kafka", str(self.config_path(node)), heap=BROKER_HEAP, jvm=self.jvm, props={
             "org.slf4j.simpleLogger.defaultLogLevel": "info",
             "org.slf4j.simpleLogger.showDateTime": "true",
             "org.slf4j.simpleLogger.dateTimeFormat": "HH:mm:ss.SSS",

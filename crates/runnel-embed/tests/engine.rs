@@ -494,6 +494,10 @@ fn missing_source_topic_and_missing_serde_are_clear_errors(env: Env) {
 }
 
 fn the_talks_unstable_apps_pipeline_matches_an_independent_computation(env: Env) {
+    check_the_talks_pipeline(&env);
+}
+
+fn check_the_talks_pipeline(env: &Env) {
     use runnel_streams::talk;
     use std::collections::BTreeMap;
     for t in [talk::APPS_OPENED, talk::APP_CRASHES] {
@@ -582,6 +586,20 @@ fn the_talks_unstable_apps_pipeline_matches_an_independent_computation(env: Env)
         .collect();
     assert!(!want_unstable.is_empty() && want_unstable.len() < opens.len());
     assert_eq!(got_unstable, want_unstable);
+}
+
+/// The talk's pipeline with the record cache on (the default outside
+/// these tests): the same final tables, from far fewer output records.
+fn the_talks_pipeline_with_the_record_cache_writes_the_same_tables(env: Env) {
+    env.use_cache(runnel_streams::DEFAULT_CACHE_MAX_BYTES);
+    check_the_talks_pipeline(&env);
+    let opens = env.read_raw(runnel_streams::talk::APPS_OPENED).len();
+    let written = env.read_raw(runnel_streams::talk::OPENED_PER_DAY).len();
+    // One commit: one record per app and day (24 of them), not one per open.
+    assert!(
+        written > 0 && written * 10 < opens,
+        "{written} results of {opens} opens"
+    );
 }
 
 fn stream_stream_joins_within_a_window(env: Env) {
@@ -726,6 +744,7 @@ fn session_windows_merge_and_emit_deletions_for_replaced_sessions(env: Env) {
 
 on_both_backends!(
     the_talks_unstable_apps_pipeline_matches_an_independent_computation,
+    the_talks_pipeline_with_the_record_cache_writes_the_same_tables,
     stream_stream_joins_within_a_window,
     session_windows_merge_and_emit_deletions_for_replaced_sessions,
     stateless_operators_keep_timestamps_and_order,
@@ -1410,3 +1429,68 @@ fn an_aborted_commit_is_redone_from_the_last_commit(env: Env) {
 }
 
 on_both_backends!(an_aborted_commit_is_redone_from_the_last_commit);
+
+/// With the record cache, a window's updates between two commits go out
+/// as one record, its latest count, in the transaction of that commit; an
+/// aborted commit's held-back updates vanish with the rest of its work.
+fn the_record_cache_forwards_the_latest_count_per_window_at_commit(env: Env) {
+    env.topic("in", 1);
+    env.topic("wc", 1);
+    env.use_cache(runnel_streams::DEFAULT_CACHE_MAX_BYTES);
+    let b = StreamsBuilder::new();
+    b.stream("in", StringSerde, StringSerde)
+        .group_by_key()
+        .windowed_by(TimeWindows::of(Duration::from_millis(100)).grace(Duration::from_secs(1)))
+        .count("wc-store")
+        .to_stream()
+        .to_with(
+            "wc",
+            WindowedSerde::time(StringSerde, 100),
+            OptionSerde(I64Serde),
+        );
+    let backend = AbortedCommits {
+        inner: env.backend("cached", Guarantee::ExactlyOnce).unwrap(),
+        commits: 0,
+        abort: vec![2, 3],
+    };
+    let mut app = env
+        .start_on(
+            b.build().unwrap(),
+            "cached",
+            Guarantee::ExactlyOnce,
+            Box::new(backend),
+        )
+        .unwrap();
+    // Three rounds of three records, each round committed; the second
+    // round's commit is aborted twice and redone.
+    for round in 0..3 {
+        let ts = 10 * round;
+        env.produce_str(
+            "in",
+            &[("a", "", ts + 1), ("b", "", ts + 2), ("a", "", ts + 3)],
+        );
+        env.drain(&mut app);
+        app.commit().unwrap();
+        if round == 1 {
+            for _ in 0..2 {
+                env.drain(&mut app);
+                app.commit().unwrap();
+            }
+            assert_eq!(app.metrics().rollbacks, 2, "{:?}", app.metrics());
+        }
+    }
+    app.close().unwrap();
+    assert_eq!(
+        env.read_windowed("wc", 100),
+        vec![
+            ("a".into(), 0, 100, 2, 3),
+            ("b".into(), 0, 100, 1, 2),
+            ("a".into(), 0, 100, 4, 13),
+            ("b".into(), 0, 100, 2, 12),
+            ("a".into(), 0, 100, 6, 23),
+            ("b".into(), 0, 100, 3, 22),
+        ]
+    );
+}
+
+on_both_backends!(the_record_cache_forwards_the_latest_count_per_window_at_commit);

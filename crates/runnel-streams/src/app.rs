@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::backend::{
     Backend, BackendError, ConsumedRecord, Guarantee, PollEvent, ProducedRecord, TopicPartition,
 };
+use crate::cache::Flusher;
 use crate::processor::{PunctuationType, Punctuator};
 use crate::record::Rec;
 use crate::serdes::partition_for;
@@ -180,6 +181,12 @@ pub struct StreamsConfig {
     /// no committed offset for it (Kafka Streams' `auto.offset.reset`);
     /// internal (repartition) topics always start at the earliest.
     pub offset_reset: OffsetReset,
+    /// Size of each aggregation's record cache, in bytes (Kafka Streams'
+    /// `statestore.cache.max.bytes`, 10 MiB there too): table updates are
+    /// held back per key until the task commits or the cache is full, and
+    /// only the latest of each key goes downstream (to joins, filters,
+    /// output topics). 0 forwards every update at once.
+    pub cache_max_bytes: usize,
 }
 
 /// Where a partition without a committed offset starts.
@@ -204,6 +211,7 @@ impl StreamsConfig {
             max_task_idle: Duration::from_millis(500),
             application_server: None,
             offset_reset: OffsetReset::Earliest,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
         }
     }
     /// Exactly-once, committing every 100 ms.
@@ -218,6 +226,12 @@ impl StreamsConfig {
     }
     pub fn stores(mut self, s: Arc<dyn StoreSupplier>) -> Self {
         self.stores = s;
+        self
+    }
+    /// Sets the record cache size of each aggregation (0: every update
+    /// goes downstream at once); see [`StreamsConfig::cache_max_bytes`].
+    pub fn cache_max_bytes(mut self, bytes: usize) -> Self {
+        self.cache_max_bytes = bytes;
         self
     }
     /// Sets this instance's interactive-query endpoint (`host:port`).
@@ -243,10 +257,23 @@ impl fmt::Display for TaskId {
 type Roots = HashMap<String, NodeRef<Raw, Raw>>;
 type Stores = BTreeMap<String, SharedStore>;
 
+/// Kafka Streams' default `statestore.cache.max.bytes`.
+pub const DEFAULT_CACHE_MAX_BYTES: usize = 10 * 1024 * 1024;
+
+/// A task's nodes, made from the topology.
+struct Instantiated {
+    roots: Roots,
+    stores: Stores,
+    punctuators: Vec<Punctuator>,
+    flushers: Vec<Flusher>,
+}
+
 struct Task {
     roots: HashMap<String, NodeRef<Raw, Raw>>,
     /// Scheduled punctuations of the task's processors.
     punctuators: Vec<Punctuator>,
+    /// The record caches of the task's aggregations.
+    flushers: Vec<Flusher>,
     queues: BTreeMap<String, VecDeque<ConsumedRecord>>,
     stores: BTreeMap<String, SharedStore>,
     /// Next offset to read per source topic, as processed.
@@ -759,6 +786,35 @@ impl Streams {
         Ok(())
     }
 
+    /// Empties every task's record caches: what they held back goes
+    /// downstream now, into this commit. A flush may feed another cache
+    /// of the task (an aggregation of an aggregation's output): repeat
+    /// until none forwarded anything. Then the window expiries that waited
+    /// for empty caches.
+    fn flush_caches(&mut self) -> Result<(), StreamsError> {
+        for t in self.tasks.values_mut() {
+            if t.flushers.is_empty() {
+                continue;
+            }
+            loop {
+                let mut any = false;
+                for f in &t.flushers {
+                    any |= f.borrow_mut().flush(&mut t.cx);
+                }
+                if let Some(e) = t.cx.failed.take() {
+                    return Err(StreamsError::Store(e));
+                }
+                if !any {
+                    break;
+                }
+            }
+            for f in &t.flushers {
+                f.borrow_mut().after_flush();
+            }
+        }
+        Ok(())
+    }
+
     /// Commits now: changelogs, outputs and input positions. A retriable
     /// failure rolls back to the last commit, as in [`poll_once`](Self::poll_once).
     pub fn commit(&mut self) -> Result<(), StreamsError> {
@@ -767,6 +823,7 @@ impl Streams {
     }
 
     fn commit_now(&mut self) -> Result<(), StreamsError> {
+        self.flush_caches()?;
         self.flush_outputs()?;
         let ts = now_ms();
         let mut changelog = Vec::new();
@@ -974,7 +1031,7 @@ impl Streams {
         &self,
         id: TaskId,
         existing: Option<&BTreeMap<String, SharedStore>>,
-    ) -> Result<(Roots, Stores, Vec<Punctuator>), StreamsError> {
+    ) -> Result<Instantiated, StreamsError> {
         let sub = &self.topology.subs[id.sub];
         let mut b = Build::new(
             &self.app_id,
@@ -983,6 +1040,7 @@ impl Streams {
             self.config.stores.as_ref(),
         );
         b.globals = self.globals.stores.clone();
+        b.cache_max_bytes = self.config.cache_max_bytes;
         if let Some(stores) = existing {
             b.stores = stores.clone();
         }
@@ -995,7 +1053,12 @@ impl Streams {
         if let Some(e) = b.errors.first() {
             return Err(StreamsError::Store(e.clone()));
         }
-        Ok((roots, b.stores, b.punctuators))
+        Ok(Instantiated {
+            roots,
+            stores: b.stores,
+            punctuators: b.punctuators,
+            flushers: b.flushers,
+        })
     }
 
     fn reinstantiate(&mut self, id: TaskId) -> Result<(), StreamsError> {
@@ -1003,16 +1066,22 @@ impl Streams {
             Some(t) => t.stores.clone(),
             None => return Ok(()),
         };
-        let (roots, _, punctuators) = self.instantiate(id, Some(&existing))?;
+        let made = self.instantiate(id, Some(&existing))?;
         if let Some(t) = self.tasks.get_mut(&id) {
-            t.roots = roots;
-            t.punctuators = punctuators;
+            t.roots = made.roots;
+            t.punctuators = made.punctuators;
+            t.flushers = made.flushers;
         }
         Ok(())
     }
 
     fn create_task(&mut self, id: TaskId) -> Result<(), StreamsError> {
-        let (roots, stores, punctuators) = self.instantiate(id, None)?;
+        let Instantiated {
+            roots,
+            stores,
+            punctuators,
+            flushers,
+        } = self.instantiate(id, None)?;
         // Restore stores from their changelogs.
         for s in stores.values() {
             let (tp, from) = {
@@ -1084,6 +1153,7 @@ impl Streams {
             Task {
                 roots,
                 punctuators,
+                flushers,
                 queues: BTreeMap::new(),
                 stores,
                 position: committed_map.clone(),

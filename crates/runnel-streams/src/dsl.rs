@@ -779,13 +779,14 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         let name = store.to_string();
         let (k2, a2, n2) = (ks.clone(), agg_serde.clone(), name.clone());
         let port = s.port.add(move |b: &mut Build<'_>, ds| {
+            let out = b.cached(ds);
             ops::WindowAggregate::new(
                 WindowStore::new(b.store(&n2), k2.clone(), a2.clone(), windows.size_ms),
                 windows,
                 retention,
                 emit_final,
                 agg.clone(),
-                ds,
+                out,
             )
         });
         register_store(

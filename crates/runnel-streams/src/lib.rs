@@ -10,6 +10,7 @@
 
 mod app;
 pub mod backend;
+mod cache;
 mod cogroup;
 mod dsl;
 mod fk_join;
@@ -33,6 +34,7 @@ mod wire;
 
 pub use app::{
     OffsetReset, Streams, StreamsConfig, StreamsError, StreamsMetrics, TaskId, Topology,
+    DEFAULT_CACHE_MAX_BYTES,
 };
 pub use backend::{
     Backend, BackendError, ConsumedRecord, Guarantee, Headers, MemberInfo, PollEvent,

@@ -1,7 +1,10 @@
 //! The processors behind the DSL, one per operation.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::cache::CachedDownstream;
 use crate::dsl::GetFn;
 use crate::record::{Change, Rec, Window, Windowed};
 use crate::serdes::SerdeRef;
@@ -498,7 +501,8 @@ pub(crate) struct WindowAggregate<K, V, A> {
     retention_ms: i64,
     emit_final: bool,
     agg: AggFn<K, V, A>,
-    ds: Downstream<Windowed<K>, Change<A>>,
+    /// Updates go downstream through the task's record cache.
+    out: Rc<RefCell<CachedDownstream<Windowed<K>, A>>>,
     observed: Option<i64>,
     expired_below: i64,
 }
@@ -510,7 +514,7 @@ impl<K, V, A> WindowAggregate<K, V, A> {
         retention_ms: i64,
         emit_final: bool,
         agg: AggFn<K, V, A>,
-        ds: Downstream<Windowed<K>, Change<A>>,
+        out: Rc<RefCell<CachedDownstream<Windowed<K>, A>>>,
     ) -> Self {
         WindowAggregate {
             store,
@@ -518,7 +522,7 @@ impl<K, V, A> WindowAggregate<K, V, A> {
             retention_ms,
             emit_final,
             agg,
-            ds,
+            out,
             observed: None,
             expired_below: i64::MIN,
         }
@@ -541,7 +545,7 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> WindowAggregate<K, V, A> 
                 continue;
             };
             match self.store.get_with_ts(&key, start) {
-                Ok(Some((v, ts))) => self.ds.forward(
+                Ok(Some((v, ts))) => self.out.borrow().forward_now(
                     cx,
                     Rec::new(
                         Windowed::new(key, Window::new(start, start.saturating_add(size))),
@@ -606,9 +610,9 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> Node<K, V> for WindowAggr
             let (Some(k), Some(v)) = (key.as_ref(), take_or_clone(&mut value, last)) else {
                 break;
             };
-            let (new, old_v) = fold_old(self.ds.needs_old_values(), old_v, |old| {
-                (self.agg)(k, v, old)
-            });
+            let mut out = self.out.borrow_mut();
+            let (new, old_v) = fold_old(out.needs_old_values(), old_v, |old| (self.agg)(k, v, old));
+            let held_key = (!self.emit_final && out.enabled()).then(|| wkey.clone());
             if let Err(e) = self.store.put_raw(wkey, Some(&new), ts) {
                 return fail(cx, e);
             }
@@ -619,15 +623,16 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> Node<K, V> for WindowAggr
                 ) else {
                     break;
                 };
-                self.ds.forward(
-                    cx,
-                    Rec {
-                        key: Windowed::new(k, Window::new(start, end)),
-                        value: Change::new(Some(new), old_v),
-                        timestamp: ts,
-                        headers: h,
-                    },
-                );
+                let rec = Rec {
+                    key: Windowed::new(k, Window::new(start, end)),
+                    value: Change::new(Some(new), old_v),
+                    timestamp: ts,
+                    headers: h,
+                };
+                match held_key {
+                    Some(kb) => out.update(cx, kb, rec),
+                    None => out.forward_now(cx, rec),
+                }
             }
         }
         if self.emit_final && observed != prev {
@@ -639,7 +644,16 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> Node<K, V> for WindowAggr
                 .expired_below
                 .saturating_add(self.windows.size_ms.max(1))
         {
-            lock(&self.store.store).expire_windows(horizon);
+            let mut out = self.out.borrow_mut();
+            if !self.emit_final && out.enabled() {
+                // Updates held in the task's caches may still join with
+                // these windows when they go downstream: expire them once
+                // the caches are empty (as Kafka Streams' store behind its
+                // cache sees the writes, and drops old segments, only then).
+                out.defer_expiry(&self.store.store, horizon);
+            } else {
+                lock(&self.store.store).expire_windows(horizon);
+            }
             self.expired_below = horizon;
         }
     }

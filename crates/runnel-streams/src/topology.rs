@@ -389,6 +389,10 @@ pub(crate) struct Build<'a> {
     pub punctuators: Vec<crate::processor::Punctuator>,
     /// The instance's global table stores, by store name.
     pub globals: HashMap<String, SharedStore>,
+    /// Size of each aggregation's record cache (0: off); see `cache.rs`.
+    pub cache_max_bytes: usize,
+    /// The task's record caches, emptied at each commit.
+    pub flushers: Vec<crate::cache::Flusher>,
 }
 
 impl<'a> Build<'a> {
@@ -408,7 +412,26 @@ impl<'a> Build<'a> {
             errors: Vec::new(),
             punctuators: Vec::new(),
             globals: HashMap::new(),
+            cache_max_bytes: 0,
+            flushers: Vec::new(),
         }
+    }
+
+    /// An aggregation's downstream behind a record cache of this task's
+    /// size, registered to be emptied at commit.
+    pub(crate) fn cached<K: Clone + 'static, A: Clone + 'static>(
+        &mut self,
+        ds: Downstream<K, crate::record::Change<A>>,
+    ) -> Rc<RefCell<crate::cache::CachedDownstream<K, A>>> {
+        let c = Rc::new(RefCell::new(crate::cache::CachedDownstream::new(
+            ds,
+            self.cache_max_bytes,
+        )));
+        if self.cache_max_bytes > 0 {
+            let f: crate::cache::Flusher = c.clone();
+            self.flushers.push(f);
+        }
+        c
     }
 
     pub(crate) fn memo<T: Clone + 'static>(

@@ -87,6 +87,12 @@ struct RunArgs {
     /// checkpoints) [default: in memory, restored from the changelogs].
     #[arg(long)]
     state_dir: Option<std::path::PathBuf>,
+    /// Record cache of each count, in bytes: updates are held back until
+    /// the next commit and only each window's latest goes to the output
+    /// topics and the join (Kafka Streams' statestore.cache.max.bytes);
+    /// 0 writes every update.
+    #[arg(long, default_value_t = runnel_streams::DEFAULT_CACHE_MAX_BYTES)]
+    cache_max_bytes: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -248,6 +254,7 @@ fn run_app(r: &RunArgs, stop: &AtomicBool) -> Result<()> {
     if let Some(ms) = commit_ms {
         cfg = cfg.commit_interval(Duration::from_millis(ms));
     }
+    cfg = cfg.cache_max_bytes(r.cache_max_bytes);
     if let Some(dir) = &r.state_dir {
         let stores = runnel_streams::state::DiskStores::new(dir).lock()?;
         cfg = cfg.stores(Arc::new(stores));

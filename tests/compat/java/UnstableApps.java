@@ -41,8 +41,11 @@ import org.apache.kafka.streams.state.WindowStore;
  * printed as the shortest decimal that reads back as the same double (what
  * serde_json prints), tombstones as null values.
  *
- * Usage: UnstableApps BOOTSTRAP APPLICATION_ID STATE_DIR OUTPUT_PREFIX THRESHOLD GRACE_SECS
- * Reads apps_opened and app_crashes; writes OUTPUT_PREFIX + opened_per_day,
+ * Usage: UnstableApps BOOTSTRAP APPLICATION_ID STATE_DIR OUTPUT_PREFIX THRESHOLD GRACE_SECS [KEY=VALUE...]
+ * The KEY=VALUE arguments are StreamsConfig properties that override this
+ * class's settings (exactly_once_v2, in-memory stores, earliest), e.g.
+ * processing.guarantee=at_least_once commit.interval.ms=1000 for
+ * scripts/peer_bench.py. Reads apps_opened and app_crashes; writes OUTPUT_PREFIX + opened_per_day,
  * crashed_per_day and unstable_apps (which must exist). Prints "state S"
  * on each state change; runs until a line "stop" (or the end) on stdin,
  * then closes and exits 0, or 1 when the application failed.
@@ -75,8 +78,8 @@ public final class UnstableApps {
     }
 
     public static void main(String[] args) throws IOException, InterruptedException {
-        if (args.length != 6) {
-            System.err.println("usage: UnstableApps BOOTSTRAP APPLICATION_ID STATE_DIR OUTPUT_PREFIX THRESHOLD GRACE_SECS");
+        if (args.length < 6) {
+            System.err.println("usage: UnstableApps BOOTSTRAP APPLICATION_ID STATE_DIR OUTPUT_PREFIX THRESHOLD GRACE_SECS [KEY=VALUE...]");
             System.exit(2);
         }
         String prefix = args[3];
@@ -93,6 +96,16 @@ public final class UnstableApps {
         props.put(StreamsConfig.DSL_STORE_SUPPLIERS_CLASS_CONFIG,
                 BuiltInDslStoreSuppliers.InMemoryDslStoreSuppliers.class);
         props.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
+        for (int i = 6; i < args.length; i++) {
+            int eq = args[i].indexOf('=');
+            if (eq <= 0) {
+                System.err.println("not a KEY=VALUE property: " + args[i]);
+                System.exit(2);
+            }
+            props.put(args[i].substring(0, eq), args[i].substring(eq + 1));
+        }
+        System.out.println("config " + props);
+        System.out.flush();
 
         Serde<Windowed<String>> windowedKey = WindowedSerdes.timeWindowedSerdeFrom(String.class, DAY_MS);
         TimeWindows windows = TimeWindows.ofSizeAndGrace(Duration.ofMillis(DAY_MS), grace);

@@ -67,6 +67,10 @@ pub struct Env {
     stores: std::cell::RefCell<Option<Arc<dyn runnel_streams::StoreSupplier>>>,
     /// Where instances started from now on begin without committed offsets.
     offset_reset: std::cell::Cell<runnel_streams::OffsetReset>,
+    /// Record cache size of instances started from now on: 0 (every
+    /// update forwarded, what these tests spell out), unless a test asks
+    /// for the cache.
+    cache_max_bytes: std::cell::Cell<usize>,
     /// Serves the Kafka protocol for `Via::Kafka`; stops when dropped.
     _server: runnel_testkit::TestBroker,
 }
@@ -86,6 +90,7 @@ impl Env {
             bootstrap: server.bootstrap(),
             stores: std::cell::RefCell::new(None),
             offset_reset: std::cell::Cell::new(runnel_streams::OffsetReset::Earliest),
+            cache_max_bytes: std::cell::Cell::new(0),
             _server: server,
         }
     }
@@ -268,6 +273,12 @@ impl Env {
         self.offset_reset.set(r);
     }
 
+    /// Instances started from now on hold table updates back in a record
+    /// cache of this size until they commit.
+    pub fn use_cache(&self, bytes: usize) {
+        self.cache_max_bytes.set(bytes);
+    }
+
     pub fn use_stores(&self, s: Arc<dyn runnel_streams::StoreSupplier>) {
         *self.stores.borrow_mut() = Some(s);
     }
@@ -315,6 +326,7 @@ impl Env {
         cfg.commit_interval = Duration::from_secs(3600);
         cfg.poll_timeout = Duration::from_millis(5);
         cfg.offset_reset = self.offset_reset.get();
+        cfg.cache_max_bytes = self.cache_max_bytes.get();
         if let Some(s) = self.stores.borrow().clone() {
             cfg = cfg.stores(s);
         }

@@ -234,6 +234,11 @@ impl Engine {
         config.poll_timeout = Duration::from_millis(50);
         config.max_task_idle = Duration::from_millis(50);
         config.offset_reset = start.reset;
+        // Every table update goes downstream, as ksqlDB's query tests expect
+        // (they run with cache.max.bytes.buffering = 0); the record cache
+        // of runnel-streams stays off here until the SQL engine has the
+        // setting.
+        config.cache_max_bytes = 0;
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new("RUNNING".to_string()));
         let idle = Arc::new(Activity::default());

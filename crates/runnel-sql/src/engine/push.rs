@@ -222,6 +222,11 @@ impl Engine {
         }
         let mut config = StreamsConfig::new(app_id).commit_interval(Duration::from_millis(500));
         config.poll_timeout = Duration::from_millis(50);
+        // Every table update goes downstream, as ksqlDB's query tests expect
+        // (they run with cache.max.bytes.buffering = 0); the record cache
+        // of runnel-streams stays off here until the SQL engine has the
+        // setting.
+        config.cache_max_bytes = 0;
         config.max_task_idle = Duration::from_millis(50);
         let idle = Arc::new(super::persistent::Activity::default());
         let state = Arc::new(Mutex::new("RUNNING".to_string()));
