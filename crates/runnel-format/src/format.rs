@@ -343,7 +343,8 @@ impl RowFormat for NoneFormat {
             Ok(())
         } else {
             Err(FormatError::Unsupported(format!(
-                "the NONE format cannot carry {what} columns"
+                "The 'NONE' format can only be used when no columns are defined. Got: [{}]",
+                crate::schema::persisted_columns(columns, what)
             )))
         }
     }
