@@ -82,14 +82,15 @@ class RunnelServer:
         assert self.port is not None, "server not started"
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "RunnelServer":
+    def start(self, port: int | None = None) -> "RunnelServer":
+        """Starts it on `port` (a restart on the port clients know) or a free one."""
         if not self.binary.exists():
             raise FileNotFoundError(
                 f"runnel binary not found at {self.binary}; build it with "
                 "`cargo build -p runnel` or point RUNNEL_BIN at it"
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         addr = f"127.0.0.1:{self.port}"
         cmd = [
             str(self.binary),

@@ -146,3 +146,86 @@ def test_librdkafka_consumers_share_and_take_over(bootstrap, topic):
         b.close()
     d = admin.describe_consumer_groups([group])[group].result(timeout=15)
     assert (d.state.name, d.type.name, d.partition_assignor, d.members) == ("EMPTY", "CONSUMER", "uniform", [])
+
+
+class Lines:
+    """The JSON lines a process prints, collected by a thread as they come."""
+
+    def __init__(self, proc: subprocess.Popen):
+        import json
+        import threading
+
+        self.items: list[dict] = []
+        self._lock = threading.Lock()
+
+        def read():
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("{"):
+                    with self._lock:
+                        self.items.append(json.loads(line))
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def snapshot(self) -> list[dict]:
+        with self._lock:
+            return list(self.items)
+
+
+@pytest.fixture(scope="session")
+def group_member(kafka_libs):
+    from pathlib import Path
+
+    [clients] = sorted(kafka_libs.glob("kafka-clients-*.jar"))
+    return kafka_cluster.compile_java([Path(__file__).resolve().parent / "java" / "GroupMember.java"],
+                                      "group-member", cp=str(clients))
+
+
+@pytest.mark.kafka
+def test_a_member_keeps_its_partitions_and_epoch_across_a_broker_restart(group_member, make_server, unique_name):
+    """KIP-848 group state is in `__consumer_offsets`: SIGKILL the broker
+    under a Java consumer (`group.protocol=consumer`) and start it again on
+    the same port; the member heartbeats on with its epoch, never loses or
+    gives up its partitions, and reads and commits to the end."""
+    server = make_server().start()
+    bootstrap = server.bootstrap
+    topic, group = unique_name("t"), unique_name("g")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 4, 1)])[topic].result(timeout=15)
+    produce(bootstrap, topic, 4, 10, 0)
+    proc = subprocess.Popen(
+        kafka_cluster.java("GroupMember", bootstrap, group, topic, cp=kafka_cluster.classpath(group_member)),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, stdin=subprocess.DEVNULL)
+    lines = Lines(proc)
+
+    def read_count() -> int:
+        return max((e["count"] for e in lines.snapshot() if e["event"] == "read"), default=0)
+
+    try:
+        wait_until(lambda: read_count() == 40, timeout=60, interval=0.2, what="the first 40 records read")
+        [assigned] = [e for e in lines.snapshot() if e["event"] == "assigned" and e["partitions"]]
+        assert assigned["partitions"] == [0, 1, 2, 3], lines.snapshot()
+        epoch = [e for e in lines.snapshot() if e["event"] == "read"][-1]["epoch"]
+        assert epoch > 0
+        described = admin.describe_consumer_groups([group])[group].result(timeout=15)
+        [before] = described.members
+        seen = len(lines.snapshot())
+
+        assert server.kill() == -signal.SIGKILL
+        server.start(port=server.port)
+        produce(bootstrap, topic, 4, 5, 10)
+        wait_until(lambda: read_count() == 60, timeout=60, interval=0.2, what="the records after the restart read")
+
+        after = lines.snapshot()[seen:]
+        assert not [e for e in after if e["event"] in ("assigned", "revoked", "lost")], after
+        assert {e["epoch"] for e in after if e["event"] == "read"} == {epoch}, after
+        d = admin.describe_consumer_groups([group])[group].result(timeout=15)
+        [member] = d.members
+        assert (d.state.name, member.member_id, member.client_id) == ("STABLE", before.member_id, "group-member")
+        assert sorted(tp.partition for tp in member.assignment.topic_partitions) == [0, 1, 2, 3]
+        out, _ = tool(GROUPS, "--bootstrap-server", bootstrap, "--describe", "--group", group, "--offsets")
+        offs = sorted((r[2], r[3], r[4]) for r in rows(out, "GROUP") if r[0] == group and r[1] == topic)
+        assert offs == [(str(p), "15", "15") for p in range(4)], out
+    finally:
+        proc.kill()
+        proc.wait()

@@ -321,6 +321,7 @@ impl Local {
             return Err(refused(ResponseError::GroupIdNotFound));
         }
         groups.remove_if_empty(group).map_err(refused)?;
+        groups.flush_consumer_groups().map_err(LocalError::Log)?;
         let tombstones = offsets.into_iter().map(|(k, _)| (k, None)).collect();
         groups
             .offsets()

@@ -20,9 +20,15 @@
 //! revoke within its rebalance timeout, is removed. Static members (an
 //! instance id) that leave with epoch -2 keep their place and assignment
 //! for the session timeout, and a new member with the same instance id
-//! takes them over. Like classic groups, membership is not persisted:
-//! members rejoin after a broker restart (their epochs are then fenced);
-//! committed offsets are in `__consumer_offsets`.
+//! takes them over.
+//!
+//! Membership, subscriptions, the target assignment and each member's
+//! current assignment and epoch are written to `__consumer_offsets` (the
+//! record types Kafka uses for them, see [`records`]) by
+//! [`ConsumerGroups::take_writes`] before the heartbeat response that
+//! depends on them, and replayed at start ([`ConsumerGroups::restore`]):
+//! after a broker restart a member heartbeats on with its epoch and keeps
+//! its partitions; restored members get a fresh session timeout.
 //!
 //! Group state lives behind one std mutex, never held across `.await`.
 
@@ -33,6 +39,12 @@ use std::time::Duration;
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 use tracing::info;
+
+use super::records::KeyValue;
+pub use records::GroupImage;
+use records::{Current, MemberImage, MemberMeta};
+
+pub mod records;
 
 /// A topic partition by name.
 pub type Tp = (String, i32);
@@ -103,6 +115,115 @@ struct Group {
     /// Partition counts of the subscribed topics the target was built on.
     topic_counts: BTreeMap<String, i32>,
     assignor: String,
+    /// What `__consumer_offsets` holds of it (`None`: nothing yet).
+    persisted: Option<GroupImage>,
+    /// Touched since it was last compared with `persisted`.
+    dirty: bool,
+}
+
+impl MemberState {
+    fn code(self) -> u8 {
+        match self {
+            MemberState::Stable => 0,
+            MemberState::UnrevokedPartitions => 1,
+            MemberState::UnreleasedPartitions => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> MemberState {
+        match code {
+            1 => MemberState::UnrevokedPartitions,
+            2 => MemberState::UnreleasedPartitions,
+            _ => MemberState::Stable,
+        }
+    }
+}
+
+impl Group {
+    /// The group as it is written to `__consumer_offsets`.
+    fn image(&self) -> GroupImage {
+        GroupImage {
+            epoch: self.epoch,
+            topic_counts: self.topic_counts.clone(),
+            assignment_epoch: self.assignment_epoch,
+            members: self
+                .members
+                .values()
+                .map(|m| {
+                    let img = MemberImage {
+                        meta: MemberMeta {
+                            instance_id: m.instance_id.clone(),
+                            rack_id: m.rack_id.clone(),
+                            client_id: m.client_id.clone(),
+                            client_host: m.client_host.clone(),
+                            topics: m.topics.clone(),
+                            regex: m.regex.clone(),
+                            assignor: m.assignor.clone(),
+                            rebalance_timeout_ms: i32::try_from(m.rebalance_timeout.as_millis())
+                                .unwrap_or(i32::MAX),
+                        },
+                        target: self.target.get(&m.id).cloned().unwrap_or_default(),
+                        current: Current {
+                            epoch: m.epoch,
+                            previous_epoch: m.previous_epoch,
+                            state: m.state.code(),
+                            left_static: m.left_static,
+                            assigned: m.assigned.clone(),
+                            revoking: m.revoking.clone(),
+                        },
+                    };
+                    (m.id.clone(), img)
+                })
+                .collect(),
+        }
+    }
+
+    /// A group as replayed from its image, its members' sessions starting
+    /// at `now`.
+    fn restored(img: GroupImage, now: Instant) -> Group {
+        let mut g = Group {
+            epoch: img.epoch,
+            assignment_epoch: img.assignment_epoch,
+            topic_counts: img.topic_counts.clone(),
+            ..Group::default()
+        };
+        for (id, m) in &img.members {
+            let state = MemberState::from_code(m.current.state);
+            g.target.insert(id.clone(), m.target.clone());
+            g.members.insert(
+                id.clone(),
+                Member {
+                    id: id.clone(),
+                    instance_id: m.meta.instance_id.clone(),
+                    rack_id: m.meta.rack_id.clone(),
+                    client_id: m.meta.client_id.clone(),
+                    client_host: m.meta.client_host.clone(),
+                    epoch: m.current.epoch,
+                    previous_epoch: m.current.previous_epoch,
+                    state,
+                    topics: m.meta.topics.clone(),
+                    regex: m.meta.regex.clone(),
+                    assignor: m.meta.assignor.clone(),
+                    rebalance_timeout: Duration::from_millis(
+                        u64::try_from(m.meta.rebalance_timeout_ms).unwrap_or(300_000),
+                    ),
+                    assigned: m.current.assigned.clone(),
+                    revoking: m.current.revoking.clone(),
+                    last_seen: now,
+                    revoking_since: (state == MemberState::UnrevokedPartitions).then_some(now),
+                    sent: None,
+                    left_static: m.current.left_static,
+                },
+            );
+        }
+        g.assignor = g
+            .members
+            .values()
+            .find_map(|m| m.assignor.clone())
+            .unwrap_or_default();
+        g.persisted = Some(img);
+        g
+    }
 }
 
 /// The topics a broker has: name → partition count.
@@ -169,6 +290,12 @@ pub struct GroupView {
 pub struct ConsumerGroups {
     config: ConsumerGroupConfig,
     groups: Mutex<HashMap<String, Group>>,
+    /// Deleted groups whose tombstones are not written yet, with what had
+    /// been written of them.
+    deleted: Mutex<Vec<(String, GroupImage)>>,
+    /// Orders writers of group records: each writes the state as of its
+    /// own turn (see [`ConsumerGroups::take_writes`]).
+    pub(crate) flushing: Mutex<()>,
 }
 
 fn err(code: ResponseError, message: impl Into<String>) -> Refusal {
@@ -180,7 +307,41 @@ impl ConsumerGroups {
         ConsumerGroups {
             config,
             groups: Mutex::new(HashMap::new()),
+            deleted: Mutex::new(Vec::new()),
+            flushing: Mutex::new(()),
         }
+    }
+
+    /// Takes over the groups replayed from `__consumer_offsets`.
+    pub fn restore(&self, images: HashMap<String, GroupImage>, now: Instant) {
+        let mut groups = self.lock();
+        for (id, img) in images {
+            info!(group = %id, members = img.members.len(), epoch = img.epoch, "restored a consumer group");
+            groups.insert(id, Group::restored(img, now));
+        }
+    }
+
+    /// The records that bring `__consumer_offsets` up to the groups' state,
+    /// by group; what they describe counts as written from now on. The
+    /// caller holds [`ConsumerGroups::flushing`] until they are appended,
+    /// so records reach the log in the order they were taken.
+    pub fn take_writes(&self) -> Vec<(String, Vec<KeyValue>)> {
+        let mut out = Vec::new();
+        let deleted = std::mem::take(&mut *self.deleted.lock().unwrap_or_else(|e| e.into_inner()));
+        for (id, img) in deleted {
+            out.push((id.clone(), records::diff(&id, Some(&img), None)));
+        }
+        let mut groups = self.lock();
+        for (id, g) in groups.iter_mut().filter(|(_, g)| g.dirty) {
+            g.dirty = false;
+            let now = g.image();
+            let recs = records::diff(id, g.persisted.as_ref(), Some(&now));
+            if !recs.is_empty() {
+                out.push((id.clone(), recs));
+            }
+            g.persisted = Some(now);
+        }
+        out
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
@@ -226,7 +387,15 @@ impl ConsumerGroups {
             }
         }
         let mut groups = self.lock();
+        if req.member_epoch != 0 && !groups.contains_key(&req.group_id) {
+            // Only a join creates a group.
+            return Err(err(
+                ResponseError::UnknownMemberId,
+                format!("consumer group {} not found", req.group_id),
+            ));
+        }
         let group = groups.entry(req.group_id.clone()).or_default();
+        group.dirty = true;
         let member_id = match req.member_epoch {
             0 => join(group, now, &req)?,
             -1 | -2 => {
@@ -309,6 +478,7 @@ impl ConsumerGroups {
                 })
                 .collect();
             for (member, why) in expired {
+                group.dirty = true;
                 info!(group = %id, %member, why, "consumer group member removed");
                 remove(group, &member, why);
             }
@@ -423,7 +593,12 @@ impl ConsumerGroups {
         match groups.get(group_id) {
             Some(g) if !g.members.is_empty() => Err(ResponseError::NonEmptyGroup),
             _ => {
-                groups.remove(group_id);
+                if let Some(img) = groups.remove(group_id).and_then(|g| g.persisted) {
+                    self.deleted
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((group_id.to_string(), img));
+                }
                 Ok(())
             }
         }

@@ -25,6 +25,7 @@
 mod commit;
 pub mod consumer;
 pub mod offsets;
+pub(crate) mod records;
 pub mod share;
 pub mod share_store;
 
@@ -587,6 +588,8 @@ pub const OFFSETLESS_CLEANUP_MS: i64 = 600_000;
 
 impl Coordinator {
     pub fn new(config: GroupConfig, offsets: OffsetStore) -> Coordinator {
+        let consumer = consumer::ConsumerGroups::new(consumer::ConsumerGroupConfig::default());
+        consumer.restore(offsets.take_restored_groups(), Instant::now());
         Coordinator {
             groups: Mutex::new(HashMap::new()),
             offsets,
@@ -595,7 +598,7 @@ impl Coordinator {
             empty_since: Mutex::new(HashMap::new()),
             offsetless: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
-            consumer: consumer::ConsumerGroups::new(consumer::ConsumerGroupConfig::default()),
+            consumer,
             share: share::ShareGroups::new(config.share.clone()),
             config,
         }
@@ -604,6 +607,22 @@ impl Coordinator {
     /// The groups of the consumer protocol (KIP-848).
     pub fn consumer(&self) -> &consumer::ConsumerGroups {
         &self.consumer
+    }
+
+    /// Writes what changed of the consumer groups (KIP-848) to
+    /// `__consumer_offsets`. Blocking: a heartbeat's answer is sent after
+    /// the state it reports is written.
+    pub fn flush_consumer_groups(&self) -> Result<(), LogError> {
+        let _turn = self
+            .consumer
+            .flushing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now_ms = crate::now_ms();
+        for (group, records) in self.consumer.take_writes() {
+            self.offsets.write_group_records(&group, records, now_ms)?;
+        }
+        Ok(())
     }
 
     /// The share groups (KIP-932).
@@ -1275,12 +1294,21 @@ pub(crate) async fn run_timer(broker: Arc<Broker>, mut stop: watch::Receiver<boo
         }
         let now = Instant::now();
         broker.groups().tick(now);
-        // Locks that ran out and members that timed out changed share state.
+        // Locks that ran out and members that timed out changed share
+        // state; members that timed out changed consumer groups.
         let b = broker.clone();
-        match tokio::task::spawn_blocking(move || b.groups().share().flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => warn!(%err, "writing share-group state failed"),
-            Err(err) => warn!(%err, "writing share-group state failed"),
+        let flushed = tokio::task::spawn_blocking(move || {
+            (
+                b.groups().share().flush(),
+                b.groups().flush_consumer_groups(),
+            )
+        })
+        .await;
+        match flushed {
+            Ok((Ok(()), Ok(()))) => {}
+            Ok((Err(err), _)) => warn!(%err, "writing share-group state failed"),
+            Ok((_, Err(err))) => warn!(%err, "writing consumer group state failed"),
+            Err(err) => warn!(%err, "writing group state failed"),
         }
         if now.duration_since(last_expiry) >= expiry_every {
             last_expiry = now;

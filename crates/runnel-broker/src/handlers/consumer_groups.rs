@@ -55,7 +55,7 @@ pub(super) fn by_topic(set: &BTreeSet<Tp>) -> BTreeMap<&str, Vec<i32>> {
     out
 }
 
-pub(crate) fn consumer_group_heartbeat(
+pub(crate) async fn consumer_group_heartbeat(
     broker: &Arc<Broker>,
     ctx: &ConnectionContext,
     header: &RequestHeader,
@@ -107,10 +107,28 @@ pub(crate) fn consumer_group_heartbeat(
             .unwrap_or_default(),
         client_host: ctx.client_host(),
     };
-    match groups
+    let reply = groups
         .consumer()
-        .heartbeat(Instant::now(), hb, &topics.view)
-    {
+        .heartbeat(Instant::now(), hb, &topics.view);
+    // What the answer reports is written first (see group::consumer).
+    let b = broker.clone();
+    match super::blocking(move || b.groups().flush_consumer_groups()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(%err, "writing consumer group state failed");
+            return refuse(
+                ResponseError::KafkaStorageError,
+                "writing consumer group state failed".to_string(),
+            );
+        }
+        Err(_) => {
+            return refuse(
+                ResponseError::UnknownServerError,
+                "writing consumer group state failed".to_string(),
+            )
+        }
+    }
+    match reply {
         Err((code, message)) => refuse(code, message),
         Ok(reply) => ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(str_bytes(&reply.member_id)))

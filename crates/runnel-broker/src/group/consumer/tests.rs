@@ -181,3 +181,65 @@ fn a_static_member_comes_back_to_its_partitions() {
         (a.member_epoch, a.assignment)
     );
 }
+
+/// Members, epochs, target and current assignments (mid-revocation too)
+/// are written to `__consumer_offsets` and come back when it is reopened:
+/// members heartbeat on with their epochs; a deleted group stays deleted.
+#[test]
+fn groups_survive_a_reopen_of_the_offsets_topic() {
+    use crate::group::{Coordinator, GroupConfig, OffsetStore};
+    use runnel_log::Log;
+
+    let dir = tempfile::tempdir().unwrap();
+    let v = view(&[("t", 4)]);
+    let now = Instant::now();
+    let open = || {
+        let log = Log::open(dir.path(), Default::default()).unwrap();
+        let offsets = OffsetStore::open(&log, 2).unwrap();
+        (log, Coordinator::new(GroupConfig::default(), offsets))
+    };
+    let (log, c) = open();
+    let groups = c.consumer();
+    let a = groups
+        .heartbeat(now, hb("a", 0, Some(tps(&[]))), &v)
+        .unwrap();
+    let all = a.assignment.clone().unwrap();
+    groups
+        .heartbeat(now, hb("a", 1, Some(all.clone())), &v)
+        .unwrap();
+    groups
+        .heartbeat(now, hb("b", 0, Some(tps(&[]))), &v)
+        .unwrap();
+    // a is told to give up two partitions and has not yet.
+    let kept = groups.heartbeat(now, hb("a", 1, None), &v).unwrap();
+    let kept = kept.assignment.unwrap();
+    c.flush_consumer_groups().unwrap();
+    // Another group, deleted once empty.
+    let mut other = hb("x", 0, Some(tps(&[])));
+    other.group_id = "gone".into();
+    groups.heartbeat(now, other.clone(), &v).unwrap();
+    other.member_epoch = -1;
+    groups.heartbeat(now, other, &v).unwrap();
+    c.flush_consumer_groups().unwrap();
+    assert_eq!(c.remove_if_empty("gone"), Ok(()));
+    c.flush_consumer_groups().unwrap();
+    let before = groups.describe("g").unwrap();
+    assert_eq!(before.state, "Reconciling");
+    drop(c);
+    log.close().unwrap();
+    drop(log);
+
+    let (_log, c) = open();
+    let groups = c.consumer();
+    assert_eq!(groups.describe("g").unwrap(), before);
+    assert!(!groups.exists("gone"));
+    // a goes on at epoch 1 and revokes; b then gets the rest, at epoch 2.
+    let a = groups
+        .heartbeat(now, hb("a", 1, Some(kept.clone())), &v)
+        .unwrap();
+    assert_eq!((a.member_epoch, a.assignment), (2, Some(kept.clone())));
+    let b = groups.heartbeat(now, hb("b", 2, None), &v).unwrap();
+    let moved: BTreeSet<Tp> = all.difference(&kept).cloned().collect();
+    assert_eq!((b.member_epoch, b.assignment), (2, Some(moved)));
+    assert_eq!(groups.check_commit("g", "a", 2), Ok(()));
+}
