@@ -33,7 +33,7 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::Heartbeat, 0, 4),
     s(ApiKey::LeaveGroup, 0, 5),
     s(ApiKey::SyncGroup, 0, 5),
-    s(ApiKey::DescribeGroups, 0, 5),
+    s(ApiKey::DescribeGroups, 0, 6),
     s(ApiKey::ListGroups, 0, 5),
     s(ApiKey::ApiVersions, 0, 3),
     s(ApiKey::CreateTopics, 2, 7),

@@ -23,6 +23,7 @@
 //! [`offsets`].
 
 mod commit;
+pub mod configs;
 pub mod consumer;
 pub mod offsets;
 pub(crate) mod records;
@@ -63,6 +64,8 @@ pub struct GroupConfig {
     pub max_session_timeout_ms: i32,
     /// Share groups (`group.share.*`).
     pub share: share::ShareGroupConfig,
+    /// Consumer groups of the KIP-848 protocol (`group.consumer.*`).
+    pub consumer: consumer::ConsumerGroupConfig,
 }
 
 impl Default for GroupConfig {
@@ -72,6 +75,7 @@ impl Default for GroupConfig {
             min_session_timeout_ms: 1_000,
             max_session_timeout_ms: 1_800_000,
             share: share::ShareGroupConfig::default(),
+            consumer: consumer::ConsumerGroupConfig::default(),
         }
     }
 }
@@ -588,7 +592,9 @@ pub const OFFSETLESS_CLEANUP_MS: i64 = 600_000;
 
 impl Coordinator {
     pub fn new(config: GroupConfig, offsets: OffsetStore) -> Coordinator {
-        let consumer = consumer::ConsumerGroups::new(consumer::ConsumerGroupConfig::default());
+        let group_configs = Arc::new(configs::GroupConfigs::default());
+        let consumer =
+            consumer::ConsumerGroups::with_configs(config.consumer.clone(), group_configs.clone());
         consumer.restore(offsets.take_restored_groups(), Instant::now());
         Coordinator {
             groups: Mutex::new(HashMap::new()),
@@ -599,7 +605,7 @@ impl Coordinator {
             offsetless: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
             consumer,
-            share: share::ShareGroups::new(config.share.clone()),
+            share: share::ShareGroups::with_configs(config.share.clone(), group_configs),
             config,
         }
     }
@@ -607,6 +613,76 @@ impl Coordinator {
     /// The groups of the consumer protocol (KIP-848).
     pub fn consumer(&self) -> &consumer::ConsumerGroups {
         &self.consumer
+    }
+
+    /// The group configs (resource GROUP) of `group_id`, every kind's:
+    /// (name, value, set for the group).
+    pub fn group_configs(&self, group_id: &str) -> Vec<(String, String, bool)> {
+        let mut out = self.consumer.group_configs(group_id);
+        out.extend(self.share.group_configs(group_id));
+        out
+    }
+
+    /// The broker config a group config defaults to: (its name, its
+    /// value).
+    pub fn group_config_default(&self, name: &str) -> Option<(String, String)> {
+        let ms = |d: Duration| d.as_millis().to_string();
+        let c = &self.config;
+        let (broker_name, value) = match name {
+            "consumer.session.timeout.ms" => (
+                "group.consumer.session.timeout.ms",
+                ms(c.consumer.session_timeout),
+            ),
+            "consumer.heartbeat.interval.ms" => (
+                "group.consumer.heartbeat.interval.ms",
+                ms(c.consumer.heartbeat_interval),
+            ),
+            "share.record.lock.duration.ms" => (
+                "group.share.record.lock.duration.ms",
+                ms(c.share.record_lock_duration),
+            ),
+            "share.delivery.count.limit" => (
+                "group.share.delivery.count.limit",
+                c.share.delivery_count_limit.to_string(),
+            ),
+            "share.auto.offset.reset" => (
+                "share.auto.offset.reset",
+                if c.share.reset_earliest {
+                    "earliest"
+                } else {
+                    "latest"
+                }
+                .to_string(),
+            ),
+            _ => return None,
+        };
+        Some((broker_name.to_string(), value))
+    }
+
+    /// IncrementalAlterConfigs on a group: sets (`Some`) or deletes
+    /// (`None`) group configs of any kind, all or nothing; the change is
+    /// written by the next share-state flush.
+    pub fn alter_group_configs(
+        &self,
+        group_id: &str,
+        changes: &[(String, Option<String>)],
+        validate_only: bool,
+    ) -> Result<(), String> {
+        let (consumer, share): (Vec<_>, Vec<_>) = changes
+            .iter()
+            .cloned()
+            .partition(|(k, _)| consumer::GROUP_CONFIGS.contains(&k.as_str()));
+        if !consumer.is_empty() {
+            self.consumer.check_group_configs(group_id, &consumer)?;
+        }
+        for (k, v) in &share {
+            self.share.check_group_config(k, v.as_deref())?;
+        }
+        if !validate_only {
+            self.consumer.configs().apply(group_id, changes);
+            self.share.write_group_configs(group_id);
+        }
+        Ok(())
     }
 
     /// Writes what changed of the consumer groups (KIP-848) to
@@ -1225,7 +1301,14 @@ impl Coordinator {
         if self.is_held(group_id) {
             return Err(ResponseError::NonEmptyGroup);
         }
-        self.consumer.remove_if_empty(group_id)?;
+        if self.consumer.exists(group_id) {
+            self.consumer.remove_if_empty(group_id)?;
+            // Its group configs go with it, as in Kafka.
+            if self.consumer.configs().get(group_id).is_some() {
+                self.consumer.configs().replace(group_id, None);
+                self.share.write_group_configs(group_id);
+            }
+        }
         let mut groups = self.lock();
         match groups.get(group_id) {
             Some(g) if !g.members.is_empty() => return Err(ResponseError::NonEmptyGroup),

@@ -31,7 +31,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
@@ -39,6 +39,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::info;
 
+use super::configs::GroupConfigs;
 use super::consumer::{Refusal, TopicView, Tp};
 use super::share_store::{Restored, Run, ShareStore, Stored, Write};
 
@@ -260,8 +261,6 @@ struct State {
     groups: HashMap<String, Group>,
     /// By (group, member).
     sessions: HashMap<(String, String), Session>,
-    /// Group configs set with IncrementalAlterConfigs (`share.*`), by group.
-    configs: HashMap<String, BTreeMap<String, String>>,
     /// Writes other than dirty partitions waiting for [`ShareGroups::flush`]:
     /// forgotten partitions, changed or deleted group configs.
     pending: Vec<Write>,
@@ -377,6 +376,9 @@ pub enum SessionOp {
 /// The share groups of one broker.
 pub struct ShareGroups {
     config: ShareGroupConfig,
+    /// Every group's configs (shared with the consumer groups; written
+    /// with the share state).
+    configs: Arc<GroupConfigs>,
     state: Mutex<State>,
     /// Bumped when records become available again (released, lock timed
     /// out), so waiting share fetches look again.
@@ -393,8 +395,14 @@ fn err(code: ResponseError, message: impl Into<String>) -> Refusal {
 
 impl ShareGroups {
     pub fn new(config: ShareGroupConfig) -> ShareGroups {
+        ShareGroups::with_configs(config, Arc::default())
+    }
+
+    /// Share groups whose group configs live in `configs`.
+    pub fn with_configs(config: ShareGroupConfig, configs: Arc<GroupConfigs>) -> ShareGroups {
         ShareGroups {
             config,
+            configs,
             state: Mutex::new(State::default()),
             changed: watch::channel(0).0,
             store: std::sync::OnceLock::new(),
@@ -415,7 +423,7 @@ impl ShareGroups {
                 .insert(tp, SharePartition::restored(&stored, now));
         }
         for (group, configs) in restored.configs {
-            st.configs.insert(group, configs);
+            self.configs.replace(&group, Some(configs));
         }
         drop(st);
         // Only the first store counts (the broker attaches one).
@@ -467,11 +475,11 @@ impl ShareGroups {
         self.changed.subscribe()
     }
 
-    /// The group configs of `group_id`: (name, value, set for the group).
+    /// The share group configs of `group_id`: (name, value, set for the
+    /// group).
     pub fn group_configs(&self, group_id: &str) -> Vec<(String, String, bool)> {
-        let st = self.lock();
-        let o = st.configs.get(group_id);
-        let eff = settings(&self.config, o);
+        let o = self.configs.get(group_id);
+        let eff = settings(&self.config, o.as_ref());
         let defaults = [
             (
                 "share.auto.offset.reset",
@@ -485,12 +493,25 @@ impl ShareGroups {
         ];
         defaults
             .into_iter()
-            .map(|(k, v)| (k.to_string(), v, o.is_some_and(|o| o.contains_key(k))))
+            .map(|(k, v)| {
+                let set = o.as_ref().is_some_and(|o| o.contains_key(k));
+                (k.to_string(), v, set)
+            })
             .collect()
     }
 
-    /// IncrementalAlterConfigs on a group: sets (`Some`) or deletes
-    /// (`None`) group configs, all or nothing.
+    /// Checks a change of one of the `share.*` group configs (`None`:
+    /// deleted).
+    pub fn check_group_config(&self, key: &str, value: Option<&str>) -> Result<(), String> {
+        match value {
+            Some(v) => valid_config(key, v),
+            None if GROUP_CONFIGS.contains(&key) => Ok(()),
+            None => Err(format!("Unknown group config name: {key}")),
+        }
+    }
+
+    /// IncrementalAlterConfigs of `share.*` group configs: sets (`Some`) or
+    /// deletes (`None`) them, all or nothing.
     pub fn alter_group_configs(
         &self,
         group_id: &str,
@@ -498,37 +519,27 @@ impl ShareGroups {
         validate_only: bool,
     ) -> Result<(), String> {
         for (k, v) in changes {
-            match v {
-                Some(v) => valid_config(k, v)?,
-                None if GROUP_CONFIGS.contains(&k.as_str()) => {}
-                None => return Err(format!("Unknown group config name: {k}")),
-            }
+            self.check_group_config(k, v.as_deref())?;
         }
-        if validate_only {
-            return Ok(());
+        if !validate_only {
+            self.configs.apply(group_id, changes);
+            self.write_group_configs(group_id);
         }
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let o = st.configs.entry(group_id.to_string()).or_default();
-        for (k, v) in changes {
-            match v {
-                Some(v) => {
-                    o.insert(k.clone(), v.clone());
-                }
-                None => {
-                    o.remove(k);
-                }
-            }
-        }
-        let snapshot = o.clone();
-        st.pending
-            .push(Write::Configs(group_id.to_string(), Some(snapshot)));
         Ok(())
+    }
+
+    /// Queues the group's configs (every kind's) to be written by the next
+    /// [`ShareGroups::flush`].
+    pub fn write_group_configs(&self, group_id: &str) {
+        let snapshot = self.configs.get(group_id);
+        self.lock()
+            .pending
+            .push(Write::Configs(group_id.to_string(), snapshot));
     }
 
     /// The acquisition lock duration of the group's records.
     pub fn lock_duration(&self, group_id: &str) -> Duration {
-        settings(&self.config, self.lock().configs.get(group_id)).lock
+        settings(&self.config, self.configs.get(group_id).as_ref()).lock
     }
 
     /// Whether `group_id` is a share group.
@@ -558,7 +569,7 @@ impl ShareGroups {
         let interval = i32::try_from(self.config.heartbeat_interval.as_millis()).unwrap_or(5000);
         let mut guard = self.lock();
         let st = &mut *guard;
-        let limit = settings(&self.config, st.configs.get(&req.group_id)).limit;
+        let limit = settings(&self.config, self.configs.get(&req.group_id).as_ref()).limit;
         let mut released = false;
         let reply = {
             let group = match req.member_epoch {
@@ -686,13 +697,10 @@ impl ShareGroups {
         let mut freed = false;
         let mut st = self.lock();
         let State {
-            groups,
-            sessions,
-            configs,
-            ..
+            groups, sessions, ..
         } = &mut *st;
         for (id, group) in groups.iter_mut() {
-            let limit = settings(&self.config, configs.get(id)).limit;
+            let limit = settings(&self.config, self.configs.get(id).as_ref()).limit;
             let expired: Vec<String> = group
                 .members
                 .iter()
@@ -789,7 +797,7 @@ impl ShareGroups {
         let st = &mut *guard;
         st.sessions
             .remove(&(group_id.to_string(), member_id.to_string()));
-        let limit = settings(&self.config, st.configs.get(group_id)).limit;
+        let limit = settings(&self.config, self.configs.get(group_id).as_ref()).limit;
         let freed = st
             .groups
             .get_mut(group_id)
@@ -827,7 +835,7 @@ impl ShareGroups {
     ) -> Result<(), ResponseError> {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let limit = settings(&self.config, st.configs.get(group_id)).limit;
+        let limit = settings(&self.config, self.configs.get(group_id).as_ref()).limit;
         let p = st
             .groups
             .get_mut(group_id)
@@ -895,7 +903,7 @@ impl ShareGroups {
     pub fn next_read(&self, group_id: &str, tp: &Tp, bounds: (i64, i64)) -> Option<(i64, i64)> {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let earliest = settings(&self.config, st.configs.get(group_id)).earliest;
+        let earliest = settings(&self.config, self.configs.get(group_id).as_ref()).earliest;
         let group = st.groups.get_mut(group_id)?;
         let p = partition(group, tp, bounds, earliest);
         let room = self.config.partition_max_record_locks - (p.end - p.start);
@@ -914,7 +922,8 @@ impl ShareGroups {
     ) -> Vec<Acquired> {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let Settings { limit, lock, .. } = settings(&self.config, st.configs.get(group_id));
+        let Settings { limit, lock, .. } =
+            settings(&self.config, self.configs.get(group_id).as_ref());
         let Some(p) = st
             .groups
             .get_mut(group_id)
@@ -954,7 +963,7 @@ impl ShareGroups {
     ) -> Vec<Acquired> {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let lock = settings(&self.config, st.configs.get(group_id)).lock;
+        let lock = settings(&self.config, self.configs.get(group_id).as_ref()).lock;
         let Some(p) = st
             .groups
             .get_mut(group_id)
@@ -1024,7 +1033,7 @@ impl ShareGroups {
         let now = Instant::now();
         let mut guard = self.lock();
         let st = &mut *guard;
-        let limit = settings(&self.config, st.configs.get(group_id)).limit;
+        let limit = settings(&self.config, self.configs.get(group_id).as_ref()).limit;
         let g = st.groups.get_mut(group_id)?;
         Some(
             g.partitions
@@ -1102,7 +1111,7 @@ impl ShareGroups {
             _ => {
                 st.groups.remove(group_id);
                 st.sessions.retain(|(g, _), _| g != group_id);
-                st.configs.remove(group_id);
+                self.configs.replace(group_id, None);
                 st.pending.push(Write::Configs(group_id.to_string(), None));
                 Ok(())
             }

@@ -243,3 +243,114 @@ fn groups_survive_a_reopen_of_the_offsets_topic() {
     assert_eq!((b.member_epoch, b.assignment), (2, Some(moved)));
     assert_eq!(groups.check_commit("g", "a", 2), Ok(()));
 }
+
+/// `group.consumer.*` broker settings and a group's `consumer.*` configs:
+/// assignors (the first the default), the group size limit, per-group
+/// session timeout and heartbeat interval within the broker's bounds.
+#[test]
+fn broker_settings_and_group_configs() {
+    let cfg = ConsumerGroupConfig {
+        min_session_timeout: Duration::from_secs(2),
+        min_heartbeat_interval: Duration::from_secs(1),
+        assignors: parse_assignors("org.apache.kafka.coordinator.group.assignor.RangeAssignor")
+            .unwrap(),
+        max_size: 2,
+        ..ConsumerGroupConfig::default()
+    };
+    cfg.validate().unwrap();
+    assert!(parse_assignors("uniform,sticky").is_err());
+    assert!(ConsumerGroupConfig {
+        heartbeat_interval: Duration::from_secs(50),
+        max_heartbeat_interval: Duration::from_secs(60),
+        ..ConsumerGroupConfig::default()
+    }
+    .validate()
+    .is_err());
+    let groups = ConsumerGroups::new(cfg);
+    let v = view(&[("t", 4)]);
+    let now = Instant::now();
+    let mut req = hb("a", 0, Some(tps(&[])));
+    req.assignor = Some("uniform".into());
+    assert_eq!(
+        groups.heartbeat(now, req, &v).unwrap_err().0,
+        ResponseError::UnsupportedAssignor,
+        "uniform is not among the broker's assignors"
+    );
+    let a = groups
+        .heartbeat(now, hb("a", 0, Some(tps(&[]))), &v)
+        .unwrap();
+    assert_eq!(a.heartbeat_interval_ms, 5_000);
+    assert_eq!(groups.describe("g").unwrap().assignor, "range");
+    let b = groups
+        .heartbeat(now, hb("b", 0, Some(tps(&[]))), &v)
+        .unwrap();
+    assert_eq!(
+        groups
+            .heartbeat(now, hb("c", 0, Some(tps(&[]))), &v)
+            .unwrap_err()
+            .0,
+        ResponseError::GroupMaxSizeReached
+    );
+
+    // Group configs: checked against the bounds, then used.
+    let set = |k: &str, v: &str| vec![(k.to_string(), Some(v.to_string()))];
+    let e = groups
+        .check_group_configs("g", &set("consumer.session.timeout.ms", "1000"))
+        .unwrap_err();
+    assert_eq!(
+        e,
+        "consumer.session.timeout.ms must be in the range 2000 to 60000 inclusive."
+    );
+    let e = groups
+        .check_group_configs("g", &set("consumer.session.timeout.ms", "4000"))
+        .unwrap_err();
+    assert!(
+        e.contains("greater than consumer.heartbeat.interval.ms"),
+        "{e}"
+    );
+    let changes = vec![
+        (
+            "consumer.session.timeout.ms".to_string(),
+            Some("4000".to_string()),
+        ),
+        (
+            "consumer.heartbeat.interval.ms".to_string(),
+            Some("1000".to_string()),
+        ),
+    ];
+    groups.check_group_configs("g", &changes).unwrap();
+    groups.configs().apply("g", &changes);
+    let a = groups.heartbeat(now, hb("a", 1, None), &v).unwrap();
+    assert_eq!(a.heartbeat_interval_ms, 1_000);
+    groups
+        .heartbeat(
+            now + Duration::from_secs(3),
+            hb("b", b.member_epoch, None),
+            &v,
+        )
+        .unwrap();
+    groups.tick(now + Duration::from_millis(4_500));
+    let members: Vec<String> = groups
+        .describe("g")
+        .unwrap()
+        .members
+        .into_iter()
+        .map(|m| m.member_id)
+        .collect();
+    assert_eq!(members, vec!["b".to_string()], "a's 4 s session ran out");
+    assert_eq!(
+        groups.group_configs("g"),
+        vec![
+            (
+                "consumer.heartbeat.interval.ms".to_string(),
+                "1000".to_string(),
+                true
+            ),
+            (
+                "consumer.session.timeout.ms".to_string(),
+                "4000".to_string(),
+                true
+            ),
+        ]
+    );
+}
