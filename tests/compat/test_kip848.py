@@ -344,6 +344,17 @@ def test_a_member_keeps_its_partitions_and_epoch_across_a_broker_restart(group_m
         out, _ = tool(GROUPS, "--bootstrap-server", bootstrap, "--describe", "--group", group, "--offsets")
         offs = sorted((r[2], r[3], r[4]) for r in rows(out, "GROUP") if r[0] == group and r[1] == topic)
         assert offs == [(str(p), "15", "15") for p in range(4)], out
+        # Runnel's own CLI lists and describes it as a consumer-protocol group.
+        from conftest import runnel_bin
+        cli = [str(runnel_bin()), "group", "-b", bootstrap]
+        listed = subprocess.run([*cli, "list"], capture_output=True, text=True, timeout=30).stdout
+        assert [group, "Stable", "consumer"] in rows(listed, "GROUP"), listed
+        described = subprocess.run([*cli, "describe", group], capture_output=True, text=True, timeout=30)
+        lines = described.stdout.splitlines()
+        assert lines[0] == f"Group: {group}\tState: Stable\tProtocol: consumer\tAssignor: uniform\tMembers: 1", \
+            described
+        assert [line.split("\t")[:6] for line in lines[2:]] == \
+            [[topic, str(p), "15", "15", "0", member.member_id] for p in range(4)], described
     finally:
         proc.kill()
         proc.wait()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import kafka_cluster
-from test_kafka_tools import rows, tool
+from test_kafka_tools import CONFIGS, rows, tool
 
 SHARE_GROUPS = "org.apache.kafka.tools.consumer.group.ShareGroupCommand"
 
@@ -424,3 +424,69 @@ def test_a_record_released_delivery_count_limit_times_is_archived(kafka_libs, pe
         assert row == [group, topic, "0", "2", "0"], out
     else:
         assert row[-1] == "0", out
+
+
+@PEERS
+def test_read_committed_share_group_gets_committed_records_only(kafka_libs, peer):
+    """`share.isolation.level=read_committed` (a group config): librdkafka's
+    share consumer gets the records of committed transactions and plain
+    ones, never those of an aborted transaction, and those of an open
+    transaction only once it commits."""
+    from confluent_kafka import AcknowledgeType, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from compat_util import ck_producer, wait_until
+
+    name, bootstrap = peer
+    prefix = f"share-rc-{uuid.uuid4().hex[:8]}"
+    topic, group = f"{prefix}-q", f"{prefix}-g"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1)])[topic].result(timeout=30)
+    tool(CONFIGS, "--bootstrap-server", bootstrap, "--entity-type", "groups", "--entity-name", group,
+         "--alter", "--add-config", "share.isolation.level=read_committed,share.auto.offset.reset=earliest")
+    out, _ = tool(CONFIGS, "--bootstrap-server", bootstrap, "--entity-type", "groups", "--entity-name", group,
+                  "--describe")
+    assert "share.isolation.level=read_committed" in out, out
+
+    txn = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"{prefix}-tx"})
+    txn.init_transactions(30)
+
+    def transaction(values: list[str], end: str | None):
+        txn.begin_transaction()
+        for v in values:
+            txn.produce(topic, value=v, partition=0)
+        txn.flush(30)
+        if end == "commit":
+            txn.commit_transaction(30)
+        elif end == "abort":
+            txn.abort_transaction(30)
+
+    transaction(["c0", "c1", "c2"], "commit")
+    transaction(["a0", "a1", "a2"], "abort")
+    plain = ck_producer(bootstrap)
+    plain.produce(topic, value="p0", partition=0)
+    assert plain.flush(30) == 0
+    transaction(["o0", "o1"], None)  # left open
+
+    got: list[str] = []
+    c = rk_share_consumer(bootstrap, group, "rk-rc")
+    try:
+        c.subscribe([topic])
+
+        def poll(until: set[str]):
+            msgs = [m for m in c.poll(0.2) if m.error() is None]
+            for m in msgs:
+                got.append(m.value().decode())
+                c.acknowledge(m, AcknowledgeType.ACCEPT)
+            if msgs:
+                c.commit_sync()
+            return set(got) >= until
+
+        wait_until(lambda: poll({"c0", "c1", "c2", "p0"}), timeout=60, interval=0,
+                   what="the committed and plain records")
+        # The open transaction's records are past the last stable offset.
+        assert not set(got) & {"o0", "o1"}, got
+        txn.commit_transaction(30)
+        wait_until(lambda: poll({"o0", "o1"}), timeout=60, interval=0, what="the records of the commit")
+    finally:
+        c.close()
+    assert sorted(got) == ["c0", "c1", "c2", "o0", "o1", "p0"], got

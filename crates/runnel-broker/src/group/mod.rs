@@ -645,6 +645,7 @@ impl Coordinator {
                 "group.share.delivery.count.limit",
                 c.share.delivery_count_limit.to_string(),
             ),
+            "share.isolation.level" => ("share.isolation.level", "read_uncommitted".to_string()),
             "share.auto.offset.reset" => (
                 "share.auto.offset.reset",
                 if c.share.reset_earliest {

@@ -270,6 +270,7 @@ struct State {
 pub const GROUP_CONFIGS: &[&str] = &[
     "share.auto.offset.reset",
     "share.delivery.count.limit",
+    "share.isolation.level",
     "share.record.lock.duration.ms",
 ];
 
@@ -277,6 +278,8 @@ pub const GROUP_CONFIGS: &[&str] = &[
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     earliest: bool,
+    /// `share.isolation.level=read_committed`.
+    read_committed: bool,
     lock: Duration,
     limit: i16,
 }
@@ -285,6 +288,7 @@ fn settings(config: &ShareGroupConfig, overrides: Option<&BTreeMap<String, Strin
     let get = |k: &str| overrides.and_then(|o| o.get(k));
     Settings {
         earliest: get("share.auto.offset.reset").map_or(config.reset_earliest, |v| v == "earliest"),
+        read_committed: get("share.isolation.level").is_some_and(|v| v == "read_committed"),
         lock: get("share.record.lock.duration.ms")
             .and_then(|v| v.parse::<u64>().ok())
             .map_or(config.record_lock_duration, Duration::from_millis),
@@ -298,6 +302,7 @@ fn settings(config: &ShareGroupConfig, overrides: Option<&BTreeMap<String, Strin
 fn valid_config(key: &str, value: &str) -> Result<(), String> {
     let ok = match key {
         "share.auto.offset.reset" => value == "earliest" || value == "latest",
+        "share.isolation.level" => value == "read_committed" || value == "read_uncommitted",
         // Kafka's group.share.{min,max}.record.lock.duration.ms defaults.
         "share.record.lock.duration.ms" => value
             .parse::<u64>()
@@ -486,6 +491,15 @@ impl ShareGroups {
                 if eff.earliest { "earliest" } else { "latest" }.to_string(),
             ),
             ("share.delivery.count.limit", eff.limit.to_string()),
+            (
+                "share.isolation.level",
+                if eff.read_committed {
+                    "read_committed"
+                } else {
+                    "read_uncommitted"
+                }
+                .to_string(),
+            ),
             (
                 "share.record.lock.duration.ms",
                 eff.lock.as_millis().to_string(),
@@ -910,6 +924,12 @@ impl ShareGroups {
         Some((p.end, room))
     }
 
+    /// Whether the group reads only committed records
+    /// (`share.isolation.level=read_committed`).
+    pub fn read_committed(&self, group_id: &str) -> bool {
+        settings(&self.config, self.configs.get(group_id).as_ref()).read_committed
+    }
+
     /// Acquires for `member` the records available again (released or
     /// timed out), at most `max` of them, in offset order.
     pub fn acquire_available(
@@ -951,14 +971,17 @@ impl ShareGroups {
     }
 
     /// Acquires for `member` the new records at `from..to` (whole batches
-    /// read from the log), if the partition's end is still `from`.
+    /// read from the log), if the partition's end is still `from`. Offsets
+    /// in `skip` (inclusive ranges, in order: records of aborted
+    /// transactions and transaction markers under `read_committed`) are
+    /// archived at once instead, as Kafka does.
     pub fn acquire_new(
         &self,
         group_id: &str,
         member_id: &str,
         tp: &Tp,
-        from: i64,
-        to: i64,
+        (from, to): (i64, i64),
+        skip: &[(i64, i64)],
         now: Instant,
     ) -> Vec<Acquired> {
         let mut guard = self.lock();
@@ -974,23 +997,37 @@ impl ShareGroups {
         if p.end != from || to <= from {
             return Vec::new();
         }
+        let mut out = Vec::new();
         for o in from..to {
+            let skipped = skip.iter().any(|(a, b)| (*a..=*b).contains(&o));
             p.records.insert(
                 o,
                 Rec {
-                    state: RecState::Acquired,
-                    delivery_count: 1,
-                    owner: member_id.to_string(),
+                    state: if skipped {
+                        RecState::Done
+                    } else {
+                        RecState::Acquired
+                    },
+                    delivery_count: i16::from(!skipped),
+                    owner: if skipped {
+                        String::new()
+                    } else {
+                        member_id.to_string()
+                    },
                     locked_until: now + lock,
                 },
             );
+            if !skipped {
+                push(&mut out, o, 1);
+            }
         }
         p.end = to;
-        vec![Acquired {
-            first: from,
-            last: to - 1,
-            delivery_count: 1,
-        }]
+        if !skip.is_empty() {
+            // Archived records are written like acknowledged ones.
+            p.advance();
+            p.dirty = true;
+        }
+        out
     }
 
     /// Every share group: (id, state name).

@@ -259,27 +259,53 @@ fn fetch_partition(
         f.error = ResponseError::GroupIdNotFound.code();
         return f;
     };
+    // read_committed: new records only below the last stable offset; those
+    // of aborted transactions and the markers are archived, not delivered.
+    let committed = share.read_committed(group_id);
+    let producers = broker.producers.existing(&tp.0, tp.1);
+    let end = match (&producers, committed) {
+        (Some(state), true) => crate::producers::lock(state).last_stable_offset(bounds.1),
+        _ => bounds.1,
+    };
     let now = Instant::now();
     f.acquired = share.acquire_available(group_id, member_id, tp, max_records, now);
     let taken: i64 = f.acquired.iter().map(|a| a.last - a.first + 1).sum();
-    if taken < max_records && room > 0 && from < bounds.1 {
+    if taken < max_records && room > 0 && from < end {
         // New records: whole batches from the partition's end, as many as
         // make up the record budget and fit in the in-flight room.
         if let Ok(read) = partition.read(from, max_bytes, true) {
+            let aborted = match (&producers, committed) {
+                (Some(state), true) => crate::producers::lock(state).aborted_between(from, end),
+                _ => Vec::new(),
+            };
             let mut to = from;
+            let mut skip = Vec::new();
             let mut iter = BatchIter::unchecked_crc(&read.bytes);
             while let Some(Ok(h)) = iter.next() {
                 let next = h.next_offset();
                 if next <= to {
                     continue;
                 }
-                if to > from && (to - from + taken >= max_records || next - from > room) {
+                if next > end
+                    || (to > from && (to - from + taken >= max_records || next - from > room))
+                {
                     break;
+                }
+                let base = h.base_offset();
+                let aborted_batch = committed
+                    && h.is_transactional()
+                    && aborted.iter().any(|a| {
+                        a.producer_id == h.producer_id()
+                            && a.first_offset <= base
+                            && base < a.last_offset
+                    });
+                if committed && (h.is_control() || aborted_batch) {
+                    skip.push((base.max(to), next - 1));
                 }
                 to = next;
             }
             f.acquired
-                .extend(share.acquire_new(group_id, member_id, tp, from, to, now));
+                .extend(share.acquire_new(group_id, member_id, tp, (from, to), &skip, now));
         }
     }
     f.records = batches_for(&partition, &f.acquired, max_bytes);

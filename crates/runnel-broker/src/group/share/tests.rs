@@ -60,7 +60,7 @@ fn released_records_come_back_with_a_higher_delivery_count() {
     let now = Instant::now();
     let s = with_member(now);
     assert_eq!(
-        ranges(&s.acquire_new(G, "m", &tp(), 0, 4, now)),
+        ranges(&s.acquire_new(G, "m", &tp(), (0, 4), &[], now)),
         vec![(0, 3, 1)]
     );
     s.acknowledge(
@@ -88,7 +88,7 @@ fn released_records_come_back_with_a_higher_delivery_count() {
 fn only_the_holder_may_acknowledge() {
     let now = Instant::now();
     let s = with_member(now);
-    s.acquire_new(G, "m", &tp(), 0, 2, now);
+    s.acquire_new(G, "m", &tp(), (0, 2), &[], now);
     assert_eq!(
         s.acknowledge(G, "other", &tp(), &[(0, 0, vec![ACK_ACCEPT])]),
         Err(ResponseError::InvalidRecordState)
@@ -130,7 +130,7 @@ fn only_the_holder_may_acknowledge() {
 fn a_lock_that_times_out_releases_and_the_limit_archives() {
     let t0 = Instant::now();
     let s = with_member(t0);
-    s.acquire_new(G, "m", &tp(), 0, 1, t0);
+    s.acquire_new(G, "m", &tp(), (0, 1), &[], t0);
     // Deliveries 2 and 3 after each lock ran out (limit 3).
     let mut t = t0;
     for count in 2..=3 {
@@ -151,14 +151,14 @@ fn a_lock_that_times_out_releases_and_the_limit_archives() {
 fn in_flight_records_are_bounded() {
     let now = Instant::now();
     let s = with_member(now);
-    s.acquire_new(G, "m", &tp(), 0, 10, now);
+    s.acquire_new(G, "m", &tp(), (0, 10), &[], now);
     // 10 in flight: no room for more until the start moves.
     assert_eq!(s.next_read(G, &tp(), (0, 100)), Some((10, 0)));
     s.acknowledge(G, "m", &tp(), &[(0, 3, vec![ACK_ACCEPT])])
         .expect("ack");
     assert_eq!(s.next_read(G, &tp(), (0, 100)), Some((10, 4)));
     // A stale end (another fetch acquired first) acquires nothing.
-    assert!(s.acquire_new(G, "m", &tp(), 5, 12, now).is_empty());
+    assert!(s.acquire_new(G, "m", &tp(), (5, 12), &[], now).is_empty());
 }
 
 #[test]
@@ -166,8 +166,8 @@ fn a_member_leaving_or_losing_its_connection_gives_its_records_back() {
     let now = Instant::now();
     let s = with_member(now);
     join(&s, "n", now, &view(1));
-    s.acquire_new(G, "m", &tp(), 0, 2, now);
-    s.acquire_new(G, "n", &tp(), 2, 4, now);
+    s.acquire_new(G, "m", &tp(), (0, 2), &[], now);
+    s.acquire_new(G, "n", &tp(), (2, 4), &[], now);
     let peer: SocketAddr = "127.0.0.1:5555".parse().expect("addr");
     assert_eq!(s.session(G, "n", 0, Some(peer), true), Ok(SessionOp::Open));
     s.connection_closed(peer);
@@ -351,4 +351,33 @@ fn offsets_are_altered_and_deleted_only_while_empty() {
         s.delete_offsets("none", &[]),
         Err(ResponseError::GroupIdNotFound)
     );
+}
+
+/// read_committed: offsets of aborted transactions and markers are
+/// archived as they are read, never handed out; the start moves over them.
+#[test]
+fn skipped_offsets_are_archived_not_acquired() {
+    let now = Instant::now();
+    let s = with_member(now);
+    assert!(!s.read_committed(G));
+    s.alter_group_configs(
+        G,
+        &[(
+            "share.isolation.level".into(),
+            Some("read_committed".into()),
+        )],
+        false,
+    )
+    .unwrap();
+    assert!(s.read_committed(G));
+    let got = s.acquire_new(G, "m", &tp(), (0, 8), &[(0, 1), (4, 4), (7, 7)], now);
+    assert_eq!(ranges(&got), vec![(2, 3, 1), (5, 6, 1)]);
+    assert_eq!(s.start_offsets(G).unwrap()[&tp()].0, 2);
+    assert!(s
+        .alter_group_configs(
+            G,
+            &[("share.isolation.level".into(), Some("serializable".into()))],
+            false
+        )
+        .is_err());
 }
