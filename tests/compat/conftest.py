@@ -297,6 +297,18 @@ def kafka(kafka_libs, tmp_path_factory) -> kafka_cluster.KafkaCluster:
     cluster.stop()
 
 
+@pytest.fixture
+def peer(request):
+    """(name, bootstrap) of Runnel's session broker or of the Kafka cluster,
+    for tests parametrized over both (`indirect=True`) that run the same
+    checks on each."""
+    if request.param == "runnel":
+        return "runnel", request.getfixturevalue("bootstrap")
+    cluster = request.getfixturevalue("kafka")
+    assert not cluster.stopped, "the session's Kafka cluster was stopped before this test"
+    return "kafka", cluster.bootstrap
+
+
 @pytest.fixture(scope="session")
 def unstable_apps_classes(kafka_libs) -> Path:
     """The talk's slide-8 topology as a Kafka Streams application (java/UnstableApps.java)."""

@@ -29,16 +29,6 @@ from compat_util import ck_producer, wait_until
 from test_kafka_tools import CONFIGS, CONSUMER, GROUPS, TOPICS, rows, tool
 
 
-@pytest.fixture
-def peer(request):
-    """(name, bootstrap) of Runnel's session broker or of the Kafka cluster."""
-    if request.param == "runnel":
-        return "runnel", request.getfixturevalue("bootstrap")
-    cluster = request.getfixturevalue("kafka")
-    assert not cluster.stopped, "the session's Kafka cluster was stopped before this test"
-    return "kafka", cluster.bootstrap
-
-
 PEERS = pytest.mark.parametrize("peer", ["runnel", pytest.param("kafka", marks=pytest.mark.kafka)],
                                 indirect=True)
 

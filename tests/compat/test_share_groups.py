@@ -32,16 +32,6 @@ def share_checks(kafka_libs) -> Path:
                                       "share-checks", cp=str(clients))
 
 
-@pytest.fixture
-def peer(request):
-    """(name, bootstrap) of Runnel's session broker or of the Kafka cluster."""
-    if request.param == "runnel":
-        return "runnel", request.getfixturevalue("bootstrap")
-    cluster = request.getfixturevalue("kafka")
-    assert not cluster.stopped, "the session's Kafka cluster was stopped before this test"
-    return "kafka", cluster.bootstrap
-
-
 PEERS = pytest.mark.parametrize("peer", ["runnel", "kafka"], indirect=True)
 
 
@@ -182,6 +172,12 @@ def test_kafka_share_groups_tool(share_checks, peer):
     reset = ["--reset-offsets", "--group", other, "--topic", topic]
     out = share_groups(*reset, "--to-offset", "4", "--dry-run")
     assert rows(out, "GROUP") == [[other, topic, "0", "4"]], out
+    # By time (the share tool's --to-datetime; it has no --by-duration):
+    # the first record at or after it, the log end when there is none.
+    out = share_groups(*reset, "--to-datetime", "2020-01-01T00:00:00.000", "--dry-run")
+    assert rows(out, "GROUP") == [[other, topic, "0", "0"]], out
+    out = share_groups(*reset, "--to-datetime", "2999-01-01T00:00:00.000", "--dry-run")
+    assert [r for r in rows(out, "GROUP") if r[0] == other] == [[other, topic, "0", "10"]], out
     out = share_groups(*reset, "--to-earliest", "--execute")
     assert rows(out, "GROUP") == [[other, topic, "0", "0"]], out
     assert [other, "Empty"] in rows(share_groups("--list", "--state"), "GROUP")

@@ -396,7 +396,8 @@ pub struct ConsumerGroups {
     pub(crate) flushing: Mutex<()>,
 }
 
-fn err(code: ResponseError, message: impl Into<String>) -> Refusal {
+/// A refusal: the error and its message.
+pub(super) fn err(code: ResponseError, message: impl Into<String>) -> Refusal {
     (code, message.into())
 }
 

@@ -40,7 +40,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::configs::GroupConfigs;
-use super::consumer::{Refusal, TopicView, Tp};
+use super::consumer::{err, Refusal, TopicView, Tp};
 use super::share_store::{Restored, Run, ShareStore, Stored, Write};
 
 /// The only assignor of share groups.
@@ -329,35 +329,14 @@ pub struct Heartbeat {
     pub client_host: String,
 }
 
-/// What a heartbeat is answered with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeartbeatReply {
-    pub member_id: String,
-    pub member_epoch: i32,
-    pub heartbeat_interval_ms: i32,
-    pub assignment: Option<BTreeSet<Tp>>,
-}
+/// What a heartbeat is answered with (as for consumer groups).
+pub use super::consumer::HeartbeatReply;
 
-/// A member as ShareGroupDescribe shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberView {
-    pub member_id: String,
-    pub rack_id: Option<String>,
-    pub member_epoch: i32,
-    pub client_id: String,
-    pub client_host: String,
-    pub topics: Vec<String>,
-    pub assigned: BTreeSet<Tp>,
-}
-
-/// A group as ShareGroupDescribe shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupView {
-    pub state: &'static str,
-    pub epoch: i32,
-    pub assignment_epoch: i32,
-    pub members: Vec<MemberView>,
-}
+/// A share group and its members as ShareGroupDescribe shows them: the
+/// consumer groups' views, with no instance ids or regexes, the target
+/// being the assignment (members take theirs at once) and the assignor
+/// [`ASSIGNOR`].
+pub use super::consumer::{GroupView, MemberView};
 
 /// A contiguous run of acquired offsets with one delivery count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,10 +371,6 @@ pub struct ShareGroups {
     store: std::sync::OnceLock<ShareStore>,
     /// Orders flushes: each writes the state as of its own turn.
     flushing: Mutex<()>,
-}
-
-fn err(code: ResponseError, message: impl Into<String>) -> Refusal {
-    (code, message.into())
 }
 
 impl ShareGroups {
@@ -522,24 +497,6 @@ impl ShareGroups {
             None if GROUP_CONFIGS.contains(&key) => Ok(()),
             None => Err(format!("Unknown group config name: {key}")),
         }
-    }
-
-    /// IncrementalAlterConfigs of `share.*` group configs: sets (`Some`) or
-    /// deletes (`None`) them, all or nothing.
-    pub fn alter_group_configs(
-        &self,
-        group_id: &str,
-        changes: &[(String, Option<String>)],
-        validate_only: bool,
-    ) -> Result<(), String> {
-        for (k, v) in changes {
-            self.check_group_config(k, v.as_deref())?;
-        }
-        if !validate_only {
-            self.configs.apply(group_id, changes);
-            self.write_group_configs(group_id);
-        }
-        Ok(())
     }
 
     /// Queues the group's configs (every kind's) to be written by the next
@@ -1047,17 +1004,21 @@ impl ShareGroups {
             state: state_name(g),
             epoch: g.epoch,
             assignment_epoch: g.assignment_epoch,
+            assignor: ASSIGNOR.to_string(),
             members: g
                 .members
                 .iter()
                 .map(|(id, m)| MemberView {
                     member_id: id.clone(),
+                    instance_id: None,
                     rack_id: m.rack_id.clone(),
                     member_epoch: m.epoch,
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
                     topics: m.topics.clone(),
+                    regex: None,
                     assigned: m.assigned.clone(),
+                    target: m.assigned.clone(),
                 })
                 .collect(),
         })

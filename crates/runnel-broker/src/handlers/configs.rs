@@ -96,6 +96,14 @@ fn broker_name(topic_key: &str) -> &str {
     }
 }
 
+/// One synonym of a described config.
+fn synonym(name: &str, value: &str, source: i8) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(str_bytes(name))
+        .with_value(Some(str_bytes(value)))
+        .with_source(source)
+}
+
 /// A topic config's synonyms in precedence order, as Kafka lists them: the
 /// topic's own value, the broker-wide one (under its broker name), and,
 /// when neither is set, the default.
@@ -103,12 +111,6 @@ fn topic_synonyms(
     e: &ConfigEntry,
     defaults: &BTreeMap<String, String>,
 ) -> Vec<DescribeConfigsSynonym> {
-    let synonym = |name: &str, value: &str, source: i8| {
-        DescribeConfigsSynonym::default()
-            .with_name(str_bytes(name))
-            .with_value(Some(str_bytes(value)))
-            .with_source(source)
-    };
     let mut out = Vec::new();
     if e.is_topic_override {
         out.push(synonym(&e.name, &e.value, SOURCE_DYNAMIC_TOPIC));
@@ -132,12 +134,6 @@ fn group_synonyms(
     value: &str,
     set: bool,
 ) -> Vec<DescribeConfigsSynonym> {
-    let synonym = |name: &str, value: &str, source: i8| {
-        DescribeConfigsSynonym::default()
-            .with_name(str_bytes(name))
-            .with_value(Some(str_bytes(value)))
-            .with_source(source)
-    };
     let mut out = Vec::new();
     if set {
         out.push(synonym(name, value, SOURCE_GROUP));

@@ -40,7 +40,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::consumer_groups::{by_topic, topics, Topics};
+use super::consumer_groups::{
+    by_topic, by_topic_id, described_assignment, heartbeat_answer, topics, write_state, Topics,
+};
 use super::str_bytes;
 use crate::context::ConnectionContext;
 use crate::group::consumer::Tp;
@@ -63,15 +65,7 @@ fn other_kind(broker: &Broker, group_id: &str) -> Option<String> {
 /// Writes the share state that changed (see [`crate::group::share_store`])
 /// off the async workers; `Err` when it could not be written.
 pub(crate) async fn flush(broker: &Arc<Broker>) -> Result<(), ResponseError> {
-    let b = broker.clone();
-    match super::blocking(move || b.groups().share().flush()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(err)) => {
-            tracing::warn!(%err, "writing share-group state failed");
-            Err(ResponseError::KafkaStorageError)
-        }
-        Err(_) => Err(ResponseError::UnknownServerError),
-    }
+    write_state(broker, "share-group", |b| b.groups().share().flush()).await
 }
 
 pub(crate) async fn share_group_heartbeat(
@@ -115,24 +109,13 @@ pub(crate) async fn share_group_heartbeat(
     }
     match reply {
         Err((code, message)) => refuse(code, message),
-        Ok(reply) => ShareGroupHeartbeatResponse::default()
-            .with_member_id(Some(str_bytes(&reply.member_id)))
-            .with_member_epoch(reply.member_epoch)
-            .with_heartbeat_interval_ms(reply.heartbeat_interval_ms)
-            .with_assignment(reply.assignment.map(|set| {
-                Assignment::default().with_topic_partitions(
-                    by_topic(&set)
-                        .into_iter()
-                        .filter_map(|(t, ps)| {
-                            topics.ids.get(t).map(|id| {
-                                TopicPartitions::default()
-                                    .with_topic_id(*id)
-                                    .with_partitions(ps)
-                            })
-                        })
-                        .collect(),
-                )
-            })),
+        Ok(reply) => heartbeat_answer!(
+            ShareGroupHeartbeatResponse,
+            Assignment,
+            TopicPartitions,
+            &topics,
+            reply
+        ),
     }
 }
 
@@ -158,7 +141,7 @@ pub(crate) fn share_group_describe(
             g.with_group_state(str_bytes(view.state))
                 .with_group_epoch(view.epoch)
                 .with_assignment_epoch(view.assignment_epoch)
-                .with_assignor_name(str_bytes(share::ASSIGNOR))
+                .with_assignor_name(str_bytes(&view.assignor))
                 .with_members(
                     view.members
                         .iter()
@@ -172,25 +155,12 @@ pub(crate) fn share_group_describe(
                                 .with_subscribed_topic_names(
                                     m.topics.iter().map(|t| TopicName(str_bytes(t))).collect(),
                                 )
-                                .with_assignment(
-                                    DescribedAssignment::default().with_topic_partitions(
-                                        by_topic(&m.assigned)
-                                            .into_iter()
-                                            .map(|(t, ps)| {
-                                                DescribedPartitions::default()
-                                                    .with_topic_id(
-                                                        topics
-                                                            .ids
-                                                            .get(t)
-                                                            .copied()
-                                                            .unwrap_or_default(),
-                                                    )
-                                                    .with_topic_name(TopicName(str_bytes(t)))
-                                                    .with_partitions(ps)
-                                            })
-                                            .collect(),
-                                    ),
-                                )
+                                .with_assignment(described_assignment!(
+                                    DescribedAssignment,
+                                    DescribedPartitions,
+                                    topics,
+                                    &m.assigned
+                                ))
                         })
                         .collect(),
                 )

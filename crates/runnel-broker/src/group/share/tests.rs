@@ -49,6 +49,24 @@ fn with_member(now: Instant) -> ShareGroups {
     s
 }
 
+/// IncrementalAlterConfigs of `share.*` configs as the coordinator does it
+/// for a share group: checked, then set (`None` deletes), all or nothing.
+fn alter_group_configs(
+    s: &ShareGroups,
+    group_id: &str,
+    changes: &[(String, Option<String>)],
+    validate_only: bool,
+) -> Result<(), String> {
+    for (k, v) in changes {
+        s.check_group_config(k, v.as_deref())?;
+    }
+    if !validate_only {
+        s.configs.apply(group_id, changes);
+        s.write_group_configs(group_id);
+    }
+    Ok(())
+}
+
 fn ranges(a: &[Acquired]) -> Vec<(i64, i64, i16)> {
     a.iter()
         .map(|a| (a.first, a.last, a.delivery_count))
@@ -292,17 +310,17 @@ fn the_simple_assignor_shares_partitions_among_extra_members() {
 fn group_configs_apply_per_group() {
     let s = ShareGroups::new(ShareGroupConfig::default());
     assert_eq!(
-        s.alter_group_configs(
+        alter_group_configs(
+            &s,
             G,
             &[("share.auto.offset.reset".into(), Some("sideways".into()))],
             false
         ),
         Err("Invalid value sideways for configuration share.auto.offset.reset".into())
     );
-    assert!(s
-        .alter_group_configs(G, &[("nope".into(), Some("1".into()))], false)
-        .is_err());
-    s.alter_group_configs(
+    assert!(alter_group_configs(&s, G, &[("nope".into(), Some("1".into()))], false).is_err());
+    alter_group_configs(
+        &s,
         G,
         &[
             ("share.auto.offset.reset".into(), Some("earliest".into())),
@@ -360,7 +378,8 @@ fn skipped_offsets_are_archived_not_acquired() {
     let now = Instant::now();
     let s = with_member(now);
     assert!(!s.read_committed(G));
-    s.alter_group_configs(
+    alter_group_configs(
+        &s,
         G,
         &[(
             "share.isolation.level".into(),
@@ -373,11 +392,11 @@ fn skipped_offsets_are_archived_not_acquired() {
     let got = s.acquire_new(G, "m", &tp(), (0, 8), &[(0, 1), (4, 4), (7, 7)], now);
     assert_eq!(ranges(&got), vec![(2, 3, 1), (5, 6, 1)]);
     assert_eq!(s.start_offsets(G).unwrap()[&tp()].0, 2);
-    assert!(s
-        .alter_group_configs(
-            G,
-            &[("share.isolation.level".into(), Some("serializable".into()))],
-            false
-        )
-        .is_err());
+    assert!(alter_group_configs(
+        &s,
+        G,
+        &[("share.isolation.level".into(), Some("serializable".into()))],
+        false
+    )
+    .is_err());
 }
