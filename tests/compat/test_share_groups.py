@@ -486,3 +486,28 @@ def test_read_committed_share_group_gets_committed_records_only(kafka_libs, peer
     finally:
         c.close()
     assert sorted(got) == ["c0", "c1", "c2", "o0", "o1", "p0"], got
+
+
+@PEERS
+def test_record_limit_acquires_no_more_than_asked(share_checks, peer):
+    """ShareFetch v2's record-limit mode (`share.acquire.mode=record_limit`,
+    KIP-1206): a consumer with `max.poll.records=5` acquires 5 records of a
+    12-record batch, not the whole batch, so another consumer gets the
+    other 7 at once."""
+    _, bootstrap = peer
+    r = run_check(share_checks, bootstrap, f"share-{uuid.uuid4().hex[:8]}", "limit")
+    assert r["held"] == [0, 1, 2, 3, 4], r
+    assert r["taken"] == [[n, 1] for n in range(5, 12)], r
+
+
+@PEERS
+def test_renewed_locks_keep_records_from_other_consumers(share_checks, peer):
+    """Renew acknowledgements (KIP-1222, ShareFetch/ShareAcknowledge v2):
+    a consumer that renews the locks of what it holds every 4 s keeps it
+    for 25 s though the lock lasts 15 s; the other consumer gets none of
+    it; then the holder accepts everything."""
+    name, bootstrap = peer
+    r = run_check(share_checks, bootstrap, f"share-{uuid.uuid4().hex[:8]}", "renew")
+    assert r["held"] == [0, 1, 2, 3, 4], r
+    assert (r["taken_by_b"], r["errors"], r["renewed"], r["max_delivery_count"]) == ([], [], 5, 1), r
+    assert r["start"] == 5 if name == "runnel" else r["start"] <= 5, r

@@ -51,6 +51,9 @@ pub const ACK_GAP: i8 = 0;
 pub const ACK_ACCEPT: i8 = 1;
 pub const ACK_RELEASE: i8 = 2;
 pub const ACK_REJECT: i8 = 3;
+/// KIP-1222 (ShareFetch/ShareAcknowledge v2): the record stays acquired by
+/// the member, its lock starting again.
+pub const ACK_RENEW: i8 = 4;
 
 /// Settings (Kafka's `group.share.*` broker configs).
 #[derive(Debug, Clone)]
@@ -804,9 +807,26 @@ impl ShareGroups {
         tp: &Tp,
         batches: &[(i64, i64, Vec<i8>)],
     ) -> Result<(), ResponseError> {
+        self.acknowledge_at(group_id, member_id, tp, batches, false, Instant::now())
+    }
+
+    /// [`ShareGroups::acknowledge`], with `renew` allowing the type
+    /// [`ACK_RENEW`] (a v2 request that says it carries renewals), whose
+    /// locks start again at `now`.
+    pub fn acknowledge_at(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        tp: &Tp,
+        batches: &[(i64, i64, Vec<i8>)],
+        renew: bool,
+        now: Instant,
+    ) -> Result<(), ResponseError> {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let limit = settings(&self.config, self.configs.get(group_id).as_ref()).limit;
+        let Settings { limit, lock, .. } =
+            settings(&self.config, self.configs.get(group_id).as_ref());
+        let last_type = if renew { ACK_RENEW } else { ACK_REJECT };
         let p = st
             .groups
             .get_mut(group_id)
@@ -820,7 +840,7 @@ impl ShareGroups {
                 .checked_sub(first)
                 .and_then(|d| d.checked_add(1))
                 .unwrap_or(0);
-            let valid_types = types.iter().all(|t| (ACK_GAP..=ACK_REJECT).contains(t));
+            let valid_types = types.iter().all(|t| (ACK_GAP..=last_type).contains(t));
             if len <= 0 || types.is_empty() || !valid_types {
                 result = Err(ResponseError::InvalidRequest);
                 continue;
@@ -853,6 +873,7 @@ impl ShareGroups {
                 if let Some(rec) = p.records.get_mut(&o) {
                     match type_of(o) {
                         ACK_RELEASE => freed |= SharePartition::give_back(rec, limit),
+                        ACK_RENEW => rec.locked_until = now + lock,
                         _ => rec.state = RecState::Done,
                     }
                 }

@@ -47,6 +47,7 @@ use super::str_bytes;
 use crate::context::ConnectionContext;
 use crate::group::consumer::Tp;
 use crate::group::share::{self, Acquired, SessionOp};
+use crate::splice::{ShareV2, V2_FIELDS};
 use crate::Broker;
 
 /// Longest a share fetch may wait, whatever the client asks.
@@ -177,17 +178,19 @@ type AckBatches = Vec<(i64, i64, Vec<i8>)>;
 fn apply_acks(
     broker: &Broker,
     topics: &Topics,
-    group_id: &str,
-    member_id: &str,
+    (group_id, member_id): (&str, &str),
     acks: Vec<(Uuid, i32, AckBatches)>,
+    renew: bool,
 ) -> BTreeMap<(Uuid, i32), i16> {
     let share = broker.groups().share();
     let mut out = BTreeMap::new();
+    let now = Instant::now();
     for (id, partition, batches) in acks {
         let code = match topics.by_id.get(&id) {
             None => ResponseError::UnknownTopicId.code(),
             Some(name) => {
-                match share.acknowledge(group_id, member_id, &(name.clone(), partition), &batches) {
+                let tp = (name.clone(), partition);
+                match share.acknowledge_at(group_id, member_id, &tp, &batches, renew, now) {
                     Ok(()) => 0,
                     Err(e) => e.code(),
                 }
@@ -208,10 +211,9 @@ struct Fetched {
 /// Acquires what one partition has for the member and reads its batches.
 fn fetch_partition(
     broker: &Broker,
-    group_id: &str,
-    member_id: &str,
+    (group_id, member_id): (&str, &str),
     tp: &Tp,
-    max_records: i64,
+    (max_records, record_limit): (i64, bool),
     max_bytes: usize,
 ) -> Fetched {
     let share = broker.groups().share();
@@ -273,6 +275,11 @@ fn fetch_partition(
                     skip.push((base.max(to), next - 1));
                 }
                 to = next;
+            }
+            if record_limit {
+                // Record-limit mode (v2): no more records than asked for,
+                // even if that ends inside a batch.
+                to = to.min(from + (max_records - taken));
             }
             f.acquired
                 .extend(share.acquire_new(group_id, member_id, tp, (from, to), &skip, now));
@@ -370,6 +377,19 @@ pub(crate) async fn share_fetch(
         );
     }
     let share = broker.groups().share();
+    let v2 = ShareV2::from_bytes(req.unknown_tagged_fields.get(&V2_FIELDS));
+    if v2.renew
+        && (req.max_wait_ms != 0
+            || req.min_bytes != 0
+            || req.max_bytes != 0
+            || req.max_records != 0)
+    {
+        // Kafka: a fetch that renews locks fetches nothing.
+        return refuse(
+            ResponseError::InvalidRequest,
+            "a share fetch with renew acknowledgements must not fetch",
+        );
+    }
     let has_acks = req
         .topics
         .iter()
@@ -411,7 +431,7 @@ pub(crate) async fn share_fetch(
                 })
         })
         .collect();
-    let ack_results = apply_acks(broker, &topics, &group_id, &member_id, acks);
+    let ack_results = apply_acks(broker, &topics, (&group_id, &member_id), acks, v2.renew);
     let mut responses: BTreeMap<(Uuid, i32), PartitionData> = ack_results
         .into_iter()
         .map(|(k, code)| {
@@ -423,8 +443,10 @@ pub(crate) async fn share_fetch(
             )
         })
         .collect();
-    if op == SessionOp::Close {
-        share.close_session(&group_id, &member_id);
+    if op == SessionOp::Close || v2.renew {
+        if op == SessionOp::Close {
+            share.close_session(&group_id, &member_id);
+        }
         if let Err(code) = flush(broker).await {
             return refuse(code, "writing share-group state failed");
         }
@@ -473,7 +495,13 @@ pub(crate) async fn share_fetch(
             if budget <= 0 {
                 break;
             }
-            let f = fetch_partition(broker, &group_id, &member_id, tp, budget, max_bytes);
+            let f = fetch_partition(
+                broker,
+                (&group_id, &member_id),
+                tp,
+                (budget, v2.acquire_mode == 1),
+                max_bytes,
+            );
             let Some(id) = topics.ids.get(&tp.0).copied() else {
                 continue;
             };
@@ -605,7 +633,9 @@ pub(crate) async fn share_acknowledge(
             })
         })
         .collect();
-    let results = apply_acks(broker, &topics, &group_id, &member_id, acks);
+    let v2 = req.unknown_tagged_fields.get(&V2_FIELDS);
+    let renew = ShareV2::from_bytes(v2).renew;
+    let results = apply_acks(broker, &topics, (&group_id, &member_id), acks, renew);
     if op == SessionOp::Close {
         share.close_session(&group_id, &member_id);
     }
@@ -625,7 +655,7 @@ pub(crate) async fn share_acknowledge(
                 ),
         );
     }
-    ShareAcknowledgeResponse::default().with_responses(
+    let mut resp = ShareAcknowledgeResponse::default().with_responses(
         by_topic
             .into_iter()
             .map(|(id, partitions)| {
@@ -634,7 +664,15 @@ pub(crate) async fn share_acknowledge(
                     .with_partitions(partitions)
             })
             .collect(),
-    )
+    );
+    if v2.is_some() {
+        // v2's AcquisitionLockTimeoutMs, put in place by the encoder
+        // (crate::splice).
+        let lock_ms = i32::try_from(share.lock_duration(&group_id).as_millis()).unwrap_or(i32::MAX);
+        resp.unknown_tagged_fields
+            .insert(V2_FIELDS, Bytes::copy_from_slice(&lock_ms.to_be_bytes()));
+    }
+    resp
 }
 
 /// One partition of a DescribeShareGroupOffsets answer.

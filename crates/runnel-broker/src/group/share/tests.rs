@@ -400,3 +400,28 @@ fn skipped_offsets_are_archived_not_acquired() {
     )
     .is_err());
 }
+
+/// RENEW (v2, when the request says it carries renewals) restarts a held
+/// record's lock: it is not given back when the first lock would have run
+/// out; without the flag the type is refused.
+#[test]
+fn renew_restarts_the_lock() {
+    let t0 = Instant::now();
+    let s = with_member(t0);
+    s.acquire_new(G, "m", &tp(), (0, 2), &[], t0);
+    let renew = [(0, 1, vec![ACK_RENEW])];
+    assert_eq!(
+        s.acknowledge(G, "m", &tp(), &renew),
+        Err(ResponseError::InvalidRequest)
+    );
+    let t1 = t0 + Duration::from_millis(800);
+    s.acknowledge_at(G, "m", &tp(), &renew, true, t1).unwrap();
+    // The first lock (1 s) has run out, the renewed one (to 1.8 s) has not.
+    let t2 = t0 + Duration::from_millis(1_500);
+    assert!(s.acquire_available(G, "n", &tp(), 10, t2).is_empty());
+    let t3 = t0 + Duration::from_millis(1_900);
+    assert_eq!(
+        ranges(&s.acquire_available(G, "n", &tp(), 10, t3)),
+        vec![(0, 1, 2)]
+    );
+}
