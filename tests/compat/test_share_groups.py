@@ -35,6 +35,22 @@ def share_checks(kafka_libs) -> Path:
 PEERS = pytest.mark.parametrize("peer", ["runnel", "kafka"], indirect=True)
 
 
+def assert_released_and_rejected(deliveries: list[tuple[int, int, str]]) -> None:
+    """The deliveries (record number, delivery count, what the consumer did)
+    of records 0-29 under the rules of these checks: a record whose number
+    ends in 3 is released on its first delivery and comes back once with
+    delivery count 2; one ending in 7 is rejected and never delivered again;
+    every other one is delivered once and accepted."""
+    for n in range(30):
+        got = [(count, action) for m, count, action in deliveries if m == n]
+        if n % 10 == 3:
+            assert got == [(1, "release"), (2, "accept")], (n, deliveries)
+        elif n % 10 == 7:
+            assert got == [(1, "reject")], (n, deliveries)
+        else:
+            assert got == [(1, "accept")], (n, deliveries)
+
+
 def cmd(classes: Path, bootstrap: str, prefix: str, check: str) -> list[str]:
     return kafka_cluster.java("ShareChecks", bootstrap, prefix, check, cp=kafka_cluster.classpath(classes))
 
@@ -65,19 +81,7 @@ def test_share_consumers_release_reject_and_hand_over(share_checks, peer):
     queue = [e for e in events if e["n"] < 30]
     # Both consumers of the single partition got records.
     assert {e["who"] for e in queue} == {"a", "b"}, queue
-    by_n: dict[int, list[dict]] = {}
-    for e in queue:
-        by_n.setdefault(e["n"], []).append(e)
-    for n in range(30):
-        got = [(e["count"], e["action"]) for e in by_n.get(n, [])]
-        if n % 10 == 3:
-            # Released on its first delivery, back with delivery count 2.
-            assert got == [(1, "release"), (2, "accept")], (n, got)
-        elif n % 10 == 7:
-            # Rejected: never delivered again.
-            assert got == [(1, "reject")], (n, got)
-        else:
-            assert got == [(1, "accept")], (n, got)
+    assert_released_and_rejected([(e["n"], e["count"], e["action"]) for e in queue])
     # The share-partition start offset moved over everything acknowledged.
     # Kafka describes the start offset it last persisted, written with the
     # acknowledgements before the last ones: it trails (29 here, 36 below)
@@ -263,14 +267,7 @@ def test_librdkafka_share_consumers_release_and_reject(kafka_libs, peer):
     finally:
         for c in consumers.values():
             c.close()
-    for n in range(30):
-        got = [(count, action) for _, m, count, action in events if m == n]
-        if n % 10 == 3:
-            assert got == [(1, "release"), (2, "accept")], (n, events)
-        elif n % 10 == 7:
-            assert got == [(1, "reject")], (n, events)
-        else:
-            assert got == [(1, "accept")], (n, events)
+    assert_released_and_rejected([(n, count, action) for _, n, count, action in events])
 
 
 def test_share_state_survives_a_broker_crash(kafka_libs, make_server):
