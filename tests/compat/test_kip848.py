@@ -331,6 +331,9 @@ def test_a_member_keeps_its_partitions_and_epoch_across_a_broker_restart(group_m
         [member] = d.members
         assert (d.state.name, member.member_id, member.client_id) == ("STABLE", before.member_id, "group-member")
         assert sorted(tp.partition for tp in member.assignment.topic_partitions) == [0, 1, 2, 3]
+        out, _ = tool(GROUPS, "--bootstrap-server", bootstrap, "--describe", "--group", group, "--members")
+        described = [r for r in rows(out, "GROUP") if r[0] == group]
+        assert [(r[1], r[3], r[4]) for r in described] == [(before.member_id, "group-member", "4")], out
         out, _ = tool(GROUPS, "--bootstrap-server", bootstrap, "--describe", "--group", group, "--offsets")
         offs = sorted((r[2], r[3], r[4]) for r in rows(out, "GROUP") if r[0] == group and r[1] == topic)
         assert offs == [(str(p), "15", "15") for p in range(4)], out
