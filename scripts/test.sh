@@ -14,7 +14,10 @@
 # Apache Kafka's jars with Maven into ~/.cache/runnel (scripts/kafka.sh fetch),
 # and Kafka Connect's with Debezium's PostgreSQL connector (fetch-connect);
 # PostgreSQL (Debian's package), started privately for the run and stopped
-# at its end (scripts/postgres.sh).
+# at its end (scripts/postgres.sh); franz-go's modules for tests/compat/go
+# with `go mod download` (Debian's golang-go if there is no Go; a Go of
+# 1.21+ fetches the newer toolchain go.mod asks for through the module
+# proxy).
 # On a fresh Debian 12 with Rust, Python 3.11, Node 20, gcc, Java 17 and
 # Maven this is all it takes; .ci/run calls exactly this.
 # Environment: PYTHON (default .venv/bin/python), RUNNEL_BIN (default
@@ -167,6 +170,14 @@ setup_kafka() {
   echo "Kafka Connect and Debezium: jars in $("$ROOT/scripts/kafka.sh" fetch-connect)"
 }
 
+# The Go client of the compat suite (franz-go, tests/compat/go): its
+# modules, once; test_franz_go.py builds the program into ~/.cache/runnel/go.
+setup_go() {
+  command -v go >/dev/null || apt_install golang-go
+  (cd "$ROOT/tests/compat/go" && go mod download) </dev/null
+  echo "$(cd "$ROOT/tests/compat/go" && go version); franz-go $(cd "$ROOT/tests/compat/go" && go list -m -f '{{.Version}}' github.com/twmb/franz-go)"
+}
+
 # One private PostgreSQL for the whole run (scripts/postgres.sh), stopped
 # when this script ends; tests reach it through RUNNEL_TEST_POSTGRES_URL and
 # make a database each.
@@ -183,6 +194,7 @@ setup_system
 setup_python
 setup_node
 setup_kafka
+setup_go
 setup_postgres
 export PYTHON
 

@@ -82,14 +82,15 @@ class RunnelServer:
         assert self.port is not None, "server not started"
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "RunnelServer":
+    def start(self, port: int | None = None) -> "RunnelServer":
+        """Starts it on `port` (a restart on the port clients know) or a free one."""
         if not self.binary.exists():
             raise FileNotFoundError(
                 f"runnel binary not found at {self.binary}; build it with "
                 "`cargo build -p runnel` or point RUNNEL_BIN at it"
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         addr = f"127.0.0.1:{self.port}"
         cmd = [
             str(self.binary),
@@ -294,6 +295,18 @@ def kafka(kafka_libs, tmp_path_factory) -> kafka_cluster.KafkaCluster:
     yield cluster
     _SESSION_KAFKA = None
     cluster.stop()
+
+
+@pytest.fixture
+def peer(request):
+    """(name, bootstrap) of Runnel's session broker or of the Kafka cluster,
+    for tests parametrized over both (`indirect=True`) that run the same
+    checks on each."""
+    if request.param == "runnel":
+        return "runnel", request.getfixturevalue("bootstrap")
+    cluster = request.getfixturevalue("kafka")
+    assert not cluster.stopped, "the session's Kafka cluster was stopped before this test"
+    return "kafka", cluster.bootstrap
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import kafka_cluster
-from test_kafka_tools import rows, tool
+from test_kafka_tools import CONFIGS, rows, tool
 
 SHARE_GROUPS = "org.apache.kafka.tools.consumer.group.ShareGroupCommand"
 
@@ -32,17 +32,23 @@ def share_checks(kafka_libs) -> Path:
                                       "share-checks", cp=str(clients))
 
 
-@pytest.fixture
-def peer(request):
-    """(name, bootstrap) of Runnel's session broker or of the Kafka cluster."""
-    if request.param == "runnel":
-        return "runnel", request.getfixturevalue("bootstrap")
-    cluster = request.getfixturevalue("kafka")
-    assert not cluster.stopped, "the session's Kafka cluster was stopped before this test"
-    return "kafka", cluster.bootstrap
-
-
 PEERS = pytest.mark.parametrize("peer", ["runnel", "kafka"], indirect=True)
+
+
+def assert_released_and_rejected(deliveries: list[tuple[int, int, str]]) -> None:
+    """The deliveries (record number, delivery count, what the consumer did)
+    of records 0-29 under the rules of these checks: a record whose number
+    ends in 3 is released on its first delivery and comes back once with
+    delivery count 2; one ending in 7 is rejected and never delivered again;
+    every other one is delivered once and accepted."""
+    for n in range(30):
+        got = [(count, action) for m, count, action in deliveries if m == n]
+        if n % 10 == 3:
+            assert got == [(1, "release"), (2, "accept")], (n, deliveries)
+        elif n % 10 == 7:
+            assert got == [(1, "reject")], (n, deliveries)
+        else:
+            assert got == [(1, "accept")], (n, deliveries)
 
 
 def cmd(classes: Path, bootstrap: str, prefix: str, check: str) -> list[str]:
@@ -75,19 +81,7 @@ def test_share_consumers_release_reject_and_hand_over(share_checks, peer):
     queue = [e for e in events if e["n"] < 30]
     # Both consumers of the single partition got records.
     assert {e["who"] for e in queue} == {"a", "b"}, queue
-    by_n: dict[int, list[dict]] = {}
-    for e in queue:
-        by_n.setdefault(e["n"], []).append(e)
-    for n in range(30):
-        got = [(e["count"], e["action"]) for e in by_n.get(n, [])]
-        if n % 10 == 3:
-            # Released on its first delivery, back with delivery count 2.
-            assert got == [(1, "release"), (2, "accept")], (n, got)
-        elif n % 10 == 7:
-            # Rejected: never delivered again.
-            assert got == [(1, "reject")], (n, got)
-        else:
-            assert got == [(1, "accept")], (n, got)
+    assert_released_and_rejected([(e["n"], e["count"], e["action"]) for e in queue])
     # The share-partition start offset moved over everything acknowledged.
     # Kafka describes the start offset it last persisted, written with the
     # acknowledgements before the last ones: it trails (29 here, 36 below)
@@ -182,6 +176,12 @@ def test_kafka_share_groups_tool(share_checks, peer):
     reset = ["--reset-offsets", "--group", other, "--topic", topic]
     out = share_groups(*reset, "--to-offset", "4", "--dry-run")
     assert rows(out, "GROUP") == [[other, topic, "0", "4"]], out
+    # By time (the share tool's --to-datetime; it has no --by-duration):
+    # the first record at or after it, the log end when there is none.
+    out = share_groups(*reset, "--to-datetime", "2020-01-01T00:00:00.000", "--dry-run")
+    assert rows(out, "GROUP") == [[other, topic, "0", "0"]], out
+    out = share_groups(*reset, "--to-datetime", "2999-01-01T00:00:00.000", "--dry-run")
+    assert [r for r in rows(out, "GROUP") if r[0] == other] == [[other, topic, "0", "10"]], out
     out = share_groups(*reset, "--to-earliest", "--execute")
     assert rows(out, "GROUP") == [[other, topic, "0", "0"]], out
     assert [other, "Empty"] in rows(share_groups("--list", "--state"), "GROUP")
@@ -267,14 +267,7 @@ def test_librdkafka_share_consumers_release_and_reject(kafka_libs, peer):
     finally:
         for c in consumers.values():
             c.close()
-    for n in range(30):
-        got = [(count, action) for _, m, count, action in events if m == n]
-        if n % 10 == 3:
-            assert got == [(1, "release"), (2, "accept")], (n, events)
-        elif n % 10 == 7:
-            assert got == [(1, "reject")], (n, events)
-        else:
-            assert got == [(1, "accept")], (n, events)
+    assert_released_and_rejected([(n, count, action) for _, n, count, action in events])
 
 
 def test_share_state_survives_a_broker_crash(kafka_libs, make_server):
@@ -424,3 +417,94 @@ def test_a_record_released_delivery_count_limit_times_is_archived(kafka_libs, pe
         assert row == [group, topic, "0", "2", "0"], out
     else:
         assert row[-1] == "0", out
+
+
+@PEERS
+def test_read_committed_share_group_gets_committed_records_only(kafka_libs, peer):
+    """`share.isolation.level=read_committed` (a group config): librdkafka's
+    share consumer gets the records of committed transactions and plain
+    ones, never those of an aborted transaction, and those of an open
+    transaction only once it commits."""
+    from confluent_kafka import AcknowledgeType, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from compat_util import ck_producer, wait_until
+
+    name, bootstrap = peer
+    prefix = f"share-rc-{uuid.uuid4().hex[:8]}"
+    topic, group = f"{prefix}-q", f"{prefix}-g"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1)])[topic].result(timeout=30)
+    tool(CONFIGS, "--bootstrap-server", bootstrap, "--entity-type", "groups", "--entity-name", group,
+         "--alter", "--add-config", "share.isolation.level=read_committed,share.auto.offset.reset=earliest")
+    out, _ = tool(CONFIGS, "--bootstrap-server", bootstrap, "--entity-type", "groups", "--entity-name", group,
+                  "--describe")
+    assert "share.isolation.level=read_committed" in out, out
+
+    txn = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"{prefix}-tx"})
+    txn.init_transactions(30)
+
+    def transaction(values: list[str], end: str | None):
+        txn.begin_transaction()
+        for v in values:
+            txn.produce(topic, value=v, partition=0)
+        txn.flush(30)
+        if end == "commit":
+            txn.commit_transaction(30)
+        elif end == "abort":
+            txn.abort_transaction(30)
+
+    transaction(["c0", "c1", "c2"], "commit")
+    transaction(["a0", "a1", "a2"], "abort")
+    plain = ck_producer(bootstrap)
+    plain.produce(topic, value="p0", partition=0)
+    assert plain.flush(30) == 0
+    transaction(["o0", "o1"], None)  # left open
+
+    got: list[str] = []
+    c = rk_share_consumer(bootstrap, group, "rk-rc")
+    try:
+        c.subscribe([topic])
+
+        def poll(until: set[str]):
+            msgs = [m for m in c.poll(0.2) if m.error() is None]
+            for m in msgs:
+                got.append(m.value().decode())
+                c.acknowledge(m, AcknowledgeType.ACCEPT)
+            if msgs:
+                c.commit_sync()
+            return set(got) >= until
+
+        wait_until(lambda: poll({"c0", "c1", "c2", "p0"}), timeout=60, interval=0,
+                   what="the committed and plain records")
+        # The open transaction's records are past the last stable offset.
+        assert not set(got) & {"o0", "o1"}, got
+        txn.commit_transaction(30)
+        wait_until(lambda: poll({"o0", "o1"}), timeout=60, interval=0, what="the records of the commit")
+    finally:
+        c.close()
+    assert sorted(got) == ["c0", "c1", "c2", "o0", "o1", "p0"], got
+
+
+@PEERS
+def test_record_limit_acquires_no_more_than_asked(share_checks, peer):
+    """ShareFetch v2's record-limit mode (`share.acquire.mode=record_limit`,
+    KIP-1206): a consumer with `max.poll.records=5` acquires 5 records of a
+    12-record batch, not the whole batch, so another consumer gets the
+    other 7 at once."""
+    _, bootstrap = peer
+    r = run_check(share_checks, bootstrap, f"share-{uuid.uuid4().hex[:8]}", "limit")
+    assert r["held"] == [0, 1, 2, 3, 4], r
+    assert r["taken"] == [[n, 1] for n in range(5, 12)], r
+
+
+@PEERS
+def test_renewed_locks_keep_records_from_other_consumers(share_checks, peer):
+    """Renew acknowledgements (KIP-1222, ShareFetch/ShareAcknowledge v2):
+    a consumer that renews the locks of what it holds every 4 s keeps it
+    for 25 s though the lock lasts 15 s; the other consumer gets none of
+    it; then the holder accepts everything."""
+    name, bootstrap = peer
+    r = run_check(share_checks, bootstrap, f"share-{uuid.uuid4().hex[:8]}", "renew")
+    assert r["held"] == [0, 1, 2, 3, 4], r
+    assert (r["taken_by_b"], r["errors"], r["renewed"], r["max_delivery_count"]) == ([], [], 5, 1), r
+    assert r["start"] == 5 if name == "runnel" else r["start"] <= 5, r

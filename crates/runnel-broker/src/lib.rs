@@ -21,6 +21,7 @@ pub mod producers;
 pub mod schema_check;
 mod server;
 pub mod shape;
+mod splice;
 pub mod txn;
 pub mod versions;
 

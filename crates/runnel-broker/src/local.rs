@@ -321,6 +321,9 @@ impl Local {
             return Err(refused(ResponseError::GroupIdNotFound));
         }
         groups.remove_if_empty(group).map_err(refused)?;
+        // The group's records and its group configs go with it.
+        groups.flush_consumer_groups().map_err(LocalError::Log)?;
+        groups.share().flush().map_err(LocalError::Log)?;
         let tombstones = offsets.into_iter().map(|(k, _)| (k, None)).collect();
         groups
             .offsets()

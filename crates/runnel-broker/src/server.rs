@@ -423,10 +423,34 @@ pub(crate) async fn handle_frame(
     // The codec sizes arrays from wire counts before reading them; refuse
     // bodies whose counts and lengths are not backed by bytes in the frame.
     let codec_version = versions::codec_version(key, version);
+    let spliced = versions::spliced(key, version);
+    let mut v2 = crate::splice::ShareV2::default();
+    if spliced {
+        let (v1, fields) = crate::splice::to_v1(key, &buf)
+            .map_err(|e| BrokerError::Malformed(format!("{key:?} v{version}: {e}")))?;
+        buf = Bytes::from(v1);
+        v2 = fields;
+    }
     crate::shape::check_request_body(api, codec_version, &buf)
         .map_err(|e| BrokerError::Malformed(format!("{key:?} v{version}: {e}")))?;
-    let request = RequestKind::decode(key, &mut buf, codec_version)
+    let mut request = RequestKind::decode(key, &mut buf, codec_version)
         .map_err(|e| BrokerError::Malformed(format!("{key:?} v{version}: {e:#}")))?;
+    if spliced {
+        let fields = v2.to_bytes();
+        match &mut request {
+            RequestKind::ShareFetch(r) => {
+                r.unknown_tagged_fields
+                    .insert(crate::splice::V2_FIELDS, fields);
+            }
+            RequestKind::ShareAcknowledge(r) => {
+                r.unknown_tagged_fields
+                    .insert(crate::splice::V2_FIELDS, fields);
+            }
+            _ => {}
+        }
+        let response = handlers::handle(broker, ctx, &header, request, stop, syncs).await?;
+        return encode_spliced(header.correlation_id, key, version, codec_version, response);
+    }
     if codec_version != version {
         return handlers::hand_encoded(broker, ctx, request, version)
             .map(|body| frame_hand_encoded(header.correlation_id, key, version, &body))
@@ -443,6 +467,43 @@ pub(crate) async fn handle_frame(
         )
         .map(Some),
     }
+}
+
+/// Encodes the answer to a [`versions::SPLICED`] request: as the codec
+/// version, with what the newer version adds (ShareAcknowledge v2: the
+/// lock timeout the handler left in the tagged-field map).
+fn encode_spliced(
+    correlation_id: i32,
+    key: ApiKey,
+    version: i16,
+    codec_version: i16,
+    response: Option<ResponseKind>,
+) -> Result<Option<BytesMut>, BrokerError> {
+    let Some(mut response) = response else {
+        return Ok(None);
+    };
+    let mut lock_ms = None;
+    if let ResponseKind::ShareAcknowledge(r) = &mut response {
+        lock_ms = r
+            .unknown_tagged_fields
+            .remove(&crate::splice::V2_FIELDS)
+            .and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok())
+            .map(i32::from_be_bytes);
+    }
+    let header_version = key.response_header_version(version);
+    let mut out = encode_response(correlation_id, header_version, &response, codec_version)?;
+    if key == ApiKey::ShareAcknowledge {
+        // Length prefix, correlation id, the (empty) tagged fields of a
+        // flexible header.
+        let header_len = 4 + 4 + 1;
+        let mut body = out.split_off(header_len).to_vec();
+        crate::splice::insert_lock_timeout(&mut body, lock_ms.unwrap_or(0))
+            .map_err(BrokerError::Encode)?;
+        out.extend_from_slice(&body);
+        let len = (out.len() - 4) as i32;
+        out[..4].copy_from_slice(&len.to_be_bytes());
+    }
+    Ok(Some(out))
 }
 
 /// Frames a response body the handler encoded itself.

@@ -33,7 +33,7 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::Heartbeat, 0, 4),
     s(ApiKey::LeaveGroup, 0, 5),
     s(ApiKey::SyncGroup, 0, 5),
-    s(ApiKey::DescribeGroups, 0, 5),
+    s(ApiKey::DescribeGroups, 0, 6),
     s(ApiKey::ListGroups, 0, 5),
     s(ApiKey::ApiVersions, 0, 3),
     s(ApiKey::CreateTopics, 2, 7),
@@ -60,8 +60,8 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::DescribeTopicPartitions, 0, 0),
     s(ApiKey::ShareGroupHeartbeat, 1, 1),
     s(ApiKey::ShareGroupDescribe, 1, 1),
-    s(ApiKey::ShareFetch, 1, 1),
-    s(ApiKey::ShareAcknowledge, 1, 1),
+    s(ApiKey::ShareFetch, 1, 2),
+    s(ApiKey::ShareAcknowledge, 1, 2),
     s(ApiKey::DescribeShareGroupOffsets, 0, 1),
     s(ApiKey::AlterShareGroupOffsets, 0, 0),
     s(ApiKey::DeleteShareGroupOffsets, 0, 0),
@@ -73,11 +73,24 @@ pub const SUPPORTED: &[Supported] = &[
 /// `Lag` to the response (KIP-1226).
 pub const HAND_ENCODED: &[(ApiKey, i16, i16)] = &[(ApiKey::DescribeShareGroupOffsets, 1, 0)];
 
+/// Versions the codec does not know whose requests are an older
+/// version's with fields inserted: they are cut back to it, decoded, and
+/// answered through the usual handlers (see [`crate::splice`]).
+pub const SPLICED: &[(ApiKey, i16, i16)] =
+    &[(ApiKey::ShareFetch, 2, 1), (ApiKey::ShareAcknowledge, 2, 1)];
+
+/// Whether `key` v`version` is one of [`SPLICED`].
+pub fn spliced(key: ApiKey, version: i16) -> bool {
+    SPLICED.iter().any(|(k, v, _)| *k == key && *v == version)
+}
+
 /// The version whose layout the codec decodes a request of `key` v`version`
-/// with (the version itself, but for [`HAND_ENCODED`] ones).
+/// with (the version itself, but for [`HAND_ENCODED`] and [`SPLICED`]
+/// ones).
 pub fn codec_version(key: ApiKey, version: i16) -> i16 {
     HAND_ENCODED
         .iter()
+        .chain(SPLICED)
         .find(|(k, v, _)| *k == key && *v == version)
         .map_or(version, |(_, _, codec)| *codec)
 }

@@ -288,3 +288,31 @@ async fn offsets_and_group_admin_at_every_version() {
     let listed = call(&mut c, &ListGroupsRequest::default(), 4).await;
     assert!(listed.groups.iter().all(|g| g.group_id.0.as_str() != "o9"));
 }
+
+/// DescribeGroups on a group of the consumer protocol (KIP-848) answers
+/// GROUP_ID_NOT_FOUND and Dead, as Kafka 4 does; v6 says why in Kafka 4.4's
+/// words.
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_groups_on_a_consumer_protocol_group() {
+    let r = start().await;
+    let mut c = TcpStream::connect(r.addr).await.unwrap();
+    let hb = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s("kip848")))
+        .with_member_id(s("m-1"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(s("t"))]))
+        .with_topic_partitions(Some(Vec::new()));
+    let joined = call(&mut c, &hb, 1).await;
+    assert_eq!((joined.error_code, joined.member_epoch), (0, 1));
+    let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(s("kip848"))]);
+    for v in [5, 6] {
+        let g = call(&mut c, &req, v).await.groups.remove(0);
+        assert_eq!(g.error_code, ResponseError::GroupIdNotFound.code(), "v{v}");
+        assert_eq!(g.group_state.as_str(), "Dead");
+        assert!(g.members.is_empty());
+        let message = g.error_message.as_deref().map(str::to_string);
+        let want = (v >= 6).then(|| "Group kip848 is not a classic group.".to_string());
+        assert_eq!(message, want, "v{v}");
+    }
+}

@@ -61,6 +61,38 @@ pub struct ServeConfig {
     #[arg(long, env = "RUNNEL_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// KIP-848 consumer groups: a member's session timeout, in ms (group.consumer.session.timeout.ms) [default: 45000].
+    #[arg(long, env = "RUNNEL_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_consumer_session_timeout_ms: Option<u64>,
+    /// KIP-848 consumer groups: heartbeat interval told to members, in ms [default: 5000].
+    #[arg(long, env = "RUNNEL_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_consumer_heartbeat_interval_ms: Option<u64>,
+    /// Smallest consumer.session.timeout.ms a group may set, in ms [default: 45000].
+    #[arg(long, env = "RUNNEL_GROUP_CONSUMER_MIN_SESSION_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_consumer_min_session_timeout_ms: Option<u64>,
+    /// Largest consumer.session.timeout.ms a group may set, in ms [default: 60000].
+    #[arg(long, env = "RUNNEL_GROUP_CONSUMER_MAX_SESSION_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_consumer_max_session_timeout_ms: Option<u64>,
+    /// Smallest consumer.heartbeat.interval.ms a group may set, in ms [default: 5000].
+    #[arg(long, env = "RUNNEL_GROUP_CONSUMER_MIN_HEARTBEAT_INTERVAL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_consumer_min_heartbeat_interval_ms: Option<u64>,
+    /// Largest consumer.heartbeat.interval.ms a group may set, in ms [default: 15000].
+    #[arg(long, env = "RUNNEL_GROUP_CONSUMER_MAX_HEARTBEAT_INTERVAL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_consumer_max_heartbeat_interval_ms: Option<u64>,
+    /// KIP-848 server-side assignors, comma-separated, the first the default (uniform, range, or Kafka's class names) [default: uniform,range].
+    #[arg(long, env = "RUNNEL_GROUP_CONSUMER_ASSIGNORS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_consumer_assignors: Option<String>,
+    /// Most members of one KIP-848 consumer group [default: 2147483647].
+    #[arg(long, env = "RUNNEL_GROUP_CONSUMER_MAX_SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_consumer_max_size: Option<usize>,
     /// Committed offsets of groups without members expire after this many minutes [default: 10080].
     #[arg(long, env = "RUNNEL_OFFSETS_RETENTION_MINUTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -242,6 +274,38 @@ impl ServeConfig {
             None => (advertised_for(bound), bound.port()),
         };
         let d = BrokerConfig::default();
+        let dc = &d.group.consumer;
+        let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
+        let consumer = runnel_broker::group::consumer::ConsumerGroupConfig {
+            session_timeout: ms(self.group_consumer_session_timeout_ms, dc.session_timeout),
+            heartbeat_interval: ms(
+                self.group_consumer_heartbeat_interval_ms,
+                dc.heartbeat_interval,
+            ),
+            min_session_timeout: ms(
+                self.group_consumer_min_session_timeout_ms,
+                dc.min_session_timeout,
+            ),
+            max_session_timeout: ms(
+                self.group_consumer_max_session_timeout_ms,
+                dc.max_session_timeout,
+            ),
+            min_heartbeat_interval: ms(
+                self.group_consumer_min_heartbeat_interval_ms,
+                dc.min_heartbeat_interval,
+            ),
+            max_heartbeat_interval: ms(
+                self.group_consumer_max_heartbeat_interval_ms,
+                dc.max_heartbeat_interval,
+            ),
+            assignors: match &self.group_consumer_assignors {
+                Some(list) => runnel_broker::group::consumer::parse_assignors(list)
+                    .map_err(anyhow::Error::msg)?,
+                None => dc.assignors.clone(),
+            },
+            max_size: self.group_consumer_max_size.unwrap_or(dc.max_size),
+        };
+        consumer.validate().map_err(anyhow::Error::msg)?;
         Ok(BrokerConfig {
             node_id: self.node_id.unwrap_or(d.node_id),
             advertised_host,
@@ -263,6 +327,7 @@ impl ServeConfig {
                     .group_initial_rebalance_delay_ms
                     .map(Duration::from_millis)
                     .unwrap_or(d.group.initial_rebalance_delay),
+                consumer,
                 ..d.group.clone()
             },
             offsets_retention_ms: self
@@ -361,6 +426,30 @@ mod tests {
         // Flag-only settings are not file keys.
         assert!(file("config = \"x.toml\"").is_err());
         assert!(file("topic_config = [\"a=b\"]").is_err());
+    }
+
+    #[test]
+    fn consumer_group_settings_are_checked_like_kafka() {
+        let bound = "127.0.0.1:2".parse().unwrap();
+        let c = file(
+            "group_consumer_session_timeout_ms = 10000\ngroup_consumer_min_session_timeout_ms = 2000\ngroup_consumer_assignors = \"range, uniform\"\ngroup_consumer_max_size = 3",
+        )
+        .unwrap();
+        let g = c.broker_config(bound).unwrap().group.consumer;
+        assert_eq!(g.session_timeout, Duration::from_secs(10));
+        assert_eq!(
+            g.assignors,
+            vec!["range".to_string(), "uniform".to_string()]
+        );
+        assert_eq!((g.max_size, g.default_assignor()), (3, "range"));
+        for bad in [
+            "group_consumer_session_timeout_ms = 10000",
+            "group_consumer_heartbeat_interval_ms = 1000",
+            "group_consumer_assignors = \"sticky\"",
+            "group_consumer_max_size = 0",
+        ] {
+            assert!(file(bad).unwrap().broker_config(bound).is_err(), "{bad}");
+        }
     }
 
     #[test]

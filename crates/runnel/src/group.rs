@@ -13,9 +13,9 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, DescribeShareGroupOffsetsRequest, GroupId,
-    ListGroupsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
-    ShareGroupDescribeRequest, TopicName,
+    ApiKey, ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest,
+    DescribeShareGroupOffsetsRequest, GroupId, ListGroupsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetFetchRequest, ShareGroupDescribeRequest, TopicName,
 };
 use kafka_protocol::ResponseError;
 
@@ -165,31 +165,51 @@ async fn describe(client: &mut Client, group: &str) -> Result<()> {
     let Some(g) = resp.groups.into_iter().next() else {
         bail!("no description of group {group} in the response");
     };
-    check(g.error_code, "describe group")?;
-    if g.group_state.as_str() == "Dead" {
+    // Kafka 4 answers DescribeGroups for classic groups only: a share or
+    // consumer-protocol (KIP-848) group is GROUP_ID_NOT_FOUND (or Dead)
+    // there and has its own describe call.
+    let (header, owners) = if g.error_code.err() == Some(ResponseError::GroupIdNotFound)
+        || g.group_state.as_str() == "Dead"
+    {
         if describe_share(client, group).await? {
             return Ok(());
         }
-        bail!("group {group} does not exist");
-    }
-    // (topic, partition) -> (member id, host, client id)
-    let mut owners: BTreeMap<(String, i32), (String, String, String)> = BTreeMap::new();
-    let is_consumer = g.protocol_type.as_str() == "consumer" || g.protocol_type.is_empty();
-    for m in &g.members {
-        if !is_consumer {
-            continue;
+        match describe_consumer_protocol(client, group).await? {
+            Some(found) => found,
+            None => bail!("group {group} does not exist"),
         }
-        for tp in assigned_partitions(&m.member_assignment) {
-            owners.insert(
-                tp,
-                (
-                    m.member_id.to_string(),
-                    m.client_host.to_string(),
-                    m.client_id.to_string(),
-                ),
-            );
+    } else {
+        check(g.error_code, "describe group")?;
+        // (topic, partition) -> (member id, host, client id)
+        let mut owners: Owners = BTreeMap::new();
+        let is_consumer = g.protocol_type.as_str() == "consumer" || g.protocol_type.is_empty();
+        for m in &g.members {
+            if !is_consumer {
+                continue;
+            }
+            for tp in assigned_partitions(&m.member_assignment) {
+                owners.insert(
+                    tp,
+                    (
+                        m.member_id.to_string(),
+                        m.client_host.to_string(),
+                        m.client_id.to_string(),
+                    ),
+                );
+            }
         }
-    }
+        let header = format!(
+            "Group: {group}\tState: {}\tProtocol: {}\tMembers: {}",
+            g.group_state,
+            if g.protocol_data.is_empty() {
+                "-"
+            } else {
+                g.protocol_data.as_str()
+            },
+            g.members.len()
+        );
+        (header, owners)
+    };
     let fv = client.version(ApiKey::OffsetFetch, 7)?;
     if fv < 2 {
         bail!("the broker needs OffsetFetch v2+ to list a group's offsets");
@@ -231,16 +251,7 @@ async fn describe(client: &mut Client, group: &str) -> Result<()> {
             );
         }
     }
-    outln!(
-        "Group: {group}\tState: {}\tProtocol: {}\tMembers: {}",
-        g.group_state,
-        if g.protocol_data.is_empty() {
-            "-"
-        } else {
-            g.protocol_data.as_str()
-        },
-        g.members.len()
-    )?;
+    outln!("{header}")?;
     outln!("TOPIC\tPARTITION\tCURRENT-OFFSET\tLOG-END-OFFSET\tLAG\tCONSUMER-ID\tHOST\tCLIENT-ID")?;
     let dash = || "-".to_string();
     for ((topic, partition), committed) in &rows {
@@ -262,6 +273,55 @@ async fn describe(client: &mut Client, group: &str) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Who owns each partition: (topic, partition) -> (member id, host, client id).
+type Owners = BTreeMap<(String, i32), (String, String, String)>;
+
+/// A consumer-protocol (KIP-848) group through ConsumerGroupDescribe: its
+/// header line and partition owners; `None` when there is no such group.
+async fn describe_consumer_protocol(
+    client: &mut Client,
+    group: &str,
+) -> Result<Option<(String, Owners)>> {
+    let Ok(v) = client.version(ApiKey::ConsumerGroupDescribe, 1) else {
+        return Ok(None);
+    };
+    let resp = client
+        .send(
+            &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]),
+            v,
+        )
+        .await?;
+    let Some(g) = resp.groups.into_iter().next() else {
+        bail!("no description of group {group} in the response");
+    };
+    if g.error_code.err() == Some(ResponseError::GroupIdNotFound) {
+        return Ok(None);
+    }
+    check(g.error_code, "describe consumer group")?;
+    let mut owners = Owners::new();
+    for m in &g.members {
+        for t in &m.assignment.topic_partitions {
+            for p in &t.partitions {
+                owners.insert(
+                    (t.topic_name.0.to_string(), *p),
+                    (
+                        m.member_id.to_string(),
+                        m.client_host.to_string(),
+                        m.client_id.to_string(),
+                    ),
+                );
+            }
+        }
+    }
+    let header = format!(
+        "Group: {group}\tState: {}\tProtocol: consumer\tAssignor: {}\tMembers: {}",
+        g.group_state,
+        g.assignor_name,
+        g.members.len()
+    );
+    Ok(Some((header, owners)))
 }
 
 /// Describes a share group (KIP-932): its members, and per partition the

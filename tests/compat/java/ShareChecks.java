@@ -45,6 +45,13 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * - hold: produces 10 records, polls once until it holds some, prints them
  *   and waits to be killed (SIGKILL from the test).
  * - drain: accepts the 10 records of `hold`'s group.
+ * - limit: 12 records in one batch; consumer a (`share.acquire.mode=
+ *   record_limit`, `max.poll.records=5`) takes some and holds them, then
+ *   consumer b (the same settings) accepts what it gets until it has 7
+ *   records (or a minute passed).
+ * - renew: 5 records; a takes them and, for 25 s, renews their locks
+ *   (acknowledge RENEW) every 4 s while b polls; then a accepts them.
+ *   The group's lock duration is 15 s.
  */
 public class ShareChecks {
     static final Duration POLL = Duration.ofMillis(200);
@@ -79,6 +86,8 @@ public class ShareChecks {
             case "queue": return queue();
             case "hold": return hold();
             case "drain": return drain();
+            case "limit": return limit();
+            case "renew": return renew();
             default: throw new IllegalArgumentException("unknown check " + check);
         }
     }
@@ -93,12 +102,17 @@ public class ShareChecks {
     }
 
     KafkaShareConsumer<String, String> consumer(String clientId) {
+        return consumer(clientId, Map.of());
+    }
+
+    KafkaShareConsumer<String, String> consumer(String clientId, Map<String, String> extra) {
         Properties p = new Properties();
         p.put("bootstrap.servers", bootstrap);
         p.put("group.id", group());
         p.put("client.id", clientId);
         p.put("share.acknowledgement.mode", "explicit");
         p.put("max.poll.records", "5");
+        p.putAll(extra);
         KafkaShareConsumer<String, String> c =
             new KafkaShareConsumer<>(p, new StringDeserializer(), new StringDeserializer());
         c.subscribe(List.of(topic()));
@@ -124,6 +138,20 @@ public class ShareChecks {
             for (int i = from; i < to; i++) {
                 prod.send(new ProducerRecord<>(topic(), 0, null, "r" + i)).get();
             }
+        }
+    }
+
+    /** Records `from` until `to`, all in one batch. */
+    void produceBatch(int from, int to) throws Exception {
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.LINGER_MS_CONFIG, "5000");
+        try (KafkaProducer<String, String> prod =
+                 new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+            for (int i = from; i < to; i++) {
+                prod.send(new ProducerRecord<>(topic(), 0, null, "r" + i));
+            }
+            prod.flush();
         }
     }
 
@@ -304,6 +332,111 @@ public class ShareChecks {
             check(counts.size() == 10, "drained 10: " + counts);
         }
         out.put("counts", counts);
+        try (Admin admin = admin()) {
+            out.put("start", startOffset(admin));
+        }
+        return out;
+    }
+
+    Map<String, Object> limit() throws Exception {
+        Map<String, Object> out = new LinkedHashMap<>();
+        try (Admin admin = admin()) {
+            setUp(admin);
+        }
+        produceBatch(0, 12);
+        Map<String, String> mode = Map.of("share.acquire.mode", "record_limit");
+        List<Object> held = new ArrayList<>();
+        List<Object> taken = new ArrayList<>();
+        try (KafkaShareConsumer<String, String> a = consumer("share-limit-a", mode)) {
+            long deadline = System.currentTimeMillis() + DEADLINE_MS;
+            while (held.isEmpty() && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : a.poll(POLL)) {
+                    held.add(number(r));
+                }
+            }
+            try (KafkaShareConsumer<String, String> b = consumer("share-limit-b", mode)) {
+                long until = System.currentTimeMillis() + DEADLINE_MS;
+                while (taken.size() < 7 && System.currentTimeMillis() < until) {
+                    ConsumerRecords<String, String> recs = b.poll(POLL);
+                    for (ConsumerRecord<String, String> r : recs) {
+                        b.acknowledge(r, AcknowledgeType.ACCEPT);
+                        taken.add(List.of(number(r), r.deliveryCount().map(Short::intValue).orElse(-1)));
+                    }
+                    if (!recs.isEmpty()) b.commitSync();
+                }
+            }
+        }
+        out.put("held", held);
+        out.put("taken", taken);
+        return out;
+    }
+
+    Map<String, Object> renew() throws Exception {
+        Map<String, Object> out = new LinkedHashMap<>();
+        try (Admin admin = admin()) {
+            setUp(admin);
+            ConfigResource g = new ConfigResource(ConfigResource.Type.GROUP, group());
+            admin.incrementalAlterConfigs(Map.of(g, List.of(new AlterConfigOp(
+                new ConfigEntry("share.record.lock.duration.ms", "15000"), AlterConfigOp.OpType.SET)))).all().get();
+        }
+        produceBatch(0, 5);
+        List<ConsumerRecord<String, String>> held = new ArrayList<>();
+        List<Object> taken = new ArrayList<>();
+        List<Object> renewErrors = new ArrayList<>();
+        try (KafkaShareConsumer<String, String> a = consumer("share-renew-a");
+             KafkaShareConsumer<String, String> b = consumer("share-renew-b")) {
+            a.setAcknowledgementCommitCallback((offsets, e) -> {
+                if (e != null) renewErrors.add(String.valueOf(e));
+            });
+            long deadline = System.currentTimeMillis() + DEADLINE_MS;
+            while (held.size() < 5 && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : a.poll(POLL)) {
+                    held.add(r);
+                }
+            }
+            check(held.size() == 5, "a holds the 5 records: " + held.size());
+            // Each record a's poll hands back (the held ones come back once
+            // their renewal went through) is renewed again, for 25 s.
+            List<Object> renewed = new ArrayList<>();
+            int maxDelivery = 0;
+            List<ConsumerRecord<String, String>> recs = new ArrayList<>(held);
+            long until = System.currentTimeMillis() + 25_000;
+            while (System.currentTimeMillis() < until) {
+                for (ConsumerRecord<String, String> r : recs) {
+                    a.acknowledge(r, AcknowledgeType.RENEW);
+                    renewed.add(number(r));
+                    maxDelivery = Math.max(maxDelivery, r.deliveryCount().map(Short::intValue).orElse(-1));
+                }
+                recs = new ArrayList<>();
+                for (ConsumerRecord<String, String> r : a.poll(POLL)) recs.add(r);
+                for (ConsumerRecord<String, String> r : b.poll(POLL)) {
+                    b.acknowledge(r, AcknowledgeType.ACCEPT);
+                    taken.add(number(r));
+                }
+                b.commitSync();
+            }
+            // Then a accepts each as it comes back.
+            TreeSet<Integer> accepted = new TreeSet<>();
+            long acceptBy = System.currentTimeMillis() + DEADLINE_MS;
+            while (accepted.size() < 5 && System.currentTimeMillis() < acceptBy) {
+                for (ConsumerRecord<String, String> r : recs) {
+                    a.acknowledge(r, AcknowledgeType.ACCEPT);
+                    accepted.add(number(r));
+                }
+                a.commitSync();
+                recs = new ArrayList<>();
+                for (ConsumerRecord<String, String> r : a.poll(POLL)) recs.add(r);
+            }
+            check(accepted.size() == 5, "a accepted the 5 records: " + accepted);
+            out.put("renewed", new TreeSet<Object>(renewed).size());
+            // Above 1: a lock ran out and the record was delivered again.
+            out.put("max_delivery_count", maxDelivery);
+        }
+        List<Object> numbers = new ArrayList<>();
+        for (ConsumerRecord<String, String> r : held) numbers.add(number(r));
+        out.put("held", numbers);
+        out.put("taken_by_b", taken);
+        out.put("errors", renewErrors);
         try (Admin admin = admin()) {
             out.put("start", startOffset(admin));
         }

@@ -20,35 +20,61 @@
 //! revoke within its rebalance timeout, is removed. Static members (an
 //! instance id) that leave with epoch -2 keep their place and assignment
 //! for the session timeout, and a new member with the same instance id
-//! takes them over. Like classic groups, membership is not persisted:
-//! members rejoin after a broker restart (their epochs are then fenced);
-//! committed offsets are in `__consumer_offsets`.
+//! takes them over.
+//!
+//! Membership, subscriptions, the target assignment and each member's
+//! current assignment and epoch are written to `__consumer_offsets` (the
+//! record types Kafka uses for them, see [`records`]) by
+//! [`ConsumerGroups::take_writes`] before the heartbeat response that
+//! depends on them, and replayed at start ([`ConsumerGroups::restore`]):
+//! after a broker restart a member heartbeats on with its epoch and keeps
+//! its partitions; restored members get a fresh session timeout.
 //!
 //! Group state lives behind one std mutex, never held across `.await`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 use tracing::info;
 
+use super::configs::GroupConfigs;
+use super::records::KeyValue;
+pub use records::GroupImage;
+use records::{Current, MemberImage, MemberMeta};
+
+pub mod records;
+
 /// A topic partition by name.
 pub type Tp = (String, i32);
 
-/// The assignor used when no member names one.
-pub const DEFAULT_ASSIGNOR: &str = "uniform";
-/// The server-side assignors (`group.consumer.assignors`).
+/// The server-side assignors Runnel has (`group.consumer.assignors` names
+/// some of them; the first named is the default).
 pub const ASSIGNORS: &[&str] = &["uniform", "range"];
 
-/// Settings (Kafka's `group.consumer.*` broker configs).
+/// Settings (Kafka's `group.consumer.*` broker configs, with Kafka's
+/// defaults).
 #[derive(Debug, Clone)]
 pub struct ConsumerGroupConfig {
     /// `group.consumer.session.timeout.ms`
     pub session_timeout: Duration,
     /// `group.consumer.heartbeat.interval.ms`
     pub heartbeat_interval: Duration,
+    /// `group.consumer.min.session.timeout.ms`
+    pub min_session_timeout: Duration,
+    /// `group.consumer.max.session.timeout.ms`
+    pub max_session_timeout: Duration,
+    /// `group.consumer.min.heartbeat.interval.ms`
+    pub min_heartbeat_interval: Duration,
+    /// `group.consumer.max.heartbeat.interval.ms`
+    pub max_heartbeat_interval: Duration,
+    /// `group.consumer.assignors`: short names of [`ASSIGNORS`]; the first
+    /// is used when no member names one.
+    pub assignors: Vec<String>,
+    /// `group.consumer.max.size`: most members of one group.
+    pub max_size: usize,
 }
 
 impl Default for ConsumerGroupConfig {
@@ -56,9 +82,91 @@ impl Default for ConsumerGroupConfig {
         ConsumerGroupConfig {
             session_timeout: Duration::from_millis(45_000),
             heartbeat_interval: Duration::from_millis(5_000),
+            min_session_timeout: Duration::from_millis(45_000),
+            max_session_timeout: Duration::from_millis(60_000),
+            min_heartbeat_interval: Duration::from_millis(5_000),
+            max_heartbeat_interval: Duration::from_millis(15_000),
+            assignors: ASSIGNORS.iter().map(|a| a.to_string()).collect(),
+            max_size: i32::MAX as usize,
         }
     }
 }
+
+impl ConsumerGroupConfig {
+    /// Checks the settings as Kafka checks its `group.consumer.*` configs.
+    pub fn validate(&self) -> Result<(), String> {
+        let ms = |d: Duration| d.as_millis();
+        if self.min_session_timeout > self.max_session_timeout {
+            return Err("group.consumer.min.session.timeout.ms must not be greater than group.consumer.max.session.timeout.ms".into());
+        }
+        if self.session_timeout < self.min_session_timeout
+            || self.session_timeout > self.max_session_timeout
+        {
+            return Err(format!(
+                "group.consumer.session.timeout.ms must be between {} and {} (group.consumer.min/max.session.timeout.ms)",
+                ms(self.min_session_timeout),
+                ms(self.max_session_timeout)
+            ));
+        }
+        if self.min_heartbeat_interval > self.max_heartbeat_interval {
+            return Err("group.consumer.min.heartbeat.interval.ms must not be greater than group.consumer.max.heartbeat.interval.ms".into());
+        }
+        if self.heartbeat_interval < self.min_heartbeat_interval
+            || self.heartbeat_interval > self.max_heartbeat_interval
+        {
+            return Err(format!(
+                "group.consumer.heartbeat.interval.ms must be between {} and {} (group.consumer.min/max.heartbeat.interval.ms)",
+                ms(self.min_heartbeat_interval),
+                ms(self.max_heartbeat_interval)
+            ));
+        }
+        if self.heartbeat_interval >= self.session_timeout {
+            return Err("group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms".into());
+        }
+        if self.assignors.is_empty() {
+            return Err("group.consumer.assignors must name at least one assignor".into());
+        }
+        if self.max_size == 0 {
+            return Err("group.consumer.max.size must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The default assignor: the first of `group.consumer.assignors`.
+    pub fn default_assignor(&self) -> &str {
+        self.assignors.first().map_or("uniform", String::as_str)
+    }
+}
+
+/// Parses `group.consumer.assignors`: a comma-separated list of short
+/// names (`uniform`, `range`) or Kafka's class names of those assignors.
+pub fn parse_assignors(list: &str) -> Result<Vec<String>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            let short = match a {
+                "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => "uniform",
+                "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => "range",
+                other => other,
+            };
+            if ASSIGNORS.contains(&short) {
+                Ok(short.to_string())
+            } else {
+                Err(format!(
+                    "unknown assignor {a} in group.consumer.assignors (Runnel has {})",
+                    ASSIGNORS.join(", ")
+                ))
+            }
+        })
+        .collect()
+}
+
+/// Group configs (resource type GROUP) of consumer groups.
+pub const GROUP_CONFIGS: &[&str] = &[
+    "consumer.heartbeat.interval.ms",
+    "consumer.session.timeout.ms",
+];
 
 /// Where a member stands in reconciling its assignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +211,115 @@ struct Group {
     /// Partition counts of the subscribed topics the target was built on.
     topic_counts: BTreeMap<String, i32>,
     assignor: String,
+    /// What `__consumer_offsets` holds of it (`None`: nothing yet).
+    persisted: Option<GroupImage>,
+    /// Touched since it was last compared with `persisted`.
+    dirty: bool,
+}
+
+impl MemberState {
+    fn code(self) -> u8 {
+        match self {
+            MemberState::Stable => 0,
+            MemberState::UnrevokedPartitions => 1,
+            MemberState::UnreleasedPartitions => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> MemberState {
+        match code {
+            1 => MemberState::UnrevokedPartitions,
+            2 => MemberState::UnreleasedPartitions,
+            _ => MemberState::Stable,
+        }
+    }
+}
+
+impl Group {
+    /// The group as it is written to `__consumer_offsets`.
+    fn image(&self) -> GroupImage {
+        GroupImage {
+            epoch: self.epoch,
+            topic_counts: self.topic_counts.clone(),
+            assignment_epoch: self.assignment_epoch,
+            members: self
+                .members
+                .values()
+                .map(|m| {
+                    let img = MemberImage {
+                        meta: MemberMeta {
+                            instance_id: m.instance_id.clone(),
+                            rack_id: m.rack_id.clone(),
+                            client_id: m.client_id.clone(),
+                            client_host: m.client_host.clone(),
+                            topics: m.topics.clone(),
+                            regex: m.regex.clone(),
+                            assignor: m.assignor.clone(),
+                            rebalance_timeout_ms: i32::try_from(m.rebalance_timeout.as_millis())
+                                .unwrap_or(i32::MAX),
+                        },
+                        target: self.target.get(&m.id).cloned().unwrap_or_default(),
+                        current: Current {
+                            epoch: m.epoch,
+                            previous_epoch: m.previous_epoch,
+                            state: m.state.code(),
+                            left_static: m.left_static,
+                            assigned: m.assigned.clone(),
+                            revoking: m.revoking.clone(),
+                        },
+                    };
+                    (m.id.clone(), img)
+                })
+                .collect(),
+        }
+    }
+
+    /// A group as replayed from its image, its members' sessions starting
+    /// at `now`.
+    fn restored(img: GroupImage, now: Instant) -> Group {
+        let mut g = Group {
+            epoch: img.epoch,
+            assignment_epoch: img.assignment_epoch,
+            topic_counts: img.topic_counts.clone(),
+            ..Group::default()
+        };
+        for (id, m) in &img.members {
+            let state = MemberState::from_code(m.current.state);
+            g.target.insert(id.clone(), m.target.clone());
+            g.members.insert(
+                id.clone(),
+                Member {
+                    id: id.clone(),
+                    instance_id: m.meta.instance_id.clone(),
+                    rack_id: m.meta.rack_id.clone(),
+                    client_id: m.meta.client_id.clone(),
+                    client_host: m.meta.client_host.clone(),
+                    epoch: m.current.epoch,
+                    previous_epoch: m.current.previous_epoch,
+                    state,
+                    topics: m.meta.topics.clone(),
+                    regex: m.meta.regex.clone(),
+                    assignor: m.meta.assignor.clone(),
+                    rebalance_timeout: Duration::from_millis(
+                        u64::try_from(m.meta.rebalance_timeout_ms).unwrap_or(300_000),
+                    ),
+                    assigned: m.current.assigned.clone(),
+                    revoking: m.current.revoking.clone(),
+                    last_seen: now,
+                    revoking_since: (state == MemberState::UnrevokedPartitions).then_some(now),
+                    sent: None,
+                    left_static: m.current.left_static,
+                },
+            );
+        }
+        g.assignor = g
+            .members
+            .values()
+            .find_map(|m| m.assignor.clone())
+            .unwrap_or_default();
+        g.persisted = Some(img);
+        g
+    }
 }
 
 /// The topics a broker has: name → partition count.
@@ -168,19 +385,164 @@ pub struct GroupView {
 /// The consumer groups of one broker.
 pub struct ConsumerGroups {
     config: ConsumerGroupConfig,
+    /// Every group's configs (`consumer.*` are read here).
+    configs: Arc<GroupConfigs>,
     groups: Mutex<HashMap<String, Group>>,
+    /// Deleted groups whose tombstones are not written yet, with what had
+    /// been written of them.
+    deleted: Mutex<Vec<(String, GroupImage)>>,
+    /// Orders writers of group records: each writes the state as of its
+    /// own turn (see [`ConsumerGroups::take_writes`]).
+    pub(crate) flushing: Mutex<()>,
 }
 
-fn err(code: ResponseError, message: impl Into<String>) -> Refusal {
+/// A refusal: the error and its message.
+pub(super) fn err(code: ResponseError, message: impl Into<String>) -> Refusal {
     (code, message.into())
 }
 
 impl ConsumerGroups {
     pub fn new(config: ConsumerGroupConfig) -> ConsumerGroups {
+        ConsumerGroups::with_configs(config, Arc::default())
+    }
+
+    /// Consumer groups whose group configs live in `configs`.
+    pub fn with_configs(config: ConsumerGroupConfig, configs: Arc<GroupConfigs>) -> ConsumerGroups {
         ConsumerGroups {
             config,
+            configs,
             groups: Mutex::new(HashMap::new()),
+            deleted: Mutex::new(Vec::new()),
+            flushing: Mutex::new(()),
         }
+    }
+
+    /// The group's session timeout and heartbeat interval: its
+    /// `consumer.*` group configs, else the broker's.
+    fn timeouts(&self, group_id: &str) -> (Duration, Duration) {
+        let get = |key: &str, default: Duration| {
+            self.configs
+                .value(group_id, key)
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or(default, Duration::from_millis)
+        };
+        (
+            get("consumer.session.timeout.ms", self.config.session_timeout),
+            get(
+                "consumer.heartbeat.interval.ms",
+                self.config.heartbeat_interval,
+            ),
+        )
+    }
+
+    /// The consumer group configs of `group_id`: (name, value, set for the
+    /// group).
+    pub fn group_configs(&self, group_id: &str) -> Vec<(String, String, bool)> {
+        let (session, heartbeat) = self.timeouts(group_id);
+        let set = |k: &str| self.configs.value(group_id, k).is_some();
+        vec![
+            (
+                "consumer.heartbeat.interval.ms".to_string(),
+                heartbeat.as_millis().to_string(),
+                set("consumer.heartbeat.interval.ms"),
+            ),
+            (
+                "consumer.session.timeout.ms".to_string(),
+                session.as_millis().to_string(),
+                set("consumer.session.timeout.ms"),
+            ),
+        ]
+    }
+
+    /// Checks new `consumer.*` group configs of a group (`None`: deleted)
+    /// against the broker's bounds, as Kafka does, and the session timeout
+    /// against the heartbeat interval they leave.
+    pub fn check_group_configs(
+        &self,
+        group_id: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<(), String> {
+        let (mut session, mut heartbeat) = self.timeouts(group_id);
+        for (k, v) in changes {
+            let default = match k.as_str() {
+                "consumer.session.timeout.ms" => self.config.session_timeout,
+                "consumer.heartbeat.interval.ms" => self.config.heartbeat_interval,
+                _ => return Err(format!("Unknown group config name: {k}")),
+            };
+            let value = match v {
+                None => default,
+                Some(v) => match v.parse::<u64>() {
+                    Ok(ms) if ms >= 1 && ms <= i32::MAX as u64 => Duration::from_millis(ms),
+                    _ => return Err(format!("Invalid value {v} for configuration {k}")),
+                },
+            };
+            // Bounds: group.consumer.{min,max}.{session.timeout,heartbeat.interval}.ms.
+            let (min, max) = if k == "consumer.session.timeout.ms" {
+                session = value;
+                (
+                    self.config.min_session_timeout,
+                    self.config.max_session_timeout,
+                )
+            } else {
+                heartbeat = value;
+                (
+                    self.config.min_heartbeat_interval,
+                    self.config.max_heartbeat_interval,
+                )
+            };
+            if value < min || value > max {
+                // Kafka 4.4's words.
+                return Err(format!(
+                    "{k} must be in the range {} to {} inclusive.",
+                    min.as_millis(),
+                    max.as_millis()
+                ));
+            }
+        }
+        if session <= heartbeat {
+            return Err(
+                "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms"
+                    .to_string(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Every group's configs.
+    pub fn configs(&self) -> &GroupConfigs {
+        &self.configs
+    }
+
+    /// Takes over the groups replayed from `__consumer_offsets`.
+    pub fn restore(&self, images: HashMap<String, GroupImage>, now: Instant) {
+        let mut groups = self.lock();
+        for (id, img) in images {
+            info!(group = %id, members = img.members.len(), epoch = img.epoch, "restored a consumer group");
+            groups.insert(id, Group::restored(img, now));
+        }
+    }
+
+    /// The records that bring `__consumer_offsets` up to the groups' state,
+    /// by group; what they describe counts as written from now on. The
+    /// caller holds [`ConsumerGroups::flushing`] until they are appended,
+    /// so records reach the log in the order they were taken.
+    pub fn take_writes(&self) -> Vec<(String, Vec<KeyValue>)> {
+        let mut out = Vec::new();
+        let deleted = std::mem::take(&mut *self.deleted.lock().unwrap_or_else(|e| e.into_inner()));
+        for (id, img) in deleted {
+            out.push((id.clone(), records::diff(&id, Some(&img), None)));
+        }
+        let mut groups = self.lock();
+        for (id, g) in groups.iter_mut().filter(|(_, g)| g.dirty) {
+            g.dirty = false;
+            let now = g.image();
+            let recs = records::diff(id, g.persisted.as_ref(), Some(&now));
+            if !recs.is_empty() {
+                out.push((id.clone(), recs));
+            }
+            g.persisted = Some(now);
+        }
+        out
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
@@ -210,10 +572,13 @@ impl ConsumerGroups {
             return Err(err(ResponseError::InvalidGroupId, "empty group id"));
         }
         if let Some(a) = &req.assignor {
-            if !ASSIGNORS.contains(&a.as_str()) {
+            if !self.config.assignors.contains(a) {
                 return Err(err(
                     ResponseError::UnsupportedAssignor,
-                    format!("assignor {a} is not supported; use one of {ASSIGNORS:?}"),
+                    format!(
+                        "assignor {a} is not supported; use one of {:?}",
+                        self.config.assignors
+                    ),
                 ));
             }
         }
@@ -226,9 +591,17 @@ impl ConsumerGroups {
             }
         }
         let mut groups = self.lock();
+        if req.member_epoch != 0 && !groups.contains_key(&req.group_id) {
+            // Only a join creates a group.
+            return Err(err(
+                ResponseError::UnknownMemberId,
+                format!("consumer group {} not found", req.group_id),
+            ));
+        }
         let group = groups.entry(req.group_id.clone()).or_default();
+        group.dirty = true;
         let member_id = match req.member_epoch {
-            0 => join(group, now, &req)?,
+            0 => join(group, now, &req, self.config.max_size)?,
             -1 | -2 => {
                 let Some(m) = group.members.get_mut(&req.member_id) else {
                     return Err(err(
@@ -267,10 +640,11 @@ impl ConsumerGroups {
         };
         maybe_bump_for_metadata(group, view);
         if group.epoch > group.assignment_epoch {
-            compute_target(group, view);
+            compute_target(group, view, self.config.default_assignor());
         }
         reconcile(group, &member_id, req.owned.as_ref(), now);
-        let interval = i32::try_from(self.config.heartbeat_interval.as_millis()).unwrap_or(5000);
+        let interval = self.timeouts(&req.group_id).1;
+        let interval = i32::try_from(interval.as_millis()).unwrap_or(i32::MAX);
         let Some(m) = group.members.get_mut(&member_id) else {
             return Err(err(ResponseError::UnknownMemberId, "member vanished"));
         };
@@ -289,9 +663,9 @@ impl ConsumerGroups {
 
     /// Session and rebalance timeouts.
     pub fn tick(&self, now: Instant) {
-        let session = self.config.session_timeout;
         let mut groups = self.lock();
         for (id, group) in groups.iter_mut() {
+            let session = self.timeouts(id).0;
             let expired: Vec<(String, &'static str)> = group
                 .members
                 .values()
@@ -309,6 +683,7 @@ impl ConsumerGroups {
                 })
                 .collect();
             for (member, why) in expired {
+                group.dirty = true;
                 info!(group = %id, %member, why, "consumer group member removed");
                 remove(group, &member, why);
             }
@@ -393,7 +768,7 @@ impl ConsumerGroups {
             epoch: g.epoch,
             assignment_epoch: g.assignment_epoch,
             assignor: if g.assignor.is_empty() {
-                DEFAULT_ASSIGNOR.to_string()
+                self.config.default_assignor().to_string()
             } else {
                 g.assignor.clone()
             },
@@ -423,7 +798,12 @@ impl ConsumerGroups {
         match groups.get(group_id) {
             Some(g) if !g.members.is_empty() => Err(ResponseError::NonEmptyGroup),
             _ => {
-                groups.remove(group_id);
+                if let Some(img) = groups.remove(group_id).and_then(|g| g.persisted) {
+                    self.deleted
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((group_id.to_string(), img));
+                }
                 Ok(())
             }
         }
@@ -462,7 +842,12 @@ fn new_member_id() -> String {
 
 /// A member joins (epoch 0): a new member, a rejoin, or a static member
 /// coming back. Returns its member id.
-fn join(group: &mut Group, now: Instant, req: &Heartbeat) -> Result<String, Refusal> {
+fn join(
+    group: &mut Group,
+    now: Instant,
+    req: &Heartbeat,
+    max_size: usize,
+) -> Result<String, Refusal> {
     let member_id = if req.member_id.is_empty() {
         new_member_id()
     } else {
@@ -504,6 +889,12 @@ fn join(group: &mut Group, now: Instant, req: &Heartbeat) -> Result<String, Refu
     if group.members.contains_key(&member_id) {
         // A member that lost its epoch rejoins from scratch.
         remove(group, &member_id, "rejoined");
+    }
+    if group.members.len() >= max_size {
+        return Err(err(
+            ResponseError::GroupMaxSizeReached,
+            format!("the group has reached its maximum size of {max_size} members"),
+        ));
     }
     group.members.insert(
         member_id.clone(),
@@ -632,12 +1023,12 @@ fn subscribed_counts(group: &Group, view: &TopicView) -> BTreeMap<String, i32> {
 }
 
 /// Recomputes the target assignment at the group epoch.
-fn compute_target(group: &mut Group, view: &TopicView) {
+fn compute_target(group: &mut Group, view: &TopicView, default_assignor: &str) {
     let assignor = group
         .members
         .values()
         .find_map(|m| m.assignor.clone())
-        .unwrap_or_else(|| DEFAULT_ASSIGNOR.to_string());
+        .unwrap_or_else(|| default_assignor.to_string());
     let subs: BTreeMap<String, BTreeSet<String>> = group
         .members
         .values()

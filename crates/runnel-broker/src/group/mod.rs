@@ -23,8 +23,10 @@
 //! [`offsets`].
 
 mod commit;
+pub mod configs;
 pub mod consumer;
 pub mod offsets;
+pub(crate) mod records;
 pub mod share;
 pub mod share_store;
 
@@ -62,6 +64,8 @@ pub struct GroupConfig {
     pub max_session_timeout_ms: i32,
     /// Share groups (`group.share.*`).
     pub share: share::ShareGroupConfig,
+    /// Consumer groups of the KIP-848 protocol (`group.consumer.*`).
+    pub consumer: consumer::ConsumerGroupConfig,
 }
 
 impl Default for GroupConfig {
@@ -71,6 +75,7 @@ impl Default for GroupConfig {
             min_session_timeout_ms: 1_000,
             max_session_timeout_ms: 1_800_000,
             share: share::ShareGroupConfig::default(),
+            consumer: consumer::ConsumerGroupConfig::default(),
         }
     }
 }
@@ -587,6 +592,10 @@ pub const OFFSETLESS_CLEANUP_MS: i64 = 600_000;
 
 impl Coordinator {
     pub fn new(config: GroupConfig, offsets: OffsetStore) -> Coordinator {
+        let group_configs = Arc::new(configs::GroupConfigs::default());
+        let consumer =
+            consumer::ConsumerGroups::with_configs(config.consumer.clone(), group_configs.clone());
+        consumer.restore(offsets.take_restored_groups(), Instant::now());
         Coordinator {
             groups: Mutex::new(HashMap::new()),
             offsets,
@@ -595,8 +604,8 @@ impl Coordinator {
             empty_since: Mutex::new(HashMap::new()),
             offsetless: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
-            consumer: consumer::ConsumerGroups::new(consumer::ConsumerGroupConfig::default()),
-            share: share::ShareGroups::new(config.share.clone()),
+            consumer,
+            share: share::ShareGroups::with_configs(config.share.clone(), group_configs),
             config,
         }
     }
@@ -604,6 +613,93 @@ impl Coordinator {
     /// The groups of the consumer protocol (KIP-848).
     pub fn consumer(&self) -> &consumer::ConsumerGroups {
         &self.consumer
+    }
+
+    /// The group configs (resource GROUP) of `group_id`, every kind's:
+    /// (name, value, set for the group).
+    pub fn group_configs(&self, group_id: &str) -> Vec<(String, String, bool)> {
+        let mut out = self.consumer.group_configs(group_id);
+        out.extend(self.share.group_configs(group_id));
+        out
+    }
+
+    /// The broker config a group config defaults to: (its name, its
+    /// value).
+    pub fn group_config_default(&self, name: &str) -> Option<(String, String)> {
+        let ms = |d: Duration| d.as_millis().to_string();
+        let c = &self.config;
+        let (broker_name, value) = match name {
+            "consumer.session.timeout.ms" => (
+                "group.consumer.session.timeout.ms",
+                ms(c.consumer.session_timeout),
+            ),
+            "consumer.heartbeat.interval.ms" => (
+                "group.consumer.heartbeat.interval.ms",
+                ms(c.consumer.heartbeat_interval),
+            ),
+            "share.record.lock.duration.ms" => (
+                "group.share.record.lock.duration.ms",
+                ms(c.share.record_lock_duration),
+            ),
+            "share.delivery.count.limit" => (
+                "group.share.delivery.count.limit",
+                c.share.delivery_count_limit.to_string(),
+            ),
+            "share.isolation.level" => ("share.isolation.level", "read_uncommitted".to_string()),
+            "share.auto.offset.reset" => (
+                "share.auto.offset.reset",
+                if c.share.reset_earliest {
+                    "earliest"
+                } else {
+                    "latest"
+                }
+                .to_string(),
+            ),
+            _ => return None,
+        };
+        Some((broker_name.to_string(), value))
+    }
+
+    /// IncrementalAlterConfigs on a group: sets (`Some`) or deletes
+    /// (`None`) group configs of any kind, all or nothing; the change is
+    /// written by the next share-state flush.
+    pub fn alter_group_configs(
+        &self,
+        group_id: &str,
+        changes: &[(String, Option<String>)],
+        validate_only: bool,
+    ) -> Result<(), String> {
+        let (consumer, share): (Vec<_>, Vec<_>) = changes
+            .iter()
+            .cloned()
+            .partition(|(k, _)| consumer::GROUP_CONFIGS.contains(&k.as_str()));
+        if !consumer.is_empty() {
+            self.consumer.check_group_configs(group_id, &consumer)?;
+        }
+        for (k, v) in &share {
+            self.share.check_group_config(k, v.as_deref())?;
+        }
+        if !validate_only {
+            self.consumer.configs().apply(group_id, changes);
+            self.share.write_group_configs(group_id);
+        }
+        Ok(())
+    }
+
+    /// Writes what changed of the consumer groups (KIP-848) to
+    /// `__consumer_offsets`. Blocking: a heartbeat's answer is sent after
+    /// the state it reports is written.
+    pub fn flush_consumer_groups(&self) -> Result<(), LogError> {
+        let _turn = self
+            .consumer
+            .flushing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now_ms = crate::now_ms();
+        for (group, records) in self.consumer.take_writes() {
+            self.offsets.write_group_records(&group, records, now_ms)?;
+        }
+        Ok(())
     }
 
     /// The share groups (KIP-932).
@@ -1206,7 +1302,14 @@ impl Coordinator {
         if self.is_held(group_id) {
             return Err(ResponseError::NonEmptyGroup);
         }
-        self.consumer.remove_if_empty(group_id)?;
+        if self.consumer.exists(group_id) {
+            self.consumer.remove_if_empty(group_id)?;
+            // Its group configs go with it, as in Kafka.
+            if self.consumer.configs().get(group_id).is_some() {
+                self.consumer.configs().replace(group_id, None);
+                self.share.write_group_configs(group_id);
+            }
+        }
         let mut groups = self.lock();
         match groups.get(group_id) {
             Some(g) if !g.members.is_empty() => return Err(ResponseError::NonEmptyGroup),
@@ -1275,12 +1378,21 @@ pub(crate) async fn run_timer(broker: Arc<Broker>, mut stop: watch::Receiver<boo
         }
         let now = Instant::now();
         broker.groups().tick(now);
-        // Locks that ran out and members that timed out changed share state.
+        // Locks that ran out and members that timed out changed share
+        // state; members that timed out changed consumer groups.
         let b = broker.clone();
-        match tokio::task::spawn_blocking(move || b.groups().share().flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => warn!(%err, "writing share-group state failed"),
-            Err(err) => warn!(%err, "writing share-group state failed"),
+        let flushed = tokio::task::spawn_blocking(move || {
+            (
+                b.groups().share().flush(),
+                b.groups().flush_consumer_groups(),
+            )
+        })
+        .await;
+        match flushed {
+            Ok((Ok(()), Ok(()))) => {}
+            Ok((Err(err), _)) => warn!(%err, "writing share-group state failed"),
+            Ok((_, Err(err))) => warn!(%err, "writing consumer group state failed"),
+            Err(err) => warn!(%err, "writing group state failed"),
         }
         if now.duration_since(last_expiry) >= expiry_every {
             last_expiry = now;

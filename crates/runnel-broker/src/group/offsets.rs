@@ -15,6 +15,10 @@
 //! * tombstone: the same key with a null value; the offset is deleted
 //!   (OffsetDelete, DeleteGroups, expiry).
 //!
+//! The same partition (the group's) also holds the group's KIP-848 state,
+//! keys starting with record types 3 and 5–8 (see
+//! [`super::consumer::records`]).
+//!
 //! On open every partition is replayed from its start; the last record for a
 //! key wins. Records with an unknown key or value version are skipped with a
 //! warning, so newer record kinds can be added later.
@@ -22,18 +26,18 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use runnel_log::batch::build::{build_batch, TestRecord};
-use runnel_log::batch::{self};
 use runnel_log::{Log, LogError, Partition};
-use tracing::{info, warn};
+use tracing::info;
+
+use super::consumer::records::{is_group_record, Restoring};
+use super::consumer::GroupImage;
+use super::records::{self, put_str, KeyValue, Reader};
 
 /// Name of the internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 const KEY_VERSION: u16 = 1;
 const VALUE_VERSION: u16 = 1;
-/// Reading the topic on open: bytes per read call.
-const REPLAY_CHUNK: usize = 1 << 20;
 
 /// One committed offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +62,9 @@ pub struct OffsetStore {
     /// Serializes writers so log order and table order agree; readers only
     /// take `table`, never waiting for an append or fsync.
     writer: Mutex<()>,
+    /// The consumer groups (KIP-848) the replay found, until the
+    /// coordinator takes them.
+    restored_groups: Mutex<HashMap<String, GroupImage>>,
 }
 
 impl OffsetStore {
@@ -82,18 +89,49 @@ impl OffsetStore {
         };
         let partitions = topic.partitions();
         let mut table = HashMap::new();
+        let mut groups = Restoring::default();
         let mut records = 0u64;
         for p in &partitions {
-            records += replay(p, &mut table)?;
+            records += replay(p, &mut table, &mut groups)?;
         }
+        let groups = groups.finish();
         if records > 0 {
-            info!(records, offsets = table.len(), "replayed committed offsets");
+            info!(
+                records,
+                offsets = table.len(),
+                consumer_groups = groups.len(),
+                "replayed committed offsets and group state"
+            );
         }
         Ok(OffsetStore {
             partitions,
             table: Mutex::new(table),
             writer: Mutex::new(()),
+            restored_groups: Mutex::new(groups),
         })
+    }
+
+    /// The consumer groups (KIP-848) found on open; empty after the first
+    /// call.
+    pub fn take_restored_groups(&self) -> HashMap<String, GroupImage> {
+        std::mem::take(
+            &mut *self
+                .restored_groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
+    }
+
+    /// Appends group state records of `group` to its partition. Blocking.
+    pub fn write_group_records(
+        &self,
+        group: &str,
+        records: Vec<KeyValue>,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let partition = self.partition_for(group)?;
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        records::append(partition, records, now_ms)
     }
 
     fn table(&self) -> MutexGuard<'_, HashMap<OffsetKey, Committed>> {
@@ -125,17 +163,12 @@ impl OffsetStore {
             return Ok(());
         }
         let partition = self.partition_for(group)?;
-        let records: Vec<TestRecord> = entries
+        let records = entries
             .iter()
-            .map(|((topic, p), c)| TestRecord {
-                key: Some(encode_key(group, topic, *p)),
-                value: c.as_ref().map(encode_value),
-                ..TestRecord::default()
-            })
+            .map(|((topic, p), c)| (encode_key(group, topic, *p), c.as_ref().map(encode_value)))
             .collect();
-        let mut data = build_batch(now_ms, &records);
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        partition.append(&mut data, now_ms)?;
+        records::append(partition, records, now_ms)?;
         let mut table = self.table();
         for ((topic, p), c) in entries {
             let key = (group.to_string(), topic, p);
@@ -190,71 +223,42 @@ impl OffsetStore {
     }
 }
 
-/// Applies every record of one partition to `table`; returns the count.
+/// Applies every record of one partition to `table` (offsets) and
+/// `groups` (consumer group state); returns the count.
 fn replay(
     partition: &Partition,
     table: &mut HashMap<OffsetKey, Committed>,
+    groups: &mut Restoring,
 ) -> Result<u64, LogError> {
-    let mut offset = partition.log_start_offset();
-    let end = partition.high_watermark();
-    let mut count = 0u64;
-    while offset < end {
-        let read = partition.read(offset, REPLAY_CHUNK, true)?;
-        if read.bytes.is_empty() {
-            break;
+    records::replay(partition, OFFSETS_TOPIC, |key, value| {
+        let Some(kind) = Reader(key).u16() else {
+            return false;
+        };
+        if is_group_record(kind) {
+            return groups.apply(key, value);
         }
-        let before = offset;
-        for header in batch::BatchIter::unchecked_crc(&read.bytes) {
-            let Ok(header) = header else { break };
-            offset = offset.max(header.next_offset());
-            let Some(records) = batch::records(&header) else {
-                warn!(
-                    base_offset = header.base_offset(),
-                    "skipping an undecodable batch in {OFFSETS_TOPIC}"
-                );
-                continue;
-            };
-            for r in records {
-                if r.offset < before {
-                    continue;
-                }
-                let Some(key) = r.key.and_then(decode_key) else {
-                    warn!(offset = r.offset, "skipping a record with an unknown key");
-                    continue;
-                };
-                count += 1;
-                match r.value {
-                    None => {
-                        table.remove(&key);
-                    }
-                    Some(v) => match decode_value(v) {
-                        Some(c) => {
-                            table.insert(key, c);
-                        }
-                        None => warn!(offset = r.offset, "skipping an unknown offset value"),
-                    },
-                }
+        let Some(key) = decode_key(key) else {
+            return false;
+        };
+        match value.map(decode_value) {
+            None => {
+                table.remove(&key);
+                true
             }
+            Some(Some(c)) => {
+                table.insert(key, c);
+                true
+            }
+            Some(None) => false,
         }
-        if offset == before {
-            break;
-        }
-    }
-    Ok(count)
-}
-
-fn put_str16(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    let len = b.len().min(u16::MAX as usize);
-    out.extend_from_slice(&(len as u16).to_be_bytes());
-    out.extend_from_slice(&b[..len]);
+    })
 }
 
 pub(crate) fn encode_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
     let mut out = Vec::with_capacity(10 + group.len() + topic.len());
     out.extend_from_slice(&KEY_VERSION.to_be_bytes());
-    put_str16(&mut out, group);
-    put_str16(&mut out, topic);
+    put_str(&mut out, group);
+    put_str(&mut out, topic);
     out.extend_from_slice(&partition.to_be_bytes());
     out
 }
@@ -275,50 +279,19 @@ pub(crate) fn encode_value(c: &Committed) -> Vec<u8> {
     out
 }
 
-/// A cursor over a byte slice; every read is bounds-checked.
-struct Cursor<'a>(&'a [u8]);
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.take(4)
-            .and_then(|b| b.try_into().ok())
-            .map(i32::from_be_bytes)
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.take(8)
-            .and_then(|b| b.try_into().ok())
-            .map(i64::from_be_bytes)
-    }
-    fn str16(&mut self) -> Option<String> {
-        let n = self.u16()? as usize;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
-    }
-}
-
 pub(crate) fn decode_key(b: &[u8]) -> Option<OffsetKey> {
-    let mut c = Cursor(b);
+    let mut c = Reader(b);
     if c.u16()? != KEY_VERSION {
         return None;
     }
-    let group = c.str16()?;
-    let topic = c.str16()?;
+    let group = c.string()?;
+    let topic = c.string()?;
     let partition = c.i32()?;
     Some((group, topic, partition))
 }
 
 pub(crate) fn decode_value(b: &[u8]) -> Option<Committed> {
-    let mut c = Cursor(b);
+    let mut c = Reader(b);
     if c.u16()? != VALUE_VERSION {
         return None;
     }

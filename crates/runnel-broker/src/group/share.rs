@@ -31,7 +31,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
@@ -39,7 +39,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::info;
 
-use super::consumer::{Refusal, TopicView, Tp};
+use super::configs::GroupConfigs;
+use super::consumer::{err, Refusal, TopicView, Tp};
 use super::share_store::{Restored, Run, ShareStore, Stored, Write};
 
 /// The only assignor of share groups.
@@ -50,6 +51,9 @@ pub const ACK_GAP: i8 = 0;
 pub const ACK_ACCEPT: i8 = 1;
 pub const ACK_RELEASE: i8 = 2;
 pub const ACK_REJECT: i8 = 3;
+/// KIP-1222 (ShareFetch/ShareAcknowledge v2): the record stays acquired by
+/// the member, its lock starting again.
+pub const ACK_RENEW: i8 = 4;
 
 /// Settings (Kafka's `group.share.*` broker configs).
 #[derive(Debug, Clone)]
@@ -260,8 +264,6 @@ struct State {
     groups: HashMap<String, Group>,
     /// By (group, member).
     sessions: HashMap<(String, String), Session>,
-    /// Group configs set with IncrementalAlterConfigs (`share.*`), by group.
-    configs: HashMap<String, BTreeMap<String, String>>,
     /// Writes other than dirty partitions waiting for [`ShareGroups::flush`]:
     /// forgotten partitions, changed or deleted group configs.
     pending: Vec<Write>,
@@ -271,6 +273,7 @@ struct State {
 pub const GROUP_CONFIGS: &[&str] = &[
     "share.auto.offset.reset",
     "share.delivery.count.limit",
+    "share.isolation.level",
     "share.record.lock.duration.ms",
 ];
 
@@ -278,6 +281,8 @@ pub const GROUP_CONFIGS: &[&str] = &[
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     earliest: bool,
+    /// `share.isolation.level=read_committed`.
+    read_committed: bool,
     lock: Duration,
     limit: i16,
 }
@@ -286,6 +291,7 @@ fn settings(config: &ShareGroupConfig, overrides: Option<&BTreeMap<String, Strin
     let get = |k: &str| overrides.and_then(|o| o.get(k));
     Settings {
         earliest: get("share.auto.offset.reset").map_or(config.reset_earliest, |v| v == "earliest"),
+        read_committed: get("share.isolation.level").is_some_and(|v| v == "read_committed"),
         lock: get("share.record.lock.duration.ms")
             .and_then(|v| v.parse::<u64>().ok())
             .map_or(config.record_lock_duration, Duration::from_millis),
@@ -299,6 +305,7 @@ fn settings(config: &ShareGroupConfig, overrides: Option<&BTreeMap<String, Strin
 fn valid_config(key: &str, value: &str) -> Result<(), String> {
     let ok = match key {
         "share.auto.offset.reset" => value == "earliest" || value == "latest",
+        "share.isolation.level" => value == "read_committed" || value == "read_uncommitted",
         // Kafka's group.share.{min,max}.record.lock.duration.ms defaults.
         "share.record.lock.duration.ms" => value
             .parse::<u64>()
@@ -325,35 +332,14 @@ pub struct Heartbeat {
     pub client_host: String,
 }
 
-/// What a heartbeat is answered with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeartbeatReply {
-    pub member_id: String,
-    pub member_epoch: i32,
-    pub heartbeat_interval_ms: i32,
-    pub assignment: Option<BTreeSet<Tp>>,
-}
+/// What a heartbeat is answered with (as for consumer groups).
+pub use super::consumer::HeartbeatReply;
 
-/// A member as ShareGroupDescribe shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberView {
-    pub member_id: String,
-    pub rack_id: Option<String>,
-    pub member_epoch: i32,
-    pub client_id: String,
-    pub client_host: String,
-    pub topics: Vec<String>,
-    pub assigned: BTreeSet<Tp>,
-}
-
-/// A group as ShareGroupDescribe shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupView {
-    pub state: &'static str,
-    pub epoch: i32,
-    pub assignment_epoch: i32,
-    pub members: Vec<MemberView>,
-}
+/// A share group and its members as ShareGroupDescribe shows them: the
+/// consumer groups' views, with no instance ids or regexes, the target
+/// being the assignment (members take theirs at once) and the assignor
+/// [`ASSIGNOR`].
+pub use super::consumer::{GroupView, MemberView};
 
 /// A contiguous run of acquired offsets with one delivery count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -377,6 +363,9 @@ pub enum SessionOp {
 /// The share groups of one broker.
 pub struct ShareGroups {
     config: ShareGroupConfig,
+    /// Every group's configs (shared with the consumer groups; written
+    /// with the share state).
+    configs: Arc<GroupConfigs>,
     state: Mutex<State>,
     /// Bumped when records become available again (released, lock timed
     /// out), so waiting share fetches look again.
@@ -387,14 +376,16 @@ pub struct ShareGroups {
     flushing: Mutex<()>,
 }
 
-fn err(code: ResponseError, message: impl Into<String>) -> Refusal {
-    (code, message.into())
-}
-
 impl ShareGroups {
     pub fn new(config: ShareGroupConfig) -> ShareGroups {
+        ShareGroups::with_configs(config, Arc::default())
+    }
+
+    /// Share groups whose group configs live in `configs`.
+    pub fn with_configs(config: ShareGroupConfig, configs: Arc<GroupConfigs>) -> ShareGroups {
         ShareGroups {
             config,
+            configs,
             state: Mutex::new(State::default()),
             changed: watch::channel(0).0,
             store: std::sync::OnceLock::new(),
@@ -415,7 +406,7 @@ impl ShareGroups {
                 .insert(tp, SharePartition::restored(&stored, now));
         }
         for (group, configs) in restored.configs {
-            st.configs.insert(group, configs);
+            self.configs.replace(&group, Some(configs));
         }
         drop(st);
         // Only the first store counts (the broker attaches one).
@@ -467,11 +458,11 @@ impl ShareGroups {
         self.changed.subscribe()
     }
 
-    /// The group configs of `group_id`: (name, value, set for the group).
+    /// The share group configs of `group_id`: (name, value, set for the
+    /// group).
     pub fn group_configs(&self, group_id: &str) -> Vec<(String, String, bool)> {
-        let st = self.lock();
-        let o = st.configs.get(group_id);
-        let eff = settings(&self.config, o);
+        let o = self.configs.get(group_id);
+        let eff = settings(&self.config, o.as_ref());
         let defaults = [
             (
                 "share.auto.offset.reset",
@@ -479,56 +470,50 @@ impl ShareGroups {
             ),
             ("share.delivery.count.limit", eff.limit.to_string()),
             (
+                "share.isolation.level",
+                if eff.read_committed {
+                    "read_committed"
+                } else {
+                    "read_uncommitted"
+                }
+                .to_string(),
+            ),
+            (
                 "share.record.lock.duration.ms",
                 eff.lock.as_millis().to_string(),
             ),
         ];
         defaults
             .into_iter()
-            .map(|(k, v)| (k.to_string(), v, o.is_some_and(|o| o.contains_key(k))))
+            .map(|(k, v)| {
+                let set = o.as_ref().is_some_and(|o| o.contains_key(k));
+                (k.to_string(), v, set)
+            })
             .collect()
     }
 
-    /// IncrementalAlterConfigs on a group: sets (`Some`) or deletes
-    /// (`None`) group configs, all or nothing.
-    pub fn alter_group_configs(
-        &self,
-        group_id: &str,
-        changes: &[(String, Option<String>)],
-        validate_only: bool,
-    ) -> Result<(), String> {
-        for (k, v) in changes {
-            match v {
-                Some(v) => valid_config(k, v)?,
-                None if GROUP_CONFIGS.contains(&k.as_str()) => {}
-                None => return Err(format!("Unknown group config name: {k}")),
-            }
+    /// Checks a change of one of the `share.*` group configs (`None`:
+    /// deleted).
+    pub fn check_group_config(&self, key: &str, value: Option<&str>) -> Result<(), String> {
+        match value {
+            Some(v) => valid_config(key, v),
+            None if GROUP_CONFIGS.contains(&key) => Ok(()),
+            None => Err(format!("Unknown group config name: {key}")),
         }
-        if validate_only {
-            return Ok(());
-        }
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let o = st.configs.entry(group_id.to_string()).or_default();
-        for (k, v) in changes {
-            match v {
-                Some(v) => {
-                    o.insert(k.clone(), v.clone());
-                }
-                None => {
-                    o.remove(k);
-                }
-            }
-        }
-        let snapshot = o.clone();
-        st.pending
-            .push(Write::Configs(group_id.to_string(), Some(snapshot)));
-        Ok(())
+    }
+
+    /// Queues the group's configs (every kind's) to be written by the next
+    /// [`ShareGroups::flush`].
+    pub fn write_group_configs(&self, group_id: &str) {
+        let snapshot = self.configs.get(group_id);
+        self.lock()
+            .pending
+            .push(Write::Configs(group_id.to_string(), snapshot));
     }
 
     /// The acquisition lock duration of the group's records.
     pub fn lock_duration(&self, group_id: &str) -> Duration {
-        settings(&self.config, self.lock().configs.get(group_id)).lock
+        settings(&self.config, self.configs.get(group_id).as_ref()).lock
     }
 
     /// Whether `group_id` is a share group.
@@ -558,7 +543,7 @@ impl ShareGroups {
         let interval = i32::try_from(self.config.heartbeat_interval.as_millis()).unwrap_or(5000);
         let mut guard = self.lock();
         let st = &mut *guard;
-        let limit = settings(&self.config, st.configs.get(&req.group_id)).limit;
+        let limit = settings(&self.config, self.configs.get(&req.group_id).as_ref()).limit;
         let mut released = false;
         let reply = {
             let group = match req.member_epoch {
@@ -686,13 +671,10 @@ impl ShareGroups {
         let mut freed = false;
         let mut st = self.lock();
         let State {
-            groups,
-            sessions,
-            configs,
-            ..
+            groups, sessions, ..
         } = &mut *st;
         for (id, group) in groups.iter_mut() {
-            let limit = settings(&self.config, configs.get(id)).limit;
+            let limit = settings(&self.config, self.configs.get(id).as_ref()).limit;
             let expired: Vec<String> = group
                 .members
                 .iter()
@@ -789,7 +771,7 @@ impl ShareGroups {
         let st = &mut *guard;
         st.sessions
             .remove(&(group_id.to_string(), member_id.to_string()));
-        let limit = settings(&self.config, st.configs.get(group_id)).limit;
+        let limit = settings(&self.config, self.configs.get(group_id).as_ref()).limit;
         let freed = st
             .groups
             .get_mut(group_id)
@@ -825,9 +807,26 @@ impl ShareGroups {
         tp: &Tp,
         batches: &[(i64, i64, Vec<i8>)],
     ) -> Result<(), ResponseError> {
+        self.acknowledge_at(group_id, member_id, tp, batches, false, Instant::now())
+    }
+
+    /// [`ShareGroups::acknowledge`], with `renew` allowing the type
+    /// [`ACK_RENEW`] (a v2 request that says it carries renewals), whose
+    /// locks start again at `now`.
+    pub fn acknowledge_at(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        tp: &Tp,
+        batches: &[(i64, i64, Vec<i8>)],
+        renew: bool,
+        now: Instant,
+    ) -> Result<(), ResponseError> {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let limit = settings(&self.config, st.configs.get(group_id)).limit;
+        let Settings { limit, lock, .. } =
+            settings(&self.config, self.configs.get(group_id).as_ref());
+        let last_type = if renew { ACK_RENEW } else { ACK_REJECT };
         let p = st
             .groups
             .get_mut(group_id)
@@ -841,7 +840,7 @@ impl ShareGroups {
                 .checked_sub(first)
                 .and_then(|d| d.checked_add(1))
                 .unwrap_or(0);
-            let valid_types = types.iter().all(|t| (ACK_GAP..=ACK_REJECT).contains(t));
+            let valid_types = types.iter().all(|t| (ACK_GAP..=last_type).contains(t));
             if len <= 0 || types.is_empty() || !valid_types {
                 result = Err(ResponseError::InvalidRequest);
                 continue;
@@ -874,6 +873,7 @@ impl ShareGroups {
                 if let Some(rec) = p.records.get_mut(&o) {
                     match type_of(o) {
                         ACK_RELEASE => freed |= SharePartition::give_back(rec, limit),
+                        ACK_RENEW => rec.locked_until = now + lock,
                         _ => rec.state = RecState::Done,
                     }
                 }
@@ -895,11 +895,17 @@ impl ShareGroups {
     pub fn next_read(&self, group_id: &str, tp: &Tp, bounds: (i64, i64)) -> Option<(i64, i64)> {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let earliest = settings(&self.config, st.configs.get(group_id)).earliest;
+        let earliest = settings(&self.config, self.configs.get(group_id).as_ref()).earliest;
         let group = st.groups.get_mut(group_id)?;
         let p = partition(group, tp, bounds, earliest);
         let room = self.config.partition_max_record_locks - (p.end - p.start);
         Some((p.end, room))
+    }
+
+    /// Whether the group reads only committed records
+    /// (`share.isolation.level=read_committed`).
+    pub fn read_committed(&self, group_id: &str) -> bool {
+        settings(&self.config, self.configs.get(group_id).as_ref()).read_committed
     }
 
     /// Acquires for `member` the records available again (released or
@@ -914,7 +920,8 @@ impl ShareGroups {
     ) -> Vec<Acquired> {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let Settings { limit, lock, .. } = settings(&self.config, st.configs.get(group_id));
+        let Settings { limit, lock, .. } =
+            settings(&self.config, self.configs.get(group_id).as_ref());
         let Some(p) = st
             .groups
             .get_mut(group_id)
@@ -942,19 +949,22 @@ impl ShareGroups {
     }
 
     /// Acquires for `member` the new records at `from..to` (whole batches
-    /// read from the log), if the partition's end is still `from`.
+    /// read from the log), if the partition's end is still `from`. Offsets
+    /// in `skip` (inclusive ranges, in order: records of aborted
+    /// transactions and transaction markers under `read_committed`) are
+    /// archived at once instead, as Kafka does.
     pub fn acquire_new(
         &self,
         group_id: &str,
         member_id: &str,
         tp: &Tp,
-        from: i64,
-        to: i64,
+        (from, to): (i64, i64),
+        skip: &[(i64, i64)],
         now: Instant,
     ) -> Vec<Acquired> {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let lock = settings(&self.config, st.configs.get(group_id)).lock;
+        let lock = settings(&self.config, self.configs.get(group_id).as_ref()).lock;
         let Some(p) = st
             .groups
             .get_mut(group_id)
@@ -965,23 +975,37 @@ impl ShareGroups {
         if p.end != from || to <= from {
             return Vec::new();
         }
+        let mut out = Vec::new();
         for o in from..to {
+            let skipped = skip.iter().any(|(a, b)| (*a..=*b).contains(&o));
             p.records.insert(
                 o,
                 Rec {
-                    state: RecState::Acquired,
-                    delivery_count: 1,
-                    owner: member_id.to_string(),
+                    state: if skipped {
+                        RecState::Done
+                    } else {
+                        RecState::Acquired
+                    },
+                    delivery_count: i16::from(!skipped),
+                    owner: if skipped {
+                        String::new()
+                    } else {
+                        member_id.to_string()
+                    },
                     locked_until: now + lock,
                 },
             );
+            if !skipped {
+                push(&mut out, o, 1);
+            }
         }
         p.end = to;
-        vec![Acquired {
-            first: from,
-            last: to - 1,
-            delivery_count: 1,
-        }]
+        if !skip.is_empty() {
+            // Archived records are written like acknowledged ones.
+            p.advance();
+            p.dirty = true;
+        }
+        out
     }
 
     /// Every share group: (id, state name).
@@ -1001,17 +1025,21 @@ impl ShareGroups {
             state: state_name(g),
             epoch: g.epoch,
             assignment_epoch: g.assignment_epoch,
+            assignor: ASSIGNOR.to_string(),
             members: g
                 .members
                 .iter()
                 .map(|(id, m)| MemberView {
                     member_id: id.clone(),
+                    instance_id: None,
                     rack_id: m.rack_id.clone(),
                     member_epoch: m.epoch,
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
                     topics: m.topics.clone(),
+                    regex: None,
                     assigned: m.assigned.clone(),
+                    target: m.assigned.clone(),
                 })
                 .collect(),
         })
@@ -1024,7 +1052,7 @@ impl ShareGroups {
         let now = Instant::now();
         let mut guard = self.lock();
         let st = &mut *guard;
-        let limit = settings(&self.config, st.configs.get(group_id)).limit;
+        let limit = settings(&self.config, self.configs.get(group_id).as_ref()).limit;
         let g = st.groups.get_mut(group_id)?;
         Some(
             g.partitions
@@ -1102,7 +1130,7 @@ impl ShareGroups {
             _ => {
                 st.groups.remove(group_id);
                 st.sessions.retain(|(g, _), _| g != group_id);
-                st.configs.remove(group_id);
+                self.configs.replace(group_id, None);
                 st.pending.push(Write::Configs(group_id.to_string(), None));
                 Ok(())
             }

@@ -24,12 +24,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use runnel_log::batch::build::{build_batch, TestRecord};
-use runnel_log::batch::{self};
 use runnel_log::{Log, LogError, Partition};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::consumer::Tp;
+use super::records::{self, put_str, Reader};
 
 /// The internal topic holding share-group state.
 pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
@@ -38,7 +37,6 @@ const KEY_VERSION: u16 = 1;
 const VALUE_VERSION: u16 = 1;
 const KIND_PARTITION: u8 = 0;
 const KIND_CONFIGS: u8 = 1;
-const REPLAY_CHUNK: usize = 1 << 20;
 
 /// A run of in-flight offsets as written: (first, last, done, delivery count).
 pub type Run = (i64, i64, bool, i16);
@@ -127,32 +125,19 @@ impl ShareStore {
                 p
             }
         };
-        let records: Vec<TestRecord> = writes
+        let records = writes
             .iter()
             .map(|w| match w {
-                Write::Partition(group, tp, stored) => TestRecord {
-                    key: Some(partition_key(group, tp)),
-                    value: stored.as_ref().map(encode_stored),
-                    ..TestRecord::default()
-                },
-                Write::Configs(group, configs) => TestRecord {
-                    key: Some(configs_key(group)),
-                    value: configs.as_ref().map(encode_configs),
-                    ..TestRecord::default()
-                },
+                Write::Partition(group, tp, stored) => {
+                    (partition_key(group, tp), stored.as_ref().map(encode_stored))
+                }
+                Write::Configs(group, configs) => {
+                    (configs_key(group), configs.as_ref().map(encode_configs))
+                }
             })
             .collect();
-        let mut data = build_batch(now_ms, &records);
-        partition.append(&mut data, now_ms)?;
-        Ok(())
+        records::append(&partition, records, now_ms)
     }
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    let len = b.len().min(usize::from(u16::MAX));
-    out.extend_from_slice(&(len as u16).to_be_bytes());
-    out.extend_from_slice(&b[..len]);
 }
 
 fn partition_key(group: &str, (topic, p): &Tp) -> Vec<u8> {
@@ -196,47 +181,6 @@ fn encode_configs(c: &BTreeMap<String, String>) -> Vec<u8> {
         put_str(&mut out, v);
     }
     out
-}
-
-/// A bounds-checked reader over a record's bytes.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i16(&mut self) -> Option<i16> {
-        self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.take(4)
-            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Some(i64::from_be_bytes(a))
-    }
-    fn string(&mut self) -> Option<String> {
-        let len = usize::from(self.u16()?);
-        String::from_utf8(self.take(len)?.to_vec()).ok()
-    }
 }
 
 enum Key {
@@ -288,65 +232,36 @@ fn decode_configs(b: &[u8]) -> Option<BTreeMap<String, String>> {
 }
 
 fn replay(partition: &Partition, restored: &mut Restored) -> Result<u64, LogError> {
-    let mut offset = partition.log_start_offset();
-    let end = partition.high_watermark();
-    let mut count = 0u64;
-    while offset < end {
-        let read = partition.read(offset, REPLAY_CHUNK, true)?;
-        if read.bytes.is_empty() {
-            break;
-        }
-        let before = offset;
-        for header in batch::BatchIter::unchecked_crc(&read.bytes) {
-            let Ok(header) = header else { break };
-            offset = offset.max(header.next_offset());
-            let Some(records) = batch::records(&header) else {
-                warn!(
-                    base_offset = header.base_offset(),
-                    "skipping an undecodable batch in {SHARE_STATE_TOPIC}"
-                );
-                continue;
-            };
-            for r in records {
-                if r.offset < before {
-                    continue;
+    records::replay(
+        partition,
+        SHARE_STATE_TOPIC,
+        |key, value| match decode_key(key) {
+            None => false,
+            Some(Key::Partition(group, tp)) => match value.map(decode_stored) {
+                None => {
+                    restored.partitions.remove(&(group, tp));
+                    true
                 }
-                let Some(key) = r.key.and_then(decode_key) else {
-                    warn!(
-                        offset = r.offset,
-                        "skipping a share state record with an unknown key"
-                    );
-                    continue;
-                };
-                count += 1;
-                match key {
-                    Key::Partition(group, tp) => match r.value.map(decode_stored) {
-                        None => {
-                            restored.partitions.remove(&(group, tp));
-                        }
-                        Some(Some(s)) => {
-                            restored.partitions.insert((group, tp), s);
-                        }
-                        Some(None) => warn!(offset = r.offset, "skipping an unknown share state"),
-                    },
-                    Key::Configs(group) => match r.value.map(decode_configs) {
-                        None => {
-                            restored.configs.remove(&group);
-                            restored.partitions.retain(|(g, _), _| *g != group);
-                        }
-                        Some(Some(c)) => {
-                            restored.configs.insert(group, c);
-                        }
-                        Some(None) => warn!(offset = r.offset, "skipping unknown group configs"),
-                    },
+                Some(Some(s)) => {
+                    restored.partitions.insert((group, tp), s);
+                    true
                 }
-            }
-        }
-        if offset == before {
-            break;
-        }
-    }
-    Ok(count)
+                Some(None) => false,
+            },
+            Some(Key::Configs(group)) => match value.map(decode_configs) {
+                None => {
+                    restored.configs.remove(&group);
+                    restored.partitions.retain(|(g, _), _| *g != group);
+                    true
+                }
+                Some(Some(c)) => {
+                    restored.configs.insert(group, c);
+                    true
+                }
+                Some(None) => false,
+            },
+        },
+    )
 }
 
 #[cfg(test)]

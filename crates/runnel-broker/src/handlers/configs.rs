@@ -49,6 +49,15 @@ fn config_type(name: &str) -> i8 {
         | "broker.id"
         | "socket.request.max.bytes" => INT,
         "auto.create.topics.enable" => BOOLEAN,
+        "group.consumer.assignors" => LIST,
+        // Group coordinator and group configs are INT in Kafka.
+        n if n.starts_with("group.consumer.")
+            || n.starts_with("consumer.")
+            || n == "share.record.lock.duration.ms"
+            || n == "share.delivery.count.limit" =>
+        {
+            INT
+        }
         n if n.ends_with(".ms") || n.ends_with(".bytes") || n.ends_with(".messages") => LONG,
         _ => STRING,
     }
@@ -87,6 +96,14 @@ fn broker_name(topic_key: &str) -> &str {
     }
 }
 
+/// One synonym of a described config.
+fn synonym(name: &str, value: &str, source: i8) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(str_bytes(name))
+        .with_value(Some(str_bytes(value)))
+        .with_source(source)
+}
+
 /// A topic config's synonyms in precedence order, as Kafka lists them: the
 /// topic's own value, the broker-wide one (under its broker name), and,
 /// when neither is set, the default.
@@ -94,12 +111,6 @@ fn topic_synonyms(
     e: &ConfigEntry,
     defaults: &BTreeMap<String, String>,
 ) -> Vec<DescribeConfigsSynonym> {
-    let synonym = |name: &str, value: &str, source: i8| {
-        DescribeConfigsSynonym::default()
-            .with_name(str_bytes(name))
-            .with_value(Some(str_bytes(value)))
-            .with_source(source)
-    };
     let mut out = Vec::new();
     if e.is_topic_override {
         out.push(synonym(&e.name, &e.value, SOURCE_DYNAMIC_TOPIC));
@@ -110,6 +121,25 @@ fn topic_synonyms(
         if let Some(v) = runnel_log::builtin_default(&e.name) {
             out.push(synonym(broker_name(&e.name), v, SOURCE_DEFAULT));
         }
+    }
+    out
+}
+
+/// The synonyms of a group config, as Kafka lists them: the group's own
+/// value when it has one, then the broker's default (under the broker
+/// config's name, `group.consumer.*`, `group.share.*`).
+fn group_synonyms(
+    broker: &Broker,
+    name: &str,
+    value: &str,
+    set: bool,
+) -> Vec<DescribeConfigsSynonym> {
+    let mut out = Vec::new();
+    if set {
+        out.push(synonym(name, value, SOURCE_GROUP));
+    }
+    if let Some((broker_name, default)) = broker.groups().group_config_default(name) {
+        out.push(synonym(&broker_name, &default, SOURCE_DEFAULT));
     }
     out
 }
@@ -138,6 +168,41 @@ fn broker_entries(broker: &Broker) -> Vec<(String, String)> {
             cfg.max_request_bytes.to_string(),
         ),
     ];
+    let c = &cfg.group.consumer;
+    out.extend([
+        (
+            "group.consumer.session.timeout.ms".to_string(),
+            c.session_timeout.as_millis().to_string(),
+        ),
+        (
+            "group.consumer.heartbeat.interval.ms".to_string(),
+            c.heartbeat_interval.as_millis().to_string(),
+        ),
+        (
+            "group.consumer.min.session.timeout.ms".to_string(),
+            c.min_session_timeout.as_millis().to_string(),
+        ),
+        (
+            "group.consumer.max.session.timeout.ms".to_string(),
+            c.max_session_timeout.as_millis().to_string(),
+        ),
+        (
+            "group.consumer.min.heartbeat.interval.ms".to_string(),
+            c.min_heartbeat_interval.as_millis().to_string(),
+        ),
+        (
+            "group.consumer.max.heartbeat.interval.ms".to_string(),
+            c.max_heartbeat_interval.as_millis().to_string(),
+        ),
+        (
+            "group.consumer.assignors".to_string(),
+            c.assignors.join(","),
+        ),
+        (
+            "group.consumer.max.size".to_string(),
+            c.max_size.to_string(),
+        ),
+    ]);
     out.extend(
         cfg.topic_defaults
             .iter()
@@ -211,13 +276,16 @@ pub(crate) fn describe_configs(
                 RESOURCE_GROUP => {
                     r.configs = broker
                         .groups()
-                        .share()
                         .group_configs(&res.resource_name)
                         .iter()
                         .filter(|(k, _, _)| wanted(k))
                         .map(|(k, v, set)| {
                             let source = if *set { SOURCE_GROUP } else { SOURCE_DEFAULT };
-                            entry(k, v, source, version)
+                            let mut out = entry(k, v, source, version);
+                            if version >= 1 && res_include_synonyms {
+                                out.synonyms = group_synonyms(broker, k, v, *set);
+                            }
+                            out
                         })
                         .collect();
                 }
@@ -369,7 +437,7 @@ pub(crate) async fn incremental_alter_configs(
 
 type AlterOp = kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
 
-/// Group configs (KIP-932's `share.*` keys), SET and DELETE only.
+/// Group configs (`consumer.*`, `share.*`), SET and DELETE only.
 fn alter_group(
     broker: &Broker,
     name: &str,
@@ -392,11 +460,13 @@ fn alter_group(
             }
         }
     }
-    let share = broker.groups().share();
-    share
+    broker
+        .groups()
         .alter_group_configs(name, &changes, validate_only)
         .map_err(|m| (ResponseError::InvalidConfig, m))?;
-    share
+    broker
+        .groups()
+        .share()
         .flush()
         .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))
 }

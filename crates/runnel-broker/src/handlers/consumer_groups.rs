@@ -46,6 +46,75 @@ pub(super) fn topics(broker: &Broker) -> Topics {
     t
 }
 
+/// An assignment as heartbeat responses carry it: (topic id, partitions)
+/// per topic, topics the broker no longer has left out.
+pub(super) fn by_topic_id(topics: &Topics, set: &BTreeSet<Tp>) -> Vec<(Uuid, Vec<i32>)> {
+    by_topic(set)
+        .into_iter()
+        .filter_map(|(t, ps)| topics.ids.get(t).map(|id| (*id, ps)))
+        .collect()
+}
+
+/// The answer to a heartbeat of either protocol (ConsumerGroupHeartbeat,
+/// ShareGroupHeartbeat: generated types of one shape), from a
+/// [`crate::group::consumer::HeartbeatReply`].
+macro_rules! heartbeat_answer {
+    ($response:ty, $assignment:ty, $partitions:ty, $topics:expr, $reply:expr) => {{
+        let reply = $reply;
+        <$response>::default()
+            .with_member_id(Some(str_bytes(&reply.member_id)))
+            .with_member_epoch(reply.member_epoch)
+            .with_heartbeat_interval_ms(reply.heartbeat_interval_ms)
+            .with_assignment(reply.assignment.map(|set| {
+                let parts = by_topic_id($topics, &set).into_iter().map(|(id, ps)| {
+                    <$partitions>::default()
+                        .with_topic_id(id)
+                        .with_partitions(ps)
+                });
+                <$assignment>::default().with_topic_partitions(parts.collect())
+            }))
+    }};
+}
+pub(super) use heartbeat_answer;
+
+/// A member's assignment as ConsumerGroupDescribe and ShareGroupDescribe
+/// show it: topic id, name and partitions per topic.
+macro_rules! described_assignment {
+    ($assignment:ty, $partitions:ty, $topics:expr, $set:expr) => {
+        <$assignment>::default().with_topic_partitions(
+            by_topic($set)
+                .into_iter()
+                .map(|(t, ps)| {
+                    <$partitions>::default()
+                        .with_topic_id($topics.ids.get(t).copied().unwrap_or_default())
+                        .with_topic_name(TopicName(str_bytes(t)))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        )
+    };
+}
+pub(super) use described_assignment;
+
+/// Writes group state off the async workers before a response that
+/// reports it (`what` names it in the log); `Err` when it could not be
+/// written.
+pub(super) async fn write_state(
+    broker: &Arc<Broker>,
+    what: &'static str,
+    write: impl FnOnce(&Broker) -> Result<(), runnel_log::LogError> + Send + 'static,
+) -> Result<(), ResponseError> {
+    let b = broker.clone();
+    match super::blocking(move || write(&b)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => {
+            tracing::warn!(%err, "writing {what} state failed");
+            Err(ResponseError::KafkaStorageError)
+        }
+        Err(_) => Err(ResponseError::UnknownServerError),
+    }
+}
+
 /// Partitions grouped by topic, in topic then partition order.
 pub(super) fn by_topic(set: &BTreeSet<Tp>) -> BTreeMap<&str, Vec<i32>> {
     let mut out: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
@@ -55,7 +124,7 @@ pub(super) fn by_topic(set: &BTreeSet<Tp>) -> BTreeMap<&str, Vec<i32>> {
     out
 }
 
-pub(crate) fn consumer_group_heartbeat(
+pub(crate) async fn consumer_group_heartbeat(
     broker: &Arc<Broker>,
     ctx: &ConnectionContext,
     header: &RequestHeader,
@@ -107,29 +176,26 @@ pub(crate) fn consumer_group_heartbeat(
             .unwrap_or_default(),
         client_host: ctx.client_host(),
     };
-    match groups
+    let reply = groups
         .consumer()
-        .heartbeat(Instant::now(), hb, &topics.view)
-    {
+        .heartbeat(Instant::now(), hb, &topics.view);
+    // What the answer reports is written first (see group::consumer).
+    let written = write_state(broker, "consumer group", |b| {
+        b.groups().flush_consumer_groups()
+    })
+    .await;
+    if let Err(code) = written {
+        return refuse(code, "writing consumer group state failed".to_string());
+    }
+    match reply {
         Err((code, message)) => refuse(code, message),
-        Ok(reply) => ConsumerGroupHeartbeatResponse::default()
-            .with_member_id(Some(str_bytes(&reply.member_id)))
-            .with_member_epoch(reply.member_epoch)
-            .with_heartbeat_interval_ms(reply.heartbeat_interval_ms)
-            .with_assignment(reply.assignment.map(|set| {
-                Assignment::default().with_topic_partitions(
-                    by_topic(&set)
-                        .into_iter()
-                        .filter_map(|(t, ps)| {
-                            topics.ids.get(t).map(|id| {
-                                TopicPartitions::default()
-                                    .with_topic_id(*id)
-                                    .with_partitions(ps)
-                            })
-                        })
-                        .collect(),
-                )
-            })),
+        Ok(reply) => heartbeat_answer!(
+            ConsumerGroupHeartbeatResponse,
+            Assignment,
+            TopicPartitions,
+            &topics,
+            reply
+        ),
     }
 }
 
@@ -141,17 +207,7 @@ pub(crate) fn consumer_group_describe(
 ) -> ConsumerGroupDescribeResponse {
     let topics = topics(broker);
     let assignment = |set: &BTreeSet<Tp>| {
-        DescribedAssignment::default().with_topic_partitions(
-            by_topic(set)
-                .into_iter()
-                .map(|(t, ps)| {
-                    DescribedPartitions::default()
-                        .with_topic_id(topics.ids.get(t).copied().unwrap_or_default())
-                        .with_topic_name(TopicName(str_bytes(t)))
-                        .with_partitions(ps)
-                })
-                .collect(),
-        )
+        described_assignment!(DescribedAssignment, DescribedPartitions, topics, set)
     };
     let groups = req
         .group_ids

@@ -502,11 +502,14 @@ pub(crate) fn describe_groups(
             if version >= 3 {
                 g.authorized_operations = i32::MIN;
             }
-            if broker.groups().consumer().exists(&id.0) {
+            if broker.groups().consumer().exists(&id.0) || broker.groups().share().exists(&id.0) {
                 // Kafka 4 (KIP-1043): DescribeGroups describes classic
-                // groups only; ConsumerGroupDescribe describes this one.
+                // groups only; ConsumerGroupDescribe (ShareGroupDescribe)
+                // describes this one. Kafka 4.4's answer, message included.
+                let message = format!("Group {} is not a classic group.", id.0);
                 return g
                     .with_error_code(ResponseError::GroupIdNotFound.code())
+                    .with_error_message((version >= 6).then(|| str_bytes(&message)))
                     .with_group_state(str_bytes("Dead"));
             }
             match broker.groups().describe(&id.0) {

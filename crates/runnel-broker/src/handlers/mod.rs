@@ -124,7 +124,7 @@ pub(crate) async fn handle(
             ResponseKind::AlterConfigs(configs::alter_configs(broker, ctx, req).await?)
         }
         RequestKind::ConsumerGroupHeartbeat(req) => ResponseKind::ConsumerGroupHeartbeat(
-            consumer_groups::consumer_group_heartbeat(broker, ctx, header, req),
+            consumer_groups::consumer_group_heartbeat(broker, ctx, header, req).await,
         ),
         RequestKind::ConsumerGroupDescribe(req) => ResponseKind::ConsumerGroupDescribe(
             consumer_groups::consumer_group_describe(broker, ctx, req, v),

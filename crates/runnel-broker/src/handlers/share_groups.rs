@@ -40,11 +40,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::consumer_groups::{by_topic, topics, Topics};
+use super::consumer_groups::{
+    by_topic, by_topic_id, described_assignment, heartbeat_answer, topics, write_state, Topics,
+};
 use super::str_bytes;
 use crate::context::ConnectionContext;
 use crate::group::consumer::Tp;
 use crate::group::share::{self, Acquired, SessionOp};
+use crate::splice::{ShareV2, V2_FIELDS};
 use crate::Broker;
 
 /// Longest a share fetch may wait, whatever the client asks.
@@ -63,15 +66,7 @@ fn other_kind(broker: &Broker, group_id: &str) -> Option<String> {
 /// Writes the share state that changed (see [`crate::group::share_store`])
 /// off the async workers; `Err` when it could not be written.
 pub(crate) async fn flush(broker: &Arc<Broker>) -> Result<(), ResponseError> {
-    let b = broker.clone();
-    match super::blocking(move || b.groups().share().flush()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(err)) => {
-            tracing::warn!(%err, "writing share-group state failed");
-            Err(ResponseError::KafkaStorageError)
-        }
-        Err(_) => Err(ResponseError::UnknownServerError),
-    }
+    write_state(broker, "share-group", |b| b.groups().share().flush()).await
 }
 
 pub(crate) async fn share_group_heartbeat(
@@ -115,24 +110,13 @@ pub(crate) async fn share_group_heartbeat(
     }
     match reply {
         Err((code, message)) => refuse(code, message),
-        Ok(reply) => ShareGroupHeartbeatResponse::default()
-            .with_member_id(Some(str_bytes(&reply.member_id)))
-            .with_member_epoch(reply.member_epoch)
-            .with_heartbeat_interval_ms(reply.heartbeat_interval_ms)
-            .with_assignment(reply.assignment.map(|set| {
-                Assignment::default().with_topic_partitions(
-                    by_topic(&set)
-                        .into_iter()
-                        .filter_map(|(t, ps)| {
-                            topics.ids.get(t).map(|id| {
-                                TopicPartitions::default()
-                                    .with_topic_id(*id)
-                                    .with_partitions(ps)
-                            })
-                        })
-                        .collect(),
-                )
-            })),
+        Ok(reply) => heartbeat_answer!(
+            ShareGroupHeartbeatResponse,
+            Assignment,
+            TopicPartitions,
+            &topics,
+            reply
+        ),
     }
 }
 
@@ -158,7 +142,7 @@ pub(crate) fn share_group_describe(
             g.with_group_state(str_bytes(view.state))
                 .with_group_epoch(view.epoch)
                 .with_assignment_epoch(view.assignment_epoch)
-                .with_assignor_name(str_bytes(share::ASSIGNOR))
+                .with_assignor_name(str_bytes(&view.assignor))
                 .with_members(
                     view.members
                         .iter()
@@ -172,25 +156,12 @@ pub(crate) fn share_group_describe(
                                 .with_subscribed_topic_names(
                                     m.topics.iter().map(|t| TopicName(str_bytes(t))).collect(),
                                 )
-                                .with_assignment(
-                                    DescribedAssignment::default().with_topic_partitions(
-                                        by_topic(&m.assigned)
-                                            .into_iter()
-                                            .map(|(t, ps)| {
-                                                DescribedPartitions::default()
-                                                    .with_topic_id(
-                                                        topics
-                                                            .ids
-                                                            .get(t)
-                                                            .copied()
-                                                            .unwrap_or_default(),
-                                                    )
-                                                    .with_topic_name(TopicName(str_bytes(t)))
-                                                    .with_partitions(ps)
-                                            })
-                                            .collect(),
-                                    ),
-                                )
+                                .with_assignment(described_assignment!(
+                                    DescribedAssignment,
+                                    DescribedPartitions,
+                                    topics,
+                                    &m.assigned
+                                ))
                         })
                         .collect(),
                 )
@@ -207,17 +178,19 @@ type AckBatches = Vec<(i64, i64, Vec<i8>)>;
 fn apply_acks(
     broker: &Broker,
     topics: &Topics,
-    group_id: &str,
-    member_id: &str,
+    (group_id, member_id): (&str, &str),
     acks: Vec<(Uuid, i32, AckBatches)>,
+    renew: bool,
 ) -> BTreeMap<(Uuid, i32), i16> {
     let share = broker.groups().share();
     let mut out = BTreeMap::new();
+    let now = Instant::now();
     for (id, partition, batches) in acks {
         let code = match topics.by_id.get(&id) {
             None => ResponseError::UnknownTopicId.code(),
             Some(name) => {
-                match share.acknowledge(group_id, member_id, &(name.clone(), partition), &batches) {
+                let tp = (name.clone(), partition);
+                match share.acknowledge_at(group_id, member_id, &tp, &batches, renew, now) {
                     Ok(()) => 0,
                     Err(e) => e.code(),
                 }
@@ -238,10 +211,9 @@ struct Fetched {
 /// Acquires what one partition has for the member and reads its batches.
 fn fetch_partition(
     broker: &Broker,
-    group_id: &str,
-    member_id: &str,
+    (group_id, member_id): (&str, &str),
     tp: &Tp,
-    max_records: i64,
+    (max_records, record_limit): (i64, bool),
     max_bytes: usize,
 ) -> Fetched {
     let share = broker.groups().share();
@@ -259,27 +231,58 @@ fn fetch_partition(
         f.error = ResponseError::GroupIdNotFound.code();
         return f;
     };
+    // read_committed: new records only below the last stable offset; those
+    // of aborted transactions and the markers are archived, not delivered.
+    let committed = share.read_committed(group_id);
+    let producers = broker.producers.existing(&tp.0, tp.1);
+    let end = match (&producers, committed) {
+        (Some(state), true) => crate::producers::lock(state).last_stable_offset(bounds.1),
+        _ => bounds.1,
+    };
     let now = Instant::now();
     f.acquired = share.acquire_available(group_id, member_id, tp, max_records, now);
     let taken: i64 = f.acquired.iter().map(|a| a.last - a.first + 1).sum();
-    if taken < max_records && room > 0 && from < bounds.1 {
+    if taken < max_records && room > 0 && from < end {
         // New records: whole batches from the partition's end, as many as
         // make up the record budget and fit in the in-flight room.
         if let Ok(read) = partition.read(from, max_bytes, true) {
+            let aborted = match (&producers, committed) {
+                (Some(state), true) => crate::producers::lock(state).aborted_between(from, end),
+                _ => Vec::new(),
+            };
             let mut to = from;
+            let mut skip = Vec::new();
             let mut iter = BatchIter::unchecked_crc(&read.bytes);
             while let Some(Ok(h)) = iter.next() {
                 let next = h.next_offset();
                 if next <= to {
                     continue;
                 }
-                if to > from && (to - from + taken >= max_records || next - from > room) {
+                if next > end
+                    || (to > from && (to - from + taken >= max_records || next - from > room))
+                {
                     break;
+                }
+                let base = h.base_offset();
+                let aborted_batch = committed
+                    && h.is_transactional()
+                    && aborted.iter().any(|a| {
+                        a.producer_id == h.producer_id()
+                            && a.first_offset <= base
+                            && base < a.last_offset
+                    });
+                if committed && (h.is_control() || aborted_batch) {
+                    skip.push((base.max(to), next - 1));
                 }
                 to = next;
             }
+            if record_limit {
+                // Record-limit mode (v2): no more records than asked for,
+                // even if that ends inside a batch.
+                to = to.min(from + (max_records - taken));
+            }
             f.acquired
-                .extend(share.acquire_new(group_id, member_id, tp, from, to, now));
+                .extend(share.acquire_new(group_id, member_id, tp, (from, to), &skip, now));
         }
     }
     f.records = batches_for(&partition, &f.acquired, max_bytes);
@@ -374,6 +377,19 @@ pub(crate) async fn share_fetch(
         );
     }
     let share = broker.groups().share();
+    let v2 = ShareV2::from_bytes(req.unknown_tagged_fields.get(&V2_FIELDS));
+    if v2.renew
+        && (req.max_wait_ms != 0
+            || req.min_bytes != 0
+            || req.max_bytes != 0
+            || req.max_records != 0)
+    {
+        // Kafka: a fetch that renews locks fetches nothing.
+        return refuse(
+            ResponseError::InvalidRequest,
+            "a share fetch with renew acknowledgements must not fetch",
+        );
+    }
     let has_acks = req
         .topics
         .iter()
@@ -415,7 +431,7 @@ pub(crate) async fn share_fetch(
                 })
         })
         .collect();
-    let ack_results = apply_acks(broker, &topics, &group_id, &member_id, acks);
+    let ack_results = apply_acks(broker, &topics, (&group_id, &member_id), acks, v2.renew);
     let mut responses: BTreeMap<(Uuid, i32), PartitionData> = ack_results
         .into_iter()
         .map(|(k, code)| {
@@ -427,8 +443,10 @@ pub(crate) async fn share_fetch(
             )
         })
         .collect();
-    if op == SessionOp::Close {
-        share.close_session(&group_id, &member_id);
+    if op == SessionOp::Close || v2.renew {
+        if op == SessionOp::Close {
+            share.close_session(&group_id, &member_id);
+        }
         if let Err(code) = flush(broker).await {
             return refuse(code, "writing share-group state failed");
         }
@@ -477,7 +495,13 @@ pub(crate) async fn share_fetch(
             if budget <= 0 {
                 break;
             }
-            let f = fetch_partition(broker, &group_id, &member_id, tp, budget, max_bytes);
+            let f = fetch_partition(
+                broker,
+                (&group_id, &member_id),
+                tp,
+                (budget, v2.acquire_mode == 1),
+                max_bytes,
+            );
             let Some(id) = topics.ids.get(&tp.0).copied() else {
                 continue;
             };
@@ -609,7 +633,9 @@ pub(crate) async fn share_acknowledge(
             })
         })
         .collect();
-    let results = apply_acks(broker, &topics, &group_id, &member_id, acks);
+    let v2 = req.unknown_tagged_fields.get(&V2_FIELDS);
+    let renew = ShareV2::from_bytes(v2).renew;
+    let results = apply_acks(broker, &topics, (&group_id, &member_id), acks, renew);
     if op == SessionOp::Close {
         share.close_session(&group_id, &member_id);
     }
@@ -629,7 +655,7 @@ pub(crate) async fn share_acknowledge(
                 ),
         );
     }
-    ShareAcknowledgeResponse::default().with_responses(
+    let mut resp = ShareAcknowledgeResponse::default().with_responses(
         by_topic
             .into_iter()
             .map(|(id, partitions)| {
@@ -638,7 +664,15 @@ pub(crate) async fn share_acknowledge(
                     .with_partitions(partitions)
             })
             .collect(),
-    )
+    );
+    if v2.is_some() {
+        // v2's AcquisitionLockTimeoutMs, put in place by the encoder
+        // (crate::splice).
+        let lock_ms = i32::try_from(share.lock_duration(&group_id).as_millis()).unwrap_or(i32::MAX);
+        resp.unknown_tagged_fields
+            .insert(V2_FIELDS, Bytes::copy_from_slice(&lock_ms.to_be_bytes()));
+    }
+    resp
 }
 
 /// One partition of a DescribeShareGroupOffsets answer.

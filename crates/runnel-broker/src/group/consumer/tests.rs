@@ -181,3 +181,176 @@ fn a_static_member_comes_back_to_its_partitions() {
         (a.member_epoch, a.assignment)
     );
 }
+
+/// Members, epochs, target and current assignments (mid-revocation too)
+/// are written to `__consumer_offsets` and come back when it is reopened:
+/// members heartbeat on with their epochs; a deleted group stays deleted.
+#[test]
+fn groups_survive_a_reopen_of_the_offsets_topic() {
+    use crate::group::{Coordinator, GroupConfig, OffsetStore};
+    use runnel_log::Log;
+
+    let dir = tempfile::tempdir().unwrap();
+    let v = view(&[("t", 4)]);
+    let now = Instant::now();
+    let open = || {
+        let log = Log::open(dir.path(), Default::default()).unwrap();
+        let offsets = OffsetStore::open(&log, 2).unwrap();
+        (log, Coordinator::new(GroupConfig::default(), offsets))
+    };
+    let (log, c) = open();
+    let groups = c.consumer();
+    let a = groups
+        .heartbeat(now, hb("a", 0, Some(tps(&[]))), &v)
+        .unwrap();
+    let all = a.assignment.clone().unwrap();
+    groups
+        .heartbeat(now, hb("a", 1, Some(all.clone())), &v)
+        .unwrap();
+    groups
+        .heartbeat(now, hb("b", 0, Some(tps(&[]))), &v)
+        .unwrap();
+    // a is told to give up two partitions and has not yet.
+    let kept = groups.heartbeat(now, hb("a", 1, None), &v).unwrap();
+    let kept = kept.assignment.unwrap();
+    c.flush_consumer_groups().unwrap();
+    // Another group, deleted once empty.
+    let mut other = hb("x", 0, Some(tps(&[])));
+    other.group_id = "gone".into();
+    groups.heartbeat(now, other.clone(), &v).unwrap();
+    other.member_epoch = -1;
+    groups.heartbeat(now, other, &v).unwrap();
+    c.flush_consumer_groups().unwrap();
+    assert_eq!(c.remove_if_empty("gone"), Ok(()));
+    c.flush_consumer_groups().unwrap();
+    let before = groups.describe("g").unwrap();
+    assert_eq!(before.state, "Reconciling");
+    drop(c);
+    log.close().unwrap();
+    drop(log);
+
+    let (_log, c) = open();
+    let groups = c.consumer();
+    assert_eq!(groups.describe("g").unwrap(), before);
+    assert!(!groups.exists("gone"));
+    // a goes on at epoch 1 and revokes; b then gets the rest, at epoch 2.
+    let a = groups
+        .heartbeat(now, hb("a", 1, Some(kept.clone())), &v)
+        .unwrap();
+    assert_eq!((a.member_epoch, a.assignment), (2, Some(kept.clone())));
+    let b = groups.heartbeat(now, hb("b", 2, None), &v).unwrap();
+    let moved: BTreeSet<Tp> = all.difference(&kept).cloned().collect();
+    assert_eq!((b.member_epoch, b.assignment), (2, Some(moved)));
+    assert_eq!(groups.check_commit("g", "a", 2), Ok(()));
+}
+
+/// `group.consumer.*` broker settings and a group's `consumer.*` configs:
+/// assignors (the first the default), the group size limit, per-group
+/// session timeout and heartbeat interval within the broker's bounds.
+#[test]
+fn broker_settings_and_group_configs() {
+    let cfg = ConsumerGroupConfig {
+        min_session_timeout: Duration::from_secs(2),
+        min_heartbeat_interval: Duration::from_secs(1),
+        assignors: parse_assignors("org.apache.kafka.coordinator.group.assignor.RangeAssignor")
+            .unwrap(),
+        max_size: 2,
+        ..ConsumerGroupConfig::default()
+    };
+    cfg.validate().unwrap();
+    assert!(parse_assignors("uniform,sticky").is_err());
+    assert!(ConsumerGroupConfig {
+        heartbeat_interval: Duration::from_secs(50),
+        max_heartbeat_interval: Duration::from_secs(60),
+        ..ConsumerGroupConfig::default()
+    }
+    .validate()
+    .is_err());
+    let groups = ConsumerGroups::new(cfg);
+    let v = view(&[("t", 4)]);
+    let now = Instant::now();
+    let mut req = hb("a", 0, Some(tps(&[])));
+    req.assignor = Some("uniform".into());
+    assert_eq!(
+        groups.heartbeat(now, req, &v).unwrap_err().0,
+        ResponseError::UnsupportedAssignor,
+        "uniform is not among the broker's assignors"
+    );
+    let a = groups
+        .heartbeat(now, hb("a", 0, Some(tps(&[]))), &v)
+        .unwrap();
+    assert_eq!(a.heartbeat_interval_ms, 5_000);
+    assert_eq!(groups.describe("g").unwrap().assignor, "range");
+    let b = groups
+        .heartbeat(now, hb("b", 0, Some(tps(&[]))), &v)
+        .unwrap();
+    assert_eq!(
+        groups
+            .heartbeat(now, hb("c", 0, Some(tps(&[]))), &v)
+            .unwrap_err()
+            .0,
+        ResponseError::GroupMaxSizeReached
+    );
+
+    // Group configs: checked against the bounds, then used.
+    let set = |k: &str, v: &str| vec![(k.to_string(), Some(v.to_string()))];
+    let e = groups
+        .check_group_configs("g", &set("consumer.session.timeout.ms", "1000"))
+        .unwrap_err();
+    assert_eq!(
+        e,
+        "consumer.session.timeout.ms must be in the range 2000 to 60000 inclusive."
+    );
+    let e = groups
+        .check_group_configs("g", &set("consumer.session.timeout.ms", "4000"))
+        .unwrap_err();
+    assert!(
+        e.contains("greater than consumer.heartbeat.interval.ms"),
+        "{e}"
+    );
+    let changes = vec![
+        (
+            "consumer.session.timeout.ms".to_string(),
+            Some("4000".to_string()),
+        ),
+        (
+            "consumer.heartbeat.interval.ms".to_string(),
+            Some("1000".to_string()),
+        ),
+    ];
+    groups.check_group_configs("g", &changes).unwrap();
+    groups.configs().apply("g", &changes);
+    let a = groups.heartbeat(now, hb("a", 1, None), &v).unwrap();
+    assert_eq!(a.heartbeat_interval_ms, 1_000);
+    groups
+        .heartbeat(
+            now + Duration::from_secs(3),
+            hb("b", b.member_epoch, None),
+            &v,
+        )
+        .unwrap();
+    groups.tick(now + Duration::from_millis(4_500));
+    let members: Vec<String> = groups
+        .describe("g")
+        .unwrap()
+        .members
+        .into_iter()
+        .map(|m| m.member_id)
+        .collect();
+    assert_eq!(members, vec!["b".to_string()], "a's 4 s session ran out");
+    assert_eq!(
+        groups.group_configs("g"),
+        vec![
+            (
+                "consumer.heartbeat.interval.ms".to_string(),
+                "1000".to_string(),
+                true
+            ),
+            (
+                "consumer.session.timeout.ms".to_string(),
+                "4000".to_string(),
+                true
+            ),
+        ]
+    );
+}

@@ -49,6 +49,24 @@ fn with_member(now: Instant) -> ShareGroups {
     s
 }
 
+/// IncrementalAlterConfigs of `share.*` configs as the coordinator does it
+/// for a share group: checked, then set (`None` deletes), all or nothing.
+fn alter_group_configs(
+    s: &ShareGroups,
+    group_id: &str,
+    changes: &[(String, Option<String>)],
+    validate_only: bool,
+) -> Result<(), String> {
+    for (k, v) in changes {
+        s.check_group_config(k, v.as_deref())?;
+    }
+    if !validate_only {
+        s.configs.apply(group_id, changes);
+        s.write_group_configs(group_id);
+    }
+    Ok(())
+}
+
 fn ranges(a: &[Acquired]) -> Vec<(i64, i64, i16)> {
     a.iter()
         .map(|a| (a.first, a.last, a.delivery_count))
@@ -60,7 +78,7 @@ fn released_records_come_back_with_a_higher_delivery_count() {
     let now = Instant::now();
     let s = with_member(now);
     assert_eq!(
-        ranges(&s.acquire_new(G, "m", &tp(), 0, 4, now)),
+        ranges(&s.acquire_new(G, "m", &tp(), (0, 4), &[], now)),
         vec![(0, 3, 1)]
     );
     s.acknowledge(
@@ -88,7 +106,7 @@ fn released_records_come_back_with_a_higher_delivery_count() {
 fn only_the_holder_may_acknowledge() {
     let now = Instant::now();
     let s = with_member(now);
-    s.acquire_new(G, "m", &tp(), 0, 2, now);
+    s.acquire_new(G, "m", &tp(), (0, 2), &[], now);
     assert_eq!(
         s.acknowledge(G, "other", &tp(), &[(0, 0, vec![ACK_ACCEPT])]),
         Err(ResponseError::InvalidRecordState)
@@ -130,7 +148,7 @@ fn only_the_holder_may_acknowledge() {
 fn a_lock_that_times_out_releases_and_the_limit_archives() {
     let t0 = Instant::now();
     let s = with_member(t0);
-    s.acquire_new(G, "m", &tp(), 0, 1, t0);
+    s.acquire_new(G, "m", &tp(), (0, 1), &[], t0);
     // Deliveries 2 and 3 after each lock ran out (limit 3).
     let mut t = t0;
     for count in 2..=3 {
@@ -151,14 +169,14 @@ fn a_lock_that_times_out_releases_and_the_limit_archives() {
 fn in_flight_records_are_bounded() {
     let now = Instant::now();
     let s = with_member(now);
-    s.acquire_new(G, "m", &tp(), 0, 10, now);
+    s.acquire_new(G, "m", &tp(), (0, 10), &[], now);
     // 10 in flight: no room for more until the start moves.
     assert_eq!(s.next_read(G, &tp(), (0, 100)), Some((10, 0)));
     s.acknowledge(G, "m", &tp(), &[(0, 3, vec![ACK_ACCEPT])])
         .expect("ack");
     assert_eq!(s.next_read(G, &tp(), (0, 100)), Some((10, 4)));
     // A stale end (another fetch acquired first) acquires nothing.
-    assert!(s.acquire_new(G, "m", &tp(), 5, 12, now).is_empty());
+    assert!(s.acquire_new(G, "m", &tp(), (5, 12), &[], now).is_empty());
 }
 
 #[test]
@@ -166,8 +184,8 @@ fn a_member_leaving_or_losing_its_connection_gives_its_records_back() {
     let now = Instant::now();
     let s = with_member(now);
     join(&s, "n", now, &view(1));
-    s.acquire_new(G, "m", &tp(), 0, 2, now);
-    s.acquire_new(G, "n", &tp(), 2, 4, now);
+    s.acquire_new(G, "m", &tp(), (0, 2), &[], now);
+    s.acquire_new(G, "n", &tp(), (2, 4), &[], now);
     let peer: SocketAddr = "127.0.0.1:5555".parse().expect("addr");
     assert_eq!(s.session(G, "n", 0, Some(peer), true), Ok(SessionOp::Open));
     s.connection_closed(peer);
@@ -292,17 +310,17 @@ fn the_simple_assignor_shares_partitions_among_extra_members() {
 fn group_configs_apply_per_group() {
     let s = ShareGroups::new(ShareGroupConfig::default());
     assert_eq!(
-        s.alter_group_configs(
+        alter_group_configs(
+            &s,
             G,
             &[("share.auto.offset.reset".into(), Some("sideways".into()))],
             false
         ),
         Err("Invalid value sideways for configuration share.auto.offset.reset".into())
     );
-    assert!(s
-        .alter_group_configs(G, &[("nope".into(), Some("1".into()))], false)
-        .is_err());
-    s.alter_group_configs(
+    assert!(alter_group_configs(&s, G, &[("nope".into(), Some("1".into()))], false).is_err());
+    alter_group_configs(
+        &s,
         G,
         &[
             ("share.auto.offset.reset".into(), Some("earliest".into())),
@@ -350,5 +368,60 @@ fn offsets_are_altered_and_deleted_only_while_empty() {
     assert_eq!(
         s.delete_offsets("none", &[]),
         Err(ResponseError::GroupIdNotFound)
+    );
+}
+
+/// read_committed: offsets of aborted transactions and markers are
+/// archived as they are read, never handed out; the start moves over them.
+#[test]
+fn skipped_offsets_are_archived_not_acquired() {
+    let now = Instant::now();
+    let s = with_member(now);
+    assert!(!s.read_committed(G));
+    alter_group_configs(
+        &s,
+        G,
+        &[(
+            "share.isolation.level".into(),
+            Some("read_committed".into()),
+        )],
+        false,
+    )
+    .unwrap();
+    assert!(s.read_committed(G));
+    let got = s.acquire_new(G, "m", &tp(), (0, 8), &[(0, 1), (4, 4), (7, 7)], now);
+    assert_eq!(ranges(&got), vec![(2, 3, 1), (5, 6, 1)]);
+    assert_eq!(s.start_offsets(G).unwrap()[&tp()].0, 2);
+    assert!(alter_group_configs(
+        &s,
+        G,
+        &[("share.isolation.level".into(), Some("serializable".into()))],
+        false
+    )
+    .is_err());
+}
+
+/// RENEW (v2, when the request says it carries renewals) restarts a held
+/// record's lock: it is not given back when the first lock would have run
+/// out; without the flag the type is refused.
+#[test]
+fn renew_restarts_the_lock() {
+    let t0 = Instant::now();
+    let s = with_member(t0);
+    s.acquire_new(G, "m", &tp(), (0, 2), &[], t0);
+    let renew = [(0, 1, vec![ACK_RENEW])];
+    assert_eq!(
+        s.acknowledge(G, "m", &tp(), &renew),
+        Err(ResponseError::InvalidRequest)
+    );
+    let t1 = t0 + Duration::from_millis(800);
+    s.acknowledge_at(G, "m", &tp(), &renew, true, t1).unwrap();
+    // The first lock (1 s) has run out, the renewed one (to 1.8 s) has not.
+    let t2 = t0 + Duration::from_millis(1_500);
+    assert!(s.acquire_available(G, "n", &tp(), 10, t2).is_empty());
+    let t3 = t0 + Duration::from_millis(1_900);
+    assert_eq!(
+        ranges(&s.acquire_available(G, "n", &tp(), 10, t3)),
+        vec![(0, 1, 2)]
     );
 }
