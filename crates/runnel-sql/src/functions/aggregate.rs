@@ -767,37 +767,14 @@ fn bind_topk(args: &[Ty], params: &[Value], distinct: bool) -> Result<Agg, Argum
     if !is_orderable(&t) {
         return Err(ArgumentError(format!("{t} values cannot be ordered")));
     }
-    let k = match params {
-        [k] => positive_param(k, "k")?,
-        _ => return Err("needs k, the number of values to keep".into()),
-    };
-    // The accumulator: the top values, largest first.
-    let fold = move |list: &mut Vec<Value>, v: Value| {
-        if v.is_null() || (distinct && list.contains(&v)) {
-            return;
-        }
-        let at = list.partition_point(|x| x.total_cmp(&v) != Ordering::Less);
-        if at < k {
-            list.insert(at, v);
-            list.truncate(k);
-        }
-    };
-    Ok(Agg::new(
+    let k = k_param(params)?;
+    Ok(top_k(
         SqlType::Array(Box::new(t)),
-        Value::Array(Vec::new()),
-        move |acc, a| {
-            let mut list = into_array(acc);
-            fold(&mut list, first(a).clone());
-            Value::Array(list)
-        },
-    )
-    .merge(move |a, b| {
-        let mut list = into_array(a);
-        for v in into_array(b) {
-            fold(&mut list, v);
-        }
-        Value::Array(list)
-    }))
+        k,
+        distinct,
+        |v: &Value| v.clone(),
+        |a: &[Value]| first(a).clone(),
+    ))
 }
 
 /// TOPK(sort_col, col0, col1, …, k): the k rows with the largest
@@ -822,43 +799,60 @@ fn bind_topk_with(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
             fields[0].1
         )));
     }
-    let k = match params {
-        [k] => positive_param(k, "k")?,
-        _ => return Err("needs k, the number of values to keep".into()),
-    };
+    let k = k_param(params)?;
     let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
-    let sort_of = |v: &Value| match v {
-        Value::Struct(f) => f.first().map(|(_, v)| v.clone()).unwrap_or_default(),
-        _ => Value::Null,
-    };
-    let fold = move |list: &mut Vec<Value>, row: Value| {
-        let key = sort_of(&row);
-        if key.is_null() {
+    Ok(top_k(
+        SqlType::Array(Box::new(SqlType::Struct(fields))),
+        k,
+        false,
+        |v: &Value| match v {
+            Value::Struct(f) => f.first().map(|(_, v)| v.clone()).unwrap_or_default(),
+            _ => Value::Null,
+        },
+        move |a: &[Value]| Value::Struct(names.iter().cloned().zip(a.iter().cloned()).collect()),
+    ))
+}
+
+fn k_param(params: &[Value]) -> Result<usize, ArgumentError> {
+    match params {
+        [k] => positive_param(k, "k"),
+        _ => Err("needs k, the number of values to keep".into()),
+    }
+}
+
+/// The k entries (`entry_of` a row's arguments) with the largest non-null
+/// `key_of`, largest first, ties in arrival order; `distinct` keeps equal
+/// entries once.
+fn top_k(
+    ret: SqlType,
+    k: usize,
+    distinct: bool,
+    key_of: fn(&Value) -> Value,
+    entry_of: impl Fn(&[Value]) -> Value + Send + Sync + 'static,
+) -> Agg {
+    let fold = move |list: &mut Vec<Value>, entry: Value| {
+        let key = key_of(&entry);
+        if key.is_null() || (distinct && list.contains(&entry)) {
             return;
         }
-        let at = list.partition_point(|x| sort_of(x).total_cmp(&key) != Ordering::Less);
+        let at = list.partition_point(|x| key_of(x).total_cmp(&key) != Ordering::Less);
         if at < k {
-            list.insert(at, row);
+            list.insert(at, entry);
             list.truncate(k);
         }
     };
-    Ok(Agg::new(
-        SqlType::Array(Box::new(SqlType::Struct(fields))),
-        Value::Array(Vec::new()),
-        move |acc, a| {
-            let mut list = into_array(acc);
-            let row = Value::Struct(names.iter().cloned().zip(a.iter().cloned()).collect());
-            fold(&mut list, row);
-            Value::Array(list)
-        },
-    )
+    Agg::new(ret, Value::Array(Vec::new()), move |acc, a| {
+        let mut list = into_array(acc);
+        fold(&mut list, entry_of(a));
+        Value::Array(list)
+    })
     .merge(move |a, b| {
         let mut list = into_array(a);
         for v in into_array(b) {
             fold(&mut list, v);
         }
         Value::Array(list)
-    }))
+    })
 }
 
 fn bind_histogram(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
