@@ -85,6 +85,9 @@ impl App {
             // already expired would then miss join updates, as in Kafka
             // Streams. Counts are exact either way.
             .args(["--grace-secs", "1209600"])
+            // Every update goes out (no record cache), so the exactly-once
+            // check can see each count 1, 2, …, n exactly once.
+            .args(["--cache-max-bytes", "0"])
             .arg("--state-dir")
             .arg(dir.join(format!("state-{instance}")))
             .args([
