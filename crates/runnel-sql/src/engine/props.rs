@@ -18,21 +18,29 @@ pub(super) fn prop_string(props: &Props, name: &str) -> Option<String> {
     })
 }
 
+/// Where a WITH clause names property `name` (the start when it does not).
+fn prop_pos(props: &Props, name: &str) -> crate::ast::Pos {
+    props
+        .get_ident(name)
+        .map_or_else(Default::default, |i| i.pos)
+}
+
+/// A property's text and where the WITH clause names it.
+fn prop_at(props: &Props, name: &str) -> Option<(String, crate::ast::Pos)> {
+    prop_string(props, name).map(|text| (text, prop_pos(props, name)))
+}
+
 pub(super) fn prop_int(props: &Props, name: &str) -> Result<Option<i32>, SqlError> {
     match props.get(name) {
         None => Ok(None),
         Some(PropValue::Number(n)) => n.parse::<i32>().map(Some).map_err(|_| {
             SqlError::at(
-                props
-                    .get_ident(name)
-                    .map_or_else(Default::default, |i| i.pos),
+                prop_pos(props, name),
                 format!("{name} must be a whole number, got {n}"),
             )
         }),
         Some(v) => Err(SqlError::at(
-            props
-                .get_ident(name)
-                .map_or_else(Default::default, |i| i.pos),
+            prop_pos(props, name),
             format!("{name} must be a number, got '{v}'"),
         )),
     }
@@ -77,9 +85,7 @@ pub(super) fn value_full_name(props: &Props, format: Format) -> Result<Option<St
     let Some(key) = key else {
         return Ok(None);
     };
-    let pos = props
-        .get_ident(key)
-        .map_or_else(Default::default, |i| i.pos);
+    let pos = prop_pos(props, key);
     let name = prop_string(props, key).unwrap_or_default();
     if !format.get().needs_schema_registry() {
         return Err(SqlError::at(
@@ -105,12 +111,9 @@ pub(super) fn delimiter_prop(
     format: Format,
 ) -> Result<Option<char>, SqlError> {
     let key = format!("{side}_DELIMITER");
-    let Some(text) = prop_string(props, &key) else {
+    let Some((text, pos)) = prop_at(props, &key) else {
         return Ok(None);
     };
-    let pos = props
-        .get_ident(&key)
-        .map_or_else(Default::default, |i| i.pos);
     if format != Format::DELIMITED {
         return Err(SqlError::at(
             pos,
@@ -152,12 +155,9 @@ pub(super) fn check_wrap(
     format: Format,
     value_columns: usize,
 ) -> Result<(), SqlError> {
-    let Some(text) = prop_string(props, "WRAP_SINGLE_VALUE") else {
+    let Some((text, pos)) = prop_at(props, "WRAP_SINGLE_VALUE") else {
         return Ok(());
     };
-    let pos = props
-        .get_ident("WRAP_SINGLE_VALUE")
-        .map_or_else(Default::default, |i| i.pos);
     let wrap = !text.eq_ignore_ascii_case("false");
     let refused = match format.name() {
         "KAFKA" | "DELIMITED" => wrap,
@@ -209,12 +209,9 @@ pub(super) fn protobuf_nullable(
     format: Format,
 ) -> Result<Option<NullableRepresentation>, SqlError> {
     let key = format!("{side}_PROTOBUF_NULLABLE_REPRESENTATION");
-    let Some(text) = prop_string(props, &key) else {
+    let Some((text, pos)) = prop_at(props, &key) else {
         return Ok(None);
     };
-    let pos = props
-        .get_ident(&key)
-        .map_or_else(Default::default, |i| i.pos);
     if !format.get().supports_protobuf_nullable() {
         return Err(SqlError::at(
             pos,
