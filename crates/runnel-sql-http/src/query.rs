@@ -35,7 +35,8 @@ const POLL: Duration = Duration::from_millis(100);
 struct Started {
     id: String,
     columns: Vec<(String, SqlType)>,
-    key_columns: usize,
+    key_flags: Vec<bool>,
+    is_pull: bool,
     /// PRINT: text lines, no header.
     text: bool,
     events: mpsc::Receiver<QueryEvent>,
@@ -60,7 +61,8 @@ async fn start(
     let started = Started {
         id: qs.id.clone(),
         columns: qs.columns.clone(),
-        key_columns: qs.key_columns,
+        key_flags: qs.key_flags.clone(),
+        is_pull: qs.is_pull,
         text: qs.columns.is_empty(),
         events: {
             let (tx, rx) = mpsc::channel(256);
@@ -83,8 +85,8 @@ async fn start(
     Ok(started)
 }
 
-/// Moves events until the query ends, the client goes away or the query
-/// is closed.
+/// Moves events until the query ends (its last event, a final message or
+/// an error, included), the client goes away or the query is closed.
 fn pump(qs: &QueryStream, tx: &mpsc::Sender<QueryEvent>, closed: &AtomicBool) {
     loop {
         if closed.load(Ordering::SeqCst) {
@@ -92,7 +94,8 @@ fn pump(qs: &QueryStream, tx: &mpsc::Sender<QueryEvent>, closed: &AtomicBool) {
         }
         match qs.rows.recv_timeout(POLL) {
             Ok(ev) => {
-                if tx.blocking_send(ev).is_err() {
+                let last = matches!(ev, QueryEvent::Final(_));
+                if tx.blocking_send(ev).is_err() || last {
                     return;
                 }
             }
@@ -116,12 +119,16 @@ fn row_json(row: &[Value], width: usize) -> Json {
 }
 
 /// ksqlDB's schema string: "`K` STRING KEY, `N` BIGINT".
-fn schema_string(columns: &[(String, SqlType)], key_columns: usize) -> String {
+fn schema_string(columns: &[(String, SqlType)], key_flags: &[bool]) -> String {
     columns
         .iter()
         .enumerate()
         .map(|(i, (n, t))| {
-            let key = if i < key_columns { " KEY" } else { "" };
+            let key = if key_flags.get(i).copied().unwrap_or(false) {
+                " KEY"
+            } else {
+                ""
+            };
             format!("`{n}` {t}{key}")
         })
         .collect::<Vec<_>>()
@@ -139,7 +146,11 @@ pub(crate) struct QueryRequest {
     streams_properties: serde_json::Map<String, Json>,
 }
 
-/// `POST /query`: one JSON array, streamed as rows arrive.
+/// `POST /query`: one JSON array, streamed as rows arrive, framed as
+/// ksqlDB frames it: a push query's header goes out at once with its
+/// `,\n` (a client may wait for it before producing), each row follows
+/// with its own, and a final message or error closes the array; a pull
+/// query's rows are separated by `,\n` and the last closes the array.
 pub(crate) async fn query(
     State(state): State<AppState>,
     body: Bytes,
@@ -159,24 +170,36 @@ pub(crate) async fn query(
     } else {
         let header = json!({"header": {
             "queryId": q.id,
-            "schema": schema_string(&q.columns, q.key_columns),
+            "schema": schema_string(&q.columns, &q.key_flags),
         }});
-        let rows = events.map(move |ev| {
-            let item = match ev {
-                QueryEvent::Row(r) => json!({"row": {"columns": row_json(&r, width)}}),
-                QueryEvent::Tombstone(r) => {
-                    json!({"row": {"columns": row_json(&r, width), "tombstone": true}})
-                }
-                QueryEvent::Text(t) => json!({"finalMessage": t}),
-                QueryEvent::Error(e) => json!({"errorMessage": error_json(&e)}),
-            };
-            Bytes::from(format!(",\n{item}"))
-        });
-        stream_body(
-            stream::once(async move { Bytes::from(format!("[{header}")) })
-                .chain(rows)
-                .chain(stream::once(async { Bytes::from_static(b"]\n") })),
-        )
+        let item = move |ev: QueryEvent| match ev {
+            QueryEvent::Row(r) => json!({"row": {"columns": row_json(&r, width)}}),
+            QueryEvent::Tombstone(r) => {
+                json!({"row": {"columns": row_json(&r, width), "tombstone": true}})
+            }
+            QueryEvent::Text(t) | QueryEvent::Final(t) => json!({"finalMessage": t}),
+            QueryEvent::Error(e) => json!({"errorMessage": error_json(&e)}),
+        };
+        if q.is_pull {
+            let rows = events.map(move |ev| Bytes::from(format!(",\n{}", item(ev))));
+            stream_body(
+                stream::once(async move { Bytes::from(format!("[{header}")) })
+                    .chain(rows)
+                    .chain(stream::once(async { Bytes::from_static(b"]\n") })),
+            )
+        } else {
+            // Rows end with ",\n"; the final message or error ends the
+            // array. A push query that is closed ends the response as
+            // ksqlDB's does: after the last row, without a closing bracket.
+            let rows = events.map(move |ev| {
+                let last = matches!(ev, QueryEvent::Final(_) | QueryEvent::Error(_));
+                let sep = if last { "]\n" } else { ",\n" };
+                Bytes::from(format!("{}{sep}", item(ev)))
+            });
+            stream_body(
+                stream::once(async move { Bytes::from(format!("[{header},\n")) }).chain(rows),
+            )
+        }
     };
     Ok(streamed(body, "application/json"))
 }
@@ -222,11 +245,15 @@ pub(crate) async fn query_stream(
         "columnTypes": q.columns.iter().map(|(_, t)| t.to_string()).collect::<Vec<_>>(),
     });
     let text = q.text;
-    let items = ReceiverStream::new(q.events).map(move |ev| match ev {
-        QueryEvent::Row(r) | QueryEvent::Tombstone(r) => row_json(&r, width),
-        QueryEvent::Text(t) if text => Json::String(t),
-        QueryEvent::Text(t) => json!({"finalMessage": t}),
-        QueryEvent::Error(e) => error_json(&e),
+    // As ksqlDB's: no final message, and table deletions are not rows.
+    let items = ReceiverStream::new(q.events).filter_map(move |ev| async move {
+        match ev {
+            QueryEvent::Row(r) => Some(row_json(&r, width)),
+            QueryEvent::Tombstone(_) | QueryEvent::Final(_) => None,
+            QueryEvent::Text(t) if text => Some(Json::String(t)),
+            QueryEvent::Text(t) => Some(json!({"finalMessage": t})),
+            QueryEvent::Error(e) => Some(error_json(&e)),
+        }
     });
     let resp = if json_array {
         let body = stream::once(async move { Bytes::from(format!("[{header}")) })
@@ -415,7 +442,11 @@ mod tests {
             ("K".to_string(), SqlType::String),
             ("N".to_string(), SqlType::BigInt),
         ];
-        assert_eq!(schema_string(&cols, 1), "`K` STRING KEY, `N` BIGINT");
+        assert_eq!(schema_string(&cols, &[true]), "`K` STRING KEY, `N` BIGINT");
+        assert_eq!(
+            schema_string(&cols, &[false, true]),
+            "`K` STRING, `N` BIGINT KEY"
+        );
     }
 
     #[test]

@@ -73,6 +73,18 @@ impl Srv {
         }
     }
 
+    /// POSTs a JSON body expecting 200; the whole response as text (it
+    /// must end within 30 s).
+    fn post_text(&self, path: &str, body: &Json) -> String {
+        let r = ureq::post(&self.url(path))
+            .timeout(Duration::from_secs(30))
+            .send_string(&body.to_string())
+            .unwrap_or_else(|e| panic!("{path} {body}: {e}"));
+        let mut text = String::new();
+        r.into_reader().read_to_string(&mut text).unwrap();
+        text
+    }
+
     fn get(&self, path: &str) -> (u16, Json) {
         match ureq::get(&self.url(path)).call() {
             Ok(r) => (r.status(), r.into_json().unwrap()),
@@ -299,11 +311,10 @@ fn ctas_inserts_stream_and_pull_queries() {
         &json!({"ksql": "SELECT * FROM T WHERE K='a';", "streamsProperties": {}}).to_string(),
     );
     assert_eq!(code, 200);
-    // (The engine reports no key columns for pull queries, so no KEY here.)
-    let schema = all[0]["header"]["schema"].as_str().unwrap();
-    assert!(
-        schema.starts_with("`K` STRING") && schema.ends_with(", `N` BIGINT"),
-        "{schema}"
+    // A pull query's header marks its key columns KEY.
+    assert_eq!(
+        all[0]["header"]["schema"],
+        json!("`K` STRING KEY, `N` BIGINT")
     );
     assert_eq!(all[1], json!({"row": {"columns": ["a", 2]}}));
     assert_eq!(all.as_array().unwrap().len(), 2);
@@ -318,21 +329,24 @@ fn query_endpoint_push_with_limit_and_print() {
     s.ksql(CREATE_S);
     s.ksql("INSERT INTO S (K, V) VALUES ('a', 1);");
     s.ksql("INSERT INTO S (K, V) VALUES ('b', 2);");
-    // A push query from the earliest offset ends at its LIMIT, closing the array.
-    let (code, all) = s.post(
+    // A push query from the earliest offset ends at its LIMIT with ksqlDB's
+    // final message, each element on a line of its own ending with ",".
+    let text = s.post_text(
         "/query",
         &json!({"ksql": "SELECT * FROM S EMIT CHANGES LIMIT 2;",
-                "streamsProperties": {"auto.offset.reset": "earliest"}})
-        .to_string(),
+                "streamsProperties": {"auto.offset.reset": "earliest"}}),
     );
-    assert_eq!(code, 200, "{all}");
-    assert_eq!(
-        all[0]["header"]["schema"],
-        json!("`K` STRING KEY, `V` INTEGER")
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    // A push query's header lists every column as a value column.
+    assert!(
+        lines[0].starts_with("[{\"header\":{\"queryId\":\"")
+            && lines[0].ends_with("\"schema\":\"`K` STRING, `V` INTEGER\"}},"),
+        "{text}"
     );
-    assert_eq!(all[1], json!({"row": {"columns": ["a", 1]}}));
-    assert_eq!(all[2], json!({"row": {"columns": ["b", 2]}}));
-    assert_eq!(all.as_array().unwrap().len(), 3);
+    assert_eq!(lines[1], r#"{"row":{"columns":["a",1]}},"#);
+    assert_eq!(lines[2], r#"{"row":{"columns":["b",2]}},"#);
+    assert_eq!(lines[3], r#"{"finalMessage":"Limit Reached"}]"#);
 
     // PRINT streams plain text lines.
     let r = ureq::post(&s.url("/query"))
@@ -345,5 +359,189 @@ fn query_endpoint_push_with_limit_and_print() {
     assert!(
         lines[0].contains("key: a") && lines[0].contains("\"V\":1"),
         "{text}"
+    );
+}
+
+#[test]
+fn push_queries_that_aggregate_end_at_their_limit() {
+    let s = Srv::start();
+    s.ksql(CREATE_S);
+    for (k, v) in [("a", 1), ("b", 2), ("a", 3)] {
+        s.ksql(&format!("INSERT INTO S (K, V) VALUES ('{k}', {v});"));
+    }
+    // Before, the response never ended: post_text's timeout failed it.
+    let text = s.post_text(
+        "/query",
+        &json!({"ksql": "SELECT K, COUNT(*) AS N FROM S GROUP BY K EMIT CHANGES LIMIT 2;",
+                "streamsProperties": {"auto.offset.reset": "earliest"}}),
+    );
+    let all: Json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 4, "{text}");
+    assert_eq!(all[0]["header"]["schema"], json!("`K` STRING, `N` BIGINT"));
+    assert_eq!(all[3], json!({"finalMessage": "Limit Reached"}));
+    // Over /query-stream the rows end the response, with no final message.
+    let lines: Vec<Json> = s
+        .query_stream_with(
+            "SELECT K, COUNT(*) AS N FROM S GROUP BY K EMIT CHANGES LIMIT 2;",
+            json!({"auto.offset.reset": "earliest"}),
+        )
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[1].is_array() && lines[2].is_array(), "{lines:?}");
+}
+
+#[test]
+fn a_push_query_header_arrives_before_any_row() {
+    let s = Srv::start();
+    s.ksql(CREATE_S);
+    // A client reads the header line, then produces: the header must not
+    // wait for a row.
+    let r = ureq::post(&s.url("/query"))
+        .timeout(Duration::from_secs(30))
+        .send_string(&json!({"ksql": "SELECT * FROM S EMIT CHANGES LIMIT 1;"}).to_string())
+        .unwrap();
+    let mut lines = BufReader::new(r.into_reader()).lines();
+    let header = lines.next().unwrap().unwrap();
+    assert!(
+        header.starts_with("[{\"header\":") && header.ends_with("}},"),
+        "{header}"
+    );
+    s.ksql("INSERT INTO S (K, V) VALUES ('a', 1);");
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        r#"{"row":{"columns":["a",1]}},"#
+    );
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        r#"{"finalMessage":"Limit Reached"}]"#
+    );
+    assert!(lines.next().is_none());
+}
+
+#[test]
+fn pull_query_headers_mark_key_columns_and_rowtime_is_selectable() {
+    let s = Srv::start();
+    s.ksql(CREATE_S);
+    s.ksql("CREATE TABLE T AS SELECT K, COUNT(*) AS N FROM S GROUP BY K EMIT CHANGES;");
+    s.ksql(
+        "CREATE TABLE W AS SELECT K, COUNT(*) AS N FROM S WINDOW TUMBLING (SIZE 1 HOUR) GROUP BY K EMIT CHANGES;",
+    );
+    s.ksql("INSERT INTO S (K, V, ROWTIME) VALUES ('a', 1, 7200500);");
+    assert!(s.engine.wait_idle(Duration::from_secs(20)));
+    let pull = |sql: &str| -> Json {
+        serde_json::from_str(&s.post_text("/query", &json!({ "ksql": sql }))).unwrap()
+    };
+    // The key column is marked wherever the projection puts it, aliased or not.
+    let all = pull("SELECT N, K AS ID FROM T WHERE K='a';");
+    assert_eq!(
+        all[0]["header"]["schema"],
+        json!("`N` BIGINT, `ID` STRING KEY")
+    );
+    assert_eq!(all[1], json!({"row": {"columns": [1, "a"]}}));
+    // ROWTIME: the timestamp of the record that last wrote the row.
+    let all = pull("SELECT K, ROWTIME FROM T WHERE K='a';");
+    assert_eq!(
+        all[0]["header"]["schema"],
+        json!("`K` STRING KEY, `ROWTIME` BIGINT")
+    );
+    assert_eq!(all[1], json!({"row": {"columns": ["a", 7200500]}}));
+    // Window bounds are key columns too.
+    let all = pull("SELECT *, ROWTIME FROM W WHERE K='a';");
+    assert_eq!(
+        all[0]["header"]["schema"],
+        json!("`K` STRING KEY, `WINDOWSTART` BIGINT KEY, `WINDOWEND` BIGINT KEY, `N` BIGINT, `ROWTIME` BIGINT")
+    );
+    assert_eq!(
+        all[1],
+        json!({"row": {"columns": ["a", 7200000, 10800000, 1, 7200500]}})
+    );
+    // A table scan refused when the session or request turns them off.
+    let (code, body) = s.post(
+        "/query",
+        &json!({"ksql": "SELECT * FROM T;",
+                "streamsProperties": {"ksql.query.pull.table.scan.enabled": "false"}})
+        .to_string(),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Query requires table scan to be enabled"),
+        "{body}"
+    );
+    // A key lookup still runs.
+    let (code, body) = s.post(
+        "/query",
+        &json!({"ksql": "SELECT * FROM T WHERE K='a';",
+                "streamsProperties": {"ksql.query.pull.table.scan.enabled": "false"}})
+        .to_string(),
+    );
+    assert_eq!(code, 200, "{body}");
+    // Comparing with NULL is a statement error (400), as in ksqlDB.
+    let (code, body) = s.post(
+        "/query",
+        &json!({"ksql": "SELECT * FROM T WHERE K = NULL;"}).to_string(),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["@type"], json!("statement_error"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Comparison with NULL not supported: STRING = NULL\nUse 'IS NULL' or 'IS NOT NULL' instead."),
+        "{body}"
+    );
+}
+
+#[test]
+fn pull_queries_on_streams_read_up_to_where_they_started() {
+    let s = Srv::start();
+    s.ksql("CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', PARTITIONS=2);");
+    for (k, v) in [("a", 1), ("b", 2), ("c", 3)] {
+        s.ksql(&format!("INSERT INTO S (K, V) VALUES ('{k}', {v});"));
+    }
+    let text = s.post_text(
+        "/query",
+        &json!({"ksql": "SELECT K, V FROM S WHERE V > 1;"}),
+    );
+    let all: Json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let all = all.as_array().unwrap();
+    assert_eq!(
+        all[0]["header"]["schema"],
+        json!("`K` STRING, `V` INTEGER"),
+        "{text}"
+    );
+    let mut rows: Vec<Json> = all[1..all.len() - 1]
+        .iter()
+        .map(|r| r["row"]["columns"].clone())
+        .collect();
+    rows.sort_by_key(|r| r[1].as_i64());
+    assert_eq!(rows, vec![json!(["b", 2]), json!(["c", 3])], "{text}");
+    assert_eq!(
+        all[all.len() - 1],
+        json!({"finalMessage": "Query Completed"})
+    );
+    // LIMIT, pseudo columns, and /query-stream (no final message there).
+    let lines: Vec<Json> = s
+        .query_stream("SELECT K, ROWOFFSET FROM S LIMIT 2;")
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["columnNames"], json!(["K", "ROWOFFSET"]));
+    // Turned off: ksqlDB's refusal.
+    let (code, body) = s.post(
+        "/query",
+        &json!({"ksql": "SELECT * FROM S;",
+                "streamsProperties": {"ksql.query.pull.stream.enabled": false}})
+        .to_string(),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Pull queries on streams are disabled."),
+        "{body}"
     );
 }

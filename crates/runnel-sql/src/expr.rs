@@ -796,11 +796,21 @@ impl Binder<'_> {
             | BinaryOp::LtEq
             | BinaryOp::Gt
             | BinaryOp::GtEq => {
+                // ksqlDB refuses a bare NULL on either side, naming the
+                // base types.
                 let null = |e: &Expr| matches!(e.kind, ExprKind::Literal(Literal::Null));
-                if null(left) && null(right) {
+                if null(left) || null(right) {
+                    let base = |t: &Option<SqlType>, e: &Expr| match t {
+                        Some(t) if !null(e) => t.base_name(),
+                        _ => "NULL",
+                    };
                     return Err(SqlError::at(
                         pos,
-                        format!("Comparison with NULL not supported: {left} {op} {right}"),
+                        format!(
+                            "Comparison with NULL not supported: {} {op} {}\nUse 'IS NULL' or 'IS NOT NULL' instead.",
+                            base(&lt, left),
+                            base(&rt, right)
+                        ),
                     ));
                 }
                 self.check_comparable(&lt, &rt, pos)?;

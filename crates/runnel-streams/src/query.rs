@@ -682,11 +682,32 @@ impl<K: 'static, V: 'static> ReadOnlyKv<K, V> {
         self.collect(Bound::Unbounded, Bound::Unbounded)
     }
 
+    /// [`all`](Self::all), each entry with the timestamp of the record
+    /// that wrote it.
+    pub fn all_with_timestamps(&self) -> Result<Vec<(K, V, i64)>, QueryError> {
+        self.collect_timestamped(Bound::Unbounded, Bound::Unbounded)
+    }
+
     fn collect(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<(K, V)>, QueryError> {
+        Ok(self
+            .collect_timestamped(from, to)?
+            .into_iter()
+            .map(|(k, v, _)| (k, v))
+            .collect())
+    }
+
+    fn collect_timestamped(
+        &self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<Vec<(K, V, i64)>, QueryError> {
         let mut rows = self.view.scan(from, to)?;
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         rows.into_iter()
-            .map(|(k, v)| Ok((self.view.key(&k)?, self.view.value(&v)?.0)))
+            .map(|(k, v)| {
+                let (v, ts) = self.view.value(&v)?;
+                Ok((self.view.key(&k)?, v, ts))
+            })
             .collect()
     }
 
@@ -736,6 +757,21 @@ impl<K: 'static, V: 'static> ReadOnlyWindow<K, V> {
     /// The windows of `key` starting in `[from, to]`, oldest first;
     /// [`QueryError::NotLocal`] when the key's partition is not hosted here.
     pub fn fetch(&self, key: &K, from: i64, to: i64) -> Result<Vec<(Window, V)>, QueryError> {
+        Ok(self
+            .fetch_with_timestamps(key, from, to)?
+            .into_iter()
+            .map(|(w, v, _)| (w, v))
+            .collect())
+    }
+
+    /// [`fetch`](Self::fetch), each window with the timestamp of the
+    /// record that last updated it.
+    pub fn fetch_with_timestamps(
+        &self,
+        key: &K,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(Window, V, i64)>, QueryError> {
         let kb = self.view.key_bytes(key)?;
         let lo = window_key_bytes(&kb, from);
         let hi = window_key_bytes(&kb, to);
@@ -745,7 +781,10 @@ impl<K: 'static, V: 'static> ReadOnlyWindow<K, V> {
                 let (_, start) = split_window_exact(&k)?;
                 Some((start, v))
             })
-            .map(|(start, v)| Ok((self.window(start), self.view.value(&v)?.0)))
+            .map(|(start, v)| {
+                let (v, ts) = self.view.value(&v)?;
+                Ok((self.window(start), v, ts))
+            })
             .collect()
     }
 
@@ -763,6 +802,12 @@ impl<K: 'static, V: 'static> ReadOnlyWindow<K, V> {
     /// Every window of every key in the hosted partitions, ordered by
     /// serialized key, then window start.
     pub fn all(&self) -> Result<Vec<(Windowed<K>, V)>, QueryError> {
+        Ok(without_timestamps(self.all_with_timestamps()?))
+    }
+
+    /// [`all`](Self::all), each window with the timestamp of the record
+    /// that last updated it.
+    pub fn all_with_timestamps(&self) -> Result<Vec<(Windowed<K>, V, i64)>, QueryError> {
         let rows = self.view.scan(Bound::Unbounded, Bound::Unbounded)?;
         let mut parsed: Vec<(Vec<u8>, i64, Vec<u8>)> = rows
             .into_iter()
@@ -775,9 +820,11 @@ impl<K: 'static, V: 'static> ReadOnlyWindow<K, V> {
         parsed
             .into_iter()
             .map(|(kb, start, v)| {
+                let (v, ts) = self.view.value(&v)?;
                 Ok((
                     Windowed::new(self.view.key(&kb)?, self.window(start)),
-                    self.view.value(&v)?.0,
+                    v,
+                    ts,
                 ))
             })
             .collect()
@@ -825,6 +872,12 @@ impl<K: 'static, V: 'static> ReadOnlySession<K, V> {
     /// Every session of every key in the hosted partitions, ordered by
     /// serialized key, then end, then start.
     pub fn all(&self) -> Result<Vec<(Windowed<K>, V)>, QueryError> {
+        Ok(without_timestamps(self.all_with_timestamps()?))
+    }
+
+    /// [`all`](Self::all), each session with the timestamp of the record
+    /// that last updated it.
+    pub fn all_with_timestamps(&self) -> Result<Vec<(Windowed<K>, V, i64)>, QueryError> {
         let rows = self.view.scan(Bound::Unbounded, Bound::Unbounded)?;
         let mut parsed: Vec<(Vec<u8>, i64, i64, Vec<u8>)> = rows
             .into_iter()
@@ -837,9 +890,11 @@ impl<K: 'static, V: 'static> ReadOnlySession<K, V> {
         parsed
             .into_iter()
             .map(|(kb, end, start, v)| {
+                let (v, ts) = self.view.value(&v)?;
                 Ok((
                     Windowed::new(self.view.key(&kb)?, Window::new(start, end)),
-                    self.view.value(&v)?.0,
+                    v,
+                    ts,
                 ))
             })
             .collect()
@@ -849,6 +904,11 @@ impl<K: 'static, V: 'static> ReadOnlySession<K, V> {
     pub fn metadata_for_key(&self, key: &K) -> Option<KeyMetadata> {
         self.view.metadata(&self.view.key_bytes(key).ok()?)
     }
+}
+
+/// Entries without their timestamps.
+fn without_timestamps<K, V>(rows: Vec<(K, V, i64)>) -> Vec<(K, V)> {
+    rows.into_iter().map(|(k, v, _)| (k, v)).collect()
 }
 
 // ---------------------------------------------------------------------------

@@ -106,8 +106,10 @@ pub struct QueryStream {
     pub id: String,
     /// Column names and types, in row order.
     pub columns: Vec<(String, SqlType)>,
-    /// Key columns (for the REST header).
-    pub key_columns: usize,
+    /// Which columns ksqlDB's REST header marks `KEY`: a pull query's
+    /// projected key columns (window bounds included); none for push
+    /// queries, whose header lists every column as a value column.
+    pub key_flags: Vec<bool>,
     pub is_pull: bool,
     pub rows: Receiver<QueryEvent>,
     stop: Arc<AtomicBool>,
@@ -136,7 +138,15 @@ pub enum QueryEvent {
     Text(String),
     /// The query failed.
     Error(String),
+    /// The query ended by itself, saying why (ksqlDB's `finalMessage`:
+    /// "Limit Reached", "Query Completed"); nothing follows.
+    Final(String),
 }
+
+/// ksqlDB's final message of a push query that reached its LIMIT.
+pub const LIMIT_REACHED: &str = "Limit Reached";
+/// ksqlDB's final message of a query over a stream that read all it had to.
+pub const QUERY_COMPLETED: &str = "Query Completed";
 
 struct State {
     catalog: Catalog,
@@ -409,7 +419,7 @@ impl Engine {
         match &p.statement {
             Statement::Select(q) if q.emit.is_none() => {
                 let local_only = props.get(PULL_LOCAL_ONLY).is_some_and(|v| v == "true");
-                self.pull(q, text, local_only)
+                self.pull(q, text, local_only, props)
             }
             Statement::Select(q) => self.push(q, props),
             Statement::Print {

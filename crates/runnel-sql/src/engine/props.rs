@@ -288,6 +288,22 @@ pub(super) fn offset_reset_prop(
     find(props).or_else(|| find(session))
 }
 
+/// A boolean setting from the request's properties, else the session's
+/// (SET); `None` when neither names it or the value is not a boolean.
+pub(super) fn prop_flag(
+    session: &BTreeMap<String, String>,
+    props: &BTreeMap<String, String>,
+    name: &str,
+) -> Option<bool> {
+    props.get(name).or_else(|| session.get(name)).and_then(|v| {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }
+    })
+}
+
 /// A persistent query's processing guarantee: exactly-once when the
 /// statement's request or the session asked for it (`processing.guarantee`,
 /// also under its `ksql.streams.` name), at-least-once otherwise.

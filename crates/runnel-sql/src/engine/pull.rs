@@ -8,13 +8,27 @@ use std::sync::Arc;
 
 use runnel_streams::{Queries, QueryError, Window};
 
-use super::{lock, Engine, QueryEvent, QueryStream};
+use std::collections::BTreeMap;
+
+use runnel_streams::backend::{Guarantee, TopicPartition};
+
+use super::props::prop_flag;
+use super::push::decode_record;
+use super::{backend_err, lock, Engine, QueryEvent, QueryStream, QUERY_COMPLETED};
 use crate::ast::{ExprKind, Query, SelectItem, SourceKind};
+use crate::catalog::SourceInfo;
 use crate::error::SqlError;
 use crate::expr::{Binder, Compiled, Scope, ScopeColumn};
 use crate::format::Row;
 use crate::schema::{Column, WindowType};
+use crate::schema::{ROWOFFSET, ROWPARTITION, ROWTIME};
 use crate::types::{SqlType, Value};
+
+/// Whether a table pull query may scan the whole table (ksqlDB's setting,
+/// on by default).
+pub const TABLE_SCAN_ENABLED: &str = "ksql.query.pull.table.scan.enabled";
+/// Whether pull queries on streams run (ksqlDB's setting, on by default).
+pub const STREAM_PULL_ENABLED: &str = "ksql.query.pull.stream.enabled";
 
 /// Output columns (name, type) and their expressions.
 pub(super) type SelectList = (Vec<(String, SqlType)>, Vec<Compiled>);
@@ -28,6 +42,7 @@ impl Engine {
         q: &Query,
         text: &str,
         local_only: bool,
+        props: &BTreeMap<String, String>,
     ) -> Result<QueryStream, SqlError> {
         if !super::push::stateless(q) {
             return Err(SqlError::at(q.pos, "Pull queries don't support JOIN, GROUP BY, WINDOW, PARTITION BY or HAVING clauses; add EMIT CHANGES for a push query"));
@@ -37,8 +52,14 @@ impl Engine {
             return Err(self.not_found(&st, &q.from.name));
         };
         if info.kind == SourceKind::Stream {
-            return Err(SqlError::at(q.from.name.pos, format!("Pull queries on streams are not supported: {} is a stream. Add EMIT CHANGES for a push query", info.name)));
+            drop(st);
+            let enabled = prop_flag(&lock(&self.inner.state).props, props, STREAM_PULL_ENABLED);
+            if !enabled.unwrap_or(true) {
+                return Err(SqlError::at(q.pos, format!("Pull queries on streams are disabled. To create a push query on the stream, add EMIT CHANGES to the end. To enable pull queries on streams, set the {STREAM_PULL_ENABLED} config to 'true'.")));
+            }
+            return self.pull_stream(q, &info);
         }
+        let table_scans = prop_flag(&st.props, props, TABLE_SCAN_ENABLED).unwrap_or(true);
         let Some(qid) = st.serving.get(&info.name).cloned() else {
             return Err(SqlError::at(q.from.name.pos, format!("The table {} is not queryable: it is not materialized. Create it with CREATE SOURCE TABLE, or build it with CREATE TABLE AS SELECT", info.name)));
         };
@@ -52,8 +73,11 @@ impl Engine {
             return Err(SqlError::server(format!("query {qid} has no state store")));
         };
         drop(st);
-        // The table's columns, as pull queries see them.
-        let cols = info.table_columns();
+        // The table's columns, as pull queries see them, and ROWTIME (the
+        // timestamp of the record that last wrote the row).
+        let mut cols = info.table_columns();
+        let nvisible = cols.len();
+        cols.push(Column::new(ROWTIME, SqlType::BigInt));
         let scope = columns_scope(&cols, &q.from.qualifier().name);
         let mut binder = Binder {
             scope: scope.clone(),
@@ -63,14 +87,17 @@ impl Engine {
             Some(w) => Some(binder.bind_condition(w, "WHERE")?),
             None => None,
         };
-        let (columns, exprs) = self.select_list(&q.select, &scope, &cols)?;
+        let (columns, exprs) = self.select_list(&q.select, &scope, &cols[..nvisible])?;
         // Key lookups when WHERE pins the (single) key column.
         let nkeys = info.schema.key.len();
         let keys = q
             .where_
             .as_ref()
             .and_then(|w| key_lookup(w, &info.schema.key));
-        let mut rows: Vec<(Row, Option<Window>, Row)> = Vec::new();
+        if keys.is_none() && !table_scans {
+            return Err(SqlError::at(q.pos, format!("Query requires table scan to be enabled. Table scans can be enabled by setting {TABLE_SCAN_ENABLED}=true")));
+        }
+        let mut rows: Vec<(Row, Option<Window>, Row, i64)> = Vec::new();
         // Some rows may be in partitions hosted elsewhere: `Some`, with the
         // error to report when no other engine can be asked.
         let mut missing: Option<Option<QueryError>> = None;
@@ -82,15 +109,19 @@ impl Engine {
                 let kv = queries.kv::<Row, Row>(&mat.store, ks, vs).map_err(qerr)?;
                 match keys {
                     Some(keys) => lookup_keys(keys, &mut rows, &mut missing, |k| {
-                        Ok(kv.get(k)?.map(|v| (None, v)).into_iter().collect())
+                        Ok(kv
+                            .get_with_timestamp(k)?
+                            .map(|(v, ts)| (None, v, ts))
+                            .into_iter()
+                            .collect())
                     })?,
                     None => {
                         missing = Some(None);
                         rows.extend(
-                            kv.all()
+                            kv.all_with_timestamps()
                                 .map_err(qerr)?
                                 .into_iter()
-                                .map(|(k, v)| (k, None, v)),
+                                .map(|(k, v, ts)| (k, None, v, ts)),
                         )
                     }
                 }
@@ -102,18 +133,18 @@ impl Engine {
                 match keys {
                     Some(keys) => lookup_keys(keys, &mut rows, &mut missing, |k| {
                         Ok(ws
-                            .fetch(k, i64::MIN, i64::MAX)?
+                            .fetch_with_timestamps(k, i64::MIN, i64::MAX)?
                             .into_iter()
-                            .map(|(w, v)| (Some(w), v))
+                            .map(|(w, v, ts)| (Some(w), v, ts))
                             .collect())
                     })?,
                     None => {
                         missing = Some(None);
                         rows.extend(
-                            ws.all()
+                            ws.all_with_timestamps()
                                 .map_err(qerr)?
                                 .into_iter()
-                                .map(|(k, v)| (k.key, Some(k.window), v)),
+                                .map(|(k, v, ts)| (k.key, Some(k.window), v, ts)),
                         )
                     }
                 }
@@ -124,22 +155,25 @@ impl Engine {
                     .map_err(qerr)?;
                 missing = Some(None);
                 rows.extend(
-                    ss.all()
+                    ss.all_with_timestamps()
                         .map_err(qerr)?
                         .into_iter()
-                        .map(|(k, v)| (k.key, Some(k.window), v)),
+                        .map(|(k, v, ts)| (k.key, Some(k.window), v, ts)),
                 );
             }
         }
         let limit = q.limit.and_then(|l| usize::try_from(l).ok());
         let mut out: Vec<Row> = Vec::new();
-        for (k, w, v) in rows {
-            let Some(row) = (mat.post)(&k, w, &v) else {
+        for (k, w, v, ts) in rows {
+            let Some(mut row) = (mat.post)(&k, w, &v) else {
                 continue;
             };
             if row.len() < nkeys {
                 continue;
             }
+            // ROWTIME sits after the table's columns.
+            row.resize(nvisible, Value::Null);
+            row.push(Value::BigInt(ts));
             if let Some(f) = &filter {
                 if !f.test(&row) {
                     continue;
@@ -167,16 +201,105 @@ impl Engine {
                 "pull_{}",
                 self.inner.transient.fetch_add(1, Ordering::Relaxed)
             ),
-            // Leading columns that are the table's key columns.
-            key_columns: columns
-                .iter()
-                .zip(&info.schema.key)
-                .take_while(|((n, _), k)| *n == k.name)
-                .count(),
+            key_flags: key_flags(&exprs, &info),
             columns,
             is_pull: true,
             rows: rx,
             stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// A pull query on a stream (ksqlDB's stream scan): the rows of its
+    /// topic from the beginning up to the end offsets the query started
+    /// at, filtered and projected like a push query's, then "Query
+    /// Completed".
+    fn pull_stream(&self, q: &Query, info: &SourceInfo) -> Result<QueryStream, SqlError> {
+        let mut cols = info.table_columns();
+        let nvisible = cols.len();
+        cols.push(Column::new(ROWTIME, SqlType::BigInt));
+        cols.push(Column::new(ROWPARTITION, SqlType::Int));
+        cols.push(Column::new(ROWOFFSET, SqlType::BigInt));
+        let scope = columns_scope(&cols, &q.from.qualifier().name);
+        let filter = match &q.where_ {
+            Some(w) => Some(
+                Binder {
+                    scope: scope.clone(),
+                    functions: &self.inner.functions,
+                }
+                .bind_condition(w, "WHERE")?,
+            ),
+            None => None,
+        };
+        let (columns, exprs) = self.select_list(&q.select, &scope, &cols[..nvisible])?;
+        let id = self.inner.transient.fetch_add(1, Ordering::Relaxed);
+        let mut backend = self
+            .inner
+            .cluster
+            .backend(
+                &format!("{}scan_{}_{id}", self.inner.config.service_id, info.name),
+                Guarantee::AtLeastOnce,
+            )
+            .map_err(backend_err)?;
+        let tps: Vec<TopicPartition> = (0..info.partitions.max(1))
+            .map(|p| TopicPartition::new(&info.topic, p))
+            .collect();
+        // Where the scan ends is fixed now: rows written later are not read.
+        let ends = backend.end_offsets(&tps).map_err(backend_err)?;
+        let (tx, rx) = mpsc::sync_channel(4096);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s2, info2, limit) = (stop.clone(), info.clone(), q.limit);
+        std::thread::Builder::new()
+            .name(format!("scan-{}", info.name))
+            .spawn(move || {
+                let (ks, vs) = (info2.key_serde(), info2.value_serde());
+                let mut sent = 0u64;
+                for (tp, end) in tps.iter().zip(ends) {
+                    let mut pos = 0;
+                    while pos < end {
+                        if s2.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let mut rows = Vec::new();
+                        match backend.read_partition(tp, pos, &mut |r| {
+                            if r.offset < end {
+                                rows.extend(decode_record(&info2, &ks, &vs, &r));
+                            }
+                        }) {
+                            // Nothing more to read below `end` (compacted
+                            // or aborted records at the tail): done.
+                            Ok(reached) if reached <= pos => break,
+                            Ok(reached) => pos = reached,
+                            Err(e) => {
+                                let _ = tx.send(QueryEvent::Error(e.to_string()));
+                                return;
+                            }
+                        }
+                        for (row, tombstone) in rows {
+                            if tombstone || filter.as_ref().is_some_and(|f| !f.test(&row)) {
+                                continue;
+                            }
+                            let out: Row = exprs.iter().map(|e| e.eval(&row)).collect();
+                            if tx.send(QueryEvent::Row(out)).is_err() {
+                                return;
+                            }
+                            sent += 1;
+                            if limit.is_some_and(|l| sent >= l) {
+                                let _ = tx.send(QueryEvent::Final(QUERY_COMPLETED.into()));
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = tx.send(QueryEvent::Final(QUERY_COMPLETED.into()));
+            })
+            .map_err(|e| SqlError::server(e.to_string()))?;
+        Ok(QueryStream {
+            id: format!("transient_{}_{id}", info.name),
+            key_flags: vec![false; columns.len()],
+            columns,
+            is_pull: true,
+            rows: rx,
+            stop,
         })
     }
 
@@ -277,22 +400,32 @@ impl Engine {
     }
 }
 
+/// Which output columns ksqlDB's header marks `KEY`: those projecting a
+/// key column of the table (or a window bound) as it is, aliased or not.
+fn key_flags(exprs: &[Compiled], info: &crate::catalog::SourceInfo) -> Vec<bool> {
+    let keys = info.schema.key.len() + if info.window.is_some() { 2 } else { 0 };
+    exprs
+        .iter()
+        .map(|e| matches!(e, Compiled::Column(j) if *j < keys))
+        .collect()
+}
+
 /// A pull query's rows of the given keys, read with `read` (a key's
 /// windows and values). Keys found nowhere here, or whose partition is not
 /// hosted here, set `missing` (with the error to report when no other
 /// engine can be asked).
 pub(super) fn lookup_keys(
     keys: Vec<Row>,
-    rows: &mut Vec<(Row, Option<Window>, Row)>,
+    rows: &mut Vec<(Row, Option<Window>, Row, i64)>,
     missing: &mut Option<Option<QueryError>>,
-    read: impl Fn(&Row) -> Result<Vec<(Option<Window>, Row)>, QueryError>,
+    read: impl Fn(&Row) -> Result<Vec<(Option<Window>, Row, i64)>, QueryError>,
 ) -> Result<(), SqlError> {
     for k in keys {
         match read(&k) {
             Ok(found) if found.is_empty() => {
                 missing.get_or_insert(None);
             }
-            Ok(found) => rows.extend(found.into_iter().map(|(w, v)| (k.clone(), w, v))),
+            Ok(found) => rows.extend(found.into_iter().map(|(w, v, ts)| (k.clone(), w, v, ts))),
             Err(e @ QueryError::NotLocal { .. }) => *missing = Some(Some(e)),
             Err(e) => return Err(SqlError::server(e.to_string())),
         }
@@ -421,7 +554,7 @@ mod tests {
         let keys = vec![vec![Value::Int(1)], vec![Value::Int(2)]];
         lookup_keys(keys, &mut rows, &mut missing, |k| {
             Ok(if k[0] == Value::Int(1) {
-                vec![(None, vec![Value::Int(10)])]
+                vec![(None, vec![Value::Int(10)], 5)]
             } else {
                 Vec::new()
             })
@@ -429,7 +562,7 @@ mod tests {
         .expect("no failure");
         assert_eq!(
             rows,
-            vec![(vec![Value::Int(1)], None, vec![Value::Int(10)])]
+            vec![(vec![Value::Int(1)], None, vec![Value::Int(10)], 5)]
         );
         assert!(matches!(missing, Some(None)));
     }

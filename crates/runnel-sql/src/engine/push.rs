@@ -9,18 +9,18 @@ use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use runnel_streams::backend::{Backend, Guarantee, TopicPartition};
+use runnel_streams::backend::{Backend, ConsumedRecord, Guarantee, TopicPartition};
 use runnel_streams::StreamsConfig;
 
 use super::persistent::spawn_query;
 use super::props::offset_reset_prop;
 use super::pull::columns_scope;
-use super::{backend_err, lock, Engine, QueryEvent, QueryStream};
+use super::{backend_err, lock, Engine, QueryEvent, QueryStream, LIMIT_REACHED};
 use crate::ast::{ExprKind, Ident, Query, SelectItem, SourceKind};
 use crate::catalog::SourceInfo;
 use crate::error::SqlError;
 use crate::expr::{Binder, Compiled};
-use crate::format::Row;
+use crate::format::{Row, RowSerde};
 use crate::functions::FunctionRegistry;
 use crate::plan::{Planner, Sink, SinkRow};
 use crate::schema::{Column, WindowType, ROWTIME};
@@ -88,8 +88,8 @@ impl Engine {
                 info.name,
                 self.inner.transient.fetch_add(1, Ordering::Relaxed)
             ),
+            key_flags: vec![false; columns.len()],
             columns,
-            key_columns: info.schema.key.len(),
             is_pull: false,
             rows: rx,
             stop,
@@ -178,10 +178,14 @@ impl Engine {
             };
             if tx2.try_send(ev).is_err() {
                 s2.store(true, Ordering::SeqCst);
+                return;
             }
             let n = sent2.fetch_add(1, Ordering::SeqCst) + 1;
             if limit.is_some_and(|l| n >= l) {
+                // The response ends here, whenever the topology's thread
+                // notices the stop and lets go of its sender.
                 s2.store(true, Ordering::SeqCst);
+                let _ = tx2.try_send(QueryEvent::Final(LIMIT_REACHED.into()));
             }
         });
         let st = lock(&self.inner.state);
@@ -259,8 +263,8 @@ impl Engine {
         drop(tx);
         Ok(QueryStream {
             id: qid,
+            key_flags: vec![false; columns.len()],
             columns,
-            key_columns: planned.schema.key.len(),
             is_pull: false,
             rows: rx,
             stop,
@@ -366,7 +370,7 @@ impl Engine {
                 self.inner.transient.fetch_add(1, Ordering::Relaxed)
             ),
             columns: Vec::new(),
-            key_columns: 0,
+            key_flags: Vec::new(),
             is_pull: false,
             rows: rx,
             stop,
@@ -431,53 +435,15 @@ pub(super) fn run_tap(
 ) {
     let ks = info.key_serde();
     let vs = info.value_serde();
-    let window = info.window;
     let mut idle_rounds = 0u32;
     while !tap.stop.load(Ordering::SeqCst) {
         let mut any = false;
         for (i, tp) in tps.iter().enumerate() {
             let mut rows: Vec<(Row, bool)> = Vec::new();
             let r = backend.read_partition(tp, pos[i], &mut |r| {
-                let (key, w) = match (r.key.as_deref(), window) {
-                    (Some(k), Some(WindowType::Time { size_ms })) if k.len() >= 8 => {
-                        let (kb, wb) = k.split_at(k.len() - 8);
-                        let mut a = [0u8; 8];
-                        a.copy_from_slice(wb);
-                        let start = i64::from_be_bytes(a);
-                        (
-                            ks.decode(kb).ok(),
-                            Some((start, start.saturating_add(size_ms))),
-                        )
-                    }
-                    (Some(k), Some(WindowType::Session)) if k.len() >= 16 => {
-                        let (kb, wb) = k.split_at(k.len() - 16);
-                        let mut a = [0u8; 8];
-                        a.copy_from_slice(&wb[..8]);
-                        let end = i64::from_be_bytes(a);
-                        a.copy_from_slice(&wb[8..]);
-                        let start = i64::from_be_bytes(a);
-                        (ks.decode(kb).ok(), Some((start, end)))
-                    }
-                    (Some(k), _) => (ks.decode(k).ok(), None),
-                    (None, _) => (Some(vec![Value::Null; info.schema.key.len()]), None),
-                };
-                let Some(mut row) = key else { return };
-                if let Some((s, e)) = w {
-                    row.push(Value::BigInt(s));
-                    row.push(Value::BigInt(e));
+                if let Some(row) = decode_record(&info, &ks, &vs, &r) {
+                    rows.push(row);
                 }
-                let tombstone = r.value.is_none();
-                match r.value.as_deref() {
-                    Some(v) => match vs.decode(v) {
-                        Ok(v) => row.extend(v),
-                        Err(_) => return,
-                    },
-                    None => row.extend(std::iter::repeat_n(Value::Null, info.schema.value.len())),
-                }
-                row.push(Value::BigInt(r.timestamp));
-                row.push(Value::Int(r.partition));
-                row.push(Value::BigInt(r.offset));
-                rows.push((row, tombstone));
             });
             match r {
                 Ok(end) => {
@@ -521,6 +487,7 @@ pub(super) fn run_tap(
                     s.sent += 1;
                     if s.limit.is_some_and(|l| s.sent >= l) {
                         s.stop.store(true, Ordering::SeqCst);
+                        let _ = s.tx.try_send(QueryEvent::Final(LIMIT_REACHED.into()));
                         return false;
                     }
                 }
@@ -540,6 +507,59 @@ pub(super) fn run_tap(
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// A record of a source's topic as the row push queries and stream pull
+/// queries read: key columns, window bounds (windowed sources), value
+/// columns, ROWTIME, ROWPARTITION, ROWOFFSET; and whether it is a
+/// tombstone (its value columns NULL). `None` for a record whose key or
+/// value does not decode.
+pub(super) fn decode_record(
+    info: &SourceInfo,
+    ks: &RowSerde,
+    vs: &RowSerde,
+    r: &ConsumedRecord,
+) -> Option<(Row, bool)> {
+    let (key, w) = match (r.key.as_deref(), info.window) {
+        (Some(k), Some(WindowType::Time { size_ms })) if k.len() >= 8 => {
+            let (kb, wb) = k.split_at(k.len() - 8);
+            let start = be_i64(wb);
+            (
+                ks.decode(kb).ok(),
+                Some((start, start.saturating_add(size_ms))),
+            )
+        }
+        (Some(k), Some(WindowType::Session)) if k.len() >= 16 => {
+            let (kb, wb) = k.split_at(k.len() - 16);
+            (
+                ks.decode(kb).ok(),
+                Some((be_i64(&wb[8..]), be_i64(&wb[..8]))),
+            )
+        }
+        (Some(k), _) => (ks.decode(k).ok(), None),
+        (None, _) => (Some(vec![Value::Null; info.schema.key.len()]), None),
+    };
+    let mut row = key?;
+    if let Some((s, e)) = w {
+        row.push(Value::BigInt(s));
+        row.push(Value::BigInt(e));
+    }
+    let tombstone = r.value.is_none();
+    match r.value.as_deref() {
+        Some(v) => row.extend(vs.decode(v).ok()?),
+        None => row.extend(std::iter::repeat_n(Value::Null, info.schema.value.len())),
+    }
+    row.push(Value::BigInt(r.timestamp));
+    row.push(Value::Int(r.partition));
+    row.push(Value::BigInt(r.offset));
+    Some((row, tombstone))
+}
+
+/// The big-endian i64 in the first 8 bytes of `b` (callers checked its length).
+fn be_i64(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    i64::from_be_bytes(a)
 }
 
 #[cfg(test)]
