@@ -180,6 +180,81 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     parse_date(s).map(|d| i64::from(d) * 86_400_000)
 }
 
+/// A timestamp as ksqlDB reads text compared with ROWTIME or a window
+/// bound: `yyyy[-MM[-dd[THH[:mm[:ss[.SSS]]]]]]`, the missing parts at their
+/// start, optionally followed by an offset (`Z`, `+hhmm`, `+hh:mm`), UTC
+/// without one. Milliseconds since the epoch.
+pub fn parse_partial_timestamp(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (date, time) = match s.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    // The offset ends the time part (a date alone takes none).
+    let (time, offset_s) = match time {
+        Some(t) => match t.find(['Z', '+', '-']) {
+            Some(i) => (Some(&t[..i]), parse_offset(&t[i..])?),
+            None => (Some(t), 0),
+        },
+        None => (None, 0),
+    };
+    let mut d = date.split('-');
+    let year: i32 = d.next()?.parse().ok()?;
+    let month: u32 = d.next().map_or(Some(1), |m| m.parse().ok())?;
+    let day: u32 = d.next().map_or(Some(1), |m| m.parse().ok())?;
+    if d.next().is_some() {
+        return None;
+    }
+    let (mut hms, mut millis) = ([0u32; 3], 0u32);
+    if let Some(t) = time {
+        let (clock, frac) = match t.split_once('.') {
+            Some((c, f)) => (c, Some(f)),
+            None => (t, None),
+        };
+        let parts: Vec<&str> = clock.split(':').collect();
+        if parts.len() > 3 {
+            return None;
+        }
+        for (slot, p) in hms.iter_mut().zip(&parts) {
+            *slot = p.parse().ok()?;
+        }
+        if let Some(f) = frac {
+            if f.is_empty() || f.len() > 3 || !f.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            millis = format!("{f:0<3}").parse().ok()?;
+        }
+    }
+    let t = chrono::NaiveDate::from_ymd_opt(year, month, day)?
+        .and_hms_milli_opt(hms[0], hms[1], hms[2], millis)?;
+    Some(t.and_utc().timestamp_millis() - i64::from(offset_s) * 1000)
+}
+
+/// `Z`, `+hhmm`, `+hh:mm` or `+hh` (or `-`) as seconds east of UTC.
+fn parse_offset(s: &str) -> Option<i32> {
+    if s == "Z" {
+        return Some(0);
+    }
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits: String = s[1..].chars().filter(|c| *c != ':').collect();
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m) = match digits.len() {
+        2 => (digits.parse::<i32>().ok()?, 0),
+        4 => (
+            digits[..2].parse::<i32>().ok()?,
+            digits[2..].parse::<i32>().ok()?,
+        ),
+        _ => return None,
+    };
+    Some(sign * (h * 3600 + m * 60))
+}
+
 /// The text form of a temporal value, for error messages and display.
 pub fn temporal_text(v: &Value) -> Option<String> {
     match v {
@@ -193,6 +268,33 @@ pub fn temporal_text(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_timestamps_fill_in_the_start_of_what_is_missing() {
+        let p = parse_partial_timestamp;
+        assert_eq!(p("2018"), Some(1_514_764_800_000));
+        assert_eq!(p("2018-01"), Some(1_514_764_800_000));
+        assert_eq!(p("2018-01-01T00:00:00.001"), Some(1_514_764_800_001));
+        assert_eq!(p("2018-01-01T00:00:01"), Some(1_514_764_801_000));
+        assert_eq!(p("2018-01-01T00"), Some(1_514_764_800_000));
+        assert_eq!(p("2018-01-01T00:00:00.5"), Some(1_514_764_800_500));
+        // Offsets: east of UTC is earlier.
+        assert_eq!(p("2020-02-10T08:31:44.001+0000"), Some(1_581_323_504_001));
+        assert_eq!(p("2019-01-01T04:45:00+0445"), Some(1_546_300_800_000));
+        assert_eq!(p("2019-01-01T04:45:00+04:45"), Some(1_546_300_800_000));
+        assert_eq!(p("2018-12-31T23:00:00-01"), Some(1_546_300_800_000));
+        assert_eq!(p("2019-01-01T00:00:00Z"), Some(1_546_300_800_000));
+        for bad in [
+            "",
+            "x",
+            "2018-13",
+            "2018-01-01T25",
+            "2018-01-01T00:00:00.1234",
+            "2018-01-01-01",
+        ] {
+            assert_eq!(p(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn casts_follow_sql() {

@@ -233,6 +233,32 @@ fn boxed(c: Compiled) -> Box<Compiled> {
     Box::new(c)
 }
 
+/// ksqlDB's "magic" timestamp conversion: text compared with ROWTIME,
+/// WINDOWSTART or WINDOWEND reads as a (possibly partial) timestamp, so
+/// `ROWTIME > '2018-01-01T00:00:00.001'` compares milliseconds. `e` as
+/// that number, when `e` is such text and `other` such a column.
+fn magic_timestamp(e: &Expr, other: &Expr) -> Option<Expr> {
+    let ExprKind::Literal(Literal::String(text)) = &e.kind else {
+        return None;
+    };
+    let ExprKind::Column { name, .. } = &other.kind else {
+        return None;
+    };
+    let system = [
+        crate::schema::ROWTIME,
+        crate::schema::WINDOWSTART,
+        crate::schema::WINDOWEND,
+    ];
+    if !system.contains(&name.name.as_str()) {
+        return None;
+    }
+    let ms = runnel_format::cast::parse_partial_timestamp(text)?;
+    Some(Expr {
+        kind: ExprKind::Literal(Literal::Integer(ms)),
+        pos: e.pos,
+    })
+}
+
 fn type_name(t: &Option<SqlType>) -> String {
     t.as_ref().map_or("NULL".to_string(), |t| t.to_string())
 }
@@ -383,6 +409,11 @@ impl Binder<'_> {
                 high,
                 negated,
             } => {
+                let (low_ms, high_ms) = (magic_timestamp(low, expr), magic_timestamp(high, expr));
+                let (low, high) = (
+                    low_ms.as_ref().unwrap_or(low),
+                    high_ms.as_ref().unwrap_or(high),
+                );
                 let (x, xt) = self.bind(expr)?;
                 let (l, lt) = self.bind(low)?;
                 let (h, ht) = self.bind(high)?;
@@ -777,6 +808,24 @@ impl Binder<'_> {
         right: &Expr,
         pos: Pos,
     ) -> Result<(Compiled, Option<SqlType>), SqlError> {
+        let comparison = matches!(
+            op,
+            BinaryOp::Eq
+                | BinaryOp::NotEq
+                | BinaryOp::Lt
+                | BinaryOp::LtEq
+                | BinaryOp::Gt
+                | BinaryOp::GtEq
+        );
+        let (left_ms, right_ms) = if comparison {
+            (magic_timestamp(left, right), magic_timestamp(right, left))
+        } else {
+            (None, None)
+        };
+        let (left, right) = (
+            left_ms.as_ref().unwrap_or(left),
+            right_ms.as_ref().unwrap_or(right),
+        );
         let (l, lt) = self.bind(left)?;
         let (r, rt) = self.bind(right)?;
         Ok(match op {

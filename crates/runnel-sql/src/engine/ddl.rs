@@ -7,7 +7,7 @@ use runnel_streams::OffsetReset;
 use super::persistent::QueryStart;
 use super::props::{
     check_format_props, check_props, check_wrap, delimiter_prop, format_prop, prop_int,
-    prop_string, protobuf_nullable, value_full_name,
+    prop_string, protobuf_nullable, value_full_name, window_prop,
 };
 use super::result::Outcome;
 use super::{backend_err, lock, Cmd, Engine, State};
@@ -453,6 +453,13 @@ impl Engine {
                 Some(t)
             }
         };
+        let window = window_prop(with)?;
+        if window.is_some() && schema.key.is_empty() {
+            return Err(SqlError::at(
+                name.pos,
+                "Windowed sources require a key column.",
+            ));
+        }
         let partitions = prop_int(with, "PARTITIONS")?;
         let mut admin = lock(&self.inner.admin);
         let existing = admin.partition_count(&topic).map_err(backend_err)?;
@@ -488,7 +495,7 @@ impl Engine {
             key_format,
             value_format,
             wrap_single_value,
-            window: None,
+            window,
             timestamp,
             timestamp_format: prop_string(with, "TIMESTAMP_FORMAT"),
             partitions,

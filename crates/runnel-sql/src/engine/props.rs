@@ -9,6 +9,7 @@ use runnel_streams::OffsetReset;
 use crate::ast::{PropValue, Props};
 use crate::error::SqlError;
 use crate::format::{Format, FormatError, FormatRegistry};
+use crate::schema::WindowType;
 use runnel_format::protobuf::NullableRepresentation;
 
 pub(super) fn prop_string(props: &Props, name: &str) -> Option<String> {
@@ -272,6 +273,71 @@ pub(super) fn check_props(props: &Props) -> Result<(), SqlError> {
         }
     }
     Ok(())
+}
+
+/// A source's windowed key from `WINDOW_TYPE` and `WINDOW_SIZE` (a topic
+/// another windowed query wrote), with ksqlDB's refusals: a size is
+/// needed for TUMBLING and HOPPING and refused for SESSION.
+pub(super) fn window_prop(props: &Props) -> Result<Option<WindowType>, SqlError> {
+    let size = match prop_at(props, "WINDOW_SIZE") {
+        None => None,
+        Some((text, pos)) => Some(parse_duration_ms(&text).map_err(|e| {
+            SqlError::at(pos, format!("Configuration WINDOW_SIZE is invalid: {e}"))
+        })?),
+    };
+    let Some((kind, pos)) = prop_at(props, "WINDOW_TYPE") else {
+        return Ok(None);
+    };
+    let kind = kind.to_ascii_uppercase();
+    match (kind.as_str(), size) {
+        ("SESSION", None) => Ok(Some(WindowType::Session)),
+        ("SESSION", Some(_)) => Err(SqlError::at(
+            prop_pos(props, "WINDOW_SIZE"),
+            "'WINDOW_SIZE' should not be set for SESSION windows.",
+        )),
+        ("TUMBLING" | "HOPPING", Some(size_ms)) => Ok(Some(WindowType::Time { size_ms })),
+        ("TUMBLING" | "HOPPING", None) => Err(SqlError::at(
+            pos,
+            format!("{kind} windows require 'WINDOW_SIZE' to be provided in the WITH clause. For example: 'WINDOW_SIZE'='10 SECONDS'"),
+        )),
+        _ => Err(SqlError::at(
+            pos,
+            format!("Error in WITH clause property 'WINDOW_TYPE': Unknown window type: '{kind}' Valid values are: SESSION, HOPPING, TUMBLING"),
+        )),
+    }
+}
+
+/// A duration as ksqlDB's WITH clauses write it ('30 SECONDS', '1 minute'),
+/// in milliseconds; the error in ksqlDB's words.
+pub(super) fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    let invalid = |why: String| format!("Invalid duration: '{text}'. {why}");
+    let parts: Vec<&str> = text.split(char::is_whitespace).collect();
+    let [n, unit] = parts.as_slice() else {
+        return Err(invalid(format!("Expected 2 tokens, got: {}", parts.len())));
+    };
+    let n: i64 = n
+        .parse()
+        .map_err(|_| invalid(format!("Not numeric: '{n}'")))?;
+    let unit = unit.to_ascii_uppercase();
+    let plural = if unit.ends_with('S') {
+        unit.clone()
+    } else {
+        format!("{unit}S")
+    };
+    // (multiplier, divisor) to milliseconds.
+    let (mul, div): (i64, i64) = match plural.as_str() {
+        "NANOSECONDS" => (1, 1_000_000),
+        "MICROSECONDS" => (1, 1_000),
+        "MILLISECONDS" => (1, 1),
+        "SECONDS" => (1_000, 1),
+        "MINUTES" => (60_000, 1),
+        "HOURS" => (3_600_000, 1),
+        "DAYS" => (86_400_000, 1),
+        _ => {
+            return Err(invalid(format!("Unknown time unit: '{unit}'\nSupported time units are: NANOSECONDS, MICROSECONDS, MILLISECONDS, SECONDS, MINUTES, HOURS, DAYS")))
+        }
+    };
+    Ok(n.saturating_mul(mul) / div)
 }
 
 /// The `auto.offset.reset` a statement asked for: its request's

@@ -498,7 +498,19 @@ pub fn run_case(case: &Json) -> Result<(), String> {
             }
             let topic = r["topic"].as_str().unwrap_or_default();
             let info = source_of(topic);
-            let key = encode_key(info.as_ref(), &r["key"])?;
+            let mut key = encode_key(info.as_ref(), &r["key"])?;
+            // A windowed key (`"window": {"start", "end", "type"}`): the
+            // key, then the start ("time") or the end and start ("session").
+            if let (Some(k), Some(w)) = (key.as_mut(), r.get("window")) {
+                let (start, end) = (w["start"].as_i64(), w["end"].as_i64());
+                let (Some(start), Some(end)) = (start, end) else {
+                    return Err(format!("input window without start and end: {w}"));
+                };
+                if w["type"].as_str() == Some("session") {
+                    k.extend_from_slice(&end.to_be_bytes());
+                }
+                k.extend_from_slice(&start.to_be_bytes());
+            }
             let value = encode_value(info.as_ref(), &r["value"])?;
             producer
                 .send(vec![ProducedRecord {
