@@ -12,6 +12,10 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::{stream, StreamExt};
+use runnel_format::format::{CodecSpec, Format, RowSerde};
+use runnel_format::protobuf;
+use runnel_format::schema::Column;
+use runnel_format::types::base64_encode;
 use runnel_sql::format::to_json;
 use runnel_sql::types::{SqlType, Value};
 use runnel_sql::{QueryEvent, QueryStream};
@@ -146,62 +150,109 @@ pub(crate) struct QueryRequest {
     streams_properties: serde_json::Map<String, Json>,
 }
 
-/// `POST /query`: one JSON array, streamed as rows arrive, framed as
-/// ksqlDB frames it: a push query's header goes out at once with its
-/// `,\n` (a client may wait for it before producing), each row follows
-/// with its own, and a final message or error closes the array; a pull
-/// query's rows are separated by `,\n` and the last closes the array.
+/// `POST /query`: one JSON array, streamed as rows arrive (see
+/// [`framed`]); rows as Protobuf messages when the client accepts
+/// `application/vnd.ksql.v1+protobuf`.
 pub(crate) async fn query(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: QueryRequest = parse_body(&body)?;
     let q = start(&state, req.ksql, props_map(&req.streams_properties)).await?;
-    let width = q.columns.len();
-    let events = ReceiverStream::new(q.events);
-    let body = if q.text {
-        stream_body(events.filter_map(|ev| async move {
+    if q.text {
+        let events = ReceiverStream::new(q.events);
+        let body = stream_body(events.filter_map(|ev| async move {
             match ev {
                 QueryEvent::Text(l) => Some(Bytes::from(format!("{l}\n"))),
                 QueryEvent::Error(e) => Some(Bytes::from(format!("{e}\n"))),
                 _ => None,
             }
-        }))
-    } else {
-        let header = json!({"header": {
-            "queryId": q.id,
-            "schema": schema_string(&q.columns, &q.key_flags),
-        }});
-        let item = move |ev: QueryEvent| match ev {
-            QueryEvent::Row(r) => json!({"row": {"columns": row_json(&r, width)}}),
-            QueryEvent::Tombstone(r) => {
-                json!({"row": {"columns": row_json(&r, width), "tombstone": true}})
-            }
-            QueryEvent::Text(t) | QueryEvent::Final(t) => json!({"finalMessage": t}),
-            QueryEvent::Error(e) => json!({"errorMessage": error_json(&e)}),
-        };
-        if q.is_pull {
-            let rows = events.map(move |ev| Bytes::from(format!(",\n{}", item(ev))));
-            stream_body(
-                stream::once(async move { Bytes::from(format!("[{header}")) })
-                    .chain(rows)
-                    .chain(stream::once(async { Bytes::from_static(b"]\n") })),
-            )
-        } else {
-            // Rows end with ",\n"; the final message or error ends the
-            // array. A push query that is closed ends the response as
-            // ksqlDB's does: after the last row, without a closing bracket.
-            let rows = events.map(move |ev| {
-                let last = matches!(ev, QueryEvent::Final(_) | QueryEvent::Error(_));
-                let sep = if last { "]\n" } else { ",\n" };
-                Bytes::from(format!("{}{sep}", item(ev)))
-            });
-            stream_body(
-                stream::once(async move { Bytes::from(format!("[{header},\n")) }).chain(rows),
-            )
-        }
-    };
+        }));
+        return Ok(streamed(body, "application/json"));
+    }
+    if wants_protobuf(&headers) {
+        return protobuf_rows(q);
+    }
+    let width = q.columns.len();
+    let header = json!({"header": {
+        "queryId": q.id,
+        "schema": schema_string(&q.columns, &q.key_flags),
+    }});
+    let body = framed(q, header, move |r| json!({"columns": row_json(&r, width)}));
     Ok(streamed(body, "application/json"))
+}
+
+/// ksqlDB's framing of `/query` (and of Protobuf rows on either
+/// endpoint): one JSON array. A push query's header goes out at once with
+/// its `,\n` (a client may wait for it before producing), each row follows
+/// with its own, and a final message or an error closes the array; a pull
+/// query's elements are separated by `,\n` and the last closes the array.
+/// `row` renders a row's `"row"` object.
+fn framed(q: Started, header: Json, row: impl Fn(Vec<Value>) -> Json + Send + 'static) -> Body {
+    let width = q.columns.len();
+    let item = move |ev: QueryEvent| match ev {
+        QueryEvent::Row(r) => json!({ "row": row(r) }),
+        QueryEvent::Tombstone(r) => {
+            json!({"row": {"columns": row_json(&r, width), "tombstone": true}})
+        }
+        QueryEvent::Text(t) | QueryEvent::Final(t) => json!({"finalMessage": t}),
+        QueryEvent::Error(e) => json!({"errorMessage": error_json(&e)}),
+    };
+    let events = ReceiverStream::new(q.events);
+    if q.is_pull {
+        let rows = events.map(move |ev| Bytes::from(format!(",\n{}", item(ev))));
+        stream_body(
+            stream::once(async move { Bytes::from(format!("[{header}")) })
+                .chain(rows)
+                .chain(stream::once(async { Bytes::from_static(b"]\n") })),
+        )
+    } else {
+        // A push query that is closed ends the response as ksqlDB's does:
+        // after the last row, without a closing bracket.
+        let rows = events.map(move |ev| {
+            let last = matches!(ev, QueryEvent::Final(_) | QueryEvent::Error(_));
+            let sep = if last { "]\n" } else { ",\n" };
+            Bytes::from(format!("{}{sep}", item(ev)))
+        });
+        stream_body(stream::once(async move { Bytes::from(format!("[{header},\n")) }).chain(rows))
+    }
+}
+
+/// The Protobuf content type of `/query` and `/query-stream`.
+pub const PROTOBUF: &str = "application/vnd.ksql.v1+protobuf";
+
+fn wants_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains(PROTOBUF))
+}
+
+/// Rows as ksqlDB sends them to a client accepting Protobuf: the header
+/// carries the proto3 schema it derives from the columns
+/// (`ConnectDefault1`, fields numbered in column order) and each row is
+/// that message, base64-encoded, without any schema-registry framing.
+fn protobuf_rows(q: Started) -> Result<Response, ApiError> {
+    let columns: Vec<Column> = q
+        .columns
+        .iter()
+        .map(|(n, t)| Column::new(n, t.clone()))
+        .collect();
+    let proto = protobuf::schema_for(&columns, protobuf::DEFAULT_MESSAGE_NAME).map_err(|e| {
+        ApiError::server(format!("no Protobuf schema for the query's columns: {e}"))
+    })?;
+    let serde = RowSerde::with_spec(Format::PROTOBUF_NOSR, CodecSpec::new(&columns, true));
+    let header = json!({"header": {
+        "queryId": q.id,
+        "schema": schema_string(&q.columns, &q.key_flags),
+        "protoSchema": proto,
+    }});
+    let body = framed(q, header, move |r| match serde.encode(&r) {
+        Ok(bytes) => json!({"protobufBytes": base64_encode(&bytes.unwrap_or_default())}),
+        Err(e) => json!({"errorMessage": error_json(&e.to_string())}),
+    });
+    Ok(streamed(body, PROTOBUF))
 }
 
 fn streamed(body: Body, content_type: &'static str) -> Response {
@@ -237,6 +288,9 @@ pub(crate) async fn query_stream(
 ) -> Result<Response, ApiError> {
     let req: QueryStreamRequest = parse_body(&body)?;
     let q = start(&state, req.sql, props_map(&req.properties)).await?;
+    if !q.text && wants_protobuf(&headers) {
+        return protobuf_rows(q);
+    }
     let json_array = wants_json(&headers);
     let width = q.columns.len();
     let header = json!({

@@ -545,3 +545,58 @@ fn pull_queries_on_streams_read_up_to_where_they_started() {
         "{body}"
     );
 }
+
+#[test]
+fn rows_as_protobuf_messages_on_both_endpoints() {
+    let s = Srv::start();
+    s.ksql(CREATE_S);
+    s.ksql(
+        "CREATE TABLE T AS SELECT K AS USERID, COUNT(*) AS COUNT FROM S GROUP BY K EMIT CHANGES;",
+    );
+    s.ksql("INSERT INTO S (K, V) VALUES ('USER_0', 1);");
+    assert!(s.engine.wait_idle(Duration::from_secs(20)));
+    let post = |path: &str, body: Json| -> String {
+        let r = ureq::post(&s.url(path))
+            .timeout(Duration::from_secs(30))
+            .set("Accept", crate::query::PROTOBUF)
+            .send_string(&body.to_string())
+            .unwrap();
+        assert_eq!(r.header("content-type"), Some(crate::query::PROTOBUF));
+        let mut text = String::new();
+        r.into_reader().read_to_string(&mut text).unwrap();
+        text
+    };
+    // The message ksqlDB derives for (COUNT BIGINT, USERID STRING), and the
+    // bytes it writes for (1, 'USER_0').
+    let schema = "syntax = \"proto3\";\n\nmessage ConnectDefault1 {\n  int64 COUNT = 1;\n  string USERID = 2;\n}\n";
+    let sql = "SELECT COUNT, USERID FROM T WHERE USERID='USER_0';";
+    for (path, body) in [
+        ("/query", json!({ "ksql": sql })),
+        ("/query-stream", json!({ "sql": sql })),
+    ] {
+        let text = post(path, body);
+        let all: Json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(all[0]["header"]["protoSchema"], json!(schema), "{text}");
+        assert_eq!(
+            all[0]["header"]["schema"],
+            json!("`COUNT` BIGINT, `USERID` STRING KEY")
+        );
+        assert_eq!(
+            all[1],
+            json!({"row": {"protobufBytes": "CAESBlVTRVJfMA=="}}),
+            "{text}"
+        );
+        assert_eq!(all.as_array().unwrap().len(), 2, "{text}");
+    }
+    // A push query: framed as /query's, ending at its LIMIT.
+    let text = post(
+        "/query-stream",
+        json!({"sql": "SELECT COUNT, USERID FROM T EMIT CHANGES LIMIT 1;",
+               "properties": {"auto.offset.reset": "earliest"}}),
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].ends_with("}},"), "{text}");
+    assert_eq!(lines[1], r#"{"row":{"protobufBytes":"CAESBlVTRVJfMA=="}},"#);
+    assert_eq!(lines[2], r#"{"finalMessage":"Limit Reached"}]"#);
+}
