@@ -20,7 +20,7 @@ use std::sync::{Arc, LazyLock};
 use runnel_streams::serdes::{Serde, SerdeError, Serialized};
 
 pub use crate::internal::{InternalKeySerde, InternalSerde};
-pub use crate::json::{from_json, to_json};
+pub use crate::json::{from_json, to_json, write_json_text};
 use crate::schema::Column;
 use crate::types::{SqlType, Value};
 

@@ -49,6 +49,44 @@ pub fn to_json(v: &Value) -> Json {
     }
 }
 
+/// A value as JSON text, as ksqlDB writes it: like [`to_json`], except
+/// that a DECIMAL keeps its scale (`1.50`, `0.00`), which a serde_json
+/// number cannot hold.
+pub fn write_json_text(v: &Value, out: &mut String) {
+    match v {
+        Value::Decimal(d) => out.push_str(&d.to_string()),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_text(item, out);
+            }
+            out.push(']');
+        }
+        Value::Map(entries) => {
+            let entries = entries.iter().map(|(k, v)| (k.to_string(), v));
+            write_object(entries, out);
+        }
+        Value::Struct(fields) => write_object(fields.iter().map(|(k, v)| (k.clone(), v)), out),
+        other => out.push_str(&to_json(other).to_string()),
+    }
+}
+
+fn write_object<'a>(entries: impl Iterator<Item = (String, &'a Value)>, out: &mut String) {
+    out.push('{');
+    for (i, (k, v)) in entries.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Json::String(k).to_string());
+        out.push(':');
+        write_json_text(v, out);
+    }
+    out.push('}');
+}
+
 /// A JSON value read as a column of type `ty`.
 pub fn from_json(ty: &SqlType, j: &Json) -> Result<Value, ValueError> {
     if j.is_null() {
@@ -843,5 +881,37 @@ impl RowCodec for JsonCodec {
             other if self.columns.len() == 1 => Ok(vec![single(other)?]),
             _ => Err(FormatError::Decode("expected a JSON object".into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn json_text_keeps_the_scale_of_decimals_at_any_depth() {
+        let d = |s: &str| Value::Decimal(s.parse().expect("a decimal"));
+        let v = Value::Array(vec![
+            d("0.00"),
+            d("1.50"),
+            Value::Struct(vec![
+                ("A\"".into(), d("-2.10")),
+                ("B".into(), Value::Double(0.5)),
+            ]),
+            Value::Map(vec![(Value::String("k".into()), d("3.000"))]),
+            Value::Null,
+        ]);
+        let mut out = String::new();
+        write_json_text(&v, &mut out);
+        assert_eq!(out, r#"[0.00,1.50,{"A\"":-2.10,"B":0.5},{"k":3.000},null]"#);
+        // Without decimals, the same text as the serde path.
+        let plain = Value::Array(vec![
+            Value::String("x\n".into()),
+            Value::BigInt(7),
+            Value::Map(vec![(Value::Int(1), Value::Boolean(true))]),
+        ]);
+        let mut out = String::new();
+        write_json_text(&plain, &mut out);
+        assert_eq!(out, to_json(&plain).to_string());
     }
 }

@@ -16,7 +16,7 @@ use runnel_format::format::{CodecSpec, Format, RowSerde};
 use runnel_format::protobuf;
 use runnel_format::schema::Column;
 use runnel_format::types::base64_encode;
-use runnel_sql::format::to_json;
+use runnel_sql::format::write_json_text;
 use runnel_sql::types::{SqlType, Value};
 use runnel_sql::{QueryEvent, QueryStream};
 use serde::Deserialize;
@@ -113,13 +113,18 @@ fn pump(qs: &QueryStream, tx: &mpsc::Sender<QueryEvent>, closed: &AtomicBool) {
     }
 }
 
-/// A row's values as JSON; a tombstone (key columns only) padded with nulls.
-fn row_json(row: &[Value], width: usize) -> Json {
-    let mut out: Vec<Json> = row.iter().map(to_json).collect();
-    while out.len() < width {
-        out.push(Json::Null);
+/// A row's values as JSON text (decimals with their scale, as ksqlDB
+/// writes them); a tombstone (key columns only) padded with nulls.
+fn row_json(row: &[Value], width: usize) -> String {
+    let mut out = String::from("[");
+    for i in 0..row.len().max(width) {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_text(row.get(i).unwrap_or(&Value::Null), &mut out);
     }
-    Json::Array(out)
+    out.push(']');
+    out
 }
 
 /// ksqlDB's schema string: "`K` STRING KEY, `N` BIGINT".
@@ -179,7 +184,9 @@ pub(crate) async fn query(
         "queryId": q.id,
         "schema": schema_string(&q.columns, &q.key_flags),
     }});
-    let body = framed(q, header, move |r| json!({"columns": row_json(&r, width)}));
+    let body = framed(q, header, move |r| {
+        format!("{{\"columns\":{}}}", row_json(&r, width))
+    });
     Ok(streamed(body, "application/json"))
 }
 
@@ -188,16 +195,17 @@ pub(crate) async fn query(
 /// its `,\n` (a client may wait for it before producing), each row follows
 /// with its own, and a final message or an error closes the array; a pull
 /// query's elements are separated by `,\n` and the last closes the array.
-/// `row` renders a row's `"row"` object.
-fn framed(q: Started, header: Json, row: impl Fn(Vec<Value>) -> Json + Send + 'static) -> Body {
+/// `row` renders the text of a row's `"row"` object.
+fn framed(q: Started, header: Json, row: impl Fn(Vec<Value>) -> String + Send + 'static) -> Body {
     let width = q.columns.len();
     let item = move |ev: QueryEvent| match ev {
-        QueryEvent::Row(r) => json!({ "row": row(r) }),
-        QueryEvent::Tombstone(r) => {
-            json!({"row": {"columns": row_json(&r, width), "tombstone": true}})
-        }
-        QueryEvent::Text(t) | QueryEvent::Final(t) => json!({"finalMessage": t}),
-        QueryEvent::Error(e) => json!({"errorMessage": error_json(&e)}),
+        QueryEvent::Row(r) => format!("{{\"row\":{}}}", row(r)),
+        QueryEvent::Tombstone(r) => format!(
+            "{{\"row\":{{\"columns\":{},\"tombstone\":true}}}}",
+            row_json(&r, width)
+        ),
+        QueryEvent::Text(t) | QueryEvent::Final(t) => json!({"finalMessage": t}).to_string(),
+        QueryEvent::Error(e) => json!({"errorMessage": error_json(&e)}).to_string(),
     };
     let events = ReceiverStream::new(q.events);
     if q.is_pull {
@@ -249,8 +257,10 @@ fn protobuf_rows(q: Started) -> Result<Response, ApiError> {
         "protoSchema": proto,
     }});
     let body = framed(q, header, move |r| match serde.encode(&r) {
-        Ok(bytes) => json!({"protobufBytes": base64_encode(&bytes.unwrap_or_default())}),
-        Err(e) => json!({"errorMessage": error_json(&e.to_string())}),
+        Ok(bytes) => {
+            json!({"protobufBytes": base64_encode(&bytes.unwrap_or_default())}).to_string()
+        }
+        Err(e) => json!({"errorMessage": error_json(&e.to_string())}).to_string(),
     });
     Ok(streamed(body, PROTOBUF))
 }
@@ -304,9 +314,9 @@ pub(crate) async fn query_stream(
         match ev {
             QueryEvent::Row(r) => Some(row_json(&r, width)),
             QueryEvent::Tombstone(_) | QueryEvent::Final(_) => None,
-            QueryEvent::Text(t) if text => Some(Json::String(t)),
-            QueryEvent::Text(t) => Some(json!({"finalMessage": t})),
-            QueryEvent::Error(e) => Some(error_json(&e)),
+            QueryEvent::Text(t) if text => Some(Json::String(t).to_string()),
+            QueryEvent::Text(t) => Some(json!({"finalMessage": t}).to_string()),
+            QueryEvent::Error(e) => Some(error_json(&e).to_string()),
         }
     });
     let resp = if json_array {
@@ -507,7 +517,7 @@ mod tests {
     fn tombstones_pad_with_nulls() {
         assert_eq!(
             row_json(&[Value::String("a".into())], 2),
-            json!(["a", null])
+            json!(["a", null]).to_string()
         );
     }
 

@@ -600,3 +600,33 @@ fn rows_as_protobuf_messages_on_both_endpoints() {
     assert_eq!(lines[1], r#"{"row":{"protobufBytes":"CAESBlVTRVJfMA=="}},"#);
     assert_eq!(lines[2], r#"{"finalMessage":"Limit Reached"}]"#);
 }
+
+#[test]
+fn decimals_keep_their_scale_in_rows() {
+    let s = Srv::start();
+    s.ksql("CREATE STREAM D (K STRING KEY, V DECIMAL(12, 2)) WITH (KAFKA_TOPIC='d', VALUE_FORMAT='JSON', PARTITIONS=1);");
+    s.ksql("INSERT INTO D (K, V) VALUES ('a', 0);");
+    s.ksql("INSERT INTO D (K, V) VALUES ('b', 1.5);");
+    let sql = "SELECT K, V, ARRAY[V] AS A FROM D;";
+    let text = s.post_text("/query", &json!({ "ksql": sql }));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[1], r#"{"row":{"columns":["a",0.00,[0.00]]}},"#,
+        "{text}"
+    );
+    assert_eq!(
+        lines[2], r#"{"row":{"columns":["b",1.50,[1.50]]}},"#,
+        "{text}"
+    );
+    let r = ureq::post(&s.url("/query-stream"))
+        .send_string(&json!({ "sql": sql }).to_string())
+        .unwrap();
+    let mut text = String::new();
+    r.into_reader().read_to_string(&mut text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        &lines[1..],
+        [r#"["a",0.00,[0.00]]"#, r#"["b",1.50,[1.50]]"#],
+        "{text}"
+    );
+}
