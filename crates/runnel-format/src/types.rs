@@ -315,6 +315,31 @@ impl Value {
         }
     }
 
+    /// Deep equality as ksqlDB's `=` on values of any type and `IS [NOT]
+    /// DISTINCT FROM` see it: numbers by value, arrays in order, maps as
+    /// sets of entries, structs field by field, a NULL inside a collection
+    /// equal to a NULL. (Top-level NULLs are the caller's to decide.)
+    pub fn sql_eq(&self, other: &Value) -> bool {
+        use Value::*;
+        match (self, other) {
+            (Null, Null) => true,
+            (Null, _) | (_, Null) => false,
+            (Array(a), Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.sql_eq(y)),
+            (Map(a), Map(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .all(|(k, v)| b.iter().any(|(k2, v2)| k.sql_eq(k2) && v.sql_eq(v2)))
+            }
+            (Struct(a), Struct(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|((n, x), (m, y))| n.eq_ignore_ascii_case(m) && x.sql_eq(y))
+            }
+            _ => self.sql_cmp(other) == Some(Ordering::Equal),
+        }
+    }
+
     /// A total order for sorting and grouping (nulls first); values of
     /// different kinds order by kind.
     pub fn total_cmp(&self, other: &Value) -> Ordering {

@@ -1339,7 +1339,7 @@ impl Compiled {
     pub fn test(&self, row: &[Value]) -> bool {
         if let Compiled::Compare(op, l, r) = self {
             if let (Some(a), Some(b)) = (l.leaf(row), r.leaf(row)) {
-                return a.sql_cmp(b).is_some_and(|o| holds(*op, o));
+                return compare_holds(*op, a, b);
             }
         }
         let v = self.eval(row);
@@ -1471,7 +1471,7 @@ impl Compiled {
                 let (a, b) = (l.eval_in(env), r.eval_in(env));
                 let same = match (a.is_null(), b.is_null()) {
                     (true, true) => true,
-                    (false, false) => a.sql_cmp(&b) == Some(Ordering::Equal),
+                    (false, false) => a.sql_eq(&b),
                     _ => false,
                 };
                 Value::Boolean(same == *negated)
@@ -1629,11 +1629,22 @@ fn with_lambdas(env: &mut Env<'_>, slot: usize, args: Vec<Value>, body: &Compile
 
 /// A comparison's result: NULL when either side is NULL (or the two do
 /// not compare).
+/// A comparison as ksqlDB evaluates it: FALSE (not NULL) when either side
+/// is NULL; `=` and `<>` compare collections and structs deeply.
 fn compare(op: BinaryOp, a: &Value, b: &Value) -> Value {
-    match a.sql_cmp(b) {
-        None => Value::Null,
-        Some(o) => Value::Boolean(holds(op, o)),
+    Value::Boolean(compare_holds(op, a, b))
+}
+
+#[inline]
+fn compare_holds(op: BinaryOp, a: &Value, b: &Value) -> bool {
+    if a.is_null() || b.is_null() {
+        return false;
     }
+    let deep = |v: &Value| matches!(v, Value::Array(_) | Value::Map(_) | Value::Struct(_));
+    if matches!(op, BinaryOp::Eq | BinaryOp::NotEq) && (deep(a) || deep(b)) {
+        return a.sql_eq(b) == (op == BinaryOp::Eq);
+    }
+    a.sql_cmp(b).is_some_and(|o| holds(op, o))
 }
 
 /// Whether two values ordered `o` satisfy the comparison `op`.
@@ -1724,13 +1735,18 @@ mod tests {
     }
 
     #[test]
-    fn columns_against_constants_follow_sql_null_semantics() {
+    fn columns_against_constants_follow_ksqldb_null_semantics() {
+        // A comparison with a NULL is FALSE in ksqlDB (arithmetic stays NULL).
         let ge = col_vs_const(Compiled::Compare, BinaryOp::GtEq);
         assert_eq!(ge.eval(&[Value::BigInt(50)]), Value::Boolean(true));
         assert_eq!(ge.eval(&[Value::BigInt(49)]), Value::Boolean(false));
-        assert_eq!(ge.eval(&[Value::Null]), Value::Null);
+        assert_eq!(ge.eval(&[Value::Null]), Value::Boolean(false));
         assert!(!ge.test(&[Value::Null]));
-        assert_eq!(ge.eval(&[]), Value::Null, "a missing slot reads as NULL");
+        assert_eq!(
+            ge.eval(&[]),
+            Value::Boolean(false),
+            "a missing slot reads as NULL"
+        );
         let mul = |op, l, r| Compiled::Arith(op, l, r, SqlType::BigInt);
         let m = col_vs_const(mul, BinaryOp::Mul);
         assert_eq!(m.eval(&[Value::BigInt(3)]), Value::BigInt(150));
@@ -1742,6 +1758,6 @@ mod tests {
             Box::new(Compiled::Const(Value::BigInt(150))),
         );
         assert_eq!(nested.eval(&[Value::BigInt(3)]), Value::Boolean(true));
-        assert_eq!(nested.eval(&[Value::Null]), Value::Null);
+        assert_eq!(nested.eval(&[Value::Null]), Value::Boolean(false));
     }
 }
