@@ -7,8 +7,9 @@
 //! output timestamps are the larger of the two. For left and outer joins a
 //! record that found no partner is emitted with `None` once its window has
 //! closed (stream time past its timestamp + window + grace), and never if a
-//! partner arrives in time — Kafka Streams' behaviour since 3.1. Records
-//! later than the window plus grace are dropped and counted.
+//! partner arrives in time — Kafka Streams' behaviour since 3.1 — or, with
+//! [`JoinWindows::emit_unmatched_at_once`], at once (the behaviour before).
+//! Records later than the window plus grace are dropped and counted.
 
 use std::cell::RefCell;
 use std::ops::Bound;
@@ -30,6 +31,12 @@ pub struct JoinWindows {
     /// A right record may be this much newer than the left one.
     pub after_ms: i64,
     pub grace_ms: i64,
+    /// Left and outer joins: emit a record that found no partner at once
+    /// (joined with `None`), and again joined when a partner comes —
+    /// Kafka Streams' behaviour before 3.1, which ksqlDB keeps for a
+    /// `WITHIN` without `GRACE PERIOD`. Off: emitted once its window has
+    /// closed, and only if no partner came.
+    pub eager_unmatched: bool,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -43,7 +50,13 @@ impl JoinWindows {
             before_ms: ms(d),
             after_ms: ms(d),
             grace_ms: 0,
+            eager_unmatched: false,
         }
+    }
+    /// See [`JoinWindows::eager_unmatched`].
+    pub fn emit_unmatched_at_once(mut self) -> Self {
+        self.eager_unmatched = true;
+        self
     }
     /// Only right records up to `d` older than the left one join.
     pub fn before(mut self, d: Duration) -> Self {
@@ -295,7 +308,19 @@ impl<K: Clone + 'static, V: Clone + 'static, O: Clone + 'static, VR: Clone> Node
             Kind::Outer => true,
         };
         if !matched && keeps_unmatched {
-            if let Some(u) = &unmatched {
+            if w.eager_unmatched {
+                if let Some(out) = (self.joiner)(Some(&rec.value), None) {
+                    self.ds.forward(
+                        cx,
+                        Rec {
+                            key: rec.key.clone(),
+                            value: out,
+                            timestamp: rec.timestamp,
+                            headers: rec.headers.clone(),
+                        },
+                    );
+                }
+            } else if let Some(u) = &unmatched {
                 lock(u).put(unmatched_key(rec.timestamp, self.side, &my_key), Some(vb));
             }
         }

@@ -427,10 +427,21 @@ impl<'a> Planner<'a> {
                 let ls = rekey(ls, l_is_key.is_some(), lc, ks.clone());
                 let rs = rekey(rs, r_is_key.is_some(), rc, ks.clone());
                 let grace = w.grace.map_or(DEFAULT_GRACE_MS, |g| g.millis);
-                let windows = JoinWindows::of(ms(w.before.millis))
-                    .before(ms(w.before.millis))
-                    .after(ms(w.after.millis))
-                    .grace(ms(grace));
+                // ksqlDB: without GRACE PERIOD, the pre-3.1 join (unmatched
+                // records out at once); with one, out when the window closes.
+                let timing = |jw: JoinWindows| {
+                    if w.grace.is_none() {
+                        jw.emit_unmatched_at_once()
+                    } else {
+                        jw
+                    }
+                };
+                let windows = timing(
+                    JoinWindows::of(ms(w.before.millis))
+                        .before(ms(w.before.millis))
+                        .after(ms(w.after.millis))
+                        .grace(ms(grace)),
+                );
                 let prefix = self.name("join");
                 let out = match j.kind {
                     JoinKind::Inner => ls.join_stream(
@@ -460,10 +471,12 @@ impl<'a> Planner<'a> {
                     // the other way.
                     JoinKind::Right => {
                         let nl = null_left.clone();
-                        let swapped = JoinWindows::of(ms(w.before.millis))
-                            .before(ms(w.after.millis))
-                            .after(ms(w.before.millis))
-                            .grace(ms(grace));
+                        let swapped = timing(
+                            JoinWindows::of(ms(w.before.millis))
+                                .before(ms(w.after.millis))
+                                .after(ms(w.before.millis))
+                                .grace(ms(grace)),
+                        );
                         rs.left_join_stream(
                             &ls,
                             move |r: &Row, l: Option<&Row>| keep.concat(l.unwrap_or(&nl), r),
