@@ -36,7 +36,8 @@
 //!    to them. A response older than the one kept is stale (the left row
 //!    changed since, possibly to another foreign key whose answer came
 //!    first) and is dropped. Each accepted response emits the result's
-//!    `Change { new, old }` (nothing when both are absent).
+//!    `Change { new, old }` — a tombstone even when both are absent, as
+//!    Kafka Streams forwards one.
 //!
 //! The matching step keeps its own copy of the right table, where Kafka
 //! Streams reads the right table's store directly: Kafka gives the
@@ -580,9 +581,9 @@ impl<K: Clone + 'static, V: 'static, VO: 'static, VR: Clone + 'static> Node<Raw,
             right,
         };
         lock(&self.store).put(store_key, Some(latest.encode()));
-        if new.is_none() && old.is_none() {
-            return;
-        }
+        // Forwarded even when both are absent (a left row deleted or moved
+        // to a missing right row after its result was already retracted):
+        // Kafka Streams sends that tombstone too.
         let key = match self.ks.deserialize(rec.key.as_deref()) {
             Ok(k) => k,
             Err(e) => return undecodable(cx, e),
