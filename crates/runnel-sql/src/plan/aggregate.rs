@@ -541,11 +541,16 @@ impl<'a> Planner<'a> {
         let emit_final = q.emit == Some(Emit::Final);
         let (c1, c2) = (calls_arc.clone(), calls_arc.clone());
         let ks = key_serde.clone();
+        // ksqlDB drops a row whose GROUP BY values include a NULL.
         let group_stream = move |s: KStream<Row, Row>| {
             if by_key {
-                s.with_serdes(ks, InternalSerde).group_by_key()
+                s.filter(|k: &Row, _| no_nulls(k))
+                    .with_serdes(ks, InternalSerde)
+                    .group_by_key()
             } else {
-                s.group_by(move |_, v: &Row| eval_all(&g, v), ks)
+                let g2 = g.clone();
+                s.filter(move |_, v: &Row| groups_not_null(&g2, v))
+                    .group_by(move |_, v: &Row| eval_all(&g, v), ks)
             }
         };
         let (post_fn, window) = match (rel.flow, &q.window) {
@@ -567,7 +572,9 @@ impl<'a> Planner<'a> {
             (Flow::Table(t), None) => {
                 let c3 = calls_arc.clone();
                 let groups = group_exprs_for_tables;
+                let g2 = groups.clone();
                 let table = t
+                    .filter(move |_, v: &Row| groups_not_null(&g2, v))
                     .group_by(
                         move |_, v: &Row| (eval_all(&groups, v), v.clone()),
                         key_serde.clone(),
@@ -746,6 +753,16 @@ impl<'a> Planner<'a> {
         });
         Ok(f)
     }
+}
+
+/// Whether a row's GROUP BY values are all non-NULL (ksqlDB drops the
+/// others: "Group-by column with index N resolved to null").
+fn groups_not_null(groups: &[Compiled], row: &Row) -> bool {
+    groups.iter().all(|e| !e.eval(row).is_null())
+}
+
+fn no_nulls(row: &Row) -> bool {
+    row.iter().all(|v| !v.is_null())
 }
 
 #[cfg(test)]
