@@ -297,6 +297,17 @@ impl<'a> Planner<'a> {
             Some(h) => Some(self.rewrite_agg(h, &scope, &group_texts, &mut calls)?),
             None => None,
         };
+        // How the user wrote what the rewrite named __G<i> and __A<j>, for
+        // HAVING's errors.
+        let written: Vec<(String, String)> = (q.group_by.iter().enumerate())
+            .map(|(i, g)| (format!("__G{i}"), g.to_string()))
+            .chain(
+                calls
+                    .iter()
+                    .enumerate()
+                    .map(|(j, (_, e))| (format!("__A{j}"), e.to_string())),
+            )
+            .collect();
         // Bind the aggregate calls.
         let mut agg_calls = Vec::new();
         let mut agg_types = Vec::new();
@@ -465,7 +476,11 @@ impl<'a> Planner<'a> {
         let having = match having {
             Some(h) => Some(Arc::new(
                 self.binder(post_scope.clone().in_clause("HAVING"))
-                    .bind_condition(&h, "HAVING")?,
+                    .bind_condition(&h, "HAVING")
+                    .map_err(|mut e| {
+                        e.message = as_written(&e.message, &written);
+                        e
+                    })?,
             )),
             None => None,
         };
@@ -753,6 +768,16 @@ impl<'a> Planner<'a> {
         });
         Ok(f)
     }
+}
+
+/// `message` with the rewrite's names (`__G0`, `__A1`) replaced by the
+/// expressions they stand for, longest names first (`__A10` before `__A1`).
+fn as_written(message: &str, written: &[(String, String)]) -> String {
+    let mut names: Vec<&(String, String)> = written.iter().collect();
+    names.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
+    names.into_iter().fold(message.to_string(), |m, (n, text)| {
+        m.replace(n.as_str(), text)
+    })
 }
 
 /// Whether a row's GROUP BY values are all non-NULL (ksqlDB drops the
