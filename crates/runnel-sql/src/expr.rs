@@ -1134,7 +1134,7 @@ impl Binder<'_> {
             _ => {}
         }
         let Some(f) = self.functions.scalar_arc(&fname) else {
-            let mut msg = format!("unknown function {fname}");
+            let mut msg = format!("Can't find any functions with the name '{fname}'");
             if let Some(s) = self.functions.suggest(&fname) {
                 msg.push_str(&format!("; did you mean {s}?"));
             }

@@ -415,6 +415,31 @@ impl<'a> Planner<'a> {
             }
         }
         let post_scope = Scope::new(post_cols);
+        // ksqlDB's order: an unknown function first, then every select
+        // expression that is neither grouped nor aggregated, in one message.
+        for (_, _, orig) in &rewritten {
+            if let Some(name) = first_unknown_function(orig, self.functions) {
+                return Err(err(
+                    name.pos,
+                    format!("Can't find any functions with the name '{}'", name.name),
+                ));
+            }
+        }
+        let loose: Vec<&Expr> = rewritten
+            .iter()
+            .filter(|(r, _, _)| {
+                let mut named = Vec::new();
+                columns_named(r, &mut named);
+                named
+                    .iter()
+                    .any(|n| !post_scope.columns.iter().any(|c| c.name == n.name))
+            })
+            .map(|(_, _, orig)| orig)
+            .collect();
+        if let Some(first) = loose.first() {
+            let shown: Vec<String> = loose.iter().map(|e| e.to_string()).collect();
+            return Err(err(first.pos, not_grouped("SELECT expression(s)", &shown)));
+        }
         let mut keys: Vec<Option<(String, SqlType)>> = vec![None; group_types.len()];
         let mut values = Vec::new();
         let mut names = HashSet::new();
@@ -657,10 +682,7 @@ impl<'a> Planner<'a> {
             if !post.columns.iter().any(|c| c.name == n.name) {
                 return Err(err(
                     n.pos,
-                    format!(
-                        "Non-aggregate SELECT expression(s) not part of GROUP BY: {orig}; add {} to GROUP BY or aggregate it",
-                        n.name
-                    ),
+                    not_grouped("SELECT expression(s)", &[orig.to_string()]),
                 ));
             }
         }
@@ -769,6 +791,54 @@ impl<'a> Planner<'a> {
         Ok(f)
     }
 }
+
+/// ksqlDB's refusal of expressions neither grouped nor aggregated.
+fn not_grouped(what: &str, shown: &[String]) -> String {
+    format!(
+        "Non-aggregate {what} not part of GROUP BY: {}\nEither add the column(s) to the GROUP BY or remove them from the SELECT.",
+        shown.join(", ")
+    )
+}
+
+/// The first function `e` calls that is neither a scalar, an aggregate
+/// nor a table function.
+fn first_unknown_function(
+    e: &Expr,
+    functions: &crate::functions::FunctionRegistry,
+) -> Option<crate::ast::Ident> {
+    if let ExprKind::Function { name, .. } = &e.kind {
+        let upper = name.name.to_ascii_uppercase();
+        let n = upper.as_str();
+        if functions.scalar(n).is_none()
+            && functions.aggregate(n).is_none()
+            && functions.table(n).is_none()
+            && !BUILT_INS.contains(&n)
+        {
+            return Some(name.clone());
+        }
+    }
+    let mut found = None;
+    let mut copy = e.clone();
+    for_each_child(&mut copy, &mut |c| {
+        if found.is_none() {
+            found = first_unknown_function(c, functions);
+        }
+    });
+    found
+}
+
+/// Functions the binder knows without the registry (lambdas, special forms).
+const BUILT_INS: &[&str] = &[
+    "TRANSFORM",
+    "FILTER",
+    "REDUCE",
+    "DATEADD",
+    "DATESUB",
+    "TIMEADD",
+    "TIMESUB",
+    "TIMESTAMPADD",
+    "TIMESTAMPSUB",
+];
 
 /// `message` with the rewrite's names (`__G0`, `__A1`) replaced by the
 /// expressions they stand for, longest names first (`__A10` before `__A1`).
