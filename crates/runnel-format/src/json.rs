@@ -13,6 +13,9 @@ use crate::format::{CodecSpec, FormatError, Row, RowCodec, RowFormat};
 use crate::schema::Column;
 use crate::types::{base64_decode, base64_encode, SqlType, Value, ValueError};
 
+/// ksqlDB's refusal of a MAP whose keys are not STRING in JSON and JSON_SR.
+pub(crate) const MAP_KEYS_REFUSED: &str = "JSON only supports MAP types with STRING keys";
+
 /// A value as JSON, as ksqlDB writes it.
 pub fn to_json(v: &Value) -> Json {
     match v {
@@ -760,8 +763,22 @@ impl RowFormat for JsonFormat {
     fn name(&self) -> &'static str {
         "JSON"
     }
-    fn check(&self, _: &[Column], _: &str) -> Result<(), FormatError> {
-        Ok(())
+    fn check(&self, columns: &[Column], what: &str) -> Result<(), FormatError> {
+        fn string_keys(ty: &SqlType) -> bool {
+            match ty {
+                SqlType::Map(k, v) => **k == SqlType::String && string_keys(v),
+                SqlType::Array(t) => string_keys(t),
+                SqlType::Struct(fields) => fields.iter().all(|(_, t)| string_keys(t)),
+                _ => true,
+            }
+        }
+        match columns.iter().find(|c| !string_keys(&c.ty)) {
+            Some(c) => Err(FormatError::Unsupported(format!(
+                "{what} column {}: {MAP_KEYS_REFUSED}",
+                c.name
+            ))),
+            None => Ok(()),
+        }
     }
     fn codec(&self, spec: &CodecSpec<'_>) -> Arc<dyn RowCodec> {
         Arc::new(JsonCodec {

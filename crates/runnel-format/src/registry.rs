@@ -106,10 +106,16 @@ fn check_columns(columns: &[Column], what: &str, kind: Kind) -> Result<(), Forma
     fn walk(ty: &SqlType, kind: Kind) -> Result<(), String> {
         match ty {
             SqlType::Map(k, v) => {
-                if kind == Kind::Avro && **k != SqlType::String {
-                    return Err(format!(
-                        "Avro only supports MAPs with STRING keys, but got {ty}."
-                    ));
+                if **k != SqlType::String {
+                    return Err(match kind {
+                        Kind::Avro => {
+                            format!("Avro only supports MAPs with STRING keys, but got {ty}.")
+                        }
+                        Kind::Protobuf => {
+                            "PROTOBUF format only supports MAP types with STRING keys".into()
+                        }
+                        Kind::JsonSr => crate::json::MAP_KEYS_REFUSED.into(),
+                    });
                 }
                 walk(v, kind)
             }

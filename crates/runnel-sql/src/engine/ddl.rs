@@ -444,12 +444,16 @@ impl Engine {
             None => None,
             Some(t) => {
                 let t = t.to_ascii_uppercase();
-                if !schema.columns().any(|c| c.name == t) {
+                let pos = with.get_ident("TIMESTAMP").map_or(name.pos, |i| i.pos);
+                let Some(c) = schema.columns().find(|c| c.name == t) else {
                     return Err(SqlError::at(
-                        with.get_ident("TIMESTAMP").map_or(name.pos, |i| i.pos),
+                        pos,
                         format!("The TIMESTAMP column set in the WITH clause does not exist in the schema: '{t}'"),
                     ));
-                }
+                };
+                let has_format = prop_string(with, "TIMESTAMP_FORMAT").is_some();
+                crate::plan::check_timestamp_column(&t, &c.ty, has_format)
+                    .map_err(|e| SqlError::at(pos, e.message))?;
                 Some(t)
             }
         };

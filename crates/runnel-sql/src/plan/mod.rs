@@ -53,6 +53,22 @@ use crate::schema::{Column, Schema, WindowType, ROWOFFSET, ROWPARTITION, ROWTIME
 use crate::types::{SqlType, Value};
 use runnel_format::protobuf::NullableRepresentation;
 
+/// ksqlDB's rule for a TIMESTAMP column: BIGINT or TIMESTAMP, or a STRING
+/// read with a TIMESTAMP_FORMAT.
+pub(crate) fn check_timestamp_column(
+    name: &str,
+    ty: &SqlType,
+    has_format: bool,
+) -> Result<(), SqlError> {
+    match ty {
+        SqlType::BigInt | SqlType::Timestamp => Ok(()),
+        SqlType::String if has_format => Ok(()),
+        _ => Err(SqlError::new(format!(
+            "Timestamp column, `{name}`, should be LONG(INT64), TIMESTAMP, or a String with a timestamp_format specified."
+        ))),
+    }
+}
+
 /// Grace period when a window names none (ksqlDB's default: 24 hours).
 pub const DEFAULT_GRACE_MS: i64 = 86_400_000;
 
@@ -729,6 +745,8 @@ impl<'a> Planner<'a> {
                             "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{col}'"
                         )));
                     };
+                    // (A STRING column is read as text here, as before.)
+                    check_timestamp_column(col, &schema.value[i].ty, true)?;
                     out = out.with_timestamps(move |_, v: &Row, ts| {
                         event_time(v.get(i), None).unwrap_or(ts)
                     });
