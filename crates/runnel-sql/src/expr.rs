@@ -1052,10 +1052,13 @@ impl Binder<'_> {
                 format!("table function {fname} is allowed only as a SELECT column"),
             ));
         }
-        if star || distinct {
+        // A scalar's `F(*)` is `F()`, as in ksqlDB (which then names the
+        // missing parameters).
+        let _ = star;
+        if distinct {
             return Err(SqlError::at(
                 pos,
-                format!("{fname}(*) and DISTINCT are only for aggregate functions"),
+                format!("DISTINCT is only for aggregate functions, not {fname}"),
             ));
         }
         match fname.as_str() {
@@ -1150,6 +1153,15 @@ impl Binder<'_> {
         let rt = f
             .return_type(&types)
             .map_err(|e| SqlError::at(name.pos, e.to_string()))?;
+        // GREATEST/LEAST over dates, times or timestamps read text
+        // arguments as that type.
+        if matches!(fname.as_str(), "GREATEST" | "LEAST") {
+            let rt = Some(rt.clone());
+            compiled = compiled
+                .into_iter()
+                .map(|c| coerce_literal(c, &rt))
+                .collect();
+        }
         // Functions of constants are evaluated once, here.
         if compiled.iter().all(|c| matches!(c, Compiled::Const(_)))
             && !matches!(

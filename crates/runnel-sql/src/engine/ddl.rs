@@ -414,16 +414,9 @@ impl Engine {
                 "Tables require a PRIMARY KEY. Please define the PRIMARY KEY.",
             ));
         }
+        // A source of key columns only is allowed, as in ksqlDB (its
+        // values are read as no columns).
         check_wrap(with, value_format, schema.value.len())?;
-        if schema.value.is_empty() {
-            return Err(SqlError::at(
-                name.pos,
-                format!(
-                    "The schema of {} has no value columns; declare at least one",
-                    name.name
-                ),
-            ));
-        }
         if let Some(c) = schema
             .key
             .iter()

@@ -295,7 +295,8 @@ pub(super) fn register(r: &mut FunctionRegistry) {
             extreme_type,
             |a| Ok(extreme(a, std::cmp::Ordering::Greater)),
         )
-        .lenient(),
+        .lenient()
+        .ambiguous_when(extreme_ambiguous),
     );
     r.add(
         Scalar::new(
@@ -307,7 +308,8 @@ pub(super) fn register(r: &mut FunctionRegistry) {
             extreme_type,
             |a| Ok(extreme(a, std::cmp::Ordering::Less)),
         )
-        .lenient(),
+        .lenient()
+        .ambiguous_when(extreme_ambiguous),
     );
     r.add(Scalar::new(
         "GEO_DISTANCE",
@@ -472,9 +474,30 @@ fn round_or_trunc(a: &[Value], round: bool) -> Result<Value, FunctionError> {
     })
 }
 
+/// ksqlDB's GREATEST/LEAST have one typing per kind (INT…, BIGINT…,
+/// DOUBLE…, DECIMAL…, …): all NULLs fit every one, and numbers of mixed
+/// kinds fit several unless one is a DOUBLE or all are DECIMALs.
+fn extreme_ambiguous(a: &[Ty]) -> bool {
+    if !a.is_empty() && a.iter().all(Option::is_none) {
+        return true;
+    }
+    let nums: Vec<&SqlType> = a.iter().flatten().filter(|t| t.is_numeric()).collect();
+    let kinds: std::collections::BTreeSet<&str> = nums.iter().map(|t| t.base_name()).collect();
+    kinds.len() > 1 && !kinds.contains("DOUBLE")
+}
+
 fn extreme_type(a: &[Ty]) -> Option<SqlType> {
     if a.is_empty() {
         return None;
+    }
+    // Text among dates, times or timestamps reads as that type.
+    let temporal = a
+        .iter()
+        .flatten()
+        .find(|t| matches!(t, SqlType::Date | SqlType::Time | SqlType::Timestamp));
+    if let Some(t) = temporal {
+        let fits = a.iter().flatten().all(|x| x == t || *x == SqlType::String);
+        return fits.then(|| t.clone());
     }
     let ok = a.iter().flatten().all(|t| {
         t.is_numeric()
@@ -494,6 +517,29 @@ fn extreme_type(a: &[Ty]) -> Option<SqlType> {
 }
 
 fn extreme(a: &[Value], want: std::cmp::Ordering) -> Value {
+    // Text among temporal values reads as their type.
+    let temporal = a
+        .iter()
+        .find(|v| matches!(v, Value::Date(_) | Value::Time(_) | Value::Timestamp(_)));
+    let converted: Vec<Value>;
+    let a = match temporal {
+        Some(t) if a.iter().any(|v| matches!(v, Value::String(_))) => {
+            let ty = match t {
+                Value::Date(_) => SqlType::Date,
+                Value::Time(_) => SqlType::Time,
+                _ => SqlType::Timestamp,
+            };
+            converted = a
+                .iter()
+                .map(|v| match v {
+                    Value::String(_) => crate::cast::cast(v, &ty).unwrap_or(Value::Null),
+                    other => other.clone(),
+                })
+                .collect();
+            &converted[..]
+        }
+        _ => a,
+    };
     let mut best: Option<&Value> = None;
     for v in a.iter().filter(|v| !v.is_null()) {
         best = match best {

@@ -36,12 +36,16 @@ pub use table::TableFn;
 /// Why a function could not be typed or evaluated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FunctionError {
-    #[error("function {name} does not accept ({args}); {expected}")]
+    #[error("Function '{}' does not accept parameters ({args}).\n{expected}", name.to_lowercase())]
     BadArguments {
         name: String,
         args: String,
         expected: String,
     },
+    /// More than one of the function's typings fit the arguments equally
+    /// (ksqlDB will not pick one).
+    #[error("Function '{}' cannot be resolved due to ambiguous method parameters ({args}).", name.to_lowercase())]
+    Ambiguous { name: String, args: String },
     #[error("{0}")]
     Runtime(String),
 }
@@ -267,6 +271,7 @@ pub struct Scalar {
     ty: TypeRule,
     eval: Eval,
     strict: bool,
+    ambiguous: Option<fn(&[Option<SqlType>]) -> bool>,
 }
 
 impl Scalar {
@@ -290,12 +295,20 @@ impl Scalar {
             ty,
             eval,
             strict: true,
+            ambiguous: None,
         }
     }
 
     /// `eval` sees NULL arguments itself (COALESCE, CONCAT, …).
     pub fn lenient(mut self) -> Scalar {
         self.strict = false;
+        self
+    }
+
+    /// Argument types for which ksqlDB finds several typings and refuses
+    /// the call as ambiguous.
+    pub fn ambiguous_when(mut self, f: fn(&[Option<SqlType>]) -> bool) -> Scalar {
+        self.ambiguous = Some(f);
         self
     }
 }
@@ -306,6 +319,12 @@ impl ScalarFunction for Scalar {
     }
 
     fn return_type(&self, args: &[Option<SqlType>]) -> Result<SqlType, FunctionError> {
+        if self.ambiguous.is_some_and(|f| f(args)) {
+            return Err(FunctionError::Ambiguous {
+                name: self.info.name.to_string(),
+                args: type_list(args),
+            });
+        }
         (self.ty)(args).ok_or_else(|| bad_args(&self.info, args))
     }
 
@@ -330,7 +349,7 @@ pub(crate) fn type_list(args: &[Option<SqlType>]) -> String {
     args.iter()
         .map(|t| {
             t.as_ref()
-                .map_or_else(|| "NULL".to_string(), |t| t.to_string())
+                .map_or_else(|| "null".to_string(), |t| t.to_string())
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -599,7 +618,7 @@ mod tests {
         }
         assert!(e
             .to_string()
-            .starts_with("function ABS does not accept (STRING)"));
+            .starts_with("Function 'abs' does not accept parameters (STRING)."));
     }
 
     #[test]
