@@ -266,12 +266,15 @@ pub type TypeRule = fn(&[Option<SqlType>]) -> Option<SqlType>;
 pub type Eval = fn(&[Value]) -> Result<Value, FunctionError>;
 
 /// A scalar function made of a type rule and an evaluator.
+/// Whether argument types fit several typings of a function.
+pub type AmbiguityRule = fn(&[Option<SqlType>]) -> bool;
+
 pub struct Scalar {
     info: FunctionInfo,
     ty: TypeRule,
     eval: Eval,
     strict: bool,
-    ambiguous: Option<fn(&[Option<SqlType>]) -> bool>,
+    ambiguous: Option<AmbiguityRule>,
 }
 
 impl Scalar {
@@ -307,7 +310,7 @@ impl Scalar {
 
     /// Argument types for which ksqlDB finds several typings and refuses
     /// the call as ambiguous.
-    pub fn ambiguous_when(mut self, f: fn(&[Option<SqlType>]) -> bool) -> Scalar {
+    pub fn ambiguous_when(mut self, f: AmbiguityRule) -> Scalar {
         self.ambiguous = Some(f);
         self
     }
