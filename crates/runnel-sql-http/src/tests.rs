@@ -456,6 +456,12 @@ fn pull_query_headers_mark_key_columns_and_rowtime_is_selectable() {
         all[1],
         json!({"row": {"columns": ["a", 7200000, 10800000, 1, 7200500]}})
     );
+    // Window bounds compared with date-time text (ksqlDB reads it as a
+    // timestamp).
+    let all = pull("SELECT K, N FROM W WHERE K='a' AND WINDOWSTART >= '1970-01-01T02:00:00';");
+    assert_eq!(all[1], json!({"row": {"columns": ["a", 1]}}));
+    let all = pull("SELECT K, N FROM W WHERE K='a' AND WINDOWSTART > '1970-01-01T02:00:00Z';");
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
     // A table scan refused when the session or request turns them off.
     let (code, body) = s.post(
         "/query",
