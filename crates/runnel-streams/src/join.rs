@@ -236,15 +236,17 @@ impl<K: Clone + 'static, V: Clone + 'static, O: Clone + 'static, VR: Clone> Node
         } else {
             (w.after_ms, w.before_ms)
         };
-        if rec
+        // A record whose window has already closed is not kept (no later
+        // record may join it), but still joins what is kept and, for the
+        // outer sides, goes out at once with `None` when nothing matches —
+        // as Kafka Streams, whose expired window segments take no writes.
+        let late = rec
             .timestamp
             .saturating_add(ahead)
             .saturating_add(w.grace_ms)
-            < observed
-        {
+            < observed;
+        if late {
             cx.metrics.late_dropped += 1;
-            self.shared.borrow_mut().observed = Some(observed);
-            return;
         }
         let (kb, vb) = match (self.ks.serialize(&rec.key), self.vs.serialize(&rec.value)) {
             (Ok(Some(kb)), Ok(Some(vb))) => (kb, vb),
@@ -267,7 +269,9 @@ impl<K: Clone + 'static, V: Clone + 'static, O: Clone + 'static, VR: Clone> Node
         }
         let mut my_key = crate::state::window_key_bytes(&kb, rec.timestamp);
         my_key.extend_from_slice(&seq);
-        lock(&mine_store).put(my_key.clone(), Some(vb.clone()));
+        if !late {
+            lock(&mine_store).put(my_key.clone(), Some(vb.clone()));
+        }
         // Partners.
         let lo = crate::state::window_key_bytes(&kb, rec.timestamp.saturating_sub(back));
         let mut hi = crate::state::window_key_bytes(&kb, rec.timestamp.saturating_add(ahead));
@@ -278,10 +282,16 @@ impl<K: Clone + 'static, V: Clone + 'static, O: Clone + 'static, VR: Clone> Node
         };
         let unmatched = self.shared.borrow().unmatched.clone();
         let mut matched = false;
+        // Partners past retention are gone, as in Kafka Streams (only a late
+        // record's window reaches that far back).
+        let retained_from = observed.saturating_sub(w.span());
         for (pk, pv) in partners {
             let Some((_, pts)) = crate::state::window_split(&pk) else {
                 continue;
             };
+            if pts < retained_from {
+                continue;
+            }
             let Ok(theirs) = self.os.deserialize(Some(&pv)) else {
                 continue;
             };
@@ -308,7 +318,7 @@ impl<K: Clone + 'static, V: Clone + 'static, O: Clone + 'static, VR: Clone> Node
             Kind::Outer => true,
         };
         if !matched && keeps_unmatched {
-            if w.eager_unmatched {
+            if w.eager_unmatched || late {
                 if let Some(out) = (self.joiner)(Some(&rec.value), None) {
                     self.ds.forward(
                         cx,
