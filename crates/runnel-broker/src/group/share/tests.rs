@@ -255,12 +255,13 @@ fn a_session_adds_before_it_forgets() {
     );
     assert_eq!(s.session(G, "m", 1, None, true), Ok(SessionOp::Continue));
     assert_eq!(
-        s.session_partitions(G, "m", &[p1.clone()], &[p1.clone()]),
+        s.session_partitions(G, "m", std::slice::from_ref(&p1), std::slice::from_ref(&p1)),
         vec![p0.clone()]
     );
     // Not in the session and named for its acks only: still out after.
     assert_eq!(s.session(G, "m", 2, None, true), Ok(SessionOp::Continue));
-    assert_eq!(s.session_partitions(G, "m", &[p1.clone()], &[p1]), vec![p0]);
+    let p1 = std::slice::from_ref(&p1);
+    assert_eq!(s.session_partitions(G, "m", p1, p1), vec![p0]);
 }
 
 #[test]
