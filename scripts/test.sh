@@ -171,7 +171,9 @@ setup_kafka() {
 }
 
 # The Go client of the compat suite (franz-go, tests/compat/go): its
-# modules, once; test_franz_go.py builds the program into ~/.cache/runnel/go.
+# modules, once; test_franz_go.py builds the program into ~/.cache/runnel/go,
+# and test_franz_go_suite.py (scripts/franz_go_suite.sh) copies franz-go's
+# module from the module cache there to build and run its pkg/kgo tests.
 setup_go() {
   command -v go >/dev/null || apt_install golang-go
   (cd "$ROOT/tests/compat/go" && go mod download) </dev/null

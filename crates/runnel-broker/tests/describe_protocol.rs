@@ -166,6 +166,33 @@ async fn describe_topic_partitions_pages_by_partition_count_with_a_cursor() {
     );
 }
 
+/// Kafka calls only its own internal topics internal (`Topic.isInternal`):
+/// a user's topic whose name starts with `__` is an ordinary one, and
+/// clients that skip internal topics (franz-go's regex consumers) must see
+/// it as such.
+#[tokio::test]
+async fn metadata_marks_only_the_internal_topics_internal() {
+    let r = start().await;
+    let mut st = TcpStream::connect(r.addr).await.unwrap();
+    create(&mut st, "__mine", 1).await;
+    let resp: MetadataResponse =
+        call(&mut st, &MetadataRequest::default().with_topics(None), 12).await;
+    let internal: Vec<(String, bool)> = resp
+        .topics
+        .iter()
+        .map(|t| (t.name.as_ref().unwrap().0.to_string(), t.is_internal))
+        .collect();
+    assert!(
+        internal.contains(&("__consumer_offsets".into(), true)),
+        "{internal:?}"
+    );
+    assert!(
+        internal.contains(&("__transaction_state".into(), true)),
+        "{internal:?}"
+    );
+    assert!(internal.contains(&("__mine".into(), false)), "{internal:?}");
+}
+
 async fn init(st: &mut TcpStream, id: &str) -> (i64, i16) {
     let req = InitProducerIdRequest::default()
         .with_transactional_id(Some(TransactionalId(s(id))))

@@ -93,6 +93,10 @@ pub struct ServeConfig {
     #[arg(long, env = "RUNNEL_GROUP_CONSUMER_MAX_SIZE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_consumer_max_size: Option<usize>,
+    /// Share groups: deliveries of a record before it is archived (group.share.delivery.count.limit, 2 to 10) [default: 5].
+    #[arg(long, env = "RUNNEL_GROUP_SHARE_DELIVERY_COUNT_LIMIT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_share_delivery_count_limit: Option<i16>,
     /// Committed offsets of groups without members expire after this many minutes [default: 10080].
     #[arg(long, env = "RUNNEL_OFFSETS_RETENTION_MINUTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -306,6 +310,14 @@ impl ServeConfig {
             max_size: self.group_consumer_max_size.unwrap_or(dc.max_size),
         };
         consumer.validate().map_err(anyhow::Error::msg)?;
+        let mut share = d.group.share.clone();
+        if let Some(n) = self.group_share_delivery_count_limit {
+            // Kafka's range for group.share.delivery.count.limit.
+            if !(2..=10).contains(&n) {
+                bail!("group_share_delivery_count_limit must be between 2 and 10, not {n}");
+            }
+            share.delivery_count_limit = n;
+        }
         Ok(BrokerConfig {
             node_id: self.node_id.unwrap_or(d.node_id),
             advertised_host,
@@ -328,6 +340,7 @@ impl ServeConfig {
                     .map(Duration::from_millis)
                     .unwrap_or(d.group.initial_rebalance_delay),
                 consumer,
+                share,
                 ..d.group.clone()
             },
             offsets_retention_ms: self
@@ -449,6 +462,20 @@ mod tests {
             "group_consumer_max_size = 0",
         ] {
             assert!(file(bad).unwrap().broker_config(bound).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn share_delivery_count_limit_is_checked_like_kafka() {
+        let bound = "127.0.0.1:2".parse().unwrap();
+        let c = file("group_share_delivery_count_limit = 10").unwrap();
+        let g = c.broker_config(bound).unwrap().group.share;
+        assert_eq!(g.delivery_count_limit, 10);
+        let d = ServeConfig::default().broker_config(bound).unwrap();
+        assert_eq!(d.group.share.delivery_count_limit, 5);
+        for bad in [1, 11] {
+            let c = file(&format!("group_share_delivery_count_limit = {bad}")).unwrap();
+            assert!(c.broker_config(bound).is_err(), "{bad}");
         }
     }
 

@@ -984,6 +984,10 @@ fn check_epoch(m: &Member, epoch: i32, owned: Option<&BTreeSet<Tp>>) -> Result<(
 }
 
 /// The topics a member subscribes to, regex included, as they exist now.
+/// The regex must match a whole topic name and is tried on every topic,
+/// internal ones (`__consumer_offsets`, ...) too, as Kafka's coordinator
+/// resolves it; clients that want internal topics left out say so in the
+/// regex.
 fn subscribed(m: &Member, view: &TopicView) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = m
         .topics
@@ -992,11 +996,7 @@ fn subscribed(m: &Member, view: &TopicView) -> BTreeSet<String> {
         .cloned()
         .collect();
     if let Some(re) = m.regex.as_deref().and_then(compile) {
-        out.extend(
-            view.keys()
-                .filter(|t| !crate::is_internal(t) && re.is_match(t))
-                .cloned(),
-        );
+        out.extend(view.keys().filter(|t| re.is_match(t)).cloned());
     }
     out
 }

@@ -745,7 +745,11 @@ impl ShareGroups {
         }
     }
 
-    /// Adds and forgets partitions of a session; returns its partitions.
+    /// Adds and then forgets partitions of a session, in that order as
+    /// Kafka's share sessions do (a partition a request names only to
+    /// acknowledge its records, and forgets in the same request, is out of
+    /// the session: no records are acquired for it that the member would
+    /// drop); returns its partitions.
     pub fn session_partitions(
         &self,
         group_id: &str,
@@ -758,10 +762,10 @@ impl ShareGroups {
         let Some(s) = st.sessions.get_mut(&key) else {
             return Vec::new();
         };
+        s.partitions.extend(add.iter().cloned());
         for tp in forget {
             s.partitions.remove(tp);
         }
-        s.partitions.extend(add.iter().cloned());
         s.partitions.iter().cloned().collect()
     }
 

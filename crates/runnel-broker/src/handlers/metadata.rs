@@ -94,7 +94,7 @@ pub(crate) async fn metadata(
                 } else {
                     Uuid::nil()
                 })
-                .with_is_internal(version >= 1 && name.starts_with("__"))
+                .with_is_internal(version >= 1 && crate::is_internal(&name))
                 .with_partitions(
                     (0..topic.partition_count())
                         .map(|p| {

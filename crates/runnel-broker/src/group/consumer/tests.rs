@@ -158,6 +158,36 @@ fn range_and_uniform_assignors() {
 }
 
 #[test]
+fn a_regex_matches_whole_names_internal_topics_included() {
+    // Kafka's coordinator tries a subscription regex on every topic of its
+    // metadata, internal ones too, and wants it to match the whole name
+    // (franz-go's Test848RegexBrokerResolves relies on both).
+    let groups = ConsumerGroups::new(ConsumerGroupConfig::default());
+    let v = view(&[
+        ("__consumer_offsets", 2),
+        ("orders", 1),
+        ("orders-v2", 1),
+        ("xorders", 1),
+    ]);
+    let mut req = hb("a", 0, Some(tps(&[])));
+    req.topics = Some(Vec::new());
+    req.regex = Some("orders|__consumer_offsets".into());
+    let a = groups.heartbeat(Instant::now(), req, &v).unwrap();
+    assert_eq!(
+        a.assignment,
+        Some(tps(&[
+            ("__consumer_offsets", 0),
+            ("__consumer_offsets", 1),
+            ("orders", 0)
+        ]))
+    );
+    let mut bad = hb("b", 0, Some(tps(&[])));
+    bad.regex = Some("(".into());
+    let e = groups.heartbeat(Instant::now(), bad, &v).unwrap_err();
+    assert_eq!(e.0, ResponseError::InvalidRegularExpression);
+}
+
+#[test]
 fn a_static_member_comes_back_to_its_partitions() {
     let groups = ConsumerGroups::new(ConsumerGroupConfig::default());
     let now = Instant::now();

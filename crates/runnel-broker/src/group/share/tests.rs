@@ -239,6 +239,32 @@ fn share_session_epochs_are_checked() {
 }
 
 #[test]
+fn a_session_adds_before_it_forgets() {
+    // franz-go acknowledges records of a partition it no longer fetches by
+    // naming it in the request and forgetting it in the same one; Kafka's
+    // share session adds the request's partitions, then removes the
+    // forgotten ones, so nothing more is acquired there for the member.
+    let s = groups();
+    let now = Instant::now();
+    join(&s, "m", now, &view(2));
+    let (p0, p1) = (("t".to_string(), 0), ("t".to_string(), 1));
+    assert_eq!(s.session(G, "m", 0, None, true), Ok(SessionOp::Open));
+    assert_eq!(
+        s.session_partitions(G, "m", &[p0.clone(), p1.clone()], &[]),
+        vec![p0.clone(), p1.clone()]
+    );
+    assert_eq!(s.session(G, "m", 1, None, true), Ok(SessionOp::Continue));
+    assert_eq!(
+        s.session_partitions(G, "m", std::slice::from_ref(&p1), std::slice::from_ref(&p1)),
+        vec![p0.clone()]
+    );
+    // Not in the session and named for its acks only: still out after.
+    assert_eq!(s.session(G, "m", 2, None, true), Ok(SessionOp::Continue));
+    let p1 = std::slice::from_ref(&p1);
+    assert_eq!(s.session_partitions(G, "m", p1, p1), vec![p0]);
+}
+
+#[test]
 fn heartbeats_join_fence_and_expire() {
     let now = Instant::now();
     let s = groups();
