@@ -85,6 +85,14 @@ impl Srv {
         text
     }
 
+    /// A query `/query` refuses with 400: its message.
+    fn refused(&self, sql: &str, props: Json) -> String {
+        let body = json!({"ksql": sql, "streamsProperties": props}).to_string();
+        let (code, body) = self.post("/query", &body);
+        assert_eq!(code, 400, "{sql}: {body}");
+        body["message"].as_str().unwrap_or_default().to_string()
+    }
+
     fn get(&self, path: &str) -> (u16, Json) {
         match ureq::get(&self.url(path)).call() {
             Ok(r) => (r.status(), r.into_json().unwrap()),
@@ -463,19 +471,13 @@ fn pull_query_headers_mark_key_columns_and_rowtime_is_selectable() {
     let all = pull("SELECT K, N FROM W WHERE K='a' AND WINDOWSTART > '1970-01-01T02:00:00Z';");
     assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
     // A table scan refused when the session or request turns them off.
-    let (code, body) = s.post(
-        "/query",
-        &json!({"ksql": "SELECT * FROM T;",
-                "streamsProperties": {"ksql.query.pull.table.scan.enabled": "false"}})
-        .to_string(),
+    let msg = s.refused(
+        "SELECT * FROM T;",
+        json!({"ksql.query.pull.table.scan.enabled": "false"}),
     );
-    assert_eq!(code, 400, "{body}");
     assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("Query requires table scan to be enabled"),
-        "{body}"
+        msg.contains("Query requires table scan to be enabled"),
+        "{msg}"
     );
     // A key lookup still runs.
     let (code, body) = s.post(
@@ -536,19 +538,13 @@ fn pull_queries_on_streams_read_up_to_where_they_started() {
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert_eq!(lines[0]["columnNames"], json!(["K", "ROWOFFSET"]));
     // Turned off: ksqlDB's refusal.
-    let (code, body) = s.post(
-        "/query",
-        &json!({"ksql": "SELECT * FROM S;",
-                "streamsProperties": {"ksql.query.pull.stream.enabled": false}})
-        .to_string(),
+    let msg = s.refused(
+        "SELECT * FROM S;",
+        json!({"ksql.query.pull.stream.enabled": false}),
     );
-    assert_eq!(code, 400, "{body}");
     assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("Pull queries on streams are disabled."),
-        "{body}"
+        msg.contains("Pull queries on streams are disabled."),
+        "{msg}"
     );
 }
 

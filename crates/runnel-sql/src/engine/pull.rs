@@ -20,8 +20,8 @@ use crate::catalog::SourceInfo;
 use crate::error::SqlError;
 use crate::expr::{Binder, Compiled, Scope, ScopeColumn};
 use crate::format::Row;
+use crate::schema::ROWTIME;
 use crate::schema::{Column, WindowType};
-use crate::schema::{ROWOFFSET, ROWPARTITION, ROWTIME};
 use crate::types::{SqlType, Value};
 
 /// Whether a table pull query may scan the whole table (ksqlDB's setting,
@@ -214,23 +214,7 @@ impl Engine {
     /// at, filtered and projected like a push query's, then "Query
     /// Completed".
     fn pull_stream(&self, q: &Query, info: &SourceInfo) -> Result<QueryStream, SqlError> {
-        let mut cols = info.table_columns();
-        let nvisible = cols.len();
-        cols.push(Column::new(ROWTIME, SqlType::BigInt));
-        cols.push(Column::new(ROWPARTITION, SqlType::Int));
-        cols.push(Column::new(ROWOFFSET, SqlType::BigInt));
-        let scope = columns_scope(&cols, &q.from.qualifier().name);
-        let filter = match &q.where_ {
-            Some(w) => Some(
-                Binder {
-                    scope: scope.clone(),
-                    functions: &self.inner.functions,
-                }
-                .bind_condition(w, "WHERE")?,
-            ),
-            None => None,
-        };
-        let (columns, exprs) = self.select_list(&q.select, &scope, &cols[..nvisible])?;
+        let (filter, (columns, exprs)) = self.bind_record_query(q, info)?;
         let id = self.inner.transient.fetch_add(1, Ordering::Relaxed);
         let mut backend = self
             .inner

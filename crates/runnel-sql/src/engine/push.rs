@@ -14,7 +14,7 @@ use runnel_streams::StreamsConfig;
 
 use super::persistent::spawn_query;
 use super::props::offset_reset_prop;
-use super::pull::columns_scope;
+use super::pull::{columns_scope, SelectList};
 use super::{backend_err, lock, Engine, QueryEvent, QueryStream, LIMIT_REACHED};
 use crate::ast::{ExprKind, Ident, Query, SelectItem, SourceKind};
 use crate::catalog::SourceInfo;
@@ -53,24 +53,7 @@ impl Engine {
         ) {
             return self.push_topology(q, earliest);
         }
-        // Scope: key columns, window bounds, value columns, pseudo columns.
-        let mut cols = info.table_columns();
-        let nvisible = cols.len();
-        cols.push(Column::new(ROWTIME, SqlType::BigInt));
-        cols.push(Column::new(crate::schema::ROWPARTITION, SqlType::Int));
-        cols.push(Column::new(crate::schema::ROWOFFSET, SqlType::BigInt));
-        let scope = columns_scope(&cols, &q.from.qualifier().name);
-        let filter = match &q.where_ {
-            Some(w) => Some(
-                Binder {
-                    scope: scope.clone(),
-                    functions: &self.inner.functions,
-                }
-                .bind_condition(w, "WHERE")?,
-            ),
-            None => None,
-        };
-        let (columns, exprs) = self.select_list(&q.select, &scope, &cols[..nvisible])?;
+        let (filter, (columns, exprs)) = self.bind_record_query(q, &info)?;
         let (tx, rx) = mpsc::sync_channel(4096);
         let stop = Arc::new(AtomicBool::new(false));
         let sub = Subscriber {
@@ -94,6 +77,36 @@ impl Engine {
             rows: rx,
             stop,
         })
+    }
+
+    /// A query over a source's records as [`decode_record`] gives them (key
+    /// columns, window bounds, value columns, then ROWTIME, ROWPARTITION
+    /// and ROWOFFSET): its WHERE, its output columns and their expressions.
+    pub(super) fn bind_record_query(
+        &self,
+        q: &Query,
+        info: &SourceInfo,
+    ) -> Result<(Option<Compiled>, SelectList), SqlError> {
+        let mut cols = info.table_columns();
+        let nvisible = cols.len();
+        cols.push(Column::new(ROWTIME, SqlType::BigInt));
+        cols.push(Column::new(crate::schema::ROWPARTITION, SqlType::Int));
+        cols.push(Column::new(crate::schema::ROWOFFSET, SqlType::BigInt));
+        let scope = columns_scope(&cols, &q.from.qualifier().name);
+        let filter = match &q.where_ {
+            Some(w) => Some(
+                Binder {
+                    scope: scope.clone(),
+                    functions: &self.inner.functions,
+                }
+                .bind_condition(w, "WHERE")?,
+            ),
+            None => None,
+        };
+        Ok((
+            filter,
+            self.select_list(&q.select, &scope, &cols[..nvisible])?,
+        ))
     }
 
     /// Adds `sub` to the source's tap: the shared one from the end of the
