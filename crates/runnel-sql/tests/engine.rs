@@ -391,3 +391,27 @@ fn replaying_drop_delete_topic_leaves_a_recreated_topic_alone() {
     assert_eq!(topic_values(&broker, "s"), want);
     e.shutdown();
 }
+
+#[test]
+fn a_refused_replacement_leaves_the_old_query_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::open(dir.path(), BrokerConfig::default()).expect("broker");
+    let e = engine(&broker);
+    run(&e, "CREATE STREAM s (id STRING KEY, v INT, w INT) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', PARTITIONS=1);");
+    run(&e, "CREATE STREAM o AS SELECT id, v FROM s;");
+    // Dropping V is not an upgrade ksqlDB allows; an unknown column does
+    // not plan at all. Neither may stop the query already writing O.
+    for bad in [
+        "CREATE OR REPLACE STREAM o AS SELECT id, w FROM s;",
+        "CREATE OR REPLACE STREAM o AS SELECT id, v, nope FROM s;",
+    ] {
+        assert!(e.execute(bad, &BTreeMap::new()).is_err(), "{bad}");
+    }
+    run(&e, "INSERT INTO s (id, v, w) VALUES ('a', 1, 2);");
+    assert!(e.wait_idle(Duration::from_secs(20)));
+    assert_eq!(
+        topic_values(&broker, "O"),
+        vec![serde_json::json!({"V": 1})]
+    );
+    e.shutdown();
+}

@@ -134,7 +134,17 @@ impl Engine {
             if !or_replace {
                 return Err(exists_error(*kind, name, existing.kind));
             }
-            // OR REPLACE: stop the old writer first.
+            // OR REPLACE: the replacement is planned, and its schema checked
+            // against ksqlDB's upgrade rule, before the old writer stops, so
+            // a statement that cannot run leaves the old query running.
+            let mut without = st.catalog.clone();
+            without.sources.remove(&name.name);
+            let planned = Planner::new(&without, &self.inner.functions, "REPLACE").plan(
+                query,
+                &name.name,
+                Sink::Callback(std::sync::Arc::new(|_| {})),
+            )?;
+            check_upgrade(existing, &planned.schema).map_err(|m| SqlError::at(name.pos, m))?;
             if let Some(w) = existing.writer.clone() {
                 self.stop_query(&mut st, &w);
             }
@@ -679,6 +689,55 @@ impl Engine {
 
 /// `CREATE OR REPLACE` of a source stream or table: refused, in ksqlDB's
 /// words.
+/// ksqlDB's rule for replacing a query's sink: the key columns identical,
+/// every value column kept at its place with its type (new ones appended).
+fn check_upgrade(old: &SourceInfo, new: &Schema) -> Result<(), String> {
+    let show = |cols: &[&Column], key: bool| -> String {
+        cols.iter()
+            .map(|c| format!("`{}` {}{}", c.name, c.ty, if key { " KEY" } else { "" }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let schema_text = |s: &Schema| {
+        let keys: Vec<&Column> = s.key.iter().collect();
+        let values: Vec<&Column> = s.value.iter().collect();
+        [show(&keys, true), show(&values, false)]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let differ =
+        |a: &Column, b: Option<&Column>| b.is_none_or(|b| a.name != b.name || a.ty != b.ty);
+    let key_changed: Vec<&Column> = (old.schema.key.iter().enumerate())
+        .filter(|(i, c)| differ(c, new.key.get(*i)) || old.schema.key.len() != new.key.len())
+        .map(|(_, c)| c)
+        .collect();
+    let value_changed: Vec<&Column> = (old.schema.value.iter().enumerate())
+        .filter(|(i, c)| differ(c, new.value.get(*i)))
+        .map(|(_, c)| c)
+        .collect();
+    let why = if !key_changed.is_empty() {
+        format!(
+            "Key columns must be identical. The following key columns are changed, missing or reordered: [{}]",
+            show(&key_changed, true)
+        )
+    } else if !value_changed.is_empty() {
+        format!(
+            "The following columns are changed, missing or reordered: [{}]",
+            show(&value_changed, false)
+        )
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "Cannot upgrade data source: DataSource '`{}`' has schema = {} which is not upgradeable to {}. ({why})",
+        old.name,
+        schema_text(&old.schema),
+        schema_text(new)
+    ))
+}
+
 fn replace_source_error(kind: SourceKind, name: &Ident) -> SqlError {
     let k = kind.to_string().to_lowercase();
     SqlError::at(
