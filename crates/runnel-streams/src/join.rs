@@ -236,18 +236,17 @@ impl<K: Clone + 'static, V: Clone + 'static, O: Clone + 'static, VR: Clone> Node
         } else {
             (w.after_ms, w.before_ms)
         };
-        // A record whose window has already closed is not kept (no later
-        // record may join it), but still joins what is kept and, for the
-        // outer sides, goes out at once with `None` when nothing matches —
-        // as Kafka Streams, whose expired window segments take no writes.
-        let late = rec
-            .timestamp
-            .saturating_add(ahead)
-            .saturating_add(w.grace_ms)
-            < observed;
+        // As Kafka Streams: a record older than the stores' retention
+        // (window + grace behind stream time) is not kept — its window
+        // store's expired segments take no writes — but still joins what is
+        // kept; an unmatched record of an outer side whose own window has
+        // already passed stream time goes out at once with `None` instead
+        // of waiting in the unmatched store.
+        let late = rec.timestamp.saturating_add(w.span()) < observed;
         if late {
             cx.metrics.late_dropped += 1;
         }
+        let window_passed = rec.timestamp.saturating_add(ahead) < observed;
         let (kb, vb) = match (self.ks.serialize(&rec.key), self.vs.serialize(&rec.value)) {
             (Ok(Some(kb)), Ok(Some(vb))) => (kb, vb),
             (Err(e), _) | (_, Err(e)) => return crate::wire::unencodable(cx, "join side", e),
@@ -318,7 +317,7 @@ impl<K: Clone + 'static, V: Clone + 'static, O: Clone + 'static, VR: Clone> Node
             Kind::Outer => true,
         };
         if !matched && keeps_unmatched {
-            if w.eager_unmatched || late {
+            if w.eager_unmatched || window_passed {
                 if let Some(out) = (self.joiner)(Some(&rec.value), None) {
                     self.ds.forward(
                         cx,
