@@ -94,7 +94,11 @@ impl Scope {
                     "" => format!("Column '{shown}' cannot be resolved."),
                     clause => format!("{clause} column '{shown}' cannot be resolved."),
                 };
-                if let Some(s) = self.suggest(&name.name) {
+                if self.clause == "PARTITION BY" {
+                    msg.push_str(&format!(
+                        " '{shown}' must be a column in the source schema since PARTITION BY is applied on the input."
+                    ));
+                } else if let Some(s) = self.suggest(&name.name) {
                     msg.push_str(&format!(" Did you mean {s}?"));
                 }
                 Err(SqlError::at(name.pos, msg))

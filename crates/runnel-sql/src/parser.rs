@@ -1264,6 +1264,12 @@ impl<'a> Parser<'a> {
         };
         let partition_by = if self.eat_word("PARTITION") {
             self.expect_word("BY")?;
+            if self.at(&TokenKind::LParen) && self.peek_at(1).kind == TokenKind::RParen {
+                return Err(Self::error_at(
+                    self.peek(),
+                    "PARTITION BY requires at least one expression".to_string(),
+                ));
+            }
             self.expr_list_maybe_parenthesized()?
         } else {
             Vec::new()

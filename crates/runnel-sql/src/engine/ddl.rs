@@ -553,7 +553,22 @@ impl Engine {
         } else {
             from.key_format
         };
-        let key_format = format_prop(formats, with, "KEY_FORMAT", &topic)?.unwrap_or(inherited);
+        let mut key_format = format_prop(formats, with, "KEY_FORMAT", &topic)?.unwrap_or(inherited);
+        // PARTITION BY NULL leaves the rows without a key: key format NONE.
+        if let [e] = query.partition_by.as_slice() {
+            if matches!(
+                e.kind,
+                crate::ast::ExprKind::Literal(crate::ast::Literal::Null)
+            ) {
+                if with.get("KEY_FORMAT").is_some() || with.get("FORMAT").is_some() {
+                    return Err(SqlError::at(
+                        e.pos,
+                        "Key format specified for stream without key columns.",
+                    ));
+                }
+                key_format = Format::NONE;
+            }
+        }
         let value_format =
             format_prop(formats, with, "VALUE_FORMAT", &topic)?.unwrap_or(from.value_format);
         // A format kept from the source keeps its delimiter too.

@@ -288,6 +288,27 @@ impl Rel {
         }
         self
     }
+    /// As [`Rel::settle`], but a record with a null value passes as an
+    /// empty row instead of being dropped.
+    fn settle_keeping_nulls(mut self) -> Rel {
+        if let (Some(pending), Flow::Stream(s)) = (self.fill.take(), &self.flow) {
+            let fill = pending.fill.clone();
+            let s = pending.run(
+                s.clone(),
+                Arc::new(
+                    move |m: &runnel_streams::RecordMeta, k: &Row, v: Row| {
+                        if v.is_empty() {
+                            Some(v)
+                        } else {
+                            fill(m, k, v)
+                        }
+                    },
+                ),
+            );
+            self.flow = Flow::Stream(s.with_serdes(self.key_serde.clone(), InternalSerde));
+        }
+        self
+    }
     fn width(&self) -> usize {
         self.columns.len()
     }
@@ -346,6 +367,28 @@ fn err(pos: Pos, msg: impl Into<String>) -> SqlError {
 fn canon(e: &Expr, scope: &Scope) -> String {
     let mut e = e.clone();
     canon_in(&mut e, scope);
+    e.to_string()
+}
+
+/// `e` as ksqlDB shows it in some messages: every column qualified by
+/// its source (`ABS(INPUT.ID)`).
+fn qualified(e: &Expr, scope: &Scope) -> String {
+    fn walk(e: &mut Expr, scope: &Scope) {
+        if let ExprKind::Column { qualifier, name } = &mut e.kind {
+            if let Ok(c) = scope.resolve(qualifier.as_ref(), name) {
+                if let Some(q) = &c.qualifier {
+                    *qualifier = Some(Ident {
+                        name: q.clone(),
+                        pos: Pos::default(),
+                    });
+                }
+            }
+            return;
+        }
+        for_each_child(e, &mut |c| walk(c, scope));
+    }
+    let mut e = e.clone();
+    walk(&mut e, scope);
     e.to_string()
 }
 
@@ -655,7 +698,18 @@ impl<'a> Planner<'a> {
             && q.joins.is_empty()
             && self.pseudo_reads == [false; 3];
         let mut rel = self.relation(q)?;
-        if !fuse {
+        // A record with a null value keeps going through PARTITION BY to a
+        // sink (keyed by the expressions over its key columns), as in
+        // ksqlDB; nothing else in the query may need its value.
+        let nulls_through = !q.partition_by.is_empty()
+            && q.where_.is_none()
+            && q.joins.is_empty()
+            && !has_agg
+            && !has_table_fn
+            && matches!(sink, Sink::Topic { .. });
+        if nulls_through {
+            rel = rel.settle_keeping_nulls();
+        } else if !fuse {
             rel = rel.settle();
         }
         let mut fused_where = None;
@@ -737,7 +791,18 @@ impl<'a> Planner<'a> {
                     (None, Some(pred), None) => {
                         s.flat_map_values(move |_, v: Row| pred.test(&v).then(|| owned.apply(v)))
                     }
-                    (None, None, None) => s.map_values(move |_, v: Row| owned.apply(v)),
+                    // (An empty row is a null value PARTITION BY let through.)
+                    (None, None, None) => {
+                        s.map_values(
+                            move |_, v: Row| {
+                                if v.is_empty() {
+                                    v
+                                } else {
+                                    owned.apply(v)
+                                }
+                            },
+                        )
+                    }
                 };
                 if let Some(col) = &self.sink_timestamp {
                     let Some(i) = schema.value.iter().position(|c| c.name == *col) else {

@@ -225,7 +225,7 @@ impl<'a> Planner<'a> {
                         let key = rel.keys[k]
                             .slots
                             .first()
-                            .and_then(|s| scope.columns.get(*s))
+                            .and_then(|s| scope.columns.iter().find(|c| c.index == *s))
                             .map_or_else(
                                 || first.clone(),
                                 |c| match (&c.qualifier, multi) {
@@ -378,7 +378,11 @@ impl<'a> Planner<'a> {
                 let nk = rel.keys.len() - if rel.window.is_some() { 2 } else { 0 };
                 let names: Vec<String> = rel.keys[..nk]
                     .iter()
-                    .filter_map(|k| k.slots.first().and_then(|s| scope.columns.get(*s)))
+                    .filter_map(|k| {
+                        k.slots
+                            .first()
+                            .and_then(|s| scope.columns.iter().find(|c| c.index == *s))
+                    })
                     .map(|c| c.name.clone())
                     .collect();
                 keys_missing(sink, "key column", &names, true, false)
@@ -489,6 +493,7 @@ impl<'a> Planner<'a> {
 
     pub(super) fn partition_by(&mut self, rel: Rel, exprs: &[Expr]) -> Result<Rel, SqlError> {
         let scope = rel.scope();
+        let width = rel.width();
         let Flow::Stream(s) = rel.flow else {
             return Err(err(exprs[0].pos, "PARTITION BY applies to streams only"));
         };
@@ -496,6 +501,21 @@ impl<'a> Planner<'a> {
         let mut keys = Vec::new();
         let mut types = Vec::new();
         let mut generated = 0;
+        let is_null = |e: &Expr| matches!(e.kind, ExprKind::Literal(crate::ast::Literal::Null));
+        if exprs.len() > 1 {
+            if let Some(e) = exprs.iter().find(|e| is_null(e)) {
+                return Err(err(
+                    e.pos,
+                    "Cannot PARTITION BY multiple columns including NULL",
+                ));
+            }
+        }
+        // PARTITION BY NULL: rows without a key.
+        let exprs = if exprs.len() == 1 && is_null(&exprs[0]) {
+            &[]
+        } else {
+            exprs
+        };
         for e in exprs {
             let (c, t) = self
                 .binder(scope.clone().in_clause("PARTITION BY"))
@@ -512,7 +532,7 @@ impl<'a> Planner<'a> {
                 texts: vec![canon(e, &scope)],
                 slots: Vec::new(),
                 origin: KeyOrigin::Partition {
-                    shown: e.to_string(),
+                    shown: qualified(e, &scope),
                     name,
                 },
             };
@@ -525,10 +545,38 @@ impl<'a> Planner<'a> {
         }
         let compiled = Arc::new(compiled);
         let s = s
-            .select_key(move |_, v: &Row| eval_all(&compiled, v))
+            .select_key(move |k: &Row, v: &Row| {
+                if v.is_empty() {
+                    // A null value: the expressions see its key columns
+                    // (a single source's first slots) and NULLs.
+                    let mut row = vec![Value::Null; width];
+                    for (slot, kv) in row.iter_mut().zip(k.iter()) {
+                        *slot = kv.clone();
+                    }
+                    return eval_all(&compiled, &row);
+                }
+                eval_all(&compiled, v)
+            })
             .with_serdes(InternalKeySerde, InternalSerde);
+        // The old key columns become value columns behind the others (as
+        // ksqlDB's PARTITION BY schema has them): `SELECT *` lists them
+        // last. Only the listing order changes, not the row slots.
+        let old_keys: HashSet<usize> = rel.keys.iter().flat_map(|k| k.slots.clone()).collect();
+        let mut columns = rel.columns.clone();
+        if rel.parts.len() == 1 {
+            let (olds, mut rest): (Vec<_>, Vec<_>) = columns
+                .into_iter()
+                .partition(|c| old_keys.contains(&c.index) && !rel.pseudo.contains(&c.index));
+            let at = rest
+                .iter()
+                .rposition(|c| !rel.pseudo.contains(&c.index))
+                .map_or(0, |p| p + 1);
+            rest.splice(at..at, olds);
+            columns = rest;
+        }
         Ok(Rel {
             flow: Flow::Stream(s),
+            columns,
             keys,
             key_types: types,
             key_serde: Arc::new(InternalKeySerde),
