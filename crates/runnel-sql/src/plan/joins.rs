@@ -236,16 +236,19 @@ impl<'a> Planner<'a> {
         // the join; a FULL join's ROWKEY reads it from joined rows though)
         // nor the select item the projection serves from the join's key.
         let full = j.kind == JoinKind::Full;
+        let synthetic = full
+            || !matches!(le.kind, ExprKind::Column { .. })
+                && !matches!(re.kind, ExprKind::Column { .. });
         let foreign_key = matches!((&left.flow, &right.flow), (Flow::Table(_), Flow::Table(_)))
             && l_is_key.is_none();
-        let key_item_free = !full && !foreign_key;
+        let key_item_free = !synthetic && !foreign_key;
         let kept = |cols: &[ScopeColumn]| -> Arc<[bool]> {
             cols.iter()
                 .map(|c| match &self.col_refs {
                     None => true,
                     Some(refs) => refs.iter().any(|r| {
                         r.names(c)
-                            && (full || r.join_on != Some(index))
+                            && (synthetic || r.join_on != Some(index))
                             && !(key_item_free && r.join_key_item)
                     }),
                 })
@@ -255,6 +258,7 @@ impl<'a> Planner<'a> {
             left: kept(&left.columns),
             right: kept(&right.columns),
         };
+        let mut stream_key_serde: Option<Arc<dyn Serde<Row>>> = None;
         let flow = match (left.flow, right.flow) {
             (Flow::Stream(ls), Flow::Table(rt_)) => {
                 if r_is_key.is_none() {
@@ -418,12 +422,15 @@ impl<'a> Planner<'a> {
                     ));
                 };
                 // Both sides end up keyed the same way: the side already
-                // keyed by the join expression keeps its key serde.
-                let ks = if l_is_key.is_some() {
-                    left.key_serde.clone()
-                } else {
-                    right.key_serde.clone()
+                // keyed by the join expression keeps its key serde; with
+                // neither, the internal one (a source's key serde is for
+                // its own key column's type, not the expression's).
+                let ks: Arc<dyn Serde<Row>> = match (l_is_key, r_is_key) {
+                    (Some(_), _) => left.key_serde.clone(),
+                    (None, Some(_)) => right.key_serde.clone(),
+                    (None, None) => Arc::new(InternalKeySerde),
                 };
+                stream_key_serde = Some(ks.clone());
                 let ls = rekey(ls, l_is_key.is_some(), lc, ks.clone());
                 let rs = rekey(rs, r_is_key.is_some(), rc, ks.clone());
                 let grace = w.grace.map_or(DEFAULT_GRACE_MS, |g| g.millis);
@@ -494,17 +501,30 @@ impl<'a> Planner<'a> {
                 ))
             }
         };
-        let key_serde = right.key_serde.clone();
-        let (flow, columns) = if j.kind == JoinKind::Full {
+        let key_serde = stream_key_serde.unwrap_or_else(|| right.key_serde.clone());
+        // A FULL join, or one on expressions rather than columns, is keyed
+        // by a synthetic column (ksqlDB's ROWKEY): the only column that can
+        // be the output's key.
+        let (flow, columns) = if synthetic {
             let slot = columns.len();
             let mut columns = columns;
+            let name = synthetic_key_name(&columns);
+            // An earlier join's synthetic key is replaced by this one.
+            for c in columns
+                .iter_mut()
+                .filter(|c| c.qualifier.is_none() && c.name == name)
+            {
+                c.name = format!("\u{0}{}", c.name);
+                pseudo.insert(c.index);
+            }
             columns.push(ScopeColumn {
                 qualifier: None,
-                name: "ROWKEY".to_string(),
+                name: name.clone(),
                 ty: rt.clone(),
                 index: slot,
             });
             keys[0].slots.push(slot);
+            keys[0].origin = KeyOrigin::Synthetic { name, slot };
             let add = move |_: &Row, v: &Row| {
                 let mut v = v.clone();
                 let k = rowkey(&v);
@@ -512,7 +532,10 @@ impl<'a> Planner<'a> {
                 v
             };
             let flow = match flow {
-                Flow::Stream(s) => Flow::Stream(s.map_values(move |k, v: Row| add(k, &v))),
+                Flow::Stream(s) => Flow::Stream(
+                    s.map_values(move |k, v: Row| add(k, &v))
+                        .with_serdes(key_serde.clone(), InternalSerde),
+                ),
                 Flow::Table(t) => Flow::Table(t.map_values(add)),
             };
             (flow, columns)
@@ -532,5 +555,23 @@ impl<'a> Planner<'a> {
             fill: None,
             tail,
         })
+    }
+}
+
+/// The name of a join's synthetic key: ROWKEY, or ROWKEY_n past the
+/// highest n of the sources' columns named so (as ksqlDB names it).
+fn synthetic_key_name(columns: &[ScopeColumn]) -> String {
+    let taken = columns
+        .iter()
+        .filter(|c| c.qualifier.is_some())
+        .filter_map(|c| match c.name.strip_prefix("ROWKEY") {
+            Some("") => Some(0),
+            Some(rest) => rest.strip_prefix('_')?.parse::<u64>().ok(),
+            None => None,
+        })
+        .max();
+    match taken {
+        None => "ROWKEY".to_string(),
+        Some(n) => format!("ROWKEY_{}", n + 1),
     }
 }

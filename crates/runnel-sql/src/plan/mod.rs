@@ -148,6 +148,9 @@ enum KeyOrigin {
     /// A join's criteria: the expressions of either side that equal it
     /// (none: a synthetic key, ksqlDB's ROWKEY).
     Join(Vec<String>),
+    /// A join's synthetic key column (ksqlDB's ROWKEY, or ROWKEY_n when a
+    /// source has such a column) at this slot: only it can be the key.
+    Synthetic { name: String, slot: usize },
     /// A PARTITION BY expression as written, and the name `SELECT *` gives
     /// the key it makes.
     Partition { shown: String, name: String },

@@ -192,13 +192,23 @@ impl<'a> Planner<'a> {
         let mut values: Vec<OutCol> = Vec::new();
         let mut names: HashSet<String> = HashSet::new();
         let key_pos = |slot: Option<usize>, text: &str| -> Option<usize> {
-            rel.keys.iter().position(|k| {
-                slot.is_some_and(|s| k.slots.contains(&s)) || k.texts.iter().any(|t| t == text)
+            rel.keys.iter().position(|k| match &k.origin {
+                KeyOrigin::Synthetic { slot: s, .. } => slot == Some(*s),
+                _ => {
+                    slot.is_some_and(|s| k.slots.contains(&s)) || k.texts.iter().any(|t| t == text)
+                }
             })
         };
         let nkeys = rel.keys.len() - if rel.window.is_some() { 2 } else { 0 };
-        // Which column took each key position (none: an expression).
+        // Which column took each key position (none: an expression), and
+        // how many value columns were listed before it.
         let mut claimed: Vec<Option<usize>> = vec![None; rel.keys.len()];
+        let mut claimed_at: Vec<usize> = vec![0; rel.keys.len()];
+        // A join's key goes to the left source's join column when the
+        // projection has it, even after another side's equal column (as
+        // ksqlDB keys a join by its left side): (key position, where the
+        // left column stands among the values) of the first such column.
+        let mut to_swap: Vec<(usize, usize)> = Vec::new();
         let mut add = |name: String,
                        ty: SqlType,
                        expr: Compiled,
@@ -217,6 +227,7 @@ impl<'a> Planner<'a> {
                     None => {
                         keys[k] = Some((name, ty));
                         claimed[k] = slot;
+                        claimed_at[k] = values.len();
                         return Ok(());
                     }
                     // A persistent query's key column projected again
@@ -243,7 +254,17 @@ impl<'a> Planner<'a> {
                             ),
                         ));
                     }
-                    Some(_) => {}
+                    Some(_) => {
+                        let left_col = rel.keys[k].slots.first().copied();
+                        if matches!(rel.keys[k].origin, KeyOrigin::Join(_))
+                            && claimed[k].is_some()
+                            && slot.is_some()
+                            && slot == left_col
+                            && !to_swap.iter().any(|(kk, _)| *kk == k)
+                        {
+                            to_swap.push((k, values.len()));
+                        }
+                    }
                 }
             }
             values.push(OutCol { name, ty, expr });
@@ -267,10 +288,10 @@ impl<'a> Planner<'a> {
                         {
                             continue;
                         }
-                        let name = if multi {
-                            format!("{}_{}", c.qualifier.as_deref().unwrap_or(""), c.name)
-                        } else {
-                            c.name.clone()
+                        // (A join's synthetic key has no source.)
+                        let name = match (&c.qualifier, multi) {
+                            (Some(q), true) => format!("{q}_{}", c.name),
+                            _ => c.name.clone(),
                         };
                         let kp = key_pos(Some(c.index), "").map(|k| (k, Some(c.index)));
                         add(
@@ -317,6 +338,21 @@ impl<'a> Planner<'a> {
                         &mut keys,
                     )?;
                 }
+            }
+        }
+        for (k, at) in to_swap {
+            if let (Some((key_name, key_ty)), Some(slot)) = (keys[k].take(), claimed[k]) {
+                let left = values.remove(at);
+                values.insert(
+                    claimed_at[k],
+                    OutCol {
+                        name: key_name,
+                        ty: key_ty,
+                        expr: Compiled::Column(slot),
+                    },
+                );
+                keys[k] = Some((left.name, left.ty));
+                claimed[k] = rel.keys[k].slots.first().copied();
             }
         }
         let star = items.iter().any(|it| {
@@ -394,6 +430,9 @@ impl<'a> Planner<'a> {
                 false,
                 true,
             ),
+            KeyOrigin::Synthetic { name, .. } => {
+                keys_missing(sink, "join expression", &[name.clone()], false, true)
+            }
             KeyOrigin::Join(shown) => keys_missing(sink, "join expression", shown, false, false),
             KeyOrigin::Partition { .. } => {
                 let all: Vec<String> = rel

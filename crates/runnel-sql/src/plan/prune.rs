@@ -120,6 +120,39 @@ pub(super) fn col_refs_of(q: &Query) -> Option<Vec<ColRef>> {
                 *n == r.name && (q.is_none() || r.qualifier.is_none() || *q == r.qualifier)
             })
         };
+        let sides: Vec<Option<(Option<&str>, &str)>> = match &j.on.kind {
+            ExprKind::Binary { left, right, .. } => vec![bare_column(left), bare_column(right)],
+            _ => Vec::new(),
+        };
+        // Select items that are a side of the equality as written.
+        let bare_sides: Vec<usize> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.select_item.is_some() && may_be_on(r))
+            .filter(|(_, r)| {
+                let item = match q.select.get(r.select_item.unwrap_or(usize::MAX)) {
+                    Some(SelectItem::Expr { expr, .. }) => bare_column(expr),
+                    _ => None,
+                };
+                item.is_some() && sides.contains(&item)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        // The projection keys a join by the left source's column when it
+        // has it (see `projection`); an unqualified one among several
+        // could be either side: then no item is taken from the key.
+        let left = q.from.qualifier().name.as_str();
+        let left_item = bare_sides
+            .iter()
+            .copied()
+            .find(|i| out[*i].qualifier.as_deref() == Some(left));
+        if bare_sides.len() > 1 && bare_sides.iter().any(|i| out[*i].qualifier.is_none()) {
+            return Some(out);
+        }
+        if let Some(i) = left_item {
+            out[i].join_key_item = true;
+            return Some(out);
+        }
         // References are in select order: the first match is the item's.
         let first = out
             .iter()
