@@ -251,6 +251,23 @@ impl<'a> Planner<'a> {
         found
     }
 
+    /// The aggregate calls in `e` as ksqlDB shows them (`COUNT(*)` as
+    /// `COUNT(ROWTIME)`), outermost first.
+    fn aggregate_calls(&self, e: &Expr, out: &mut Vec<String>) {
+        if let ExprKind::Function { name, star, .. } = &e.kind {
+            if self.functions.aggregate(&name.name).is_some() {
+                out.push(if *star {
+                    format!("{}(ROWTIME)", name.name.to_ascii_uppercase())
+                } else {
+                    e.to_string()
+                });
+                return;
+            }
+        }
+        let mut e = e.clone();
+        for_each_child(&mut e, &mut |c| self.aggregate_calls(c, out));
+    }
+
     /// GROUP BY, windows, aggregates and HAVING.
     pub(super) fn aggregate(
         &mut self,
@@ -260,10 +277,60 @@ impl<'a> Planner<'a> {
         sink: Sink,
     ) -> Result<Planned, SqlError> {
         let scope = rel.scope();
+        // `*` stands for the source's columns (pseudo columns aside).
+        let select: Vec<SelectItem> = q
+            .select
+            .iter()
+            .flat_map(|item| match item {
+                SelectItem::Star {
+                    qualifier: None,
+                    pos,
+                } => scope
+                    .columns
+                    .iter()
+                    .filter(|c| !rel.pseudo.contains(&c.index))
+                    .map(|c| SelectItem::Expr {
+                        expr: Expr {
+                            kind: ExprKind::Column {
+                                qualifier: None,
+                                name: Ident {
+                                    name: c.name.clone(),
+                                    pos: *pos,
+                                },
+                            },
+                            pos: *pos,
+                        },
+                        alias: None,
+                    })
+                    .collect(),
+                other => vec![other.clone()],
+            })
+            .collect();
         if q.group_by.is_empty() {
+            let mut loose = Vec::new();
+            let mut aggs = Vec::new();
+            for item in &select {
+                if let SelectItem::Expr { expr, .. } = item {
+                    if self.has_aggregate(expr) {
+                        self.aggregate_calls(expr, &mut aggs);
+                    } else {
+                        loose.push(expr.to_string());
+                    }
+                }
+            }
+            if !loose.is_empty() {
+                return Err(err(q.pos, not_grouped("SELECT expression(s)", &loose)));
+            }
+            let statement = match sink {
+                Sink::Topic { .. } => "CREATE TABLE AS SELECT",
+                _ => "SELECT",
+            };
             return Err(err(
                 q.pos,
-                "aggregate functions need a GROUP BY clause (ksqlDB has no global aggregation)",
+                format!(
+                    "{statement} statement does not support aggregate function [{}] without a GROUP BY clause.",
+                    aggs.join(", ")
+                ),
             ));
         }
         // Group expressions.
@@ -271,15 +338,36 @@ impl<'a> Planner<'a> {
         let mut group_exprs = Vec::new();
         let mut group_types = Vec::new();
         for g in &q.group_by {
+            let mut aggs = Vec::new();
+            self.aggregate_calls(g, &mut aggs);
+            if let Some(first) = aggs.first() {
+                let name = first.split('(').next().unwrap_or_default();
+                return Err(err(
+                    g.pos,
+                    format!(
+                        "GROUP BY does not support aggregate functions: {name} is an aggregate function."
+                    ),
+                ));
+            }
             let (c, t) = self.binder(scope.clone().in_clause("GROUP BY")).bind(g)?;
-            group_texts.push(canon(g, &scope));
+            let text = canon(g, &scope);
+            if group_texts.contains(&text) {
+                return Err(err(
+                    g.pos,
+                    format!(
+                        "Duplicate GROUP BY expression: {}",
+                        super::qualified(g, &scope)
+                    ),
+                ));
+            }
+            group_texts.push(text);
             group_exprs.push(c);
             group_types.push(t.unwrap_or(SqlType::String));
         }
         // Rewrite select and having: groups → __G<i>, aggregates → __A<j>.
         let mut calls: Vec<(String, Expr)> = Vec::new();
         let mut rewritten = Vec::new();
-        for item in &q.select {
+        for item in &select {
             match item {
                 SelectItem::Star { pos, .. } => {
                     return Err(err(
@@ -356,7 +444,10 @@ impl<'a> Planner<'a> {
             let mut types = Vec::new();
             for a in &args[..ncols] {
                 if self.has_aggregate(a) {
-                    return Err(err(a.pos, "aggregate functions cannot be nested"));
+                    return Err(err(
+                        a.pos,
+                        format!("Aggregate functions can not be nested: {call}"),
+                    ));
                 }
                 let (c, t) = self.binder(scope.clone().in_clause("SELECT")).bind(a)?;
                 compiled.push(c);
@@ -425,6 +516,12 @@ impl<'a> Planner<'a> {
                 ));
             }
         }
+        if calls.is_empty() {
+            return Err(err(
+                q.group_by[0].pos,
+                "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.",
+            ));
+        }
         let loose: Vec<&Expr> = rewritten
             .iter()
             .filter(|(r, _, _)| {
@@ -439,6 +536,20 @@ impl<'a> Planner<'a> {
         if let Some(first) = loose.first() {
             let shown: Vec<String> = loose.iter().map(|e| e.to_string()).collect();
             return Err(err(first.pos, not_grouped("SELECT expression(s)", &shown)));
+        }
+        if let (Some(h), Some(orig)) = (&having, &q.having) {
+            let mut named = Vec::new();
+            columns_named(h, &mut named);
+            let mut shown: Vec<String> = Vec::new();
+            for n in named {
+                if !post_scope.columns.iter().any(|c| c.name == n.name) && !shown.contains(&n.name)
+                {
+                    shown.push(n.name);
+                }
+            }
+            if !shown.is_empty() {
+                return Err(err(orig.pos, not_grouped("HAVING expression", &shown)));
+            }
         }
         let mut keys: Vec<Option<(String, SqlType)>> = vec![None; group_types.len()];
         let mut values = Vec::new();
@@ -457,13 +568,13 @@ impl<'a> Planner<'a> {
                 matches!(sink, Sink::Topic { .. }),
                 orig.pos,
             )?;
+            let ty = t.unwrap_or(SqlType::String);
             if !names.insert(name.clone()) {
                 return Err(err(
                     orig.pos,
-                    format!("duplicate column name {name} in the projection; give one an alias"),
+                    format!("Duplicate value columns found in schema: `{name}` {ty}"),
                 ));
             }
-            let ty = t.unwrap_or(SqlType::String);
             if let Compiled::Column(slot) = c {
                 if slot < group_types.len() {
                     match &keys[slot] {
