@@ -19,19 +19,19 @@ from conftest import runnel_bin
 pytestmark = pytest.mark.timeout(900)
 
 
-# An open bug, not a test to retry: TestShareGroupETL timed out in 2 of 16
-# full runs (a few share-group records end archived at delivery count 1
-# without a consumer seeing them, or a partition stalls at 2,000 in flight).
-# Until it is found (issue 21's note), CI runs the rest of the suite and the
-# test stays runnable by hand: scripts/franz_go_suite.sh -- -test.run TestShareGroupETL
-KNOWN_OPEN_BUGS = ["TestShareGroupETL"]
+# Tests CI leaves out while a bug of Runnel's that they show is open (a
+# flaky test is a bug: never retried here). Each stays runnable by hand:
+# scripts/franz_go_suite.sh -- -test.run NAME. Empty: TestShareGroupETL,
+# once here (it timed out in 2 of 16 runs), lost released records to a race
+# in the broker's ShareFetch, fixed (group/share.rs, ShareGroups::truncated).
+KNOWN_OPEN_BUGS: list[str] = []
 
 
 def test_franz_go_kgo_suite_passes_on_runnel(tmp_path):
     try:
         results = franz_go_suite.run_suite(
             runnel_bin(),
-            go_args=[f"-test.skip=^({'|'.join(KNOWN_OPEN_BUGS)})$"],
+            go_args=[f"-test.skip=^({'|'.join(KNOWN_OPEN_BUGS)})$"] if KNOWN_OPEN_BUGS else [],
             timeout_s=840,
             keep_dir=tmp_path / "suite",
         )
@@ -44,6 +44,6 @@ def test_franz_go_kgo_suite_passes_on_runnel(tmp_path):
     # The suite really ran: its group, transaction and share-group
     # pipelines among the passes.
     for name in ("TestGroupETL", "TestTxnEtl", "Test848RegexBrokerResolves",
-                 "TestShareGroupOffsetsAdmin"):
+                 "TestShareGroupOffsetsAdmin", "TestShareGroupETL"):
         assert name in results.passed, report
     assert len(results.top_level(results.passed)) >= 140, report

@@ -37,7 +37,7 @@ use std::time::Duration;
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::configs::GroupConfigs;
 use super::consumer::{err, Refusal, TopicView, Tp};
@@ -895,7 +895,13 @@ impl ShareGroups {
     /// Where new records of a partition are read from for the group, and
     /// how many more offsets may be in flight. Initializes the partition
     /// (`auto.offset.reset`) on first use; `bounds` is the log's
-    /// (start, end).
+    /// (start, end) as the caller read it before taking the share lock.
+    ///
+    /// That end may be older than the partition's: another fetch can read
+    /// a later end and acquire up to it in between. The partition is then
+    /// left as it is (the start returned is past `bounds.1`: nothing to
+    /// read); whether the log really is shorter is for
+    /// [`ShareGroups::truncated`] to find out.
     pub fn next_read(&self, group_id: &str, tp: &Tp, bounds: (i64, i64)) -> Option<(i64, i64)> {
         let mut guard = self.lock();
         let st = &mut *guard;
@@ -904,6 +910,43 @@ impl ShareGroups {
         let p = partition(group, tp, bounds, earliest);
         let room = self.config.partition_max_record_locks - (p.end - p.start);
         Some((p.end, room))
+    }
+
+    /// Checks a partition whose end is past the log's end as a fetch saw
+    /// it ([`ShareGroups::next_read`]) against the log's bounds read by
+    /// `bounds` under the share lock, so that no acquisition can come in
+    /// between: when the log is shorter still (a topic deleted and made
+    /// again, a tail lost in a crash), the partition starts again at the
+    /// log's end, its in-flight records forgotten. True when it did.
+    pub fn truncated(&self, group_id: &str, tp: &Tp, bounds: impl FnOnce() -> (i64, i64)) -> bool {
+        let mut guard = self.lock();
+        let Some(p) = guard
+            .groups
+            .get_mut(group_id)
+            .and_then(|g| g.partitions.get_mut(tp))
+        else {
+            return false;
+        };
+        let (log_start, log_end) = bounds();
+        if p.end <= log_end {
+            return false;
+        }
+        let at = log_end.max(log_start);
+        warn!(
+            group = group_id,
+            topic = %tp.0,
+            partition = tp.1,
+            start = p.start,
+            end = p.end,
+            log_end,
+            in_flight = p.records.len(),
+            "the log is shorter than the share partition: it starts again at the log end"
+        );
+        p.start = at;
+        p.end = at;
+        p.records.clear();
+        p.dirty = true;
+        true
     }
 
     /// Whether the group reads only committed records
@@ -1175,11 +1218,13 @@ fn partition<'a>(
             dirty: true,
         }
     });
-    if p.end < log_start || p.end > log_end {
-        // Records deleted below it, or a log truncated under it.
-        let at = p.end.clamp(log_start, log_end);
-        p.start = at;
-        p.end = at;
+    // `log_start` may be older than the log's (it only grows): a partition
+    // below it is below the log's too. An end past `log_end` is not
+    // checked here: see `ShareGroups::truncated`.
+    if p.end < log_start {
+        // Every record of it was deleted.
+        p.start = log_start;
+        p.end = log_start;
         p.records.clear();
         p.dirty = true;
     } else if p.start < log_start {

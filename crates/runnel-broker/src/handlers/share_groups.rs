@@ -231,6 +231,14 @@ fn fetch_partition(
         f.error = ResponseError::GroupIdNotFound.code();
         return f;
     };
+    if from > bounds.1 {
+        // Another fetch acquired past the end read above, or the log is
+        // shorter than the partition: only a look under the share lock
+        // tells them apart.
+        share.truncated(group_id, tp, || {
+            (partition.log_start_offset(), partition.high_watermark())
+        });
+    }
     // read_committed: new records only below the last stable offset; those
     // of aborted transactions and the markers are archived, not delivered.
     let committed = share.read_committed(group_id);

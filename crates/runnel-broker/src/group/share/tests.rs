@@ -179,6 +179,74 @@ fn in_flight_records_are_bounded() {
     assert!(s.acquire_new(G, "m", &tp(), (5, 12), &[], now).is_empty());
 }
 
+/// The race behind franz-go's TestShareGroupETL timing out: two members
+/// fetch one partition while records are produced. Fetch A reads the log's
+/// end (5) outside the share lock; before it takes the lock, fetch B reads
+/// a later end (8) and acquires 5..8. A's view is then older than the
+/// partition's end, which is no truncation of the log: nothing in flight
+/// may be forgotten, and A has nothing new to read.
+#[test]
+fn a_fetch_that_read_an_older_log_end_forgets_nothing() {
+    let now = Instant::now();
+    let s = groups();
+    join(&s, "a", now, &view(1));
+    join(&s, "b", now, &view(1));
+    assert_eq!(s.next_read(G, &tp(), (0, 5)), Some((0, 10)));
+    assert_eq!(
+        ranges(&s.acquire_new(G, "a", &tp(), (0, 5), &[], now)),
+        vec![(0, 4, 1)]
+    );
+    s.acknowledge(G, "a", &tp(), &[(0, 1, vec![ACK_ACCEPT])])
+        .expect("ack");
+    s.acknowledge(G, "a", &tp(), &[(2, 2, vec![ACK_RELEASE])])
+        .expect("ack");
+    // Fetch B saw the log end at 8.
+    assert_eq!(s.next_read(G, &tp(), (0, 8)), Some((5, 7)));
+    assert_eq!(
+        ranges(&s.acquire_new(G, "b", &tp(), (5, 8), &[], now)),
+        vec![(5, 7, 1)]
+    );
+    // Fetch A, with the end it read before B's acquisition: the partition
+    // stays where it is and there is no room below A's end to read.
+    let (from, _) = s.next_read(G, &tp(), (0, 5)).expect("group");
+    assert_eq!(from, 8);
+    assert!(s.acquire_new(G, "a", &tp(), (from, 5), &[], now).is_empty());
+    assert_eq!(s.start_offsets(G).expect("group")[&tp()], (2, 0));
+    // What A released is still there to redeliver, and the records A and
+    // B hold are still theirs to acknowledge.
+    assert_eq!(
+        ranges(&s.acquire_available(G, "a", &tp(), 10, now)),
+        vec![(2, 2, 2)]
+    );
+    s.acknowledge(G, "a", &tp(), &[(2, 4, vec![ACK_ACCEPT])])
+        .expect("A still holds 2..4");
+    s.acknowledge(G, "b", &tp(), &[(5, 7, vec![ACK_ACCEPT])])
+        .expect("B still holds 5..7");
+    assert_eq!(s.start_offsets(G).expect("group")[&tp()], (8, 0));
+}
+
+/// A log that really is shorter than the partition's end (a topic deleted
+/// and made again under the same name; a tail lost in a crash) is told
+/// apart from an old view by reading the log's end under the share lock:
+/// then the partition starts again at the log's end.
+#[test]
+fn a_log_truncated_under_the_partition_moves_it_back() {
+    let now = Instant::now();
+    let s = with_member(now);
+    s.acquire_new(G, "m", &tp(), (0, 6), &[], now);
+    // The log still reaches the partition's end: nothing happens.
+    assert!(!s.truncated(G, &tp(), || (0, 6)));
+    assert!(!s.truncated(G, &tp(), || (0, 9)));
+    assert_eq!(s.next_read(G, &tp(), (0, 9)), Some((6, 4)));
+    // It ends at 3 now.
+    assert!(s.truncated(G, &tp(), || (0, 3)));
+    assert_eq!(s.next_read(G, &tp(), (0, 3)), Some((3, 10)));
+    assert_eq!(s.start_offsets(G).expect("group")[&tp()], (3, 0));
+    // Unknown groups and partitions are left alone.
+    assert!(!s.truncated("nope", &tp(), || (0, 0)));
+    assert!(!s.truncated(G, &("t".to_string(), 7), || (0, 0)));
+}
+
 #[test]
 fn a_member_leaving_or_losing_its_connection_gives_its_records_back() {
     let now = Instant::now();
