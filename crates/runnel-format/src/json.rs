@@ -16,6 +16,19 @@ use crate::types::{base64_decode, base64_encode, SqlType, Value, ValueError};
 /// ksqlDB's refusal of a MAP whose keys are not STRING in JSON and JSON_SR.
 pub(crate) const MAP_KEYS_REFUSED: &str = "JSON only supports MAP types with STRING keys";
 
+/// A double JSON has no number for, as ksqlDB's JSON writer (Jackson,
+/// quoting non-numeric numbers) writes it: `"NaN"`, `"Infinity"`,
+/// `"-Infinity"`; reading takes them back.
+fn non_finite(d: f64) -> &'static str {
+    if d.is_nan() {
+        "NaN"
+    } else if d > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
+}
+
 /// A value as JSON, as ksqlDB writes it.
 pub fn to_json(v: &Value) -> Json {
     match v {
@@ -25,7 +38,7 @@ pub fn to_json(v: &Value) -> Json {
         Value::BigInt(i) => Json::from(*i),
         Value::Double(d) => serde_json::Number::from_f64(*d)
             .map(Json::Number)
-            .unwrap_or(Json::Null),
+            .unwrap_or_else(|| Json::String(non_finite(*d).to_string())),
         Value::Decimal(d) => d
             .to_string()
             .parse::<serde_json::Number>()
@@ -297,7 +310,7 @@ impl serde::Serialize for JsonValue<'_> {
             Value::Int(i) => s.serialize_i32(*i),
             Value::BigInt(i) => s.serialize_i64(*i),
             Value::Double(d) if d.is_finite() => s.serialize_f64(*d),
-            Value::Double(_) => s.serialize_unit(),
+            Value::Double(d) => s.serialize_str(non_finite(*d)),
             Value::String(x) => s.serialize_str(x),
             Value::Date(d) => s.serialize_i32(*d),
             Value::Time(t) | Value::Timestamp(t) => s.serialize_i64(*t),

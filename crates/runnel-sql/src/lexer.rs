@@ -222,7 +222,7 @@ impl Lexer<'_> {
                                 return Self::error(
                                     start,
                                     format!(
-                                        "Syntax error: unterminated comment starting at {start}: \
+                                        "Syntax Error: unterminated comment starting at {start}: \
                                          close it with */"
                                     ),
                                 )
@@ -285,26 +285,26 @@ impl Lexer<'_> {
             (';', _) => Ok(T::Semicolon),
             ('!', _) => Self::error(
                 pos,
-                "Syntax error: unexpected character '!'; use NOT for negation or != for \
+                "Syntax Error: unexpected character '!'; use NOT for negation or != for \
                  inequality",
             ),
             ('|', _) => Self::error(
                 pos,
-                "Syntax error: unexpected character '|'; use || to concatenate or OR for a \
+                "Syntax Error: unexpected character '|'; use || to concatenate or OR for a \
                  logical or",
             ),
             ('&', _) => Self::error(
                 pos,
-                "Syntax error: unexpected character '&'; use AND for a logical and",
+                "Syntax Error: unexpected character '&'; use AND for a logical and",
             ),
             ('$', Some('{')) => Self::error(
                 pos,
-                "Syntax error: unexpected '${': variable references must be substituted \
+                "Syntax Error: unexpected '${': variable references must be substituted \
                  before parsing (is the variable defined?)",
             ),
             (c, _) => Self::error(
                 pos,
-                format!("Syntax error: unexpected character {}", quote_char(c)),
+                format!("Syntax Error: unexpected character {}", quote_char(c)),
             ),
         }
     }
@@ -340,6 +340,14 @@ impl Lexer<'_> {
             }
         }
         let text = self.src.get(start..self.off).unwrap_or("").to_string();
+        // Digits then letters, as ksqlDB's grammar allows: a name (`AS 1R`).
+        if !decimal && !exponent && self.peek().is_some_and(is_ident_char) {
+            while self.peek().is_some_and(is_ident_char) {
+                self.bump();
+            }
+            let all = self.src.get(start..self.off).unwrap_or("");
+            return Ok(TokenKind::Word(all.to_ascii_uppercase()));
+        }
         if self.peek().is_some_and(is_ident_char) {
             while self.peek().is_some_and(is_ident_char) {
                 self.bump();
@@ -348,7 +356,7 @@ impl Lexer<'_> {
             return Self::error(
                 pos,
                 format!(
-                    "Syntax error: malformed number '{all}': identifiers cannot start with a \
+                    "Syntax Error: malformed number '{all}': identifiers cannot start with a \
                      digit; quote it as `{all}` if it is a name"
                 ),
             );
@@ -377,7 +385,7 @@ impl Lexer<'_> {
                     return Self::error(
                         pos,
                         format!(
-                            "Syntax error: unterminated string literal starting at {pos}: \
+                            "Syntax Error: unterminated string literal starting at {pos}: \
                              close it with ' (write '' for a quote inside a string)"
                         ),
                     )
@@ -399,7 +407,7 @@ impl Lexer<'_> {
                     if value.is_empty() {
                         return Self::error(
                             pos,
-                            format!("Syntax error: empty quoted identifier {quote}{quote}"),
+                            format!("Syntax Error: empty quoted identifier {quote}{quote}"),
                         );
                     }
                     return Ok(TokenKind::QuotedIdent(value));
@@ -409,7 +417,7 @@ impl Lexer<'_> {
                     return Self::error(
                         pos,
                         format!(
-                            "Syntax error: unterminated quoted identifier starting at {pos}: \
+                            "Syntax Error: unterminated quoted identifier starting at {pos}: \
                              close it with {quote}"
                         ),
                     )
@@ -489,9 +497,20 @@ mod tests {
                 T::Eof
             ]
         );
-        let err = tokenize("SELECT 1abc").unwrap_err();
+        // Digits then letters make a name, as in ksqlDB; not after a
+        // fraction or an exponent.
+        assert_eq!(
+            kinds("AS 1R 2_x"),
+            vec![
+                T::Word("AS".into()),
+                T::Word("1R".into()),
+                T::Word("2_X".into()),
+                T::Eof
+            ]
+        );
+        let err = tokenize("SELECT 1.5abc").unwrap_err();
         assert_eq!(err.pos, Pos { line: 1, col: 8 });
-        assert!(err.message.contains("malformed number '1abc'"), "{err}");
+        assert!(err.message.contains("malformed number '1.5abc'"), "{err}");
     }
 
     #[test]

@@ -510,7 +510,7 @@ impl<'a> Parser<'a> {
             );
         }
         let mut message = format!(
-            "Syntax error at or near '{}': expected {expected}",
+            "Syntax Error at or near '{}': expected {expected}",
             self.token_text(t)
         );
         if let Some(kw) = self.current_word().and_then(|w| suggest(w, candidates)) {
@@ -536,7 +536,7 @@ impl<'a> Parser<'a> {
         Some(Self::error_at(
             t,
             format!(
-                "Syntax error at or near '{}': expected {kw}; did you mean {kw}?",
+                "Syntax Error at or near '{}': expected {kw}; did you mean {kw}?",
                 self.token_text(t)
             ),
         ))
@@ -593,7 +593,7 @@ impl<'a> Parser<'a> {
             TokenKind::Word(w) => Err(Self::error_at(
                 &t,
                 format!(
-                    "Syntax error at or near '{}': expected {what}, but {w} is a reserved word \
+                    "Syntax Error at or near '{}': expected {what}, but {w} is a reserved word \
                      (quote it as `{}` to use it as a name)",
                     self.token_text(&t),
                     self.token_text(&t)
@@ -802,7 +802,7 @@ impl<'a> Parser<'a> {
                     line: columns_pos.line,
                     col: columns_pos.col,
                     message: format!(
-                        "Syntax error at or near '{}': CREATE {kind} … AS SELECT takes its \
+                        "Syntax Error at or near '{}': CREATE {kind} … AS SELECT takes its \
                          columns from the query; remove the column list",
                         self.token_text(&as_tok)
                     ),
@@ -1713,7 +1713,7 @@ impl<'a> Parser<'a> {
             _ => Err(Self::error_at(
                 &t,
                 format!(
-                    "Syntax error at or near '{}': the escape must be a single character",
+                    "Syntax Error at or near '{}': the escape must be a single character",
                     self.token_text(&t)
                 ),
             )),
@@ -1778,7 +1778,7 @@ impl<'a> Parser<'a> {
                     Self::error_at(
                         &t,
                         format!(
-                            "Syntax error at or near '{}': integer literal out of range \
+                            "Syntax Error at or near '{}': integer literal out of range \
                              (BIGINT holds -9223372036854775808 to 9223372036854775807); \
                              write it as a decimal, e.g. {text}.0",
                             self.token_text(&t)
@@ -1794,7 +1794,7 @@ impl<'a> Parser<'a> {
                     return Err(Self::error_at(
                         &t,
                         format!(
-                            "Syntax error at or near '{}': number out of range for DOUBLE",
+                            "Syntax Error at or near '{}': number out of range for DOUBLE",
                             self.token_text(&t)
                         ),
                     ));
@@ -3090,11 +3090,11 @@ SELECT * FROM opened_per_day EMIT CHANGES;
         assert_eq!((e.line, e.col), (1, 13));
         assert_eq!(
             e.message,
-            "Syntax error at or near 'FORM': expected FROM; did you mean FROM?"
+            "Syntax Error at or near 'FORM': expected FROM; did you mean FROM?"
         );
         assert_eq!(
             e.to_string(),
-            "line 1:13: Syntax error at or near 'FORM': expected FROM; did you mean FROM?"
+            "line 1:13: Syntax Error at or near 'FORM': expected FROM; did you mean FROM?"
         );
         let e = err("SELECT * FROM s\nWHRE a = 1;");
         assert_eq!((e.line, e.col), (2, 1));
@@ -3131,7 +3131,7 @@ SELECT * FROM opened_per_day EMIT CHANGES;
         assert_eq!((e.line, e.col), (1, 29));
         assert_eq!(
             e.message,
-            "Syntax error at or near 'GRUOP': expected ';'; did you mean GROUP?"
+            "Syntax Error at or near 'GRUOP': expected ';'; did you mean GROUP?"
         );
         let e = parse_expr("a + b c").unwrap_err();
         assert_eq!((e.line, e.col), (1, 7));
@@ -3144,7 +3144,7 @@ SELECT * FROM opened_per_day EMIT CHANGES;
         assert_eq!((e.line, e.col), (1, 36));
         assert_eq!(
             e.message,
-            "Syntax error at or near 'x': expected a row limit"
+            "Syntax Error at or near 'x': expected a row limit"
         );
     }
 
@@ -3154,7 +3154,7 @@ SELECT * FROM opened_per_day EMIT CHANGES;
         assert_eq!((e.line, e.col), (1, 8));
         assert_eq!(
             e.message,
-            "Syntax error at or near 'FROM': expected an expression"
+            "Syntax Error at or near 'FROM': expected an expression"
         );
         let e = err("SELECT a FROM s WHERE;");
         assert_eq!((e.line, e.col), (1, 22));
@@ -3164,7 +3164,7 @@ SELECT * FROM opened_per_day EMIT CHANGES;
         );
         let e = err("SELECT COUNT(*\nFROM s\n");
         assert_eq!((e.line, e.col), (2, 1));
-        assert_eq!(e.message, "Syntax error at or near 'FROM': expected ')'");
+        assert_eq!(e.message, "Syntax Error at or near 'FROM': expected ')'");
         let e = err("SELECT f(a,\n b\n");
         assert_eq!((e.line, e.col), (3, 1));
         assert_eq!(
@@ -3179,7 +3179,7 @@ SELECT * FROM opened_per_day EMIT CHANGES;
         );
         let e = err("SELECT * FROM s x y;");
         assert_eq!((e.line, e.col), (1, 19));
-        assert_eq!(e.message, "Syntax error at or near 'y': expected ';'");
+        assert_eq!(e.message, "Syntax Error at or near 'y': expected ';'");
         let e = err("CREATE VIEW v AS SELECT * FROM s;");
         assert_eq!((e.line, e.col), (1, 8));
         assert!(

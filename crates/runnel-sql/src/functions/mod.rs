@@ -33,10 +33,23 @@ mod table;
 pub use aggregate::AggFn;
 pub use table::TableFn;
 
+/// A function's name as ksqlDB's refusals show it: lower case, but
+/// COALESCE (which ksqlDB registers apart) in upper case.
+fn shown_name(name: &str) -> String {
+    if name.eq_ignore_ascii_case("COALESCE") {
+        "COALESCE".to_string()
+    } else {
+        name.to_lowercase()
+    }
+}
+
 /// Why a function could not be typed or evaluated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FunctionError {
-    #[error("Function '{}' does not accept parameters ({args}).\n{expected}", name.to_lowercase())]
+    #[error(
+        "Function '{}' does not accept parameters ({args}).\n{expected}",
+        shown_name(name)
+    )]
     BadArguments {
         name: String,
         args: String,

@@ -430,9 +430,13 @@ impl<'a> Planner<'a> {
                 false,
                 true,
             ),
-            KeyOrigin::Synthetic { name, .. } => {
-                keys_missing(sink, "join expression", &[name.clone()], false, true)
-            }
+            KeyOrigin::Synthetic { name, .. } => keys_missing(
+                sink,
+                "join expression",
+                std::slice::from_ref(name),
+                false,
+                true,
+            ),
             KeyOrigin::Join(shown) => keys_missing(sink, "join expression", shown, false, false),
             KeyOrigin::Partition { .. } => {
                 let all: Vec<String> = rel
@@ -540,6 +544,8 @@ impl<'a> Planner<'a> {
         let mut keys = Vec::new();
         let mut types = Vec::new();
         let mut generated = 0;
+        let mut reads_value = Vec::new();
+        let key_slots: HashSet<usize> = rel.keys.iter().flat_map(|k| k.slots.clone()).collect();
         let is_null = |e: &Expr| matches!(e.kind, ExprKind::Literal(crate::ast::Literal::Null));
         if exprs.len() > 1 {
             if let Some(e) = exprs.iter().find(|e| is_null(e)) {
@@ -581,18 +587,31 @@ impl<'a> Planner<'a> {
             keys.push(alt);
             types.push(t.unwrap_or(SqlType::String));
             compiled.push(c);
+            // Whether it reads a value column (NULL for a null value).
+            let (mut names, mut quals) = (Vec::new(), Vec::new());
+            super::prune::collect_refs(e, &mut names, &mut quals);
+            reads_value.push(names.iter().zip(&quals).any(|(n, q)| {
+                scope
+                    .resolve(q.as_ref(), n)
+                    .is_ok_and(|c| !key_slots.contains(&c.index))
+            }));
         }
         let compiled = Arc::new(compiled);
         let s = s
             .select_key(move |k: &Row, v: &Row| {
                 if v.is_empty() {
-                    // A null value: the expressions see its key columns
-                    // (a single source's first slots) and NULLs.
+                    // A null value: an expression over key columns only
+                    // (a single source's first slots) is evaluated; one
+                    // reading a value column is NULL, as in ksqlDB.
                     let mut row = vec![Value::Null; width];
                     for (slot, kv) in row.iter_mut().zip(k.iter()) {
                         *slot = kv.clone();
                     }
-                    return eval_all(&compiled, &row);
+                    return compiled
+                        .iter()
+                        .zip(reads_value.iter())
+                        .map(|(c, value)| if *value { Value::Null } else { c.eval(&row) })
+                        .collect();
                 }
                 eval_all(&compiled, v)
             })
