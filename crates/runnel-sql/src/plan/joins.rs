@@ -150,14 +150,35 @@ impl<'a> Planner<'a> {
             }
         };
         let (lt, rt) = (lt.unwrap_or(SqlType::String), rt.unwrap_or(SqlType::String));
+        // The condition as ksqlDB shows it in refusals: columns qualified,
+        // sides as written.
+        let (ql, qr) = (qualified(le, &joined_scope), qualified(re, &joined_scope));
+        let written = format!(
+            "{} = {}",
+            qualified(a, &joined_scope),
+            qualified(b, &joined_scope)
+        );
         if lt != rt {
             return Err(err(
                 j.on.pos,
                 format!(
-                    "Invalid join condition: types don't match. Got {le}{{{lt}}} = {re}{{{rt}}}."
+                    "Invalid join condition: types don't match. Got {ql}{{{lt}}} = {qr}{{{rt}}}."
                 ),
             ));
         }
+        let shown_join = |l: &Rel, r: &Rel| {
+            let kind = match j.kind {
+                JoinKind::Inner => "[INNER] JOIN",
+                JoinKind::Left => "LEFT [OUTER] JOIN",
+                JoinKind::Right => "RIGHT [OUTER] JOIN",
+                JoinKind::Full => "[FULL] OUTER JOIN",
+            };
+            format!(
+                "{} {kind} {}",
+                l.parts.last().map_or("", String::as_str),
+                r.parts.last().map_or("", String::as_str)
+            )
+        };
         let key_slot = |rel: &Rel, e: &Expr| -> Option<usize> {
             let slot = match &e.kind {
                 ExprKind::Column { qualifier, name } => {
@@ -259,15 +280,15 @@ impl<'a> Planner<'a> {
             right: kept(&right.columns),
         };
         let mut stream_key_serde: Option<Arc<dyn Serde<Row>>> = None;
+        let stream_table_shown = shown_join(&left, &right);
+        let table_stream_shown = stream_table_shown.clone();
         let flow = match (left.flow, right.flow) {
             (Flow::Stream(ls), Flow::Table(rt_)) => {
                 if r_is_key.is_none() {
                     return Err(err(
                         re.pos,
                         format!(
-                            "a stream-table join must use the table's PRIMARY KEY; {} is not the key of {}",
-                            re,
-                            right.parts.join(",")
+                            "Invalid join condition: stream-table joins require to join on the table's primary key. Got {written}."
                         ),
                     ));
                 }
@@ -324,7 +345,11 @@ impl<'a> Planner<'a> {
                     (other, _) => {
                         return Err(err(
                             j.pos,
-                            format!("{other} JOIN between a stream and a table is not supported; use INNER or LEFT"),
+                            format!(
+                                "Invalid join type: {} join not supported for stream-table join. Got {}.",
+                                other.to_string().to_lowercase().replace(' ', "-"),
+                                stream_table_shown
+                            ),
                         ))
                     }
                 };
@@ -335,7 +360,7 @@ impl<'a> Planner<'a> {
                     return Err(err(
                         re.pos,
                         format!(
-                            "a table-table join must use the right table's PRIMARY KEY; {re} is not its key"
+                            "Invalid join condition: table-table joins require to join on the primary key of the right input table. Got {written}."
                         ),
                     ));
                 }
@@ -398,11 +423,24 @@ impl<'a> Planner<'a> {
                 // A foreign-key join keeps the left table's key.
                 let out = out.with_serdes(left.key_serde.clone(), InternalSerde);
                 if l_is_key.is_none() {
+                    let table = left.parts.last().cloned().unwrap_or_default();
+                    let keys = left
+                        .keys
+                        .into_iter()
+                        .map(|mut k| {
+                            if matches!(k.origin, KeyOrigin::Source) {
+                                k.origin = KeyOrigin::ForeignKey {
+                                    table: table.clone(),
+                                };
+                            }
+                            k
+                        })
+                        .collect();
                     return Ok(Rel {
                         flow: Flow::Table(out),
                         columns,
                         pseudo,
-                        keys: left.keys,
+                        keys,
                         key_types: left.key_types,
                         key_serde: left.key_serde,
                         parts,
@@ -497,7 +535,9 @@ impl<'a> Planner<'a> {
             (Flow::Table(_), Flow::Stream(_)) => {
                 return Err(err(
                     j.pos,
-                    "a table cannot be joined with a stream on its right; put the stream first (stream-table join)",
+                    format!(
+                        "Invalid join order: table-stream joins are not supported; only stream-table joins. Got {table_stream_shown}."
+                    ),
                 ))
             }
         };

@@ -151,6 +151,9 @@ enum KeyOrigin {
     /// A join's synthetic key column (ksqlDB's ROWKEY, or ROWKEY_n when a
     /// source has such a column) at this slot: only it can be the key.
     Synthetic { name: String, slot: usize },
+    /// The left table's primary key column, kept by a foreign-key join
+    /// (the table's name as ksqlDB names it in refusals).
+    ForeignKey { table: String },
     /// A PARTITION BY expression as written, and the name `SELECT *` gives
     /// the key it makes.
     Partition { shown: String, name: String },

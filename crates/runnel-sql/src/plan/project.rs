@@ -366,6 +366,7 @@ impl<'a> Planner<'a> {
         });
         let mut out_keys = Vec::new();
         let nk = rel.keys.len() - if rel.window.is_some() { 2 } else { 0 };
+        let unclaimed: Vec<usize> = (0..nk).filter(|i| keys[*i].is_none()).collect();
         for (i, k) in keys.into_iter().enumerate() {
             if i >= nk {
                 // The window travels in the key, not as a column.
@@ -387,12 +388,16 @@ impl<'a> Planner<'a> {
                         out_keys.push((name.clone(), rel.key_types[i].clone()))
                     }
                     _ if require_keys => {
-                        return Err(SqlError::new(self.missing_key(rel, &scope, i, sink)));
+                        return Err(SqlError::new(
+                            self.missing_key(rel, &scope, i, &unclaimed, sink),
+                        ));
                     }
                     _ => out_keys.push((format!("KSQL_KEY_{i}"), rel.key_types[i].clone())),
                 },
                 None if require_keys => {
-                    return Err(SqlError::new(self.missing_key(rel, &scope, i, sink)));
+                    return Err(SqlError::new(
+                        self.missing_key(rel, &scope, i, &unclaimed, sink),
+                    ));
                 }
                 None => out_keys.push((format!("KSQL_KEY_{i}"), rel.key_types[i].clone())),
             }
@@ -408,8 +413,32 @@ impl<'a> Planner<'a> {
 
     /// ksqlDB's words for key position `i` of `rel` missing from the
     /// projection of the persistent query building `sink`.
-    fn missing_key(&self, rel: &Rel, scope: &Scope, i: usize, sink: &str) -> String {
+    fn missing_key(
+        &self,
+        rel: &Rel,
+        scope: &Scope,
+        i: usize,
+        unclaimed: &[usize],
+        sink: &str,
+    ) -> String {
         match &rel.keys[i].origin {
+            KeyOrigin::ForeignKey { table } => {
+                let names: Vec<String> = unclaimed
+                    .iter()
+                    .filter_map(|k| rel.keys[*k].slots.first())
+                    .filter_map(|s| scope.columns.iter().find(|c| c.index == *s))
+                    .map(|c| format!("`{}`", c.name))
+                    .collect();
+                let (s, verb) = if names.len() > 1 {
+                    ("s", "columns")
+                } else {
+                    ("", "column")
+                };
+                format!(
+                    "Primary key column{s} missing in projection. For foreign-key table-table joins, the projection must include all primary key columns from the left input table (`{table}`). Missing {verb}: {}.",
+                    names.join(", ")
+                )
+            }
             KeyOrigin::Source => {
                 let nk = rel.keys.len() - if rel.window.is_some() { 2 } else { 0 };
                 let names: Vec<String> = rel.keys[..nk]
