@@ -430,9 +430,13 @@ impl<'a> Planner<'a> {
                 false,
                 true,
             ),
-            KeyOrigin::Synthetic { name, .. } => {
-                keys_missing(sink, "join expression", &[name.clone()], false, true)
-            }
+            KeyOrigin::Synthetic { name, .. } => keys_missing(
+                sink,
+                "join expression",
+                std::slice::from_ref(name),
+                false,
+                true,
+            ),
             KeyOrigin::Join(shown) => keys_missing(sink, "join expression", shown, false, false),
             KeyOrigin::Partition { .. } => {
                 let all: Vec<String> = rel
