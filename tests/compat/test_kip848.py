@@ -342,7 +342,7 @@ def test_a_member_keeps_its_partitions_and_epoch_across_a_broker_restart(group_m
         from conftest import runnel_bin
         cli = [str(runnel_bin()), "group", "-b", bootstrap]
         listed = subprocess.run([*cli, "list"], capture_output=True, text=True, timeout=30).stdout
-        assert [group, "Stable", "consumer"] in rows(listed, "GROUP"), listed
+        assert [group, "Stable", "consumer", "consumer"] in rows(listed, "GROUP"), listed
         described = subprocess.run([*cli, "describe", group], capture_output=True, text=True, timeout=30)
         lines = described.stdout.splitlines()
         assert lines[0] == f"Group: {group}\tState: Stable\tProtocol: consumer\tAssignor: uniform\tMembers: 1", \
