@@ -152,6 +152,29 @@ def test_timestamps_out_of_range_are_refused_as_kafka_4_does(peers, topic):
     assert seen["runnel"]["two hours ahead"] == ["INVALID_TIMESTAMP"], seen
 
 
+def test_demo_generate_writes_events_kafka_4_takes(peers, topic):
+    """`runnel demo unstable-apps generate` with its default days: on Kafka 4
+    it failed with INVALID_TIMESTAMP when it stamped events up to the end of
+    today (more than message.timestamp.after.max.ms ahead); it writes only
+    past events now, on either broker."""
+    from conftest import runnel_bin
+    import subprocess
+
+    def probe(bootstrap, rf, name):
+        started = now_ms()
+        gen = subprocess.run(
+            [str(runnel_bin()), "demo", "unstable-apps", "generate", "-b", bootstrap, "--events", "2000",
+             "--days", "1", "--partitions", "1", "--topic-prefix", f"{name}-"],
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert gen.returncode == 0, gen.stderr[-3000:]
+        opened = consume_all(bootstrap, f"{name}-apps_opened", isolation="read_uncommitted")
+        stamps = [m.timestamp()[1] for m in opened]
+        return {"opened": len(opened), "none ahead": max(stamps) <= started}
+
+    seen = differential(peers, topic, probe)
+    assert seen["runnel"] == seen["kafka"] == {"opened": 2000, "none ahead": True}, seen
+
+
 def test_offsets_and_timestamps(peers, topic):
     def probe(bootstrap, rf, name):
         base = now_ms() - 60_000

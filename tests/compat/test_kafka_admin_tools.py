@@ -191,3 +191,38 @@ def test_kafka_topics_describe_pages_through_describe_topic_partitions(kafka_lib
         # ELR is a list (empty) from DescribeTopicPartitions, N/A from Metadata.
         assert all(p.endswith("Elr: LastKnownElr:") for p in parts), lines
         assert all(f"ReplicationFactor: {expected_rf}" in h for h in heads), lines
+
+
+FEATURES = "org.apache.kafka.tools.FeatureCommand"
+
+
+def features(bootstrap: str) -> dict[str, dict[str, str]]:
+    """`kafka-features describe`: each feature's levels (its epoch aside)."""
+    out, _ = tool(FEATURES, "--bootstrap-server", bootstrap, "describe")
+    seen = {}
+    for line in out.splitlines():
+        fields = dict(re.findall(r"(\w[\w.]*):\s+(\S+)", line))
+        if "Feature" in fields:
+            name = fields.pop("Feature")
+            fields.pop("Epoch", None)
+            seen[name] = fields
+    return seen
+
+
+def test_kafka_features_describe_group_and_share_version(kafka_libs, bootstrap, kafka):
+    """ApiVersions' feature levels as `kafka-features describe` (the Admin
+    client's describeFeatures) shows them: Runnel advertises group.version
+    (KIP-848) and share.version (KIP-932) at level 1, and nothing else
+    (not transaction.version 2, streams.version, metadata.version and the
+    other KRaft ones: they are not implemented, or not Runnel's)."""
+    runnel = features(bootstrap)
+    apache = features(kafka.bootstrap)
+    assert sorted(runnel) == ["group.version", "share.version"], runnel
+    want = {"SupportedMinVersion": "0", "SupportedMaxVersion": "1", "FinalizedVersionLevel": "1"}
+    assert runnel == {"group.version": want, "share.version": want}, runnel
+    assert apache["group.version"] == runnel["group.version"], apache
+    # Deliberate: Kafka 4.4 finalizes share.version 2, whose one addition
+    # is the share groups' dead-letter queue (ShareVersion's
+    # supportsShareGroupDLQ), which Runnel does not have; level 1 is share
+    # groups themselves.
+    assert apache["share.version"] == {**want, "SupportedMaxVersion": "2", "FinalizedVersionLevel": "2"}, apache

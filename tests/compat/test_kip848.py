@@ -119,9 +119,9 @@ def test_console_consumers_share_and_take_over_with_the_consumer_protocol(kafka_
     assert state[-2:] == ["Empty", "0"], out
 
 
-def rk_consumer(bootstrap: str, group: str) -> Consumer:
+def rk_consumer(bootstrap: str, group: str, **extra) -> Consumer:
     return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
-                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False, **extra})
 
 
 @PEERS
@@ -159,6 +159,46 @@ def test_librdkafka_consumers_share_and_take_over(peer, topic):
         b.close()
     d = admin.describe_consumer_groups([group])[group].result(timeout=15)
     assert (d.state.name, d.type.name, d.partition_assignor, d.members) == ("EMPTY", "CONSUMER", "uniform", [])
+
+
+@PEERS
+def test_librdkafka_consumers_with_the_range_assignor(peer, topic):
+    """The server-side range assignor (`group.remote.assignor=range`): two
+    members of two 4-partition topics each get a contiguous half of every
+    topic, the same half of both (co-partitioned), and the group describes
+    with the range assignor."""
+    _, bootstrap = peer
+    group = f"{topic}-g"
+    topics = [f"{topic}-a", f"{topic}-b"]
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for t, f in admin.create_topics([NewTopic(t, 4, 1) for t in topics]).items():
+        f.result(timeout=15)
+    a, b = (rk_consumer(bootstrap, group, **{"group.remote.assignor": "range"}) for _ in range(2))
+
+    def owned(c) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for tp in c.assignment():
+            out.setdefault(tp.topic, []).append(tp.partition)
+        return {t: sorted(ps) for t, ps in sorted(out.items())}
+
+    try:
+        a.subscribe(topics)
+        b.subscribe(topics)
+
+        def settled():
+            a.poll(0.1)
+            b.poll(0.1)
+            return sum(map(len, owned(a).values())) == 4 and sum(map(len, owned(b).values())) == 4
+
+        wait_until(settled, timeout=45, what="4 + 4 partitions")
+        halves = sorted([owned(a), owned(b)], key=lambda o: o[topics[0]])
+        assert halves == [{t: [0, 1] for t in topics}, {t: [2, 3] for t in topics}], halves
+        d = admin.describe_consumer_groups([group])[group].result(timeout=15)
+        assert (d.state.name, d.type.name, d.partition_assignor, len(d.members)) == \
+            ("STABLE", "CONSUMER", "range", 2)
+    finally:
+        a.close()
+        b.close()
 
 
 @pytest.mark.kafka
@@ -342,7 +382,7 @@ def test_a_member_keeps_its_partitions_and_epoch_across_a_broker_restart(group_m
         from conftest import runnel_bin
         cli = [str(runnel_bin()), "group", "-b", bootstrap]
         listed = subprocess.run([*cli, "list"], capture_output=True, text=True, timeout=30).stdout
-        assert [group, "Stable", "consumer"] in rows(listed, "GROUP"), listed
+        assert [group, "Stable", "consumer", "consumer"] in rows(listed, "GROUP"), listed
         described = subprocess.run([*cli, "describe", group], capture_output=True, text=True, timeout=30)
         lines = described.stdout.splitlines()
         assert lines[0] == f"Group: {group}\tState: Stable\tProtocol: consumer\tAssignor: uniform\tMembers: 1", \

@@ -161,7 +161,7 @@ def test_kafka_share_groups_tool(share_checks, peer):
             from conftest import runnel_bin
             cli = [str(runnel_bin()), "group", "-b", bootstrap]
             listed = subprocess.run([*cli, "list"], capture_output=True, text=True, timeout=30).stdout
-            assert [group, "Stable", "share"] in rows(listed, "GROUP"), listed
+            assert [group, "Stable", "share", "share"] in rows(listed, "GROUP"), listed
             described = subprocess.run([*cli, "describe", group], capture_output=True, text=True,
                                        timeout=30).stdout
             lines = described.splitlines()

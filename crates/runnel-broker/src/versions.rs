@@ -73,6 +73,17 @@ pub const SUPPORTED: &[Supported] = &[
 /// `Lag` to the response (KIP-1226).
 pub const HAND_ENCODED: &[(ApiKey, i16, i16)] = &[(ApiKey::DescribeShareGroupOffsets, 1, 0)];
 
+/// The feature levels ApiVersions (v3+) advertises as supported (min, max)
+/// and finalized (at max), as Kafka 4 does for what they switch on:
+/// `group.version` 1 is the consumer group protocol (KIP-848:
+/// ConsumerGroupHeartbeat, ConsumerGroupDescribe), `share.version` 1 share
+/// groups (KIP-932). Kafka 4.4's `share.version` 2 adds the share groups'
+/// dead-letter queue (its ShareVersion's supportsShareGroupDLQ), which
+/// Runnel does not have. Nothing else: `transaction.version` 2 (KIP-890's
+/// second part) and `streams.version` (KIP-1071) are not implemented, and
+/// a feature advertised would be taken as working.
+pub const FEATURES: &[(&str, i16, i16)] = &[("group.version", 0, 1), ("share.version", 0, 1)];
+
 /// Versions the codec does not know whose requests are an older
 /// version's with fields inserted: they are cut back to it, decoded, and
 /// answered through the usual handlers (see [`crate::splice`]).
@@ -195,5 +206,37 @@ mod tests {
             .iter()
             .any(|e| e.key == ApiKey::Produce && e.min == 0));
         assert!(!accepted(ApiKey::Fetch, 13));
+    }
+
+    /// Each feature level advertised comes with the APIs it switches on.
+    #[test]
+    fn features_are_advertised_only_with_their_apis() {
+        let needs = |feature: &str| -> &[ApiKey] {
+            match feature {
+                "group.version" => &[
+                    ApiKey::ConsumerGroupHeartbeat,
+                    ApiKey::ConsumerGroupDescribe,
+                ],
+                "share.version" => &[
+                    ApiKey::ShareGroupHeartbeat,
+                    ApiKey::ShareGroupDescribe,
+                    ApiKey::ShareFetch,
+                    ApiKey::ShareAcknowledge,
+                    ApiKey::DescribeShareGroupOffsets,
+                    ApiKey::AlterShareGroupOffsets,
+                    ApiKey::DeleteShareGroupOffsets,
+                ],
+                other => panic!("no APIs known for feature {other}"),
+            }
+        };
+        for (name, min, max) in FEATURES {
+            assert_eq!((*min, *max), (0, 1), "{name}");
+            for key in needs(name) {
+                assert!(
+                    SUPPORTED.iter().any(|e| e.key == *key),
+                    "{name} needs {key:?}"
+                );
+            }
+        }
     }
 }

@@ -86,15 +86,19 @@ pub async fn run(args: GroupArgs) -> Result<()> {
     let mut client = Client::connect(&args.bootstrap).await?;
     match args.command {
         GroupCommand::List => {
-            let v = client.version(ApiKey::ListGroups, 4)?;
+            // v5 names each group's protocol (TYPE: classic, consumer or
+            // share): a classic consumer group and a KIP-848 one have the
+            // same protocol type, "consumer".
+            let v = client.version(ApiKey::ListGroups, 5)?;
             let resp = client.send(&ListGroupsRequest::default(), v).await?;
             check(resp.error_code, "list groups")?;
             let mut groups = resp.groups;
             groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
-            outln!("GROUP\tSTATE\tPROTOCOL-TYPE")?;
+            outln!("GROUP\tSTATE\tPROTOCOL-TYPE\tTYPE")?;
             for g in groups {
                 let state = if v >= 4 { g.group_state.as_str() } else { "-" };
-                outln!("{}\t{state}\t{}", g.group_id.0, g.protocol_type)?;
+                let kind = if v >= 5 { g.group_type.as_str() } else { "-" };
+                outln!("{}\t{state}\t{}\t{kind}", g.group_id.0, g.protocol_type)?;
             }
         }
         GroupCommand::Describe { group } => describe(&mut client, &group).await?,
@@ -199,7 +203,7 @@ async fn describe(client: &mut Client, group: &str) -> Result<()> {
             }
         }
         let header = format!(
-            "Group: {group}\tState: {}\tProtocol: {}\tMembers: {}",
+            "Group: {group}\tState: {}\tProtocol: classic\tAssignor: {}\tMembers: {}",
             g.group_state,
             if g.protocol_data.is_empty() {
                 "-"

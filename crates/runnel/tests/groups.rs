@@ -439,8 +439,9 @@ async fn group_cli_lists_describes_and_deletes() {
 
     let (ok, out, err) = runnel(&server, &["group", "list"]);
     assert!(ok, "{err}");
-    assert!(out.contains("g-empty\tEmpty"), "{out}");
-    assert!(out.contains("g-live\tStable\tconsumer"), "{out}");
+    assert!(out.contains("GROUP\tSTATE\tPROTOCOL-TYPE\tTYPE\n"), "{out}");
+    assert!(out.contains("g-empty\tEmpty\t\tclassic\n"), "{out}");
+    assert!(out.contains("g-live\tStable\tconsumer\tclassic\n"), "{out}");
 
     let (ok, out, err) = runnel(&server, &["group", "describe", "g-empty"]);
     assert!(ok, "{err}");
@@ -511,7 +512,10 @@ async fn group_cli_lists_describes_and_deletes() {
 
     let (ok, out, err) = runnel(&server, &["group", "describe", "g-live"]);
     assert!(ok, "{err}");
-    assert!(out.contains("State: Stable"), "{out}");
+    assert!(
+        out.starts_with("Group: g-live\tState: Stable\tProtocol: classic\tAssignor: range\t"),
+        "{out}"
+    );
     assert!(out.contains("\t/127.0.0.1\tcli-member"), "{out}");
 
     let (ok, _, err) = runnel(&server, &["group", "delete", "g-live"]);

@@ -771,10 +771,25 @@ impl ShareGroups {
 
     /// Closes a member's session, giving back what it holds.
     pub fn close_session(&self, group_id: &str, member_id: &str) {
+        self.close_session_if(group_id, member_id, |_| true);
+    }
+
+    /// Closes a member's session (if any), giving back what the member
+    /// holds, when `still` holds for the session as it is under the lock
+    /// the close takes; true when a session closed.
+    fn close_session_if(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        still: impl FnOnce(Option<&Session>) -> bool,
+    ) -> bool {
         let mut guard = self.lock();
         let st = &mut *guard;
-        st.sessions
-            .remove(&(group_id.to_string(), member_id.to_string()));
+        let key = (group_id.to_string(), member_id.to_string());
+        if !still(st.sessions.get(&key)) {
+            return false;
+        }
+        let closed = st.sessions.remove(&key).is_some();
         let limit = settings(&self.config, self.configs.get(group_id).as_ref()).limit;
         let freed = st
             .groups
@@ -784,19 +799,28 @@ impl ShareGroups {
         if freed {
             self.notify();
         }
+        closed
     }
 
-    /// A connection closed: the sessions last used on it close.
-    pub fn connection_closed(&self, peer: SocketAddr) {
-        let gone: Vec<(String, String)> = self
-            .lock()
+    /// The sessions last used on connection `peer`: (group, member).
+    fn sessions_on(&self, peer: SocketAddr) -> Vec<(String, String)> {
+        self.lock()
             .sessions
             .iter()
             .filter(|(_, s)| s.peer == Some(peer))
             .map(|(k, _)| k.clone())
-            .collect();
-        for (group, member) in gone {
-            self.close_session(&group, &member);
+            .collect()
+    }
+
+    /// A connection closed: the sessions last used on it close, giving
+    /// back what their members hold. Each is closed only if it is still on
+    /// that connection when its turn comes: a member may have opened a new
+    /// session (epoch 0) on another connection since, and that session,
+    /// and what it acquired, stay (as Kafka marks the old connection's
+    /// session stale when it is replaced).
+    pub fn connection_closed(&self, peer: SocketAddr) {
+        for (group, member) in self.sessions_on(peer) {
+            self.close_session_if(&group, &member, |s| s.is_some_and(|s| s.peer == Some(peer)));
         }
     }
 
@@ -976,7 +1000,10 @@ impl ShareGroups {
         else {
             return Vec::new();
         };
-        p.expire(now, limit);
+        // Locks found run out here free records for every waiting fetch,
+        // not only this one (which may take fewer than were freed), as the
+        // lock timeout does in `tick`.
+        let freed = p.expire(now, limit);
         let mut out = Vec::new();
         let mut n = 0;
         for (o, rec) in p.records.iter_mut() {
@@ -991,6 +1018,10 @@ impl ShareGroups {
                 push(&mut out, *o, rec.delivery_count);
                 n += 1;
             }
+        }
+        drop(guard);
+        if freed {
+            self.notify();
         }
         out
     }
@@ -1101,20 +1132,25 @@ impl ShareGroups {
         let st = &mut *guard;
         let limit = settings(&self.config, self.configs.get(group_id).as_ref()).limit;
         let g = st.groups.get_mut(group_id)?;
-        Some(
-            g.partitions
-                .iter_mut()
-                .map(|(tp, p)| {
-                    p.expire(now, limit);
-                    let done = p
-                        .records
-                        .values()
-                        .filter(|r| r.state == RecState::Done)
-                        .count() as i64;
-                    (tp.clone(), (p.start, done))
-                })
-                .collect(),
-        )
+        let mut freed = false;
+        let offsets = g
+            .partitions
+            .iter_mut()
+            .map(|(tp, p)| {
+                freed |= p.expire(now, limit);
+                let done = p
+                    .records
+                    .values()
+                    .filter(|r| r.state == RecState::Done)
+                    .count() as i64;
+                (tp.clone(), (p.start, done))
+            })
+            .collect();
+        drop(guard);
+        if freed {
+            self.notify();
+        }
+        Some(offsets)
     }
 
     /// AlterShareGroupOffsets: sets start offsets of an empty group (made

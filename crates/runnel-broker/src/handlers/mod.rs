@@ -14,7 +14,9 @@ mod txn;
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiVersionsResponse, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
@@ -194,7 +196,9 @@ pub(crate) fn hand_encoded(
     }
 }
 
-/// The ApiVersions body listing every supported API.
+/// The ApiVersions body listing every supported API, and (v3+) the
+/// feature levels of what works: [`versions::FEATURES`], finalized at
+/// their highest level.
 pub(crate) fn api_versions_body(error_code: i16) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(error_code)
@@ -206,6 +210,30 @@ pub(crate) fn api_versions_body(error_code: i16) -> ApiVersionsResponse {
                         .with_api_key(s.key as i16)
                         .with_min_version(s.min)
                         .with_max_version(s.max)
+                })
+                .collect(),
+        )
+        .with_supported_features(
+            versions::FEATURES
+                .iter()
+                .map(|&(name, min, max)| {
+                    SupportedFeatureKey::default()
+                        .with_name(str_bytes(name))
+                        .with_min_version(min)
+                        .with_max_version(max)
+                })
+                .collect(),
+        )
+        // One node whose features never change level: one epoch.
+        .with_finalized_features_epoch(0)
+        .with_finalized_features(
+            versions::FEATURES
+                .iter()
+                .map(|&(name, _, max)| {
+                    FinalizedFeatureKey::default()
+                        .with_name(str_bytes(name))
+                        .with_min_version_level(max)
+                        .with_max_version_level(max)
                 })
                 .collect(),
         )
@@ -224,4 +252,57 @@ where
 
 pub(crate) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::protocol::{Decodable, Encodable};
+
+    use super::*;
+
+    fn round_trip(version: i16) -> ApiVersionsResponse {
+        let mut buf = BytesMut::new();
+        api_versions_body(0)
+            .encode(&mut buf, version)
+            .expect("encode");
+        ApiVersionsResponse::decode(&mut buf.freeze(), version).expect("decode")
+    }
+
+    /// group.version and share.version, finalized at 1, from v3 (tagged
+    /// fields) on; nothing else (Kafka's clients take what is advertised
+    /// as working: a transaction.version would switch the Java producer to
+    /// KIP-890's second part).
+    #[test]
+    fn api_versions_advertise_group_and_share_version_from_v3() {
+        let r = round_trip(3);
+        let supported: Vec<(String, i16, i16)> = r
+            .supported_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.min_version, f.max_version))
+            .collect();
+        assert_eq!(
+            supported,
+            [
+                ("group.version".into(), 0, 1),
+                ("share.version".into(), 0, 1)
+            ]
+        );
+        let finalized: Vec<(String, i16, i16)> = r
+            .finalized_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.min_version_level, f.max_version_level))
+            .collect();
+        assert_eq!(
+            finalized,
+            [
+                ("group.version".into(), 1, 1),
+                ("share.version".into(), 1, 1)
+            ]
+        );
+        assert_eq!(r.finalized_features_epoch, 0);
+        let old = round_trip(2);
+        assert!(old.supported_features.is_empty() && old.finalized_features.is_empty());
+        assert_eq!(old.api_keys.len(), versions::SUPPORTED.len());
+    }
 }

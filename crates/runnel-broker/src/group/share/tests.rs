@@ -519,3 +519,100 @@ fn renew_restarts_the_lock() {
         vec![(0, 1, 2)]
     );
 }
+
+#[test]
+fn a_fetch_that_finds_locks_run_out_wakes_the_other_fetches() {
+    let t0 = Instant::now();
+    let s = with_member(t0);
+    join(&s, "n", t0, &view(1));
+    s.acquire_new(G, "m", &tp(), (0, 2), &[], t0);
+    let mut woken = s.subscribe();
+    woken.mark_unchanged();
+    // Both locks ran out; `n` takes one, the other is free for whoever
+    // waits (before `tick` comes round to it).
+    let t = t0 + Duration::from_millis(1_000);
+    assert_eq!(
+        ranges(&s.acquire_available(G, "n", &tp(), 1, t)),
+        vec![(0, 0, 2)]
+    );
+    assert!(woken.has_changed().expect("sender alive"));
+    woken.mark_unchanged();
+    assert_eq!(
+        ranges(&s.acquire_available(G, "m", &tp(), 10, t)),
+        vec![(1, 1, 2)]
+    );
+    // Nothing ran out this time: no one is woken for nothing.
+    assert!(!woken.has_changed().expect("sender alive"));
+}
+
+#[test]
+fn describing_offsets_that_finds_locks_run_out_wakes_the_fetches() {
+    let t0 = Instant::now();
+    let s = with_member(t0);
+    s.acquire_new(G, "m", &tp(), (0, 1), &[], t0);
+    let mut woken = s.subscribe();
+    woken.mark_unchanged();
+    let t = t0 + Duration::from_millis(1_000);
+    // start_offsets reads Instant::now(): wait out the lock for real.
+    std::thread::sleep(t.saturating_duration_since(Instant::now()));
+    assert_eq!(s.start_offsets(G).expect("group")[&tp()], (0, 0));
+    assert!(woken.has_changed().expect("sender alive"));
+}
+
+#[test]
+fn a_closed_connection_leaves_the_session_its_member_reopened_elsewhere() {
+    let now = Instant::now();
+    let s = with_member(now);
+    let old: SocketAddr = "127.0.0.1:5555".parse().expect("addr");
+    let new: SocketAddr = "127.0.0.1:6666".parse().expect("addr");
+    assert_eq!(s.session(G, "m", 0, Some(old), true), Ok(SessionOp::Open));
+    // The old connection's close picks the member's session ...
+    let picked = s.sessions_on(old);
+    assert_eq!(picked, vec![(G.to_string(), "m".to_string())]);
+    // ... the member reopens it on a new connection and acquires ...
+    assert_eq!(s.session(G, "m", 0, Some(new), true), Ok(SessionOp::Open));
+    s.acquire_new(G, "m", &tp(), (0, 2), &[], now);
+    // ... and the close comes round to it: the new session stays, and so
+    // do the member's records.
+    for (group, member) in picked {
+        assert!(!s.close_session_if(&group, &member, |x| {
+            x.is_some_and(|x| x.peer == Some(old))
+        }));
+    }
+    s.connection_closed(old);
+    assert_eq!(
+        s.session(G, "m", 1, Some(new), true),
+        Ok(SessionOp::Continue)
+    );
+    assert!(s.acquire_available(G, "n", &tp(), 10, now).is_empty());
+    // The new connection's close does close it.
+    s.connection_closed(new);
+    assert_eq!(
+        s.session(G, "m", 2, Some(new), true),
+        Err(ResponseError::ShareSessionNotFound)
+    );
+    assert_eq!(
+        ranges(&s.acquire_available(G, "n", &tp(), 10, now)),
+        vec![(0, 1, 2)]
+    );
+}
+
+#[test]
+fn a_session_reopened_at_epoch_0_keeps_its_members_locks_as_kafka_does() {
+    // Kafka's ShareFetch at epoch 0 drops the member's old session without
+    // releasing what the member acquired: those records wait out their
+    // locks (the member keeps its id, and may still acknowledge them).
+    let t0 = Instant::now();
+    let s = with_member(t0);
+    join(&s, "n", t0, &view(1));
+    assert_eq!(s.session(G, "m", 0, None, true), Ok(SessionOp::Open));
+    s.acquire_new(G, "m", &tp(), (0, 2), &[], t0);
+    assert_eq!(s.session(G, "m", 0, None, true), Ok(SessionOp::Open));
+    assert!(s.acquire_available(G, "n", &tp(), 10, t0).is_empty());
+    assert_eq!(s.acknowledge(G, "m", &tp(), &[(0, 0, vec![1])]), Ok(()));
+    let t = t0 + Duration::from_millis(1_000);
+    assert_eq!(
+        ranges(&s.acquire_available(G, "n", &tp(), 10, t)),
+        vec![(1, 1, 2)]
+    );
+}
