@@ -1507,8 +1507,18 @@ impl Compiled {
                     return Value::Null;
                 }
                 let mut saw_null = false;
+                // Arrays, maps and structs have no order: they match by
+                // content (NULL elements equal), as ksqlDB's IN compares them.
+                let collection = matches!(x, Value::Array(_) | Value::Map(_) | Value::Struct(_));
                 for item in items {
                     let v = item.eval_in(env);
+                    if collection {
+                        if x.sql_eq(&v) {
+                            return Value::Boolean(!*negated);
+                        }
+                        saw_null |= v.is_null();
+                        continue;
+                    }
                     match x.sql_cmp(&v) {
                         Some(Ordering::Equal) => return Value::Boolean(!*negated),
                         None => saw_null |= v.is_null(),
