@@ -42,6 +42,12 @@ impl Scope {
     }
 
     /// The same columns, bound in `clause`.
+    /// The column at row slot `slot` (columns may be listed in another
+    /// order than their slots, e.g. after PARTITION BY).
+    pub fn column_at(&self, slot: usize) -> Option<&ScopeColumn> {
+        self.columns.iter().find(|c| c.index == slot)
+    }
+
     pub fn in_clause(mut self, clause: &'static str) -> Self {
         self.clause = clause;
         self

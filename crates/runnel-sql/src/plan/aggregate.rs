@@ -311,9 +311,9 @@ impl<'a> Planner<'a> {
             let mut aggs = Vec::new();
             for item in &select {
                 if let SelectItem::Expr { expr, .. } = item {
-                    if self.has_aggregate(expr) {
-                        self.aggregate_calls(expr, &mut aggs);
-                    } else {
+                    let before = aggs.len();
+                    self.aggregate_calls(expr, &mut aggs);
+                    if aggs.len() == before {
                         loose.push(expr.to_string());
                     }
                 }

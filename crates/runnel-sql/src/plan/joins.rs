@@ -280,8 +280,8 @@ impl<'a> Planner<'a> {
             right: kept(&right.columns),
         };
         let mut stream_key_serde: Option<Arc<dyn Serde<Row>>> = None;
-        let stream_table_shown = shown_join(&left, &right);
-        let table_stream_shown = stream_table_shown.clone();
+        // How ksqlDB names the two sides of this join in refusals.
+        let join_shown = shown_join(&left, &right);
         let flow = match (left.flow, right.flow) {
             (Flow::Stream(ls), Flow::Table(rt_)) => {
                 if r_is_key.is_none() {
@@ -348,7 +348,7 @@ impl<'a> Planner<'a> {
                             format!(
                                 "Invalid join type: {} join not supported for stream-table join. Got {}.",
                                 other.to_string().to_lowercase().replace(' ', "-"),
-                                stream_table_shown
+                                join_shown
                             ),
                         ))
                     }
@@ -536,7 +536,7 @@ impl<'a> Planner<'a> {
                 return Err(err(
                     j.pos,
                     format!(
-                        "Invalid join order: table-stream joins are not supported; only stream-table joins. Got {table_stream_shown}."
+                        "Invalid join order: table-stream joins are not supported; only stream-table joins. Got {join_shown}."
                     ),
                 ))
             }

@@ -236,7 +236,7 @@ impl<'a> Planner<'a> {
                         let key = rel.keys[k]
                             .slots
                             .first()
-                            .and_then(|s| scope.columns.iter().find(|c| c.index == *s))
+                            .and_then(|s| scope.column_at(*s))
                             .map_or_else(
                                 || first.clone(),
                                 |c| match (&c.qualifier, multi) {
@@ -426,7 +426,7 @@ impl<'a> Planner<'a> {
                 let names: Vec<String> = unclaimed
                     .iter()
                     .filter_map(|k| rel.keys[*k].slots.first())
-                    .filter_map(|s| scope.columns.iter().find(|c| c.index == *s))
+                    .filter_map(|s| scope.column_at(*s))
                     .map(|c| format!("`{}`", c.name))
                     .collect();
                 let (s, verb) = if names.len() > 1 {
@@ -443,11 +443,7 @@ impl<'a> Planner<'a> {
                 let nk = rel.keys.len() - if rel.window.is_some() { 2 } else { 0 };
                 let names: Vec<String> = rel.keys[..nk]
                     .iter()
-                    .filter_map(|k| {
-                        k.slots
-                            .first()
-                            .and_then(|s| scope.columns.iter().find(|c| c.index == *s))
-                    })
+                    .filter_map(|k| k.slots.first().and_then(|s| scope.column_at(*s)))
                     .map(|c| c.name.clone())
                     .collect();
                 keys_missing(sink, "key column", &names, true, false)
@@ -574,6 +570,7 @@ impl<'a> Planner<'a> {
         let mut types = Vec::new();
         let mut generated = 0;
         let mut reads_value = Vec::new();
+        // The source's key columns (slots): the old key after PARTITION BY.
         let key_slots: HashSet<usize> = rel.keys.iter().flat_map(|k| k.slots.clone()).collect();
         let is_null = |e: &Expr| matches!(e.kind, ExprKind::Literal(crate::ast::Literal::Null));
         if exprs.len() > 1 {
@@ -648,12 +645,11 @@ impl<'a> Planner<'a> {
         // The old key columns become value columns behind the others (as
         // ksqlDB's PARTITION BY schema has them): `SELECT *` lists them
         // last. Only the listing order changes, not the row slots.
-        let old_keys: HashSet<usize> = rel.keys.iter().flat_map(|k| k.slots.clone()).collect();
         let mut columns = rel.columns.clone();
         if rel.parts.len() == 1 {
             let (olds, mut rest): (Vec<_>, Vec<_>) = columns
                 .into_iter()
-                .partition(|c| old_keys.contains(&c.index) && !rel.pseudo.contains(&c.index));
+                .partition(|c| key_slots.contains(&c.index) && !rel.pseudo.contains(&c.index));
             let at = rest
                 .iter()
                 .rposition(|c| !rel.pseudo.contains(&c.index))
