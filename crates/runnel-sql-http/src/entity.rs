@@ -176,6 +176,14 @@ fn source_description(d: &SourceDescription) -> Json {
     for c in &s.schema.value {
         fields.push(json!({"name": c.name, "schema": type_json(&c.ty)}));
     }
+    for h in &s.headers {
+        let mut f =
+            json!({"name": h.column.name, "schema": type_json(&h.column.ty), "type": "HEADER"});
+        if let Some(k) = &h.key {
+            f["headerKey"] = json!(k);
+        }
+        fields.push(f);
+    }
     let readers: Vec<Json> = d.read_queries.iter().map(source_query).collect();
     let writers: Vec<Json> = d.write_queries.iter().map(source_query).collect();
     json!({

@@ -45,6 +45,52 @@ pub struct SourceInfo {
     /// `KEY_`/`VALUE_DELIMITER`: DELIMITED's field delimiters.
     pub key_delimiter: char,
     pub value_delimiter: char,
+    /// `HEADERS` and `HEADER('k')` columns: read from each record's
+    /// headers, not its value; in scope after the value columns.
+    pub headers: Vec<HeaderColumn>,
+}
+
+/// A column read from a record's headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderColumn {
+    pub column: Column,
+    /// `HEADER('k')`: the last header named `k`, BYTES. `None`
+    /// (`HEADERS`): every header, `ARRAY<STRUCT<KEY STRING, VALUE BYTES>>`.
+    pub key: Option<String>,
+}
+
+impl HeaderColumn {
+    /// The type a `HEADERS` column must have.
+    pub fn all_type() -> SqlType {
+        SqlType::Array(Box::new(SqlType::Struct(vec![
+            ("KEY".to_string(), SqlType::String),
+            ("VALUE".to_string(), SqlType::Bytes),
+        ])))
+    }
+
+    /// Its value for a record with these headers.
+    pub fn read(&self, headers: &[(String, Option<Vec<u8>>)]) -> crate::types::Value {
+        use crate::types::Value;
+        let bytes = |v: &Option<Vec<u8>>| v.clone().map_or(Value::Null, Value::Bytes);
+        match &self.key {
+            Some(k) => headers
+                .iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map_or(Value::Null, |(_, v)| bytes(v)),
+            None => Value::Array(
+                headers
+                    .iter()
+                    .map(|(n, v)| {
+                        Value::Struct(vec![
+                            ("KEY".to_string(), Value::String(n.clone())),
+                            ("VALUE".to_string(), bytes(v)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        }
+    }
 }
 
 impl SourceInfo {
@@ -88,6 +134,7 @@ impl SourceInfo {
             out.push(Column::new(crate::schema::WINDOWEND, SqlType::BigInt));
         }
         out.extend(self.schema.value.iter().cloned());
+        out.extend(self.headers.iter().map(|h| h.column.clone()));
         out
     }
 }

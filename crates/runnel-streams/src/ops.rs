@@ -75,6 +75,7 @@ where
             timestamp: rec.timestamp,
             partition: cx.partition,
             offset: cx.offset,
+            headers: &rec.headers,
         };
         if let Some(value) = (self.f)(&meta, &rec.key, rec.value) {
             rec.value = value;
@@ -174,6 +175,7 @@ where
             timestamp: rec.timestamp,
             partition: cx.partition,
             offset: cx.offset,
+            headers: &rec.headers,
         };
         let values = (self.f)(&meta, &rec.key, rec.value);
         forward_values(

@@ -74,9 +74,10 @@ impl<K> Windowed<K> {
 }
 
 /// Where the record being processed came from, for operators that need
-/// more than key and value (ksqlDB's ROWTIME, ROWPARTITION, ROWOFFSET).
+/// more than key and value (ksqlDB's ROWTIME, ROWPARTITION, ROWOFFSET and
+/// header columns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordMeta {
+pub struct RecordMeta<'a> {
     /// The record's timestamp.
     pub timestamp: i64,
     /// The task's input partition.
@@ -84,4 +85,6 @@ pub struct RecordMeta {
     /// Offset of the input record being processed (for records produced
     /// by an operator, that of the input that caused them).
     pub offset: i64,
+    /// The record's headers, in the order they were written.
+    pub headers: &'a Headers,
 }

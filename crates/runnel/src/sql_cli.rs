@@ -558,6 +558,10 @@ fn describe_source(d: &Json, out: &mut dyn Write) -> Result<()> {
                     match f.get("type").and_then(Json::as_str) {
                         Some("KEY") => ty.push_str(" (key)"),
                         Some("PRIMARY_KEY") => ty.push_str(" (primary key)"),
+                        Some("HEADER") => match f.get("headerKey").and_then(Json::as_str) {
+                            Some(k) => ty.push_str(&format!(" (header('{k}'))")),
+                            None => ty.push_str(" (headers)"),
+                        },
                         _ => {}
                     }
                     vec![cell(f.get("name").unwrap_or(&Json::Null)), ty]

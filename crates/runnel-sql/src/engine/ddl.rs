@@ -12,11 +12,12 @@ use super::props::{
 use super::result::Outcome;
 use super::{backend_err, lock, Cmd, Engine, State};
 use crate::ast::{ColumnDef, Ident, Props, Query, SelectItem, SourceKind};
-use crate::catalog::SourceInfo;
+use crate::catalog::{HeaderColumn, SourceInfo};
 use crate::error::SqlError;
 use crate::format::{CodecSpec, Format};
 use crate::plan::{Planner, Sink};
 use crate::schema::{Column, Schema, RESERVED};
+use crate::types::SqlType;
 
 /// A `CREATE [SOURCE] STREAM|TABLE` statement's parts.
 pub(super) struct CreateSource<'a> {
@@ -338,6 +339,7 @@ impl Engine {
         let mut wrap_single_value =
             prop_string(with, "WRAP_SINGLE_VALUE").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
         let mut schema = Schema::default();
+        let mut headers = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for c in columns {
             if RESERVED.contains(&c.name.name.as_str()) {
@@ -378,10 +380,23 @@ impl Engine {
                     schema.key.push(Column::new(&c.name.name, c.ty.clone()))
                 }
                 crate::ast::KeyKind::Headers => {
-                    return Err(SqlError::at(
-                        c.name.pos,
-                        "HEADERS columns are not supported yet",
-                    ))
+                    let (want, what) = match &c.header {
+                        Some(k) => (SqlType::Bytes, format!("HEADER('{k}')")),
+                        None => (HeaderColumn::all_type(), "HEADERS".to_string()),
+                    };
+                    if c.ty != want {
+                        return Err(SqlError::at(
+                            c.name.pos,
+                            format!(
+                                "Invalid type for {what} column: expected {want}, got {}",
+                                c.ty
+                            ),
+                        ));
+                    }
+                    headers.push(HeaderColumn {
+                        column: Column::new(&c.name.name, c.ty.clone()),
+                        key: c.header.clone(),
+                    });
                 }
                 crate::ast::KeyKind::None => {
                     schema.value.push(Column::new(&c.name.name, c.ty.clone()))
@@ -515,6 +530,7 @@ impl Engine {
             value_protobuf_nullable: protobuf_nullable(with, "VALUE", value_format)?,
             key_delimiter,
             value_delimiter,
+            headers,
         })
     }
 
@@ -692,6 +708,7 @@ impl Engine {
             value_protobuf_nullable,
             key_delimiter,
             value_delimiter,
+            headers: Vec::new(),
         };
         st.catalog.sources.insert(info.name.clone(), info.clone());
         if let Err(e) = self.start_query(st, start, query, &info.name, Some(&info)) {

@@ -63,12 +63,27 @@ impl Engine {
             Some(c) => c.to_vec(),
             None => all
                 .iter()
+                .chain(info.headers.iter().map(|h| &h.column))
                 .map(|c| Ident {
                     name: c.name.clone(),
                     pos: Default::default(),
                 })
                 .collect(),
         };
+        let into_headers: Vec<&str> = names
+            .iter()
+            .filter(|n| info.headers.iter().any(|h| h.column.name == n.name))
+            .map(|n| n.name.as_str())
+            .collect();
+        if !into_headers.is_empty() {
+            return Err(SqlError::at(
+                names.first().map_or_else(Default::default, |n| n.pos),
+                format!(
+                    "Cannot insert into HEADER columns: {}",
+                    into_headers.join(", ")
+                ),
+            ));
+        }
         if names.len() != values.len() {
             return Err(SqlError::at(
                 values.first().map_or_else(Default::default, |v| v.pos),

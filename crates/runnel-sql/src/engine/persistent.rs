@@ -105,6 +105,15 @@ impl Engine {
                 ),
             ));
         }
+        if !info.headers.is_empty() {
+            return Err(SqlError::at(
+                target.pos,
+                format!(
+                    "Cannot insert into {} because it has header columns",
+                    info.name
+                ),
+            ));
+        }
         if info.kind == SourceKind::Table {
             return Err(SqlError::at(
                 target.pos,

@@ -562,6 +562,7 @@ pub(super) fn decode_record(
         Some(v) => row.extend(vs.decode(v).ok()?),
         None => row.extend(std::iter::repeat_n(Value::Null, info.schema.value.len())),
     }
+    row.extend(info.headers.iter().map(|h| h.read(&r.headers)));
     row.push(Value::BigInt(r.timestamp));
     row.push(Value::Int(r.partition));
     row.push(Value::BigInt(r.offset));

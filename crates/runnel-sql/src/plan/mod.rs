@@ -673,7 +673,7 @@ impl<'a> Planner<'a> {
             .joins
             .iter()
             .filter_map(|j| self.catalog.source(&j.right.name.name))
-            .map(|i| i.schema.key.len() + i.schema.value.len() + 5)
+            .map(|i| i.schema.key.len() + i.schema.value.len() + i.headers.len() + 5)
             .sum();
         self.col_refs = col_refs_of(q);
         self.names_read = self

@@ -3,6 +3,7 @@
 //! that decode them; FROM and its joins as one relation.
 
 use super::*;
+use crate::catalog::HeaderColumn;
 
 /// Keys of a windowed source as one row: the key columns, then the
 /// window's start and end (Kafka Streams' windowed key layout on the wire).
@@ -157,7 +158,12 @@ impl<'a> Planner<'a> {
                 });
             }
         }
-        for c in &info.schema.value {
+        for c in info
+            .schema
+            .value
+            .iter()
+            .chain(info.headers.iter().map(|h| &h.column))
+        {
             columns.push(ScopeColumn {
                 qualifier: Some(qualifier.clone()),
                 name: c.name.clone(),
@@ -209,11 +215,15 @@ impl<'a> Planner<'a> {
         let rowtime_slot = columns.len() - 3;
         let mut raw_table = None;
         let mut pending_fill = None;
-        let suffix = if self.short_rows && ts_slot.is_none() {
+        // Behind the value columns: the header columns, then the pseudo
+        // columns unless no one reads them.
+        let headers: Arc<[HeaderColumn]> = info.headers.clone().into();
+        let pseudo_n = if self.short_rows && ts_slot.is_none() {
             0
         } else {
             3
         };
+        let suffix = headers.len() + pseudo_n;
         let flow = match info.kind {
             SourceKind::Stream => {
                 let head: Head = Arc::new(std::sync::OnceLock::new());
@@ -256,6 +266,7 @@ impl<'a> Planner<'a> {
                     }
                 };
                 let [read_time, read_partition, read_offset] = self.pseudo_reads;
+                let hs = headers.clone();
                 let fill: Fill = Arc::new(
                     move |m: &runnel_streams::RecordMeta, k: &Row, mut full: Row| {
                         // The value arrives with NULL key slots in front
@@ -270,7 +281,13 @@ impl<'a> Planner<'a> {
                                 slot.set(kv.clone());
                             }
                         }
-                        let base = full.len().saturating_sub(suffix);
+                        let hbase = full.len().saturating_sub(suffix);
+                        for (i, h) in hs.iter().enumerate() {
+                            if let Some(slot) = full.get_mut(hbase + i) {
+                                *slot = h.read(m.headers);
+                            }
+                        }
+                        let base = full.len().saturating_sub(pseudo_n);
                         let mut put = |i: usize, v: Value| {
                             if let Some(slot) = full.get_mut(base + i) {
                                 slot.set(v);
@@ -319,13 +336,27 @@ impl<'a> Planner<'a> {
                 // and the internal one reads about twice as fast as JSON.
                 let store = self.name("source");
                 let stored = SourceTableSerde {
-                    width: info.schema.value.len(),
+                    width: info.schema.value.len() + headers.len(),
                     topic: vs.clone(),
                 };
-                let t = self
-                    .builder
-                    .stream(&info.topic, ks, OptionSerde(vs))
-                    .to_table_nullable(&store, stored);
+                let t = if headers.is_empty() {
+                    self.builder.stream(&info.topic, ks, OptionSerde(vs))
+                } else {
+                    // Header columns are stored with the row they came with.
+                    let hs = headers.clone();
+                    self.builder.stream_with_meta(
+                        &info.topic,
+                        ks,
+                        OptionSerde(vs),
+                        move |m: &runnel_streams::RecordMeta, _: &Row, v: Option<Row>| {
+                            Some(v.map(|mut row| {
+                                row.extend(hs.iter().map(|h| h.read(m.headers)));
+                                row
+                            }))
+                        },
+                    )
+                }
+                .to_table_nullable(&store, stored);
                 raw_table = Some(t.clone());
                 let t = t.map_values(move |k: &Row, v: &Row| {
                     let mut full = Vec::with_capacity(k.len() + v.len() + 3);
