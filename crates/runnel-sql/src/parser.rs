@@ -874,6 +874,13 @@ impl<'a> Parser<'a> {
                 self.bump();
                 return Ok(cols);
             }
+            if self.at(&TokenKind::LParen) {
+                // A second parameter list (`VARCHAR(STRING) (KEY)`).
+                return Err(Self::error_at(
+                    self.peek(),
+                    "Syntax Error\nExpecting {',', ')'}".to_string(),
+                ));
+            }
             return Err(self.error_here("',' or ')'", &["KEY", "PRIMARY", "HEADERS", "HEADER"]));
         }
     }
@@ -2224,7 +2231,40 @@ impl<'a> Parser<'a> {
             _ => return Err(self.error_here("a type", TYPE_NAMES)),
         };
         self.bump();
+        self.type_parameters()?;
         Ok(ty)
+    }
+
+    /// ksqlDB's grammar lets a simple type take parameters, each a number
+    /// or the word STRING (`VARCHAR(STRING)`), which it ignores; anything
+    /// else there is refused in its words.
+    fn type_parameters(&mut self) -> PResult<()> {
+        if !self.eat(&TokenKind::LParen) {
+            return Ok(());
+        }
+        loop {
+            let t = self.peek().clone();
+            match &t.kind {
+                TokenKind::Integer(_) => {}
+                TokenKind::Word(w) if w == "STRING" => {}
+                _ => {
+                    return Err(Self::error_at(
+                        &t,
+                        "Syntax Error\nExpecting {'STRING', INTEGER_VALUE}".to_string(),
+                    ))
+                }
+            }
+            self.bump();
+            if self.eat(&TokenKind::RParen) {
+                return Ok(());
+            }
+            if !self.eat(&TokenKind::Comma) {
+                return Err(Self::error_at(
+                    self.peek(),
+                    "Syntax Error\nExpecting {',', ')'}".to_string(),
+                ));
+            }
+        }
     }
 }
 

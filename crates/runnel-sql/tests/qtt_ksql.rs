@@ -474,7 +474,7 @@ fn ksql_qtt() {
                         let brief: String = e.chars().take(600).collect();
                         eprintln!("FAIL {fname} :: {name}\n  {}", brief.replace('\n', "\n  "));
                         let one_line: String =
-                            e.replace(['\n', '\t'], " ").chars().take(300).collect();
+                            e.replace(['\n', '\t'], " ").chars().take(2000).collect();
                         report.push(format!("{fname}\t{name}\tfail\t{class}: {one_line}"));
                     }
                 }

@@ -164,11 +164,18 @@ impl<K: Clone + 'static, V, A: Clone + 'static> Node<K, V> for SessionAggregate<
         let mut end = t;
         let mut ts = t;
         let mut merged: Vec<(Vec<u8>, Window, A)> = Vec::new();
+        // Kafka Streams' session store shows only sessions within its
+        // retention (gap + grace) of the stream time it has seen: older
+        // ones, still kept here for queries, take no part in merging.
+        let visible_from = prev
+            .saturating_sub(gap)
+            .saturating_sub(self.windows.grace_ms)
+            .saturating_add(1);
         for (k, v) in rows {
             let Some((_, s, e)) = split_session(&k) else {
                 continue;
             };
-            if s > t.saturating_add(gap) {
+            if s > t.saturating_add(gap) || e < visible_from {
                 continue;
             }
             let Some((vts, vb)) = decode_value(&v) else {
@@ -203,12 +210,14 @@ impl<K: Clone + 'static, V, A: Clone + 'static> Node<K, V> for SessionAggregate<
         for (k, w, old) in merged {
             lock(&self.store).put(k, None);
             if !self.emit_final {
+                // Stamped with the removed session's end, as Kafka Streams
+                // stamps every session update.
                 self.ds.forward(
                     cx,
                     Rec::new(
                         Windowed::new(rec.key.clone(), w),
                         Change::new(None, Some(old)),
-                        t,
+                        w.end,
                     ),
                 );
             }

@@ -253,6 +253,39 @@ impl<'a> Planner<'a> {
 
     /// The aggregate calls in `e` as ksqlDB shows them (`COUNT(*)` as
     /// `COUNT(ROWTIME)`), outermost first.
+    /// A WINDOWSTART or WINDOWEND that a windowed aggregation reads
+    /// before its windows exist: in an aggregate's arguments, GROUP BY or
+    /// HAVING (only the SELECT list sees the windows' bounds).
+    fn window_bound_outside_select(&self, q: &Query, select: &[SelectItem]) -> Option<Ident> {
+        fn agg_args(p: &Planner<'_>, e: &Expr, out: &mut Vec<Ident>) {
+            if let ExprKind::Function { name, args, .. } = &e.kind {
+                if p.functions.aggregate(&name.name).is_some() {
+                    for a in args {
+                        super::columns_named(a, out);
+                    }
+                    return;
+                }
+            }
+            let mut e = e.clone();
+            super::for_each_child(&mut e, &mut |c| agg_args(p, c, out));
+        }
+        let mut named = Vec::new();
+        for item in select {
+            if let SelectItem::Expr { expr, .. } = item {
+                agg_args(self, expr, &mut named);
+            }
+        }
+        for g in &q.group_by {
+            super::columns_named(g, &mut named);
+        }
+        if let Some(h) = &q.having {
+            super::columns_named(h, &mut named);
+        }
+        named
+            .into_iter()
+            .find(|n| n.name == crate::schema::WINDOWSTART || n.name == crate::schema::WINDOWEND)
+    }
+
     fn aggregate_calls(&self, e: &Expr, out: &mut Vec<String>) {
         if let ExprKind::Function { name, star, .. } = &e.kind {
             if self.functions.aggregate(&name.name).is_some() {
@@ -332,6 +365,17 @@ impl<'a> Planner<'a> {
                     aggs.join(", ")
                 ),
             ));
+        }
+        if q.window.is_some() && rel.window.is_none() {
+            if let Some(b) = self.window_bound_outside_select(q, &select) {
+                return Err(err(
+                    b.pos,
+                    format!(
+                        "Window bounds column {} can only be used in the SELECT clause of windowed aggregations",
+                        b.name
+                    ),
+                ));
+            }
         }
         // Group expressions.
         let mut group_texts = Vec::new();
@@ -707,7 +751,10 @@ impl<'a> Planner<'a> {
         let (post_fn, window) = match (rel.flow, &q.window) {
             (Flow::Stream(s), None) => {
                 if emit_final {
-                    return Err(err(q.pos, "EMIT FINAL needs a windowed aggregation"));
+                    return Err(err(
+                        q.pos,
+                        "EMIT FINAL is only supported for windowed aggregations.",
+                    ));
                 }
                 let table = group_stream(s).aggregate(
                     move || agg_init(&c1),

@@ -748,7 +748,7 @@ impl<'a> Planner<'a> {
         if q.window.is_some() {
             return Err(err(
                 q.window.as_ref().map_or(q.pos, |w| w.pos),
-                "WINDOW needs an aggregation (GROUP BY)",
+                "WINDOW clause requires a GROUP BY clause.",
             ));
         }
         if let Some(h) = &q.having {

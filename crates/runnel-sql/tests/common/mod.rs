@@ -352,7 +352,15 @@ pub fn decode_value(info: &SourceInfo, value: Option<&[u8]>) -> Result<Json, Str
     }
 }
 
-pub fn check_error(case: &Json, i: usize, e: &runnel_sql::SqlError) -> Result<(), String> {
+/// Whether statement `i` (`stmt`) failed as the case expects. The message
+/// is compared as ksqlDB's statement exceptions carry it: the error, then
+/// `Statement: ` and the statement's text.
+pub fn check_error(
+    case: &Json,
+    i: usize,
+    stmt: &str,
+    e: &runnel_sql::SqlError,
+) -> Result<(), String> {
     let Some(exp) = case.get("expectedError") else {
         return Err(format!("statement {i} failed: {e}"));
     };
@@ -365,7 +373,7 @@ pub fn check_error(case: &Json, i: usize, e: &runnel_sql::SqlError) -> Result<()
         }
     }
     let msg = exp["message"].as_str().unwrap_or("");
-    let text = e.to_string();
+    let text = format!("{e}\nStatement: {stmt}");
     let mentions = if exp["caseSensitive"].as_bool() == Some(true) {
         text.contains(msg)
     } else {
@@ -459,7 +467,7 @@ pub fn run_case(case: &Json) -> Result<(), String> {
                         .collect::<Vec<Json>>(),
                 ),
                 Err((e, _)) => {
-                    check_error(case, i, &e)?;
+                    check_error(case, i, text, &e)?;
                     return Ok(());
                 }
             }
