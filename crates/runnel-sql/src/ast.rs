@@ -428,6 +428,9 @@ pub enum Literal {
     String(String),
 }
 
+/// The field name of `expr->*`, every field of a struct.
+pub const STRUCT_ALL_FIELD: &str = "*";
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExprKind {
     Literal(Literal),
@@ -437,7 +440,8 @@ pub enum ExprKind {
         qualifier: Option<Ident>,
         name: Ident,
     },
-    /// `expr->field`.
+    /// `expr->field`; `expr->*` (a select item only) has the field
+    /// [`STRUCT_ALL_FIELD`].
     Deref {
         expr: Box<Expr>,
         field: Ident,

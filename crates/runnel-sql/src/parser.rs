@@ -14,6 +14,7 @@ use crate::ast::{
     BinaryOp, ColumnDef, ConnectorKind, DescribeTarget, DurationSpec, Emit, ExplainTarget, Expr,
     ExprKind, Ident, Join, JoinKind, KeyKind, Literal, Parsed, Pos, PropValue, Props, Query,
     Relation, SelectItem, ShowWhat, SourceKind, Statement, UnaryOp, WindowKind, WindowSpec, Within,
+    STRUCT_ALL_FIELD,
 };
 use crate::lexer::{tokenize, LexError, Token, TokenKind};
 use crate::types::SqlType;
@@ -1352,6 +1353,9 @@ impl<'a> Parser<'a> {
             });
         }
         let expr = self.expr()?;
+        if matches!(&expr.kind, ExprKind::Deref { field, .. } if field.name == STRUCT_ALL_FIELD) {
+            return Ok(SelectItem::Expr { expr, alias: None });
+        }
         let alias = self.alias()?;
         Ok(SelectItem::Expr { expr, alias })
     }
@@ -1826,6 +1830,21 @@ impl<'a> Parser<'a> {
     fn postfix_op(&mut self, e: Expr) -> PResult<Expr> {
         let pos = e.pos;
         if self.eat(&TokenKind::Arrow) {
+            // `struct->*`: every field of the struct, a select item of its
+            // own that the planner expands (STRUCT_ALL_FIELD).
+            if self.at(&TokenKind::Star) {
+                let star = self.bump().pos;
+                return Ok(expr(
+                    ExprKind::Deref {
+                        expr: Box::new(e),
+                        field: Ident {
+                            name: STRUCT_ALL_FIELD.to_string(),
+                            pos: star,
+                        },
+                    },
+                    pos,
+                ));
+            }
             let field = self.ident_any("a field name")?;
             return Ok(expr(
                 ExprKind::Deref {

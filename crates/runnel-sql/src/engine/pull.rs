@@ -362,6 +362,47 @@ impl Engine {
                         exprs.push(Compiled::Column(j));
                     }
                 }
+                SelectItem::Expr {
+                    expr:
+                        crate::ast::Expr {
+                            kind: ExprKind::Deref { expr: inner, field },
+                            ..
+                        },
+                    ..
+                } if field.name == crate::ast::STRUCT_ALL_FIELD => {
+                    // `s->*`: a column per field of the struct.
+                    let mut binder = Binder {
+                        scope: scope.clone(),
+                        functions: &self.inner.functions,
+                    };
+                    let fields = match binder.bind(inner)?.1 {
+                        Some(SqlType::Struct(fields)) => fields,
+                        other => {
+                            return Err(SqlError::at(
+                                inner.pos,
+                                format!(
+                                    "Expected STRUCT type for {inner}->*, got {}",
+                                    other.map_or_else(|| "NULL".to_string(), |t| t.to_string())
+                                ),
+                            ))
+                        }
+                    };
+                    for (name, _) in fields {
+                        let one = crate::ast::Expr {
+                            kind: ExprKind::Deref {
+                                expr: inner.clone(),
+                                field: crate::ast::Ident {
+                                    name: name.clone(),
+                                    pos: field.pos,
+                                },
+                            },
+                            pos: inner.pos,
+                        };
+                        let (c, t) = binder.bind(&one)?;
+                        columns.push((name, t.unwrap_or(SqlType::String)));
+                        exprs.push(c);
+                    }
+                }
                 SelectItem::Expr { expr, alias } => {
                     let (c, t) = Binder {
                         scope: scope.clone(),

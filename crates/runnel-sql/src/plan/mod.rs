@@ -560,6 +560,131 @@ impl<'a> Planner<'a> {
     /// join a qualified column whose name more than one source has
     /// `<qualifier>_<name>` (`L.V0` → `L_V0`); `None` when none needs a
     /// name.
+    /// `q` with each `s->*` select item replaced by one item per field of
+    /// the struct `s`, named as the field (`s->A AS A, s->B AS B`); `None`
+    /// when it has none. The struct's type is read from the sources'
+    /// schemas: `s` is a column, or a field of one.
+    fn with_struct_fields(&self, q: &Query) -> Result<Option<Query>, SqlError> {
+        let is_all = |item: &SelectItem| {
+            matches!(item, SelectItem::Expr { expr: Expr { kind: ExprKind::Deref { field, .. }, .. }, .. }
+                if field.name == crate::ast::STRUCT_ALL_FIELD)
+        };
+        if !q.select.iter().any(is_all) {
+            return Ok(None);
+        }
+        let mut select = Vec::new();
+        for item in &q.select {
+            let SelectItem::Expr {
+                expr:
+                    Expr {
+                        kind: ExprKind::Deref { expr: inner, field },
+                        ..
+                    },
+                ..
+            } = item
+            else {
+                select.push(item.clone());
+                continue;
+            };
+            if field.name != crate::ast::STRUCT_ALL_FIELD {
+                select.push(item.clone());
+                continue;
+            }
+            let fields = match self.static_type(q, inner)? {
+                SqlType::Struct(fields) => fields,
+                other => {
+                    return Err(err(
+                        inner.pos,
+                        format!("Expected STRUCT type for {inner}->*, got {other}"),
+                    ))
+                }
+            };
+            for (name, _) in fields {
+                let ident = Ident {
+                    name,
+                    pos: field.pos,
+                };
+                select.push(SelectItem::Expr {
+                    expr: Expr {
+                        kind: ExprKind::Deref {
+                            expr: inner.clone(),
+                            field: ident.clone(),
+                        },
+                        pos: inner.pos,
+                    },
+                    alias: Some(ident),
+                });
+            }
+        }
+        Ok(Some(Query {
+            select,
+            ..q.clone()
+        }))
+    }
+
+    /// The type of a column of `q`'s sources, or of a field of one.
+    fn static_type(&self, q: &Query, e: &Expr) -> Result<SqlType, SqlError> {
+        match &e.kind {
+            ExprKind::Column { qualifier, name } => {
+                let rels = std::iter::once(&q.from).chain(q.joins.iter().map(|j| &j.right));
+                let mut found = Vec::new();
+                for r in rels {
+                    if qualifier
+                        .as_ref()
+                        .is_some_and(|qn| qn.name != r.qualifier().name)
+                    {
+                        continue;
+                    }
+                    let Some(info) = self.catalog.source(&r.name.name) else {
+                        continue;
+                    };
+                    if let Some(c) = info
+                        .schema
+                        .columns()
+                        .chain(info.headers.iter().map(|h| &h.column))
+                        .find(|c| c.name == name.name)
+                    {
+                        found.push(c.ty.clone());
+                    }
+                }
+                match found.len() {
+                    1 => Ok(found.remove(0)),
+                    0 => Err(err(
+                        name.pos,
+                        format!("Column '{}' cannot be resolved.", name.name),
+                    )),
+                    _ => Err(err(
+                        name.pos,
+                        format!("Column '{}' is ambiguous.", name.name),
+                    )),
+                }
+            }
+            ExprKind::Deref { expr, field } => match self.static_type(q, expr)? {
+                SqlType::Struct(fields) => fields
+                    .into_iter()
+                    .find(|(n, _)| *n == field.name)
+                    .map(|(_, t)| t)
+                    .ok_or_else(|| {
+                        err(
+                            field.pos,
+                            format!("Could not find field '{}' in '{expr}'.", field.name),
+                        )
+                    }),
+                other => Err(err(
+                    field.pos,
+                    format!(
+                        "Expected STRUCT type for {expr}->{}, got {other}",
+                        field.name
+                    ),
+                )),
+            },
+            _ => Err(err(
+                e.pos,
+                format!("{e}->* needs a STRUCT column or a STRUCT field of one"),
+            )),
+        }
+    }
+
     fn with_generated_names(&self, q: &Query) -> Option<Query> {
         let mut taken: HashSet<String> = HashSet::new();
         // How many of the query's sources have a column of each name.
@@ -648,6 +773,14 @@ impl<'a> Planner<'a> {
 
     /// Plans `q` writing to `sink`; `sink_name` names it in errors.
     pub fn plan(&mut self, q: &Query, sink_name: &str, sink: Sink) -> Result<Planned, SqlError> {
+        let expanded;
+        let q = match self.with_struct_fields(q)? {
+            Some(e) => {
+                expanded = e;
+                &expanded
+            }
+            None => q,
+        };
         let named;
         let q = match self.with_generated_names(q) {
             Some(n) => {
