@@ -1133,12 +1133,15 @@ impl Binder<'_> {
             "REDUCE" if args.len() == 3 => {
                 let (arr, at) = self.bind(&args[0])?;
                 let (init, it) = self.bind(&args[1])?;
-                let Some(SqlType::Array(inner)) = at else {
-                    return Err(SqlError::at(args[0].pos, "REDUCE needs an ARRAY"));
-                };
+                // The lambda takes the state and an element, or the state,
+                // a key and a value of a map.
                 let st = it.unwrap_or(SqlType::BigInt);
-                let (body, _, slot) =
-                    self.bind_lambda(&args[2], &[st.clone(), (*inner).clone()])?;
+                let params = match at {
+                    Some(SqlType::Array(inner)) => vec![st.clone(), *inner],
+                    Some(SqlType::Map(k, v)) => vec![st.clone(), *k, *v],
+                    _ => return Err(SqlError::at(args[0].pos, "REDUCE needs an ARRAY or a MAP")),
+                };
+                let (body, _, slot) = self.bind_lambda(&args[2], &params)?;
                 return Ok((
                     Compiled::Reduce(boxed(arr), boxed(init), boxed(coerce_to(body, &st)), slot),
                     Some(st),
@@ -1622,6 +1625,7 @@ impl Compiled {
                 ),
                 _ => Value::Null,
             },
+            // A NULL collection reduces to the initial state, as in ksqlDB.
             Compiled::Reduce(arr, init, body, slot) => match arr.eval_in(env) {
                 Value::Array(items) => {
                     let mut state = init.eval_in(env);
@@ -1630,7 +1634,14 @@ impl Compiled {
                     }
                     state
                 }
-                _ => Value::Null,
+                Value::Map(entries) => {
+                    let mut state = init.eval_in(env);
+                    for (k, v) in entries {
+                        state = with_lambdas(env, *slot, vec![state, k, v], body);
+                    }
+                    state
+                }
+                _ => init.eval_in(env),
             },
             Compiled::MakeArray(items) => {
                 Value::Array(items.iter().map(|c| c.eval_in(env)).collect())
