@@ -203,7 +203,7 @@ fn translate(t: &Json) -> Json {
     let create =
         Regex::new(r"^\s*CREATE\s+(OR\s+REPLACE\s+)?(SOURCE\s+)?(STREAM|TABLE)\b").unwrap();
     let as_select = Regex::new(r"\bAS\s+SELECT\b").unwrap();
-    let partitions = Regex::new(r"(?i)\bPARTITIONS\s*=").unwrap();
+    let partitions = Regex::new(r"(?i)\bPARTITIONS\s*=\s*'?(\d+)").unwrap();
     for s in t["statements"].as_array().into_iter().flatten() {
         let Some(s) = s.as_str() else { continue };
         let upper = s.to_ascii_uppercase();
@@ -211,7 +211,12 @@ fn translate(t: &Json) -> Json {
         if !is_create || as_select.is_match(&upper) {
             continue;
         }
-        if with_prop(s, "PARTITIONS").is_some() || partitions.is_match(s) {
+        if let Some(c) = partitions.captures(s) {
+            // ksqlDB's test driver makes such a topic with the statement's
+            // partition count before producing to it.
+            if let (Some(topic), Ok(n)) = (with_prop(s, "KAFKA_TOPIC"), c[1].parse::<i64>()) {
+                topics.entry(topic).or_insert(n);
+            }
             continue;
         }
         if let Some(topic) = with_prop(s, "KAFKA_TOPIC") {
@@ -223,7 +228,14 @@ fn translate(t: &Json) -> Json {
         let Some(name) = tp["name"].as_str() else {
             continue;
         };
-        topics.insert(name.to_string(), tp["partitions"].as_i64().unwrap_or(1));
+        match tp["partitions"].as_i64() {
+            Some(n) => {
+                topics.insert(name.to_string(), n);
+            }
+            None => {
+                topics.entry(name.to_string()).or_insert(1);
+            }
+        }
         let fallback = tp["format"].as_str().unwrap_or("");
         for (part, schema, format, refs, id) in [
             (

@@ -402,22 +402,25 @@ pub fn run_case(case: &Json) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let broker = Broker::open(dir.path(), BrokerConfig::default()).map_err(|e| e.to_string())?;
     let local = broker.local();
-    let empty = Vec::new();
-    let inputs = case["inputs"].as_array().unwrap_or(&empty);
-    for r in inputs {
-        let topic = r["topic"].as_str().ok_or("input without topic")?;
-        local
-            .create_topic(topic, 1, BTreeMap::new())
-            .map_err(|e| e.to_string())?;
-    }
     // Topics a case declares (`{"name", "partitions"}`), e.g. those its
-    // CREATE statements read without making them.
+    // CREATE statements read without making them; then the other input
+    // topics, with one partition.
     for t in case["topics"].as_array().into_iter().flatten() {
         let topic = t["name"].as_str().ok_or("topic without name")?;
         let partitions = t["partitions"].as_i64().unwrap_or(1) as i32;
         local
             .create_topic(topic, partitions, BTreeMap::new())
             .map_err(|e| e.to_string())?;
+    }
+    let empty = Vec::new();
+    let inputs = case["inputs"].as_array().unwrap_or(&empty);
+    for r in inputs {
+        let topic = r["topic"].as_str().ok_or("input without topic")?;
+        if local.partition_count(topic).is_none() {
+            local
+                .create_topic(topic, 1, BTreeMap::new())
+                .map_err(|e| e.to_string())?;
+        }
     }
     let cluster: Arc<dyn runnel_cluster::Cluster> = Arc::new(LocalCluster::new(local.clone()));
     // Cases of the schema-registry formats get a real registry (Runnel's
