@@ -83,8 +83,8 @@ impl RowCodec for DelimitedCodec {
                 out.push(self.delimiter);
             }
             if !v.is_null() {
-                let text = v.to_string();
-                if text.contains(self.delimiter) || text.contains('"') {
+                let text = delimited_text(v);
+                if needs_quotes(&text, i == 0, self.delimiter) {
                     out.push('"');
                     out.push_str(&text.replace('"', "\"\""));
                     out.push('"');
@@ -111,12 +111,59 @@ impl RowCodec for DelimitedCodec {
             .zip(fields)
             .map(|(c, f)| {
                 if f.is_empty() {
-                    Ok(Value::Null)
-                } else {
-                    crate::cast::from_text(&c.ty, &f)
-                        .map_err(|e| FormatError::Decode(format!("column {}: {e}", c.name)))
+                    return Ok(Value::Null);
                 }
+                // Dates are written as days, times and timestamps as
+                // milliseconds (ksqlDB's DELIMITED); ISO text is read too.
+                if let Ok(n) = f.trim().parse::<i64>() {
+                    match c.ty {
+                        SqlType::Date => {
+                            if let Ok(d) = i32::try_from(n) {
+                                return Ok(Value::Date(d));
+                            }
+                        }
+                        SqlType::Time => return Ok(Value::Time(n)),
+                        SqlType::Timestamp => return Ok(Value::Timestamp(n)),
+                        _ => {}
+                    }
+                }
+                crate::cast::from_text(&c.ty, &f)
+                    .map_err(|e| FormatError::Decode(format!("column {}: {e}", c.name)))
             })
             .collect()
     }
+}
+
+/// A value as DELIMITED writes it: dates as days since the epoch, times
+/// and timestamps as milliseconds, everything else as its text.
+fn delimited_text(v: &Value) -> String {
+    match v {
+        Value::Date(d) => d.to_string(),
+        Value::Time(ms) | Value::Timestamp(ms) => ms.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether a field is quoted, by the minimal-quoting rules of the CSV
+/// printer ksqlDB writes DELIMITED with: it holds the delimiter, a quote or
+/// a line break; it opens the record with anything but a letter or digit;
+/// it starts with a character up to `#` (space, `!`, `"`, `#`, controls);
+/// or it ends with whitespace. An empty first field is quoted too.
+fn needs_quotes(text: &str, first: bool, delimiter: char) -> bool {
+    let Some(c) = text.chars().next() else {
+        return first;
+    };
+    if first && !c.is_ascii_alphanumeric() {
+        return true;
+    }
+    if c <= '#' {
+        return true;
+    }
+    if text
+        .chars()
+        .any(|c| c == delimiter || c == '"' || c == '\n' || c == '\r')
+    {
+        return true;
+    }
+    text.chars().last().is_some_and(|c| c <= ' ')
 }

@@ -228,11 +228,19 @@ fn translate(t: &Json) -> Json {
         let Some(name) = tp["name"].as_str() else {
             continue;
         };
+        // A declared partition count holds for topics no input is
+        // produced to; inputs' topics keep one partition unless a CREATE
+        // statement sizes them (the inputs are then read in input order).
+        let input = t["inputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|i| i["topic"].as_str() == Some(name));
         match tp["partitions"].as_i64() {
-            Some(n) => {
+            Some(n) if !input => {
                 topics.insert(name.to_string(), n);
             }
-            None => {
+            _ => {
                 topics.entry(name.to_string()).or_insert(1);
             }
         }
