@@ -23,6 +23,7 @@ use crate::avro_read::RowPlan;
 use crate::avro_write::RowWriter;
 use crate::format::{CodecSpec, FormatError, Row, RowCodec, RowFormat};
 use crate::json::from_json;
+use crate::protobuf_plan::{ReadPlan as PbReadPlan, WritePlan as PbWritePlan};
 use crate::schema::Column;
 use crate::types::{SqlType, Value};
 use crate::{avro, protobuf};
@@ -180,6 +181,9 @@ impl RowFormat for RegistryFormat {
             avro: Mutex::new(HashMap::new()),
             first_avro: OnceLock::new(),
             json_keys: crate::json::json_keys(spec.columns),
+            pb_read: Mutex::new(HashMap::new()),
+            first_pb_read: OnceLock::new(),
+            pb_write: OnceLock::new(),
             json_fast: self.kind == Kind::JsonSr
                 && (spec.columns.len() != 1 || spec.wrap_single)
                 && json_names_apart(spec.columns),
@@ -284,11 +288,23 @@ struct RegistryCodec {
     first_avro: OnceLock<(i32, Arc<AvroSchemas>)>,
     /// JSON_SR: each column's `"NAME":`, for the JSON format's writer.
     json_keys: Vec<Box<[u8]>>,
+    /// PROTOBUF: how messages of each writer schema and message (by id
+    /// and message indexes) are read directly, when they can be (see
+    /// `protobuf_plan`).
+    pb_read: Mutex<HashMap<PbMessage, Option<Arc<PbReadPlan>>>>,
+    /// The first of them, found without the lock.
+    first_pb_read: OnceLock<(PbMessage, Option<Arc<PbReadPlan>>)>,
+    /// PROTOBUF: the header and message indexes rows are written with,
+    /// and how they are written directly (when they can be).
+    pb_write: OnceLock<Option<(Vec<u8>, PbWritePlan)>>,
     /// JSON_SR: whether objects are read with the JSON format's reader
     /// (rows are objects, and no two columns' names are equal ignoring
     /// case: the reader places each key in one column).
     json_fast: bool,
 }
+
+/// A Protobuf message of a schema: the schema id and the message indexes.
+type PbMessage = (i32, Vec<i32>);
 
 /// Whether no two columns' names are equal ignoring ASCII case.
 fn json_names_apart(columns: &[Column]) -> bool {
@@ -410,6 +426,30 @@ impl RegistryCodec {
         }
     }
 
+    /// How messages of schema `id` at `indexes` are read directly, if
+    /// they can be (compiled once; `None` also when the schema cannot be
+    /// had: the general path then says why).
+    fn pb_plan(&self, id: i32, indexes: Vec<i32>) -> Option<Arc<PbReadPlan>> {
+        if let Some(((first, at), plan)) = self.first_pb_read.get() {
+            if *first == id && *at == indexes {
+                return plan.clone();
+            }
+        }
+        let mut cache = self
+            .pb_read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(plan) = cache.get(&(id, indexes.clone())) {
+            return plan.clone();
+        }
+        let schema = self.client.schema_by_id(id).ok()?;
+        let desc = schema.message_by_indexes(&indexes)?;
+        let plan = PbReadPlan::compile(&desc, &self.columns, true).map(Arc::new);
+        cache.insert((id, indexes.clone()), plan.clone());
+        let _ = self.first_pb_read.set(((id, indexes), plan.clone()));
+        plan
+    }
+
     /// The schema this codec writes with, and its id.
     fn writer(&self) -> Result<&(i32, Arc<ParsedSchema>), FormatError> {
         if let Some(w) = self.writer.get() {
@@ -525,6 +565,22 @@ impl RowCodec for RegistryCodec {
                 out.extend_from_slice(&datum);
             }
             Kind::Protobuf => {
+                let direct = self.pb_write.get_or_init(|| {
+                    let desc = schema.as_protobuf()?;
+                    let indexes = schema.message_indexes(desc.full_name()).unwrap_or_default();
+                    let mut prefix = Vec::with_capacity(8);
+                    wire::write_header(*id, &mut prefix);
+                    wire::write_indexes(&indexes, &mut prefix);
+                    Some((prefix, PbWritePlan::compile(&desc, &self.columns)?))
+                });
+                if let Some((prefix, plan)) = direct {
+                    let mut direct_out = Vec::with_capacity(prefix.len() + 64);
+                    direct_out.extend_from_slice(prefix);
+                    if plan.write(row, &mut direct_out).is_some() {
+                        return Ok(Some(direct_out));
+                    }
+                    // The general path says what does not fit.
+                }
                 let desc = schema.as_protobuf().ok_or_else(|| {
                     FormatError::Encode(format!("schema {id} is not a Protobuf schema"))
                 })?;
@@ -559,6 +615,17 @@ impl RowCodec for RegistryCodec {
                 wire::split(bytes).map_err(|e| FormatError::Decode(e.to_string()))?;
             if let Some(plan) = &self.avro_by_id(id)?.plan {
                 return plan.read_padded(payload, (prefix, suffix, spare), unread);
+            }
+        }
+        if self.kind == Kind::Protobuf {
+            let (id, payload) =
+                wire::split(bytes).map_err(|e| FormatError::Decode(e.to_string()))?;
+            let (indexes, message) =
+                wire::read_indexes(payload).map_err(|e| FormatError::Decode(e.to_string()))?;
+            if let Some(plan) = self.pb_plan(id, indexes) {
+                if let Some(row) = plan.read_padded(message, (prefix, suffix, spare), unread) {
+                    return Ok(row);
+                }
             }
         }
         if self.json_fast {
@@ -606,6 +673,11 @@ impl RowCodec for RegistryCodec {
             Kind::Protobuf => {
                 let (indexes, message) =
                     wire::read_indexes(payload).map_err(|e| FormatError::Decode(e.to_string()))?;
+                if let Some(plan) = self.pb_plan(id, indexes.clone()) {
+                    if let Some(row) = plan.read_padded(message, (0, 0, 0), &[]) {
+                        return Ok(row);
+                    }
+                }
                 let schema = self.client.schema_by_id(id).map_err(client_err)?;
                 let desc = schema.message_by_indexes(&indexes).ok_or_else(|| {
                     FormatError::Decode(format!(
