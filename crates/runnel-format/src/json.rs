@@ -209,6 +209,16 @@ pub fn from_json(ty: &SqlType, j: &Json) -> Result<Value, ValueError> {
 /// stay with serde).
 pub(crate) fn encode_flat_object(keys: &[Box<[u8]>], row: &[Value]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(128);
+    encode_flat_object_into(keys, row, &mut out).then_some(out)
+}
+
+/// [`encode_flat_object`] appended to `out`; `false` (with `out` partly
+/// written: the caller truncates it) for a row it does not write.
+pub(crate) fn encode_flat_object_into(
+    keys: &[Box<[u8]>],
+    row: &[Value],
+    out: &mut Vec<u8>,
+) -> bool {
     out.push(b'{');
     for (i, (key, v)) in keys.iter().zip(row).enumerate() {
         if i > 0 {
@@ -225,12 +235,12 @@ pub(crate) fn encode_flat_object(keys: &[Box<[u8]>], row: &[Value]) -> Option<Ve
             Value::BigInt(n) | Value::Time(n) | Value::Timestamp(n) => {
                 out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
             }
-            Value::String(s) => json_write_str(&mut out, s),
-            _ => return None,
+            Value::String(s) => json_write_str(out, s),
+            _ => return false,
         }
     }
     out.push(b'}');
-    Some(out)
+    true
 }
 
 /// Writes `s` as a JSON string with serde_json's escapes: `\"`, `\\`,
@@ -369,7 +379,18 @@ pub(crate) fn decode_object_serde(
             let mut row = Vec::with_capacity(self.1 + self.0.len() + self.2 + self.4);
             row.resize_with(self.1 + self.0.len() + self.2, || Value::Null);
             let mut error = None;
-            while let Some(idx) = map.next_key_seed(FieldIndex(self.0))? {
+            let mut rule = KeyRule::<String>::default();
+            let mut give_up = false;
+            while let Some(found) = map.next_key_seed(FieldIndex(self.0))? {
+                let idx = match found {
+                    None => None,
+                    Some((i, key)) => rule.admit(i, key).unwrap_or_else(|| {
+                        // A key this path cannot place as the general one
+                        // does: the general path decides.
+                        give_up = true;
+                        None
+                    }),
+                };
                 let skip = |i: usize| {
                     self.3.get(i).copied().unwrap_or(false)
                         && matches!(self.0[i].ty, SqlType::String)
@@ -391,6 +412,9 @@ pub(crate) fn decode_object_serde(
                         }
                     }
                 }
+            }
+            if give_up {
+                return Ok(Found(None, None));
             }
             Ok(Found(Some(row), error))
         }
@@ -458,6 +482,7 @@ pub(crate) fn scan_flat_object(
         // Producers usually write fields in the schema's order: the n-th
         // key is tried against the n-th column first.
         let mut n = 0;
+        let mut rule = KeyRule::<&[u8]>::default();
         loop {
             let (key, next) = json_plain_str(b, i)?;
             i = json_ws(b, next);
@@ -468,14 +493,18 @@ pub(crate) fn scan_flat_object(
             // Keys are compared as bytes: one equal to a column's name is
             // UTF-8; any other must be, as serde requires of keys.
             let col = match columns.get(n) {
-                Some(c) if c.name.as_bytes() == key => Some(n),
+                Some(c) if c.name.as_bytes() == key => rule.admit(n, None)?,
                 _ => match columns.iter().position(|c| c.name.as_bytes() == key) {
-                    Some(c) => Some(c),
+                    Some(c) => rule.admit(c, None)?,
                     None => {
                         std::str::from_utf8(key).ok()?;
-                        columns
+                        match columns
                             .iter()
                             .position(|c| c.name.as_bytes().eq_ignore_ascii_case(key))
+                        {
+                            Some(c) => rule.admit(c, Some(key))?,
+                            None => None,
+                        }
                     }
                 },
             };
@@ -635,24 +664,81 @@ pub(crate) fn json_scalar_as(ty: &SqlType, b: &[u8], i: usize) -> Option<(Value,
 /// first, then ignoring ASCII case), read without allocating.
 pub(crate) struct FieldIndex<'c>(&'c [Column]);
 
+/// The column and, when it matched only ignoring case, the key.
+type Placed = Option<(usize, Option<String>)>;
+
 impl<'de> serde::de::DeserializeSeed<'de> for FieldIndex<'_> {
-    type Value = Option<usize>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+    type Value = Placed;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Placed, D::Error> {
         d.deserialize_str(self)
     }
 }
 
 impl serde::de::Visitor<'_> for FieldIndex<'_> {
-    type Value = Option<usize>;
+    type Value = Placed;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a field name")
     }
-    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
+    fn visit_str<E>(self, key: &str) -> Result<Placed, E> {
+        if let Some(i) = self.0.iter().position(|c| c.name == key) {
+            return Ok(Some((i, None)));
+        }
         Ok(self
             .0
             .iter()
-            .position(|c| c.name == key)
-            .or_else(|| self.0.iter().position(|c| c.name.eq_ignore_ascii_case(key))))
+            .position(|c| c.name.eq_ignore_ascii_case(key))
+            .map(|i| (i, Some(key.to_owned()))))
+    }
+}
+
+/// Which of an object's keys give a column its value, as the general
+/// path picks them from the parsed object: a key equal to the column's
+/// name (the last time it occurs), else the first key equal ignoring
+/// ASCII case (the last time it occurs). The one-pass readers ask it per
+/// key; `None` (give up, the general path decides) for a column past the
+/// 64th matched ignoring case.
+pub(crate) struct KeyRule<K> {
+    /// Columns (the first 64) some key named exactly.
+    exact: u64,
+    /// Columns given by a key ignoring case, with that key.
+    by_case: Vec<(usize, K)>,
+}
+
+impl<K> Default for KeyRule<K> {
+    fn default() -> Self {
+        KeyRule {
+            exact: 0,
+            by_case: Vec::new(),
+        }
+    }
+}
+
+impl<K: PartialEq> KeyRule<K> {
+    /// For a key naming column `col` (exactly, or ignoring case: `key`):
+    /// `Some(Some(col))` to read its value into the column, `Some(None)`
+    /// to skip it, `None` to give up.
+    #[inline]
+    pub(crate) fn admit(&mut self, col: usize, key: Option<K>) -> Option<Option<usize>> {
+        let Some(key) = key else {
+            if col < 64 {
+                self.exact |= 1 << col;
+            }
+            return Some(Some(col));
+        };
+        if col >= 64 {
+            return None;
+        }
+        if self.exact & (1 << col) != 0 {
+            return Some(None);
+        }
+        match self.by_case.iter().find(|(c, _)| *c == col) {
+            Some((_, first)) if *first == key => Some(Some(col)),
+            Some(_) => Some(None),
+            None => {
+                self.by_case.push((col, key));
+                Some(Some(col))
+            }
+        }
     }
 }
 

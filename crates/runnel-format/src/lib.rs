@@ -18,6 +18,7 @@ pub mod internal;
 pub mod json;
 pub mod kafka;
 pub mod protobuf;
+mod protobuf_plan;
 pub mod registry;
 pub mod schema;
 pub mod types;

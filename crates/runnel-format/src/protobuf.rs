@@ -237,7 +237,7 @@ fn message_json(m: &DynamicMessage) -> Result<Json, FormatError> {
     })
 }
 
-fn value_json(v: &Pb, kind: &Kind) -> Result<Json, FormatError> {
+pub(crate) fn value_json(v: &Pb, kind: &Kind) -> Result<Json, FormatError> {
     Ok(match v {
         Pb::Bool(b) => json!(b),
         Pb::I32(i) => json!(i),
@@ -749,9 +749,18 @@ impl crate::format::RowFormat for ProtobufNoSr {
                     .and_then(|p| p.as_protobuf())
                     .ok_or_else(|| FormatError::Unsupported(format!("cannot compile {text}")))
             });
+        let plans = desc.as_ref().ok().map(|d| {
+            (
+                crate::protobuf_plan::ReadPlan::compile(d, spec.columns, false),
+                crate::protobuf_plan::WritePlan::compile(d, spec.columns),
+            )
+        });
+        let (read, write) = plans.unwrap_or((None, None));
         std::sync::Arc::new(NoSrCodec {
             columns: spec.columns.to_vec(),
             desc,
+            read,
+            write,
         })
     }
 }
@@ -759,10 +768,20 @@ impl crate::format::RowFormat for ProtobufNoSr {
 struct NoSrCodec {
     columns: Vec<Column>,
     desc: Result<MessageDescriptor, FormatError>,
+    /// How messages are read and rows written directly, when they can be
+    /// (see `protobuf_plan`).
+    read: Option<crate::protobuf_plan::ReadPlan>,
+    write: Option<crate::protobuf_plan::WritePlan>,
 }
 
 impl crate::format::RowCodec for NoSrCodec {
     fn encode(&self, row: &[Value]) -> Result<Option<Vec<u8>>, FormatError> {
+        if let Some(plan) = &self.write {
+            let mut out = Vec::with_capacity(64);
+            if plan.write(row, &mut out).is_some() {
+                return Ok(Some(out));
+            }
+        }
         let desc = self.desc.as_ref().map_err(Clone::clone)?;
         let named: Vec<(String, Value)> = self
             .columns
@@ -773,7 +792,40 @@ impl crate::format::RowCodec for NoSrCodec {
         Ok(Some(encode(&message(desc, &named)?)))
     }
 
+    fn decode_with_prefix(
+        &self,
+        bytes: &[u8],
+        prefix: usize,
+        suffix: usize,
+        spare: usize,
+        unread: &[bool],
+    ) -> Result<crate::format::Row, FormatError> {
+        if let Some(plan) = &self.read {
+            if let Some(row) = plan.read_padded(bytes, (prefix, suffix, spare), unread) {
+                return Ok(row);
+            }
+        }
+        Ok(crate::format::padded(
+            self.decode_general(bytes)?,
+            prefix,
+            suffix,
+            spare,
+        ))
+    }
+
     fn decode(&self, bytes: &[u8]) -> Result<crate::format::Row, FormatError> {
+        if let Some(plan) = &self.read {
+            if let Some(row) = plan.read_padded(bytes, (0, 0, 0), &[]) {
+                return Ok(row);
+            }
+        }
+        self.decode_general(bytes)
+    }
+}
+
+impl NoSrCodec {
+    /// A message read through `DynamicMessage` and JSON.
+    fn decode_general(&self, bytes: &[u8]) -> Result<crate::format::Row, FormatError> {
         let desc = self.desc.as_ref().map_err(Clone::clone)?;
         let j = decode(desc.clone(), bytes)?;
         self.columns

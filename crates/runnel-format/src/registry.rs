@@ -23,6 +23,7 @@ use crate::avro_read::RowPlan;
 use crate::avro_write::RowWriter;
 use crate::format::{CodecSpec, FormatError, Row, RowCodec, RowFormat};
 use crate::json::from_json;
+use crate::protobuf_plan::{ReadPlan as PbReadPlan, WritePlan as PbWritePlan};
 use crate::schema::Column;
 use crate::types::{SqlType, Value};
 use crate::{avro, protobuf};
@@ -179,6 +180,13 @@ impl RowFormat for RegistryFormat {
             writer: OnceLock::new(),
             avro: Mutex::new(HashMap::new()),
             first_avro: OnceLock::new(),
+            json_keys: crate::json::json_keys(spec.columns),
+            pb_read: Mutex::new(HashMap::new()),
+            first_pb_read: OnceLock::new(),
+            pb_write: OnceLock::new(),
+            json_fast: self.kind == Kind::JsonSr
+                && (spec.columns.len() != 1 || spec.wrap_single)
+                && json_names_apart(spec.columns),
         })
     }
 
@@ -278,6 +286,33 @@ struct RegistryCodec {
     /// The first of them (most topics have one writer schema): found
     /// without the lock.
     first_avro: OnceLock<(i32, Arc<AvroSchemas>)>,
+    /// JSON_SR: each column's `"NAME":`, for the JSON format's writer.
+    json_keys: Vec<Box<[u8]>>,
+    /// PROTOBUF: how messages of each writer schema and message (by id
+    /// and message indexes) are read directly, when they can be (see
+    /// `protobuf_plan`).
+    pb_read: Mutex<HashMap<PbMessage, Option<Arc<PbReadPlan>>>>,
+    /// The first of them, found without the lock.
+    first_pb_read: OnceLock<(PbMessage, Option<Arc<PbReadPlan>>)>,
+    /// PROTOBUF: the header and message indexes rows are written with,
+    /// and how they are written directly (when they can be).
+    pb_write: OnceLock<Option<(Vec<u8>, PbWritePlan)>>,
+    /// JSON_SR: whether objects are read with the JSON format's reader
+    /// (rows are objects, and no two columns' names are equal ignoring
+    /// case: the reader places each key in one column).
+    json_fast: bool,
+}
+
+/// A Protobuf message of a schema: the schema id and the message indexes.
+type PbMessage = (i32, Vec<i32>);
+
+/// Whether no two columns' names are equal ignoring ASCII case.
+fn json_names_apart(columns: &[Column]) -> bool {
+    columns.iter().enumerate().all(|(i, a)| {
+        columns[..i]
+            .iter()
+            .all(|b| !a.name.eq_ignore_ascii_case(&b.name))
+    })
 }
 
 /// An Avro schema and the schemas its references define (the named types
@@ -389,6 +424,30 @@ impl RegistryCodec {
                 self.avro(id, &schema)
             }
         }
+    }
+
+    /// How messages of schema `id` at `indexes` are read directly, if
+    /// they can be (compiled once; `None` also when the schema cannot be
+    /// had: the general path then says why).
+    fn pb_plan(&self, id: i32, indexes: Vec<i32>) -> Option<Arc<PbReadPlan>> {
+        if let Some(((first, at), plan)) = self.first_pb_read.get() {
+            if *first == id && *at == indexes {
+                return plan.clone();
+            }
+        }
+        let mut cache = self
+            .pb_read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(plan) = cache.get(&(id, indexes.clone())) {
+            return plan.clone();
+        }
+        let schema = self.client.schema_by_id(id).ok()?;
+        let desc = schema.message_by_indexes(&indexes)?;
+        let plan = PbReadPlan::compile(&desc, &self.columns, true).map(Arc::new);
+        cache.insert((id, indexes.clone()), plan.clone());
+        let _ = self.first_pb_read.set(((id, indexes), plan.clone()));
+        plan
     }
 
     /// The schema this codec writes with, and its id.
@@ -506,6 +565,22 @@ impl RowCodec for RegistryCodec {
                 out.extend_from_slice(&datum);
             }
             Kind::Protobuf => {
+                let direct = self.pb_write.get_or_init(|| {
+                    let desc = schema.as_protobuf()?;
+                    let indexes = schema.message_indexes(desc.full_name()).unwrap_or_default();
+                    let mut prefix = Vec::with_capacity(8);
+                    wire::write_header(*id, &mut prefix);
+                    wire::write_indexes(&indexes, &mut prefix);
+                    Some((prefix, PbWritePlan::compile(&desc, &self.columns)?))
+                });
+                if let Some((prefix, plan)) = direct {
+                    let mut direct_out = Vec::with_capacity(prefix.len() + 64);
+                    direct_out.extend_from_slice(prefix);
+                    if plan.write(row, &mut direct_out).is_some() {
+                        return Ok(Some(direct_out));
+                    }
+                    // The general path says what does not fit.
+                }
                 let desc = schema.as_protobuf().ok_or_else(|| {
                     FormatError::Encode(format!("schema {id} is not a Protobuf schema"))
                 })?;
@@ -519,22 +594,10 @@ impl RowCodec for RegistryCodec {
                     .collect();
                 out.extend_from_slice(&protobuf::encode(&protobuf::message(&desc, &named)?));
             }
-            Kind::JsonSr => {
-                let j = if self.wrap {
-                    Json::Object(
-                        self.columns
-                            .iter()
-                            .zip(row)
-                            .map(|(c, v)| (c.name.clone(), crate::json::to_json(v)))
-                            .collect(),
-                    )
-                } else {
-                    crate::json::to_json(row.first().unwrap_or(&Value::Null))
-                };
-                let text =
-                    serde_json::to_vec(&j).map_err(|e| FormatError::Encode(e.to_string()))?;
-                out.extend_from_slice(&text);
+            Kind::JsonSr if self.wrap => {
+                json_sr_object(&self.json_keys, &self.columns, row, &mut out)?;
             }
+            Kind::JsonSr => json_sr_general(&self.columns, self.wrap, row, &mut out)?,
         }
         Ok(Some(out))
     }
@@ -552,6 +615,31 @@ impl RowCodec for RegistryCodec {
                 wire::split(bytes).map_err(|e| FormatError::Decode(e.to_string()))?;
             if let Some(plan) = &self.avro_by_id(id)?.plan {
                 return plan.read_padded(payload, (prefix, suffix, spare), unread);
+            }
+        }
+        if self.kind == Kind::Protobuf {
+            let (id, payload) =
+                wire::split(bytes).map_err(|e| FormatError::Decode(e.to_string()))?;
+            let (indexes, message) =
+                wire::read_indexes(payload).map_err(|e| FormatError::Decode(e.to_string()))?;
+            if let Some(plan) = self.pb_plan(id, indexes) {
+                if let Some(row) = plan.read_padded(message, (prefix, suffix, spare), unread) {
+                    return Ok(row);
+                }
+            }
+        }
+        if self.json_fast {
+            // The JSON format's reader for an object of the columns;
+            // anything else (and every error) through the general path.
+            let (_, payload) =
+                wire::split(bytes).map_err(|e| FormatError::Decode(e.to_string()))?;
+            if let Ok(Some(row)) = crate::json::decode_object_at(
+                &self.columns,
+                payload,
+                (prefix, suffix, spare),
+                unread,
+            ) {
+                return Ok(row);
             }
         }
         Ok(crate::format::padded(
@@ -585,6 +673,11 @@ impl RowCodec for RegistryCodec {
             Kind::Protobuf => {
                 let (indexes, message) =
                     wire::read_indexes(payload).map_err(|e| FormatError::Decode(e.to_string()))?;
+                if let Some(plan) = self.pb_plan(id, indexes.clone()) {
+                    if let Some(row) = plan.read_padded(message, (0, 0, 0), &[]) {
+                        return Ok(row);
+                    }
+                }
                 let schema = self.client.schema_by_id(id).map_err(client_err)?;
                 let desc = schema.message_by_indexes(&indexes).ok_or_else(|| {
                     FormatError::Decode(format!(
@@ -594,12 +687,58 @@ impl RowCodec for RegistryCodec {
                 self.row_of(&protobuf::decode(desc, message)?)
             }
             Kind::JsonSr => {
+                if self.json_fast {
+                    if let Ok(Some(row)) = crate::json::decode_object(&self.columns, payload) {
+                        return Ok(row);
+                    }
+                }
                 let j: Json = serde_json::from_slice(payload)
                     .map_err(|e| FormatError::Decode(format!("bad JSON: {e}")))?;
                 self.row_of(&j)
             }
         }
     }
+}
+
+/// A JSON_SR row as an object of its columns, with the JSON format's
+/// writer: the bytes [`json_sr_general`] writes (serde_json's
+/// `preserve_order` keeps the columns' order there), without building the
+/// object.
+fn json_sr_object(
+    keys: &[Box<[u8]>],
+    columns: &[Column],
+    row: &[Value],
+    out: &mut Vec<u8>,
+) -> Result<(), FormatError> {
+    let header = out.len();
+    if crate::json::encode_flat_object_into(keys, row, out) {
+        return Ok(());
+    }
+    out.truncate(header);
+    serde_json::to_writer(&mut *out, &crate::json::JsonRow { columns, row })
+        .map_err(|e| FormatError::Encode(e.to_string()))
+}
+
+/// A JSON_SR row through a `serde_json::Value`: the object of the
+/// columns (`wrap`) or the one column's value.
+fn json_sr_general(
+    columns: &[Column],
+    wrap: bool,
+    row: &[Value],
+    out: &mut Vec<u8>,
+) -> Result<(), FormatError> {
+    let j = if wrap {
+        Json::Object(
+            columns
+                .iter()
+                .zip(row)
+                .map(|(c, v)| (c.name.clone(), crate::json::to_json(v)))
+                .collect(),
+        )
+    } else {
+        crate::json::to_json(row.first().unwrap_or(&Value::Null))
+    };
+    serde_json::to_writer(&mut *out, &j).map_err(|e| FormatError::Encode(e.to_string()))
 }
 
 // ---- JSON Schema, as ksqlDB writes and reads it (Connect's conventions).
@@ -787,5 +926,176 @@ mod nullable_row_tests {
             cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
             ["a", "b"]
         );
+    }
+}
+
+#[cfg(test)]
+mod json_sr_tests {
+    use super::*;
+    use crate::format::CodecSpec;
+    use proptest::prelude::*;
+
+    fn columns() -> Vec<Column> {
+        [
+            ("S", SqlType::String),
+            ("N", SqlType::BigInt),
+            ("I", SqlType::Int),
+            ("B", SqlType::Boolean),
+            ("D", SqlType::Double),
+            (
+                "M",
+                SqlType::Decimal {
+                    precision: 6,
+                    scale: 2,
+                },
+            ),
+            ("A", SqlType::Array(Box::new(SqlType::BigInt))),
+            ("T", SqlType::Struct(vec![("X".into(), SqlType::String)])),
+        ]
+        .into_iter()
+        .map(|(n, t)| Column::new(n, t))
+        .collect()
+    }
+
+    fn codec(columns: &[Column]) -> Arc<dyn RowCodec> {
+        // Decoding JSON_SR never asks the registry.
+        RegistryFormat::new(Kind::JsonSr, RegistryClient::new("http://127.0.0.1:9"))
+            .codec(&CodecSpec::new(columns, false))
+    }
+
+    /// The general path: the payload parsed to a `serde_json::Value`.
+    fn general(columns: &[Column], payload: &[u8]) -> Result<Row, FormatError> {
+        let j: Json = serde_json::from_slice(payload)
+            .map_err(|e| FormatError::Decode(format!("bad JSON: {e}")))?;
+        row_of(columns, true, &j)
+    }
+
+    fn framed(text: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        wire::write_header(7, &mut b);
+        b.extend_from_slice(text.as_bytes());
+        b
+    }
+
+    fn object() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("S"),
+            Just("s"),
+            Just("N"),
+            Just("n"),
+            Just("I"),
+            Just("B"),
+            Just("D"),
+            Just("M"),
+            Just("m"),
+            Just("A"),
+            Just("T"),
+            Just("t"),
+            Just("Z"),
+            Just(r"S\u0041"),
+        ];
+        let value = prop_oneof![
+            "[a-z]{0,4}".prop_map(|t| format!("\"{t}\"")),
+            Just(r#""a\"b""#.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<i32>().prop_map(|n| n.to_string()),
+            Just("1.50".to_string()),
+            Just("12345.678".to_string()),
+            Just("2e3".to_string()),
+            Just("\"1.25\"".to_string()),
+            Just("true".to_string()),
+            Just("null".to_string()),
+            Just("[1,2,null]".to_string()),
+            Just("[\"x\"]".to_string()),
+            Just(r#"{"X":"y"}"#.to_string()),
+            Just(r#"{"x":1}"#.to_string()),
+            Just("tru".to_string()),
+        ];
+        let tail = prop_oneof![Just(""), Just(""), Just(""), Just(","), Just("}")];
+        (proptest::collection::vec((key, value), 0..7), tail).prop_map(|(fields, tail)| {
+            let body: Vec<String> = fields
+                .into_iter()
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect();
+            format!("{{{}}}{tail}", body.join(","))
+        })
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Boolean),
+            any::<i32>().prop_map(Value::Int),
+            any::<i64>().prop_map(Value::BigInt),
+            any::<f64>().prop_map(Value::Double),
+            "[a-z\"\\\n\u{e9}]{0,5}".prop_map(Value::String),
+            (any::<i32>(), 0u32..4)
+                .prop_map(|(n, s)| Value::Decimal(rust_decimal::Decimal::new(i64::from(n), s))),
+            proptest::collection::vec(any::<u8>(), 0..4).prop_map(Value::Bytes),
+            any::<i32>().prop_map(Value::Date),
+            any::<i64>().prop_map(Value::Timestamp),
+            proptest::collection::vec(any::<i64>().prop_map(Value::BigInt), 0..3)
+                .prop_map(Value::Array),
+            "[a-z]{0,3}".prop_map(|s| Value::Struct(vec![("X".into(), Value::String(s))])),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+        #[test]
+        fn json_sr_reads_as_its_general_path(text in object(), unread in proptest::collection::vec(any::<bool>(), 8)) {
+            let columns = columns();
+            let c = codec(&columns);
+            let general = general(&columns, text.as_bytes());
+            prop_assert_eq!(c.decode(&framed(&text)), general.clone(), "{}", text);
+            let padded = c.decode_with_prefix(&framed(&text), 1, 2, 3, &unread);
+            // Columns the query does not read may hold anything.
+            let blank = |r: Row| -> Row {
+                r.into_iter()
+                    .enumerate()
+                    .map(|(i, v)| if unread.get(i).copied().unwrap_or(false) { Value::Null } else { v })
+                    .collect()
+            };
+            match (padded, general) {
+                (Ok(p), Ok(g)) => {
+                    prop_assert_eq!(p.len(), 1 + columns.len() + 2);
+                    prop_assert_eq!(blank(p[1..1 + columns.len()].to_vec()), blank(g), "{}", text);
+                }
+                (p, g) => prop_assert_eq!(p.is_ok(), g.is_ok(), "{}", text),
+            }
+        }
+
+        #[test]
+        fn json_sr_writes_what_its_general_path_writes(row in proptest::collection::vec(value(), 0..6)) {
+            let columns: Vec<Column> = (0..row.len())
+                .map(|i| Column::new(&format!("C\"{i}"), SqlType::String))
+                .collect();
+            let mut fast = Vec::new();
+            let fast_result = json_sr_object(&crate::json::json_keys(&columns), &columns, &row, &mut fast);
+            let mut slow = Vec::new();
+            let slow_result = json_sr_general(&columns, true, &row, &mut slow);
+            prop_assert_eq!(fast_result.is_ok(), slow_result.is_ok());
+            prop_assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&slow));
+        }
+    }
+
+    #[test]
+    fn keys_differing_in_case_read_as_the_general_path_reads_them() {
+        let columns = columns();
+        let c = codec(&columns);
+        for text in [
+            r#"{"s":"a","S":"b"}"#,
+            r#"{"S":"b","s":"a"}"#,
+            r#"{"s":"a","s":"c"}"#,
+            r#"{"s":"a","sA":"x","s":"c"}"#,
+            r#"{"n":1,"N":2,"n":3}"#,
+            r#"{"t":{"X":"y"},"T":null}"#,
+        ] {
+            assert_eq!(
+                c.decode(&framed(text)),
+                general(&columns, text.as_bytes()),
+                "{text}"
+            );
+        }
     }
 }
