@@ -3,7 +3,8 @@
 One PostgreSQL database, two tables (one of PostgreSQL's common types with
 a primary key, one with REPLICA IDENTITY FULL), rows present before the
 snapshot and then a script of inserts, updates (a primary-key change
-among them), deletes and a NULL-heavy row. Two connectors capture it:
+among them), deletes, a NULL-heavy row and a TRUNCATE of two tables in a
+transaction (`skipped.operations=none`). Two connectors capture it:
 
 - the reference: Debezium's `PostgresConnector` on Apache Kafka's Connect
   worker (connect_reference.py), `topic.prefix=ref`;
@@ -162,6 +163,9 @@ CHANGES = [
     "INSERT INTO nopk VALUES (1, 'a'), (2, 'b')",
     "UPDATE nopk SET v = 'c' WHERE k = 1",
     "DELETE FROM nopk WHERE k = 2",
+    # Truncates (skipped.operations=none): one event per table, in a
+    # transaction between other changes.
+    "BEGIN; INSERT INTO nopk VALUES (3, 'd'); TRUNCATE nopk, single; INSERT INTO single VALUES (2, 'again'); COMMIT",
     "INSERT INTO full_t VALUES (3, NULL, NULL)",
     "UPDATE full_t SET qty = coalesce(qty, 0) + 1",
     "UPDATE full_t SET id = 20 WHERE id = 1",
@@ -197,6 +201,7 @@ def connector_config(postgres, db: str, prefix: str, suffix: str) -> dict:
         "key.converter.schemas.enable": "true",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter.schemas.enable": "true",
+        "skipped.operations": "none",
     }
 
 

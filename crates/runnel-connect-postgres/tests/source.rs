@@ -1163,3 +1163,91 @@ fn a_delete_from_a_table_without_a_key_is_followed_by_a_tombstone_too() {
         &Value::String("a".into())
     );
 }
+
+/// `skipped.operations=none`: a TRUNCATE of two tables (inside a
+/// transaction) is one event per table — no key, `op: "t"`, no `before`
+/// nor `after`, the transaction's `source` — between the transaction's
+/// other changes, as Debezium emits it. The default (`t`) emits none.
+#[test]
+fn truncates_are_events_unless_skipped() {
+    let db = TestDb::new("truncate");
+    let mut c = db.client();
+    c.batch_execute(
+        "CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY); \
+         INSERT INTO a VALUES (1, 'x'); INSERT INTO b VALUES (1)",
+    )
+    .unwrap();
+    let offsets = MapOffsets::default();
+    let mut task = start_task(
+        &db.source_config(&[("snapshot.mode", "never"), ("skipped.operations", "none")]),
+        &offsets,
+    );
+    c.batch_execute(
+        "BEGIN; INSERT INTO a VALUES (2, 'y'); TRUNCATE a, b; INSERT INTO b VALUES (3); COMMIT",
+    )
+    .unwrap();
+    let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 4);
+    task.stop();
+    let recs = data(&recs);
+    let got: Vec<(String, &str)> = recs.iter().map(|r| (r.topic.clone(), op(r))).collect();
+    let prefix = field(&recs[0].value, "source.name")
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t = |table: &str| format!("{prefix}.public.{table}");
+    assert_eq!(
+        got,
+        [(t("a"), "c"), (t("a"), "t"), (t("b"), "t"), (t("b"), "c")]
+    );
+    for r in &recs[1..3] {
+        assert!(r.key.is_null() && r.key_schema.is_none(), "{r:?}");
+        assert!(r.value_schema.is_some());
+        assert!(field(&r.value, "before").is_null());
+        assert!(field(&r.value, "after").is_null());
+        assert_eq!(field(&r.value, "source.snapshot").as_str(), Some("false"));
+        // The transaction's: the same txId as the insert before.
+        assert_eq!(
+            field(&r.value, "source.txId"),
+            field(&recs[0].value, "source.txId")
+        );
+        assert!(int(field(&r.value, "source.lsn")) > int(field(&recs[0].value, "source.lsn")));
+    }
+    assert_eq!(field(&recs[1].value, "source.table").as_str(), Some("a"));
+    assert_eq!(field(&recs[2].value, "source.table").as_str(), Some("b"));
+
+    // Debezium's default skips truncates; `c,d` skips inserts and deletes
+    // (and the delete's tombstone) but not updates.
+    let db = TestDb::new("truncskip");
+    let mut c = db.client();
+    c.batch_execute("CREATE TABLE a (id int PRIMARY KEY, v text)")
+        .unwrap();
+    let offsets = MapOffsets::default();
+    let mut task = start_task(&db.source_config(&[("snapshot.mode", "never")]), &offsets);
+    c.batch_execute("INSERT INTO a VALUES (1, 'x'); TRUNCATE a; INSERT INTO a VALUES (2, 'y')")
+        .unwrap();
+    let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 2);
+    task.stop();
+    assert_eq!(
+        data(&recs).iter().map(|r| op(r)).collect::<Vec<_>>(),
+        ["c", "c"]
+    );
+    let offsets = MapOffsets::default();
+    let mut task = start_task(
+        &db.source_config(&[("snapshot.mode", "never"), ("skipped.operations", "c,d")]),
+        &offsets,
+    );
+    c.batch_execute(
+        "INSERT INTO a VALUES (3, 'z'); UPDATE a SET v = 'w' WHERE id = 3; DELETE FROM a WHERE id = 3; \
+         UPDATE a SET v = 'marker' WHERE id = 2",
+    )
+    .unwrap();
+    let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 2);
+    let more = drain(task.as_mut(), &offsets, Duration::from_millis(500));
+    task.stop();
+    let all: Vec<String> = data(&recs)
+        .into_iter()
+        .chain(data(&more))
+        .map(|r| format!("{} {}", op(r), key_id(r)))
+        .collect();
+    assert_eq!(all, ["u 3", "u 2"]);
+}

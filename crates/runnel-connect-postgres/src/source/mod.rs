@@ -38,7 +38,9 @@
 //! did not send is `__debezium_unavailable_value` for strings (json,
 //! enums, text...), its UTF-8 bytes for `bytea`, a one-element array of it
 //! for string arrays, and null (or zero when NOT NULL) for other types.
-//! Truncates are not emitted (Debezium's default `skipped.operations=t`).
+//! `skipped.operations` (Debezium's default `t`) drops streamed inserts,
+//! updates, deletes or truncates; a truncate, when emitted, is one event
+//! per table with no key and `op: "t"` (no `before`/`after`).
 
 pub mod config;
 pub mod envelope;
@@ -1157,24 +1159,32 @@ impl Running {
                     tracing::debug!(%namespace, %name, "relation not captured");
                 }
             }
+            // `skipped.operations` drops a change whole (a skipped delete
+            // has no tombstone; a key change is an update: skipped with
+            // `u`, emitted as delete + create otherwise), as Debezium does.
             Message::Insert { oid, new } => {
-                if self.next_change() {
+                if self.next_change() && !self.skips('c') {
                     self.change(oid, lsn, None, Some(new), out).await?;
                 }
             }
             Message::Update { oid, old, new } => {
-                if self.next_change() {
+                if self.next_change() && !self.skips('u') {
                     self.change(oid, lsn, Some(old), Some(new), out).await?;
                 }
             }
             Message::Delete { oid, old } => {
-                if self.next_change() {
+                if self.next_change() && !self.skips('d') {
                     self.change(oid, lsn, Some(Some(old)), None, out).await?;
                 }
             }
-            Message::Truncate { .. } => {
-                self.next_change();
-                tracing::debug!("truncate skipped");
+            Message::Truncate { oids } => {
+                if self.next_change() && !self.skips('t') {
+                    for oid in oids {
+                        self.truncate(oid, lsn, out).await?;
+                    }
+                } else {
+                    tracing::debug!("truncate skipped (skipped.operations)");
+                }
             }
             Message::Origin | Message::Type { .. } | Message::LogicalMessage => {}
         }
@@ -1192,6 +1202,62 @@ impl Running {
         }
     }
 
+    fn skips(&self, op: char) -> bool {
+        self.cfg.skipped_operations.contains(&op)
+    }
+
+    /// The source offset and `source` block of a change at `lsn` in the
+    /// open transaction (if any).
+    fn change_position(&self, lsn: Lsn) -> (SourceOffset, SourceInfo) {
+        let (xid, commit_lsn, commit_us, index) = match &self.txn {
+            Some(t) => (Some(t.xid), t.commit_lsn, t.commit_us, t.index),
+            None => (None, lsn, now_us(), 0),
+        };
+        let mut offset = SourceOffset::new();
+        offset.insert("lsn".into(), lsn_json(self.last_end));
+        offset.insert("lsn_commit".into(), lsn_json(commit_lsn));
+        offset.insert("lsn_proc".into(), lsn_json(lsn));
+        if let Some(x) = xid {
+            offset.insert("txId".into(), json!(x));
+        }
+        offset.insert("ts_usec".into(), json!(commit_us));
+        offset.insert("event_index".into(), json!(index));
+        let info = SourceInfo {
+            ts_us: commit_us,
+            snapshot: "false",
+            sequence: Some(sequence(self.sequence_commit, lsn)),
+            tx_id: xid.map(i64::from),
+            lsn: Some(lsn.0 as i64),
+        };
+        (offset, info)
+    }
+
+    /// Emits the truncate event of one table (a TRUNCATE of several tables
+    /// is one event per table): no key, an envelope with `op: "t"`, no
+    /// `before` nor `after`, as Debezium's.
+    async fn truncate(&mut self, oid: u32, lsn: Lsn, out: &mut Vec<SourceRecord>) -> Result<()> {
+        let (offset, info) = self.change_position(lsn);
+        let partition = self.partition.clone();
+        let context_headers = self.context_headers.clone();
+        let Some(table) = self.relation(oid).await? else {
+            return Ok(());
+        };
+        let value = table.envelope("t", None, None, &info, now_us())?;
+        let mut r = SourceRecord::new(
+            partition,
+            offset.clone(),
+            table.topic.clone(),
+            None,
+            Value::Null,
+            Some((*table.envelope_schema).clone()),
+            value,
+        );
+        r.headers = context_headers;
+        out.push(r);
+        self.last_offset = Some(offset);
+        Ok(())
+    }
+
     /// Emits the records of one change. `old`: `None` for an insert,
     /// `Some(None)` for an update without an old image.
     async fn change(
@@ -1203,32 +1269,11 @@ impl Running {
         out: &mut Vec<SourceRecord>,
     ) -> Result<()> {
         let tombstones = self.cfg.tombstones_on_delete;
-        let last_end = self.last_end;
-        let sequence_commit = self.sequence_commit;
         let context_headers = self.context_headers.clone();
-        let (xid, commit_lsn, commit_us, index) = match &self.txn {
-            Some(t) => (Some(t.xid), t.commit_lsn, t.commit_us, t.index),
-            None => (None, lsn, now_us(), 0),
-        };
+        let (offset, info) = self.change_position(lsn);
         let partition = self.partition.clone();
         let Some(table) = self.relation(oid).await? else {
             return Ok(());
-        };
-        let mut offset = SourceOffset::new();
-        offset.insert("lsn".into(), lsn_json(last_end));
-        offset.insert("lsn_commit".into(), lsn_json(commit_lsn));
-        offset.insert("lsn_proc".into(), lsn_json(lsn));
-        if let Some(x) = xid {
-            offset.insert("txId".into(), json!(x));
-        }
-        offset.insert("ts_usec".into(), json!(commit_us));
-        offset.insert("event_index".into(), json!(index));
-        let info = SourceInfo {
-            ts_us: commit_us,
-            snapshot: "false",
-            sequence: Some(sequence(sequence_commit, lsn)),
-            tx_id: xid.map(i64::from),
-            lsn: Some(lsn.0 as i64),
         };
         let now = now_us();
         let before = match &old {
