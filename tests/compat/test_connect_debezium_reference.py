@@ -202,6 +202,7 @@ def connector_config(postgres, db: str, prefix: str, suffix: str) -> dict:
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter.schemas.enable": "true",
         "skipped.operations": "none",
+        "provide.transaction.metadata": "true",
     }
 
 
@@ -497,7 +498,8 @@ def test_runnel_cdc_matches_debezium(postgres, pg_database, make_server, connect
     # Only the broker and the connect worker: no fixed ports (8081, 8088) to collide on.
     server = make_server(extra_args=["--no-sql", "--no-registry", "--connect-listen", f"127.0.0.1:{connect_port}"]).start()
     bootstrap = server.bootstrap
-    create_topics(bootstrap, [f"{p}.public.{t}" for p in ("ref", "rnl") for t in TABLES])
+    create_topics(bootstrap, [f"{p}.public.{t}" for p in ("ref", "rnl") for t in TABLES]
+                  + [f"{p}.transaction" for p in ("ref", "rnl")])
 
     # The reference: Apache Kafka's Connect worker, on Runnel's broker.
     reference = connect_worker(bootstrap)
@@ -546,6 +548,21 @@ def test_runnel_cdc_matches_debezium(postgres, pg_database, make_server, connect
         problems += positions_increase(t, "Debezium", ref)
         problems += positions_increase(t, "Runnel", rnl)
         problems += compare_topics(t, ref, rnl)
+
+    # Transaction metadata: BEGIN and END of each streamed transaction (each
+    # statement of the script is one) on `<prefix>.transaction`.
+    def ends(n: int):
+        return lambda rs: sum(1 for r in rs if (payload(r) or {}).get("status") == "END") >= n
+
+    dump = os.environ.get("RUNNEL_REFERENCE_DUMP")
+    txns = {}
+    for prefix in ("ref", "rnl"):
+        txns[prefix] = read_until(bootstrap, f"{prefix}.transaction", ends(len(CHANGES)), diagnose(prefix))
+        if dump:
+            with open(os.path.join(dump, f"{prefix}.transaction.jsonl"), "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in txns[prefix])
+    ref, rnl = txns["ref"], txns["rnl"]
+    problems += compare_topics("transaction", ref, rnl)
 
     if problems:
         pytest.fail("Runnel's CDC events differ from Debezium's:\n" + "\n".join(problems), pytrace=False)

@@ -47,6 +47,12 @@ pub struct SourceConfig {
     /// `skipped.operations`: the streamed operations (`c`, `u`, `d`, `t`)
     /// not emitted; Debezium's default skips truncates.
     pub skipped_operations: Vec<char>,
+    /// `provide.transaction.metadata`: BEGIN/END records on
+    /// `<topic.prefix>.<topic.transaction>` and a `transaction` block in
+    /// each streamed change event.
+    pub transaction_metadata: bool,
+    /// `<topic.prefix>.<topic.transaction>`.
+    pub transaction_topic: String,
 }
 
 fn check_skipped_operations(value: &str) -> std::result::Result<(), String> {
@@ -119,6 +125,8 @@ pub fn config_def() -> ConfigDef {
         .define(key("snapshot.mode", ConfigType::String, Some("initial"), "initial, always, never, no_data, initial_only").validator(Validator::one_of(&["initial", "always", "never", "no_data", "initial_only"])))
         .define(key("heartbeat.interval.ms", ConfigType::Int, Some("0"), "Emit a heartbeat record this often (0: never)").validator(Validator::Range { min: Some(0), max: None }))
         .define(key("tombstones.on.delete", ConfigType::Boolean, Some("true"), "Follow a delete event with a tombstone"))
+        .define(key("provide.transaction.metadata", ConfigType::Boolean, Some("false"), "Write BEGIN and END records of each transaction to <topic.prefix>.<topic.transaction> and a transaction block in each change event"))
+        .define(key("topic.transaction", ConfigType::String, Some("transaction"), "The suffix of the transaction metadata topic's name").validator(Validator::NonEmpty))
         .define(key("skipped.operations", ConfigType::List, Some("t"), "Streamed operations not to emit: c (inserts), u (updates), d (deletes), t (truncates), or none").validator(Validator::Custom(check_skipped_operations)))
         .define(key("decimal.handling.mode", ConfigType::String, Some("precise"), "precise, double or string").validator(Validator::one_of(&["precise", "double", "string"])))
 }
@@ -203,6 +211,8 @@ impl SourceConfig {
             tombstones_on_delete: b("tombstones.on.delete")?,
             decimal_mode,
             slot_drop_on_stop: b("slot.drop.on.stop")?,
+            transaction_metadata: b("provide.transaction.metadata")?,
+            transaction_topic: format!("{}.{}", s("topic.prefix")?, s("topic.transaction")?),
             skipped_operations: {
                 let v = s("skipped.operations")?;
                 parse_skipped_operations(&v)
