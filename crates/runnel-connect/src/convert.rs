@@ -31,11 +31,33 @@ pub const BYTES: &str = "org.apache.kafka.connect.converters.ByteArrayConverter"
 
 /// A value that cannot be converted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConvertError(pub String);
+#[error("{message}")]
+pub struct ConvertError {
+    pub message: String,
+    /// Trying again may succeed (Kafka's `RetriableException`: the
+    /// schema registry could not be reached); `errors.retry.timeout`
+    /// bounds how long the runtime tries.
+    pub retriable: bool,
+}
+
+impl ConvertError {
+    pub fn new(message: impl Into<String>) -> ConvertError {
+        ConvertError {
+            message: message.into(),
+            retriable: false,
+        }
+    }
+
+    pub fn retriable(message: impl Into<String>) -> ConvertError {
+        ConvertError {
+            message: message.into(),
+            retriable: true,
+        }
+    }
+}
 
 fn err(msg: impl Into<String>) -> ConvertError {
-    ConvertError(msg.into())
+    ConvertError::new(msg)
 }
 
 /// Connect data ⇄ bytes.
@@ -478,7 +500,7 @@ pub fn json_to_value(schema: &Schema, j: &Json) -> Result<Value, ConvertError> {
             let mut s = Struct::new(arc);
             for f in &schema.fields {
                 let v = json_to_value(&f.schema, o.get(&f.name).unwrap_or(&Json::Null))
-                    .map_err(|e| err(format!("{} (field {})", e.0, f.name)))?;
+                    .map_err(|e| err(format!("{} (field {})", e.message, f.name)))?;
                 s.values[f.index] = v;
             }
             Value::Struct(s)
@@ -686,7 +708,10 @@ mod tests {
         assert_eq!(c.encode("t", None, &Value::Null).unwrap(), None);
         let strict = JsonConverter { schemas: true };
         let e = strict.decode("t", Some(br#"{"a":1}"#)).unwrap_err();
-        assert!(e.0.contains("requires \"schema\" and \"payload\""), "{e}");
+        assert!(
+            e.message.contains("requires \"schema\" and \"payload\""),
+            "{e}"
+        );
         assert!(strict.decode("t", Some(b"{nope")).is_err());
         // A value that does not fit its schema is refused.
         assert!(strict

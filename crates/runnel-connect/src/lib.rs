@@ -24,7 +24,12 @@
 //!   poll → converters → transforms → `put` (a `Retriable` error puts the
 //!   same records again after a backoff); every `offset.flush.interval.ms`
 //!   (1 s by default here) `flush`, then the consumed offsets commit.
-//!   Record errors follow `errors.tolerance` (none|all), `errors.log.enable`
+//!   A retriable converter failure (the schema registry unreachable or
+//!   answering 5xx) is tried again — 300 ms, doubling up to
+//!   `errors.retry.delay.max.ms` — until `errors.retry.timeout` (0 by
+//!   default: not at all; -1: for ever), as Kafka's
+//!   RetryWithToleranceOperator; then, as any other record error, it
+//!   follows `errors.tolerance` (none|all), `errors.log.enable`
 //!   and, for sinks, `errors.deadletterqueue.topic.name` (original bytes,
 //!   `__connect.errors.*` headers with
 //!   `errors.deadletterqueue.context.headers.enable`).

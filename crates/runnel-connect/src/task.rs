@@ -106,7 +106,17 @@ struct Errors {
     log: bool,
     dlq: Option<String>,
     context_headers: bool,
+    /// `errors.retry.timeout`: how long a retriable failure of a
+    /// converter is tried again before `errors.tolerance` decides (0, the
+    /// default: not at all; `None`: -1, for ever).
+    retry_timeout: Option<Duration>,
+    /// `errors.retry.delay.max.ms`: the longest wait between two tries
+    /// (the waits start at 300 ms and double, as Kafka's).
+    retry_delay_max: Duration,
 }
+
+/// The first wait between two tries of a retriable failure.
+const RETRY_FIRST_DELAY: Duration = Duration::from_millis(300);
 
 impl Errors {
     fn new(config: &Config) -> Errors {
@@ -125,6 +135,50 @@ impl Errors {
                 .filter(|t| !t.trim().is_empty())
                 .cloned(),
             context_headers: flag("errors.deadletterqueue.context.headers.enable"),
+            retry_timeout: match config
+                .get("errors.retry.timeout")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+            {
+                Some(ms) if ms < 0 => None,
+                Some(ms) => Some(Duration::from_millis(ms.unsigned_abs())),
+                None => Some(Duration::ZERO),
+            },
+            retry_delay_max: Duration::from_millis(
+                config
+                    .get("errors.retry.delay.max.ms")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(60_000),
+            ),
+        }
+    }
+
+    /// Runs `f` again while it fails retriably (`retriable`), waiting
+    /// 300 ms, then twice as long each time up to `errors.retry.delay.max.ms`,
+    /// until `errors.retry.timeout` has passed since the first try (or
+    /// the task stops); then its last result is the answer.
+    fn retrying<T, E>(
+        &self,
+        control: &TaskControl,
+        retriable: impl Fn(&E) -> bool,
+        mut f: impl FnMut() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let start = Instant::now();
+        let mut delay = RETRY_FIRST_DELAY;
+        loop {
+            let result = f();
+            match &result {
+                Err(e) if retriable(e) => {}
+                _ => return result,
+            }
+            let left = match self.retry_timeout {
+                None => Duration::MAX,
+                Some(t) => t.saturating_sub(start.elapsed()),
+            };
+            if left.is_zero() || control.stop.load(Ordering::SeqCst) {
+                return result;
+            }
+            nap(control, delay.min(left));
+            delay = (delay * 2).min(self.retry_delay_max.max(Duration::from_millis(1)));
         }
     }
 }
@@ -396,10 +450,15 @@ fn run_source(
                     Some(slot) => slot.1 = Some(r.source_offset.clone()),
                     None => last.push((r.source_partition.clone(), Some(r.source_offset.clone()))),
                 }
-                match source_record(&converters, &chain, r, backend.as_mut(), &mut parts) {
+                let converted = errors.retrying(
+                    control,
+                    |e: &(String, bool)| e.1,
+                    || source_record(&converters, &chain, r.clone(), backend.as_mut(), &mut parts),
+                );
+                match converted {
                     Ok(Some(p)) => out.push(p),
                     Ok(None) => {}
-                    Err(e) => {
+                    Err((e, _)) => {
                         if errors.log || errors.tolerate {
                             warn!(connector = %name, task = id, error = %e, "error converting a source record");
                         }
@@ -449,7 +508,8 @@ fn source_record(
     r: SourceRecord,
     backend: &mut dyn Backend,
     parts: &mut Partitioner,
-) -> Result<Option<ProducedRecord>, String> {
+) -> Result<Option<ProducedRecord>, (String, bool)> {
+    let plain = |e: String| (e, false);
     let rec = Rec {
         topic: r.topic,
         partition: r.partition,
@@ -461,20 +521,20 @@ fn source_record(
         timestamp: r.timestamp,
         headers: r.headers,
     };
-    let Some(rec) = chain.apply(rec).map_err(|e| e.to_string())? else {
+    let Some(rec) = chain.apply(rec).map_err(|e| plain(e.to_string()))? else {
         return Ok(None);
     };
     let key = conv
         .key
         .encode(&rec.topic, rec.key_schema.as_ref(), &rec.key)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (e.message, e.retriable))?;
     let value = conv
         .value
         .encode(&rec.topic, rec.value_schema.as_ref(), &rec.value)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (e.message, e.retriable))?;
     let n = parts
         .count(backend, &rec.topic)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| plain(e.to_string()))?;
     let partition = match (rec.partition, &key) {
         (Some(p), _) => p,
         (None, Some(k)) => runnel_cluster::partition_for(k, n),
@@ -562,10 +622,15 @@ fn run_sink(
                                 TopicPartition::new(r.topic.clone(), r.partition),
                                 r.offset + 1,
                             );
-                            match sink_record(&converters, &chain, &r) {
+                            let converted = errors.retrying(
+                                control,
+                                |e: &(&str, String, bool)| e.2,
+                                || sink_record(&converters, &chain, &r),
+                            );
+                            match converted {
                                 Ok(Some(s)) => batch.push(s),
                                 Ok(None) => {}
-                                Err((stage, e)) => {
+                                Err((stage, e, _)) => {
                                     if errors.log || errors.tolerate {
                                         warn!(connector = %name, task = id, topic = %r.topic, partition = r.partition, offset = r.offset, error = %e, "error converting a sink record");
                                     }
@@ -674,15 +739,15 @@ fn sink_record(
     conv: &Converters,
     chain: &Chain,
     r: &ConsumedRecord,
-) -> Result<Option<SinkRecord>, (&'static str, String)> {
+) -> Result<Option<SinkRecord>, (&'static str, String, bool)> {
     let (key_schema, key) = conv
         .key
         .decode(&r.topic, r.key.as_deref())
-        .map_err(|e| ("KEY_CONVERTER", e.to_string()))?;
+        .map_err(|e| ("KEY_CONVERTER", e.message, e.retriable))?;
     let (value_schema, value) = conv
         .value
         .decode(&r.topic, r.value.as_deref())
-        .map_err(|e| ("VALUE_CONVERTER", e.to_string()))?;
+        .map_err(|e| ("VALUE_CONVERTER", e.message, e.retriable))?;
     let rec = Rec {
         topic: r.topic.clone(),
         partition: Some(r.partition),
@@ -696,7 +761,7 @@ fn sink_record(
     };
     let Some(rec) = chain
         .apply(rec)
-        .map_err(|e| ("TRANSFORMATION", e.to_string()))?
+        .map_err(|e| ("TRANSFORMATION", e.to_string(), false))?
     else {
         return Ok(None);
     };
