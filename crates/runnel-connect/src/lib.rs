@@ -9,6 +9,10 @@
 //!   `task-…`/`commit-…` records when they changed) and runs one thread per
 //!   task (`task.rs`); STOPPED stops the tasks and writes an empty task set,
 //!   as Kafka does. Statuses go to the status topic and memory.
+//! * Headers go through the `header.converter` (worker or connector
+//!   setting): Kafka's SimpleHeaderConverter by default (text out; typed
+//!   back in: booleans, integers, floats, else strings), or String-,
+//!   Json- or ByteArrayConverter.
 //! * Source tasks: `poll` → transforms → converters → partition (murmur2 of
 //!   the key bytes, as the Java producer; keyless records round robin) →
 //!   send. At-least-once: the records are flushed, then the last offset of

@@ -13,8 +13,8 @@ use runnel_cluster::{
     TopicPartition,
 };
 use runnel_connect_api::{
-    Config, ConnectError, ConnectorContext, ConnectorPlugin, Header, OffsetReader, Schema,
-    SinkRecord, SinkTask, SourceOffset, SourcePartition, SourceRecord, SourceTask, Value,
+    Config, ConnectError, ConnectorContext, ConnectorPlugin, Header, OffsetReader, SinkRecord,
+    SinkTask, SourceOffset, SourcePartition, SourceRecord, SourceTask,
 };
 use tracing::{error, info, warn};
 
@@ -74,11 +74,12 @@ pub fn sink_topics(cluster: &Arc<dyn Cluster>, config: &Config) -> Result<Vec<St
     }
 }
 
-/// The key and value converters of a connector (its settings over the
-/// worker's).
+/// The key, value and header converters of a connector (its settings
+/// over the worker's).
 pub struct Converters {
     pub key: Box<dyn Converter>,
     pub value: Box<dyn Converter>,
+    pub header: Box<dyn Converter>,
 }
 
 impl Converters {
@@ -93,9 +94,21 @@ impl Converters {
             settings.extend(crate::transforms::sub_config(config, &prefix));
             convert::converter(class, &settings, is_key)
         };
+        let header = {
+            let which = "header.converter";
+            let class = config
+                .get(which)
+                .or_else(|| defaults.get(which))
+                .filter(|c| !c.trim().is_empty())
+                .map_or(convert::SIMPLE_HEADER, String::as_str);
+            let mut settings = crate::transforms::sub_config(defaults, "header.converter.");
+            settings.extend(crate::transforms::sub_config(config, "header.converter."));
+            convert::header_converter(class, &settings)?
+        };
         Ok(Converters {
             key: make("key.converter", true)?,
             value: make("value.converter", false)?,
+            header,
         })
     }
 }
@@ -306,28 +319,38 @@ fn wait_while_paused(inner: &Inner, name: &str, id: i32, control: &TaskControl) 
     !control.stop.load(Ordering::SeqCst) && !inner.stopping()
 }
 
-fn headers_out(headers: &[Header]) -> runnel_cluster::Headers {
+/// Headers as the header converter writes them.
+fn headers_out(
+    conv: &dyn Converter,
+    topic: &str,
+    headers: &[Header],
+) -> Result<runnel_cluster::Headers, convert::ConvertError> {
     headers
         .iter()
         .map(|h| {
-            let v = match &h.value {
-                Value::Null => None,
-                v => Some(convert::value_to_text(v).into_bytes()),
-            };
-            (h.key.clone(), v)
+            Ok((
+                h.key.clone(),
+                conv.encode(topic, h.schema.as_ref(), &h.value)?,
+            ))
         })
         .collect()
 }
 
-fn headers_in(headers: &runnel_cluster::Headers) -> Vec<Header> {
+/// Headers as the header converter reads them.
+fn headers_in(
+    conv: &dyn Converter,
+    topic: &str,
+    headers: &runnel_cluster::Headers,
+) -> Result<Vec<Header>, convert::ConvertError> {
     headers
         .iter()
-        .map(|(k, v)| Header {
-            key: k.clone(),
-            schema: Some(Schema::string().optional()),
-            value: v.as_ref().map_or(Value::Null, |b| {
-                Value::String(String::from_utf8_lossy(b).into_owned())
-            }),
+        .map(|(k, v)| {
+            let (schema, value) = conv.decode(topic, v.as_deref())?;
+            Ok(Header {
+                key: k.clone(),
+                schema,
+                value,
+            })
         })
         .collect()
 }
@@ -532,6 +555,8 @@ fn source_record(
         .value
         .encode(&rec.topic, rec.value_schema.as_ref(), &rec.value)
         .map_err(|e| (e.message, e.retriable))?;
+    let headers = headers_out(conv.header.as_ref(), &rec.topic, &rec.headers)
+        .map_err(|e| (e.message, e.retriable))?;
     let n = parts
         .count(backend, &rec.topic)
         .map_err(|e| plain(e.to_string()))?;
@@ -549,7 +574,7 @@ fn source_record(
         timestamp: rec.timestamp.unwrap_or_else(now_ms),
         key,
         value,
-        headers: headers_out(&rec.headers),
+        headers,
     }))
 }
 
@@ -757,7 +782,8 @@ fn sink_record(
         value_schema,
         value,
         timestamp: Some(r.timestamp),
-        headers: headers_in(&r.headers),
+        headers: headers_in(conv.header.as_ref(), &r.topic, &r.headers)
+            .map_err(|e| ("HEADER_CONVERTER", e.message, e.retriable))?,
     };
     let Some(rec) = chain
         .apply(rec)
