@@ -141,16 +141,14 @@ pub fn header_converter(
 pub struct SimpleHeaderConverter;
 
 impl Converter for SimpleHeaderConverter {
+    /// Written as StringConverter writes it.
     fn encode(
         &self,
-        _topic: &str,
-        _schema: Option<&Schema>,
+        topic: &str,
+        schema: Option<&Schema>,
         value: &Value,
     ) -> Result<Option<Vec<u8>>, ConvertError> {
-        Ok(match value {
-            Value::Null => None,
-            v => Some(value_to_text(v).into_bytes()),
-        })
+        StringConverter.encode(topic, schema, value)
     }
 
     fn decode(
