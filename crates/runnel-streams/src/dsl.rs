@@ -775,7 +775,13 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             .retention_ms
             .unwrap_or_else(|| windows.default_retention_ms())
             .max(windows.size_ms + windows.grace_ms);
-        let emit_final = self.emit_final;
+        // Final results come from windows Kafka Streams' store would still
+        // show: within the retention asked for, else size + grace.
+        let emit_final = self.emit_final.then(|| {
+            self.retention_ms
+                .unwrap_or(0)
+                .max(windows.size_ms.saturating_add(windows.grace_ms))
+        });
         let name = store.to_string();
         let (k2, a2, n2) = (ks.clone(), agg_serde.clone(), name.clone());
         let port = s.port.add(move |b: &mut Build<'_>, ds| {

@@ -501,6 +501,11 @@ pub(crate) struct WindowAggregate<K, V, A> {
     store: WindowStore<K, A>,
     windows: TimeWindows,
     retention_ms: i64,
+    /// Emit each window once when it closes (not on every update); its
+    /// retention: a window that starts that far behind the newest window
+    /// (stream time having jumped past its close and its retention at
+    /// once) is not emitted, as Kafka Streams' store no longer shows it.
+    final_retention_ms: Option<i64>,
     emit_final: bool,
     agg: AggFn<K, V, A>,
     /// Updates go downstream through the task's record cache.
@@ -514,7 +519,7 @@ impl<K, V, A> WindowAggregate<K, V, A> {
         store: WindowStore<K, A>,
         windows: TimeWindows,
         retention_ms: i64,
-        emit_final: bool,
+        emit_final: Option<i64>,
         agg: AggFn<K, V, A>,
         out: Rc<RefCell<CachedDownstream<Windowed<K>, A>>>,
     ) -> Self {
@@ -522,7 +527,8 @@ impl<K, V, A> WindowAggregate<K, V, A> {
             store,
             windows,
             retention_ms,
-            emit_final,
+            final_retention_ms: emit_final,
+            emit_final: emit_final.is_some(),
             agg,
             out,
             observed: None,
@@ -532,11 +538,20 @@ impl<K, V, A> WindowAggregate<K, V, A> {
 }
 
 impl<K: Clone + 'static, V: Clone, A: Clone + 'static> WindowAggregate<K, V, A> {
-    /// Emits, once, every window that closed between two stream times.
-    fn emit_closed(&mut self, cx: &mut Cx, prev_close: i64, close: i64) {
+    /// Emits, once, every window that closed between two stream times and
+    /// is still within its retention of the newest window (starting at or
+    /// before stream time `observed`).
+    fn emit_closed(&mut self, cx: &mut Cx, prev_close: i64, close: i64, observed: i64) {
         let size = self.windows.size_ms;
+        let newest = observed.saturating_sub(observed.rem_euclid(self.windows.advance_ms.max(1)));
+        let visible_from = self
+            .final_retention_ms
+            .map_or(i64::MIN, |r| newest.saturating_sub(r));
         let keys = lock(&self.store.store).window_keys_between(
-            prev_close.saturating_sub(size).saturating_add(1),
+            prev_close
+                .saturating_sub(size)
+                .saturating_add(1)
+                .max(visible_from),
             close.saturating_sub(size),
         );
         for kb in keys {
@@ -638,7 +653,7 @@ impl<K: Clone + 'static, V: Clone, A: Clone + 'static> Node<K, V> for WindowAggr
             }
         }
         if self.emit_final && observed != prev {
-            self.emit_closed(cx, prev.saturating_sub(grace), close);
+            self.emit_closed(cx, prev.saturating_sub(grace), close, observed);
         }
         let horizon = observed.saturating_sub(self.retention_ms);
         if horizon
