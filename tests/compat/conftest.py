@@ -109,7 +109,7 @@ class RunnelServer:
         env.setdefault("NO_COLOR", "1")  # plain text in the log files
         self.proc = subprocess.Popen(
             cmd,
-            stdin=getattr(self, "stdin", subprocess.DEVNULL),  # a test may set server.stdin = PIPE
+            stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
             env=env,
