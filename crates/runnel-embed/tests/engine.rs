@@ -450,8 +450,24 @@ fn exactly_once_hides_uncommitted_output_and_resumes_without_duplicates(env: Env
     env.produce_str("in", &[("a", "", 1), ("a", "", 2)]);
     env.run(topology(), "eos", Guarantee::ExactlyOnce);
     env.produce_str("in", &[("a", "", 3), ("a", "", 4)]);
-    // Process without committing, then "crash" (drop the instance).
-    let crashed = env.run_without_commit(topology(), "eos", Guarantee::ExactlyOnce);
+    // Process without committing, then "crash" (drop the instance) once
+    // its open transaction's records are in the log: a client producer
+    // sends in the background, and dropping it earlier would discard them
+    // unsent (then there would be nothing for the new instance to abort).
+    let mut app = env
+        .start(topology(), "eos", Guarantee::ExactlyOnce)
+        .unwrap();
+    env.drain(&mut app);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while env.read_uncommitted_count("counts") < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the open transaction's records never reached the log"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let crashed = app.metrics();
+    drop(app);
     assert_eq!(crashed.processed, 2);
     assert_eq!(
         env.read_i64("counts").len(),
