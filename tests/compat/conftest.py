@@ -109,7 +109,7 @@ class RunnelServer:
         env.setdefault("NO_COLOR", "1")  # plain text in the log files
         self.proc = subprocess.Popen(
             cmd,
-            stdin=subprocess.DEVNULL,
+            stdin=getattr(self, "stdin", subprocess.DEVNULL),  # a test may set server.stdin = PIPE
             stdout=self._log,
             stderr=self._log,
             env=env,

@@ -3,7 +3,8 @@
 One PostgreSQL database, two tables (one of PostgreSQL's common types with
 a primary key, one with REPLICA IDENTITY FULL), rows present before the
 snapshot and then a script of inserts, updates (a primary-key change
-among them), deletes and a NULL-heavy row. Two connectors capture it:
+among them), deletes, a NULL-heavy row and a TRUNCATE of two tables in a
+transaction (`skipped.operations=none`). Two connectors capture it:
 
 - the reference: Debezium's `PostgresConnector` on Apache Kafka's Connect
   worker (connect_reference.py), `topic.prefix=ref`;
@@ -162,6 +163,9 @@ CHANGES = [
     "INSERT INTO nopk VALUES (1, 'a'), (2, 'b')",
     "UPDATE nopk SET v = 'c' WHERE k = 1",
     "DELETE FROM nopk WHERE k = 2",
+    # Truncates (skipped.operations=none): one event per table, in a
+    # transaction between other changes.
+    "BEGIN; INSERT INTO nopk VALUES (3, 'd'); TRUNCATE nopk, single; INSERT INTO single VALUES (2, 'again'); COMMIT",
     "INSERT INTO full_t VALUES (3, NULL, NULL)",
     "UPDATE full_t SET qty = coalesce(qty, 0) + 1",
     "UPDATE full_t SET id = 20 WHERE id = 1",
@@ -197,6 +201,8 @@ def connector_config(postgres, db: str, prefix: str, suffix: str) -> dict:
         "key.converter.schemas.enable": "true",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter.schemas.enable": "true",
+        "skipped.operations": "none",
+        "provide.transaction.metadata": "true",
     }
 
 
@@ -492,7 +498,8 @@ def test_runnel_cdc_matches_debezium(postgres, pg_database, make_server, connect
     # Only the broker and the connect worker: no fixed ports (8081, 8088) to collide on.
     server = make_server(extra_args=["--no-sql", "--no-registry", "--connect-listen", f"127.0.0.1:{connect_port}"]).start()
     bootstrap = server.bootstrap
-    create_topics(bootstrap, [f"{p}.public.{t}" for p in ("ref", "rnl") for t in TABLES])
+    create_topics(bootstrap, [f"{p}.public.{t}" for p in ("ref", "rnl") for t in TABLES]
+                  + [f"{p}.transaction" for p in ("ref", "rnl")])
 
     # The reference: Apache Kafka's Connect worker, on Runnel's broker.
     reference = connect_worker(bootstrap)
@@ -541,6 +548,21 @@ def test_runnel_cdc_matches_debezium(postgres, pg_database, make_server, connect
         problems += positions_increase(t, "Debezium", ref)
         problems += positions_increase(t, "Runnel", rnl)
         problems += compare_topics(t, ref, rnl)
+
+    # Transaction metadata: BEGIN and END of each streamed transaction (each
+    # statement of the script is one) on `<prefix>.transaction`.
+    def ends(n: int):
+        return lambda rs: sum(1 for r in rs if (payload(r) or {}).get("status") == "END") >= n
+
+    dump = os.environ.get("RUNNEL_REFERENCE_DUMP")
+    txns = {}
+    for prefix in ("ref", "rnl"):
+        txns[prefix] = read_until(bootstrap, f"{prefix}.transaction", ends(len(CHANGES)), diagnose(prefix))
+        if dump:
+            with open(os.path.join(dump, f"{prefix}.transaction.jsonl"), "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in txns[prefix])
+    ref, rnl = txns["ref"], txns["rnl"]
+    problems += compare_topics("transaction", ref, rnl)
 
     if problems:
         pytest.fail("Runnel's CDC events differ from Debezium's:\n" + "\n".join(problems), pytrace=False)

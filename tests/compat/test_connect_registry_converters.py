@@ -21,6 +21,7 @@ import datetime
 import decimal
 import json
 import struct
+import time
 import uuid
 
 import httpx
@@ -474,3 +475,53 @@ def test_cdc_source_with_protobuf_converter_reads_in_protobuf_deserializer(serve
             (g["id"], g["name"], g["price"], g["qty"], g["active"]) for g in got]
     finally:
         assert httpx.delete(f"{server.connect}/connectors/{prefix}", timeout=30).status_code == 204
+
+
+def test_errors_retry_timeout_waits_for_an_unreachable_registry(server, tmp_path):
+    """`errors.retry.timeout`: a converter that cannot reach its schema
+    registry is tried again (300 ms, doubling) until the timeout; with
+    `errors.tolerance=none` the task fails only after it. Here a source
+    writing Avro through a registry that is not up yet stays RUNNING and
+    its records arrive once the registry starts (a second `runnel serve`
+    on the registry's port); with a 1 s timeout and no registry the task
+    fails after about a second — before, the first failure failed it."""
+    registry_port = free_port()
+    topic = f"retry-{uuid.uuid4().hex[:8]}"
+    config = {
+        "connector.class": "DatagenConnector", "kafka.topic": topic, "quickstart": "pageviews",
+        "max.interval": "50", "tasks.max": "1",
+        "value.converter": AVRO, "value.converter.schema.registry.url": f"http://127.0.0.1:{registry_port}",
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "errors.retry.timeout": "120000", "errors.retry.delay.max.ms": "1000",
+    }
+    assert server.create("retry-wait", config).status_code == 201
+    server.running("retry-wait")
+    time.sleep(4)  # some tries against nothing
+    server.running("retry-wait")  # still running, not FAILED
+    registry = RunnelServer(runnel_bin(), tmp_path / "reg-data", tmp_path / "reg.log",
+                            ["--no-sql", "--no-connect", "--registry-listen", f"127.0.0.1:{registry_port}"]).start()
+    try:
+        msgs = read(server.server.bootstrap, topic, 3, timeout=60)
+        assert len(msgs) >= 3
+        value = msgs[0].value()
+        assert value[0] == 0  # Confluent's wire format: magic byte, schema id
+        subjects = httpx.get(f"http://127.0.0.1:{registry_port}/subjects", timeout=5).json()
+        assert f"{topic}-value" in subjects
+    finally:
+        httpx.delete(f"{server.connect}/connectors/retry-wait", timeout=10)
+        registry.stop()
+
+    # A short timeout and no registry: FAILED after the tries, not before.
+    config = dict(config, **{"errors.retry.timeout": "1500",
+                             "value.converter.schema.registry.url": f"http://127.0.0.1:{free_port()}"})
+    started = time.monotonic()
+    assert server.create("retry-fail", config).status_code == 201
+
+    def failed():
+        r = httpx.get(f"{server.connect}/connectors/retry-fail/status", timeout=5)
+        return r.status_code == 200 and any(t["state"] == "FAILED" for t in r.json()["tasks"])
+    wait_until(failed, timeout=60, what="retry-fail FAILED")
+    assert time.monotonic() - started >= 1.5
+    trace = httpx.get(f"{server.connect}/connectors/retry-fail/status", timeout=5).json()["tasks"][0]["trace"]
+    assert "schema registry" in trace, trace
+    httpx.delete(f"{server.connect}/connectors/retry-fail", timeout=10)

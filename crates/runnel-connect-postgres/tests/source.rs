@@ -1163,3 +1163,225 @@ fn a_delete_from_a_table_without_a_key_is_followed_by_a_tombstone_too() {
         &Value::String("a".into())
     );
 }
+
+/// `skipped.operations=none`: a TRUNCATE of two tables (inside a
+/// transaction) is one event per table — no key, `op: "t"`, no `before`
+/// nor `after`, the transaction's `source` — between the transaction's
+/// other changes, as Debezium emits it. The default (`t`) emits none.
+#[test]
+fn truncates_are_events_unless_skipped() {
+    let db = TestDb::new("truncate");
+    let mut c = db.client();
+    c.batch_execute(
+        "CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY); \
+         INSERT INTO a VALUES (1, 'x'); INSERT INTO b VALUES (1)",
+    )
+    .unwrap();
+    let offsets = MapOffsets::default();
+    let mut task = start_task(
+        &db.source_config(&[("snapshot.mode", "never"), ("skipped.operations", "none")]),
+        &offsets,
+    );
+    c.batch_execute(
+        "BEGIN; INSERT INTO a VALUES (2, 'y'); TRUNCATE a, b; INSERT INTO b VALUES (3); COMMIT",
+    )
+    .unwrap();
+    let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 4);
+    task.stop();
+    let recs = data(&recs);
+    let got: Vec<(String, &str)> = recs.iter().map(|r| (r.topic.clone(), op(r))).collect();
+    let prefix = field(&recs[0].value, "source.name")
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t = |table: &str| format!("{prefix}.public.{table}");
+    assert_eq!(
+        got,
+        [(t("a"), "c"), (t("a"), "t"), (t("b"), "t"), (t("b"), "c")]
+    );
+    for r in &recs[1..3] {
+        assert!(r.key.is_null() && r.key_schema.is_none(), "{r:?}");
+        assert!(r.value_schema.is_some());
+        assert!(field(&r.value, "before").is_null());
+        assert!(field(&r.value, "after").is_null());
+        assert_eq!(field(&r.value, "source.snapshot").as_str(), Some("false"));
+        // The transaction's: the same txId as the insert before.
+        assert_eq!(
+            field(&r.value, "source.txId"),
+            field(&recs[0].value, "source.txId")
+        );
+        assert!(int(field(&r.value, "source.lsn")) > int(field(&recs[0].value, "source.lsn")));
+    }
+    assert_eq!(field(&recs[1].value, "source.table").as_str(), Some("a"));
+    assert_eq!(field(&recs[2].value, "source.table").as_str(), Some("b"));
+
+    // Debezium's default skips truncates; `c,d` skips inserts and deletes
+    // (and the delete's tombstone) but not updates.
+    let db = TestDb::new("truncskip");
+    let mut c = db.client();
+    c.batch_execute("CREATE TABLE a (id int PRIMARY KEY, v text)")
+        .unwrap();
+    let offsets = MapOffsets::default();
+    let mut task = start_task(&db.source_config(&[("snapshot.mode", "never")]), &offsets);
+    c.batch_execute("INSERT INTO a VALUES (1, 'x'); TRUNCATE a; INSERT INTO a VALUES (2, 'y')")
+        .unwrap();
+    let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 2);
+    task.stop();
+    assert_eq!(
+        data(&recs).iter().map(|r| op(r)).collect::<Vec<_>>(),
+        ["c", "c"]
+    );
+    let offsets = MapOffsets::default();
+    let mut task = start_task(
+        &db.source_config(&[("snapshot.mode", "never"), ("skipped.operations", "c,d")]),
+        &offsets,
+    );
+    c.batch_execute(
+        "INSERT INTO a VALUES (3, 'z'); UPDATE a SET v = 'w' WHERE id = 3; DELETE FROM a WHERE id = 3; \
+         UPDATE a SET v = 'marker' WHERE id = 2",
+    )
+    .unwrap();
+    let recs = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 2);
+    let more = drain(task.as_mut(), &offsets, Duration::from_millis(500));
+    task.stop();
+    let all: Vec<String> = data(&recs)
+        .into_iter()
+        .chain(data(&more))
+        .map(|r| format!("{} {}", op(r), key_id(r)))
+        .collect();
+    assert_eq!(all, ["u 3", "u 2"]);
+}
+
+/// `provide.transaction.metadata` across a restart in the middle of a
+/// transaction: one BEGIN and one END per transaction (END counting every
+/// event of it, per table), and each change event's `transaction` block
+/// numbered 1…n without gap or repeat — the part emitted before the
+/// restart is counted, not emitted again. A restart after the END emits
+/// nothing again.
+#[test]
+fn transaction_metadata_survives_a_restart_mid_transaction() {
+    let db = TestDb::new("txmeta");
+    let mut c = db.client();
+    c.batch_execute(
+        "CREATE TABLE big (id int PRIMARY KEY, v text NOT NULL); CREATE TABLE small (id int PRIMARY KEY)",
+    )
+    .unwrap();
+    let config = db.source_config(&[
+        ("snapshot.mode", "never"),
+        ("provide.transaction.metadata", "true"),
+    ]);
+    let offsets = MapOffsets::default();
+    let mut task = start_task(&config, &offsets);
+    c.batch_execute(
+        "BEGIN; INSERT INTO small VALUES (1); INSERT INTO big SELECT g, 'x' FROM generate_series(1, 5000) g;
+         INSERT INTO small VALUES (2); COMMIT;",
+    )
+    .unwrap();
+    c.batch_execute("INSERT INTO small VALUES (3)").unwrap();
+    let first = poll_until(task.as_mut(), &offsets, T, |r| data(r).len() >= 1500);
+    assert!(first.len() < 5005, "the whole transaction came in one poll");
+    task.stop();
+    let mut task = start_task(&config, &offsets);
+    let rest = poll_until(task.as_mut(), &offsets, T, |r| {
+        data(r).iter().any(|r| {
+            r.topic == "srv.transaction"
+                && field(&r.value, "status").as_str() == Some("END")
+                && int(field(&r.value, "event_count")) == 1
+        })
+    });
+    task.stop();
+    let all: Vec<&runnel_connect_api::SourceRecord> =
+        data(&first).into_iter().chain(data(&rest)).collect();
+    let meta: Vec<(String, Option<i64>)> = all
+        .iter()
+        .filter(|r| r.topic == "srv.transaction")
+        .map(|r| {
+            let v = &r.value;
+            let n = match field(v, "event_count") {
+                Value::Int64(n) => Some(*n),
+                _ => None,
+            };
+            (field(v, "status").as_str().unwrap().to_string(), n)
+        })
+        .collect();
+    assert_eq!(
+        meta,
+        [
+            ("BEGIN".to_string(), None),
+            ("END".to_string(), Some(5002)),
+            ("BEGIN".to_string(), None),
+            ("END".to_string(), Some(1))
+        ]
+    );
+    let end = all
+        .iter()
+        .find(|r| r.topic == "srv.transaction" && field(&r.value, "status").as_str() == Some("END"))
+        .unwrap();
+    let Value::Array(collections) = field(&end.value, "data_collections") else {
+        panic!("{end:?}")
+    };
+    let mut counts: Vec<(String, i64)> = collections
+        .iter()
+        .map(|c| {
+            (
+                field(c, "data_collection").as_str().unwrap().to_string(),
+                int(field(c, "event_count")),
+            )
+        })
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        [
+            ("public.big".to_string(), 5000),
+            ("public.small".to_string(), 2)
+        ]
+    );
+    // The big transaction's events: total_order 1..=5002 once each, per
+    // table 1..=n.
+    let changes: Vec<&&runnel_connect_api::SourceRecord> = all
+        .iter()
+        .filter(|r| r.topic != "srv.transaction" && !r.value.is_null())
+        .filter(|r| int(field(&r.value, "transaction.total_order")) > 0)
+        .collect();
+    let big_xid = int(field(&changes[0].value, "source.txId"));
+    let big_tx: Vec<(String, i64, i64)> = changes
+        .iter()
+        .filter(|r| int(field(&r.value, "source.txId")) == big_xid)
+        .map(|r| {
+            (
+                field(&r.value, "source.table")
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                int(field(&r.value, "transaction.total_order")),
+                int(field(&r.value, "transaction.data_collection_order")),
+            )
+        })
+        .collect();
+    let totals: Vec<i64> = big_tx.iter().map(|t| t.1).collect();
+    assert_eq!(totals, (1..=5002).collect::<Vec<_>>());
+    assert_eq!(big_tx[0], ("small".to_string(), 1, 1));
+    assert_eq!(big_tx[5000], ("big".to_string(), 5001, 5000));
+    assert_eq!(big_tx[5001], ("small".to_string(), 5002, 2));
+    // The id is `<txId>:<LSN of the event>`.
+    let r = changes[0];
+    assert_eq!(
+        field(&r.value, "transaction.id").as_str().unwrap(),
+        format!(
+            "{}:{}",
+            int(field(&r.value, "source.txId")),
+            int(field(&r.value, "source.lsn"))
+        )
+    );
+
+    // After the END was stored, a restart emits nothing again.
+    let mut task = start_task(&config, &offsets);
+    let again = drain(task.as_mut(), &offsets, Duration::from_secs(2));
+    task.stop();
+    assert!(
+        data(&again).is_empty(),
+        "{:?}",
+        again.iter().map(summary).collect::<Vec<_>>()
+    );
+}

@@ -31,11 +31,33 @@ pub const BYTES: &str = "org.apache.kafka.connect.converters.ByteArrayConverter"
 
 /// A value that cannot be converted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConvertError(pub String);
+#[error("{message}")]
+pub struct ConvertError {
+    pub message: String,
+    /// Trying again may succeed (Kafka's `RetriableException`: the
+    /// schema registry could not be reached); `errors.retry.timeout`
+    /// bounds how long the runtime tries.
+    pub retriable: bool,
+}
+
+impl ConvertError {
+    pub fn new(message: impl Into<String>) -> ConvertError {
+        ConvertError {
+            message: message.into(),
+            retriable: false,
+        }
+    }
+
+    pub fn retriable(message: impl Into<String>) -> ConvertError {
+        ConvertError {
+            message: message.into(),
+            retriable: true,
+        }
+    }
+}
 
 fn err(msg: impl Into<String>) -> ConvertError {
-    ConvertError(msg.into())
+    ConvertError::new(msg)
 }
 
 /// Connect data ⇄ bytes.
@@ -86,6 +108,113 @@ pub fn converter(
         "ByteArrayConverter" => Ok(Box::new(ByteArrayConverter)),
         _ => Err(err(format!("Class {class} could not be found."))),
     }
+}
+
+/// Kafka's default header converter.
+pub const SIMPLE_HEADER: &str = "org.apache.kafka.connect.storage.SimpleHeaderConverter";
+
+/// The header converter `class` (`header.converter`): Kafka's
+/// SimpleHeaderConverter (the default), or StringConverter, JsonConverter
+/// (`schemas.enable` as for values) or ByteArrayConverter used for headers.
+pub fn header_converter(
+    class: &str,
+    settings: &Config,
+) -> Result<Box<dyn Converter>, ConvertError> {
+    let simple = class.rsplit('.').next().unwrap_or(class);
+    match simple {
+        "SimpleHeaderConverter" => Ok(Box::new(SimpleHeaderConverter)),
+        "StringConverter" | "JsonConverter" | "ByteArrayConverter" => {
+            converter(class, settings, false)
+        }
+        _ => Err(err(format!("Class {class} could not be found."))),
+    }
+}
+
+/// Kafka's SimpleHeaderConverter: a header is written as its value's
+/// text (Java's `toString` of a primitive, JSON of a struct, map or
+/// array), and read back with the type the text shows: `true`/`false` a
+/// BOOLEAN, an integer the smallest of INT8…INT64 it fits, a number with a
+/// fraction or exponent FLOAT32 (FLOAT64 beyond FLOAT32's range), anything
+/// else a STRING. (Kafka's parser also reads arrays, maps, dates and
+/// times back into their types; here those stay strings.)
+#[derive(Debug, Clone, Copy)]
+pub struct SimpleHeaderConverter;
+
+impl Converter for SimpleHeaderConverter {
+    /// Written as StringConverter writes it.
+    fn encode(
+        &self,
+        topic: &str,
+        schema: Option<&Schema>,
+        value: &Value,
+    ) -> Result<Option<Vec<u8>>, ConvertError> {
+        StringConverter.encode(topic, schema, value)
+    }
+
+    fn decode(
+        &self,
+        _topic: &str,
+        bytes: Option<&[u8]>,
+    ) -> Result<(Option<Schema>, Value), ConvertError> {
+        let Some(b) = bytes else {
+            return Ok((None, Value::Null));
+        };
+        let text = String::from_utf8_lossy(b).into_owned();
+        Ok(parse_header_text(text))
+    }
+}
+
+fn parse_header_text(text: String) -> (Option<Schema>, Value) {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") {
+        return (
+            Some(Schema::boolean()),
+            Value::Boolean(t.eq_ignore_ascii_case("true")),
+        );
+    }
+    let integer = {
+        let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+        !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit())
+    };
+    if integer {
+        if let Ok(n) = t.parse::<i64>() {
+            return if let Ok(v) = i8::try_from(n) {
+                (Some(Schema::int8()), Value::Int8(v))
+            } else if let Ok(v) = i16::try_from(n) {
+                (Some(Schema::int16()), Value::Int16(v))
+            } else if let Ok(v) = i32::try_from(n) {
+                (Some(Schema::int32()), Value::Int32(v))
+            } else {
+                (Some(Schema::int64()), Value::Int64(n))
+            };
+        }
+    }
+    let decimal = {
+        let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+        let (mantissa, exponent) = match body.split_once(['e', 'E']) {
+            Some((m, e)) => (m, Some(e.strip_prefix(['-', '+']).unwrap_or(e))),
+            None => (body, None),
+        };
+        let (int_part, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let digits = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+        !(int_part.is_empty() && frac.is_empty())
+            && digits(int_part)
+            && digits(frac)
+            && (mantissa.contains('.') || exponent.is_some())
+            && exponent.is_none_or(|e| !e.is_empty() && digits(e))
+    };
+    if decimal {
+        if let Ok(d) = t.parse::<f64>() {
+            let f = d as f32;
+            if f.is_finite() {
+                return (Some(Schema::float32()), Value::Float32(f));
+            }
+            if d.is_finite() {
+                return (Some(Schema::float64()), Value::Float64(d));
+            }
+        }
+    }
+    (Some(Schema::string()), Value::String(text))
 }
 
 /// The classes [`converter`] knows.
@@ -478,7 +607,7 @@ pub fn json_to_value(schema: &Schema, j: &Json) -> Result<Value, ConvertError> {
             let mut s = Struct::new(arc);
             for f in &schema.fields {
                 let v = json_to_value(&f.schema, o.get(&f.name).unwrap_or(&Json::Null))
-                    .map_err(|e| err(format!("{} (field {})", e.0, f.name)))?;
+                    .map_err(|e| err(format!("{} (field {})", e.message, f.name)))?;
                 s.values[f.index] = v;
             }
             Value::Struct(s)
@@ -686,7 +815,10 @@ mod tests {
         assert_eq!(c.encode("t", None, &Value::Null).unwrap(), None);
         let strict = JsonConverter { schemas: true };
         let e = strict.decode("t", Some(br#"{"a":1}"#)).unwrap_err();
-        assert!(e.0.contains("requires \"schema\" and \"payload\""), "{e}");
+        assert!(
+            e.message.contains("requires \"schema\" and \"payload\""),
+            "{e}"
+        );
         assert!(strict.decode("t", Some(b"{nope")).is_err());
         // A value that does not fit its schema is refused.
         assert!(strict

@@ -9,6 +9,10 @@
 //!   `task-…`/`commit-…` records when they changed) and runs one thread per
 //!   task (`task.rs`); STOPPED stops the tasks and writes an empty task set,
 //!   as Kafka does. Statuses go to the status topic and memory.
+//! * Headers go through the `header.converter` (worker or connector
+//!   setting): Kafka's SimpleHeaderConverter by default (text out; typed
+//!   back in: booleans, integers, floats, else strings), or String-,
+//!   Json- or ByteArrayConverter.
 //! * Source tasks: `poll` → transforms → converters → partition (murmur2 of
 //!   the key bytes, as the Java producer; keyless records round robin) →
 //!   send. At-least-once: the records are flushed, then the last offset of
@@ -24,7 +28,12 @@
 //!   poll → converters → transforms → `put` (a `Retriable` error puts the
 //!   same records again after a backoff); every `offset.flush.interval.ms`
 //!   (1 s by default here) `flush`, then the consumed offsets commit.
-//!   Record errors follow `errors.tolerance` (none|all), `errors.log.enable`
+//!   A retriable converter failure (the schema registry unreachable or
+//!   answering 5xx) is tried again — 300 ms, doubling up to
+//!   `errors.retry.delay.max.ms` — until `errors.retry.timeout` (0 by
+//!   default: not at all; -1: for ever), as Kafka's
+//!   RetryWithToleranceOperator; then, as any other record error, it
+//!   follows `errors.tolerance` (none|all), `errors.log.enable`
 //!   and, for sinks, `errors.deadletterqueue.topic.name` (original bytes,
 //!   `__connect.errors.*` headers with
 //!   `errors.deadletterqueue.context.headers.enable`).
@@ -77,28 +86,36 @@
 //! and an owner that does not answer are Kafka's 409 "conflicting
 //! operation (e.g. worker rebalance)".
 //!
-//! **Two copies of a task during a reassignment.** There is no barrier
-//! between one worker stopping what it lost and another starting what it
-//! gained: each acts when it reads the new membership (after its
-//! rebalance event, at most every 2 s), so a task can run on both from
-//! the moment the gainer sees the change until the loser sees it and its
-//! task thread stops — under a second as a rule, a few seconds on a
-//! loaded machine. What that costs: an at-least-once source's two copies
-//! both poll from the last stored offset and both send, so that window's
-//! records may be in the topic twice (what at-least-once allows; a
-//! datagen or file source duplicates them, the PostgreSQL source cannot
-//! open its slot twice and its second copy retries until the first lets
-//! go). An exactly-once source's copies share one transactional id:
-//! the later one fences the earlier, whose open transaction is aborted,
-//! so read_committed readers see each record once; a fenced copy (and a
-//! copy whose start failed with a retriable error) is started again after
-//! a backoff instead of being left FAILED (`task.rs`), so the copy that
-//! keeps the task fences the other back. Sink copies are members of the
-//! connector's consumer group and split its partitions (records in
-//! flight at the switch are delivered again, as after any sink
-//! rebalance). Closing the window would take Kafka Connect's
-//! coordinator-driven (incremental) protocol, with a leader handing out
-//! revocations before assignments. The in-process
+//! **No task on two workers during a reassignment.** Workers act on
+//! the new membership each when it reads it, so the worker gaining a
+//! task may see the change before the worker losing it. A barrier in
+//! the status topic orders the two, as Kafka Connect's eager protocol
+//! does (there a worker stops its tasks before it rejoins and the
+//! coordinator completes the rebalance only when every member rejoined):
+//! the loser stops the task (its `stop`, its last offset commit) and
+//! only then writes UNASSIGNED for it under its own worker id; the
+//! gainer starts a task only when the task's last status is its own, or
+//! not an active one (RUNNING, PAUSED, RESTARTING), or names a worker
+//! that is not a member of the group any more (it left, or its session
+//! timed out) — until then the task waits (its status keeps showing the
+//! old owner) and is looked at again after each read of the status
+//! topic. Members are matched to statuses through the REST address each
+//! member advertises in its `client.id`, which is its worker id. A
+//! worker shutting down stops and releases its tasks before it leaves
+//! the group, so the survivors start them only after. A worker that
+//! reads a status naming itself as running a task it does not run (it
+//! ran it before it restarted under the same id) releases it, so the
+//! new owner is not kept waiting. What stays: a worker that dies (or
+//! whose task does not stop within 10 s, after which it is left behind)
+//! is given up on when its session times out or it releases late, as in
+//! Kafka Connect; exactly-once sources fence such a zombie (one
+//! transactional id per task: the later copy fences the earlier, whose
+//! open transaction is aborted, and a fenced copy — or one whose start
+//! failed with a retriable error — is started again after a backoff
+//! instead of being left FAILED, `task.rs`). Connectors (the part that
+//! makes task configs) are not behind the barrier: two workers may both
+//! compute task configs for a moment, which writes the same configs
+//! once more at worst. The in-process
 //! `LocalCluster` backend reports only its own member, so `runnel serve`
 //! on its own log is a group of one: remote `runnel connect` workers on
 //! that broker need another `group.id` (or the embedded worker turned

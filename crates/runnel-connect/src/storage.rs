@@ -287,6 +287,12 @@ pub enum State {
 }
 
 impl State {
+    /// Whether a task in this state has a thread running it somewhere
+    /// (RUNNING, PAUSED, RESTARTING).
+    pub fn is_active(self) -> bool {
+        matches!(self, State::Running | State::Paused | State::Restarting)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             State::Unassigned => "UNASSIGNED",

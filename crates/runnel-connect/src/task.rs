@@ -13,8 +13,8 @@ use runnel_cluster::{
     TopicPartition,
 };
 use runnel_connect_api::{
-    Config, ConnectError, ConnectorContext, ConnectorPlugin, Header, OffsetReader, Schema,
-    SinkRecord, SinkTask, SourceOffset, SourcePartition, SourceRecord, SourceTask, Value,
+    Config, ConnectError, ConnectorContext, ConnectorPlugin, Header, OffsetReader, SinkRecord,
+    SinkTask, SourceOffset, SourcePartition, SourceRecord, SourceTask,
 };
 use tracing::{error, info, warn};
 
@@ -74,11 +74,12 @@ pub fn sink_topics(cluster: &Arc<dyn Cluster>, config: &Config) -> Result<Vec<St
     }
 }
 
-/// The key and value converters of a connector (its settings over the
-/// worker's).
+/// The key, value and header converters of a connector (its settings
+/// over the worker's).
 pub struct Converters {
     pub key: Box<dyn Converter>,
     pub value: Box<dyn Converter>,
+    pub header: Box<dyn Converter>,
 }
 
 impl Converters {
@@ -93,9 +94,21 @@ impl Converters {
             settings.extend(crate::transforms::sub_config(config, &prefix));
             convert::converter(class, &settings, is_key)
         };
+        let header = {
+            let which = "header.converter";
+            let class = config
+                .get(which)
+                .or_else(|| defaults.get(which))
+                .filter(|c| !c.trim().is_empty())
+                .map_or(convert::SIMPLE_HEADER, String::as_str);
+            let mut settings = crate::transforms::sub_config(defaults, "header.converter.");
+            settings.extend(crate::transforms::sub_config(config, "header.converter."));
+            convert::header_converter(class, &settings)?
+        };
         Ok(Converters {
             key: make("key.converter", true)?,
             value: make("value.converter", false)?,
+            header,
         })
     }
 }
@@ -106,7 +119,17 @@ struct Errors {
     log: bool,
     dlq: Option<String>,
     context_headers: bool,
+    /// `errors.retry.timeout`: how long a retriable failure of a
+    /// converter is tried again before `errors.tolerance` decides (0, the
+    /// default: not at all; `None`: -1, for ever).
+    retry_timeout: Option<Duration>,
+    /// `errors.retry.delay.max.ms`: the longest wait between two tries
+    /// (the waits start at 300 ms and double, as Kafka's).
+    retry_delay_max: Duration,
 }
+
+/// The first wait between two tries of a retriable failure.
+const RETRY_FIRST_DELAY: Duration = Duration::from_millis(300);
 
 impl Errors {
     fn new(config: &Config) -> Errors {
@@ -125,6 +148,50 @@ impl Errors {
                 .filter(|t| !t.trim().is_empty())
                 .cloned(),
             context_headers: flag("errors.deadletterqueue.context.headers.enable"),
+            retry_timeout: match config
+                .get("errors.retry.timeout")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+            {
+                Some(ms) if ms < 0 => None,
+                Some(ms) => Some(Duration::from_millis(ms.unsigned_abs())),
+                None => Some(Duration::ZERO),
+            },
+            retry_delay_max: Duration::from_millis(
+                config
+                    .get("errors.retry.delay.max.ms")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(60_000),
+            ),
+        }
+    }
+
+    /// Runs `f` again while it fails retriably (`retriable`), waiting
+    /// 300 ms, then twice as long each time up to `errors.retry.delay.max.ms`,
+    /// until `errors.retry.timeout` has passed since the first try (or
+    /// the task stops); then its last result is the answer.
+    fn retrying<T, E>(
+        &self,
+        control: &TaskControl,
+        retriable: impl Fn(&E) -> bool,
+        mut f: impl FnMut() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let start = Instant::now();
+        let mut delay = RETRY_FIRST_DELAY;
+        loop {
+            let result = f();
+            match &result {
+                Err(e) if retriable(e) => {}
+                _ => return result,
+            }
+            let left = match self.retry_timeout {
+                None => Duration::MAX,
+                Some(t) => t.saturating_sub(start.elapsed()),
+            };
+            if left.is_zero() || control.stop.load(Ordering::SeqCst) {
+                return result;
+            }
+            nap(control, delay.min(left));
+            delay = (delay * 2).min(self.retry_delay_max.max(Duration::from_millis(1)));
         }
     }
 }
@@ -252,28 +319,38 @@ fn wait_while_paused(inner: &Inner, name: &str, id: i32, control: &TaskControl) 
     !control.stop.load(Ordering::SeqCst) && !inner.stopping()
 }
 
-fn headers_out(headers: &[Header]) -> runnel_cluster::Headers {
+/// Headers as the header converter writes them.
+fn headers_out(
+    conv: &dyn Converter,
+    topic: &str,
+    headers: &[Header],
+) -> Result<runnel_cluster::Headers, convert::ConvertError> {
     headers
         .iter()
         .map(|h| {
-            let v = match &h.value {
-                Value::Null => None,
-                v => Some(convert::value_to_text(v).into_bytes()),
-            };
-            (h.key.clone(), v)
+            Ok((
+                h.key.clone(),
+                conv.encode(topic, h.schema.as_ref(), &h.value)?,
+            ))
         })
         .collect()
 }
 
-fn headers_in(headers: &runnel_cluster::Headers) -> Vec<Header> {
+/// Headers as the header converter reads them.
+fn headers_in(
+    conv: &dyn Converter,
+    topic: &str,
+    headers: &runnel_cluster::Headers,
+) -> Result<Vec<Header>, convert::ConvertError> {
     headers
         .iter()
-        .map(|(k, v)| Header {
-            key: k.clone(),
-            schema: Some(Schema::string().optional()),
-            value: v.as_ref().map_or(Value::Null, |b| {
-                Value::String(String::from_utf8_lossy(b).into_owned())
-            }),
+        .map(|(k, v)| {
+            let (schema, value) = conv.decode(topic, v.as_deref())?;
+            Ok(Header {
+                key: k.clone(),
+                schema,
+                value,
+            })
         })
         .collect()
 }
@@ -396,10 +473,15 @@ fn run_source(
                     Some(slot) => slot.1 = Some(r.source_offset.clone()),
                     None => last.push((r.source_partition.clone(), Some(r.source_offset.clone()))),
                 }
-                match source_record(&converters, &chain, r, backend.as_mut(), &mut parts) {
+                let converted = errors.retrying(
+                    control,
+                    |e: &(String, bool)| e.1,
+                    || source_record(&converters, &chain, r.clone(), backend.as_mut(), &mut parts),
+                );
+                match converted {
                     Ok(Some(p)) => out.push(p),
                     Ok(None) => {}
-                    Err(e) => {
+                    Err((e, _)) => {
                         if errors.log || errors.tolerate {
                             warn!(connector = %name, task = id, error = %e, "error converting a source record");
                         }
@@ -449,7 +531,8 @@ fn source_record(
     r: SourceRecord,
     backend: &mut dyn Backend,
     parts: &mut Partitioner,
-) -> Result<Option<ProducedRecord>, String> {
+) -> Result<Option<ProducedRecord>, (String, bool)> {
+    let plain = |e: String| (e, false);
     let rec = Rec {
         topic: r.topic,
         partition: r.partition,
@@ -461,20 +544,22 @@ fn source_record(
         timestamp: r.timestamp,
         headers: r.headers,
     };
-    let Some(rec) = chain.apply(rec).map_err(|e| e.to_string())? else {
+    let Some(rec) = chain.apply(rec).map_err(|e| plain(e.to_string()))? else {
         return Ok(None);
     };
     let key = conv
         .key
         .encode(&rec.topic, rec.key_schema.as_ref(), &rec.key)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (e.message, e.retriable))?;
     let value = conv
         .value
         .encode(&rec.topic, rec.value_schema.as_ref(), &rec.value)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (e.message, e.retriable))?;
+    let headers = headers_out(conv.header.as_ref(), &rec.topic, &rec.headers)
+        .map_err(|e| (e.message, e.retriable))?;
     let n = parts
         .count(backend, &rec.topic)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| plain(e.to_string()))?;
     let partition = match (rec.partition, &key) {
         (Some(p), _) => p,
         (None, Some(k)) => runnel_cluster::partition_for(k, n),
@@ -489,7 +574,7 @@ fn source_record(
         timestamp: rec.timestamp.unwrap_or_else(now_ms),
         key,
         value,
-        headers: headers_out(&rec.headers),
+        headers,
     }))
 }
 
@@ -562,10 +647,15 @@ fn run_sink(
                                 TopicPartition::new(r.topic.clone(), r.partition),
                                 r.offset + 1,
                             );
-                            match sink_record(&converters, &chain, &r) {
+                            let converted = errors.retrying(
+                                control,
+                                |e: &(&str, String, bool)| e.2,
+                                || sink_record(&converters, &chain, &r),
+                            );
+                            match converted {
                                 Ok(Some(s)) => batch.push(s),
                                 Ok(None) => {}
-                                Err((stage, e)) => {
+                                Err((stage, e, _)) => {
                                     if errors.log || errors.tolerate {
                                         warn!(connector = %name, task = id, topic = %r.topic, partition = r.partition, offset = r.offset, error = %e, "error converting a sink record");
                                     }
@@ -674,15 +764,15 @@ fn sink_record(
     conv: &Converters,
     chain: &Chain,
     r: &ConsumedRecord,
-) -> Result<Option<SinkRecord>, (&'static str, String)> {
+) -> Result<Option<SinkRecord>, (&'static str, String, bool)> {
     let (key_schema, key) = conv
         .key
         .decode(&r.topic, r.key.as_deref())
-        .map_err(|e| ("KEY_CONVERTER", e.to_string()))?;
+        .map_err(|e| ("KEY_CONVERTER", e.message, e.retriable))?;
     let (value_schema, value) = conv
         .value
         .decode(&r.topic, r.value.as_deref())
-        .map_err(|e| ("VALUE_CONVERTER", e.to_string()))?;
+        .map_err(|e| ("VALUE_CONVERTER", e.message, e.retriable))?;
     let rec = Rec {
         topic: r.topic.clone(),
         partition: Some(r.partition),
@@ -692,11 +782,12 @@ fn sink_record(
         value_schema,
         value,
         timestamp: Some(r.timestamp),
-        headers: headers_in(&r.headers),
+        headers: headers_in(conv.header.as_ref(), &r.topic, &r.headers)
+            .map_err(|e| ("HEADER_CONVERTER", e.message, e.retriable))?,
     };
     let Some(rec) = chain
         .apply(rec)
-        .map_err(|e| ("TRANSFORMATION", e.to_string()))?
+        .map_err(|e| ("TRANSFORMATION", e.to_string(), false))?
     else {
         return Ok(None);
     };

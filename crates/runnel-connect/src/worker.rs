@@ -214,6 +214,12 @@ struct Statuses {
     /// What this worker runs (its statuses of them are the current ones).
     owned_connectors: BTreeSet<String>,
     owned_tasks: BTreeSet<(String, i32)>,
+    /// Tasks with a thread here: from just before their first status is
+    /// written until their thread stopped.
+    running: BTreeSet<(String, i32)>,
+    /// Tasks this worker owns but has not started: their previous owner,
+    /// still a member of the group, has not said it stopped them yet.
+    waiting: BTreeSet<(String, i32)>,
 }
 
 /// The offsets topic as read so far.
@@ -406,8 +412,11 @@ impl Worker {
                 if let Err(e) = w.read_statuses() {
                     warn!(error = %e, "connect worker: cannot read the status topic");
                 }
+                // Tasks waiting for their previous owner to release them
+                // are looked at again after each read of the status topic.
+                let waiting = !lock(&w.inner.statuses).waiting.is_empty();
                 match w.catch_up() {
-                    Ok(0) => {}
+                    Ok(0) if !waiting => {}
                     Ok(_) => w.reconcile(),
                     Err(e) => warn!(error = %e, "connect worker: cannot read the config topic"),
                 }
@@ -573,22 +582,28 @@ impl Worker {
             .unwrap_or_default()
     }
 
-    /// Stops every task (they commit what they did) and the follower.
+    /// Stops every task (they commit what they did and are released in
+    /// the status topic), then the follower, then leaves the group — in
+    /// that order, as a Kafka Connect worker stops its tasks before it
+    /// leaves: the workers that take them over start them only after.
     pub fn shutdown(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
+        {
+            let mut rt = lock(&self.inner.runtime);
+            for (name, c) in rt.iter_mut() {
+                for (id, t) in c.tasks.iter_mut() {
+                    t.stop();
+                    self.inner.release(name, *id);
+                }
+            }
+            rt.clear();
+        }
         if let Some(h) = lock(&self.inner.follower).take() {
             let _ = h.join();
         }
         if let Some(h) = lock(&self.inner.membership).take() {
             let _ = h.join();
         }
-        let mut rt = lock(&self.inner.runtime);
-        for (_, c) in rt.iter_mut() {
-            for (_, t) in c.tasks.iter_mut() {
-                t.stop();
-            }
-        }
-        rt.clear();
         info!("connect worker stopped");
     }
 
@@ -663,6 +678,7 @@ impl Worker {
         // runs, for good. Writing ours after it makes the owner's status
         // the last one; the two stop once their views of the group agree.
         let mut reassert: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        let mut touched: Vec<(String, i32)> = Vec::new();
         let me = &self.inner.config.worker_id;
         let mut st = lock(&self.inner.statuses);
         for r in records {
@@ -702,7 +718,7 @@ impl Worker {
                 else {
                     continue;
                 };
-                if from_other && st.owned_tasks.contains(&(name.clone(), id)) {
+                if from_other && st.running.contains(&(name.clone(), id)) {
                     if let Some(mine) = st
                         .tasks
                         .get(&(name.clone(), id))
@@ -712,13 +728,33 @@ impl Worker {
                     }
                     continue;
                 }
+                touched.push((name.clone(), id));
                 match status {
                     Some(s) => st.tasks.insert((name, id), s),
                     None => st.tasks.remove(&(name, id)),
                 };
             }
         }
+        // Statuses naming this worker as running a task it does not run
+        // (it ran it before it restarted, or its release was lost): the
+        // task is released, or the barrier of `reconcile_once` would keep
+        // its new owner waiting for good.
+        touched.sort();
+        touched.dedup();
+        let unclaimed: Vec<(String, i32)> = touched
+            .into_iter()
+            .filter(|k| {
+                st.tasks
+                    .get(k)
+                    .is_some_and(|s| s.worker_id == *me && s.state.is_active())
+                    && !st.running.contains(k)
+            })
+            .collect();
         drop(st);
+        for (name, id) in unclaimed {
+            self.inner
+                .set_task_status(&name, id, State::Unassigned, None);
+        }
         if !reassert.is_empty() {
             // One record per key is enough (the last one read decided).
             reassert.sort();
@@ -780,6 +816,7 @@ impl Worker {
             let mut st = lock(&self.inner.statuses);
             st.owned_connectors = owned.connectors.clone();
             st.owned_tasks = owned.tasks.clone();
+            st.waiting.clear();
         }
         let mut wrote = false;
         // Deleted connectors.
@@ -916,10 +953,20 @@ impl Worker {
             for (i, tc) in tasks.iter().enumerate() {
                 let id = i32::try_from(i).unwrap_or(i32::MAX);
                 if !owned.tasks.contains(&(name.clone(), id)) {
-                    // Another worker's now: stop it here (eager).
+                    // Another worker's now: stop it here, then say so —
+                    // the new owner starts it only after reading that.
                     if let Some(mut t) = run.tasks.remove(&id) {
                         t.stop();
+                        self.inner.release(name, id);
                     }
+                    continue;
+                }
+                if !run.tasks.contains_key(&id) && !self.inner.released(name, id) {
+                    // Still running at its previous owner: started once
+                    // that one says it stopped it (or leaves the group).
+                    lock(&self.inner.statuses)
+                        .waiting
+                        .insert((name.clone(), id));
                     continue;
                 }
                 let same = run.tasks.get(&id).is_some_and(|t| t.config == *tc);
@@ -951,6 +998,13 @@ impl Worker {
                     .insert(id, self.spawn_task(name, id, tc.clone(), paused));
             }
         }
+        // Whatever stopped above (deleted, stopped, failed connectors,
+        // tasks beyond the count) no longer runs here.
+        let here: BTreeSet<(String, i32)> = rt
+            .iter()
+            .flat_map(|(n, c)| c.tasks.keys().map(move |i| (n.clone(), *i)))
+            .collect();
+        lock(&self.inner.statuses).running = here;
         wrote
     }
 
@@ -959,6 +1013,11 @@ impl Worker {
         control.paused.store(paused, Ordering::SeqCst);
         let inner = self.inner.clone();
         let (n, c, ctl) = (name.to_string(), config.clone(), control.clone());
+        {
+            let mut st = lock(&self.inner.statuses);
+            st.running.insert((name.to_string(), id));
+            st.waiting.remove(&(name.to_string(), id));
+        }
         self.inner.set_task_status(
             name,
             id,
@@ -1307,6 +1366,10 @@ impl Worker {
         }
         let mut rt = lock(&self.inner.runtime);
         let run = rt.entry(name.to_string()).or_default();
+        if !run.tasks.contains_key(&id) && !self.inner.released(name, id) {
+            // Its previous owner has not released it yet.
+            return Err(crate::forward::rebalancing(&format!("task {name}-{id}")));
+        }
         let config = match run.tasks.remove(&id) {
             Some(mut t) => {
                 t.stop();
@@ -1645,6 +1708,32 @@ impl Inner {
         if let Err(e) = w.send(out).and_then(|()| w.commit(&[])) {
             warn!(error = %e, "cannot write to the status topic");
         }
+    }
+
+    /// Records that this worker stopped task `id` of `name` for good (it
+    /// was reassigned, or the worker is leaving): UNASSIGNED with this
+    /// worker's id, the word its next owner waits for.
+    fn release(&self, name: &str, id: i32) {
+        lock(&self.statuses).running.remove(&(name.to_string(), id));
+        self.set_task_status(name, id, State::Unassigned, None);
+    }
+
+    /// Whether this worker may start task `id` of `name`: nobody else
+    /// runs it as far as the status topic says — its last status is this
+    /// worker's, or not an active one (UNASSIGNED, FAILED, …), or names
+    /// a worker that is no longer a member of the group (it left, or its
+    /// session timed out).
+    fn released(&self, name: &str, id: i32) -> bool {
+        let holder = match lock(&self.statuses).tasks.get(&(name.to_string(), id)) {
+            Some(s) if s.worker_id != self.config.worker_id && s.state.is_active() => {
+                s.worker_id.clone()
+            }
+            _ => return true,
+        };
+        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
+        !members
+            .as_ref()
+            .is_some_and(|m| m.urls.values().any(|u| *u == holder))
     }
 
     pub(crate) fn set_connector_status(&self, name: &str, state: State, trace: Option<String>) {

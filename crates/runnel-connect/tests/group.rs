@@ -1,6 +1,9 @@
 //! Several workers of one group in one process, on one in-process broker,
 //! each with a view of the group's membership the test sets: what the
-//! status topic says while views disagree and after they agree again.
+//! status topic says while views disagree and after they agree again, and
+//! that a task never runs on two workers at once while one joins or
+//! leaves. Member `m-x` advertises worker id `x` (as `runnel connect`
+//! workers advertise their REST address).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
@@ -24,12 +27,24 @@ struct Viewed {
     inner: LocalCluster,
     me: String,
     view: Arc<Mutex<Vec<String>>>,
+    /// Other workers' views, which lose `me` when this worker's group
+    /// membership ends (as the coordinator sees a member leave).
+    seen_by: Vec<Arc<Mutex<Vec<String>>>>,
 }
 
 struct ViewedBackend {
     inner: Box<dyn Backend>,
     me: String,
     view: Arc<Mutex<Vec<String>>>,
+    seen_by: Vec<Arc<Mutex<Vec<String>>>>,
+}
+
+impl Drop for ViewedBackend {
+    fn drop(&mut self) {
+        for v in &self.seen_by {
+            v.lock().unwrap().retain(|m| *m != self.me);
+        }
+    }
 }
 
 impl Backend for ViewedBackend {
@@ -81,7 +96,7 @@ impl Backend for ViewedBackend {
                 member_id: m.clone(),
                 client_id: m.clone(),
                 host: "localhost".into(),
-                endpoint: None,
+                endpoint: Some(m.trim_start_matches("m-").to_string()),
                 partitions: Vec::new(),
                 is_self: *m == self.me,
             })
@@ -105,6 +120,7 @@ impl Cluster for Viewed {
                 inner,
                 me: self.me.clone(),
                 view: self.view.clone(),
+                seen_by: self.seen_by.clone(),
             }));
         }
         Ok(inner)
@@ -146,6 +162,7 @@ fn worker_with(
         inner: local.clone(),
         me: me.into(),
         view: v.clone(),
+        seen_by: Vec::new(),
     });
     let config = WorkerConfig {
         worker_id: id.into(),
@@ -274,21 +291,224 @@ fn a_fenced_exactly_once_task_starts_again_where_it_belongs() {
         Duration::from_secs(30),
         || placement(&a, "dg") == split && placement(&b, "dg") == split,
     );
-    // And it stays there, producing.
-    let before = local
-        .backend("probe", Guarantee::AtLeastOnce)
-        .unwrap()
-        .end_offsets(&[TopicPartition::new("pageviews", 0)])
-        .unwrap()[0];
-    std::thread::sleep(Duration::from_secs(1));
+    // And it stays there, producing (a copy fenced a few times waits out
+    // a growing backoff before it starts again: seconds under load).
+    let end = || {
+        local
+            .backend("probe", Guarantee::AtLeastOnce)
+            .unwrap()
+            .end_offsets(&[TopicPartition::new("pageviews", 0)])
+            .unwrap()[0]
+    };
+    let before = end();
+    wait_for("new records from B", Duration::from_secs(20), || {
+        end() > before
+    });
     assert_eq!(placement(&a, "dg"), split);
     assert_eq!(placement(&b, "dg"), split);
-    let after = local
-        .backend("probe", Guarantee::AtLeastOnce)
-        .unwrap()
-        .end_offsets(&[TopicPartition::new("pageviews", 0)])
-        .unwrap()[0];
-    assert!(after > before, "no new records: {before} → {after}");
     a.shutdown();
     b.shutdown();
+}
+
+/// Which worker runs which task of the `Tracked` connector, as the tasks
+/// themselves report it (from `start` until the end of `stop`), and every
+/// moment a task started while another worker still ran it.
+#[derive(Default)]
+struct Track {
+    running: std::collections::BTreeMap<String, Vec<String>>,
+    starts: Vec<(String, String)>,
+    overlaps: Vec<String>,
+}
+
+/// A source connector whose tasks poll nothing and report their lives to
+/// a [`Track`]; `worker` names the worker whose plugin this is.
+struct Tracked {
+    worker: String,
+    track: Arc<Mutex<Track>>,
+}
+
+struct TrackedTask {
+    worker: String,
+    track: Arc<Mutex<Track>>,
+    task: String,
+}
+
+impl runnel_connect_api::ConnectorPlugin for Tracked {
+    fn class(&self) -> &str {
+        "com.example.Tracked"
+    }
+    fn kind(&self) -> runnel_connect_api::ConnectorKind {
+        runnel_connect_api::ConnectorKind::Source
+    }
+    fn version(&self) -> &str {
+        "1"
+    }
+    fn config_def(&self) -> runnel_connect_api::ConfigDef {
+        runnel_connect_api::ConfigDef::new()
+    }
+    fn task_configs(
+        &self,
+        config: &Config,
+        max: usize,
+    ) -> Result<Vec<Config>, runnel_connect_api::ConnectError> {
+        Ok((0..max)
+            .map(|i| {
+                let mut c = config.clone();
+                c.insert("task.number".into(), i.to_string());
+                c
+            })
+            .collect())
+    }
+    fn source_task(
+        &self,
+    ) -> Result<Box<dyn runnel_connect_api::SourceTask>, runnel_connect_api::ConnectError> {
+        Ok(Box::new(TrackedTask {
+            worker: self.worker.clone(),
+            track: self.track.clone(),
+            task: String::new(),
+        }))
+    }
+}
+
+impl runnel_connect_api::SourceTask for TrackedTask {
+    fn start(
+        &mut self,
+        config: &Config,
+        _: &runnel_connect_api::ConnectorContext,
+        _: &dyn runnel_connect_api::OffsetReader,
+    ) -> Result<(), runnel_connect_api::ConnectError> {
+        self.task = config.get("task.number").cloned().unwrap_or_default();
+        let mut t = self.track.lock().unwrap();
+        let on = t.running.entry(self.task.clone()).or_default();
+        if !on.is_empty() {
+            let line = format!(
+                "task {} started on {} while {:?} ran it",
+                self.task, self.worker, on
+            );
+            t.overlaps.push(line);
+        }
+        t.running
+            .entry(self.task.clone())
+            .or_default()
+            .push(self.worker.clone());
+        t.starts.push((self.task.clone(), self.worker.clone()));
+        Ok(())
+    }
+    fn poll(
+        &mut self,
+    ) -> Result<Vec<runnel_connect_api::SourceRecord>, runnel_connect_api::ConnectError> {
+        std::thread::sleep(Duration::from_millis(20));
+        Ok(Vec::new())
+    }
+    fn stop(&mut self) {
+        // Stopping takes a while (a connector closing its connections):
+        // a new owner that does not wait for it overlaps.
+        std::thread::sleep(Duration::from_millis(300));
+        let mut t = self.track.lock().unwrap();
+        if let Some(on) = t.running.get_mut(&self.task) {
+            on.retain(|w| *w != self.worker);
+        }
+    }
+}
+
+fn tracked_worker(
+    local: &LocalCluster,
+    me: &str,
+    id: &str,
+    v: &Arc<Mutex<Vec<String>>>,
+    seen_by: Vec<Arc<Mutex<Vec<String>>>>,
+    track: &Arc<Mutex<Track>>,
+) -> Worker {
+    let cluster: Arc<dyn Cluster> = Arc::new(Viewed {
+        inner: local.clone(),
+        me: me.into(),
+        view: v.clone(),
+        seen_by,
+    });
+    let config = WorkerConfig {
+        worker_id: id.into(),
+        poll: Duration::from_millis(50),
+        commit_interval: Duration::from_millis(100),
+        ..WorkerConfig::default()
+    };
+    let plugin: Arc<dyn runnel_connect_api::ConnectorPlugin> = Arc::new(Tracked {
+        worker: id.into(),
+        track: track.clone(),
+    });
+    Worker::start(cluster, config, vec![plugin]).unwrap()
+}
+
+/// The barrier of a reassignment: worker A joins while B still believes
+/// it is alone (B sees A 1.5 s later), then A shuts down and leaves. A
+/// task moves only after its previous owner stopped it: A starts tasks 1
+/// and 3 once B released them, B takes them back once A stopped them and
+/// left — never both at once.
+#[test]
+fn no_task_runs_on_two_workers_while_one_joins_and_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(&dir.path().join("log"), BrokerConfig::default()).unwrap();
+    let local = LocalCluster::new(broker.local());
+    let track = Arc::new(Mutex::new(Track::default()));
+    let vb = view(&["m-b"]);
+    let b = tracked_worker(&local, "m-b", "b", &vb, Vec::new(), &track);
+    let config: Config = [
+        ("connector.class", "com.example.Tracked"),
+        ("tasks.max", "4"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    b.create("tr", config, None).unwrap();
+    let all_b = ("b".to_string(), running_on(&["b", "b", "b", "b"]));
+    wait_for("B running every task", Duration::from_secs(20), || {
+        placement(&b, "tr") == all_b
+    });
+    // A joins and sees both at once; B's view lags.
+    let both = ["m-a", "m-b"];
+    let va = view(&both);
+    let a = tracked_worker(&local, "m-a", "a", &va, vec![vb.clone()], &track);
+    std::thread::sleep(Duration::from_millis(1500));
+    set(&vb, &both);
+    let split = ("a".to_string(), running_on(&["b", "a", "b", "a"]));
+    wait_for("the split on both workers", Duration::from_secs(20), || {
+        placement(&a, "tr") == split && placement(&b, "tr") == split
+    });
+    // A leaves: B sees it gone once A's membership ends.
+    a.shutdown();
+    wait_for(
+        "B running every task again",
+        Duration::from_secs(20),
+        || placement(&b, "tr").1 == all_b.1,
+    );
+    b.shutdown();
+    let t = track.lock().unwrap();
+    assert!(t.overlaps.is_empty(), "{:#?}", t.overlaps);
+    let moved: Vec<&(String, String)> = t
+        .starts
+        .iter()
+        .filter(|(task, _)| task == "1" || task == "3")
+        .collect();
+    assert_eq!(
+        moved
+            .iter()
+            .filter(|(task, w)| task == "1" && w == "a")
+            .count(),
+        1,
+        "{:?}",
+        t.starts
+    );
+    assert_eq!(
+        moved
+            .iter()
+            .filter(|(task, w)| task == "3" && w == "b")
+            .count(),
+        2,
+        "{:?}",
+        t.starts
+    );
+    assert!(
+        t.running.values().all(|on| on.is_empty()),
+        "{:?}",
+        t.running
+    );
 }

@@ -159,6 +159,11 @@ pub struct ServeConfig {
     #[arg(long = "connect-property", value_name = "KEY=VALUE")]
     #[serde(skip)]
     pub connect_property: Vec<String>,
+    /// Kafka Connect worker properties (the file's `[connect_properties]`
+    /// table; `--connect-property` adds to it and wins).
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub connect_properties: BTreeMap<String, String>,
     /// Schema registry of the SQL engine's AVRO and JSON_SR formats
     /// (ksqlDB's ksql.schema.registry.url) [default: the built-in registry, http://127.0.0.1:8081 or --registry-listen].
     #[arg(long, env = "RUNNEL_SCHEMA_REGISTRY_URL")]
@@ -247,12 +252,15 @@ impl ServeConfig {
         self.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.into())
     }
 
-    /// The connect worker's properties (`--connect-property`).
+    /// The connect worker's properties: the file's `[connect_properties]`,
+    /// then `--connect-property` (a flag wins over the file's key).
     pub fn connect_properties(&self) -> Result<Vec<(String, String)>> {
-        self.connect_property
-            .iter()
-            .map(|kv| parse_kv(kv))
-            .collect()
+        let mut all = self.connect_properties.clone();
+        for kv in &self.connect_property {
+            let (k, v) = parse_kv(kv)?;
+            all.insert(k, v);
+        }
+        Ok(all.into_iter().collect())
     }
 
     /// The librdkafka properties for a remote cluster's clients.
@@ -512,5 +520,38 @@ mod tests {
             b.default_partitions,
             BrokerConfig::default().default_partitions
         );
+    }
+
+    #[test]
+    fn connect_properties_come_from_the_file_and_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runnel.toml");
+        std::fs::write(
+            &path,
+            "[connect_properties]\n\"group.id\" = \"file-group\"\n\"exactly.once.source.support\" = \"enabled\"",
+        )
+        .unwrap();
+        let flags = ServeConfig {
+            config: Some(path),
+            connect_property: vec![
+                "group.id=flag-group".into(),
+                "offset.flush.interval.ms=500".into(),
+            ],
+            ..ServeConfig::default()
+        };
+        let c = flags.resolve().unwrap();
+        assert_eq!(
+            c.connect_properties().unwrap(),
+            vec![
+                (
+                    "exactly.once.source.support".to_string(),
+                    "enabled".to_string()
+                ),
+                ("group.id".to_string(), "flag-group".to_string()),
+                ("offset.flush.interval.ms".to_string(), "500".to_string()),
+            ]
+        );
+        // Values are strings, as in a worker's properties file.
+        assert!(file("[connect_properties]\n\"group.id\" = 1").is_err());
     }
 }

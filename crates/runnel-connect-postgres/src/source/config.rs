@@ -44,6 +44,40 @@ pub struct SourceConfig {
     pub tombstones_on_delete: bool,
     pub decimal_mode: DecimalMode,
     pub slot_drop_on_stop: bool,
+    /// `skipped.operations`: the streamed operations (`c`, `u`, `d`, `t`)
+    /// not emitted; Debezium's default skips truncates.
+    pub skipped_operations: Vec<char>,
+    /// `provide.transaction.metadata`: BEGIN/END records on
+    /// `<topic.prefix>.<topic.transaction>` and a `transaction` block in
+    /// each streamed change event.
+    pub transaction_metadata: bool,
+    /// `<topic.prefix>.<topic.transaction>`.
+    pub transaction_topic: String,
+}
+
+fn check_skipped_operations(value: &str) -> std::result::Result<(), String> {
+    parse_skipped_operations(value).map(|_| ())
+}
+
+/// `skipped.operations` as Debezium reads it: a list of `c`, `u`, `d`,
+/// `t` (any case), or `none`.
+fn parse_skipped_operations(value: &str) -> std::result::Result<Vec<char>, String> {
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.to_ascii_lowercase().as_str() {
+            "none" => {}
+            "c" => out.push('c'),
+            "u" => out.push('u'),
+            "d" => out.push('d'),
+            "t" => out.push('t'),
+            other => {
+                return Err(format!(
+                    "The 'skipped.operations' value is invalid: unknown operation '{other}' (one of c, u, d, t or none)"
+                ))
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn key(name: &str, kind: ConfigType, default: Option<&str>, doc: &str) -> ConfigKey {
@@ -91,6 +125,9 @@ pub fn config_def() -> ConfigDef {
         .define(key("snapshot.mode", ConfigType::String, Some("initial"), "initial, always, never, no_data, initial_only").validator(Validator::one_of(&["initial", "always", "never", "no_data", "initial_only"])))
         .define(key("heartbeat.interval.ms", ConfigType::Int, Some("0"), "Emit a heartbeat record this often (0: never)").validator(Validator::Range { min: Some(0), max: None }))
         .define(key("tombstones.on.delete", ConfigType::Boolean, Some("true"), "Follow a delete event with a tombstone"))
+        .define(key("provide.transaction.metadata", ConfigType::Boolean, Some("false"), "Write BEGIN and END records of each transaction to <topic.prefix>.<topic.transaction> and a transaction block in each change event"))
+        .define(key("topic.transaction", ConfigType::String, Some("transaction"), "The suffix of the transaction metadata topic's name").validator(Validator::NonEmpty))
+        .define(key("skipped.operations", ConfigType::List, Some("t"), "Streamed operations not to emit: c (inserts), u (updates), d (deletes), t (truncates), or none").validator(Validator::Custom(check_skipped_operations)))
         .define(key("decimal.handling.mode", ConfigType::String, Some("precise"), "precise, double or string").validator(Validator::one_of(&["precise", "double", "string"])))
 }
 
@@ -174,6 +211,13 @@ impl SourceConfig {
             tombstones_on_delete: b("tombstones.on.delete")?,
             decimal_mode,
             slot_drop_on_stop: b("slot.drop.on.stop")?,
+            transaction_metadata: b("provide.transaction.metadata")?,
+            transaction_topic: format!("{}.{}", s("topic.prefix")?, s("topic.transaction")?),
+            skipped_operations: {
+                let v = s("skipped.operations")?;
+                parse_skipped_operations(&v)
+                    .map_err(|e| Error::config("skipped.operations", v, e))?
+            },
         };
         if !out.table_include.is_empty() && !out.table_exclude.is_empty() {
             return Err(Error::config(
@@ -270,6 +314,11 @@ mod tests {
         assert_eq!(c.autocreate, AutoCreate::AllTables);
         assert_eq!(c.snapshot_mode, SnapshotMode::Initial);
         assert!(c.tombstones_on_delete);
+        assert_eq!(c.skipped_operations, vec!['t']);
+        let c = SourceConfig::parse(&config(&[("skipped.operations", "none")])).unwrap();
+        assert!(c.skipped_operations.is_empty());
+        let c = SourceConfig::parse(&config(&[("skipped.operations", "C, d")])).unwrap();
+        assert_eq!(c.skipped_operations, vec!['c', 'd']);
         assert!(!c.slot_drop_on_stop);
         assert_eq!(c.heartbeat_ms, 0);
         assert_eq!(c.decimal_mode, DecimalMode::Precise);
@@ -301,6 +350,7 @@ mod tests {
             ("snapshot.mode", "sometimes"),
             ("table.include.list", "a("),
             ("database.port", "70000"),
+            ("skipped.operations", "c,x"),
         ] {
             match SourceConfig::parse(&config(&[(key, value)])) {
                 Err(Error::Config { field, .. }) => assert_eq!(field, key),

@@ -68,6 +68,54 @@ pub struct SourceInfo {
     pub sequence: Option<String>,
     pub tx_id: Option<i64>,
     pub lsn: Option<i64>,
+    /// The `transaction` block (`provide.transaction.metadata`).
+    pub transaction: Option<TxBlock>,
+}
+
+/// A change event's place in its transaction, as Debezium's `transaction`
+/// block gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxBlock {
+    /// `<txId>:<LSN of the event>`, as Debezium's PostgreSQL connector
+    /// spells it.
+    pub id: String,
+    /// 1-based position among the transaction's events (tombstones not
+    /// counted).
+    pub total_order: i64,
+    /// 1-based position among the transaction's events of the same table.
+    pub data_collection_order: i64,
+}
+
+/// An item of END's `data_collections` (`event.collection`).
+pub fn transaction_collection_schema() -> Schema {
+    Schema::struct_named("event.collection")
+        .version(1)
+        .optional()
+        .field("data_collection", Schema::string())
+        .field("event_count", Schema::int64())
+}
+
+/// The key and value schemas of the transaction topic's BEGIN/END
+/// records (`io.debezium.connector.common.TransactionMetadataKey` /
+/// `…Value`).
+pub fn transaction_topic_schemas() -> (Arc<Schema>, Arc<Schema>) {
+    let collection = transaction_collection_schema();
+    (
+        Arc::new(
+            Schema::struct_named("io.debezium.connector.common.TransactionMetadataKey")
+                .version(1)
+                .field("id", Schema::string()),
+        ),
+        Arc::new(
+            Schema::struct_named("io.debezium.connector.common.TransactionMetadataValue")
+                .version(1)
+                .field("status", Schema::string())
+                .field("id", Schema::string())
+                .field("event_count", Schema::int64().optional())
+                .field("data_collections", Schema::array(collection).optional())
+                .field("ts_ms", Schema::int64()),
+        ),
+    )
 }
 
 /// A captured table's schemas and how to convert its rows.
@@ -304,6 +352,16 @@ impl TableSchemas {
             .put("ts_ms", Value::Int64(now_us.div_euclid(1000)))?
             .put("ts_us", Value::Int64(now_us))?
             .put("ts_ns", Value::Int64(now_us.saturating_mul(1000)))?;
+        if let Some(tx) = &info.transaction {
+            let block = Struct::new(Arc::new(transaction_schema()))
+                .with("id", Value::String(tx.id.clone()))?
+                .with("total_order", Value::Int64(tx.total_order))?
+                .with(
+                    "data_collection_order",
+                    Value::Int64(tx.data_collection_order),
+                )?;
+            env.put("transaction", Value::Struct(block))?;
+        }
         Ok(Value::Struct(env))
     }
 }

@@ -38,7 +38,28 @@
 //! did not send is `__debezium_unavailable_value` for strings (json,
 //! enums, text...), its UTF-8 bytes for `bytea`, a one-element array of it
 //! for string arrays, and null (or zero when NOT NULL) for other types.
-//! Truncates are not emitted (Debezium's default `skipped.operations=t`).
+//! `skipped.operations` (Debezium's default `t`) drops streamed inserts,
+//! updates, deletes or truncates; a truncate, when emitted, is one event
+//! per table with no key and `op: "t"` (no `before`/`after`).
+//!
+//! ## Transaction metadata
+//!
+//! With `provide.transaction.metadata`, each streamed transaction with
+//! events gets a BEGIN record before its first event and an END record at
+//! its commit on `<topic.prefix>.<topic.transaction>` (key
+//! `TransactionMetadataKey {id}`, value `TransactionMetadataValue`:
+//! status, id, `event_count` and `data_collections` on END, `ts_ms` the
+//! commit time), and each change event a `transaction` block: `id`,
+//! `total_order` (the event's place in the transaction, tombstones not
+//! counted; a key change is two events) and `data_collection_order` (its
+//! place among the same table's). As Debezium's PostgreSQL connector, ids
+//! are `<txId>:<LSN>` with the LSN of the message at hand (BEGIN: the
+//! transaction's first, END: the commit's, an event: its own), and END
+//! lists tables in the order of a Java `HashMap` of their names (compared
+//! with Debezium 3.6.1 in `tests/compat/test_connect_debezium_reference.py`).
+//! Changes skipped at a restart (emitted before it) are counted, not
+//! emitted again, and so is their BEGIN; END's offset has the commit's end
+//! as `lsn`, so a restart after it skips the whole transaction.
 
 pub mod config;
 pub mod envelope;
@@ -51,7 +72,10 @@ use crate::replication::{
     quote_ident, quote_literal, ReplicationConn, StreamMessage, PG_EPOCH_OFFSET_MICROS,
 };
 use config::{AutoCreate, SnapshotMode, SourceConfig};
-use envelope::{heartbeat_schemas, SourceInfo, TableSchemas, VERSION};
+use envelope::{
+    heartbeat_schemas, transaction_collection_schema, transaction_topic_schemas, SourceInfo,
+    TableSchemas, TxBlock, VERSION,
+};
 use runnel_connect_api::{
     Config, ConfigDef, ConfigValue, ConnectError, ConnectorContext, ConnectorKind, ConnectorPlugin,
     Header, OffsetReader, Schema, SourceOffset, SourcePartition, SourceRecord, SourceTask, Struct,
@@ -311,6 +335,66 @@ struct Txn {
     skip: u64,
     /// The whole transaction committed before the stored position.
     skip_all: bool,
+    /// Where the Begin message came (the `<txId>:<LSN>` id of BEGIN).
+    begin_lsn: Lsn,
+    /// Events of this transaction so far (`transaction.total_order`),
+    /// counted also where they were emitted before a restart.
+    events: u64,
+    /// The same per table (`data_collection_order`, END's
+    /// `data_collections`), in order of first appearance.
+    per_collection: Vec<(String, u64)>,
+}
+
+/// `items` (in insertion order) in the order a Java `HashMap` keyed by
+/// them iterates: by bucket — the spread `String.hashCode` masked by the
+/// table size (16, doubled while more than 3/4 full) — then insertion.
+/// Debezium lists END's `data_collections` from such a map.
+fn java_hash_map_order(items: &[(String, u64)]) -> Vec<(String, u64)> {
+    let mut capacity: usize = 16;
+    while items.len() * 4 > capacity * 3 {
+        capacity *= 2;
+    }
+    let bucket = |s: &str| {
+        let h = s
+            .encode_utf16()
+            .fold(0u32, |h, c| h.wrapping_mul(31).wrapping_add(u32::from(c)));
+        ((h ^ (h >> 16)) as usize) & (capacity - 1)
+    };
+    let mut out: Vec<(usize, usize, (String, u64))> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (bucket(&item.0), i, item.clone()))
+        .collect();
+    out.sort_by_key(|(b, i, _)| (*b, *i));
+    out.into_iter().map(|(_, _, item)| item).collect()
+}
+
+impl Txn {
+    /// Counts one event of `collection` at `lsn`: its `transaction` block,
+    /// and whether it is the transaction's first (BEGIN goes before it).
+    fn count(&mut self, collection: &str, lsn: Lsn) -> (TxBlock, bool) {
+        self.events += 1;
+        let n = match self
+            .per_collection
+            .iter_mut()
+            .find(|(c, _)| c == collection)
+        {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.per_collection.push((collection.to_string(), 1));
+                1
+            }
+        };
+        let block = TxBlock {
+            id: format!("{}:{}", self.xid, lsn.0),
+            total_order: i64::try_from(self.events).unwrap_or(i64::MAX),
+            data_collection_order: i64::try_from(n).unwrap_or(i64::MAX),
+        };
+        (block, self.events == 1)
+    }
 }
 
 struct Running {
@@ -929,6 +1013,7 @@ impl Running {
                     sequence: Some(sequence(None, snap.consistent_point)),
                     tx_id: snap.tx_id,
                     lsn: Some(snap.consistent_point.0 as i64),
+                    transaction: None,
                 };
                 let value = table.envelope("r", None, Some(after), &info, now)?;
                 let mut rec = SourceRecord::new(
@@ -1119,10 +1204,34 @@ impl Running {
                     index: 0,
                     skip,
                     skip_all,
+                    begin_lsn: lsn,
+                    events: 0,
+                    per_collection: Vec::new(),
                 });
             }
             Message::Commit { end_lsn, .. } => {
                 if let Some(t) = self.txn.take() {
+                    if self.cfg.transaction_metadata && !t.skip_all && t.events > 0 {
+                        // END: its offset is past the whole transaction
+                        // (`lsn` = the commit's end), so a restart after
+                        // it skips the transaction, END included.
+                        let mut offset = SourceOffset::new();
+                        offset.insert("lsn".into(), lsn_json(end_lsn.max(self.last_end)));
+                        offset.insert("lsn_commit".into(), lsn_json(t.commit_lsn));
+                        offset.insert("lsn_proc".into(), lsn_json(lsn));
+                        offset.insert("txId".into(), json!(t.xid));
+                        offset.insert("ts_usec".into(), json!(t.commit_us));
+                        offset.insert("event_index".into(), json!(t.index));
+                        let collections = java_hash_map_order(&t.per_collection);
+                        out.push(self.transaction_record(
+                            "END",
+                            format!("{}:{}", t.xid, lsn.0),
+                            Some((t.events, collections)),
+                            t.commit_us,
+                            offset.clone(),
+                        )?);
+                        self.last_offset = Some(offset);
+                    }
                     if !t.skip_all {
                         self.completed.push_back((t.commit_lsn, t.index, end_lsn));
                         if self.completed.len() > 10_000 {
@@ -1157,24 +1266,41 @@ impl Running {
                     tracing::debug!(%namespace, %name, "relation not captured");
                 }
             }
+            // `skipped.operations` drops a change whole (a skipped delete
+            // has no tombstone; a key change is an update: skipped with
+            // `u`, emitted as delete + create otherwise), as Debezium does.
+            // A change before the resume point (emitted before a restart)
+            // is not emitted again but still counted in the transaction's
+            // metadata.
             Message::Insert { oid, new } => {
-                if self.next_change() {
-                    self.change(oid, lsn, None, Some(new), out).await?;
+                let emit = self.next_change();
+                if !self.skips('c') {
+                    self.change(oid, lsn, None, Some(new), emit, out).await?;
                 }
             }
             Message::Update { oid, old, new } => {
-                if self.next_change() {
-                    self.change(oid, lsn, Some(old), Some(new), out).await?;
+                let emit = self.next_change();
+                if !self.skips('u') {
+                    self.change(oid, lsn, Some(old), Some(new), emit, out)
+                        .await?;
                 }
             }
             Message::Delete { oid, old } => {
-                if self.next_change() {
-                    self.change(oid, lsn, Some(Some(old)), None, out).await?;
+                let emit = self.next_change();
+                if !self.skips('d') {
+                    self.change(oid, lsn, Some(Some(old)), None, emit, out)
+                        .await?;
                 }
             }
-            Message::Truncate { .. } => {
-                self.next_change();
-                tracing::debug!("truncate skipped");
+            Message::Truncate { oids } => {
+                let emit = self.next_change();
+                if self.skips('t') {
+                    tracing::debug!("truncate skipped (skipped.operations)");
+                } else {
+                    for oid in oids {
+                        self.truncate(oid, lsn, emit, out).await?;
+                    }
+                }
             }
             Message::Origin | Message::Type { .. } | Message::LogicalMessage => {}
         }
@@ -1192,30 +1318,139 @@ impl Running {
         }
     }
 
-    /// Emits the records of one change. `old`: `None` for an insert,
-    /// `Some(None)` for an update without an old image.
-    async fn change(
+    /// `schema.table` of a captured relation (`None`: not captured).
+    async fn collection(&mut self, oid: u32) -> Result<Option<String>> {
+        Ok(self
+            .relation(oid)
+            .await?
+            .map(|t| format!("{}.{}", t.meta.schema, t.meta.name)))
+    }
+
+    /// Whether an update with an old image changes the key.
+    async fn key_changes(
         &mut self,
         oid: u32,
+        old: &Option<Option<(u8, Vec<TupleValue>)>>,
+        new: &Option<Vec<TupleValue>>,
+    ) -> Result<bool> {
+        let Some(table) = self.relation(oid).await? else {
+            return Ok(false);
+        };
+        let (Some(Some((_, o))), Some(n)) = (old, new) else {
+            return Ok(false);
+        };
+        if table.key_schema.is_none() {
+            return Ok(false);
+        }
+        let before = table.row_from_tuple(o)?;
+        let after = table.row_from_tuple(n)?;
+        Ok(table.key_of(&before)? != table.key_of(&after)?)
+    }
+
+    /// With `provide.transaction.metadata`: counts one event of
+    /// `collection` in the open transaction and returns its `transaction`
+    /// block, after pushing the transaction's BEGIN record when this is
+    /// its first event and it is emitted (`emit`; a first event before the
+    /// resume point had its BEGIN emitted before the restart).
+    fn transaction_event(
+        &mut self,
+        collection: &str,
         lsn: Lsn,
-        old: Option<Option<(u8, Vec<TupleValue>)>>,
-        new: Option<Vec<TupleValue>>,
+        emit: bool,
         out: &mut Vec<SourceRecord>,
-    ) -> Result<()> {
-        let tombstones = self.cfg.tombstones_on_delete;
-        let last_end = self.last_end;
-        let sequence_commit = self.sequence_commit;
-        let context_headers = self.context_headers.clone();
+    ) -> Result<Option<TxBlock>> {
+        if !self.cfg.transaction_metadata {
+            return Ok(None);
+        }
+        let Some(t) = self.txn.as_mut().filter(|t| !t.skip_all) else {
+            return Ok(None);
+        };
+        let (block, first) = t.count(collection, lsn);
+        if first && emit {
+            let (xid, begin_lsn, commit_us) = (t.xid, t.begin_lsn, t.commit_us);
+            // Its offset is the one before this event's.
+            let (mut offset, _) = self.change_position(lsn);
+            offset.insert(
+                "event_index".into(),
+                json!(self.txn.as_ref().map_or(0, |t| t.index.saturating_sub(1))),
+            );
+            out.push(self.transaction_record(
+                "BEGIN",
+                format!("{xid}:{}", begin_lsn.0),
+                None,
+                commit_us,
+                offset,
+            )?);
+        }
+        Ok(Some(block))
+    }
+
+    /// A BEGIN or END record of the transaction topic (no headers, as
+    /// Debezium's).
+    fn transaction_record(
+        &self,
+        status: &str,
+        id: String,
+        end: Option<(u64, Vec<(String, u64)>)>,
+        commit_us: i64,
+        offset: SourceOffset,
+    ) -> Result<SourceRecord> {
+        let (ks, vs) = transaction_topic_schemas();
+        let key = Struct::new(ks.clone()).with("id", Value::String(id.clone()))?;
+        let (count, collections) = match end {
+            Some((n, cs)) => {
+                let item = std::sync::Arc::new(transaction_collection_schema());
+                let items = cs
+                    .into_iter()
+                    .map(|(c, n)| {
+                        Struct::new(item.clone())
+                            .with("data_collection", Value::String(c))
+                            .and_then(|s| {
+                                s.with(
+                                    "event_count",
+                                    Value::Int64(i64::try_from(n).unwrap_or(i64::MAX)),
+                                )
+                            })
+                            .map(Value::Struct)
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                (
+                    Value::Int64(i64::try_from(n).unwrap_or(i64::MAX)),
+                    Value::Array(items),
+                )
+            }
+            None => (Value::Null, Value::Null),
+        };
+        let value = Struct::new(vs.clone())
+            .with("status", Value::String(status.into()))?
+            .with("id", Value::String(id))?
+            .with("event_count", count)?
+            .with("data_collections", collections)?
+            .with("ts_ms", Value::Int64(commit_us.div_euclid(1000)))?;
+        Ok(SourceRecord::new(
+            self.partition.clone(),
+            offset,
+            self.cfg.transaction_topic.clone(),
+            Some((*ks).clone()),
+            Value::Struct(key),
+            Some((*vs).clone()),
+            Value::Struct(value),
+        ))
+    }
+
+    fn skips(&self, op: char) -> bool {
+        self.cfg.skipped_operations.contains(&op)
+    }
+
+    /// The source offset and `source` block of a change at `lsn` in the
+    /// open transaction (if any).
+    fn change_position(&self, lsn: Lsn) -> (SourceOffset, SourceInfo) {
         let (xid, commit_lsn, commit_us, index) = match &self.txn {
             Some(t) => (Some(t.xid), t.commit_lsn, t.commit_us, t.index),
             None => (None, lsn, now_us(), 0),
         };
-        let partition = self.partition.clone();
-        let Some(table) = self.relation(oid).await? else {
-            return Ok(());
-        };
         let mut offset = SourceOffset::new();
-        offset.insert("lsn".into(), lsn_json(last_end));
+        offset.insert("lsn".into(), lsn_json(self.last_end));
         offset.insert("lsn_commit".into(), lsn_json(commit_lsn));
         offset.insert("lsn_proc".into(), lsn_json(lsn));
         if let Some(x) = xid {
@@ -1226,9 +1461,92 @@ impl Running {
         let info = SourceInfo {
             ts_us: commit_us,
             snapshot: "false",
-            sequence: Some(sequence(sequence_commit, lsn)),
+            sequence: Some(sequence(self.sequence_commit, lsn)),
             tx_id: xid.map(i64::from),
             lsn: Some(lsn.0 as i64),
+            transaction: None,
+        };
+        (offset, info)
+    }
+
+    /// Emits the truncate event of one table (a TRUNCATE of several tables
+    /// is one event per table): no key, an envelope with `op: "t"`, no
+    /// `before` nor `after`, as Debezium's.
+    async fn truncate(
+        &mut self,
+        oid: u32,
+        lsn: Lsn,
+        emit: bool,
+        out: &mut Vec<SourceRecord>,
+    ) -> Result<()> {
+        let (offset, mut info) = self.change_position(lsn);
+        let partition = self.partition.clone();
+        let context_headers = self.context_headers.clone();
+        let Some(collection) = self.collection(oid).await? else {
+            return Ok(());
+        };
+        info.transaction = self.transaction_event(&collection, lsn, emit, out)?;
+        if !emit {
+            return Ok(());
+        }
+        let Some(table) = self.relation(oid).await? else {
+            return Ok(());
+        };
+        let value = table.envelope("t", None, None, &info, now_us())?;
+        let mut r = SourceRecord::new(
+            partition,
+            offset.clone(),
+            table.topic.clone(),
+            None,
+            Value::Null,
+            Some((*table.envelope_schema).clone()),
+            value,
+        );
+        r.headers = context_headers;
+        out.push(r);
+        self.last_offset = Some(offset);
+        Ok(())
+    }
+
+    /// Emits the records of one change. `old`: `None` for an insert,
+    /// `Some(None)` for an update without an old image.
+    async fn change(
+        &mut self,
+        oid: u32,
+        lsn: Lsn,
+        old: Option<Option<(u8, Vec<TupleValue>)>>,
+        new: Option<Vec<TupleValue>>,
+        emit: bool,
+        out: &mut Vec<SourceRecord>,
+    ) -> Result<()> {
+        let tombstones = self.cfg.tombstones_on_delete;
+        let context_headers = self.context_headers.clone();
+        let (offset, mut info) = self.change_position(lsn);
+        let partition = self.partition.clone();
+        let Some(collection) = self.collection(oid).await? else {
+            return Ok(());
+        };
+        // A key change is two events (delete, create) of the transaction.
+        let key_change = match (&old, &new) {
+            (Some(Some(_)), Some(_)) => self.key_changes(oid, &old, &new).await?,
+            _ => false,
+        };
+        let first = self.transaction_event(&collection, lsn, emit, out)?;
+        let second = if key_change {
+            self.transaction_event(&collection, lsn, emit, out)?
+        } else {
+            None
+        };
+        if !emit {
+            return Ok(());
+        }
+        info.transaction = first;
+        let info_create = SourceInfo {
+            transaction: second,
+            ..info.clone()
+        };
+        let Some(table) = self.relation(oid).await? else {
+            return Ok(());
         };
         let now = now_us();
         let before = match &old {
@@ -1292,7 +1610,7 @@ impl Running {
                 if let (true, Some(b)) = (key_changed, before.clone()) {
                     let old_key = table.key_of(&b)?;
                     delete(b, vec![key_header("__debezium.newkey", &key)], out)?;
-                    let value = table.envelope("c", None, Some(after), &info, now)?;
+                    let value = table.envelope("c", None, Some(after), &info_create, now)?;
                     out.push(record(
                         key,
                         value,
@@ -1365,5 +1683,28 @@ impl Running {
                 tracing::warn!(slot = %self.cfg.slot, "cannot drop the slot: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn end_lists_tables_in_java_hash_map_order() {
+        let items = vec![
+            ("public.nopk".to_string(), 2),
+            ("public.single".to_string(), 2),
+        ];
+        // Buckets 11 and 5 of 16: Debezium's END listed `single` first.
+        assert_eq!(
+            super::java_hash_map_order(&items),
+            vec![
+                ("public.single".to_string(), 2),
+                ("public.nopk".to_string(), 2)
+            ]
+        );
+        // 13 tables: 32 buckets.
+        let many: Vec<(String, u64)> = (0..13).map(|i| (format!("s.t{i}"), 1)).collect();
+        let ordered = super::java_hash_map_order(&many);
+        assert_eq!(ordered.len(), 13);
     }
 }

@@ -1,8 +1,11 @@
 //! Kafka's file connectors: `FileStreamSource` reads a file's lines into
 //! a topic (each line one record, a string value without key; the source
 //! offset is the byte position after the line, the source partition the
-//! file name, as Kafka's), `FileStreamSink` appends each record's value as
-//! a line.
+//! file name, as Kafka's) — without `file`, the worker process's standard
+//! input (no position: `{"filename": null}` / `{"position": null}`, as
+//! Kafka's; one reader thread for the process, so a restarted task goes on
+//! where the last one stopped) —, `FileStreamSink` appends each record's
+//! value as a line.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -35,10 +38,10 @@ fn source_def() -> ConfigDef {
         .define(ConfigKey::new(
             "file",
             ConfigType::String,
-            None,
+            Some(""),
             Importance::High,
-            "Source filename.",
-        ).validator(Validator::NonEmpty))
+            "Source filename. If not specified, the standard input will be used",
+        ))
         .define(
             ConfigKey::new(
                 "topic",
@@ -101,6 +104,65 @@ impl ConnectorPlugin for FileSource {
     }
 }
 
+/// The lines of the process's standard input, read by one thread for the
+/// whole process (a read of stdin cannot be interrupted; a task polls the
+/// channel instead, so it stops at once).
+fn stdin_lines() -> &'static std::sync::Mutex<std::sync::mpsc::Receiver<Vec<u8>>> {
+    static LINES: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Receiver<Vec<u8>>>> =
+        std::sync::OnceLock::new();
+    LINES.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(10_000);
+        let spawned = std::thread::Builder::new()
+            .name("connect-stdin".into())
+            .spawn(move || {
+                let mut input = std::io::stdin().lock();
+                loop {
+                    let mut line = Vec::new();
+                    match input.read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {
+                            if tx.send(line).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the standard input reader: {e}");
+        }
+        std::sync::Mutex::new(rx)
+    })
+}
+
+/// A record of one line (its end of line removed); `position`: the byte
+/// after it (`None` for standard input).
+fn line_record(
+    partition: &SourcePartition,
+    topic: &str,
+    position: Option<u64>,
+    mut line: Vec<u8>,
+) -> SourceRecord {
+    line.pop();
+    if line.ends_with(b"\r") {
+        line.pop();
+    }
+    let mut offset = SourceOffset::new();
+    offset.insert(
+        "position".into(),
+        position.map_or(serde_json::Value::Null, Into::into),
+    );
+    SourceRecord::new(
+        partition.clone(),
+        offset,
+        topic.to_string(),
+        None,
+        Value::Null,
+        Some(Schema::string()),
+        Value::String(String::from_utf8_lossy(&line).into_owned()),
+    )
+}
+
 #[derive(Default)]
 struct FileSourceTask {
     path: String,
@@ -114,8 +176,39 @@ struct FileSourceTask {
 impl FileSourceTask {
     fn partition(&self) -> SourcePartition {
         let mut p = SourcePartition::new();
-        p.insert("filename".into(), self.path.clone().into());
+        let name = if self.path.is_empty() {
+            serde_json::Value::Null
+        } else {
+            self.path.clone().into()
+        };
+        p.insert("filename".into(), name);
         p
+    }
+
+    /// Lines from standard input: what came within [`IDLE`].
+    fn poll_stdin(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
+        let partition = self.partition();
+        let lines = stdin_lines().lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        let deadline = std::time::Instant::now() + IDLE;
+        while out.len() < self.batch {
+            let wait = deadline.saturating_duration_since(std::time::Instant::now());
+            let next = if out.is_empty() {
+                lines.recv_timeout(wait).ok()
+            } else {
+                lines.try_recv().ok()
+            };
+            let Some(line) = next else { break };
+            self.partial.extend_from_slice(&line);
+            if !self.partial.ends_with(b"\n") {
+                // The input ended in the middle of a line: Kafka drops it.
+                self.partial.clear();
+                break;
+            }
+            let line = std::mem::take(&mut self.partial);
+            out.push(line_record(&partition, &self.topic, None, line));
+        }
+        Ok(out)
     }
 }
 
@@ -133,6 +226,9 @@ impl SourceTask for FileSourceTask {
         self.topic = def.string(config, "topic").map_err(e)?;
         self.batch =
             usize::try_from(def.int(config, "batch.size").map_err(e)?.max(1)).unwrap_or(2000);
+        if self.path.is_empty() {
+            return Ok(());
+        }
         self.position = offsets
             .offset(&self.partition())
             .and_then(|o| o.get("position").and_then(|p| p.as_u64()))
@@ -141,6 +237,9 @@ impl SourceTask for FileSourceTask {
     }
 
     fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
+        if self.path.is_empty() {
+            return self.poll_stdin();
+        }
         if self.reader.is_none() {
             match File::open(&self.path) {
                 Ok(mut f) => {
@@ -181,21 +280,12 @@ impl SourceTask for FileSourceTask {
                 break;
             }
             self.position += self.partial.len() as u64;
-            let mut line = std::mem::take(&mut self.partial);
-            line.pop();
-            if line.ends_with(b"\r") {
-                line.pop();
-            }
-            let mut offset = SourceOffset::new();
-            offset.insert("position".into(), self.position.into());
-            out.push(SourceRecord::new(
-                partition.clone(),
-                offset,
-                self.topic.clone(),
-                None,
-                Value::Null,
-                Some(Schema::string()),
-                Value::String(String::from_utf8_lossy(&line).into_owned()),
+            let line = std::mem::take(&mut self.partial);
+            out.push(line_record(
+                &partition,
+                &self.topic,
+                Some(self.position),
+                line,
             ));
         }
         if out.is_empty() {

@@ -416,7 +416,7 @@ fn from_json(s: &Schema, j: &Json) -> Result<Value, ConvertError> {
             let mut st = Struct::new(Arc::new(s.clone()));
             for f in &s.fields {
                 st.values[f.index] = from_json(&f.schema, o.get(&f.name).unwrap_or(&Json::Null))
-                    .map_err(|e| err(format!("{} (field {})", e.0, f.name)))?;
+                    .map_err(|e| err(format!("{} (field {})", e.message, f.name)))?;
             }
             Value::Struct(st)
         }

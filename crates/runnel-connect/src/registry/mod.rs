@@ -52,8 +52,28 @@ pub const AVRO: &str = "io.confluent.connect.avro.AvroConverter";
 pub const JSON_SCHEMA: &str = "io.confluent.connect.json.JsonSchemaConverter";
 pub const PROTOBUF: &str = "io.confluent.connect.protobuf.ProtobufConverter";
 
+/// An error of a registry converter's step: whether it may pass (the
+/// registry could not be reached, or answered 5xx).
+trait RegistryFailure: std::fmt::Display {
+    fn retriable(&self) -> bool {
+        false
+    }
+}
+
+impl RegistryFailure for runnel_registry_client::ClientError {
+    fn retriable(&self) -> bool {
+        match self {
+            runnel_registry_client::ClientError::Transport { .. } => true,
+            runnel_registry_client::ClientError::Registry { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+impl RegistryFailure for runnel_registry_client::wire::WireError {}
+
 pub(crate) fn err(msg: impl Into<String>) -> ConvertError {
-    ConvertError(msg.into())
+    ConvertError::new(msg)
 }
 
 /// One registry format: how Connect schemas become registry schemas and
@@ -204,11 +224,16 @@ impl<F: Format> RegistryConverter<F> {
         })
     }
 
-    fn registry_error(&self, what: &str, topic: &str, e: impl std::fmt::Display) -> ConvertError {
-        err(format!(
+    fn registry_error(&self, what: &str, topic: &str, e: impl RegistryFailure) -> ConvertError {
+        let message = format!(
             "Failed to {what} data for topic {topic} with {}: {e}",
             F::CLASS.rsplit('.').next().unwrap_or(F::CLASS)
-        ))
+        );
+        if e.retriable() {
+            ConvertError::retriable(message)
+        } else {
+            err(message)
+        }
     }
 
     fn own(&self, schema: &Schema) -> Result<Arc<Own<F::Writer>>, ConvertError> {
@@ -361,7 +386,7 @@ impl<F: Format> Converter for RegistryConverter<F> {
         let (schema, value) = self.format.decode(&reader, payload).map_err(|e| {
             err(format!(
                 "Failed to deserialize data for topic {topic} (schema {id}): {}",
-                e.0
+                e.message
             ))
         })?;
         Ok((Some(schema), value))

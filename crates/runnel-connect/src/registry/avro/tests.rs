@@ -383,7 +383,7 @@ fn recursive_records_are_refused() {
         r#"{"type":"record","name":"Node","fields":[{"name":"next","type":["null","Node"],"default":null}]}"#,
     );
     let e = AvroFormat.reader(&p, None).err().unwrap();
-    assert!(e.0.contains("recursive"), "{e}");
+    assert!(e.message.contains("recursive"), "{e}");
 }
 
 #[test]
@@ -400,7 +400,7 @@ fn values_that_do_not_fit_are_errors_not_panics() {
     let e = AvroFormat
         .encode(&w, &other, &v, &mut Vec::new())
         .unwrap_err();
-    assert!(e.0.contains("at a"), "{e}");
+    assert!(e.message.contains("at a"), "{e}");
     let r = AvroFormat.reader(&p, None).unwrap();
     assert!(AvroFormat.decode(&r, &[0x80]).is_err());
     assert!(AvroFormat.decode(&r, &[]).is_err());
