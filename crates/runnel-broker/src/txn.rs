@@ -290,6 +290,19 @@ impl Coordinator {
                     TxnState::Ongoing | TxnState::PrepareAbort | TxnState::PrepareCommit
                 ) {
                     let commit = meta.state == TxnState::PrepareCommit;
+                    let mut meta = meta;
+                    if meta.state == TxnState::Ongoing && meta.epoch < i16::MAX - 1 {
+                        // Fencing an instance that is still writing: the
+                        // epoch goes up before its transaction is aborted
+                        // (Kafka's PrepareEpochFence), so from this moment
+                        // its sends and EndTxn are refused as fenced and
+                        // the abort markers carry the new epoch. Aborting
+                        // under the old epoch first left a window in which
+                        // its sends saw a transaction that was no longer
+                        // ongoing and failed with INVALID_TXN_STATE, which
+                        // a client takes for a fatal error, not a fencing.
+                        meta.epoch += 1;
+                    }
                     self.complete(id, meta, commit, deps)?
                 } else {
                     meta

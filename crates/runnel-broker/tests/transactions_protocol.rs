@@ -1,5 +1,6 @@
-//! KIP-890's defence at the protocol level: EndTxn v5 bumps the producer
-//! epoch, so a late EndTxn of an earlier transaction cannot end a newer one.
+//! Producer epochs at the protocol level: EndTxn v5 bumps the epoch
+//! (KIP-890), so a late EndTxn of an earlier transaction cannot end a newer
+//! one; a new instance of a transactional id fences the old one.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may stop at the first surprise
 
 mod common;
@@ -136,4 +137,35 @@ async fn offsets_of_an_open_transaction_are_unstable_until_it_commits() {
     );
     assert_eq!(end(&mut st, pid, epoch, true).await.error_code, 0);
     assert_eq!(fetch_offset(&mut st, true).await, (0, 5));
+}
+
+/// A second instance of a transactional id fences the first while its
+/// transaction is open, as Kafka's coordinator does (PrepareEpochFence):
+/// the epoch goes up before the open transaction is aborted (the abort
+/// runs under epoch + 1), so the new instance gets epoch + 2 and the old
+/// one's calls are refused as fenced from the start of the abort on —
+/// never with INVALID_TXN_STATE, which clients take for a fatal error.
+#[tokio::test]
+async fn a_new_instance_bumps_the_epoch_before_aborting_the_open_transaction() {
+    let r = start().await;
+    let mut st = TcpStream::connect(r.addr).await.unwrap();
+    let (pid, e0) = create_topic_and_init(&mut st).await;
+    assert_eq!(add_partition(&mut st, pid, e0).await, 0);
+
+    let (pid2, e2) = create_topic_and_init(&mut st).await;
+    assert_eq!(
+        (pid2, e2),
+        (pid, e0 + 2),
+        "aborted under e0 + 1, then e0 + 2"
+    );
+
+    assert_eq!(
+        add_partition(&mut st, pid, e0).await,
+        47,
+        "INVALID_PRODUCER_EPOCH"
+    );
+    assert_eq!(end(&mut st, pid, e0, true).await.error_code, 47);
+    // The new instance's transactions go on as usual.
+    assert_eq!(add_partition(&mut st, pid, e2).await, 0);
+    assert_eq!(end(&mut st, pid, e2, true).await.error_code, 0);
 }
