@@ -31,8 +31,10 @@ pub enum LocalError {
     Log(#[from] LogError),
     #[error("transaction: {0}")]
     Txn(#[from] TxnError),
-    #[error("produce refused: {0}")]
-    Refused(String),
+    /// A batch the produce path refused, with the Kafka error code a
+    /// client would have received.
+    #[error("produce refused: error {code}: {message}")]
+    Refused { code: i16, message: String },
     #[error("group {group}: {error}")]
     Group { group: String, error: ResponseError },
     #[error("offset commit of {topic}-{partition} refused: {error}")]
@@ -212,7 +214,10 @@ impl Local {
             now,
         );
         self.broker.notify_appended();
-        let ok = result.map_err(|e| LocalError::Refused(e.to_string()))?;
+        let ok = result.map_err(|e| LocalError::Refused {
+            code: e.code,
+            message: e.message.clone().unwrap_or_default(),
+        })?;
         if let Some(offset) = ok.sync {
             p.sync_to(offset, now)?;
         }

@@ -73,6 +73,11 @@ fn to_batch_record(r: ProducedRecord) -> TestRecord {
     }
 }
 
+/// Kafka's INVALID_PRODUCER_EPOCH error code.
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+/// Kafka's PRODUCER_FENCED error code.
+const PRODUCER_FENCED: i16 = 90;
+
 fn err(e: LocalError) -> BackendError {
     match e {
         LocalError::Txn(runnel_broker::txn::TxnError::Fenced) => {
@@ -81,7 +86,14 @@ fn err(e: LocalError) -> BackendError {
         LocalError::Txn(runnel_broker::txn::TxnError::WrongProducerId) => {
             BackendError::Fenced(e.to_string())
         }
-        LocalError::UnknownPartition(..) | LocalError::Internal(_) | LocalError::Refused(_) => {
+        // A send refused for the producer's epoch: a newer instance of
+        // its transactional id fenced it (Kafka's INVALID_PRODUCER_EPOCH
+        // and PRODUCER_FENCED, which clients treat as fencing).
+        LocalError::Refused {
+            code: INVALID_PRODUCER_EPOCH | PRODUCER_FENCED,
+            ..
+        } => BackendError::Fenced(e.to_string()),
+        LocalError::UnknownPartition(..) | LocalError::Internal(_) | LocalError::Refused { .. } => {
             BackendError::Fatal(e.to_string())
         }
         other => BackendError::Fatal(other.to_string()),
