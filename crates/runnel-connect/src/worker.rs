@@ -17,7 +17,7 @@ use runnel_connect_api::{
     SourcePartition,
 };
 use serde_json::{json, Value as Json};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::error::WorkerError;
 use crate::storage::{self, ConfigRecord, ConfigState, State, Status, TargetState};
@@ -400,9 +400,11 @@ impl Worker {
         worker.reconcile();
         let weak = Arc::downgrade(&worker.inner);
         let poll = worker.inner.config.poll;
+        let span = worker.inner.span();
         let follower = std::thread::Builder::new()
             .name("connect-config-follower".into())
             .spawn(move || loop {
+                let _span = span.enter();
                 std::thread::sleep(poll);
                 let Some(inner) = weak.upgrade() else { return };
                 if inner.stopping.load(Ordering::SeqCst) {
@@ -443,9 +445,11 @@ impl Worker {
             .subscribe(std::slice::from_ref(&self.inner.config.config_topic))
             .map_err(store_err)?;
         let weak = Arc::downgrade(&self.inner);
+        let span = self.inner.span();
         let handle = std::thread::Builder::new()
             .name("connect-membership".into())
             .spawn(move || {
+                let _span = span.enter();
                 let mut last_check = Instant::now() - Duration::from_secs(60);
                 loop {
                     let Some(inner) = weak.upgrade() else { return };
@@ -752,6 +756,7 @@ impl Worker {
             .collect();
         drop(st);
         for (name, id) in unclaimed {
+            debug!(connector = %name, task = id, "the status topic says this worker runs a task it does not: releasing it");
             self.inner
                 .set_task_status(&name, id, State::Unassigned, None);
         }
@@ -964,6 +969,7 @@ impl Worker {
                 if !run.tasks.contains_key(&id) && !self.inner.released(name, id) {
                     // Still running at its previous owner: started once
                     // that one says it stopped it (or leaves the group).
+                    debug!(connector = %name, task = id, "task waits for its previous owner to release it");
                     lock(&self.inner.statuses)
                         .waiting
                         .insert((name.clone(), id));
@@ -1030,7 +1036,10 @@ impl Worker {
         );
         let thread = std::thread::Builder::new()
             .name(format!("connect-{name}-{id}"))
-            .spawn(move || task::run(inner, n, id, c, ctl));
+            .spawn(move || {
+                let _span = inner.span().entered();
+                task::run(inner, n, id, c, ctl)
+            });
         let thread = match thread {
             Ok(h) => Some(h),
             Err(e) => {
@@ -1710,10 +1719,17 @@ impl Inner {
         }
     }
 
+    /// The span of this worker's threads: their log lines name it (a
+    /// process may run several workers, e.g. in tests).
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!("connect", worker = %self.config.worker_id)
+    }
+
     /// Records that this worker stopped task `id` of `name` for good (it
     /// was reassigned, or the worker is leaving): UNASSIGNED with this
     /// worker's id, the word its next owner waits for.
     fn release(&self, name: &str, id: i32) {
+        debug!(connector = %name, task = id, "task stopped here; releasing it");
         lock(&self.statuses).running.remove(&(name.to_string(), id));
         self.set_task_status(name, id, State::Unassigned, None);
     }

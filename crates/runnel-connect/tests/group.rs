@@ -139,6 +139,19 @@ impl Cluster for Viewed {
     }
 }
 
+/// The workers' logs, captured with the test's output (shown when it
+/// fails): what each worker saw and wrote is how a failure here is read.
+/// `RUST_LOG` overrides the default level.
+fn logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("runnel_connect=debug,info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .with_thread_names(true)
+        .try_init();
+}
+
 fn view(members: &[&str]) -> Arc<Mutex<Vec<String>>> {
     Arc::new(Mutex::new(members.iter().map(|m| m.to_string()).collect()))
 }
@@ -158,6 +171,7 @@ fn worker_with(
     v: &Arc<Mutex<Vec<String>>>,
     exactly_once_source: bool,
 ) -> Worker {
+    logs();
     let cluster: Arc<dyn Cluster> = Arc::new(Viewed {
         inner: local.clone(),
         me: me.into(),
@@ -419,6 +433,7 @@ fn tracked_worker(
     seen_by: Vec<Arc<Mutex<Vec<String>>>>,
     track: &Arc<Mutex<Track>>,
 ) -> Worker {
+    logs();
     let cluster: Arc<dyn Cluster> = Arc::new(Viewed {
         inner: local.clone(),
         me: me.into(),
