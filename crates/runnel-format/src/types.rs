@@ -539,7 +539,7 @@ impl fmt::Display for Value {
             Value::Boolean(b) => write!(f, "{b}"),
             Value::Int(v) => write!(f, "{v}"),
             Value::BigInt(v) => write!(f, "{v}"),
-            Value::Double(v) => write!(f, "{v:?}"),
+            Value::Double(v) => f.write_str(&java_double(*v)),
             Value::Decimal(d) => write!(f, "{d}"),
             Value::String(s) => f.write_str(s),
             Value::Bytes(b) => f.write_str(&base64_encode(b)),
@@ -585,6 +585,60 @@ impl fmt::Display for Value {
     }
 }
 
+/// A double as Java's `Double.toString` writes it (ksqlDB's text of a
+/// DOUBLE): the shortest digits that read back as the same double — two
+/// when one would do, the two closest to the value (`4.9E-324`) — plain
+/// with at least one fractional digit for magnitudes in [10^-3, 10^7)
+/// (`1234567.0`, `0.001`), else `d.ddd` times a power of ten
+/// (`1.0E7`, `1.2345E-5`).
+pub fn java_double(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+    }
+    let sign = if v < 0.0 { "-" } else { "" };
+    // Rust's `{:e}` gives the shortest round-tripping digits, `{:.1e}`
+    // the correctly rounded two.
+    let mut sci = format!("{:e}", v.abs());
+    if !sci.contains('.') {
+        sci = format!("{:.1e}", v.abs());
+    }
+    let Some((mantissa, exp)) = sci.split_once('e') else {
+        return format!("{v:?}");
+    };
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits.trim_end_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    let mag = v.abs();
+    if (1e-3..1e7).contains(&mag) {
+        // Plain: the point after exp + 1 digits.
+        let out = if exp >= 0 {
+            let int_len = usize::try_from(exp).unwrap_or(0) + 1;
+            let int: String = digits
+                .chars()
+                .chain(std::iter::repeat('0'))
+                .take(int_len)
+                .collect();
+            let frac = digits.get(int_len..).unwrap_or("");
+            let frac = if frac.is_empty() { "0" } else { frac };
+            format!("{int}.{frac}")
+        } else {
+            let zeros = usize::try_from(-exp - 1).unwrap_or(0);
+            format!("0.{}{digits}", "0".repeat(zeros))
+        };
+        return format!("{sign}{out}");
+    }
+    let (first, rest) = digits.split_at(1);
+    let rest = if rest.is_empty() { "0" } else { rest };
+    format!("{sign}{first}.{rest}E{exp}")
+}
+
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Standard base64 with padding, as ksqlDB shows BYTES.
@@ -628,6 +682,36 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn doubles_are_written_as_java_writes_them() {
+        use super::java_double;
+        let cases = [
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (-2.5, "-2.5"),
+            (100.0, "100.0"),
+            (0.001, "0.001"),
+            (0.0001, "1.0E-4"),
+            (1234567.0, "1234567.0"),
+            (1e7, "1.0E7"),
+            (12345678.9, "1.23456789E7"),
+            (1.2345e-5, "1.2345E-5"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (f64::MIN_POSITIVE, "2.2250738585072014E-308"),
+            (f64::MAX, "1.7976931348623157E308"),
+            (-f64::MAX, "-1.7976931348623157E308"),
+            (5e-324, "4.9E-324"),
+            (1e16, "1.0E16"),
+            (1.2345678987654322e16, "1.2345678987654322E16"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(java_double(v), want, "{v:?}");
+        }
+    }
 
     #[test]
     fn truncating_and_discarding_rows_keeps_the_rest_intact() {
