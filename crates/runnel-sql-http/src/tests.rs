@@ -230,7 +230,10 @@ fn statement_errors_carry_the_position_and_what_ran_before() {
         &json!({"sql": "SELECT * FROM NOPE EMIT CHANGES;"}).to_string(),
     );
     assert_eq!(code, 400, "{body}");
-    assert!(body["message"].as_str().unwrap().starts_with("line 1:"));
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Line: 1, Col: "));
 }
 
 #[test]

@@ -7,7 +7,9 @@ use crate::ast::Pos;
 /// What kind of failure, for the REST API's error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// The statement is wrong (syntax, names, types): ksqlDB's 40001.
+    /// The statement cannot be parsed: ksqlDB's 40001.
+    Syntax,
+    /// The statement is wrong (names, types, semantics): ksqlDB's 40001.
     Statement,
     /// A stream, table, query or topic does not exist: 40002-like.
     NotFound,
@@ -72,8 +74,16 @@ impl SqlError {
 
 impl fmt::Display for SqlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // ksqlDB's two spellings of a position: its parser's
+        // "line L:C:" and its analysis' "Line: L, Col: C:" (both relative
+        // to the whole request text, columns from 1).
         match self.pos {
-            Some(p) if p.line > 0 => write!(f, "line {}:{}: {}", p.line, p.col, self.message),
+            Some(p) if p.line > 0 && self.kind == ErrorKind::Syntax => {
+                write!(f, "line {}:{}: {}", p.line, p.col, self.message)
+            }
+            Some(p) if p.line > 0 => {
+                write!(f, "Line: {}, Col: {}: {}", p.line, p.col, self.message)
+            }
             _ => f.write_str(&self.message),
         }
     }
@@ -89,7 +99,7 @@ impl From<crate::parser::ParseError> for SqlError {
                 col: e.col,
             }),
             message: e.message,
-            kind: ErrorKind::Statement,
+            kind: ErrorKind::Syntax,
         }
     }
 }

@@ -107,7 +107,9 @@ impl Scope {
                 } else if let Some(s) = self.suggest(&name.name) {
                     msg.push_str(&format!(" Did you mean {s}?"));
                 }
-                Err(SqlError::at(name.pos, msg))
+                // At the reference as written: its qualifier, if any.
+                let at = qualifier.as_ref().map_or(name.pos, |q| q.pos);
+                Err(SqlError::at(at, msg))
             }
             many => {
                 let options: Vec<String> = many

@@ -1789,9 +1789,9 @@ impl<'a> Parser<'a> {
                     Self::error_at(
                         &t,
                         format!(
-                            "Syntax Error at or near '{}': integer literal out of range \
-                             (BIGINT holds -9223372036854775808 to 9223372036854775807); \
-                             write it as a decimal, e.g. {text}.0",
+                            "Invalid numeric literal: {sign}{} (out of BIGINT's range, \
+                             -9223372036854775808 to 9223372036854775807; \
+                             write it as a decimal, e.g. {text}.0)",
                             self.token_text(&t)
                         ),
                     )
@@ -1804,10 +1804,7 @@ impl<'a> Parser<'a> {
                 if !v.is_finite() {
                     return Err(Self::error_at(
                         &t,
-                        format!(
-                            "Syntax Error at or near '{}': number out of range for DOUBLE",
-                            self.token_text(&t)
-                        ),
+                        format!("Number overflows DOUBLE: {sign}{}", self.token_text(&t)),
                     ));
                 }
                 Literal::Double(v)
@@ -3025,12 +3022,15 @@ SELECT * FROM opened_per_day EMIT CHANGES;
         );
         let e = parse_expr("1 + 9223372036854775808").unwrap_err();
         assert_eq!((e.line, e.col), (1, 5));
-        assert!(e.message.contains("'9223372036854775808'"), "{e}");
-        assert!(e.message.contains("out of range"), "{e}");
-        assert!(parse_expr("1e999")
-            .unwrap_err()
-            .message
-            .contains("out of range"));
+        assert!(
+            e.message
+                .starts_with("Invalid numeric literal: 9223372036854775808 (out of BIGINT's range"),
+            "{e}"
+        );
+        assert_eq!(
+            parse_expr("1e999").unwrap_err().message,
+            "Number overflows DOUBLE: 1e999"
+        );
         // `- -5` keeps the outer negation.
         assert_eq!(ex("- -5"), "--5");
     }

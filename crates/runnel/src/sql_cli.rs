@@ -1010,11 +1010,21 @@ fn in_script(file: &Path, text: &str, offset: usize, message: &str) -> String {
     let before = text.get(..offset).unwrap_or("");
     let start_line = before.matches('\n').count() + 1;
     let start_col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    let positioned = message.strip_prefix("line ").and_then(|rest| {
+    // The server's two spellings (ksqlDB's): a syntax error's
+    // "line L:C: …" and an analysis error's "Line: L, Col: C: …".
+    let syntax = || {
+        let rest = message.strip_prefix("line ")?;
         let (pos, msg) = rest.split_once(": ")?;
         let (l, c) = pos.split_once(':')?;
         Some((l.parse::<usize>().ok()?, c.parse::<usize>().ok()?, msg))
-    });
+    };
+    let analysis = || {
+        let rest = message.strip_prefix("Line: ")?;
+        let (l, rest) = rest.split_once(", Col: ")?;
+        let (c, msg) = rest.split_once(": ")?;
+        Some((l.parse::<usize>().ok()?, c.parse::<usize>().ok()?, msg))
+    };
+    let positioned = syntax().or_else(analysis);
     match positioned {
         Some((l, c, msg)) => {
             let line = start_line + l - 1;
@@ -1053,6 +1063,10 @@ mod tests {
         assert_eq!(
             in_script(f, text, offset, "line 1:8: unknown column X"),
             "etl.sql:3:10: unknown column X"
+        );
+        assert_eq!(
+            in_script(f, text, offset, "Line: 2, Col: 10: unknown source NOPE"),
+            "etl.sql:4:10: unknown source NOPE"
         );
         assert_eq!(
             in_script(f, text, offset, "cannot reach the SQL API"),

@@ -208,7 +208,7 @@ fn statements_over_kafka_records_pull_push_and_the_shell() {
     let out = runnel_sql(&server, "SHOW STREAMS; SELECT * FROM NOPE; SHOW TABLES;");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("line 1:15:"), "{stderr}");
+    assert!(stderr.starts_with("Line: 1, Col: 15:"), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("| S           | clicks"), "{stdout}");
     assert!(!stdout.contains("Table Name"), "{stdout}");

@@ -457,24 +457,45 @@ pub fn run_case(case: &Json) -> Result<(), String> {
                 (k.clone(), v)
             })
             .collect();
-        let statements = case["statements"].as_array().ok_or("no statements")?;
-        let mut returned = Vec::new();
-        for (i, s) in statements.iter().enumerate() {
-            let text = s.as_str().ok_or("statement is not a string")?;
-            match engine.execute(text, &props) {
-                // As the REST API answers: ksqlDB's entities.
-                Ok(executed) => returned.push(
-                    executed
-                        .iter()
-                        .map(runnel_sql_http::entity::to_json)
-                        .collect::<Vec<Json>>(),
-                ),
-                Err((e, _)) => {
-                    check_error(case, i, text, &e)?;
-                    return Ok(());
-                }
+        // One request of the statements joined by line breaks, as
+        // ksqlDB's test executor runs them: positions in errors are
+        // relative to that whole text ("Line: 3, Col: 70: …").
+        let statements: Vec<&str> = case["statements"]
+            .as_array()
+            .ok_or("no statements")?
+            .iter()
+            .map(|s| s.as_str().ok_or("statement is not a string"))
+            .collect::<Result<_, _>>()?;
+        let script = statements.join("\n");
+        let returned: Vec<Vec<Json>> = match engine.execute(&script, &props) {
+            // As the REST API answers: ksqlDB's entities.
+            Ok(executed) => executed
+                .iter()
+                .map(|e| vec![runnel_sql_http::entity::to_json(e)])
+                .collect(),
+            Err((e, executed)) => {
+                // A syntax error stops the request before anything runs:
+                // the failed statement is the one on the error's line.
+                let i = match (e.kind, e.pos) {
+                    (runnel_sql::error::ErrorKind::Syntax, Some(p)) => {
+                        let mut line = 1;
+                        let starts: Vec<u32> = statements
+                            .iter()
+                            .map(|s| {
+                                let start = line;
+                                line += u32::try_from(s.matches('\n').count()).unwrap_or(0) + 1;
+                                start
+                            })
+                            .collect();
+                        starts.iter().rposition(|l| *l <= p.line).unwrap_or(0)
+                    }
+                    _ => executed.len(),
+                };
+                let text = statements.get(i).copied().unwrap_or_default();
+                check_error(case, i, text, &e)?;
+                return Ok(());
             }
-        }
+        };
         if case.get("expectedError").is_some() {
             return Err("every statement succeeded but an error was expected".to_string());
         }
