@@ -622,9 +622,11 @@ impl Engine {
         };
         // Plan first to learn the schema; only then create the topic.
         let sink_ts = prop_string(with, "TIMESTAMP").map(|t| t.to_ascii_uppercase());
+        let sink_ts_format = prop_string(with, "TIMESTAMP_FORMAT");
         let planned = {
             let mut planner = Planner::new(&st.catalog, &self.inner.functions, qid);
             planner.sink_timestamp = sink_ts.clone();
+            planner.sink_timestamp_format = sink_ts_format.clone();
             planner.plan(query, &name.name, sink.clone())?
         };
         if planned.kind != kind {
@@ -697,7 +699,7 @@ impl Engine {
                 .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
             window: planned.window,
             timestamp: sink_ts,
-            timestamp_format: None,
+            timestamp_format: sink_ts_format,
             partitions,
             sql: text.to_string(),
             read_only: false,

@@ -223,6 +223,7 @@ impl Engine {
         };
         let mut planner = Planner::new(&st.catalog, &self.inner.functions, qid);
         planner.sink_timestamp = sink.and_then(|s| s.timestamp.clone());
+        planner.sink_timestamp_format = sink.and_then(|s| s.timestamp_format.clone());
         let planned = planner.plan(query, sink_name, sink_spec)?;
         let topology = planner
             .builder

@@ -1,17 +1,11 @@
 //! Dates, times and timestamps: arithmetic, UNIX conversions, and parsing
 //! and formatting with Java `DateTimeFormatter` patterns.
 //!
-//! Patterns are translated to chrono's strftime items: `yyyy MM dd HH mm ss
-//! SSS` and friends (`yy`, `M`, `MMM`, `MMMM`, `d`, `D`, `H`, `h`, `k`, `K`,
-//! `a`, `E`, `EEEE`, `S…` with 3, 6 or 9 digits, `X`, `XXX`, `x`, `Z`, `z`
-//! and `'quoted'` text). Time zones are `UTC` (also `Z`, `GMT`, `UT`) and
-//! fixed offsets such as `+02:00`, `-0530` or `UTC+2`; region names such as
-//! `Europe/Paris` are a runtime error (no zone database is bundled).
+//! Patterns and zones are read and written by [`super::javatime`].
 
-use std::fmt::Write as _;
+use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 
-use chrono::format::{parse, Parsed, StrftimeItems};
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Timelike, Utc};
+use super::javatime::{self, compile, Moment, Zone};
 
 use super::string::args_are;
 use super::*;
@@ -29,161 +23,11 @@ fn is_time(t: &Ty) -> bool {
     is_type(t, SqlType::Time)
 }
 
-/// A Java `DateTimeFormatter` pattern as a chrono strftime string.
-pub(crate) fn java_pattern(p: &str) -> Result<String, FunctionError> {
-    let chars: Vec<char> = p.chars().collect();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '\'' {
-            // Quoted text; '' is a quote.
-            if chars.get(i + 1) == Some(&'\'') {
-                out.push('\'');
-                i += 2;
-                continue;
-            }
-            i += 1;
-            loop {
-                match chars.get(i) {
-                    None => return Err(runtime(format!("unterminated quote in pattern '{p}'"))),
-                    Some('\'') if chars.get(i + 1) == Some(&'\'') => {
-                        out.push('\'');
-                        i += 2;
-                    }
-                    Some('\'') => {
-                        i += 1;
-                        break;
-                    }
-                    Some('%') => {
-                        out.push_str("%%");
-                        i += 1;
-                    }
-                    Some(x) => {
-                        out.push(*x);
-                        i += 1;
-                    }
-                }
-            }
-            continue;
-        }
-        if !c.is_ascii_alphabetic() {
-            if c == '%' {
-                out.push_str("%%");
-            } else if c == '[' || c == ']' {
-                return Err(runtime(format!(
-                    "optional sections are not supported in pattern '{p}'"
-                )));
-            } else {
-                out.push(c);
-            }
-            i += 1;
-            continue;
-        }
-        let mut n = 1;
-        while chars.get(i + n) == Some(&c) {
-            n += 1;
-        }
-        let item = match (c, n) {
-            ('y' | 'u', 2) => "%y",
-            ('y' | 'u', _) => "%Y",
-            ('M' | 'L', 1) => "%-m",
-            ('M' | 'L', 2) => "%m",
-            ('M' | 'L', 3) => "%b",
-            ('M' | 'L', _) => "%B",
-            ('d', 1) => "%-d",
-            ('d', 2) => "%d",
-            ('D', 1 | 2) => "%-j",
-            ('D', 3) => "%j",
-            ('H' | 'k', 1) => "%-H",
-            ('H' | 'k', 2) => "%H",
-            ('h' | 'K', 1) => "%-I",
-            ('h' | 'K', 2) => "%I",
-            ('m', 1) => "%-M",
-            ('m', 2) => "%M",
-            ('s', 1) => "%-S",
-            ('s', 2) => "%S",
-            ('S', 3) => "%3f",
-            ('S', 6) => "%6f",
-            ('S', 9) => "%9f",
-            ('a', 1) => "%p",
-            ('E', 1..=3) => "%a",
-            ('E', 4) => "%A",
-            ('X' | 'x', 1 | 2) | ('Z', 1..=3) => "%z",
-            ('X' | 'x', 3) | ('Z', 5) => "%:z",
-            ('z', 1..=3) => "%Z",
-            _ => {
-                return Err(runtime(format!(
-                    "pattern letters '{}' in '{p}' are not supported",
-                    c.to_string().repeat(n)
-                )))
-            }
-        };
-        out.push_str(item);
-        i += n;
-    }
-    Ok(out)
-}
-
-/// A time zone: `UTC` and fixed offsets.
-pub(crate) fn zone(tz: &str) -> Result<FixedOffset, FunctionError> {
-    let bad = || {
-        runtime(format!(
-            "unknown time zone '{tz}': only UTC and fixed offsets such as +02:00 are supported"
-        ))
-    };
-    let t = tz.trim().to_ascii_uppercase();
-    let rest = ["UTC", "GMT", "UT", "Z"]
-        .iter()
-        .find_map(|p| t.strip_prefix(p))
-        .unwrap_or(&t);
-    if rest.is_empty() {
-        return FixedOffset::east_opt(0).ok_or_else(bad);
-    }
-    let (sign, digits) = match rest.as_bytes().first() {
-        Some(b'+') => (1, &rest[1..]),
-        Some(b'-') => (-1, &rest[1..]),
-        _ => return Err(bad()),
-    };
-    let parts: Vec<&str> = if digits.contains(':') {
-        digits.split(':').collect()
-    } else if digits.len() > 2 && digits.len() % 2 == 0 {
-        (0..digits.len())
-            .step_by(2)
-            .map(|i| &digits[i..i + 2])
-            .collect()
-    } else {
-        vec![digits]
-    };
-    if parts.is_empty() || parts.len() > 3 {
-        return Err(bad());
-    }
-    let mut secs = 0i32;
-    for (i, p) in parts.iter().enumerate() {
-        if p.is_empty() || p.len() > 2 || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        let v: i32 = p.parse().map_err(|_| bad())?;
-        secs += v * [3600, 60, 1][i];
-    }
-    FixedOffset::east_opt(sign * secs).ok_or_else(bad)
-}
-
-fn zone_arg(a: &[Value], i: usize) -> Result<FixedOffset, FunctionError> {
+fn zone_arg(a: &[Value], i: usize) -> Result<Zone, FunctionError> {
     match a.get(i) {
-        None | Some(Value::Null) => zone("UTC"),
-        Some(v) => zone(str_of(v)?),
+        None | Some(Value::Null) => Ok(Zone::UTC),
+        Some(v) => Zone::of(str_of(v)?),
     }
-}
-
-fn render(f: impl std::fmt::Display, pattern: &str) -> Result<Value, FunctionError> {
-    let mut out = String::new();
-    write!(out, "{f}").map_err(|_| {
-        runtime(format!(
-            "pattern '{pattern}' asks for fields this value does not have"
-        ))
-    })?;
-    Ok(Value::String(out))
 }
 
 fn epoch() -> NaiveDate {
@@ -216,66 +60,58 @@ fn ms_of_time(t: NaiveTime) -> i64 {
 }
 
 fn format_date_value(days: i64, pattern: &str) -> Result<Value, FunctionError> {
-    let fmt = java_pattern(pattern)?;
-    render(date_of_days(days)?.format(&fmt), pattern)
+    let m = Moment {
+        date: Some(date_of_days(days)?),
+        time: None,
+        zone: None,
+    };
+    Ok(Value::String(javatime::format(
+        &m,
+        &compile(pattern)?,
+        pattern,
+    )?))
 }
 
-fn format_ts_value(ms: i64, pattern: &str, tz: FixedOffset) -> Result<Value, FunctionError> {
-    let fmt = java_pattern(pattern)?;
-    let t: DateTime<Utc> =
-        DateTime::from_timestamp_millis(ms).ok_or_else(|| runtime("timestamp out of range"))?;
-    render(t.with_timezone(&tz).format(&fmt), pattern)
+fn format_time_value(ms: i64, pattern: &str) -> Result<Value, FunctionError> {
+    let m = Moment {
+        date: None,
+        time: Some(time_of_ms(ms)?),
+        zone: None,
+    };
+    Ok(Value::String(javatime::format(
+        &m,
+        &compile(pattern)?,
+        pattern,
+    )?))
 }
 
-/// Parses `text` with a Java pattern into chrono's parsed fields.
-fn parse_fields(text: &str, pattern: &str) -> Result<Parsed, FunctionError> {
-    let fmt = java_pattern(pattern)?;
-    let mut p = Parsed::new();
-    parse(&mut p, text, StrftimeItems::new(&fmt)).map_err(|e| {
-        runtime(format!(
-            "cannot read '{text}' with pattern '{pattern}': {e}"
-        ))
-    })?;
-    Ok(p)
+fn format_ts_value(ms: i64, pattern: &str, tz: Zone) -> Result<Value, FunctionError> {
+    let utc = DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| runtime("timestamp out of range"))?
+        .naive_utc();
+    let local = utc + chrono::Duration::seconds(i64::from(tz.offset_at(utc)));
+    let m = Moment {
+        date: Some(local.date()),
+        time: Some(local.time()),
+        zone: Some((&tz, utc)),
+    };
+    Ok(Value::String(javatime::format(
+        &m,
+        &compile(pattern)?,
+        pattern,
+    )?))
 }
 
-/// The date of parsed fields, with Java's defaults (1970, January, 1st)
-/// for the missing ones.
-fn resolve_date(p: &mut Parsed) -> Result<NaiveDate, FunctionError> {
-    if p.year().is_none() && p.year_mod_100().is_none() && p.isoyear().is_none() {
-        let _ = p.set_year(1970);
-    }
-    if p.month().is_none() && p.ordinal().is_none() && p.isoweek().is_none() {
-        let _ = p.set_month(1);
-    }
-    if p.day().is_none() && p.ordinal().is_none() && p.weekday().is_none() {
-        let _ = p.set_day(1);
-    }
-    p.to_naive_date()
-        .map_err(|e| runtime(format!("not a valid date: {e}")))
+/// Reads `text` with a Java pattern.
+fn parse_fields(text: &str, pattern: &str) -> Result<javatime::Fields, FunctionError> {
+    javatime::parse(text, &compile(pattern)?, pattern)
 }
 
-/// The time of parsed fields, midnight for missing ones.
-fn resolve_time(p: &mut Parsed) -> Result<NaiveTime, FunctionError> {
-    if p.hour_div_12().is_none() && p.hour_mod_12().is_none() {
-        let _ = p.set_hour(0);
-    } else if p.hour_div_12().is_none() {
-        // A 12-hour clock without AM/PM reads as AM.
-        let _ = p.set_ampm(false);
-    }
-    if p.minute().is_none() {
-        let _ = p.set_minute(0);
-    }
-    p.to_naive_time()
-        .map_err(|e| runtime(format!("not a valid time: {e}")))
-}
-
-fn parse_ts_value(text: &str, pattern: &str, tz: FixedOffset) -> Result<i64, FunctionError> {
-    let mut p = parse_fields(text, pattern)?;
-    let date = resolve_date(&mut p)?;
-    let time = resolve_time(&mut p)?;
-    let offset = p.offset().unwrap_or_else(|| tz.local_minus_utc());
-    Ok(date.and_time(time).and_utc().timestamp_millis() - i64::from(offset) * 1000)
+/// Milliseconds since the epoch of a text read with a Java pattern, in
+/// `tz` unless the text names its offset or zone (ksqlDB's
+/// StringToTimestampParser; also the TIMESTAMP_FORMAT of a source).
+pub(crate) fn parse_ts_value(text: &str, pattern: &str, tz: Zone) -> Result<i64, FunctionError> {
+    parse_fields(text, pattern)?.instant_ms(&tz)
 }
 
 /// Milliseconds in one of Java's `TimeUnit`s.
@@ -455,8 +291,8 @@ fn register_formats(r: &mut FunctionRegistry) {
         "Reads a date written in a Java DateTimeFormatter pattern such as 'yyyy-MM-dd'.",
         |a| args_are(a, &[is_str, is_str]).then_some(SqlType::Date),
         |a| {
-            let mut p = parse_fields(str_of(&a[0])?, str_of(&a[1])?)?;
-            Ok(Value::Date(days_of_date(resolve_date(&mut p)?)?))
+            let p = parse_fields(str_of(&a[0])?, str_of(&a[1])?)?;
+            Ok(Value::Date(days_of_date(p.date()?)?))
         },
     ));
     r.add(Scalar::new(
@@ -477,8 +313,8 @@ fn register_formats(r: &mut FunctionRegistry) {
         "Reads a time written in a Java DateTimeFormatter pattern such as 'HH:mm:ss'.",
         |a| args_are(a, &[is_str, is_str]).then_some(SqlType::Time),
         |a| {
-            let mut p = parse_fields(str_of(&a[0])?, str_of(&a[1])?)?;
-            Ok(Value::Time(ms_of_time(resolve_time(&mut p)?)))
+            let p = parse_fields(str_of(&a[0])?, str_of(&a[1])?)?;
+            Ok(Value::Time(ms_of_time(p.time()?)))
         },
     ));
     r.add(Scalar::new(
@@ -488,11 +324,7 @@ fn register_formats(r: &mut FunctionRegistry) {
         "Writes a time in a Java DateTimeFormatter pattern such as 'HH:mm:ss'.",
         |a| args_are(a, &[is_time, is_str]).then_some(SqlType::String),
         |a| match &a[0] {
-            Value::Time(t) => {
-                let pattern = str_of(&a[1])?;
-                let fmt = java_pattern(pattern)?;
-                render(time_of_ms(*t)?.format(&fmt), pattern)
-            }
+            Value::Time(t) => format_time_value(*t, str_of(&a[1])?),
             _ => Err(runtime("FORMAT_TIME expects a TIME")),
         },
     ));
@@ -536,8 +368,13 @@ fn register_formats(r: &mut FunctionRegistry) {
             let Value::Timestamp(t) = a[0] else {
                 return Err(runtime("CONVERT_TZ expects a TIMESTAMP"));
             };
-            let (from, to) = (zone(str_of(&a[1])?)?, zone(str_of(&a[2])?)?);
-            let shift = i64::from(to.local_minus_utc() - from.local_minus_utc()) * 1000;
+            // Shifted by the difference of the zones' offsets at that
+            // instant, as ksqlDB does.
+            let (from, to) = (Zone::of(str_of(&a[1])?)?, Zone::of(str_of(&a[2])?)?);
+            let utc = DateTime::from_timestamp_millis(t)
+                .ok_or_else(|| runtime("timestamp out of range"))?
+                .naive_utc();
+            let shift = i64::from(to.offset_at(utc) - from.offset_at(utc)) * 1000;
             t.checked_add(shift)
                 .map(Value::Timestamp)
                 .ok_or_else(|| runtime("timestamp out of range"))
@@ -554,8 +391,8 @@ fn register_legacy(r: &mut FunctionRegistry) {
         "Deprecated (use PARSE_DATE): days since the epoch of a date read with a Java pattern.",
         |a| args_are(a, &[is_str, is_str]).then_some(SqlType::Int),
         |a| {
-            let mut p = parse_fields(str_of(&a[0])?, str_of(&a[1])?)?;
-            Ok(Value::Int(days_of_date(resolve_date(&mut p)?)?))
+            let p = parse_fields(str_of(&a[0])?, str_of(&a[1])?)?;
+            Ok(Value::Int(days_of_date(p.date()?)?))
         },
     ));
     r.add(Scalar::new(
@@ -614,34 +451,6 @@ mod tests {
     }
     fn tst() -> Ty {
         Some(SqlType::Timestamp)
-    }
-
-    #[test]
-    fn translates_java_patterns() {
-        assert_eq!(
-            java_pattern("yyyy-MM-dd'T'HH:mm:ss.SSSXXX").ok().as_deref(),
-            Some("%Y-%m-%dT%H:%M:%S.%3f%:z")
-        );
-        assert_eq!(
-            java_pattern("d MMM yy, h a").ok().as_deref(),
-            Some("%-d %b %y, %-I %p")
-        );
-        assert_eq!(
-            java_pattern("'it''s' 100%").ok().as_deref(),
-            Some("it's 100%%")
-        );
-        assert!(java_pattern("yyyy-MM-dd G").is_err());
-        assert!(java_pattern("'open").is_err());
-    }
-
-    #[test]
-    fn zones() {
-        assert_eq!(zone("UTC").map(|z| z.local_minus_utc()), Ok(0));
-        assert_eq!(zone("+02:00").map(|z| z.local_minus_utc()), Ok(7200));
-        assert_eq!(zone("-0530").map(|z| z.local_minus_utc()), Ok(-19800));
-        assert_eq!(zone("GMT+1").map(|z| z.local_minus_utc()), Ok(3600));
-        assert!(zone("Europe/Paris").is_err());
-        assert!(zone("+2x").is_err());
     }
 
     #[test]

@@ -25,6 +25,8 @@ use crate::types::{SqlType, Value};
 mod aggregate;
 mod collections;
 mod datetime;
+mod javatime;
+pub use javatime::TimestampParser;
 mod json;
 mod math;
 mod string;

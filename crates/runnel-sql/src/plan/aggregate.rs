@@ -928,7 +928,8 @@ impl<'a> Planner<'a> {
                 }
             },
         };
-        self.write_table(out, schema, window, sink)?;
+        let times = self.sink_time(schema)?;
+        self.write_table(out, schema, window, sink, times)?;
         let (p2, c2, e2) = (post.clone(), calls.clone(), exprs.clone());
         let nkeys = schema.key.len();
         let f: PostFn = Arc::new(move |k: &Row, w: Option<Window>, acc: &Row| {

@@ -48,7 +48,7 @@ use crate::catalog::{Catalog, SourceInfo};
 use crate::error::SqlError;
 use crate::expr::{Binder, Compiled, Scope, ScopeColumn};
 use crate::format::{CodecSpec, Format, InternalKeySerde, InternalSerde, Row, RowSerde};
-use crate::functions::{Aggregator, FunctionRegistry};
+use crate::functions::{Aggregator, FunctionRegistry, TimestampParser};
 use crate::schema::{Column, Schema, WindowType, ROWOFFSET, ROWPARTITION, ROWTIME};
 use crate::types::{SqlType, Value};
 use runnel_format::protobuf::NullableRepresentation;
@@ -335,6 +335,8 @@ pub struct Planner<'a> {
     /// The sink's `TIMESTAMP` column: output records take their time from
     /// it.
     pub sink_timestamp: Option<String>,
+    /// Its TIMESTAMP_FORMAT, for a STRING column.
+    pub sink_timestamp_format: Option<String>,
     /// Whether table results get a store for pull queries (not for
     /// transient push queries).
     pub materialize: bool,
@@ -544,6 +546,7 @@ impl<'a> Planner<'a> {
             counter: 0,
             sources: Vec::new(),
             sink_timestamp: None,
+            sink_timestamp_format: None,
             materialize: true,
             reads: None,
             pseudo_reads: [true; 3],
@@ -943,17 +946,17 @@ impl<'a> Planner<'a> {
                         )
                     }
                 };
-                if let Some(col) = &self.sink_timestamp {
-                    let Some(i) = schema.value.iter().position(|c| c.name == *col) else {
-                        return Err(SqlError::new(format!(
-                            "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{col}'"
-                        )));
-                    };
-                    // (A STRING column is read as text here, as before.)
-                    check_timestamp_column(col, &schema.value[i].ty, true)?;
-                    out = out.with_timestamps(move |_, v: &Row, ts| {
-                        event_time(v.get(i), None).unwrap_or(ts)
-                    });
+                if let Some((i, parser)) = self.sink_time(&schema)? {
+                    // As ksqlDB's sink: a row whose time cannot be read or
+                    // is negative is not written.
+                    let p2 = parser.clone();
+                    out = out
+                        .flat_map_values(move |_, v: Row| {
+                            event_time(v.get(i), parser.as_deref()).map(|_| v)
+                        })
+                        .with_timestamps(move |_, v: &Row, ts| {
+                            event_time(v.get(i), p2.as_deref()).unwrap_or(ts)
+                        });
                 }
                 self.write_stream(out, &schema, rel.window, sink)?;
                 Ok(Planned {
@@ -984,7 +987,8 @@ impl<'a> Planner<'a> {
                 } else {
                     None
                 };
-                self.write_table(out, &schema, rel.window, sink)?;
+                let times = self.sink_time(&schema)?;
+                self.write_table(out, &schema, rel.window, sink, times)?;
                 Ok(Planned {
                     kind: SourceKind::Table,
                     schema,
@@ -996,6 +1000,31 @@ impl<'a> Planner<'a> {
         }
     }
 }
+
+impl Planner<'_> {
+    /// The value column (and its TIMESTAMP_FORMAT) that gives a sink's
+    /// records their time, when the sink names one.
+    pub(super) fn sink_time(&self, schema: &Schema) -> Result<Option<SinkTime>, SqlError> {
+        let Some(col) = &self.sink_timestamp else {
+            return Ok(None);
+        };
+        let Some(i) = schema.value.iter().position(|c| c.name == *col) else {
+            return Err(SqlError::new(format!(
+                "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{col}'"
+            )));
+        };
+        let format = self.sink_timestamp_format.as_deref();
+        check_timestamp_column(col, &schema.value[i].ty, format.is_some())?;
+        let parser = format
+            .map(|f| TimestampParser::new(f).map(Arc::new))
+            .transpose()
+            .map_err(|e| SqlError::new(e.to_string()))?;
+        Ok(Some((i, parser)))
+    }
+}
+
+/// A sink's time column: its place in the value row and its format.
+pub(super) type SinkTime = (usize, Option<Arc<TimestampParser>>);
 
 /// ksqlDB's names for select items that are computed and unaliased (not a
 /// column, not a struct field): `KSQL_COL_<n>`, numbered over those items

@@ -38,8 +38,24 @@ impl<'a> Planner<'a> {
         schema: &Schema,
         window: Option<WindowType>,
         sink: Sink,
+        times: Option<SinkTime>,
     ) -> Result<(), SqlError> {
-        let s = t.to_stream();
+        let mut s = t.to_stream();
+        if let Some((i, parser)) = times {
+            // Updates whose time cannot be read or is negative are not
+            // written; deletions keep the time they have.
+            let p2 = parser.clone();
+            s = s
+                .flat_map_values(move |_, v: Option<Row>| match v {
+                    None => Some(None),
+                    Some(row) => event_time(row.get(i), parser.as_deref()).map(|_| Some(row)),
+                })
+                .with_timestamps(move |_, v: &Option<Row>, ts| {
+                    v.as_ref()
+                        .and_then(|r| event_time(r.get(i), p2.as_deref()))
+                        .unwrap_or(ts)
+                });
+        }
         match sink {
             Sink::Topic { ref topic, .. } => {
                 let (ks, vs) = sink_serdes(&sink, schema)?;

@@ -211,7 +211,12 @@ impl<'a> Planner<'a> {
             })?),
             None => None,
         };
-        let ts_format = info.timestamp_format.clone();
+        let ts_parser: Option<Arc<TimestampParser>> = match &info.timestamp_format {
+            Some(f) if ts_slot.is_some() => Some(Arc::new(
+                TimestampParser::new(f).map_err(|e| SqlError::new(e.to_string()))?,
+            )),
+            _ => None,
+        };
         let rowtime_slot = columns.len() - 3;
         let mut raw_table = None;
         let mut pending_fill = None;
@@ -313,18 +318,21 @@ impl<'a> Planner<'a> {
                 } else {
                     let mut s = pending.run_alone(s);
                     if let Some(slot) = ts_slot {
-                        let fmt = ts_format.clone();
+                        // As ksqlDB's extractors: a record whose time
+                        // cannot be read (null, unreadable text) or is
+                        // negative is dropped.
+                        let parser = ts_parser.clone();
                         s = s
-                            .with_timestamps(move |_, v: &Row, ts| {
-                                event_time(v.get(slot), fmt.as_deref()).unwrap_or(ts)
-                            })
-                            .map_values(move |_, mut v: Row| {
-                                if let Some(ms) = event_time(v.get(slot), ts_format.as_deref()) {
-                                    if let Some(r) = v.get_mut(rowtime_slot) {
-                                        *r = Value::BigInt(ms);
-                                    }
+                            .flat_map_values(move |_, mut v: Row| {
+                                let ms = event_time(v.get(slot), parser.as_deref())?;
+                                if let Some(r) = v.get_mut(rowtime_slot) {
+                                    *r = Value::BigInt(ms);
                                 }
-                                v
+                                Some(v)
+                            })
+                            .with_timestamps(move |_, v: &Row, ts| match v.get(rowtime_slot) {
+                                Some(Value::BigInt(ms)) => *ms,
+                                _ => ts,
                             });
                     }
                     Flow::Stream(s.with_serdes(key_serde.clone(), InternalSerde))
@@ -339,15 +347,16 @@ impl<'a> Planner<'a> {
                     width: info.schema.value.len() + headers.len(),
                     topic: vs.clone(),
                 };
-                let t = if headers.is_empty() {
-                    self.builder.stream(&info.topic, ks, OptionSerde(vs))
+                let changes = if headers.is_empty() {
+                    self.builder
+                        .stream(&info.topic, ks, OptionSerde(vs.clone()))
                 } else {
                     // Header columns are stored with the row they came with.
                     let hs = headers.clone();
                     self.builder.stream_with_meta(
                         &info.topic,
                         ks,
-                        OptionSerde(vs),
+                        OptionSerde(vs.clone()),
                         move |m: &runnel_streams::RecordMeta, _: &Row, v: Option<Row>| {
                             Some(v.map(|mut row| {
                                 row.extend(hs.iter().map(|h| h.read(m.headers)));
@@ -355,8 +364,30 @@ impl<'a> Planner<'a> {
                             }))
                         },
                     )
-                }
-                .to_table_nullable(&store, stored);
+                };
+                // A TIMESTAMP value column gives each update its time;
+                // updates whose time cannot be read or is negative are
+                // dropped (tombstones keep theirs).
+                let changes = match ts_slot.and_then(|i| i.checked_sub(nkeys)) {
+                    Some(i) => {
+                        let (p1, p2) = (ts_parser.clone(), ts_parser.clone());
+                        changes
+                            .flat_map_values(move |_, v: Option<Row>| match v {
+                                None => Some(None),
+                                Some(row) => {
+                                    event_time(row.get(i), p1.as_deref()).map(|_| Some(row))
+                                }
+                            })
+                            .with_timestamps(move |_, v: &Option<Row>, ts| {
+                                v.as_ref()
+                                    .and_then(|r| event_time(r.get(i), p2.as_deref()))
+                                    .unwrap_or(ts)
+                            })
+                            .with_serdes(key_serde.clone(), OptionSerde(vs))
+                    }
+                    None => changes,
+                };
+                let t = changes.to_table_nullable(&store, stored);
                 raw_table = Some(t.clone());
                 let t = t.map_values(move |k: &Row, v: &Row| {
                     let mut full = Vec::with_capacity(k.len() + v.len() + 3);
@@ -416,15 +447,21 @@ impl<'a> Planner<'a> {
 }
 
 /// The event time in a TIMESTAMP column: BIGINT milliseconds, a
-/// TIMESTAMP, or a STRING parsed as an ISO timestamp.
-pub(super) fn event_time(v: Option<&Value>, _format: Option<&str>) -> Option<i64> {
-    match v? {
-        Value::BigInt(ms) => Some(*ms),
-        Value::Int(ms) => Some(i64::from(*ms)),
-        Value::Timestamp(ms) => Some(*ms),
-        Value::String(s) => crate::cast::parse_timestamp(s),
-        _ => None,
-    }
+/// TIMESTAMP, or a STRING read with the TIMESTAMP_FORMAT (else as an ISO
+/// timestamp). `None` where ksqlDB's extractor fails or gives a negative
+/// time, which Kafka Streams drops: a null, unreadable text.
+pub(super) fn event_time(v: Option<&Value>, format: Option<&TimestampParser>) -> Option<i64> {
+    let ms = match v? {
+        Value::BigInt(ms) => *ms,
+        Value::Int(ms) => i64::from(*ms),
+        Value::Timestamp(ms) => *ms,
+        Value::String(s) => match format {
+            Some(p) => p.parse(s).ok()?,
+            None => crate::cast::parse_timestamp(s)?,
+        },
+        _ => return None,
+    };
+    (ms >= 0).then_some(ms)
 }
 
 #[cfg(test)]
