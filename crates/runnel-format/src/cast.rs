@@ -109,6 +109,21 @@ pub fn fit_decimal(mut d: Decimal, precision: u8, scale: u8) -> Result<Decimal, 
     Ok(d)
 }
 
+/// ksqlDB's exact reading of a BOOLEAN literal in a user list: any
+/// non-empty prefix of `true`/`yes` or `false`/`no`, in any case.
+pub fn parse_boolean_prefix(s: &str) -> Option<bool> {
+    let l = s.to_ascii_lowercase();
+    if l.is_empty() {
+        None
+    } else if "true".starts_with(&l) || "yes".starts_with(&l) {
+        Some(true)
+    } else if "false".starts_with(&l) || "no".starts_with(&l) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// Reads text as a value of type `ty`.
 pub fn from_text(ty: &SqlType, s: &str) -> Result<Value, ValueError> {
     let bad = || format!("cannot read '{s}' as {ty}");

@@ -154,7 +154,7 @@ impl fmt::Display for Expr {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    write!(f, "{k} := {v}")?;
+                    write!(f, "{k}:={v}")?;
                 }
                 f.write_str(")")
             }
@@ -164,7 +164,7 @@ impl fmt::Display for Expr {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    write!(f, "{k} := {v}")?;
+                    write!(f, "{k}:={v}")?;
                 }
                 f.write_str(")")
             }

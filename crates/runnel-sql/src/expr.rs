@@ -531,12 +531,12 @@ impl Binder<'_> {
                 if items.is_empty() {
                     return Err(SqlError::at(e.pos, "Array constructor cannot be empty. Please supply at least one element (see https://github.com/confluentinc/ksql/issues/4239)."));
                 }
+                // Elements share a type as ksqlDB's user-list coercion
+                // finds it ('1' and 2.5 make DECIMALs, structs widen).
+                let ty = self.common_type(&items.iter().collect::<Vec<_>>())?;
                 let mut out = Vec::new();
-                let mut ty: Option<SqlType> = None;
                 for item in items {
-                    let (c, t) = self.bind(item)?;
-                    ty = self.unify(ty, t, item.pos)?;
-                    out.push(c);
+                    out.push(self.bind(item)?.0);
                 }
                 let Some(ty) = ty else {
                     return Err(SqlError::at(e.pos, "Cannot construct an array with all NULL elements (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL value to the desired type."));
@@ -548,14 +548,11 @@ impl Binder<'_> {
                 if entries.is_empty() {
                     return Err(SqlError::at(e.pos, "Map constructor cannot be empty. Please supply at least one key value pair (see https://github.com/confluentinc/ksql/issues/4239)."));
                 }
+                let kt = self.common_type(&entries.iter().map(|(k, _)| k).collect::<Vec<_>>())?;
+                let vt = self.common_type(&entries.iter().map(|(_, v)| v).collect::<Vec<_>>())?;
                 let mut out = Vec::new();
-                let (mut kt, mut vt): (Option<SqlType>, Option<SqlType>) = (None, None);
                 for (k, v) in entries {
-                    let (kc, t) = self.bind(k)?;
-                    kt = self.unify(kt, t, k.pos)?;
-                    let (vc, t) = self.bind(v)?;
-                    vt = self.unify(vt, t, v.pos)?;
-                    out.push((kc, vc));
+                    out.push((self.bind(k)?.0, self.bind(v)?.0));
                 }
                 let Some(kt) = kt else {
                     return Err(SqlError::at(e.pos, "Cannot construct a map with all NULL keys (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL key to the desired type."));
@@ -692,22 +689,27 @@ impl Binder<'_> {
                         Err(_) => decimal_type(text).ok_or_else(|| invalid(v, t))?,
                     }
                 } else if text.contains(['e', 'E']) {
-                    text.parse::<f64>().map_err(|_| invalid(v, t))?;
-                    SqlType::Double
+                    // Scientific text is a DECIMAL too (Java's BigDecimal).
+                    let d = Decimal::from_scientific(text).map_err(|_| invalid(v, t))?;
+                    decimal_type(&d.to_string()).ok_or_else(|| invalid(v, t))?
                 } else {
                     decimal_type(text).ok_or_else(|| invalid(v, t))?
                 };
                 Ok(SqlType::widen(&literal, t).or(Some(literal)))
             }
             (ExprKind::Literal(Literal::String(v)), SqlType::Boolean) => {
-                match v.trim().to_ascii_lowercase().as_str() {
-                    "true" | "false" | "t" | "f" | "yes" | "no" | "y" | "n" => {
-                        Ok(Some(SqlType::Boolean))
-                    }
-                    _ => Err(invalid(v, &SqlType::Boolean)),
+                if crate::cast::parse_boolean_prefix(v).is_some() {
+                    Ok(Some(SqlType::Boolean))
+                } else {
+                    Err(invalid(v, &SqlType::Boolean))
                 }
             }
-            _ => match widen_deep(&source, &target) {
+            // A literal is written as text where the list is of STRINGs
+            // (ksqlDB's lax literal coercion).
+            (ExprKind::Literal(l), SqlType::String) if !matches!(l, Literal::Null) => {
+                Ok(Some(SqlType::String))
+            }
+            _ => match widen_user(&source, &target) {
                 Some(w) => Ok(Some(w)),
                 None => Err(fail()),
             },
@@ -1253,6 +1255,12 @@ fn coerce_literal(c: Compiled, other: &Option<SqlType>) -> Compiled {
 
 fn coerce_to(c: Compiled, t: &SqlType) -> Compiled {
     match &c {
+        Compiled::Const(Value::String(s)) if *t == SqlType::Boolean => {
+            match crate::cast::parse_boolean_prefix(s) {
+                Some(b) => Compiled::Const(Value::Boolean(b)),
+                None => c,
+            }
+        }
         Compiled::Const(v) => match v.type_of() {
             None => c,
             Some(vt) if &vt == t => c,
@@ -1265,8 +1273,33 @@ fn coerce_to(c: Compiled, t: &SqlType) -> Compiled {
     }
 }
 
+/// The type two elements of a user list widen to, as ksqlDB's coercer
+/// finds it: an INT or BIGINT meeting a DECIMAL widens as DECIMAL(10, 0)
+/// or DECIMAL(19, 0) would; otherwise as [`widen_deep`].
+fn widen_user(a: &SqlType, b: &SqlType) -> Option<SqlType> {
+    let as_decimal = |t: &SqlType| match t {
+        SqlType::Int => SqlType::Decimal {
+            precision: 10,
+            scale: 0,
+        },
+        SqlType::BigInt => SqlType::Decimal {
+            precision: 19,
+            scale: 0,
+        },
+        other => other.clone(),
+    };
+    match (a, b) {
+        (SqlType::Int | SqlType::BigInt, SqlType::Decimal { .. })
+        | (SqlType::Decimal { .. }, SqlType::Int | SqlType::BigInt) => {
+            SqlType::widen(&as_decimal(a), &as_decimal(b))
+        }
+        _ => widen_deep(a, b),
+    }
+}
+
 /// The type two types widen to, numbers inside ARRAYs, MAPs and STRUCTs
-/// (same field names) too; None when they do not.
+/// too (a STRUCT whose fields another has widens to that one); None when
+/// they do not.
 fn widen_deep(a: &SqlType, b: &SqlType) -> Option<SqlType> {
     match (a, b) {
         _ if a == b => Some(a.clone()),
@@ -1282,6 +1315,20 @@ fn widen_deep(a: &SqlType, b: &SqlType) -> Option<SqlType> {
                     return None;
                 }
                 out.push((na.clone(), widen_deep(ta, tb)?));
+            }
+            Some(SqlType::Struct(out))
+        }
+        (SqlType::Struct(fa), SqlType::Struct(fb)) => {
+            // The one with more fields, when it has all of the other's.
+            let (small, big) = if fa.len() < fb.len() {
+                (fa, fb)
+            } else {
+                (fb, fa)
+            };
+            let mut out = big.clone();
+            for (n, t) in small {
+                let slot = out.iter_mut().find(|(m, _)| m == n)?;
+                slot.1 = widen_deep(&slot.1, t)?;
             }
             Some(SqlType::Struct(out))
         }

@@ -3071,10 +3071,10 @@ SELECT * FROM opened_per_day EMIT CHANGES;
         );
         assert_eq!(ex("ARRAY[]"), "ARRAY[]");
         assert_eq!(ex("ARRAY[1, 2 + 3]"), "ARRAY[1, (2 + 3)]");
-        assert_eq!(ex("MAP('a' := 1, 'b' := 2)"), "MAP('a' := 1, 'b' := 2)");
+        assert_eq!(ex("MAP('a' := 1, 'b' := 2)"), "MAP('a':=1, 'b':=2)");
         assert_eq!(
             ex("STRUCT(name := 'x', `Age` := 3)"),
-            "STRUCT(NAME := 'x', Age := 3)"
+            "STRUCT(NAME:='x', Age:=3)"
         );
         // ARRAY, MAP and STRUCT without their brackets are plain names.
         assert_eq!(ex("map + array"), "(MAP + ARRAY)");
