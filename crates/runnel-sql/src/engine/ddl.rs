@@ -7,7 +7,8 @@ use runnel_streams::OffsetReset;
 use super::persistent::QueryStart;
 use super::props::{
     check_format_props, check_props, check_wrap, delimiter_prop, format_prop, prop_int,
-    prop_string, protobuf_nullable, value_full_name, window_prop,
+    prop_string, protobuf_nullable, value_full_name, window_prop, DEFAULT_KEY_FORMAT,
+    DEFAULT_VALUE_FORMAT,
 };
 use super::result::Outcome;
 use super::{backend_err, lock, Cmd, Engine, State};
@@ -78,7 +79,7 @@ impl Engine {
             return Err(replace_source_error(*kind, name));
         }
         check_props(with)?;
-        let info = self.define_source(&mut st, *kind, name, columns, with, text, *source)?;
+        let info = self.define_source(&mut st, *kind, name, columns, with, text, *source, props)?;
         let msg = format!(
             "{} created",
             if *kind == SourceKind::Stream {
@@ -102,8 +103,16 @@ impl Engine {
             };
             self.start_query(&mut st, &start, &q, &info.name, None)?;
         }
+        // The session's default formats are recorded with the statement:
+        // a replay has no session.
+        let mut recorded = props.clone();
+        for name in [DEFAULT_KEY_FORMAT, DEFAULT_VALUE_FORMAT] {
+            if let (false, Some(v)) = (recorded.contains_key(name), st.props.get(name)) {
+                recorded.insert(name.to_string(), v.clone());
+            }
+        }
         drop(st);
-        self.record(record, text, props)?;
+        self.record(record, text, &recorded)?;
         Ok(Outcome::command(&msg, None, seq))
     }
 
@@ -308,6 +317,7 @@ impl Engine {
         with: &Props,
         text: &str,
         read_only: bool,
+        config: &std::collections::BTreeMap<String, String>,
     ) -> Result<SourceInfo, SqlError> {
         let Some(topic) = prop_string(with, "KAFKA_TOPIC") else {
             return Err(SqlError::at(
@@ -317,8 +327,26 @@ impl Engine {
         };
         check_format_props(with)?;
         let formats = &self.inner.formats;
-        let key_format = format_prop(formats, with, "KEY_FORMAT", &topic)?.unwrap_or(Format::KAFKA);
-        let Some(value_format) = format_prop(formats, with, "VALUE_FORMAT", &topic)? else {
+        // Missing formats come from ksql.persistence.default.format.key /
+        // .value (the request's properties, then the session's).
+        let default_format = |name: &str| -> Result<Option<Format>, SqlError> {
+            match config.get(name).or_else(|| st.props.get(name)) {
+                None => Ok(None),
+                Some(f) => formats
+                    .get(f.trim())
+                    .map(Some)
+                    .map_err(|e| SqlError::new(format!("{name}: {e}"))),
+            }
+        };
+        let key_format = match format_prop(formats, with, "KEY_FORMAT", &topic)? {
+            Some(f) => f,
+            None => default_format(DEFAULT_KEY_FORMAT)?.unwrap_or(Format::KAFKA),
+        };
+        let value_format = match format_prop(formats, with, "VALUE_FORMAT", &topic)? {
+            Some(f) => Some(f),
+            None => default_format(DEFAULT_VALUE_FORMAT)?,
+        };
+        let Some(value_format) = value_format else {
             return Err(SqlError::at(
                 name.pos,
                 "Statement is missing the 'VALUE_FORMAT' property from the WITH clause. Either provide one or set a default via the 'ksql.persistence.default.format.value' config.",

@@ -231,6 +231,10 @@ pub(super) fn protobuf_nullable(
 
 /// The engine property naming the schema registry.
 pub const SCHEMA_REGISTRY_URL: &str = "ksql.schema.registry.url";
+/// The key format of a source whose WITH clause names none (else KAFKA).
+pub const DEFAULT_KEY_FORMAT: &str = "ksql.persistence.default.format.key";
+/// The value format of a source whose WITH clause names none.
+pub const DEFAULT_VALUE_FORMAT: &str = "ksql.persistence.default.format.value";
 
 pub(super) const KNOWN_PROPS: [&str; 20] = [
     "KAFKA_TOPIC",
