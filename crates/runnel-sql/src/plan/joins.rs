@@ -235,11 +235,52 @@ impl<'a> Planner<'a> {
             }
         }
         keys[0].origin = KeyOrigin::Join(shown);
-        if left.window.is_some() != right.window.is_some() {
-            return Err(err(
-                j.pos,
-                "cannot join a windowed source with a non-windowed one",
-            ));
+        // ksqlDB's rules for windowed sources: both or neither, of one
+        // kind, and joined on their keys with the same windows.
+        let windowed = |rel: &Rel| {
+            let name = rel.parts.last().map_or("", String::as_str);
+            match rel.window {
+                None => format!("`{name}` is not windowed"),
+                Some(WindowType::Session) => format!("`{name}` is SESSION windowed"),
+                Some(WindowType::Time { .. }) => {
+                    format!("`{name}` is TUMBLING or HOPPING windowed")
+                }
+            }
+        };
+        match (left.window, right.window) {
+            (None, None) => {}
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(err(
+                    j.pos,
+                    format!(
+                        "Can not join windowed source to non-windowed source.\n{}\n{}",
+                        windowed(&left),
+                        windowed(&right)
+                    ),
+                ))
+            }
+            (Some(a), Some(b)) => {
+                let kind = |w: WindowType| match w {
+                    WindowType::Session => "SESSION",
+                    WindowType::Time { .. } => "TUMBLING or HOPPING",
+                };
+                if kind(a) != kind(b) {
+                    return Err(err(
+                        j.pos,
+                        format!(
+                            "Incompatible windowed sources.\nLeft source: {}\nRight source: {}\nSession windowed sources can only be joined to other session windowed sources, and may still not result in expected behaviour as session bounds must be an exact match for the join to work\nHopping and tumbling windowed sources can only be joined to other hopping and tumbling windowed sources",
+                            kind(a),
+                            kind(b)
+                        ),
+                    ));
+                }
+                if a != b || l_is_key.is_none() || r_is_key.is_none() {
+                    return Err(err(
+                        j.pos,
+                        "Implicit repartitioning of windowed sources is not supported. See https://github.com/confluentinc/ksql/issues/4385.",
+                    ));
+                }
+            }
         }
         let window = left.window;
         let mut key_types = vec![rt.clone()];
