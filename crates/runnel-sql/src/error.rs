@@ -11,6 +11,12 @@ pub enum ErrorKind {
     Syntax,
     /// The statement is wrong (names, types, semantics): ksqlDB's 40001.
     Statement,
+    /// Wrong as ksqlDB's parser finds it while building the statement
+    /// (an unknown source qualifier): "Failed to prepare statement: …".
+    Prepare,
+    /// Wrong as ksqlDB finds it resolving the statement's names (an
+    /// ambiguous column): "Exception while preparing statement: …".
+    Sanitize,
     /// A stream, table, query or topic does not exist: 40002-like.
     NotFound,
     /// The engine failed while running a valid statement: 50000.
@@ -36,6 +42,12 @@ impl SqlError {
             message: message.into(),
             kind: ErrorKind::Statement,
         }
+    }
+
+    /// An error of one of ksqlDB's preparation stages.
+    pub fn in_stage(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     pub fn new(message: impl Into<String>) -> Self {
@@ -78,6 +90,23 @@ impl fmt::Display for SqlError {
         // "line L:C:" and its analysis' "Line: L, Col: C:" (both relative
         // to the whole request text, columns from 1).
         match self.pos {
+            // ksqlDB writes no position here; ours follows the message.
+            Some(p) if p.line > 0 && self.kind == ErrorKind::Prepare => write!(
+                f,
+                "Failed to prepare statement: {} (Line: {}, Col: {})",
+                self.message, p.line, p.col
+            ),
+            _ if self.kind == ErrorKind::Prepare => {
+                write!(f, "Failed to prepare statement: {}", self.message)
+            }
+            Some(p) if p.line > 0 && self.kind == ErrorKind::Sanitize => write!(
+                f,
+                "Exception while preparing statement: Line: {}, Col: {}: {}",
+                p.line, p.col, self.message
+            ),
+            _ if self.kind == ErrorKind::Sanitize => {
+                write!(f, "Exception while preparing statement: {}", self.message)
+            }
             Some(p) if p.line > 0 && self.kind == ErrorKind::Syntax => {
                 write!(f, "line {}:{}: {}", p.line, p.col, self.message)
             }

@@ -77,7 +77,8 @@ impl Scope {
                         .iter()
                         .any(|c| c.qualifier.as_deref() == Some(q.name.as_str()))
                     {
-                        return Err(SqlError::at(q.pos, not_a_source(&q.name)));
+                        return Err(SqlError::at(q.pos, not_a_source(&q.name))
+                            .in_stage(crate::error::ErrorKind::Prepare));
                     }
                 }
                 let shown = match qualifier {
@@ -127,7 +128,8 @@ impl Scope {
                 Err(SqlError::at(
                     name.pos,
                     format!("Column '{}' is ambiguous. Could be {could_be}.", name.name),
-                ))
+                )
+                .in_stage(crate::error::ErrorKind::Sanitize))
             }
         }
     }

@@ -1010,6 +1010,14 @@ fn in_script(file: &Path, text: &str, offset: usize, message: &str) -> String {
     let before = text.get(..offset).unwrap_or("");
     let start_line = before.matches('\n').count() + 1;
     let start_col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    // Without ksqlDB's stage prefixes (a position follows them).
+    let message = [
+        "Exception while preparing statement: ",
+        "Failed to prepare statement: ",
+    ]
+    .iter()
+    .find_map(|p| message.strip_prefix(p))
+    .unwrap_or(message);
     // The server's two spellings (ksqlDB's): a syntax error's
     // "line L:C: …" and an analysis error's "Line: L, Col: C: …".
     let syntax = || {
@@ -1024,7 +1032,13 @@ fn in_script(file: &Path, text: &str, offset: usize, message: &str) -> String {
         let (c, msg) = rest.split_once(": ")?;
         Some((l.parse::<usize>().ok()?, c.parse::<usize>().ok()?, msg))
     };
-    let positioned = syntax().or_else(analysis);
+    // The position Runnel writes after a message ksqlDB writes without one.
+    let trailing = || {
+        let (msg, pos) = message.strip_suffix(')')?.rsplit_once(" (Line: ")?;
+        let (l, c) = pos.split_once(", Col: ")?;
+        Some((l.parse::<usize>().ok()?, c.parse::<usize>().ok()?, msg))
+    };
+    let positioned = syntax().or_else(analysis).or_else(trailing);
     match positioned {
         Some((l, c, msg)) => {
             let line = start_line + l - 1;
@@ -1067,6 +1081,24 @@ mod tests {
         assert_eq!(
             in_script(f, text, offset, "Line: 2, Col: 10: unknown source NOPE"),
             "etl.sql:4:10: unknown source NOPE"
+        );
+        assert_eq!(
+            in_script(
+                f,
+                text,
+                offset,
+                "Exception while preparing statement: Line: 2, Col: 10: Column 'ID' is ambiguous."
+            ),
+            "etl.sql:4:10: Column 'ID' is ambiguous."
+        );
+        assert_eq!(
+            in_script(
+                f,
+                text,
+                offset,
+                "Failed to prepare statement: 'U' is not a valid stream/table name or alias. (Line: 2, Col: 4)"
+            ),
+            "etl.sql:4:4: 'U' is not a valid stream/table name or alias."
         );
         assert_eq!(
             in_script(f, text, offset, "cannot reach the SQL API"),

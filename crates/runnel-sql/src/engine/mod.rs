@@ -490,7 +490,9 @@ impl Engine {
     /// How a failure maps to ksqlDB's REST error codes.
     pub fn error_code(e: &SqlError) -> u32 {
         match e.kind {
-            ErrorKind::Syntax | ErrorKind::Statement => 40001,
+            ErrorKind::Syntax | ErrorKind::Statement | ErrorKind::Prepare | ErrorKind::Sanitize => {
+                40001
+            }
             ErrorKind::NotFound => 40001,
             ErrorKind::Server => 50000,
             ErrorKind::Remote(status) => u32::from(status) * 100,

@@ -275,7 +275,8 @@ impl<'a> Planner<'a> {
                 SelectItem::Star { qualifier, pos } => {
                     if let Some(q) = qualifier {
                         if !rel.parts.contains(&q.name) {
-                            return Err(err(q.pos, crate::expr::not_a_source(&q.name)));
+                            return Err(err(q.pos, crate::expr::not_a_source(&q.name))
+                                .in_stage(crate::error::ErrorKind::Prepare));
                         }
                     }
                     for c in &scope.columns {

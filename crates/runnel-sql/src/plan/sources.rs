@@ -420,6 +420,7 @@ impl<'a> Planner<'a> {
 
     /// FROM and JOINs.
     pub(super) fn relation(&mut self, q: &Query) -> Result<Rel, SqlError> {
+        check_qualifiers(q)?;
         let mut rel = self.source(&q.from.name, q.from.alias.as_ref())?;
         for (ji, j) in q.joins.iter().enumerate() {
             let earlier = std::iter::once(&q.from).chain(q.joins[..ji].iter().map(|j| &j.right));
@@ -444,6 +445,50 @@ impl<'a> Planner<'a> {
         }
         Ok(rel)
     }
+}
+
+/// ksqlDB's parser refuses a qualifier naming none of the query's sources
+/// before any other check (so before an ambiguous column elsewhere).
+fn check_qualifiers(q: &Query) -> Result<(), SqlError> {
+    // As ksqlDB's parser: the sources' names and their aliases.
+    let known: Vec<&str> = std::iter::once(&q.from)
+        .chain(q.joins.iter().map(|j| &j.right))
+        .flat_map(|r| [Some(&r.name), r.alias.as_ref()])
+        .flatten()
+        .map(|n| n.name.as_str())
+        .collect();
+    let unknown = |q: &Ident| {
+        Err(SqlError::at(q.pos, crate::expr::not_a_source(&q.name))
+            .in_stage(crate::error::ErrorKind::Prepare))
+    };
+    let mut exprs: Vec<&Expr> = Vec::new();
+    for item in &q.select {
+        match item {
+            SelectItem::Star {
+                qualifier: Some(qual),
+                ..
+            } if !known.contains(&qual.name.as_str()) => return unknown(qual),
+            SelectItem::Star { .. } => {}
+            SelectItem::Expr { expr, .. } => exprs.push(expr),
+        }
+    }
+    exprs.extend(q.joins.iter().map(|j| &j.on));
+    exprs.extend(q.where_.iter());
+    exprs.extend(q.group_by.iter());
+    exprs.extend(q.partition_by.iter());
+    exprs.extend(q.having.iter());
+    for e in exprs {
+        let (mut names, mut quals) = (Vec::new(), Vec::new());
+        super::prune::collect_refs(e, &mut names, &mut quals);
+        if let Some(qual) = quals
+            .iter()
+            .flatten()
+            .find(|qual| !known.contains(&qual.name.as_str()))
+        {
+            return unknown(qual);
+        }
+    }
+    Ok(())
 }
 
 /// The event time in a TIMESTAMP column: BIGINT milliseconds, a
