@@ -29,6 +29,13 @@ pub fn castable(from: &SqlType, to: &SqlType) -> bool {
     }
 }
 
+/// The integer part of a number, wide enough for any DECIMAL.
+fn integer_bits(v: &Value) -> Result<i128, ValueError> {
+    let d = v.as_decimal().ok_or("not a number")?.trunc();
+    rust_decimal::prelude::ToPrimitive::to_i128(&d)
+        .ok_or_else(|| format!("{v} is not an integer").into())
+}
+
 /// Casts a value; a value that cannot be converted (text that is not a
 /// number) is an error the caller turns into null, as ksqlDB does.
 pub fn cast(v: &Value, to: &SqlType) -> Result<Value, ValueError> {
@@ -38,26 +45,15 @@ pub fn cast(v: &Value, to: &SqlType) -> Result<Value, ValueError> {
     let out = match (v, to) {
         (_, SqlType::String) => Value::String(v.to_string()),
         (Value::String(s), _) => from_text(to, s.trim())?,
+        // As Java narrows: a DOUBLE saturates, a BIGINT or DECIMAL keeps
+        // its low bits (CAST(2147483648 AS INT) is -2147483648).
         (_, SqlType::Int) => match v {
             Value::Double(d) => Value::Int(d.trunc() as i32),
-            _ => {
-                let d = v.as_decimal().ok_or("not a number")?.trunc();
-                Value::Int(
-                    rust_decimal::prelude::ToPrimitive::to_i64(&d)
-                        .and_then(|i| i32::try_from(i).ok())
-                        .ok_or_else(|| format!("{v} is out of range for INTEGER"))?,
-                )
-            }
+            _ => Value::Int(integer_bits(v)? as i32),
         },
         (_, SqlType::BigInt) => match v {
             Value::Double(d) => Value::BigInt(d.trunc() as i64),
-            _ => {
-                let d = v.as_decimal().ok_or("not a number")?.trunc();
-                Value::BigInt(
-                    rust_decimal::prelude::ToPrimitive::to_i64(&d)
-                        .ok_or_else(|| format!("{v} is out of range for BIGINT"))?,
-                )
-            }
+            _ => Value::BigInt(integer_bits(v)? as i64),
         },
         (_, SqlType::Double) => Value::Double(v.as_f64().ok_or("not a number")?),
         (_, SqlType::Decimal { precision, scale }) => {

@@ -509,9 +509,16 @@ impl Binder<'_> {
                 let (c, t) = self.bind(expr)?;
                 if let Some(from) = &t {
                     if !castable(from, ty) {
+                        // ksqlDB finds this compiling the select
+                        // expressions ("Invalid Select: …").
+                        let stage = if self.scope.clause == "SELECT" {
+                            "Invalid Select: "
+                        } else {
+                            ""
+                        };
                         return Err(SqlError::at(
                             e.pos,
-                            format!("Cast of {from} to {ty} is not supported"),
+                            format!("{stage}Cast of {from} to {ty} is not supported"),
                         ));
                     }
                 }
