@@ -836,10 +836,10 @@ fn decode_text(s: &str, encoding: &str) -> Result<Vec<u8>, FunctionError> {
     }
 }
 
-/// Bytes as text in `encoding`.
+/// Bytes as text in `encoding` (FROM_BYTES: hex in upper case).
 fn encode_bytes(b: &[u8], encoding: &str) -> Result<String, FunctionError> {
     match encoding.to_ascii_lowercase().as_str() {
-        "hex" => Ok(hex_encode(b)),
+        "hex" => Ok(hex_encode(b).to_ascii_uppercase()),
         "utf8" | "utf-8" => String::from_utf8(b.to_vec()).map_err(|_| runtime("not valid UTF-8")),
         "ascii" => {
             if b.is_ascii() {
@@ -848,6 +848,63 @@ fn encode_bytes(b: &[u8], encoding: &str) -> Result<String, FunctionError> {
                 Err(runtime("not valid ASCII"))
             }
         }
+        "base64" => Ok(base64_encode(b)),
+        other => Err(unknown_encoding(other)),
+    }
+}
+
+/// ENCODE's reading of its input, as ksqlDB's: hex may be written `0x…`
+/// (an odd count of digits then gets a leading zero) or `X'…'`; ASCII
+/// writes each other character as `?`.
+fn encode_input(s: &str, encoding: &str) -> Result<Vec<u8>, FunctionError> {
+    let bad = || runtime(format!("'{s}' is not valid {encoding}"));
+    match encoding {
+        "hex" => {
+            let digits = if let Some(rest) = s.strip_prefix("0x") {
+                if rest.len() % 2 == 1 {
+                    format!("0{rest}")
+                } else {
+                    rest.to_string()
+                }
+            } else if s.len() >= 3
+                && (s.starts_with("x'") || s.starts_with("X'"))
+                && s.ends_with('\'')
+            {
+                s[2..s.len() - 1].to_string()
+            } else {
+                s.to_string()
+            };
+            if digits.starts_with("0x") || digits.starts_with("0X") {
+                return Err(bad());
+            }
+            hex_decode(&digits).ok_or_else(bad)
+        }
+        "utf8" => Ok(s.as_bytes().to_vec()),
+        "ascii" => Ok(s
+            .chars()
+            .map(|c| if c.is_ascii() { c as u8 } else { b'?' })
+            .collect()),
+        "base64" => base64_decode(s).ok_or_else(bad),
+        other => Err(unknown_encoding(other)),
+    }
+}
+
+/// ENCODE's writing of bytes, as Java decodes them: hex in lower case,
+/// bytes that are not UTF-8 or ASCII as U+FFFD.
+fn encode_output(b: &[u8], encoding: &str) -> Result<String, FunctionError> {
+    match encoding {
+        "hex" => Ok(hex_encode(b)),
+        "utf8" => Ok(String::from_utf8_lossy(b).into_owned()),
+        "ascii" => Ok(b
+            .iter()
+            .map(|x| {
+                if x.is_ascii() {
+                    char::from(*x)
+                } else {
+                    '\u{FFFD}'
+                }
+            })
+            .collect()),
         "base64" => Ok(base64_encode(b)),
         other => Err(unknown_encoding(other)),
     }
@@ -867,8 +924,18 @@ fn register_encodings(r: &mut FunctionRegistry) {
         "Re-encodes text between the hex, utf8, ascii and base64 encodings.",
         |a| args_are(a, &[is_str, is_str, is_str]).then_some(SqlType::String),
         |a| {
-            let b = decode_text(str_of(&a[0])?, str_of(&a[1])?)?;
-            Ok(string(encode_bytes(&b, str_of(&a[2])?)?))
+            let (from, to) = (
+                str_of(&a[1])?.to_ascii_lowercase(),
+                str_of(&a[2])?.to_ascii_lowercase(),
+            );
+            if from == to {
+                return Err(runtime(
+                    "Supported input and output encodings are: hex, utf8, ascii and base64 \
+                     (and they must differ)",
+                ));
+            }
+            let b = encode_input(str_of(&a[0])?, &from)?;
+            Ok(string(encode_output(&b, &to)?))
         },
     ));
     r.add(Scalar::new(
@@ -1345,7 +1412,25 @@ mod tests {
         assert!(call("ENCODE", vec![s("zz"), s("hex"), s("utf8")]).is_err());
         assert!(call("ENCODE", vec![s("a"), s("ebcdic"), s("utf8")]).is_err());
         assert_eq!(ok("TO_BYTES", vec![s("AQI="), s("base64")]), b(&[1, 2]));
-        assert_eq!(ok("FROM_BYTES", vec![b(&[1, 255]), s("hex")]), s("01ff"));
+        assert_eq!(ok("FROM_BYTES", vec![b(&[1, 255]), s("hex")]), s("01FF"));
+        // ENCODE reads hex as ksqlDB: 0x with an odd count padded, X'…'.
+        assert_eq!(
+            ok("ENCODE", vec![s("0x148"), s("hex"), s("utf8")]),
+            s("\u{1}H")
+        );
+        assert_eq!(
+            ok("ENCODE", vec![s("X'4869'"), s("hex"), s("utf8")]),
+            s("Hi")
+        );
+        assert!(call("ENCODE", vec![s("148"), s("hex"), s("utf8")]).is_err());
+        assert!(call("ENCODE", vec![s("0x0x"), s("hex"), s("utf8")]).is_err());
+        // Java's replacements: '?' writing ASCII, U+FFFD reading it.
+        assert_eq!(ok("ENCODE", vec![s("Ελ"), s("ascii"), s("hex")]), s("3f3f"));
+        assert_eq!(
+            ok("ENCODE", vec![s("ce95"), s("hex"), s("ascii")]),
+            s("\u{FFFD}\u{FFFD}")
+        );
+        assert!(call("ENCODE", vec![s("Hi"), s("utf8"), s("utf8")]).is_err());
         assert_eq!(ok("FROM_BYTES", vec![N, s("hex")]), N);
         assert!(ty("FROM_BYTES", &[st(), st()]).is_err());
     }

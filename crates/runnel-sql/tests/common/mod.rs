@@ -115,16 +115,17 @@ pub fn json_eq(a: &Json, b: &Json) -> bool {
 
 /// ksqlDB's QTT driver's comparison (its `ExpectedRecordComparator`): an
 /// expected object field is looked up by its name, then by its name in
-/// upper case, and objects have as many fields; numbers compare within
+/// upper case (missing reads as null), and objects have as many fields; numbers compare within
 /// 1e-6; an expected string matches a number it spells (decimals).
 pub fn qtt_matches(actual: &Json, want: &Json) -> bool {
     match (want, actual) {
         (Json::Object(w), Json::Object(a)) => {
             w.len() == a.len()
                 && w.iter().all(|(k, v)| {
+                    // (A field it lacks reads as null there, as in Java.)
                     a.get(k)
                         .or_else(|| a.get(&k.to_uppercase()))
-                        .is_some_and(|x| qtt_matches(x, v))
+                        .map_or(v.is_null(), |x| qtt_matches(x, v))
                 })
         }
         (Json::Array(w), Json::Array(a)) => {
