@@ -33,6 +33,35 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// An expression as ksqlDB shows it in errors: over a join, columns
+    /// bear the joined names (`I1.BAR` is `I1_BAR`).
+    pub fn shown(&self, e: &Expr) -> String {
+        let mut qualifiers = self.columns.iter().filter_map(|c| c.qualifier.as_deref());
+        let first = qualifiers.next();
+        if qualifiers.all(|q| Some(q) == first) {
+            return e.to_string();
+        }
+        fn rename(e: &mut Expr, scope: &Scope) {
+            if let ExprKind::Column { qualifier, name } = &mut e.kind {
+                let q = match qualifier.take() {
+                    Some(q) => Some(q.name),
+                    None => scope
+                        .resolve(None, name)
+                        .ok()
+                        .and_then(|c| c.qualifier.clone()),
+                };
+                if let Some(q) = q {
+                    name.name = format!("{q}_{}", name.name);
+                }
+                return;
+            }
+            crate::plan::for_each_child(e, &mut |c| rename(c, scope));
+        }
+        let mut e = e.clone();
+        rename(&mut e, self);
+        e.to_string()
+    }
+
     pub fn new(columns: Vec<ScopeColumn>) -> Self {
         Scope {
             columns,
@@ -389,8 +418,10 @@ impl Binder<'_> {
                     match (name, self.bind(left), self.bind(right)) {
                         (Some(name), Ok((_, lt)), Ok((_, rt))) => {
                             err.message = format!(
-                                "Cannot compare {left} ({}) to {right} ({}) with {name}.",
+                                "Cannot compare {} ({}) to {} ({}) with {name}.",
+                                self.scope.shown(left),
                                 type_name(&lt),
+                                self.scope.shown(right),
                                 type_name(&rt)
                             );
                         }
@@ -741,7 +772,9 @@ impl Binder<'_> {
     /// Binds a condition (WHERE, HAVING, ON): it must be BOOLEAN.
     pub fn bind_condition(&mut self, e: &Expr, clause: &str) -> Result<Compiled, SqlError> {
         let (c, t) = self.bind(e).map_err(|mut err| {
-            if err.message.starts_with("Cannot compare") {
+            if err.message.starts_with("Cannot compare")
+                || err.message.starts_with("Error processing expression")
+            {
                 err.message = format!("Error in {clause} expression: {}", err.message);
             }
             err
@@ -930,9 +963,9 @@ impl Binder<'_> {
                         return Err(SqlError::at(
                             pos,
                             format!(
-                                "operator {op} does not apply to {} and {}",
-                                type_name(&lt),
-                                type_name(&rt)
+                                "Error processing expression: ({left} {op} {right}). Unsupported arithmetic types. {} {}",
+                                lt.as_ref().map_or("NULL", SqlType::base_name),
+                                rt.as_ref().map_or("NULL", SqlType::base_name)
                             ),
                         ))
                     }
