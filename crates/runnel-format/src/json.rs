@@ -847,9 +847,13 @@ impl<'de> serde::de::Visitor<'de> for TypedValue<'_> {
 
 pub(crate) fn json_i64(j: &Json) -> Option<i64> {
     match j {
-        Json::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        // A fraction is cut off, as Jackson's longValue()/intValue() do
+        // for ksqlDB's JSON deserializer (-1.7 reads as -1).
+        Json::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite())
+                .map(|f| f.trunc() as i64)
+        }),
         Json::String(s) => s.trim().parse().ok(),
         _ => None,
     }

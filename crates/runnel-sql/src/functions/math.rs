@@ -233,8 +233,8 @@ pub(super) fn register(r: &mut FunctionRegistry) {
         "LOG",
         CAT,
         "LOG(value) -> DOUBLE, LOG(base, value) -> DOUBLE",
-        "Base-10 logarithm of `value`, or its logarithm in `base` (-Infinity for 0, NaN for \
-         negative values or a base that is negative, 0 or 1).",
+        "Natural logarithm of `value` (as ksqlDB's), or its logarithm in `base` (-Infinity for 0, \
+         NaN for negative values or a base that is negative, 0 or 1).",
         |a| ((a.len() == 1 || a.len() == 2) && a.iter().all(is_num)).then_some(SqlType::Double),
         |a| {
             Ok(Value::Double(if a.len() == 2 {
@@ -245,7 +245,8 @@ pub(super) fn register(r: &mut FunctionRegistry) {
                     x.ln() / b.ln()
                 }
             } else {
-                f64_of(arg(a, 0))?.log10()
+                // ksqlDB's one-argument LOG is the natural logarithm.
+                f64_of(arg(a, 0))?.ln()
             }))
         },
     ));
@@ -634,7 +635,7 @@ mod tests {
     fn logs_powers_and_friends() {
         assert_eq!(ok("SQRT", vec![i(16)]), d(4.0));
         assert_eq!(ok("CBRT", vec![d(27.0)]), d(3.0));
-        assert_eq!(ok("LOG", vec![i(100)]), d(2.0));
+        assert_eq!(ok("LOG", vec![i(100)]), d(100f64.ln()));
         assert_eq!(ok("LOG", vec![i(2), i(8)]), d(3.0));
         assert!(matches!(ok("LOG", vec![i(1), i(8)]), Value::Double(x) if x.is_nan()));
         assert_eq!(ok("LOG", vec![i(10), i(0)]), d(f64::NEG_INFINITY));
