@@ -264,10 +264,44 @@ pub(super) fn register(r: &mut FunctionRegistry) {
             "TO_JSON_STRING(any) -> STRING",
             "The value written as JSON text ('null' for NULL).",
             |a| (a.len() == 1).then_some(SqlType::String),
-            |a| Ok(Value::String(crate::format::to_json(arg(a, 0)).to_string())),
+            |a| Ok(Value::String(json_text(arg(a, 0)).to_string())),
         )
         .lenient(),
     );
+}
+
+/// A value as TO_JSON_STRING writes it: as the JSON format does, but
+/// dates, times and timestamps as their text ("1972-09-27", "16:43:40",
+/// "1971-11-28T23:46:40.000"), at any depth.
+fn json_text(v: &Value) -> serde_json::Value {
+    use serde_json::Value as Json;
+    match v {
+        Value::Date(_) | Value::Time(_) | Value::Timestamp(_) => Json::String(v.to_string()),
+        Value::Array(items) => Json::Array(items.iter().map(json_text).collect()),
+        Value::Struct(fields) => Json::Object(
+            fields
+                .iter()
+                .map(|(k, x)| (k.clone(), json_text(x)))
+                .collect(),
+        ),
+        Value::Map(entries) if entries.iter().any(|(_, x)| has_temporal(x)) => Json::Object(
+            entries
+                .iter()
+                .map(|(k, x)| (k.to_string(), json_text(x)))
+                .collect(),
+        ),
+        other => crate::format::to_json(other),
+    }
+}
+
+fn has_temporal(v: &Value) -> bool {
+    match v {
+        Value::Date(_) | Value::Time(_) | Value::Timestamp(_) => true,
+        Value::Array(items) => items.iter().any(has_temporal),
+        Value::Struct(fields) => fields.iter().any(|(_, x)| has_temporal(x)),
+        Value::Map(entries) => entries.iter().any(|(_, x)| has_temporal(x)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
