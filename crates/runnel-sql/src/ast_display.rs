@@ -23,7 +23,7 @@ fn list(f: &mut fmt::Formatter<'_>, items: &[Expr]) -> fmt::Result {
 impl fmt::Display for Literal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Literal::Null => f.write_str("NULL"),
+            Literal::Null => f.write_str("null"),
             Literal::Boolean(b) => f.write_str(if *b { "true" } else { "false" }),
             Literal::Integer(i) => write!(f, "{i}"),
             Literal::Decimal(d) => f.write_str(d),

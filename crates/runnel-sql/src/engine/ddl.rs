@@ -374,7 +374,7 @@ impl Engine {
                 return Err(SqlError::at(
                     c.name.pos,
                     format!(
-                        "'{}' is a reserved column name; choose another",
+                        "'{}' is a reserved column name. You cannot use it as a name for a column.",
                         c.name.name
                     ),
                 ));

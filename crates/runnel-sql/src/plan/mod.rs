@@ -879,6 +879,15 @@ impl<'a> Planner<'a> {
             rel = self.partition_by(rel, &q.partition_by)?;
         }
         if has_agg {
+            if let Some(pos) = q.select.iter().find_map(|item| match item {
+                SelectItem::Expr { expr, .. } => self.table_function_in(expr),
+                SelectItem::Star { .. } => None,
+            }) {
+                return Err(err(
+                    pos,
+                    "Table functions cannot be used with aggregations.",
+                ));
+            }
             return self.aggregate(q, rel, sink_name, sink);
         }
         if q.window.is_some() {
@@ -1025,6 +1034,25 @@ impl Planner<'_> {
 
 /// A sink's time column: its place in the value row and its format.
 pub(super) type SinkTime = (usize, Option<Arc<TimestampParser>>);
+
+impl Planner<'_> {
+    /// Where a table function (EXPLODE…) is called in an expression.
+    fn table_function_in(&self, e: &Expr) -> Option<Pos> {
+        if let ExprKind::Function { name, .. } = &e.kind {
+            if self.functions.table_arc(&name.name).is_some() {
+                return Some(e.pos);
+            }
+        }
+        let mut found = None;
+        let mut e = e.clone();
+        for_each_child(&mut e, &mut |c| {
+            if found.is_none() {
+                found = self.table_function_in(c);
+            }
+        });
+        found
+    }
+}
 
 /// ksqlDB's names for select items that are computed and unaliased (not a
 /// column, not a struct field): `KSQL_COL_<n>`, numbered over those items

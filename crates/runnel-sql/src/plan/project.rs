@@ -535,7 +535,7 @@ impl<'a> Planner<'a> {
         let Flow::Stream(s) = rel.flow else {
             return Err(err(
                 items.first().map_or(Pos::default(), |_| Pos::default()),
-                "table functions such as EXPLODE work on streams only",
+                "Table source is not supported with table functions",
             ));
         };
         let calls = Arc::new(calls);
