@@ -95,6 +95,16 @@ impl Engine {
                 format!("Source `{}` does not exist.", target.name),
             ));
         };
+        // A table first, as ksqlDB checks (also for a source table).
+        if info.kind == SourceKind::Table {
+            return Err(SqlError::at(
+                target.pos,
+                format!(
+                    "INSERT INTO can only be used to insert into a stream. {} is a table.",
+                    info.name
+                ),
+            ));
+        }
         if info.read_only {
             return Err(SqlError::at(
                 target.pos,
@@ -110,15 +120,6 @@ impl Engine {
                 target.pos,
                 format!(
                     "Cannot insert into {} because it has header columns",
-                    info.name
-                ),
-            ));
-        }
-        if info.kind == SourceKind::Table {
-            return Err(SqlError::at(
-                target.pos,
-                format!(
-                    "INSERT INTO can only be used to insert into a stream. {} is a table.",
                     info.name
                 ),
             ));
@@ -139,7 +140,7 @@ impl Engine {
             return Err(SqlError::at(
                 query.pos,
                 format!(
-                    "Incompatible schema between results and sink. Result schema is {}, but the sink schema is {}.",
+                    "Incompatible schema between results and sink.\nResult schema is {}\nSink schema is {}",
                     describe_columns(&planned.schema),
                     describe_columns(&info.schema)
                 ),
@@ -368,10 +369,12 @@ impl Engine {
     }
 }
 
+/// A schema as ksqlDB writes it in refusals: `K` STRING KEY, `V` INTEGER.
 pub(super) fn describe_columns(s: &Schema) -> String {
-    s.value
+    s.key
         .iter()
-        .map(|c| format!("`{}` {}", c.name, c.ty))
+        .map(|c| format!("`{}` {} KEY", c.name, c.ty))
+        .chain(s.value.iter().map(|c| format!("`{}` {}", c.name, c.ty)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -480,7 +483,7 @@ mod tests {
     }
 
     #[test]
-    fn schema_mismatches_name_the_value_columns() {
+    fn schema_mismatches_name_the_key_and_value_columns() {
         let schema = Schema {
             key: vec![Column::new("K", SqlType::String)],
             value: vec![
@@ -488,6 +491,9 @@ mod tests {
                 Column::new("B", SqlType::String),
             ],
         };
-        assert_eq!(describe_columns(&schema), "`A` INTEGER, `B` STRING");
+        assert_eq!(
+            describe_columns(&schema),
+            "`K` STRING KEY, `A` INTEGER, `B` STRING"
+        );
     }
 }
