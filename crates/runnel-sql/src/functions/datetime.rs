@@ -291,7 +291,10 @@ fn register_formats(r: &mut FunctionRegistry) {
         "Reads a date written in a Java DateTimeFormatter pattern such as 'yyyy-MM-dd'.",
         |a| args_are(a, &[is_str, is_str]).then_some(SqlType::Date),
         |a| {
-            let p = parse_fields(str_of(&a[0])?, str_of(&a[1])?)?;
+            // ksqlDB reads it with SimpleDateFormat: text after the date
+            // is ignored.
+            let pattern = str_of(&a[1])?;
+            let p = javatime::parse_leading(str_of(&a[0])?, &compile(pattern)?, pattern)?;
             Ok(Value::Date(days_of_date(p.date()?)?))
         },
     ));
@@ -531,6 +534,11 @@ mod tests {
             date("2026-11-01")
         );
         assert!(call("PARSE_DATE", vec![s("2026-13-01"), s("yyyy-MM-dd")]).is_err());
+        // Text after the date is ignored, as SimpleDateFormat does.
+        assert_eq!(
+            call("PARSE_DATE", vec![s("2026-11-25-01-01"), s("yyyy-MM-dd")]).ok(),
+            call("PARSE_DATE", vec![s("2026-11-25"), s("yyyy-MM-dd")]).ok()
+        );
         assert_eq!(
             ok("FORMAT_DATE", vec![date("2026-11-05"), s("d MMMM yyyy")]),
             s("5 November 2026")

@@ -410,8 +410,22 @@ impl Reader<'_> {
     }
 }
 
-/// Reads `text` with compiled `items`.
+/// Reads all of `text` with compiled `items` (DateTimeFormatter).
 pub(crate) fn parse(text: &str, items: &[Item], pattern: &str) -> Result<Fields, FunctionError> {
+    read(text, items, pattern, true)
+}
+
+/// Reads the start of `text` with compiled `items`, ignoring what
+/// follows, as Java's `SimpleDateFormat.parse` does.
+pub(crate) fn parse_leading(
+    text: &str,
+    items: &[Item],
+    pattern: &str,
+) -> Result<Fields, FunctionError> {
+    read(text, items, pattern, false)
+}
+
+fn read(text: &str, items: &[Item], pattern: &str, whole: bool) -> Result<Fields, FunctionError> {
     let fail = |at: usize| {
         runtime(format!(
             "Text '{text}' could not be parsed at index {at} with pattern '{pattern}'"
@@ -557,7 +571,7 @@ pub(crate) fn parse(text: &str, items: &[Item], pattern: &str) -> Result<Fields,
             return Err(fail(start));
         }
     }
-    if r.at != text.len() {
+    if whole && r.at != text.len() {
         return Err(fail(r.at));
     }
     Ok(f)

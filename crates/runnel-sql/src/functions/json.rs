@@ -76,8 +76,13 @@ fn walk<'a>(mut j: &'a Json, steps: &[Step]) -> Option<&'a Json> {
     Some(j)
 }
 
+/// The first JSON value of `s`; what follows it is ignored, as ksqlDB's
+/// JSON functions (Jackson's `readTree`) ignore it.
 fn parse_json(s: &str) -> Option<Json> {
-    serde_json::from_str(s).ok()
+    serde_json::Deserializer::from_str(s)
+        .into_iter::<Json>()
+        .next()?
+        .ok()
 }
 
 /// A JSON value compared with a SQL value (numbers by value).
@@ -225,7 +230,8 @@ pub(super) fn register(r: &mut FunctionRegistry) {
         "JSON_RECORDS",
         CAT,
         "JSON_RECORDS(STRING) -> MAP<STRING, STRING>",
-        "The entries of a JSON object, each value as JSON text (NULL when it is not one).",
+        "The entries of a JSON object, each value as its JSON text, a string as its text (NULL \
+         when it is not an object).",
         |a| {
             args_are(a, &[is_str])
                 .then(|| SqlType::Map(Box::new(SqlType::String), Box::new(SqlType::String)))
@@ -234,7 +240,14 @@ pub(super) fn register(r: &mut FunctionRegistry) {
             Ok(match parse_json(str_of(&a[0])?) {
                 Some(Json::Object(o)) => Value::Map(
                     o.iter()
-                        .map(|(k, v)| (Value::String(k.clone()), Value::String(v.to_string())))
+                        .map(|(k, v)| {
+                            // A string is its text; anything else its JSON.
+                            let text = match v {
+                                Json::String(t) => t.clone(),
+                                v => v.to_string(),
+                            };
+                            (Value::String(k.clone()), Value::String(text))
+                        })
                         .collect(),
                 ),
                 _ => Value::Null,
@@ -339,6 +352,11 @@ mod tests {
         assert_eq!(ok("EXTRACTJSONFIELD", vec![s(DOC), s("$.n")]), N);
         assert_eq!(ok("EXTRACTJSONFIELD", vec![s(DOC), s("$.zz")]), N);
         assert_eq!(ok("EXTRACTJSONFIELD", vec![s("{oops"), s("$.a")]), N);
+        // What follows the first JSON value is ignored.
+        assert_eq!(
+            ok("EXTRACTJSONFIELD", vec![s(r#"{"a": "x"}} tail"#), s("$.a")]),
+            s("x")
+        );
         assert_eq!(ok("EXTRACTJSONFIELD", vec![N, s("$.a")]), N);
         assert!(call("EXTRACTJSONFIELD", vec![s(DOC), s("a")]).is_err());
         assert!(ty("EXTRACTJSONFIELD", &[st(), it()]).is_err());
@@ -393,7 +411,7 @@ mod tests {
         assert!(ty("JSON_KEYS", &[it()]).is_err());
         assert_eq!(
             ok("JSON_RECORDS", vec![s(r#"{"a": "x", "b": {"c": 1}}"#)]),
-            Value::Map(vec![(s("a"), s("\"x\"")), (s("b"), s(r#"{"c":1}"#))])
+            Value::Map(vec![(s("a"), s("x")), (s("b"), s(r#"{"c":1}"#))])
         );
         assert_eq!(ok("JSON_RECORDS", vec![s("1")]), N);
     }

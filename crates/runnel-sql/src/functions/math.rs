@@ -312,53 +312,65 @@ pub(super) fn register(r: &mut FunctionRegistry) {
         .lenient()
         .ambiguous_when(extreme_ambiguous),
     );
-    r.add(Scalar::new(
-        "GEO_DISTANCE",
-        CAT,
-        "GEO_DISTANCE(lat1, lon1, lat2, lon2 [, 'KM' | 'MILES']) -> DOUBLE",
-        "Great-circle distance between two points given in decimal degrees, in kilometers \
+    r.add(
+        Scalar::new(
+            "GEO_DISTANCE",
+            CAT,
+            "GEO_DISTANCE(lat1, lon1, lat2, lon2 [, 'KM' | 'MILES']) -> DOUBLE",
+            "Great-circle distance between two points given in decimal degrees, in kilometers \
          (default) or miles.",
-        |a| {
-            ((a.len() == 4 || a.len() == 5)
-                && a[..4].iter().all(is_num)
-                && a.get(4).is_none_or(is_str))
-            .then_some(SqlType::Double)
-        },
-        |a| {
-            let radius = match a.get(4) {
-                None => 6371.0,
-                Some(u) => match str_of(u)?.trim().to_ascii_lowercase().as_str() {
-                    "km" | "kilometers" | "kilometres" | "kilometer" | "kilometre" => 6371.0,
-                    "mi" | "miles" | "mile" => 3959.0,
-                    other => {
-                        return Err(runtime(format!(
-                            "GEO_DISTANCE: unknown unit '{other}', expected KM or MILES"
-                        )))
-                    }
-                },
-            };
-            let (lat1, lon1, lat2, lon2) = (
-                f64_of(&a[0])?,
-                f64_of(&a[1])?,
-                f64_of(&a[2])?,
-                f64_of(&a[3])?,
-            );
-            if !(-90.0..=90.0).contains(&lat1)
-                || !(-90.0..=90.0).contains(&lat2)
-                || !(-180.0..=180.0).contains(&lon1)
-                || !(-180.0..=180.0).contains(&lon2)
-            {
-                return Err(runtime(
+            |a| {
+                ((a.len() == 4 || a.len() == 5)
+                    && a[..4].iter().all(is_num)
+                    && a.get(4).is_none_or(is_str))
+                .then_some(SqlType::Double)
+            },
+            |a| {
+                // NULL or blank units are kilometers; a NULL coordinate is NULL.
+                if a[..4].iter().any(Value::is_null) {
+                    return Ok(Value::Null);
+                }
+                let radius = match a.get(4).filter(|u| !u.is_null()) {
+                    None => 6371.0,
+                    Some(u) => match str_of(u)?.trim().to_ascii_lowercase().as_str() {
+                        "" | "km" | "kilometers" | "kilometres" | "kilometer" | "kilometre" => {
+                            6371.0
+                        }
+                        "mi" | "miles" | "mile" => 3959.0,
+                        other => {
+                            return Err(runtime(format!(
+                                "GEO_DISTANCE: unknown unit '{other}', expected KM or MILES"
+                            )))
+                        }
+                    },
+                };
+                let (lat1, lon1, lat2, lon2) = (
+                    f64_of(&a[0])?,
+                    f64_of(&a[1])?,
+                    f64_of(&a[2])?,
+                    f64_of(&a[3])?,
+                );
+                if !(-90.0..=90.0).contains(&lat1)
+                    || !(-90.0..=90.0).contains(&lat2)
+                    || !(-180.0..=180.0).contains(&lon1)
+                    || !(-180.0..=180.0).contains(&lon2)
+                {
+                    return Err(runtime(
                     "GEO_DISTANCE: latitudes must be in [-90, 90] and longitudes in [-180, 180]",
                 ));
-            }
-            let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
-            let dp = p2 - p1;
-            let dl = (lon2 - lon1).to_radians();
-            let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-            Ok(Value::Double(2.0 * radius * h.sqrt().min(1.0).asin()))
-        },
-    ));
+                }
+                // The haversine formula with ksqlDB's order of operations, so
+                // results agree to the last bit.
+                let haversin = |x: f64| (x / 2.0).sin().powi(2);
+                let h = haversin((lat2 - lat1).to_radians())
+                    + haversin((lon2 - lon1).to_radians())
+                        * lat1.to_radians().cos()
+                        * lat2.to_radians().cos();
+                Ok(Value::Double(2.0 * h.sqrt().min(1.0).asin() * radius))
+            },
+        )
+        .lenient(),
+    );
 }
 
 fn round_like(

@@ -233,7 +233,11 @@ fn register_basic(r: &mut FunctionRegistry) {
                 .map(|t| SqlType::Array(Box::new(t)))
         },
         |a| match (&a[0], &a[1]) {
-            (Value::String(s), Value::String(d)) => Ok(if d.is_empty() {
+            // An empty text splits into one empty part, whatever the
+            // delimiter.
+            (Value::String(s), Value::String(d)) => Ok(if s.is_empty() {
+                str_array(std::iter::once(String::new()))
+            } else if d.is_empty() {
                 str_array(s.chars().map(String::from))
             } else {
                 str_array(s.split(d.as_str()).map(String::from))
@@ -262,7 +266,10 @@ fn register_basic(r: &mut FunctionRegistry) {
             }
             let mut map: Vec<(Value, Value)> = Vec::new();
             for entry in s.split(ed) {
-                let Some((k, v)) = entry.split_once(kd) else {
+                // ksqlDB keeps the text between the first and the second
+                // key-value delimiter as the value.
+                let mut parts = entry.split(kd);
+                let (Some(k), Some(v)) = (parts.next(), parts.next()) else {
                     continue;
                 };
                 let (k, v) = (string(k), string(v));
@@ -283,12 +290,14 @@ fn register_basic(r: &mut FunctionRegistry) {
         |a| (a.len() == 1 && (is_int(&a[0]) || is_str(&a[0]))).then_some(SqlType::String),
         |a| {
             let code = match &a[0] {
+                // ksqlDB reads text of at least six characters starting
+                // with \u as Java escapes (UTF-16: a character beyond the
+                // BMP is two escapes).
                 Value::String(s) => {
-                    let hex = s
-                        .strip_prefix("\\u")
-                        .or_else(|| s.strip_prefix("\\U"))
-                        .unwrap_or(s);
-                    u32::from_str_radix(hex, 16).ok()
+                    if s.len() < 6 || !s.starts_with("\\u") {
+                        return Ok(Value::Null);
+                    }
+                    return Ok(unescape_java(s).map_or(Value::Null, string));
                 }
                 v => u32::try_from(int_of(v)?).ok(),
             };
@@ -411,7 +420,64 @@ fn concat(sep: Option<&Value>, a: &[Value]) -> Result<Value, FunctionError> {
     Ok(Value::String(out))
 }
 
+/// Text with Java's escapes (`\uXXXX` as UTF-16 code units, `\n`, `\\`,
+/// octal…) resolved; `None` for a malformed `\u` escape.
+fn unescape_java(s: &str) -> Option<String> {
+    let mut units: Vec<u16> = Vec::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut buf = [0u16; 2];
+            units.extend_from_slice(c.encode_utf16(&mut buf));
+            continue;
+        }
+        match chars.next() {
+            Some('u') => {
+                while chars.peek() == Some(&'u') {
+                    chars.next();
+                }
+                let hex: String = (0..4).filter_map(|_| chars.next()).collect();
+                if hex.len() != 4 {
+                    return None;
+                }
+                units.push(u16::from_str_radix(&hex, 16).ok()?);
+            }
+            Some(d @ '0'..='7') => {
+                let mut v = d.to_digit(8).unwrap_or(0);
+                let max = if d <= '3' { 2 } else { 1 };
+                for _ in 0..max {
+                    match chars.peek().and_then(|c| c.to_digit(8)) {
+                        Some(x) => {
+                            v = v * 8 + x;
+                            chars.next();
+                        }
+                        None => break,
+                    }
+                }
+                units.push(v as u16);
+            }
+            Some(e) => {
+                let c = match e {
+                    'b' => '\u{8}',
+                    't' => '\t',
+                    'n' => '\n',
+                    'f' => '\u{c}',
+                    'r' => '\r',
+                    other => other,
+                };
+                let mut buf = [0u16; 2];
+                units.extend_from_slice(c.encode_utf16(&mut buf));
+            }
+            None => units.push(u16::from(b'\\')),
+        }
+    }
+    Some(String::from_utf16_lossy(&units))
+}
+
 fn split_bytes(b: &[u8], d: &[u8]) -> Vec<Vec<u8>> {
+    if b.is_empty() {
+        return vec![Vec::new()];
+    }
     if d.is_empty() {
         return b.iter().map(|x| vec![*x]).collect();
     }
@@ -1316,6 +1382,8 @@ mod tests {
             sarr(&["a", "b", "", "c"])
         );
         assert_eq!(ok("SPLIT", vec![s("abc"), s("")]), sarr(&["a", "b", "c"]));
+        assert_eq!(ok("SPLIT", vec![s(""), s("")]), sarr(&[""]));
+        assert_eq!(ok("SPLIT", vec![b(b""), b(b"")]), arr(vec![b(b"")]));
         assert_eq!(
             ok("SPLIT", vec![b(b"a|b"), b(b"|")]),
             arr(vec![b(b"a"), b(b"b")])
@@ -1326,6 +1394,10 @@ mod tests {
             Value::Map(vec![(s("a"), s("3")), (s("b"), s("2"))])
         );
         assert_eq!(ok("SPLIT_TO_MAP", vec![s("a"), s(";"), s(";")]), N);
+        assert_eq!(
+            ok("SPLIT_TO_MAP", vec![s("a=1=2;b=3"), s(";"), s("=")]),
+            Value::Map(vec![(s("a"), s("1")), (s("b"), s("3"))])
+        );
         assert_eq!(ok("INSTR", vec![s("CORPORATE FLOOR"), s("OR")]), i(2));
         assert_eq!(ok("INSTR", vec![s("CORPORATE FLOOR"), s("OR"), i(3)]), i(5));
         assert_eq!(
@@ -1439,6 +1511,11 @@ mod tests {
     fn chr_uuid_elt_field() {
         assert_eq!(ok("CHR", vec![i(75)]), s("K"));
         assert_eq!(ok("CHR", vec![s("\\u004b")]), s("K"));
+        // Two UTF-16 escapes make one character beyond the BMP; text that
+        // is not an escape is NULL.
+        assert_eq!(ok("CHR", vec![s("\\ud820\\udeb8")]), s("\u{182b8}"));
+        assert_eq!(ok("CHR", vec![s("004b")]), N);
+        assert_eq!(ok("CHR", vec![s("\\u12")]), N);
         assert_eq!(ok("CHR", vec![i(-1)]), N);
         assert!(ty("CHR", &[dt()]).is_err());
         // RFC 1321's test suite.
