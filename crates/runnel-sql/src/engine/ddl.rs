@@ -7,8 +7,8 @@ use runnel_streams::OffsetReset;
 use super::persistent::QueryStart;
 use super::props::{
     check_format_props, check_props, check_wrap, delimiter_prop, format_prop, prop_int,
-    prop_string, protobuf_nullable, value_full_name, window_prop, DEFAULT_KEY_FORMAT,
-    DEFAULT_VALUE_FORMAT,
+    prop_string, protobuf_nullable, statement_settings, value_full_name, window_prop, wrap_single,
+    DEFAULT_KEY_FORMAT, DEFAULT_VALUE_FORMAT, OUTPUT_TOPIC_PREFIX,
 };
 use super::result::Outcome;
 use super::{backend_err, lock, Cmd, Engine, State};
@@ -79,7 +79,12 @@ impl Engine {
             return Err(replace_source_error(*kind, name));
         }
         check_props(with)?;
-        let info = self.define_source(&mut st, *kind, name, columns, with, text, *source, props)?;
+        // Planned and recorded with the session's settings: a replay has
+        // no session.
+        let settings = statement_settings(&st.props, props);
+        let info = self.define_source(
+            &mut st, *kind, name, columns, with, text, *source, &settings,
+        )?;
         let msg = format!(
             "{} created",
             if *kind == SourceKind::Stream {
@@ -103,16 +108,8 @@ impl Engine {
             };
             self.start_query(&mut st, &start, &q, &info.name, None)?;
         }
-        // The session's default formats are recorded with the statement:
-        // a replay has no session.
-        let mut recorded = props.clone();
-        for name in [DEFAULT_KEY_FORMAT, DEFAULT_VALUE_FORMAT] {
-            if let (false, Some(v)) = (recorded.contains_key(name), st.props.get(name)) {
-                recorded.insert(name.to_string(), v.clone());
-            }
-        }
         drop(st);
-        self.record(record, text, &recorded)?;
+        self.record(record, text, &settings)?;
         Ok(Outcome::command(&msg, None, seq))
     }
 
@@ -171,7 +168,8 @@ impl Engine {
         let start = QueryStart::asked(&qid, text, &st.props, props);
         self.create_as(&mut st, *kind, name, with, query, &start)?;
         drop(st);
-        self.record(record, text, props)?;
+        // Recorded with the session's settings: a replay has no session.
+        self.record(record, text, &start.settings)?;
         Ok(Outcome::created(&qid, seq))
     }
 
@@ -328,9 +326,9 @@ impl Engine {
         check_format_props(with)?;
         let formats = &self.inner.formats;
         // Missing formats come from ksql.persistence.default.format.key /
-        // .value (the request's properties, then the session's).
+        // .value.
         let default_format = |name: &str| -> Result<Option<Format>, SqlError> {
-            match config.get(name).or_else(|| st.props.get(name)) {
+            match config.get(name) {
                 None => Ok(None),
                 Some(f) => formats
                     .get(f.trim())
@@ -364,8 +362,7 @@ impl Engine {
             }
             return Err(SqlError::at(name.pos, "No columns supplied."));
         }
-        let mut wrap_single_value =
-            prop_string(with, "WRAP_SINGLE_VALUE").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+        let mut wrap_single_value = wrap_single(with, value_format, config);
         let mut schema = Schema::default();
         let mut headers = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -573,17 +570,23 @@ impl Engine {
         start: &QueryStart<'_>,
     ) -> Result<SourceInfo, SqlError> {
         let (text, qid) = (start.text, start.qid);
+        let settings = &start.settings;
         let from = st
             .catalog
             .source(&query.from.name.name)
             .cloned()
             .ok_or_else(|| self.not_found(st, &query.from.name))?;
-        let topic = prop_string(with, "KAFKA_TOPIC").unwrap_or_else(|| name.name.clone());
+        // A sink topic named after its stream or table takes the
+        // configured prefix.
+        let topic = prop_string(with, "KAFKA_TOPIC").unwrap_or_else(|| {
+            let prefix = settings.get(OUTPUT_TOPIC_PREFIX).map_or("", String::as_str);
+            format!("{prefix}{}", name.name)
+        });
         check_format_props(with)?;
         let formats = &self.inner.formats;
         // A NONE key format is not inherited by a query that gives its
-        // rows a key (join, PARTITION BY, GROUP BY): ksqlDB's default,
-        // KAFKA, takes its place.
+        // rows a key (join, PARTITION BY, GROUP BY): the configured
+        // default key format takes its place, else KAFKA.
         let rekeyed = !query.joins.is_empty()
             || !query.group_by.is_empty()
             || query.partition_by.iter().any(|e| {
@@ -593,18 +596,24 @@ impl Engine {
                 )
             });
         let inherited = if from.key_format == Format::NONE && rekeyed {
-            Format::KAFKA
+            match settings.get(DEFAULT_KEY_FORMAT) {
+                Some(f) => formats
+                    .get(f.trim())
+                    .map_err(|e| SqlError::new(format!("{DEFAULT_KEY_FORMAT}: {e}")))?,
+                None => Format::KAFKA,
+            }
         } else {
             from.key_format
         };
-        let mut key_format = format_prop(formats, with, "KEY_FORMAT", &topic)?.unwrap_or(inherited);
+        let asked_key_format = format_prop(formats, with, "KEY_FORMAT", &topic)?;
+        let mut key_format = asked_key_format.unwrap_or(inherited);
         // PARTITION BY NULL leaves the rows without a key: key format NONE.
         if let [e] = query.partition_by.as_slice() {
             if matches!(
                 e.kind,
                 crate::ast::ExprKind::Literal(crate::ast::Literal::Null)
             ) {
-                if with.get("KEY_FORMAT").is_some() || with.get("FORMAT").is_some() {
+                if asked_key_format.is_some_and(|f| f != Format::NONE) {
                     return Err(SqlError::at(
                         e.pos,
                         "Key format specified for stream without key columns.",
@@ -635,12 +644,12 @@ impl Engine {
         let value_schema_id = prop_int(with, "VALUE_SCHEMA_ID")?;
         let key_protobuf_nullable = protobuf_nullable(with, "KEY", key_format)?;
         let value_protobuf_nullable = protobuf_nullable(with, "VALUE", value_format)?;
+        let wrap = wrap_single(with, value_format, settings);
         let sink = Sink::Topic {
             topic: topic.clone(),
             key_format,
             value_format,
-            wrap_single_value: prop_string(with, "WRAP_SINGLE_VALUE")
-                .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
+            wrap_single_value: wrap,
             key_schema_id,
             value_schema_id,
             key_protobuf_nullable,
@@ -655,6 +664,7 @@ impl Engine {
             let mut planner = Planner::new(&st.catalog, &self.inner.functions, qid);
             planner.sink_timestamp = sink_ts.clone();
             planner.sink_timestamp_format = sink_ts_format.clone();
+            planner.settings = settings.clone();
             planner.plan(query, &name.name, sink.clone())?
         };
         if planned.kind != kind {
@@ -668,8 +678,6 @@ impl Engine {
         }
         check_wrap(with, value_format, planned.schema.value.len())?;
         // The output's schemas, registered as ksqlDB registers them.
-        let wrap =
-            prop_string(with, "WRAP_SINGLE_VALUE").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
         let value_name = value_full_name(with, value_format)?;
         let key_name = prop_string(with, "KEY_SCHEMA_FULL_NAME");
         for (format, columns, is_key, wrap, full_name, id, nullable) in [
@@ -723,8 +731,7 @@ impl Engine {
             schema: planned.schema.clone(),
             key_format,
             value_format,
-            wrap_single_value: prop_string(with, "WRAP_SINGLE_VALUE")
-                .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
+            wrap_single_value: wrap,
             window: planned.window,
             timestamp: sink_ts,
             timestamp_format: sink_ts_format,

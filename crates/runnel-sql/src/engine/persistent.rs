@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use runnel_streams::backend::{Backend, Guarantee};
 use runnel_streams::{OffsetReset, Queries, Streams, StreamsConfig};
 
-use super::props::{persistent_guarantee, persistent_reset, prop_string};
+use super::props::{persistent_guarantee, persistent_reset, prop_string, statement_settings};
 use super::result::Outcome;
 use super::{backend_err, lock, Cmd, Engine, State};
 use crate::ast::{Ident, Props, Query, SourceKind};
@@ -52,6 +52,10 @@ pub(super) struct QueryStart<'a> {
     pub(super) reset: OffsetReset,
     /// At-least-once unless the statement or session asked exactly-once.
     pub(super) guarantee: Guarantee,
+    /// The request's properties with the session's settings the statement
+    /// depends on ([`statement_settings`]): what it is planned and recorded
+    /// with.
+    pub(super) settings: BTreeMap<String, String>,
 }
 
 impl<'a> QueryStart<'a> {
@@ -68,6 +72,7 @@ impl<'a> QueryStart<'a> {
             text,
             reset: persistent_reset(session, props),
             guarantee: persistent_guarantee(session, props),
+            settings: statement_settings(session, props),
         }
     }
 }
@@ -147,7 +152,8 @@ impl Engine {
             ));
         }
         drop(st);
-        self.record(record, text, props)?;
+        // Recorded with the session's settings: a replay has no session.
+        self.record(record, text, &start.settings)?;
         Ok(Outcome::created(&qid, seq))
     }
 
@@ -225,6 +231,7 @@ impl Engine {
         let mut planner = Planner::new(&st.catalog, &self.inner.functions, qid);
         planner.sink_timestamp = sink.and_then(|s| s.timestamp.clone());
         planner.sink_timestamp_format = sink.and_then(|s| s.timestamp_format.clone());
+        planner.settings = start.settings.clone();
         let planned = planner.plan(query, sink_name, sink_spec)?;
         let topology = planner
             .builder

@@ -235,6 +235,70 @@ pub const SCHEMA_REGISTRY_URL: &str = "ksql.schema.registry.url";
 pub const DEFAULT_KEY_FORMAT: &str = "ksql.persistence.default.format.key";
 /// The value format of a source whose WITH clause names none.
 pub const DEFAULT_VALUE_FORMAT: &str = "ksql.persistence.default.format.value";
+/// Whether a single value column is wrapped in an object (or record) when
+/// the WITH clause does not say (`WRAP_SINGLE_VALUE`); true by default.
+pub const WRAP_SINGLE_VALUES: &str = "ksql.persistence.wrap.single.values";
+/// The prefix of a sink topic named after its stream or table.
+pub const OUTPUT_TOPIC_PREFIX: &str = "ksql.output.topic.name.prefix";
+
+/// The engine settings a CREATE statement's meaning depends on: a replay
+/// has no session, so the session's values are recorded with the statement.
+/// Also every `ksql.functions.*` setting (FUNCTION_SETTINGS).
+const STATEMENT_SETTINGS: [&str; 4] = [
+    DEFAULT_KEY_FORMAT,
+    DEFAULT_VALUE_FORMAT,
+    WRAP_SINGLE_VALUES,
+    OUTPUT_TOPIC_PREFIX,
+];
+/// The prefix of the settings of functions (`ksql.functions.collect_list.limit`).
+const FUNCTION_SETTINGS: &str = "ksql.functions.";
+
+/// A setting from the request's properties, else the session's (SET).
+pub(super) fn prop_value<'a>(
+    session: &'a BTreeMap<String, String>,
+    props: &'a BTreeMap<String, String>,
+    name: &str,
+) -> Option<&'a str> {
+    props
+        .get(name)
+        .or_else(|| session.get(name))
+        .map(String::as_str)
+}
+
+/// The request's properties with the session's values of the settings a
+/// CREATE statement depends on: what the statement is planned and recorded
+/// with.
+pub(super) fn statement_settings(
+    session: &BTreeMap<String, String>,
+    props: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut settings = props.clone();
+    for (name, value) in session {
+        if STATEMENT_SETTINGS.contains(&name.as_str()) || name.starts_with(FUNCTION_SETTINGS) {
+            settings
+                .entry(name.clone())
+                .or_insert_with(|| value.clone());
+        }
+    }
+    settings
+}
+
+/// Whether a single value column is wrapped: `WRAP_SINGLE_VALUE` when
+/// given, else [`WRAP_SINGLE_VALUES`] where the format can write a bare
+/// value (Protobuf cannot), else wrapped.
+pub(super) fn wrap_single(
+    props: &Props,
+    format: Format,
+    settings: &BTreeMap<String, String>,
+) -> bool {
+    if let Some(v) = prop_string(props, "WRAP_SINGLE_VALUE") {
+        return !v.eq_ignore_ascii_case("false");
+    }
+    let unwrapped = settings
+        .get(WRAP_SINGLE_VALUES)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
+    !unwrapped || matches!(format.name(), "PROTOBUF" | "PROTOBUF_NOSR")
+}
 
 pub(super) const KNOWN_PROPS: [&str; 20] = [
     "KAFKA_TOPIC",
@@ -365,12 +429,10 @@ pub(super) fn prop_flag(
     props: &BTreeMap<String, String>,
     name: &str,
 ) -> Option<bool> {
-    props.get(name).or_else(|| session.get(name)).and_then(|v| {
-        match v.trim().to_ascii_lowercase().as_str() {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => None,
-        }
+    prop_value(session, props, name).and_then(|v| match v.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
     })
 }
 
@@ -422,6 +484,37 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn statements_keep_the_session_settings_they_depend_on() {
+        let session = map(&[
+            (DEFAULT_KEY_FORMAT, "JSON"),
+            (WRAP_SINGLE_VALUES, "false"),
+            ("ksql.functions.collect_list.limit", "5"),
+            ("auto.offset.reset", "latest"),
+        ]);
+        let request = map(&[(DEFAULT_KEY_FORMAT, "DELIMITED")]);
+        let kept = statement_settings(&session, &request);
+        // The request wins; unrelated session settings stay behind.
+        assert_eq!(
+            kept,
+            map(&[
+                (DEFAULT_KEY_FORMAT, "DELIMITED"),
+                (WRAP_SINGLE_VALUES, "false"),
+                ("ksql.functions.collect_list.limit", "5"),
+            ])
+        );
+        let unwrapped = with("KAFKA_TOPIC='t'");
+        assert!(!wrap_single(&unwrapped, Format::JSON, &kept));
+        // Protobuf cannot write a bare value: the setting does not apply.
+        assert!(wrap_single(&unwrapped, Format::PROTOBUF_NOSR, &kept));
+        // WRAP_SINGLE_VALUE in the WITH clause wins over the setting.
+        assert!(wrap_single(
+            &with("WRAP_SINGLE_VALUE=true"),
+            Format::JSON,
+            &kept
+        ));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use runnel_streams::backend::{Backend, ConsumedRecord, Guarantee, TopicPartition
 use runnel_streams::StreamsConfig;
 
 use super::persistent::spawn_query;
-use super::props::offset_reset_prop;
+use super::props::{offset_reset_prop, statement_settings};
 use super::pull::{columns_scope, SelectList};
 use super::{backend_err, lock, Engine, QueryEvent, QueryStream, LIMIT_REACHED};
 use crate::ast::{ExprKind, Ident, Query, SelectItem, SourceKind};
@@ -35,14 +35,19 @@ impl Engine {
         let asked = offset_reset_prop(&lock(&self.inner.state).props, props);
         let earliest = asked.is_some_and(|v| v.eq_ignore_ascii_case("earliest"));
         if stateless(q) {
-            return self.push_tap(q, earliest);
+            return self.push_tap(q, earliest, props);
         }
-        self.push_topology(q, earliest)
+        self.push_topology(q, earliest, props)
     }
 
     /// A push query over one source without state: a subscriber of the
     /// source's shared tap.
-    pub(super) fn push_tap(&self, q: &Query, earliest: bool) -> Result<QueryStream, SqlError> {
+    pub(super) fn push_tap(
+        &self,
+        q: &Query,
+        earliest: bool,
+        props: &BTreeMap<String, String>,
+    ) -> Result<QueryStream, SqlError> {
         let st = lock(&self.inner.state);
         let Some(info) = st.catalog.source(&q.from.name.name).cloned() else {
             return Err(self.not_found(&st, &q.from.name));
@@ -51,7 +56,7 @@ impl Engine {
         if q.select.iter().any(
             |i| matches!(i, SelectItem::Expr { expr, .. } if has_agg(&self.inner.functions, expr)),
         ) {
-            return self.push_topology(q, earliest);
+            return self.push_topology(q, earliest, props);
         }
         let (filter, (columns, exprs)) = self.bind_record_query(q, &info)?;
         let (tx, rx) = mpsc::sync_channel(4096);
@@ -165,7 +170,12 @@ impl Engine {
 
     /// A push query that needs state (aggregation, join): its own
     /// transient topology.
-    pub(super) fn push_topology(&self, q: &Query, earliest: bool) -> Result<QueryStream, SqlError> {
+    pub(super) fn push_topology(
+        &self,
+        q: &Query,
+        earliest: bool,
+        props: &BTreeMap<String, String>,
+    ) -> Result<QueryStream, SqlError> {
         let id = self.inner.transient.fetch_add(1, Ordering::Relaxed);
         let qid = format!("transient_{id}");
         let (tx, rx) = mpsc::sync_channel::<QueryEvent>(4096);
@@ -204,6 +214,7 @@ impl Engine {
         let st = lock(&self.inner.state);
         let mut planner = Planner::new(&st.catalog, &self.inner.functions, &qid);
         planner.materialize = false;
+        planner.settings = statement_settings(&st.props, props);
         let planned = planner.plan(q, &qid, Sink::Callback(cb))?;
         let topology = planner
             .builder

@@ -22,12 +22,23 @@ const COLLECT_LIMIT: usize = 1000;
 /// `Err` says why the arguments are not accepted.
 pub type Binder = fn(&[Ty], &[Value]) -> Result<Agg, ArgumentError>;
 
+/// A binder of an aggregate that keeps at most a number of values
+/// (`ksql.functions.<name>.limit`, [`COLLECT_LIMIT`] by default).
+pub type LimitedBinder = fn(&[Ty], &[Value], usize) -> Result<Agg, ArgumentError>;
+
+#[derive(Clone, Copy)]
+enum Bind {
+    Plain(Binder),
+    Limited(LimitedBinder),
+}
+
 /// An aggregate function made of a binder (the builder behind every
 /// built-in aggregate, as [`Scalar`] is for scalars).
 pub struct AggFn {
     info: FunctionInfo,
-    bind: Binder,
+    bind: Bind,
     params: fn(usize) -> usize,
+    intermediate: Intermediate,
 }
 
 impl AggFn {
@@ -36,6 +47,25 @@ impl AggFn {
         signature: &'static str,
         description: &'static str,
         bind: Binder,
+    ) -> AggFn {
+        AggFn::with(name, signature, description, Bind::Plain(bind))
+    }
+
+    /// An aggregate keeping at most `ksql.functions.<name>.limit` values.
+    pub fn limited(
+        name: &'static str,
+        signature: &'static str,
+        description: &'static str,
+        bind: LimitedBinder,
+    ) -> AggFn {
+        AggFn::with(name, signature, description, Bind::Limited(bind))
+    }
+
+    fn with(
+        name: &'static str,
+        signature: &'static str,
+        description: &'static str,
+        bind: Bind,
     ) -> AggFn {
         AggFn {
             info: FunctionInfo {
@@ -47,7 +77,15 @@ impl AggFn {
             },
             bind,
             params: |_| 0,
+            intermediate: Intermediate::Plain,
         }
+    }
+
+    /// The shape of the state it keeps between rows (ksqlDB's
+    /// intermediate type).
+    pub fn keeps(mut self, intermediate: Intermediate) -> AggFn {
+        self.intermediate = intermediate;
+        self
     }
 
     /// How many trailing arguments (of the total) are literal parameters.
@@ -62,8 +100,21 @@ impl AggregateFunction for AggFn {
         self.info.clone()
     }
 
-    fn bind(&self, args: &[Ty], params: &[Value]) -> Result<Box<dyn Aggregator>, FunctionError> {
-        match (self.bind)(args, params) {
+    fn bind(
+        &self,
+        args: &[Ty],
+        params: &[Value],
+        settings: FunctionSettings<'_>,
+    ) -> Result<Box<dyn Aggregator>, FunctionError> {
+        let bound = match self.bind {
+            Bind::Plain(bind) => bind(args, params),
+            Bind::Limited(bind) => bind(
+                args,
+                params,
+                settings.limit(self.info.name).unwrap_or(COLLECT_LIMIT),
+            ),
+        };
+        match bound {
             Ok(a) => Ok(Box::new(a)),
             Err(why) => {
                 let mut all: Vec<Ty> = args.to_vec();
@@ -79,6 +130,10 @@ impl AggregateFunction for AggFn {
 
     fn literal_params(&self, total_args: usize) -> usize {
         (self.params)(total_args)
+    }
+
+    fn intermediate(&self) -> Intermediate {
+        self.intermediate
     }
 }
 
@@ -322,7 +377,8 @@ pub(super) fn register(r: &mut FunctionRegistry) {
             "AVG(INT | BIGINT | DOUBLE | DECIMAL) -> DOUBLE",
             "Averages the non-null values of `col` (0.0 when there are none).",
             bind_avg,
-        ),
+        )
+        .keeps(Intermediate::Struct),
         AggFn::new(
             "MIN",
             "MIN(number | STRING | BYTES | DATE | TIME | TIMESTAMP) -> same type",
@@ -340,19 +396,22 @@ pub(super) fn register(r: &mut FunctionRegistry) {
             "COUNT_DISTINCT(col) -> BIGINT",
             "Counts the distinct non-null values of `col` (exactly, where ksqlDB estimates).",
             bind_count_distinct,
-        ),
-        AggFn::new(
+        )
+        .keeps(Intermediate::Array),
+        AggFn::limited(
             "COLLECT_LIST",
             "COLLECT_LIST(col) -> ARRAY",
             "An array of the values of `col` in arrival order (at most 1000 values).",
             bind_collect_list,
-        ),
-        AggFn::new(
+        )
+        .keeps(Intermediate::Array),
+        AggFn::limited(
             "COLLECT_SET",
             "COLLECT_SET(col) -> ARRAY",
             "An array of the distinct values of `col` in order of first arrival (at most 1000).",
             bind_collect_set,
-        ),
+        )
+        .keeps(Intermediate::Array),
         AggFn::new(
             "EARLIEST_BY_OFFSET",
             "EARLIEST_BY_OFFSET(col [, ignoreNulls]) -> type of col, \
@@ -361,7 +420,8 @@ pub(super) fn register(r: &mut FunctionRegistry) {
              are skipped unless ignoreNulls is false.",
             |a, p| bind_by_offset(a, p, true),
         )
-        .params(|n| n.saturating_sub(1)),
+        .params(|n| n.saturating_sub(1))
+        .keeps(Intermediate::Struct),
         AggFn::new(
             "LATEST_BY_OFFSET",
             "LATEST_BY_OFFSET(col [, ignoreNulls]) -> type of col, \
@@ -370,7 +430,8 @@ pub(super) fn register(r: &mut FunctionRegistry) {
              first); NULLs are skipped unless ignoreNulls is false.",
             |a, p| bind_by_offset(a, p, false),
         )
-        .params(|n| n.saturating_sub(1)),
+        .params(|n| n.saturating_sub(1))
+        .keeps(Intermediate::Struct),
         AggFn::new(
             "TOPK",
             "TOPK(col, k) -> ARRAY, TOPK(sort_col, col0, …, k) -> ARRAY<STRUCT>",
@@ -378,14 +439,16 @@ pub(super) fn register(r: &mut FunctionRegistry) {
              rows with the largest `sort_col` as structs of `sort_col`, `col0`, ….",
             |a, p| bind_topk(a, p, false),
         )
-        .params(|n| usize::from(n >= 2)),
+        .params(|n| usize::from(n >= 2))
+        .keeps(Intermediate::Array),
         AggFn::new(
             "TOPKDISTINCT",
             "TOPKDISTINCT(col, k) -> ARRAY",
             "The k largest distinct non-null values of `col`, largest first.",
             |a, p| bind_topk(a, p, true),
         )
-        .params(|n| usize::from(n >= 2)),
+        .params(|n| usize::from(n >= 2))
+        .keeps(Intermediate::Array),
         AggFn::new(
             "SUM_LIST",
             "SUM_LIST(ARRAY<INT | BIGINT | DOUBLE>) -> INT | BIGINT | DOUBLE",
@@ -404,35 +467,40 @@ pub(super) fn register(r: &mut FunctionRegistry) {
             "HISTOGRAM(STRING) -> MAP<STRING, BIGINT>",
             "How many times each non-null value of `col` occurs (at most 1000 distinct values).",
             bind_histogram,
-        ),
+        )
+        .keeps(Intermediate::Map),
         AggFn::new(
             "STDDEV_SAMP",
             "STDDEV_SAMP(INT | BIGINT | DOUBLE | DECIMAL) -> DOUBLE",
             "The sample standard deviation of the non-null values of `col` (0.0 for fewer \
              than two values).",
             |a, p| bind_stddev(a, p, true),
-        ),
+        )
+        .keeps(Intermediate::Struct),
         AggFn::new(
             "STDDEV_SAMPLE",
             "STDDEV_SAMPLE(INT | BIGINT | DOUBLE | DECIMAL) -> DOUBLE",
             "The sample standard deviation, as STDDEV_SAMP (ksqlDB added this name because its \
              STDDEV_SAMP returns the variance; Runnel's returns the deviation under both).",
             |a, p| bind_stddev(a, p, true),
-        ),
+        )
+        .keeps(Intermediate::Struct),
         AggFn::new(
             "STDDEV_POP",
             "STDDEV_POP(INT | BIGINT | DOUBLE | DECIMAL) -> DOUBLE",
             "The population standard deviation of the non-null values of `col` (0.0 when \
              there are none).",
             |a, p| bind_stddev(a, p, false),
-        ),
+        )
+        .keeps(Intermediate::Struct),
         AggFn::new(
             "CORRELATION",
             "CORRELATION(x, y) -> DOUBLE",
             "The Pearson correlation coefficient of the rows where both `x` and `y` are not \
              NULL (NaN for fewer than two rows).",
             bind_correlation,
-        ),
+        )
+        .keeps(Intermediate::Struct),
     ] {
         r.register_aggregate(Box::new(f));
     }
@@ -645,15 +713,15 @@ fn bind_count_distinct(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentErr
     )
 }
 
-fn bind_collect_list(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
+fn bind_collect_list(args: &[Ty], params: &[Value], limit: usize) -> Result<Agg, ArgumentError> {
     no_params(params)?;
     let t = one_arg(args)?;
     Ok(Agg::new(
         SqlType::Array(Box::new(t)),
         Value::Array(Vec::new()),
-        |acc, a| {
+        move |acc, a| {
             let mut list = into_array(acc);
-            if list.len() < COLLECT_LIMIT {
+            if list.len() < limit {
                 list.push(first(a).clone());
             }
             Value::Array(list)
@@ -666,19 +734,19 @@ fn bind_collect_list(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError
         }
         Value::Array(list)
     })
-    .merge(|a, b| {
+    .merge(move |a, b| {
         let mut list = into_array(a);
         list.extend(into_array(b));
-        list.truncate(COLLECT_LIMIT);
+        list.truncate(limit);
         Value::Array(list)
     }))
 }
 
-fn bind_collect_set(args: &[Ty], params: &[Value]) -> Result<Agg, ArgumentError> {
+fn bind_collect_set(args: &[Ty], params: &[Value], limit: usize) -> Result<Agg, ArgumentError> {
     no_params(params)?;
     let t = one_arg(args)?;
-    let push = |list: &mut Vec<Value>, v: Value| {
-        if list.len() < COLLECT_LIMIT && !list.contains(&v) {
+    let push = move |list: &mut Vec<Value>, v: Value| {
+        if list.len() < limit && !list.contains(&v) {
             list.push(v);
         }
     };
@@ -1059,7 +1127,7 @@ mod tests {
         let f = r
             .aggregate(name)
             .unwrap_or_else(|| panic!("no aggregate {name}"));
-        match f.bind(args, params) {
+        match f.bind(args, params, FunctionSettings::default()) {
             Ok(a) => a,
             Err(e) => panic!("{name}: {e}"),
         }
@@ -1067,7 +1135,10 @@ mod tests {
 
     fn bind_err(name: &str, args: &[Ty], params: &[Value]) -> FunctionError {
         let r = reg();
-        match r.aggregate(name).map(|f| f.bind(args, params)) {
+        match r
+            .aggregate(name)
+            .map(|f| f.bind(args, params, FunctionSettings::default()))
+        {
             Some(Err(e)) => e,
             Some(Ok(_)) => panic!("{name} accepted {args:?}"),
             None => panic!("no aggregate {name}"),

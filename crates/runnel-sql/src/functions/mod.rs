@@ -94,15 +94,72 @@ pub trait ScalarFunction: Send + Sync {
     fn call(&self, args: &[Value]) -> Result<Value, FunctionError>;
 }
 
+/// The `ksql.functions.<function>.<setting>` properties a query runs with
+/// (e.g. `ksql.functions.collect_list.limit`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FunctionSettings<'a>(Option<&'a std::collections::BTreeMap<String, String>>);
+
+impl<'a> FunctionSettings<'a> {
+    /// The settings among `properties` (other properties are ignored).
+    pub fn new(properties: &'a std::collections::BTreeMap<String, String>) -> Self {
+        FunctionSettings(Some(properties))
+    }
+
+    /// `ksql.functions.<function>.limit` when set to a number.
+    pub fn limit(&self, function: &str) -> Option<usize> {
+        let key = format!("ksql.functions.{}.limit", function.to_ascii_lowercase());
+        self.0?.get(&key)?.trim().parse().ok()
+    }
+}
+
+/// What an aggregate keeps between rows, as ksqlDB types it: a format
+/// that cannot write structured values (DELIMITED, KAFKA) cannot keep a
+/// structured state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intermediate {
+    /// A single value (COUNT, SUM, MIN, …).
+    Plain,
+    /// A struct of running figures (AVG's sum and count, …).
+    Struct,
+    /// A list of values (COLLECT_LIST, TOPK, …).
+    Array,
+    /// A map (HISTOGRAM).
+    Map,
+}
+
+impl Intermediate {
+    /// A type of this shape, to ask a format whether it can write it.
+    pub fn sql_type(self) -> Option<SqlType> {
+        match self {
+            Intermediate::Plain => None,
+            Intermediate::Struct => Some(SqlType::Struct(vec![(
+                "STATE".to_string(),
+                SqlType::BigInt,
+            )])),
+            Intermediate::Array => Some(SqlType::Array(Box::new(SqlType::BigInt))),
+            Intermediate::Map => Some(SqlType::Map(
+                Box::new(SqlType::String),
+                Box::new(SqlType::BigInt),
+            )),
+        }
+    }
+}
+
 pub trait AggregateFunction: Send + Sync {
     fn info(&self) -> FunctionInfo;
     /// `args`: types of the column arguments (empty for `COUNT(*)`);
-    /// `params`: trailing literal parameters (e.g. TOPK's k), already evaluated.
+    /// `params`: trailing literal parameters (e.g. TOPK's k), already
+    /// evaluated; `settings`: the query's `ksql.functions.*` properties.
     fn bind(
         &self,
         args: &[Option<SqlType>],
         params: &[Value],
+        settings: FunctionSettings<'_>,
     ) -> Result<Box<dyn Aggregator>, FunctionError>;
+    /// The shape of the state it keeps between rows.
+    fn intermediate(&self) -> Intermediate {
+        Intermediate::Plain
+    }
     /// How many trailing arguments are literal parameters rather than
     /// columns (`TOPK(col, k)` → 1). Default 0.
     fn literal_params(&self, _total_args: usize) -> usize {

@@ -498,20 +498,43 @@ impl<'a> Planner<'a> {
                 types.push(t);
             }
             let mut params = Vec::new();
-            for a in &args[ncols..] {
-                match self.binder(Scope::default()).bind(a)? {
-                    (Compiled::Const(v), _) => params.push(v),
+            for (i, a) in args.iter().enumerate().skip(ncols) {
+                match self.binder(Scope::default()).bind(a) {
+                    Ok((Compiled::Const(v), _)) => params.push(v),
                     _ => {
                         return Err(err(
                             a.pos,
-                            format!("this argument of {} must be a literal", name.name),
+                            format!(
+                                "Parameter {} passed to function {} must be a literal constant, but was expression: '{a}'",
+                                i + 1,
+                                name.name.to_ascii_uppercase()
+                            ),
                         ))
                     }
                 }
             }
             let _ = star;
+            // ksqlDB keeps an aggregate's state in the source's value
+            // format: one that cannot write a struct, list or map cannot
+            // keep AVG, TOPK, ….
+            if let (Some(state), Some(from)) = (
+                f.intermediate().sql_type(),
+                self.catalog.source(&q.from.name.name),
+            ) {
+                if from
+                    .value_format
+                    .get()
+                    .check(&[Column::new("STATE", state)], "value")
+                    .is_err()
+                {
+                    return Err(err(
+                        name.pos,
+                        "One of the functions used in the statement has an intermediate type that the value format can not handle. Please remove the function or change the format.",
+                    ));
+                }
+            }
             let agg = f
-                .bind(&types, &params)
+                .bind(&types, &params, FunctionSettings::new(&self.settings))
                 .map_err(|e| err(name.pos, e.to_string()))?;
             agg_types.push(agg.return_type());
             agg_calls.push(AggCall {
@@ -1032,7 +1055,10 @@ mod tests {
         let types: Vec<Option<SqlType>> = args.iter().cloned().map(Some).collect();
         let f = registry.aggregate(name).expect("a built-in aggregate");
         AggCall {
-            agg: Arc::from(f.bind(&types, &[]).expect("valid arguments")),
+            agg: Arc::from(
+                f.bind(&types, &[], FunctionSettings::default())
+                    .expect("valid arguments"),
+            ),
             args: (0..args.len()).map(Compiled::Column).collect(),
         }
     }

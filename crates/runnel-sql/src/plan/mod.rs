@@ -48,7 +48,7 @@ use crate::catalog::{Catalog, SourceInfo};
 use crate::error::SqlError;
 use crate::expr::{Binder, Compiled, Scope, ScopeColumn};
 use crate::format::{CodecSpec, Format, InternalKeySerde, InternalSerde, Row, RowSerde};
-use crate::functions::{Aggregator, FunctionRegistry, TimestampParser};
+use crate::functions::{Aggregator, FunctionRegistry, FunctionSettings, TimestampParser};
 use crate::schema::{Column, Schema, WindowType, ROWOFFSET, ROWPARTITION, ROWTIME};
 use crate::types::{SqlType, Value};
 use runnel_format::protobuf::NullableRepresentation;
@@ -340,6 +340,9 @@ pub struct Planner<'a> {
     /// Whether table results get a store for pull queries (not for
     /// transient push queries).
     pub materialize: bool,
+    /// The properties the query runs with (request and session): its
+    /// functions' `ksql.functions.*` settings.
+    pub settings: std::collections::BTreeMap<String, String>,
     /// Names the query reads from its source's full rows (`None`: all of
     /// them). Key columns nobody reads are left out of full rows: the
     /// record key carries them to the output anyway.
@@ -548,6 +551,7 @@ impl<'a> Planner<'a> {
             sink_timestamp: None,
             sink_timestamp_format: None,
             materialize: true,
+            settings: std::collections::BTreeMap::new(),
             reads: None,
             pseudo_reads: [true; 3],
             names_read: None,
