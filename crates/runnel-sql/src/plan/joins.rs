@@ -166,6 +166,27 @@ impl<'a> Planner<'a> {
                 ),
             ));
         }
+        // The sources the condition names: ksqlDB shows a join by them.
+        let source_of = |e: &Expr, scope: &Scope| match &e.kind {
+            ExprKind::Column { qualifier, name } => scope
+                .resolve(qualifier.as_ref(), name)
+                .ok()
+                .and_then(|c| c.qualifier.clone()),
+            _ => None,
+        };
+        let (l_source, r_source) = (source_of(le, &joined_scope), source_of(re, &joined_scope));
+        // A key holding a map is refused where the join would key its
+        // rows by it, named as ksqlDB's joined schema names it.
+        if super::sink::contains_map(&lt) {
+            if let Some(q) = &l_source {
+                if let ExprKind::Column { name, .. } = &le.kind {
+                    return Err(err(
+                        j.on.pos,
+                        super::sink::map_key_message(&format!("{q}_{}", name.name), &lt),
+                    ));
+                }
+            }
+        }
         let shown_join = |l: &Rel, r: &Rel| {
             let kind = match j.kind {
                 JoinKind::Inner => "[INNER] JOIN",
@@ -175,8 +196,14 @@ impl<'a> Planner<'a> {
             };
             format!(
                 "{} {kind} {}",
-                l.parts.last().map_or("", String::as_str),
-                r.parts.last().map_or("", String::as_str)
+                l_source
+                    .as_deref()
+                    .or(l.parts.last().map(String::as_str))
+                    .unwrap_or(""),
+                r_source
+                    .as_deref()
+                    .or(r.parts.last().map(String::as_str))
+                    .unwrap_or("")
             )
         };
         let key_slot = |rel: &Rel, e: &Expr| -> Option<usize> {
@@ -402,6 +429,14 @@ impl<'a> Planner<'a> {
                         re.pos,
                         format!(
                             "Invalid join condition: table-table joins require to join on the primary key of the right input table. Got {written}."
+                        ),
+                    ));
+                }
+                if l_is_key.is_none() && index > 0 {
+                    return Err(err(
+                        j.on.pos,
+                        format!(
+                            "Invalid join condition: foreign-key table-table joins are not supported as part of n-way joins. Got {written}."
                         ),
                     ));
                 }

@@ -418,21 +418,150 @@ impl<'a> Planner<'a> {
         })
     }
 
+    /// ksqlDB's checks of each join's ON before any join is planned: each
+    /// side names one source, not both the same, one of them the source
+    /// being joined; and the two sources have as many partitions.
+    fn check_join_criteria(&self, q: &Query) -> Result<(), SqlError> {
+        let refs: Vec<&crate::ast::Relation> = std::iter::once(&q.from)
+            .chain(q.joins.iter().map(|j| &j.right))
+            .collect();
+        for (ji, j) in q.joins.iter().enumerate() {
+            let ExprKind::Binary {
+                op: crate::ast::BinaryOp::Eq,
+                left: a,
+                right: b,
+            } = &j.on.kind
+            else {
+                continue;
+            };
+            let in_scope = &refs[..ji + 2];
+            let (Some(sa), Some(sb)) = (
+                self.source_named(a, in_scope),
+                self.source_named(b, in_scope),
+            ) else {
+                continue;
+            };
+            let (na, nb) = (&sa.qualifier().name, &sb.qualifier().name);
+            let joined = &j.right.qualifier().name;
+            if na == nb {
+                return Err(err(
+                    j.on.pos,
+                    format!(
+                        "Each side of the join must reference exactly one source and not the same source. Left side references `{na}` and right references `{nb}`"
+                    ),
+                ));
+            }
+            if na != joined && nb != joined {
+                return Err(err(
+                    j.on.pos,
+                    format!(
+                        "A join criteria is expected to reference the source (`{joined}`) in the FROM clause, instead the right source references `{nb}` and the left source references `{na}`"
+                    ),
+                ));
+            }
+            let info = |r: &crate::ast::Relation| self.catalog.source(&r.name.name);
+            // The side that is not the joined source is the left one.
+            let ((l, le), (r, _)) = if na == joined {
+                ((sb, b), (sa, a))
+            } else {
+                ((sa, a), (sb, b))
+            };
+            // A foreign-key join (a table's value column naming another
+            // table's key) needs no co-partitioning.
+            let is_key = |e: &Expr, i: &SourceInfo| match &e.kind {
+                ExprKind::Column { name, .. } => i.schema.key.iter().any(|c| c.name == name.name),
+                _ => false,
+            };
+            let foreign_key = matches!((info(l), info(r)), (Some(li), Some(ri))
+                if li.kind == crate::ast::SourceKind::Table
+                    && ri.kind == crate::ast::SourceKind::Table
+                    && !is_key(le, li));
+            if foreign_key {
+                continue;
+            }
+            if let (Some(lp), Some(rp)) =
+                (info(l).map(|i| i.partitions), info(r).map(|i| i.partitions))
+            {
+                if lp != rp {
+                    return Err(err(
+                        j.on.pos,
+                        format!(
+                            "Can't join `{}` with `{}` since the number of partitions don't match. `{}` partitions = {lp}; `{}` partitions = {rp}. Please repartition either one so that the number of partitions match.",
+                            l.qualifier().name,
+                            r.qualifier().name,
+                            l.qualifier().name,
+                            r.qualifier().name
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The one source among `refs` whose columns `e` names (qualified, or
+    /// found in exactly one source's schema); `None` otherwise.
+    fn source_named<'r>(
+        &self,
+        e: &Expr,
+        refs: &[&'r crate::ast::Relation],
+    ) -> Option<&'r crate::ast::Relation> {
+        let (mut names, mut quals) = (Vec::new(), Vec::new());
+        super::prune::collect_refs(e, &mut names, &mut quals);
+        let mut found: Option<&'r crate::ast::Relation> = None;
+        for (name, qual) in names.iter().zip(&quals) {
+            let src = match qual {
+                Some(qual) => refs
+                    .iter()
+                    .find(|r| r.qualifier().name == qual.name)
+                    .copied()?,
+                None => {
+                    let mut owners = refs.iter().filter(|r| {
+                        self.catalog.source(&r.name.name).is_some_and(|i| {
+                            i.schema
+                                .key
+                                .iter()
+                                .chain(&i.schema.value)
+                                .any(|c| c.name == name.name)
+                        })
+                    });
+                    let one = owners.next().copied()?;
+                    if owners.next().is_some() {
+                        return None;
+                    }
+                    one
+                }
+            };
+            match found {
+                Some(f) if f.qualifier().name != src.qualifier().name => return None,
+                _ => found = Some(src),
+            }
+        }
+        found
+    }
+
     /// FROM and JOINs.
     pub(super) fn relation(&mut self, q: &Query) -> Result<Rel, SqlError> {
         check_qualifiers(q)?;
-        let mut rel = self.source(&q.from.name, q.from.alias.as_ref())?;
         for (ji, j) in q.joins.iter().enumerate() {
             let earlier = std::iter::once(&q.from).chain(q.joins[..ji].iter().map(|j| &j.right));
             if let Some(same) = earlier
                 .map(|s| &s.name.name)
                 .find(|n| **n == j.right.name.name)
             {
-                return Err(err(
-                    j.right.name.pos,
-                    format!("Can not join '{same}' to '{same}': self joins are not yet supported."),
-                ));
+                let message = if q.joins.len() > 1 {
+                    format!(
+                        "N-way joins do not support multiple occurrences of the same source. Source: '{same}'"
+                    )
+                } else {
+                    format!("Can not join '{same}' to '{same}': self joins are not yet supported.")
+                };
+                return Err(err(j.right.name.pos, message));
             }
+        }
+        self.check_join_criteria(q)?;
+        let mut rel = self.source(&q.from.name, q.from.alias.as_ref())?;
+        for (ji, j) in q.joins.iter().enumerate() {
             let right = self.source(&j.right.name, j.right.alias.as_ref())?;
             let rq = j.right.qualifier().name.clone();
             if rel.parts.contains(&rq) {
