@@ -329,15 +329,14 @@ impl<'a> Planner<'a> {
                         _ => format!("KSQL_COL_{i}"),
                     };
                     check_reserved(&name, expr, require_keys, expr.pos)?;
+                    let Some(t) = t else {
+                        return Err(err(
+                            expr.pos,
+                            "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR).",
+                        ));
+                    };
                     let kp = key_pos(slot, &canon(expr, &scope)).map(|k| (k, slot));
-                    add(
-                        name,
-                        t.unwrap_or(SqlType::String),
-                        c,
-                        kp,
-                        expr.pos,
-                        &mut keys,
-                    )?;
+                    add(name, t, c, kp, expr.pos, &mut keys)?;
                 }
             }
         }
@@ -365,6 +364,16 @@ impl<'a> Planner<'a> {
                 }
             )
         });
+        // The sink's TIMESTAMP column is looked for before the keys.
+        if let Some(col) = &self.sink_timestamp {
+            let named = values.iter().any(|v| v.name == *col)
+                || keys.iter().flatten().any(|(n, _)| n == col);
+            if !named {
+                return Err(SqlError::new(format!(
+                    "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{col}'"
+                )));
+            }
+        }
         let mut out_keys = Vec::new();
         let nk = rel.keys.len() - if rel.window.is_some() { 2 } else { 0 };
         let unclaimed: Vec<usize> = (0..nk).filter(|i| keys[*i].is_none()).collect();
