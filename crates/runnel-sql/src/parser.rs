@@ -432,9 +432,31 @@ impl<'a> Parser<'a> {
     fn expect(&mut self, k: &TokenKind, what: &str) -> PResult<Pos> {
         if self.at(k) {
             Ok(self.bump().pos)
+        } else if *k == TokenKind::RParen && self.at(&TokenKind::Comma) {
+            // A list where one expression belongs (GROUP BY (a, b)): in
+            // ksqlDB's parser's words.
+            Err(Self::error_at(
+                self.peek(),
+                "Syntax Error\nmissing ')' at ','".to_string(),
+            ))
         } else {
             Err(self.error_here(what, &[]))
         }
+    }
+
+    /// ksqlDB's error where no rule of its grammar fits the current token.
+    #[cold]
+    fn no_viable_alternative(&self) -> ParseError {
+        let t = self.peek();
+        Self::error_at(
+            t,
+            format!(
+                "Syntax Error\nSyntax error at or near '{}' at line {}:{}",
+                self.token_text(t),
+                t.pos.line,
+                t.pos.col
+            ),
+        )
     }
 
     fn word_at(&self, n: usize, w: &str) -> bool {
@@ -729,6 +751,12 @@ impl<'a> Parser<'a> {
                 self.bump();
                 let name = self.ident("a variable name")?;
                 Ok(Statement::Undefine { name })
+            }
+            // ksqlDB's test runner's ASSERT statements are not SQL a
+            // server runs.
+            "ASSERT" => {
+                self.bump();
+                Err(self.no_viable_alternative())
             }
             "RUN" => {
                 self.bump();
@@ -2244,6 +2272,9 @@ impl<'a> Parser<'a> {
                 }
                 return Ok(SqlType::Struct(fields));
             }
+            // A reserved word cannot name a type: ksqlDB's parser finds no
+            // alternative there.
+            w if is_reserved(w) => return Err(self.no_viable_alternative()),
             _ => return Err(self.error_here("a type", TYPE_NAMES)),
         };
         self.bump();

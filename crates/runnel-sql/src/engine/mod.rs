@@ -393,10 +393,12 @@ impl Engine {
             Statement::Unset { name } => self.unset(name),
             Statement::Define { name, value } => self.define(name, value),
             Statement::Undefine { name } => self.undefine(name),
+            // ksqlDB's server does not know the CLI's RUN SCRIPT.
             Statement::RunScript { .. } => Err(SqlError::at(
                 p.pos,
-                "RUN SCRIPT is a CLI command: the CLI reads the file and sends its statements",
-            )),
+                "Syntax Error\nUnknown statement 'RUN'\nRUN SCRIPT is a CLI command: the CLI reads the file and sends its statements",
+            )
+            .in_stage(crate::error::ErrorKind::Syntax)),
             Statement::Print { .. } | Statement::Select(_) => Err(SqlError::at(
                 p.pos,
                 "SELECT and PRINT statements are queries: send them to /query or /query-stream",
