@@ -194,6 +194,13 @@ pub enum Statement {
     Define { name: Ident, value: String },
     /// `UNDEFINE name`.
     Undefine { name: Ident },
+    /// `ALTER STREAM|TABLE name ADD [COLUMN] name type, …`: value columns
+    /// added to a source.
+    Alter {
+        kind: SourceKind,
+        name: Ident,
+        columns: Vec<ColumnDef>,
+    },
     /// `RUN SCRIPT 'file'` (the CLI runs it; the server refuses it).
     RunScript { path: String },
     /// A bare `SELECT`: a push query with `EMIT CHANGES`, a pull query

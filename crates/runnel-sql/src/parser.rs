@@ -117,6 +117,7 @@ const STATEMENT_KEYWORDS: &[&str] = &[
     "DEFINE",
     "UNDEFINE",
     "RUN",
+    "ALTER",
 ];
 
 /// Keywords that may follow a complete clause of a query: a misspelling of
@@ -705,6 +706,32 @@ impl<'a> Parser<'a> {
             "CREATE" => self.create(),
             "INSERT" => self.insert(),
             "DROP" => self.drop_statement(),
+            "ALTER" => {
+                self.bump();
+                let kind = self.source_kind()?;
+                let name = self.ident("a stream or table name")?;
+                let mut columns = Vec::new();
+                loop {
+                    self.expect_word("ADD")?;
+                    self.eat_word("COLUMN");
+                    let name = self.ident("a column name")?;
+                    let ty = self.sql_type()?;
+                    columns.push(ColumnDef {
+                        name,
+                        ty,
+                        key: KeyKind::None,
+                        header: None,
+                    });
+                    if !self.eat(&TokenKind::Comma) {
+                        break;
+                    }
+                }
+                Ok(Statement::Alter {
+                    kind,
+                    name,
+                    columns,
+                })
+            }
             "TERMINATE" => {
                 self.bump();
                 if self.eat_word("ALL") {

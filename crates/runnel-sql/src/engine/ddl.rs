@@ -175,6 +175,89 @@ impl Engine {
 
     /// DROP STREAM|TABLE [IF EXISTS] [DELETE TOPIC]: refused while other
     /// queries read the source; stops the queries writing or serving it.
+    /// ALTER STREAM|TABLE … ADD COLUMN: value columns appended to a source
+    /// declared with CREATE (not a source one, not a query's sink); queries
+    /// started afterwards read them.
+    pub(super) fn alter_source(
+        &self,
+        kind: SourceKind,
+        name: &Ident,
+        columns: &[ColumnDef],
+        cmd: &Cmd<'_>,
+    ) -> Result<Outcome, SqlError> {
+        let mut st = lock(&self.inner.state);
+        let Some(info) = st.catalog.source(&name.name).cloned() else {
+            return Err(self.not_found_as(
+                &st,
+                name,
+                format!("Source {} does not exist.", name.name),
+            ));
+        };
+        let kind_word = |k: SourceKind| match k {
+            SourceKind::Stream => "stream",
+            SourceKind::Table => "table",
+        };
+        if info.read_only {
+            return Err(SqlError::at(
+                name.pos,
+                format!(
+                    "Cannot alter {} '{}': ALTER operations are not supported on source {}s.",
+                    kind_word(info.kind),
+                    info.name,
+                    kind_word(info.kind)
+                ),
+            ));
+        }
+        if info.kind != kind {
+            return Err(SqlError::at(
+                name.pos,
+                format!(
+                    "Incompatible data source type is {}, but statement was ALTER {kind}",
+                    info.kind
+                ),
+            ));
+        }
+        if info.writer.is_some() {
+            return Err(SqlError::at(
+                name.pos,
+                "ALTER command is not supported for CREATE ... AS statements.",
+            ));
+        }
+        let mut altered = info.clone();
+        for c in columns {
+            let taken = altered.schema.columns().any(|x| x.name == c.name.name)
+                || RESERVED.contains(&c.name.name.as_str());
+            if taken {
+                return Err(SqlError::at(
+                    c.name.pos,
+                    format!(
+                        "Cannot add column {} to schema. A column with the same name already exists.",
+                        c.name.name
+                    ),
+                ));
+            }
+            altered
+                .schema
+                .value
+                .push(Column::new(&c.name.name, c.ty.clone()));
+        }
+        altered
+            .value_format
+            .get()
+            .check(&altered.schema.value, "value")
+            .map_err(|e| SqlError::at(name.pos, e))?;
+        let shown = match info.kind {
+            SourceKind::Stream => "Stream",
+            SourceKind::Table => "Table",
+        };
+        let message = format!("{shown} {} altered.", info.name);
+        st.catalog.sources.insert(info.name.clone(), altered);
+        let seq = st.seq;
+        drop(st);
+        self.record(cmd.record, cmd.text, cmd.props)?;
+        Ok(Outcome::command(&message, None, seq))
+    }
+
     pub(super) fn drop_source(
         &self,
         kind: &SourceKind,

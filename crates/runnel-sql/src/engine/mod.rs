@@ -393,6 +393,11 @@ impl Engine {
             Statement::Unset { name } => self.unset(name),
             Statement::Define { name, value } => self.define(name, value),
             Statement::Undefine { name } => self.undefine(name),
+            Statement::Alter {
+                kind,
+                name,
+                columns,
+            } => self.alter_source(*kind, name, columns, &cmd),
             // ksqlDB's server does not know the CLI's RUN SCRIPT.
             Statement::RunScript { .. } => Err(SqlError::at(
                 p.pos,
