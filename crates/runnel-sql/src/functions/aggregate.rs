@@ -746,7 +746,8 @@ fn bind_collect_set(args: &[Ty], params: &[Value], limit: usize) -> Result<Agg, 
     no_params(params)?;
     let t = one_arg(args)?;
     let push = move |list: &mut Vec<Value>, v: Value| {
-        if list.len() < limit && !list.contains(&v) {
+        // Maps are equal whatever the order of their entries.
+        if list.len() < limit && !list.iter().any(|x| x.sql_eq(&v)) {
             list.push(v);
         }
     };

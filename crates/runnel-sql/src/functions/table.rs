@@ -89,7 +89,14 @@ pub(super) fn register(r: &mut FunctionRegistry) {
                 )));
             }
             let n = items.len();
+            // A NULL element gives the same rows whether kept or not:
+            // each combination once, as ksqlDB does.
+            let nulls: u32 = (items.iter().enumerate())
+                .filter(|(_, v)| v.is_null())
+                .map(|(i, _)| 1 << (n - 1 - i))
+                .sum();
             Ok((0u32..1 << n)
+                .filter(|mask| mask & nulls == 0)
                 .map(|mask| {
                     Value::Array(
                         items
@@ -162,6 +169,13 @@ mod tests {
             ])
         );
         assert_eq!(cube(vec![Value::Null]), Ok(vec![]));
+        assert_eq!(
+            cube(vec![arr(vec![s("a"), n.clone()])]),
+            Ok(vec![
+                arr(vec![n.clone(), n.clone()]),
+                arr(vec![s("a"), n.clone()])
+            ])
+        );
         assert_eq!(cube(vec![arr(vec![])]), Ok(vec![arr(vec![])]));
         assert!(cube(vec![arr((0..30).map(i).collect())]).is_err());
     }

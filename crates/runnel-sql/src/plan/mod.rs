@@ -722,6 +722,42 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+        // A struct field is named after the field, numbered (`B_1`, `B_2`)
+        // when a source column or another select item has that name.
+        let mut used: HashSet<String> = taken.clone();
+        for (item, name) in q.select.iter().zip(&names) {
+            match (item, name) {
+                (_, Some(n)) => {
+                    used.insert(n.clone());
+                }
+                (SelectItem::Expr { alias: Some(a), .. }, _) => {
+                    used.insert(a.name.clone());
+                }
+                _ => {}
+            }
+        }
+        for (item, name) in q.select.iter().zip(names.iter_mut()) {
+            let SelectItem::Expr { expr, alias: None } = item else {
+                continue;
+            };
+            match &expr.kind {
+                ExprKind::Column { name: column, .. } if name.is_none() => {
+                    used.insert(column.name.clone());
+                }
+                ExprKind::Deref { field, .. } if used.contains(&field.name) => {
+                    let unique = (1..)
+                        .map(|i| format!("{}_{i}", field.name))
+                        .find(|n| !used.contains(n))
+                        .unwrap_or_default();
+                    used.insert(unique.clone());
+                    *name = Some(unique);
+                }
+                ExprKind::Deref { field, .. } => {
+                    used.insert(field.name.clone());
+                }
+                _ => {}
+            }
+        }
         if names.iter().all(Option::is_none) {
             return None;
         }

@@ -387,6 +387,8 @@ impl<'a> Planner<'a> {
                     }
                     None => changes,
                 };
+                // A record without a key updates no row: ksqlDB drops it.
+                let changes = changes.filter(|k: &Row, _| k.iter().any(|v| !v.is_null()));
                 let t = changes.to_table_nullable(&store, stored);
                 raw_table = Some(t.clone());
                 let t = t.map_values(move |k: &Row, v: &Row| {
