@@ -194,6 +194,15 @@ pub enum Statement {
     Define { name: Ident, value: String },
     /// `UNDEFINE name`.
     Undefine { name: Ident },
+    /// `CREATE TYPE [IF NOT EXISTS] name AS type`: a name for a type that
+    /// column definitions and casts may use.
+    CreateType {
+        name: Ident,
+        ty: SqlType,
+        if_not_exists: bool,
+    },
+    /// `DROP TYPE [IF EXISTS] name`.
+    DropType { name: Ident, if_exists: bool },
     /// `ALTER STREAM|TABLE name ADD [COLUMN] name type, …`: value columns
     /// added to a source.
     Alter {

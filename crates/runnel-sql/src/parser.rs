@@ -8,6 +8,7 @@
 //! Expression nesting is capped at [`MAX_DEPTH`] so hostile input cannot
 //! overflow the stack.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::ast::{
@@ -187,7 +188,18 @@ const PREC_MUL: u8 = 6;
 /// Parses one or more `;`-terminated statements (the last `;` may be
 /// missing; empty statements are skipped).
 pub fn parse(text: &str) -> Result<Vec<Parsed>, ParseError> {
+    parse_with_types(text, &BTreeMap::new())
+}
+
+/// Parses statements where the custom types `types` (CREATE TYPE) may
+/// name column types; a CREATE TYPE or DROP TYPE in `text` applies to the
+/// statements after it.
+pub fn parse_with_types(
+    text: &str,
+    types: &BTreeMap<String, SqlType>,
+) -> Result<Vec<Parsed>, ParseError> {
     let mut p = Parser::new(text)?;
+    p.types = types.clone();
     let mut out = Vec::new();
     loop {
         while p.eat(&TokenKind::Semicolon) {}
@@ -198,6 +210,17 @@ pub fn parse(text: &str) -> Result<Vec<Parsed>, ParseError> {
         let statement = p.statement()?;
         if !p.at_end() {
             return Err(p.end_error());
+        }
+        match &statement {
+            Statement::CreateType { name, ty, .. } => {
+                p.types
+                    .entry(name.name.clone())
+                    .or_insert_with(|| ty.clone());
+            }
+            Statement::DropType { name, .. } => {
+                p.types.remove(&name.name);
+            }
+            _ => {}
         }
         let end = p.prev_end();
         let body = text.get(first.start..end).unwrap_or("").trim();
@@ -211,7 +234,16 @@ pub fn parse(text: &str) -> Result<Vec<Parsed>, ParseError> {
 
 /// Parses exactly one statement.
 pub fn parse_one(text: &str) -> Result<Parsed, ParseError> {
-    let mut all = parse(text)?.into_iter();
+    parse_one_with_types(text, &BTreeMap::new())
+}
+
+/// Parses exactly one statement, with custom types (see
+/// [`parse_with_types`]).
+pub fn parse_one_with_types(
+    text: &str,
+    types: &BTreeMap<String, SqlType>,
+) -> Result<Parsed, ParseError> {
+    let mut all = parse_with_types(text, types)?.into_iter();
     match (all.next(), all.next()) {
         (Some(one), None) => Ok(one),
         (None, _) => {
@@ -357,6 +389,8 @@ struct Parser<'a> {
     /// The index of the last alias read without `AS`: if the next token is
     /// unexpected, that alias was probably a misspelled keyword.
     implicit_alias: Option<usize>,
+    /// Custom types (CREATE TYPE) a column type may name.
+    types: BTreeMap<String, SqlType>,
 }
 
 impl<'a> Parser<'a> {
@@ -376,6 +410,7 @@ impl<'a> Parser<'a> {
             depth: 0,
             operators: 0,
             implicit_alias: None,
+            types: BTreeMap::new(),
         })
     }
 
@@ -819,6 +854,23 @@ impl<'a> Parser<'a> {
         {
             return self.create_connector();
         }
+        if !or_replace && self.eat_word("TYPE") {
+            let if_not_exists = if self.eat_word("IF") {
+                self.expect_word("NOT")?;
+                self.expect_word("EXISTS")?;
+                true
+            } else {
+                false
+            };
+            let name = self.ident("a type name")?;
+            self.expect_word("AS")?;
+            let ty = self.sql_type()?;
+            return Ok(Statement::CreateType {
+                name,
+                ty,
+                if_not_exists,
+            });
+        }
         let source_pos = self.pos();
         let source = self.eat_word("SOURCE");
         let kind = self.source_kind()?;
@@ -1098,6 +1150,16 @@ impl<'a> Parser<'a> {
 
     fn drop_statement(&mut self) -> PResult<Statement> {
         self.expect_word("DROP")?;
+        if self.eat_word("TYPE") {
+            let if_exists = if self.eat_word("IF") {
+                self.expect_word("EXISTS")?;
+                true
+            } else {
+                false
+            };
+            let name = self.ident("a type name")?;
+            return Ok(Statement::DropType { name, if_exists });
+        }
         if self.eat_word("CONNECTOR") {
             let if_exists = if self.eat_word("IF") {
                 self.expect_word("EXISTS")?;
@@ -2302,6 +2364,11 @@ impl<'a> Parser<'a> {
             // A reserved word cannot name a type: ksqlDB's parser finds no
             // alternative there.
             w if is_reserved(w) => return Err(self.no_viable_alternative()),
+            w if self.types.contains_key(w) => {
+                let ty = self.types.get(w).cloned().unwrap_or(SqlType::String);
+                self.bump();
+                return Ok(ty);
+            }
             _ => return Err(self.error_here("a type", TYPE_NAMES)),
         };
         self.bump();

@@ -109,7 +109,8 @@ impl Engine {
         for (i, (offset, c)) in commands.into_iter().enumerate() {
             lock(&self.inner.state).seq = offset;
             if let Some(c) = c.filter(|c| c.origin != self.inner.origin) {
-                match crate::parser::parse_one(&c.statement) {
+                let types = lock(&self.inner.state).types.clone();
+                match crate::parser::parse_one_with_types(&c.statement, &types) {
                     Ok(p) => {
                         if let Err(e) = self.run(&p, &c.props, false) {
                             tracing::warn!(statement = %c.statement, error = %e, "a recorded statement failed");

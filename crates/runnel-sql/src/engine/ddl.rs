@@ -175,6 +175,78 @@ impl Engine {
 
     /// DROP STREAM|TABLE [IF EXISTS] [DELETE TOPIC]: refused while other
     /// queries read the source; stops the queries writing or serving it.
+    /// CREATE TYPE: a name for a type, for column definitions and casts
+    /// of later statements.
+    pub(super) fn create_type(
+        &self,
+        name: &Ident,
+        ty: &crate::types::SqlType,
+        if_not_exists: bool,
+        cmd: &Cmd<'_>,
+    ) -> Result<Outcome, SqlError> {
+        let mut st = lock(&self.inner.state);
+        if let Some(existing) = st.types.get(&name.name) {
+            if if_not_exists {
+                return Ok(Outcome::command(
+                    &format!("Type {} already exists.", name.name),
+                    None,
+                    st.seq,
+                ));
+            }
+            return Err(SqlError::at(
+                name.pos,
+                format!(
+                    "Cannot register custom type '{}' since it is already registered with type: {existing}",
+                    name.name
+                ),
+            ));
+        }
+        st.types.insert(name.name.clone(), ty.clone());
+        let seq = st.seq;
+        drop(st);
+        self.record(cmd.record, cmd.text, cmd.props)?;
+        Ok(Outcome::command(
+            &format!(
+                "Registered custom type with name '{}' and SQL type {ty}",
+                name.name
+            ),
+            None,
+            seq,
+        ))
+    }
+
+    /// DROP TYPE: statements after it no longer know the name (sources
+    /// declared with it keep their columns).
+    pub(super) fn drop_type(
+        &self,
+        name: &Ident,
+        if_exists: bool,
+        cmd: &Cmd<'_>,
+    ) -> Result<Outcome, SqlError> {
+        let mut st = lock(&self.inner.state);
+        if st.types.remove(&name.name).is_none() {
+            if if_exists {
+                return Ok(Outcome::command(
+                    &format!("Type {} does not exist.", name.name),
+                    None,
+                    st.seq,
+                ));
+            }
+            return Err(SqlError::not_found(
+                Some(name.pos),
+                format!("Type {} does not exist.", name.name),
+            ));
+        }
+        let seq = st.seq;
+        drop(st);
+        self.record(cmd.record, cmd.text, cmd.props)?;
+        Ok(Outcome::command(
+            &format!("Dropped type '{}'", name.name),
+            None,
+            seq,
+        ))
+    }
+
     /// ALTER STREAM|TABLE … ADD COLUMN: value columns appended to a source
     /// declared with CREATE (not a source one, not a query's sink); queries
     /// started afterwards read them.

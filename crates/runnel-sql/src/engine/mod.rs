@@ -157,6 +157,8 @@ struct State {
     seq: i64,
     /// Tables' materializations by table name (the query serving it).
     serving: HashMap<String, String>,
+    /// Custom types (CREATE TYPE) by name.
+    types: BTreeMap<String, crate::types::SqlType>,
 }
 
 struct Inner {
@@ -245,6 +247,7 @@ impl Engine {
                     variables: BTreeMap::new(),
                     seq: 0,
                     serving: HashMap::new(),
+                    types: BTreeMap::new(),
                 }),
                 admin: Mutex::new(admin),
                 transient: AtomicU64::new(0),
@@ -294,7 +297,9 @@ impl Engine {
         text: &str,
         props: &BTreeMap<String, String>,
     ) -> Result<Vec<Executed>, (SqlError, Vec<Executed>)> {
-        let parsed = crate::parser::parse(text).map_err(|e| (SqlError::from(e), Vec::new()))?;
+        let types = lock(&self.inner.state).types.clone();
+        let parsed = crate::parser::parse_with_types(text, &types)
+            .map_err(|e| (SqlError::from(e), Vec::new()))?;
         // One statement at a time, after those other engines recorded.
         let _turn = lock(&self.inner.commands);
         self.catch_up(false).map_err(|e| (e, Vec::new()))?;
@@ -393,6 +398,12 @@ impl Engine {
             Statement::Unset { name } => self.unset(name),
             Statement::Define { name, value } => self.define(name, value),
             Statement::Undefine { name } => self.undefine(name),
+            Statement::CreateType {
+                name,
+                ty,
+                if_not_exists,
+            } => self.create_type(name, ty, *if_not_exists, &cmd),
+            Statement::DropType { name, if_exists } => self.drop_type(name, *if_exists, &cmd),
             Statement::Alter {
                 kind,
                 name,
@@ -422,7 +433,8 @@ impl Engine {
         text: &str,
         props: &BTreeMap<String, String>,
     ) -> Result<QueryStream, SqlError> {
-        let p = crate::parser::parse_one(text)?;
+        let types = lock(&self.inner.state).types.clone();
+        let p = crate::parser::parse_one_with_types(text, &types)?;
         match &p.statement {
             Statement::Select(q) if q.emit.is_none() => {
                 let local_only = props.get(PULL_LOCAL_ONLY).is_some_and(|v| v == "true");
