@@ -89,7 +89,7 @@ impl Scope {
         qualifier: Option<&Ident>,
         name: &Ident,
     ) -> Result<&ScopeColumn, SqlError> {
-        let found: Vec<&ScopeColumn> = self
+        let mut found: Vec<&ScopeColumn> = self
             .columns
             .iter()
             .filter(|c| {
@@ -97,6 +97,18 @@ impl Scope {
                     && qualifier.is_none_or(|q| c.qualifier.as_deref() == Some(q.name.as_str()))
             })
             .collect();
+        // A window bound belongs to the aggregation, not to a source: a
+        // source's name may qualify it (`t.WINDOWSTART`).
+        if found.is_empty()
+            && qualifier.is_some()
+            && (name.name == crate::schema::WINDOWSTART || name.name == crate::schema::WINDOWEND)
+        {
+            found = self
+                .columns
+                .iter()
+                .filter(|c| c.name == name.name && c.qualifier.is_none())
+                .collect();
+        }
         match found.as_slice() {
             [one] => Ok(one),
             [] => {
