@@ -377,6 +377,34 @@ impl<'a> Planner<'a> {
                 ));
             }
         }
+        // Without a window, a window bound selected under its own name is
+        // refused before GROUP BY is resolved, as ksqlDB checks the
+        // projection first.
+        if q.window.is_none() {
+            for item in &select {
+                if let SelectItem::Expr {
+                    expr:
+                        Expr {
+                            kind: ExprKind::Column { name, .. },
+                            ..
+                        },
+                    alias: None,
+                } = item
+                {
+                    if name.name == crate::schema::WINDOWSTART
+                        || name.name == crate::schema::WINDOWEND
+                    {
+                        return Err(err(
+                            name.pos,
+                            format!(
+                                "Reserved column name in select: `{}`. Please remove or alias the column.",
+                                name.name
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         // Group expressions.
         let mut group_texts = Vec::new();
         let mut group_exprs = Vec::new();
