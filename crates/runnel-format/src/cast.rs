@@ -151,9 +151,13 @@ pub fn from_text(ty: &SqlType, s: &str) -> Result<Value, ValueError> {
     })
 }
 
-/// `YYYY-MM-DD` as days since the epoch.
+/// `YYYY-MM-DD` as days since the epoch; as ksqlDB, a partial date
+/// (`YYYY-MM`, `YYYY`) is its first day.
 pub fn parse_date(s: &str) -> Option<i32> {
-    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .or_else(|_| chrono::NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d"))
+        .or_else(|_| chrono::NaiveDate::parse_from_str(&format!("{s}-01-01"), "%Y-%m-%d"))
+        .ok()?;
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
     i32::try_from((d - epoch).num_days()).ok()
 }
@@ -344,6 +348,9 @@ mod tests {
     #[test]
     fn temporal_text_parses() {
         assert_eq!(parse_date("1970-01-02"), Some(1));
+        assert_eq!(parse_date("1970-02"), Some(31));
+        assert_eq!(parse_date("1971"), Some(365));
+        assert_eq!(parse_date("1970-13"), None);
         assert_eq!(parse_time("00:00:01.5"), Some(1500));
         assert_eq!(parse_timestamp("1970-01-01T00:00:01Z"), Some(1000));
         assert_eq!(parse_timestamp("1970-01-01 00:00:02"), Some(2000));
