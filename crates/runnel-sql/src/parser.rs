@@ -830,6 +830,25 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// An optional `IF NOT EXISTS`.
+    fn if_not_exists(&mut self) -> PResult<bool> {
+        if !self.eat_word("IF") {
+            return Ok(false);
+        }
+        self.expect_word("NOT")?;
+        self.expect_word("EXISTS")?;
+        Ok(true)
+    }
+
+    /// An optional `IF EXISTS`.
+    fn if_exists(&mut self) -> PResult<bool> {
+        if !self.eat_word("IF") {
+            return Ok(false);
+        }
+        self.expect_word("EXISTS")?;
+        Ok(true)
+    }
+
     fn source_kind(&mut self) -> PResult<SourceKind> {
         if self.eat_word("STREAM") {
             Ok(SourceKind::Stream)
@@ -855,13 +874,7 @@ impl<'a> Parser<'a> {
             return self.create_connector();
         }
         if !or_replace && self.eat_word("TYPE") {
-            let if_not_exists = if self.eat_word("IF") {
-                self.expect_word("NOT")?;
-                self.expect_word("EXISTS")?;
-                true
-            } else {
-                false
-            };
+            let if_not_exists = self.if_not_exists()?;
             let name = self.ident("a type name")?;
             self.expect_word("AS")?;
             let ty = self.sql_type()?;
@@ -874,13 +887,7 @@ impl<'a> Parser<'a> {
         let source_pos = self.pos();
         let source = self.eat_word("SOURCE");
         let kind = self.source_kind()?;
-        let if_not_exists = if self.eat_word("IF") {
-            self.expect_word("NOT")?;
-            self.expect_word("EXISTS")?;
-            true
-        } else {
-            false
-        };
+        let if_not_exists = self.if_not_exists()?;
         let name = self.ident("a stream or table name")?;
         let columns_pos = self.pos();
         let columns = if self.at(&TokenKind::LParen) {
@@ -1103,13 +1110,7 @@ impl<'a> Parser<'a> {
             ConnectorKind::Sink
         };
         self.expect_word("CONNECTOR")?;
-        let if_not_exists = if self.eat_word("IF") {
-            self.expect_word("NOT")?;
-            self.expect_word("EXISTS")?;
-            true
-        } else {
-            false
-        };
+        let if_not_exists = self.if_not_exists()?;
         let name = self.ident("a connector name")?;
         self.expect_word("WITH")?;
         self.expect(&TokenKind::LParen, "'('")?;
@@ -1151,32 +1152,17 @@ impl<'a> Parser<'a> {
     fn drop_statement(&mut self) -> PResult<Statement> {
         self.expect_word("DROP")?;
         if self.eat_word("TYPE") {
-            let if_exists = if self.eat_word("IF") {
-                self.expect_word("EXISTS")?;
-                true
-            } else {
-                false
-            };
+            let if_exists = self.if_exists()?;
             let name = self.ident("a type name")?;
             return Ok(Statement::DropType { name, if_exists });
         }
         if self.eat_word("CONNECTOR") {
-            let if_exists = if self.eat_word("IF") {
-                self.expect_word("EXISTS")?;
-                true
-            } else {
-                false
-            };
+            let if_exists = self.if_exists()?;
             let name = self.ident("a connector name")?;
             return Ok(Statement::DropConnector { if_exists, name });
         }
         let kind = self.source_kind()?;
-        let if_exists = if self.eat_word("IF") {
-            self.expect_word("EXISTS")?;
-            true
-        } else {
-            false
-        };
+        let if_exists = self.if_exists()?;
         let name = self.ident("a stream or table name")?;
         let delete_topic = if self.eat_word("DELETE") {
             self.expect_word("TOPIC")?;
